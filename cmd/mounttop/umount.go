@@ -1,0 +1,4 @@
+package main
+
+// runUmount is `mounttop umount`; being built in unmount/ (issue 3).
+func runUmount(args []string) error { return usagef("umount: not built yet") }

@@ -1,0 +1,206 @@
+package testns
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// Tmpfs mounts a fresh tmpfs on a new directory under t.TempDir and returns
+// its path; it is unmounted (lazily, so a leftover holder cannot fail the
+// cleanup) when the test ends.
+func Tmpfs(t testing.TB, opts string) string {
+	t.Helper()
+	Require(t, Namespace)
+	dir := mkdir(t, "tmpfs")
+	if err := unix.Mount("mounttop-test", dir, "tmpfs", 0, opts); err != nil {
+		t.Fatalf("mount tmpfs on %s: %v", dir, err)
+	}
+	cleanupMount(t, dir)
+	return dir
+}
+
+// Bind bind-mounts src on a new directory and returns its path.
+func Bind(t testing.TB, src string) string {
+	t.Helper()
+	Require(t, Namespace)
+	dir := mkdir(t, "bind")
+	if err := unix.Mount(src, dir, "", unix.MS_BIND, ""); err != nil {
+		t.Fatalf("bind %s on %s: %v", src, dir, err)
+	}
+	cleanupMount(t, dir)
+	return dir
+}
+
+// Loop is a loop-mounted ext4 image.
+type Loop struct {
+	Image, Device, Dir string
+}
+
+// LoopExt4 makes an ext4 image of sizeMiB in the test's temp dir, attaches
+// it to a loop device and mounts it. Needs real root and mkfs.ext4.
+func LoopExt4(t testing.TB, sizeMiB int) Loop {
+	t.Helper()
+	Require(t, RealRoot)
+	mkfs := RequireTool(t, "mkfs.ext4")
+	losetup := RequireTool(t, "losetup")
+	img := filepath.Join(t.TempDir(), "disk.img")
+	f, err := os.Create(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Truncate(int64(sizeMiB) << 20); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	if out, err := exec.Command(mkfs, "-q", "-F", img).CombinedOutput(); err != nil {
+		t.Fatalf("mkfs.ext4: %v: %s", err, out)
+	}
+	out, err := exec.Command(losetup, "--find", "--show", img).Output()
+	if err != nil {
+		t.Fatalf("losetup: %v", err)
+	}
+	dev := strings.TrimSpace(string(out))
+	t.Cleanup(func() { _ = exec.Command(losetup, "-d", dev).Run() })
+	dir := mkdir(t, "ext4")
+	if err := unix.Mount(dev, dir, "ext4", 0, ""); err != nil {
+		t.Fatalf("mount %s on %s: %v", dev, dir, err)
+	}
+	cleanupMount(t, dir)
+	return Loop{Image: img, Device: dev, Dir: dir}
+}
+
+// Fuse is a bindfs mount and its daemon.
+type Fuse struct {
+	Dir    string
+	Daemon *os.Process
+}
+
+// Bindfs mounts src through bindfs (a FUSE filesystem) in the foreground so
+// the test owns the daemon's pid; Stop/Cont freeze and thaw the daemon to
+// play a dead server.
+func Bindfs(t testing.TB, src string) *Fuse {
+	t.Helper()
+	Require(t, Namespace)
+	bin := RequireTool(t, "bindfs")
+	dir := mkdir(t, "fuse")
+	cmd := exec.Command(bin, "-f", "--no-allow-other", src, dir)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: unix.SIGKILL}
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("bindfs: %v", err)
+	}
+	fs := &Fuse{Dir: dir, Daemon: cmd.Process}
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(unix.SIGCONT)
+		_ = unix.Unmount(dir, unix.MNT_DETACH)
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+	})
+	deadline := time.Now().Add(10 * time.Second)
+	for !IsMountPoint(dir) {
+		if time.Now().After(deadline) {
+			t.Fatalf("bindfs did not mount %s: %s", dir, stderr.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return fs
+}
+
+// Stop freezes the FUSE daemon (SIGSTOP): requests to it now hang.
+func (f *Fuse) Stop(t testing.TB) {
+	t.Helper()
+	if err := f.Daemon.Signal(unix.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Cont thaws the daemon.
+func (f *Fuse) Cont(t testing.TB) {
+	t.Helper()
+	if err := f.Daemon.Signal(unix.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// IsMountPoint reports whether path is a mount point in this namespace,
+// reading /proc/self/mountinfo only (no path walk below it).
+func IsMountPoint(path string) bool {
+	f, err := os.Open("/proc/self/mountinfo")
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		fields := strings.Fields(sc.Text())
+		if len(fields) > 4 && unescapeOctal(fields[4]) == path {
+			return true
+		}
+	}
+	return false
+}
+
+// MountDir makes a fresh empty directory under the test's temp dir, for a
+// test that mounts something of its own.
+func MountDir(t testing.TB, name string) string { t.Helper(); return mkdir(t, name) }
+
+// CleanupMount arranges for dir to be detached when the test ends.
+func CleanupMount(t testing.TB, dir string) { cleanupMount(t, dir) }
+
+func mkdir(t testing.TB, name string) string {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), name)
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+func cleanupMount(t testing.TB, dir string) {
+	t.Cleanup(func() {
+		// Detach repeatedly: a test may have stacked mounts on dir.
+		for i := 0; i < 8 && IsMountPoint(dir); i++ {
+			if err := unix.Unmount(dir, unix.MNT_DETACH); err != nil {
+				fmt.Fprintf(os.Stderr, "testns: detaching %s: %v\n", dir, err)
+				return
+			}
+		}
+	})
+}
+
+func unescapeOctal(s string) string {
+	if !strings.Contains(s, `\`) {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\\' && i+3 < len(s) {
+			var v byte
+			ok := true
+			for _, c := range []byte(s[i+1 : i+4]) {
+				if c < '0' || c > '7' {
+					ok = false
+					break
+				}
+				v = v*8 + (c - '0')
+			}
+			if ok {
+				b.WriteByte(v)
+				i += 3
+				continue
+			}
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
+}
