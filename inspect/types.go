@@ -60,19 +60,19 @@ func (p Propagation) String() string {
 // Mount is one entry of the mount table (proc(5) mountinfo), with its
 // unique ID.
 type Mount struct {
-	ID            MountID // unique ID; the key everything else uses
-	OldID         int     // reusable 32-bit ID (mountinfo field 1, fdinfo mnt_id)
-	ParentID      MountID // unique ID of the parent (== ID for the namespace root)
-	OldParentID   int
-	Major, Minor  int    // st_dev of the filesystem (mountinfo field 3)
-	Root          string // root of the mount within its filesystem
-	Mountpoint    string // where it is mounted, relative to our root
-	FSType        string
-	Source        string
-	Options       string // per-mount options (rw,nosuid,...)
-	SuperOptions  string // per-superblock options
-	Propagation   Propagation
-	Children      []MountID // mounts whose parent is this one, in table order
+	ID           MountID // unique ID; the key everything else uses
+	OldID        int     // reusable 32-bit ID (mountinfo field 1, fdinfo mnt_id)
+	ParentID     MountID // unique ID of the parent (== ID for the namespace root)
+	OldParentID  int
+	Major, Minor int    // st_dev of the filesystem (mountinfo field 3)
+	Root         string // root of the mount within its filesystem
+	Mountpoint   string // where it is mounted, relative to our root
+	FSType       string
+	Source       string
+	Options      string // per-mount options (rw,nosuid,...)
+	SuperOptions string // per-superblock options
+	Propagation  Propagation
+	Children     []MountID // mounts whose parent is this one, in table order
 }
 
 // ReadOnly reports whether the mount itself is read-only.

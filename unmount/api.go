@@ -96,16 +96,16 @@ type HolderAction struct {
 // Plan is the staged unmount's plan: the target as inspected and what will
 // happen to each holder. It is shown (dry run) before anything changes.
 type Plan struct {
-	Target     inspect.Mount
-	Mode       Mode
-	Policy     Policy
-	Grace      time.Duration // signal policy: SIGTERM -> SIGKILL
-	Interval   time.Duration // drain rescan interval (1s default)
-	Timeout    time.Duration // give up draining after this
-	Recursive  bool          // unmount submounts too, deepest first
-	Submounts  []inspect.Mount
-	Holders    []HolderAction
-	Warnings   []string
+	Target    inspect.Mount
+	Mode      Mode
+	Policy    Policy
+	Grace     time.Duration // signal policy: SIGTERM -> SIGKILL
+	Interval  time.Duration // drain rescan interval (1s default)
+	Timeout   time.Duration // give up draining after this
+	Recursive bool          // unmount submounts too, deepest first
+	Submounts []inspect.Mount
+	Holders   []HolderAction
+	Warnings  []string
 }
 
 // HolderState is one holder's state during a run, for the progress pane.

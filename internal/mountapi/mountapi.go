@@ -25,10 +25,10 @@ const (
 // mntIDReq is struct mnt_id_req, version 0 (24 bytes): size, spare,
 // mnt_id, param.
 type mntIDReq struct {
-	size   uint32
-	spare  uint32
-	mntID  uint64
-	param  uint64
+	size  uint32
+	spare uint32
+	mntID uint64
+	param uint64
 }
 
 // ErrUnsupported reports a kernel without listmount/statmount (before 6.8).

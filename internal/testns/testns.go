@@ -27,9 +27,9 @@ import (
 )
 
 const (
-	envInNS   = "MOUNTTOP_TESTNS"       // "root" or "userns" once inside
-	envNoNS   = "MOUNTTOP_TESTNS_NONE"  // why no namespace could be made
-	envVictim = "MOUNTTOP_TEST_VICTIM"  // a victim role to run instead of tests
+	envInNS   = "MOUNTTOP_TESTNS"      // "root" or "userns" once inside
+	envNoNS   = "MOUNTTOP_TESTNS_NONE" // why no namespace could be made
+	envVictim = "MOUNTTOP_TEST_VICTIM" // a victim role to run instead of tests
 )
 
 // Main runs a victim role if this process is one, otherwise the package's

@@ -36,17 +36,17 @@ type Victim struct {
 
 // Victim roles, each documented where it is implemented.
 const (
-	RoleSleep      = "sleep"       // no args: just lives (exe and chroot tests)
-	RoleFD         = "fd"          // PATH MODE(r|w|rw): holds an open fd
-	RoleCwd        = "cwd"         // DIR: cwd in DIR
-	RoleRoot       = "root"        // DIR: chroot(DIR)
-	RoleMmap       = "mmap"        // PATH: maps the file, closes the fd
-	RoleMmapTouch  = "mmap-touch"  // PATH: maps and reads it every 10ms, reports "fault"
-	RoleLock       = "lock"        // PATH KIND(flock|posix|ofd) MODE(r|w)
-	RoleFifoRead   = "fifo-read"   // PATH: blocked in read(2) on a FIFO, reports its result
-	RoleThreads    = "threads"     // PATH N: N threads each blocked in read(2) on the FIFO
-	RoleReopen     = "reopen"      // DIR NAME: cwd in DIR, reopens NAME by relative path
-	RoleDirfd      = "dirfd"       // DIR NAME: holds a dirfd on DIR, reopens NAME through it
+	RoleSleep     = "sleep"      // no args: just lives (exe and chroot tests)
+	RoleFD        = "fd"         // PATH MODE(r|w|rw): holds an open fd
+	RoleCwd       = "cwd"        // DIR: cwd in DIR
+	RoleRoot      = "root"       // DIR: chroot(DIR)
+	RoleMmap      = "mmap"       // PATH: maps the file, closes the fd
+	RoleMmapTouch = "mmap-touch" // PATH: maps and reads it every 10ms, reports "fault"
+	RoleLock      = "lock"       // PATH KIND(flock|posix|ofd) MODE(r|w)
+	RoleFifoRead  = "fifo-read"  // PATH: blocked in read(2) on a FIFO, reports its result
+	RoleThreads   = "threads"    // PATH N: N threads each blocked in read(2) on the FIFO
+	RoleReopen    = "reopen"     // DIR NAME: cwd in DIR, reopens NAME by relative path
+	RoleDirfd     = "dirfd"      // DIR NAME: holds a dirfd on DIR, reopens NAME through it
 )
 
 // StartVictim starts the test binary as a victim in the given role and waits
@@ -206,21 +206,49 @@ func CopySelf(t testing.TB, dir string) string {
 	return dst
 }
 
-// runVictim is the entry point of a victim process.
-func runVictim(role string, args []string) int {
-	need := map[string]int{RoleSleep: 0, RoleFD: 2, RoleCwd: 1, RoleRoot: 1, RoleMmap: 1,
+// RoleFunc is a victim role's body: it sets up what it holds, prints
+// "ready", then reports what happens to it. It normally never returns.
+type RoleFunc func(args []string) error
+
+type role struct {
+	nargs int
+	run   RoleFunc
+}
+
+var roles = map[string]role{}
+
+// RegisterRole adds a victim role (call it from an init func in the test
+// harness or in a package's _test files). nargs is the minimum arg count.
+func RegisterRole(name string, nargs int, run RoleFunc) { roles[name] = role{nargs, run} }
+
+func init() {
+	builtin := map[string]int{RoleSleep: 0, RoleFD: 2, RoleCwd: 1, RoleRoot: 1, RoleMmap: 1,
 		RoleMmapTouch: 1, RoleLock: 3, RoleFifoRead: 1, RoleThreads: 2, RoleReopen: 2, RoleDirfd: 2}
-	n, ok := need[role]
-	if !ok || len(args) < n {
-		fmt.Fprintf(os.Stderr, "victim: bad role %q %q\n", role, args)
+	for name, n := range builtin {
+		name := name
+		RegisterRole(name, n, func(args []string) error { return victim(name, args) })
+	}
+}
+
+// runVictim is the entry point of a victim process.
+func runVictim(name string, args []string) int {
+	r, ok := roles[name]
+	if !ok || len(args) < r.nargs {
+		fmt.Fprintf(os.Stderr, "victim: bad role %q %q\n", name, args)
 		return 2
 	}
-	if err := victim(role, args); err != nil {
-		fmt.Fprintf(os.Stderr, "victim %s: %v\n", role, err)
+	if err := r.run(args); err != nil {
+		fmt.Fprintf(os.Stderr, "victim %s: %v\n", name, err)
 		return 1
 	}
 	return 0
 }
+
+// Say prints one report line from a victim role to the test.
+func Say(format string, a ...any) { say(format, a...) }
+
+// Forever blocks a victim role for good.
+func Forever() { forever() }
 
 func say(format string, a ...any) { fmt.Fprintf(os.Stdout, format+"\n", a...) }
 
