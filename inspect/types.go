@@ -155,6 +155,7 @@ type Use struct {
 	Start   uint64 // mapping range for UseMmap
 	End     uint64
 	Lock    *Lock // for UseLock
+	Count   int   // uses this entry stands for: 1, or more in a count-only scan (DetailCounts)
 }
 
 // Holder is a process that holds a mount, with its uses of that mount only.

@@ -1,4 +1,398 @@
 package main
 
-func runList(args []string) error    { return usagef("list: not built yet") }
-func runHolders(args []string) error { return usagef("holders: not built yet") }
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"mounttop/inspect"
+	"mounttop/internal/termsafe"
+)
+
+// scanFlags are the flags every scanning subcommand shares.
+type scanFlags struct {
+	proc    string
+	timeout time.Duration
+	json    bool
+}
+
+func (f *scanFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&f.proc, "proc", "/proc", "the proc filesystem to read")
+	fs.DurationVar(&f.timeout, "timeout", 10*time.Second, "give up on the scan after this long (partial results are reported)")
+	fs.BoolVar(&f.json, "json", false, "print JSON (names carried exactly; invalid UTF-8 as \\udcXX)")
+}
+
+// newFlagSet makes a subcommand's flag set whose errors are usage errors
+// (exit 2) and whose --help prints the usage and exits 0.
+func newFlagSet(name, usage string) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {
+		fmt.Fprint(os.Stdout, usage)
+		fs.SetOutput(os.Stdout)
+		fs.PrintDefaults()
+	}
+	return fs
+}
+
+func parseFlags(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		if err == flag.ErrHelp {
+			fs.Usage()
+			return errHelp
+		}
+		return usagef("%s: %v (see mounttop %s --help)", fs.Name(), err, fs.Name())
+	}
+	return nil
+}
+
+func (f *scanFlags) scan(opts ...inspect.Option) (*inspect.Snapshot, error) {
+	in, err := inspect.New(f.proc, opts...)
+	if err != nil {
+		return nil, usagef("%v", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), f.timeout)
+	defer cancel()
+	return in.Scan(ctx)
+}
+
+const listUsage = `usage: mounttop list [--json] [--proc DIR] [--timeout D]
+
+The mount tree of this mount namespace, one line per mount, with the number
+of processes holding each. Walks no mount point: MNT_EXPIRE marks survive.
+`
+
+func runList(args []string) error {
+	var f scanFlags
+	fs := newFlagSet("list", listUsage)
+	f.register(fs)
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usagef("list: unexpected argument %s", termsafe.Quote(fs.Arg(0)))
+	}
+	snap, err := f.scan(inspect.WithDetail(inspect.DetailCounts))
+	if err != nil {
+		return err
+	}
+	if f.json {
+		return writeJSON(os.Stdout, listJSON(snap))
+	}
+	writeListText(os.Stdout, snap)
+	return nil
+}
+
+// column is one column of `list`'s text output, in the manner of findmnt's
+// infos[] table: one place says what a column is and how it is drawn.
+type column struct {
+	name  string
+	value func(s *inspect.Snapshot, m *inspect.Mount, depth int) string
+}
+
+var listColumns = []column{
+	{"TARGET", func(_ *inspect.Snapshot, m *inspect.Mount, depth int) string {
+		return strings.Repeat("  ", depth) + termsafe.Text(m.Mountpoint)
+	}},
+	{"SOURCE", func(_ *inspect.Snapshot, m *inspect.Mount, _ int) string { return termsafe.Text(m.Source) }},
+	{"FSTYPE", func(_ *inspect.Snapshot, m *inspect.Mount, _ int) string { return termsafe.Text(m.FSType) }},
+	{"MODE", func(_ *inspect.Snapshot, m *inspect.Mount, _ int) string {
+		if m.ReadOnly() {
+			return "ro"
+		}
+		return "rw"
+	}},
+	{"PROPAGATION", func(_ *inspect.Snapshot, m *inspect.Mount, _ int) string { return m.Propagation.String() }},
+	{"ID", func(_ *inspect.Snapshot, m *inspect.Mount, _ int) string { return fmt.Sprint(m.OldID) }},
+	{"HOLDERS", func(s *inspect.Snapshot, m *inspect.Mount, _ int) string { return fmt.Sprint(len(s.HoldersOf(m.ID))) }},
+}
+
+func writeListText(w io.Writer, snap *inspect.Snapshot) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	for i, c := range listColumns {
+		if i > 0 {
+			fmt.Fprint(tw, "\t")
+		}
+		fmt.Fprint(tw, c.name)
+	}
+	fmt.Fprintln(tw)
+	var walk func(id inspect.MountID, depth int)
+	seen := map[inspect.MountID]bool{}
+	walk = func(id inspect.MountID, depth int) {
+		m, ok := snap.Mount(id)
+		if !ok || seen[id] {
+			return
+		}
+		seen[id] = true
+		for i, c := range listColumns {
+			if i > 0 {
+				fmt.Fprint(tw, "\t")
+			}
+			fmt.Fprint(tw, c.value(snap, m, depth))
+		}
+		fmt.Fprintln(tw)
+		for _, c := range m.Children {
+			walk(c, depth+1)
+		}
+	}
+	for _, r := range snap.Roots() {
+		walk(r, 0)
+	}
+	tw.Flush()
+	writeWarnings(os.Stderr, snap.Warnings)
+}
+
+func writeWarnings(w io.Writer, ws []inspect.Warning) {
+	for _, warn := range ws {
+		fmt.Fprintln(w, "mounttop: warning: "+termsafe.Text(warn.String()))
+	}
+}
+
+// JSON shapes: field names are a stable interface for scripts; add, never
+// rename.
+type mountJSON struct {
+	ID             int           `json:"id"`
+	UniqueID       uint64        `json:"unique_id"`
+	ParentID       int           `json:"parent_id"`
+	ParentUniqueID uint64        `json:"parent_unique_id"`
+	Mountpoint     termsafe.Name `json:"mountpoint"`
+	Root           termsafe.Name `json:"root"`
+	FSType         termsafe.Name `json:"fstype"`
+	Source         termsafe.Name `json:"source"`
+	Device         string        `json:"device"`
+	Options        termsafe.Name `json:"options"`
+	Propagation    string        `json:"propagation"`
+	ReadOnly       bool          `json:"read_only"`
+	Holders        *int          `json:"holders,omitempty"`
+}
+
+type listOut struct {
+	UniqueIDs bool        `json:"unique_ids"`
+	Mounts    []mountJSON `json:"mounts"`
+	Processes int         `json:"processes_scanned"`
+	Warnings  []string    `json:"warnings"`
+}
+
+func toMountJSON(m *inspect.Mount) mountJSON {
+	return mountJSON{
+		ID: m.OldID, UniqueID: uint64(m.ID), ParentID: m.OldParentID, ParentUniqueID: uint64(m.ParentID),
+		Mountpoint: termsafe.Name(m.Mountpoint), Root: termsafe.Name(m.Root), FSType: termsafe.Name(m.FSType),
+		Source: termsafe.Name(m.Source), Device: m.Device(), Options: termsafe.Name(m.Options),
+		Propagation: m.Propagation.String(), ReadOnly: m.ReadOnly(),
+	}
+}
+
+func listJSON(snap *inspect.Snapshot) listOut {
+	out := listOut{UniqueIDs: snap.UniqueIDs, Mounts: []mountJSON{}, Processes: snap.Processes, Warnings: warningsJSON(snap.Warnings)}
+	for i := range snap.Mounts {
+		m := &snap.Mounts[i]
+		j := toMountJSON(m)
+		n := len(snap.HoldersOf(m.ID))
+		j.Holders = &n
+		out.Mounts = append(out.Mounts, j)
+	}
+	return out
+}
+
+func warningsJSON(ws []inspect.Warning) []string {
+	out := []string{}
+	for _, w := range ws {
+		out = append(out, w.String())
+	}
+	return out
+}
+
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	return enc.Encode(v)
+}
+
+const holdersUsage = `usage: mounttop holders [--json] [--proc DIR] [--timeout D] PATH
+
+Who holds the mount at PATH, and how: open fds (with access mode), cwd and
+root, executable, memory mappings and file locks, per process. PATH must be
+a mount point: a path inside a mount is refused with the mount it lies on.
+`
+
+func runHolders(args []string) error {
+	var f scanFlags
+	fs := newFlagSet("holders", holdersUsage)
+	f.register(fs)
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
+		return usagef("holders: give exactly one PATH (see mounttop holders --help)")
+	}
+	in, err := inspect.New(f.proc)
+	if err != nil {
+		return usagef("%v", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), f.timeout)
+	defer cancel()
+	table, err := in.Mounts(ctx)
+	if err != nil {
+		return err
+	}
+	target, err := table.Resolve(fs.Arg(0))
+	if err != nil {
+		return usagef("holders: %v", err)
+	}
+	snap, err := f.scan(inspect.WithFocus(target.ID))
+	if err != nil {
+		return err
+	}
+	m, ok := snap.Mount(target.ID)
+	if !ok {
+		return fmt.Errorf("holders: the mount at %s went away during the scan", termsafe.Quote(target.Mountpoint))
+	}
+	if f.json {
+		return writeJSON(os.Stdout, holdersJSON(snap, m))
+	}
+	writeHoldersText(os.Stdout, snap, m)
+	return nil
+}
+
+type lockJSON struct {
+	Type   string `json:"type"`
+	Mode   string `json:"mode"`
+	Start  string `json:"start"`
+	End    string `json:"end"`
+	Waiter bool   `json:"waiter,omitempty"`
+}
+
+type useJSON struct {
+	Kind    string        `json:"kind"`
+	FD      *int          `json:"fd,omitempty"`
+	TID     int           `json:"tid,omitempty"`
+	Path    termsafe.Name `json:"path"`
+	Mode    string        `json:"mode,omitempty"`
+	Deleted bool          `json:"deleted"`
+	Inode   uint64        `json:"inode,omitempty"`
+	Start   string        `json:"start,omitempty"`
+	End     string        `json:"end,omitempty"`
+	Lock    *lockJSON     `json:"lock,omitempty"`
+}
+
+type holderJSON struct {
+	PID     int             `json:"pid"`
+	Comm    termsafe.Name   `json:"comm"`
+	Cmdline []termsafe.Name `json:"cmdline"`
+	UID     int             `json:"uid"`
+	User    termsafe.Name   `json:"user"`
+	State   string          `json:"state"`
+	Started time.Time       `json:"started"`
+	Uses    []useJSON       `json:"uses"`
+}
+
+type holdersOut struct {
+	Mount          mountJSON    `json:"mount"`
+	Holders        []holderJSON `json:"holders"`
+	SameFilesystem []mountJSON  `json:"same_filesystem"`
+	Warnings       []string     `json:"warnings"`
+}
+
+func holdersJSON(snap *inspect.Snapshot, m *inspect.Mount) holdersOut {
+	out := holdersOut{Mount: toMountJSON(m), Holders: []holderJSON{}, SameFilesystem: []mountJSON{}, Warnings: warningsJSON(snap.Warnings)}
+	for _, h := range snap.HoldersOf(m.ID) {
+		hj := holderJSON{PID: h.PID, Comm: termsafe.Name(h.Comm), Cmdline: []termsafe.Name{}, UID: h.UID,
+			User: termsafe.Name(h.User), State: string(h.State), Started: h.Started, Uses: []useJSON{}}
+		for _, a := range h.Cmdline {
+			hj.Cmdline = append(hj.Cmdline, termsafe.Name(a))
+		}
+		for _, u := range h.Uses {
+			uj := useJSON{Kind: u.Kind.String(), TID: u.TID, Path: termsafe.Name(u.Path), Mode: u.Access.String(), Deleted: u.Deleted, Inode: u.Inode}
+			if u.FD >= 0 {
+				fd := u.FD
+				uj.FD = &fd
+			}
+			if u.Kind == inspect.UseMmap {
+				uj.Start, uj.End = fmt.Sprintf("0x%x", u.Start), fmt.Sprintf("0x%x", u.End)
+			}
+			if u.Lock != nil {
+				uj.Lock = &lockJSON{Type: u.Lock.Type, Mode: u.Lock.Mode, Start: u.Lock.Start, End: u.Lock.End, Waiter: u.Lock.Waiter}
+			}
+			hj.Uses = append(hj.Uses, uj)
+		}
+		out.Holders = append(out.Holders, hj)
+	}
+	for _, o := range snap.SameFilesystem(m.ID) {
+		out.SameFilesystem = append(out.SameFilesystem, toMountJSON(o))
+	}
+	return out
+}
+
+func writeHoldersText(w io.Writer, snap *inspect.Snapshot, m *inspect.Mount) {
+	holders := snap.HoldersOf(m.ID)
+	fmt.Fprintf(w, "%s  %s  %s  (mount %d, unique %d)\n", termsafe.Text(m.Mountpoint), termsafe.Text(m.FSType),
+		termsafe.Text(m.Source), m.OldID, uint64(m.ID))
+	if len(holders) == 0 {
+		fmt.Fprintln(w, "no process holds it")
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	if len(holders) > 0 {
+		fmt.Fprintln(tw, "PID\tUSER\tUSE\tCOMMAND / PATH")
+	}
+	for _, h := range holders {
+		cmd := termsafe.Text(h.Comm)
+		if len(h.Cmdline) > 0 {
+			parts := make([]string, len(h.Cmdline))
+			for i, a := range h.Cmdline {
+				parts[i] = termsafe.Text(a)
+			}
+			cmd = strings.Join(parts, " ")
+		}
+		fmt.Fprintf(tw, "%d\t%s\t\t%s\n", h.PID, termsafe.Text(h.User), cmd)
+		uses := append([]inspect.Use(nil), h.Uses...)
+		sort.SliceStable(uses, func(i, j int) bool { return uses[i].Kind < uses[j].Kind })
+		for _, u := range uses {
+			fmt.Fprintf(tw, "\t\t%s\t%s\n", useLabel(u), termsafe.Text(u.Path)+useSuffix(u))
+		}
+	}
+	tw.Flush()
+	if others := snap.SameFilesystem(m.ID); len(others) > 0 {
+		fmt.Fprintln(w, "same filesystem also mounted at:")
+		for _, o := range others {
+			fmt.Fprintf(w, "  %s (mount %d, %d holders)\n", termsafe.Text(o.Mountpoint), o.OldID, len(snap.HoldersOf(o.ID)))
+		}
+	}
+	writeWarnings(os.Stderr, snap.Warnings)
+}
+
+func useLabel(u inspect.Use) string {
+	switch u.Kind {
+	case inspect.UseFD:
+		return fmt.Sprintf("fd %d %s", u.FD, u.Access)
+	case inspect.UseLock:
+		return fmt.Sprintf("lock %s %s", u.Lock.Type, strings.ToLower(u.Lock.Mode))
+	case inspect.UseMmap:
+		return "mmap"
+	case inspect.UseCwd, inspect.UseRoot:
+		if u.TID != 0 {
+			return fmt.Sprintf("%s (thread %d)", u.Kind, u.TID)
+		}
+	}
+	return u.Kind.String()
+}
+
+func useSuffix(u inspect.Use) string {
+	s := ""
+	if u.Kind == inspect.UseMmap {
+		s = fmt.Sprintf("  %x-%x", u.Start, u.End)
+	}
+	if u.Deleted {
+		s += "  (deleted)"
+	}
+	if u.Lock != nil && u.Lock.Waiter {
+		s += "  (waiting)"
+	}
+	return s
+}

@@ -1,0 +1,137 @@
+package inspect
+
+import (
+	"bytes"
+	"errors"
+	"strconv"
+
+	"golang.org/x/sys/unix"
+)
+
+// mapping is one file-backed line of /proc/PID/maps.
+type mapping struct {
+	start, end uint64
+	dev, ino   uint64
+	path       string
+}
+
+// parseMapsLine parses "START-END PERMS OFFSET MAJ:MIN INODE   PATH"
+// (proc(5)); ok is false for anonymous mappings.
+func parseMapsLine(line []byte) (mapping, bool) {
+	var m mapping
+	field := func() []byte {
+		line = bytes.TrimLeft(line, " ")
+		i := bytes.IndexByte(line, ' ')
+		if i < 0 {
+			f := line
+			line = nil
+			return f
+		}
+		f := line[:i]
+		line = line[i+1:]
+		return f
+	}
+	rng, _, _, dev, inode := field(), field(), field(), field(), field()
+	ino, err := strconv.ParseUint(string(inode), 10, 64)
+	if err != nil || ino == 0 {
+		return m, false
+	}
+	lo, hi, ok := bytes.Cut(rng, []byte("-"))
+	if !ok {
+		return m, false
+	}
+	m.start, _ = strconv.ParseUint(string(lo), 16, 64)
+	m.end, _ = strconv.ParseUint(string(hi), 16, 64)
+	maj, min, ok := bytes.Cut(dev, []byte(":"))
+	if !ok {
+		return m, false
+	}
+	ma, _ := strconv.ParseUint(string(maj), 16, 32)
+	mi, _ := strconv.ParseUint(string(min), 16, 32)
+	m.dev = unix.Mkdev(uint32(ma), uint32(mi))
+	m.ino = ino
+	m.path = string(bytes.TrimLeft(line, " "))
+	return m, true
+}
+
+// scanMaps attributes file mappings. The device in maps names a
+// filesystem, not a mount: where only one mount in our table has that
+// device (and the process shares our mount namespace) it is exact;
+// otherwise (bind mounts) statx of /proc/PID/map_files/START-END gives the
+// mount, which needs CAP_SYS_ADMIN (proc(5)); without it the mount is
+// chosen by the mapped path, and a warning says so.
+func (p *proc) scanMaps() {
+	b, err := p.readFile("maps")
+	if err != nil {
+		if errors.Is(err, unix.EACCES) || errors.Is(err, unix.EPERM) {
+			p.warn("cannot read memory maps", unix.EACCES)
+		}
+		return
+	}
+	noMapFiles := false
+	for len(b) > 0 {
+		line := b
+		if i := bytes.IndexByte(b, '\n'); i >= 0 {
+			line, b = b[:i], b[i+1:]
+		} else {
+			b = nil
+		}
+		m, ok := parseMapsLine(line)
+		if !ok {
+			continue
+		}
+		cands := p.tbl.byDev[m.dev]
+		if len(cands) == 0 {
+			continue
+		}
+		id := cands[0]
+		if len(cands) > 1 || p.foreign {
+			exact := false
+			if !noMapFiles {
+				name := "map_files/" + strconv.FormatUint(m.start, 16) + "-" + strconv.FormatUint(m.end, 16)
+				t, err := p.statLink(name)
+				switch {
+				case err == nil:
+					if !t.known {
+						continue
+					}
+					id, exact = t.mount, true
+				case errors.Is(err, unix.EPERM) || errors.Is(err, unix.EACCES):
+					noMapFiles = true
+				}
+			}
+			if !exact {
+				if p.foreign {
+					continue // another namespace's paths mean nothing in ours
+				}
+				id = p.byPath(cands, m.path)
+			}
+		}
+		deleted := false
+		path := m.path
+		if s, ok := bytes.CutSuffix([]byte(path), []byte(" (deleted)")); ok {
+			path, deleted = string(s), true
+		}
+		u := Use{Kind: UseMmap, FD: -1, Inode: m.ino, Start: m.start, End: m.end, Deleted: deleted}
+		if p.in.wantDetail(id) {
+			u.Path = path
+		}
+		p.add(id, u)
+	}
+	if noMapFiles {
+		p.warn("mappings attributed by path among bind mounts (map_files needs CAP_SYS_ADMIN)", nil)
+	}
+}
+
+// byPath picks, among mounts of one device, the one whose mount point is
+// the longest prefix of the mapped path.
+func (p *proc) byPath(cands []MountID, path string) MountID {
+	best, bestLen := cands[0], -1
+	for _, id := range cands {
+		m := p.tbl.byID[id]
+		if m != nil && isUnder(path, m.Mountpoint) && len(m.Mountpoint) > bestLen {
+			best, bestLen = id, len(m.Mountpoint)
+		}
+	}
+	return best
+}

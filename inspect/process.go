@@ -1,0 +1,448 @@
+package inspect
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os/user"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// scratch is one worker's reusable buffers.
+type scratch struct {
+	dents []byte
+	file  []byte
+	link  []byte
+}
+
+func newScratch() *scratch {
+	return &scratch{dents: make([]byte, 32<<10), file: make([]byte, 64<<10), link: make([]byte, unix.PathMax)}
+}
+
+// statxFlags: answer from the inode cache (a dead FUSE/NFS server is never
+// asked, statx(2) AT_STATX_DONT_SYNC) and never trigger an automount.
+const statxFlags = unix.AT_STATX_DONT_SYNC | unix.AT_NO_AUTOMOUNT
+
+const pfKthread = 0x00200000 // PF_KTHREAD in /proc/PID/stat flags
+
+// target is what statx of a magic link says about the file behind it.
+type target struct {
+	mount MountID
+	known bool // the mount is in our table
+	dev   uint64
+	ino   uint64
+	nlink uint32
+}
+
+// proc is the per-process state of one scan.
+type proc struct {
+	in      *Inspector
+	tbl     *scanTable
+	sc      *scratch
+	pid     int
+	dirfd   int
+	res     procResult
+	foreign bool // in another mount namespace: device matches are not exact
+}
+
+func (in *Inspector) scanProcess(pid int, tbl *scanTable, sc *scratch) procResult {
+	p := &proc{in: in, tbl: tbl, sc: sc, pid: pid, res: procResult{pid: pid}}
+	fd, err := unix.Open(fmt.Sprintf("%s/%d", in.procRoot, pid), unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		if !gone(err) {
+			p.warn("opening /proc entry", err)
+		}
+		return p.res
+	}
+	p.dirfd = fd
+	defer unix.Close(fd)
+	if !p.readStat() {
+		return p.res
+	}
+	if ns, err := p.statLink("ns/mnt"); err == nil && tbl.ourNS != 0 && ns.ino != tbl.ourNS {
+		p.foreign = true
+	}
+	p.scanLinks()
+	p.scanFDs()
+	p.scanMaps()
+	if len(p.res.uses) > 0 {
+		p.readIdentity()
+	}
+	return p.res
+}
+
+func (p *proc) warn(what string, err error) {
+	p.res.warnings = append(p.res.warnings, Warning{PID: p.pid, What: what, Err: err})
+}
+
+func (p *proc) add(id MountID, u Use) {
+	if p.res.uses == nil {
+		p.res.uses = map[MountID][]Use{}
+	}
+	if !p.in.wantDetail(id) {
+		// Count-only: collapse uses of one kind into one entry.
+		list := p.res.uses[id]
+		for i := range list {
+			if list[i].Kind == u.Kind {
+				list[i].Count++
+				return
+			}
+		}
+		p.res.uses[id] = append(list, Use{Kind: u.Kind, FD: -1, Count: 1})
+		return
+	}
+	u.Count = 1
+	p.res.uses[id] = append(p.res.uses[id], u)
+}
+
+// readFile reads a small /proc/PID file into the scratch buffer (growing it
+// for large maps files).
+func (p *proc) readFile(name string) ([]byte, error) {
+	fd, err := unix.Openat(p.dirfd, name, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer unix.Close(fd)
+	n := 0
+	for {
+		if n == len(p.sc.file) {
+			p.sc.file = append(p.sc.file, make([]byte, len(p.sc.file))...)
+		}
+		m, err := unix.Read(fd, p.sc.file[n:])
+		if err != nil {
+			if err == unix.EINTR {
+				continue
+			}
+			return nil, err
+		}
+		if m == 0 {
+			return p.sc.file[:n], nil
+		}
+		n += m
+	}
+}
+
+// readStat parses /proc/PID/stat (proc(5)); false for kernel threads and
+// processes that are gone.
+func (p *proc) readStat() bool {
+	b, err := p.readFile("stat")
+	if err != nil {
+		if !gone(err) {
+			p.warn("reading stat", err)
+		}
+		return false
+	}
+	open := bytes.IndexByte(b, '(')
+	close := bytes.LastIndexByte(b, ')')
+	if open < 0 || close < open {
+		p.warn("parsing stat", errors.New("malformed"))
+		return false
+	}
+	h := &p.res.holder
+	h.PID = p.pid
+	h.Comm = string(b[open+1 : close])
+	f := strings.Fields(string(b[close+1:]))
+	// f[0] is field 3 (state); field N is f[N-3].
+	if len(f) < 20 {
+		p.warn("parsing stat", errors.New("short"))
+		return false
+	}
+	h.State = f[0][0]
+	flags, _ := strconv.ParseUint(f[9-3], 10, 64)
+	if flags&pfKthread != 0 {
+		return false
+	}
+	h.Threads, _ = strconv.Atoi(f[20-3])
+	ticks, _ := strconv.ParseUint(f[22-3], 10, 64)
+	h.Started = bootTime(p.in.procRoot).Add(time.Duration(ticks) * time.Second / clockTicks)
+	var st unix.Stat_t
+	if err := unix.Fstat(p.dirfd, &st); err == nil {
+		h.UID = int(st.Uid)
+	}
+	return true
+}
+
+// clockTicks is USER_HZ, fixed at 100 on Linux for /proc's clock-tick units.
+const clockTicks = 100
+
+var (
+	bootOnce sync.Once
+	boot     time.Time
+)
+
+func bootTime(procRoot string) time.Time {
+	bootOnce.Do(func() {
+		b, err := readAll(procRoot + "/stat")
+		if err != nil {
+			return
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			if v, ok := strings.CutPrefix(line, "btime "); ok {
+				if s, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64); err == nil {
+					boot = time.Unix(s, 0)
+				}
+			}
+		}
+	})
+	return boot
+}
+
+// readIdentity fills in what only holders need: command line and user.
+func (p *proc) readIdentity() {
+	h := &p.res.holder
+	if b, err := p.readFile("cmdline"); err == nil {
+		b = bytes.TrimRight(b, "\x00")
+		if len(b) > 0 {
+			h.Cmdline = strings.Split(string(b), "\x00")
+		}
+	}
+	h.User = userName(h.UID)
+}
+
+var users sync.Map // uid -> name, for the life of the process
+
+func userName(uid int) string {
+	if v, ok := users.Load(uid); ok {
+		return v.(string)
+	}
+	name := strconv.Itoa(uid)
+	if u, err := user.LookupId(name); err == nil {
+		name = u.Username
+	}
+	users.Store(uid, name)
+	return name
+}
+
+// statLink statx()es a magic link under /proc/PID (cwd, root, exe, fd/N,
+// map_files/A-B) without touching the filesystem behind it.
+func (p *proc) statLink(name string) (target, error) {
+	return p.statAt(p.dirfd, name)
+}
+
+func (p *proc) statAt(dirfd int, name string) (target, error) {
+	var stx unix.Statx_t
+	mask := unix.STATX_INO | unix.STATX_NLINK | unix.STATX_MNT_ID_UNIQUE
+	if !p.tbl.uniqueOK {
+		mask = unix.STATX_INO | unix.STATX_NLINK | unix.STATX_MNT_ID
+	}
+	if err := unix.Statx(dirfd, name, statxFlags, mask, &stx); err != nil {
+		return target{}, err
+	}
+	t := target{dev: unix.Mkdev(stx.Dev_major, stx.Dev_minor), ino: stx.Ino, nlink: stx.Nlink}
+	t.mount, t.known = p.tbl.resolve(stx.Mnt_id, stx.Mask)
+	return t, nil
+}
+
+// resolve maps the mount ID statx returned to a mount of our table.
+func (tbl *scanTable) resolve(id uint64, mask uint32) (MountID, bool) {
+	if mask&unix.STATX_MNT_ID_UNIQUE != 0 {
+		_, ok := tbl.byID[MountID(id)]
+		return MountID(id), ok
+	}
+	if mask&unix.STATX_MNT_ID != 0 {
+		m, ok := tbl.byOld[int(id)]
+		return m, ok
+	}
+	return 0, false
+}
+
+func (p *proc) readlink(dirfd int, name string) string {
+	n, err := unix.Readlinkat(dirfd, name, p.sc.link)
+	if err != nil {
+		return ""
+	}
+	return string(p.sc.link[:n])
+}
+
+// scanLinks attributes cwd, root and exe, and per-thread cwd/root where a
+// thread's differ from the process's (a thread that unshare(CLONE_FS)ed).
+func (p *proc) scanLinks() {
+	var cwd, root target
+	for _, l := range []struct {
+		name string
+		kind UseKind
+		t    *target
+	}{{"cwd", UseCwd, &cwd}, {"root", UseRoot, &root}, {"exe", UseExe, nil}} {
+		t, err := p.statLink(l.name)
+		if err != nil {
+			if errors.Is(err, unix.EACCES) || errors.Is(err, unix.EPERM) {
+				p.warn("cannot read cwd, root or exe", unix.EACCES)
+				return
+			}
+			continue // gone, or a zombie/kernel thread without one
+		}
+		if l.t != nil {
+			*l.t = t
+		}
+		p.addLink(p.dirfd, l.name, l.kind, 0, t)
+	}
+	if p.res.holder.Threads > 1 {
+		p.scanThreads(cwd, root)
+	}
+}
+
+func (p *proc) addLink(dirfd int, name string, kind UseKind, tid int, t target) {
+	if !t.known {
+		return
+	}
+	u := Use{Kind: kind, FD: -1, TID: tid, Inode: t.ino, Deleted: t.nlink == 0}
+	if p.in.wantDetail(t.mount) {
+		u.Path = strings.TrimSuffix(p.readlink(dirfd, name), " (deleted)")
+	}
+	p.add(t.mount, u)
+}
+
+func (p *proc) scanThreads(cwd, root target) {
+	tasks, err := unix.Openat(p.dirfd, "task", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return
+	}
+	defer unix.Close(tasks)
+	p.eachEntry(tasks, func(name string) {
+		tid, err := strconv.Atoi(name)
+		if err != nil || tid == p.pid {
+			return
+		}
+		for _, l := range []struct {
+			name string
+			kind UseKind
+			proc target
+		}{{name + "/cwd", UseCwd, cwd}, {name + "/root", UseRoot, root}} {
+			t, err := p.statAt(tasks, l.name)
+			if err != nil || (t.mount == l.proc.mount && t.ino == l.proc.ino && t.dev == l.proc.dev) {
+				continue
+			}
+			p.addLink(tasks, l.name, l.kind, tid, t)
+		}
+	})
+}
+
+// eachEntry calls fn for each name in an open directory (getdents64), with
+// the worker's buffer: no allocation per entry beyond the name.
+func (p *proc) eachEntry(dirfd int, fn func(name string)) {
+	for {
+		n, err := unix.Getdents(dirfd, p.sc.dents)
+		if err != nil || n <= 0 {
+			return
+		}
+		buf := p.sc.dents[:n]
+		for len(buf) > 0 {
+			reclen := int(buf[16]) | int(buf[17])<<8
+			name := buf[19:reclen]
+			if i := bytes.IndexByte(name, 0); i >= 0 {
+				name = name[:i]
+			}
+			if len(name) > 0 && name[0] != '.' {
+				fn(string(name))
+			}
+			buf = buf[reclen:]
+		}
+	}
+}
+
+// scanFDs attributes each open fd by statx of /proc/PID/fd/N (mount ID,
+// device, inode); for fds on a mount in focus it adds the path (readlink)
+// and the access mode, which the kernel shows as the magic link's own
+// permission bits (proc(5): S_IRUSR for read, S_IWUSR for write).
+func (p *proc) scanFDs() {
+	fdDir, err := unix.Openat(p.dirfd, "fd", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		if errors.Is(err, unix.EACCES) || errors.Is(err, unix.EPERM) {
+			p.warn("cannot read open files", unix.EACCES)
+		}
+		return
+	}
+	defer unix.Close(fdDir)
+	p.eachEntry(fdDir, func(name string) {
+		fd, err := strconv.Atoi(name)
+		if err != nil {
+			return
+		}
+		t, err := p.statAt(fdDir, name)
+		if err != nil {
+			if gone(err) {
+				return
+			}
+			// FUSE refuses getattr to other users (no allow_other):
+			// fdinfo's mnt_id attributes the fd without asking it.
+			if t, err = p.fdinfoTarget(fd); err != nil {
+				return
+			}
+		}
+		if !t.known {
+			return
+		}
+		detail := p.in.wantDetail(t.mount)
+		u := Use{Kind: UseFD, FD: fd, Inode: t.ino, Deleted: t.nlink == 0}
+		if detail {
+			u.Path = strings.TrimSuffix(p.readlink(fdDir, name), " (deleted)")
+			var st unix.Stat_t
+			if unix.Fstatat(fdDir, name, &st, unix.AT_SYMLINK_NOFOLLOW) == nil {
+				switch st.Mode & (unix.S_IRUSR | unix.S_IWUSR) {
+				case unix.S_IRUSR:
+					u.Access = AccessRead
+				case unix.S_IWUSR:
+					u.Access = AccessWrite
+				case unix.S_IRUSR | unix.S_IWUSR:
+					u.Access = AccessReadWrite
+				}
+			}
+		}
+		p.add(t.mount, u)
+		if p.tbl.locks[devIno{t.dev, t.ino}] {
+			p.addLocks(fd, t.mount, u.Path)
+		}
+	})
+}
+
+// fdinfoTarget reads mnt_id and ino from /proc/PID/fdinfo/N, which never
+// touches the file.
+func (p *proc) fdinfoTarget(fd int) (target, error) {
+	b, err := p.readFile("fdinfo/" + strconv.Itoa(fd))
+	if err != nil {
+		return target{}, err
+	}
+	var t target
+	for _, line := range strings.Split(string(b), "\n") {
+		k, v, ok := strings.Cut(line, ":")
+		if !ok {
+			continue
+		}
+		v = strings.TrimSpace(v)
+		switch k {
+		case "mnt_id":
+			id, _ := strconv.Atoi(v)
+			t.mount, t.known = p.tbl.byOld[id]
+		case "ino":
+			t.ino, _ = strconv.ParseUint(v, 10, 64)
+		}
+	}
+	t.nlink = 1
+	return t, nil
+}
+
+// addLocks reads the "lock:" lines of /proc/PID/fdinfo/N (proc(5)): the
+// kernel lists exactly the locks this open file holds for this process
+// (POSIX locks owned by its file table, flock and OFD locks of this open
+// file description), so attribution is exact where /proc/locks' pid is not
+// (OFD locks show pid -1 there, and an inherited flock shows its creator).
+func (p *proc) addLocks(fd int, id MountID, path string) {
+	b, err := p.readFile("fdinfo/" + strconv.Itoa(fd))
+	if err != nil {
+		return
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		rest, ok := strings.CutPrefix(line, "lock:")
+		if !ok {
+			continue
+		}
+		if l, ok := parseLockLine(rest); ok {
+			p.add(id, Use{Kind: UseLock, FD: fd, Path: path, Lock: &l})
+		}
+	}
+}
