@@ -91,6 +91,9 @@ func Bindfs(t testing.TB, src string) *Fuse {
 	t.Helper()
 	Require(t, Namespace)
 	bin := RequireTool(t, "bindfs")
+	if err := unix.Access("/dev/fuse", unix.R_OK|unix.W_OK); err != nil {
+		skipOrFail(t, "FUSE needs read-write access to /dev/fuse: "+err.Error())
+	}
 	dir := mkdir(t, "fuse")
 	cmd := exec.Command(bin, "-f", "--no-allow-other", src, dir)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: unix.SIGKILL}

@@ -131,6 +131,12 @@ func Require(t testing.TB, p Privilege) {
 	if why == "" {
 		return
 	}
+	skipOrFail(t, why)
+}
+
+// skipOrFail skips a test that lacks a privilege, or fails it under CI.
+func skipOrFail(t testing.TB, why string) {
+	t.Helper()
 	if os.Getenv("CI") == "true" {
 		t.Fatalf("CI: a required privilege is missing: %s", why)
 	}
