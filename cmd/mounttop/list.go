@@ -339,22 +339,18 @@ func writeHoldersText(w io.Writer, snap *inspect.Snapshot, m *inspect.Mount) {
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	if len(holders) > 0 {
-		fmt.Fprintln(tw, "PID\tUSER\tUSE\tCOMMAND / PATH")
+		fmt.Fprintln(tw, "PID\tUSER\tCOMM\tUSE\tARGS / PATH")
 	}
 	for _, h := range holders {
-		cmd := termsafe.Text(h.Comm)
-		if len(h.Cmdline) > 0 {
-			parts := make([]string, len(h.Cmdline))
-			for i, a := range h.Cmdline {
-				parts[i] = termsafe.Text(a)
-			}
-			cmd = strings.Join(parts, " ")
+		parts := make([]string, len(h.Cmdline))
+		for i, a := range h.Cmdline {
+			parts[i] = termsafe.Text(a)
 		}
-		fmt.Fprintf(tw, "%d\t%s\t\t%s\n", h.PID, termsafe.Text(h.User), cmd)
+		fmt.Fprintf(tw, "%d\t%s\t%s\t\t%s\n", h.PID, termsafe.Text(h.User), termsafe.Text(h.Comm), strings.Join(parts, " "))
 		uses := append([]inspect.Use(nil), h.Uses...)
 		sort.SliceStable(uses, func(i, j int) bool { return uses[i].Kind < uses[j].Kind })
 		for _, u := range uses {
-			fmt.Fprintf(tw, "\t\t%s\t%s\n", useLabel(u), termsafe.Text(u.Path)+useSuffix(u))
+			fmt.Fprintf(tw, "\t\t\t%s\t%s\n", useLabel(u), termsafe.Text(u.Path)+useSuffix(u))
 		}
 	}
 	tw.Flush()
