@@ -106,6 +106,10 @@ type Plan struct {
 	Submounts []inspect.Mount
 	Holders   []HolderAction
 	Warnings  []string
+
+	// ExpireWhenIdle (ModeExpire): re-arm MNT_EXPIRE every Interval until
+	// the mount goes (or Timeout, if set), reporting each attempt.
+	ExpireWhenIdle bool
 }
 
 // HolderState is one holder's state during a run, for the progress pane.

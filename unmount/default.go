@@ -1,0 +1,30 @@
+package unmount
+
+import (
+	"context"
+
+	"mounttop/inspect"
+)
+
+// Default returns an Unmounter on the live system: the caller's mount
+// namespace read through /proc, revoking with the ptrace revoker.
+func Default(opts ...Option) (*Unmounter, error) {
+	in, err := inspect.New("/proc")
+	if err != nil {
+		return nil, err
+	}
+	return New(NewSystem(in, defaultRevoker()), opts...), nil
+}
+
+// Run is Default().Run: it carries out plan p on the live system. A failure
+// to start is reported as the single StageDone event.
+func Run(ctx context.Context, p Plan) <-chan Event {
+	u, err := Default()
+	if err != nil {
+		ch := make(chan Event, 1)
+		ch <- Event{Stage: StageDone, Err: err, Result: &Result{Summary: "cannot read the system: " + err.Error()}}
+		close(ch)
+		return ch
+	}
+	return u.Run(ctx, p)
+}

@@ -1,0 +1,124 @@
+package unmount
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+
+	"golang.org/x/sys/unix"
+
+	"mounttop/inspect"
+	"mounttop/internal/termsafe"
+)
+
+// Sentinels for the refusals and failures that are not an errno. Callers
+// test them with errors.Is; `mounttop umount` maps ErrRefused to exit 2.
+var (
+	// ErrRefused: the request was refused before anything changed (the
+	// root mount, mounttop's own executable or cwd, submounts without
+	// --recursive, expire of a mount with submounts).
+	ErrRefused = errors.New("refused")
+	// ErrChanged: between inspection and the call the path came to name
+	// another mount (a new mount on top, a swapped path component), or the
+	// inspected mount moved; acting now could hit the wrong mount.
+	ErrChanged = errors.New("the path no longer names the mount that was inspected")
+	// ErrGone: the inspected mount is no longer in this namespace.
+	ErrGone = errors.New("the mount is already gone")
+	// ErrStillThere: umount2 reported success but the mount is still in
+	// the table (or statmount still finds it).
+	ErrStillThere = errors.New("still mounted after umount2 returned success")
+	// ErrTimeout: the drain did not empty the mount before the timeout.
+	ErrTimeout = errors.New("holders remain after the timeout")
+	// ErrCancelled: the run was cancelled by the operator.
+	ErrCancelled = errors.New("cancelled")
+)
+
+// Error is a failed unmount step with what was attempted. Err is the errno
+// (unix.EBUSY, EINVAL, EPERM, ...) or one of the sentinels above, so
+// callers use errors.Is(err, unix.EBUSY). The message explains itself in
+// the operator's words: EBUSY names the holders, EINVAL says "not a mount
+// point", EPERM says it needs root, submounts are listed.
+type Error struct {
+	Op     string // "umount", "umount --expire", "fence", "plan", ...
+	Target string // the mount point as the operator named it
+	Flags  int    // umount2(2) flags, move_mount(2) flags, ...
+	Err    error
+
+	Holders   []inspect.Holder // EBUSY: who holds the mount (from a scan)
+	Submounts []inspect.Mount  // mounts below the target
+	Hint      string           // what to try instead ("use --staged")
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+func (e *Error) Error() string {
+	var b strings.Builder
+	b.WriteString(e.Op)
+	if e.Target != "" {
+		b.WriteString(" " + termsafe.Quote(e.Target))
+	}
+	b.WriteString(": ")
+	b.WriteString(explain(e.Err))
+	if len(e.Holders) > 0 {
+		b.WriteString("; held by " + holderList(e.Holders, 5))
+	}
+	if len(e.Submounts) > 0 {
+		b.WriteString("; submounts: " + submountList(e.Submounts, 5))
+	}
+	if e.Hint != "" {
+		b.WriteString(" (" + e.Hint + ")")
+	}
+	return b.String()
+}
+
+// explain turns an errno from umount2(2)/move_mount(2) into the operator's
+// words, keeping the errno name so it can be looked up.
+func explain(err error) string {
+	var errno unix.Errno
+	if !errors.As(err, &errno) {
+		if err == nil {
+			return "failed"
+		}
+		return err.Error()
+	}
+	switch errno {
+	case unix.EBUSY:
+		return "busy (EBUSY)"
+	case unix.EINVAL:
+		return "not a mount point (EINVAL)"
+	case unix.EPERM:
+		return "needs root: unmounting takes CAP_SYS_ADMIN in the mount's namespace (EPERM)"
+	case unix.ENOENT:
+		return "no such file or directory (ENOENT)"
+	case unix.EAGAIN:
+		return "marked for expiry (EAGAIN)"
+	case unix.ENOSYS:
+		return "not supported by this kernel (ENOSYS)"
+	}
+	return fmt.Sprintf("%v (%s)", errno.Error(), unix.ErrnoName(errno))
+}
+
+// holderList renders "pid 12 (cat), pid 40 (bash) and 3 more".
+func holderList(hs []inspect.Holder, max int) string {
+	var parts []string
+	for i, h := range hs {
+		if i == max {
+			parts = append(parts, fmt.Sprintf("and %d more", len(hs)-max))
+			break
+		}
+		parts = append(parts, fmt.Sprintf("pid %d (%s)", h.PID, termsafe.Text(h.Comm)))
+	}
+	return strings.Join(parts, ", ")
+}
+
+func submountList(ms []inspect.Mount, max int) string {
+	var parts []string
+	for i, m := range ms {
+		if i == max {
+			parts = append(parts, fmt.Sprintf("and %d more", len(ms)-max))
+			break
+		}
+		parts = append(parts, termsafe.Quote(m.Mountpoint))
+	}
+	return strings.Join(parts, ", ")
+}

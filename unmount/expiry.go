@@ -1,0 +1,159 @@
+package unmount
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"mounttop/inspect"
+	"mounttop/internal/termsafe"
+)
+
+// ExpiryMark is what mounttop knows about an MNT_EXPIRE mark it set. The
+// kernel keeps the mark (mnt_expiry_mark) but exposes it nowhere, and any
+// access to the mount clears it silently (mntput), so only the one who set
+// it can say it was set, and only a later attempt can find out it was
+// cleared.
+type ExpiryMark struct {
+	ID         inspect.MountID `json:"mount_id"`
+	Mountpoint termsafe.Name   `json:"mountpoint"`
+	MarkedAt   time.Time       `json:"marked_at"` // the latest mark
+	FirstAt    time.Time       `json:"first_at"`  // the first mark of this run of attempts
+	Attempts   int             `json:"attempts"`  // MNT_EXPIRE calls made on it
+	Cleared    int             `json:"cleared"`   // times a later attempt found the mark cleared by an access
+	ClearedAt  time.Time       `json:"cleared_at,omitempty"`
+}
+
+// ExpiryBook is the set of marks, by unique mount ID (the reusable 32-bit ID
+// could name another mount by the next call). With a path it is persisted as
+// a small JSON file next to the journal, so the second `mounttop umount
+// --expire` invocation knows what the first one did; read-modify-write is
+// serialized between processes with flock(2) on PATH.lock.
+type ExpiryBook struct {
+	path string // "" keeps the book in memory only
+	mu   sync.Mutex
+	mem  map[inspect.MountID]ExpiryMark
+}
+
+// OpenExpiryBook returns the book persisted at path ("" for memory only).
+func OpenExpiryBook(path string) *ExpiryBook {
+	return &ExpiryBook{path: path, mem: map[inspect.MountID]ExpiryMark{}}
+}
+
+// DefaultExpiryPath is expire.json beside the journal.
+func DefaultExpiryPath(journal string) string {
+	return filepath.Join(filepath.Dir(journal), "expire.json")
+}
+
+// markForgetAfter bounds the book: an old mark is as good as cleared.
+const markForgetAfter = 7 * 24 * time.Hour
+
+// Get returns the mark for id, if mounttop set one.
+func (b *ExpiryBook) Get(id inspect.MountID) (ExpiryMark, bool) {
+	var m ExpiryMark
+	var ok bool
+	_ = b.update(func(marks map[inspect.MountID]ExpiryMark) bool {
+		m, ok = marks[id]
+		return false
+	})
+	return m, ok
+}
+
+// Marked records that an MNT_EXPIRE attempt on m returned EAGAIN at `at`,
+// i.e. the mount is marked now. If mounttop had marked it before, that mark
+// was cleared by an access in between (else this attempt would have
+// unmounted it): cleared is true and the returned mark says how often.
+func (b *ExpiryBook) Marked(m *inspect.Mount, at time.Time) (mark ExpiryMark, cleared bool, err error) {
+	err = b.update(func(marks map[inspect.MountID]ExpiryMark) bool {
+		prev, had := marks[m.ID]
+		mark = prev
+		if !had {
+			mark = ExpiryMark{ID: m.ID, FirstAt: at}
+		} else {
+			cleared = true
+			mark.Cleared++
+			mark.ClearedAt = at
+		}
+		mark.Mountpoint = termsafe.Name(m.Mountpoint)
+		mark.MarkedAt = at
+		mark.Attempts++
+		marks[m.ID] = mark
+		return true
+	})
+	return mark, cleared, err
+}
+
+// Forget drops the mark of id (the mount is gone, or busy: a busy mount
+// holds no mark worth remembering).
+func (b *ExpiryBook) Forget(id inspect.MountID) error {
+	return b.update(func(marks map[inspect.MountID]ExpiryMark) bool {
+		if _, ok := marks[id]; !ok {
+			return false
+		}
+		delete(marks, id)
+		return true
+	})
+}
+
+// update runs fn on the current marks under the lock and saves them if fn
+// says it changed them.
+func (b *ExpiryBook) update(fn func(map[inspect.MountID]ExpiryMark) bool) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.path == "" {
+		fn(b.mem)
+		return nil
+	}
+	if err := os.MkdirAll(filepath.Dir(b.path), 0o700); err != nil {
+		return fmt.Errorf("expiry state: %w", err)
+	}
+	lock, err := os.OpenFile(b.path+".lock", os.O_RDWR|os.O_CREATE|unix.O_NOFOLLOW, 0o600)
+	if err != nil {
+		return fmt.Errorf("expiry state: %w", err)
+	}
+	defer lock.Close()
+	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX); err != nil {
+		return fmt.Errorf("expiry state: lock: %w", err)
+	}
+	marks := map[inspect.MountID]ExpiryMark{}
+	data, err := os.ReadFile(b.path)
+	switch {
+	case err == nil:
+		var list []ExpiryMark
+		if json.Unmarshal(data, &list) == nil {
+			for _, m := range list {
+				if time.Since(m.MarkedAt) < markForgetAfter {
+					marks[m.ID] = m
+				}
+			}
+		}
+	case !errors.Is(err, fs.ErrNotExist):
+		return fmt.Errorf("expiry state: %w", err)
+	}
+	if !fn(marks) {
+		return nil
+	}
+	list := make([]ExpiryMark, 0, len(marks))
+	for _, m := range marks {
+		list = append(list, m)
+	}
+	out, err := json.MarshalIndent(list, "", "  ")
+	if err != nil {
+		return err
+	}
+	tmp := b.path + ".new"
+	if err := os.WriteFile(tmp, append(out, '\n'), 0o600); err != nil {
+		return fmt.Errorf("expiry state: %w", err)
+	}
+	if err := os.Rename(tmp, b.path); err != nil {
+		return fmt.Errorf("expiry state: %w", err)
+	}
+	return nil
+}

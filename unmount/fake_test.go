@@ -1,0 +1,302 @@
+package unmount
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+
+	"golang.org/x/sys/unix"
+
+	"mounttop/inspect"
+)
+
+// fakeSys is a System over an in-memory mount table. It records every call
+// in order, so a test can assert the engine's sequence of system calls, and
+// it plays scripted holders and errors.
+type fakeSys struct {
+	mu     sync.Mutex
+	calls  []string
+	mounts []inspect.Mount
+	nextID inspect.MountID
+
+	// holders[i] is what the i-th Scan finds on the target (the last
+	// entry repeats); nil: nobody.
+	holders   [][]inspect.Holder
+	scans     int
+	target    inspect.MountID
+	umountErr map[string][]error // per path, consumed in order
+	fenceErr  []error            // per Fence call, consumed in order
+	revokeErr map[int]error
+	selfExe   inspect.MountID
+	selfCwd   inspect.MountID
+	onSyncfs  func()
+	syncErr   error
+}
+
+func newFake() *fakeSys {
+	f := &fakeSys{nextID: 100, umountErr: map[string][]error{}, revokeErr: map[int]error{}}
+	f.mounts = []inspect.Mount{{ID: 1, ParentID: 1, Mountpoint: "/", FSType: "ext4", Major: 8, Minor: 1}}
+	return f
+}
+
+// addMount adds a mount at mp on top of whatever is there.
+func (f *fakeSys) addMount(mp, fstype string, shared bool) inspect.Mount {
+	f.nextID++
+	parent := f.topAt(mp)
+	if parent == nil {
+		parent = f.containing(mp)
+	}
+	m := inspect.Mount{ID: f.nextID, ParentID: parent.ID, Mountpoint: mp, FSType: fstype, Source: "src", Major: 0, Minor: int(f.nextID)}
+	if shared {
+		m.Propagation.Shared = int(f.nextID)
+	}
+	f.mounts = append(f.mounts, m)
+	return m
+}
+
+func (f *fakeSys) topAt(mp string) *inspect.Mount {
+	snap := inspect.NewSnapshot(append([]inspect.Mount(nil), f.mounts...), nil, nil)
+	m, ok := snap.MountAt(mp)
+	if !ok {
+		return nil
+	}
+	for i := range f.mounts {
+		if f.mounts[i].ID == m.ID {
+			return &f.mounts[i]
+		}
+	}
+	return nil
+}
+
+func (f *fakeSys) containing(p string) *inspect.Mount {
+	snap := inspect.NewSnapshot(append([]inspect.Mount(nil), f.mounts...), nil, nil)
+	m, _ := snap.MountContaining(p)
+	for i := range f.mounts {
+		if f.mounts[i].ID == m.ID {
+			return &f.mounts[i]
+		}
+	}
+	return nil
+}
+
+func (f *fakeSys) record(format string, a ...any) {
+	f.calls = append(f.calls, fmt.Sprintf(format, a...))
+}
+
+func (f *fakeSys) Calls() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]string(nil), f.calls...)
+}
+
+func (f *fakeSys) snapshot(withHolders bool) *inspect.Snapshot {
+	var hs map[inspect.MountID][]inspect.Holder
+	if withHolders && len(f.holders) > 0 {
+		i := f.scans
+		if i >= len(f.holders) {
+			i = len(f.holders) - 1
+		}
+		f.scans++
+		hs = map[inspect.MountID][]inspect.Holder{f.target: f.holders[i]}
+	}
+	return inspect.NewSnapshot(append([]inspect.Mount(nil), f.mounts...), hs, nil)
+}
+
+func (f *fakeSys) Scan(ctx context.Context) (*inspect.Snapshot, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.record("scan")
+	return f.snapshot(true), nil
+}
+
+func (f *fakeSys) Mounts(ctx context.Context) (*inspect.Snapshot, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.snapshot(false), nil
+}
+
+func (f *fakeSys) StatMount(id inspect.MountID) (inspect.MountID, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, m := range f.mounts {
+		if m.ID == id {
+			return m.ParentID, nil
+		}
+	}
+	return 0, unix.ENOENT
+}
+
+func (f *fakeSys) MountIDAt(p string) (inspect.MountID, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if m := f.topAt(p); m != nil {
+		return m.ID, nil
+	}
+	return f.containing(p).ID, nil
+}
+
+func (f *fakeSys) Umount2(p string, flags int) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.record("umount2 %s %s", p, flagNames(flags))
+	if errs := f.umountErr[p]; len(errs) > 0 {
+		f.umountErr[p] = errs[1:]
+		if errs[0] != nil {
+			return errs[0]
+		}
+	}
+	m := f.topAt(p)
+	if m == nil {
+		return unix.EINVAL
+	}
+	id := m.ID
+	for i := range f.mounts {
+		if f.mounts[i].ID == id {
+			f.mounts = append(f.mounts[:i], f.mounts[i+1:]...)
+			break
+		}
+	}
+	return nil
+}
+
+func flagNames(flags int) string {
+	var s []string
+	for _, fl := range []struct {
+		v    int
+		name string
+	}{{unix.MNT_FORCE, "FORCE"}, {unix.MNT_DETACH, "DETACH"}, {unix.MNT_EXPIRE, "EXPIRE"}, {unix.UMOUNT_NOFOLLOW, "NOFOLLOW"}} {
+		if flags&fl.v != 0 {
+			s = append(s, fl.name)
+		}
+	}
+	return strings.Join(s, "|")
+}
+
+func (f *fakeSys) Self() (inspect.MountID, inspect.MountID, error) {
+	return f.selfExe, f.selfCwd, nil
+}
+
+func (f *fakeSys) Fence(target *inspect.Mount, over bool) (*Fence, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	kind := "beneath"
+	if over {
+		kind = "over"
+	}
+	f.record("fence %s %s", kind, target.Mountpoint)
+	if len(f.fenceErr) > 0 {
+		err := f.fenceErr[0]
+		f.fenceErr = f.fenceErr[1:]
+		if err != nil {
+			return nil, err
+		}
+	}
+	f.nextID++
+	fence := inspect.Mount{ID: f.nextID, Mountpoint: target.Mountpoint, FSType: "tmpfs", Source: "fence"}
+	fc := &Fence{Target: target.Mountpoint, FenceID: fence.ID}
+	if over {
+		fence.ParentID = target.ID
+		fc.Kind, fc.RealPath = FenceOver, target.Mountpoint
+	} else {
+		fence.ParentID = target.ParentID
+		fc.Kind, fc.Stash, fc.RealPath = FenceBeneath, "/stash", "/stash/mnt"
+		for i := range f.mounts {
+			if f.mounts[i].ID == target.ID {
+				f.mounts[i].Mountpoint = "/stash/mnt"
+				f.mounts[i].ParentID = 1
+			}
+		}
+	}
+	f.mounts = append(f.mounts, fence)
+	return fc, nil
+}
+
+func (f *fakeSys) Syncfs(fc *Fence) error {
+	f.mu.Lock()
+	f.record("syncfs")
+	hook := f.onSyncfs
+	f.mu.Unlock()
+	if hook != nil {
+		hook()
+	}
+	return f.syncErr
+}
+
+func (f *fakeSys) Rollback(fc *Fence) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.record("rollback")
+	for i := range f.mounts {
+		if f.mounts[i].ID == f.target {
+			f.mounts[i].Mountpoint = fc.Target
+		}
+	}
+	f.dropMount(fc.FenceID)
+	return nil
+}
+
+func (f *fakeSys) RemoveFence(fc *Fence) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.record("remove-fence")
+	f.dropMount(fc.FenceID)
+	return nil
+}
+
+func (f *fakeSys) dropMount(id inspect.MountID) {
+	for i := range f.mounts {
+		if f.mounts[i].ID == id {
+			f.mounts = append(f.mounts[:i], f.mounts[i+1:]...)
+			return
+		}
+	}
+}
+
+func (f *fakeSys) Revoke(ctx context.Context, pid int, t RevokeTargets) (string, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.record("revoke %d %s", pid, describeTargets(t))
+	if err := f.revokeErr[pid]; err != nil {
+		return "", err
+	}
+	return "did " + describeTargets(t), nil
+}
+
+func (f *fakeSys) Signal(pid int, sig unix.Signal) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.record("signal %d %s", pid, unix.SignalName(sig))
+	return nil
+}
+
+// stages renders an event sequence as "plan fence fence revoke ...".
+func stages(evs []Event) string {
+	var s []string
+	for _, ev := range evs {
+		s = append(s, ev.Stage.String())
+	}
+	return strings.Join(s, " ")
+}
+
+// collect reads a run's events until the channel closes.
+func collect(ch <-chan Event) []Event {
+	var evs []Event
+	for ev := range ch {
+		evs = append(evs, ev)
+	}
+	return evs
+}
+
+func holder(pid int, comm string, uses ...inspect.Use) inspect.Holder {
+	return inspect.Holder{PID: pid, Comm: comm, State: 'S', Uses: uses}
+}
+
+func fdUse(fd int) inspect.Use { return inspect.Use{Kind: inspect.UseFD, FD: fd} }
+
+func sortedCopy(s []string) []string {
+	out := append([]string(nil), s...)
+	sort.Strings(out)
+	return out
+}

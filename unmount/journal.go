@@ -1,0 +1,149 @@
+package unmount
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"mounttop/inspect"
+	"mounttop/internal/termsafe"
+)
+
+// eventJSON is the wire form of an Event: one object per line of
+// `mounttop umount --json` and of the journal. Every name from the system
+// goes through termsafe.Name (exact bytes, terminal-safe).
+type eventJSON struct {
+	Stage     string          `json:"stage"`
+	Time      time.Time       `json:"time"`
+	MountID   inspect.MountID `json:"mount_id,omitempty"`
+	PID       int             `json:"pid,omitempty"`
+	What      termsafe.Name   `json:"what,omitempty"`
+	Error     termsafe.Name   `json:"error,omitempty"`
+	Holders   []holderJSON    `json:"holders,omitempty"`
+	Remaining *int            `json:"remaining,omitempty"`
+	Result    *resultJSON     `json:"result,omitempty"`
+}
+
+type holderJSON struct {
+	PID    int           `json:"pid"`
+	Comm   termsafe.Name `json:"comm"`
+	State  string        `json:"state"`
+	Reason termsafe.Name `json:"reason,omitempty"`
+}
+
+type resultJSON struct {
+	Gone      bool          `json:"gone"`
+	Marked    bool          `json:"marked"`
+	Summary   termsafe.Name `json:"summary"`
+	Remaining []holderJSON  `json:"remaining,omitempty"`
+}
+
+// MarshalJSON renders the event as documented for `mounttop umount --json`:
+// "stage" is Stage.String(); "result" is set on the last ("done") event.
+func (e Event) MarshalJSON() ([]byte, error) {
+	out := eventJSON{Stage: e.Stage.String(), Time: e.At, MountID: e.Mount, PID: e.PID, What: termsafe.Name(e.What)}
+	if e.Err != nil {
+		out.Error = termsafe.Name(e.Err.Error())
+	}
+	for _, h := range e.Holders {
+		out.Holders = append(out.Holders, holderJSON{PID: h.PID, Comm: termsafe.Name(h.Comm), State: h.State, Reason: termsafe.Name(h.Reason)})
+	}
+	if e.Stage == StageDrain {
+		n := e.Remaining
+		out.Remaining = &n
+	}
+	if r := e.Result; r != nil {
+		out.Result = &resultJSON{Gone: r.Gone, Marked: r.Marked, Summary: termsafe.Name(r.Summary)}
+		for _, h := range r.Remaining {
+			out.Result.Remaining = append(out.Result.Remaining, holderJSON{PID: h.PID, Comm: termsafe.Name(h.Comm), State: string(h.State)})
+		}
+	}
+	return json.Marshal(out)
+}
+
+// Journal appends one JSON line per action to a file, so an incident can be
+// reviewed afterwards: the target, the mode, each revoke with its pid and
+// what was done, the result and every error.
+type Journal struct {
+	mu   sync.Mutex
+	f    *os.File
+	path string
+	run  string
+}
+
+// DefaultJournalPath is /var/log/mounttop/journal.jsonl for root and
+// $XDG_STATE_HOME/mounttop/journal.jsonl (default ~/.local/state) for
+// anyone else, per the XDG base directory spec. getenv is os.Getenv.
+func DefaultJournalPath(euid int, getenv func(string) string) string {
+	if euid == 0 {
+		return "/var/log/mounttop/journal.jsonl"
+	}
+	if d := getenv("XDG_STATE_HOME"); filepath.IsAbs(d) {
+		return filepath.Join(d, "mounttop", "journal.jsonl")
+	}
+	home := getenv("HOME")
+	if home == "" {
+		home = "/"
+	}
+	return filepath.Join(home, ".local", "state", "mounttop", "journal.jsonl")
+}
+
+// OpenJournal opens (creating it and its directory, 0700/0600) the journal
+// at path for appending. run identifies this invocation's lines.
+func OpenJournal(path string) (*Journal, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, fmt.Errorf("journal: %w", err)
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("journal: %w", err)
+	}
+	return &Journal{f: f, path: path, run: fmt.Sprintf("%d-%d", os.Getpid(), time.Now().UnixNano())}, nil
+}
+
+// Path is where the journal is written.
+func (j *Journal) Path() string { return j.path }
+
+// Close closes the journal file.
+func (j *Journal) Close() error { return j.f.Close() }
+
+// journalHead is what each journal line says about the run; the event's
+// own fields follow it in the same object.
+type journalHead struct {
+	Run    string        `json:"run"`
+	Target termsafe.Name `json:"target"`
+	Mode   string        `json:"mode"`
+	Policy string        `json:"policy,omitempty"`
+}
+
+// Record appends ev, about plan p's target, as one line. Each line is one
+// write(2) to an O_APPEND file, so lines from concurrent runs do not
+// interleave.
+func (j *Journal) Record(p *Plan, ev Event) error {
+	if j == nil {
+		return nil
+	}
+	evb, err := json.Marshal(ev)
+	if err != nil {
+		return err
+	}
+	head := journalHead{Run: j.run, Target: termsafe.Name(p.Target.Mountpoint), Mode: p.Mode.String()}
+	if p.Mode == ModeStaged {
+		head.Policy = p.Policy.String()
+	}
+	hb, err := json.Marshal(head)
+	if err != nil {
+		return err
+	}
+	// Merge {"run":..,"target":..,"mode":..} and the event object.
+	line := append(hb[:len(hb)-1:len(hb)-1], ',')
+	line = append(line, evb[1:]...)
+	line = append(line, '\n')
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	_, err = j.f.Write(line)
+	return err
+}

@@ -1,0 +1,267 @@
+package unmount
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"mounttop/inspect"
+	"mounttop/internal/termsafe"
+)
+
+// Defaults of a staged run, after the fumount design: drain every second.
+const (
+	DefaultInterval = time.Second
+	DefaultGrace    = 5 * time.Second
+	DefaultTimeout  = 30 * time.Second
+)
+
+// Prepare completes a plan for p.Target (at least its ID; the rest is
+// refreshed from a scan) with p's Mode, Policy and durations: the holders
+// and what will happen to each, what will be refused and why, and the
+// warnings. It changes nothing. An error wrapping ErrRefused means the
+// request itself is refused: the root mount, the mount holding mounttop's
+// own executable or cwd, a mount with submounts without Recursive, expire
+// of a mount with submounts.
+func (u *Unmounter) Prepare(ctx context.Context, p Plan) (Plan, error) {
+	if p.Mode < ModeLazy || p.Mode > ModeStaged {
+		return p, &Error{Op: "plan", Target: p.Target.Mountpoint, Err: fmt.Errorf("%w: no mode given", ErrRefused)}
+	}
+	if p.Policy == 0 {
+		p.Policy = PolicyClose
+	}
+	if p.Interval <= 0 {
+		p.Interval = DefaultInterval
+	}
+	if p.Grace <= 0 {
+		p.Grace = DefaultGrace
+	}
+	if p.Timeout <= 0 && p.Mode == ModeStaged {
+		p.Timeout = DefaultTimeout
+	}
+	snap, err := u.sys.Scan(ctx)
+	if err != nil {
+		return p, &Error{Op: "plan", Target: p.Target.Mountpoint, Err: err}
+	}
+	m, ok := snap.Mount(p.Target.ID)
+	if !ok {
+		return p, &Error{Op: "plan", Target: p.Target.Mountpoint, Err: ErrGone}
+	}
+	p.Target = *m
+	refuse := func(format string, a ...any) (Plan, error) {
+		return p, &Error{Op: "umount", Target: m.Mountpoint, Err: fmt.Errorf("%w: "+format, append([]any{ErrRefused}, a...)...)}
+	}
+	if m.Mountpoint == "/" || m.ParentID == m.ID {
+		return refuse("it is the root of this mount namespace")
+	}
+	subs := snap.Descendants(m.ID)
+	p.Submounts = p.Submounts[:0]
+	for _, id := range subs {
+		if s, ok := snap.Mount(id); ok {
+			p.Submounts = append(p.Submounts, *s)
+		}
+	}
+	if exe, cwd, err := u.sys.Self(); err == nil {
+		for _, id := range append([]inspect.MountID{m.ID}, subs...) {
+			switch id {
+			case exe:
+				return refuse("mounttop's own executable is on it")
+			case cwd:
+				return refuse("it holds mounttop's own working directory (cd elsewhere first)")
+			}
+		}
+	} else {
+		p.Warnings = append(p.Warnings, "could not check mounttop's own executable and cwd: "+err.Error())
+	}
+	if len(p.Submounts) > 0 {
+		if p.Mode == ModeExpire {
+			e := &Error{Op: "umount --expire", Target: m.Mountpoint, Submounts: p.Submounts,
+				Err: fmt.Errorf("%w: a mount with submounts is never idle", ErrRefused), Hint: "expire the submounts first"}
+			return p, e
+		}
+		if !p.Recursive {
+			e := &Error{Op: "umount", Target: m.Mountpoint, Submounts: p.Submounts,
+				Err: fmt.Errorf("%w: it has submounts", ErrRefused), Hint: "--recursive unmounts them too, deepest first"}
+			return p, e
+		}
+	}
+	p.Holders = p.Holders[:0]
+	for _, h := range holdersOf(snap, m.ID, subs) {
+		p.Holders = append(p.Holders, u.holderAction(p, h))
+	}
+	if p.Mode == ModeForce && ForceIgnored(m.FSType) {
+		p.Warnings = append(p.Warnings, ForceIgnoredNote(m.FSType))
+	}
+	for _, o := range snap.SameFilesystem(m.ID) {
+		p.Warnings = append(p.Warnings, fmt.Sprintf("the filesystem is also mounted at %s: it stays alive there", termsafe.Quote(o.Mountpoint)))
+	}
+	if n := len(snap.Warnings); n > 0 {
+		p.Warnings = append(p.Warnings, fmt.Sprintf("the scan was partial (%d warnings, first: %s)", n, snap.Warnings[0].String()))
+	}
+	return p, nil
+}
+
+// holdersOf merges the holders of the target and its submounts by pid.
+func holdersOf(snap *inspect.Snapshot, id inspect.MountID, subs []inspect.MountID) []inspect.Holder {
+	byPID := map[int]*inspect.Holder{}
+	var order []int
+	for _, mid := range append([]inspect.MountID{id}, subs...) {
+		for _, h := range snap.HoldersOf(mid) {
+			if prev, ok := byPID[h.PID]; ok {
+				prev.Uses = append(prev.Uses, h.Uses...)
+				continue
+			}
+			h := h
+			h.Uses = append([]inspect.Use(nil), h.Uses...)
+			byPID[h.PID] = &h
+			order = append(order, h.PID)
+		}
+	}
+	sort.Ints(order)
+	out := make([]inspect.Holder, 0, len(order))
+	for _, pid := range order {
+		out = append(out, *byPID[pid])
+	}
+	return out
+}
+
+// holderAction says what the plan does to one holder, or why it cannot.
+func (u *Unmounter) holderAction(p Plan, h inspect.Holder) HolderAction {
+	a := HolderAction{Holder: h}
+	switch p.Mode {
+	case ModeLazy:
+		a.Action = "nothing: it keeps using the detached filesystem until it lets go"
+		return a
+	case ModeExpire, ModeForce:
+		a.Action = "nothing: it keeps the mount busy"
+		return a
+	}
+	if p.Policy == PolicySignal {
+		a.Action = fmt.Sprintf("SIGTERM, SIGKILL after %v", p.Grace)
+		return a
+	}
+	if why := unrevocable(h); why != "" {
+		a.Refused = why
+		return a
+	}
+	a.Action = describeTargets(revokeTargets(h, false))
+	if h.State == 'D' {
+		a.Action += " (in D state: it may not stop for ptrace)"
+	}
+	return a
+}
+
+// unrevocable says why a holder cannot be revoked by ptrace injection: its
+// executable on the mount (the kernel maps it and keeps it open), its root
+// directory there (chdir("/") would stay inside it).
+func unrevocable(h inspect.Holder) string {
+	for _, use := range h.Uses {
+		switch use.Kind {
+		case inspect.UseExe:
+			return "its executable is on the mount: it cannot be revoked, only stopped (--revoke=signal)"
+		case inspect.UseRoot:
+			return "its root directory (chroot) is on the mount: it cannot be revoked, only stopped (--revoke=signal)"
+		}
+	}
+	return ""
+}
+
+// revokeTargets collects the fds, mappings and cwd threads of a holder.
+func revokeTargets(h inspect.Holder, placeholder bool) RevokeTargets {
+	t := RevokeTargets{Placeholder: placeholder}
+	fds := map[int]bool{}
+	tids := map[int]bool{}
+	for _, use := range h.Uses {
+		switch use.Kind {
+		case inspect.UseFD, inspect.UseLock:
+			if use.FD >= 0 && !fds[use.FD] {
+				fds[use.FD] = true
+				t.FDs = append(t.FDs, use.FD)
+			}
+		case inspect.UseMmap:
+			t.Maps = append(t.Maps, Range{Start: use.Start, End: use.End})
+		case inspect.UseCwd:
+			tid := use.TID
+			if tid == 0 {
+				tid = h.PID
+			}
+			if !tids[tid] {
+				tids[tid] = true
+				t.CwdTIDs = append(t.CwdTIDs, tid)
+			}
+		}
+	}
+	sort.Ints(t.FDs)
+	sort.Ints(t.CwdTIDs)
+	return t
+}
+
+// describeTargets renders targets as "close fds 3, 4; unmap 1 mapping;
+// chdir / (1 thread)".
+func describeTargets(t RevokeTargets) string {
+	var parts []string
+	if len(t.FDs) > 0 {
+		s := make([]string, len(t.FDs))
+		for i, fd := range t.FDs {
+			s[i] = fmt.Sprint(fd)
+		}
+		verb := "close"
+		if t.Placeholder {
+			verb = "replace with a placeholder"
+		}
+		parts = append(parts, fmt.Sprintf("%s fd %s", verb, strings.Join(s, ", ")))
+	}
+	if n := len(t.Maps); n > 0 {
+		parts = append(parts, fmt.Sprintf("unmap %d %s", n, plural(n, "mapping")))
+	}
+	if n := len(t.CwdTIDs); n > 0 {
+		parts = append(parts, fmt.Sprintf("chdir / (%d %s)", n, plural(n, "thread")))
+	}
+	if len(parts) == 0 {
+		return "nothing to revoke"
+	}
+	return strings.Join(parts, "; ")
+}
+
+func plural(n int, word string) string {
+	if n == 1 {
+		return word
+	}
+	return word + "s"
+}
+
+// describePlan is the one-paragraph plan shown before anything changes.
+func describePlan(p *Plan) string {
+	var b strings.Builder
+	m := &p.Target
+	fmt.Fprintf(&b, "%s unmount of %s (%s %s, mount %d)", p.Mode, termsafe.Quote(m.Mountpoint),
+		termsafe.Text(m.FSType), termsafe.Text(m.Source), m.ID)
+	if p.Mode == ModeStaged {
+		fmt.Fprintf(&b, ": fence, syncfs, revoke by %s, drain every %v for up to %v", p.Policy, p.Interval, p.Timeout)
+	}
+	if p.Mode == ModeExpire && p.ExpireWhenIdle {
+		fmt.Fprintf(&b, ": re-arm MNT_EXPIRE every %v until it goes", p.Interval)
+	}
+	if n := len(p.Submounts); n > 0 {
+		fmt.Fprintf(&b, "; %d %s first, deepest first: %s", n, plural(n, "submount"), submountList(p.Submounts, 5))
+	}
+	refused := 0
+	for _, h := range p.Holders {
+		if h.Refused != "" {
+			refused++
+		}
+	}
+	fmt.Fprintf(&b, "; %d %s", len(p.Holders), plural(len(p.Holders), "holder"))
+	if refused > 0 {
+		fmt.Fprintf(&b, " (%d cannot be revoked)", refused)
+	}
+	return b.String()
+}
+
+// isBusy reports an EBUSY.
+func isBusy(err error) bool { return errors.Is(err, unix.EBUSY) }

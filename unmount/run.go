@@ -1,0 +1,572 @@
+package unmount
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path"
+	"sort"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"mounttop/inspect"
+	"mounttop/internal/termsafe"
+)
+
+// Run carries out a prepared plan (Prepare) and reports every step as an
+// Event; the channel is closed after the StageDone event, whose Result says
+// how it ended. Every send selects on ctx.Done(), so a consumer that walks
+// away never blocks the run; cancelling ctx stops the run at the next step
+// (before revoke: the fence is rolled back and everything is as it was).
+// The events of that clean-up are still offered to a consumer that keeps
+// reading, for a bounded time (finalSendWait).
+func (u *Unmounter) Run(ctx context.Context, p Plan) <-chan Event {
+	ch := make(chan Event, 8)
+	go func() {
+		defer close(ch)
+		r := &run{u: u, ctx: ctx, ch: ch, plan: &p, target: p.Target}
+		r.start()
+	}()
+	return ch
+}
+
+// finalSendWait bounds how long the events after a cancellation (rollback,
+// done) wait for a reader.
+const finalSendWait = 2 * time.Second
+
+// run is the state of one Run.
+type run struct {
+	u      *Unmounter
+	ctx    context.Context
+	ch     chan<- Event
+	plan   *Plan
+	target inspect.Mount
+
+	holders   map[int]*HolderState
+	order     []int
+	lastShown string
+	revoked   int
+	signalled int
+	termAt    map[int]time.Time
+	killed    map[int]bool
+	remaining []inspect.Holder // of the last scan
+}
+
+// send delivers one event (and journals it). After cancellation it waits at
+// most finalSendWait for a reader, so the clean-up events reach a consumer
+// still draining the channel while a vanished one blocks nothing.
+func (r *run) send(ev Event) {
+	ev.At = r.u.now()
+	if ev.Mount == 0 {
+		ev.Mount = r.target.ID
+	}
+	if r.u.journal != nil {
+		_ = r.u.journal.Record(r.plan, ev)
+	}
+	if r.ctx.Err() == nil {
+		select {
+		case r.ch <- ev:
+		case <-r.ctx.Done():
+		}
+		return
+	}
+	t := time.NewTimer(finalSendWait)
+	defer t.Stop()
+	select {
+	case r.ch <- ev:
+	case <-t.C:
+	}
+}
+
+func (r *run) done(res Result, err error) {
+	r.send(Event{Stage: StageDone, What: res.Summary, Err: err, Result: &res})
+}
+
+func (r *run) fail(stage Stage, err error, summary string) {
+	if stage != StageDone {
+		r.send(Event{Stage: stage, What: summary, Err: err})
+	}
+	r.done(Result{Summary: summary + ": " + oneLine(err.Error())}, err)
+}
+
+func (r *run) start() {
+	p := r.plan
+	r.holders = map[int]*HolderState{}
+	for _, a := range p.Holders {
+		st := &HolderState{PID: a.Holder.PID, Comm: a.Holder.Comm, State: "pending", Reason: a.Action}
+		if a.Refused != "" {
+			st.State, st.Reason = "refused", a.Refused
+		}
+		r.holders[a.Holder.PID] = st
+		r.order = append(r.order, a.Holder.PID)
+	}
+	what := describePlan(p)
+	for _, w := range p.Warnings {
+		what += "; " + w
+	}
+	r.send(Event{Stage: StagePlan, What: what, Holders: r.picture()})
+	if r.ctx.Err() != nil {
+		r.done(Result{Summary: "cancelled before anything changed"}, ErrCancelled)
+		return
+	}
+	switch p.Mode {
+	case ModeLazy, ModeForce:
+		r.plain()
+	case ModeExpire:
+		r.expire()
+	case ModeStaged:
+		r.staged()
+	default:
+		r.fail(StageDone, fmt.Errorf("%w: unknown mode", ErrRefused), "nothing done")
+	}
+}
+
+// plain runs Lazy or Force, submounts first (deepest first) when the plan
+// is recursive. MNT_DETACH takes the submounts with it, so lazy needs no
+// loop.
+func (r *run) plain() {
+	p := r.plan
+	if p.Mode == ModeForce && ForceIgnored(p.Target.FSType) {
+		r.send(Event{Stage: StageUnmount, What: ForceIgnoredNote(p.Target.FSType)})
+	}
+	list := []inspect.Mount{p.Target}
+	if p.Mode == ModeForce {
+		list = append(append([]inspect.Mount(nil), p.Submounts...), p.Target)
+	}
+	flag := "MNT_DETACH"
+	if p.Mode == ModeForce {
+		flag = "MNT_FORCE"
+	}
+	for i := range list {
+		m := &list[i]
+		var err error
+		if p.Mode == ModeLazy {
+			err = r.u.Lazy(r.ctx, m)
+		} else {
+			err = r.u.Force(r.ctx, m)
+		}
+		if err != nil {
+			r.fail(StageUnmount, err, fmt.Sprintf("umount2(%s) of %s failed", flag, termsafe.Quote(m.Mountpoint)))
+			return
+		}
+		r.send(Event{Stage: StageUnmount, Mount: m.ID, What: fmt.Sprintf("umount2(%s) of %s: gone (verified by statmount)", flag, termsafe.Quote(m.Mountpoint))})
+	}
+	summary := fmt.Sprintf("%s is unmounted", termsafe.Quote(p.Target.Mountpoint))
+	if p.Mode == ModeLazy && len(p.Holders) > 0 {
+		summary += fmt.Sprintf(" (detached: the filesystem lives on until its %d %s let go)", len(p.Holders), plural(len(p.Holders), "holder"))
+	}
+	r.done(Result{Gone: true, Summary: summary}, nil)
+}
+
+// expire makes the MNT_EXPIRE attempt, or with ExpireWhenIdle re-arms it
+// every Interval until the mount goes: the userspace twin of the kernel's
+// periodic mark_mounts_for_expiry() pass over an automount's expiry list.
+func (r *run) expire() {
+	p := r.plan
+	m := &p.Target
+	var deadline <-chan time.Time
+	if p.ExpireWhenIdle && p.Timeout > 0 {
+		t := time.NewTimer(p.Timeout)
+		defer t.Stop()
+		deadline = t.C
+	}
+	tick := time.NewTicker(p.Interval)
+	defer tick.Stop()
+	for attempt := 1; ; attempt++ {
+		res, err := r.u.Expire(r.ctx, m)
+		var what string
+		switch {
+		case err != nil && !(p.ExpireWhenIdle && isBusy(err)):
+			r.fail(StageExpire, err, fmt.Sprintf("attempt %d", attempt))
+			return
+		case err != nil:
+			what = fmt.Sprintf("attempt %d: %s", attempt, oneLine(err.Error()))
+		case res.Gone:
+			r.send(Event{Stage: StageExpire, What: fmt.Sprintf("attempt %d: still marked, so umount2(MNT_EXPIRE) unmounted it", attempt)})
+			r.done(Result{Gone: true, Summary: fmt.Sprintf("%s expired and is unmounted", termsafe.Quote(m.Mountpoint))}, nil)
+			return
+		case res.Cleared:
+			what = fmt.Sprintf("attempt %d: the mark set at %s was cleared by an access since (%d %s so far); marked again",
+				attempt, res.PrevMarkedAt.Format(time.TimeOnly), res.Mark.Cleared, plural(res.Mark.Cleared, "time"))
+		default:
+			what = fmt.Sprintf("attempt %d: idle, now marked for expiry (EAGAIN)", attempt)
+		}
+		if !p.ExpireWhenIdle {
+			r.send(Event{Stage: StageExpire, What: what})
+			r.done(Result{Marked: true, Summary: fmt.Sprintf("%s is marked for expiry: the same command again unmounts it if nothing touches it meanwhile", termsafe.Quote(m.Mountpoint))}, nil)
+			return
+		}
+		r.send(Event{Stage: StageExpire, What: what, Err: err})
+		select {
+		case <-tick.C:
+		case <-deadline:
+			r.done(Result{Marked: err == nil, Summary: fmt.Sprintf("%s did not become idle within %v", termsafe.Quote(m.Mountpoint), p.Timeout)}, ErrTimeout)
+			return
+		case <-r.ctx.Done():
+			r.done(Result{Marked: err == nil, Summary: "cancelled; the mount is still there"}, ErrCancelled)
+			return
+		}
+	}
+}
+
+// staged is the fumount design in userspace: fence -> syncfs -> revoke ->
+// drain -> unmount -> remove the fence -> verify.
+func (r *run) staged() {
+	u := r.u
+	if err := u.recheck(r.ctx, &r.target, true); err != nil {
+		r.fail(StageFence, &Error{Op: "fence", Target: r.target.Mountpoint, Err: err}, "nothing changed")
+		return
+	}
+	snap, err := u.sys.Mounts(r.ctx)
+	if err != nil {
+		r.fail(StageFence, err, "nothing changed")
+		return
+	}
+	over := false
+	if parent, ok := snap.Mount(r.target.ParentID); ok && parent.Propagation.Shared != 0 {
+		over = true
+	}
+	f, err := u.sys.Fence(&r.target, over)
+	if err != nil && !over && errors.Is(err, unix.EINVAL) {
+		// move_mount refuses MOVE_MOUNT_BENEATH under a shared parent
+		// (and in a few other layouts): the over-mount fence still works.
+		r.send(Event{Stage: StageFence, What: "mount beneath refused (EINVAL); over-mounting instead", Err: err})
+		over = true
+		f, err = u.sys.Fence(&r.target, true)
+	}
+	if err != nil {
+		r.fail(StageFence, err, "could not fence; nothing changed")
+		return
+	}
+	if f.Kind == FenceBeneath {
+		r.send(Event{Stage: StageFence, What: fmt.Sprintf("fenced by beneath-swap: %s now shows an empty read-only tmpfs (new opens: ENOENT, creates: EROFS); the mount itself is at %s",
+			termsafe.Quote(f.Target), termsafe.Quote(f.RealPath))})
+	} else {
+		r.send(Event{Stage: StageFence, What: fmt.Sprintf("fenced by over-mount (the parent is shared): an empty read-only tmpfs covers %s and its peers",
+			termsafe.Quote(f.Target))})
+	}
+	if err := u.sys.Syncfs(f); err != nil {
+		r.send(Event{Stage: StageFence, What: "syncfs failed: written data may not be on disk", Err: err})
+	} else {
+		r.send(Event{Stage: StageFence, What: "syncfs: data written so far is on disk"})
+	}
+	if r.ctx.Err() != nil {
+		r.rollback(f, "cancelled before revoke", ErrCancelled)
+		return
+	}
+	r.revoke(f)
+	if r.drain(f) {
+		r.finish(f)
+	}
+}
+
+// rollback undoes the fence and ends the run.
+func (r *run) rollback(f *Fence, why string, cause error) {
+	if err := r.u.sys.Rollback(f); err != nil {
+		r.send(Event{Stage: StageRollback, Err: err, What: "rolling back the fence failed: " + r.fenceState(f)})
+		r.done(Result{Summary: why + "; rolling back the fence failed: " + r.fenceState(f)}, errors.Join(cause, err))
+		return
+	}
+	what := fmt.Sprintf("fence removed: %s is back at %s", termsafe.Quote(r.target.Mountpoint), termsafe.Quote(f.Target))
+	if r.revoked+r.signalled > 0 {
+		what += fmt.Sprintf("; %d holders were revoked and %d signalled before that and stay so", r.revoked, r.signalled)
+	} else {
+		what += "; everything is as it was"
+	}
+	r.send(Event{Stage: StageRollback, What: what})
+	r.done(Result{Summary: why + "; " + what, Remaining: r.remainingHolders()}, cause)
+}
+
+// fenceState says where things are while fenced, for a failure report.
+func (r *run) fenceState(f *Fence) string {
+	if f.Kind == FenceBeneath {
+		return fmt.Sprintf("%s shows an empty read-only tmpfs (the fence, mount %d); the filesystem is still mounted at %s (mount %d)",
+			termsafe.Quote(f.Target), f.FenceID, termsafe.Quote(f.RealPath), r.target.ID)
+	}
+	return fmt.Sprintf("an empty read-only tmpfs (mount %d) covers %s, the filesystem is still mounted beneath it (mount %d)",
+		f.FenceID, termsafe.Quote(f.Target), r.target.ID)
+}
+
+// scanHolders rescans and returns the current holders of the target and
+// its submounts, updating the picture: a tracked holder no longer in the
+// scan is "gone" (unless it was revoked, which is why it left).
+func (r *run) scanHolders() ([]inspect.Holder, error) {
+	snap, err := r.u.sys.Scan(r.ctx)
+	if err != nil {
+		return nil, err
+	}
+	subs := snap.Descendants(r.target.ID)
+	hs := holdersOf(snap, r.target.ID, subs)
+	present := map[int]bool{}
+	for _, h := range hs {
+		present[h.PID] = true
+		if _, ok := r.holders[h.PID]; !ok {
+			r.holders[h.PID] = &HolderState{PID: h.PID, Comm: h.Comm, State: "pending"}
+			r.order = append(r.order, h.PID)
+		}
+	}
+	for pid, st := range r.holders {
+		if !present[pid] && st.State != "revoked" && st.State != "gone" {
+			st.State, st.Reason = "gone", "no longer holds the mount"
+		}
+	}
+	return hs, nil
+}
+
+// picture is a copy of the per-holder states, by pid.
+func (r *run) picture() []HolderState {
+	pids := append([]int(nil), r.order...)
+	sort.Ints(pids)
+	out := make([]HolderState, 0, len(pids))
+	for _, pid := range pids {
+		out = append(out, *r.holders[pid])
+	}
+	return out
+}
+
+// changedPicture returns the picture if it differs from the last one sent.
+func (r *run) changedPicture() []HolderState {
+	pic := r.picture()
+	key := fmt.Sprint(pic)
+	if key == r.lastShown {
+		return nil
+	}
+	r.lastShown = key
+	return pic
+}
+
+// revoke is the first pass over the holders after the fence.
+func (r *run) revoke(f *Fence) {
+	hs, err := r.scanHolders()
+	if err != nil {
+		r.send(Event{Stage: StageRevoke, What: "scan failed; the drain will retry", Err: err})
+		return
+	}
+	if len(hs) == 0 {
+		r.send(Event{Stage: StageRevoke, What: "no process holds the mount", Holders: r.changedPicture()})
+		return
+	}
+	for _, h := range hs {
+		r.act(StageRevoke, h)
+	}
+}
+
+// act revokes or signals one holder according to the policy, once per
+// holder for signals (TERM, then KILL after Grace), every time it is found
+// holding for close (a straggler that reopened through a cwd or dirfd).
+func (r *run) act(stage Stage, h inspect.Holder) {
+	st := r.holders[h.PID]
+	if r.plan.Policy == PolicySignal {
+		r.signal(stage, h, st)
+		return
+	}
+	if why := unrevocable(h); why != "" {
+		if st.State != "refused" || st.Reason != why {
+			st.State, st.Reason = "refused", why
+			r.send(Event{Stage: stage, PID: h.PID, What: fmt.Sprintf("pid %d (%s): not revoked: %s", h.PID, termsafe.Text(h.Comm), why), Holders: r.changedPicture()})
+		}
+		return
+	}
+	if st.State == "refused" {
+		return // a revoke failed for good earlier (traced, no ptrace): reported then
+	}
+	t := revokeTargets(h, false)
+	if t.Empty() {
+		return // holds only by a lock or a use with nothing to revoke
+	}
+	did, err := r.u.sys.Revoke(r.ctx, h.PID, t)
+	switch {
+	case err == nil:
+		r.revoked++
+		st.State, st.Reason = "revoked", did
+		r.send(Event{Stage: stage, PID: h.PID, What: fmt.Sprintf("pid %d (%s): %s", h.PID, termsafe.Text(h.Comm), did), Holders: r.changedPicture()})
+	case errors.Is(err, ErrHolderGone):
+		st.State, st.Reason = "gone", "exited"
+		r.send(Event{Stage: stage, PID: h.PID, What: fmt.Sprintf("pid %d (%s) exited", h.PID, termsafe.Text(h.Comm)), Holders: r.changedPicture()})
+	default:
+		st.State, st.Reason = "refused", oneLine(err.Error())
+		r.send(Event{Stage: stage, PID: h.PID, Err: err, What: fmt.Sprintf("pid %d (%s): not revoked: %s", h.PID, termsafe.Text(h.Comm), oneLine(err.Error())), Holders: r.changedPicture()})
+	}
+}
+
+// ErrHolderGone is what a Revoker returns for a process that exited.
+var ErrHolderGone = errors.New("the process exited")
+
+func (r *run) signal(stage Stage, h inspect.Holder, st *HolderState) {
+	if r.termAt == nil {
+		r.termAt, r.killed = map[int]time.Time{}, map[int]bool{}
+	}
+	at, termed := r.termAt[h.PID]
+	var sig unix.Signal
+	switch {
+	case !termed:
+		sig = unix.SIGTERM
+	case !r.killed[h.PID] && r.u.now().Sub(at) >= r.plan.Grace:
+		sig = unix.SIGKILL
+	default:
+		return
+	}
+	err := r.u.sys.Signal(h.PID, sig)
+	if sig == unix.SIGTERM {
+		r.termAt[h.PID] = r.u.now()
+	} else {
+		r.killed[h.PID] = true
+	}
+	name := unix.SignalName(sig)
+	switch {
+	case err == nil:
+		r.signalled++
+		st.State, st.Reason = "signalled", name
+		why := ""
+		if u := unrevocable(h); u != "" {
+			why = " (" + u + ")"
+		}
+		r.send(Event{Stage: stage, PID: h.PID, What: fmt.Sprintf("pid %d (%s): sent %s%s", h.PID, termsafe.Text(h.Comm), name, why), Holders: r.changedPicture()})
+	case errors.Is(err, unix.ESRCH):
+		st.State, st.Reason = "gone", "exited"
+		r.send(Event{Stage: stage, PID: h.PID, What: fmt.Sprintf("pid %d exited", h.PID), Holders: r.changedPicture()})
+	default:
+		r.send(Event{Stage: stage, PID: h.PID, Err: err, What: fmt.Sprintf("pid %d (%s): %s failed", h.PID, termsafe.Text(h.Comm), name), Holders: r.changedPicture()})
+	}
+}
+
+// drain rescans every Interval, revokes stragglers and reports what is
+// left and why, until nothing holds the mount and the real unmount
+// succeeds (true), or the timeout passes or the run is cancelled (the fence
+// is rolled back, false).
+func (r *run) drain(f *Fence) bool {
+	p := r.plan
+	deadline := time.NewTimer(p.Timeout)
+	defer deadline.Stop()
+	tick := time.NewTicker(p.Interval)
+	defer tick.Stop()
+	first := true
+	for {
+		if !first {
+			select {
+			case <-tick.C:
+			case <-deadline.C:
+				left := r.remainingHolders()
+				r.rollback(f, fmt.Sprintf("%d %s still held the mount after %v: %s", len(left), plural(len(left), "holder"), p.Timeout, r.whyLeft(left)), ErrTimeout)
+				return false
+			case <-r.ctx.Done():
+				r.rollback(f, "cancelled during the drain", ErrCancelled)
+				return false
+			}
+		}
+		first = false
+		hs, err := r.scanHolders()
+		if err != nil {
+			r.send(Event{Stage: StageDrain, What: "rescan failed", Err: err})
+			continue
+		}
+		r.remaining = hs
+		if len(hs) == 0 {
+			r.send(Event{Stage: StageDrain, What: "nothing holds the mount any more; unmounting", Holders: r.changedPicture()})
+			err := r.unmountReal(f)
+			if err == nil {
+				return true
+			}
+			if !isBusy(err) {
+				r.rollback(f, "the unmount failed: "+oneLine(err.Error()), err)
+				return false
+			}
+			r.send(Event{Stage: StageDrain, What: "busy, but " + noProcessHolder, Err: err, Holders: r.changedPicture()})
+			continue
+		}
+		for _, h := range hs {
+			r.act(StageDrain, h)
+		}
+		r.send(Event{Stage: StageDrain, Remaining: len(hs), What: fmt.Sprintf("%d %s left: %s", len(hs), plural(len(hs), "holder"), r.whyLeft(hs)), Holders: r.changedPicture()})
+	}
+}
+
+// remainingHolders are the holders of the last scan.
+func (r *run) remainingHolders() []inspect.Holder { return r.remaining }
+
+// whyLeft explains each remaining holder: refused (why), signalled, D state.
+func (r *run) whyLeft(hs []inspect.Holder) string {
+	var parts []string
+	for i, h := range hs {
+		if i == 5 {
+			parts = append(parts, fmt.Sprintf("and %d more", len(hs)-5))
+			break
+		}
+		st := r.holders[h.PID]
+		why := st.State
+		switch {
+		case h.State == 'D':
+			why = "in D state (uninterruptible sleep; it stops only when its I/O completes)"
+		case st.Reason != "" && st.State != "pending":
+			why = st.State + ": " + st.Reason
+		}
+		kinds := map[string]bool{}
+		var ks []string
+		for _, use := range h.Uses {
+			if k := use.Kind.String(); !kinds[k] {
+				kinds[k] = true
+				ks = append(ks, k)
+			}
+		}
+		parts = append(parts, fmt.Sprintf("pid %d (%s) by %s, %s", h.PID, termsafe.Text(h.Comm), strings.Join(ks, "+"), why))
+	}
+	return strings.Join(parts, "; ")
+}
+
+// unmountReal is the final, non-lazy unmount of the real mount (and its
+// submounts, deepest first), the fence's removal and the verification. A
+// FenceBeneath keeps the fence up until the real mount is gone; a FenceOver
+// covers the real mount, which cannot be unmounted while covered, so the
+// fence goes first.
+func (r *run) unmountReal(f *Fence) error {
+	u := r.u
+	if f.Kind == FenceOver {
+		if err := u.sys.RemoveFence(f); err != nil {
+			return err
+		}
+		r.send(Event{Stage: StageUnmount, What: "fence removed (over-mount); unmounting the mount beneath it"})
+	}
+	for _, sub := range r.plan.Submounts {
+		m := sub
+		m.Mountpoint = path.Join(f.RealPath, strings.TrimPrefix(sub.Mountpoint, r.target.Mountpoint))
+		if err := u.umount(r.ctx, "umount", &m, 0, true); err != nil {
+			if errors.Is(err, ErrGone) {
+				continue
+			}
+			r.send(Event{Stage: StageUnmount, Mount: sub.ID, Err: err, What: "submount " + termsafe.Quote(sub.Mountpoint)})
+			return err
+		}
+		r.send(Event{Stage: StageUnmount, Mount: sub.ID, What: fmt.Sprintf("submount %s unmounted", termsafe.Quote(sub.Mountpoint))})
+	}
+	m := r.target
+	m.Mountpoint = f.RealPath
+	if err := u.umount(r.ctx, "umount", &m, 0, true); err != nil {
+		if f.Kind == FenceOver && isBusy(err) {
+			// The fence is down already: put it back before draining on.
+			if nf, ferr := u.sys.Fence(&r.target, true); ferr == nil {
+				*f = *nf
+			}
+		}
+		return err
+	}
+	r.send(Event{Stage: StageUnmount, What: fmt.Sprintf("umount2 of %s (not lazy): unmounted, verified by statmount", termsafe.Quote(f.RealPath))})
+	return nil
+}
+
+// finish removes a FenceBeneath and ends the run.
+func (r *run) finish(f *Fence) {
+	if f.Kind == FenceBeneath {
+		if err := r.u.sys.RemoveFence(f); err != nil {
+			r.send(Event{Stage: StageUnmount, Err: err, What: "the filesystem is unmounted, but removing the fence failed: " + termsafe.Quote(f.Target) + " still shows an empty read-only tmpfs"})
+			r.done(Result{Gone: true, Summary: "unmounted; the fence is left at " + termsafe.Quote(f.Target)}, err)
+			return
+		}
+		r.send(Event{Stage: StageUnmount, What: "fence removed: " + termsafe.Quote(f.Target) + " is a plain directory again"})
+	}
+	r.done(Result{Gone: true, Summary: fmt.Sprintf("%s is unmounted (verified): %d %s revoked, %d signalled",
+		termsafe.Quote(r.target.Mountpoint), r.revoked, plural(r.revoked, "holder"), r.signalled)}, nil)
+}
+
+func oneLine(s string) string { return strings.NewReplacer("\n", " ", "\r", " ").Replace(s) }
