@@ -125,8 +125,8 @@ func TestEventSequence(t *testing.T) {
 			wantWhat:   "lives on until its 1 holder let go",
 		},
 		{
-			name: "force on tmpfs, busy: says it is ignored, names the holder, points to --staged",
-			mode: ModeForce,
+			name:    "force on tmpfs, busy: says it is ignored, names the holder, points to --staged",
+			mode:    ModeForce,
 			holders: [][]inspect.Holder{{holder(10, "cat", fdUse(3))}},
 			setup: func(f *fakeSys, _ context.CancelFunc) {
 				f.umountErr["/mnt/t"] = []error{unix.EBUSY}
