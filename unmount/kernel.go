@@ -32,9 +32,20 @@ type Revoker interface {
 // NewSystem returns the real System: in reads the mount table and the
 // holders, r revokes (nil: revoking fails and the holder is reported as
 // not revocable, so only the signal policy can move it).
-func NewSystem(in *inspect.Inspector, r Revoker) System {
-	return &kernel{in: in, revoker: r}
+func NewSystem(in *inspect.Inspector, r Revoker, opts ...SystemOption) System {
+	k := &kernel{in: in, revoker: r}
+	for _, o := range opts {
+		o(k)
+	}
+	return k
 }
+
+// SystemOption configures the real System.
+type SystemOption func(*kernel)
+
+// StashIn makes the beneath-swap fence's private directory under dir
+// (default: the first of /run, $TMPDIR, / that is not on the target).
+func StashIn(dir string) SystemOption { return func(k *kernel) { k.stashRoot = dir } }
 
 func (k *kernel) Scan(ctx context.Context) (*inspect.Snapshot, error)   { return k.in.Scan(ctx) }
 func (k *kernel) Mounts(ctx context.Context) (*inspect.Snapshot, error) { return k.in.Mounts(ctx) }

@@ -269,7 +269,7 @@ func (r *run) rollback(f *Fence, why string, cause error) {
 		r.done(Result{Summary: why + "; rolling back the fence failed: " + r.fenceState(f)}, errors.Join(cause, err))
 		return
 	}
-	what := fmt.Sprintf("fence removed: %s is back at %s", termsafe.Quote(r.target.Mountpoint), termsafe.Quote(f.Target))
+	what := fmt.Sprintf("fence removed: the mount (%d) is back at %s", r.target.ID, termsafe.Quote(f.Target))
 	if r.revoked+r.signalled > 0 {
 		what += fmt.Sprintf("; %d holders were revoked and %d signalled before that and stay so", r.revoked, r.signalled)
 	} else {
