@@ -390,4 +390,3 @@ func TestJournal(t *testing.T) {
 		t.Errorf("journal mode %v", st.Mode().Perm())
 	}
 }
-
