@@ -18,6 +18,8 @@ type Inspector struct {
 	perProcess time.Duration
 	detail     Detail
 	focus      map[MountID]bool
+	internal   map[uint64]bool // devices of internal kernel filesystems
+	anon       uint64          // anon_inodefs device
 }
 
 // Detail is how much a scan records about each use.
@@ -75,6 +77,7 @@ func New(procRoot string, opts ...Option) (*Inspector, error) {
 	if _, err := os.Stat(filepath.Join(in.procRoot, "self", "mountinfo")); err != nil {
 		return nil, fmt.Errorf("inspect: %s is not a proc filesystem: %w", procRoot, err)
 	}
+	in.internal, in.anon = probeInternalDevices()
 	return in, nil
 }
 

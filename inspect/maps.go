@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"strconv"
+	"strings"
 
 	"golang.org/x/sys/unix"
 )
@@ -82,6 +83,19 @@ func (p *proc) scanMaps() {
 		}
 		cands := p.tbl.byDev[m.dev]
 		if len(cands) == 0 {
+			// Not a filesystem of our table: a copy in the process's own
+			// namespace, or a detached mount. Only map_files can say.
+			if noMapFiles || p.tbl.internal[m.dev] {
+				continue
+			}
+			name := "map_files/" + strconv.FormatUint(m.start, 16) + "-" + strconv.FormatUint(m.end, 16)
+			t, err := p.statLink(name)
+			if err != nil {
+				noMapFiles = errors.Is(err, unix.EPERM) || errors.Is(err, unix.EACCES)
+				continue
+			}
+			path, deleted := strings.CutSuffix(m.path, " (deleted)")
+			p.other(p.dirfd, name, Use{Kind: UseMmap, FD: -1, Inode: m.ino, Start: m.start, End: m.end, Path: path, Deleted: deleted}, t)
 			continue
 		}
 		id := cands[0]

@@ -47,7 +47,8 @@ type proc struct {
 	pid     int
 	dirfd   int
 	res     procResult
-	foreign bool // in another mount namespace: device matches are not exact
+	foreign bool     // in another mount namespace: device matches are not exact
+	ns      *nsTable // that namespace's table
 }
 
 func (in *Inspector) scanProcess(pid int, tbl *scanTable, sc *scratch) procResult {
@@ -64,14 +65,18 @@ func (in *Inspector) scanProcess(pid int, tbl *scanTable, sc *scratch) procResul
 	if !p.readStat() {
 		return p.res
 	}
-	if ns, err := p.statLink("ns/mnt"); err == nil && tbl.ourNS != 0 && ns.ino != tbl.ourNS {
+	var nsSt unix.Stat_t
+	if err := unix.Fstatat(fd, "ns/mnt", &nsSt, 0); err == nil && tbl.ourNS != 0 && nsSt.Ino != tbl.ourNS {
 		p.foreign = true
+		p.ns = tbl.namespace(nsSt.Ino, in.procRoot, pid)
+		p.res.ns = nsSt.Ino
 	}
 	p.scanLinks()
 	p.scanFDs()
 	p.scanMaps()
-	if len(p.res.uses) > 0 {
+	if len(p.res.uses) > 0 || len(p.res.foreignUses) > 0 || len(p.res.unknown) > 0 || len(p.res.uring) > 0 {
 		p.readIdentity()
+		p.readCgroup()
 	}
 	return p.res
 }
@@ -287,10 +292,11 @@ func (p *proc) scanLinks() {
 }
 
 func (p *proc) addLink(dirfd int, name string, kind UseKind, tid int, t target) {
+	u := Use{Kind: kind, FD: -1, TID: tid, Inode: t.ino, Deleted: t.nlink == 0}
 	if !t.known {
+		p.other(dirfd, name, u, t)
 		return
 	}
-	u := Use{Kind: kind, FD: -1, TID: tid, Inode: t.ino, Deleted: t.nlink == 0}
 	if p.in.wantDetail(t.mount) {
 		u.Path = strings.TrimSuffix(p.readlink(dirfd, name), " (deleted)")
 	}
@@ -375,6 +381,11 @@ func (p *proc) scanFDs() {
 			}
 		}
 		if !t.known {
+			if t.dev == p.tbl.anon && p.tbl.anon != 0 {
+				p.ioUring(fdDir, name, fd)
+				return
+			}
+			p.other(fdDir, name, Use{Kind: UseFD, FD: fd, Inode: t.ino, Deleted: t.nlink == 0}, t)
 			return
 		}
 		detail := p.in.wantDetail(t.mount)
@@ -445,4 +456,56 @@ func (p *proc) addLocks(fd int, id MountID, path string) {
 			p.add(id, Use{Kind: UseLock, FD: fd, Path: path, Lock: &l})
 		}
 	}
+}
+
+// ioUring reads the registered files of an io_uring instance from its
+// fdinfo ("UserFiles:" then "   N: PATH" lines, io_uring/fdinfo.c): the
+// ring holds those files, and so their mounts, for as long as it lives,
+// with no fd of their own to show.
+func (p *proc) ioUring(fdDir int, name string, fd int) {
+	if p.readlink(fdDir, name) != "anon_inode:[io_uring]" {
+		return
+	}
+	b, err := p.readFile("fdinfo/" + name)
+	if err != nil {
+		return
+	}
+	in := false
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(line, "UserFiles:") {
+			in = true
+			continue
+		}
+		if !in {
+			continue
+		}
+		num, path, ok := strings.Cut(strings.TrimLeft(line, " "), ": ")
+		if !ok || num == "" || num[0] < '0' || num[0] > '9' {
+			if !strings.HasPrefix(line, " ") {
+				in = false
+			}
+			continue
+		}
+		p.res.uring = append(p.res.uring, KernelHolder{Kind: "io_uring", Name: fmt.Sprintf("io_uring fd %d, file %s", fd, num),
+			Path: unescapeSeqPath(path), PID: p.pid, Action: "stop the process or unregister the file"})
+	}
+}
+
+// unescapeSeqPath undoes seq_file_path's octal escapes (\040 for space).
+func unescapeSeqPath(s string) string {
+	if !strings.Contains(s, "\\") {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\\' && i+3 < len(s) {
+			if v, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
+				b.WriteByte(byte(v))
+				i += 3
+				continue
+			}
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
 }

@@ -24,7 +24,10 @@ type scanTable struct {
 	byDev    map[uint64][]MountID
 	locks    map[devIno]bool // files with a lock in /proc/locks
 	uniqueOK bool
-	ourNS    uint64 // inode of our mount namespace
+	ourNS    uint64          // inode of our mount namespace
+	foreign  sync.Map        // namespace inode -> *nsTable
+	internal map[uint64]bool // devices of the kernel's internal filesystems
+	anon     uint64          // anon_inodefs: io_uring, eventfd, epoll...
 }
 
 type devIno struct {
@@ -41,7 +44,8 @@ func (in *Inspector) scan(ctx context.Context, withProcs bool) (*Snapshot, error
 	snap := &Snapshot{Taken: start, UniqueIDs: uniqueOK, Mounts: mounts, Holders: map[MountID][]Holder{}, Warnings: warnings}
 	snap.buildIndex()
 	if withProcs {
-		tbl := &scanTable{byID: map[MountID]*Mount{}, byOld: map[int]MountID{}, byDev: map[uint64][]MountID{}, uniqueOK: uniqueOK}
+		tbl := &scanTable{byID: map[MountID]*Mount{}, byOld: map[int]MountID{}, byDev: map[uint64][]MountID{},
+			uniqueOK: uniqueOK, internal: in.internal, anon: in.anon}
 		for i := range snap.Mounts {
 			m := &snap.Mounts[i]
 			tbl.byID[m.ID] = m
@@ -58,6 +62,7 @@ func (in *Inspector) scan(ctx context.Context, withProcs bool) (*Snapshot, error
 			tbl.ourNS = st.Ino
 		}
 		in.scanProcesses(ctx, tbl, snap)
+		in.kernelHolders(snap)
 	}
 	snap.Duration = time.Since(start)
 	return snap, nil
@@ -65,10 +70,14 @@ func (in *Inspector) scan(ctx context.Context, withProcs bool) (*Snapshot, error
 
 // procResult is one process's contribution to a snapshot.
 type procResult struct {
-	pid      int
-	holder   Holder            // without Uses
-	uses     map[MountID][]Use // by mount
-	warnings []Warning
+	pid         int
+	holder      Holder            // without Uses
+	uses        map[MountID][]Use // by mount
+	warnings    []Warning
+	ns          uint64                    // another mount namespace's inode, 0 for ours
+	foreignUses map[int][]Use             // uses of mounts in that namespace, by reusable ID
+	unknown     map[MountID]*unknownMount // uses of mounts in no table: detached?
+	uring       []KernelHolder            // io_uring registered files (path only)
 }
 
 // scanProcesses reads every process in a bounded pool of workers. Each pid
@@ -139,9 +148,11 @@ func (in *Inspector) scanProcesses(ctx context.Context, tbl *scanTable, snap *Sn
 	n := len(results)
 	byCause := map[string][]int{}
 	var order []string
+	m := merger{snap: snap, tbl: tbl, nsIndex: map[uint64]int{}, unknown: map[MountID]int{}}
 	for i := 0; i < n; i++ {
 		r := <-results
 		snap.Processes++
+		m.add(&r)
 		for _, w := range r.warnings {
 			key := w.What
 			if w.Err != nil {
@@ -152,15 +163,11 @@ func (in *Inspector) scanProcesses(ctx context.Context, tbl *scanTable, snap *Sn
 			}
 			byCause[key] = append(byCause[key], r.pid)
 		}
-		for id, uses := range r.uses {
-			h := r.holder
-			h.Uses = uses
-			snap.Holders[id] = append(snap.Holders[id], h)
-		}
 	}
 	for _, key := range order {
 		snap.Warnings = append(snap.Warnings, Warning{What: groupWarning(key, byCause[key])})
 	}
+	m.finish()
 	mu.Lock()
 	if len(timedOut) > 0 {
 		sort.Ints(timedOut)

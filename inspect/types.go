@@ -73,6 +73,10 @@ type Mount struct {
 	SuperOptions string // per-superblock options
 	Propagation  Propagation
 	Children     []MountID // mounts whose parent is this one, in table order
+	// Detached: lazily unmounted (MNT_DETACH) and still alive because
+	// something holds it; it is in no namespace's table. Only ID, device
+	// and the holders' paths (relative to the detached root) are known.
+	Detached bool
 }
 
 // ReadOnly reports whether the mount itself is read-only.
@@ -160,15 +164,18 @@ type Use struct {
 
 // Holder is a process that holds a mount, with its uses of that mount only.
 type Holder struct {
-	PID     int
-	Comm    string   // /proc/PID/comm (may be set by the process: untrusted text)
-	Cmdline []string // argv (untrusted text)
-	UID     int
-	User    string    // user name, or the UID as text when unknown
-	State   byte      // R, S, D, Z, T, ... from /proc/PID/stat
-	Started time.Time // process start time
-	Threads int
-	Uses    []Use
+	PID       int
+	Comm      string   // /proc/PID/comm (may be set by the process: untrusted text)
+	Cmdline   []string // argv (untrusted text)
+	UID       int
+	User      string    // user name, or the UID as text when unknown
+	State     byte      // R, S, D, Z, T, ... from /proc/PID/stat
+	Started   time.Time // process start time
+	Threads   int
+	Cgroup    string // the process's cgroup (v2 path, or the systemd controller's)
+	Unit      string // systemd unit from the cgroup path, e.g. "nginx.service"
+	Container string // container ID found in the cgroup path (docker, containerd, podman, kubepods)
+	Uses      []Use
 }
 
 // Warning is a partial failure of a scan: a process it could not read, one
@@ -199,6 +206,14 @@ type Snapshot struct {
 	Holders   map[MountID][]Holder // by mount, each holder listing only its uses of that mount
 	Warnings  []Warning
 	Processes int // processes scanned
+
+	// Namespaces are the other mount namespaces that processes live in,
+	// each with its own table and the holders of its mounts.
+	Namespaces []Namespace
+	// Kernel lists holders that are not processes: loop devices, swap
+	// files, nfsd exports, io_uring registered files, binfmt_misc
+	// interpreters, device-mapper/md holders, by mount.
+	Kernel map[MountID][]KernelHolder
 
 	index map[MountID]int
 }
@@ -310,4 +325,72 @@ func isUnder(path, mp string) bool {
 		return strings.HasPrefix(path, "/")
 	}
 	return path == mp || strings.HasPrefix(path, mp+"/")
+}
+
+// Namespace is another mount namespace seen through its processes.
+type Namespace struct {
+	Inode   uint64           // mnt:[Inode], as /proc/PID/ns/mnt shows it
+	PIDs    []int            // processes living there
+	Mounts  []Mount          // its table (from /proc/PID/mountinfo of one of them)
+	Holders map[int][]Holder // by the mount's reusable ID in that table
+	Err     error            // its table could not be read
+}
+
+// Copy is a mount of the same filesystem in another mount namespace.
+type Copy struct {
+	Namespace *Namespace
+	Mount     *Mount   // in that namespace's table
+	Holders   []Holder // holders of that copy
+	// Propagates: our mount's parent is shared and the copy sits at the
+	// same place under a peer or slave of it, so umount2 of ours
+	// propagates there and a busy copy makes it fail with EBUSY
+	// (propagate_mount_busy in fs/pnode.c). Otherwise the copy is independent: our umount succeeds
+	// but the filesystem (and its device) stays alive while the copy is
+	// mounted.
+	Propagates bool
+}
+
+// Copies returns the mounts of the same filesystem (same device) in other
+// mount namespaces: containers, services with a private /tmp, unshare'd
+// shells. fuser and lsof show such holders with no hint of why.
+func (s *Snapshot) Copies(id MountID) []Copy {
+	m, ok := s.Mount(id)
+	if !ok {
+		return nil
+	}
+	var out []Copy
+	for i := range s.Namespaces {
+		ns := &s.Namespaces[i]
+		for j := range ns.Mounts {
+			c := &ns.Mounts[j]
+			if c.Major != m.Major || c.Minor != m.Minor {
+				continue
+			}
+			out = append(out, Copy{Namespace: ns, Mount: c, Holders: ns.Holders[c.OldID], Propagates: s.propagates(m, ns, c)})
+		}
+	}
+	return out
+}
+
+// KernelHolder is a holder that is not a process's use: the kernel itself
+// pins the mount on someone's behalf.
+type KernelHolder struct {
+	Kind   string // "loop", "swap", "nfsd-export", "io_uring", "binfmt_misc", "block-holder", "submount"
+	Name   string // /dev/loop3, the swap file, the binfmt entry, dm-0, the submount's path
+	Path   string // the file on the mount that is held
+	PID    int    // io_uring: the owning process
+	Action string // what would release it: "detach loop device", "swapoff", ...
+}
+
+func (s *Snapshot) propagates(m *Mount, ns *Namespace, c *Mount) bool {
+	parent, ok := s.Mount(m.ParentID)
+	if !ok || parent.ID == m.ID || parent.Propagation.Shared == 0 || c.Mountpoint != m.Mountpoint {
+		return false
+	}
+	for i := range ns.Mounts {
+		if p := &ns.Mounts[i]; p.OldID == c.OldParentID {
+			return p.Propagation.Shared == parent.Propagation.Shared || p.Propagation.Master == parent.Propagation.Shared
+		}
+	}
+	return false
 }

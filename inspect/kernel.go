@@ -1,0 +1,182 @@
+package inspect
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// sysRoot is where sysfs is read from; a field would be needed only for
+// fixture tests of these readers, which take their input as text instead.
+const sysRoot = "/sys"
+
+// kernelHolders finds what pins a mount without being a process's use
+// (DESIGN.md "Holders /proc does not show per process"): loop devices
+// backed by a file on it, swap files on it, nfsd exports of it,
+// binfmt_misc interpreters opened at registration (flag F), the block
+// device's holders (device-mapper, md), and submounts and over-mounts.
+func (in *Inspector) kernelHolders(s *Snapshot) {
+	for _, k := range loopHolders(s) {
+		s.addKernel(k.id, k.KernelHolder)
+	}
+	if b, err := os.ReadFile(in.procRoot + "/swaps"); err == nil {
+		for _, f := range parseSwaps(string(b)) {
+			if m, ok := s.MountContaining(f); ok {
+				s.addKernel(m.ID, KernelHolder{Kind: "swap", Name: f, Path: f, Action: "swapoff"})
+			}
+		}
+	}
+	if b, err := os.ReadFile(in.procRoot + "/fs/nfsd/exports"); err == nil {
+		for _, e := range parseExports(string(b)) {
+			if m, ok := s.MountContaining(e); ok {
+				s.addKernel(m.ID, KernelHolder{Kind: "nfsd-export", Name: e, Path: e, Action: "exportfs -u"})
+			}
+		}
+	}
+	dir := in.procRoot + "/sys/fs/binfmt_misc"
+	if ents, err := os.ReadDir(dir); err == nil {
+		for _, e := range ents {
+			if e.Name() == "register" || e.Name() == "status" {
+				continue
+			}
+			b, err := os.ReadFile(filepath.Join(dir, e.Name()))
+			if err != nil {
+				continue
+			}
+			if interp, ok := binfmtFixed(string(b)); ok {
+				if m, ok := s.MountContaining(interp); ok {
+					s.addKernel(m.ID, KernelHolder{Kind: "binfmt_misc", Name: e.Name(), Path: interp,
+						Action: "echo -1 > " + filepath.Join(dir, e.Name())})
+				}
+			}
+		}
+	}
+	for i := range s.Mounts {
+		m := &s.Mounts[i]
+		if m.Detached {
+			continue
+		}
+		if m.Major != 0 {
+			hdir := fmt.Sprintf("%s/dev/block/%d:%d/holders", sysRoot, m.Major, m.Minor)
+			if ents, err := os.ReadDir(hdir); err == nil {
+				for _, e := range ents {
+					s.addKernel(m.ID, KernelHolder{Kind: "block-holder", Name: e.Name(),
+						Action: "remove the " + e.Name() + " device (dmsetup remove / mdadm --stop)"})
+				}
+			}
+		}
+		for _, c := range m.Children {
+			cm, ok := s.Mount(c)
+			if !ok || c == m.ID {
+				continue
+			}
+			kind := "submount"
+			if cm.Mountpoint == m.Mountpoint {
+				kind = "over-mount"
+			}
+			s.addKernel(m.ID, KernelHolder{Kind: kind, Name: cm.Mountpoint, Path: cm.Mountpoint, Action: "unmount it first (deepest first)"})
+		}
+	}
+}
+
+type loopHolder struct {
+	KernelHolder
+	id MountID
+}
+
+// loopHolders reads /sys/block/loop*/loop/backing_file and attributes each
+// loop device to the mount its backing file lies on. The backing file's
+// device (LOOP_GET_STATUS64, loop(4)) picks among mounts when the path is
+// ambiguous. The action is "detach" only when the loop device itself is not
+// mounted.
+func loopHolders(s *Snapshot) []loopHolder {
+	var out []loopHolder
+	ents, _ := filepath.Glob(sysRoot + "/block/loop*/loop/backing_file")
+	for _, bf := range ents {
+		b, err := os.ReadFile(bf)
+		if err != nil {
+			continue
+		}
+		path := strings.TrimSuffix(strings.TrimSuffix(string(b), "\n"), " (deleted)")
+		name := filepath.Base(filepath.Dir(filepath.Dir(bf)))
+		dev := "/dev/" + name
+		m, ok := s.MountContaining(path)
+		if !ok {
+			continue
+		}
+		if fd, err := unix.Open(dev, unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NONBLOCK, 0); err == nil {
+			if st, err := unix.IoctlLoopGetStatus64(fd); err == nil {
+				maj, min := int(unix.Major(st.Device)), int(unix.Minor(st.Device))
+				if m.Major != maj || m.Minor != min {
+					for i := range s.Mounts {
+						if o := &s.Mounts[i]; o.Major == maj && o.Minor == min {
+							m = o
+							break
+						}
+					}
+				}
+			}
+			unix.Close(fd)
+		}
+		action := "detach loop device (losetup -d " + dev + ")"
+		var lst unix.Stat_t
+		if unix.Stat(dev, &lst) == nil {
+			for _, o := range s.Mounts {
+				if o.Major == int(unix.Major(lst.Rdev)) && o.Minor == int(unix.Minor(lst.Rdev)) {
+					action = "unmount " + o.Mountpoint + " (it mounts " + dev + "), then detach the loop device"
+					break
+				}
+			}
+		}
+		out = append(out, loopHolder{KernelHolder{Kind: "loop", Name: dev, Path: path, Action: action}, m.ID})
+	}
+	return out
+}
+
+// parseSwaps returns the swap files of /proc/swaps (proc(5)); names are
+// octal-escaped there like mountinfo's.
+func parseSwaps(text string) []string {
+	var out []string
+	for i, line := range strings.Split(text, "\n") {
+		f := strings.Fields(line)
+		if i == 0 || len(f) < 2 || f[1] != "file" {
+			continue
+		}
+		out = append(out, unescapeSeqPath(f[0]))
+	}
+	return out
+}
+
+// parseExports returns the exported paths of /proc/fs/nfsd/exports.
+func parseExports(text string) []string {
+	var out []string
+	for _, line := range strings.Split(text, "\n") {
+		if line == "" || line[0] == '#' {
+			continue
+		}
+		f := strings.Fields(line)
+		if len(f) > 0 {
+			out = append(out, unescapeSeqPath(f[0]))
+		}
+	}
+	return out
+}
+
+// binfmtFixed returns the interpreter of a binfmt_misc entry registered
+// with the F flag (the kernel opened it at registration and holds it open).
+func binfmtFixed(text string) (string, bool) {
+	var interp string
+	fixed := false
+	for _, line := range strings.Split(text, "\n") {
+		if v, ok := strings.CutPrefix(line, "interpreter "); ok {
+			interp = v
+		}
+		if v, ok := strings.CutPrefix(line, "flags: "); ok && strings.Contains(v, "F") {
+			fixed = true
+		}
+	}
+	return interp, fixed && interp != ""
+}

@@ -1,0 +1,125 @@
+package inspect
+
+import (
+	"errors"
+	"sort"
+
+	"golang.org/x/sys/unix"
+
+	"mounttop/internal/mountapi"
+)
+
+// merger folds process results into a snapshot: our mounts' holders, other
+// namespaces with theirs, detached mounts, io_uring holders.
+type merger struct {
+	snap    *Snapshot
+	tbl     *scanTable
+	nsIndex map[uint64]int  // namespace inode -> index in snap.Namespaces
+	unknown map[MountID]int // detached candidate -> index in snap.Mounts
+	uring   []KernelHolder
+}
+
+func (m *merger) add(r *procResult) {
+	for id, uses := range r.uses {
+		h := r.holder
+		h.Uses = uses
+		m.snap.Holders[id] = append(m.snap.Holders[id], h)
+	}
+	if r.ns != 0 {
+		i, ok := m.nsIndex[r.ns]
+		if !ok {
+			v, _ := m.tbl.foreign.Load(r.ns)
+			t := v.(*nsTable)
+			i = len(m.snap.Namespaces)
+			m.nsIndex[r.ns] = i
+			m.snap.Namespaces = append(m.snap.Namespaces, Namespace{Inode: r.ns, Mounts: t.mounts, Holders: map[int][]Holder{}, Err: t.err})
+		}
+		ns := &m.snap.Namespaces[i]
+		ns.PIDs = append(ns.PIDs, r.pid)
+		for old, uses := range r.foreignUses {
+			h := r.holder
+			h.Uses = uses
+			ns.Holders[old] = append(ns.Holders[old], h)
+		}
+	}
+	for id, um := range r.unknown {
+		i, ok := m.unknown[id]
+		if !ok {
+			i = len(m.snap.Mounts)
+			m.unknown[id] = i
+			m.snap.Mounts = append(m.snap.Mounts, Mount{ID: id, ParentID: id, Detached: true,
+				Major: int(unix.Major(um.dev)), Minor: int(unix.Minor(um.dev))})
+		}
+		h := r.holder
+		h.Uses = um.uses
+		m.snap.Holders[id] = append(m.snap.Holders[id], h)
+	}
+	m.uring = append(m.uring, r.uring...)
+}
+
+// finish confirms detached mounts (statmount(2) cannot find a detached
+// mount; one it finds was mounted here after the table was read), fills in
+// what is known of them, and sorts.
+func (m *merger) finish() {
+	s := m.snap
+	drop := map[MountID]bool{}
+	for id := range m.unknown {
+		if _, err := mountapi.StatMount(uint64(id)); err == nil || !errors.Is(err, unix.ENOENT) {
+			drop[id] = true
+		}
+	}
+	if len(drop) > 0 {
+		kept := s.Mounts[:0]
+		for _, mt := range s.Mounts {
+			if drop[mt.ID] {
+				delete(s.Holders, mt.ID)
+				continue
+			}
+			kept = append(kept, mt)
+		}
+		s.Mounts = kept
+	}
+	for i := range s.Mounts {
+		mt := &s.Mounts[i]
+		if !mt.Detached {
+			continue
+		}
+		mt.Mountpoint = "(detached)"
+		mt.Source = "?"
+		for _, o := range s.Mounts {
+			if !o.Detached && o.Major == mt.Major && o.Minor == mt.Minor {
+				mt.FSType, mt.Source = o.FSType, o.Source // same superblock still mounted here
+				break
+			}
+		}
+	}
+	s.buildIndex()
+	for i := range s.Namespaces {
+		sort.Ints(s.Namespaces[i].PIDs)
+	}
+	sort.Slice(s.Namespaces, func(i, j int) bool { return s.Namespaces[i].Inode < s.Namespaces[j].Inode })
+	for _, k := range m.uring {
+		if mt, ok := s.MountContaining(k.Path); ok {
+			s.addKernel(mt.ID, k)
+		}
+	}
+}
+
+func (s *Snapshot) addKernel(id MountID, k KernelHolder) {
+	if s.Kernel == nil {
+		s.Kernel = map[MountID][]KernelHolder{}
+	}
+	s.Kernel[id] = append(s.Kernel[id], k)
+}
+
+// Detached returns the mounts that were lazily unmounted and are still
+// held, with their holders in Holders.
+func (s *Snapshot) Detached() []*Mount {
+	var out []*Mount
+	for i := range s.Mounts {
+		if s.Mounts[i].Detached {
+			out = append(out, &s.Mounts[i])
+		}
+	}
+	return out
+}
