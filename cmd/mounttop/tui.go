@@ -1,9 +1,169 @@
 package main
 
-// runTUI is the interactive view; being built in ui/ (issue 4).
-func runTUI(args []string) error {
-	return usagef("the interactive view is not built yet; try: mounttop list")
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"time"
+
+	tea "github.com/charmbracelet/bubbletea"
+	"golang.org/x/sys/unix"
+
+	"mounttop/inspect"
+	"mounttop/internal/termsafe"
+	"mounttop/ui"
+	"mounttop/unmount"
+)
+
+const tuiUsage = `usage: mounttop [--interval D] [--proc DIR] [--journal PATH] [PATH]
+
+The interactive view: the mount tree, who holds each mount and how, and the
+unmount actions (l lazy, e expire, f force, F staged, d dry run; ? for help).
+PATH opens the view with the mount at (or containing) PATH selected; it is
+looked up in the mount table and never walked.
+
+`
+
+// tuiFlags are the interactive view's flags; demo takes the same ones.
+type tuiFlags struct {
+	interval time.Duration
+	proc     string
+	journal  string
+	path     string
 }
 
-// runDemo is `mounttop demo`; being built with ui/ (issue 4).
-func runDemo(args []string) error { return usagef("demo: not built yet") }
+func parseTUIFlags(name string, args []string, usage string) (tuiFlags, error) {
+	var f tuiFlags
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.DurationVar(&f.interval, "interval", 2*time.Second, "background refresh `interval`")
+	fs.StringVar(&f.proc, "proc", "/proc", "the proc filesystem to read (`DIR`)")
+	fs.StringVar(&f.journal, "journal", "", "append every unmount action to `PATH` (default: "+
+		unmount.DefaultJournalPath(0, func(string) string { return "" })+" for root, $XDG_STATE_HOME/mounttop/journal.jsonl otherwise)")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fs.SetOutput(os.Stdout)
+			fmt.Print(usage)
+			fs.PrintDefaults()
+			return f, errHelp
+		}
+		return f, usagef("%v (see mounttop --help)", err)
+	}
+	if f.interval < 100*time.Millisecond {
+		return f, usagef("--interval %v is too short (at least 100ms)", f.interval)
+	}
+	switch fs.NArg() {
+	case 0:
+	case 1:
+		f.path = fs.Arg(0)
+	default:
+		return f, usagef("too many arguments: %s (one PATH at most)", termsafe.Quote(fs.Arg(1)))
+	}
+	return f, nil
+}
+
+// runTUI is the interactive view.
+func runTUI(args []string) error {
+	f, err := parseTUIFlags("mounttop", args, tuiUsage)
+	if errors.Is(err, errHelp) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	return runView(f, "")
+}
+
+// runView checks everything that can fail before the terminal is taken
+// over, then runs the program until it quits. notice is shown in the
+// status bar first (the demo's greeting).
+func runView(f tuiFlags, notice string) error {
+	if !isTerminal(os.Stdin) || !isTerminal(os.Stdout) {
+		return usagef("the interactive view needs a terminal; for scripts use mounttop list, holders or umount")
+	}
+	in, err := inspect.New(f.proc)
+	if err != nil {
+		return err
+	}
+	var uopts []unmount.Option
+	book := unmount.OpenExpiryBook("")
+	if f.journal != "-" {
+		path := f.journal
+		if path == "" {
+			path = unmount.DefaultJournalPath(os.Geteuid(), os.Getenv)
+		}
+		j, err := unmount.OpenJournal(path)
+		switch {
+		case err != nil && f.journal != "":
+			return fmt.Errorf("opening the journal: %w", err)
+		case err != nil:
+			notice = joinNotice(notice, "no journal: "+termsafe.Text(err.Error()))
+		default:
+			defer j.Close()
+			uopts = append(uopts, unmount.WithJournal(j))
+			book = unmount.OpenExpiryBook(unmount.DefaultExpiryPath(path))
+		}
+	}
+	uopts = append(uopts, unmount.WithExpiryBook(book))
+	u, err := unmount.Default(uopts...)
+	if err != nil {
+		return err
+	}
+	model := ui.New(ui.Options{
+		Scanner:   in,
+		Unmounter: ui.Engine{U: u, Book: book},
+		Interval:  f.interval,
+		StartPath: f.path,
+		Notice:    notice,
+	})
+	return runProgram(model)
+}
+
+func joinNotice(a, b string) string {
+	if a == "" {
+		return b
+	}
+	return a + "; " + b
+}
+
+// runProgram runs the bubbletea program. Its own signal handling is off:
+// SIGTERM, SIGHUP and SIGINT become a message, so the model can cancel a
+// running unmount (rolling a fence back) before it quits, and the
+// terminal is restored by the program on the way out. bubbletea restores
+// it on a panic too (in Update, View or a command).
+func runProgram(model ui.Model) error {
+	p := tea.NewProgram(model, tea.WithAltScreen(), tea.WithoutSignalHandler())
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, unix.SIGTERM, unix.SIGHUP, unix.SIGINT)
+	defer signal.Stop(sigs)
+	done := make(chan struct{})
+	defer close(done)
+	go func() {
+		for {
+			select {
+			case s := <-sigs:
+				p.Send(ui.SignalMsg(s))
+			case <-done:
+				return
+			}
+		}
+	}()
+	final, err := p.Run()
+	if err != nil {
+		return fmt.Errorf("the interactive view failed: %w", err)
+	}
+	if m, ok := final.(ui.Model); ok {
+		if warn := m.LeftRunning(); warn != "" {
+			return errors.New(warn)
+		}
+	}
+	return nil
+}
+
+func isTerminal(f *os.File) bool {
+	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
+	return err == nil
+}

@@ -1,0 +1,72 @@
+package main
+
+import (
+	"fmt"
+	"os"
+
+	"mounttop/internal/demo"
+)
+
+// A demo holder is mounttop itself in a hidden role; it must run before
+// anything else (flags, dispatch), so it is picked here.
+func init() {
+	if role := os.Getenv(demo.EnvHolder); role != "" {
+		os.Exit(demo.RunHolder(role, os.Args[1:]))
+	}
+}
+
+const demoUsage = `usage: mounttop demo [--interval D]
+
+The interactive view in a private sandbox: a new mount namespace (and user
+namespace when not root, so no sudo is needed) with busy demo mounts under
+/mnt and demo holders of every kind: a blocked reader, a shell in a build
+directory, a media player mapping a file, a database holding a lock, two
+indexers re-opening files, and an idle mount to expire. Every action works
+for real, on the sandbox only. On exit nothing is left behind: the holders
+are killed and the namespace goes away.
+
+`
+
+// runDemo is `mounttop demo`: it re-executes itself inside a private
+// namespace, builds the sandbox there and runs the view on it.
+func runDemo(args []string) error {
+	f, err := parseTUIFlags("mounttop demo", args, demoUsage)
+	if err != nil {
+		if err == errHelp {
+			return nil
+		}
+		return err
+	}
+	if f.path != "" {
+		return usagef("demo takes no PATH (it opens on /mnt/projects)")
+	}
+	if !demo.Inside() {
+		if !isTerminal(os.Stdin) || !isTerminal(os.Stdout) {
+			return usagef("the demo needs a terminal")
+		}
+		code, err := demo.Enter(append([]string{"demo"}, args...))
+		if err != nil {
+			return err
+		}
+		if code != 0 {
+			return &exitError{code: code, err: fmt.Errorf("the demo ended with exit code %d", code)}
+		}
+		return nil
+	}
+	root := "/mnt"
+	if st, err := os.Stat(root); err != nil || !st.IsDir() {
+		// No /mnt to mount over: a fresh directory will do (removed on exit).
+		if root, err = os.MkdirTemp("", "mounttop-demo-"); err != nil {
+			return err
+		}
+		defer os.Remove(root)
+	}
+	sb, err := demo.Build(root)
+	if err != nil {
+		return err
+	}
+	defer sb.Close()
+	f.path = sb.Start
+	f.journal = "-" // a sandbox's actions do not belong in the real journal
+	return runView(f, "demo sandbox: nothing here touches your system · try F on "+sb.Start+", e on the idle scratch mount, ? for help")
+}

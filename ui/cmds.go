@@ -1,0 +1,86 @@
+package ui
+
+import (
+	"context"
+	"time"
+
+	tea "github.com/charmbracelet/bubbletea"
+
+	"mounttop/inspect"
+	"mounttop/unmount"
+)
+
+// Commands copy what they need into locals before returning the closure:
+// the closure runs on another goroutine and must never read the model.
+
+// scanCmd runs one scan under ctx (cancelled by a refresh that replaces it,
+// and bounded by a deadline so a hung filesystem cannot keep it forever)
+// and reports it tagged with its generation, with the expiry marks the
+// engine holds for the mounts it found (marks may be nil).
+func scanCmd(ctx context.Context, s Scanner, marks ExpiryReader, gen int) tea.Cmd {
+	return func() tea.Msg {
+		start := time.Now()
+		snap, err := s.Scan(ctx)
+		msg := scanDoneMsg{gen: gen, snap: snap, err: err, took: time.Since(start)}
+		if err == nil && snap != nil && marks != nil {
+			msg.marks = marks.ExpiryMarks(mountIDs(snap))
+		}
+		return msg
+	}
+}
+
+// marksCmd re-reads the expiry marks after an expire attempt.
+func marksCmd(marks ExpiryReader, ids []inspect.MountID) tea.Cmd {
+	return func() tea.Msg { return marksMsg{marks: marks.ExpiryMarks(ids)} }
+}
+
+func mountIDs(s *inspect.Snapshot) []inspect.MountID {
+	ids := make([]inspect.MountID, len(s.Mounts))
+	for i := range s.Mounts {
+		ids[i] = s.Mounts[i].ID
+	}
+	return ids
+}
+
+// timerFunc is tea.Tick; model tests replace it to fire timers by hand.
+type timerFunc func(time.Duration, func(time.Time) tea.Msg) tea.Cmd
+
+// tickCmd arms the next background scan of generation gen.
+func (m Model) tickCmd(gen int) tea.Cmd {
+	return m.after(m.opts.Interval, func(time.Time) tea.Msg { return tickMsg{gen: gen} })
+}
+
+// clockCmd moves the model's clock once a second.
+func (m Model) clockCmd() tea.Cmd {
+	return m.after(time.Second, func(t time.Time) tea.Msg { return clockMsg(t) })
+}
+
+// planCmd asks the engine what an unmount would do.
+func planCmd(u Unmounter, req Request, preview bool) tea.Cmd {
+	return func() tea.Msg {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		plan, err := u.Plan(ctx, req)
+		return planMsg{req: req, plan: plan, err: err, preview: preview}
+	}
+}
+
+// waitForEvent waits for the next event of run number run. The progress
+// pane re-arms it after each event, so exactly one waiter exists per run.
+func waitForEvent(ch <-chan unmount.Event, run int) tea.Cmd {
+	return func() tea.Msg {
+		ev, ok := <-ch
+		return runEventMsg{run: run, ev: ev, closed: !ok}
+	}
+}
+
+func (m Model) quitTimeoutCmd() tea.Cmd {
+	return m.after(m.opts.QuitGrace, func(time.Time) tea.Msg { return quitTimeoutMsg{} })
+}
+
+// startRunCmd starts the engine; the run's events follow as runEventMsg.
+func startRunCmd(ctx context.Context, u Unmounter, req Request, plan unmount.Plan, run int) tea.Cmd {
+	return func() tea.Msg {
+		return runStartedMsg{run: run, ch: u.Run(ctx, req, plan)}
+	}
+}

@@ -1,0 +1,57 @@
+package ui
+
+import (
+	"context"
+
+	"mounttop/inspect"
+	"mounttop/unmount"
+)
+
+// Engine is the real Unmounter: unmount.Unmounter's Prepare and Run, with
+// the request's choices turned into a plan. Submounts go with the target
+// (Recursive) for every mode but expire, which the engine refuses for a
+// mount with submounts; the dialog names them before anything happens.
+type Engine struct {
+	U    *unmount.Unmounter
+	Book *unmount.ExpiryBook // the marks U sets; read by ExpiryMarks
+}
+
+// Plan implements Unmounter.
+func (e Engine) Plan(ctx context.Context, req Request) (unmount.Plan, error) {
+	p := unmount.Plan{
+		Target:         req.Target,
+		Mode:           req.Mode,
+		Policy:         req.Policy,
+		Recursive:      req.Mode != unmount.ModeExpire,
+		ExpireWhenIdle: req.WhenIdle,
+	}
+	if req.Mode == unmount.ModeExpire {
+		p.Interval = req.Interval
+	}
+	return e.U.Prepare(ctx, p)
+}
+
+// Run implements Unmounter.
+func (e Engine) Run(ctx context.Context, req Request, plan unmount.Plan) <-chan unmount.Event {
+	plan.Mode = req.Mode
+	plan.Policy = req.Policy
+	plan.ExpireWhenIdle = req.WhenIdle
+	if req.Mode == unmount.ModeExpire && req.Interval > 0 {
+		plan.Interval = req.Interval
+	}
+	return e.U.Run(ctx, plan)
+}
+
+// ExpiryMarks implements ExpiryReader from the book.
+func (e Engine) ExpiryMarks(ids []inspect.MountID) map[inspect.MountID]unmount.ExpiryMark {
+	if e.Book == nil {
+		return nil
+	}
+	out := map[inspect.MountID]unmount.ExpiryMark{}
+	for _, id := range ids {
+		if m, ok := e.Book.Get(id); ok {
+			out[id] = m
+		}
+	}
+	return out
+}

@@ -1,0 +1,382 @@
+package ui
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/charmbracelet/bubbles/key"
+	tea "github.com/charmbracelet/bubbletea"
+
+	"mounttop/inspect"
+)
+
+// holderRowKind says what a line of the holders pane is, for styling and
+// for what enter does on it.
+type holderRowKind int
+
+const (
+	rowHolder  holderRowKind = iota // a process: enter shows or hides its uses
+	rowUse                          // one use of the mount by that process
+	rowSection                      // a heading
+	rowOther                        // another mount of the same filesystem
+	rowWarning
+	rowNote // plain text
+)
+
+type holderRow struct {
+	kind holderRowKind
+	pid  int
+	text string // already escaped and laid out
+}
+
+// holdersPane shows who holds the selected mount and how: processes with
+// their uses (grouped by kind, expandable), the other mounts of the same
+// filesystem, and the scan's warnings.
+type holdersPane struct {
+	styles *Styles
+	keys   *keyMap
+
+	snap   *inspect.Snapshot
+	mount  inspect.MountID
+	expiry expiryMark
+	// open records the operator's choice per pid (shown or hidden); pids
+	// without a choice are shown when everything fits.
+	open map[int]bool
+
+	rows          []holderRow
+	cursor        int
+	offset        int
+	width, height int
+	focused       bool
+}
+
+func newHoldersPane(s *Styles, k *keyMap) holdersPane {
+	return holdersPane{styles: s, keys: k, open: map[int]bool{}}
+}
+
+// SetSize sets the pane's size in cells: height counts the column header.
+func (h *holdersPane) SetSize(w, ht int) {
+	h.width, h.height = w, ht
+	h.rebuild()
+}
+
+// show points the pane at a mount of a snapshot. The expanded state is
+// kept while the mount stays the same.
+func (h *holdersPane) show(s *inspect.Snapshot, id inspect.MountID, e expiryMark) {
+	if id != h.mount {
+		h.open = map[int]bool{}
+		h.cursor, h.offset = 0, 0
+	}
+	h.snap, h.mount, h.expiry = s, id, e
+	h.rebuild()
+}
+
+// title names the pane after its mount.
+func (h *holdersPane) title() string {
+	if h.snap == nil {
+		return "Holders"
+	}
+	m, ok := h.snap.Mount(h.mount)
+	if !ok {
+		return "Holders"
+	}
+	n := len(h.snap.HoldersOf(h.mount))
+	return fmt.Sprintf("Holders of %s (%s)", safe(m.Mountpoint), plural(n, "process", "processes"))
+}
+
+func (h *holdersPane) rebuild() {
+	pid := 0
+	if h.cursor < len(h.rows) {
+		pid = h.rows[h.cursor].pid
+	}
+	h.rows = h.rows[:0]
+	if h.snap == nil {
+		h.add(rowNote, 0, "reading who holds what…")
+		return
+	}
+	m, ok := h.snap.Mount(h.mount)
+	if !ok {
+		h.add(rowNote, 0, "no mount selected")
+		return
+	}
+	holders := h.snap.HoldersOf(h.mount)
+	if s := h.expiry.sentence(); s != "" {
+		h.add(rowNote, 0, s)
+	}
+	if len(holders) == 0 {
+		h.add(rowNote, 0, "Nobody holds "+safe(m.Mountpoint)+": a plain unmount should work; e expires it when idle.")
+		if n := len(h.snap.Descendants(h.mount)); n > 0 {
+			h.add(rowNote, 0, plural(n, "submount", "submounts")+" below it must go first.")
+		}
+	} else {
+		total := 0
+		for _, hd := range holders {
+			total += 1 + len(hd.Uses)
+		}
+		fits := total <= h.bodyHeight()
+		w := h.width
+		cmdW := w - 2 - 7 - 1 - 9 - 1 - 24
+		if cmdW < 12 {
+			cmdW = 12
+		}
+		for _, hd := range holders {
+			open, chosen := h.open[hd.PID]
+			if !chosen {
+				open = fits
+			}
+			mark := "▸ "
+			if open {
+				mark = "▾ "
+			}
+			state := ""
+			switch hd.State {
+			case 'D':
+				state = " [D: stuck in the kernel]"
+			case 'T', 't':
+				state = " [stopped]"
+			case 'Z':
+				state = " [zombie]"
+			}
+			line := mark + fitRight(fmt.Sprint(hd.PID), 7) + " " + fit(safe(hd.User), 9) + " " +
+				fit(command(hd.Comm, hd.Cmdline), cmdW) + " " + summary(hd.Uses) + state
+			h.add(rowHolder, hd.PID, line)
+			if open {
+				for _, u := range sortedUses(hd.Uses) {
+					h.add(rowUse, hd.PID, "    "+useLine(u))
+				}
+			}
+		}
+	}
+	if others := h.snap.SameFilesystem(h.mount); len(others) > 0 {
+		h.add(rowSection, 0, fmt.Sprintf("Same filesystem (dev %s) also mounted at:", m.Device()))
+		for _, o := range others {
+			n := len(h.snap.HoldersOf(o.ID))
+			h.add(rowOther, 0, fmt.Sprintf("  %s  %s", safe(o.Mountpoint), plural(n, "holder", "holders")))
+		}
+	}
+	if len(h.snap.Warnings) > 0 {
+		h.add(rowSection, 0, "Warnings ("+fmt.Sprint(len(h.snap.Warnings))+"):")
+		for _, w := range h.snap.Warnings {
+			h.add(rowWarning, w.PID, "  "+safe(w.String()))
+		}
+	}
+	h.cursor = 0
+	for i, r := range h.rows {
+		if r.pid == pid && pid != 0 && r.kind == rowHolder {
+			h.cursor = i
+			break
+		}
+	}
+	h.scroll()
+}
+
+func (h *holdersPane) add(k holderRowKind, pid int, text string) {
+	h.rows = append(h.rows, holderRow{kind: k, pid: pid, text: text})
+}
+
+// summary counts a holder's uses by kind: "fd×2 cwd mmap lock".
+func summary(uses []inspect.Use) string {
+	counts := map[inspect.UseKind]int{}
+	for _, u := range uses {
+		counts[u.Kind]++
+	}
+	var parts []string
+	for _, k := range []inspect.UseKind{inspect.UseFD, inspect.UseCwd, inspect.UseRoot, inspect.UseExe, inspect.UseMmap, inspect.UseLock} {
+		switch n := counts[k]; {
+		case n == 1:
+			parts = append(parts, k.String())
+		case n > 1:
+			parts = append(parts, fmt.Sprintf("%s×%d", k, n))
+		}
+	}
+	return strings.Join(parts, " ")
+}
+
+// sortedUses groups uses by kind (fd, cwd, root, exe, mmap, lock) and
+// orders fds by number.
+func sortedUses(uses []inspect.Use) []inspect.Use {
+	out := append([]inspect.Use(nil), uses...)
+	sort.SliceStable(out, func(i, j int) bool {
+		if out[i].Kind != out[j].Kind {
+			return out[i].Kind < out[j].Kind
+		}
+		if out[i].FD != out[j].FD {
+			return out[i].FD < out[j].FD
+		}
+		return out[i].Start < out[j].Start
+	})
+	return out
+}
+
+// useLine is one use: "fd 3   rw  /mnt/x (deleted)".
+func useLine(u inspect.Use) string {
+	var what string
+	switch u.Kind {
+	case inspect.UseFD:
+		what = fmt.Sprintf("fd %-3d %-3s", u.FD, u.Access)
+	case inspect.UseMmap:
+		what = fmt.Sprintf("mmap %x-%x", u.Start, u.End)
+	case inspect.UseLock:
+		what = "lock"
+		if u.Lock != nil {
+			what = fmt.Sprintf("lock %s %s %s-%s", u.Lock.Type, u.Lock.Mode, u.Lock.Start, u.Lock.End)
+			if u.Lock.Waiter {
+				what += " (waiting)"
+			}
+		}
+		if u.FD >= 0 {
+			what += fmt.Sprintf(" fd %d", u.FD)
+		}
+	default:
+		what = u.Kind.String()
+		if u.TID != 0 {
+			what += fmt.Sprintf(" (thread %d)", u.TID)
+		}
+	}
+	path := safe(u.Path)
+	if path == "" {
+		path = fmt.Sprintf("inode %d", u.Inode)
+	}
+	if u.Deleted {
+		path += " (deleted)"
+	}
+	return fmt.Sprintf("%-12s %s", what, path)
+}
+
+func (h *holdersPane) bodyHeight() int {
+	if h.height < 2 {
+		return 1
+	}
+	return h.height - 1
+}
+
+func (h *holdersPane) scroll() {
+	ht := h.bodyHeight()
+	if h.cursor >= len(h.rows) {
+		h.cursor = len(h.rows) - 1
+	}
+	if h.cursor < 0 {
+		h.cursor = 0
+	}
+	if h.cursor < h.offset {
+		h.offset = h.cursor
+	}
+	if h.cursor >= h.offset+ht {
+		h.offset = h.cursor - ht + 1
+	}
+	if max := len(h.rows) - ht; h.offset > max {
+		h.offset = max
+	}
+	if h.offset < 0 {
+		h.offset = 0
+	}
+}
+
+func (h *holdersPane) move(n int) {
+	h.cursor += n
+	h.scroll()
+}
+
+// holderAt is the pid of the process on the cursor's line, or 0.
+func (h *holdersPane) holderAt() int {
+	if h.cursor < len(h.rows) {
+		return h.rows[h.cursor].pid
+	}
+	return 0
+}
+
+// Update handles the keys of the focused holders pane.
+func (h holdersPane) Update(msg tea.Msg) (holdersPane, tea.Cmd) {
+	km, ok := msg.(tea.KeyMsg)
+	if !ok {
+		return h, nil
+	}
+	k := h.keys
+	switch {
+	case key.Matches(km, k.Up):
+		h.move(-1)
+	case key.Matches(km, k.Down):
+		h.move(1)
+	case key.Matches(km, k.PageUp):
+		h.move(-h.bodyHeight())
+	case key.Matches(km, k.PageDown):
+		h.move(h.bodyHeight())
+	case key.Matches(km, k.Top):
+		h.move(-len(h.rows))
+	case key.Matches(km, k.Bottom):
+		h.move(len(h.rows))
+	case key.Matches(km, k.Toggle), key.Matches(km, k.Expand), key.Matches(km, k.Collapse):
+		pid := h.holderAt()
+		if pid == 0 || h.cursor >= len(h.rows) || (h.rows[h.cursor].kind != rowHolder && h.rows[h.cursor].kind != rowUse) {
+			break
+		}
+		open := h.isOpen(pid)
+		switch {
+		case key.Matches(km, k.Expand):
+			open = true
+		case key.Matches(km, k.Collapse):
+			open = false
+		default:
+			open = !open
+		}
+		h.open[pid] = open
+		h.rebuild()
+		// Keep the cursor on the process line.
+		for i, r := range h.rows {
+			if r.pid == pid && r.kind == rowHolder {
+				h.cursor = i
+			}
+		}
+		h.scroll()
+	}
+	return h, nil
+}
+
+// isOpen reports whether pid's uses are shown now.
+func (h *holdersPane) isOpen(pid int) bool {
+	for i, r := range h.rows {
+		if r.pid == pid && r.kind == rowHolder {
+			return i+1 < len(h.rows) && h.rows[i+1].kind == rowUse && h.rows[i+1].pid == pid
+		}
+	}
+	return false
+}
+
+// View draws the column header and the rows, exactly h.height lines.
+func (h holdersPane) View() string {
+	var b strings.Builder
+	cmdW := h.width - 2 - 7 - 1 - 9 - 1 - 24
+	if cmdW < 12 {
+		cmdW = 12
+	}
+	head := "  " + fitRight("PID", 7) + " " + fit("USER", 9) + " " + fit("COMMAND", cmdW) + " USES"
+	b.WriteString(h.styles.Header.Render(clip(head, h.width)))
+	lines := 1
+	for i := h.offset; i < len(h.rows) && lines < h.height; i++ {
+		r := h.rows[i]
+		gutter := "  "
+		if i == h.cursor {
+			gutter = "> "
+		}
+		line := clip(gutter+r.text, h.width)
+		switch {
+		case i == h.cursor && h.focused:
+			line = h.styles.Cursor.Render(line)
+		case r.kind == rowHolder:
+			line = h.styles.Busy.Render(line)
+		case r.kind == rowSection:
+			line = h.styles.Section.Render(line)
+		case r.kind == rowWarning:
+			line = h.styles.Warning.Render(line)
+		case r.kind == rowNote:
+			line = h.styles.Dim.Render(line)
+		}
+		b.WriteString("\n" + line)
+		lines++
+	}
+	for ; lines < h.height; lines++ {
+		b.WriteString("\n")
+	}
+	return b.String()
+}

@@ -1,0 +1,77 @@
+package ui
+
+import "github.com/charmbracelet/bubbles/key"
+
+// keyMap is every key the interface answers to, in one place: Update
+// matches against these bindings and the help screen is drawn from them,
+// so the two cannot drift apart. "l" is the lazy unmount, so the vim
+// "right" is not bound; the arrows expand and collapse.
+type keyMap struct {
+	Up, Down, PageUp, PageDown, Top, Bottom key.Binding
+	Expand, Collapse, Toggle                key.Binding
+	SwitchPane                              key.Binding
+	Filter                                  key.Binding
+
+	Lazy, Expire, Force, Staged, DryRun key.Binding
+	Refresh                             key.Binding
+	Cancel                              key.Binding
+	Help, Quit                          key.Binding
+
+	// Dialog keys.
+	Yes, No, Left, Right, Choose key.Binding
+}
+
+func defaultKeys() keyMap {
+	b := func(keys []string, k, desc string) key.Binding {
+		return key.NewBinding(key.WithKeys(keys...), key.WithHelp(k, desc))
+	}
+	return keyMap{
+		Up:         b([]string{"up", "k"}, "↑/k", "up"),
+		Down:       b([]string{"down", "j"}, "↓/j", "down"),
+		PageUp:     b([]string{"pgup", "ctrl+u"}, "pgup", "page up"),
+		PageDown:   b([]string{"pgdown", "ctrl+d"}, "pgdn", "page down"),
+		Top:        b([]string{"home", "g"}, "g", "first"),
+		Bottom:     b([]string{"end", "G"}, "G", "last"),
+		Expand:     b([]string{"right"}, "→", "expand"),
+		Collapse:   b([]string{"left", "h"}, "←/h", "collapse / go to parent"),
+		Toggle:     b([]string{"enter", " "}, "enter", "expand or collapse"),
+		SwitchPane: b([]string{"tab", "shift+tab"}, "tab", "switch pane"),
+		Filter:     b([]string{"/"}, "/", "filter mounts"),
+
+		Lazy:    b([]string{"l"}, "l", "lazy unmount (detach now)"),
+		Expire:  b([]string{"e"}, "e", "expire (now, or when idle)"),
+		Force:   b([]string{"f"}, "f", "forced unmount (MNT_FORCE)"),
+		Staged:  b([]string{"F"}, "F", "staged: fence, revoke, drain"),
+		DryRun:  b([]string{"d"}, "d", "preview the plan (dry run)"),
+		Refresh: b([]string{"r"}, "r", "refresh now"),
+		Cancel:  b([]string{"x", "esc"}, "x/esc", "cancel the running unmount"),
+		Help:    b([]string{"?"}, "?", "help"),
+		Quit:    b([]string{"q", "ctrl+c"}, "q", "quit"),
+
+		Yes:    b([]string{"y", "Y"}, "y", "yes"),
+		No:     b([]string{"n", "N", "esc", "q"}, "n/esc", "no"),
+		Left:   b([]string{"left", "h", "shift+tab"}, "←", "previous choice"),
+		Right:  b([]string{"right", "tab"}, "→", "next choice"),
+		Choose: b([]string{"enter"}, "enter", "take the highlighted choice"),
+	}
+}
+
+// helpGroups is the full help, by topic.
+func (k keyMap) helpGroups() []helpGroup {
+	return []helpGroup{
+		{"Move", []key.Binding{k.Up, k.Down, k.PageUp, k.PageDown, k.Top, k.Bottom, k.SwitchPane}},
+		{"Tree", []key.Binding{k.Toggle, k.Expand, k.Collapse, k.Filter, k.Refresh}},
+		{"Unmount", []key.Binding{k.Lazy, k.Expire, k.Force, k.Staged, k.DryRun, k.Cancel}},
+		{"Other", []key.Binding{k.Help, k.Quit}},
+	}
+}
+
+// shortHelp is the one-line reminder in the status bar.
+func (k keyMap) shortHelp() []key.Binding {
+	return []key.Binding{k.Lazy, k.Expire, k.Force, k.Staged, k.DryRun, k.Filter, k.Help, k.Quit}
+}
+
+type helpGroup struct {
+	Name     string
+	Bindings []key.Binding
+}

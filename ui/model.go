@@ -1,0 +1,709 @@
+// Package ui is mounttop's interactive view, a bubbletea program: the mount
+// tree, who holds the selected mount and how, and the unmount actions with
+// a live progress pane.
+//
+// The root Model routes every message (window size, then an open dialog,
+// then the help screen and the filter prompt, then global keys, then the
+// focused pane; data messages go to the pane that owns them whatever has
+// focus). Update never touches /proc or makes a syscall: scans, plans and
+// unmount runs happen in tea.Cmds and come back as messages.
+package ui
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/charmbracelet/bubbles/key"
+	tea "github.com/charmbracelet/bubbletea"
+	"github.com/charmbracelet/lipgloss"
+
+	"mounttop/inspect"
+	"mounttop/unmount"
+)
+
+// Options configure the interactive view.
+type Options struct {
+	Scanner   Scanner   // required
+	Unmounter Unmounter // required
+	// Interval is the background refresh period and the drain/expire
+	// retry interval (default 2s).
+	Interval time.Duration
+	// StartPath selects the mount at (or containing) this path once the
+	// first scan arrives. It is matched against the mount table only; the
+	// path is never walked (that would clear an expiry mark).
+	StartPath string
+	// ScanTimeout abandons a scan that takes longer (default 15s): a hung
+	// filesystem must not stop the refresh for good.
+	ScanTimeout time.Duration
+	// QuitGrace is how long quitting waits for a cancelled run to roll
+	// back before it gives up (default 15s).
+	QuitGrace time.Duration
+	// Now is the clock (tests fix it).
+	Now func() time.Time
+	// Notice is shown in the status bar until the first action.
+	Notice string
+}
+
+type focus int
+
+const (
+	focusTree focus = iota
+	focusLower
+)
+
+// Model is the root of the interactive view.
+type Model struct {
+	opts   Options
+	after  timerFunc // tea.Tick
+	styles *Styles
+	keys   *keyMap
+
+	width, height int
+	tree          treePane
+	holders       holdersPane
+	progress      progressPane
+	dialog        *confirmDialog
+	showHelp      bool
+	focus         focus
+
+	snap        *inspect.Snapshot
+	gen         int // generation of the newest scan asked for
+	scanning    bool
+	scanStarted time.Time
+	scanCancel  context.CancelFunc
+	scanTook    time.Duration
+	started     bool // StartPath has been looked for
+	expiry      *expiryMarks
+	runs        int
+	now         time.Time
+
+	status   string // the last action and its result
+	err      error  // shown until the next key
+	errHint  string
+	quitting bool // waiting for a cancelled run to end before quitting
+}
+
+// New builds the view; the first scan starts with Init.
+func New(opts Options) Model {
+	if opts.Interval <= 0 {
+		opts.Interval = 2 * time.Second
+	}
+	if opts.ScanTimeout <= 0 {
+		opts.ScanTimeout = 15 * time.Second
+	}
+	if opts.QuitGrace <= 0 {
+		opts.QuitGrace = 15 * time.Second
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	st := newStyles()
+	k := defaultKeys()
+	m := Model{opts: opts, after: tea.Tick, styles: &st, keys: &k, expiry: newExpiryMarks(), width: 80, height: 24}
+	m.tree = newTreePane(m.styles, m.keys)
+	m.tree.expiry = m.expiry
+	m.holders = newHoldersPane(m.styles, m.keys)
+	m.progress = newProgressPane(m.styles, m.keys)
+	m.now = opts.Now()
+	m.status = opts.Notice
+	m.layout()
+	return m
+}
+
+// SignalMsg turns a signal the program received (SIGTERM, SIGHUP, SIGINT)
+// into a message: the view cancels a running unmount, waits for it to stop
+// (up to QuitGrace) and quits.
+func SignalMsg(s os.Signal) tea.Msg { return signalMsg{sig: s} }
+
+// LeftRunning says, after the program ended, whether an unmount was still
+// running (quitting gave up waiting for it): empty when nothing was.
+func (m Model) LeftRunning() string {
+	if !m.progress.active {
+		return ""
+	}
+	return fmt.Sprintf("the %s of %s was cancelled but had not stopped when mounttop quit (stage %s); check it with: mounttop list",
+		modeName(m.progress.req), safe(m.progress.req.Target.Mountpoint), m.progress.stage)
+}
+
+// Init starts the first scan and the clock.
+func (m Model) Init() tea.Cmd {
+	return tea.Batch(m.firstScan(), m.clockCmd())
+}
+
+// firstScan is generation 1, started by Init (which cannot change the
+// model: New leaves gen at 0 and the result of gen 1 is awaited).
+func (m Model) firstScan() tea.Cmd {
+	ctx, cancel := context.WithTimeout(context.Background(), m.opts.ScanTimeout)
+	s, marks := m.opts.Scanner, m.marks()
+	return func() tea.Msg {
+		defer cancel()
+		return scanCmd(ctx, s, marks, 1)()
+	}
+}
+
+// startScan begins a scan of a new generation, abandoning any scan still
+// running (its result will be stale).
+func (m Model) startScan() (Model, tea.Cmd) {
+	if m.scanCancel != nil {
+		m.scanCancel()
+	}
+	m.gen++
+	ctx, cancel := context.WithTimeout(context.Background(), m.opts.ScanTimeout)
+	m.scanCancel = cancel
+	m.scanning = true
+	m.scanStarted = m.opts.Now()
+	return m, scanCmd(ctx, m.opts.Scanner, m.marks(), m.gen)
+}
+
+// marks is the Unmounter as an ExpiryReader, if it is one.
+func (m Model) marks() ExpiryReader {
+	r, _ := m.opts.Unmounter.(ExpiryReader)
+	return r
+}
+
+// Update routes one message; see the package comment for the order.
+func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
+	switch msg := msg.(type) {
+	case tea.WindowSizeMsg:
+		m.width, m.height = msg.Width, msg.Height
+		m.layout()
+		return m, nil
+	case clockMsg:
+		m.now = m.opts.Now()
+		m.progress.now = m.now
+		return m, m.clockCmd()
+	case scanDoneMsg:
+		return m.onScan(msg)
+	case tickMsg:
+		if msg.gen != m.gen || m.scanning {
+			return m, nil // a refresh has replaced the chain this tick belonged to
+		}
+		return m.startScan()
+	case planMsg:
+		return m.onPlan(msg)
+	case runStartedMsg:
+		if msg.run != m.progress.run {
+			return m, nil
+		}
+		return m, m.progress.attach(msg.ch)
+	case runEventMsg:
+		return m.onRunEvent(msg)
+	case marksMsg:
+		if msg.marks != nil {
+			m.expiry.book = msg.marks
+			m.showSelected()
+		}
+		return m, nil
+	case signalMsg:
+		return m.quit(fmt.Sprintf("got %v", msg.sig))
+	case quitTimeoutMsg:
+		if m.quitting {
+			return m, tea.Quit
+		}
+		return m, nil
+	case tea.KeyMsg:
+		return m.onKey(msg)
+	}
+	return m, nil
+}
+
+// layout hands each pane its share of the screen: one title line, the
+// tree and the lower pane (holders or progress) each with a title line,
+// and two status lines.
+func (m *Model) layout() {
+	body := m.height - 3
+	if body < 4 {
+		body = 4
+	}
+	treeH := body / 2
+	lower := body - treeH
+	m.tree.SetSize(m.width, treeH-1)
+	m.holders.SetSize(m.width, lower-1)
+	m.progress.SetSize(m.width, lower-1)
+	m.setFocus(m.focus)
+}
+
+func (m *Model) setFocus(f focus) {
+	m.focus = f
+	m.tree.focused = f == focusTree
+	m.holders.focused = f == focusLower && !m.progress.visible()
+	m.progress.focused = f == focusLower && m.progress.visible()
+}
+
+func (m Model) onScan(msg scanDoneMsg) (tea.Model, tea.Cmd) {
+	if msg.gen != m.gen && !(m.gen == 0 && msg.gen == 1) {
+		return m, nil // stale: a refresh replaced this scan
+	}
+	if m.gen == 0 {
+		m.gen = 1
+	}
+	if m.scanCancel != nil {
+		m.scanCancel()
+		m.scanCancel = nil
+	}
+	m.scanning = false
+	m.scanTook = msg.took
+	next := m.tickCmd(m.gen)
+	if msg.err != nil {
+		m.setError(fmt.Errorf("scanning: %w", msg.err))
+		return m, next
+	}
+	m.snap = msg.snap
+	if msg.marks != nil {
+		m.expiry.book = msg.marks
+	}
+	gone := m.tree.setSnapshot(msg.snap)
+	if !m.started {
+		m.started = true
+		if m.opts.StartPath != "" {
+			m.selectPath(m.opts.StartPath)
+		}
+	}
+	if gone != "" {
+		m.status = safe(gone) + " is no longer mounted; selected the mount above it"
+	}
+	m.showSelected()
+	return m, next
+}
+
+// selectPath selects the mount at path, or the one path lies on.
+func (m *Model) selectPath(path string) {
+	p := path
+	if !filepath.IsAbs(p) {
+		if abs, err := filepath.Abs(p); err == nil {
+			p = abs
+		}
+	}
+	p = filepath.Clean(p)
+	mt, ok := m.snap.MountAt(p)
+	if !ok {
+		mt, ok = m.snap.MountContaining(p)
+	}
+	if !ok || !m.tree.selectID(mt.ID) {
+		m.setError(fmt.Errorf("%s: no mount found there", safe(path)))
+		return
+	}
+	if mt.Mountpoint != p {
+		m.status = safe(path) + " lies on " + safe(mt.Mountpoint)
+	}
+}
+
+// showSelected points the holders pane at the tree's selection.
+func (m *Model) showSelected() {
+	m.holders.show(m.snap, m.tree.selected, m.expiry.of(m.tree.selected))
+}
+
+// selectedMount is the mount under the tree's cursor.
+func (m *Model) selectedMount() (*inspect.Mount, bool) {
+	if m.snap == nil || m.tree.selected == 0 {
+		return nil, false
+	}
+	return m.snap.Mount(m.tree.selected)
+}
+
+func (m *Model) setError(err error) {
+	m.err = err
+	var holders []inspect.Holder
+	if m.snap != nil {
+		holders = m.snap.HoldersOf(m.tree.selected)
+	}
+	m.errHint = hintFor(err, holders)
+}
+
+func (m Model) onKey(km tea.KeyMsg) (tea.Model, tea.Cmd) {
+	m.err, m.errHint = nil, "" // errors show until the next key
+	k := m.keys
+	if m.dialog != nil {
+		d, act, done := m.dialog.Update(km)
+		if !done {
+			m.dialog = &d
+			return m, nil
+		}
+		m.dialog = nil
+		if act == nil {
+			m.status = "cancelled: nothing was changed"
+			return m, nil
+		}
+		return m.do(*act)
+	}
+	if m.showHelp {
+		m.showHelp = false
+		return m, nil
+	}
+	if m.quitting {
+		if key.Matches(km, k.Quit) {
+			return m, tea.Quit // asked twice: stop waiting
+		}
+		return m, nil
+	}
+	if m.tree.filtering {
+		m.tree, _ = m.tree.Update(km)
+		m.showSelected()
+		return m, nil
+	}
+	switch {
+	case key.Matches(km, k.Quit):
+		if m.progress.active {
+			m.dialog = m.quitDialog()
+			return m, nil
+		}
+		return m, tea.Quit
+	case key.Matches(km, k.Help):
+		m.showHelp = true
+		return m, nil
+	case key.Matches(km, k.SwitchPane):
+		if m.focus == focusTree {
+			m.setFocus(focusLower)
+		} else {
+			m.setFocus(focusTree)
+		}
+		return m, nil
+	case key.Matches(km, k.Refresh):
+		m.status = "refreshing…"
+		return m.startScan()
+	case key.Matches(km, k.Cancel):
+		switch {
+		case m.progress.active:
+			if m.progress.stop(m.now) {
+				m.status = "cancelling the " + modeName(m.progress.req) + "…"
+			}
+		case m.progress.visible():
+			m.progress = newProgressPane(m.styles, m.keys).withSize(m.progress)
+			m.setFocus(focusTree)
+		case m.tree.filter != "":
+			m.tree.filter = ""
+			m.tree.rebuild(m.tree.selected)
+			m.showSelected()
+		}
+		return m, nil
+	case key.Matches(km, k.Filter):
+		m.setFocus(focusTree)
+		m.tree.filtering = true
+		return m, nil
+	case key.Matches(km, k.Lazy):
+		return m.ask(Request{Mode: unmount.ModeLazy}, false)
+	case key.Matches(km, k.Expire):
+		return m.ask(Request{Mode: unmount.ModeExpire}, false)
+	case key.Matches(km, k.Force):
+		return m.ask(Request{Mode: unmount.ModeForce}, false)
+	case key.Matches(km, k.Staged):
+		return m.ask(Request{Mode: unmount.ModeStaged, Policy: unmount.PolicyClose}, false)
+	case key.Matches(km, k.DryRun):
+		return m.ask(Request{Mode: unmount.ModeStaged, Policy: unmount.PolicyClose}, true)
+	}
+	if m.focus == focusTree {
+		m.tree, _ = m.tree.Update(km)
+		m.showSelected()
+		return m, nil
+	}
+	if m.progress.visible() {
+		m.progress, _ = m.progress.Update(km)
+		return m, nil
+	}
+	m.holders, _ = m.holders.Update(km)
+	return m, nil
+}
+
+// ask starts an action on the selected mount: the engine builds the plan
+// (in a command), and the plan comes back as a dialog or a preview.
+func (m Model) ask(req Request, preview bool) (tea.Model, tea.Cmd) {
+	mt, ok := m.selectedMount()
+	if !ok {
+		m.setError(errors.New("no mount selected"))
+		return m, nil
+	}
+	if m.progress.active && !preview {
+		m.setError(fmt.Errorf("a %s of %s is still running: x cancels it", modeName(m.progress.req), safe(m.progress.req.Target.Mountpoint)))
+		return m, nil
+	}
+	req.Snapshot = m.snap
+	req.Target = *mt
+	req.Interval = m.opts.Interval
+	m.status = "planning the " + modeName(req) + " of " + safe(mt.Mountpoint) + "…"
+	return m, planCmd(m.opts.Unmounter, req, preview)
+}
+
+func (m Model) onPlan(msg planMsg) (tea.Model, tea.Cmd) {
+	if msg.err != nil {
+		m.setError(fmt.Errorf("planning the %s of %s: %w", modeName(msg.req), safe(msg.req.Target.Mountpoint), msg.err))
+		return m, nil
+	}
+	if msg.preview {
+		m.status = "dry run: nothing was changed"
+		m.progress.showPlan(msg.req, msg.plan, m.now)
+		m.setFocus(m.focus)
+		return m, nil
+	}
+	m.status = ""
+	m.dialog = m.unmountDialog(msg.req, msg.plan)
+	return m, nil
+}
+
+// unmountDialog asks before an unmount, saying what it will do.
+func (m *Model) unmountDialog(req Request, plan unmount.Plan) *confirmDialog {
+	mp := safe(req.Target.Mountpoint)
+	d := &confirmDialog{styles: m.styles, keys: m.keys,
+		title: strings.ToUpper(modeName(req)[:1]) + modeName(req)[1:] + " of " + mp + "?",
+		lines: planLines(req, plan, 6)}
+	d.choices = []choice{{label: "No"}}
+	switch req.Mode {
+	case unmount.ModeExpire:
+		idle := req
+		idle.WhenIdle = true
+		d.title = "Expire " + mp + "?"
+		d.choices = append(d.choices,
+			choice{label: "Expire now", hotkey: "y", act: &action{kind: actRun, req: req, plan: plan}},
+			choice{label: "When idle", hotkey: "w", act: &action{kind: actRun, req: idle, plan: plan}})
+	case unmount.ModeStaged:
+		sig := req
+		sig.Policy = unmount.PolicySignal
+		label := "Yes, revoke"
+		if req.Policy == unmount.PolicySignal {
+			label = "Yes, signal"
+		}
+		d.choices = append(d.choices,
+			choice{label: label, hotkey: "y", act: &action{kind: actRun, req: req, plan: plan}})
+		if req.Policy != unmount.PolicySignal {
+			p := plan
+			p.Policy = unmount.PolicySignal
+			d.choices = append(d.choices, choice{label: "Signal instead", hotkey: "s", act: &action{kind: actRun, req: sig, plan: p}})
+		}
+	default:
+		d.choices = append(d.choices, choice{label: "Yes", hotkey: "y", act: &action{kind: actRun, req: req, plan: plan}})
+	}
+	return d
+}
+
+// quitDialog asks before quitting while an unmount runs.
+func (m *Model) quitDialog() *confirmDialog {
+	p := &m.progress
+	lines := []string{
+		"A " + modeName(p.req) + " of " + safe(p.req.Target.Mountpoint) + " is running (stage " + p.stage.String() + ").",
+		"Quitting cancels it and waits for it to stop:",
+	}
+	if p.revoking {
+		lines = append(lines, "revoke has started, so holders already revoked stay revoked.")
+	} else {
+		lines = append(lines, "revoke has not started: the fence is rolled back, no process is touched.")
+	}
+	return &confirmDialog{styles: m.styles, keys: m.keys, title: "Quit while an unmount runs?", lines: lines,
+		choices: []choice{{label: "No"}, {label: "Yes, cancel and quit", hotkey: "y", act: &action{kind: actQuit}}}}
+}
+
+// do carries out a confirmed action.
+func (m Model) do(a action) (tea.Model, tea.Cmd) {
+	switch a.kind {
+	case actQuit:
+		return m.quit("quitting")
+	case actRun:
+		m.runs++
+		run := m.runs
+		ctx, cancel := context.WithCancel(context.Background())
+		m.progress.start(run, a.req, a.plan, nil, cancel, m.now)
+		m.setFocus(focusLower)
+		m.status = modeName(a.req) + " of " + safe(a.req.Target.Mountpoint) + " started"
+		return m, startRunCmd(ctx, m.opts.Unmounter, a.req, a.plan, run)
+	}
+	return m, nil
+}
+
+// quit ends the program, first cancelling a running unmount and waiting
+// (up to QuitGrace) for the engine to wind down, so that a fence is
+// rolled back rather than abandoned.
+func (m Model) quit(why string) (tea.Model, tea.Cmd) {
+	if !m.progress.active {
+		return m, tea.Quit
+	}
+	m.progress.stop(m.now)
+	m.quitting = true
+	m.status = why + ": cancelling the " + modeName(m.progress.req) + " and waiting for it to stop…"
+	return m, m.quitTimeoutCmd()
+}
+
+func (m Model) onRunEvent(msg runEventMsg) (tea.Model, tea.Cmd) {
+	if msg.run != m.progress.run {
+		return m, nil
+	}
+	req := m.progress.req
+	if !msg.closed {
+		ev := msg.ev
+		if req.Mode == unmount.ModeExpire && ev.Stage == unmount.StageDone && ev.Result != nil && ev.Result.Gone {
+			m.expiry.expired[req.Target.ID] = m.now
+		}
+		if ev.Stage == unmount.StageDone {
+			m.status = modeName(req) + " of " + safe(req.Target.Mountpoint) + ": "
+			switch r := ev.Result; {
+			case r != nil && r.Gone:
+				m.status += "gone"
+			case r != nil && r.Marked:
+				m.status += "marked for expiry"
+			default:
+				m.status += "not unmounted"
+			}
+			if ev.Result != nil && ev.Result.Summary != "" {
+				m.status += " (" + safe(ev.Result.Summary) + ")"
+			}
+			if ev.Err != nil {
+				m.setError(fmt.Errorf("%s of %s: %w", modeName(req), safe(req.Target.Mountpoint), ev.Err))
+			}
+		}
+	}
+	var cmd tea.Cmd
+	m.progress, cmd = m.progress.Update(msg)
+	if msg.closed {
+		if m.quitting {
+			return m, tea.Quit
+		}
+		m2, scan := m.startScan() // show the outcome in the tree now
+		m2.showSelected()
+		return m2, scan
+	}
+	m.showSelected()
+	if msg.ev.Stage == unmount.StageExpire && m.snap != nil {
+		if r := m.marks(); r != nil {
+			cmd = tea.Batch(cmd, marksCmd(r, mountIDs(m.snap)))
+		}
+	}
+	return m, cmd
+}
+
+// View draws the whole screen: title, tree, lower pane, status.
+func (m Model) View() string {
+	if m.width < 20 || m.height < 8 {
+		return "mounttop: the terminal is too small (" + fmt.Sprint(m.width, "x", m.height) + ")"
+	}
+	body := m.height - 3
+	var parts []string
+	parts = append(parts, m.titleLine())
+	switch {
+	case m.showHelp:
+		parts = append(parts, helpView(m.styles, m.keys, m.width, body))
+	case m.dialog != nil:
+		parts = append(parts, m.dialog.place(m.width, body))
+	default:
+		parts = append(parts, m.paneTitle("Mounts", m.treeTitleExtra(), m.focus == focusTree), m.tree.View())
+		if m.progress.visible() {
+			parts = append(parts, m.paneTitle(m.progress.title(), "", m.focus == focusLower), m.progress.View())
+		} else {
+			parts = append(parts, m.paneTitle(m.holders.title(), "", m.focus == focusLower), m.holders.View())
+		}
+	}
+	parts = append(parts, m.statusLines())
+	return strings.Join(parts, "\n")
+}
+
+func (m Model) treeTitleExtra() string {
+	if f := m.tree.filterLine(); f != "" {
+		return "filter " + f
+	}
+	return ""
+}
+
+// titleLine is the top line: counts, and where help is.
+func (m Model) titleLine() string {
+	left := "mounttop"
+	if m.snap != nil {
+		busy, holders := 0, map[int]bool{}
+		for id, hs := range m.snap.Holders {
+			if len(hs) > 0 {
+				if _, ok := m.snap.Mount(id); ok {
+					busy++
+				}
+			}
+			for _, h := range hs {
+				holders[h.PID] = true
+			}
+		}
+		left += fmt.Sprintf(" · %s · %d busy · %s", plural(len(m.snap.Mounts), "mount", "mounts"), busy,
+			plural(len(holders), "holder", "holders"))
+		if !m.snap.UniqueIDs {
+			left += " · no unique mount IDs (kernel < 6.8)"
+		}
+	}
+	right := "? help"
+	gap := m.width - lipgloss.Width(left) - lipgloss.Width(right)
+	if gap < 1 {
+		return m.styles.Title.Render(clip(left, m.width))
+	}
+	return m.styles.Title.Render(left) + strings.Repeat(" ", gap) + m.styles.Dim.Render(right)
+}
+
+// paneTitle is a pane's title line; the focused pane's starts with ▶.
+func (m Model) paneTitle(title, extra string, focused bool) string {
+	mark, st := "  ", m.styles.PaneTitle
+	if focused {
+		mark, st = "▶ ", m.styles.PaneTitleOn
+	}
+	s := mark + title
+	if extra != "" {
+		s += "  " + extra
+	}
+	s += " "
+	if w := lipgloss.Width(s); w < m.width {
+		s += strings.Repeat("─", m.width-w)
+	}
+	return st.Render(clip(s, m.width))
+}
+
+// statusLines are the two bottom lines: the last action or the error, and
+// a hint or the key reminder, with the age of the data on the right.
+func (m Model) statusLines() string {
+	var ageText string
+	switch {
+	case m.quitting:
+		ageText = "waiting for the run to stop"
+	case m.scanning && m.snap != nil && m.now.Sub(m.scanStarted) > time.Second:
+		ageText = "scanning " + age(m.now.Sub(m.scanStarted)) + "… data " + age(m.now.Sub(m.snap.Taken)) + " old"
+	case m.snap != nil:
+		ageText = "data " + age(m.now.Sub(m.snap.Taken)) + " old"
+	default:
+		ageText = "scanning…"
+	}
+	var first, second string
+	firstStyle := m.styles.Status
+	if m.err != nil {
+		first = "Error: " + safe(m.err.Error())
+		firstStyle = m.styles.StatusError
+		second = m.errHint
+	} else {
+		first = m.status
+	}
+	if second == "" {
+		var hs []string
+		for _, b := range m.keys.shortHelp() {
+			hs = append(hs, b.Help().Key+" "+strings.Fields(b.Help().Desc)[0])
+		}
+		second = strings.Join(hs, " · ")
+	}
+	room := m.width - lipgloss.Width(ageText) - 1
+	if room < 10 {
+		room = m.width
+		ageText = ""
+	}
+	firstLine := firstStyle.Render(fit(first, room))
+	if ageText != "" {
+		firstLine += " " + m.styles.Dim.Render(ageText)
+	}
+	secondStyle := m.styles.Dim
+	if m.err != nil {
+		secondStyle = m.styles.Warning
+	}
+	return firstLine + "\n" + secondStyle.Render(clip(second, m.width))
+}
+
+// withSize keeps a fresh pane at the old one's size and focus.
+func (p progressPane) withSize(old progressPane) progressPane {
+	p.width, p.height, p.focused = old.width, old.height, old.focused
+	return p
+}
+
+// attach gives the pane its run's channel once the engine has started.
+func (p *progressPane) attach(ch <-chan unmount.Event) tea.Cmd {
+	p.ch = ch
+	return waitForEvent(ch, p.run)
+}

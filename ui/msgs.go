@@ -1,0 +1,63 @@
+package ui
+
+import (
+	"os"
+	"time"
+
+	"mounttop/inspect"
+	"mounttop/unmount"
+)
+
+// scanDoneMsg is the result of the scan of generation gen. A result whose
+// gen is not the model's current one is stale (a refresh replaced it) and
+// is dropped.
+type scanDoneMsg struct {
+	gen   int
+	snap  *inspect.Snapshot
+	err   error
+	took  time.Duration
+	marks map[inspect.MountID]unmount.ExpiryMark
+}
+
+// marksMsg is a fresh read of the engine's expiry marks.
+type marksMsg struct {
+	marks map[inspect.MountID]unmount.ExpiryMark
+}
+
+// tickMsg asks for the next background scan. It carries the generation it
+// was armed for, so a tick armed before a manual refresh does nothing.
+type tickMsg struct{ gen int }
+
+// clockMsg moves the clock that ages the data and times a run (once a
+// second); View reads time only from the model, never from the system.
+type clockMsg time.Time
+
+// planMsg is a plan built for the dialog (confirm) or a dry run (preview).
+type planMsg struct {
+	req     Request
+	plan    unmount.Plan
+	err     error
+	preview bool
+}
+
+// runEventMsg is one event of run number run; closed reports that the
+// engine closed the channel.
+type runEventMsg struct {
+	run    int
+	ev     unmount.Event
+	closed bool
+}
+
+// signalMsg is SIGTERM, SIGHUP or SIGINT delivered to the program: quit
+// cleanly, cancelling (and waiting for) a running unmount first.
+type signalMsg struct{ sig os.Signal }
+
+// quitTimeoutMsg ends a quit that waits for a cancelled run after the grace
+// period, so a run that never ends cannot keep the terminal hostage.
+type quitTimeoutMsg struct{}
+
+// runStartedMsg carries the channel of run number run.
+type runStartedMsg struct {
+	run int
+	ch  <-chan unmount.Event
+}

@@ -1,0 +1,463 @@
+package ui
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/charmbracelet/bubbles/key"
+	tea "github.com/charmbracelet/bubbletea"
+	"github.com/charmbracelet/x/ansi"
+
+	"mounttop/inspect"
+)
+
+// treeColumn is one column of the mount tree, in the manner of findmnt's
+// infos[] table: one entry drives the header, the cells and the help text.
+type treeColumn struct {
+	name  string
+	min   int  // cells; flexible columns grow beyond it
+	flex  int  // share of the spare width (0: fixed)
+	right bool // numbers are right-aligned
+	help  string
+	cell  func(t *treePane, r treeRow, m *inspect.Mount) string
+}
+
+var treeColumns = []treeColumn{
+	{name: "TARGET", min: 20, flex: 3, help: "mount point, as a tree; [+N] marks N hidden submounts",
+		cell: func(t *treePane, r treeRow, m *inspect.Mount) string {
+			s := r.prefix + safe(m.Mountpoint)
+			if n := t.hidden(m.ID); n > 0 {
+				s += fmt.Sprintf(" [+%d]", n)
+			}
+			return s
+		}},
+	{name: "FSTYPE", min: 7, help: "filesystem type",
+		cell: func(_ *treePane, _ treeRow, m *inspect.Mount) string { return safe(m.FSType) }},
+	{name: "SOURCE", min: 10, flex: 1, help: "what is mounted (device, server:path, or a name)",
+		cell: func(_ *treePane, _ treeRow, m *inspect.Mount) string { return safe(m.Source) }},
+	{name: "HOLD", min: 4, right: true, help: "processes holding this very mount (- for none)",
+		cell: func(t *treePane, _ treeRow, m *inspect.Mount) string {
+			if n := len(t.snap.HoldersOf(m.ID)); n > 0 {
+				return fmt.Sprint(n)
+			}
+			return "-"
+		}},
+	{name: "EXPIRY", min: 16, help: "expiry mark set by this session: -, armed at T, cleared (by an access) at T, expired",
+		cell: func(t *treePane, _ treeRow, m *inspect.Mount) string { return t.expiry.of(m.ID).cell() }},
+	{name: "FLAGS", min: 9, help: "ro/rw, then propagation: private, shared, slave, unbindable",
+		cell: func(_ *treePane, _ treeRow, m *inspect.Mount) string {
+			rw := "rw"
+			if m.ReadOnly() {
+				rw = "ro"
+			}
+			return rw + " " + m.Propagation.String()
+		}},
+}
+
+// treeRow is one visible line of the tree.
+type treeRow struct {
+	id      inspect.MountID
+	prefix  string // the tree drawing before the mount point
+	context bool   // shown only as the ancestor of a filter match
+}
+
+// treePane is the findmnt-like mount tree. It owns the selection, which
+// follows a mount by its unique ID across refreshes.
+type treePane struct {
+	styles *Styles
+	keys   *keyMap
+
+	snap      *inspect.Snapshot
+	expiry    *expiryMarks
+	collapsed map[inspect.MountID]bool
+	filter    string
+	filtering bool // the filter prompt has the keyboard
+
+	rows     []treeRow
+	cursor   int
+	offset   int
+	selected inspect.MountID
+
+	width, height int // height includes the header line
+	focused       bool
+}
+
+func newTreePane(s *Styles, k *keyMap) treePane {
+	return treePane{styles: s, keys: k, collapsed: map[inspect.MountID]bool{}, expiry: newExpiryMarks()}
+}
+
+// SetSize sets the pane's size: height counts the column header.
+func (t *treePane) SetSize(w, h int) {
+	t.width, t.height = w, h
+	t.scroll()
+}
+
+// setSnapshot shows a new scan, keeping the selection on the same mount.
+// When the selected mount is gone, the selection moves to its nearest
+// ancestor that is still mounted, and gone names the vanished mount point.
+func (t *treePane) setSnapshot(s *inspect.Snapshot) (gone string) {
+	old := t.snap
+	t.snap = s
+	want := t.selected
+	if want != 0 {
+		if _, ok := s.Mount(want); !ok && old != nil {
+			if m, ok := old.Mount(want); ok {
+				gone = m.Mountpoint
+				for p := m.ParentID; ; {
+					if _, ok := s.Mount(p); ok {
+						want = p
+						break
+					}
+					pm, ok := old.Mount(p)
+					if !ok || pm.ParentID == pm.ID {
+						want = 0
+						break
+					}
+					p = pm.ParentID
+				}
+			}
+		}
+	}
+	t.rebuild(want)
+	return gone
+}
+
+// selectID moves the selection to id (expanding its ancestors); false if
+// the mount is not in the table.
+func (t *treePane) selectID(id inspect.MountID) bool {
+	if t.snap == nil {
+		return false
+	}
+	m, ok := t.snap.Mount(id)
+	if !ok {
+		return false
+	}
+	for p := m.ParentID; p != m.ID; {
+		delete(t.collapsed, p)
+		pm, ok := t.snap.Mount(p)
+		if !ok || pm.ParentID == pm.ID {
+			break
+		}
+		p = pm.ParentID
+	}
+	t.rebuild(id)
+	return t.selected == id
+}
+
+// rebuild recomputes the visible rows and puts the cursor on want, or as
+// near to where it was as the new rows allow.
+func (t *treePane) rebuild(want inspect.MountID) {
+	t.rows = t.rows[:0]
+	if t.snap == nil {
+		return
+	}
+	var match map[inspect.MountID]bool // nil: no filter
+	if t.filter != "" {
+		match = t.matches()
+	}
+	var walk func(id inspect.MountID, prefix, childPrefix string)
+	walk = func(id inspect.MountID, prefix, childPrefix string) {
+		m, ok := t.snap.Mount(id)
+		if !ok {
+			return
+		}
+		if match != nil && !match[id] && !t.hasMatchBelow(id, match) {
+			return
+		}
+		t.rows = append(t.rows, treeRow{id: id, prefix: prefix, context: match != nil && !match[id]})
+		if t.collapsed[id] && match == nil {
+			return
+		}
+		kids := t.visibleChildren(m, match)
+		for i, c := range kids {
+			if i == len(kids)-1 {
+				walk(c, childPrefix+"└─", childPrefix+"  ")
+			} else {
+				walk(c, childPrefix+"├─", childPrefix+"│ ")
+			}
+		}
+	}
+	for _, r := range t.snap.Roots() {
+		walk(r, "", "")
+	}
+	t.cursor = t.indexOf(want, t.cursor)
+	if len(t.rows) > 0 {
+		t.selected = t.rows[t.cursor].id
+	} else {
+		t.selected = 0
+	}
+	t.scroll()
+}
+
+func (t *treePane) visibleChildren(m *inspect.Mount, match map[inspect.MountID]bool) []inspect.MountID {
+	var out []inspect.MountID
+	for _, c := range m.Children {
+		if c == m.ID {
+			continue
+		}
+		if match != nil && !match[c] && !t.hasMatchBelow(c, match) {
+			continue
+		}
+		out = append(out, c)
+	}
+	return out
+}
+
+// indexOf finds id among the rows; if it is not there, the row nearest to
+// fallback.
+func (t *treePane) indexOf(id inspect.MountID, fallback int) int {
+	for i, r := range t.rows {
+		if r.id == id {
+			return i
+		}
+	}
+	if fallback >= len(t.rows) {
+		fallback = len(t.rows) - 1
+	}
+	if fallback < 0 {
+		fallback = 0
+	}
+	return fallback
+}
+
+// matches is the set of mounts the filter matches (mount point, source or
+// fstype, ignoring case).
+func (t *treePane) matches() map[inspect.MountID]bool {
+	f := strings.ToLower(t.filter)
+	out := map[inspect.MountID]bool{}
+	for i := range t.snap.Mounts {
+		m := &t.snap.Mounts[i]
+		if strings.Contains(strings.ToLower(m.Mountpoint), f) ||
+			strings.Contains(strings.ToLower(m.Source), f) ||
+			strings.Contains(strings.ToLower(m.FSType), f) {
+			out[m.ID] = true
+		}
+	}
+	return out
+}
+
+func (t *treePane) hasMatchBelow(id inspect.MountID, match map[inspect.MountID]bool) bool {
+	for _, d := range t.snap.Descendants(id) {
+		if match[d] {
+			return true
+		}
+	}
+	return false
+}
+
+// hidden is the number of submounts a collapsed mount hides.
+func (t *treePane) hidden(id inspect.MountID) int {
+	if !t.collapsed[id] || t.filter != "" {
+		return 0
+	}
+	return len(t.snap.Descendants(id))
+}
+
+func (t *treePane) bodyHeight() int {
+	if t.height < 2 {
+		return 1
+	}
+	return t.height - 1
+}
+
+func (t *treePane) scroll() {
+	h := t.bodyHeight()
+	if t.cursor < t.offset {
+		t.offset = t.cursor
+	}
+	if t.cursor >= t.offset+h {
+		t.offset = t.cursor - h + 1
+	}
+	if max := len(t.rows) - h; t.offset > max {
+		t.offset = max
+	}
+	if t.offset < 0 {
+		t.offset = 0
+	}
+}
+
+func (t *treePane) move(n int) {
+	if len(t.rows) == 0 {
+		return
+	}
+	t.cursor += n
+	if t.cursor < 0 {
+		t.cursor = 0
+	}
+	if t.cursor >= len(t.rows) {
+		t.cursor = len(t.rows) - 1
+	}
+	t.selected = t.rows[t.cursor].id
+	t.scroll()
+}
+
+// Update handles the keys of a focused tree (and of its filter prompt).
+func (t treePane) Update(msg tea.Msg) (treePane, tea.Cmd) {
+	km, ok := msg.(tea.KeyMsg)
+	if !ok {
+		return t, nil
+	}
+	if t.filtering {
+		t.typeFilter(km)
+		return t, nil
+	}
+	k := t.keys
+	switch {
+	case key.Matches(km, k.Up):
+		t.move(-1)
+	case key.Matches(km, k.Down):
+		t.move(1)
+	case key.Matches(km, k.PageUp):
+		t.move(-t.bodyHeight())
+	case key.Matches(km, k.PageDown):
+		t.move(t.bodyHeight())
+	case key.Matches(km, k.Top):
+		t.move(-len(t.rows))
+	case key.Matches(km, k.Bottom):
+		t.move(len(t.rows))
+	case key.Matches(km, k.Toggle):
+		if t.selected != 0 {
+			if m, ok := t.snap.Mount(t.selected); ok && len(m.Children) > 0 {
+				t.collapsed[t.selected] = !t.collapsed[t.selected]
+				t.rebuild(t.selected)
+			}
+		}
+	case key.Matches(km, k.Expand):
+		if t.collapsed[t.selected] {
+			delete(t.collapsed, t.selected)
+			t.rebuild(t.selected)
+		}
+	case key.Matches(km, k.Collapse):
+		m, ok := t.snap.Mount(t.selected)
+		switch {
+		case !ok:
+		case len(m.Children) > 0 && !t.collapsed[m.ID] && t.filter == "":
+			t.collapsed[m.ID] = true
+			t.rebuild(m.ID)
+		default:
+			t.rebuild(m.ParentID) // go to the parent
+		}
+	case key.Matches(km, k.Filter):
+		t.filtering = true
+	}
+	return t, nil
+}
+
+// typeFilter edits the filter: it applies as it is typed; enter keeps it,
+// esc clears it.
+func (t *treePane) typeFilter(km tea.KeyMsg) {
+	switch km.Type {
+	case tea.KeyEnter:
+		t.filtering = false
+	case tea.KeyEsc:
+		t.filtering = false
+		t.filter = ""
+	case tea.KeyBackspace:
+		if r := []rune(t.filter); len(r) > 0 {
+			t.filter = string(r[:len(r)-1])
+		}
+	case tea.KeyRunes, tea.KeySpace:
+		t.filter += string(km.Runes)
+	default:
+		return
+	}
+	t.rebuild(t.selected)
+}
+
+// widths lays the columns out in w cells.
+func (t *treePane) widths() []int {
+	ws := make([]int, len(treeColumns))
+	used, flex := len(treeColumns)-1+2, 0 // gaps and the cursor gutter
+	for i, c := range treeColumns {
+		ws[i] = c.min
+		used += c.min
+		flex += c.flex
+	}
+	spare := t.width - used
+	if spare > 0 && flex > 0 {
+		given := 0
+		for i, c := range treeColumns {
+			if c.flex > 0 {
+				add := spare * c.flex / flex
+				ws[i] += add
+				given += add
+			}
+		}
+		ws[0] += spare - given
+	}
+	return ws
+}
+
+// View draws the header and the visible rows, exactly t.height lines.
+func (t treePane) View() string {
+	var b strings.Builder
+	ws := t.widths()
+	head := make([]string, len(treeColumns))
+	for i, c := range treeColumns {
+		if c.right {
+			head[i] = fitRight(c.name, ws[i])
+		} else {
+			head[i] = fit(c.name, ws[i])
+		}
+	}
+	b.WriteString(t.styles.Header.Render(clip("  "+strings.Join(head, " "), t.width)))
+	lines := 1
+	if t.snap == nil {
+		b.WriteString("\n" + t.styles.Dim.Render("  reading the mount table…"))
+		lines++
+	} else if len(t.rows) == 0 {
+		b.WriteString("\n" + t.styles.Dim.Render(clip("  no mount matches "+safe(t.filter), t.width)))
+		lines++
+	}
+	for i := t.offset; i < len(t.rows) && lines < t.height; i++ {
+		r := t.rows[i]
+		m, _ := t.snap.Mount(r.id)
+		cells := make([]string, len(treeColumns))
+		for j, c := range treeColumns {
+			s := c.cell(&t, r, m)
+			switch {
+			case c.right:
+				cells[j] = fitRight(s, ws[j])
+			case j == 0 && ansi.StringWidth(s) > ws[j]:
+				// Keep the tree drawing and the end of the path.
+				cells[j] = r.prefix + fitTail(s[len(r.prefix):], ws[j]-len([]rune(r.prefix)))
+			default:
+				cells[j] = fit(s, ws[j])
+			}
+		}
+		gutter := "  "
+		if i == t.cursor {
+			gutter = "> "
+		}
+		line := clip(gutter+strings.Join(cells, " "), t.width)
+		busy := len(t.snap.HoldersOf(r.id)) > 0
+		switch {
+		case i == t.cursor && t.focused:
+			line = t.styles.Cursor.Render(line)
+		case i == t.cursor:
+			line = t.styles.CursorBlur.Render(line)
+		case r.context:
+			line = t.styles.Context.Render(line)
+		case busy:
+			line = t.styles.Busy.Render(line)
+		}
+		b.WriteString("\n" + line)
+		lines++
+	}
+	for ; lines < t.height; lines++ {
+		b.WriteString("\n")
+	}
+	return b.String()
+}
+
+// filterLine is the prompt shown in the pane title while filtering.
+func (t treePane) filterLine() string {
+	if !t.filtering && t.filter == "" {
+		return ""
+	}
+	s := "/" + safe(t.filter)
+	if t.filtering {
+		s += "█"
+	}
+	return s
+}
