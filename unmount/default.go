@@ -2,6 +2,7 @@ package unmount
 
 import (
 	"context"
+	"io"
 
 	"mounttop/inspect"
 )
@@ -27,4 +28,14 @@ func Run(ctx context.Context, p Plan) <-chan Event {
 		return ch
 	}
 	return u.Run(ctx, p)
+}
+
+// Close releases what the Unmounter holds (the revoker's tracer thread).
+func (u *Unmounter) Close() error {
+	if k, ok := u.sys.(*kernel); ok {
+		if c, ok := k.revoker.(io.Closer); ok {
+			return c.Close()
+		}
+	}
+	return nil
 }

@@ -32,6 +32,25 @@ func (u *Unmounter) Run(ctx context.Context, p Plan) <-chan Event {
 	return ch
 }
 
+// PlanEvent is the StagePlan event of plan p, the first event of a Run:
+// what will happen, with the per-holder picture (refused holders with
+// their reason). A dry run shows it and stops.
+func PlanEvent(p *Plan) Event {
+	what := describePlan(p)
+	for _, w := range p.Warnings {
+		what += "; " + w
+	}
+	var pic []HolderState
+	for _, a := range p.Holders {
+		st := HolderState{PID: a.Holder.PID, Comm: a.Holder.Comm, State: "pending", Reason: a.Action}
+		if a.Refused != "" {
+			st.State, st.Reason = "refused", a.Refused
+		}
+		pic = append(pic, st)
+	}
+	return Event{Stage: StagePlan, Mount: p.Target.ID, What: what, Holders: pic, At: time.Now()}
+}
+
 // finalSendWait bounds how long the events after a cancellation (rollback,
 // done) wait for a reader.
 const finalSendWait = 2 * time.Second
@@ -102,11 +121,8 @@ func (r *run) start() {
 		r.holders[a.Holder.PID] = st
 		r.order = append(r.order, a.Holder.PID)
 	}
-	what := describePlan(p)
-	for _, w := range p.Warnings {
-		what += "; " + w
-	}
-	r.send(Event{Stage: StagePlan, What: what, Holders: r.picture()})
+	r.lastShown = fmt.Sprint(r.picture())
+	r.send(PlanEvent(p))
 	if r.ctx.Err() != nil {
 		r.done(Result{Summary: "cancelled before anything changed"}, ErrCancelled)
 		return

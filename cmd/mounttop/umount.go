@@ -1,4 +1,309 @@
 package main
 
-// runUmount is `mounttop umount`; being built in unmount/ (issue 3).
-func runUmount(args []string) error { return usagef("umount: not built yet") }
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"mounttop/inspect"
+	"mounttop/internal/termsafe"
+	"mounttop/unmount"
+)
+
+const umountUsage = `usage: mounttop umount (--lazy | --expire | --force | --staged) [flags] PATH
+
+Get the mount at PATH off the system. PATH must be a mount point; no
+component of it may be a symbolic link (mounttop never follows one into an
+unmount). The mount is identified when the command starts and re-checked by
+its unique mount ID right before acting.
+
+  --lazy     umount2(MNT_DETACH): gone from the namespace at once; the
+             filesystem lives on until its holders let go.
+  --expire   umount2(MNT_EXPIRE): the first call on an idle mount marks it
+             (exit 3), the next one unmounts it if nothing touched it in
+             between; a busy mount is reported with its holders.
+  --force    umount2(MNT_FORCE): aborts requests to a dead server (NFS, CIFS,
+             9p, Ceph, FUSE); ignored by local filesystems (use --staged).
+  --staged   the staged forced unmount: fence new opens, syncfs, revoke the
+             holders (--revoke), drain every --interval, unmount for real.
+
+Exit codes: 0 the mount is gone (verified), 1 failed, 2 bad usage or refused
+(nothing changed), 3 --expire marked the mount but has not unmounted it yet.
+
+Flags:
+`
+
+// umountFlags are `mounttop umount`'s flags.
+type umountFlags struct {
+	lazy, expire, force, staged bool
+	revoke                      string
+	grace, interval, timeout    time.Duration
+	recursive, whenIdle         bool
+	dryRun, yes, json           bool
+	journal                     string
+}
+
+func (f *umountFlags) register(fs *flag.FlagSet) {
+	fs.BoolVar(&f.lazy, "lazy", false, "detach now (MNT_DETACH)")
+	fs.BoolVar(&f.expire, "expire", false, "mark, then unmount if still idle (MNT_EXPIRE)")
+	fs.BoolVar(&f.force, "force", false, "MNT_FORCE (network and FUSE filesystems)")
+	fs.BoolVar(&f.staged, "staged", false, "fence, revoke, drain, unmount")
+	fs.StringVar(&f.revoke, "revoke", "close", "--staged: close (ptrace: close fds, unmap, chdir /; processes keep running) or signal (SIGTERM, SIGKILL after --grace)")
+	fs.DurationVar(&f.grace, "grace", unmount.DefaultGrace, "--revoke=signal: SIGTERM to SIGKILL")
+	fs.DurationVar(&f.interval, "interval", unmount.DefaultInterval, "--staged: drain rescan interval; --expire-when-idle: re-arm interval")
+	fs.DurationVar(&f.timeout, "timeout", unmount.DefaultTimeout, "--staged: give up draining (and roll the fence back) after this; --expire-when-idle: 0 waits until cancelled")
+	fs.BoolVar(&f.recursive, "recursive", false, "also unmount the submounts, deepest first")
+	fs.BoolVar(&f.whenIdle, "expire-when-idle", false, "--expire: re-arm every --interval until the mount goes")
+	fs.BoolVar(&f.dryRun, "dry-run", false, "print the plan and change nothing")
+	fs.BoolVar(&f.yes, "yes", false, "do not ask for confirmation")
+	fs.BoolVar(&f.json, "json", false, `one JSON object per event per line, each with "stage"; the last ("done") has "result"`)
+	fs.StringVar(&f.journal, "journal", "", "append the journal here (default /var/log/mounttop/journal.jsonl for root, $XDG_STATE_HOME/mounttop/journal.jsonl otherwise)")
+}
+
+// parseInterleaved parses flags before and after the positional arguments
+// (`umount PATH --staged` works as well as `umount --staged PATH`); after
+// "--" everything is positional.
+func parseInterleaved(fs *flag.FlagSet, args []string) ([]string, error) {
+	var rest []string
+	for i, a := range args {
+		if a == "--" {
+			rest = args[i+1:]
+			args = args[:i]
+			break
+		}
+	}
+	var pos []string
+	for {
+		if err := parseFlags(fs, args); err != nil {
+			return nil, err
+		}
+		args = fs.Args()
+		if len(args) == 0 {
+			break
+		}
+		pos = append(pos, args[0])
+		args = args[1:]
+	}
+	return append(pos, rest...), nil
+}
+
+// mode turns the four mode flags into one Mode, refusing none or several.
+func (f *umountFlags) mode() (unmount.Mode, error) {
+	var set []string
+	var m unmount.Mode
+	for _, c := range []struct {
+		on   bool
+		name string
+		mode unmount.Mode
+	}{{f.lazy, "--lazy", unmount.ModeLazy}, {f.expire, "--expire", unmount.ModeExpire}, {f.force, "--force", unmount.ModeForce}, {f.staged, "--staged", unmount.ModeStaged}} {
+		if c.on {
+			set = append(set, c.name)
+			m = c.mode
+		}
+	}
+	switch len(set) {
+	case 0:
+		return 0, usagef("umount: choose one of --lazy, --expire, --force, --staged (see mounttop umount --help)")
+	case 1:
+		return m, nil
+	}
+	return 0, usagef("umount: one mode at a time, not %s", strings.Join(set, " and "))
+}
+
+func runUmount(args []string) error {
+	var f umountFlags
+	fs := newFlagSet("umount", umountUsage)
+	f.register(fs)
+	pos, err := parseInterleaved(fs, args)
+	if err != nil {
+		return err
+	}
+	mode, err := f.mode()
+	if err != nil {
+		return err
+	}
+	seen := map[string]bool{}
+	fs.Visit(func(fl *flag.Flag) { seen[fl.Name] = true })
+	switch {
+	case len(pos) == 0:
+		return usagef("umount: which mount? give its PATH")
+	case len(pos) > 1:
+		return usagef("umount: one PATH at a time (got %d)", len(pos))
+	case f.revoke != "close" && f.revoke != "signal":
+		return usagef("umount: --revoke is close or signal, not %s", termsafe.Quote(f.revoke))
+	case mode != unmount.ModeStaged && (seen["revoke"] || seen["grace"]):
+		return usagef("umount: --revoke and --grace apply to --staged only")
+	case f.whenIdle && mode != unmount.ModeExpire:
+		return usagef("umount: --expire-when-idle goes with --expire")
+	case f.interval <= 0 || f.grace <= 0 || f.timeout < 0:
+		return usagef("umount: --interval and --grace must be positive, --timeout not negative")
+	}
+
+	// Identify the mount from the table alone: Resolve lstat()s every
+	// component but the mount point itself (a stat of it would clear an
+	// expiry mark) and refuses symbolic links, missing paths and paths that
+	// are not mount points.
+	in, err := inspect.New("/proc")
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, unix.SIGTERM, unix.SIGHUP)
+	defer stop()
+	table, err := in.Mounts(ctx)
+	if err != nil {
+		return err
+	}
+	target, err := table.Resolve(pos[0])
+	if err != nil {
+		return usagef("umount: %v", err)
+	}
+
+	var opts []unmount.Option
+	var journal *unmount.Journal
+	if !f.dryRun {
+		path := f.journal
+		if path == "" {
+			path = unmount.DefaultJournalPath(os.Geteuid(), os.Getenv)
+		}
+		journal, err = unmount.OpenJournal(path)
+		if err != nil {
+			return fmt.Errorf("%v (nothing changed; --journal PATH picks another place)", err)
+		}
+		defer journal.Close()
+		opts = append(opts, unmount.WithJournal(journal), unmount.WithExpiryBook(unmount.OpenExpiryBook(unmount.DefaultExpiryPath(path))))
+	}
+	u, err := unmount.Default(opts...)
+	if err != nil {
+		return err
+	}
+	defer u.Close()
+
+	policy := unmount.PolicyClose
+	if f.revoke == "signal" {
+		policy = unmount.PolicySignal
+	}
+	timeout := f.timeout
+	if mode == unmount.ModeExpire && !seen["timeout"] {
+		timeout = 0 // expire-when-idle waits until the mount goes or Ctrl-C
+	}
+	plan, err := u.Prepare(ctx, unmount.Plan{Target: *target, Mode: mode, Policy: policy, Grace: f.grace,
+		Interval: f.interval, Timeout: timeout, Recursive: f.recursive, ExpireWhenIdle: f.whenIdle})
+	if err != nil {
+		if errors.Is(err, unmount.ErrRefused) || errors.Is(err, unmount.ErrGone) {
+			return usagef("%v", err)
+		}
+		return err
+	}
+
+	out := os.Stdout
+	if f.json {
+		if err := writeEvent(out, unmount.PlanEvent(&plan)); err != nil {
+			return err
+		}
+	} else {
+		writePlanText(out, &plan)
+	}
+	if f.dryRun {
+		if !f.json {
+			fmt.Fprintln(out, "dry run: nothing changed")
+		}
+		return nil
+	}
+	if !f.yes {
+		if err := confirm(os.Stdin, os.Stderr, &plan); err != nil {
+			return err
+		}
+	}
+
+	var last unmount.Event
+	for ev := range u.Run(ctx, plan) {
+		last = ev
+		if ev.Stage == unmount.StagePlan {
+			continue // shown above
+		}
+		if f.json {
+			if err := writeEvent(out, ev); err != nil {
+				return err
+			}
+		} else {
+			writeEventText(out, ev)
+		}
+	}
+	return outcome(last)
+}
+
+// outcome maps the final event to the exit code: 0 gone (verified), 3
+// marked, 2 refused with nothing changed, 1 anything else.
+func outcome(last unmount.Event) error {
+	res := last.Result
+	if res == nil {
+		return errors.New("the run ended without a result")
+	}
+	switch {
+	case res.Gone && last.Err == nil:
+		return nil
+	case res.Marked && last.Err == nil:
+		return &exitError{exitMarked, errors.New(res.Summary)}
+	case errors.Is(last.Err, unmount.ErrChanged) || errors.Is(last.Err, unmount.ErrRefused):
+		return &exitError{exitUsage, errors.New(res.Summary)}
+	}
+	return &exitError{exitFailed, errors.New(res.Summary)}
+}
+
+func writeEvent(w io.Writer, ev unmount.Event) error {
+	b, err := json.Marshal(ev)
+	if err != nil {
+		return err
+	}
+	_, err = w.Write(append(b, '\n'))
+	return err
+}
+
+// writePlanText prints the plan: the summary, then one line per holder with
+// what will happen to it or why it cannot be revoked, then the warnings.
+// Every name from the system is escaped (termsafe).
+func writePlanText(w io.Writer, p *unmount.Plan) {
+	fmt.Fprintf(w, "plan: %s\n", unmount.PlanEvent(p).What)
+	for _, a := range p.Holders {
+		h := a.Holder
+		what := a.Action
+		if a.Refused != "" {
+			what = "REFUSED: " + a.Refused
+		}
+		fmt.Fprintf(w, "  pid %-7d %-16s %-10s %s\n", h.PID, termsafe.Text(h.Comm), termsafe.Text(h.User), what)
+	}
+}
+
+func writeEventText(w io.Writer, ev unmount.Event) {
+	line := fmt.Sprintf("%-8s %s", ev.Stage, ev.What)
+	if ev.Err != nil && !strings.Contains(ev.What, ev.Err.Error()) {
+		line += " [" + ev.Err.Error() + "]"
+	}
+	fmt.Fprintln(w, oneLine(line))
+}
+
+// confirm asks on the terminal, defaulting to No; with no terminal on
+// stdin it refuses (exit 2): a script must say --yes.
+func confirm(in *os.File, prompt io.Writer, p *unmount.Plan) error {
+	if _, err := unix.IoctlGetTermios(int(in.Fd()), unix.TCGETS); err != nil {
+		return usagef("umount: refusing to act without confirmation: stdin is not a terminal (add --yes; nothing changed)")
+	}
+	fmt.Fprintf(prompt, "%s unmount %s with %d %s: go ahead? [y/N] ", p.Mode, termsafe.Quote(p.Target.Mountpoint),
+		len(p.Holders), map[bool]string{true: "holder", false: "holders"}[len(p.Holders) == 1])
+	line, _ := bufio.NewReader(in).ReadString('\n')
+	switch strings.ToLower(strings.TrimSpace(line)) {
+	case "y", "yes":
+		return nil
+	}
+	return usagef("umount: not confirmed; nothing changed")
+}
