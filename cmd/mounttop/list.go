@@ -170,7 +170,10 @@ type mountJSON struct {
 	Options        termsafe.Name `json:"options"`
 	Propagation    string        `json:"propagation"`
 	ReadOnly       bool          `json:"read_only"`
+	Detached       bool          `json:"detached"`
 	Holders        *int          `json:"holders,omitempty"`
+	KernelHolders  *int          `json:"kernel_holders,omitempty"`
+	Copies         *int          `json:"other_namespace_copies,omitempty"`
 }
 
 type listOut struct {
@@ -185,7 +188,7 @@ func toMountJSON(m *inspect.Mount) mountJSON {
 		ID: m.OldID, UniqueID: uint64(m.ID), ParentID: m.OldParentID, ParentUniqueID: uint64(m.ParentID),
 		Mountpoint: termsafe.Name(m.Mountpoint), Root: termsafe.Name(m.Root), FSType: termsafe.Name(m.FSType),
 		Source: termsafe.Name(m.Source), Device: m.Device(), Options: termsafe.Name(m.Options),
-		Propagation: m.Propagation.String(), ReadOnly: m.ReadOnly(),
+		Propagation: m.Propagation.String(), ReadOnly: m.ReadOnly(), Detached: m.Detached,
 	}
 }
 
@@ -194,8 +197,8 @@ func listJSON(snap *inspect.Snapshot) listOut {
 	for i := range snap.Mounts {
 		m := &snap.Mounts[i]
 		j := toMountJSON(m)
-		n := len(snap.HoldersOf(m.ID))
-		j.Holders = &n
+		n, k, c := len(snap.HoldersOf(m.ID)), len(snap.Kernel[m.ID]), len(snap.Copies(m.ID))
+		j.Holders, j.KernelHolders, j.Copies = &n, &k, &c
 		out.Mounts = append(out.Mounts, j)
 	}
 	return out
@@ -216,21 +219,27 @@ func writeJSON(w io.Writer, v any) error {
 }
 
 const holdersUsage = `usage: mounttop holders [--json] [--proc DIR] [--timeout D] PATH
+       mounttop holders [--json] --id UNIQUE_ID
 
 Who holds the mount at PATH, and how: open fds (with access mode), cwd and
 root, executable, memory mappings and file locks, per process. PATH must be
 a mount point: a path inside a mount is refused with the mount it lies on.
+Also shows holders that are not processes (loop devices, swap files, nfsd
+exports, io_uring registered files, binfmt_misc, submounts) and copies of the
+filesystem in other mount namespaces with their holders.
 `
 
 func runHolders(args []string) error {
 	var f scanFlags
 	fs := newFlagSet("holders", holdersUsage)
 	f.register(fs)
+	var byID uint64
+	fs.Uint64Var(&byID, "id", 0, "the mount's unique ID instead of PATH (for a detached mount, as list shows it)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	if fs.NArg() != 1 {
-		return usagef("holders: give exactly one PATH (see mounttop holders --help)")
+	if fs.NArg() != 1 && !(byID != 0 && fs.NArg() == 0) {
+		return usagef("holders: give exactly one PATH, or --id (see mounttop holders --help)")
 	}
 	in, err := inspect.New(f.proc)
 	if err != nil {
@@ -238,21 +247,28 @@ func runHolders(args []string) error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), f.timeout)
 	defer cancel()
-	table, err := in.Mounts(ctx)
+	id := inspect.MountID(byID)
+	if byID == 0 {
+		table, err := in.Mounts(ctx)
+		if err != nil {
+			return err
+		}
+		target, err := table.Resolve(fs.Arg(0))
+		if err != nil {
+			return usagef("holders: %v", err)
+		}
+		id = target.ID
+	}
+	snap, err := f.scan(inspect.WithFocus(id))
 	if err != nil {
 		return err
 	}
-	target, err := table.Resolve(fs.Arg(0))
-	if err != nil {
-		return usagef("holders: %v", err)
-	}
-	snap, err := f.scan(inspect.WithFocus(target.ID))
-	if err != nil {
-		return err
-	}
-	m, ok := snap.Mount(target.ID)
+	m, ok := snap.Mount(id)
 	if !ok {
-		return fmt.Errorf("holders: the mount at %s went away during the scan", termsafe.Quote(target.Mountpoint))
+		if byID != 0 {
+			return usagef("holders: no mount with unique ID %d (in this namespace or detached and held)", byID)
+		}
+		return fmt.Errorf("holders: the mount went away during the scan")
 	}
 	if f.json {
 		return writeJSON(os.Stdout, holdersJSON(snap, m))
@@ -283,46 +299,56 @@ type useJSON struct {
 }
 
 type holderJSON struct {
-	PID     int             `json:"pid"`
-	Comm    termsafe.Name   `json:"comm"`
-	Cmdline []termsafe.Name `json:"cmdline"`
-	UID     int             `json:"uid"`
-	User    termsafe.Name   `json:"user"`
-	State   string          `json:"state"`
-	Started time.Time       `json:"started"`
-	Uses    []useJSON       `json:"uses"`
+	PID       int             `json:"pid"`
+	Cgroup    termsafe.Name   `json:"cgroup,omitempty"`
+	Unit      termsafe.Name   `json:"unit,omitempty"`
+	Container string          `json:"container,omitempty"`
+	Comm      termsafe.Name   `json:"comm"`
+	Cmdline   []termsafe.Name `json:"cmdline"`
+	UID       int             `json:"uid"`
+	User      termsafe.Name   `json:"user"`
+	State     string          `json:"state"`
+	Started   time.Time       `json:"started"`
+	Uses      []useJSON       `json:"uses"`
 }
 
 type holdersOut struct {
-	Mount          mountJSON    `json:"mount"`
-	Holders        []holderJSON `json:"holders"`
-	SameFilesystem []mountJSON  `json:"same_filesystem"`
-	Warnings       []string     `json:"warnings"`
+	Mount           mountJSON    `json:"mount"`
+	Holders         []holderJSON `json:"holders"`
+	KernelHolders   []kernelJSON `json:"kernel_holders"`
+	OtherNamespaces []copyJSON   `json:"other_namespaces"`
+	SameFilesystem  []mountJSON  `json:"same_filesystem"`
+	Warnings        []string     `json:"warnings"`
+}
+
+type kernelJSON struct {
+	Kind   string        `json:"kind"`
+	Name   termsafe.Name `json:"name"`
+	Path   termsafe.Name `json:"path,omitempty"`
+	PID    int           `json:"pid,omitempty"`
+	Action string        `json:"action"`
+}
+
+// copyJSON is a mount of the same filesystem in another mount namespace.
+type copyJSON struct {
+	Namespace  uint64       `json:"mnt_ns"`
+	PIDs       []int        `json:"pids"`
+	Mount      mountJSON    `json:"mount"`
+	Holders    []holderJSON `json:"holders"`
+	Propagates bool         `json:"propagates"`
 }
 
 func holdersJSON(snap *inspect.Snapshot, m *inspect.Mount) holdersOut {
 	out := holdersOut{Mount: toMountJSON(m), Holders: []holderJSON{}, SameFilesystem: []mountJSON{}, Warnings: warningsJSON(snap.Warnings)}
-	for _, h := range snap.HoldersOf(m.ID) {
-		hj := holderJSON{PID: h.PID, Comm: termsafe.Name(h.Comm), Cmdline: []termsafe.Name{}, UID: h.UID,
-			User: termsafe.Name(h.User), State: string(h.State), Started: h.Started, Uses: []useJSON{}}
-		for _, a := range h.Cmdline {
-			hj.Cmdline = append(hj.Cmdline, termsafe.Name(a))
-		}
-		for _, u := range h.Uses {
-			uj := useJSON{Kind: u.Kind.String(), TID: u.TID, Path: termsafe.Name(u.Path), Mode: u.Access.String(), Deleted: u.Deleted, Inode: u.Inode}
-			if u.FD >= 0 {
-				fd := u.FD
-				uj.FD = &fd
-			}
-			if u.Kind == inspect.UseMmap {
-				uj.Start, uj.End = fmt.Sprintf("0x%x", u.Start), fmt.Sprintf("0x%x", u.End)
-			}
-			if u.Lock != nil {
-				uj.Lock = &lockJSON{Type: u.Lock.Type, Mode: u.Lock.Mode, Start: u.Lock.Start, End: u.Lock.End, Waiter: u.Lock.Waiter}
-			}
-			hj.Uses = append(hj.Uses, uj)
-		}
-		out.Holders = append(out.Holders, hj)
+	out.Holders = holdersToJSON(snap.HoldersOf(m.ID))
+	out.KernelHolders = []kernelJSON{}
+	for _, k := range snap.Kernel[m.ID] {
+		out.KernelHolders = append(out.KernelHolders, kernelJSON{Kind: k.Kind, Name: termsafe.Name(k.Name), Path: termsafe.Name(k.Path), PID: k.PID, Action: k.Action})
+	}
+	out.OtherNamespaces = []copyJSON{}
+	for _, c := range snap.Copies(m.ID) {
+		out.OtherNamespaces = append(out.OtherNamespaces, copyJSON{Namespace: c.Namespace.Inode, PIDs: c.Namespace.PIDs,
+			Mount: toMountJSON(c.Mount), Holders: holdersToJSON(c.Holders), Propagates: c.Propagates})
 	}
 	for _, o := range snap.SameFilesystem(m.ID) {
 		out.SameFilesystem = append(out.SameFilesystem, toMountJSON(o))
@@ -360,7 +386,38 @@ func writeHoldersText(w io.Writer, snap *inspect.Snapshot, m *inspect.Mount) {
 			fmt.Fprintf(w, "  %s (mount %d, %d holders)\n", termsafe.Text(o.Mountpoint), o.OldID, len(snap.HoldersOf(o.ID)))
 		}
 	}
+	if ks := snap.Kernel[m.ID]; len(ks) > 0 {
+		fmt.Fprintln(w, "held by the kernel:")
+		for _, k := range ks {
+			fmt.Fprintf(w, "  %s %s  %s  -> %s\n", k.Kind, termsafe.Text(k.Name), termsafe.Text(k.Path), termsafe.Text(k.Action))
+		}
+	}
+	for _, c := range snap.Copies(m.ID) {
+		why := "a private copy: our umount succeeds, but the filesystem stays alive while it is mounted there"
+		if c.Propagates {
+			why = "a propagation peer: our umount propagates there, and fails with EBUSY while the copy is busy"
+		}
+		fmt.Fprintf(w, "also mounted in mount namespace mnt:[%d] at %s (%s); processes there: %s\n", c.Namespace.Inode,
+			termsafe.Text(c.Mount.Mountpoint), why, intsText(c.Namespace.PIDs, 10))
+		for _, h := range c.Holders {
+			for _, u := range h.Uses {
+				fmt.Fprintf(w, "  pid %d %s: %s %s\n", h.PID, termsafe.Text(h.Comm), useLabel(u), termsafe.Text(u.Path))
+			}
+		}
+	}
 	writeWarnings(os.Stderr, snap.Warnings)
+}
+
+func intsText(v []int, max int) string {
+	var parts []string
+	for i, n := range v {
+		if i == max {
+			parts = append(parts, fmt.Sprintf("… %d more", len(v)-max))
+			break
+		}
+		parts = append(parts, fmt.Sprint(n))
+	}
+	return strings.Join(parts, ", ")
 }
 
 func useLabel(u inspect.Use) string {
@@ -391,4 +448,31 @@ func useSuffix(u inspect.Use) string {
 		s += "  (waiting)"
 	}
 	return s
+}
+
+func holdersToJSON(holders []inspect.Holder) []holderJSON {
+	out := []holderJSON{}
+	for _, h := range holders {
+		hj := holderJSON{PID: h.PID, Cgroup: termsafe.Name(h.Cgroup), Unit: termsafe.Name(h.Unit), Container: h.Container, Comm: termsafe.Name(h.Comm), Cmdline: []termsafe.Name{}, UID: h.UID,
+			User: termsafe.Name(h.User), State: string(h.State), Started: h.Started, Uses: []useJSON{}}
+		for _, a := range h.Cmdline {
+			hj.Cmdline = append(hj.Cmdline, termsafe.Name(a))
+		}
+		for _, u := range h.Uses {
+			uj := useJSON{Kind: u.Kind.String(), TID: u.TID, Path: termsafe.Name(u.Path), Mode: u.Access.String(), Deleted: u.Deleted, Inode: u.Inode}
+			if u.FD >= 0 {
+				fd := u.FD
+				uj.FD = &fd
+			}
+			if u.Kind == inspect.UseMmap {
+				uj.Start, uj.End = fmt.Sprintf("0x%x", u.Start), fmt.Sprintf("0x%x", u.End)
+			}
+			if u.Lock != nil {
+				uj.Lock = &lockJSON{Type: u.Lock.Type, Mode: u.Lock.Mode, Start: u.Lock.Start, End: u.Lock.End, Waiter: u.Lock.Waiter}
+			}
+			hj.Uses = append(hj.Uses, uj)
+		}
+		out = append(out, hj)
+	}
+	return out
 }
