@@ -1,0 +1,171 @@
+package release
+
+import (
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+
+	"mounttop/internal/testns"
+)
+
+func TestMain(m *testing.M) {
+	runtime.LockOSThread() // as cmd/mounttop does: the main thread never moves namespace
+	testns.Main(m)
+}
+
+func init() {
+	// ns-hold PATH: in a private copy of our namespace, hold PATH open
+	// (or, with "idle", just live there).
+	testns.RegisterRole("ns-hold", 2, func(args []string) error {
+		runtime.LockOSThread()
+		if err := unix.Unshare(unix.CLONE_NEWNS); err != nil {
+			return err
+		}
+		if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
+			return err
+		}
+		if args[1] == "hold" {
+			if _, err := unix.Open(args[0], unix.O_RDONLY|unix.O_CLOEXEC, 0); err != nil {
+				return err
+			}
+		}
+		testns.Say("ready")
+		testns.Forever()
+		return nil
+	})
+}
+
+func mountedIn(t *testing.T, pid int, dir string) int {
+	t.Helper()
+	id, ok, err := topMountAt("/proc/"+strconv.Itoa(pid)+"/mountinfo", dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !ok {
+		return 0
+	}
+	return id
+}
+
+// TestUnmountInNamespace: a copy of our mount in another namespace is
+// unmounted there, plainly when idle, lazily when busy; a wrong expected ID
+// is refused.
+func TestUnmountInNamespace(t *testing.T) {
+	testns.Require(t, testns.Namespace)
+	dir := testns.Tmpfs(t, "")
+	if err := os.WriteFile(filepath.Join(dir, "f"), []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	idle := testns.StartVictim(t, "ns-hold", filepath.Join(dir, "f"), "idle")
+	busy := testns.StartVictim(t, "ns-hold", filepath.Join(dir, "f"), "hold")
+
+	id := mountedIn(t, idle.PID, dir)
+	if id == 0 {
+		t.Fatal("no copy in the idle namespace")
+	}
+	if err := UnmountInNamespace(idle.PID, dir, id+1000, 0); !errors.Is(err, ErrChanged) {
+		t.Errorf("wrong expected ID: %v, want ErrChanged", err)
+	}
+	if err := UnmountInNamespace(idle.PID, dir, id, 0); err != nil {
+		t.Fatalf("plain unmount of an idle copy: %v", err)
+	}
+	if mountedIn(t, idle.PID, dir) != 0 {
+		t.Error("the idle copy is still mounted")
+	}
+	bid := mountedIn(t, busy.PID, dir)
+	if err := UnmountInNamespace(busy.PID, dir, bid, 0); !errors.Is(err, unix.EBUSY) {
+		t.Errorf("plain unmount of a busy copy: %v, want EBUSY", err)
+	}
+	if err := UnmountInNamespace(busy.PID, dir, bid, unix.MNT_DETACH); err != nil {
+		t.Fatalf("lazy unmount of a busy copy: %v", err)
+	}
+	if mountedIn(t, busy.PID, dir) != 0 {
+		t.Error("the busy copy is still attached")
+	}
+	// Our own namespace, and this thread, are untouched.
+	if !testns.IsMountPoint(dir) {
+		t.Error("our mount went away")
+	}
+	for i := 0; i < 20; i++ { // goroutines on other threads still see our namespace
+		if !testns.IsMountPoint(dir) {
+			t.Fatal("a thread moved namespace")
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// TestDetachLoopFreesTheMount: a loop device backed by a file on a tmpfs
+// keeps the tmpfs busy; detaching it lets the tmpfs go.
+func TestDetachLoopFreesTheMount(t *testing.T) {
+	testns.Require(t, testns.RealRoot)
+	losetup := testns.RequireTool(t, "losetup")
+	dir := testns.Tmpfs(t, "")
+	img := filepath.Join(dir, "img")
+	if err := os.WriteFile(img, make([]byte, 1<<20), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(losetup, "--find", "--show", img).Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dev := strings.TrimSpace(string(out))
+	t.Cleanup(func() { _ = exec.Command(losetup, "-d", dev).Run() })
+	if err := unix.Unmount(dir, unix.UMOUNT_NOFOLLOW); !errors.Is(err, unix.EBUSY) {
+		t.Fatalf("umount with a loop device over a file on it: %v, want EBUSY", err)
+	}
+	if err := DetachLoop(dev, true); err == nil {
+		t.Error("DetachLoop of a mounted loop device should refuse")
+	}
+	if err := DetachLoop(dev, false); err != nil {
+		t.Fatal(err)
+	}
+	// LOOP_CLR_FD releases the file once the device is closed: wait for it.
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		err := unix.Unmount(dir, unix.UMOUNT_NOFOLLOW)
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("umount after detaching the loop device: %v", err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestSwapoffFreesTheMount: a swap file on an ext4 image keeps it busy;
+// swapoff lets it go.
+func TestSwapoffFreesTheMount(t *testing.T) {
+	loop := testns.LoopExt4(t, 16)
+	sw := filepath.Join(loop.Dir, "swapfile")
+	if err := os.WriteFile(sw, make([]byte, 4<<20), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command(testns.RequireTool(t, "mkswap"), sw).CombinedOutput(); err != nil {
+		t.Fatalf("mkswap: %v %s", err, out)
+	}
+	p, _ := unix.BytePtrFromString(sw)
+	const swapFlagPrefer = 0x8000 // priority 0: lowest, the machine never prefers it
+	if _, _, errno := unix.Syscall(unix.SYS_SWAPON, uintptr(unsafe.Pointer(p)), swapFlagPrefer, 0); errno != 0 {
+		t.Fatalf("swapon: %v", errno)
+	}
+	t.Cleanup(func() { _ = Swapoff(sw) })
+	if err := unix.Unmount(loop.Dir, unix.UMOUNT_NOFOLLOW); !errors.Is(err, unix.EBUSY) {
+		t.Fatalf("umount with a swap file on it: %v, want EBUSY", err)
+	}
+	if err := Swapoff(sw); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Unmount(loop.Dir, unix.UMOUNT_NOFOLLOW); err != nil {
+		t.Fatalf("umount after swapoff: %v", err)
+	}
+}
