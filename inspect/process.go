@@ -49,6 +49,8 @@ type proc struct {
 	res     procResult
 	foreign bool     // in another mount namespace: device matches are not exact
 	ns      *nsTable // that namespace's table
+	// detailed: some use was recorded in full detail
+	detailed bool
 }
 
 func (in *Inspector) scanProcess(pid int, tbl *scanTable, sc *scratch) procResult {
@@ -74,7 +76,9 @@ func (in *Inspector) scanProcess(pid int, tbl *scanTable, sc *scratch) procResul
 	p.scanLinks()
 	p.scanFDs()
 	p.scanMaps()
-	if len(p.res.uses) > 0 || len(p.res.foreignUses) > 0 || len(p.res.unknown) > 0 || len(p.res.uring) > 0 {
+	// Identity (argv, user, cgroup) costs three more reads: only for
+	// holders whose uses are shown in detail.
+	if p.detailed || len(p.res.foreignUses) > 0 || len(p.res.unknown) > 0 || len(p.res.uring) > 0 {
 		p.readIdentity()
 		p.readCgroup()
 	}
@@ -102,6 +106,7 @@ func (p *proc) add(id MountID, u Use) {
 		return
 	}
 	u.Count = 1
+	p.detailed = true
 	p.res.uses[id] = append(p.res.uses[id], u)
 }
 
