@@ -71,7 +71,7 @@ func main() { os.Exit(run(os.Args[1:])) }
 
 func run(args []string) int {
 	err := dispatch(args)
-	if err == nil {
+	if err == nil || errors.Is(err, errHelp) {
 		return exitOK
 	}
 	fmt.Fprintln(os.Stderr, "mounttop: "+oneLine(err.Error()))
@@ -82,8 +82,6 @@ func run(args []string) int {
 		return exitUsage
 	case errors.As(err, &ee):
 		return ee.code
-	case errors.Is(err, errHelp):
-		return exitOK
 	}
 	return exitFailed
 }
