@@ -126,8 +126,8 @@ func TestHoldersRefusals(t *testing.T) {
 		})
 	}
 	for _, args := range [][]string{{"list", "--help"}, {"holders", "--help"}, {"--help"}} {
-		if r := runMounttop(t, "", nil, args...); r.code != 0 || !strings.Contains(r.stdout, "usage") {
-			t.Errorf("%v: exit %d, %q", args, r.code, r.stdout)
+		if r := runMounttop(t, "", nil, args...); r.code != 0 || !strings.Contains(r.stdout, "usage") || r.stderr != "" {
+			t.Errorf("%v: exit %d, stdout %q, stderr %q; want usage on stdout only", args, r.code, r.stdout, r.stderr)
 		}
 	}
 }
