@@ -129,10 +129,17 @@ func planLines(req Request, plan unmount.Plan, max int) []string {
 			drain += ", give up after " + plan.Timeout.String()
 		}
 		out = append(out, drain+".", "4. Unmount it for real and check that it is gone.")
-		if len(plan.Submounts) > 0 {
-			out = append(out, fmt.Sprintf("%s below it go first.", plural(len(plan.Submounts), "submount", "submounts")))
-		}
 		out = append(out, "x cancels; before revoke starts, the fence is rolled back.")
+	}
+	if n := len(plan.Submounts); n > 0 && req.Mode != unmount.ModeExpire {
+		switch {
+		case req.Mode == unmount.ModeLazy:
+			out = append(out, plural(n, "submount goes", "submounts go")+" with it.")
+		case n == 1:
+			out = append(out, "The submount below it goes first: "+safe(plan.Submounts[0].Mountpoint))
+		default:
+			out = append(out, fmt.Sprintf("The %d submounts below it go first, deepest first.", n))
+		}
 	}
 	for _, w := range plan.Warnings {
 		out = append(out, "! "+safe(w))
@@ -158,7 +165,7 @@ func hintFor(err error, holders []inspect.Holder) string {
 			}
 			names = append(names, fmt.Sprintf("%d %s", h.PID, safe(h.Comm)))
 		}
-		return fmt.Sprintf("busy: held by %s (%s); F revokes them, l detaches lazily",
+		return fmt.Sprintf("held by %s: %s · F revokes them, l detaches lazily",
 			plural(len(holders), "process", "processes"), strings.Join(names, ", "))
 	case errors.Is(err, unix.EPERM), errors.Is(err, unix.EACCES):
 		return "not permitted: unmounting needs root (CAP_SYS_ADMIN); run sudo mounttop, or try mounttop demo"

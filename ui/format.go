@@ -104,3 +104,22 @@ func plural(n int, one, many string) string {
 
 // lipglossWidth is the width in cells of styled text.
 func lipglossWidth(s string) int { return ansi.StringWidth(s) }
+
+// wrapLines breaks s into at most max lines of width cells, at spaces
+// where it can; the last line is cut with "…" if needed. An empty s is one
+// empty line.
+func wrapLines(s string, width, max int) []string {
+	if width < 1 {
+		return []string{""}
+	}
+	var out []string
+	for len(out) < max-1 && ansi.StringWidth(s) > width {
+		cut := ansi.Truncate(s, width, "")
+		if i := strings.LastIndexByte(cut, ' '); i > width/2 {
+			cut = cut[:i]
+		}
+		out = append(out, cut)
+		s = strings.TrimLeft(s[len(cut):], " ")
+	}
+	return append(out, clip(s, width))
+}

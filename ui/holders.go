@@ -24,6 +24,13 @@ const (
 	rowNote // plain text
 )
 
+// maxWarnings bounds the warnings listed: an unprivileged scan can have
+// one per process on the system.
+const maxWarnings = 5
+
+// usesWidth is the USES column: "fd×12 cwd mmap×3 lock" fits.
+const usesWidth = 20
+
 type holderRow struct {
 	kind holderRowKind
 	pid  int
@@ -115,11 +122,6 @@ func (h *holdersPane) rebuild() {
 			total += 1 + len(hd.Uses)
 		}
 		fits := total <= h.bodyHeight()
-		w := h.width
-		cmdW := w - 2 - 7 - 1 - 9 - 1 - 24
-		if cmdW < 12 {
-			cmdW = 12
-		}
 		for _, hd := range holders {
 			open, chosen := h.open[hd.PID]
 			if !chosen {
@@ -138,8 +140,8 @@ func (h *holdersPane) rebuild() {
 			case 'Z':
 				state = " [zombie]"
 			}
-			line := mark + fitRight(fmt.Sprint(hd.PID), 7) + " " + fit(safe(hd.User), 9) + " " +
-				fit(command(hd.Comm, hd.Cmdline), cmdW) + " " + summary(hd.Uses) + state
+			line := mark + fitRight(fmt.Sprint(hd.PID), 7) + " " + fit(safe(hd.User), 8) + " " +
+				fit(summary(hd.Uses), usesWidth) + " " + command(hd.Comm, hd.Cmdline) + state
 			h.add(rowHolder, hd.PID, line)
 			if open {
 				for _, u := range sortedUses(hd.Uses) {
@@ -156,8 +158,12 @@ func (h *holdersPane) rebuild() {
 		}
 	}
 	if len(h.snap.Warnings) > 0 {
-		h.add(rowSection, 0, "Warnings ("+fmt.Sprint(len(h.snap.Warnings))+"):")
-		for _, w := range h.snap.Warnings {
+		h.add(rowSection, 0, "Warnings from the last scan ("+fmt.Sprint(len(h.snap.Warnings))+"):")
+		for i, w := range h.snap.Warnings {
+			if i == maxWarnings {
+				h.add(rowWarning, 0, fmt.Sprintf("  … and %d more", len(h.snap.Warnings)-i))
+				break
+			}
 			h.add(rowWarning, w.PID, "  "+safe(w.String()))
 		}
 	}
@@ -346,11 +352,7 @@ func (h *holdersPane) isOpen(pid int) bool {
 // View draws the column header and the rows, exactly h.height lines.
 func (h holdersPane) View() string {
 	var b strings.Builder
-	cmdW := h.width - 2 - 7 - 1 - 9 - 1 - 24
-	if cmdW < 12 {
-		cmdW = 12
-	}
-	head := "  " + fitRight("PID", 7) + " " + fit("USER", 9) + " " + fit("COMMAND", cmdW) + " USES"
+	head := "    " + fitRight("PID", 7) + " " + fit("USER", 8) + " " + fit("USES", usesWidth) + " COMMAND"
 	b.WriteString(h.styles.Header.Render(clip(head, h.width)))
 	lines := 1
 	for i := h.offset; i < len(h.rows) && lines < h.height; i++ {

@@ -66,9 +66,16 @@ func (k keyMap) helpGroups() []helpGroup {
 	}
 }
 
-// shortHelp is the one-line reminder in the status bar.
-func (k keyMap) shortHelp() []key.Binding {
-	return []key.Binding{k.Lazy, k.Expire, k.Force, k.Staged, k.DryRun, k.Filter, k.Help, k.Quit}
+// shortHelp is the one-line reminder in the status bar: a key and one
+// word each.
+func (k keyMap) shortHelp() []shortKey {
+	return []shortKey{{k.Lazy, "lazy"}, {k.Expire, "expire"}, {k.Force, "force"}, {k.Staged, "staged"},
+		{k.DryRun, "plan"}, {k.Cancel, "cancel"}, {k.SwitchPane, "pane"}, {k.Filter, "filter"}, {k.Help, "help"}, {k.Quit, "quit"}}
+}
+
+type shortKey struct {
+	b    key.Binding
+	word string
 }
 
 type helpGroup struct {

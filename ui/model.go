@@ -86,6 +86,7 @@ type Model struct {
 	err      error  // shown until the next key
 	errHint  string
 	quitting bool // waiting for a cancelled run to end before quitting
+	laidOut  int  // the status height the panes were sized for
 }
 
 // New builds the view; the first scan starts with Init.
@@ -168,6 +169,15 @@ func (m Model) marks() ExpiryReader {
 
 // Update routes one message; see the package comment for the order.
 func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
+	nm, cmd := m.update(msg)
+	next := nm.(Model)
+	if next.statusHeight() != next.laidOut {
+		next.layout() // a long error takes a line more from the panes
+	}
+	return next, cmd
+}
+
+func (m Model) update(msg tea.Msg) (tea.Model, tea.Cmd) {
 	switch msg := msg.(type) {
 	case tea.WindowSizeMsg:
 		m.width, m.height = msg.Width, msg.Height
@@ -214,9 +224,10 @@ func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 
 // layout hands each pane its share of the screen: one title line, the
 // tree and the lower pane (holders or progress) each with a title line,
-// and two status lines.
+// and the status lines.
 func (m *Model) layout() {
-	body := m.height - 3
+	m.laidOut = m.statusHeight()
+	body := m.height - 1 - m.laidOut
 	if body < 4 {
 		body = 4
 	}
@@ -248,6 +259,7 @@ func (m Model) onScan(msg scanDoneMsg) (tea.Model, tea.Cmd) {
 	}
 	m.scanning = false
 	m.scanTook = msg.took
+	m.now = m.opts.Now()
 	next := m.tickCmd(m.gen)
 	if msg.err != nil {
 		m.setError(fmt.Errorf("scanning: %w", msg.err))
@@ -296,6 +308,7 @@ func (m *Model) selectPath(path string) {
 // showSelected points the holders pane at the tree's selection.
 func (m *Model) showSelected() {
 	m.holders.show(m.snap, m.tree.selected, m.expiry.of(m.tree.selected))
+	m.progress.mark = m.expiry.of(m.progress.req.Target.ID)
 }
 
 // selectedMount is the mount under the tree's cursor.
@@ -548,7 +561,7 @@ func (m Model) onRunEvent(msg runEventMsg) (tea.Model, tea.Cmd) {
 			if ev.Result != nil && ev.Result.Summary != "" {
 				m.status += " (" + safe(ev.Result.Summary) + ")"
 			}
-			if ev.Err != nil {
+			if ev.Err != nil && !errors.Is(ev.Err, unmount.ErrCancelled) {
 				m.setError(fmt.Errorf("%s of %s: %w", modeName(req), safe(req.Target.Mountpoint), ev.Err))
 			}
 		}
@@ -577,7 +590,7 @@ func (m Model) View() string {
 	if m.width < 20 || m.height < 8 {
 		return "mounttop: the terminal is too small (" + fmt.Sprint(m.width, "x", m.height) + ")"
 	}
-	body := m.height - 3
+	body := m.height - 1 - m.laidOut
 	var parts []string
 	parts = append(parts, m.titleLine())
 	switch {
@@ -604,7 +617,8 @@ func (m Model) treeTitleExtra() string {
 	return ""
 }
 
-// titleLine is the top line: counts, and where help is.
+// titleLine is the top line: counts, the age of the data, and where help
+// is.
 func (m Model) titleLine() string {
 	left := "mounttop"
 	if m.snap != nil {
@@ -625,8 +639,21 @@ func (m Model) titleLine() string {
 			left += " · no unique mount IDs (kernel < 6.8)"
 		}
 	}
-	right := "? help"
+	var right string
+	switch {
+	case m.scanning && m.snap != nil && m.now.Sub(m.scanStarted) >= time.Second:
+		right = "scanning " + age(m.now.Sub(m.scanStarted)) + "… data " + age(m.now.Sub(m.snap.Taken)) + " old"
+	case m.snap != nil:
+		right = "data " + age(m.now.Sub(m.snap.Taken)) + " old"
+	default:
+		right = "scanning…"
+	}
+	right += " · ? help"
 	gap := m.width - lipgloss.Width(left) - lipgloss.Width(right)
+	if gap < 1 {
+		left = clip(left, m.width-lipgloss.Width(right)-1)
+		gap = m.width - lipgloss.Width(left) - lipgloss.Width(right)
+	}
 	if gap < 1 {
 		return m.styles.Title.Render(clip(left, m.width))
 	}
@@ -650,50 +677,59 @@ func (m Model) paneTitle(title, extra string, focused bool) string {
 	return st.Render(clip(s, m.width))
 }
 
-// statusLines are the two bottom lines: the last action or the error, and
-// a hint or the key reminder, with the age of the data on the right.
-func (m Model) statusLines() string {
-	var ageText string
+// statusTexts are the status bar's message (the last action, or the
+// error) and its second part (the error's hint, or the key reminder).
+func (m Model) statusTexts() (msg, hint string) {
 	switch {
+	case m.err != nil:
+		msg, hint = "Error: "+safe(m.err.Error()), m.errHint
 	case m.quitting:
-		ageText = "waiting for the run to stop"
-	case m.scanning && m.snap != nil && m.now.Sub(m.scanStarted) > time.Second:
-		ageText = "scanning " + age(m.now.Sub(m.scanStarted)) + "… data " + age(m.now.Sub(m.snap.Taken)) + " old"
-	case m.snap != nil:
-		ageText = "data " + age(m.now.Sub(m.snap.Taken)) + " old"
+		msg = m.status
 	default:
-		ageText = "scanning…"
+		msg = m.status
 	}
-	var first, second string
-	firstStyle := m.styles.Status
-	if m.err != nil {
-		first = "Error: " + safe(m.err.Error())
-		firstStyle = m.styles.StatusError
-		second = m.errHint
-	} else {
-		first = m.status
-	}
-	if second == "" {
+	if hint == "" {
 		var hs []string
-		for _, b := range m.keys.shortHelp() {
-			hs = append(hs, b.Help().Key+" "+strings.Fields(b.Help().Desc)[0])
+		for _, s := range m.keys.shortHelp() {
+			hs = append(hs, s.b.Help().Key+" "+s.word)
 		}
-		second = strings.Join(hs, " · ")
+		hint = strings.Join(hs, " ")
 	}
-	room := m.width - lipgloss.Width(ageText) - 1
-	if room < 10 {
-		room = m.width
-		ageText = ""
-	}
-	firstLine := firstStyle.Render(fit(first, room))
-	if ageText != "" {
-		firstLine += " " + m.styles.Dim.Render(ageText)
-	}
-	secondStyle := m.styles.Dim
+	return msg, hint
+}
+
+// statusHeight is how many lines the status bar needs: the message and
+// an error's hint may wrap to two lines each; the key reminder is cut.
+func (m Model) statusHeight() int {
+	msg, hint := m.statusTexts()
+	n := len(wrapLines(msg, m.width, 2))
 	if m.err != nil {
-		secondStyle = m.styles.Warning
+		n += len(wrapLines(hint, m.width, 2))
+	} else {
+		n++
 	}
-	return firstLine + "\n" + secondStyle.Render(clip(second, m.width))
+	return n
+}
+
+// statusLines are the bottom lines.
+func (m Model) statusLines() string {
+	msg, hint := m.statusTexts()
+	var out []string
+	st := m.styles.Status
+	if m.err != nil {
+		st = m.styles.StatusError
+	}
+	for _, l := range wrapLines(msg, m.width, 2) {
+		out = append(out, st.Render(l))
+	}
+	if m.err != nil {
+		for _, l := range wrapLines(hint, m.width, 2) {
+			out = append(out, m.styles.Warning.Render(l))
+		}
+	} else {
+		out = append(out, m.styles.Dim.Render(clip(hint, m.width)))
+	}
+	return strings.Join(out, "\n")
 }
 
 // withSize keeps a fresh pane at the old one's size and focus.

@@ -42,6 +42,7 @@ type progressPane struct {
 	cancelled bool
 	revoking  bool // revoke has started: cancel no longer rolls back
 
+	mark                expiryMark // expire runs: the mount's expiry mark as last read
 	started, ended, now time.Time
 	stage               unmount.Stage
 	holders             []unmount.HolderState
@@ -241,6 +242,13 @@ func (p progressPane) View() string {
 	}
 	if p.req.Mode == unmount.ModeStaged {
 		add("  "+p.stageChain(), p.styles.ProgressHead.Render)
+	}
+	if p.req.Mode == unmount.ModeExpire {
+		if s := p.mark.sentence(); s != "" {
+			add("  "+s, p.styles.ProgressHead.Render)
+		} else {
+			add("  Expiry: not marked (yet)", p.styles.ProgressHead.Render)
+		}
 	}
 	// Holders: at most a third of the pane, the rest goes to the log.
 	if len(p.holders) > 0 {

@@ -44,7 +44,7 @@ var treeColumns = []treeColumn{
 		}},
 	{name: "EXPIRY", min: 16, help: "expiry mark set by this session: -, armed at T, cleared (by an access) at T, expired",
 		cell: func(t *treePane, _ treeRow, m *inspect.Mount) string { return t.expiry.of(m.ID).cell() }},
-	{name: "FLAGS", min: 9, help: "ro/rw, then propagation: private, shared, slave, unbindable",
+	{name: "FLAGS", min: 10, help: "ro/rw, then propagation: private, shared, slave, unbindable",
 		cell: func(_ *treePane, _ treeRow, m *inspect.Mount) string {
 			rw := "rw"
 			if m.ReadOnly() {
@@ -141,6 +141,10 @@ func (t *treePane) selectID(id inspect.MountID) bool {
 		p = pm.ParentID
 	}
 	t.rebuild(id)
+	// Show the selection a third of the way down, with its submounts
+	// below it in view.
+	t.offset = t.cursor - t.bodyHeight()/3
+	t.scroll()
 	return t.selected == id
 }
 

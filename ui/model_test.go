@@ -1,0 +1,590 @@
+package ui
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	tea "github.com/charmbracelet/bubbletea"
+	"github.com/charmbracelet/lipgloss"
+	"github.com/charmbracelet/x/ansi"
+	"github.com/muesli/termenv"
+	"golang.org/x/sys/unix"
+
+	"mounttop/inspect"
+	"mounttop/internal/testns"
+	"mounttop/unmount"
+)
+
+func TestMain(m *testing.M) {
+	// Golden files and screen checks are taken without colour, as under
+	// NO_COLOR: what they show must be readable from the characters alone.
+	lipgloss.SetColorProfile(termenv.Ascii)
+	testns.Main(m)
+}
+
+func TestFirstScreenShowsTreeAndHoldersOfStartPath(t *testing.T) {
+	d := newDriver(t, Options{StartPath: "/mnt/projects/src/main.go"})
+	d.started()
+	if d.m.tree.selected != idProjects {
+		t.Fatalf("selected %x, want /mnt/projects (the mount the path lies on)", d.m.tree.selected)
+	}
+	d.mustSee("/mnt/projects", "Holders of /mnt/projects (2 processes)", "4242", "demo-reader /mnt/projects/queue",
+		"fd 5   rw    /mnt/projects/queue", "cwd", "/mnt/projects/old.log (deleted)",
+		"Same filesystem (dev 0:41) also mounted at:", "/mnt/backup", "lies on /mnt/projects")
+}
+
+func TestKeysMoveCollapseAndFilter(t *testing.T) {
+	d := newDriver(t, Options{})
+	d.started()
+	if d.m.tree.selected != idRoot {
+		t.Fatalf("starts on %x, want the root", d.m.tree.selected)
+	}
+	d.key("j", "down")
+	if d.m.tree.selected != idProjects {
+		t.Fatalf("j, down: selected %x, want /mnt/projects", d.m.tree.selected)
+	}
+	d.key("k")
+	if d.m.tree.selected != idMnt {
+		t.Fatalf("k: selected %x, want /mnt", d.m.tree.selected)
+	}
+	// Collapse /mnt: its 5 submounts hide behind [+5].
+	d.key("enter")
+	d.mustSee("/mnt [+5]")
+	d.mustNotSee("/mnt/media")
+	d.key("right")
+	d.mustSee("/mnt/media")
+	// left on a leaf goes to the parent.
+	d.key("G")
+	if d.m.tree.selected != idBackup {
+		t.Fatalf("G: selected %x, want the last mount", d.m.tree.selected)
+	}
+	d.key("h")
+	if d.m.tree.selected != idMnt {
+		t.Fatalf("h on a leaf: selected %x, want its parent", d.m.tree.selected)
+	}
+	// Filter: matches and their ancestors only.
+	d.key("/", "m", "e", "d")
+	d.mustSee("filter /med█", "/mnt/media", "/mnt ")
+	d.mustNotSee("/mnt/projects", "/mnt/scratch")
+	d.key("i", "enter")
+	d.mustSee("filter /medi")
+	// esc (no run, no preview) clears the filter.
+	d.key("esc")
+	d.mustSee("/mnt/projects", "/mnt/scratch")
+}
+
+func TestTabSwitchesPanesAndEnterExpandsHolders(t *testing.T) {
+	d := newDriver(t, Options{StartPath: "/mnt/projects"})
+	d.started()
+	d.key("tab")
+	if d.m.focus != focusLower {
+		t.Fatal("tab did not move the focus to the holders pane")
+	}
+	d.mustSee("▶ Holders of /mnt/projects")
+	// Everything fits, so the uses are shown; enter on the first process
+	// hides its uses.
+	d.mustSee("fd 5   rw    /mnt/projects/queue")
+	d.key("enter")
+	d.mustNotSee("fd 5   rw    /mnt/projects/queue")
+	d.mustSee("▸    4242")
+	d.key("enter")
+	d.mustSee("fd 5   rw    /mnt/projects/queue")
+	d.key("tab")
+	if d.m.focus != focusTree {
+		t.Fatal("tab again did not move the focus back to the tree")
+	}
+}
+
+// The selection is the mount's unique ID: a refresh that reorders the
+// table keeps it, and when the mount disappears it moves to the parent.
+func TestSelectionFollowsTheMountAcrossRefreshes(t *testing.T) {
+	d := newDriver(t, Options{StartPath: "/mnt/media"})
+	d.started()
+	// A new mount appears above the selection.
+	ms := fakeMounts()
+	ms = append(ms[:2], append([]inspect.Mount{mnt(1<<32+99, idMnt, "/mnt/aaa", "tmpfs", "new", 50)}, ms[2:]...)...)
+	s2 := inspect.NewSnapshot(ms, fakeHolders(), nil)
+	s2.Taken = clock0
+	d.scan.set(s2)
+	d.key("r")
+	d.until("the refresh", func(m Model) bool { return m.snap == s2 })
+	if d.m.tree.selected != idMedia {
+		t.Fatalf("after a refresh with a new mount, selected %x, want /mnt/media", d.m.tree.selected)
+	}
+	// The mount goes.
+	s3 := snapshotWithout(idMedia)
+	d.scan.set(s3)
+	d.key("r")
+	d.until("the refresh", func(m Model) bool { return m.snap == s3 })
+	if d.m.tree.selected != idMnt {
+		t.Fatalf("after /mnt/media went, selected %x, want its parent /mnt", d.m.tree.selected)
+	}
+	d.mustSee("/mnt/media is no longer mounted; selected the mount above it", "Holders of /mnt ")
+}
+
+// Scans never overlap and never block: the next tick is armed only when a
+// result arrives, a tick of an older generation does nothing, and a
+// refresh makes the result of a scan still running stale.
+func TestScansAreGenerationNumbered(t *testing.T) {
+	d := newDriver(t, Options{})
+	d.started()
+	d.settle()
+	if n := len(d.timers); n != 2 { // the clock and one tick
+		t.Fatalf("after the first result, %d timers pending, want the clock and one tick", n)
+	}
+	// A hung scan: the screen stays usable.
+	gate := make(chan struct{})
+	d.scan.mu.Lock()
+	d.scan.gate = gate
+	d.scan.mu.Unlock()
+	calls := d.scan.count()
+	d.fire(isTick)
+	if !d.m.scanning {
+		t.Fatal("the tick did not start a scan")
+	}
+	for d.scan.count() == calls { // the scan's goroutine has entered Scan
+		time.Sleep(time.Millisecond)
+	}
+	genHung := d.m.gen
+	d.key("j", "j", "tab", "tab") // answered at once (send checks Update's time)
+	if d.m.tree.selected != idProjects {
+		t.Fatalf("keys during a hung scan: selected %x", d.m.tree.selected)
+	}
+	// No tick is armed while the scan runs: nothing can start a second one.
+	if d.fire(isTick) != 0 {
+		t.Fatal("a tick was armed while a scan was running")
+	}
+	// r abandons the hung scan (its context is cancelled) and starts anew.
+	fresh := snapshotWithout(idScratch)
+	d.scan.mu.Lock()
+	d.scan.gate = nil
+	d.scan.snaps = []*inspect.Snapshot{fresh}
+	d.scan.mu.Unlock()
+	d.key("r")
+	if d.m.gen != genHung+1 {
+		t.Fatalf("refresh: gen %d, want %d", d.m.gen, genHung+1)
+	}
+	d.until("the fresh scan", func(m Model) bool { return m.snap == fresh })
+	// The hung scan's late result is dropped.
+	old := d.m.snap
+	d.send(scanDoneMsg{gen: genHung, snap: fakeSnapshot()})
+	if d.m.snap != old {
+		t.Fatal("a stale scan result replaced a newer one")
+	}
+	// A tick of the old generation does nothing.
+	before := d.scan.count()
+	d.send(tickMsg{gen: genHung})
+	d.settle()
+	if d.scan.count() != before {
+		t.Fatalf("a stale tick started a scan (%d -> %d, gen %d, scanning %v)", before, d.scan.count(), d.m.gen, d.m.scanning)
+	}
+}
+
+func TestSlowScanShowsItsAgeAndTimesOut(t *testing.T) {
+	now := clock0
+	d := newDriver(t, Options{ScanTimeout: 200 * time.Millisecond, Now: func() time.Time { return now }})
+	d.started()
+	d.settle()
+	d.scan.mu.Lock()
+	d.scan.gate = make(chan struct{}) // never opened: the scan hangs until its deadline
+	d.scan.mu.Unlock()
+	d.fire(isTick)
+	now = clock0.Add(3 * time.Second)
+	d.send(clockMsg(now))
+	d.mustSee("scanning 3.0s… data 3.0s old")
+	d.until("the scan deadline", func(m Model) bool { return m.err != nil })
+	d.mustSee("Error: scanning: context deadline exceeded")
+	// The old data stays, and the next tick is armed.
+	d.settle()
+	d.mustSee("/mnt/projects")
+	if d.fire(isTick) != 1 {
+		t.Fatal("no tick armed after a failed scan")
+	}
+}
+
+func TestDialogDefaultsToNoAndStatesWhatHappens(t *testing.T) {
+	d := newDriver(t, Options{StartPath: "/mnt/projects"})
+	d.started()
+	d.key("l")
+	d.until("the lazy dialog", func(m Model) bool { return m.dialog != nil })
+	d.mustSee("Lazy unmount of /mnt/projects?", "umount2 MNT_DETACH", "NOT touched",
+		"pid 4242 reader (fd)", "pid 4250 shell (fd×2 cwd)", "[ No ]", "(y) Yes")
+	// enter takes the highlighted choice: No.
+	d.key("enter")
+	d.settle()
+	if d.um.runCount() != 0 {
+		t.Fatal("enter on a fresh dialog ran the unmount")
+	}
+	d.mustSee("cancelled: nothing was changed")
+	// esc and n say no too; every other key is swallowed by the dialog.
+	for _, no := range []string{"esc", "n"} {
+		d.key("f")
+		d.until("the force dialog", func(m Model) bool { return m.dialog != nil })
+		d.key("j", "l", "q"[:0]+"k", no)
+		d.settle()
+		if d.um.runCount() != 0 || d.m.dialog != nil {
+			t.Fatalf("%s: ran %d, dialog open %v", no, d.um.runCount(), d.m.dialog != nil)
+		}
+	}
+	// right, enter: Yes.
+	d.um.play = func(ctx context.Context, req Request, plan unmount.Plan, ch chan<- unmount.Event) {
+		send(ch, 0, unmount.Event{Stage: unmount.StageDone, Err: unix.EBUSY, Result: &unmount.Result{Summary: "umount2(MNT_FORCE) of /mnt/projects failed"}})
+	}
+	d.key("f")
+	d.until("the force dialog", func(m Model) bool { return m.dialog != nil })
+	d.key("right", "enter")
+	d.until("the run to end", func(m Model) bool { return d.um.runCount() == 1 && !m.progress.active })
+	if r := d.um.lastRun(); r.Mode != unmount.ModeForce || r.Target.ID != idProjects {
+		t.Fatalf("ran %v on %x", r.Mode, r.Target.ID)
+	}
+}
+
+func TestLazyUnmountReportsTheResultAndRefreshes(t *testing.T) {
+	d := newDriver(t, Options{StartPath: "/mnt/scratch"})
+	d.started()
+	d.um.play = func(ctx context.Context, req Request, plan unmount.Plan, ch chan<- unmount.Event) {
+		send(ch, 0, unmount.Event{Stage: unmount.StagePlan, What: "lazy unmount of /mnt/scratch"})
+		send(ch, 0, unmount.Event{Stage: unmount.StageUnmount, What: "umount2(MNT_DETACH) of /mnt/scratch: gone"})
+		send(ch, 0, unmount.Event{Stage: unmount.StageDone, Result: &unmount.Result{Gone: true, Summary: "/mnt/scratch is unmounted"}})
+	}
+	d.scan.set(snapshotWithout(idScratch))
+	scans := d.scan.count()
+	d.key("l")
+	d.until("the dialog", func(m Model) bool { return m.dialog != nil })
+	d.mustSee("Nobody holds it: the filesystem goes with it.")
+	d.key("y")
+	d.until("the result", func(m Model) bool { return m.progress.result != nil && !m.progress.active })
+	d.mustSee("lazy unmount of /mnt/scratch: gone (/mnt/scratch is unmounted)", "Result: ✓ /mnt/scratch is unmounted")
+	d.until("the refresh after the run", func(m Model) bool { return d.scan.count() > scans && !m.scanning })
+	if d.m.tree.selected != idMnt {
+		t.Fatalf("after the unmount, selected %x, want the parent", d.m.tree.selected)
+	}
+	// esc closes the finished run's pane.
+	d.key("esc")
+	d.mustSee("Holders of /mnt ")
+}
+
+// stagedScript plays a staged run that fences and revokes, then drains
+// until it is cancelled, and rolls back (as the engine does before
+// revoke when cancelled, and reports "cancelled" after).
+func stagedScript(revoke bool) script {
+	return func(ctx context.Context, req Request, plan unmount.Plan, ch chan<- unmount.Event) {
+		hs := []unmount.HolderState{{PID: 4242, Comm: "reader", State: "pending", Reason: "close fd 5"},
+			{PID: 4250, Comm: "shell", State: "pending", Reason: "close 2 fds, chdir /"}}
+		send(ch, 0, unmount.Event{Stage: unmount.StagePlan, What: "staged unmount of /mnt/projects: 2 holders", Holders: hs})
+		send(ch, 1, unmount.Event{Stage: unmount.StageFence, What: "fenced: an empty tmpfs beneath, the mount moved to a stash"})
+		if revoke {
+			hs = append([]unmount.HolderState(nil), hs...)
+			hs[0].State, hs[0].Reason = "revoked", "closed fd 5"
+			send(ch, 2, unmount.Event{Stage: unmount.StageRevoke, PID: 4242, What: "closed fd 5", Holders: hs})
+			hs = append([]unmount.HolderState(nil), hs...)
+			hs[1].State, hs[1].Reason = "refused", "traced by another process"
+			send(ch, 2, unmount.Event{Stage: unmount.StageRevoke, PID: 4250, What: "not revoked", Err: syscall.EPERM, Holders: hs})
+			send(ch, 3, unmount.Event{Stage: unmount.StageDrain, What: "1 holder left: pid 4250 (shell)", Remaining: 1})
+		}
+		<-ctx.Done()
+		if revoke {
+			send(ch, 4, unmount.Event{Stage: unmount.StageDone, Err: unmount.ErrCancelled,
+				Result: &unmount.Result{Summary: "cancelled during the drain; the fence stays"}})
+			return
+		}
+		send(ch, 4, unmount.Event{Stage: unmount.StageRollback, What: "fence removed: the mount is back at /mnt/projects"})
+		send(ch, 4, unmount.Event{Stage: unmount.StageDone, Err: unmount.ErrCancelled,
+			Result: &unmount.Result{Summary: "cancelled before revoke; everything is as it was"}})
+	}
+}
+
+func TestStagedRunShowsProgressAndCancelRollsBack(t *testing.T) {
+	for _, key := range []string{"x", "esc"} {
+		t.Run(key, func(t *testing.T) {
+			d := newDriver(t, Options{StartPath: "/mnt/projects"})
+			d.started()
+			d.um.play = stagedScript(false)
+			d.key("F")
+			d.until("the staged dialog", func(m Model) bool { return m.dialog != nil })
+			d.mustSee("Staged unmount (close) of /mnt/projects?", "1. Fence /mnt/projects",
+				"pid 4242 reader: close fd", "3. Drain: rescan every 1s", "x cancels; before revoke starts, the fence is rolled back")
+			d.key("y")
+			d.until("the fence event", func(m Model) bool { return m.progress.stage == unmount.StageFence })
+			d.mustSee("Staged unmount (close) of /mnt/projects · stage fence", "[FENCE]", "4242 reader", "pending")
+			d.key(key)
+			d.until("the end of the run", func(m Model) bool { return !m.progress.active })
+			d.mustSee("cancel requested: rolling back", "rollback fence removed", "[ROLLBACK]",
+				"Result: ✗ cancelled before revoke; everything is as it was")
+			// Cancelling is not an error.
+			if d.m.err != nil {
+				t.Fatalf("a cancelled run left an error: %v", d.m.err)
+			}
+		})
+	}
+}
+
+func TestStagedRunHolderStatesAndRefusalHint(t *testing.T) {
+	d := newDriver(t, Options{StartPath: "/mnt/projects"})
+	d.started()
+	d.um.play = stagedScript(true)
+	d.key("F")
+	d.until("the dialog", func(m Model) bool { return m.dialog != nil })
+	d.key("y")
+	d.until("the drain", func(m Model) bool { return m.progress.stage == unmount.StageDrain })
+	d.mustSee("[DRAIN]", "4242 reader         revoked    closed fd 5",
+		"4250 shell          refused    traced by another process", "remaining: 1 holder",
+		"pid 4250: not revoked: operation not permitted")
+	// While it runs, another unmount is refused, and q asks first.
+	d.key("l")
+	d.mustSee("Error: a staged unmount (close) of /mnt/projects is still running: x cancels it")
+	d.key("q")
+	if d.m.dialog == nil {
+		t.Fatal("q during a run quit without asking")
+	}
+	d.mustSee("Quit while an unmount runs?", "revoke has started, so holders already revoked stay revoked")
+	d.key("n")
+	if d.quit || !d.m.progress.active {
+		t.Fatal("answering no to quit stopped something")
+	}
+	d.key("q", "y")
+	d.until("quit after the run stopped", func(Model) bool { return d.quit })
+	if d.m.progress.active {
+		t.Fatal("quit before the run ended")
+	}
+}
+
+func TestSignalCancelsTheRunAndQuits(t *testing.T) {
+	d := newDriver(t, Options{StartPath: "/mnt/projects"})
+	d.started()
+	d.um.play = stagedScript(false)
+	d.key("F")
+	d.until("the dialog", func(m Model) bool { return m.dialog != nil })
+	d.key("y")
+	d.until("the fence", func(m Model) bool { return m.progress.stage == unmount.StageFence })
+	d.send(SignalMsg(syscall.SIGTERM))
+	d.mustSee("got terminated: cancelling the staged unmount (close)")
+	d.until("quit", func(Model) bool { return d.quit })
+	if !strings.Contains(d.screen(), "rollback") {
+		t.Fatalf("quit before the rollback was seen:\n%s", d.screen())
+	}
+	if s := d.m.LeftRunning(); s != "" {
+		t.Fatalf("LeftRunning after a clean stop: %q", s)
+	}
+	// Without a run, a signal quits at once.
+	d2 := newDriver(t, Options{})
+	d2.started()
+	d2.send(SignalMsg(syscall.SIGHUP))
+	if !d2.quit {
+		d2.settle()
+	}
+	if !d2.quit {
+		t.Fatal("SIGHUP did not quit")
+	}
+}
+
+// A run that does not stop within QuitGrace is abandoned, and said so.
+func TestQuitGivesUpOnARunThatDoesNotStop(t *testing.T) {
+	d := newDriver(t, Options{StartPath: "/mnt/projects"})
+	d.started()
+	stuck := make(chan struct{})
+	t.Cleanup(func() { close(stuck) })
+	d.um.play = func(ctx context.Context, req Request, plan unmount.Plan, ch chan<- unmount.Event) {
+		send(ch, 0, unmount.Event{Stage: unmount.StageRevoke, What: "revoking pid 4242"})
+		<-stuck
+	}
+	d.key("F")
+	d.until("the dialog", func(m Model) bool { return m.dialog != nil })
+	d.key("y")
+	d.until("revoke", func(m Model) bool { return m.progress.stage == unmount.StageRevoke })
+	d.key("q", "y")
+	d.settle()
+	if d.fire(func(msg tea.Msg) bool { _, ok := msg.(quitTimeoutMsg); return ok }) != 1 {
+		t.Fatal("no quit timeout armed")
+	}
+	if !d.quit {
+		d.settle()
+	}
+	if !d.quit {
+		t.Fatal("the quit timeout did not quit")
+	}
+	if s := d.m.LeftRunning(); !strings.Contains(s, "had not stopped") {
+		t.Fatalf("LeftRunning = %q", s)
+	}
+}
+
+func TestExpireOffersWhenIdleAndShowsMarks(t *testing.T) {
+	d := newDriver(t, Options{StartPath: "/mnt/scratch", Interval: 3 * time.Second})
+	d.started()
+	step := make(chan struct{})
+	d.um.play = func(ctx context.Context, req Request, plan unmount.Plan, ch chan<- unmount.Event) {
+		d.um.mu.Lock()
+		d.um.marks = map[inspect.MountID]unmount.ExpiryMark{idScratch: {ID: idScratch, MarkedAt: clock0.Add(time.Second), Attempts: 1}}
+		d.um.mu.Unlock()
+		send(ch, 1, unmount.Event{Stage: unmount.StageExpire, What: "attempt 1: idle, now marked for expiry (EAGAIN)"})
+		<-step
+		d.um.mu.Lock()
+		d.um.marks[idScratch] = unmount.ExpiryMark{ID: idScratch, MarkedAt: clock0.Add(4 * time.Second), Attempts: 2,
+			Cleared: 1, ClearedAt: clock0.Add(4 * time.Second)}
+		d.um.mu.Unlock()
+		send(ch, 4, unmount.Event{Stage: unmount.StageExpire, What: "attempt 2: the mark set at 03:00:01 was cleared by an access since; marked again"})
+		<-ctx.Done()
+		send(ch, 5, unmount.Event{Stage: unmount.StageDone, Err: unmount.ErrCancelled, Result: &unmount.Result{Marked: true, Summary: "cancelled; the mount is still there"}})
+	}
+	d.key("e")
+	d.until("the dialog", func(m Model) bool { return m.dialog != nil })
+	d.mustSee("Expire /mnt/scratch?", "[ No ]", "(y) Expire now", "(w) When idle", "try again every 3s")
+	d.key("w")
+	d.until("the first mark", func(m Model) bool { return m.expiry.of(idScratch).state != expiryNone })
+	d.mustSee("armed 03:00:01", "Expiry: marked at 03:00:01")
+	close(step)
+	d.until("the cleared mark", func(m Model) bool { return m.expiry.of(idScratch).state == expiryCleared })
+	d.mustSee("cleared 03:00:04", "Expire when idle of /mnt/scratch")
+	if r := d.um.lastRun(); !r.WhenIdle || r.Interval != 3*time.Second {
+		t.Fatalf("ran %+v, want expire when idle every 3s", r)
+	}
+	d.key("x")
+	d.until("the end", func(m Model) bool { return !m.progress.active })
+	// An expire run that unmounts shows "expired".
+	d.um.play = func(ctx context.Context, req Request, plan unmount.Plan, ch chan<- unmount.Event) {
+		send(ch, 6, unmount.Event{Stage: unmount.StageDone, Result: &unmount.Result{Gone: true, Summary: "expired and is unmounted"}})
+	}
+	d.key("e")
+	d.until("the dialog", func(m Model) bool { return m.dialog != nil })
+	d.key("y")
+	d.until("expired", func(m Model) bool { return m.expiry.of(idScratch).state == expiryExpired })
+	if r := d.um.lastRun(); r.WhenIdle {
+		t.Fatal("y chose expire when idle, want expire now")
+	}
+}
+
+func TestErrorsShowUntilTheNextKeyWithAHint(t *testing.T) {
+	cases := []struct {
+		err  error
+		hint string
+	}{
+		{unix.EBUSY, "held by 2 processes: 4242 reader, 4250 shell · F revokes them, l detaches lazily"},
+		{unix.EPERM, "not permitted: unmounting needs root (CAP_SYS_ADMIN)"},
+		{&unmount.Error{Op: "umount", Target: "/mnt/projects", Err: unix.EINVAL}, "not a mount point any more"},
+	}
+	for _, c := range cases {
+		t.Run(fmt.Sprint(c.err), func(t *testing.T) {
+			d := newDriver(t, Options{StartPath: "/mnt/projects"})
+			d.started()
+			err := c.err
+			d.um.play = func(ctx context.Context, req Request, plan unmount.Plan, ch chan<- unmount.Event) {
+				send(ch, 0, unmount.Event{Stage: unmount.StageDone, Err: err, Result: &unmount.Result{Summary: "not unmounted"}})
+			}
+			d.key("f")
+			d.until("dialog", func(m Model) bool { return m.dialog != nil })
+			d.key("y")
+			d.until("the error", func(m Model) bool { return m.err != nil })
+			d.mustSee("Error: forced unmount of /mnt/projects:", c.hint)
+			d.key("j")
+			d.mustNotSee("Error:", c.hint)
+			// The log keeps it.
+			d.mustSee("Result: ✗ not unmounted")
+		})
+	}
+}
+
+func TestPlanFailureIsShown(t *testing.T) {
+	d := newDriver(t, Options{StartPath: "/mnt/projects"})
+	d.started()
+	d.um.planErr = &unmount.Error{Op: "umount", Target: "/mnt/projects", Err: fmt.Errorf("%w: it is the root", unmount.ErrRefused)}
+	d.key("F")
+	d.until("the error", func(m Model) bool { return m.err != nil })
+	d.mustSee("Error: planning the staged unmount (close) of /mnt/projects:")
+	if d.m.dialog != nil || d.um.runCount() != 0 {
+		t.Fatal("a refused plan opened a dialog or ran")
+	}
+}
+
+func TestDryRunChangesNothing(t *testing.T) {
+	d := newDriver(t, Options{StartPath: "/mnt/projects"})
+	d.started()
+	d.key("d")
+	d.until("the preview", func(m Model) bool { return m.progress.preview })
+	d.mustSee("Plan for staged unmount (close) of /mnt/projects (dry run: nothing changed)",
+		"1. Fence /mnt/projects", "pid 4242 reader: close fd", "dry run: nothing was changed")
+	if d.um.runCount() != 0 {
+		t.Fatal("the dry run ran something")
+	}
+	d.key("esc")
+	d.mustSee("Holders of /mnt/projects")
+}
+
+func TestHelpListsEveryKey(t *testing.T) {
+	d := newDriver(t, Options{})
+	d.started()
+	d.key("?")
+	scr := d.screen()
+	for _, g := range d.m.keys.helpGroups() {
+		for _, b := range g.Bindings {
+			if !strings.Contains(scr, b.Help().Key+" "+b.Help().Desc) {
+				t.Errorf("help lacks %q", b.Help().Key+" "+b.Help().Desc)
+			}
+		}
+	}
+	for _, c := range treeColumns {
+		if !strings.Contains(scr, c.name) {
+			t.Errorf("help lacks the column %s", c.name)
+		}
+	}
+	d.key("j")
+	d.mustNotSee("any key closes this help")
+	if d.m.tree.selected != idRoot {
+		t.Fatal("the key that closed help also moved the cursor")
+	}
+}
+
+// Names from the system can carry terminal escapes; none may reach the
+// terminal raw. With the ASCII profile the view writes no escape itself,
+// so any ESC in the output came from the system.
+func TestEscapesAreShownAsText(t *testing.T) {
+	evil := "/mnt/\x1b]0;pwned\x07\x1b[2J"
+	ms := fakeMounts()
+	ms[2].Mountpoint = evil
+	ms[2].Source = "src\x1b[31m"
+	hs := fakeHolders()
+	hs[idProjects][0].Comm = "rea\x1bder"
+	hs[idProjects][0].Cmdline = []string{"\x1b[1mbold", "\u202eevil"}
+	hs[idProjects][0].Uses[0].Path = evil + "/f\nile"
+	s := inspect.NewSnapshot(ms, hs, []inspect.Warning{{PID: 9, What: "reading /proc/9/fd/\x1b[H"}})
+	s.Taken = clock0
+	d := newDriver(t, Options{Scanner: &fakeScanner{snaps: []*inspect.Snapshot{s}}, StartPath: evil})
+	d.started()
+	d.m.holders.SetSize(80, 20)
+	views := []string{d.m.View()}
+	d.key("l")
+	d.until("the dialog", func(m Model) bool { return m.dialog != nil })
+	views = append(views, d.m.View())
+	for _, v := range views {
+		if strings.ContainsAny(v, "\x1b\x07\u202e") {
+			t.Fatalf("raw escape in the view: %q", v)
+		}
+	}
+	d.key("n")
+	d.mustSee(`/mnt/\e]0;pwned\x07\e[2J`, `src\e[31m`, `\e[1mbold \u{202e}evil`, `\nile`)
+}
+
+func TestLayoutFitsEverySize(t *testing.T) {
+	d := newDriver(t, Options{StartPath: "/mnt/projects"})
+	d.started()
+	for _, sz := range [][2]int{{80, 24}, {100, 30}, {132, 43}, {200, 60}, {80, 24}} {
+		d.send(tea.WindowSizeMsg{Width: sz[0], Height: sz[1]})
+		for _, screen := range []func(){func() {}, func() { d.key("?") }, func() { d.key("j") }} {
+			screen()
+			lines := strings.Split(d.m.View(), "\n")
+			if len(lines) != sz[1] {
+				t.Errorf("%dx%d: %d lines", sz[0], sz[1], len(lines))
+			}
+			for i, l := range lines {
+				if w := ansi.StringWidth(l); w > sz[0] {
+					t.Errorf("%dx%d: line %d is %d wide: %q", sz[0], sz[1], i, w, l)
+				}
+			}
+		}
+	}
+	d.send(tea.WindowSizeMsg{Width: 10, Height: 5})
+	d.mustSee("too small")
+}
