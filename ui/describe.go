@@ -94,7 +94,7 @@ func planLines(req Request, plan unmount.Plan, max int) []string {
 		}
 	case unmount.ModeStaged:
 		out = append(out, "1. Fence "+mp+": new opens by path fail, written data is synced.")
-		verb := "close their fds and mappings, move their cwd to / (ptrace)"
+		verb := "by ptrace: close fds, unmap files, chdir / (processes keep running)"
 		if req.Policy == unmount.PolicySignal {
 			verb = "SIGTERM, then SIGKILL"
 			if plan.Grace > 0 {
@@ -104,7 +104,7 @@ func planLines(req Request, plan unmount.Plan, max int) []string {
 		if len(holders) == 0 {
 			out = append(out, "2. Revoke: nobody holds it.")
 		} else {
-			out = append(out, "2. Revoke, "+verb+":")
+			out = append(out, "2. Revoke "+verb+":")
 			byPID := map[int]unmount.HolderAction{}
 			for _, a := range plan.Holders {
 				byPID[a.Holder.PID] = a

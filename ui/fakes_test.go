@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -408,3 +409,5 @@ func (d *driver) started() {
 	d.t.Helper()
 	d.until("the first scan", func(m Model) bool { return m.snap != nil })
 }
+
+var errBusy error = syscall.EBUSY

@@ -112,9 +112,10 @@ func (h *holdersPane) rebuild() {
 		h.add(rowNote, 0, s)
 	}
 	if len(holders) == 0 {
-		h.add(rowNote, 0, "Nobody holds "+safe(m.Mountpoint)+": a plain unmount should work; e expires it when idle.")
 		if n := len(h.snap.Descendants(h.mount)); n > 0 {
-			h.add(rowNote, 0, plural(n, "submount", "submounts")+" below it must go first.")
+			h.add(rowNote, 0, "Nobody holds "+safe(m.Mountpoint)+" itself; "+plural(n, "submount", "submounts")+" below it must go first.")
+		} else {
+			h.add(rowNote, 0, "Nobody holds "+safe(m.Mountpoint)+": a plain unmount should work; e expires it when idle.")
 		}
 	} else {
 		total := 0

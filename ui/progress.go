@@ -79,14 +79,18 @@ func (p *progressPane) start(run int, req Request, plan unmount.Plan, ch <-chan 
 		stage: unmount.StagePlan}
 	for _, a := range plan.Holders {
 		st := unmount.HolderState{PID: a.Holder.PID, Comm: a.Holder.Comm, State: "pending", Reason: a.Action}
-		if a.Refused != "" {
+		switch {
+		case req.Mode != unmount.ModeStaged:
+			// Only the staged unmount acts on processes.
+			st.State, st.Reason = "untouched", "holds it: "+summary(a.Holder.Uses)
+		case a.Refused != "":
 			st.State, st.Reason = "refused", a.Refused
 		}
 		p.holders = append(p.holders, st)
 	}
 	if len(p.holders) == 0 && req.Snapshot != nil {
 		for _, h := range req.Snapshot.HoldersOf(req.Target.ID) {
-			p.holders = append(p.holders, unmount.HolderState{PID: h.PID, Comm: h.Comm, State: "untouched"})
+			p.holders = append(p.holders, unmount.HolderState{PID: h.PID, Comm: h.Comm, State: "untouched", Reason: "holds it: " + summary(h.Uses)})
 		}
 	}
 	p.remaining = len(p.holders)
@@ -300,7 +304,10 @@ func (p progressPane) View() string {
 			}
 			s += safe(l.what)
 			if l.err != nil && !isExpectedExpire(l) {
-				add(s+": "+safe(l.err.Error()), p.styles.Error.Render)
+				if l.what != "" {
+					s += ": "
+				}
+				add(s+safe(l.err.Error()), p.styles.Error.Render)
 				continue
 			}
 			add(s, nil)

@@ -42,7 +42,7 @@ var treeColumns = []treeColumn{
 			}
 			return "-"
 		}},
-	{name: "EXPIRY", min: 16, help: "expiry mark set by this session: -, armed at T, cleared (by an access) at T, expired",
+	{name: "EXPIRY", min: 16, help: "MNT_EXPIRE mark set by mounttop: -, armed T, cleared T (by an access), expired",
 		cell: func(t *treePane, _ treeRow, m *inspect.Mount) string { return t.expiry.of(m.ID).cell() }},
 	{name: "FLAGS", min: 10, help: "ro/rw, then propagation: private, shared, slave, unbindable",
 		cell: func(_ *treePane, _ treeRow, m *inspect.Mount) string {
@@ -366,6 +366,16 @@ func (t *treePane) typeFilter(km tea.KeyMsg) {
 		return
 	}
 	t.rebuild(t.selected)
+	// Keep the cursor on a match, not on an ancestor shown for context.
+	if t.cursor < len(t.rows) && t.rows[t.cursor].context {
+		for i, r := range t.rows {
+			if !r.context {
+				t.cursor, t.selected = i, r.id
+				t.scroll()
+				break
+			}
+		}
+	}
 }
 
 // widths lays the columns out in w cells.
