@@ -1,0 +1,387 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"mounttop/bench/workload"
+)
+
+// A tool is one command being timed.
+type tool struct {
+	Name string
+	Argv []string
+}
+
+// sample is one timed run of a tool, from wait4's rusage: wall time from
+// start to reaped, CPU (user + system) and peak resident set (ru_maxrss).
+type sample struct {
+	Wall   time.Duration `json:"wall_ns"`
+	CPU    time.Duration `json:"cpu_ns"`
+	MaxRSS int64         `json:"maxrss_kib"`
+	Exit   int           `json:"exit"`
+	out    []byte
+	stderr []byte
+}
+
+// summary is one tool's figures over the measured repetitions.
+type summary struct {
+	Tool      string        `json:"tool"`
+	Median    time.Duration `json:"median_wall_ns"`
+	Min       time.Duration `json:"min_wall_ns"`
+	Max       time.Duration `json:"max_wall_ns"`
+	CPU       time.Duration `json:"median_cpu_ns"`
+	PeakRSS   int64         `json:"peak_maxrss_kib"`
+	MedianRSS int64         `json:"median_maxrss_kib"`
+	Samples   []sample      `json:"samples"`
+}
+
+const (
+	mtList    = "mounttop list --json"
+	mtHolders = "mounttop holders --json M"
+	fuserM    = "fuser -m M"
+	lsofF     = "lsof +f -- M"
+)
+
+func runTool(ctx context.Context, t tool, timeout time.Duration) (sample, error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	var out, errb bytes.Buffer
+	cmd := exec.CommandContext(ctx, t.Argv[0], t.Argv[1:]...)
+	cmd.Dir = "/"
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	start := time.Now()
+	err := cmd.Run()
+	s := sample{Wall: time.Since(start), out: out.Bytes(), stderr: errb.Bytes()}
+	var ee *exec.ExitError
+	if err != nil && !errors.As(err, &ee) {
+		return s, fmt.Errorf("%s: %w", t.Name, err)
+	}
+	if ctx.Err() != nil {
+		return s, fmt.Errorf("%s: %w", t.Name, ctx.Err())
+	}
+	ps := cmd.ProcessState
+	s.Exit = ps.ExitCode()
+	if ru, ok := ps.SysUsage().(*syscall.Rusage); ok {
+		s.MaxRSS = ru.Maxrss // KiB on Linux (getrusage(2))
+		s.CPU = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	}
+	return s, nil
+}
+
+// measure times the four tools on w, alternating: round r runs them
+// starting at tool r mod 4, so no tool always runs first after a quiet
+// spell or always after the heaviest one. Then it checks the answers.
+func measure(ctx context.Context, o *options, w *workload.Workload) error {
+	target := w.Layout.Mount(0)
+	tools := []tool{
+		{mtList, []string{o.mounttop, "list", "--json"}},
+		{mtHolders, []string{o.mounttop, "holders", "--json", target}},
+		{fuserM, []string{o.fuser, "-m", target}},
+		{lsofF, []string{o.lsof, "+f", "--", target}},
+	}
+	load0 := loadavg()
+	samples := map[string][]sample{}
+	for r := -o.warmup; r < o.reps; r++ {
+		for j := range tools {
+			t := tools[(r+o.warmup+j)%len(tools)]
+			s, err := runTool(ctx, t, o.timeout)
+			if err != nil {
+				return err
+			}
+			if r >= 0 {
+				samples[t.Name] = append(samples[t.Name], s)
+			}
+		}
+	}
+	load1 := loadavg()
+	if alive := w.Alive(); alive != len(w.Holders) {
+		return fmt.Errorf("only %d of %d holders alive after measuring: figures discarded", alive, len(w.Holders))
+	}
+	sums := map[string]*summary{}
+	for _, t := range tools {
+		sums[t.Name] = summarize(t.Name, samples[t.Name])
+	}
+	fmt.Printf("target %s; %d measured rounds after %d warm-up, tools alternating; load average %s before, %s after\n\n",
+		target, o.reps, o.warmup, load0, load1)
+	fmt.Println("| tool | median wall | min | max | median CPU (user+sys) | peak RSS (max of ru_maxrss) |")
+	fmt.Println("|---|---:|---:|---:|---:|---:|")
+	for _, t := range tools {
+		s := sums[t.Name]
+		name := strings.ReplaceAll(t.Name, " M", " MOUNT")
+		fmt.Printf("| `%s` | %s | %s | %s | %s | %.1f MiB |\n", name, ms(s.Median), ms(s.Min), ms(s.Max), ms(s.CPU), float64(s.PeakRSS)/1024)
+	}
+	ratio := func(a, b string) float64 { return float64(sums[a].Median) / float64(sums[b].Median) }
+	ratios := map[string]float64{
+		"list/fuser":    ratio(mtList, fuserM),
+		"holders/fuser": ratio(mtHolders, fuserM),
+		"list/lsof":     ratio(mtList, lsofF),
+		"holders/lsof":  ratio(mtHolders, lsofF),
+	}
+	fmt.Printf("\nratios of medians: list/fuser %.2f, holders/fuser %.2f, list/lsof %.2f, holders/lsof %.2f\n",
+		ratios["list/fuser"], ratios["holders/fuser"], ratios["list/lsof"], ratios["holders/lsof"])
+	listOK := sums[mtList].Median <= sums[fuserM].Median
+	memOK := sums[mtList].PeakRSS <= 64<<10 && sums[mtHolders].PeakRSS <= 64<<10
+	fmt.Printf("target: scan of all mounts no slower than fuser -m on one mount: %s; peak RSS under 64 MiB: %s\n",
+		verdict(listOK), verdict(memOK))
+	checkErr := check(w, samples)
+	if o.out != "" {
+		if err := writeResults(o.out, w, sums, ratios, load0, load1, checkErr); err != nil {
+			return err
+		}
+	}
+	return checkErr
+}
+
+func verdict(ok bool) string {
+	if ok {
+		return "MET"
+	}
+	return "MISSED"
+}
+
+func ms(d time.Duration) string { return fmt.Sprintf("%.0f ms", float64(d)/1e6) }
+
+func summarize(name string, ss []sample) *summary {
+	s := &summary{Tool: name, Samples: ss}
+	walls := make([]time.Duration, len(ss))
+	cpus := make([]time.Duration, len(ss))
+	rss := make([]int64, len(ss))
+	for i, x := range ss {
+		walls[i], cpus[i], rss[i] = x.Wall, x.CPU, x.MaxRSS
+	}
+	sort.Slice(walls, func(i, j int) bool { return walls[i] < walls[j] })
+	sort.Slice(cpus, func(i, j int) bool { return cpus[i] < cpus[j] })
+	sort.Slice(rss, func(i, j int) bool { return rss[i] < rss[j] })
+	s.Median, s.Min, s.Max = median(walls), walls[0], walls[len(walls)-1]
+	s.CPU = median(cpus)
+	s.PeakRSS, s.MedianRSS = rss[len(rss)-1], rss[len(rss)/2]
+	return s
+}
+
+// median of a sorted slice (the mean of the middle two for an even count).
+func median(d []time.Duration) time.Duration {
+	n := len(d)
+	if n%2 == 1 {
+		return d[n/2]
+	}
+	return (d[n/2-1] + d[n/2]) / 2
+}
+
+func loadavg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "?"
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "?"
+	}
+	return strings.Join(f[:3], " ")
+}
+
+// check compares what each tool said about the target mount (from every
+// tool's last run) with the workload's plan: the same holder pids from
+// mounttop holders, mounttop list's count, fuser and lsof, and mounttop's
+// per-kind use counts.
+func check(w *workload.Workload, samples map[string][]sample) error {
+	last := func(name string) sample { ss := samples[name]; return ss[len(ss)-1] }
+	want := map[int]bool{}
+	var wantUses = map[string]int{}
+	for _, i := range workload.Expected(w.Size, 0) {
+		want[w.Holders[i].Process.Pid] = true
+	}
+	for i := range w.Holders {
+		p := workload.PlanFor(w.Size, i)
+		for _, op := range p.Opens {
+			if op.Mount == 0 {
+				wantUses["fd"]++
+			}
+		}
+		if p.Home == 0 {
+			if p.Lock != workload.NoLock {
+				wantUses["fd"]++
+				wantUses["lock"]++
+			}
+			if p.Deleted {
+				wantUses["fd"]++
+			}
+			if p.Cwd != "" {
+				wantUses["cwd"]++
+			}
+		}
+		if p.Exe {
+			wantUses["exe"]++
+		}
+	}
+	var problems []string
+
+	var hj struct {
+		Holders []struct {
+			PID  int `json:"pid"`
+			Uses []struct {
+				Kind    string `json:"kind"`
+				Deleted bool   `json:"deleted"`
+			} `json:"uses"`
+		} `json:"holders"`
+		Warnings []string `json:"warnings"`
+	}
+	holders := map[int]bool{}
+	gotUses := map[string]int{}
+	if err := json.Unmarshal(last(mtHolders).out, &hj); err != nil {
+		problems = append(problems, fmt.Sprintf("mounttop holders: bad JSON: %v", err))
+	}
+	for _, h := range hj.Holders {
+		holders[h.PID] = true
+		for _, u := range h.Uses {
+			gotUses[u.Kind]++
+		}
+	}
+	var lj struct {
+		Mounts []struct {
+			Mountpoint string `json:"mountpoint"`
+			Holders    *int   `json:"holders"`
+		} `json:"mounts"`
+		Processes int      `json:"processes_scanned"`
+		Warnings  []string `json:"warnings"`
+	}
+	listCount := -1
+	if err := json.Unmarshal(last(mtList).out, &lj); err != nil {
+		problems = append(problems, fmt.Sprintf("mounttop list: bad JSON: %v", err))
+	}
+	for _, m := range lj.Mounts {
+		if m.Mountpoint == w.Layout.Mount(0) && m.Holders != nil {
+			listCount = *m.Holders
+		}
+	}
+	fuser := pidSet(strings.Fields(string(last(fuserM).out)))
+	var lsofFields []string
+	for i, line := range strings.Split(string(last(lsofF).out), "\n") {
+		if f := strings.Fields(line); i > 0 && len(f) > 1 {
+			lsofFields = append(lsofFields, f[1])
+		}
+	}
+	lsof := pidSet(lsofFields)
+
+	fmt.Printf("\ncorrectness on %s: plan %d holders; mounttop holders %d, mounttop list %d, fuser -m %d, lsof %d pids\n",
+		w.Layout.Mount(0), len(want), len(holders), listCount, len(fuser), len(lsof))
+	fmt.Printf("  uses by kind, mounttop holders (plan): fd %d (%d), cwd %d (%d), lock %d (%d), exe %d (%d), mmap %d (>= %d: plain maps + the binary's segments)\n",
+		gotUses["fd"], wantUses["fd"], gotUses["cwd"], wantUses["cwd"], gotUses["lock"], wantUses["lock"], gotUses["exe"], wantUses["exe"],
+		gotUses["mmap"], plainMaps(w))
+	fmt.Printf("  mounttop list: %d processes scanned, %d warnings; holders: %d warnings\n", lj.Processes, len(lj.Warnings), len(hj.Warnings))
+	for _, c := range []struct {
+		name string
+		got  map[int]bool
+	}{{"mounttop holders", holders}, {"fuser -m", fuser}, {"lsof +f --", lsof}} {
+		if d := diff(want, c.got); d != "" {
+			problems = append(problems, fmt.Sprintf("%s differs from the plan: %s", c.name, d))
+		}
+	}
+	if listCount != len(want) {
+		problems = append(problems, fmt.Sprintf("mounttop list counts %d holders, the plan %d", listCount, len(want)))
+	}
+	for _, k := range []string{"fd", "cwd", "lock", "exe"} {
+		if gotUses[k] != wantUses[k] {
+			problems = append(problems, fmt.Sprintf("mounttop holders: %d %s uses, the plan %d", gotUses[k], k, wantUses[k]))
+		}
+	}
+	if gotUses["mmap"] < plainMaps(w) {
+		problems = append(problems, fmt.Sprintf("mounttop holders: %d mmap uses, fewer than the plan's %d", gotUses["mmap"], plainMaps(w)))
+	}
+	if len(problems) == 0 {
+		fmt.Println("  all agree: mounttop holders = mounttop list = fuser -m = lsof = plan")
+		return nil
+	}
+	for _, p := range problems {
+		fmt.Println("  MISMATCH:", p)
+	}
+	return fmt.Errorf("%d correctness problems", len(problems))
+}
+
+// plainMaps is how many holders map a file of mount 0 on purpose.
+func plainMaps(w *workload.Workload) int {
+	n := 0
+	for i := range w.Holders {
+		if p := workload.PlanFor(w.Size, i); p.Mmap != "" && p.Home == 0 {
+			n++
+		}
+	}
+	return n
+}
+
+// pidSet parses pids, ignoring fuser's trailing access letters.
+func pidSet(fields []string) map[int]bool {
+	out := map[int]bool{}
+	for _, f := range fields {
+		f = strings.TrimRight(f, "cefFrm")
+		if n, err := strconv.Atoi(f); err == nil {
+			out[n] = true
+		}
+	}
+	return out
+}
+
+func diff(want, got map[int]bool) string {
+	var missing, extra []int
+	for p := range want {
+		if !got[p] {
+			missing = append(missing, p)
+		}
+	}
+	for p := range got {
+		if !want[p] {
+			extra = append(extra, p)
+		}
+	}
+	if len(missing) == 0 && len(extra) == 0 {
+		return ""
+	}
+	sort.Ints(missing)
+	sort.Ints(extra)
+	return fmt.Sprintf("missing %v, extra %v", head(missing), head(extra))
+}
+
+func head(p []int) []int {
+	if len(p) > 10 {
+		return p[:10]
+	}
+	return p
+}
+
+// writeResults appends one JSON object per size to path.
+func writeResults(path string, w *workload.Workload, sums map[string]*summary, ratios map[string]float64, load0, load1 string, checkErr error) error {
+	var uts syscall.Utsname
+	syscall.Uname(&uts)
+	rel := make([]byte, 0, 65)
+	for _, c := range uts.Release {
+		if c == 0 {
+			break
+		}
+		rel = append(rel, byte(c))
+	}
+	res := map[string]any{
+		"size": w.Size, "kernel": string(rel), "setup_ns": w.Setup, "holders": len(w.Holders),
+		"load_before": load0, "load_after": load1, "tools": sums, "ratios": ratios,
+		"correct": checkErr == nil, "taken": time.Now().UTC().Format(time.RFC3339),
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+	if err != nil {
+		return err
+	}
+	enc := json.NewEncoder(f)
+	if err := enc.Encode(res); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}

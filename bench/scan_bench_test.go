@@ -1,0 +1,133 @@
+// Package bench holds Go benchmarks of mounttop's scanner on the workload
+// of package workload, for profiling:
+//
+//	sudo go test ./bench -run '^$' -bench Scan -benchtime 20x -cpuprofile cpu.out
+//	go tool pprof -top bench.test cpu.out
+//
+// The benchmark binary re-executes itself into a private mount namespace
+// (testns.Main) and again as the workload's holders (RunHolderIfAsked).
+// bench/run.sh times the real command line against fuser and lsof.
+package bench
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"testing"
+
+	"mounttop/bench/workload"
+	"mounttop/inspect"
+	"mounttop/internal/testns"
+)
+
+func TestMain(m *testing.M) {
+	workload.RunHolderIfAsked()
+	testns.Main(m)
+}
+
+// startWorkload brings up size s for one benchmark and tears it down after.
+func startWorkload(b *testing.B, s workload.Size) *workload.Workload {
+	b.Helper()
+	testns.Require(b, testns.Namespace)
+	exe, err := os.Executable()
+	if err != nil {
+		b.Fatal(err)
+	}
+	base, err := os.MkdirTemp("", "mounttop-bench.")
+	if err != nil {
+		b.Fatal(err)
+	}
+	w, err := workload.Start(context.Background(), s, base, exe)
+	b.Cleanup(func() {
+		if w != nil {
+			td, err := w.Close()
+			if err != nil {
+				b.Errorf("%v: %v", td, err)
+			}
+		}
+		os.Remove(base)
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return w
+}
+
+// BenchmarkScan times one whole-system scan as `mounttop list` makes it
+// (counts for every mount) and as `mounttop holders` makes it (full detail
+// for the measured mount), without process start-up or JSON.
+func BenchmarkScan(b *testing.B) {
+	for _, s := range workload.Sizes {
+		b.Run(s.Name, func(b *testing.B) {
+			w := startWorkload(b, s)
+			table, err := mustInspector(b).Mounts(context.Background())
+			if err != nil {
+				b.Fatal(err)
+			}
+			target, ok := table.MountAt(w.Layout.Mount(0))
+			if !ok {
+				b.Fatalf("%s is not in the mount table", w.Layout.Mount(0))
+			}
+			for _, c := range []struct {
+				name string
+				opt  inspect.Option
+			}{{"list", inspect.WithDetail(inspect.DetailCounts)}, {"holders", inspect.WithFocus(target.ID)}} {
+				b.Run(c.name, func(b *testing.B) {
+					in := mustInspector(b, c.opt)
+					b.ReportAllocs()
+					for b.Loop() {
+						snap, err := in.Scan(context.Background())
+						if err != nil {
+							b.Fatal(err)
+						}
+						checkHolders(b, w, snap, target.ID)
+					}
+					b.ReportMetric(float64(s.FDs)*float64(b.N)/b.Elapsed().Seconds(), "fds/s")
+				})
+			}
+			// The same list scan with other pool sizes (the default is
+			// twice the CPUs, at least 4): does parallelism pay here?
+			for _, n := range []int{1, 2, 8} {
+				b.Run(fmt.Sprintf("list-workers=%d", n), func(b *testing.B) {
+					in := mustInspector(b, inspect.WithDetail(inspect.DetailCounts), inspect.WithWorkers(n))
+					for b.Loop() {
+						snap, err := in.Scan(context.Background())
+						if err != nil {
+							b.Fatal(err)
+						}
+						checkHolders(b, w, snap, target.ID)
+					}
+				})
+			}
+		})
+	}
+}
+
+// checkHolders fails the benchmark unless the scan found exactly the
+// holders the workload's plan puts on mount 0.
+func checkHolders(b *testing.B, w *workload.Workload, snap *inspect.Snapshot, id inspect.MountID) {
+	b.Helper()
+	got := map[int]bool{}
+	for _, h := range snap.HoldersOf(id) {
+		got[h.PID] = true
+	}
+	want := workload.Expected(w.Size, 0)
+	var missing []int
+	for _, i := range want {
+		if pid := w.Holders[i].Process.Pid; !got[pid] {
+			missing = append(missing, i)
+		}
+	}
+	if len(missing) > 0 || len(got) != len(want) {
+		b.Fatalf("%d holders of mount 0, want %d; holders missing (by index): %v; warnings: %v", len(got), len(want), missing, snap.Warnings)
+	}
+}
+
+func mustInspector(b *testing.B, opts ...inspect.Option) *inspect.Inspector {
+	b.Helper()
+	in, err := inspect.New("/proc", opts...)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return in
+}

@@ -1,0 +1,328 @@
+package workload
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// Workload is a running workload: its mounts and its holder processes.
+type Workload struct {
+	Size    Size
+	Layout  Layout
+	Holders []*exec.Cmd // by index
+	Setup   time.Duration
+	mounted []string // mount points, base first
+}
+
+// CheckPrivate returns an error unless mounting here is safe: this process
+// must be in a different mount namespace from the one it came from (parent
+// names the namespace inode to compare with; 0 means our parent process's)
+// and no mount of it may be shared, so nothing can propagate out of it
+// (mount_namespaces(7)).
+func CheckPrivate(parent uint64) error {
+	var self unix.Stat_t
+	if err := unix.Stat("/proc/self/ns/mnt", &self); err != nil {
+		return fmt.Errorf("reading our mount namespace: %w", err)
+	}
+	if parent == 0 {
+		var st unix.Stat_t
+		if err := unix.Stat(fmt.Sprintf("/proc/%d/ns/mnt", os.Getppid()), &st); err != nil {
+			return fmt.Errorf("reading our parent's mount namespace: %w", err)
+		}
+		parent = st.Ino
+	}
+	if self.Ino == parent {
+		return errors.New("refusing to mount: not in a private mount namespace (same namespace as the parent)")
+	}
+	b, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return err
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		pre, _, _ := strings.Cut(line, " - ")
+		if strings.Contains(pre, " shared:") {
+			return fmt.Errorf("refusing to mount: a mount of this namespace is shared and would propagate out: %s", line)
+		}
+	}
+	return nil
+}
+
+// Start builds the workload of size s under base (an existing empty
+// directory) and returns once every holder holds everything its plan
+// says. The caller must be in a private mount namespace (CheckPrivate is
+// called again here) and must call Close, also when Start fails after
+// mounting: Close undoes whatever was done.
+//
+// exe is the binary to run as holders; it must call RunHolderIfAsked.
+func Start(ctx context.Context, s Size, base, exe string) (*Workload, error) {
+	start := time.Now()
+	if err := CheckPrivate(0); err != nil {
+		if pin := os.Getenv(EnvParentNS); pin != "" {
+			// Re-executed by Enter: compare with the namespace we left.
+			n, _ := strconv.ParseUint(pin, 10, 64)
+			err = CheckPrivate(n)
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	w := &Workload{Size: s, Layout: Layout{Base: base}}
+	if err := w.mount(exe); err != nil {
+		return w, err
+	}
+	if err := w.startHolders(ctx, exe); err != nil {
+		return w, err
+	}
+	w.Setup = time.Since(start)
+	return w, nil
+}
+
+func (w *Workload) mountTmpfs(dir, opts string) error {
+	if err := unix.Mount("mounttop-bench", dir, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, opts); err != nil {
+		return fmt.Errorf("mounting tmpfs on %s: %w", dir, err)
+	}
+	w.mounted = append(w.mounted, dir)
+	return nil
+}
+
+// mount makes the base tmpfs, the M mounts in it and their files: regular
+// files, a directory for cwds and directory fds, one-page files to map,
+// and directories for lock files and deleted files.
+func (w *Workload) mount(exe string) error {
+	l := w.Layout
+	if err := w.mountTmpfs(l.Base, "size=1m,mode=0755"); err != nil {
+		return err
+	}
+	page := bytes.Repeat([]byte{'x'}, os.Getpagesize())
+	for m := 0; m < w.Size.Mounts; m++ {
+		dir := l.Mount(m)
+		if err := os.Mkdir(dir, 0o755); err != nil {
+			return err
+		}
+		if err := w.mountTmpfs(dir, "size=64m,mode=0755"); err != nil {
+			return err
+		}
+		for _, d := range []string{"dir/sub", "map", "lock", "del"} {
+			if err := os.MkdirAll(l.Path(m, d), 0o755); err != nil {
+				return err
+			}
+		}
+		for f := 0; f < filesPerMount; f++ {
+			if err := os.WriteFile(l.Path(m, fmt.Sprintf("f%03d", f)), nil, 0o644); err != nil {
+				return err
+			}
+		}
+		for f := 0; f < mapFiles; f++ {
+			if err := os.WriteFile(l.Path(m, fmt.Sprintf("map/%02d", f)), page, 0o644); err != nil {
+				return err
+			}
+		}
+	}
+	return copyFile(exe, l.Exe())
+}
+
+func copyFile(from, to string) error {
+	src, err := os.Open(from)
+	if err != nil {
+		return err
+	}
+	defer src.Close()
+	dst, err := os.OpenFile(to, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o755)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(dst, src); err != nil {
+		dst.Close()
+		return err
+	}
+	return dst.Close()
+}
+
+// startHolders starts every holder and waits for each to report ready
+// (one 'R' byte on a shared pipe) or any to fail ('E'). No goroutine waits
+// on a holder: 2,000 blocked wait calls would be 2,000 threads in the
+// process being measured alongside.
+func (w *Workload) startHolders(ctx context.Context, exe string) error {
+	r, wr, err := os.Pipe()
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	env := []string{"GOMAXPROCS=1", "GOGC=off", envSpec + "=" + w.Size.spec(w.Layout)}
+	for i := 0; i < w.Size.Procs; i++ {
+		p := PlanFor(w.Size, i)
+		path := exe
+		if p.Exe {
+			path = w.Layout.Exe()
+		}
+		cmd := &exec.Cmd{
+			Path:       path,
+			Args:       []string{"mounttop-bench-holder", strconv.Itoa(i)},
+			Env:        append(env[:len(env):len(env)], envHolder+"="+strconv.Itoa(i)),
+			Dir:        "/",
+			Stderr:     os.Stderr,
+			ExtraFiles: []*os.File{wr},
+			// Killed with us, whatever happens to us.
+			SysProcAttr: &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL},
+		}
+		if err := cmd.Start(); err != nil {
+			wr.Close()
+			return fmt.Errorf("starting holder %d: %w", i, err)
+		}
+		w.Holders = append(w.Holders, cmd)
+	}
+	wr.Close() // EOF once every holder has reported and closed its end
+	deadline := time.Now().Add(5 * time.Minute)
+	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+		deadline = d
+	}
+	r.SetReadDeadline(deadline)
+	ready := 0
+	br := bufio.NewReader(r)
+	for ready < w.Size.Procs {
+		c, err := br.ReadByte()
+		if err != nil {
+			return fmt.Errorf("%d of %d holders ready: %w", ready, w.Size.Procs, err)
+		}
+		if c != 'R' {
+			return fmt.Errorf("a holder failed (see its message above); %d of %d were ready", ready, w.Size.Procs)
+		}
+		ready++
+	}
+	return nil
+}
+
+// Alive returns how many holders are still running (not exited, not a
+// zombie): a benchmark checks it after measuring, so a figure never comes
+// from a workload that fell apart under it.
+func (w *Workload) Alive() int {
+	n := 0
+	for _, c := range w.Holders {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", c.Process.Pid))
+		if err != nil {
+			continue
+		}
+		if i := bytes.LastIndexByte(b, ')'); i > 0 && i+2 < len(b) && b[i+2] != 'Z' && b[i+2] != 'X' {
+			n++
+		}
+	}
+	return n
+}
+
+// Teardown is what Close did.
+type Teardown struct {
+	Killed, Reaped     int
+	Unmounted, Mounted int
+	Left               []string // mount points still in the table afterwards
+}
+
+func (t Teardown) String() string {
+	s := fmt.Sprintf("teardown: %d holders killed, %d reaped; %d of %d mounts unmounted", t.Killed, t.Reaped, t.Unmounted, t.Mounted)
+	if len(t.Left) > 0 {
+		s += fmt.Sprintf("; LEFT: %s", strings.Join(t.Left, " "))
+	} else {
+		s += "; none left"
+	}
+	return s
+}
+
+// Close kills every holder by pid (SIGKILL through its pidfd, so a reused
+// pid is never hit), reaps each, unmounts every mount, innermost first,
+// and checks the mount table: nothing under the base may be left. The
+// namespace itself dies with its last process.
+func (w *Workload) Close() (Teardown, error) {
+	var t Teardown
+	var errs []error
+	for _, c := range w.Holders {
+		if err := c.Process.Kill(); err == nil {
+			t.Killed++
+		}
+	}
+	for _, c := range w.Holders {
+		// Wait reaps; a holder killed by us exits with "signal: killed".
+		err := c.Wait()
+		var ee *exec.ExitError
+		if err == nil || errors.As(err, &ee) {
+			t.Reaped++
+		} else {
+			errs = append(errs, fmt.Errorf("reaping holder %d: %w", c.Process.Pid, err))
+		}
+	}
+	t.Mounted = len(w.mounted)
+	for i := len(w.mounted) - 1; i >= 0; i-- {
+		if err := unix.Unmount(w.mounted[i], unix.UMOUNT_NOFOLLOW); err != nil {
+			errs = append(errs, fmt.Errorf("unmounting %s: %w", w.mounted[i], err))
+			continue
+		}
+		t.Unmounted++
+	}
+	if b, err := os.ReadFile("/proc/self/mountinfo"); err == nil && len(w.mounted) > 0 {
+		for _, line := range strings.Split(string(b), "\n") {
+			f := strings.Fields(line)
+			if len(f) > 4 && (f[4] == w.Layout.Base || strings.HasPrefix(f[4], w.Layout.Base+"/")) {
+				t.Left = append(t.Left, f[4])
+			}
+		}
+	}
+	if len(t.Left) > 0 {
+		errs = append(errs, fmt.Errorf("mounts left: %v", t.Left))
+	}
+	return t, errors.Join(errs...)
+}
+
+// EnvParentNS carries the mount namespace inode Enter left, so the
+// re-executed process can prove it is elsewhere (CheckPrivate).
+const EnvParentNS = "MOUNTTOP_BENCH_PARENT_NS"
+
+// Enter re-executes this binary with args in a new mount namespace with
+// private propagation (Go's Unshareflags CLONE_NEWNS remounts / with
+// MS_REC|MS_PRIVATE before exec) and waits for it; the child dies with us
+// (Pdeathsig). SIGINT and SIGTERM sent to us are passed on to it, so it can
+// tear down in order. It returns the child's exit code. Needs root.
+func Enter(args []string, env []string) (int, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return 1, err
+	}
+	var st unix.Stat_t
+	if err := unix.Stat("/proc/self/ns/mnt", &st); err != nil {
+		return 1, err
+	}
+	cmd := exec.Command(exe, args...)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
+	cmd.Env = append(append(os.Environ(), env...), EnvParentNS+"="+strconv.FormatUint(st.Ino, 10))
+	cmd.SysProcAttr = &syscall.SysProcAttr{Unshareflags: unix.CLONE_NEWNS, Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		return 1, fmt.Errorf("entering a private mount namespace: %w", err)
+	}
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+	defer signal.Stop(sigs)
+	go func() {
+		for s := range sigs {
+			cmd.Process.Signal(s)
+		}
+	}()
+	err = cmd.Wait()
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		return ee.ExitCode(), nil
+	}
+	if err != nil {
+		return 1, err
+	}
+	return 0, nil
+}
