@@ -23,11 +23,10 @@ if [[ $(id -u) -ne 0 ]]; then
 	echo "run.sh: must run as root (the workload mounts tmpfs in a private namespace): sudo $0" >&2
 	exit 2
 fi
-for tool in fuser lsof; do
-	if ! command -v "$tool" >/dev/null; then
-		pkg=$([[ $tool == fuser ]] && echo psmisc || echo lsof)
-		echo "run.sh: installing $pkg for $tool" >&2
-		apt-get install -y "$pkg" >/dev/null
+for need in fuser:psmisc lsof:lsof /usr/bin/time:time; do
+	if ! command -v "${need%%:*}" >/dev/null; then
+		echo "run.sh: installing ${need#*:} for ${need%%:*}" >&2
+		apt-get install -y "${need#*:}" >/dev/null
 	fi
 done
 

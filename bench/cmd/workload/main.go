@@ -46,6 +46,7 @@ type options struct {
 	mounttop string
 	fuser    string
 	lsof     string
+	time     string
 	out      string
 	exec     string
 	timeout  time.Duration
@@ -73,6 +74,7 @@ func parseFlags(args []string) (*options, error) {
 	fs.StringVar(&o.mounttop, "mounttop", "mounttop", "the mounttop binary to time")
 	fs.StringVar(&o.fuser, "fuser", "fuser", "fuser (psmisc)")
 	fs.StringVar(&o.lsof, "lsof", "lsof", "lsof")
+	fs.StringVar(&o.time, "time", "/usr/bin/time", "GNU time, for each tool's own peak RSS (%M)")
 	fs.StringVar(&o.out, "out", "", "write every sample and the summary as JSON to this file (one object per size, appended)")
 	fs.StringVar(&o.exec, "exec", "", "instead of measuring, run this sh command inside the namespace with the workload up "+
 		"($WORKLOAD_TARGET: the measured mount, $WORKLOAD_BASE: where the mounts are)")
@@ -91,7 +93,7 @@ func parseFlags(args []string) (*options, error) {
 		return nil, errors.New("-reps must be at least 1")
 	}
 	if o.exec == "" {
-		for _, p := range []*string{&o.mounttop, &o.fuser, &o.lsof} {
+		for _, p := range []*string{&o.mounttop, &o.fuser, &o.lsof, &o.time} {
 			found, err := exec.LookPath(*p)
 			if err != nil {
 				return nil, err

@@ -23,8 +23,16 @@ type tool struct {
 	Argv []string
 }
 
-// sample is one timed run of a tool, from wait4's rusage: wall time from
-// start to reaped, CPU (user + system) and peak resident set (ru_maxrss).
+// sample is one timed run of a tool: wall time from start to reaped, CPU
+// (user + system, from wait4's rusage) and peak resident set.
+//
+// The peak comes from GNU time's %M, not from our own wait4: Linux carries
+// ru_maxrss across execve (fs/exec.c records the old mm's high-water mark),
+// and os/exec's child runs on our memory until it execs, so every tool
+// would report at least this process's RSS (with 2,000 holders' exec.Cmds,
+// about 20 MiB: fuser "used" 20 MiB). /usr/bin/time forks from a ~1 MiB
+// process, so its %M is the tool's own peak with a floor of about 1 MiB
+// (measured and printed as the method's floor).
 type sample struct {
 	Wall   time.Duration `json:"wall_ns"`
 	CPU    time.Duration `json:"cpu_ns"`
@@ -53,15 +61,22 @@ const (
 	lsofF     = "lsof +f -- M"
 )
 
-func runTool(ctx context.Context, t tool, timeout time.Duration) (sample, error) {
+func runTool(ctx context.Context, timeBin string, t tool, timeout time.Duration) (sample, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
+	rss, err := os.CreateTemp("", "mounttop-bench-rss.")
+	if err != nil {
+		return sample{}, err
+	}
+	rss.Close()
+	defer os.Remove(rss.Name())
 	var out, errb bytes.Buffer
-	cmd := exec.CommandContext(ctx, t.Argv[0], t.Argv[1:]...)
+	argv := append([]string{timeBin, "-f", "%M", "-o", rss.Name()}, t.Argv...)
+	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
 	cmd.Dir = "/"
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	start := time.Now()
-	err := cmd.Run()
+	err = cmd.Run()
 	s := sample{Wall: time.Since(start), out: out.Bytes(), stderr: errb.Bytes()}
 	var ee *exec.ExitError
 	if err != nil && !errors.As(err, &ee) {
@@ -73,8 +88,22 @@ func runTool(ctx context.Context, t tool, timeout time.Duration) (sample, error)
 	ps := cmd.ProcessState
 	s.Exit = ps.ExitCode()
 	if ru, ok := ps.SysUsage().(*syscall.Rusage); ok {
-		s.MaxRSS = ru.Maxrss // KiB on Linux (getrusage(2))
+		// time's own CPU (about a millisecond) plus its waited-for
+		// child's: wait4(2) folds in reaped descendants.
 		s.CPU = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	}
+	// GNU time writes "Command exited with non-zero status N" first
+	// when the tool fails (fuser does when it finds nothing).
+	b, err := os.ReadFile(rss.Name())
+	if err != nil {
+		return s, err
+	}
+	lines := strings.Fields(string(b))
+	if len(lines) == 0 {
+		return s, fmt.Errorf("%s: no %%M from %s", t.Name, timeBin)
+	}
+	if s.MaxRSS, err = strconv.ParseInt(lines[len(lines)-1], 10, 64); err != nil {
+		return s, fmt.Errorf("%s: %%M from %s: %w", t.Name, timeBin, err)
 	}
 	return s, nil
 }
@@ -90,12 +119,16 @@ func measure(ctx context.Context, o *options, w *workload.Workload) error {
 		{fuserM, []string{o.fuser, "-m", target}},
 		{lsofF, []string{o.lsof, "+f", "--", target}},
 	}
+	floor, err := runTool(ctx, o.time, tool{"true", []string{"/bin/true"}}, o.timeout)
+	if err != nil {
+		return err
+	}
 	load0 := loadavg()
 	samples := map[string][]sample{}
 	for r := -o.warmup; r < o.reps; r++ {
 		for j := range tools {
 			t := tools[(r+o.warmup+j)%len(tools)]
-			s, err := runTool(ctx, t, o.timeout)
+			s, err := runTool(ctx, o.time, t, o.timeout)
 			if err != nil {
 				return err
 			}
@@ -114,7 +147,8 @@ func measure(ctx context.Context, o *options, w *workload.Workload) error {
 	}
 	fmt.Printf("target %s; %d measured rounds after %d warm-up, tools alternating; load average %s before, %s after\n\n",
 		target, o.reps, o.warmup, load0, load1)
-	fmt.Println("| tool | median wall | min | max | median CPU (user+sys) | peak RSS (max of ru_maxrss) |")
+	fmt.Printf("peak RSS is GNU time's %%M (floor of the method: /bin/true shows %.1f MiB)\n\n", float64(floor.MaxRSS)/1024)
+	fmt.Println("| tool | median wall | min | max | median CPU (user+sys) | peak RSS |")
 	fmt.Println("|---|---:|---:|---:|---:|---:|")
 	for _, t := range tools {
 		s := sums[t.Name]
