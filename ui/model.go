@@ -276,7 +276,9 @@ func (m Model) onScan(msg scanDoneMsg) (tea.Model, tea.Cmd) {
 			m.selectPath(m.opts.StartPath)
 		}
 	}
-	if gone != "" {
+	// A mount that went away by our own run already has its result in
+	// the status bar; one that went otherwise is news.
+	if gone != "" && !(m.progress.visible() && m.progress.req.Target.Mountpoint == gone) {
 		m.status = safe(gone) + " is no longer mounted; selected the mount above it"
 	}
 	m.showSelected()

@@ -299,8 +299,8 @@ func (p progressPane) View() string {
 		}
 		for _, l := range p.log[start:end] {
 			s := fmt.Sprintf("  %s %-8s ", l.at.Format("15:04:05"), l.stage)
-			if l.pid != 0 {
-				s += fmt.Sprintf("pid %d: ", l.pid)
+			if pid := fmt.Sprintf("pid %d", l.pid); l.pid != 0 && !strings.HasPrefix(l.what, pid) {
+				s += pid + ": "
 			}
 			s += safe(l.what)
 			if l.err != nil && !isExpectedExpire(l) {

@@ -1,12 +1,14 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
+	"sync/atomic"
 	"time"
 
 	tea "github.com/charmbracelet/bubbletea"
@@ -112,8 +114,12 @@ func runView(f tuiFlags, notice string) error {
 	if err != nil {
 		return err
 	}
+	var scanner ui.Scanner = in
+	if os.Getenv(envTestPanic) != "" {
+		scanner = &panicScanner{Scanner: in}
+	}
 	model := ui.New(ui.Options{
-		Scanner:   in,
+		Scanner:   scanner,
 		Unmounter: ui.Engine{U: u, Book: book},
 		Interval:  f.interval,
 		StartPath: f.path,
@@ -161,6 +167,23 @@ func runProgram(model ui.Model) error {
 		}
 	}
 	return nil
+}
+
+// envTestPanic makes the view panic on its second scan (the first screen
+// is drawn normally): the end-to-end test uses it to prove the terminal is
+// restored after a panic. It changes nothing else.
+const envTestPanic = "MOUNTTOP_TEST_PANIC"
+
+type panicScanner struct {
+	ui.Scanner
+	calls atomic.Int32
+}
+
+func (p *panicScanner) Scan(ctx context.Context) (*inspect.Snapshot, error) {
+	if p.calls.Add(1) > 1 {
+		panic(envTestPanic + " is set: panicking on purpose")
+	}
+	return p.Scanner.Scan(ctx)
 }
 
 func isTerminal(f *os.File) bool {

@@ -1,0 +1,253 @@
+package ui
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"mounttop/internal/testns"
+)
+
+// The end-to-end tests run the real mounttop binary in a real terminal:
+// a tmux server of their own (private socket) inside the test's private
+// mount namespace, with real mounts and real victim processes. Keys go in
+// with send-keys; the screen comes back with capture-pane.
+
+// buildMounttop builds cmd/mounttop into a temporary directory.
+func buildMounttop(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "mounttop")
+	cmd := exec.Command("go", "build", "-buildvcs=false", "-o", bin, "mounttop/cmd/mounttop")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// terminal is one tmux session on a private server.
+type terminal struct {
+	t    *testing.T
+	tmux string
+	sock string
+}
+
+// newTerminal starts a private tmux server with one w×h session running
+// command (through sh), which stays on screen after it exits.
+func newTerminal(t *testing.T, w, h int, command string) *terminal {
+	t.Helper()
+	tmux := testns.RequireTool(t, "tmux")
+	term := &terminal{t: t, tmux: tmux, sock: filepath.Join(t.TempDir(), "tmux.sock")}
+	t.Cleanup(func() { _ = exec.Command(tmux, "-S", term.sock, "kill-server").Run() })
+	term.run("-f", "/dev/null", "new-session", "-d", "-s", "e2e", "-x", fmt.Sprint(w), "-y", fmt.Sprint(h),
+		"env TERM=xterm-256color "+command+"; echo EXIT=$?; stty -a | tr ' ' '\\n' | grep -E '^-?(icanon|echo)$' | tr '\\n' ' '; echo; sleep 600")
+	term.run("set-option", "-g", "remain-on-exit", "on")
+	return term
+}
+
+func (term *terminal) run(args ...string) string {
+	term.t.Helper()
+	out, err := exec.Command(term.tmux, append([]string{"-S", term.sock}, args...)...).CombinedOutput()
+	if err != nil {
+		term.t.Fatalf("tmux %v: %v: %s", args, err, out)
+	}
+	return string(out)
+}
+
+// keys sends tmux key names ("l", "Enter", "Escape").
+func (term *terminal) keys(keys ...string) {
+	term.run(append([]string{"send-keys", "-t", "e2e"}, keys...)...)
+}
+
+// typeText sends literal text.
+func (term *terminal) typeText(s string) { term.run("send-keys", "-t", "e2e", "-l", s) }
+
+func (term *terminal) screen() string { return term.run("capture-pane", "-p", "-t", "e2e") }
+
+// waitFor polls the screen until every part shows, and returns it.
+func (term *terminal) waitFor(timeout time.Duration, parts ...string) string {
+	term.t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		scr := term.screen()
+		missing := ""
+		for _, p := range parts {
+			if !strings.Contains(scr, p) {
+				missing = p
+				break
+			}
+		}
+		if missing == "" {
+			return scr
+		}
+		if time.Now().After(deadline) {
+			term.t.Fatalf("screen lacks %q after %v:\n%s", missing, timeout, scr)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// altScreen reports whether the program's alternate screen is on.
+func (term *terminal) altScreen() bool {
+	return strings.TrimSpace(term.run("display-message", "-p", "-t", "e2e", "#{alternate_on}")) == "1"
+}
+
+// programPID is the pid of the program sh runs in the pane (sh's child).
+func (term *terminal) programPID() int {
+	term.t.Helper()
+	shell, err := strconv.Atoi(strings.TrimSpace(term.run("display-message", "-p", "-t", "e2e", "#{pane_pid}")))
+	if err != nil {
+		term.t.Fatal(err)
+	}
+	for i := 0; i < 50; i++ {
+		b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", shell, shell))
+		if f := strings.Fields(string(b)); len(f) > 0 {
+			pid, _ := strconv.Atoi(f[0])
+			return pid
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	term.t.Fatal("no program under the pane's shell")
+	return 0
+}
+
+// mountTmpfs mounts a tmpfs on a new directory named name, under a short
+// directory of its own (so paths fit on the screen uncut), in the test's
+// private mount namespace.
+func mountTmpfs(t *testing.T, name string) string {
+	t.Helper()
+	testns.Require(t, testns.Namespace)
+	base, err := os.MkdirTemp("", "mte2e")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = os.RemoveAll(base) }) // runs after the unmount below
+	dir := filepath.Join(base, name)
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Mount("e2e-"+name, dir, "tmpfs", 0, ""); err != nil {
+		t.Fatalf("mount tmpfs on %s: %v", dir, err)
+	}
+	testns.CleanupMount(t, dir)
+	return dir
+}
+
+// The operator's path: open on a busy mount, lazily unmount it, then find
+// a second one with the filter and unmount it with the staged unmount,
+// reading each result from the screen; then quit, leaving a sane terminal.
+func TestEndToEndLazyAndStagedInTmux(t *testing.T) {
+	testns.Require(t, testns.Namespace)
+	testns.RequireTool(t, "tmux")
+	bin := buildMounttop(t)
+
+	lazy := mountTmpfs(t, "lazytarget")
+	staged := mountTmpfs(t, "stagedtarget")
+	for _, f := range []string{lazy + "/data", staged + "/data", staged + "/map"} {
+		if err := os.WriteFile(f, []byte("e2e\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := unix.Mkfifo(staged+"/queue", 0o644); err != nil {
+		t.Fatal(err)
+	}
+	lazyHolder := testns.StartVictim(t, testns.RoleFD, lazy+"/data", "r")
+	reader := testns.StartVictim(t, testns.RoleFifoRead, staged+"/queue")
+	shell := testns.StartVictim(t, testns.RoleCwd, staged)
+	mapper := testns.StartVictim(t, testns.RoleMmapTouch, staged+"/map")
+
+	term := newTerminal(t, 100, 30, bin+" --interval 500ms --journal - "+lazy)
+	scr := term.waitFor(20*time.Second, "Holders of "+lazy+" (1 process)", strconv.Itoa(lazyHolder.PID))
+	if !term.altScreen() {
+		t.Fatalf("the view is not on the alternate screen:\n%s", scr)
+	}
+
+	// Lazy: the dialog says the holder is not touched; y detaches.
+	term.keys("l")
+	term.waitFor(10*time.Second, "Lazy unmount of "+lazy+"?", "NOT touched", fmt.Sprintf("pid %d", lazyHolder.PID), "[ No ]")
+	term.keys("y")
+	term.waitFor(15*time.Second, "Result: ✓", "lazy unmount of "+lazy+": gone")
+	if testns.IsMountPoint(lazy) {
+		t.Fatal("the lazy unmount left the mount in the table")
+	}
+	if !lazyHolder.Alive() {
+		t.Fatal("the lazy unmount killed its holder")
+	}
+	term.keys("Escape") // close the finished run's pane
+
+	// Staged: find the mount with the filter, then F, y.
+	term.keys("/")
+	term.typeText("stagedtarget")
+	term.keys("Enter")
+	term.waitFor(10*time.Second, "Holders of "+staged+" (3 processes)")
+	term.keys("F")
+	term.waitFor(15*time.Second, "Staged unmount (close) of "+staged+"?", "1. Fence", fmt.Sprintf("pid %d", reader.PID))
+	term.keys("y")
+	scr = term.waitFor(60*time.Second, "Result: ✓")
+	for _, want := range []string{"revoked", "staged unmount (close) of " + staged + ": gone"} {
+		if !strings.Contains(scr, want) {
+			t.Errorf("the staged result lacks %q:\n%s", want, scr)
+		}
+	}
+	if testns.IsMountPoint(staged) {
+		t.Fatal("the staged unmount left the mount in the table")
+	}
+	for _, v := range []*testns.Victim{reader, shell, mapper} {
+		if !v.Alive() {
+			t.Errorf("the close policy killed pid %d", v.PID)
+		}
+	}
+	reader.WaitLine(t, "read:", 10*time.Second)
+
+	// Quit: the terminal is back to normal (main screen, canonical, echo).
+	term.keys("q")
+	scr = term.waitFor(10*time.Second, "EXIT=0", "icanon echo")
+	if term.altScreen() {
+		t.Fatalf("still on the alternate screen after quitting:\n%s", scr)
+	}
+}
+
+// SIGTERM and SIGHUP quit cleanly and restore the terminal; so does a
+// panic.
+func TestEndToEndTerminalRestoredOnSignalsAndPanic(t *testing.T) {
+	testns.Require(t, testns.Namespace)
+	testns.RequireTool(t, "tmux")
+	bin := buildMounttop(t)
+	dir := mountTmpfs(t, "signals")
+	cases := []struct {
+		name, env, exit string
+		sig             unix.Signal
+	}{
+		{"SIGTERM", "", "EXIT=0", unix.SIGTERM},
+		{"SIGHUP", "", "EXIT=0", unix.SIGHUP},
+		{"panic", "MOUNTTOP_TEST_PANIC=1 ", "EXIT=1", 0},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			term := newTerminal(t, 80, 24, c.env+bin+" --interval 300ms --journal - "+dir)
+			if c.sig != 0 {
+				term.waitFor(20*time.Second, "Holders of "+dir)
+				pid := term.programPID()
+				if err := unix.Kill(pid, c.sig); err != nil {
+					t.Fatal(err)
+				}
+			}
+			scr := term.waitFor(20*time.Second, c.exit, "icanon echo")
+			if c.sig == 0 && !strings.Contains(scr, "panic") {
+				t.Fatalf("no word of the panic:\n%s", scr)
+			}
+			if strings.Contains(scr, "-icanon") || strings.Contains(scr, "-echo") {
+				t.Fatalf("terminal left raw:\n%s", scr)
+			}
+			if term.altScreen() {
+				t.Fatalf("still on the alternate screen:\n%s", scr)
+			}
+		})
+	}
+}
