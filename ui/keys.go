@@ -70,7 +70,7 @@ func (k keyMap) helpGroups() []helpGroup {
 // word each.
 func (k keyMap) shortHelp() []shortKey {
 	return []shortKey{{k.Lazy, "lazy"}, {k.Expire, "expire"}, {k.Force, "force"}, {k.Staged, "staged"},
-		{k.DryRun, "plan"}, {k.Cancel, "cancel"}, {k.SwitchPane, "pane"}, {k.Filter, "filter"}, {k.Help, "help"}, {k.Quit, "quit"}}
+		{k.DryRun, "plan"}, {k.Filter, "filter"}, {k.Help, "help"}, {k.Quit, "quit"}}
 }
 
 type shortKey struct {

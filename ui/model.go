@@ -619,8 +619,7 @@ func (m Model) treeTitleExtra() string {
 	return ""
 }
 
-// titleLine is the top line: counts, the age of the data, and where help
-// is.
+// titleLine is the top line: counts, and where help is.
 func (m Model) titleLine() string {
 	left := "mounttop"
 	if m.snap != nil {
@@ -641,16 +640,7 @@ func (m Model) titleLine() string {
 			left += " · no unique mount IDs (kernel < 6.8)"
 		}
 	}
-	var right string
-	switch {
-	case m.scanning && m.snap != nil && m.now.Sub(m.scanStarted) >= time.Second:
-		right = "scanning " + age(m.now.Sub(m.scanStarted)) + "… data " + age(m.now.Sub(m.snap.Taken)) + " old"
-	case m.snap != nil:
-		right = "data " + age(m.now.Sub(m.snap.Taken)) + " old"
-	default:
-		right = "scanning…"
-	}
-	right += " · ? help"
+	right := "? help"
 	gap := m.width - lipgloss.Width(left) - lipgloss.Width(right)
 	if gap < 1 {
 		left = clip(left, m.width-lipgloss.Width(right)-1)
@@ -692,6 +682,12 @@ func (m Model) statusTexts() (msg, hint string) {
 	}
 	if hint == "" {
 		var hs []string
+		switch {
+		case m.progress.active:
+			hs = append(hs, "x cancel the run")
+		case m.progress.visible():
+			hs = append(hs, "esc close")
+		}
 		for _, s := range m.keys.shortHelp() {
 			hs = append(hs, s.b.Help().Key+" "+s.word)
 		}
@@ -701,14 +697,13 @@ func (m Model) statusTexts() (msg, hint string) {
 }
 
 // statusHeight is how many lines the status bar needs: the message and
-// an error's hint may wrap to two lines each; the key reminder is cut.
+// an error's hint may wrap to two lines each; the last line has the key
+// reminder (cut to fit) or, after an error, only the age of the data.
 func (m Model) statusHeight() int {
 	msg, hint := m.statusTexts()
-	n := len(wrapLines(msg, m.width, 2))
+	n := len(wrapLines(msg, m.width, 2)) + 1
 	if m.err != nil {
 		n += len(wrapLines(hint, m.width, 2))
-	} else {
-		n++
 	}
 	return n
 }
@@ -728,10 +723,34 @@ func (m Model) statusLines() string {
 		for _, l := range wrapLines(hint, m.width, 2) {
 			out = append(out, m.styles.Warning.Render(l))
 		}
-	} else {
-		out = append(out, m.styles.Dim.Render(clip(hint, m.width)))
 	}
+	// The last line ends with the age of the data: after the key
+	// reminder, or alone after an error's hint.
+	dataAge := m.dataAge()
+	keys := ""
+	if m.err == nil {
+		keys = hint
+	}
+	room := m.width - lipgloss.Width(dataAge) - 1
+	if room < 0 {
+		room, dataAge = m.width, ""
+	}
+	out = append(out, m.styles.Dim.Render(fit(clip(keys, room), room))+" "+m.styles.Title.Render(dataAge))
 	return strings.Join(out, "\n")
+}
+
+// dataAge says how old the data on screen is, and whether a scan is
+// taking long.
+func (m Model) dataAge() string {
+	switch {
+	case m.quitting:
+		return "waiting for the run to stop"
+	case m.scanning && m.snap != nil && m.now.Sub(m.scanStarted) >= time.Second:
+		return "scanning " + age(m.now.Sub(m.scanStarted)) + "… data " + age(m.now.Sub(m.snap.Taken)) + " old"
+	case m.snap != nil:
+		return "data " + age(m.now.Sub(m.snap.Taken)) + " old"
+	}
+	return "scanning…"
 }
 
 // withSize keeps a fresh pane at the old one's size and focus.

@@ -246,6 +246,7 @@ func (p progressPane) View() string {
 	}
 	if p.req.Mode == unmount.ModeStaged {
 		add("  "+p.stageChain(), p.styles.ProgressHead.Render)
+		add("  "+p.planSummary(), nil)
 	}
 	if p.req.Mode == unmount.ModeExpire {
 		if s := p.mark.sentence(); s != "" {
@@ -343,6 +344,30 @@ func (p *progressPane) resultText() string {
 		return "✓ " + s
 	}
 	return "✗ " + s
+}
+
+// planSummary is the plan in one line: how holders are revoked and how
+// long the drain may take.
+func (p *progressPane) planSummary() string {
+	s := "plan: revoke " + plural(len(p.plan.Holders), "holder", "holders")
+	if p.req.Policy == unmount.PolicySignal {
+		s += " by SIGTERM"
+		if p.plan.Grace > 0 {
+			s += ", SIGKILL after " + p.plan.Grace.String()
+		}
+	} else {
+		s += " by closing (ptrace)"
+	}
+	if p.plan.Interval > 0 {
+		s += ", drain every " + p.plan.Interval.String()
+	}
+	if p.plan.Timeout > 0 {
+		s += ", give up after " + p.plan.Timeout.String()
+	}
+	if n := len(p.plan.Submounts); n > 0 {
+		s += ", " + plural(n, "submount", "submounts") + " first"
+	}
+	return s
 }
 
 // stageChain is "fence > [revoke] > drain > unmount" with the current stage
