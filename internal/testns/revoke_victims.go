@@ -1,0 +1,320 @@
+package testns
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"os/signal"
+	"runtime"
+	"runtime/debug"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// Victim roles for the revoke (ptrace injection) tests.
+const (
+	// RoleRevokeHolder ROLE ARGS...: runs ROLE as its own child and
+	// reports "holder: PID" first. The holder then is no child of the test
+	// process. That matters when the test process also traces it: for a
+	// tracee whose real parent is in the tracer's thread group, the kernel
+	// reports ptrace stops to every waiter in that group
+	// (wait_consider_task: "pretend the caller is ptrace_do_wait"), so
+	// exec.Cmd.Wait's waitid(P_PIDFD, WEXITED) in StartVictim would reap
+	// the tracer's stops and take the process for exited.
+	RoleRevokeHolder = "revoke-holder"
+	// RoleRevokeMmapTouch PATH: maps the file, closes the fd, and reads
+	// the page every 10ms; after SIGSEGV it reports "fault: ..." and keeps
+	// running. (RoleMmapTouch's `_ = *p` is compiled away: &mem[0] is
+	// known non-nil, so no load is left to fault.)
+	RoleRevokeMmapTouch = "revoke-mmap-touch"
+	// RoleRevokeVfork: one thread sits in vfork(2) waiting for a child
+	// that never execs or exits; it sleeps uninterruptibly (D state) and
+	// cannot reach a ptrace stop. Reports "vfork child: PID", then
+	// "ready"; "vfork returned" once the child is killed.
+	RoleRevokeVfork = "revoke-vfork"
+	// RoleRevokeSpawner FIFO: one thread blocked in read(2) on the FIFO
+	// while others are created and exit all the time. Reports
+	// "read: ERRNO", then "spawned N more" once N more threads came and
+	// went after the read ended.
+	RoleRevokeSpawner = "revoke-spawner"
+	// RoleRevokeCwdThread DIR: one thread unshares its filesystem
+	// attributes (unshare(CLONE_FS)) and chdirs into DIR; the others stay
+	// where they are. Reports "tid: TID" of that thread, then "ready".
+	RoleRevokeCwdThread = "revoke-cwd-thread"
+	// RoleRevokeSignal FIFO: blocked in read(2) on the FIFO, with a SIGUSR1
+	// handler; reports "signal: NAME" for each SIGUSR1 and "read: ERRNO".
+	RoleRevokeSignal = "revoke-signal"
+
+	// roleKeepAlive ROLE ARGS...: what the holder runs: ROLE, with a
+	// goroutine that always has a timer pending. Roles that end in
+	// forever() (select {}) would otherwise die of Go's deadlock detector
+	// ("all goroutines are asleep") once the syscall they were blocked in
+	// returns, e.g. with the EBADF a revoke gives them.
+	roleKeepAlive = "revoke-keepalive"
+)
+
+func init() {
+	RegisterRole(RoleRevokeHolder, 1, revokeHolder)
+	RegisterRole(roleKeepAlive, 1, keepAlive)
+	RegisterRole(RoleRevokeMmapTouch, 1, revokeMmapTouch)
+	RegisterRole(RoleRevokeVfork, 0, revokeVfork)
+	RegisterRole(RoleRevokeSpawner, 1, revokeSpawner)
+	RegisterRole(RoleRevokeCwdThread, 1, revokeCwdThread)
+	RegisterRole(RoleRevokeSignal, 1, revokeSignal)
+}
+
+func revokeHolder(args []string) error {
+	exe, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	// The holder dies with the thread that started it (PR_SET_PDEATHSIG
+	// is per thread); keep that thread for good.
+	runtime.LockOSThread()
+	cmd := exec.Command(exe, args...)
+	cmd.Env = append(os.Environ(), envVictim+"="+roleKeepAlive)
+	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: unix.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	say("holder: %d", cmd.Process.Pid)
+	err = cmd.Wait()
+	if ee, ok := err.(*exec.ExitError); ok {
+		os.Exit(ee.ExitCode())
+	}
+	return err
+}
+
+func keepAlive(args []string) error {
+	r, ok := roles[args[0]]
+	if !ok || len(args)-1 < r.nargs {
+		return fmt.Errorf("bad role %q %q", args[0], args[1:])
+	}
+	go func() {
+		for {
+			time.Sleep(time.Hour)
+		}
+	}()
+	return r.run(args[1:])
+}
+
+var touchSink atomic.Uint32
+
+func revokeMmapTouch(args []string) error {
+	fd, err := unix.Open(args[0], unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	mem, err := unix.Mmap(fd, 0, 4096, unix.PROT_READ, unix.MAP_SHARED)
+	if err != nil {
+		return err
+	}
+	unix.Close(fd)
+	say("ready")
+	debug.SetPanicOnFault(true)
+	faulted := false
+	for {
+		func() {
+			defer func() {
+				if r := recover(); r != nil && !faulted {
+					faulted = true
+					say("fault: %v", r)
+				}
+			}()
+			// Stored to a global, the load cannot be optimised away.
+			touchSink.Store(uint32(mem[0]))
+		}()
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func revokeVfork(args []string) error {
+	// The vfork thread is in a raw syscall the scheduler cannot preempt,
+	// so a stop-the-world would wait for it forever: no GC in this role.
+	debug.SetGCPercent(-1)
+	child := make(chan uintptr, 1)
+	go func() {
+		runtime.LockOSThread()
+		pid, errno := vforkPause(child)
+		if errno != 0 {
+			say("vfork: %v", errno)
+			return
+		}
+		say("vfork returned: child %d", pid)
+	}()
+	pid := <-child
+	say("vfork child: %d", pid)
+	// Wait until the vfork parent thread really sleeps in D state.
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		if threadInState('D') {
+			say("ready")
+			forever()
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	return fmt.Errorf("no thread in D state")
+}
+
+// vforkPause vforks a child (clone(CLONE_VFORK) without CLONE_VM, so the
+// child runs on its own copy of the memory) that pauses for good: the
+// calling thread then waits in wait_for_vfork_done, killable but not
+// interruptible. The child cannot tell the parent anything (it writes only
+// its own copy of memory), so a goroutine finds it in /proc and sends its
+// pid on c.
+//
+//go:norace
+func vforkPause(c chan<- uintptr) (uintptr, syscall.Errno) {
+	go func() {
+		// Find the child from the outside: the only child of this
+		// process in /proc/self/task/*/children.
+		for {
+			tasks, _ := os.ReadDir("/proc/self/task")
+			for _, task := range tasks {
+				b, _ := os.ReadFile("/proc/self/task/" + task.Name() + "/children")
+				var pid uintptr
+				if _, err := fmt.Sscan(string(b), &pid); err == nil && pid != 0 {
+					c <- pid
+					return
+				}
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}()
+	return vforkRaw()
+}
+
+// vforkRaw is the clone itself. The child runs only raw syscalls on its
+// copy of the stack: it never returns into the Go runtime.
+//
+//go:norace
+//go:nosplit
+func vforkRaw() (uintptr, syscall.Errno) {
+	pid, _, errno := syscall.RawSyscall6(syscall.SYS_CLONE, syscall.CLONE_VFORK|uintptr(syscall.SIGCHLD), 0, 0, 0, 0, 0)
+	if errno == 0 && pid == 0 {
+		syscall.RawSyscall(syscall.SYS_PRCTL, syscall.PR_SET_PDEATHSIG, uintptr(syscall.SIGKILL), 0)
+		for {
+			syscall.RawSyscall(syscall.SYS_PAUSE, 0, 0, 0)
+		}
+	}
+	return pid, errno
+}
+
+// threadInState reports whether a thread of this process is in state s
+// (/proc/self/task/*/stat, the field after the command).
+func threadInState(s byte) bool {
+	tasks, _ := os.ReadDir("/proc/self/task")
+	for _, task := range tasks {
+		b, _ := os.ReadFile("/proc/self/task/" + task.Name() + "/stat")
+		for i := len(b) - 1; i > 0; i-- {
+			if b[i] == ')' {
+				if i+2 < len(b) && b[i+2] == s {
+					return true
+				}
+				break
+			}
+		}
+	}
+	return false
+}
+
+func revokeSpawner(args []string) error {
+	fd, err := unix.Open(args[0], unix.O_RDWR|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	var spawned atomic.Int64
+	go func() {
+		for {
+			done := make(chan struct{})
+			go func() {
+				// A goroutine that ends locked takes its thread with it,
+				// so every round creates and ends one OS thread.
+				runtime.LockOSThread()
+				close(done)
+			}()
+			<-done
+			spawned.Add(1)
+			time.Sleep(time.Millisecond)
+		}
+	}()
+	for spawned.Load() < 20 {
+		time.Sleep(time.Millisecond)
+	}
+	read := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		_, err := unix.Read(fd, make([]byte, 16))
+		read <- err
+	}()
+	waitBlockedThreads(1)
+	say("ready")
+	err = <-read
+	say("read: %s", errName(err))
+	after := spawned.Load()
+	for spawned.Load() < after+20 {
+		time.Sleep(time.Millisecond)
+	}
+	say("spawned %d more", spawned.Load()-after)
+	forever()
+	return nil
+}
+
+func revokeCwdThread(args []string) error {
+	// Keep the main thread to the main goroutine, so the thread below is
+	// another one.
+	runtime.LockOSThread()
+	tid := make(chan int)
+	errc := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread() // never unlocked: this thread's fs is its own
+		if err := unix.Unshare(unix.CLONE_FS); err != nil {
+			errc <- err
+			return
+		}
+		if err := unix.Chdir(args[0]); err != nil {
+			errc <- err
+			return
+		}
+		tid <- unix.Gettid()
+		forever()
+	}()
+	select {
+	case err := <-errc:
+		return err
+	case t := <-tid:
+		say("tid: %d", t)
+	}
+	say("ready")
+	forever()
+	return nil
+}
+
+func revokeSignal(args []string) error {
+	fd, err := unix.Open(args[0], unix.O_RDWR|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, unix.SIGUSR1)
+	go func() {
+		for s := range sigs {
+			say("signal: %v", s)
+		}
+	}()
+	read := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		_, err := unix.Read(fd, make([]byte, 16))
+		read <- err
+	}()
+	waitBlockedThreads(1)
+	say("ready")
+	say("read: %s", errName(<-read))
+	forever()
+	return nil
+}

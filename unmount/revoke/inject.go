@@ -1,0 +1,467 @@
+//go:build linux && amd64
+
+package revoke
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"slices"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// act runs the targets' syscalls inside the stopped process.
+func (s *session) act() error {
+	inj := s.injector()
+	if inj == nil {
+		return fmt.Errorf("process %d: %w", s.pid, ErrGone)
+	}
+	var regs unix.PtraceRegs
+	if err := unix.PtraceGetRegs(inj.tid, &regs); err != nil {
+		return fmt.Errorf("reading registers of %d: %w", inj.tid, err)
+	}
+	if regs.Cs != userCS64 {
+		return fmt.Errorf("%w: process %d is not a 64-bit process (cs %#x)", ErrPermission, s.pid, regs.Cs)
+	}
+	if !s.suspended {
+		if err := s.checkSeccomp(); err != nil {
+			return err
+		}
+		s.note("seized without PTRACE_O_SUSPEND_SECCOMP (needs CAP_SYS_ADMIN in the initial user namespace); the process has no seccomp filter")
+	}
+	maps, err := readMaps(s.pid)
+	if err != nil {
+		return fmt.Errorf("reading maps of %d: %w", s.pid, err)
+	}
+	if s.sysAddr, err = s.findSyscall(inj.tid, maps); err != nil {
+		return err
+	}
+	fds, ranges, cwds := s.verify(maps)
+
+	if s.t.Placeholder && len(fds) > 0 || len(cwds) > 0 {
+		if err := s.mapScratch(inj); err != nil {
+			return err
+		}
+	}
+	if err := s.takeFDs(inj, fds); err != nil {
+		return err
+	}
+	for _, rg := range ranges {
+		ret, err := s.call(inj, unix.SYS_MMAP, uintptr(rg.Start), uintptr(rg.End-rg.Start), unix.PROT_NONE,
+			unix.MAP_FIXED|unix.MAP_PRIVATE|unix.MAP_ANONYMOUS|unix.MAP_NORESERVE, ^uintptr(0), 0)
+		if err != nil {
+			return err
+		}
+		if e := errnoOf(ret); e != 0 {
+			s.fail("mmap PROT_NONE over %v: %s", rg, errnoName(e))
+			continue
+		}
+		s.rep.Unmapped = append(s.rep.Unmapped, rg)
+	}
+	for _, tid := range cwds {
+		ret, err := s.call(s.threads[tid], unix.SYS_CHDIR, uintptr(s.scratch))
+		if errors.Is(err, ErrGone) && tid != inj.tid {
+			s.fail("chdir / in thread %d: it exited", tid)
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if e := errnoOf(ret); e != 0 {
+			s.fail("chdir / in thread %d: %s", tid, errnoName(e))
+			continue
+		}
+		s.rep.Chdir = append(s.rep.Chdir, tid)
+	}
+	if s.scratch != 0 {
+		if _, err := s.call(inj, unix.SYS_MUNMAP, uintptr(s.scratch), pageSize); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+const pageSize = 4096
+
+// injector picks the thread the process-wide syscalls (fds and memory are
+// shared by all threads) run in: the main thread, or if it has exited,
+// the first stopped one.
+func (s *session) injector() *thread {
+	if th := s.threads[s.pid]; th != nil && th.stopped && !th.gone {
+		return th
+	}
+	for _, tid := range s.order {
+		if th := s.threads[tid]; th.stopped && !th.gone {
+			return th
+		}
+	}
+	return nil
+}
+
+// checkSeccomp refuses a process with seccomp on in a thread we would
+// inject into, when the filter could not be suspended: a filter that
+// kills on close(2) or mmap(2), or strict mode, would kill it.
+func (s *session) checkSeccomp() error {
+	tids := append([]int{s.pid}, s.t.CwdTIDs...)
+	for _, tid := range tids {
+		if st, err := threadStatus(s.pid, tid); err == nil && st.seccomp != 0 {
+			return s.seccompRefusal()
+		}
+	}
+	return nil
+}
+
+// takeFDs closes each fd, or covers it with an O_PATH placeholder.
+func (s *session) takeFDs(inj *thread, fds []int) error {
+	if len(fds) == 0 {
+		return nil
+	}
+	if !s.t.Placeholder {
+		for _, fd := range fds {
+			ret, err := s.call(inj, unix.SYS_CLOSE, uintptr(fd))
+			if err != nil {
+				return err
+			}
+			// close(2): on Linux the fd is released even when close
+			// reports EINTR.
+			if e := errnoOf(ret); e != 0 && e != unix.EINTR {
+				s.fail("close fd %d: %s", fd, errnoName(e))
+				continue
+			}
+			s.rep.Closed = append(s.rep.Closed, fd)
+		}
+		return nil
+	}
+	atFDCWD := unix.AT_FDCWD
+	ret, err := s.call(inj, unix.SYS_OPENAT, uintptr(atFDCWD), uintptr(s.scratch), unix.O_PATH|unix.O_CLOEXEC|unix.O_DIRECTORY, 0)
+	if err != nil {
+		return err
+	}
+	if e := errnoOf(ret); e != 0 {
+		for _, fd := range fds {
+			s.fail("placeholder for fd %d: open / O_PATH: %s", fd, errnoName(e))
+		}
+		return nil
+	}
+	tmp := int(ret)
+	for _, fd := range fds {
+		flags := 0
+		if fdCloexec(s.pid, fd) {
+			flags = unix.O_CLOEXEC
+		}
+		ret, err := s.call(inj, unix.SYS_DUP3, uintptr(tmp), uintptr(fd), uintptr(flags))
+		if err != nil {
+			return err
+		}
+		if e := errnoOf(ret); e != 0 {
+			s.fail("placeholder over fd %d: dup3: %s", fd, errnoName(e))
+			continue
+		}
+		s.rep.Closed = append(s.rep.Closed, fd)
+	}
+	_, err = s.call(inj, unix.SYS_CLOSE, uintptr(tmp))
+	return err
+}
+
+// mapScratch maps one page in the process to hold "/" for chdir(2) and
+// open(2), instead of writing below a thread's stack pointer: a Go
+// goroutine stack may have little room below it.
+func (s *session) mapScratch(inj *thread) error {
+	ret, err := s.call(inj, unix.SYS_MMAP, 0, pageSize, unix.PROT_READ|unix.PROT_WRITE,
+		unix.MAP_PRIVATE|unix.MAP_ANONYMOUS, ^uintptr(0), 0)
+	if err != nil {
+		return err
+	}
+	if e := errnoOf(ret); e != 0 {
+		return fmt.Errorf("mapping a scratch page in %d: %s", s.pid, errnoName(e))
+	}
+	s.scratch = uint64(ret)
+	path := make([]byte, 8)
+	path[0] = '/'
+	if _, err := unix.PtracePokeData(inj.tid, uintptr(s.scratch), path); err != nil {
+		return fmt.Errorf("writing to the scratch page of %d: %w", s.pid, err)
+	}
+	return nil
+}
+
+// verify drops the targets that are no longer what the caller saw: fds not
+// open any more, ranges that are not (only) file mappings now, threads that
+// are not ours, and with Targets.Mount, anything now on another mount. The
+// process is stopped, so what is checked here is what the syscalls hit.
+func (s *session) verify(maps []mapping) (fds []int, ranges []Range, cwds []int) {
+	mapFilesNoted := false
+	for _, fd := range s.t.FDs {
+		link := fmt.Sprintf("/proc/%d/fd/%d", s.pid, fd)
+		if _, err := os.Lstat(link); err != nil {
+			s.fail("fd %d: not open any more", fd)
+			continue
+		}
+		if !s.onMount(link, fmt.Sprintf("fd %d", fd)) {
+			continue
+		}
+		fds = append(fds, fd)
+	}
+	for _, rg := range s.t.Maps {
+		if rg.Start >= rg.End || rg.Start%pageSize != 0 || rg.End%pageSize != 0 {
+			s.fail("mapping %v: not a page-aligned range", rg)
+			continue
+		}
+		covered, vmas := coverage(maps, rg)
+		if !covered {
+			s.fail("mapping %v: not a file mapping any more", rg)
+			continue
+		}
+		ok := true
+		if s.t.Mount != 0 {
+			for _, v := range vmas {
+				link := fmt.Sprintf("/proc/%d/map_files/%x-%x", s.pid, v.start, v.end)
+				if _, _, err := mountOf(link); errors.Is(err, unix.EPERM) || errors.Is(err, unix.EACCES) {
+					if !mapFilesNoted {
+						s.note("mappings not checked against the mount: /proc/PID/map_files needs CAP_SYS_ADMIN")
+						mapFilesNoted = true
+					}
+					break
+				}
+				if !s.onMount(link, fmt.Sprintf("mapping %v", rg)) {
+					ok = false
+					break
+				}
+			}
+		}
+		if ok {
+			ranges = append(ranges, rg)
+		}
+	}
+	for _, tid := range s.t.CwdTIDs {
+		th := s.threads[tid]
+		if th == nil || th.gone || !th.stopped {
+			s.fail("chdir / in thread %d: no such thread of process %d", tid, s.pid)
+			continue
+		}
+		if !s.onMount(fmt.Sprintf("/proc/%d/task/%d/cwd", s.pid, tid), fmt.Sprintf("cwd of thread %d", tid)) {
+			continue
+		}
+		if !slices.Contains(cwds, tid) {
+			cwds = append(cwds, tid)
+		}
+	}
+	return fds, ranges, cwds
+}
+
+// onMount checks a /proc magic link against Targets.Mount, reporting a
+// mismatch as a failure of what.
+func (s *session) onMount(link, what string) bool {
+	if s.t.Mount == 0 {
+		return true
+	}
+	id, ok, err := mountOf(link)
+	switch {
+	case err != nil:
+		s.fail("%s: checking its mount: %v", what, err)
+		return false
+	case !ok:
+		return true // no unique mount IDs on this kernel: trust the scan
+	case id != s.t.Mount:
+		s.fail("%s: now on mount %d, not %d; left alone", what, id, s.t.Mount)
+		return false
+	}
+	return true
+}
+
+// coverage reports whether rg is exactly covered by file-backed mappings,
+// and which.
+func coverage(maps []mapping, rg Range) (bool, []mapping) {
+	var vmas []mapping
+	next := rg.Start
+	for _, m := range maps {
+		if m.end <= rg.Start || m.start >= rg.End {
+			continue
+		}
+		if m.start > next || m.inode == 0 {
+			return false, nil
+		}
+		vmas = append(vmas, m)
+		next = m.end
+	}
+	return next >= rg.End && len(vmas) > 0, vmas
+}
+
+// findSyscall finds the address of a `syscall` instruction (0f 05) in the
+// process, where an injected syscall is run from: in [vdso], whose bytes are
+// the same in every process of this kernel, so the offset found once is
+// reused after checking it with one PTRACE_PEEKTEXT. Without a vdso (vdso=0)
+// the executable mappings are searched.
+func (s *session) findSyscall(tid int, maps []mapping) (uint64, error) {
+	for _, m := range maps {
+		if m.path != "[vdso]" {
+			continue
+		}
+		size := m.end - m.start
+		s.r.vdsoMu.Lock()
+		off, ok := s.r.vdsoCache[size]
+		s.r.vdsoMu.Unlock()
+		if ok && isSyscallAt(tid, m.start+off) {
+			return m.start + off, nil
+		}
+		if addr, err := s.searchSyscall(m); err == nil {
+			s.r.vdsoMu.Lock()
+			s.r.vdsoCache[size] = addr - m.start
+			s.r.vdsoMu.Unlock()
+			return addr, nil
+		}
+	}
+	for _, m := range maps {
+		if len(m.perms) > 2 && m.perms[2] == 'x' && m.path != "[vdso]" && m.path != "[vsyscall]" {
+			if addr, err := s.searchSyscall(m); err == nil {
+				return addr, nil
+			}
+		}
+	}
+	return 0, fmt.Errorf("no syscall instruction found in process %d", s.pid)
+}
+
+func isSyscallAt(tid int, addr uint64) bool {
+	buf := make([]byte, 2)
+	n, err := unix.PtracePeekText(tid, uintptr(addr), buf)
+	return err == nil && n == 2 && buf[0] == 0x0f && buf[1] == 0x05
+}
+
+// searchSyscall reads a mapping through /proc/PID/mem (allowed to its
+// tracer) and returns the address of the first 0f 05 in it. Where the bytes
+// sit inside a longer instruction does not matter: the CPU decodes from rip,
+// and only this one instruction is executed.
+func (s *session) searchSyscall(m mapping) (uint64, error) {
+	f, err := os.Open(fmt.Sprintf("/proc/%d/mem", s.pid))
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	const chunk = 1 << 20
+	const limit = 64 << 20
+	buf := make([]byte, chunk+1)
+	for pos := m.start; pos < m.end && pos-m.start < limit; pos += chunk {
+		n := int(min(uint64(len(buf)), m.end-pos))
+		n, err := f.ReadAt(buf[:n], int64(pos))
+		if n < 2 {
+			return 0, fmt.Errorf("reading %x in %d: %v", pos, s.pid, err)
+		}
+		if i := bytes.Index(buf[:n], []byte{0x0f, 0x05}); i >= 0 {
+			return pos + uint64(i), nil
+		}
+	}
+	return 0, errors.New("no syscall instruction")
+}
+
+// call runs one syscall in a stopped thread and returns its raw result
+// (-errno on failure, see errnoOf). The thread's registers are saved on the
+// first call into it, and restored by release.
+//
+// The thread is pointed at the syscall instruction with the number in rax
+// and the arguments in rdi, rsi, rdx, r10, r8, r9 (syscall(2)), orig_rax -1
+// so that leaving the current stop does not take it for a syscall to
+// restart, then single-stepped: the step trap (SIGTRAP) comes once the
+// syscall has returned, with rip just past it. A signal that turns up
+// meanwhile is held for release; a trap before the instruction ran (a stop
+// reported on the way out of the kernel) just means stepping again.
+func (s *session) call(th *thread, nr uintptr, args ...uintptr) (uintptr, error) {
+	if th.saved == nil {
+		var regs unix.PtraceRegs
+		if err := unix.PtraceGetRegs(th.tid, &regs); err != nil {
+			return 0, s.lost(th, err)
+		}
+		th.saved = &regs
+	}
+	regs := *th.saved
+	var a [6]uint64
+	for i, v := range args {
+		a[i] = uint64(v)
+	}
+	regs.Rip, regs.Rax, regs.Orig_rax = s.sysAddr, uint64(nr), ^uint64(0)
+	regs.Rdi, regs.Rsi, regs.Rdx, regs.R10, regs.R8, regs.R9 = a[0], a[1], a[2], a[3], a[4], a[5]
+	if err := unix.PtraceSetRegs(th.tid, &regs); err != nil {
+		return 0, s.lost(th, err)
+	}
+	for step := 0; ; step++ {
+		if step > 64 {
+			return 0, fmt.Errorf("thread %d of %d: injected syscall %d never completed a step", th.tid, s.pid, nr)
+		}
+		if err := unix.PtraceSingleStep(th.tid); err != nil {
+			return 0, s.lost(th, err)
+		}
+		ws, err := s.waitInjected(th)
+		if err != nil {
+			return 0, err
+		}
+		if ptraceEvent(ws) != 0 {
+			continue // a group-stop or interrupt trap: step on
+		}
+		if sig := ws.StopSignal(); sig != unix.SIGTRAP {
+			if si, err := ptraceGetSiginfo(th.tid); err == nil {
+				th.signals = append(th.signals, si)
+			}
+			continue
+		}
+		var now unix.PtraceRegs
+		if err := unix.PtraceGetRegs(th.tid, &now); err != nil {
+			return 0, s.lost(th, err)
+		}
+		switch now.Rip {
+		case s.sysAddr + 2:
+			return uintptr(now.Rax), nil
+		case s.sysAddr:
+			continue
+		default:
+			return 0, fmt.Errorf("thread %d of %d: stepped to %#x, not past the injected syscall at %#x", th.tid, s.pid, now.Rip, s.sysAddr)
+		}
+	}
+}
+
+// waitInjected waits for the thread to stop again after a step. Past the
+// inject timeout the caller is told ErrStuck, and the wait goes on without
+// a limit: a thread inside an injected syscall cannot be handed back until
+// it returns and its registers are restored.
+func (s *session) waitInjected(th *thread) (unix.WaitStatus, error) {
+	deadline := time.Now().Add(s.r.injectTimeout)
+	b := backoff{}
+	for {
+		ws, ok, err := poll(th.tid)
+		switch {
+		case err != nil:
+			th.gone = true
+			return 0, fmt.Errorf("process %d: %w", s.pid, ErrGone)
+		case ok && (ws.Exited() || ws.Signaled()):
+			th.gone = true
+			return 0, fmt.Errorf("process %d: %w (killed while being revoked)", s.pid, ErrGone)
+		case ok:
+			return ws, nil
+		}
+		if !s.replied && time.Now().After(deadline) {
+			s.replied = true
+			b.max = 10 * time.Millisecond
+			s.stuck(fmt.Errorf("process %d: %w: thread %d has been in an injected syscall for %v; it is released when the syscall returns",
+				s.pid, ErrStuck, th.tid, s.r.injectTimeout))
+		}
+		b.pause()
+	}
+}
+
+// lost turns a failed ptrace call on a stopped thread into an error: ESRCH
+// means it was killed (SIGKILL wakes even a traced thread).
+func (s *session) lost(th *thread, err error) error {
+	if err == unix.ESRCH {
+		th.reap = true
+		return fmt.Errorf("process %d: %w (thread %d vanished)", s.pid, ErrGone, th.tid)
+	}
+	return fmt.Errorf("ptrace on thread %d of %d: %w", th.tid, s.pid, err)
+}
+
+// errnoOf decodes a raw syscall return: -4095..-1 is -errno.
+func errnoOf(ret uintptr) unix.Errno {
+	if v := int64(ret); v < 0 && v >= -4095 {
+		return unix.Errno(-v)
+	}
+	return 0
+}

@@ -1,0 +1,160 @@
+//go:build linux && amd64
+
+package revoke
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// taskStatus is what the tracer needs from /proc/PID[/task/TID]/status
+// (proc(5)).
+type taskStatus struct {
+	tgid      int
+	state     byte // R S D T t Z X ...
+	tracerPid int
+	seccomp   int // 0 off, 1 strict, 2 filter
+}
+
+func readStatus(path string) (taskStatus, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return taskStatus{}, err
+	}
+	var st taskStatus
+	for _, line := range strings.Split(string(b), "\n") {
+		k, v, ok := strings.Cut(line, ":")
+		if !ok {
+			continue
+		}
+		v = strings.TrimSpace(v)
+		switch k {
+		case "State":
+			if v != "" {
+				st.state = v[0]
+			}
+		case "Tgid":
+			st.tgid, _ = strconv.Atoi(v)
+		case "TracerPid":
+			st.tracerPid, _ = strconv.Atoi(v)
+		case "Seccomp":
+			st.seccomp, _ = strconv.Atoi(v)
+		}
+	}
+	return st, nil
+}
+
+func processStatus(pid int) (taskStatus, error) {
+	return readStatus(fmt.Sprintf("/proc/%d/status", pid))
+}
+
+func threadStatus(pid, tid int) (taskStatus, error) {
+	return readStatus(fmt.Sprintf("/proc/%d/task/%d/status", pid, tid))
+}
+
+// listThreads returns the TIDs in /proc/PID/task, lowest first.
+func listThreads(pid int) ([]int, error) {
+	ents, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	if err != nil {
+		return nil, err
+	}
+	tids := make([]int, 0, len(ents))
+	for _, e := range ents {
+		if tid, err := strconv.Atoi(e.Name()); err == nil {
+			tids = append(tids, tid)
+		}
+	}
+	sort.Ints(tids)
+	return tids, nil
+}
+
+// mapping is one line of /proc/PID/maps.
+type mapping struct {
+	start, end uint64
+	perms      string
+	inode      uint64
+	path       string
+}
+
+func readMaps(pid int) ([]mapping, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/maps", pid))
+	if err != nil {
+		return nil, err
+	}
+	var maps []mapping
+	sc := bufio.NewScanner(bytes.NewReader(b))
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		// start-end perms offset dev inode [path]
+		f := strings.Fields(sc.Text())
+		if len(f) < 5 {
+			continue
+		}
+		lo, hi, ok := strings.Cut(f[0], "-")
+		if !ok {
+			continue
+		}
+		var m mapping
+		m.start, err = strconv.ParseUint(lo, 16, 64)
+		if err != nil {
+			continue
+		}
+		if m.end, err = strconv.ParseUint(hi, 16, 64); err != nil {
+			continue
+		}
+		m.perms = f[1]
+		m.inode, _ = strconv.ParseUint(f[4], 10, 64)
+		if len(f) > 5 {
+			m.path = strings.Join(f[5:], " ")
+		}
+		maps = append(maps, m)
+	}
+	return maps, sc.Err()
+}
+
+// fdCloexec reports whether fd of pid has FD_CLOEXEC, from the flags line
+// of /proc/PID/fdinfo/FD (octal, O_CLOEXEC included: proc(5)).
+func fdCloexec(pid, fd int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/fdinfo/%d", pid, fd))
+	if err != nil {
+		return false
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "flags:"); ok {
+			flags, err := strconv.ParseUint(strings.TrimSpace(v), 8, 64)
+			return err == nil && flags&unix.O_CLOEXEC != 0
+		}
+	}
+	return false
+}
+
+// mountOf returns the unique mount ID of what the /proc magic link at path
+// points to. statx follows the link to the target without opening it, also
+// when the mount is detached (DESIGN.md); AT_STATX_DONT_SYNC keeps a dead
+// network or FUSE server from blocking us. ok is false where the kernel has
+// no unique mount IDs (before 6.8).
+func mountOf(path string) (id uint64, ok bool, err error) {
+	var stx unix.Statx_t
+	if err := unix.Statx(unix.AT_FDCWD, path, unix.AT_STATX_DONT_SYNC, unix.STATX_MNT_ID_UNIQUE, &stx); err != nil {
+		return 0, false, err
+	}
+	if stx.Mask&unix.STATX_MNT_ID_UNIQUE == 0 {
+		return 0, false, nil
+	}
+	return stx.Mnt_id, true, nil
+}
+
+// errnoName is an errno in the words the operator sees elsewhere ("EBADF").
+func errnoName(e unix.Errno) string {
+	if n := unix.ErrnoName(e); n != "" {
+		return n
+	}
+	return e.Error()
+}

@@ -1,0 +1,201 @@
+// Package revoke takes a mount away from the processes that hold it while
+// they keep running: the "revoke" stage of mounttop's staged forced unmount,
+// done from userspace the way the never-merged fumount patch did it in the
+// kernel. After a revoke the holder's fds on the mount give EBADF, its file
+// mappings there fault (SIGSEGV), and its threads' working directories are
+// "/".
+//
+// It works by ptrace(2) syscall injection. Every thread of the process is
+// seized (PTRACE_SEIZE) and stopped (PTRACE_INTERRUPT), because a thread
+// blocked in read(2) holds its own reference to the file: closing the fd
+// from another thread does not wake it, interrupting it does, and when the
+// interrupted read is restarted it finds the fd gone and returns EBADF. The
+// syscalls (close, dup3, mmap, chdir) are then run inside the process
+// through a `syscall` instruction found in its [vdso], with its registers
+// saved before and restored after, and every thread is detached.
+//
+// ptrace requests are bound to the tracer thread (ptrace(2): "the tracer"
+// is a thread), so a Revoker owns one goroutine locked to one OS thread
+// that makes every ptrace call; requests reach it over a channel.
+package revoke
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Range is a mapping's address range [Start, End), page aligned, as in
+// /proc/PID/maps (proc(5)).
+type Range struct{ Start, End uint64 }
+
+func (r Range) String() string { return fmt.Sprintf("%x-%x", r.Start, r.End) }
+
+// Targets is what to take away from one process.
+type Targets struct {
+	FDs  []int   // fds to take away (the fd table is shared by threads: done once)
+	Maps []Range // file mappings to replace with PROT_NONE anonymous memory
+	// CwdTIDs are the threads (TID; the pid itself for the main thread)
+	// whose cwd is on the mount; each gets chdir("/"). Threads that called
+	// unshare(CLONE_FS) have a cwd of their own, so every listed thread is
+	// done, not just one.
+	CwdTIDs []int
+	// Placeholder: instead of closing each fd, dup3(2) an O_PATH fd of "/"
+	// over it. The number stays taken (so the process cannot reuse it for
+	// something it will then confuse with the old file), and read(2) and
+	// write(2) on it still give EBADF, as O_PATH fds do (open(2)).
+	Placeholder bool
+	// Mount, if non-zero, is the unique mount ID (statx(2)
+	// STATX_MNT_ID_UNIQUE) the targets were found on. Once every thread is
+	// stopped, so nothing can change any more, each fd, cwd and (where
+	// /proc/PID/map_files is readable: CAP_SYS_ADMIN) mapping is checked
+	// against it again; one that no longer names something on that mount
+	// (the process closed the fd and the number was reused) is left alone
+	// and reported in Failed. Zero trusts the caller's scan.
+	Mount uint64
+}
+
+func (t Targets) empty() bool { return len(t.FDs) == 0 && len(t.Maps) == 0 && len(t.CwdTIDs) == 0 }
+
+// Report is what was done to one process.
+type Report struct {
+	PID      int
+	Closed   []int   // fds taken away (closed, or covered by a placeholder)
+	Unmapped []Range // ranges now PROT_NONE anonymous memory
+	Chdir    []int   // threads moved to "/"
+	Threads  int     // threads that were stopped for the revoke
+	Duration time.Duration
+	Failed   []string // per-item failures, in words ("close fd 7: EBADF")
+	Notes    []string // what the operator should know but is no failure
+}
+
+// Refusal reasons; Revoke wraps them with the details, test with errors.Is.
+var (
+	// ErrTraced: the process is already being traced (strace, gdb, a
+	// debugger): a thread can have only one tracer (ptrace(2) EPERM).
+	// Nothing was changed.
+	ErrTraced = errors.New("already traced by another process")
+	// ErrNoStop: a thread did not reach a ptrace stop within the stop
+	// timeout, typically because it sleeps uninterruptibly (D state: a
+	// hung filesystem, vfork). Every thread was released untouched.
+	ErrNoStop = errors.New("did not stop in time (uninterruptible sleep?)")
+	// ErrGone: the process exited (before or while being revoked).
+	ErrGone = errors.New("process exited")
+	// ErrPermission: not allowed to trace the process, or to inject into it
+	// safely (a seccomp filter that PTRACE_O_SUSPEND_SECCOMP could not be
+	// used to suspend; a 32-bit process).
+	ErrPermission = errors.New("not permitted")
+	// ErrStuck: an injected syscall did not return within the inject
+	// timeout (close(2) flushing to a dead NFS or FUSE server). The
+	// process stays stopped until it returns; then its registers are
+	// restored and it is released by a tracer thread of its own, while
+	// the Revoker carries on with a new one.
+	ErrStuck = errors.New("an injected syscall did not return")
+	// ErrClosed: the Revoker was closed.
+	ErrClosed = errors.New("revoker closed")
+	// ErrUnsupported: syscall injection is implemented for linux/amd64 only.
+	ErrUnsupported = errors.New("revoke by syscall injection is not supported on this platform")
+)
+
+// Option sets a Revoker parameter.
+type Option func(*Revoker)
+
+// StopTimeout is how long every thread of a process gets to reach a ptrace
+// stop after PTRACE_INTERRUPT (default 2s). A thread in uninterruptible
+// sleep never gets there; the process is released and Revoke returns
+// ErrNoStop.
+func StopTimeout(d time.Duration) Option { return func(r *Revoker) { r.stopTimeout = d } }
+
+// InjectTimeout is how long one injected syscall may take before Revoke
+// gives up waiting on it and returns ErrStuck (default 10s).
+func InjectTimeout(d time.Duration) Option { return func(r *Revoker) { r.injectTimeout = d } }
+
+// Revoker revokes processes' use of a mount, one process at a time, from
+// one OS thread that makes every ptrace call. It is safe for concurrent use;
+// requests are served in turn.
+type Revoker struct {
+	stopTimeout   time.Duration
+	injectTimeout time.Duration
+
+	reqs   chan *request
+	done   chan struct{}
+	once   sync.Once
+	active sync.WaitGroup // tracer goroutines serving reqs
+
+	// seccompSuspend remembers whether PTRACE_O_SUSPEND_SECCOMP is
+	// permitted (it needs CAP_SYS_ADMIN in the initial user namespace):
+	// 0 not yet known, 1 yes, 2 no.
+	seccompSuspend atomic.Int32
+
+	vdsoMu    sync.Mutex
+	vdsoCache map[uint64]uint64 // [vdso] size -> offset of a syscall instruction
+}
+
+type request struct {
+	ctx     context.Context
+	pid     int
+	targets Targets
+	reply   chan result
+}
+
+type result struct {
+	rep Report
+	err error
+}
+
+// New starts a Revoker's tracer thread.
+func New(opts ...Option) *Revoker {
+	r := &Revoker{
+		stopTimeout:   2 * time.Second,
+		injectTimeout: 10 * time.Second,
+		reqs:          make(chan *request),
+		done:          make(chan struct{}),
+		vdsoCache:     map[uint64]uint64{},
+	}
+	for _, o := range opts {
+		o(r)
+	}
+	r.startTracer()
+	return r
+}
+
+// Close stops the tracer thread once the request it serves, if any, is
+// done. Revoke calls after Close return ErrClosed. A process whose injected
+// syscall is stuck (ErrStuck) is still released by its own thread when the
+// syscall returns.
+func (r *Revoker) Close() {
+	r.once.Do(func() { close(r.done) })
+	r.active.Wait()
+}
+
+// Revoke stops every thread of pid, takes the targets away and lets the
+// process run on. ctx is honoured until the tracer takes the request up;
+// from then on the revoke of this process runs to its end (a process is
+// never left half-injected), and Revoke returns what was done. The Report
+// is filled as far as the revoke got, also with an error.
+func (r *Revoker) Revoke(ctx context.Context, pid int, t Targets) (Report, error) {
+	if err := ctx.Err(); err != nil {
+		return Report{PID: pid}, err
+	}
+	if t.empty() {
+		return Report{PID: pid}, nil
+	}
+	req := &request{ctx: ctx, pid: pid, targets: t, reply: make(chan result, 1)}
+	select {
+	case r.reqs <- req:
+	case <-r.done:
+		return Report{PID: pid}, ErrClosed
+	case <-ctx.Done():
+		return Report{PID: pid}, ctx.Err()
+	}
+	res := <-req.reply
+	return res.rep, res.err
+}
+
+func (r *Revoker) startTracer() {
+	r.active.Add(1)
+	go r.serve()
+}

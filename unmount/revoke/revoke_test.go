@@ -1,0 +1,630 @@
+package revoke
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"mounttop/internal/testns"
+)
+
+func TestMain(m *testing.M) { testns.Main(m) }
+
+// holder is a victim process that is not a child of the test process (see
+// testns.RoleRevokeHolder): its lines come through v, its pid is pid.
+type holder struct {
+	v   *testns.Victim
+	pid int
+}
+
+func startHolder(t *testing.T, role string, args ...string) holder {
+	t.Helper()
+	v := testns.StartVictim(t, testns.RoleRevokeHolder, append([]string{role}, args...)...)
+	line := v.WaitLine(t, "holder:", 5*time.Second)
+	pid, err := strconv.Atoi(strings.TrimSpace(strings.TrimPrefix(line, "holder:")))
+	if err != nil {
+		t.Fatalf("holder line %q: %v", line, err)
+	}
+	return holder{v: v, pid: pid}
+}
+
+// alive reports whether pid exists and is no zombie.
+func alive(pid int) bool {
+	s := state(pid, pid)
+	return s != 0 && s != 'Z' && s != 'X'
+}
+
+// state is a thread's state letter from /proc/PID/task/TID/stat, 0 if gone.
+func state(pid, tid int) byte {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/stat", pid, tid))
+	if err != nil {
+		return 0
+	}
+	i := strings.LastIndexByte(string(b), ')')
+	if i < 0 || i+2 >= len(b) {
+		return 0
+	}
+	return b[i+2]
+}
+
+func (h holder) requireAlive(t *testing.T) {
+	t.Helper()
+	time.Sleep(100 * time.Millisecond)
+	if !alive(h.pid) {
+		t.Fatalf("holder %d died; lines: %q", h.pid, h.v.Seen())
+	}
+}
+
+// fdsOn lists pid's fds whose target lies under dir.
+func fdsOn(t *testing.T, pid int, dir string) []int {
+	t.Helper()
+	ents, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var fds []int
+	for _, e := range ents {
+		l, err := os.Readlink(fmt.Sprintf("/proc/%d/fd/%s", pid, e.Name()))
+		if err == nil && strings.HasPrefix(l, dir+"/") {
+			n, _ := strconv.Atoi(e.Name())
+			fds = append(fds, n)
+		}
+	}
+	if len(fds) == 0 {
+		t.Fatalf("process %d holds no fd under %s", pid, dir)
+	}
+	return fds
+}
+
+// mapsOn lists pid's mappings of files under dir.
+func mapsOn(t *testing.T, pid int, dir string) []Range {
+	t.Helper()
+	maps, err := readMaps(pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rs []Range
+	for _, m := range maps {
+		if strings.HasPrefix(m.path, dir+"/") {
+			rs = append(rs, Range{m.start, m.end})
+		}
+	}
+	return rs
+}
+
+func mkfifo(t *testing.T, dir string) string {
+	t.Helper()
+	p := filepath.Join(dir, "fifo")
+	if err := unix.Mkfifo(p, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func newRevoker(t testing.TB, opts ...Option) *Revoker {
+	r := New(opts...)
+	t.Cleanup(r.Close)
+	return r
+}
+
+func revoke(t *testing.T, r *Revoker, pid int, tg Targets) Report {
+	t.Helper()
+	rep, err := r.Revoke(context.Background(), pid, tg)
+	if err != nil {
+		t.Fatalf("Revoke(%d, %+v): %v (report %+v)", pid, tg, err, rep)
+	}
+	if len(rep.Failed) > 0 {
+		t.Fatalf("Revoke(%d): failures: %q", pid, rep.Failed)
+	}
+	t.Logf("revoked %d: %d threads stopped, closed %v, unmapped %v, chdir %v, in %v; notes %q",
+		pid, rep.Threads, rep.Closed, rep.Unmapped, rep.Chdir, rep.Duration, rep.Notes)
+	return rep
+}
+
+// A thread blocked in read(2) on a FIFO holds the file itself; once its fd
+// is revoked the interrupted read is restarted, finds the fd closed and
+// returns EBADF, and the process lives on.
+func TestRevokeFifoRead(t *testing.T) {
+	dir := testns.Tmpfs(t, "")
+	h := startHolder(t, testns.RoleFifoRead, mkfifo(t, dir))
+	fds := fdsOn(t, h.pid, dir)
+	rep := revoke(t, newRevoker(t), h.pid, Targets{FDs: fds})
+	if !slices.Equal(rep.Closed, fds) || rep.Threads < 1 {
+		t.Errorf("report: closed %v, want %v; threads %d", rep.Closed, fds, rep.Threads)
+	}
+	if line := h.v.WaitLine(t, "read:", 5*time.Second); line != "read: EBADF" {
+		t.Errorf("holder reported %q, want read: EBADF", line)
+	}
+	h.requireAlive(t)
+	for _, fd := range fds {
+		if _, err := os.Readlink(fmt.Sprintf("/proc/%d/fd/%d", h.pid, fd)); err == nil {
+			t.Errorf("fd %d is still open", fd)
+		}
+	}
+}
+
+// A mapping replaced by PROT_NONE anonymous memory faults on the next
+// touch (SIGSEGV, which the victim survives), and the file is no longer
+// mapped.
+func TestRevokeMmapTouch(t *testing.T) {
+	dir := testns.Tmpfs(t, "")
+	file := filepath.Join(dir, "data")
+	if err := os.WriteFile(file, make([]byte, 4096), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	h := startHolder(t, testns.RoleRevokeMmapTouch, file)
+	ranges := mapsOn(t, h.pid, dir)
+	if len(ranges) == 0 {
+		t.Fatal("victim maps nothing under the mount")
+	}
+	rep := revoke(t, newRevoker(t), h.pid, Targets{Maps: ranges})
+	if !slices.Equal(rep.Unmapped, ranges) {
+		t.Errorf("unmapped %v, want %v", rep.Unmapped, ranges)
+	}
+	h.v.WaitLine(t, "fault", 5*time.Second)
+	h.requireAlive(t)
+	if left := mapsOn(t, h.pid, dir); len(left) > 0 {
+		t.Errorf("still mapped: %v", left)
+	}
+}
+
+// chdir("/") in the main thread moves the process's cwd off the mount.
+func TestRevokeCwd(t *testing.T) {
+	dir := testns.Tmpfs(t, "")
+	h := startHolder(t, testns.RoleCwd, dir)
+	if cwd, _ := os.Readlink(fmt.Sprintf("/proc/%d/cwd", h.pid)); cwd != dir {
+		t.Fatalf("victim cwd %q, want %q", cwd, dir)
+	}
+	rep := revoke(t, newRevoker(t), h.pid, Targets{CwdTIDs: []int{h.pid}})
+	if !slices.Equal(rep.Chdir, []int{h.pid}) {
+		t.Errorf("chdir %v", rep.Chdir)
+	}
+	if cwd, _ := os.Readlink(fmt.Sprintf("/proc/%d/cwd", h.pid)); cwd != "/" {
+		t.Errorf("cwd after revoke %q, want /", cwd)
+	}
+	h.requireAlive(t)
+}
+
+// A thread that unshared CLONE_FS has a cwd of its own: chdir runs in that
+// thread, and the others keep theirs.
+func TestRevokeCwdOwnThread(t *testing.T) {
+	dir := testns.Tmpfs(t, "")
+	h := startHolder(t, testns.RoleRevokeCwdThread, dir)
+	tid, err := strconv.Atoi(strings.TrimPrefix(h.v.WaitLine(t, "tid: ", time.Second), "tid: "))
+	if err != nil {
+		t.Fatal(err)
+	}
+	taskCwd := func(tid int) string {
+		s, _ := os.Readlink(fmt.Sprintf("/proc/%d/task/%d/cwd", h.pid, tid))
+		return s
+	}
+	mainCwd := taskCwd(h.pid)
+	if got := taskCwd(tid); got != dir || mainCwd == dir {
+		t.Fatalf("thread cwd %q, main %q; want thread in %q only", got, mainCwd, dir)
+	}
+	revoke(t, newRevoker(t), h.pid, Targets{CwdTIDs: []int{tid}})
+	if got := taskCwd(tid); got != "/" {
+		t.Errorf("thread %d cwd %q, want /", tid, got)
+	}
+	if got := taskCwd(h.pid); got != mainCwd {
+		t.Errorf("main thread cwd moved: %q, was %q", got, mainCwd)
+	}
+	h.requireAlive(t)
+}
+
+// Every thread of the process is stopped: four threads blocked in read(2),
+// each on its own fd, all get EBADF. Seizing only the main thread would
+// leave their reads holding the file.
+func TestRevokeThreads(t *testing.T) {
+	dir := testns.Tmpfs(t, "")
+	h := startHolder(t, testns.RoleThreads, mkfifo(t, dir), "4")
+	fds := fdsOn(t, h.pid, dir)
+	if len(fds) != 4 {
+		t.Fatalf("victim holds %d fds on the fifo, want 4", len(fds))
+	}
+	rep := revoke(t, newRevoker(t), h.pid, Targets{FDs: fds})
+	if rep.Threads < 5 {
+		t.Errorf("stopped %d threads, want at least 5", rep.Threads)
+	}
+	for i := 0; i < 4; i++ {
+		prefix := fmt.Sprintf("thread %d read:", i)
+		if line := h.v.WaitLine(t, prefix, 5*time.Second); line != prefix+" EBADF" {
+			t.Errorf("%q, want EBADF", line)
+		}
+	}
+	h.requireAlive(t)
+}
+
+// Closing the only fd of a lock's open file releases flock, POSIX and OFD
+// locks alike: the lock leaves /proc/locks.
+func TestRevokeLocks(t *testing.T) {
+	dir := testns.Tmpfs(t, "")
+	r := newRevoker(t)
+	for _, kind := range []string{"flock", "posix", "ofd"} {
+		t.Run(kind, func(t *testing.T) {
+			file := filepath.Join(dir, kind)
+			h := startHolder(t, testns.RoleLock, file, kind, "w")
+			var st unix.Stat_t
+			if err := unix.Stat(file, &st); err != nil {
+				t.Fatal(err)
+			}
+			id := fmt.Sprintf(" %02x:%02x:%d ", unix.Major(st.Dev), unix.Minor(st.Dev), st.Ino)
+			if !locked(t, id) {
+				t.Fatalf("no lock on %s in /proc/locks", id)
+			}
+			revoke(t, r, h.pid, Targets{FDs: fdsOn(t, h.pid, dir)})
+			if locked(t, id) {
+				t.Errorf("lock on %s still in /proc/locks", id)
+			}
+			h.requireAlive(t)
+		})
+	}
+}
+
+func locked(t *testing.T, id string) bool {
+	b, err := os.ReadFile("/proc/locks")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.Contains(string(b), id)
+}
+
+// A process someone else traces is refused with ErrTraced and left as it
+// was.
+func TestRevokeTraced(t *testing.T) {
+	dir := testns.Tmpfs(t, "")
+	h := startHolder(t, testns.RoleFifoRead, mkfifo(t, dir))
+	fds := fdsOn(t, h.pid, dir)
+	release := seizeElsewhere(t, h.pid)
+	rep, err := newRevoker(t).Revoke(context.Background(), h.pid, Targets{FDs: fds})
+	if !errors.Is(err, ErrTraced) {
+		t.Fatalf("Revoke of a traced process: %v, want ErrTraced", err)
+	}
+	t.Logf("refused: %v", err)
+	if len(rep.Closed) > 0 {
+		t.Errorf("closed %v although refused", rep.Closed)
+	}
+	release()
+	if got := fdsOn(t, h.pid, dir); !slices.Equal(got, fds) {
+		t.Errorf("fds now %v, were %v", got, fds)
+	}
+	time.Sleep(100 * time.Millisecond)
+	if slices.ContainsFunc(h.v.Seen(), func(l string) bool { return strings.HasPrefix(l, "read:") }) {
+		t.Errorf("the read was disturbed: %q", h.v.Seen())
+	}
+	h.requireAlive(t)
+}
+
+// seizeElsewhere makes another tracer thread trace pid, as strace -p
+// would. The returned func (also run at cleanup) ends that thread, which
+// detaches it.
+func seizeElsewhere(t *testing.T, pid int) (release func()) {
+	t.Helper()
+	seized, stop, done := make(chan error), make(chan struct{}), make(chan struct{})
+	go func() {
+		runtime.LockOSThread() // never unlocked: the thread's exit detaches
+		seized <- ptraceSeize(pid, 0)
+		<-stop
+		close(done)
+	}()
+	if err := <-seized; err != nil {
+		t.Fatalf("seizing %d from the test: %v", pid, err)
+	}
+	var once sync.Once
+	release = func() {
+		once.Do(func() {
+			close(stop)
+			<-done
+			for i := 0; i < 200; i++ {
+				if st, _ := processStatus(pid); st.tracerPid == 0 {
+					return
+				}
+				time.Sleep(5 * time.Millisecond)
+			}
+			t.Errorf("process %d still traced after the test's tracer ended", pid)
+		})
+	}
+	t.Cleanup(release)
+	return release
+}
+
+// Placeholder mode keeps the fd number taken by an O_PATH fd of "/", and
+// the blocked read still fails with EBADF.
+func TestRevokePlaceholder(t *testing.T) {
+	dir := testns.Tmpfs(t, "")
+	h := startHolder(t, testns.RoleFifoRead, mkfifo(t, dir))
+	fds := fdsOn(t, h.pid, dir)
+	rep := revoke(t, newRevoker(t), h.pid, Targets{FDs: fds, Placeholder: true})
+	if !slices.Equal(rep.Closed, fds) {
+		t.Errorf("closed %v, want %v", rep.Closed, fds)
+	}
+	if line := h.v.WaitLine(t, "read:", 5*time.Second); line != "read: EBADF" {
+		t.Errorf("holder reported %q, want read: EBADF", line)
+	}
+	for _, fd := range fds {
+		target, err := os.Readlink(fmt.Sprintf("/proc/%d/fd/%d", h.pid, fd))
+		if err != nil || target != "/" {
+			t.Errorf("fd %d: %q, %v; want a placeholder for /", fd, target, err)
+		}
+		if !fdCloexec(h.pid, fd) { // the victim opened it O_CLOEXEC
+			t.Errorf("fd %d lost O_CLOEXEC", fd)
+		}
+	}
+	h.requireAlive(t)
+}
+
+// Threads created and ended all the time (PTRACE_O_TRACECLONE adoption,
+// threads that exit while being seized) do not stop the revoke.
+func TestRevokeThreadSpawner(t *testing.T) {
+	dir := testns.Tmpfs(t, "")
+	h := startHolder(t, testns.RoleRevokeSpawner, mkfifo(t, dir))
+	r := newRevoker(t)
+	fds := fdsOn(t, h.pid, dir)
+	revoke(t, r, h.pid, Targets{FDs: fds})
+	if line := h.v.WaitLine(t, "read:", 5*time.Second); line != "read: EBADF" {
+		t.Errorf("holder reported %q", line)
+	}
+	h.v.WaitLine(t, "spawned", 5*time.Second)
+	h.requireAlive(t)
+	// And once more, on a process that still churns threads, with
+	// nothing left to close but its cwd.
+	for i := 0; i < 5; i++ {
+		revoke(t, r, h.pid, Targets{CwdTIDs: []int{h.pid}})
+	}
+	h.requireAlive(t)
+}
+
+// A thread in uninterruptible sleep (here: a vfork parent) never reaches a
+// ptrace stop: ErrNoStop, and every thread is released, the sleeping one
+// included (it cannot be PTRACE_DETACHed; the tracer thread's exit does
+// it). The Revoker carries on with a new tracer thread.
+func TestRevokeNoStop(t *testing.T) {
+	dir := testns.Tmpfs(t, "")
+	h := startHolder(t, testns.RoleRevokeVfork)
+	child, err := strconv.Atoi(strings.TrimPrefix(h.v.WaitLine(t, "vfork child: ", time.Second), "vfork child: "))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = unix.Kill(child, unix.SIGKILL) })
+	r := newRevoker(t, StopTimeout(300*time.Millisecond))
+	start := time.Now()
+	rep, err := r.Revoke(context.Background(), h.pid, Targets{CwdTIDs: []int{h.pid}})
+	if !errors.Is(err, ErrNoStop) {
+		t.Fatalf("Revoke of a D-state process: %v, want ErrNoStop", err)
+	}
+	t.Logf("refused after %v: %v", time.Since(start), err)
+	if len(rep.Chdir) > 0 {
+		t.Errorf("acted although refused: %+v", rep)
+	}
+	tids, err := listThreads(h.pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tid := range tids {
+		st, _ := threadStatus(h.pid, tid)
+		if st.tracerPid != 0 || st.state == 't' {
+			t.Errorf("thread %d left traced (tracer %d, state %c)", tid, st.tracerPid, st.state)
+		}
+	}
+	if err := unix.Kill(child, unix.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	h.v.WaitLine(t, "vfork returned", 5*time.Second)
+	h.requireAlive(t)
+
+	// The same Revoker still works.
+	h2 := startHolder(t, testns.RoleFifoRead, mkfifo(t, dir))
+	revoke(t, r, h2.pid, Targets{FDs: fdsOn(t, h2.pid, dir)})
+	h2.v.WaitLine(t, "read: EBADF", 5*time.Second)
+}
+
+// A signal that arrives while the process is stopped is held through the
+// injection and delivered on release, with the read restarted (and
+// failing with EBADF) as usual.
+func TestRevokeHeldSignal(t *testing.T) {
+	dir := testns.Tmpfs(t, "")
+	h := startHolder(t, testns.RoleRevokeSignal, mkfifo(t, dir))
+	testHookStopped = func(pid int) { _ = unix.Kill(pid, unix.SIGUSR1) }
+	t.Cleanup(func() { testHookStopped = nil })
+	revoke(t, newRevoker(t), h.pid, Targets{FDs: fdsOn(t, h.pid, dir)})
+	h.v.WaitLine(t, "signal: user defined signal 1", 5*time.Second)
+	if line := h.v.WaitLine(t, "read:", 5*time.Second); line != "read: EBADF" {
+		t.Errorf("holder reported %q", line)
+	}
+	h.requireAlive(t)
+}
+
+// A job-control-stopped holder is revoked and stays stopped.
+func TestRevokeStoppedProcess(t *testing.T) {
+	dir := testns.Tmpfs(t, "")
+	h := startHolder(t, testns.RoleFD, filepath.Join(dir, "f"), "w")
+	if err := unix.Kill(h.pid, unix.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = unix.Kill(h.pid, unix.SIGCONT) })
+	for i := 0; state(h.pid, h.pid) != 'T'; i++ {
+		if i > 200 {
+			t.Fatalf("holder did not stop: state %c", state(h.pid, h.pid))
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	fds := fdsOn(t, h.pid, dir)
+	revoke(t, newRevoker(t), h.pid, Targets{FDs: fds})
+	time.Sleep(50 * time.Millisecond)
+	if s := state(h.pid, h.pid); s != 'T' {
+		t.Errorf("holder state %c after revoke, want T (still stopped)", s)
+	}
+	if _, err := os.Readlink(fmt.Sprintf("/proc/%d/fd/%d", h.pid, fds[0])); err == nil {
+		t.Errorf("fd %d still open", fds[0])
+	}
+	if err := unix.Kill(h.pid, unix.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+	h.requireAlive(t)
+}
+
+// A syscall interrupted with ERESTART_RESTARTBLOCK (clock_nanosleep in
+// sleep(1)) is resumed through restart_syscall: the sleep runs its full
+// time and exits 0. A wrong restart would return early or fail.
+func TestRevokeRestartBlock(t *testing.T) {
+	sleep := testns.RequireTool(t, "sleep")
+	dir := testns.Tmpfs(t, "")
+	f, err := os.Create(filepath.Join(dir, "f"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	cmd := exec.Command(sleep, "1.5")
+	cmd.ExtraFiles = []*os.File{f}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: unix.SIGKILL}
+	start := time.Now()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// No Wait until the revoke is done: the waiter would take the
+	// tracer's stops (see testns.RoleRevokeHolder).
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	waitSyscall(t, cmd.Process.Pid, unix.SYS_CLOCK_NANOSLEEP)
+	revoke(t, newRevoker(t), cmd.Process.Pid, Targets{FDs: []int{3}})
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("sleep after revoke: %v", err)
+	}
+	if d := time.Since(start); d < 1500*time.Millisecond {
+		t.Errorf("sleep 1.5 ended after %v", d)
+	}
+}
+
+// waitSyscall waits until pid's main thread sits in syscall nr.
+func waitSyscall(t *testing.T, pid, nr int) {
+	t.Helper()
+	for i := 0; i < 500; i++ {
+		b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/syscall", pid))
+		if strings.HasPrefix(string(b), strconv.Itoa(nr)+" ") {
+			return
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	t.Fatalf("process %d never entered syscall %d", pid, nr)
+}
+
+// With Targets.Mount, a target that is not on that mount (any more) is left
+// alone and reported; the others are revoked.
+func TestRevokeMountCheck(t *testing.T) {
+	dir := testns.Tmpfs(t, "")
+	h := startHolder(t, testns.RoleFifoRead, mkfifo(t, dir))
+	id, ok, err := mountOf(dir)
+	if err != nil || !ok {
+		t.Skipf("no unique mount ID: %v", err)
+	}
+	fds := fdsOn(t, h.pid, dir)
+	// fd 1 is the holder's stdout, a pipe: not on the mount.
+	rep, err := newRevoker(t).Revoke(context.Background(), h.pid, Targets{FDs: append([]int{1}, fds...), Mount: id})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(rep.Closed, fds) {
+		t.Errorf("closed %v, want %v", rep.Closed, fds)
+	}
+	if len(rep.Failed) != 1 || !strings.Contains(rep.Failed[0], "fd 1") {
+		t.Errorf("failed %q, want fd 1 reported", rep.Failed)
+	}
+	if _, err := os.Readlink(fmt.Sprintf("/proc/%d/fd/1", h.pid)); err != nil {
+		t.Errorf("fd 1 was touched: %v", err)
+	}
+	h.v.WaitLine(t, "read: EBADF", 5*time.Second) // printed through fd 1
+}
+
+// A process that has exited is ErrGone; a cancelled context stops the
+// request before anything is seized.
+func TestRevokeGoneAndCancelled(t *testing.T) {
+	testns.Require(t, testns.Namespace)
+	h := startHolder(t, testns.RoleSleep)
+	r := newRevoker(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := r.Revoke(ctx, h.pid, Targets{CwdTIDs: []int{h.pid}}); !errors.Is(err, context.Canceled) {
+		t.Errorf("cancelled Revoke: %v", err)
+	}
+	if st, _ := processStatus(h.pid); st.tracerPid != 0 {
+		t.Errorf("cancelled Revoke traced the process")
+	}
+	if err := unix.Kill(h.pid, unix.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; alive(h.pid); i++ {
+		if i > 500 {
+			t.Fatal("holder did not die")
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	if _, err := r.Revoke(context.Background(), h.pid, Targets{CwdTIDs: []int{h.pid}}); !errors.Is(err, ErrGone) {
+		t.Errorf("Revoke of an exited process: %v, want ErrGone", err)
+	}
+	r.Close()
+	if _, err := r.Revoke(context.Background(), h.pid, Targets{CwdTIDs: []int{h.pid}}); !errors.Is(err, ErrClosed) {
+		t.Errorf("Revoke after Close: %v, want ErrClosed", err)
+	}
+}
+
+// restoreRegs sets up the re-run of an interrupted syscall, and leaves
+// registers alone when no syscall was interrupted or a signal is handed
+// back (signal delivery then decides, by SA_RESTART).
+func TestRestoreRegs(t *testing.T) {
+	neg := func(v int64) uint64 { return uint64(v) }
+	for _, tc := range []struct {
+		name             string
+		rax, orig        uint64
+		exact            bool
+		wantRax, wantRip uint64
+	}{
+		{"read ERESTARTSYS", neg(-512), 0, false, 0, 0x1000 - 2},
+		{"futex ERESTARTNOINTR", neg(-513), 202, false, 202, 0x1000 - 2},
+		{"pause ERESTARTNOHAND", neg(-514), 34, false, 34, 0x1000 - 2},
+		{"nanosleep ERESTART_RESTARTBLOCK", neg(-516), 230, false, unix.SYS_RESTART_SYSCALL, 0x1000 - 2},
+		{"syscall finished", neg(-4), 0, false, neg(-4), 0x1000},
+		{"user code, rax looks like a restart", neg(-512), neg(-1), false, neg(-512), 0x1000},
+		{"signal handed back", neg(-512), 0, true, neg(-512), 0x1000},
+	} {
+		got := restoreRegs(unix.PtraceRegs{Rax: tc.rax, Orig_rax: tc.orig, Rip: 0x1000}, tc.exact)
+		if got.Rax != tc.wantRax || got.Rip != tc.wantRip || got.Orig_rax != tc.orig {
+			t.Errorf("%s: rax %#x rip %#x orig %#x; want rax %#x rip %#x", tc.name, got.Rax, got.Rip, got.Orig_rax, tc.wantRax, tc.wantRip)
+		}
+	}
+}
+
+func TestCoverage(t *testing.T) {
+	maps := []mapping{
+		{start: 0x1000, end: 0x3000, inode: 7},
+		{start: 0x3000, end: 0x4000, inode: 7},
+		{start: 0x5000, end: 0x6000, inode: 0},
+		{start: 0x6000, end: 0x7000, inode: 9},
+	}
+	for _, tc := range []struct {
+		rg   Range
+		want bool
+	}{
+		{Range{0x1000, 0x4000}, true},  // split by mprotect: still one file
+		{Range{0x1000, 0x3000}, true},  // exactly one
+		{Range{0x3000, 0x6000}, false}, // a hole
+		{Range{0x5000, 0x6000}, false}, // anonymous now
+		{Range{0x8000, 0x9000}, false}, // unmapped
+		{Range{0x6000, 0x7000}, true},
+	} {
+		if got, _ := coverage(maps, tc.rg); got != tc.want {
+			t.Errorf("coverage %v = %v, want %v", tc.rg, got, tc.want)
+		}
+	}
+}
