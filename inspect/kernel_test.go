@@ -2,12 +2,15 @@ package inspect
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -58,6 +61,79 @@ func init() {
 		testns.Forever()
 		return nil
 	})
+}
+
+func init() {
+	// ns-mount-hold DIR: mounts a tmpfs on DIR in a new private namespace,
+	// leaves a child living there to keep it, opens a file on it, then
+	// returns to the original namespace holding that fd. Prints
+	// "child PID" before "ready".
+	testns.RegisterRole("ns-mount-hold", 1, func(args []string) error {
+		runtime.LockOSThread()
+		orig, err := unix.Open("/proc/thread-self/ns/mnt", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return err
+		}
+		if err := unix.Unshare(unix.CLONE_NEWNS); err != nil {
+			return err
+		}
+		if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
+			return err
+		}
+		if err := unix.Mount("elsewhere", args[0], "tmpfs", 0, ""); err != nil {
+			return err
+		}
+		fd, err := unix.Open(args[0]+"/f", unix.O_RDWR|unix.O_CREAT|unix.O_CLOEXEC, 0o644)
+		if err != nil {
+			return err
+		}
+		_ = fd
+		exe, _ := os.Executable()
+		child := exec.Command(exe) // starts on this locked thread, so in the new namespace
+		child.Env = append(os.Environ(), "MOUNTTOP_TEST_VICTIM=sleep")
+		child.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: unix.SIGKILL}
+		if err := child.Start(); err != nil {
+			return err
+		}
+		if err := unix.Setns(orig, unix.CLONE_NEWNS); err != nil {
+			return err
+		}
+		testns.Say("child %d", child.Process.Pid)
+		testns.Say("ready")
+		testns.Forever()
+		return nil
+	})
+}
+
+// TestHeldMountOfAnotherNamespace: a process of our namespace holding an
+// fd on a mount that exists only in another namespace (opened before it
+// moved) is a holder of that namespace's mount, not of a "detached" one.
+func TestHeldMountOfAnotherNamespace(t *testing.T) {
+	dir := testns.MountDir(t, "elsewhere")
+	v := testns.StartVictim(t, "ns-mount-hold", dir)
+	var child int
+	fmt.Sscanf(v.WaitLine(t, "child", time.Second), "child %d", &child)
+	t.Cleanup(func() { _ = unix.Kill(child, unix.SIGKILL) })
+	snap := scan(t)
+	for _, m := range snap.Detached() {
+		if holder(snap, m.ID, v.PID) != nil {
+			t.Fatalf("the other namespace's mount was reported as detached: %+v", m)
+		}
+	}
+	found := false
+	for _, ns := range snap.Namespaces {
+		for _, m := range ns.Mounts {
+			if m.Mountpoint != dir {
+				continue
+			}
+			for _, h := range ns.Holders[m.OldID] {
+				found = found || h.PID == v.PID
+			}
+		}
+	}
+	if !found {
+		t.Errorf("pid %d not listed as a holder of the tmpfs in the other namespace", v.PID)
+	}
 }
 
 // TestOtherNamespaceCopies: a process in its own mount namespace holding a

@@ -16,6 +16,7 @@ type merger struct {
 	tbl     *scanTable
 	nsIndex map[uint64]int  // namespace inode -> index in snap.Namespaces
 	unknown map[MountID]int // detached candidate -> index in snap.Mounts
+	oldIDs  map[MountID]int // detached candidate -> its reusable ID
 	uring   []KernelHolder
 }
 
@@ -47,6 +48,10 @@ func (m *merger) add(r *procResult) {
 		if !ok {
 			i = len(m.snap.Mounts)
 			m.unknown[id] = i
+			if m.oldIDs == nil {
+				m.oldIDs = map[MountID]int{}
+			}
+			m.oldIDs[id] = um.old
 			m.snap.Mounts = append(m.snap.Mounts, Mount{ID: id, ParentID: id, Detached: true,
 				Major: int(unix.Major(um.dev)), Minor: int(unix.Minor(um.dev))})
 		}
@@ -60,10 +65,29 @@ func (m *merger) add(r *procResult) {
 // finish confirms detached mounts (statmount(2) cannot find a detached
 // mount; one it finds was mounted here after the table was read), fills in
 // what is known of them, and sorts.
+//
+// A mount in no table of ours may still be in another namespace's table: a
+// process here can hold an fd opened before it moved (an unshare'd shell's
+// inherited stdin on the old /dev). Those uses belong to that copy, found by
+// reusable ID and device once every namespace's table is known.
 func (m *merger) finish() {
 	s := m.snap
+	type key struct{ old, major, minor int }
+	copies := map[key]*Namespace{}
+	for i := range s.Namespaces {
+		ns := &s.Namespaces[i]
+		for _, mt := range ns.Mounts {
+			copies[key{mt.OldID, mt.Major, mt.Minor}] = ns
+		}
+	}
 	drop := map[MountID]bool{}
-	for id := range m.unknown {
+	for id, i := range m.unknown {
+		mt, old := &s.Mounts[i], m.oldIDs[id]
+		if ns := copies[key{old, mt.Major, mt.Minor}]; ns != nil && old != 0 {
+			ns.Holders[old] = append(ns.Holders[old], s.Holders[id]...)
+			drop[id] = true
+			continue
+		}
 		if _, err := mountapi.StatMount(uint64(id)); err == nil || !errors.Is(err, unix.ENOENT) {
 			drop[id] = true
 		}

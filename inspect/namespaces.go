@@ -102,6 +102,7 @@ func internalPath(p string) bool {
 // (lazily unmounted) mount, until proven otherwise.
 type unknownMount struct {
 	dev  uint64
+	old  int // reusable ID, to find it in another namespace's table
 	uses []Use
 }
 
@@ -140,6 +141,10 @@ func (p *proc) other(dirfd int, name string, u Use, t target) {
 	um := p.res.unknown[t.mount]
 	if um == nil {
 		um = &unknownMount{dev: t.dev}
+		var stx unix.Statx_t
+		if unix.Statx(dirfd, name, statxFlags, unix.STATX_MNT_ID, &stx) == nil && stx.Mask&unix.STATX_MNT_ID != 0 {
+			um.old = int(stx.Mnt_id)
+		}
 		p.res.unknown[t.mount] = um
 	}
 	um.uses = append(um.uses, u)
