@@ -33,7 +33,7 @@ func Run(ctx context.Context, p Plan) <-chan Event {
 // Close releases what the Unmounter holds (the revoker's tracer thread).
 func (u *Unmounter) Close() error {
 	if k, ok := u.sys.(*kernel); ok {
-		if c, ok := k.revoker.(io.Closer); ok {
+		if c, ok := k.revoker.(io.Closer); ok && c != nil {
 			return c.Close()
 		}
 	}

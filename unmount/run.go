@@ -389,6 +389,9 @@ func (r *run) act(stage Stage, h inspect.Holder) {
 		return // a revoke failed for good earlier (traced, no ptrace): reported then
 	}
 	t := revokeTargets(h, false)
+	if len(r.plan.Submounts) == 0 {
+		t.Mount = r.target.ID // uses of one mount only: let the revoker re-check them
+	}
 	if t.Empty() {
 		return // holds only by a lock or a use with nothing to revoke
 	}

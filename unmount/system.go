@@ -97,6 +97,10 @@ type RevokeTargets struct {
 	Maps        []Range // replace with PROT_NONE anonymous memory
 	CwdTIDs     []int   // threads whose cwd is on the mount: chdir("/")
 	Placeholder bool    // dup3 an O_PATH placeholder over each fd instead of closing it
+	// Mount, if set, is the unique ID the targets were found on: the
+	// revoker checks each again once the process is stopped and leaves
+	// alone what no longer lies there (an fd number reused meanwhile).
+	Mount inspect.MountID
 }
 
 // Empty reports whether there is nothing to revoke.
