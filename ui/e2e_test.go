@@ -180,6 +180,7 @@ func TestEndToEndLazyAndStagedInTmux(t *testing.T) {
 		t.Fatal("the lazy unmount killed its holder")
 	}
 	term.keys("Escape") // close the finished run's pane
+	time.Sleep(100 * time.Millisecond) // Escape and "/" in one read would be alt+/
 
 	// Staged: find the mount with the filter, then F, y.
 	term.keys("/")
@@ -249,5 +250,121 @@ func TestEndToEndTerminalRestoredOnSignalsAndPanic(t *testing.T) {
 				t.Fatalf("still on the alternate screen:\n%s", scr)
 			}
 		})
+	}
+}
+
+// descendants lists the processes below pid (children, their children...).
+func descendants(pid int) []int {
+	kids := map[int][]int{}
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		p, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		// The fields after the command (which may hold spaces) start after
+		// the last ')'; the second of them is the ppid.
+		s := string(b)
+		f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+		if len(f) > 1 {
+			pp, _ := strconv.Atoi(f[1])
+			kids[pp] = append(kids[pp], p)
+		}
+	}
+	var out []int
+	var walk func(int)
+	walk = func(p int) {
+		for _, k := range kids[p] {
+			out = append(out, k)
+			walk(k)
+		}
+	}
+	walk(pid)
+	return out
+}
+
+// mounttop demo: busy demo mounts with holders of every kind, a real
+// expire two-step on the idle mount, and nothing left when it quits.
+func TestEndToEndDemo(t *testing.T) {
+	testns.Require(t, testns.Namespace)
+	testns.RequireTool(t, "tmux")
+	bin := buildMounttop(t)
+	term := newTerminal(t, 100, 30, bin+" demo --interval 500ms")
+	start := time.Now()
+	term.waitFor(20*time.Second, "Holders of /mnt/projects", "demo-reader", "demo-shell")
+	t.Logf("first screen with holders after %v", time.Since(start).Round(time.Millisecond))
+	procs := descendants(term.programPID())
+	if len(procs) < 7 { // the demo inside its namespace and its six holders
+		t.Fatalf("the demo runs %d processes, want the demo and 6 holders: %v", len(procs), procs)
+	}
+	show := func(filter string, want ...string) {
+		t.Helper()
+		// Escape and the next key in one write would read as alt+key.
+		term.keys("Escape")
+		time.Sleep(100 * time.Millisecond)
+		term.keys("/")
+		term.typeText(filter)
+		term.keys("Enter")
+		term.waitFor(10*time.Second, append([]string{"Holders of /mnt/" + filter}, want...)...)
+	}
+	show("media", "demo-player", "mmap")
+	show("db", "demo-dbserver", "lock FLOCK WRITE")
+	// The idle mount, expired in two steps: marked, then unmounted.
+	show("scratch", "Nobody holds /mnt/scratch")
+	term.keys("e")
+	term.waitFor(10*time.Second, "Expire /mnt/scratch?", "(w) When idle")
+	term.keys("y")
+	term.waitFor(10*time.Second, "Result: • /mnt/scratch is marked for expiry", "armed ")
+	term.keys("Escape")
+	time.Sleep(100 * time.Millisecond)
+	term.keys("e")
+	term.waitFor(10*time.Second, "Expire /mnt/scratch?")
+	term.keys("y")
+	term.waitFor(10*time.Second, "Result: ✓ /mnt/scratch expired and is unmounted")
+	term.keys("q")
+	term.waitFor(10*time.Second, "EXIT=0", "icanon echo")
+	deadline := time.Now().Add(5 * time.Second)
+	for _, p := range procs {
+		for {
+			b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p))
+			if err != nil || strings.Contains(string(b), ") Z ") {
+				break // gone (or a zombie about to be reaped by tmux's shell)
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("demo process %d outlived the demo: %s", p, b)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+}
+
+// NO_COLOR: no colour or other styling reaches the terminal; without it,
+// there is colour.
+func TestEndToEndNoColor(t *testing.T) {
+	testns.Require(t, testns.Namespace)
+	testns.RequireTool(t, "tmux")
+	bin := buildMounttop(t)
+	dir := mountTmpfs(t, "nocolor")
+	for _, noColor := range []bool{true, false} {
+		env := "COLORTERM=truecolor "
+		if noColor {
+			env += "NO_COLOR=1 "
+		}
+		term := newTerminal(t, 80, 24, env+bin+" --journal - "+dir)
+		term.waitFor(20*time.Second, "Holders of "+dir)
+		styled := term.run("capture-pane", "-p", "-e", "-t", "e2e")
+		colour := strings.Contains(styled, "\x1b[3") || strings.Contains(styled, "\x1b[9") || strings.Contains(styled, "38;")
+		if noColor && strings.Contains(styled, "\x1b[") {
+			t.Fatalf("NO_COLOR: styling reached the terminal: %q", styled)
+		}
+		if !noColor && !colour {
+			t.Fatalf("without NO_COLOR there is no colour at all: %q", styled)
+		}
+		term.keys("q")
+		term.waitFor(10*time.Second, "EXIT=0")
 	}
 }

@@ -269,7 +269,7 @@ func (m Model) onScan(msg scanDoneMsg) (tea.Model, tea.Cmd) {
 	if msg.marks != nil {
 		m.expiry.book = msg.marks
 	}
-	gone := m.tree.setSnapshot(msg.snap)
+	goneID, gone := m.tree.setSnapshot(msg.snap)
 	if !m.started {
 		m.started = true
 		if m.opts.StartPath != "" {
@@ -278,7 +278,7 @@ func (m Model) onScan(msg scanDoneMsg) (tea.Model, tea.Cmd) {
 	}
 	// A mount that went away by our own run already has its result in
 	// the status bar; one that went otherwise is news.
-	if gone != "" && !(m.progress.visible() && m.progress.req.Target.Mountpoint == gone) {
+	if gone != "" && !(m.progress.visible() && m.progress.req.Target.ID == goneID) {
 		m.status = safe(gone) + " is no longer mounted; selected the mount above it"
 	}
 	m.showSelected()
@@ -331,6 +331,27 @@ func (m *Model) setError(err error) {
 }
 
 func (m Model) onKey(km tea.KeyMsg) (tea.Model, tea.Cmd) {
+	// Keys typed quickly can arrive as one message ("/db"): outside the
+	// filter prompt each is a command of its own, so take them one by one.
+	if km.Type == tea.KeyRunes && len(km.Runes) > 1 && !km.Paste && !m.tree.filtering {
+		var cmds []tea.Cmd
+		var next tea.Model = m
+		for i, r := range km.Runes {
+			cur := next.(Model)
+			if cur.tree.filtering {
+				// The rest is the filter's text.
+				rest := tea.KeyMsg{Type: tea.KeyRunes, Runes: km.Runes[i:]}
+				cur.tree, _ = cur.tree.Update(rest)
+				cur.showSelected()
+				next = cur
+				break
+			}
+			var cmd tea.Cmd
+			next, cmd = cur.onKey(tea.KeyMsg{Type: tea.KeyRunes, Runes: []rune{r}, Alt: km.Alt})
+			cmds = append(cmds, cmd)
+		}
+		return next, tea.Batch(cmds...)
+	}
 	m.err, m.errHint = nil, "" // errors show until the next key
 	k := m.keys
 	if m.dialog != nil {

@@ -72,6 +72,13 @@ func TestKeysMoveCollapseAndFilter(t *testing.T) {
 	d.mustNotSee("/mnt/projects", "/mnt/scratch")
 	d.key("i", "enter")
 	d.mustSee("filter /medi")
+	// Keys that arrive together act one by one: "/" opens the prompt and
+	// the rest is its text.
+	d.key("esc", "/scr", "enter")
+	d.mustSee("filter /scr")
+	if d.m.tree.selected != idScratch {
+		t.Fatalf("/scr: selected %x, want /mnt/scratch", d.m.tree.selected)
+	}
 	// esc (no run, no preview) clears the filter.
 	d.key("esc")
 	d.mustSee("/mnt/projects", "/mnt/scratch")

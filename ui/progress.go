@@ -340,8 +340,11 @@ func (p *progressPane) resultText() string {
 	case s == "":
 		s = "not unmounted"
 	}
-	if r.Gone {
+	switch {
+	case r.Gone:
 		return "✓ " + s
+	case r.Marked:
+		return "• " + s // half-way, as asked: not a failure
 	}
 	return "✗ " + s
 }

@@ -95,14 +95,14 @@ func (t *treePane) SetSize(w, h int) {
 // setSnapshot shows a new scan, keeping the selection on the same mount.
 // When the selected mount is gone, the selection moves to its nearest
 // ancestor that is still mounted, and gone names the vanished mount point.
-func (t *treePane) setSnapshot(s *inspect.Snapshot) (gone string) {
+func (t *treePane) setSnapshot(s *inspect.Snapshot) (goneID inspect.MountID, gone string) {
 	old := t.snap
 	t.snap = s
 	want := t.selected
 	if want != 0 {
 		if _, ok := s.Mount(want); !ok && old != nil {
 			if m, ok := old.Mount(want); ok {
-				gone = m.Mountpoint
+				goneID, gone = m.ID, m.Mountpoint
 				for p := m.ParentID; ; {
 					if _, ok := s.Mount(p); ok {
 						want = p
@@ -119,7 +119,7 @@ func (t *treePane) setSnapshot(s *inspect.Snapshot) (gone string) {
 		}
 	}
 	t.rebuild(want)
-	return gone
+	return goneID, gone
 }
 
 // selectID moves the selection to id (expanding its ancestors); false if
