@@ -179,7 +179,7 @@ func TestEndToEndLazyAndStagedInTmux(t *testing.T) {
 	if !lazyHolder.Alive() {
 		t.Fatal("the lazy unmount killed its holder")
 	}
-	term.keys("Escape") // close the finished run's pane
+	term.keys("Escape")                // close the finished run's pane
 	time.Sleep(100 * time.Millisecond) // Escape and "/" in one read would be alt+/
 
 	// Staged: find the mount with the filter, then F, y.
