@@ -1,6 +1,71 @@
 package unmount
 
-// defaultRevoker is the ptrace revoker once unmount/revoke is in the tree;
-// until then nil, and the close policy reports every holder as not
-// revocable ("revoking by ptrace is not available in this build").
-func defaultRevoker() Revoker { return nil }
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"mounttop/unmount/revoke"
+)
+
+// defaultRevoker is the ptrace revoker of unmount/revoke: it seizes every
+// thread of the holder, injects close(2) / mmap(2) PROT_NONE / chdir("/")
+// and lets the process run on (DESIGN.md, revoke).
+func defaultRevoker() Revoker { return &ptraceRevoker{r: revoke.New()} }
+
+type ptraceRevoker struct{ r *revoke.Revoker }
+
+// Close stops the revoker's tracer thread.
+func (p *ptraceRevoker) Close() error {
+	p.r.Close()
+	return nil
+}
+
+// Revoke hands the targets to the revoker and says what was done. A
+// process that exited is ErrHolderGone; a revoke that did nothing but fail
+// item by item is an error with those failures.
+func (p *ptraceRevoker) Revoke(ctx context.Context, pid int, t RevokeTargets) (string, error) {
+	rt := revoke.Targets{FDs: t.FDs, CwdTIDs: t.CwdTIDs, Placeholder: t.Placeholder, Mount: uint64(t.Mount)}
+	for _, m := range t.Maps {
+		rt.Maps = append(rt.Maps, revoke.Range{Start: m.Start, End: m.End})
+	}
+	rep, err := p.r.Revoke(ctx, pid, rt)
+	if errors.Is(err, revoke.ErrGone) {
+		return "", ErrHolderGone
+	}
+	did := describeReport(rep)
+	if err != nil {
+		return did, err
+	}
+	if len(rep.Closed)+len(rep.Unmapped)+len(rep.Chdir) == 0 && len(rep.Failed) > 0 {
+		return did, errors.New(strings.Join(rep.Failed, "; "))
+	}
+	return did, nil
+}
+
+// describeReport renders a revoke.Report in the operator's words.
+func describeReport(rep revoke.Report) string {
+	var parts []string
+	if n := len(rep.Closed); n > 0 {
+		s := make([]string, n)
+		for i, fd := range rep.Closed {
+			s[i] = fmt.Sprint(fd)
+		}
+		parts = append(parts, "closed fd "+strings.Join(s, ", "))
+	}
+	if n := len(rep.Unmapped); n > 0 {
+		parts = append(parts, fmt.Sprintf("unmapped %d %s (PROT_NONE)", n, plural(n, "mapping")))
+	}
+	if n := len(rep.Chdir); n > 0 {
+		parts = append(parts, fmt.Sprintf("chdir / in %d %s", n, plural(n, "thread")))
+	}
+	if len(rep.Failed) > 0 {
+		parts = append(parts, "failed: "+strings.Join(rep.Failed, "; "))
+	}
+	parts = append(parts, rep.Notes...)
+	if len(parts) == 0 {
+		return "nothing left to revoke"
+	}
+	return strings.Join(parts, "; ") + fmt.Sprintf(" (%d %s stopped for %v)", rep.Threads, plural(rep.Threads, "thread"), rep.Duration.Round(10e3))
+}

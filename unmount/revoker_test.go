@@ -2,5 +2,9 @@ package unmount
 
 import "testing"
 
-// testRevoker is the Revoker the real-kernel tests use.
-func testRevoker(t *testing.T) Revoker { return defaultRevoker() }
+// testRevoker is the real ptrace revoker, closed when the test ends.
+func testRevoker(t *testing.T) Revoker {
+	r := defaultRevoker()
+	t.Cleanup(func() { r.(*ptraceRevoker).Close() })
+	return r
+}

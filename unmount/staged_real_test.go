@@ -321,14 +321,10 @@ func TestStagedDataOnDisk(t *testing.T) {
 	path := filepath.Join(loop.Dir, "data")
 	want := strings.Repeat("mounttop keeps your data\n", 4000)
 	writeFile(t, path, want) // no fsync: only the page cache has it
-	v := testns.StartVictim(t, testns.RoleFD, path, "w")
-	policy := PolicySignal
-	if testRevoker(t) != nil {
-		policy = PolicyClose
-	}
-	evs := staged(t, realUnmounter(t), loop.Dir, Plan{Policy: policy})
+	w := startHolder(t, testns.RoleFD, path, "w")
+	evs := staged(t, realUnmounter(t), loop.Dir, Plan{Policy: PolicyClose})
 	requireGone(t, evs, loop.Dir)
-	if policy == PolicyClose && !v.Alive() {
+	if !alive(w.pid) {
 		t.Error("the close policy killed the writer")
 	}
 	again := testns.MountDir(t, "again")
