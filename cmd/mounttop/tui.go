@@ -43,7 +43,7 @@ func parseTUIFlags(name string, args []string, usage string) (tuiFlags, error) {
 	fs.SetOutput(io.Discard)
 	fs.DurationVar(&f.interval, "interval", 2*time.Second, "background refresh `interval`")
 	fs.StringVar(&f.proc, "proc", "/proc", "the proc filesystem to read (`DIR`)")
-	fs.StringVar(&f.journal, "journal", "", "append every unmount action to `PATH` (default: "+
+	fs.StringVar(&f.journal, "journal", "", "append every unmount action to `PATH`, - for none (default: "+
 		unmount.DefaultJournalPath(0, func(string) string { return "" })+" for root, $XDG_STATE_HOME/mounttop/journal.jsonl otherwise)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
