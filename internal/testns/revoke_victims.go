@@ -198,7 +198,7 @@ func vforkRaw() (uintptr, syscall.Errno) {
 	if errno == 0 && pid == 0 {
 		syscall.RawSyscall(syscall.SYS_PRCTL, syscall.PR_SET_PDEATHSIG, uintptr(syscall.SIGKILL), 0)
 		for {
-			syscall.RawSyscall(syscall.SYS_PAUSE, 0, 0, 0)
+			syscall.RawSyscall6(syscall.SYS_PPOLL, 0, 0, 0, 0, 0, 0) // ppoll(NULL, 0, NULL, NULL): sleeps until a signal
 		}
 	}
 	return pid, errno

@@ -197,5 +197,5 @@ func (r *Revoker) Revoke(ctx context.Context, pid int, t Targets) (Report, error
 
 func (r *Revoker) startTracer() {
 	r.active.Add(1)
-	go r.serve()
+	r.serve()
 }

@@ -6,39 +6,56 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
 )
 
-// serve is a tracer goroutine: it locks itself to an OS thread, which then
-// makes every ptrace call, and serves requests until the Revoker closes or
-// it retires.
+// serve starts a tracer goroutine: locked to an OS thread, which then makes
+// every ptrace call, it serves requests until the Revoker closes or it
+// retires.
+func (r *Revoker) serve() { goLocked(r.serveLocked) }
+
+// goLocked runs f on a new goroutine locked to an OS thread that may exit,
+// and never unlocks it.
 //
-// The thread is never unlocked. When the goroutine returns, Go terminates
-// the thread, and the kernel detaches every tracee the thread still has
-// (exit_ptrace, kernel/ptrace.c), also threads that never reached a stop
-// and so cannot be PTRACE_DETACHed (that needs a stopped tracee). That is
-// how a tracer releases a process it could not finish with; it then hands
-// over to a fresh tracer thread.
-func (r *Revoker) serve() {
-	runtime.LockOSThread()
-	if unix.Gettid() == os.Getpid() {
-		// Go parks the main thread rather than terminating it, so a
-		// tracer there could not release tracees by exiting. Hold the
-		// main thread until a replacement has locked another one (it
-		// cannot be this one while we hold it), then give it back.
+// When f returns, Go terminates the thread, and the kernel detaches every
+// tracee the thread still has (exit_ptrace, kernel/ptrace.c), also threads
+// that never reached a stop and so cannot be PTRACE_DETACHed (that needs a
+// stopped tracee). That is how a tracer releases a process it could not
+// finish with.
+//
+// Not every thread may exit. Go parks the main thread instead of
+// terminating it. And a thread that once forked a child (exec.Cmd forks on
+// whatever thread the goroutine runs on) would, by exiting, reparent that
+// child and fire its PR_SET_PDEATHSIG (exec.Cmd's Pdeathsig), which is
+// "parent thread died" (prctl(2)), killing it. A goroutine that lands on
+// such a thread holds it, so the runtime must give the next goroutine
+// another thread, and lets go of it once a usable one is locked.
+func goLocked(f func()) {
+	go func() {
+		runtime.LockOSThread()
+		tid := unix.Gettid()
+		if tid != os.Getpid() && !hasChildren(tid) {
+			f()
+			return
+		}
 		locked := make(chan struct{})
-		go func() {
-			runtime.LockOSThread()
+		goLocked(func() {
 			close(locked)
-			r.serveLocked()
-		}()
+			f()
+		})
 		<-locked
 		runtime.UnlockOSThread()
-		return
-	}
-	r.serveLocked()
+	}()
+}
+
+// hasChildren reports whether thread tid of this process has forked child
+// processes that are still around (/proc/PID/task/TID/children, proc(5)).
+func hasChildren(tid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/self/task/%d/children", tid))
+	return err == nil && len(strings.TrimSpace(string(b))) > 0
 }
 
 func (r *Revoker) serveLocked() {

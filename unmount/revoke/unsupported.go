@@ -4,7 +4,9 @@ package revoke
 
 // serve answers every request with ErrUnsupported: the injection needs
 // x86_64 registers and syscall numbers.
-func (r *Revoker) serve() {
+func (r *Revoker) serve() { go r.serveUnsupported() }
+
+func (r *Revoker) serveUnsupported() {
 	defer r.active.Done()
 	for {
 		select {
