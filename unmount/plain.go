@@ -89,7 +89,7 @@ type ExpireResult struct {
 	Cleared bool       // mounttop had marked it before and an access cleared that mark
 	Mark    ExpiryMark // the book's record after this attempt
 
-	PrevMarkedAt time.Time // Cleared: when the cleared mark had been set
+	PrevMarkedAt time.Time // when mounttop had set the mark found (Gone) or found cleared (Cleared)
 }
 
 // Expire makes one umount2(2) MNT_EXPIRE attempt. On an idle mount the
@@ -104,6 +104,7 @@ func (u *Unmounter) Expire(ctx context.Context, m *inspect.Mount) (ExpireResult,
 	if err := u.recheck(ctx, m, false); err != nil {
 		return ExpireResult{}, &Error{Op: op, Target: m.Mountpoint, Flags: flags, Err: err}
 	}
+	prev, _ := u.expiry.Get(m.ID)
 	err := u.sys.Umount2(m.Mountpoint, flags)
 	at := u.now()
 	switch {
@@ -112,9 +113,8 @@ func (u *Unmounter) Expire(ctx context.Context, m *inspect.Mount) (ExpireResult,
 		if err := u.verifyGone(m); err != nil {
 			return ExpireResult{}, &Error{Op: op, Target: m.Mountpoint, Flags: flags, Err: err}
 		}
-		return ExpireResult{Gone: true}, nil
+		return ExpireResult{Gone: true, PrevMarkedAt: prev.MarkedAt}, nil
 	case errors.Is(err, unix.EAGAIN):
-		prev, _ := u.expiry.Get(m.ID)
 		mark, cleared, berr := u.expiry.Marked(m, at)
 		res := ExpireResult{Marked: true, Cleared: cleared, Mark: mark, PrevMarkedAt: prev.MarkedAt}
 		if berr != nil {
@@ -205,8 +205,11 @@ func (u *Unmounter) recheck(ctx context.Context, m *inspect.Mount, walk bool) er
 	}
 	if walk {
 		id, err := u.sys.MountIDAt(m.Mountpoint)
-		if err != nil {
+		switch {
+		case errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ENOTDIR):
 			return fmt.Errorf("%w: %v", ErrChanged, err)
+		case err != nil:
+			return fmt.Errorf("looking at %s: %w", termsafe.Quote(m.Mountpoint), err)
 		}
 		if id != m.ID {
 			return fmt.Errorf("%w: the path leads to another mount", ErrChanged)

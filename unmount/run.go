@@ -200,7 +200,11 @@ func (r *run) expire() {
 		case err != nil:
 			what = fmt.Sprintf("attempt %d: %s", attempt, oneLine(err.Error()))
 		case res.Gone:
-			r.send(Event{Stage: StageExpire, What: fmt.Sprintf("attempt %d: still marked, so umount2(MNT_EXPIRE) unmounted it", attempt)})
+			since := ""
+			if !res.PrevMarkedAt.IsZero() {
+				since = " since " + res.PrevMarkedAt.Format(time.TimeOnly)
+			}
+			r.send(Event{Stage: StageExpire, What: fmt.Sprintf("attempt %d: untouched and still marked%s, so umount2(MNT_EXPIRE) unmounted it", attempt, since)})
 			r.done(Result{Gone: true, Summary: fmt.Sprintf("%s expired and is unmounted", termsafe.Quote(m.Mountpoint))}, nil)
 			return
 		case res.Cleared:

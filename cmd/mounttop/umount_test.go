@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -256,5 +257,46 @@ func TestUmountHelp(t *testing.T) {
 	r := runMounttop(t, "", nil, "umount", "--help")
 	if r.code != 0 || !strings.Contains(r.stdout, "usage: mounttop umount (--lazy | --expire | --force | --staged)") || !strings.Contains(r.stdout, "-expire-when-idle") {
 		t.Fatalf("exit %d\n%s", r.code, r.stdout)
+	}
+}
+
+// TestUmountStagedClose: the default close policy from the command line
+// (mounttop, not the test process, traces the holder): a reader blocked on
+// a FIFO gets EBADF and lives on; the mount is gone.
+func TestUmountStagedClose(t *testing.T) {
+	dir := testns.Tmpfs(t, "")
+	fifo := filepath.Join(dir, "fifo")
+	if err := unix.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	v := testns.StartVictim(t, testns.RoleFifoRead, fifo)
+	r := runMounttop(t, "", nil, append([]string{"umount", "--staged", "--interval", "50ms", "--yes", dir}, journalArgs(t)...)...)
+	if r.code != 0 || testns.IsMountPoint(dir) {
+		t.Fatalf("exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if !strings.Contains(r.stdout, "pid "+strconv.Itoa(v.PID)+" (") || !strings.Contains(r.stdout, "closed fd") {
+		t.Errorf("no revoke line for the holder:\n%s", r.stdout)
+	}
+	v.WaitLine(t, "read: EBADF", 5e9)
+	if !v.Alive() {
+		t.Fatal("the holder died")
+	}
+}
+
+// TestUmountRefusesOwnExe: mounttop never unmounts the mount its own
+// executable lies on (exit 2, nothing changed).
+func TestUmountRefusesOwnExe(t *testing.T) {
+	dir := testns.Tmpfs(t, "")
+	exe := testns.CopySelf(t, dir)
+	before := mountTable(t)
+	cmd := exec.Command(exe, append([]string{"umount", "--staged", "--yes", dir}, journalArgs(t)...)...)
+	cmd.Env = append(os.Environ(), envAsMain+"=1")
+	out, err := cmd.CombinedOutput()
+	ee, ok := err.(*exec.ExitError)
+	if !ok || ee.ExitCode() != exitUsage || !strings.Contains(string(out), "mounttop's own executable is on it") {
+		t.Fatalf("%v: %s", err, out)
+	}
+	if mountTable(t) != before {
+		t.Fatal("the mount table changed")
 	}
 }
