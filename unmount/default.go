@@ -39,3 +39,39 @@ func (u *Unmounter) Close() error {
 	}
 	return nil
 }
+
+// Lazy is Default().Lazy: umount2(MNT_DETACH|UMOUNT_NOFOLLOW) of the
+// inspected mount, after re-checking its identity.
+func Lazy(ctx context.Context, m *inspect.Mount) error {
+	return withDefault(func(u *Unmounter) error { return u.Lazy(ctx, m) })
+}
+
+// Force is Default().Force: umount2(MNT_FORCE|UMOUNT_NOFOLLOW).
+func Force(ctx context.Context, m *inspect.Mount) error {
+	return withDefault(func(u *Unmounter) error { return u.Force(ctx, m) })
+}
+
+// Expire is Default().Expire with the expiry book b (nil: in memory, so a
+// mark cleared between two calls is noticed only within one Unmounter).
+func Expire(ctx context.Context, m *inspect.Mount, b *ExpiryBook) (ExpireResult, error) {
+	var opts []Option
+	if b != nil {
+		opts = append(opts, WithExpiryBook(b))
+	}
+	var res ExpireResult
+	err := withDefault(func(u *Unmounter) error {
+		var err error
+		res, err = u.Expire(ctx, m)
+		return err
+	}, opts...)
+	return res, err
+}
+
+func withDefault(fn func(*Unmounter) error, opts ...Option) error {
+	u, err := Default(opts...)
+	if err != nil {
+		return err
+	}
+	defer u.Close()
+	return fn(u)
+}

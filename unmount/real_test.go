@@ -64,13 +64,20 @@ func mountsUnder(dir string) []string {
 }
 
 // mountAt is the inspected mount at path (table only: no path walk).
-func mountAt(t *testing.T, path string) inspect.Mount {
+func mountAt(t *testing.T, path string) inspect.Mount { return mountAtTB(t, path) }
+
+func mustInspector(t testing.TB) *inspect.Inspector {
 	t.Helper()
 	in, err := inspect.New("/proc")
 	if err != nil {
 		t.Fatal(err)
 	}
-	snap, err := in.Mounts(context.Background())
+	return in
+}
+
+func mountAtTB(t testing.TB, path string) inspect.Mount {
+	t.Helper()
+	snap, err := mustInspector(t).Mounts(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -292,3 +299,24 @@ func writeFile(t *testing.T, path, data string) {
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
+
+// TestPackageFunctions: the package-level Lazy, Force and Expire act on
+// the live system like the Unmounter's methods.
+func TestPackageFunctions(t *testing.T) {
+	ctx := context.Background()
+	a, b, c := testns.Tmpfs(t, ""), testns.Tmpfs(t, ""), testns.Tmpfs(t, "")
+	ma, mb, mc := mountAt(t, a), mountAt(t, b), mountAt(t, c)
+	if err := Lazy(ctx, &ma); err != nil || testns.IsMountPoint(a) {
+		t.Fatalf("Lazy: %v", err)
+	}
+	if err := Force(ctx, &mb); err != nil || testns.IsMountPoint(b) {
+		t.Fatalf("Force: %v", err)
+	}
+	book := OpenExpiryBook("")
+	if res, err := Expire(ctx, &mc, book); err != nil || !res.Marked {
+		t.Fatalf("Expire: %+v %v", res, err)
+	}
+	if res, err := Expire(ctx, &mc, book); err != nil || !res.Gone || res.PrevMarkedAt.IsZero() {
+		t.Fatalf("Expire again: %+v %v", res, err)
+	}
+}
