@@ -11,8 +11,9 @@
 # killed by pid and reaped, every mount unmounted; the namespace dies with
 # it). Nothing is mounted in the machine's own namespace.
 #
-# Then it runs the other Go benchmarks of the repository (revoke
-# throughput, TUI refresh cost) if they exist.
+# Then the scan alone in process (CPU per scan, at each size), and the other
+# Go benchmarks of the repository (revoke throughput, TUI refresh cost) if
+# they exist.
 #
 # Output: on stdout, and kept in bench/results/<time>.txt (+ .json).
 set -euo pipefail
@@ -70,14 +71,34 @@ gen_pid=$!
 wait "$gen_pid" || status=$?
 gen_pid=
 
-# Other engineers' benchmarks (issue 3: revoke throughput; issue 4: CPU per
-# TUI refresh), wherever they live outside bench/.
-pkgs=$(grep -rl --include='*_test.go' -E '^func Benchmark' . | grep -v '^\./bench/' | xargs -r -n1 dirname | sort -u)
-if [[ -n $pkgs ]]; then
-	echo | tee -a "$txt"
-	echo "## other benchmarks: $(echo $pkgs)" | tee -a "$txt"
-	# shellcheck disable=SC2086
-	go test -run '^$' -bench . -benchtime "${BENCHTIME:-1x}" -count 1 -timeout 5m $pkgs 2>&1 | tee -a "$txt" || status=1
+# The scan alone, in process (no start-up, no JSON), with its CPU per scan:
+# the scanning part of a TUI refresh at each workload size (issue 4).
+echo | tee -a "$txt"
+echo "## go test ./bench -bench 'Scan/(small|large)/(list|holders)\$' (CPU per scan)" | tee -a "$txt"
+go test -run '^$' -bench 'Scan/('"${sizes//,/|}"')/(list|holders)$' -benchtime "${SCANTIME:-10x}" -count 1 -timeout 10m ./bench 2>&1 |
+	grep -E '^(Benchmark|ok|FAIL|---)' | tee -a "$txt" || status=1
+
+# Other engineers' benchmarks, when they exist: revoke throughput (issue 3,
+# hundreds of holders), the staged unmount's fixed cost, the TUI's render
+# CPU per refresh (issue 4). Each with a run length that suits it.
+others=(
+	"./unmount/revoke BenchmarkRevoke ${REVOKETIME:-400x}"
+	"./unmount BenchmarkStagedIdle 20x"
+	"./ui BenchmarkRefresh 1s"
+)
+for spec in "${others[@]}"; do
+	read -r pkg name btime <<<"$spec"
+	if grep -qs "^func $name(" "$pkg"/*_test.go; then
+		echo | tee -a "$txt"
+		echo "## go test $pkg -bench '^$name\$' -benchtime $btime" | tee -a "$txt"
+		go test -run '^$' -bench "^$name\$" -benchtime "$btime" -count 1 -timeout 5m "$pkg" 2>&1 |
+			grep -E '^(Benchmark|ok|FAIL|---|\s)' | tee -a "$txt" || status=1
+	fi
+done
+unknown=$(grep -rhoE --include='*_test.go' '^func Benchmark[A-Za-z0-9_]*' . | sed 's/^func //' | sort -u |
+	grep -vxE 'BenchmarkScan|BenchmarkRevoke|BenchmarkStagedIdle|BenchmarkRefresh' || true)
+if [[ -n $unknown ]]; then
+	echo "not run here (add them to run.sh): $(echo $unknown)" | tee -a "$txt"
 fi
 echo | tee -a "$txt"
 echo "kept in $txt and $json" | tee -a "$txt"

@@ -14,6 +14,9 @@ import (
 	"fmt"
 	"os"
 	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
 
 	"mounttop/bench/workload"
 	"mounttop/inspect"
@@ -75,6 +78,7 @@ func BenchmarkScan(b *testing.B) {
 				b.Run(c.name, func(b *testing.B) {
 					in := mustInspector(b, c.opt)
 					b.ReportAllocs()
+					cpu0 := cpuTime()
 					for b.Loop() {
 						snap, err := in.Scan(context.Background())
 						if err != nil {
@@ -82,6 +86,10 @@ func BenchmarkScan(b *testing.B) {
 						}
 						checkHolders(b, w, snap, target.ID)
 					}
+					// CPU per scan says more than wall time on a
+					// shared machine: others' load stretches the
+					// latter far more.
+					b.ReportMetric(float64(cpuTime()-cpu0)/1e6/float64(b.N), "cpu-ms/op")
 					b.ReportMetric(float64(s.FDs)*float64(b.N)/b.Elapsed().Seconds(), "fds/s")
 				})
 			}
@@ -90,6 +98,7 @@ func BenchmarkScan(b *testing.B) {
 			for _, n := range []int{1, 2, 8} {
 				b.Run(fmt.Sprintf("list-workers=%d", n), func(b *testing.B) {
 					in := mustInspector(b, inspect.WithDetail(inspect.DetailCounts), inspect.WithWorkers(n))
+					cpu0 := cpuTime()
 					for b.Loop() {
 						snap, err := in.Scan(context.Background())
 						if err != nil {
@@ -97,6 +106,7 @@ func BenchmarkScan(b *testing.B) {
 						}
 						checkHolders(b, w, snap, target.ID)
 					}
+					b.ReportMetric(float64(cpuTime()-cpu0)/1e6/float64(b.N), "cpu-ms/op")
 				})
 			}
 		})
@@ -121,6 +131,14 @@ func checkHolders(b *testing.B, w *workload.Workload, snap *inspect.Snapshot, id
 	if len(missing) > 0 || len(got) != len(want) {
 		b.Fatalf("%d holders of mount 0, want %d; holders missing (by index): %v; warnings: %v", len(got), len(want), missing, snap.Warnings)
 	}
+}
+
+// cpuTime is this process's user + system time so far (getrusage(2)):
+// scans, plus what little else the benchmark does.
+func cpuTime() time.Duration {
+	var ru unix.Rusage
+	unix.Getrusage(unix.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 func mustInspector(b *testing.B, opts ...inspect.Option) *inspect.Inspector {
