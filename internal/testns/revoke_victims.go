@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -48,6 +49,11 @@ const (
 	// handler; reports "signal: NAME" for each SIGUSR1 and "read: ERRNO".
 	RoleRevokeSignal = "revoke-signal"
 
+	// RoleRevokeSeccomp FIFO: blocked in read(2) on the FIFO under a
+	// seccomp filter (all threads) that fails close(2) with EPERM; reports
+	// "read: ERRNO".
+	RoleRevokeSeccomp = "revoke-seccomp"
+
 	// roleKeepAlive ROLE ARGS...: what the holder runs: ROLE, with a
 	// goroutine that always has a timer pending. Roles that end in
 	// forever() (select {}) would otherwise die of Go's deadlock detector
@@ -64,6 +70,7 @@ func init() {
 	RegisterRole(RoleRevokeSpawner, 1, revokeSpawner)
 	RegisterRole(RoleRevokeCwdThread, 1, revokeCwdThread)
 	RegisterRole(RoleRevokeSignal, 1, revokeSignal)
+	RegisterRole(RoleRevokeSeccomp, 1, revokeSeccomp)
 }
 
 func revokeHolder(args []string) error {
@@ -306,6 +313,39 @@ func revokeSignal(args []string) error {
 			say("signal: %v", s)
 		}
 	}()
+	read := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		_, err := unix.Read(fd, make([]byte, 16))
+		read <- err
+	}()
+	waitBlockedThreads(1)
+	say("ready")
+	say("read: %s", errName(<-read))
+	forever()
+	return nil
+}
+
+func revokeSeccomp(args []string) error {
+	fd, err := unix.Open(args[0], unix.O_RDWR|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	// seccomp(2): load the syscall number; close -> EPERM; else allow.
+	filter := []unix.SockFilter{
+		{Code: unix.BPF_LD | unix.BPF_W | unix.BPF_ABS, K: 0},
+		{Code: unix.BPF_JMP | unix.BPF_JEQ | unix.BPF_K, Jt: 0, Jf: 1, K: unix.SYS_CLOSE},
+		{Code: unix.BPF_RET | unix.BPF_K, K: unix.SECCOMP_RET_ERRNO | uint32(unix.EPERM)},
+		{Code: unix.BPF_RET | unix.BPF_K, K: unix.SECCOMP_RET_ALLOW},
+	}
+	prog := unix.SockFprog{Len: uint16(len(filter)), Filter: &filter[0]}
+	if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
+		return err
+	}
+	if _, _, e := unix.Syscall(unix.SYS_SECCOMP, unix.SECCOMP_SET_MODE_FILTER, unix.SECCOMP_FILTER_FLAG_TSYNC,
+		uintptr(unsafe.Pointer(&prog))); e != 0 {
+		return fmt.Errorf("seccomp: %w", e)
+	}
 	read := make(chan error, 1)
 	go func() {
 		runtime.LockOSThread()

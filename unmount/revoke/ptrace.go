@@ -77,8 +77,10 @@ func poll(tid int) (ws unix.WaitStatus, ok bool, err error) {
 
 // backoff paces a wait4(WNOHANG) loop. wait4 cannot time out and a blocked
 // tracer could not serve anyone, so the tracer polls: a few yields first
-// (a tracee stops within microseconds once it runs), then sleeps doubling
-// up to max.
+// (a tracee stops within microseconds once it runs), then nanosleep(2)s
+// doubling from 20µs up to max. The tracer thread is locked and does
+// nothing else meanwhile, so it sleeps in the syscall itself, which is
+// exact where the Go timer would round a short sleep up.
 type backoff struct {
 	n   int
 	max time.Duration
@@ -86,14 +88,14 @@ type backoff struct {
 
 func (b *backoff) pause() {
 	b.n++
-	if b.n <= 8 {
+	if b.n <= 16 {
 		_, _, _ = unix.RawSyscall(unix.SYS_SCHED_YIELD, 0, 0, 0)
 		return
 	}
-	d := 10 * time.Microsecond << min(b.n-9, 16)
 	limit := b.max
 	if limit == 0 {
 		limit = 2 * time.Millisecond
 	}
-	time.Sleep(min(d, limit))
+	ts := unix.NsecToTimespec(int64(min(20*time.Microsecond<<min(b.n-17, 16), limit)))
+	_ = unix.Nanosleep(&ts, nil)
 }

@@ -629,3 +629,83 @@ func TestCoverage(t *testing.T) {
 		}
 	}
 }
+
+// An injected close(2) that does not return (FUSE flush to a stopped
+// daemon) gives ErrStuck after the inject timeout; the Revoker serves the
+// next process meanwhile, and the stuck one is restored and released, its
+// fd closed, once the syscall returns.
+func TestRevokeStuckInjection(t *testing.T) {
+	src := testns.Tmpfs(t, "")
+	if err := os.WriteFile(filepath.Join(src, "file"), []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	fs := testns.Bindfs(t, src)
+	h := startHolder(t, testns.RoleFD, filepath.Join(fs.Dir, "file"), "r")
+	fds := fdsOn(t, h.pid, fs.Dir)
+	fs.Stop(t)
+	r := newRevoker(t, InjectTimeout(300*time.Millisecond))
+	rep, err := r.Revoke(context.Background(), h.pid, Targets{FDs: fds})
+	if !errors.Is(err, ErrStuck) {
+		fs.Cont(t)
+		t.Fatalf("Revoke with a close that hangs: %v, want ErrStuck (report %+v)", err, rep)
+	}
+	t.Logf("stuck: %v", err)
+	if st, _ := processStatus(h.pid); st.tracerPid == 0 {
+		t.Errorf("the stuck process is not traced any more while its syscall runs")
+	}
+
+	// Meanwhile the Revoker serves others.
+	dir := testns.Tmpfs(t, "")
+	h2 := startHolder(t, testns.RoleFifoRead, mkfifo(t, dir))
+	revoke(t, r, h2.pid, Targets{FDs: fdsOn(t, h2.pid, dir)})
+	h2.v.WaitLine(t, "read: EBADF", 5*time.Second)
+
+	fs.Cont(t)
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		st, _ := processStatus(h.pid)
+		_, ferr := os.Readlink(fmt.Sprintf("/proc/%d/fd/%d", h.pid, fds[0]))
+		if st.tracerPid == 0 && ferr != nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after the daemon resumed: tracer %d, fd %d open: %v", st.tracerPid, fds[0], ferr == nil)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	h.requireAlive(t)
+}
+
+// A process under seccomp: as real root the filter is suspended for the
+// injection (PTRACE_O_SUSPEND_SECCOMP), so a close(2) the filter forbids
+// still happens, and the filter is back afterwards. Without CAP_SYS_ADMIN
+// in the initial user namespace the process is refused untouched.
+func TestRevokeSeccomp(t *testing.T) {
+	dir := testns.Tmpfs(t, "")
+	h := startHolder(t, testns.RoleRevokeSeccomp, mkfifo(t, dir))
+	fds := fdsOn(t, h.pid, dir)
+	r := newRevoker(t)
+	if !testns.IsRealRoot() {
+		// The first seize finds out that suspending is not permitted.
+		h0 := startHolder(t, testns.RoleFifoRead, mkfifo(t, testns.Tmpfs(t, "")))
+		revoke(t, r, h0.pid, Targets{CwdTIDs: []int{h0.pid}})
+		rep, err := r.Revoke(context.Background(), h.pid, Targets{FDs: fds})
+		if !errors.Is(err, ErrPermission) || len(rep.Closed) > 0 {
+			t.Fatalf("Revoke under seccomp without CAP_SYS_ADMIN: %v, %+v; want ErrPermission", err, rep)
+		}
+		t.Logf("refused: %v", err)
+		if got := fdsOn(t, h.pid, dir); !slices.Equal(got, fds) {
+			t.Errorf("fds now %v, were %v", got, fds)
+		}
+		h.requireAlive(t)
+		return
+	}
+	revoke(t, r, h.pid, Targets{FDs: fds})
+	if line := h.v.WaitLine(t, "read:", 5*time.Second); line != "read: EBADF" {
+		t.Errorf("holder reported %q", line)
+	}
+	if st, _ := processStatus(h.pid); st.seccomp != 2 {
+		t.Errorf("Seccomp: %d after revoke, want 2 (filter back on)", st.seccomp)
+	}
+	h.requireAlive(t)
+}
