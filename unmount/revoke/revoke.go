@@ -17,6 +17,27 @@
 // ptrace requests are bound to the tracer thread (ptrace(2): "the tracer"
 // is a thread), so a Revoker owns one goroutine locked to one OS thread
 // that makes every ptrace call; requests reach it over a channel.
+//
+// Limits, all kernel behaviour:
+//   - Stopping a process wakes its interruptible sleeps, as strace -p does.
+//     Syscalls that restart (read, futex, nanosleep, ...) are re-run
+//     transparently; those the kernel never restarts (epoll_wait, poll and
+//     select with a timeout) return EINTR once, which programs handle.
+//   - A thread in uninterruptible sleep (D state: a hung filesystem,
+//     vfork) cannot be stopped: ErrNoStop, the process untouched. An
+//     injected syscall that blocks (close(2) flushing to a dead server)
+//     keeps the process stopped until it returns: ErrStuck.
+//   - fds are closed in the main thread's fd table; a thread that
+//     unshared it (unshare(CLONE_FILES)) keeps its own.
+//   - Only 64-bit x86 processes. A process under seccomp is revoked only
+//     where PTRACE_O_SUSPEND_SECCOMP is permitted (CAP_SYS_ADMIN in the
+//     initial user namespace), since an injected syscall could trip its
+//     filter.
+//   - A process whose executable or root directory is on the mount keeps
+//     the mount busy whatever is revoked; the caller signals those instead.
+//   - The caller must not itself wait(2) for a process it revokes (its
+//     own child): the kernel reports a traced child's ptrace stops to any
+//     waiter in the tracer's thread group, and that waiter would take them.
 package revoke
 
 import (

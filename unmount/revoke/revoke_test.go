@@ -146,6 +146,11 @@ func TestRevokeFifoRead(t *testing.T) {
 	if !slices.Equal(rep.Closed, fds) || rep.Threads < 1 {
 		t.Errorf("report: closed %v, want %v; threads %d", rep.Closed, fds, rep.Threads)
 	}
+	if suspendNoted := slices.ContainsFunc(rep.Notes, func(n string) bool {
+		return strings.Contains(n, "without PTRACE_O_SUSPEND_SECCOMP")
+	}); suspendNoted == testns.IsRealRoot() {
+		t.Errorf("notes %q: as real root %v, want the note only without CAP_SYS_ADMIN", rep.Notes, testns.IsRealRoot())
+	}
 	if line := h.v.WaitLine(t, "read:", 5*time.Second); line != "read: EBADF" {
 		t.Errorf("holder reported %q, want read: EBADF", line)
 	}

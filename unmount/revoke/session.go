@@ -23,6 +23,7 @@ type thread struct {
 	stopped bool // in a ptrace stop, ours to inject into or detach
 	gone    bool // exited and reaped, nothing left to do
 	reap    bool // vanished (ESRCH): its exit may still have to be reaped
+	zombie  bool // exited but not reportable yet: reaped on release
 	// saved are its registers before the first injection; they are put
 	// back before it is detached.
 	saved *unix.PtraceRegs
@@ -60,6 +61,11 @@ func newSession(r *Revoker, pid int, t Targets) *session {
 func (s *session) report() Report {
 	rep := s.rep
 	rep.Duration = time.Since(s.start)
+	for _, th := range s.threads {
+		if th.stopped {
+			rep.Threads++
+		}
+	}
 	rep.Closed = append([]int(nil), rep.Closed...)
 	rep.Unmapped = append([]Range(nil), rep.Unmapped...)
 	rep.Chdir = append([]int(nil), rep.Chdir...)
@@ -74,6 +80,24 @@ func (s *session) fail(format string, a ...any) {
 
 func (s *session) note(format string, a ...any) {
 	s.rep.Notes = append(s.rep.Notes, fmt.Sprintf(format, a...))
+}
+
+// runGuarded is run, except that a panic in it (a bug) does not leave the
+// process stopped with injected registers: the process is released, the
+// tracer thread retires (its exit detaches whatever release could not),
+// and the panic comes back as an error.
+func (s *session) runGuarded() (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			s.retire = true
+			func() {
+				defer func() { _ = recover() }()
+				_ = s.release()
+			}()
+			err = fmt.Errorf("revoking process %d: internal error: %v", s.pid, p)
+		}
+	}()
+	return s.run()
 }
 
 // run revokes the targets from the process: refuse early what must be
@@ -107,12 +131,6 @@ func (s *session) run() error {
 	}
 	if rerr := s.release(); err == nil {
 		err = rerr
-	}
-	s.rep.Threads = 0
-	for _, th := range s.threads {
-		if th.stopped {
-			s.rep.Threads++
-		}
 	}
 	return err
 }
@@ -253,7 +271,7 @@ func (s *session) waitStopped(deadline time.Time) error {
 		pending := 0
 		for i := 0; i < len(s.order); i++ { // s.order grows with clone events
 			th := s.threads[s.order[i]]
-			if th.stopped || th.gone {
+			if th.stopped || th.gone || th.zombie {
 				continue
 			}
 			ws, ok, err := poll(th.tid)
@@ -273,6 +291,9 @@ func (s *session) waitStopped(deadline time.Time) error {
 			return nil
 		}
 		if time.Now().After(deadline) {
+			if s.dropZombies() {
+				continue
+			}
 			return s.noStop()
 		}
 		b.pause()
@@ -306,12 +327,32 @@ func (s *session) stoppedWith(th *thread, ws unix.WaitStatus) {
 	}
 }
 
+// dropZombies marks threads that have not stopped but are zombies, to be
+// reaped on release rather than waited for: a main thread that exited while
+// others live is not reported to wait4 until they are gone too
+// (delay_group_leader), so it would otherwise look like one that never
+// stops. It reports whether it found any.
+func (s *session) dropZombies() bool {
+	found := false
+	for _, tid := range s.order {
+		th := s.threads[tid]
+		if th.stopped || th.gone || th.zombie {
+			continue
+		}
+		if st, err := threadStatus(s.pid, tid); err != nil || st.state == 'Z' || st.state == 'X' {
+			th.zombie = true
+			found = true
+		}
+	}
+	return found
+}
+
 // noStop builds the ErrNoStop refusal, naming the threads that did not stop.
 func (s *session) noStop() error {
 	var late []string
 	for _, tid := range s.order {
 		th := s.threads[tid]
-		if th.stopped || th.gone {
+		if th.stopped || th.gone || th.zombie {
 			continue
 		}
 		st, _ := threadStatus(s.pid, tid)
@@ -334,6 +375,10 @@ func (s *session) release() error {
 	for _, tid := range s.order {
 		th := s.threads[tid]
 		if th.gone {
+			continue
+		}
+		if th.zombie {
+			th.reap = true
 			continue
 		}
 		if !th.stopped {

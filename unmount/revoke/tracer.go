@@ -90,7 +90,7 @@ func (r *Revoker) handle(req *request) (retire bool) {
 		req.reply <- result{Report{PID: req.pid}, err}
 		return false
 	}
-	err := s.run()
+	err := s.runGuarded()
 	if s.replied {
 		return true
 	}
