@@ -443,3 +443,25 @@ func TestErrorWords(t *testing.T) {
 		}
 	}
 }
+
+func TestDefaultJournalPath(t *testing.T) {
+	env := func(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+	cases := []struct {
+		uid  int
+		env  map[string]string
+		want string
+	}{
+		{0, map[string]string{"XDG_STATE_HOME": "/x"}, "/var/log/mounttop/journal.jsonl"},
+		{1000, map[string]string{"XDG_STATE_HOME": "/x", "HOME": "/home/u"}, "/x/mounttop/journal.jsonl"},
+		{1000, map[string]string{"XDG_STATE_HOME": "relative", "HOME": "/home/u"}, "/home/u/.local/state/mounttop/journal.jsonl"},
+		{1000, map[string]string{"HOME": "/home/u"}, "/home/u/.local/state/mounttop/journal.jsonl"},
+	}
+	for _, tc := range cases {
+		if got := DefaultJournalPath(tc.uid, env(tc.env)); got != tc.want {
+			t.Errorf("uid %d %v: %s, want %s", tc.uid, tc.env, got, tc.want)
+		}
+	}
+	if got := DefaultExpiryPath("/var/log/mounttop/journal.jsonl"); got != "/var/log/mounttop/expire.json" {
+		t.Errorf("expiry path %s", got)
+	}
+}

@@ -276,7 +276,10 @@ func (r *run) staged() {
 		r.rollback(f, "cancelled before revoke", ErrCancelled)
 		return
 	}
-	r.revoke(f)
+	if !r.revoke(f) {
+		r.rollback(f, "cancelled before revoke", ErrCancelled)
+		return
+	}
 	if r.drain(f) {
 		r.finish(f)
 	}
@@ -357,20 +360,28 @@ func (r *run) changedPicture() []HolderState {
 	return pic
 }
 
-// revoke is the first pass over the holders after the fence.
-func (r *run) revoke(f *Fence) {
+// revoke is the first pass over the holders after the fence. It returns
+// false if the run was cancelled before any holder was touched.
+func (r *run) revoke(f *Fence) bool {
 	hs, err := r.scanHolders()
+	if r.ctx.Err() != nil {
+		return false
+	}
 	if err != nil {
 		r.send(Event{Stage: StageRevoke, What: "scan failed; the drain will retry", Err: err})
-		return
+		return true
 	}
 	if len(hs) == 0 {
 		r.send(Event{Stage: StageRevoke, What: "no process holds the mount", Holders: r.changedPicture()})
-		return
+		return true
 	}
 	for _, h := range hs {
+		if r.ctx.Err() != nil {
+			break // the drain rolls back
+		}
 		r.act(StageRevoke, h)
 	}
+	return true
 }
 
 // act revokes or signals one holder according to the policy, once per
@@ -481,6 +492,12 @@ func (r *run) drain(f *Fence) bool {
 		}
 		first = false
 		hs, err := r.scanHolders()
+		if r.ctx.Err() != nil {
+			// A scan cut short by the cancellation is partial: it proves
+			// nothing about the holders.
+			r.rollback(f, "cancelled during the drain", ErrCancelled)
+			return false
+		}
 		if err != nil {
 			r.send(Event{Stage: StageDrain, What: "rescan failed", Err: err})
 			continue
@@ -545,6 +562,9 @@ func (r *run) whyLeft(hs []inspect.Holder) string {
 // fence goes first.
 func (r *run) unmountReal(f *Fence) error {
 	u := r.u
+	// Once begun, the unmount is finished whatever happens to ctx: a
+	// cancelled ctx would cut the identity re-check's table read short.
+	ctx := context.WithoutCancel(r.ctx)
 	if f.Kind == FenceOver {
 		if err := u.sys.RemoveFence(f); err != nil {
 			return err
@@ -554,7 +574,7 @@ func (r *run) unmountReal(f *Fence) error {
 	for _, sub := range r.plan.Submounts {
 		m := sub
 		m.Mountpoint = path.Join(f.RealPath, strings.TrimPrefix(sub.Mountpoint, r.target.Mountpoint))
-		if err := u.umount(r.ctx, "umount", &m, 0, true); err != nil {
+		if err := u.umount(ctx, "umount", &m, 0, true); err != nil {
 			if errors.Is(err, ErrGone) {
 				continue
 			}
@@ -565,7 +585,7 @@ func (r *run) unmountReal(f *Fence) error {
 	}
 	m := r.target
 	m.Mountpoint = f.RealPath
-	if err := u.umount(r.ctx, "umount", &m, 0, true); err != nil {
+	if err := u.umount(ctx, "umount", &m, 0, true); err != nil {
 		if f.Kind == FenceOver && isBusy(err) {
 			// The fence is down already: put it back before draining on.
 			if nf, ferr := u.sys.Fence(&r.target, true); ferr == nil {

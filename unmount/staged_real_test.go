@@ -386,3 +386,19 @@ func TestJournal(t *testing.T) {
 		t.Errorf("journal mode %v", st.Mode().Perm())
 	}
 }
+
+// TestStagedChrootClose: a holder chrooted into the mount cannot be revoked
+// by chdir("/") (its "/" is on the mount): reported with the reason, not
+// signalled under the close policy; the fence is rolled back.
+func TestStagedChrootClose(t *testing.T) {
+	dir := testns.Tmpfs(t, "")
+	v := testns.StartVictim(t, testns.RoleRoot, dir)
+	evs := staged(t, realUnmounter(t), dir, Plan{Policy: PolicyClose, Timeout: 300 * time.Millisecond})
+	res, err := result(t, evs)
+	if !errors.Is(err, ErrTimeout) || !strings.Contains(res.Summary, "its root directory (chroot) is on the mount") {
+		t.Fatalf("%v %q", err, res.Summary)
+	}
+	if !v.Alive() || !testns.IsMountPoint(dir) {
+		t.Fatal("the holder or the mount is gone")
+	}
+}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"encoding/json"
 	"os"
 	"os/exec"
@@ -298,5 +299,67 @@ func TestUmountRefusesOwnExe(t *testing.T) {
 	}
 	if mountTable(t) != before {
 		t.Fatal("the mount table changed")
+	}
+}
+
+// TestUmountExpireWhenIdle: re-armed every interval, each attempt
+// reported, until the idle mount goes (exit 0).
+func TestUmountExpireWhenIdle(t *testing.T) {
+	dir := testns.Tmpfs(t, "")
+	r := runMounttop(t, "", nil, append([]string{"umount", "--expire", "--expire-when-idle", "--interval", "50ms", "--yes", "--json", dir}, journalArgs(t)...)...)
+	evs := jsonEvents(t, r.stdout)
+	if r.code != 0 || stagesOf(evs) != "plan expire expire done" || testns.IsMountPoint(dir) {
+		t.Fatalf("exit %d stages %q\n%s", r.code, stagesOf(evs), r.stderr)
+	}
+}
+
+// TestUmountInterrupt: Ctrl-C (SIGINT) during the drain rolls the fence
+// back: the same mount is back, the refused holder untouched, exit 1.
+func TestUmountInterrupt(t *testing.T) {
+	dir := testns.Tmpfs(t, "")
+	exe := testns.CopySelf(t, dir)
+	v := testns.StartVictimExe(t, exe, testns.RoleSleep)
+	before := mountTable(t)
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(self, append([]string{"umount", "--staged", "--interval", "50ms", "--timeout", "1m", "--yes", "--json", dir}, journalArgs(t)...)...)
+	cmd.Env = append(os.Environ(), envAsMain+"=1")
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	sc := bufio.NewScanner(out)
+	var stages []string
+	for sc.Scan() {
+		var ev struct{ Stage string }
+		if err := json.Unmarshal(sc.Bytes(), &ev); err != nil {
+			t.Fatalf("%q: %v", sc.Text(), err)
+		}
+		stages = append(stages, ev.Stage)
+		if ev.Stage == "drain" && len(stages) > 0 && stages[len(stages)-2] != "drain" {
+			if err := cmd.Process.Signal(os.Interrupt); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	err = cmd.Wait()
+	ee, ok := err.(*exec.ExitError)
+	if !ok || ee.ExitCode() != exitFailed {
+		t.Fatalf("exit: %v; stages %v; stderr %s", err, stages, stderr.String())
+	}
+	got := strings.Join(stages, " ")
+	if !strings.HasSuffix(got, "rollback done") {
+		t.Fatalf("stages %q, want a rollback at the end", got)
+	}
+	if mountTable(t) != before || !v.Alive() {
+		t.Fatal("not as it was after the rollback")
 	}
 }
