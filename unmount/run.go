@@ -257,7 +257,7 @@ func (r *run) staged() {
 		f, err = u.sys.Fence(&r.target, true)
 	}
 	if err != nil {
-		r.fail(StageFence, err, "could not fence; nothing changed")
+		r.fail(StageFence, err, "could not fence")
 		return
 	}
 	if f.Kind == FenceBeneath {
