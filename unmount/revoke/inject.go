@@ -45,6 +45,14 @@ func (s *session) act() error {
 		if err := s.mapScratch(inj); err != nil {
 			return err
 		}
+		defer func() {
+			// Also on an error path, while the thread is still ours.
+			if !inj.gone && !inj.reap {
+				if _, err := s.call(inj, unix.SYS_MUNMAP, uintptr(s.scratch), pageSize); err != nil {
+					s.fail("unmapping the scratch page at %#x: %v", s.scratch, err)
+				}
+			}
+		}()
 	}
 	if err := s.takeFDs(inj, fds); err != nil {
 		return err
@@ -57,6 +65,10 @@ func (s *session) act() error {
 		}
 		if e := errnoOf(ret); e != 0 {
 			s.fail("mmap PROT_NONE over %v: %s", rg, errnoName(e))
+			continue
+		}
+		if uint64(ret) != rg.Start {
+			s.fail("mmap PROT_NONE over %v: mapped at %#x instead", rg, ret)
 			continue
 		}
 		s.rep.Unmapped = append(s.rep.Unmapped, rg)
@@ -75,11 +87,6 @@ func (s *session) act() error {
 			continue
 		}
 		s.rep.Chdir = append(s.rep.Chdir, tid)
-	}
-	if s.scratch != 0 {
-		if _, err := s.call(inj, unix.SYS_MUNMAP, uintptr(s.scratch), pageSize); err != nil {
-			return err
-		}
 	}
 	return nil
 }
@@ -182,6 +189,7 @@ func (s *session) mapScratch(inj *thread) error {
 	path := make([]byte, 8)
 	path[0] = '/'
 	if _, err := unix.PtracePokeData(inj.tid, uintptr(s.scratch), path); err != nil {
+		_, _ = s.call(inj, unix.SYS_MUNMAP, uintptr(s.scratch), pageSize)
 		return fmt.Errorf("writing to the scratch page of %d: %w", s.pid, err)
 	}
 	return nil

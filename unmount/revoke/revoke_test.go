@@ -292,6 +292,11 @@ func locked(t *testing.T, id string) bool {
 // A process someone else traces is refused with ErrTraced and left as it
 // was.
 func TestRevokeTraced(t *testing.T) {
+	t.Run("process", testRevokeTracedProcess)
+	t.Run("one thread", testRevokeTracedThread)
+}
+
+func testRevokeTracedProcess(t *testing.T) {
 	dir := testns.Tmpfs(t, "")
 	h := startHolder(t, testns.RoleFifoRead, mkfifo(t, dir))
 	fds := fdsOn(t, h.pid, dir)
@@ -315,6 +320,37 @@ func TestRevokeTraced(t *testing.T) {
 	h.requireAlive(t)
 }
 
+// Only one thread traced by someone else: found while seizing, after the
+// other threads were already seized and interrupted; those are released
+// again.
+func testRevokeTracedThread(t *testing.T) {
+	dir := testns.Tmpfs(t, "")
+	h := startHolder(t, testns.RoleThreads, mkfifo(t, dir), "2")
+	fds := fdsOn(t, h.pid, dir)
+	tids, err := listThreads(h.pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := tids[len(tids)-1]
+	release := seizeElsewhere(t, other)
+	rep, err := newRevoker(t).Revoke(context.Background(), h.pid, Targets{FDs: fds})
+	if !errors.Is(err, ErrTraced) || len(rep.Closed) > 0 {
+		t.Fatalf("Revoke with thread %d traced elsewhere: %v, %+v; want ErrTraced", other, err, rep)
+	}
+	t.Logf("refused: %v", err)
+	for _, tid := range tids {
+		st, _ := threadStatus(h.pid, tid)
+		if tid != other && (st.tracerPid != 0 || st.state == 't') {
+			t.Errorf("thread %d left traced (tracer %d, state %c)", tid, st.tracerPid, st.state)
+		}
+	}
+	release()
+	if got := fdsOn(t, h.pid, dir); !slices.Equal(got, fds) {
+		t.Errorf("fds now %v, were %v", got, fds)
+	}
+	h.requireAlive(t)
+}
+
 // seizeElsewhere makes another tracer thread trace pid, as strace -p
 // would. The returned func (also run at cleanup) ends that thread, which
 // detaches it.
@@ -329,13 +365,17 @@ func seizeElsewhere(t *testing.T, pid int) (release func()) {
 	if err := <-seized; err != nil {
 		t.Fatalf("seizing %d from the test: %v", pid, err)
 	}
+	status := func() (taskStatus, error) { return processStatus(pid) }
+	if st, _ := processStatus(pid); st.tgid != pid { // a thread: its own status
+		status = func() (taskStatus, error) { return threadStatus(st.tgid, pid) }
+	}
 	var once sync.Once
 	release = func() {
 		once.Do(func() {
 			close(stop)
 			<-done
 			for i := 0; i < 200; i++ {
-				if st, _ := processStatus(pid); st.tracerPid == 0 {
+				if st, _ := status(); st.tracerPid == 0 {
 					return
 				}
 				time.Sleep(5 * time.Millisecond)

@@ -123,11 +123,17 @@ func (s *session) run() error {
 	}
 
 	err = s.stopAll()
-	if err == nil {
+	switch {
+	case err == nil:
 		if testHookStopped != nil {
 			testHookStopped(s.pid)
 		}
 		err = s.act()
+	case !errors.Is(err, ErrNoStop):
+		// Refused part-way (a thread traced by someone else, no
+		// permission): the threads already interrupted are on their way
+		// to a stop; collect those stops so they can be detached.
+		_ = s.waitStopped(time.Now().Add(250 * time.Millisecond))
 	}
 	if rerr := s.release(); err == nil {
 		err = rerr
