@@ -54,6 +54,10 @@ const (
 	// "read: ERRNO".
 	RoleRevokeSeccomp = "revoke-seccomp"
 
+	// RoleRevokeChrootCwd ROOT DIR: chroot(ROOT), then chdir(DIR), DIR
+	// taken inside the new root; reports "ready".
+	RoleRevokeChrootCwd = "revoke-chroot-cwd"
+
 	// roleKeepAlive ROLE ARGS...: what the holder runs: ROLE, with a
 	// goroutine that always has a timer pending. Roles that end in
 	// forever() (select {}) would otherwise die of Go's deadlock detector
@@ -71,6 +75,7 @@ func init() {
 	RegisterRole(RoleRevokeCwdThread, 1, revokeCwdThread)
 	RegisterRole(RoleRevokeSignal, 1, revokeSignal)
 	RegisterRole(RoleRevokeSeccomp, 1, revokeSeccomp)
+	RegisterRole(RoleRevokeChrootCwd, 2, revokeChrootCwd)
 }
 
 func revokeHolder(args []string) error {
@@ -355,6 +360,18 @@ func revokeSeccomp(args []string) error {
 	waitBlockedThreads(1)
 	say("ready")
 	say("read: %s", errName(<-read))
+	forever()
+	return nil
+}
+
+func revokeChrootCwd(args []string) error {
+	if err := unix.Chroot(args[0]); err != nil {
+		return err
+	}
+	if err := unix.Chdir(args[1]); err != nil {
+		return err
+	}
+	say("ready")
 	forever()
 	return nil
 }

@@ -205,6 +205,38 @@ func TestRevokeCwd(t *testing.T) {
 	h.requireAlive(t)
 }
 
+// In a chroot, "/" is the process's root: a cwd on a mount inside the
+// chroot moves to the chroot's top, which is not on that mount.
+func TestRevokeCwdInChroot(t *testing.T) {
+	root := testns.Tmpfs(t, "")
+	inner := filepath.Join(root, "inner")
+	if err := os.Mkdir(inner, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Mount("mounttop-test", inner, "tmpfs", 0, ""); err != nil {
+		t.Fatal(err)
+	}
+	testns.CleanupMount(t, inner)
+	h := startHolder(t, testns.RoleRevokeChrootCwd, root, "/inner")
+	cwdLink := fmt.Sprintf("/proc/%d/cwd", h.pid)
+	innerID, _, err := mountOf(inner)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if id, _, _ := mountOf(cwdLink); id != innerID {
+		t.Fatalf("victim cwd on mount %d, want the inner mount %d", id, innerID)
+	}
+	revoke(t, newRevoker(t), h.pid, Targets{CwdTIDs: []int{h.pid}, Mount: innerID})
+	rootID, _, _ := mountOf(root)
+	if id, _, _ := mountOf(cwdLink); id != rootID {
+		t.Errorf("cwd now on mount %d, want the chroot's mount %d", id, rootID)
+	}
+	if cwd, _ := os.Readlink(cwdLink); cwd != root {
+		t.Errorf("cwd %q, want the chroot's top %q", cwd, root)
+	}
+	h.requireAlive(t)
+}
+
 // A thread that unshared CLONE_FS has a cwd of its own: chdir runs in that
 // thread, and the others keep theirs.
 func TestRevokeCwdOwnThread(t *testing.T) {
