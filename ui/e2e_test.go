@@ -163,16 +163,16 @@ func TestEndToEndLazyAndStagedInTmux(t *testing.T) {
 	mapper := testns.StartVictim(t, testns.RoleMmapTouch, staged+"/map")
 
 	term := newTerminal(t, 100, 30, bin+" --interval 500ms --journal - "+lazy)
-	scr := term.waitFor(20*time.Second, "Holders of "+lazy+" (1 process)", strconv.Itoa(lazyHolder.PID))
+	scr := term.waitFor(30*time.Second, "Holders of "+lazy+" (1 process)", strconv.Itoa(lazyHolder.PID))
 	if !term.altScreen() {
 		t.Fatalf("the view is not on the alternate screen:\n%s", scr)
 	}
 
 	// Lazy: the dialog says the holder is not touched; y detaches.
 	term.keys("l")
-	term.waitFor(10*time.Second, "Lazy unmount of "+lazy+"?", "NOT touched", fmt.Sprintf("pid %d", lazyHolder.PID), "[ No ]")
+	term.waitFor(30*time.Second, "Lazy unmount of "+lazy+"?", "NOT touched", fmt.Sprintf("pid %d", lazyHolder.PID), "[ No ]")
 	term.keys("y")
-	term.waitFor(15*time.Second, "Result: ✓", "lazy unmount of "+lazy+": gone")
+	term.waitFor(30*time.Second, "Result: ✓", "lazy unmount of "+lazy+": gone")
 	if testns.IsMountPoint(lazy) {
 		t.Fatal("the lazy unmount left the mount in the table")
 	}
@@ -186,9 +186,9 @@ func TestEndToEndLazyAndStagedInTmux(t *testing.T) {
 	term.keys("/")
 	term.typeText("stagedtarget")
 	term.keys("Enter")
-	term.waitFor(10*time.Second, "Holders of "+staged+" (3 processes)")
+	term.waitFor(30*time.Second, "Holders of "+staged+" (3 processes)")
 	term.keys("F")
-	term.waitFor(15*time.Second, "Staged unmount (close) of "+staged+"?", "1. Fence", fmt.Sprintf("pid %d", reader.PID))
+	term.waitFor(30*time.Second, "Staged unmount (close) of "+staged+"?", "1. Fence", fmt.Sprintf("pid %d", reader.PID))
 	term.keys("y")
 	scr = term.waitFor(60*time.Second, "Result: ✓")
 	for _, want := range []string{"revoked", "staged unmount (close) of " + staged + ": gone"} {
@@ -208,7 +208,7 @@ func TestEndToEndLazyAndStagedInTmux(t *testing.T) {
 
 	// Quit: the terminal is back to normal (main screen, canonical, echo).
 	term.keys("q")
-	scr = term.waitFor(10*time.Second, "EXIT=0", "icanon echo")
+	scr = term.waitFor(30*time.Second, "EXIT=0", "icanon echo")
 	if term.altScreen() {
 		t.Fatalf("still on the alternate screen after quitting:\n%s", scr)
 	}
@@ -233,13 +233,13 @@ func TestEndToEndTerminalRestoredOnSignalsAndPanic(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			term := newTerminal(t, 80, 24, c.env+bin+" --interval 300ms --journal - "+dir)
 			if c.sig != 0 {
-				term.waitFor(20*time.Second, "Holders of "+dir)
+				term.waitFor(30*time.Second, "Holders of "+dir)
 				pid := term.programPID()
 				if err := unix.Kill(pid, c.sig); err != nil {
 					t.Fatal(err)
 				}
 			}
-			scr := term.waitFor(20*time.Second, c.exit, "icanon echo")
+			scr := term.waitFor(30*time.Second, c.exit, "icanon echo")
 			if c.sig == 0 && !strings.Contains(scr, "panic") {
 				t.Fatalf("no word of the panic:\n%s", scr)
 			}
@@ -288,14 +288,15 @@ func descendants(pid int) []int {
 }
 
 // mounttop demo: busy demo mounts with holders of every kind, a real
-// expire two-step on the idle mount, and nothing left when it quits.
+// expire two-step on the idle mount, a staged unmount of a busy one, and
+// nothing left when it quits.
 func TestEndToEndDemo(t *testing.T) {
 	testns.Require(t, testns.Namespace)
 	testns.RequireTool(t, "tmux")
 	bin := buildMounttop(t)
 	term := newTerminal(t, 100, 30, bin+" demo --interval 500ms")
 	start := time.Now()
-	term.waitFor(20*time.Second, "Holders of /mnt/projects", "demo-reader", "demo-shell")
+	term.waitFor(30*time.Second, "Holders of /mnt/projects", "demo-reader", "demo-shell")
 	t.Logf("first screen with holders after %v", time.Since(start).Round(time.Millisecond))
 	procs := descendants(term.programPID())
 	if len(procs) < 7 { // the demo inside its namespace and its six holders
@@ -309,24 +310,31 @@ func TestEndToEndDemo(t *testing.T) {
 		term.keys("/")
 		term.typeText(filter)
 		term.keys("Enter")
-		term.waitFor(10*time.Second, append([]string{"Holders of /mnt/" + filter}, want...)...)
+		term.waitFor(30*time.Second, append([]string{"Holders of /mnt/" + filter}, want...)...)
 	}
 	show("media", "demo-player", "mmap")
 	show("db", "demo-dbserver", "lock FLOCK WRITE")
 	// The idle mount, expired in two steps: marked, then unmounted.
 	show("scratch", "Nobody holds /mnt/scratch")
 	term.keys("e")
-	term.waitFor(10*time.Second, "Expire /mnt/scratch?", "(w) When idle")
+	term.waitFor(30*time.Second, "Expire /mnt/scratch?", "(w) When idle")
 	term.keys("y")
-	term.waitFor(10*time.Second, "Result: • /mnt/scratch is marked for expiry", "armed ")
+	term.waitFor(30*time.Second, "Result: • /mnt/scratch is marked for expiry", "armed ")
 	term.keys("Escape")
 	time.Sleep(100 * time.Millisecond)
 	term.keys("e")
-	term.waitFor(10*time.Second, "Expire /mnt/scratch?")
+	term.waitFor(30*time.Second, "Expire /mnt/scratch?")
 	term.keys("y")
-	term.waitFor(10*time.Second, "Result: ✓ /mnt/scratch expired and is unmounted")
+	term.waitFor(30*time.Second, "Result: ✓ /mnt/scratch expired and is unmounted")
+	// The staged unmount of the demo's busy mount: its holders are the
+	// demo's own children, revoked by ptrace from the same process.
+	show("projects", "demo-reader")
+	term.keys("F")
+	term.waitFor(30*time.Second, "Staged unmount (close) of /mnt/projects?")
+	term.keys("y")
+	term.waitFor(60*time.Second, "Result: ✓ /mnt/projects is unmounted")
 	term.keys("q")
-	term.waitFor(10*time.Second, "EXIT=0", "icanon echo")
+	term.waitFor(30*time.Second, "EXIT=0", "icanon echo")
 	deadline := time.Now().Add(5 * time.Second)
 	for _, p := range procs {
 		for {
@@ -355,7 +363,7 @@ func TestEndToEndNoColor(t *testing.T) {
 			env += "NO_COLOR=1 "
 		}
 		term := newTerminal(t, 80, 24, env+bin+" --journal - "+dir)
-		term.waitFor(20*time.Second, "Holders of "+dir)
+		term.waitFor(30*time.Second, "Holders of "+dir)
 		styled := term.run("capture-pane", "-p", "-e", "-t", "e2e")
 		colour := strings.Contains(styled, "\x1b[3") || strings.Contains(styled, "\x1b[9") || strings.Contains(styled, "38;")
 		if noColor && strings.Contains(styled, "\x1b[") {
@@ -365,6 +373,6 @@ func TestEndToEndNoColor(t *testing.T) {
 			t.Fatalf("without NO_COLOR there is no colour at all: %q", styled)
 		}
 		term.keys("q")
-		term.waitFor(10*time.Second, "EXIT=0")
+		term.waitFor(30*time.Second, "EXIT=0")
 	}
 }

@@ -419,7 +419,8 @@ func (m Model) onKey(km tea.KeyMsg) (tea.Model, tea.Cmd) {
 		return m, nil
 	case key.Matches(km, k.Filter):
 		m.setFocus(focusTree)
-		m.tree.filtering = true
+		m.tree.startFilter()
+		m.showSelected()
 		return m, nil
 	case key.Matches(km, k.Lazy):
 		return m.ask(Request{Mode: unmount.ModeLazy}, false)

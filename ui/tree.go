@@ -342,9 +342,18 @@ func (t treePane) Update(msg tea.Msg) (treePane, tea.Cmd) {
 			t.rebuild(m.ParentID) // go to the parent
 		}
 	case key.Matches(km, k.Filter):
-		t.filtering = true
+		t.startFilter()
 	}
 	return t, nil
+}
+
+// startFilter opens the prompt for a new filter, as "/" does in less.
+func (t *treePane) startFilter() {
+	t.filtering = true
+	if t.filter != "" {
+		t.filter = ""
+		t.rebuild(t.selected)
+	}
 }
 
 // typeFilter edits the filter: it applies as it is typed; enter keeps it,

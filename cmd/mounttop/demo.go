@@ -68,5 +68,5 @@ func runDemo(args []string) error {
 	defer sb.Close()
 	f.path = sb.Start
 	f.journal = "-" // a sandbox's actions do not belong in the real journal
-	return runView(f, "demo sandbox: nothing here touches your system · try F on "+sb.Start+", e on the idle scratch mount, ? for help")
+	return runView(f, "demo sandbox, private to this demo: try F on "+sb.Start+", e on /mnt/scratch, ? help")
 }

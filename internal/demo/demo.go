@@ -234,10 +234,10 @@ func startHolder(exe, role string, args []string) (*Holder, error) {
 		for sc.Scan() {
 		}
 	}()
-	go func() {
-		_ = cmd.Wait()
-		close(h.done)
-	}()
+	// Nothing waits for a holder while the demo runs: the view traces
+	// holders to revoke them (ptrace), and a wait4 by their parent in this
+	// same process would take their ptrace stops from the tracer. They
+	// are reaped when the demo kills them (kill).
 	select {
 	case ok := <-ready:
 		if ok {
@@ -253,6 +253,10 @@ func startHolder(exe, role string, args []string) (*Holder, error) {
 func (h *Holder) kill() {
 	_ = h.cmd.Process.Signal(unix.SIGCONT)
 	_ = h.cmd.Process.Kill()
+	go func() {
+		_ = h.cmd.Wait()
+		close(h.done)
+	}()
 	select {
 	case <-h.done:
 	case <-time.After(5 * time.Second):
