@@ -465,3 +465,42 @@ func TestDefaultJournalPath(t *testing.T) {
 		t.Errorf("expiry path %s", got)
 	}
 }
+
+func TestForceIgnored(t *testing.T) {
+	for fstype, ignored := range map[string]bool{"tmpfs": true, "ext4": true, "xfs": true, "nfs": false, "nfs4": false,
+		"cifs": false, "9p": false, "ceph": false, "fuse": false, "fuse.bindfs": false, "fuse.sshfs": false} {
+		if got := ForceIgnored(fstype); got != ignored {
+			t.Errorf("ForceIgnored(%s) = %v", fstype, got)
+		}
+	}
+	if n := ForceIgnoredNote("ext4"); !strings.Contains(n, "ignored by ext4") || !strings.Contains(n, "--staged") {
+		t.Errorf("%q", n)
+	}
+}
+
+// TestExpireWhenIdleGoneMeanwhile: a mount unmounted by someone else
+// between two attempts ends the loop as gone.
+func TestExpireWhenIdleGoneMeanwhile(t *testing.T) {
+	f := newFake()
+	m := f.addMount("/mnt/t", "tmpfs", false)
+	f.umountErr["/mnt/t"] = []error{unix.EAGAIN}
+	u := New(f)
+	p, err := u.Prepare(context.Background(), Plan{Target: m, Mode: ModeExpire, ExpireWhenIdle: true, Interval: 20 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ch := u.Run(context.Background(), p)
+	var evs []Event
+	for ev := range ch {
+		evs = append(evs, ev)
+		if ev.Stage == StageExpire && len(evs) == 2 {
+			f.mu.Lock()
+			f.dropMount(m.ID)
+			f.mu.Unlock()
+		}
+	}
+	last := evs[len(evs)-1]
+	if !last.Result.Gone || last.Err != nil || !strings.Contains(dumpEvents(evs), "unmounted by something else") {
+		t.Fatalf("events:\n%s", dumpEvents(evs))
+	}
+}

@@ -320,3 +320,26 @@ func TestPackageFunctions(t *testing.T) {
 		t.Fatalf("Expire again: %+v %v", res, err)
 	}
 }
+
+// TestForceFUSE: FUSE honours MNT_FORCE (fuse_umount_begin aborts the
+// connection), so no "ignored" note; an idle FUSE mount just goes.
+func TestForceFUSE(t *testing.T) {
+	fs := testns.Bindfs(t, t.TempDir())
+	m := mountAt(t, fs.Dir)
+	if ForceIgnored(m.FSType) {
+		t.Fatalf("MNT_FORCE reported as ignored by %s", m.FSType)
+	}
+	u := realUnmounter(t)
+	p, err := u.Prepare(context.Background(), Plan{Target: m, Mode: ModeForce})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range p.Warnings {
+		if strings.Contains(w, "ignored") {
+			t.Errorf("warning %q for %s", w, m.FSType)
+		}
+	}
+	if err := u.Force(context.Background(), &m); err != nil || testns.IsMountPoint(fs.Dir) {
+		t.Fatalf("force of an idle FUSE mount: %v", err)
+	}
+}

@@ -194,6 +194,12 @@ func (r *run) expire() {
 		res, err := r.u.Expire(r.ctx, m)
 		var what string
 		switch {
+		case err != nil && p.ExpireWhenIdle && attempt > 1 && errors.Is(err, ErrGone):
+			// Gone between two attempts (statmount: ENOENT): something else
+			// unmounted it, or our mark expired it through another path.
+			r.send(Event{Stage: StageExpire, What: fmt.Sprintf("attempt %d: the mount is gone (unmounted by something else)", attempt)})
+			r.done(Result{Gone: true, Summary: fmt.Sprintf("%s is no longer mounted", termsafe.Quote(m.Mountpoint))}, nil)
+			return
 		case err != nil && !(p.ExpireWhenIdle && isBusy(err)):
 			r.fail(StageExpire, err, fmt.Sprintf("attempt %d", attempt))
 			return
