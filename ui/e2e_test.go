@@ -351,7 +351,7 @@ func TestEndToEndDemo(t *testing.T) {
 }
 
 // NO_COLOR: no colour or other styling reaches the terminal; without it,
-// there is colour.
+// there is colour, and the view follows a resize of the terminal.
 func TestEndToEndNoColor(t *testing.T) {
 	testns.Require(t, testns.Namespace)
 	testns.RequireTool(t, "tmux")
@@ -371,6 +371,18 @@ func TestEndToEndNoColor(t *testing.T) {
 		}
 		if !noColor && !colour {
 			t.Fatalf("without NO_COLOR there is no colour at all: %q", styled)
+		}
+		if !noColor {
+			// The view follows a resize: at 80 columns the mount
+			// point is cut in the tree, at 130 it shows whole.
+			if strings.Contains(term.screen(), "─"+dir+" ") {
+				t.Fatalf("the mount point is not cut at 80 columns:\n%s", term.screen())
+			}
+			term.run("resize-window", "-t", "e2e", "-x", "130", "-y", "40")
+			scr := term.waitFor(30*time.Second, "─"+dir+" ")
+			if n := len(strings.Split(strings.TrimRight(scr, "\n"), "\n")); n < 30 {
+				t.Fatalf("after resizing to 40 rows the view has %d lines:\n%s", n, scr)
+			}
 		}
 		term.keys("q")
 		term.waitFor(30*time.Second, "EXIT=0")

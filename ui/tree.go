@@ -155,9 +155,10 @@ func (t *treePane) rebuild(want inspect.MountID) {
 	if t.snap == nil {
 		return
 	}
-	var match map[inspect.MountID]bool // nil: no filter
+	var match, shown map[inspect.MountID]bool // nil: no filter
 	if t.filter != "" {
 		match = t.matches()
+		shown = t.withAncestors(match)
 	}
 	var walk func(id inspect.MountID, prefix, childPrefix string)
 	walk = func(id inspect.MountID, prefix, childPrefix string) {
@@ -165,14 +166,14 @@ func (t *treePane) rebuild(want inspect.MountID) {
 		if !ok {
 			return
 		}
-		if match != nil && !match[id] && !t.hasMatchBelow(id, match) {
+		if shown != nil && !shown[id] {
 			return
 		}
 		t.rows = append(t.rows, treeRow{id: id, prefix: prefix, context: match != nil && !match[id]})
 		if t.collapsed[id] && match == nil {
 			return
 		}
-		kids := t.visibleChildren(m, match)
+		kids := t.visibleChildren(m, shown)
 		for i, c := range kids {
 			if i == len(kids)-1 {
 				walk(c, childPrefix+"└─", childPrefix+"  ")
@@ -193,13 +194,13 @@ func (t *treePane) rebuild(want inspect.MountID) {
 	t.scroll()
 }
 
-func (t *treePane) visibleChildren(m *inspect.Mount, match map[inspect.MountID]bool) []inspect.MountID {
+func (t *treePane) visibleChildren(m *inspect.Mount, shown map[inspect.MountID]bool) []inspect.MountID {
 	var out []inspect.MountID
 	for _, c := range m.Children {
 		if c == m.ID {
 			continue
 		}
-		if match != nil && !match[c] && !t.hasMatchBelow(c, match) {
+		if shown != nil && !shown[c] {
 			continue
 		}
 		out = append(out, c)
@@ -240,13 +241,21 @@ func (t *treePane) matches() map[inspect.MountID]bool {
 	return out
 }
 
-func (t *treePane) hasMatchBelow(id inspect.MountID, match map[inspect.MountID]bool) bool {
-	for _, d := range t.snap.Descendants(id) {
-		if match[d] {
-			return true
+// withAncestors is the matches and every mount above one: the rows a
+// filtered tree shows (ancestors as context).
+func (t *treePane) withAncestors(match map[inspect.MountID]bool) map[inspect.MountID]bool {
+	shown := make(map[inspect.MountID]bool, len(match)*2)
+	for id := range match {
+		for cur := id; !shown[cur]; {
+			shown[cur] = true
+			m, ok := t.snap.Mount(cur)
+			if !ok || m.ParentID == m.ID {
+				break
+			}
+			cur = m.ParentID
 		}
 	}
-	return false
+	return shown
 }
 
 // hidden is the number of submounts a collapsed mount hides.
