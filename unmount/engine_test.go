@@ -107,6 +107,17 @@ func TestEventSequence(t *testing.T) {
 			wantWhat:  "not revoked: already traced",
 		},
 		{
+			name: "a holder that did not stop (D state) is tried again in the drain",
+			mode: ModeStaged, policy: PolicyClose,
+			holders: append(repeat(3, holder(13, "dd", fdUse(5))), nil),
+			setup: func(f *fakeSys, _ context.CancelFunc) {
+				f.revokeSeq[13] = []error{transient{errors.New("did not stop in time (uninterruptible sleep?)")}, nil}
+			},
+			wantCalls: []string{"fence beneath /mnt/t", "syncfs", "revoke 13 close fd 5", "revoke 13 close fd 5", "umount2 /stash/mnt NOFOLLOW", "remove-fence"},
+			wantGone:  true,
+			wantWhat:  "not revoked: did not stop in time",
+		},
+		{
 			name: "busy with no process holder: the drain retries the unmount",
 			mode: ModeStaged, policy: PolicyClose,
 			setup: func(f *fakeSys, _ context.CancelFunc) {

@@ -29,6 +29,7 @@ type fakeSys struct {
 	umountErr map[string][]error // per path, consumed in order
 	fenceErr  []error            // per Fence call, consumed in order
 	revokeErr map[int]error
+	revokeSeq map[int][]error // per pid, consumed in order before revokeErr
 	selfExe   inspect.MountID
 	selfCwd   inspect.MountID
 	onSyncfs  func()
@@ -36,7 +37,7 @@ type fakeSys struct {
 }
 
 func newFake() *fakeSys {
-	f := &fakeSys{nextID: 100, umountErr: map[string][]error{}, revokeErr: map[int]error{}}
+	f := &fakeSys{nextID: 100, umountErr: map[string][]error{}, revokeErr: map[int]error{}, revokeSeq: map[int][]error{}}
 	f.mounts = []inspect.Mount{{ID: 1, ParentID: 1, Mountpoint: "/", FSType: "ext4", Major: 8, Minor: 1}}
 	return f
 }
@@ -258,6 +259,13 @@ func (f *fakeSys) Revoke(ctx context.Context, pid int, t RevokeTargets) (string,
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.record("revoke %d %s", pid, describeTargets(t))
+	if seq := f.revokeSeq[pid]; len(seq) > 0 {
+		f.revokeSeq[pid] = seq[1:]
+		if seq[0] != nil {
+			return "", seq[0]
+		}
+		return "did " + describeTargets(t), nil
+	}
 	if err := f.revokeErr[pid]; err != nil {
 		return "", err
 	}

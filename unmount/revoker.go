@@ -35,6 +35,9 @@ func (p *ptraceRevoker) Revoke(ctx context.Context, pid int, t RevokeTargets) (s
 		return "", ErrHolderGone
 	}
 	did := describeReport(rep)
+	if errors.Is(err, revoke.ErrNoStop) || errors.Is(err, revoke.ErrStuck) {
+		return did, transient{err}
+	}
 	if err != nil {
 		return did, err
 	}

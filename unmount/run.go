@@ -71,6 +71,7 @@ type run struct {
 	termAt    map[int]time.Time
 	killed    map[int]bool
 	remaining []inspect.Holder // of the last scan
+	retry     map[int]bool     // refused for a reason that may pass (ErrTransient)
 }
 
 // send delivers one event (and journals it). After cancellation it waits at
@@ -113,6 +114,7 @@ func (r *run) fail(stage Stage, err error, summary string) {
 func (r *run) start() {
 	p := r.plan
 	r.holders = map[int]*HolderState{}
+	r.retry = map[int]bool{}
 	for _, a := range p.Holders {
 		st := &HolderState{PID: a.Holder.PID, Comm: a.Holder.Comm, State: "pending", Reason: a.Action}
 		if a.Refused != "" {
@@ -406,7 +408,7 @@ func (r *run) act(stage Stage, h inspect.Holder) {
 		}
 		return
 	}
-	if st.State == "refused" {
+	if st.State == "refused" && !r.retry[h.PID] {
 		return // a revoke failed for good earlier (traced, no ptrace): reported then
 	}
 	t := revokeTargets(h, false)
@@ -419,6 +421,7 @@ func (r *run) act(stage Stage, h inspect.Holder) {
 	did, err := r.u.sys.Revoke(r.ctx, h.PID, t)
 	switch {
 	case err == nil:
+		delete(r.retry, h.PID)
 		r.revoked++
 		st.State, st.Reason = "revoked", did
 		r.send(Event{Stage: stage, PID: h.PID, What: fmt.Sprintf("pid %d (%s): %s", h.PID, termsafe.Text(h.Comm), did), Holders: r.changedPicture()})
@@ -426,13 +429,31 @@ func (r *run) act(stage Stage, h inspect.Holder) {
 		st.State, st.Reason = "gone", "exited"
 		r.send(Event{Stage: stage, PID: h.PID, What: fmt.Sprintf("pid %d (%s) exited", h.PID, termsafe.Text(h.Comm)), Holders: r.changedPicture()})
 	default:
+		again := st.State == "refused" && st.Reason == oneLine(err.Error())
 		st.State, st.Reason = "refused", oneLine(err.Error())
-		r.send(Event{Stage: stage, PID: h.PID, Err: err, What: fmt.Sprintf("pid %d (%s): not revoked: %s", h.PID, termsafe.Text(h.Comm), oneLine(err.Error())), Holders: r.changedPicture()})
+		// A holder that did not stop (D state) or whose injected call
+		// hung may come out of it: try it again on the next drain pass.
+		r.retry[h.PID] = errors.Is(err, ErrTransient)
+		if !again {
+			r.send(Event{Stage: stage, PID: h.PID, Err: err, What: fmt.Sprintf("pid %d (%s): not revoked: %s", h.PID, termsafe.Text(h.Comm), oneLine(err.Error())), Holders: r.changedPicture()})
+		}
 	}
 }
 
 // ErrHolderGone is what a Revoker returns for a process that exited.
 var ErrHolderGone = errors.New("the process exited")
+
+// ErrTransient marks a revoke failure that may pass (errors.Is): a holder
+// that did not reach a ptrace stop (D state) or an injected call that hung.
+// The drain tries such a holder again on every pass.
+var ErrTransient = errors.New("may pass")
+
+// transient wraps a Revoker error as ErrTransient, keeping its message.
+type transient struct{ err error }
+
+func (e transient) Error() string        { return e.err.Error() }
+func (e transient) Unwrap() error        { return e.err }
+func (e transient) Is(target error) bool { return target == ErrTransient }
 
 func (r *run) signal(stage Stage, h inspect.Holder, st *HolderState) {
 	if r.termAt == nil {
