@@ -166,7 +166,7 @@ func (k *kernel) Fence(target *inspect.Mount, over bool) (*Fence, error) {
 		return nil, &Error{Op: "fence", Target: target.Mountpoint, Err: err}
 	}
 	defer unix.Close(fenceFD)
-	f := &Fence{Target: target.Mountpoint, FenceID: fenceID}
+	f := &Fence{Target: target.Mountpoint, FenceID: fenceID, RealID: target.ID}
 	if over {
 		if err := unix.MoveMount(fenceFD, "", realFD, "", unix.MOVE_MOUNT_F_EMPTY_PATH|unix.MOVE_MOUNT_T_EMPTY_PATH); err != nil {
 			return nil, &Error{Op: "fence: over-mount", Target: target.Mountpoint, Flags: unix.MOVE_MOUNT_F_EMPTY_PATH | unix.MOVE_MOUNT_T_EMPTY_PATH, Err: err}
@@ -196,7 +196,9 @@ func (k *kernel) Fence(target *inspect.Mount, over bool) (*Fence, error) {
 
 // makeStash makes the private directory the real mount is moved into
 // during a FenceBeneath: 0700, bind-mounted on itself and MS_PRIVATE, on a
-// filesystem that is not the target's.
+// filesystem that is not the target's. Under a shared parent the bind
+// itself propagates (an empty directory) to the peers and goes from them
+// when it is unmounted again; what is moved into it does not propagate.
 func (k *kernel) makeStash(target *inspect.Mount) (string, error) {
 	var roots []string
 	if k.stashRoot != "" {
@@ -266,21 +268,17 @@ func (k *kernel) Syncfs(f *Fence) error {
 // visible. FenceOver: the fence on top is unmounted.
 func (k *kernel) Rollback(f *Fence) error {
 	if f.Kind == FenceBeneath {
-		var stx unix.Statx_t
-		realFD, err := unix.Open(f.RealPath, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC|unix.O_DIRECTORY, 0)
+		realFD, err := k.openMountRoot(f.RealPath, f.RealID)
 		if err != nil {
-			return err
+			return fmt.Errorf("the mount in the stash: %w", err)
 		}
 		topFD, err := k.openMountRoot(f.Target, f.FenceID)
 		if err != nil {
 			unix.Close(realFD)
-			return err
+			return fmt.Errorf("the fence: %w", err)
 		}
-		err = unix.Statx(realFD, "", unix.AT_EMPTY_PATH|unix.AT_STATX_DONT_SYNC, unix.STATX_MNT_ID_UNIQUE, &stx)
-		if err == nil {
-			flags := unix.MOVE_MOUNT_F_EMPTY_PATH | unix.MOVE_MOUNT_T_EMPTY_PATH | mountapi.MoveMountBeneath
-			err = unix.MoveMount(realFD, "", topFD, "", flags)
-		}
+		flags := unix.MOVE_MOUNT_F_EMPTY_PATH | unix.MOVE_MOUNT_T_EMPTY_PATH | mountapi.MoveMountBeneath
+		err = unix.MoveMount(realFD, "", topFD, "", flags)
 		unix.Close(realFD)
 		unix.Close(topFD)
 		if err != nil {

@@ -84,6 +84,7 @@ type Fence struct {
 	Kind     FenceKind
 	Target   string          // the mount point the operator named
 	FenceID  inspect.MountID // the empty tmpfs
+	RealID   inspect.MountID // the fenced mount itself
 	Stash    string          // FenceBeneath: the private 0700 directory (a private bind of itself)
 	RealPath string          // where the real mount can be named now (Stash/mnt, or Target under FenceOver)
 }
