@@ -66,6 +66,19 @@ func (b *ExpiryBook) Get(id inspect.MountID) (ExpiryMark, bool) {
 	return m, ok
 }
 
+// All returns every mark in the book, in one read (Get reads the file each
+// time: use All to show marks beside many mounts).
+func (b *ExpiryBook) All() map[inspect.MountID]ExpiryMark {
+	out := map[inspect.MountID]ExpiryMark{}
+	_ = b.update(func(marks map[inspect.MountID]ExpiryMark) bool {
+		for id, m := range marks {
+			out[id] = m
+		}
+		return false
+	})
+	return out
+}
+
 // Marked records that an MNT_EXPIRE attempt on m returned EAGAIN at `at`,
 // i.e. the mount is marked now. If mounttop had marked it before, that mark
 // was cleared by an access in between (else this attempt would have

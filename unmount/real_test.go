@@ -211,6 +211,9 @@ func TestExpireReal(t *testing.T) {
 			t.Fatalf("first: %+v %v", res, err)
 		}
 		second := realUnmounter(t, WithExpiryBook(OpenExpiryBook(state)))
+		if all := OpenExpiryBook(state).All(); len(all) != 1 || all[m.ID].Attempts != 1 {
+			t.Fatalf("All: %v", all)
+		}
 		if mk, ok := OpenExpiryBook(state).Get(m.ID); !ok || mk.Attempts != 1 || string(mk.Mountpoint) != dir {
 			t.Fatalf("book on disk: %+v %v", mk, ok)
 		}
@@ -219,6 +222,9 @@ func TestExpireReal(t *testing.T) {
 		}
 		if _, ok := OpenExpiryBook(state).Get(m.ID); ok {
 			t.Fatal("mark kept after the mount went")
+		}
+		if all := OpenExpiryBook(state).All(); len(all) != 0 {
+			t.Fatalf("book not empty: %v", all)
 		}
 	})
 	t.Run("when idle: re-armed until the holder leaves", func(t *testing.T) {
