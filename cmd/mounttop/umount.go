@@ -298,8 +298,11 @@ func confirm(in *os.File, prompt io.Writer, p *unmount.Plan) error {
 	if _, err := unix.IoctlGetTermios(int(in.Fd()), unix.TCGETS); err != nil {
 		return usagef("umount: refusing to act without confirmation: stdin is not a terminal (add --yes; nothing changed)")
 	}
-	fmt.Fprintf(prompt, "%s unmount %s with %d %s: go ahead? [y/N] ", p.Mode, termsafe.Quote(p.Target.Mountpoint),
-		len(p.Holders), map[bool]string{true: "holder", false: "holders"}[len(p.Holders) == 1])
+	holders := "holders"
+	if len(p.Holders) == 1 {
+		holders = "holder"
+	}
+	fmt.Fprintf(prompt, "%s unmount %s with %d %s, as planned above: go ahead? [y/N] ", p.Mode, termsafe.Quote(p.Target.Mountpoint), len(p.Holders), holders)
 	line, _ := bufio.NewReader(in).ReadString('\n')
 	switch strings.ToLower(strings.TrimSpace(line)) {
 	case "y", "yes":
