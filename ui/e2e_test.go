@@ -308,7 +308,7 @@ func TestEndToEndDemo(t *testing.T) {
 		term.keys("Escape")
 		time.Sleep(100 * time.Millisecond)
 		term.keys("/")
-		term.typeText(filter)
+		term.typeText("/mnt/" + filter)
 		term.keys("Enter")
 		term.waitFor(30*time.Second, append([]string{"Holders of /mnt/" + filter}, want...)...)
 	}

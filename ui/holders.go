@@ -111,8 +111,16 @@ func (h *holdersPane) rebuild() {
 	if s := h.expiry.sentence(); s != "" {
 		h.add(rowNote, 0, s)
 	}
+	var kernel []inspect.KernelHolder
+	for _, k := range h.snap.Kernel[h.mount] {
+		if k.Kind != "submount" { // the tree and the note below show submounts
+			kernel = append(kernel, k)
+		}
+	}
 	if len(holders) == 0 {
-		if n := len(h.snap.Descendants(h.mount)); n > 0 {
+		if len(kernel) > 0 {
+			h.add(rowNote, 0, "No process holds "+safe(m.Mountpoint)+"; the kernel does (below).")
+		} else if n := len(h.snap.Descendants(h.mount)); n > 0 {
 			h.add(rowNote, 0, "Nobody holds "+safe(m.Mountpoint)+" itself; "+plural(n, "submount", "submounts")+" below it must go first.")
 		} else {
 			h.add(rowNote, 0, "Nobody holds "+safe(m.Mountpoint)+": a plain unmount should work; e expires it when idle.")
@@ -142,13 +150,40 @@ func (h *holdersPane) rebuild() {
 				state = " [zombie]"
 			}
 			line := mark + fitRight(fmt.Sprint(hd.PID), 7) + " " + fit(safe(hd.User), 8) + " " +
-				fit(summary(hd.Uses), usesWidth) + " " + command(hd.Comm, hd.Cmdline) + state
+				fit(summary(hd.Uses), usesWidth) + " " + command(hd.Comm, hd.Cmdline) + state + where(hd)
 			h.add(rowHolder, hd.PID, line)
 			if open {
 				for _, u := range sortedUses(hd.Uses) {
 					h.add(rowUse, hd.PID, "    "+useLine(u))
 				}
 			}
+		}
+	}
+	if len(kernel) > 0 {
+		h.add(rowSection, 0, "Held by the kernel (no process to revoke):")
+		for _, k := range kernel {
+			line := "  " + safe(k.Kind) + " " + safe(k.Name)
+			if k.Path != "" && k.Path != k.Name {
+				line += ": " + safe(k.Path)
+			}
+			if k.PID != 0 {
+				line += fmt.Sprintf(" (pid %d)", k.PID)
+			}
+			if k.Action != "" {
+				line += " · release: " + safe(k.Action)
+			}
+			h.add(rowWarning, k.PID, line)
+		}
+	}
+	if copies := h.snap.Copies(h.mount); len(copies) > 0 {
+		h.add(rowSection, 0, "Also mounted in other mount namespaces:")
+		for _, c := range copies {
+			effect := "independent: keeps the filesystem alive after ours goes"
+			if c.Propagates {
+				effect = "our unmount propagates there: EBUSY while it is held"
+			}
+			h.add(rowOther, 0, fmt.Sprintf("  mnt:[%d] %s  %s · %s%s", c.Namespace.Inode, safe(c.Mount.Mountpoint),
+				plural(len(c.Holders), "holder", "holders"), effect, pidList(c.Namespace.PIDs)))
 		}
 	}
 	if others := h.snap.SameFilesystem(h.mount); len(others) > 0 {
@@ -180,6 +215,37 @@ func (h *holdersPane) rebuild() {
 
 func (h *holdersPane) add(k holderRowKind, pid int, text string) {
 	h.rows = append(h.rows, holderRow{kind: k, pid: pid, text: text})
+}
+
+// where says which service or container a holder belongs to, if known.
+func where(h inspect.Holder) string {
+	switch {
+	case h.Container != "":
+		c := h.Container
+		if len(c) > 12 {
+			c = c[:12]
+		}
+		return " [container " + safe(c) + "]"
+	case h.Unit != "":
+		return " [" + safe(h.Unit) + "]"
+	}
+	return ""
+}
+
+// pidList is " (pids 1, 2, 3 …)" for a namespace's processes.
+func pidList(pids []int) string {
+	if len(pids) == 0 {
+		return ""
+	}
+	var parts []string
+	for i, p := range pids {
+		if i == 3 {
+			parts = append(parts, "…")
+			break
+		}
+		parts = append(parts, fmt.Sprint(p))
+	}
+	return " (pids " + strings.Join(parts, ", ") + ")"
 }
 
 // summary counts a holder's uses by kind: "fd×2 cwd mmap lock".

@@ -595,3 +595,33 @@ func TestLayoutFitsEverySize(t *testing.T) {
 	d.send(tea.WindowSizeMsg{Width: 10, Height: 5})
 	d.mustSee("too small")
 }
+
+// What /proc does not show per process is shown too: kernel holders,
+// copies in other mount namespaces, units and containers, detached mounts.
+func TestHoldersBeyondProcesses(t *testing.T) {
+	s := fakeSnapshot()
+	s.Kernel = map[inspect.MountID][]inspect.KernelHolder{
+		idScratch: {{Kind: "loop", Name: "/dev/loop3", Path: "/mnt/scratch/disk.img", Action: "detach the loop device"}},
+	}
+	copyMount := mnt(0, 0, "/data", "tmpfs", "demo-projects", 41)
+	copyMount.OldID = 77
+	s.Namespaces = []inspect.Namespace{{Inode: 4026532999, PIDs: []int{900, 901},
+		Mounts:  []inspect.Mount{copyMount},
+		Holders: map[int][]inspect.Holder{77: {{PID: 900, Comm: "app", Unit: "app.service"}}}}}
+	hs := s.Holders[idProjects]
+	hs[0].Container = "0123456789abcdef0123"
+	hs[1].Unit = "build.service"
+	ms := append(fakeMounts(), inspect.Mount{ID: 1<<40 + 5, ParentID: 1<<40 + 5, Mountpoint: "(detached)", Source: "?", Minor: 99, Detached: true})
+	s2 := inspect.NewSnapshot(ms, s.Holders, nil)
+	s2.Kernel, s2.Namespaces, s2.Taken = s.Kernel, s.Namespaces, clock0
+	d := newDriver(t, Options{Scanner: &fakeScanner{snaps: []*inspect.Snapshot{s2}}, StartPath: "/mnt/projects"})
+	d.started()
+	d.send(tea.WindowSizeMsg{Width: 140, Height: 40})
+	d.mustSee("[container 0123456789ab]", "[build.service]", "Also mounted in other mount namespaces:",
+		"mnt:[4026532999] /data  1 holder · independent: keeps the filesystem alive after ours goes (pids 900, 901)")
+	d.key("/", "s", "c", "r", "enter")
+	d.mustSee("0+1", "No process holds /mnt/scratch; the kernel does (below).", "Held by the kernel (no process to revoke):",
+		"loop /dev/loop3: /mnt/scratch/disk.img · release: detach the loop device")
+	d.key("/", "d", "e", "t", "a", "c", "h", "enter")
+	d.mustSee("(detached)", "detached")
+}

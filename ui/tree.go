@@ -35,17 +35,24 @@ var treeColumns = []treeColumn{
 		cell: func(_ *treePane, _ treeRow, m *inspect.Mount) string { return safe(m.FSType) }},
 	{name: "SOURCE", min: 10, flex: 1, help: "what is mounted (device, server:path, or a name)",
 		cell: func(_ *treePane, _ treeRow, m *inspect.Mount) string { return safe(m.Source) }},
-	{name: "HOLD", min: 4, right: true, help: "processes holding this very mount (- for none)",
+	{name: "HOLD", min: 4, right: true, help: "processes holding this very mount, +N kernel holders (- for none)",
 		cell: func(t *treePane, _ treeRow, m *inspect.Mount) string {
-			if n := len(t.snap.HoldersOf(m.ID)); n > 0 {
+			n, k := len(t.snap.HoldersOf(m.ID)), kernelHolders(t.snap, m.ID)
+			switch {
+			case k > 0:
+				return fmt.Sprintf("%d+%d", n, k)
+			case n > 0:
 				return fmt.Sprint(n)
 			}
 			return "-"
 		}},
 	{name: "EXPIRY", min: 16, help: "MNT_EXPIRE mark set by mounttop: -, armed T, cleared T (by an access), expired",
 		cell: func(t *treePane, _ treeRow, m *inspect.Mount) string { return t.expiry.of(m.ID).cell() }},
-	{name: "FLAGS", min: 10, help: "ro/rw, then propagation: private, shared, slave, unbindable",
+	{name: "FLAGS", min: 10, help: "ro/rw and propagation (private, shared, slave, unbindable), or detached",
 		cell: func(_ *treePane, _ treeRow, m *inspect.Mount) string {
+			if m.Detached {
+				return "detached"
+			}
 			rw := "rw"
 			if m.ReadOnly() {
 				rw = "ro"
@@ -383,9 +390,11 @@ func (t *treePane) typeFilter(km tea.KeyMsg) {
 	default:
 		return
 	}
+	before := t.selected
 	t.rebuild(t.selected)
-	// Keep the cursor on a match, not on an ancestor shown for context.
-	if t.cursor < len(t.rows) && t.rows[t.cursor].context {
+	// Keep the cursor on a match: if the mount it was on is filtered out
+	// or only shown for context, go to the first match.
+	if t.cursor < len(t.rows) && (t.selected != before || t.rows[t.cursor].context) {
 		for i, r := range t.rows {
 			if !r.context {
 				t.cursor, t.selected = i, r.id
@@ -462,7 +471,7 @@ func (t treePane) View() string {
 			gutter = "> "
 		}
 		line := clip(gutter+strings.Join(cells, " "), t.width)
-		busy := len(t.snap.HoldersOf(r.id)) > 0
+		busy := len(t.snap.HoldersOf(r.id)) > 0 || kernelHolders(t.snap, r.id) > 0
 		switch {
 		case i == t.cursor && t.focused:
 			line = t.styles.Cursor.Render(line)
@@ -492,4 +501,16 @@ func (t treePane) filterLine() string {
 		s += "█"
 	}
 	return s
+}
+
+// kernelHolders counts what the kernel holds a mount for, leaving out its
+// submounts (the tree shows those already).
+func kernelHolders(s *inspect.Snapshot, id inspect.MountID) int {
+	n := 0
+	for _, k := range s.Kernel[id] {
+		if k.Kind != "submount" {
+			n++
+		}
+	}
+	return n
 }
