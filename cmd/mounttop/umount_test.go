@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -361,5 +362,43 @@ func TestUmountInterrupt(t *testing.T) {
 	}
 	if mountTable(t) != before || !v.Alive() {
 		t.Fatal("not as it was after the rollback")
+	}
+}
+
+// TestUmountConfirm: on a terminal (a pty from script(1)) the command asks,
+// defaulting to No: "n" refuses with exit 2 and changes nothing, "y" goes
+// ahead. TERM=dumb keeps terminal queries off the pty.
+func TestUmountConfirm(t *testing.T) {
+	scriptBin := testns.RequireTool(t, "script")
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := testns.Tmpfs(t, "")
+	jpath := filepath.Join(t.TempDir(), "journal.jsonl")
+	answer := func(reply string) (int, string) {
+		line := fmt.Sprintf("'%s' umount --lazy --journal '%s' '%s'", self, jpath, dir)
+		cmd := exec.Command(scriptBin, "-qec", line, "/dev/null")
+		cmd.Env = append(os.Environ(), envAsMain+"=1", "TERM=dumb")
+		cmd.Stdin = strings.NewReader(reply)
+		out, err := cmd.CombinedOutput()
+		if ee, ok := err.(*exec.ExitError); ok {
+			return ee.ExitCode(), string(out)
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		return 0, string(out)
+	}
+	before := mountTable(t)
+	code, out := answer("n\n")
+	if code != exitUsage || !strings.Contains(out, "go ahead? [y/N]") || !strings.Contains(out, "not confirmed; nothing changed") {
+		t.Fatalf("answer n: exit %d\n%s", code, out)
+	}
+	if mountTable(t) != before {
+		t.Fatal("the mount table changed after No")
+	}
+	code, out = answer("y\n")
+	if code != 0 || testns.IsMountPoint(dir) {
+		t.Fatalf("answer y: exit %d\n%s", code, out)
 	}
 }
