@@ -76,6 +76,7 @@ type Model struct {
 	scanning    bool
 	scanStarted time.Time
 	scanCancel  context.CancelFunc
+	firstCtx    context.Context // the first scan's, made by New for Init
 	scanTook    time.Duration
 	started     bool // StartPath has been looked for
 	expiry      *expiryMarks
@@ -112,6 +113,8 @@ func New(opts Options) Model {
 	m.progress = newProgressPane(m.styles, m.keys)
 	m.now = opts.Now()
 	m.status = opts.Notice
+	m.gen, m.scanning, m.scanStarted = 1, true, m.now
+	m.firstCtx, m.scanCancel = context.WithTimeout(context.Background(), opts.ScanTimeout)
 	m.layout()
 	return m
 }
@@ -136,15 +139,10 @@ func (m Model) Init() tea.Cmd {
 	return tea.Batch(m.firstScan(), m.clockCmd())
 }
 
-// firstScan is generation 1, started by Init (which cannot change the
-// model: New leaves gen at 0 and the result of gen 1 is awaited).
+// firstScan is generation 1: New set it up (Init cannot change the
+// model), and this runs it.
 func (m Model) firstScan() tea.Cmd {
-	ctx, cancel := context.WithTimeout(context.Background(), m.opts.ScanTimeout)
-	s, marks := m.opts.Scanner, m.marks()
-	return func() tea.Msg {
-		defer cancel()
-		return scanCmd(ctx, s, marks, 1)()
-	}
+	return scanCmd(m.firstCtx, m.opts.Scanner, m.marks(), 1)
 }
 
 // startScan begins a scan of a new generation, abandoning any scan still
@@ -247,11 +245,8 @@ func (m *Model) setFocus(f focus) {
 }
 
 func (m Model) onScan(msg scanDoneMsg) (tea.Model, tea.Cmd) {
-	if msg.gen != m.gen && !(m.gen == 0 && msg.gen == 1) {
+	if msg.gen != m.gen {
 		return m, nil // stale: a refresh replaced this scan
-	}
-	if m.gen == 0 {
-		m.gen = 1
 	}
 	if m.scanCancel != nil {
 		m.scanCancel()
