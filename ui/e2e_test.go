@@ -302,6 +302,14 @@ func TestEndToEndDemo(t *testing.T) {
 	if len(procs) < 7 { // the demo inside its namespace and its six holders
 		t.Fatalf("the demo runs %d processes, want the demo and 6 holders: %v", len(procs), procs)
 	}
+	// The sandbox's mount namespace: it must be gone when the demo is.
+	sandboxNS, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/mnt", procs[0]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if own, _ := os.Readlink("/proc/self/ns/mnt"); own == sandboxNS {
+		t.Fatalf("the demo runs in the test's own mount namespace %s", own)
+	}
 	show := func(filter string, want ...string) {
 		t.Helper()
 		// Escape and the next key in one write would read as alt+key.
@@ -346,6 +354,14 @@ func TestEndToEndDemo(t *testing.T) {
 				t.Fatalf("demo process %d outlived the demo: %s", p, b)
 			}
 			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	// No process is left in the sandbox's namespace, so it and its mounts
+	// are gone (mount_namespaces(7)).
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		if ns, err := os.Readlink("/proc/" + e.Name() + "/ns/mnt"); err == nil && ns == sandboxNS {
+			t.Errorf("pid %s still lives in the demo's namespace %s", e.Name(), ns)
 		}
 	}
 }
