@@ -1,0 +1,89 @@
+package workload
+
+import (
+	"context"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+
+	"mounttop/internal/testns"
+)
+
+func TestMain(m *testing.M) {
+	RunHolderIfAsked()
+	testns.Main(m)
+}
+
+// TestPlanTotals: the plans add up to the size's totals, in the stated
+// proportions, and each mount has about span*Procs/Mounts holders.
+func TestPlanTotals(t *testing.T) {
+	for _, s := range Sizes {
+		fds, locks, cwds, maps := 0, map[LockKind]int{}, 0, 0
+		for i := 0; i < s.Procs; i++ {
+			p := PlanFor(s, i)
+			fds += p.FDs()
+			locks[p.Lock]++
+			if p.Cwd != "" {
+				cwds++
+			}
+			if p.Mmap != "" {
+				maps++
+			}
+		}
+		if fds != s.FDs {
+			t.Errorf("%s: %d fds in the plans, want %d", s.Name, fds, s.FDs)
+		}
+		if n := locks[Flock] + locks[POSIX] + locks[OFD]; n != s.Procs/lockEvery || locks[Flock] == 0 || locks[POSIX] == 0 || locks[OFD] == 0 {
+			t.Errorf("%s: locks %v", s.Name, locks)
+		}
+		if cwds != s.Procs/cwdEvery || maps != s.Procs/mmapEvery {
+			t.Errorf("%s: %d cwds, %d maps", s.Name, cwds, maps)
+		}
+		if got, want := len(Expected(s, 0)), span*s.Procs/s.Mounts; got != want {
+			t.Errorf("%s: %d holders of mount 0, want %d", s.Name, got, want)
+		}
+	}
+}
+
+// TestStartClose brings a small workload up in the test's private
+// namespace and tears it down: every holder alive while it runs, then all
+// killed and reaped, all mounts gone.
+func TestStartClose(t *testing.T) {
+	testns.Require(t, testns.Namespace)
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := t.TempDir()
+	s := Size{Name: "tiny", Procs: 120, FDs: 1200, Mounts: 4}
+	w, err := Start(context.Background(), s, base, exe)
+	if w == nil {
+		t.Fatal(err)
+	}
+	if err == nil {
+		if n := w.Alive(); n != s.Procs {
+			t.Errorf("%d of %d holders alive", n, s.Procs)
+		}
+		fds, err := os.ReadDir("/proc/" + strconv.Itoa(w.Holders[1].Process.Pid) + "/fd")
+		if err != nil || len(fds) < PlanFor(s, 1).FDs() {
+			t.Errorf("holder 1 has %d fds (%v), want at least %d", len(fds), err, PlanFor(s, 1).FDs())
+		}
+	}
+	td, cerr := w.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cerr != nil || td.Killed != s.Procs || td.Reaped != s.Procs || td.Unmounted != s.Mounts+1 || len(td.Left) > 0 {
+		t.Fatalf("%v: %v", td, cerr)
+	}
+	b, _ := os.ReadFile("/proc/self/mountinfo")
+	if strings.Contains(string(b), base) {
+		t.Errorf("a mount under %s is left", base)
+	}
+	for _, c := range w.Holders {
+		if c.ProcessState == nil {
+			t.Errorf("holder %d was not reaped", c.Process.Pid)
+		}
+	}
+}
