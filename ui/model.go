@@ -104,6 +104,12 @@ func New(opts Options) Model {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
+	if opts.StartPath != "" && !filepath.IsAbs(opts.StartPath) {
+		// Here, not in Update: Abs asks the kernel for the working directory.
+		if abs, err := filepath.Abs(opts.StartPath); err == nil {
+			opts.StartPath = abs
+		}
+	}
 	st := newStyles()
 	k := defaultKeys()
 	m := Model{opts: opts, after: tea.Tick, styles: &st, keys: &k, expiry: newExpiryMarks(), width: 80, height: 24}
@@ -280,15 +286,10 @@ func (m Model) onScan(msg scanDoneMsg) (tea.Model, tea.Cmd) {
 	return m, next
 }
 
-// selectPath selects the mount at path, or the one path lies on.
+// selectPath selects the mount at path (made absolute by New), or the one
+// path lies on.
 func (m *Model) selectPath(path string) {
-	p := path
-	if !filepath.IsAbs(p) {
-		if abs, err := filepath.Abs(p); err == nil {
-			p = abs
-		}
-	}
-	p = filepath.Clean(p)
+	p := filepath.Clean(path)
 	mt, ok := m.snap.MountAt(p)
 	if !ok {
 		mt, ok = m.snap.MountContaining(p)
