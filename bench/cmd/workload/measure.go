@@ -132,6 +132,11 @@ func measure(ctx context.Context, o *options, w *workload.Workload) error {
 			if err != nil {
 				return err
 			}
+			// Every tool finds holders here, so each exits 0; a time
+			// from a failed run is no figure.
+			if s.Exit != 0 {
+				return fmt.Errorf("%s exited with %d: %s", t.Name, s.Exit, firstLine(s.stderr))
+			}
 			if r >= 0 {
 				samples[t.Name] = append(samples[t.Name], s)
 			}
@@ -182,6 +187,11 @@ func measure(ctx context.Context, o *options, w *workload.Workload) error {
 		}
 	}
 	return checkErr
+}
+
+func firstLine(b []byte) string {
+	line, _, _ := strings.Cut(strings.TrimSpace(string(b)), "\n")
+	return line
 }
 
 func verdict(ok bool) string {
