@@ -49,7 +49,7 @@ func defaultKeys() keyMap {
 		Quit:    b([]string{"q", "ctrl+c"}, "q", "quit"),
 
 		Yes:    b([]string{"y", "Y"}, "y", "yes"),
-		No:     b([]string{"n", "N", "esc", "q"}, "n/esc", "no"),
+		No:     b([]string{"n", "N", "esc", "q", "ctrl+c"}, "n/esc", "no"),
 		Left:   b([]string{"left", "h", "shift+tab"}, "←", "previous choice"),
 		Right:  b([]string{"right", "tab"}, "→", "next choice"),
 		Choose: b([]string{"enter"}, "enter", "take the highlighted choice"),

@@ -262,6 +262,9 @@ func (m Model) onScan(msg scanDoneMsg) (tea.Model, tea.Cmd) {
 	m.scanTook = msg.took
 	m.now = m.opts.Now()
 	next := m.tickCmd(m.gen)
+	if msg.err == nil && msg.snap == nil {
+		msg.err = errors.New("the scanner returned no snapshot")
+	}
 	if msg.err != nil {
 		m.setError(fmt.Errorf("scanning: %w", msg.err))
 		return m, next
