@@ -123,3 +123,12 @@ func wrapLines(s string, width, max int) []string {
 	}
 	return append(out, clip(s, width))
 }
+
+// cropLines keeps at most n lines of s.
+func cropLines(s string, n int) string {
+	lines := strings.Split(s, "\n")
+	if len(lines) > n {
+		lines = lines[:n]
+	}
+	return strings.Join(lines, "\n")
+}

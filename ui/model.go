@@ -620,7 +620,7 @@ func (m Model) View() string {
 	case m.showHelp:
 		parts = append(parts, helpView(m.styles, m.keys, m.width, body))
 	case m.dialog != nil:
-		parts = append(parts, m.dialog.place(m.width, body))
+		parts = append(parts, cropLines(m.dialog.place(m.width, body), body))
 	default:
 		parts = append(parts, m.paneTitle("Mounts", m.treeTitleExtra(), m.focus == focusTree), m.tree.View())
 		if m.progress.visible() {

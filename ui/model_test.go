@@ -592,6 +592,16 @@ func TestLayoutFitsEverySize(t *testing.T) {
 			}
 		}
 	}
+	// A dialog on a short terminal is cut, never longer than the screen.
+	d.key("F")
+	d.until("the dialog", func(m Model) bool { return m.dialog != nil })
+	for _, h := range []int{24, 14, 10} {
+		d.send(tea.WindowSizeMsg{Width: 80, Height: h})
+		if n := len(strings.Split(d.m.View(), "\n")); n != h {
+			t.Errorf("dialog at 80x%d: %d lines", h, n)
+		}
+	}
+	d.key("n")
 	d.send(tea.WindowSizeMsg{Width: 10, Height: 5})
 	d.mustSee("too small")
 }
