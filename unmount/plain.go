@@ -77,7 +77,11 @@ func (u *Unmounter) Force(ctx context.Context, m *inspect.Mount) error {
 	err := u.umount(ctx, "umount --force", m, unix.MNT_FORCE, true)
 	var e *Error
 	if errors.As(err, &e) && errors.Is(err, unix.EBUSY) && ForceIgnored(m.FSType) {
-		e.Hint = ForceIgnoredNote(m.FSType)
+		if e.Hint != "" {
+			e.Hint = e.Hint + "; " + ForceIgnoredNote(m.FSType)
+		} else {
+			e.Hint = ForceIgnoredNote(m.FSType)
+		}
 	}
 	return err
 }
@@ -161,7 +165,12 @@ func (u *Unmounter) explainFailure(ctx context.Context, op string, m *inspect.Mo
 			e.Submounts = append(e.Submounts, *sub)
 		}
 	}
-	if len(e.Holders) == 0 && len(e.Submounts) == 0 {
+	if r := busyReasons(snap, m.ID); len(r) > 0 {
+		e.Hint = "also held by " + strings.Join(r, "; ")
+		if len(e.Holders) == 0 {
+			e.Hint = "held by " + strings.Join(r, "; ")
+		}
+	} else if len(e.Holders) == 0 && len(e.Submounts) == 0 {
 		e.Hint = noProcessHolder
 	}
 	return e

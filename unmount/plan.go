@@ -97,6 +97,10 @@ func (u *Unmounter) Prepare(ctx context.Context, p Plan) (Plan, error) {
 	if p.Mode == ModeForce && ForceIgnored(m.FSType) {
 		p.Warnings = append(p.Warnings, ForceIgnoredNote(m.FSType))
 	}
+	for _, r := range busyReasons(snap, append([]inspect.MountID{m.ID}, subs...)...) {
+		p.Warnings = append(p.Warnings, "held by "+r+" (no revoke can release it)")
+	}
+	p.Warnings = append(p.Warnings, aliveWarnings(snap, m.ID)...)
 	for _, o := range snap.SameFilesystem(m.ID) {
 		p.Warnings = append(p.Warnings, fmt.Sprintf("the filesystem is also mounted at %s: it stays alive there", termsafe.Quote(o.Mountpoint)))
 	}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -347,5 +348,49 @@ func TestForceFUSE(t *testing.T) {
 	}
 	if err := u.Force(context.Background(), &m); err != nil || testns.IsMountPoint(fs.Dir) {
 		t.Fatalf("force of an idle FUSE mount: %v", err)
+	}
+}
+
+// TestKernelHolder: a loop device backed by a file on the mount keeps it
+// busy with no process holding it; the failure names the loop device and
+// what would release it, the plan warns, the drain says so and times out.
+func TestKernelHolder(t *testing.T) {
+	testns.Require(t, testns.RealRoot)
+	losetup := testns.RequireTool(t, "losetup")
+	dir := testns.Tmpfs(t, "")
+	img := filepath.Join(dir, "img")
+	f, err := os.Create(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Truncate(8 << 20); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	out, err := exec.Command(losetup, "--find", "--show", img).Output()
+	if err != nil {
+		t.Fatalf("losetup: %v", err)
+	}
+	dev := strings.TrimSpace(string(out))
+	t.Cleanup(func() { _ = exec.Command(losetup, "-d", dev).Run() })
+	m := mountAt(t, dir)
+	u := realUnmounter(t)
+	err = u.Force(context.Background(), &m)
+	if !errors.Is(err, unix.EBUSY) || !strings.Contains(err.Error(), "held by loop "+dev) {
+		t.Fatalf("force: %v", err)
+	}
+	p, err := u.Prepare(context.Background(), Plan{Target: m, Mode: ModeStaged, Policy: PolicySignal, Interval: 50 * time.Millisecond, Timeout: 300 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(strings.Join(p.Warnings, "\n"), "held by loop "+dev) {
+		t.Fatalf("plan warnings %q", p.Warnings)
+	}
+	evs := collect(u.Run(context.Background(), p))
+	if !strings.Contains(dumpEvents(evs), "busy, but no process holds it: held by loop "+dev) {
+		t.Fatalf("events:\n%s", dumpEvents(evs))
+	}
+	if last := evs[len(evs)-1]; !errors.Is(last.Err, ErrTimeout) || !testns.IsMountPoint(dir) {
+		t.Fatalf("want a timeout and the mount back: %v", last.Err)
 	}
 }

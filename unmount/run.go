@@ -70,8 +70,9 @@ type run struct {
 	signalled int
 	termAt    map[int]time.Time
 	killed    map[int]bool
-	remaining []inspect.Holder // of the last scan
-	retry     map[int]bool     // refused for a reason that may pass (ErrTransient)
+	remaining []inspect.Holder  // of the last scan
+	retry     map[int]bool      // refused for a reason that may pass (ErrTransient)
+	lastSnap  *inspect.Snapshot // of the last scan
 }
 
 // send delivers one event (and journals it). After cancellation it waits at
@@ -328,6 +329,7 @@ func (r *run) scanHolders() ([]inspect.Holder, error) {
 	if err != nil {
 		return nil, err
 	}
+	r.lastSnap = snap
 	subs := snap.Descendants(r.target.ID)
 	hs := holdersOf(snap, r.target.ID, subs)
 	present := map[int]bool{}
@@ -540,7 +542,11 @@ func (r *run) drain(f *Fence) bool {
 				r.rollback(f, "the unmount failed: "+oneLine(err.Error()), err)
 				return false
 			}
-			r.send(Event{Stage: StageDrain, What: "busy, but " + noProcessHolder, Err: err, Holders: r.changedPicture()})
+			ids := []inspect.MountID{r.target.ID}
+			for _, s := range r.plan.Submounts {
+				ids = append(ids, s.ID)
+			}
+			r.send(Event{Stage: StageDrain, What: "busy, but no process holds it: " + busyHint(r.lastSnap, ids...), Err: err, Holders: r.changedPicture()})
 			continue
 		}
 		for _, h := range hs {

@@ -1,0 +1,73 @@
+package unmount
+
+import (
+	"fmt"
+	"strings"
+
+	"mounttop/inspect"
+	"mounttop/internal/termsafe"
+)
+
+// busyReasons names what keeps the mounts busy besides processes of this
+// namespace, so that an EBUSY with no process holder still explains
+// itself: kernel holders (a loop device or swap file backed by a file on
+// it, an nfsd export, io_uring registered files, ...; submounts are
+// listed on their own) and copies in other mount namespaces that umount2
+// propagates to and that are held there (propagate_mount_busy, fs/pnode.c).
+// No revoke can release these; each says what would.
+func busyReasons(snap *inspect.Snapshot, ids ...inspect.MountID) []string {
+	var out []string
+	for _, id := range ids {
+		for _, k := range snap.Kernel[id] {
+			if k.Kind == "submount" || k.Kind == "over-mount" {
+				continue
+			}
+			s := fmt.Sprintf("%s %s", termsafe.Text(k.Kind), termsafe.Quote(k.Name))
+			if k.Path != "" && k.Path != k.Name {
+				s += " (" + termsafe.Quote(k.Path) + ")"
+			}
+			if k.Action != "" {
+				s += ": " + termsafe.Text(k.Action)
+			}
+			out = append(out, s)
+		}
+		for _, c := range snap.Copies(id) {
+			if c.Propagates && len(c.Holders) > 0 {
+				out = append(out, fmt.Sprintf("its copy in mount namespace mnt:[%d] at %s, held there by %s",
+					c.Namespace.Inode, termsafe.Quote(c.Mount.Mountpoint), holderList(c.Holders, 3)))
+			}
+		}
+	}
+	return out
+}
+
+// aliveWarnings names the copies in other namespaces that umount2 does not
+// reach: our unmount succeeds, but the filesystem (and its device) lives on
+// while they are mounted.
+func aliveWarnings(snap *inspect.Snapshot, id inspect.MountID) []string {
+	var out []string
+	for _, c := range snap.Copies(id) {
+		if c.Propagates {
+			continue
+		}
+		pids := ""
+		if n := len(c.Namespace.PIDs); n > 0 {
+			pids = fmt.Sprintf(" (pid %d", c.Namespace.PIDs[0])
+			if n > 1 {
+				pids += fmt.Sprintf(" and %d more", n-1)
+			}
+			pids += ")"
+		}
+		out = append(out, fmt.Sprintf("the filesystem is also mounted in mount namespace mnt:[%d]%s at %s: it stays alive there after this unmount",
+			c.Namespace.Inode, pids, termsafe.Quote(c.Mount.Mountpoint)))
+	}
+	return out
+}
+
+// busyHint is the EBUSY hint when no process of ours holds the mount.
+func busyHint(snap *inspect.Snapshot, ids ...inspect.MountID) string {
+	if r := busyReasons(snap, ids...); len(r) > 0 {
+		return "held by " + strings.Join(r, "; ")
+	}
+	return noProcessHolder
+}
