@@ -42,14 +42,15 @@ func (e Engine) Run(ctx context.Context, req Request, plan unmount.Plan) <-chan 
 	return e.U.Run(ctx, plan)
 }
 
-// ExpiryMarks implements ExpiryReader from the book.
+// ExpiryMarks implements ExpiryReader from the book, in one read of it.
 func (e Engine) ExpiryMarks(ids []inspect.MountID) map[inspect.MountID]unmount.ExpiryMark {
 	if e.Book == nil {
 		return nil
 	}
-	out := map[inspect.MountID]unmount.ExpiryMark{}
+	all := e.Book.All()
+	out := make(map[inspect.MountID]unmount.ExpiryMark, len(all))
 	for _, id := range ids {
-		if m, ok := e.Book.Get(id); ok {
+		if m, ok := all[id]; ok {
 			out[id] = m
 		}
 	}
