@@ -111,6 +111,12 @@ type unknownMount struct {
 // (detached). dirfd/name is the magic link.
 func (p *proc) other(dirfd int, name string, u Use, t target) {
 	if p.ns != nil && p.ns.byDev[t.dev] {
+		// A count-only scan (list) shows copies in other namespaces by
+		// their tables alone: their holders, and the second statx, are
+		// not needed.
+		if p.in.detail == DetailCounts && p.in.focus == nil {
+			return
+		}
 		var stx unix.Statx_t
 		if unix.Statx(dirfd, name, statxFlags, unix.STATX_MNT_ID, &stx) == nil && stx.Mask&unix.STATX_MNT_ID != 0 {
 			if _, ok := p.ns.byOld[int(stx.Mnt_id)]; ok {

@@ -78,7 +78,7 @@ func (in *Inspector) scanProcess(pid int, tbl *scanTable, sc *scratch) procResul
 	p.scanMaps()
 	// Identity (argv, user, cgroup) costs three more reads: only for
 	// holders whose uses are shown in detail.
-	if p.detailed || len(p.res.foreignUses) > 0 || len(p.res.unknown) > 0 || len(p.res.uring) > 0 {
+	if p.detailed || p.in.detail == DetailFull && (len(p.res.foreignUses) > 0 || len(p.res.unknown) > 0 || len(p.res.uring) > 0) {
 		p.readIdentity()
 		p.readCgroup()
 	}
@@ -308,6 +308,8 @@ func (p *proc) addLink(dirfd int, name string, kind UseKind, tid int, t target) 
 	p.add(t.mount, u)
 }
 
+const kcmpFS = 3 // KCMP_FS, include/uapi/linux/kcmp.h
+
 func (p *proc) scanThreads(cwd, root target) {
 	tasks, err := unix.Openat(p.dirfd, "task", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
@@ -317,6 +319,12 @@ func (p *proc) scanThreads(cwd, root target) {
 	p.eachEntry(tasks, func(name string) {
 		tid, err := strconv.Atoi(name)
 		if err != nil || tid == p.pid {
+			return
+		}
+		// Threads share the process's fs_struct (cwd and root) unless one
+		// did unshare(CLONE_FS): kcmp(2) KCMP_FS says so in one call,
+		// where looking costs two statx. Any error: look.
+		if r, _, errno := unix.Syscall6(unix.SYS_KCMP, uintptr(p.pid), uintptr(tid), kcmpFS, 0, 0, 0); errno == 0 && r == 0 {
 			return
 		}
 		for _, l := range []struct {
