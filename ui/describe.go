@@ -150,9 +150,18 @@ func planLines(req Request, plan unmount.Plan, max int) []string {
 // hintFor says what to do about an error, chosen by errors.Is, naming the
 // holders when the mount is busy.
 func hintFor(err error, holders []inspect.Holder) string {
+	var ue *unmount.Error
 	switch {
 	case err == nil:
 		return ""
+	case errors.Is(err, unmount.ErrGone):
+		return "it is already gone; r refreshes"
+	case errors.Is(err, unmount.ErrChanged):
+		return "the path now names another mount: nothing was done; r refreshes, then look again"
+	case errors.Is(err, unmount.ErrTimeout):
+		return "holders remain (see the log): F again, or choose the signal policy (s) in its dialog"
+	case errors.As(err, &ue) && ue.Hint != "" && !errors.Is(err, unix.EBUSY):
+		return safe(ue.Hint)
 	case errors.Is(err, unix.EBUSY):
 		if len(holders) == 0 {
 			return "busy: a submount, another namespace or the kernel holds it; try F (staged) or l (lazy)"

@@ -472,6 +472,8 @@ func TestErrorsShowUntilTheNextKeyWithAHint(t *testing.T) {
 		{unix.EBUSY, "held by 2 processes: 4242 reader, 4250 shell · F revokes them, l detaches lazily"},
 		{unix.EPERM, "not permitted: unmounting needs root (CAP_SYS_ADMIN)"},
 		{&unmount.Error{Op: "umount", Target: "/mnt/projects", Err: unix.EINVAL}, "not a mount point any more"},
+		{&unmount.Error{Op: "umount --expire", Target: "/mnt/projects", Err: unmount.ErrRefused, Hint: "expire the submounts first"}, "expire the submounts first"},
+		{fmt.Errorf("drain: %w", unmount.ErrTimeout), "holders remain (see the log)"},
 	}
 	for _, c := range cases {
 		t.Run(fmt.Sprint(c.err), func(t *testing.T) {
