@@ -44,8 +44,7 @@ func newFlagSet(name, usage string) *flag.FlagSet {
 
 func parseFlags(fs *flag.FlagSet, args []string) error {
 	if err := fs.Parse(args); err != nil {
-		if err == flag.ErrHelp {
-			fs.Usage()
+		if err == flag.ErrHelp { // flag has printed the usage already
 			return errHelp
 		}
 		return usagef("%s: %v (see mounttop %s --help)", fs.Name(), err, fs.Name())

@@ -125,8 +125,8 @@ func TestHoldersRefusals(t *testing.T) {
 			}
 		})
 	}
-	for _, args := range [][]string{{"list", "--help"}, {"holders", "--help"}, {"--help"}} {
-		if r := runMounttop(t, "", nil, args...); r.code != 0 || !strings.Contains(r.stdout, "usage") || r.stderr != "" {
+	for _, args := range [][]string{{"list", "--help"}, {"holders", "--help"}, {"umount", "--help"}, {"demo", "--help"}, {"--help"}} {
+		if r := runMounttop(t, "", nil, args...); r.code != 0 || strings.Count(r.stdout, "usage:") != 1 || r.stderr != "" {
 			t.Errorf("%v: exit %d, stdout %q, stderr %q; want usage on stdout only", args, r.code, r.stdout, r.stderr)
 		}
 	}
