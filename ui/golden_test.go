@@ -69,7 +69,7 @@ func TestGoldenTree(t *testing.T) {
 func TestGoldenTreeFiltered(t *testing.T) {
 	tm := goldenProgram(t, &fakeUnmounter{}, "")
 	keys(tm, "/", "p", "r", "o")
-	waitScreen(t, tm, "filter /pro")
+	waitScreen(t, tm, "filter: pro")
 	finalScreen(t, tm)
 }
 

@@ -569,7 +569,11 @@ func (m Model) onRunEvent(msg runEventMsg) (tea.Model, tea.Cmd) {
 	if !msg.closed {
 		ev := msg.ev
 		if req.Mode == unmount.ModeExpire && ev.Stage == unmount.StageDone && ev.Result != nil && ev.Result.Gone {
-			m.expiry.expired[req.Target.ID] = m.now
+			at := ev.At
+			if at.IsZero() {
+				at = m.now
+			}
+			m.expiry.expired[req.Target.ID] = at
 		}
 		if ev.Stage == unmount.StageDone {
 			m.status = modeName(req) + " of " + safe(req.Target.Mountpoint) + ": "
@@ -635,7 +639,7 @@ func (m Model) View() string {
 
 func (m Model) treeTitleExtra() string {
 	if f := m.tree.filterLine(); f != "" {
-		return "filter " + f
+		return f
 	}
 	return ""
 }

@@ -68,14 +68,14 @@ func TestKeysMoveCollapseAndFilter(t *testing.T) {
 	}
 	// Filter: matches and their ancestors only.
 	d.key("/", "m", "e", "d")
-	d.mustSee("filter /med█", "/mnt/media", "/mnt ")
+	d.mustSee("filter: med█", "/mnt/media", "/mnt ")
 	d.mustNotSee("/mnt/projects", "/mnt/scratch")
 	d.key("i", "enter")
-	d.mustSee("filter /medi")
+	d.mustSee("filter: medi")
 	// Keys that arrive together act one by one: "/" opens the prompt and
 	// the rest is its text.
 	d.key("esc", "/scr", "enter")
-	d.mustSee("filter /scr")
+	d.mustSee("filter: scr")
 	if d.m.tree.selected != idScratch {
 		t.Fatalf("/scr: selected %x, want /mnt/scratch", d.m.tree.selected)
 	}

@@ -496,7 +496,7 @@ func (t treePane) filterLine() string {
 	if !t.filtering && t.filter == "" {
 		return ""
 	}
-	s := "/" + safe(t.filter)
+	s := "filter: " + safe(t.filter)
 	if t.filtering {
 		s += "█"
 	}
