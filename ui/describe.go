@@ -32,6 +32,16 @@ func modeName(req Request) string {
 	return req.Mode.String()
 }
 
+// mountName is how a mount is called in titles, dialogs and the status
+// bar: its mount point, or, for a mount that was lazily unmounted and is
+// still held (it has no mount point in any table), its unique ID.
+func mountName(m inspect.Mount) string {
+	if m.Detached {
+		return fmt.Sprintf("the detached mount (unique ID %d)", uint64(m.ID))
+	}
+	return safe(m.Mountpoint)
+}
+
 // holderBrief is "pid 1234 cat (fd×2 cwd)".
 func holderBrief(h inspect.Holder) string {
 	s := fmt.Sprintf("pid %d %s", h.PID, safe(h.Comm))
@@ -44,7 +54,7 @@ func holderBrief(h inspect.Holder) string {
 // planLines states exactly what will happen to the mount and to which
 // processes. max bounds the per-process lines (the rest are counted).
 func planLines(req Request, plan unmount.Plan, max int) []string {
-	mp := safe(req.Target.Mountpoint)
+	mp := mountName(req.Target)
 	var holders []inspect.Holder
 	if req.Snapshot != nil {
 		holders = req.Snapshot.HoldersOf(req.Target.ID)
@@ -93,7 +103,17 @@ func planLines(req Request, plan unmount.Plan, max int) []string {
 			listHolders("  ", func(_ int, h inspect.Holder) string { return holderBrief(h) })
 		}
 	case unmount.ModeStaged:
-		out = append(out, "1. Fence "+mp+": new opens by path fail, written data is synced.")
+		step := 1
+		if req.Target.Detached {
+			// No path reaches a detached mount: there is nothing to fence
+			// and nothing left to unmount; it goes with its last holder.
+			out = append(out, "Revoke every holder of "+mp,
+				"until nothing holds it. It is in no mount table: no fence, no unmount;",
+				"it goes with its last holder.")
+		} else {
+			out = append(out, "1. Fence "+mp+": new opens by path fail, written data is synced.")
+			step++
+		}
 		verb := "by ptrace: close fds, unmap files, chdir / (processes keep running)"
 		if req.Policy == unmount.PolicySignal {
 			verb = "SIGTERM, then SIGKILL"
@@ -102,9 +122,9 @@ func planLines(req Request, plan unmount.Plan, max int) []string {
 			}
 		}
 		if len(holders) == 0 {
-			out = append(out, "2. Revoke: nobody holds it.")
+			out = append(out, fmt.Sprintf("%d. Revoke: nobody holds it.", step))
 		} else {
-			out = append(out, "2. Revoke "+verb+":")
+			out = append(out, fmt.Sprintf("%d. Revoke %s:", step, verb))
 			byPID := map[int]unmount.HolderAction{}
 			for _, a := range plan.Holders {
 				byPID[a.Holder.PID] = a
@@ -120,16 +140,24 @@ func planLines(req Request, plan unmount.Plan, max int) []string {
 				return holderBrief(h)
 			})
 		}
-		drain := "3. Drain: rescan"
+		drain := fmt.Sprintf("%d. Drain: rescan", step+1)
 		if plan.Interval > 0 {
 			drain += " every " + plan.Interval.String()
 		}
 		drain += ", revoke stragglers"
+		if req.Target.Detached {
+			drain += " until nothing holds it"
+		}
 		if plan.Timeout > 0 {
 			drain += ", give up after " + plan.Timeout.String()
 		}
-		out = append(out, drain+".", "4. Unmount it for real and check that it is gone.")
-		out = append(out, "x cancels; before revoke starts, the fence is rolled back.")
+		out = append(out, drain+".")
+		if req.Target.Detached {
+			out = append(out, "x cancels; holders already revoked stay revoked.")
+		} else {
+			out = append(out, fmt.Sprintf("%d. Unmount it for real and check that it is gone.", step+2),
+				"x cancels; before revoke starts, the fence is rolled back.")
+		}
 	}
 	if n := len(plan.Submounts); n > 0 && req.Mode != unmount.ModeExpire {
 		switch {

@@ -411,3 +411,33 @@ func (d *driver) started() {
 }
 
 var errBusy error = syscall.EBUSY
+
+// idDetached is a mount that was lazily unmounted and is still held.
+const idDetached inspect.MountID = 1<<40 + 5
+
+// kernelSnapshot is the fake system with what /proc does not show per
+// process: on /mnt/scratch a loop device, a swap file and an nfsd export;
+// a copy of /mnt/projects in another mount namespace, held there; and a
+// detached mount that pid 4280 still holds.
+func kernelSnapshot() *inspect.Snapshot {
+	ms := append(fakeMounts(), inspect.Mount{ID: idDetached, ParentID: idDetached, Mountpoint: "(detached)",
+		FSType: "tmpfs", Source: "demo-old", Minor: 99, Detached: true})
+	hs := fakeHolders()
+	hs[idDetached] = []inspect.Holder{{PID: 4280, Comm: "tail", Cmdline: []string{"tail", "-f", "log"}, User: "root", State: 'S', Threads: 1,
+		Uses: []inspect.Use{{Kind: inspect.UseFD, FD: 3, Path: "/log", Access: inspect.AccessRead}}}}
+	s := inspect.NewSnapshot(ms, hs, nil)
+	s.Kernel = map[inspect.MountID][]inspect.KernelHolder{
+		idScratch: {
+			{Kind: "loop", Name: "/dev/loop3", Path: "/mnt/scratch/disk.img", Action: "detach the loop device"},
+			{Kind: "swap", Name: "/mnt/scratch/swapfile", Path: "/mnt/scratch/swapfile", Action: "swapoff"},
+			{Kind: "nfsd-export", Name: "/mnt/scratch", Path: "/mnt/scratch", Action: "unexport it: exportfs -u *:/mnt/scratch"},
+		},
+	}
+	copyMount := mnt(0, 0, "/data", "tmpfs", "demo-projects", 41)
+	copyMount.OldID = 77
+	s.Namespaces = []inspect.Namespace{{Inode: 4026532999, PIDs: []int{900, 901},
+		Mounts:  []inspect.Mount{copyMount},
+		Holders: map[int][]inspect.Holder{77: {{PID: 900, Comm: "app", Unit: "app.service"}}}}}
+	s.Taken = clock0
+	return s
+}

@@ -89,7 +89,7 @@ func (h *holdersPane) title() string {
 		return "Holders"
 	}
 	n := len(h.snap.HoldersOf(h.mount))
-	return fmt.Sprintf("Holders of %s (%s)", safe(m.Mountpoint), plural(n, "process", "processes"))
+	return fmt.Sprintf("Holders of %s (%s)", mountName(*m), plural(n, "process", "processes"))
 }
 
 func (h *holdersPane) rebuild() {

@@ -137,7 +137,7 @@ func (m Model) LeftRunning() string {
 		return ""
 	}
 	return fmt.Sprintf("the %s of %s was cancelled but had not stopped when mounttop quit (stage %s); check it with: mounttop list",
-		modeName(m.progress.req), safe(m.progress.req.Target.Mountpoint), m.progress.stage)
+		modeName(m.progress.req), mountName(m.progress.req.Target), m.progress.stage)
 }
 
 // Init starts the first scan and the clock.
@@ -454,19 +454,26 @@ func (m Model) ask(req Request, preview bool) (tea.Model, tea.Cmd) {
 		return m, nil
 	}
 	if m.progress.active && !preview {
-		m.setError(fmt.Errorf("a %s of %s is still running: x cancels it", modeName(m.progress.req), safe(m.progress.req.Target.Mountpoint)))
+		m.setError(fmt.Errorf("a %s of %s is still running: x cancels it", modeName(m.progress.req), mountName(m.progress.req.Target)))
+		return m, nil
+	}
+	if mt.Detached && req.Mode != unmount.ModeStaged {
+		// A detached mount is already out of every mount table: umount2
+		// has no path to act on, and what keeps it alive is its holders.
+		m.status = "no " + modeName(req) + ": " + mountName(*mt) + " is in no mount table; " +
+			"F revokes its holders until it goes, d previews that"
 		return m, nil
 	}
 	req.Snapshot = m.snap
 	req.Target = *mt
 	req.Interval = m.opts.Interval
-	m.status = "planning the " + modeName(req) + " of " + safe(mt.Mountpoint) + "…"
+	m.status = "planning the " + modeName(req) + " of " + mountName(*mt) + "…"
 	return m, planCmd(m.opts.Unmounter, req, preview)
 }
 
 func (m Model) onPlan(msg planMsg) (tea.Model, tea.Cmd) {
 	if msg.err != nil {
-		m.setError(fmt.Errorf("planning the %s of %s: %w", modeName(msg.req), safe(msg.req.Target.Mountpoint), msg.err))
+		m.setError(fmt.Errorf("planning the %s of %s: %w", modeName(msg.req), mountName(msg.req.Target), msg.err))
 		return m, nil
 	}
 	if msg.preview {
@@ -482,7 +489,7 @@ func (m Model) onPlan(msg planMsg) (tea.Model, tea.Cmd) {
 
 // unmountDialog asks before an unmount, saying what it will do.
 func (m *Model) unmountDialog(req Request, plan unmount.Plan) *confirmDialog {
-	mp := safe(req.Target.Mountpoint)
+	mp := mountName(req.Target)
 	d := &confirmDialog{styles: m.styles, keys: m.keys,
 		title: strings.ToUpper(modeName(req)[:1]) + modeName(req)[1:] + " of " + mp + "?",
 		lines: planLines(req, plan, 6)}
@@ -519,7 +526,7 @@ func (m *Model) unmountDialog(req Request, plan unmount.Plan) *confirmDialog {
 func (m *Model) quitDialog() *confirmDialog {
 	p := &m.progress
 	lines := []string{
-		"A " + modeName(p.req) + " of " + safe(p.req.Target.Mountpoint) + " is running (stage " + p.stage.String() + ").",
+		"A " + modeName(p.req) + " of " + mountName(p.req.Target) + " is running (stage " + p.stage.String() + ").",
 		"Quitting cancels it and waits for it to stop:",
 	}
 	if p.revoking {
@@ -542,7 +549,7 @@ func (m Model) do(a action) (tea.Model, tea.Cmd) {
 		ctx, cancel := context.WithCancel(context.Background())
 		m.progress.start(run, a.req, a.plan, nil, cancel, m.now)
 		m.setFocus(focusLower)
-		m.status = modeName(a.req) + " of " + safe(a.req.Target.Mountpoint) + " started"
+		m.status = modeName(a.req) + " of " + mountName(a.req.Target) + " started"
 		return m, startRunCmd(ctx, m.opts.Unmounter, a.req, a.plan, run)
 	}
 	return m, nil
@@ -576,7 +583,7 @@ func (m Model) onRunEvent(msg runEventMsg) (tea.Model, tea.Cmd) {
 			m.expiry.expired[req.Target.ID] = at
 		}
 		if ev.Stage == unmount.StageDone {
-			m.status = modeName(req) + " of " + safe(req.Target.Mountpoint) + ": "
+			m.status = modeName(req) + " of " + mountName(req.Target) + ": "
 			switch r := ev.Result; {
 			case r != nil && r.Gone:
 				m.status += "gone"
@@ -589,7 +596,7 @@ func (m Model) onRunEvent(msg runEventMsg) (tea.Model, tea.Cmd) {
 				m.status += " (" + safe(ev.Result.Summary) + ")"
 			}
 			if ev.Err != nil && !errors.Is(ev.Err, unmount.ErrCancelled) {
-				m.setError(fmt.Errorf("%s of %s: %w", modeName(req), safe(req.Target.Mountpoint), ev.Err))
+				m.setError(fmt.Errorf("%s of %s: %w", modeName(req), mountName(req.Target), ev.Err))
 			}
 		}
 	}

@@ -637,3 +637,47 @@ func TestHoldersBeyondProcesses(t *testing.T) {
 	d.key("/", "d", "e", "t", "a", "c", "h", "enter")
 	d.mustSee("(detached)", "detached")
 }
+
+// A detached mount has no path: only the staged mode applies (revoke its
+// holders until nothing holds it); l, e and f say so and do nothing.
+func TestDetachedMountOnlyStaged(t *testing.T) {
+	d := newDriver(t, Options{Scanner: &fakeScanner{snaps: []*inspect.Snapshot{kernelSnapshot()}}})
+	d.started()
+	d.key("G")
+	if d.m.tree.selected != idDetached {
+		t.Fatalf("G: selected %x, want the detached mount", d.m.tree.selected)
+	}
+	d.mustSee("(detached)", "detached", "Holders of the detached mount (unique ID 1099511627781) (1 process)", "tail -f log")
+	for _, k := range []string{"l", "e", "f"} {
+		d.key(k)
+		d.settle()
+		if d.m.dialog != nil {
+			t.Fatalf("%s on a detached mount opened a dialog", k)
+		}
+		mode := map[string]string{"l": "lazy unmount", "e": "expire", "f": "forced unmount"}[k]
+		want := "no " + mode + ": the detached mount (unique ID 1099511627781) is in no mount table; F revokes its holders until it goes, d previews that"
+		if d.m.status != want || d.m.err != nil {
+			t.Fatalf("%s: status %q (error %v), want %q", k, d.m.status, d.m.err, want)
+		}
+		d.mustSee("no " + mode + ": the detached mount")
+	}
+	if n := len(d.um.planned); n != 0 {
+		t.Fatalf("l/e/f on a detached mount asked the engine for %d plans", n)
+	}
+	d.key("d")
+	d.until("the preview", func(m Model) bool { return m.progress.preview })
+	d.mustSee("Plan for staged unmount (close) of the detached mount (unique ID",
+		"Revoke every holder of the detached mount (unique ID 1099511627781)", "until nothing holds it.", "F acts on it")
+	d.mustNotSee("Fence", "Unmount it for real")
+	d.key("esc", "F")
+	d.until("the dialog", func(m Model) bool { return m.dialog != nil })
+	d.mustSee("Staged unmount (close) of the detached mount (unique ID 1099511627781)?",
+		"Revoke every holder of the detached mount (unique ID 1099511627781)", "until nothing holds it.",
+		"pid 4280 tail: close fd", "revoke stragglers until nothing holds it", "[ No ]")
+	d.mustNotSee("Fence")
+	d.key("y")
+	d.until("the run", func(m Model) bool { return d.um.runCount() == 1 })
+	if r := d.um.lastRun(); r.Mode != unmount.ModeStaged || r.Target.ID != idDetached || !r.Target.Detached {
+		t.Fatalf("ran %v on %x (detached %v), want staged on the detached mount", r.Mode, r.Target.ID, r.Target.Detached)
+	}
+}

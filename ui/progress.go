@@ -94,7 +94,7 @@ func (p *progressPane) start(run int, req Request, plan unmount.Plan, ch <-chan 
 		}
 	}
 	p.remaining = len(p.holders)
-	p.addLog(logLine{at: now, stage: unmount.StagePlan, what: "started: " + modeName(req) + " of " + safe(req.Target.Mountpoint)})
+	p.addLog(logLine{at: now, stage: unmount.StagePlan, what: "started: " + modeName(req) + " of " + mountName(req.Target)})
 }
 
 // stop asks a running unmount to stop. Before revoke the engine rolls the
@@ -204,7 +204,7 @@ func (p *progressPane) apply(ev unmount.Event) {
 // title is the pane's title line: what runs on which mount, the stage and
 // the elapsed time.
 func (p *progressPane) title() string {
-	mp := safe(p.req.Target.Mountpoint)
+	mp := mountName(p.req.Target)
 	if p.preview {
 		return fmt.Sprintf("Plan for %s of %s (dry run: nothing changed)", modeName(p.req), mp)
 	}
@@ -241,7 +241,11 @@ func (p progressPane) View() string {
 			add("  "+l, nil)
 		}
 		add("", nil)
-		add("  F, l, e or f acts on it (asking first); esc closes this preview.", p.styles.Dim.Render)
+		if p.req.Target.Detached {
+			add("  F acts on it (asking first); esc closes this preview.", p.styles.Dim.Render)
+		} else {
+			add("  F, l, e or f acts on it (asking first); esc closes this preview.", p.styles.Dim.Render)
+		}
 		return p.pad(lines)
 	}
 	if p.req.Mode == unmount.ModeStaged {
