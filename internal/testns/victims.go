@@ -64,6 +64,25 @@ func StartVictim(t testing.TB, role string, args ...string) *Victim {
 // binary, see CopySelf), so that the victim's executable lies on a mount.
 func StartVictimExe(t testing.TB, exe, role string, args ...string) *Victim {
 	t.Helper()
+	return startVictim(t, exe, 0, role, args...)
+}
+
+// StartVictimInNewNS is StartVictim in a new mount namespace of its own
+// (clone(2) CLONE_NEWNS): a copy of the test's, where mounts under a shared
+// parent stay peers of ours (Go's Unshareflags would make them all private).
+// The victim is the copy's only process, like a container's or a service's
+// with PrivateTmp.
+func StartVictimInNewNS(t testing.TB, role string, args ...string) *Victim {
+	t.Helper()
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return startVictim(t, exe, unix.CLONE_NEWNS, role, args...)
+}
+
+func startVictim(t testing.TB, exe string, cloneflags uintptr, role string, args ...string) *Victim {
+	t.Helper()
 	r, w, err := os.Pipe()
 	if err != nil {
 		t.Fatal(err)
@@ -73,8 +92,8 @@ func StartVictimExe(t testing.TB, exe, role string, args ...string) *Victim {
 	cmd.Stdout = w
 	var stderr strings.Builder
 	cmd.Stderr = &lockedWriter{w: &stderr}
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: unix.SIGKILL}
-	if err := cmd.Start(); err != nil {
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: unix.SIGKILL, Cloneflags: cloneflags}
+	if err := onSpawnThread(cmd.Start); err != nil {
 		w.Close()
 		r.Close()
 		t.Fatalf("starting victim %s: %v", role, err)
@@ -105,6 +124,32 @@ func StartVictimExe(t testing.TB, exe, role string, args ...string) *Victim {
 		t.Fatalf("victim %s %v: %v; stderr: %s", role, args, err, stderr.String())
 	}
 	return v
+}
+
+// spawnCalls carries cmd.Start calls to the spawn thread.
+var (
+	spawnCalls = make(chan func())
+	spawnOnce  sync.Once
+)
+
+// onSpawnThread runs start on one OS thread that lives as long as the test
+// process. PR_SET_PDEATHSIG (SysProcAttr.Pdeathsig) fires when the *thread*
+// that forked the child exits, not the process (prctl(2)); Go ends a thread
+// whenever a goroutine locked to it returns without unlocking, which is
+// exactly what the setns(2) code under test does (unmount/release). A
+// victim forked from such a thread would be killed at a random moment.
+func onSpawnThread(start func() error) error {
+	spawnOnce.Do(func() {
+		go func() {
+			runtime.LockOSThread() // never unlocked: this thread never ends
+			for call := range spawnCalls {
+				call()
+			}
+		}()
+	})
+	errc := make(chan error, 1)
+	spawnCalls <- func() { errc <- start() }
+	return <-errc
 }
 
 type lockedWriter struct {
