@@ -26,11 +26,10 @@ const (
 	// exec.Cmd.Wait's waitid(P_PIDFD, WEXITED) in StartVictim would reap
 	// the tracer's stops and take the process for exited.
 	RoleRevokeHolder = "revoke-holder"
-	// RoleRevokeMmapTouch PATH: maps the file, closes the fd, and reads
-	// the page every 10ms; after SIGSEGV it reports "fault: ..." and keeps
-	// running. (RoleMmapTouch's `_ = *p` is compiled away: &mem[0] is
-	// known non-nil, so no load is left to fault.)
-	RoleRevokeMmapTouch = "revoke-mmap-touch"
+	// RoleRevokeMmapTouch is RoleMmapTouch: maps the file, closes the fd,
+	// reads the page every 10ms, reports "fault: ..." after SIGSEGV and
+	// keeps running.
+	RoleRevokeMmapTouch = RoleMmapTouch
 	// RoleRevokeVfork: one thread sits in vfork(2) waiting for a child
 	// that never execs or exits; it sleeps uninterruptibly (D state) and
 	// cannot reach a ptrace stop. Reports "vfork child: PID", then
@@ -69,7 +68,6 @@ const (
 func init() {
 	RegisterRole(RoleRevokeHolder, 1, revokeHolder)
 	RegisterRole(roleKeepAlive, 1, keepAlive)
-	RegisterRole(RoleRevokeMmapTouch, 1, revokeMmapTouch)
 	RegisterRole(RoleRevokeVfork, 0, revokeVfork)
 	RegisterRole(RoleRevokeSpawner, 1, revokeSpawner)
 	RegisterRole(RoleRevokeCwdThread, 1, revokeCwdThread)
@@ -112,36 +110,6 @@ func keepAlive(args []string) error {
 		}
 	}()
 	return r.run(args[1:])
-}
-
-var touchSink atomic.Uint32
-
-func revokeMmapTouch(args []string) error {
-	fd, err := unix.Open(args[0], unix.O_RDONLY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return err
-	}
-	mem, err := unix.Mmap(fd, 0, 4096, unix.PROT_READ, unix.MAP_SHARED)
-	if err != nil {
-		return err
-	}
-	unix.Close(fd)
-	say("ready")
-	debug.SetPanicOnFault(true)
-	faulted := false
-	for {
-		func() {
-			defer func() {
-				if r := recover(); r != nil && !faulted {
-					faulted = true
-					say("fault: %v", r)
-				}
-			}()
-			// Stored to a global, the load cannot be optimised away.
-			touchSink.Store(uint32(mem[0]))
-		}()
-		time.Sleep(10 * time.Millisecond)
-	}
 }
 
 func revokeVfork(args []string) error {
