@@ -62,6 +62,10 @@ const (
 	StageRollback                  // cancelled before revoke: fence removed
 	StageExpire                    // MNT_EXPIRE attempts
 	StageDone                      // the last event: Result set
+	// StageRelease (Plan.Release): a holder that is not a process is
+	// freed: a copy in another mount namespace unmounted there, a loop
+	// device detached, a swap file swapped off.
+	StageRelease
 )
 
 func (s Stage) String() string {
@@ -82,6 +86,8 @@ func (s Stage) String() string {
 		return "expire"
 	case StageDone:
 		return "done"
+	case StageRelease:
+		return "release"
 	}
 	return "unknown"
 }
@@ -110,6 +116,36 @@ type Plan struct {
 	// ExpireWhenIdle (ModeExpire): re-arm MNT_EXPIRE every Interval until
 	// the mount goes (or Timeout, if set), reporting each attempt.
 	ExpireWhenIdle bool
+
+	// Release: the operator opted in to freeing, during a staged run, what
+	// holds the mount besides this namespace's processes: the holders of
+	// copies in other namespaces that umount2 propagates to are revoked
+	// like ours, then Releases are applied. Without it they are only named.
+	Release bool
+	// Releases is what Prepare found releasable, filled whether or not
+	// Release is set, so that a dry run shows it.
+	Releases []Release
+}
+
+// Release is one non-process holder the staged run can free, by the
+// operator's choice (Plan.Release), or the TUI on its own (Unmounter.Release).
+type Release struct {
+	Kind       string // "copy" (the filesystem mounted in another mount namespace), "loop", "swap"
+	What       string // operator words, e.g. "unmount its copy at /x in mount namespace mnt:[4026532] (pid 812), lazily"
+	PID        int    // copy: a process living in that namespace (the setns(2) target)
+	Mountpoint string // copy: where it is mounted there
+	OldID      int    // copy: its mount ID in that namespace, re-checked before acting
+	Name       string // loop: /dev/loopN; swap: the swap file path
+	Lazy       bool   // copy: MNT_DETACH (its holders there keep it alive until they go) rather than a plain unmount
+	Refused    string // cannot be done, and why (e.g. the loop device is itself mounted)
+
+	// Propagates (copy): umount2 of ours propagates to it
+	// (propagate_mount_busy, fs/pnode.c), so a staged run revokes its
+	// holders instead of unmounting it: the over-mount fence covers it in
+	// its namespace, and our unmount takes it along.
+	Propagates bool
+	// Namespace (copy): the namespace's inode, mnt:[Namespace].
+	Namespace uint64
 }
 
 // HolderState is one holder's state during a run, for the progress pane.

@@ -34,10 +34,20 @@ type fakeSys struct {
 	selfCwd   inspect.MountID
 	onSyncfs  func()
 	syncErr   error
+
+	// kernel: the target's kernel holders (a release removes its own);
+	// namespaces: other namespaces' tables; copyHolders[i] is what the
+	// i-th Scan finds holding the copy with reusable ID copyOld there (the
+	// last entry repeats).
+	kernel      []inspect.KernelHolder
+	namespaces  []inspect.Namespace
+	copyOld     int
+	copyHolders [][]inspect.Holder
+	releaseErr  map[string][]error // per "loop DEV", "swap PATH", "copy PID", consumed in order
 }
 
 func newFake() *fakeSys {
-	f := &fakeSys{nextID: 100, umountErr: map[string][]error{}, revokeErr: map[int]error{}, revokeSeq: map[int][]error{}}
+	f := &fakeSys{nextID: 100, umountErr: map[string][]error{}, revokeErr: map[int]error{}, revokeSeq: map[int][]error{}, releaseErr: map[string][]error{}}
 	f.mounts = []inspect.Mount{{ID: 1, ParentID: 1, Mountpoint: "/", FSType: "ext4", Major: 8, Minor: 1}}
 	return f
 }
@@ -99,10 +109,108 @@ func (f *fakeSys) snapshot(withHolders bool) *inspect.Snapshot {
 		if i >= len(f.holders) {
 			i = len(f.holders) - 1
 		}
-		f.scans++
 		hs = map[inspect.MountID][]inspect.Holder{f.target: f.holders[i]}
 	}
-	return inspect.NewSnapshot(append([]inspect.Mount(nil), f.mounts...), hs, nil)
+	mounts := append([]inspect.Mount(nil), f.mounts...)
+	if withHolders {
+		// A detached mount is in a snapshot only through its holders.
+		kept := mounts[:0]
+		for _, m := range mounts {
+			if !m.Detached || len(hs[m.ID]) > 0 {
+				kept = append(kept, m)
+			}
+		}
+		mounts = kept
+	} else {
+		kept := mounts[:0]
+		for _, m := range mounts {
+			if !m.Detached {
+				kept = append(kept, m)
+			}
+		}
+		mounts = kept
+	}
+	snap := inspect.NewSnapshot(mounts, hs, nil)
+	if withHolders {
+		if len(f.kernel) > 0 {
+			snap.Kernel = map[inspect.MountID][]inspect.KernelHolder{f.target: append([]inspect.KernelHolder(nil), f.kernel...)}
+		}
+		for _, ns := range f.namespaces {
+			ns.Holders = map[int][]inspect.Holder{}
+			if n := len(f.copyHolders); n > 0 {
+				i := f.scans
+				if i >= n {
+					i = n - 1
+				}
+				ns.Holders[f.copyOld] = f.copyHolders[i]
+			}
+			snap.Namespaces = append(snap.Namespaces, ns)
+		}
+		if len(f.holders) > 0 || len(f.copyHolders) > 0 {
+			f.scans++
+		}
+	}
+	return snap
+}
+
+// releaseResult consumes the scripted error for key; on success the
+// matching kernel holder or copy is gone.
+func (f *fakeSys) releaseResult(key string, drop func()) error {
+	if errs := f.releaseErr[key]; len(errs) > 0 {
+		f.releaseErr[key] = errs[1:]
+		if errs[0] != nil {
+			return errs[0]
+		}
+	}
+	drop()
+	return nil
+}
+
+func (f *fakeSys) dropKernel(name string) {
+	for i, k := range f.kernel {
+		if k.Name == name {
+			f.kernel = append(f.kernel[:i:i], f.kernel[i+1:]...)
+			return
+		}
+	}
+}
+
+func (f *fakeSys) UnmountCopy(pid int, mp string, oldID int, flags int) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.record("umount-copy %d %s %d %s", pid, mp, oldID, flagNames(flags|unix.UMOUNT_NOFOLLOW))
+	return f.releaseResult(fmt.Sprintf("copy %d", pid), func() {
+		for i := range f.namespaces {
+			var kept []inspect.Mount
+			for _, m := range f.namespaces[i].Mounts {
+				if m.OldID != oldID {
+					kept = append(kept, m)
+				}
+			}
+			f.namespaces[i].Mounts = kept
+		}
+	})
+}
+
+func (f *fakeSys) DetachLoop(dev string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.record("detach-loop %s", dev)
+	return f.releaseResult("loop "+dev, func() { f.dropKernel(dev) })
+}
+
+func (f *fakeSys) Swapoff(p string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.record("swapoff %s", p)
+	return f.releaseResult("swap "+p, func() {
+		for _, k := range f.kernel {
+			if k.Kind == "swap" {
+				f.dropKernel(k.Name)
+				return
+			}
+		}
+	})
 }
 
 func (f *fakeSys) Scan(ctx context.Context) (*inspect.Snapshot, error) {

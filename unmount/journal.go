@@ -126,14 +126,33 @@ func (j *Journal) Record(p *Plan, ev Event) error {
 	if j == nil {
 		return nil
 	}
+	policy := ""
+	if p.Mode == ModeStaged {
+		policy = p.Policy.String()
+	}
+	return j.record(planTarget(&p.Target), p.Mode.String(), policy, ev)
+}
+
+// planTarget names the target in the journal: its mount point, or for a
+// detached mount its unique ID.
+func planTarget(m *inspect.Mount) string {
+	if m.Detached {
+		return fmt.Sprintf("(detached mount %d)", m.ID)
+	}
+	return m.Mountpoint
+}
+
+// record appends ev as one line headed by the target, the mode ("release"
+// for Unmounter.Release) and the policy.
+func (j *Journal) record(target, mode, policy string, ev Event) error {
+	if j == nil {
+		return nil
+	}
 	evb, err := json.Marshal(ev)
 	if err != nil {
 		return err
 	}
-	head := journalHead{Run: j.run, Target: termsafe.Name(p.Target.Mountpoint), Mode: p.Mode.String()}
-	if p.Mode == ModeStaged {
-		head.Policy = p.Policy.String()
-	}
+	head := journalHead{Run: j.run, Target: termsafe.Name(target), Mode: mode, Policy: policy}
 	hb, err := json.Marshal(head)
 	if err != nil {
 		return err

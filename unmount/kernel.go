@@ -11,6 +11,7 @@ import (
 
 	"mounttop/inspect"
 	"mounttop/internal/mountapi"
+	"mounttop/unmount/release"
 )
 
 // kernel is the real System: system calls against the caller's mount
@@ -336,3 +337,41 @@ func isUnder(path, mp string) bool {
 	}
 	return path == mp || len(path) > len(mp) && path[:len(mp)] == mp && path[len(mp)] == '/'
 }
+
+// UnmountCopy is release.UnmountInNamespace: setns(2) into the mount
+// namespace of pid on a locked thread that is thrown away afterwards, the
+// copy's ID re-checked there, umount2 with UMOUNT_NOFOLLOW.
+func (k *kernel) UnmountCopy(pid int, mountpoint string, oldID int, flags int) error {
+	err := release.UnmountInNamespace(pid, mountpoint, oldID, flags)
+	if errors.Is(err, release.ErrChanged) {
+		return fmt.Errorf("%w: %w", ErrChanged, err)
+	}
+	return err
+}
+
+// DetachLoop first opens the loop device with O_EXCL: a block device open
+// exclusively fails with EBUSY while a filesystem on it is mounted (in any
+// namespace, detached or not) or device-mapper/md claims it (open(2)). Such
+// a device is refused: LOOP_CLR_FD would only set autoclear and the backing
+// file would stay held (loop(4)). The detach itself completes when the
+// last opener closes the device, so the mount may stay busy a moment after.
+func (k *kernel) DetachLoop(dev string) error {
+	fd, err := unix.Open(dev, unix.O_RDONLY|unix.O_EXCL|unix.O_CLOEXEC, 0)
+	if errors.Is(err, unix.EBUSY) {
+		return &release.Error{Op: "detach loop", Target: dev,
+			Err: fmt.Errorf("%w: the loop device is itself mounted or claimed (device-mapper, md, swap); unmount it first", ErrRefused)}
+	}
+	if err != nil {
+		return &release.Error{Op: "detach loop", Target: dev, Err: err}
+	}
+	defer unix.Close(fd)
+	// LOOP_CLR_FD on the exclusive fd: nobody can mount the device between
+	// the check and the detach.
+	if err := unix.IoctlSetInt(fd, unix.LOOP_CLR_FD, 0); err != nil {
+		return &release.Error{Op: "detach loop", Target: dev, Err: err}
+	}
+	return nil
+}
+
+// Swapoff is swapoff(2) (release.Swapoff).
+func (k *kernel) Swapoff(path string) error { return release.Swapoff(path) }

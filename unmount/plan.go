@@ -54,9 +54,12 @@ func (u *Unmounter) Prepare(ctx context.Context, p Plan) (Plan, error) {
 	}
 	p.Target = *m
 	refuse := func(format string, a ...any) (Plan, error) {
-		return p, &Error{Op: "umount", Target: m.Mountpoint, Err: fmt.Errorf("%w: "+format, append([]any{ErrRefused}, a...)...)}
+		return p, &Error{Op: "umount", Target: planTarget(m), Err: fmt.Errorf("%w: "+format, append([]any{ErrRefused}, a...)...)}
 	}
-	if m.Mountpoint == "/" || m.ParentID == m.ID {
+	switch {
+	case m.Detached && p.Mode != ModeStaged:
+		return refuse("%s", detachedRefusal(p.Mode))
+	case !m.Detached && (m.Mountpoint == "/" || m.ParentID == m.ID):
 		return refuse("it is the root of this mount namespace")
 	}
 	subs := snap.Descendants(m.ID)
@@ -97,7 +100,12 @@ func (u *Unmounter) Prepare(ctx context.Context, p Plan) (Plan, error) {
 	if p.Mode == ModeForce && ForceIgnored(m.FSType) {
 		p.Warnings = append(p.Warnings, ForceIgnoredNote(m.FSType))
 	}
-	for _, r := range busyReasons(snap, append([]inspect.MountID{m.ID}, subs...)...) {
+	ids := append([]inspect.MountID{m.ID}, subs...)
+	p.Releases = p.Releases[:0]
+	if !m.Detached {
+		p.Releases = findReleases(snap, ids)
+	}
+	for _, r := range busyReasons(snap, ids...) {
 		p.Warnings = append(p.Warnings, "held by "+r+" (no revoke can release it)")
 	}
 	p.Warnings = append(p.Warnings, aliveWarnings(snap, m.ID)...)
@@ -243,9 +251,12 @@ func plural(n int, word string) string {
 func describePlan(p *Plan) string {
 	var b strings.Builder
 	m := &p.Target
-	fmt.Fprintf(&b, "%s unmount of %s (%s %s, mount %d)", p.Mode, termsafe.Quote(m.Mountpoint),
+	fmt.Fprintf(&b, "%s unmount of %s (%s %s, mount %d)", p.Mode, termsafe.Quote(planTarget(m)),
 		termsafe.Text(m.FSType), termsafe.Text(m.Source), m.ID)
-	if p.Mode == ModeStaged {
+	switch {
+	case p.Mode == ModeStaged && m.Detached:
+		fmt.Fprintf(&b, ": no fence and no syncfs (it is detached: in no mount table), revoke by %s, drain every %v for up to %v until no process holds it", p.Policy, p.Interval, p.Timeout)
+	case p.Mode == ModeStaged:
 		fmt.Fprintf(&b, ": fence, syncfs, revoke by %s, drain every %v for up to %v", p.Policy, p.Interval, p.Timeout)
 	}
 	if p.Mode == ModeExpire && p.ExpireWhenIdle {
@@ -263,6 +274,21 @@ func describePlan(p *Plan) string {
 	fmt.Fprintf(&b, "; %d %s", len(p.Holders), plural(len(p.Holders), "holder"))
 	if refused > 0 {
 		fmt.Fprintf(&b, " (%d cannot be revoked)", refused)
+	}
+	if n := len(p.Releases); n > 0 && p.Mode == ModeStaged {
+		var what []string
+		for _, r := range p.Releases {
+			w := r.What
+			if r.Refused != "" {
+				w += " (cannot: " + r.Refused + ")"
+			}
+			what = append(what, w)
+		}
+		if p.Release {
+			fmt.Fprintf(&b, "; then %d %s: %s", n, plural(n, "release"), strings.Join(what, "; "))
+		} else {
+			fmt.Fprintf(&b, "; %d %s (with --release): %s", n, plural(n, "release"), strings.Join(what, "; "))
+		}
 	}
 	return b.String()
 }

@@ -73,6 +73,10 @@ type run struct {
 	remaining []inspect.Holder  // of the last scan
 	retry     map[int]bool      // refused for a reason that may pass (ErrTransient)
 	lastSnap  *inspect.Snapshot // of the last scan
+
+	releases []*releaseState // Plan.Release: the plan's releases and how they went
+	released int            // releases done
+	inCopy   map[int]string // holders of a propagating copy: pid -> "mnt:[N]"
 }
 
 // send delivers one event (and journals it). After cancellation it waits at
@@ -125,9 +129,18 @@ func (r *run) start() {
 		r.order = append(r.order, a.Holder.PID)
 	}
 	r.lastShown = fmt.Sprint(r.picture())
+	r.startReleases()
 	r.send(PlanEvent(p))
 	if r.ctx.Err() != nil {
 		r.done(Result{Summary: "cancelled before anything changed"}, ErrCancelled)
+		return
+	}
+	switch {
+	case p.Target.Detached && p.Mode != ModeStaged:
+		r.fail(StageDone, fmt.Errorf("%w: %s", ErrRefused, detachedRefusal(p.Mode)), "nothing done")
+		return
+	case p.Target.Detached:
+		r.stagedDetached()
 		return
 	}
 	switch p.Mode {
@@ -257,12 +270,16 @@ func (r *run) staged() {
 	if parent, ok := snap.Mount(r.target.ParentID); ok && parent.Propagation.Shared != 0 {
 		over = true
 	}
+	if over {
+		r.releaseSwapsNow()
+	}
 	f, err := u.sys.Fence(&r.target, over)
 	if err != nil && !over && errors.Is(err, unix.EINVAL) {
 		// move_mount refuses MOVE_MOUNT_BENEATH under a shared parent
 		// (and in a few other layouts): the over-mount fence still works.
 		r.send(Event{Stage: StageFence, What: "mount beneath refused (EINVAL); over-mounting instead", Err: err})
 		over = true
+		r.releaseSwapsNow()
 		f, err = u.sys.Fence(&r.target, true)
 	}
 	if err != nil {
@@ -288,6 +305,9 @@ func (r *run) staged() {
 	if !r.revoke(f) {
 		r.rollback(f, "cancelled before revoke", ErrCancelled)
 		return
+	}
+	if len(r.releases) > 0 && r.ctx.Err() == nil {
+		r.applyReleases(f, StageRelease, false)
 	}
 	if r.drain(f) {
 		r.finish(f)
@@ -332,6 +352,9 @@ func (r *run) scanHolders() ([]inspect.Holder, error) {
 	r.lastSnap = snap
 	subs := snap.Descendants(r.target.ID)
 	hs := holdersOf(snap, r.target.ID, subs)
+	if r.plan.Release {
+		hs = mergeHolders(hs, r.copyHolders(snap, append([]inspect.MountID{r.target.ID}, subs...)))
+	}
 	present := map[int]bool{}
 	for _, h := range hs {
 		present[h.PID] = true
@@ -406,7 +429,7 @@ func (r *run) act(stage Stage, h inspect.Holder) {
 	if why := unrevocable(h); why != "" {
 		if st.State != "refused" || st.Reason != why {
 			st.State, st.Reason = "refused", why
-			r.send(Event{Stage: stage, PID: h.PID, What: fmt.Sprintf("pid %d (%s): not revoked: %s", h.PID, termsafe.Text(h.Comm), why), Holders: r.changedPicture()})
+			r.send(Event{Stage: stage, PID: h.PID, What: fmt.Sprintf("%s: not revoked: %s", r.who(h), why), Holders: r.changedPicture()})
 		}
 		return
 	}
@@ -414,8 +437,11 @@ func (r *run) act(stage Stage, h inspect.Holder) {
 		return // a revoke failed for good earlier (traced, no ptrace): reported then
 	}
 	t := revokeTargets(h, false)
-	if len(r.plan.Submounts) == 0 {
-		t.Mount = r.target.ID // uses of one mount only: let the revoker re-check them
+	if len(r.plan.Submounts) == 0 && r.inCopy[h.PID] == "" {
+		// Uses of one mount only: let the revoker re-check them. The
+		// uses of a copy in another namespace lie on a mount whose
+		// unique ID the scan does not know: the scan is trusted.
+		t.Mount = r.target.ID
 	}
 	if t.Empty() {
 		return // holds only by a lock or a use with nothing to revoke
@@ -426,10 +452,10 @@ func (r *run) act(stage Stage, h inspect.Holder) {
 		delete(r.retry, h.PID)
 		r.revoked++
 		st.State, st.Reason = "revoked", did
-		r.send(Event{Stage: stage, PID: h.PID, What: fmt.Sprintf("pid %d (%s): %s", h.PID, termsafe.Text(h.Comm), did), Holders: r.changedPicture()})
+		r.send(Event{Stage: stage, PID: h.PID, What: fmt.Sprintf("%s: %s", r.who(h), did), Holders: r.changedPicture()})
 	case errors.Is(err, ErrHolderGone):
 		st.State, st.Reason = "gone", "exited"
-		r.send(Event{Stage: stage, PID: h.PID, What: fmt.Sprintf("pid %d (%s) exited", h.PID, termsafe.Text(h.Comm)), Holders: r.changedPicture()})
+		r.send(Event{Stage: stage, PID: h.PID, What: fmt.Sprintf("%s exited", r.who(h)), Holders: r.changedPicture()})
 	default:
 		again := st.State == "refused" && st.Reason == oneLine(err.Error())
 		st.State, st.Reason = "refused", oneLine(err.Error())
@@ -437,7 +463,7 @@ func (r *run) act(stage Stage, h inspect.Holder) {
 		// hung may come out of it: try it again on the next drain pass.
 		r.retry[h.PID] = errors.Is(err, ErrTransient)
 		if !again {
-			r.send(Event{Stage: stage, PID: h.PID, Err: err, What: fmt.Sprintf("pid %d (%s): not revoked: %s", h.PID, termsafe.Text(h.Comm), oneLine(err.Error())), Holders: r.changedPicture()})
+			r.send(Event{Stage: stage, PID: h.PID, Err: err, What: fmt.Sprintf("%s: not revoked: %s", r.who(h), oneLine(err.Error())), Holders: r.changedPicture()})
 		}
 	}
 }
@@ -511,8 +537,7 @@ func (r *run) drain(f *Fence) bool {
 			select {
 			case <-tick.C:
 			case <-deadline.C:
-				left := r.remainingHolders()
-				r.rollback(f, fmt.Sprintf("%d %s still held the mount after %v: %s", len(left), plural(len(left), "holder"), p.Timeout, r.whyLeft(left)), ErrTimeout)
+				r.rollback(f, r.timeoutSummary(), ErrTimeout)
 				return false
 			case <-r.ctx.Done():
 				r.rollback(f, "cancelled during the drain", ErrCancelled)
@@ -532,6 +557,9 @@ func (r *run) drain(f *Fence) bool {
 			continue
 		}
 		r.remaining = hs
+		if len(r.releases) > 0 {
+			r.applyReleases(f, StageDrain, true)
+		}
 		if len(hs) == 0 {
 			r.send(Event{Stage: StageDrain, What: "nothing holds the mount any more; unmounting", Holders: r.changedPicture()})
 			err := r.unmountReal(f)
@@ -546,13 +574,13 @@ func (r *run) drain(f *Fence) bool {
 			for _, s := range r.plan.Submounts {
 				ids = append(ids, s.ID)
 			}
-			r.send(Event{Stage: StageDrain, What: "busy, but no process holds it: " + busyHint(r.lastSnap, ids...), Err: err, Holders: r.changedPicture()})
+			r.send(Event{Stage: StageDrain, What: "busy, but no process holds it: " + busyHint(r.lastSnap, ids...) + r.releasesLeft(), Err: err, Holders: r.changedPicture()})
 			continue
 		}
 		for _, h := range hs {
 			r.act(StageDrain, h)
 		}
-		r.send(Event{Stage: StageDrain, Remaining: len(hs), What: fmt.Sprintf("%d %s left: %s", len(hs), plural(len(hs), "holder"), r.whyLeft(hs)), Holders: r.changedPicture()})
+		r.send(Event{Stage: StageDrain, Remaining: len(hs), What: fmt.Sprintf("%d %s left: %s", len(hs), plural(len(hs), "holder"), r.whyLeft(hs)) + r.releasesLeft(), Holders: r.changedPicture()})
 	}
 }
 
@@ -583,7 +611,7 @@ func (r *run) whyLeft(hs []inspect.Holder) string {
 				ks = append(ks, k)
 			}
 		}
-		parts = append(parts, fmt.Sprintf("pid %d (%s) by %s, %s", h.PID, termsafe.Text(h.Comm), strings.Join(ks, "+"), why))
+		parts = append(parts, fmt.Sprintf("%s by %s, %s", r.who(h), strings.Join(ks, "+"), why))
 	}
 	return strings.Join(parts, "; ")
 }
@@ -641,8 +669,119 @@ func (r *run) finish(f *Fence) {
 		}
 		r.send(Event{Stage: StageUnmount, What: "fence removed: " + termsafe.Quote(f.Target) + " is a plain directory again"})
 	}
-	r.done(Result{Gone: true, Summary: fmt.Sprintf("%s is unmounted (verified): %d %s revoked, %d signalled",
-		termsafe.Quote(r.target.Mountpoint), r.revoked, plural(r.revoked, "holder"), r.signalled)}, nil)
+	summary := fmt.Sprintf("%s is unmounted (verified): %d %s revoked, %d signalled",
+		termsafe.Quote(r.target.Mountpoint), r.revoked, plural(r.revoked, "holder"), r.signalled)
+	if r.released > 0 {
+		summary += fmt.Sprintf(", %d %s", r.released, plural(r.released, "release"))
+	}
+	r.done(Result{Gone: true, Summary: summary}, nil)
+}
+
+// who names a holder: "pid 12 (cat)", with its mount namespace when it
+// holds a copy there.
+func (r *run) who(h inspect.Holder) string {
+	s := fmt.Sprintf("pid %d (%s)", h.PID, termsafe.Text(h.Comm))
+	if ns := r.inCopy[h.PID]; ns != "" {
+		s += " in mount namespace " + ns
+	}
+	return s
+}
+
+// timeoutSummary says why the drain gave up: the holders left and why, or,
+// with none left, what else keeps the mount busy.
+func (r *run) timeoutSummary() string {
+	left := r.remainingHolders()
+	if len(left) == 0 && r.lastSnap != nil {
+		ids := []inspect.MountID{r.target.ID}
+		for _, s := range r.plan.Submounts {
+			ids = append(ids, s.ID)
+		}
+		return fmt.Sprintf("the mount was still busy after %v: %s%s", r.plan.Timeout, busyHint(r.lastSnap, ids...), r.releasesLeft())
+	}
+	return fmt.Sprintf("%d %s still held the mount after %v: %s%s", len(left), plural(len(left), "holder"), r.plan.Timeout, r.whyLeft(left), r.releasesLeft())
+}
+
+// mergeHolders appends more to hs, merging the uses of a pid in both.
+func mergeHolders(hs, more []inspect.Holder) []inspect.Holder {
+	at := map[int]int{}
+	for i, h := range hs {
+		at[h.PID] = i
+	}
+	for _, h := range more {
+		if i, ok := at[h.PID]; ok {
+			hs[i].Uses = append(append([]inspect.Use(nil), hs[i].Uses...), h.Uses...)
+			continue
+		}
+		at[h.PID] = len(hs)
+		hs = append(hs, h)
+	}
+	return hs
+}
+
+// detachedRefusal says why a plain mode cannot take a detached mount.
+func detachedRefusal(m Mode) string {
+	return fmt.Sprintf("the mount is detached (lazily unmounted: in no mount table), so umount2 (%s) cannot name it; --staged revokes its holders so that the kernel lets it go", m)
+}
+
+// stagedDetached finishes what a lazy unmount started: the target is a
+// detached mount, alive only because processes hold it (Snapshot.Detached).
+// There is nothing to fence (no path leads to it) and no path to syncfs it
+// by; the kernel syncs the filesystem when it lets go of its last mount. So:
+// revoke every holder, then drain until no scan finds a holder of its
+// unique ID, or the timeout.
+func (r *run) stagedDetached() {
+	p := r.plan
+	r.send(Event{Stage: StageFence, What: fmt.Sprintf("no fence: detached mount %d is in no mount table, so no path can open anything on it; no syncfs either (no path to it): the kernel syncs the filesystem when it lets go of it", r.target.ID)})
+	if !r.revoke(nil) || r.ctx.Err() != nil {
+		r.done(Result{Summary: r.detachedCancelled()}, ErrCancelled)
+		return
+	}
+	deadline := time.NewTimer(p.Timeout)
+	defer deadline.Stop()
+	tick := time.NewTicker(p.Interval)
+	defer tick.Stop()
+	for first := true; ; first = false {
+		if !first {
+			select {
+			case <-tick.C:
+			case <-deadline.C:
+				left := r.remainingHolders()
+				r.done(Result{Summary: fmt.Sprintf("%d %s still held detached mount %d after %v: %s", len(left), plural(len(left), "holder"), r.target.ID, p.Timeout, r.whyLeft(left)),
+					Remaining: left}, ErrTimeout)
+				return
+			case <-r.ctx.Done():
+				r.done(Result{Summary: r.detachedCancelled(), Remaining: r.remainingHolders()}, ErrCancelled)
+				return
+			}
+		}
+		hs, err := r.scanHolders()
+		if r.ctx.Err() != nil {
+			r.done(Result{Summary: r.detachedCancelled(), Remaining: r.remainingHolders()}, ErrCancelled)
+			return
+		}
+		if err != nil {
+			r.send(Event{Stage: StageDrain, What: "rescan failed", Err: err})
+			continue
+		}
+		r.remaining = hs
+		if _, still := r.lastSnap.Mount(r.target.ID); len(hs) == 0 && !still {
+			r.send(Event{Stage: StageUnmount, What: fmt.Sprintf("no process holds detached mount %d any more (verified by a scan): the kernel releases it", r.target.ID), Holders: r.changedPicture()})
+			r.done(Result{Gone: true, Summary: fmt.Sprintf("detached mount %d is gone (no holder left, verified): %d %s revoked, %d signalled",
+				r.target.ID, r.revoked, plural(r.revoked, "holder"), r.signalled)}, nil)
+			return
+		}
+		for _, h := range hs {
+			r.act(StageDrain, h)
+		}
+		r.send(Event{Stage: StageDrain, Remaining: len(hs), What: fmt.Sprintf("%d %s left: %s", len(hs), plural(len(hs), "holder"), r.whyLeft(hs)), Holders: r.changedPicture()})
+	}
+}
+
+func (r *run) detachedCancelled() string {
+	if r.revoked+r.signalled > 0 {
+		return fmt.Sprintf("cancelled; %d holders were revoked and %d signalled and stay so; the detached mount lives on while the rest hold it", r.revoked, r.signalled)
+	}
+	return "cancelled; nothing changed"
 }
 
 func oneLine(s string) string { return strings.NewReplacer("\n", " ", "\r", " ").Replace(s) }

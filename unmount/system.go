@@ -51,6 +51,16 @@ type System interface {
 	// Signal sends sig to pid (through a pidfd, so a recycled pid is not hit
 	// once the pidfd is open).
 	Signal(pid int, sig unix.Signal) error
+
+	// UnmountCopy unmounts the mount at mountpoint in the mount namespace
+	// of process pid (setns(2) on a thrown-away thread), after checking
+	// that its mount ID there is still oldID; flags is 0 or MNT_DETACH.
+	UnmountCopy(pid int, mountpoint string, oldID int, flags int) error
+	// DetachLoop detaches the loop device dev (LOOP_CLR_FD, loop(4)),
+	// refusing one that is mounted or otherwise claimed.
+	DetachLoop(dev string) error
+	// Swapoff stops swapping to the file at path (swapoff(2)).
+	Swapoff(path string) error
 }
 
 // FenceKind is how a fence was put up.
