@@ -45,7 +45,7 @@ func TestReleaseSequence(t *testing.T) {
 		wantRelease []string // Plan.Releases' What, substrings
 	}{
 		{
-			name: "loop: detached after revoke; the drain retries the unmount until the device lets go",
+			name:    "loop: detached after revoke; the drain retries the unmount until the device lets go",
 			release: true, kernel: []inspect.KernelHolder{loop},
 			setup:       func(f *fakeSys) { f.umountErr["/stash/mnt"] = busy(1) },
 			wantCalls:   []string{"fence beneath /mnt/t", "syncfs", "detach-loop /dev/loop7", "umount2 /stash/mnt NOFOLLOW", "umount2 /stash/mnt NOFOLLOW", "remove-fence"},
@@ -55,7 +55,7 @@ func TestReleaseSequence(t *testing.T) {
 			wantRelease: []string{"detach loop device"},
 		},
 		{
-			name: "loop without Release: named in the drain and the timeout, never detached",
+			name:   "loop without Release: named in the drain and the timeout, never detached",
 			kernel: []inspect.KernelHolder{loop}, timeout: 40 * time.Millisecond,
 			setup:     func(f *fakeSys) { f.umountErr["/stash/mnt"] = busy(1000) },
 			wantErr:   ErrTimeout,
@@ -63,7 +63,7 @@ func TestReleaseSequence(t *testing.T) {
 			wantCalls: nil, // checked below: no detach-loop
 		},
 		{
-			name: "loop device itself mounted: refused in the plan, not touched",
+			name:    "loop device itself mounted: refused in the plan, not touched",
 			release: true, kernel: []inspect.KernelHolder{loop}, timeout: 40 * time.Millisecond,
 			setup: func(f *fakeSys) {
 				f.umountErr["/stash/mnt"] = busy(1000)
@@ -73,20 +73,20 @@ func TestReleaseSequence(t *testing.T) {
 			wantRelease: []string{"cannot: the loop device is itself mounted"},
 		},
 		{
-			name: "swap under the beneath fence: swapped off through the stash",
+			name:    "swap under the beneath fence: swapped off through the stash",
 			release: true, kernel: []inspect.KernelHolder{swap},
 			wantCalls: []string{"fence beneath /mnt/t", "syncfs", "swapoff /stash/mnt/swapfile", "umount2 /stash/mnt NOFOLLOW", "remove-fence"},
 			wantGone:  true,
 		},
 		{
-			name: "swap under a shared parent: swapped off before the over-mount fence hides it",
+			name:    "swap under a shared parent: swapped off before the over-mount fence hides it",
 			release: true, shared: true, kernel: []inspect.KernelHolder{swap},
 			wantCalls: []string{"swapoff /mnt/t/swapfile", "fence over /mnt/t", "syncfs", "remove-fence", "umount2 /mnt/t NOFOLLOW"},
 			wantGone:  true,
 			wantWhat:  []string{"before the fence"},
 		},
 		{
-			name: "swapoff short of memory: retried in the drain",
+			name:    "swapoff short of memory: retried in the drain",
 			release: true, kernel: []inspect.KernelHolder{swap},
 			setup: func(f *fakeSys) {
 				f.releaseErr["swap /stash/mnt/swapfile"] = []error{unix.ENOMEM}
@@ -97,21 +97,21 @@ func TestReleaseSequence(t *testing.T) {
 			wantWhat:  []string{"failed: swapoff"},
 		},
 		{
-			name: "private idle copy: unmounted there plainly",
+			name:    "private idle copy: unmounted there plainly",
 			release: true, copyOf: true,
 			wantCalls:   []string{"fence beneath /mnt/t", "syncfs", "umount-copy 812 /mnt/t 55 NOFOLLOW", "umount2 /stash/mnt NOFOLLOW", "remove-fence"},
 			wantGone:    true,
 			wantRelease: []string{"unmount its copy at /mnt/t in mount namespace mnt:[4026532000] (pid 812)"},
 		},
 		{
-			name: "private held copy: unmounted there lazily",
+			name:    "private held copy: unmounted there lazily",
 			release: true, copyOf: true, copyHeld: []inspect.Holder{copyHolder},
 			wantCalls:   []string{"fence beneath /mnt/t", "syncfs", "umount-copy 812 /mnt/t 55 DETACH|NOFOLLOW", "umount2 /stash/mnt NOFOLLOW", "remove-fence"},
 			wantGone:    true,
 			wantRelease: []string{", lazily (held there by pid 812 (sleep)"},
 		},
 		{
-			name: "idle copy busy by the time of the run: lazily instead",
+			name:    "idle copy busy by the time of the run: lazily instead",
 			release: true, copyOf: true,
 			setup:     func(f *fakeSys) { f.releaseErr["copy 812"] = []error{unix.EBUSY} },
 			wantCalls: []string{"fence beneath /mnt/t", "syncfs", "umount-copy 812 /mnt/t 55 NOFOLLOW", "umount-copy 812 /mnt/t 55 DETACH|NOFOLLOW", "umount2 /stash/mnt NOFOLLOW", "remove-fence"},
@@ -119,7 +119,7 @@ func TestReleaseSequence(t *testing.T) {
 			wantWhat:  []string{"unmounting it lazily instead"},
 		},
 		{
-			name: "propagating held copy: its holder is revoked like ours, the copy goes with our unmount",
+			name:    "propagating held copy: its holder is revoked like ours, the copy goes with our unmount",
 			release: true, shared: true, copyOf: true, copyHeld: []inspect.Holder{copyHolder},
 			wantCalls:  []string{"fence over /mnt/t", "syncfs", "revoke 812 close fd 4", "remove-fence", "umount2 /mnt/t NOFOLLOW"},
 			wantStages: "revoke release",
@@ -127,7 +127,7 @@ func TestReleaseSequence(t *testing.T) {
 			wantWhat:   []string{"pid 812 (sleep) in mount namespace mnt:[4026532000]: did close fd 4", "goes with our unmount"},
 		},
 		{
-			name: "propagating held copy without Release: its holder is left alone and named",
+			name:   "propagating held copy without Release: its holder is left alone and named",
 			shared: true, copyOf: true, copyHeld: []inspect.Holder{copyHolder}, timeout: 40 * time.Millisecond,
 			setup:    func(f *fakeSys) { f.umountErr["/mnt/t"] = busy(1000) },
 			wantErr:  ErrTimeout,

@@ -75,8 +75,8 @@ type run struct {
 	lastSnap  *inspect.Snapshot // of the last scan
 
 	releases []*releaseState // Plan.Release: the plan's releases and how they went
-	released int            // releases done
-	inCopy   map[int]string // holders of a propagating copy: pid -> "mnt:[N]"
+	released int             // releases done
+	inCopy   map[int]string  // holders of a propagating copy: pid -> "mnt:[N]"
 }
 
 // send delivers one event (and journals it). After cancellation it waits at
