@@ -61,6 +61,7 @@ const mainUsage = `usage: mounttop [flags] [PATH]        interactive view (PATH:
        mounttop list [--json]
        mounttop holders [--json] PATH
        mounttop umount (--lazy|--expire|--force|--staged) [flags] PATH
+       mounttop umount --staged [--release] [flags] --id UNIQUE_ID
        mounttop demo
 
 Run "mounttop COMMAND --help" for a command's flags.

@@ -21,11 +21,18 @@ import (
 )
 
 const umountUsage = `usage: mounttop umount (--lazy | --expire | --force | --staged) [flags] PATH
+       mounttop umount --staged [flags] --id UNIQUE_ID
 
 Get the mount at PATH off the system. PATH must be a mount point; no
 component of it may be a symbolic link (mounttop never follows one into an
 unmount). The mount is identified when the command starts and re-checked by
 its unique mount ID right before acting.
+
+--id names the mount by its unique ID instead (the "unique_id" of mounttop
+list --json): any mount of this namespace, or a detached one, i.e. lazily
+unmounted and still held by processes. A detached mount is in no mount
+table, so only --staged can take it: no fence, its holders are revoked and
+drained until none is left and the kernel lets it go.
 
   --lazy     umount2(MNT_DETACH): gone from the namespace at once; the
              filesystem lives on until its holders let go.
@@ -36,6 +43,13 @@ its unique mount ID right before acting.
              9p, Ceph, FUSE); ignored by local filesystems (use --staged).
   --staged   the staged forced unmount: fence new opens, syncfs, revoke the
              holders (--revoke), drain every --interval, unmount for real.
+  --release  with --staged: also free what holds the mount besides this
+             namespace's processes, as the plan lists them: revoke the
+             holders of its copies in other mount namespaces that our
+             unmount propagates to, unmount other copies there (setns;
+             lazily if held there), detach loop devices backed by a file on
+             it (unless the loop device is itself mounted), swapoff swap
+             files on it. Without it these are only named.
 
 Exit codes: 0 the mount is gone (verified), 1 failed, 2 bad usage or refused
 (nothing changed), 3 --expire marked the mount but has not unmounted it yet.
@@ -51,6 +65,8 @@ type umountFlags struct {
 	recursive, whenIdle         bool
 	dryRun, yes, json           bool
 	journal                     string
+	release                     bool
+	id                          uint64
 }
 
 func (f *umountFlags) register(fs *flag.FlagSet) {
@@ -64,6 +80,8 @@ func (f *umountFlags) register(fs *flag.FlagSet) {
 	fs.DurationVar(&f.timeout, "timeout", unmount.DefaultTimeout, "--staged: give up draining (and roll the fence back) after this; --expire-when-idle: 0 waits until cancelled")
 	fs.BoolVar(&f.recursive, "recursive", false, "also unmount the submounts, deepest first")
 	fs.BoolVar(&f.whenIdle, "expire-when-idle", false, "--expire: re-arm every --interval until the mount goes")
+	fs.BoolVar(&f.release, "release", false, "--staged: also release copies in other mount namespaces, loop devices and swap files that hold the mount")
+	fs.Uint64Var(&f.id, "id", 0, "the mount's unique ID instead of PATH (as mounttop list --json shows it; also a detached mount)")
 	fs.BoolVar(&f.dryRun, "dry-run", false, "print the plan and change nothing")
 	fs.BoolVar(&f.yes, "yes", false, "do not ask for confirmation")
 	fs.BoolVar(&f.json, "json", false, `one JSON object per event per line, each with "stage"; the last ("done") has "result"`)
@@ -135,10 +153,16 @@ func runUmount(args []string) error {
 	seen := map[string]bool{}
 	fs.Visit(func(fl *flag.Flag) { seen[fl.Name] = true })
 	switch {
-	case len(pos) == 0:
-		return usagef("umount: which mount? give its PATH")
+	case seen["id"] && len(pos) > 0:
+		return usagef("umount: give a PATH or --id, not both")
+	case seen["id"] && f.id == 0:
+		return usagef("umount: --id needs a unique mount ID (mounttop list --json shows them)")
+	case len(pos) == 0 && !seen["id"]:
+		return usagef("umount: which mount? give its PATH (or --id UNIQUE_ID)")
 	case len(pos) > 1:
 		return usagef("umount: one PATH at a time (got %d)", len(pos))
+	case f.release && mode != unmount.ModeStaged:
+		return usagef("umount: --release goes with --staged (the staged run releases after revoking)")
 	case f.revoke != "close" && f.revoke != "signal":
 		return usagef("umount: --revoke is close or signal, not %s", termsafe.Quote(f.revoke))
 	case mode != unmount.ModeStaged && (seen["revoke"] || seen["grace"]):
@@ -163,8 +187,12 @@ func runUmount(args []string) error {
 	if err != nil {
 		return err
 	}
-	target, err := table.Resolve(pos[0])
-	if err != nil {
+	var target *inspect.Mount
+	if seen["id"] {
+		if target, err = byUniqueID(ctx, in, table, inspect.MountID(f.id)); err != nil {
+			return err
+		}
+	} else if target, err = table.Resolve(pos[0]); err != nil {
 		return usagef("umount: %v", err)
 	}
 
@@ -197,7 +225,7 @@ func runUmount(args []string) error {
 		timeout = 0 // expire-when-idle waits until the mount goes or Ctrl-C
 	}
 	plan, err := u.Prepare(ctx, unmount.Plan{Target: *target, Mode: mode, Policy: policy, Grace: f.grace,
-		Interval: f.interval, Timeout: timeout, Recursive: f.recursive, ExpireWhenIdle: f.whenIdle})
+		Interval: f.interval, Timeout: timeout, Recursive: f.recursive, ExpireWhenIdle: f.whenIdle, Release: f.release})
 	if err != nil {
 		if errors.Is(err, unmount.ErrRefused) || errors.Is(err, unmount.ErrGone) {
 			return usagef("%v", err)
@@ -242,6 +270,23 @@ func runUmount(args []string) error {
 	return outcome(last)
 }
 
+// byUniqueID finds the mount with unique ID id: in the table, or else
+// among the detached mounts a full scan finds (a detached mount is known
+// only through the processes that hold it). An unknown ID is bad input.
+func byUniqueID(ctx context.Context, in *inspect.Inspector, table *inspect.Snapshot, id inspect.MountID) (*inspect.Mount, error) {
+	if m, ok := table.Mount(id); ok {
+		return m, nil
+	}
+	snap, err := in.Scan(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if m, ok := snap.Mount(id); ok {
+		return m, nil
+	}
+	return nil, usagef("umount: no mount with unique ID %d (in this namespace, or detached and still held; mounttop list --json shows them)", id)
+}
+
 // outcome maps the final event to the exit code: 0 gone (verified), 3
 // marked, 2 refused with nothing changed, 1 anything else.
 func outcome(last unmount.Event) error {
@@ -282,6 +327,16 @@ func writePlanText(w io.Writer, p *unmount.Plan) {
 		}
 		fmt.Fprintf(w, "  pid %-7d %-16s %-10s %s\n", h.PID, termsafe.Text(h.Comm), termsafe.Text(h.User), what)
 	}
+	for _, r := range p.Releases {
+		what := r.What
+		switch {
+		case r.Refused != "":
+			what = "REFUSED: " + what + ": " + r.Refused
+		case !p.Release:
+			what += " (with --release)"
+		}
+		fmt.Fprintf(w, "  release %-5s %s\n", r.Kind, oneLine(what))
+	}
 }
 
 func writeEventText(w io.Writer, ev unmount.Event) {
@@ -302,7 +357,15 @@ func confirm(in *os.File, prompt io.Writer, p *unmount.Plan) error {
 	if len(p.Holders) == 1 {
 		holders = "holder"
 	}
-	fmt.Fprintf(prompt, "%s unmount %s with %d %s, as planned above: go ahead? [y/N] ", p.Mode, termsafe.Quote(p.Target.Mountpoint), len(p.Holders), holders)
+	target := termsafe.Quote(p.Target.Mountpoint)
+	if p.Target.Detached {
+		target = fmt.Sprintf("detached mount %d", p.Target.ID)
+	}
+	releases := ""
+	if n := len(p.Releases); p.Release && n > 0 {
+		releases = fmt.Sprintf(" and %d releases", n)
+	}
+	fmt.Fprintf(prompt, "%s unmount %s with %d %s%s, as planned above: go ahead? [y/N] ", p.Mode, target, len(p.Holders), holders, releases)
 	line, _ := bufio.NewReader(in).ReadString('\n')
 	switch strings.ToLower(strings.TrimSpace(line)) {
 	case "y", "yes":

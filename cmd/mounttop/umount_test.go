@@ -85,6 +85,10 @@ func TestUmountRefusals(t *testing.T) {
 		{"no terminal to confirm on", "y\n", []string{"--lazy", dir}, "stdin is not a terminal"},
 		{"submounts", "", []string{"--staged", "--yes", withSub}, "submounts: " + sub},
 		{"expire with submounts", "", []string{"--expire", "--recursive", "--yes", withSub}, "never idle"},
+		{"--id and PATH", "", []string{"--staged", "--yes", "--id", "12345", dir}, "give a PATH or --id, not both"},
+		{"--id 0", "", []string{"--staged", "--yes", "--id", "0"}, "--id needs a unique mount ID"},
+		{"unknown --id", "", []string{"--staged", "--yes", "--id", "18446744073709551000"}, "no mount with unique ID 18446744073709551000"},
+		{"--release without --staged", "", []string{"--lazy", "--release", "--yes", dir}, "--release goes with --staged"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
