@@ -177,7 +177,7 @@ func (r *run) releaseSwapsNow() {
 
 // applyReleases carries out the releases not done yet (only those that may
 // pass when retry is set: the drain's passes), one StageRelease event each.
-func (r *run) applyReleases(f *Fence, stage Stage, retry bool) {
+func (r *run) applyReleases(f *Fence, retry bool) {
 	for _, st := range r.releases {
 		switch {
 		case st.done:

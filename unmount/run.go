@@ -307,7 +307,7 @@ func (r *run) staged() {
 		return
 	}
 	if len(r.releases) > 0 && r.ctx.Err() == nil {
-		r.applyReleases(f, StageRelease, false)
+		r.applyReleases(f, false)
 	}
 	if r.drain(f) {
 		r.finish(f)
@@ -558,7 +558,7 @@ func (r *run) drain(f *Fence) bool {
 		}
 		r.remaining = hs
 		if len(r.releases) > 0 {
-			r.applyReleases(f, StageDrain, true)
+			r.applyReleases(f, true)
 		}
 		if len(hs) == 0 {
 			r.send(Event{Stage: StageDrain, What: "nothing holds the mount any more; unmounting", Holders: r.changedPicture()})
