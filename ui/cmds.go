@@ -84,3 +84,24 @@ func startRunCmd(ctx context.Context, u Unmounter, req Request, plan unmount.Pla
 		return runStartedMsg{run: run, ch: u.Run(ctx, req, plan)}
 	}
 }
+
+// releasePlanCmd asks the engine for the plan of a staged unmount of the
+// request's mount, changing nothing: its Releases say what R can do to
+// row, so the engine alone decides what a release is and when it is
+// refused.
+func releasePlanCmd(u Unmounter, req Request, row holderRow) tea.Cmd {
+	return func() tea.Msg {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		plan, err := u.Plan(ctx, req)
+		return releasePlanMsg{req: req, row: row, plan: plan, err: err}
+	}
+}
+
+// releaseCmd carries out one confirmed release. It is not bounded by a
+// timeout: swapoff reads every swapped page back and can take minutes.
+func releaseCmd(u Unmounter, r unmount.Release, what string) tea.Cmd {
+	return func() tea.Msg {
+		return releaseDoneMsg{rel: r, what: what, err: u.Release(context.Background(), r)}
+	}
+}

@@ -14,16 +14,19 @@ import (
 type actionKind int
 
 const (
-	actRun  actionKind = iota + 1 // start the unmount in req with plan
-	actQuit                       // quit, cancelling the running unmount
+	actRun     actionKind = iota + 1 // start the unmount in req with plan
+	actQuit                          // quit, cancelling the running unmount
+	actRelease                       // carry out release (one kernel holder or copy)
 )
 
 // action is the deed a dialog guards; the dialog carries it so that "yes"
 // does exactly what the dialog said.
 type action struct {
-	kind actionKind
-	req  Request
-	plan unmount.Plan
+	kind    actionKind
+	req     Request
+	plan    unmount.Plan
+	release unmount.Release
+	what    string // actRelease: the release in the operator's words
 }
 
 // choice is one answer of a dialog. The first choice is always No.

@@ -9,6 +9,7 @@ import (
 
 	"mounttop/inspect"
 	"mounttop/unmount"
+	"mounttop/unmount/release"
 )
 
 // What each action does, in the operator's words. The confirm dialog, the
@@ -27,6 +28,9 @@ func modeName(req Request) string {
 	case unmount.ModeForce:
 		return "forced unmount"
 	case unmount.ModeStaged:
+		if req.Release {
+			return "staged unmount (" + req.Policy.String() + ", releasing)"
+		}
 		return "staged unmount (" + req.Policy.String() + ")"
 	}
 	return req.Mode.String()
@@ -158,6 +162,7 @@ func planLines(req Request, plan unmount.Plan, max int) []string {
 			out = append(out, fmt.Sprintf("%d. Unmount it for real and check that it is gone.", step+2),
 				"x cancels; before revoke starts, the fence is rolled back.")
 		}
+		out = append(out, releaseListLines(plan, req.Snapshot, max)...)
 	}
 	if n := len(plan.Submounts); n > 0 && req.Mode != unmount.ModeExpire {
 		switch {
@@ -214,4 +219,252 @@ func hintFor(err error, holders []inspect.Holder) string {
 		return "the mount point is gone; r refreshes"
 	}
 	return ""
+}
+
+// releaseWhat says what one release does, in the operator's words:
+// "detach /dev/loop3 (backed by /mnt/x/img)", "swapoff /mnt/x/swapfile",
+// "unmount the copy at /x in mount namespace mnt:[N] (pid P) lazily". The
+// loop's backing file and the copy's namespace come from the snapshot the
+// plan was made from.
+func releaseWhat(r unmount.Release, snap *inspect.Snapshot) string {
+	return describeRelease(r, snap, "mount namespace ")
+}
+
+// releaseBrief is releaseWhat for a list: "... in mnt:[N] (pid P) ...".
+func releaseBrief(r unmount.Release, snap *inspect.Snapshot) string {
+	return describeRelease(r, snap, "")
+}
+
+// releaseTitle is the title of a release's dialog: "Detach /dev/loop3?",
+// "Swapoff /x/swapfile?", "Unmount the copy at /x in mnt:[N]?".
+func releaseTitle(r unmount.Release, snap *inspect.Snapshot) string {
+	switch r.Kind {
+	case "loop":
+		return "Detach " + safe(r.Name) + "?"
+	case "swap":
+		return "Swapoff " + safe(r.Name) + "?"
+	case "copy":
+		s := "Unmount the copy at " + safe(r.Mountpoint)
+		if ns := copyNamespace(r, snap); ns != 0 {
+			s += fmt.Sprintf(" in mnt:[%d]", ns)
+		}
+		return s + "?"
+	}
+	return "Release " + safe(r.Kind) + " " + safe(r.Name) + "?"
+}
+
+func describeRelease(r unmount.Release, snap *inspect.Snapshot, nsWord string) string {
+	switch r.Kind {
+	case "loop":
+		s := "detach " + safe(r.Name)
+		if k, ok := kernelHolderNamed(snap, "loop", r.Name); ok && k.Path != "" {
+			s += " (backed by " + safe(k.Path) + ")"
+		}
+		return s
+	case "swap":
+		return "swapoff " + safe(r.Name)
+	case "copy":
+		s := "unmount the copy at " + safe(r.Mountpoint) + " in "
+		if ns := copyNamespace(r, snap); ns != 0 {
+			s += fmt.Sprintf("%smnt:[%d] ", nsWord, ns)
+		} else {
+			s += "the mount namespace of "
+		}
+		s += fmt.Sprintf("(pid %d)", r.PID)
+		if r.Lazy {
+			s += " lazily"
+		}
+		return s
+	}
+	if r.What != "" {
+		return safe(r.What)
+	}
+	return safe(r.Kind) + " " + safe(r.Name)
+}
+
+// releaseLines state exactly what a release does and to whom, for its
+// dialog.
+func releaseLines(r unmount.Release, snap *inspect.Snapshot) []string {
+	what := releaseWhat(r, snap)
+	out := wrapLines(strings.ToUpper(what[:1])+what[1:]+".", dialogText, 3)
+	switch r.Kind {
+	case "loop":
+		out = append(out, "The kernel lets go of the backing file: no process is touched.",
+			"A loop device still open or mounted is detached when its last user closes it.")
+	case "swap":
+		out = append(out, "Every page swapped out to it is read back into memory first:",
+			"this can take a while, and fails (ENOMEM) if the pages do not fit.")
+	case "copy":
+		var holders []inspect.Holder
+		if ns, ok := namespaceOf(snap, r.PID); ok {
+			holders = ns.Holders[r.OldID]
+		}
+		switch {
+		case len(holders) == 0:
+			out = append(out, "Nothing holds it there; processes in that namespace no longer see it.")
+		case r.Lazy:
+			out = append(out, "It leaves that namespace's tree now. Its holders there are NOT touched;",
+				"they keep the filesystem alive until they let go:")
+		default:
+			out = append(out, "These processes there hold it (EBUSY while they do):")
+		}
+		for i, h := range holders {
+			if i == 3 {
+				out = append(out, fmt.Sprintf("  … and %d more", len(holders)-i))
+				break
+			}
+			out = append(out, "  "+holderBrief(h))
+		}
+		if r.Propagates {
+			out = append(out, "Our own unmount propagates to this copy: while it is held, ours fails (EBUSY).")
+		}
+		out = append(out, "Nothing changes in this namespace.")
+	}
+	out = append(out, "The journal records it.")
+	return out
+}
+
+// dialogText is the width a dialog's text is wrapped to: its inner width
+// on an 80-column terminal.
+const dialogText = 72
+
+// releaseListLines list a plan's releases for the staged dialog and the
+// preview: what each does, or why it cannot be done.
+func releaseListLines(plan unmount.Plan, snap *inspect.Snapshot, max int) []string {
+	if len(plan.Releases) == 0 {
+		return nil
+	}
+	head := fmt.Sprintf("Kernel holders and copies elsewhere (%d), released only with (a):", len(plan.Releases))
+	if plan.Release {
+		head = fmt.Sprintf("During the run, also release the kernel holders and copies elsewhere (%d):", len(plan.Releases))
+	}
+	out := []string{head}
+	for i, r := range plan.Releases {
+		if i == max && len(plan.Releases) > max+1 {
+			out = append(out, fmt.Sprintf("   … and %d more", len(plan.Releases)-i))
+			break
+		}
+		line := "   " + releaseBrief(r, snap)
+		if r.Kind == "copy" && r.Propagates && r.Refused == "" {
+			// The run does not unmount such a copy: umount2 of ours
+			// takes it along once its holders there are revoked.
+			line = "   revoke the holders of the copy at " + safe(r.Mountpoint)
+			if ns := copyNamespace(r, snap); ns != 0 {
+				line += fmt.Sprintf(" in mnt:[%d]", ns)
+			}
+			line += "; our unmount takes it along"
+		}
+		if r.Refused != "" {
+			line += ": REFUSED, " + safe(r.Refused)
+		}
+		out = append(out, line)
+	}
+	return out
+}
+
+// releasable counts the releases that are not refused.
+func releasable(rs []unmount.Release) int {
+	n := 0
+	for _, r := range rs {
+		if r.Refused == "" {
+			n++
+		}
+	}
+	return n
+}
+
+// kernelHolderNamed finds a kernel holder of any mount by kind and name.
+func kernelHolderNamed(snap *inspect.Snapshot, kind, name string) (inspect.KernelHolder, bool) {
+	if snap == nil {
+		return inspect.KernelHolder{}, false
+	}
+	for _, ks := range snap.Kernel {
+		for _, k := range ks {
+			if k.Kind == kind && k.Name == name {
+				return k, true
+			}
+		}
+	}
+	return inspect.KernelHolder{}, false
+}
+
+// copyNamespace is the inode of a copy's mount namespace, as the engine
+// names it or else as the snapshot has it (0: unknown).
+func copyNamespace(r unmount.Release, snap *inspect.Snapshot) uint64 {
+	if r.Namespace != 0 {
+		return r.Namespace
+	}
+	if ns, ok := namespaceOf(snap, r.PID); ok {
+		return ns.Inode
+	}
+	return 0
+}
+
+// namespaceOf is the other mount namespace process pid lives in.
+func namespaceOf(snap *inspect.Snapshot, pid int) (*inspect.Namespace, bool) {
+	if snap == nil {
+		return nil, false
+	}
+	for i := range snap.Namespaces {
+		for _, p := range snap.Namespaces[i].PIDs {
+			if p == pid {
+				return &snap.Namespaces[i], true
+			}
+		}
+	}
+	return nil, false
+}
+
+// matchRelease finds, among a plan's releases, the one for a holders pane
+// row: a loop device or swap file by name, a copy by the namespace's
+// process and its mount ID there.
+func matchRelease(rs []unmount.Release, row holderRow) (unmount.Release, bool) {
+	for _, r := range rs {
+		switch {
+		case row.kernel != nil && r.Kind == row.kernel.Kind && r.Name == row.kernel.Name:
+			return r, true
+		case row.copy != nil && r.Kind == "copy" && r.OldID == row.copy.Mount.OldID && containsPID(row.copy.Namespace.PIDs, r.PID):
+			return r, true
+		}
+	}
+	return unmount.Release{}, false
+}
+
+func containsPID(pids []int, pid int) bool {
+	for _, p := range pids {
+		if p == pid {
+			return true
+		}
+	}
+	return false
+}
+
+// releaseHint says what to do about a failed release, chosen by errors.Is.
+func releaseHint(err error, r unmount.Release, snap *inspect.Snapshot) string {
+	switch {
+	case errors.Is(err, release.ErrChanged), errors.Is(err, unmount.ErrChanged):
+		return "the mount there is no longer the one inspected: nothing was done; r refreshes"
+	case errors.Is(err, unix.EBUSY) && r.Kind == "copy":
+		var names []string
+		if ns, ok := namespaceOf(snap, r.PID); ok {
+			for i, h := range ns.Holders[r.OldID] {
+				if i == 3 {
+					names = append(names, "…")
+					break
+				}
+				names = append(names, fmt.Sprintf("%d %s", h.PID, safe(h.Comm)))
+			}
+		}
+		if len(names) == 0 {
+			return "the copy is busy in its namespace (a submount, or a holder the scan did not see)"
+		}
+		return "the copy is held in its namespace by " + strings.Join(names, ", ") + ": they must let go first"
+	case errors.Is(err, unix.EBUSY) && r.Kind == "loop":
+		return "the loop device is busy: unmount what is mounted from it first"
+	case errors.Is(err, unix.ENOMEM) && r.Kind == "swap":
+		return "not enough memory to take the swapped pages back: free some first"
+	case errors.Is(err, unix.ESRCH), errors.Is(err, unix.ENOENT) && r.Kind == "copy":
+		return "that namespace's process is gone (the namespace may be too); r refreshes"
+	}
+	return hintFor(err, nil)
 }

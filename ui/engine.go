@@ -24,6 +24,7 @@ func (e Engine) Plan(ctx context.Context, req Request) (unmount.Plan, error) {
 		Policy:         req.Policy,
 		Recursive:      req.Mode != unmount.ModeExpire,
 		ExpireWhenIdle: req.WhenIdle,
+		Release:        req.Release,
 	}
 	if req.Mode == unmount.ModeExpire {
 		p.Interval = req.Interval
@@ -36,10 +37,16 @@ func (e Engine) Run(ctx context.Context, req Request, plan unmount.Plan) <-chan 
 	plan.Mode = req.Mode
 	plan.Policy = req.Policy
 	plan.ExpireWhenIdle = req.WhenIdle
+	plan.Release = req.Release && req.Mode == unmount.ModeStaged
 	if req.Mode == unmount.ModeExpire && req.Interval > 0 {
 		plan.Interval = req.Interval
 	}
 	return e.U.Run(ctx, plan)
+}
+
+// Release implements Unmounter.
+func (e Engine) Release(ctx context.Context, r unmount.Release) error {
+	return e.U.Release(ctx, r)
 }
 
 // ExpiryMarks implements ExpiryReader from the book, in one read of it.

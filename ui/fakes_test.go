@@ -171,6 +171,13 @@ type fakeUnmounter struct {
 	play    script
 	marks   map[inspect.MountID]unmount.ExpiryMark
 	ended   chan struct{} // closed when a run's script has returned
+
+	// refuse makes Plan refuse the release of a loop device or swap file
+	// of that name, or of a copy at that mount point, with that reason.
+	refuse     map[string]string
+	released   []unmount.Release
+	releaseErr error
+	releaseHit chan unmount.Release // if set, each Release is sent here
 }
 
 func (f *fakeUnmounter) Plan(ctx context.Context, req Request) (unmount.Plan, error) {
@@ -186,7 +193,40 @@ func (f *fakeUnmounter) Plan(ctx context.Context, req Request) (unmount.Plan, er
 		}
 		p.Holders = append(p.Holders, a)
 	}
+	// Releases as the engine lists them: loop devices and swap files on
+	// the mount, and its copies in other namespaces (lazily when held).
+	for _, k := range req.Snapshot.Kernel[req.Target.ID] {
+		switch k.Kind {
+		case "loop":
+			p.Releases = append(p.Releases, unmount.Release{Kind: "loop", Name: k.Name, What: "detach loop device " + k.Name, Refused: f.refuse[k.Name]})
+		case "swap":
+			p.Releases = append(p.Releases, unmount.Release{Kind: "swap", Name: k.Name, What: "swapoff " + k.Name, Refused: f.refuse[k.Name]})
+		}
+	}
+	for _, c := range req.Snapshot.Copies(req.Target.ID) {
+		p.Releases = append(p.Releases, unmount.Release{Kind: "copy", PID: c.Namespace.PIDs[0], Mountpoint: c.Mount.Mountpoint,
+			OldID: c.Mount.OldID, Lazy: len(c.Holders) > 0, Refused: f.refuse[c.Mount.Mountpoint],
+			Propagates: c.Propagates, Namespace: c.Namespace.Inode})
+	}
+	p.Release = req.Release
 	return p, f.planErr
+}
+
+func (f *fakeUnmounter) Release(ctx context.Context, r unmount.Release) error {
+	f.mu.Lock()
+	f.released = append(f.released, r)
+	err, hit := f.releaseErr, f.releaseHit
+	f.mu.Unlock()
+	if hit != nil {
+		hit <- r
+	}
+	return err
+}
+
+func (f *fakeUnmounter) releases() []unmount.Release {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]unmount.Release(nil), f.released...)
 }
 
 func (f *fakeUnmounter) Run(ctx context.Context, req Request, plan unmount.Plan) <-chan unmount.Event {
@@ -417,8 +457,9 @@ const idDetached inspect.MountID = 1<<40 + 5
 
 // kernelSnapshot is the fake system with what /proc does not show per
 // process: on /mnt/scratch a loop device, a swap file and an nfsd export;
-// a copy of /mnt/projects in another mount namespace, held there; and a
-// detached mount that pid 4280 still holds.
+// on /mnt/projects a file registered with an io_uring, and a copy of it in
+// another mount namespace, held there; and a detached mount that pid 4280
+// still holds.
 func kernelSnapshot() *inspect.Snapshot {
 	ms := append(fakeMounts(), inspect.Mount{ID: idDetached, ParentID: idDetached, Mountpoint: "(detached)",
 		FSType: "tmpfs", Source: "demo-old", Minor: 99, Detached: true})
@@ -428,9 +469,12 @@ func kernelSnapshot() *inspect.Snapshot {
 	s := inspect.NewSnapshot(ms, hs, nil)
 	s.Kernel = map[inspect.MountID][]inspect.KernelHolder{
 		idScratch: {
-			{Kind: "loop", Name: "/dev/loop3", Path: "/mnt/scratch/disk.img", Action: "detach the loop device"},
+			{Kind: "loop", Name: "/dev/loop3", Path: "/mnt/scratch/disk.img", Action: "detach loop device (losetup -d /dev/loop3)"},
 			{Kind: "swap", Name: "/mnt/scratch/swapfile", Path: "/mnt/scratch/swapfile", Action: "swapoff"},
-			{Kind: "nfsd-export", Name: "/mnt/scratch", Path: "/mnt/scratch", Action: "unexport it: exportfs -u *:/mnt/scratch"},
+			{Kind: "nfsd-export", Name: "/mnt/scratch", Path: "/mnt/scratch", Action: "exportfs -u"},
+		},
+		idProjects: {
+			{Kind: "io_uring", Name: "io_uring fd 9, file 0", Path: "/mnt/projects/queue", PID: 4242, Action: "stop the process or unregister the file"},
 		},
 	}
 	copyMount := mnt(0, 0, "/data", "tmpfs", "demo-projects", 41)

@@ -22,12 +22,18 @@ import (
 // first screen.
 func goldenProgram(t *testing.T, um *fakeUnmounter, start string, size ...int) *teatest.TestModel {
 	t.Helper()
+	return goldenProgramOn(t, fakeSnapshot(), um, start, size...)
+}
+
+// goldenProgramOn is goldenProgram on another fake system.
+func goldenProgramOn(t *testing.T, snap *inspect.Snapshot, um *fakeUnmounter, start string, size ...int) *teatest.TestModel {
+	t.Helper()
 	w, h := 80, 24
 	if len(size) == 2 {
 		w, h = size[0], size[1]
 	}
 	m := New(Options{
-		Scanner:   &fakeScanner{snaps: []*inspect.Snapshot{fakeSnapshot()}},
+		Scanner:   &fakeScanner{snaps: []*inspect.Snapshot{snap}},
 		Unmounter: um,
 		Interval:  time.Hour, // no background refresh while the screen is taken
 		StartPath: start,
@@ -148,5 +154,38 @@ func TestGoldenResized(t *testing.T) {
 	tm := goldenProgram(t, &fakeUnmounter{}, "/mnt/media")
 	tm.Send(tea.WindowSizeMsg{Width: 120, Height: 30})
 	waitScreen(t, tm, "demo-projects ")
+	finalScreen(t, tm)
+}
+
+// The holders pane with a kernel holder (io_uring) and a copy in another
+// mount namespace, the cursor on the copy: R is offered.
+func TestGoldenHoldersKernel(t *testing.T) {
+	tm := goldenProgramOn(t, kernelSnapshot(), &fakeUnmounter{}, "/mnt/projects", 100, 30)
+	keys(tm, "tab")
+	for i := 0; i < 9; i++ {
+		keys(tm, "down")
+	}
+	waitScreen(t, tm, "R release")
+	finalScreen(t, tm)
+}
+
+func TestGoldenConfirmRelease(t *testing.T) {
+	tm := goldenProgramOn(t, kernelSnapshot(), &fakeUnmounter{}, "/mnt/projects")
+	keys(tm, "tab")
+	for i := 0; i < 9; i++ {
+		keys(tm, "down")
+	}
+	waitScreen(t, tm, "R release")
+	keys(tm, "R")
+	waitScreen(t, tm, "(y) Yes, release")
+	finalScreen(t, tm)
+}
+
+// The staged dialog of a mount with kernel holders lists them and offers
+// (a) to release them too.
+func TestGoldenConfirmStagedRelease(t *testing.T) {
+	tm := goldenProgramOn(t, kernelSnapshot(), &fakeUnmounter{}, "/mnt/scratch")
+	keys(tm, "F")
+	waitScreen(t, tm, "(a) Also release")
 	finalScreen(t, tm)
 }

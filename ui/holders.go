@@ -35,6 +35,19 @@ type holderRow struct {
 	kind holderRowKind
 	pid  int
 	text string // already escaped and laid out
+	// key names what the row is about, so that the cursor stays on it
+	// across refreshes: "pid:N", "kernel:KIND:NAME", "copy:NS:ID".
+	key string
+	// kernel and copy are set on the rows of a kernel holder and of a
+	// copy in another mount namespace: R releases what they name.
+	kernel *inspect.KernelHolder
+	copy   *inspect.Copy
+}
+
+// releasable reports whether R can act on the row: a loop device, a swap
+// file, or a copy in another mount namespace (unmount.Release's kinds).
+func (r holderRow) releasable() bool {
+	return r.copy != nil || (r.kernel != nil && (r.kernel.Kind == "loop" || r.kernel.Kind == "swap"))
 }
 
 // holdersPane shows who holds the selected mount and how: processes with
@@ -93,9 +106,13 @@ func (h *holdersPane) title() string {
 }
 
 func (h *holdersPane) rebuild() {
-	pid := 0
+	want := ""
 	if h.cursor < len(h.rows) {
-		pid = h.rows[h.cursor].pid
+		r := h.rows[h.cursor]
+		want = r.key
+		if r.kind == rowUse {
+			want = fmt.Sprintf("pid:%d", r.pid) // its process line
+		}
 	}
 	h.rows = h.rows[:0]
 	if h.snap == nil {
@@ -151,7 +168,7 @@ func (h *holdersPane) rebuild() {
 			}
 			line := mark + fitRight(fmt.Sprint(hd.PID), 7) + " " + fit(safe(hd.User), 8) + " " +
 				fit(summary(hd.Uses), usesWidth) + " " + command(hd.Comm, hd.Cmdline) + state + where(hd)
-			h.add(rowHolder, hd.PID, line)
+			h.rows = append(h.rows, holderRow{kind: rowHolder, pid: hd.PID, text: line, key: fmt.Sprintf("pid:%d", hd.PID)})
 			if open {
 				for _, u := range sortedUses(hd.Uses) {
 					h.add(rowUse, hd.PID, "    "+useLine(u))
@@ -161,7 +178,8 @@ func (h *holdersPane) rebuild() {
 	}
 	if len(kernel) > 0 {
 		h.add(rowSection, 0, "Held by the kernel (no process to revoke):")
-		for _, k := range kernel {
+		for i := range kernel {
+			k := &kernel[i]
 			line := "  " + safe(k.Kind) + " " + safe(k.Name)
 			if k.Path != "" && k.Path != k.Name {
 				line += ": " + safe(k.Path)
@@ -172,18 +190,21 @@ func (h *holdersPane) rebuild() {
 			if k.Action != "" {
 				line += " · release: " + safe(k.Action)
 			}
-			h.add(rowWarning, k.PID, line)
+			h.rows = append(h.rows, holderRow{kind: rowWarning, pid: k.PID, text: line, kernel: k,
+				key: "kernel:" + k.Kind + ":" + k.Name + ":" + k.Path})
 		}
 	}
 	if copies := h.snap.Copies(h.mount); len(copies) > 0 {
 		h.add(rowSection, 0, "Also mounted in other mount namespaces:")
-		for _, c := range copies {
+		for i := range copies {
+			c := &copies[i]
 			effect := "independent: keeps the filesystem alive after ours goes"
 			if c.Propagates {
 				effect = "our unmount propagates there: EBUSY while it is held"
 			}
-			h.add(rowOther, 0, fmt.Sprintf("  mnt:[%d] %s  %s · %s%s", c.Namespace.Inode, safe(c.Mount.Mountpoint),
-				plural(len(c.Holders), "holder", "holders"), effect, pidList(c.Namespace.PIDs)))
+			h.rows = append(h.rows, holderRow{kind: rowOther, copy: c, key: fmt.Sprintf("copy:%d:%d", c.Namespace.Inode, c.Mount.OldID),
+				text: fmt.Sprintf("  mnt:[%d] %s  %s · %s%s", c.Namespace.Inode, safe(c.Mount.Mountpoint),
+					plural(len(c.Holders), "holder", "holders"), effect, pidList(c.Namespace.PIDs))})
 		}
 	}
 	if others := h.snap.SameFilesystem(h.mount); len(others) > 0 {
@@ -205,12 +226,42 @@ func (h *holdersPane) rebuild() {
 	}
 	h.cursor = 0
 	for i, r := range h.rows {
-		if r.pid == pid && pid != 0 && r.kind == rowHolder {
+		if want != "" && r.key == want {
 			h.cursor = i
 			break
 		}
 	}
 	h.scroll()
+}
+
+// current is the row under the cursor.
+func (h *holdersPane) current() (holderRow, bool) {
+	if h.cursor < 0 || h.cursor >= len(h.rows) {
+		return holderRow{}, false
+	}
+	return h.rows[h.cursor], true
+}
+
+// toReleasable puts the cursor on the first row R can act on, or failing
+// that on the first kernel holder (whose advice R shows); false if there
+// is neither.
+func (h *holdersPane) toReleasable() bool {
+	first := -1
+	for i, r := range h.rows {
+		if r.releasable() {
+			first = i
+			break
+		}
+		if r.kernel != nil && first < 0 {
+			first = i
+		}
+	}
+	if first < 0 {
+		return false
+	}
+	h.cursor = first
+	h.scroll()
+	return true
 }
 
 func (h *holdersPane) add(k holderRowKind, pid int, text string) {

@@ -13,6 +13,7 @@ type keyMap struct {
 	Filter                                  key.Binding
 
 	Lazy, Expire, Force, Staged, DryRun key.Binding
+	Release                             key.Binding
 	Refresh                             key.Binding
 	Cancel                              key.Binding
 	Help, Quit                          key.Binding
@@ -43,6 +44,7 @@ func defaultKeys() keyMap {
 		Force:   b([]string{"f"}, "f", "forced unmount (MNT_FORCE)"),
 		Staged:  b([]string{"F"}, "F", "staged: fence, revoke, drain"),
 		DryRun:  b([]string{"d"}, "d", "preview the plan (dry run)"),
+		Release: b([]string{"R"}, "R", "release a kernel holder or copy"),
 		Refresh: b([]string{"r"}, "r", "refresh now"),
 		Cancel:  b([]string{"x", "esc"}, "x/esc", "cancel the running unmount"),
 		Help:    b([]string{"?"}, "?", "help"),
@@ -61,7 +63,7 @@ func (k keyMap) helpGroups() []helpGroup {
 	return []helpGroup{
 		{"Move", []key.Binding{k.Up, k.Down, k.PageUp, k.PageDown, k.Top, k.Bottom, k.SwitchPane}},
 		{"Tree", []key.Binding{k.Toggle, k.Expand, k.Collapse, k.Filter, k.Refresh}},
-		{"Unmount", []key.Binding{k.Lazy, k.Expire, k.Force, k.Staged, k.DryRun, k.Cancel}},
+		{"Unmount", []key.Binding{k.Lazy, k.Expire, k.Force, k.Staged, k.DryRun, k.Release, k.Cancel}},
 		{"Other", []key.Binding{k.Help, k.Quit}},
 	}
 }

@@ -87,7 +87,10 @@ type Model struct {
 	err      error  // shown until the next key
 	errHint  string
 	quitting bool // waiting for a cancelled run to end before quitting
-	laidOut  int  // the status height the panes were sized for
+	// releasing is the release being carried out (R), in the operator's
+	// words; empty when none is. One at a time.
+	releasing string
+	laidOut   int // the status height the panes were sized for
 }
 
 // New builds the view; the first scan starts with Init.
@@ -200,6 +203,10 @@ func (m Model) update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		return m.startScan()
 	case planMsg:
 		return m.onPlan(msg)
+	case releasePlanMsg:
+		return m.onReleasePlan(msg)
+	case releaseDoneMsg:
+		return m.onReleaseDone(msg)
 	case runStartedMsg:
 		if msg.run != m.progress.run {
 			return m, nil
@@ -431,6 +438,8 @@ func (m Model) onKey(km tea.KeyMsg) (tea.Model, tea.Cmd) {
 		return m.ask(Request{Mode: unmount.ModeStaged, Policy: unmount.PolicyClose}, false)
 	case key.Matches(km, k.DryRun):
 		return m.ask(Request{Mode: unmount.ModeStaged, Policy: unmount.PolicyClose}, true)
+	case key.Matches(km, k.Release):
+		return m.askRelease()
 	}
 	if m.focus == focusTree {
 		m.tree, _ = m.tree.Update(km)
@@ -516,10 +525,115 @@ func (m *Model) unmountDialog(req Request, plan unmount.Plan) *confirmDialog {
 			p.Policy = unmount.PolicySignal
 			d.choices = append(d.choices, choice{label: "Signal instead", hotkey: "s", act: &action{kind: actRun, req: sig, plan: p}})
 		}
+		if n := releasable(plan.Releases); n > 0 && !req.Release {
+			// As "when idle" is to expire: the same run, one choice more.
+			rel, p := req, plan
+			rel.Release, p.Release = true, true
+			d.choices = append(d.choices, choice{label: fmt.Sprintf("Also release %d", n), hotkey: "a",
+				act: &action{kind: actRun, req: rel, plan: p}})
+		}
 	default:
 		d.choices = append(d.choices, choice{label: "Yes", hotkey: "y", act: &action{kind: actRun, req: req, plan: plan}})
 	}
 	return d
+}
+
+// askRelease acts on the holders pane's row under the cursor: a loop
+// device, a swap file or a copy in another mount namespace is looked up in
+// the engine's plan for the mount (in a command), and comes back as a
+// dialog or as the engine's reason for refusing it; any other kernel
+// holder shows its advice. From the tree, R moves to the first such row.
+func (m Model) askRelease() (tea.Model, tea.Cmd) {
+	mt, ok := m.selectedMount()
+	switch {
+	case !ok:
+		m.setError(errors.New("no mount selected"))
+		return m, nil
+	case m.progress.active:
+		m.setError(fmt.Errorf("a %s of %s is still running: x cancels it", modeName(m.progress.req), mountName(m.progress.req.Target)))
+		return m, nil
+	case m.releasing != "":
+		m.setError(fmt.Errorf("still releasing: %s", m.releasing))
+		return m, nil
+	case m.progress.visible():
+		m.status = "R acts on the holders pane: esc closes this one first"
+		return m, nil
+	}
+	if m.focus != focusLower {
+		if !m.holders.toReleasable() {
+			m.status = "nothing to release on " + mountName(*mt) + ": no loop device, swap file or copy in another namespace holds it"
+			return m, nil
+		}
+		m.setFocus(focusLower)
+		m.status = "pick a loop device, swap file or copy, then R releases it"
+		return m, nil
+	}
+	row, ok := m.holders.current()
+	switch {
+	case !ok:
+		return m, nil
+	case row.releasable():
+		req := Request{Snapshot: m.snap, Target: *mt, Mode: unmount.ModeStaged, Policy: unmount.PolicyClose, Interval: m.opts.Interval}
+		m.status = "asking the engine how to release it…"
+		return m, releasePlanCmd(m.opts.Unmounter, req, row)
+	case row.kernel != nil && row.kernel.Action != "":
+		m.status = "mounttop cannot release " + safe(row.kernel.Kind) + " " + safe(row.kernel.Name) + " itself; to do it: " + safe(row.kernel.Action)
+	case row.kernel != nil:
+		m.status = "mounttop cannot release " + safe(row.kernel.Kind) + " " + safe(row.kernel.Name)
+	case row.kind == rowHolder || row.kind == rowUse:
+		m.status = "R releases loop devices, swap files and copies; F revokes processes"
+	default:
+		m.status = "R releases the loop device, swap file or copy under the cursor; this line is none"
+	}
+	return m, nil
+}
+
+// onReleasePlan opens the release dialog for the row, or says why not.
+func (m Model) onReleasePlan(msg releasePlanMsg) (tea.Model, tea.Cmd) {
+	if m.dialog != nil {
+		return m, nil // another question came first; R again asks anew
+	}
+	if msg.err != nil {
+		m.setError(fmt.Errorf("asking how to release it from %s: %w", mountName(msg.req.Target), msg.err))
+		if errors.Is(msg.err, unmount.ErrRefused) {
+			// The engine lists releases in the plan of a staged unmount
+			// of the mount, and it will not plan that one (the root, say).
+			m.errHint = "the engine will not plan an unmount of " + mountName(msg.req.Target) + ", so it offers no release there"
+			if k := msg.row.kernel; k != nil && k.Action != "" {
+				m.errHint += "; by hand: " + safe(k.Action)
+			}
+		}
+		return m, nil
+	}
+	r, ok := matchRelease(msg.plan.Releases, msg.row)
+	if !ok {
+		m.status = "the engine offers no release for this any more (gone since the scan?); r refreshes"
+		return m, nil
+	}
+	what := releaseWhat(r, msg.req.Snapshot)
+	if r.Refused != "" {
+		m.status = "cannot " + what + ": " + safe(r.Refused)
+		return m, nil
+	}
+	m.status = ""
+	m.dialog = &confirmDialog{styles: m.styles, keys: m.keys,
+		title: releaseTitle(r, msg.req.Snapshot), lines: releaseLines(r, msg.req.Snapshot),
+		choices: []choice{{label: "No"}, {label: "Yes, release", hotkey: "y",
+			act: &action{kind: actRelease, req: msg.req, release: r, what: what}}}}
+	return m, nil
+}
+
+// onReleaseDone shows a release's outcome and rescans to show its effect.
+func (m Model) onReleaseDone(msg releaseDoneMsg) (tea.Model, tea.Cmd) {
+	m.releasing = ""
+	if msg.err != nil {
+		m.err = fmt.Errorf("%s: %w", msg.what, msg.err)
+		m.errHint = releaseHint(msg.err, msg.rel, m.snap)
+		m.status = ""
+	} else {
+		m.status = "released: " + msg.what
+	}
+	return m.startScan()
 }
 
 // quitDialog asks before quitting while an unmount runs.
@@ -543,6 +657,14 @@ func (m Model) do(a action) (tea.Model, tea.Cmd) {
 	switch a.kind {
 	case actQuit:
 		return m.quit("quitting")
+	case actRelease:
+		if m.progress.active {
+			m.setError(fmt.Errorf("a %s of %s is still running: x cancels it", modeName(m.progress.req), mountName(m.progress.req.Target)))
+			return m, nil
+		}
+		m.releasing = a.what
+		m.status = "releasing: " + a.what + "…"
+		return m, releaseCmd(m.opts.Unmounter, a.release, a.what)
 	case actRun:
 		m.runs++
 		run := m.runs
@@ -719,6 +841,10 @@ func (m Model) statusTexts() (msg, hint string) {
 			hs = append(hs, "x cancel the run")
 		case m.progress.visible():
 			hs = append(hs, "esc close")
+		case m.focus == focusLower && m.dialog == nil:
+			if r, ok := m.holders.current(); ok && r.releasable() {
+				hs = append(hs, m.keys.Release.Help().Key+" release")
+			}
 		}
 		for _, s := range m.keys.shortHelp() {
 			hs = append(hs, s.b.Help().Key+" "+s.word)

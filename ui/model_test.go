@@ -680,4 +680,227 @@ func TestDetachedMountOnlyStaged(t *testing.T) {
 	if r := d.um.lastRun(); r.Mode != unmount.ModeStaged || r.Target.ID != idDetached || !r.Target.Detached {
 		t.Fatalf("ran %v on %x (detached %v), want staged on the detached mount", r.Mode, r.Target.ID, r.Target.Detached)
 	}
+	d.until("the end of the run", func(m Model) bool { return !m.progress.active })
+	d.mustSee("[PLAN] > revoke > drain")
+	d.mustNotSee("fence >")
+}
+
+// kernelDriver starts the view on kernelSnapshot at path, at 100x40 so
+// that the holders pane shows every row.
+func kernelDriver(t *testing.T, path string) *driver {
+	t.Helper()
+	scan := &fakeScanner{snaps: []*inspect.Snapshot{kernelSnapshot()}}
+	d := newDriver(t, Options{Scanner: scan, StartPath: path})
+	d.scan = scan
+	d.started()
+	d.send(tea.WindowSizeMsg{Width: 100, Height: 40})
+	return d
+}
+
+// cursorTo moves the holders pane's cursor down to the row containing text.
+func (d *driver) cursorTo(text string) {
+	d.t.Helper()
+	for i := 0; i < 30; i++ {
+		if r, ok := d.m.holders.current(); ok && strings.Contains(r.text, text) {
+			return
+		}
+		d.key("down")
+	}
+	d.t.Fatalf("no holders row with %q:\n%s", text, d.screen())
+}
+
+// R on a loop device asks the engine, opens a dialog that starts on No
+// and says exactly what happens; No does nothing, y runs that release
+// and nothing else, then the view rescans.
+func TestReleaseLoopDeviceAsksFirst(t *testing.T) {
+	d := kernelDriver(t, "/mnt/scratch")
+	// From the tree, R moves to the first releasable row.
+	d.key("R")
+	if d.m.focus != focusLower || d.m.dialog != nil {
+		t.Fatalf("R from the tree: focus %v, dialog %v; want the holders pane, no dialog", d.m.focus, d.m.dialog != nil)
+	}
+	d.mustSee(">   loop /dev/loop3: /mnt/scratch/disk.img", "pick a loop device, swap file or copy, then R releases it", "R release")
+	d.key("R")
+	d.until("the release dialog", func(m Model) bool { return m.dialog != nil })
+	d.mustSee("Detach /dev/loop3?", "Detach /dev/loop3 (backed by /mnt/scratch/disk.img).", "The kernel lets go of the backing file: no process is touched.",
+		"[ No ]", "(y) Yes, release")
+	if p := d.um.planned[len(d.um.planned)-1]; p.Mode != unmount.ModeStaged || p.Target.ID != idScratch {
+		t.Fatalf("planned %v of %x, want a staged plan of /mnt/scratch", p.Mode, p.Target.ID)
+	}
+	// Enter on the default choice is No.
+	d.key("enter")
+	d.settle()
+	if n := len(d.um.releases()); n != 0 || d.m.dialog != nil {
+		t.Fatalf("enter on the default: %d releases, dialog open %v", n, d.m.dialog != nil)
+	}
+	d.mustSee("cancelled: nothing was changed")
+	scans := d.scan.count()
+	d.key("R")
+	d.until("the dialog again", func(m Model) bool { return m.dialog != nil })
+	d.key("y")
+	d.until("the release's result", func(m Model) bool { return strings.HasPrefix(m.status, "released") })
+	got := d.um.releases()
+	want := unmount.Release{Kind: "loop", Name: "/dev/loop3", What: "detach loop device /dev/loop3"}
+	if len(got) != 1 || got[0] != want {
+		t.Fatalf("released %+v, want exactly %+v", got, want)
+	}
+	d.mustSee("released: detach /dev/loop3 (backed by /mnt/scratch/disk.img)")
+	d.until("the rescan", func(Model) bool { return d.scan.count() > scans })
+}
+
+// Swap files and copies in other namespaces say what they do; a copy is
+// matched by its namespace's process and its mount ID there.
+func TestReleaseSwapAndCopyDialogs(t *testing.T) {
+	d := kernelDriver(t, "/mnt/scratch")
+	d.key("tab")
+	d.cursorTo("swap /mnt/scratch/swapfile")
+	d.key("R")
+	d.until("the swap dialog", func(m Model) bool { return m.dialog != nil })
+	d.mustSee("Swapoff /mnt/scratch/swapfile?", "Swapoff /mnt/scratch/swapfile.", "Every page swapped out to it is read back into memory first")
+	d.key("y")
+	d.until("the release", func(m Model) bool { return strings.HasPrefix(m.status, "released") })
+	if got := d.um.releases(); len(got) != 1 || got[0].Kind != "swap" || got[0].Name != "/mnt/scratch/swapfile" {
+		t.Fatalf("released %+v, want the swap file", got)
+	}
+
+	d = kernelDriver(t, "/mnt/projects")
+	d.key("tab")
+	d.cursorTo("mnt:[4026532999] /data")
+	d.mustSee("R release")
+	d.key("R")
+	d.until("the copy dialog", func(m Model) bool { return m.dialog != nil })
+	d.mustSee("Unmount the copy at /data in mnt:[4026532999]?",
+		"Unmount the copy at /data in mount namespace mnt:[4026532999] (pid 900)", "lazily.",
+		"It leaves that namespace's tree now. Its holders there are NOT touched;", "pid 900 app", "Nothing changes in this namespace.")
+	d.key("y")
+	d.until("the release", func(m Model) bool { return strings.HasPrefix(m.status, "released") })
+	want := unmount.Release{Kind: "copy", PID: 900, Mountpoint: "/data", OldID: 77, Lazy: true, Namespace: 4026532999}
+	if got := d.um.releases(); len(got) != 1 || got[0] != want {
+		t.Fatalf("released %+v, want exactly %+v", got, want)
+	}
+}
+
+// A release the engine refuses shows why, and cannot be confirmed; a
+// kernel holder mounttop cannot release shows its advice; a failed
+// release shows the error with a hint.
+func TestReleaseRefusedAdviceAndError(t *testing.T) {
+	d := kernelDriver(t, "/mnt/scratch")
+	d.um.refuse = map[string]string{"/dev/loop3": "/dev/loop3 is itself mounted at /srv/img"}
+	d.key("tab")
+	d.cursorTo("loop /dev/loop3")
+	d.key("R")
+	d.until("the refusal", func(m Model) bool { return strings.HasPrefix(m.status, "cannot") })
+	if d.m.dialog != nil {
+		t.Fatal("a refused release opened a dialog")
+	}
+	d.mustSee("cannot detach /dev/loop3 (backed by /mnt/scratch/disk.img): /dev/loop3 is itself mounted at /srv/img")
+	d.key("y", "enter")
+	d.settle()
+	if n := len(d.um.releases()); n != 0 {
+		t.Fatalf("a refused release was carried out (%d)", n)
+	}
+
+	d.cursorTo("nfsd-export /mnt/scratch")
+	planned := len(d.um.planned)
+	d.key("R")
+	d.settle()
+	if d.m.dialog != nil || len(d.um.planned) != planned {
+		t.Fatal("R on an nfsd export asked the engine or opened a dialog")
+	}
+	if want := "mounttop cannot release nfsd-export /mnt/scratch itself; to do it: exportfs -u"; d.m.status != want {
+		t.Fatalf("status %q, want %q", d.m.status, want)
+	}
+	d.key("up", "up", "up", "up", "up")
+	d.key("R")
+	d.mustSee("R releases the loop device, swap file or copy under the cursor; this line is none")
+
+	d.um.releaseErr = &unmount.Error{Op: "swapoff", Target: "/mnt/scratch/swapfile", Err: unix.ENOMEM}
+	d.cursorTo("swap /mnt/scratch/swapfile")
+	d.key("R")
+	d.until("the dialog", func(m Model) bool { return m.dialog != nil })
+	d.key("y")
+	d.until("the error", func(m Model) bool { return m.err != nil })
+	d.mustSee("Error: swapoff /mnt/scratch/swapfile:", "not enough memory to take the swapped pages back: free some first")
+}
+
+// R on a process line points at F; with a run on screen R says where it
+// acts.
+func TestReleaseOnAProcessOrWithARunShown(t *testing.T) {
+	d := kernelDriver(t, "/mnt/projects")
+	d.key("tab")
+	d.key("R")
+	d.mustSee("R releases loop devices, swap files and copies; F revokes processes")
+	d.key("d")
+	d.until("the preview", func(m Model) bool { return m.progress.preview })
+	d.key("R")
+	d.mustSee("R acts on the holders pane: esc closes this one first")
+	if d.m.dialog != nil {
+		t.Fatal("R with the preview shown opened a dialog")
+	}
+}
+
+// The staged dialog lists the mount's kernel holders and copies and
+// offers to release them too: (a) runs with Plan.Release set, y without.
+func TestStagedDialogOffersRelease(t *testing.T) {
+	d := kernelDriver(t, "/mnt/scratch")
+	d.um.refuse = map[string]string{"/mnt/scratch/swapfile": "too little free memory"}
+	d.key("F")
+	d.until("the staged dialog", func(m Model) bool { return m.dialog != nil })
+	d.mustSee("Kernel holders and copies elsewhere (2), released only with (a):",
+		"detach /dev/loop3 (backed by /mnt/scratch/disk.img)",
+		"swapoff /mnt/scratch/swapfile: REFUSED, too little free memory",
+		"[ No ]", "(y) Yes, revoke", "(a) Also release 1")
+	step := make(chan struct{})
+	d.um.play = func(ctx context.Context, req Request, plan unmount.Plan, ch chan<- unmount.Event) {
+		send(ch, 1, unmount.Event{Stage: unmount.StageRelease, What: "done: detach loop device /dev/loop3"})
+		<-step
+		send(ch, 2, unmount.Event{Stage: unmount.StageDone, Result: &unmount.Result{Gone: true, Summary: "/mnt/scratch is unmounted"}})
+	}
+	d.key("a")
+	d.until("the release stage", func(m Model) bool { return m.progress.stage == unmount.StageRelease })
+	d.mustSee("fence > revoke > [RELEASE] > drain > unmount", "done: detach loop device /dev/loop3")
+	close(step)
+	d.until("the run", func(m Model) bool { return d.um.runCount() == 1 })
+	if r := d.um.lastRun(); !r.Release || r.Mode != unmount.ModeStaged || r.Policy != unmount.PolicyClose {
+		t.Fatalf("(a) ran %+v, want a staged close run with Release", r)
+	}
+	if !d.m.progress.plan.Release {
+		t.Fatal("(a): the plan handed to the engine does not have Release set")
+	}
+	d.mustSee("staged unmount (close, releasing) of /mnt/scratch started")
+	d.until("the end of the run", func(m Model) bool { return !m.progress.active })
+	d.key("esc", "F")
+	d.until("the dialog", func(m Model) bool { return m.dialog != nil })
+	d.key("y")
+	d.until("the second run", func(m Model) bool { return d.um.runCount() == 2 })
+	if r := d.um.lastRun(); r.Release || d.m.progress.plan.Release {
+		t.Fatal("y released too")
+	}
+	// Without releases there is no such choice.
+	d.until("the end of the run", func(m Model) bool { return !m.progress.active })
+	d.key("esc")
+	d.m.tree.selectID(idMedia)
+	d.m.showSelected()
+	d.key("F")
+	d.until("the dialog", func(m Model) bool { return m.dialog != nil })
+	d.mustNotSee("(a) Also release", "released only with")
+}
+
+// The engine lists releases in its plan for the mount: when it refuses to
+// plan there at all, R says so and gives the kernel holder's own advice.
+func TestReleaseWhereTheEngineWillNotPlan(t *testing.T) {
+	d := kernelDriver(t, "/mnt/scratch")
+	d.um.planErr = &unmount.Error{Op: "umount", Target: "/mnt/scratch", Err: fmt.Errorf("%w: mounttop's own executable is on it", unmount.ErrRefused)}
+	d.key("tab")
+	d.cursorTo("loop /dev/loop3")
+	d.key("R")
+	d.until("the error", func(m Model) bool { return m.err != nil })
+	d.mustSee("Error: asking how to release it from /mnt/scratch:", "refused: mounttop's own",
+		"the engine will not plan an unmount of /mnt/scratch, so it offers no release there; by hand:")
+	if want := "the engine will not plan an unmount of /mnt/scratch, so it offers no release there; by hand: detach loop device (losetup -d /dev/loop3)"; d.m.errHint != want {
+		t.Fatalf("hint %q, want %q", d.m.errHint, want)
+	}
+	if d.m.dialog != nil || len(d.um.releases()) != 0 {
+		t.Fatal("a refused plan opened a dialog or released something")
+	}
 }

@@ -61,3 +61,20 @@ type runStartedMsg struct {
 	run int
 	ch  <-chan unmount.Event
 }
+
+// releasePlanMsg is the engine's plan for the mount whose holders pane row
+// the operator asked to release (R): its Releases say what can be done to
+// that row's kernel holder or copy.
+type releasePlanMsg struct {
+	req  Request
+	row  holderRow
+	plan unmount.Plan
+	err  error
+}
+
+// releaseDoneMsg is the outcome of one release; what says what was done.
+type releaseDoneMsg struct {
+	rel  unmount.Release
+	what string
+	err  error
+}

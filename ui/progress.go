@@ -378,19 +378,28 @@ func (p *progressPane) planSummary() string {
 }
 
 // stageChain is "fence > [revoke] > drain > unmount" with the current stage
-// bracketed.
+// bracketed. A run that releases kernel holders and copies has a release
+// stage after revoke; a detached mount has no fence and no unmount.
 func (p *progressPane) stageChain() string {
 	stages := []unmount.Stage{unmount.StagePlan, unmount.StageFence, unmount.StageRevoke, unmount.StageDrain, unmount.StageUnmount}
+	switch {
+	case p.req.Target.Detached:
+		stages = []unmount.Stage{unmount.StagePlan, unmount.StageRevoke, unmount.StageDrain}
+	case p.plan.Release:
+		stages = []unmount.Stage{unmount.StagePlan, unmount.StageFence, unmount.StageRevoke, unmount.StageRelease, unmount.StageDrain, unmount.StageUnmount}
+	}
 	parts := make([]string, 0, len(stages)+1)
+	in := false
 	for _, s := range stages {
 		name := s.String()
 		if s == p.stage {
 			name = "[" + strings.ToUpper(name) + "]"
+			in = true
 		}
 		parts = append(parts, name)
 	}
-	if p.stage == unmount.StageRollback {
-		parts = append(parts, "[ROLLBACK]")
+	if !in && (p.stage == unmount.StageRollback || p.stage == unmount.StageRelease) {
+		parts = append(parts, "["+strings.ToUpper(p.stage.String())+"]")
 	}
 	return strings.Join(parts, " > ")
 }

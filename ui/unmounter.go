@@ -28,6 +28,10 @@ type Request struct {
 	// the first call marks, the next unmounts if nothing touched it).
 	WhenIdle bool
 	Interval time.Duration
+	// Release (staged only) also frees the mount of its kernel holders
+	// and of its copies in other mount namespaces during the run, as the
+	// plan's Releases list them (unmount.Plan.Release).
+	Release bool
 }
 
 // Unmounter is everything the interface needs from unmount/. Model tests
@@ -41,4 +45,9 @@ type Unmounter interface {
 	// closed after the StageDone event; cancelling ctx stops the run (the
 	// engine rolls the fence back if it has not revoked anything yet).
 	Run(ctx context.Context, req Request, plan unmount.Plan) <-chan unmount.Event
+	// Release carries out one release of a plan's Releases now: detach a
+	// loop device, swap a swap file off, or unmount a copy inside another
+	// mount namespace. The engine re-checks it and journals it. It makes
+	// syscalls, so it is called from a tea.Cmd.
+	Release(ctx context.Context, r unmount.Release) error
 }
