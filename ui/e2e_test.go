@@ -417,3 +417,62 @@ func TestEndToEndNoColor(t *testing.T) {
 		term.waitFor(30*time.Second, "EXIT=0")
 	}
 }
+
+// A loop device backed by a file on a mount is a holder no process shows:
+// R in the holders pane asks (starting on No, naming the device and its
+// backing file), and y detaches it for real.
+func TestEndToEndReleaseLoopDevice(t *testing.T) {
+	testns.Require(t, testns.RealRoot)
+	losetup := testns.RequireTool(t, "losetup")
+	bin := buildMounttop(t)
+	dir := mountTmpfs(t, "looptarget")
+	img := filepath.Join(dir, "disk.img")
+	if err := os.WriteFile(img, make([]byte, 1<<20), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(losetup, "--find", "--show", img).Output()
+	if err != nil {
+		t.Fatalf("losetup: %v", err)
+	}
+	dev := strings.TrimSpace(string(out))
+	// If the release did not happen, detach it here (by the device we
+	// made, never by pattern); the tmpfs unmount follows.
+	t.Cleanup(func() { _ = exec.Command(losetup, "-d", dev).Run() })
+	backing := "/sys/block/" + filepath.Base(dev) + "/loop/backing_file"
+	if b, err := os.ReadFile(backing); err != nil || strings.TrimSpace(string(b)) != img {
+		t.Fatalf("%s: %q, %v; want %s", backing, b, err, img)
+	}
+
+	term := newTerminal(t, 100, 30, bin+" --interval 500ms --journal - "+dir)
+	term.waitFor(30*time.Second, "Holders of "+dir, "loop "+dev+": "+img)
+	term.keys("R") // from the tree: to the loop device's row
+	term.waitFor(30*time.Second, "pick a loop device, swap file or copy, then R releases it")
+	term.keys("R")
+	term.waitFor(30*time.Second, "Detach "+dev+"?", "Detach "+dev+" (backed by "+img+").", "[ No ]")
+	term.keys("n")
+	term.waitFor(30*time.Second, "cancelled: nothing was changed")
+	if _, err := os.Stat(backing); err != nil {
+		t.Fatalf("No detached the loop device: %v", err)
+	}
+	term.keys("R")
+	term.waitFor(30*time.Second, "Detach "+dev+"?")
+	term.keys("y")
+	scr := term.waitFor(30*time.Second, "released: detach "+dev)
+	if strings.Contains(scr, "Error:") {
+		t.Fatalf("the release failed:\n%s", scr)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if _, err := os.Stat(backing); os.IsNotExist(err) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s is still attached to %s after the release", dev, img)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	// The next scan no longer shows it.
+	term.waitFor(30*time.Second, "Nobody holds "+dir)
+	term.keys("q")
+	term.waitFor(30*time.Second, "EXIT=0")
+}
