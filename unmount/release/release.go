@@ -44,44 +44,68 @@ var ErrChanged = errors.New("the mount there is no longer the one inspected")
 // it not to share its fs_struct, so this runs on a goroutine locked to its
 // own OS thread that first unshare(CLONE_FS)s, and that exits without
 // unlocking, so the Go runtime throws the thread away instead of reusing it
-// in the wrong namespace (DESIGN.md, other namespaces). The command's main
-// goroutine stays locked on the main thread (cmd/mounttop init) so that the
-// main thread is never the one that moves.
+// in the wrong namespace (DESIGN.md, other namespaces). The main thread is
+// never the one that moves (onThrownAwayThread), whether or not the
+// program locked its main goroutine there (cmd/mounttop does, in init).
 func UnmountInNamespace(pid int, mountpoint string, wantOldID int, flags int) error {
 	op := "unmount in the namespace of pid " + fmt.Sprint(pid)
 	nsfd, err := unix.Open(fmt.Sprintf("/proc/%d/ns/mnt", pid), unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return &Error{op, mountpoint, err}
 	}
-	done := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread() // never unlocked: the thread dies with the goroutine
-		defer unix.Close(nsfd)
+	defer unix.Close(nsfd)
+	err = onThrownAwayThread(func() error {
 		if err := unix.Unshare(unix.CLONE_FS); err != nil {
-			done <- fmt.Errorf("unshare(CLONE_FS): %w", err)
-			return
+			return fmt.Errorf("unshare(CLONE_FS): %w", err)
 		}
 		if err := unix.Setns(nsfd, unix.CLONE_NEWNS); err != nil {
-			done <- fmt.Errorf("setns: %w", err)
-			return
+			return fmt.Errorf("setns: %w", err)
 		}
 		if wantOldID != 0 {
 			id, ok, err := topMountAt("/proc/thread-self/mountinfo", mountpoint)
 			if err != nil {
-				done <- err
-				return
+				return err
 			}
 			if !ok || id != wantOldID {
-				done <- ErrChanged
-				return
+				return ErrChanged
 			}
 		}
-		done <- unix.Unmount(mountpoint, flags|unix.UMOUNT_NOFOLLOW)
-	}()
-	if err := <-done; err != nil {
+		return unix.Unmount(mountpoint, flags|unix.UMOUNT_NOFOLLOW)
+	})
+	if err != nil {
 		return &Error{op, mountpoint, err}
 	}
 	return nil
+}
+
+// onThrownAwayThread runs fn on a goroutine locked to an OS thread that is
+// never unlocked, so the thread ends with it and nothing else ever runs in
+// what fn did to it. Never on the main thread: Go does not end that one
+// (it parks it for good), and /proc/self follows the thread-group leader,
+// so the whole process would read its mount table from the namespace fn
+// entered. If the goroutine lands there (a program that did not lock its
+// main goroutine to the main thread), it keeps the main thread locked while
+// another goroutine, which therefore runs elsewhere, does the work.
+func onThrownAwayThread(fn func() error) error {
+	done := make(chan error, 1)
+	go lockedRun(fn, done)
+	return <-done
+}
+
+// lockedRun is the body of onThrownAwayThread's goroutine.
+func lockedRun(fn func() error, done chan<- error) {
+	runtime.LockOSThread()
+	if unix.Gettid() != unix.Getpid() {
+		done <- fn() // returns locked: the thread ends
+		return
+	}
+	inner := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread() // never unlocked: the thread ends
+		inner <- fn()
+	}()
+	done <- <-inner
+	runtime.UnlockOSThread()
 }
 
 // topMountAt returns the ID of the topmost mount at mountpoint in a

@@ -2,6 +2,7 @@ package release
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -167,5 +168,63 @@ func TestSwapoffFreesTheMount(t *testing.T) {
 	}
 	if err := unix.Unmount(loop.Dir, unix.UMOUNT_NOFOLLOW); err != nil {
 		t.Fatalf("umount after swapoff: %v", err)
+	}
+}
+
+func init() {
+	// main-thread-setns PID: from the main goroutine, locked to the main
+	// thread by TestMain, run a setns into PID's mount namespace the way
+	// UnmountInNamespace does; report the thread it ran on and whether
+	// the process (as /proc/self shows it) stayed in its namespace.
+	testns.RegisterRole("main-thread-setns", 1, func(args []string) error {
+		if unix.Gettid() != unix.Getpid() {
+			return errors.New("the role does not run on the main thread")
+		}
+		before, err := os.Readlink("/proc/self/ns/mnt")
+		if err != nil {
+			return err
+		}
+		nsfd, err := unix.Open("/proc/"+args[0]+"/ns/mnt", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return err
+		}
+		var tid int
+		done := make(chan error, 1)
+		lockedRun(func() error {
+			tid = unix.Gettid()
+			if err := unix.Unshare(unix.CLONE_FS); err != nil {
+				return err
+			}
+			return unix.Setns(nsfd, unix.CLONE_NEWNS)
+		}, done)
+		if err := <-done; err != nil {
+			return err
+		}
+		after, err := os.Readlink("/proc/self/ns/mnt")
+		if err != nil {
+			return err
+		}
+		testns.Say("ran on %d, main %d, namespace %s -> %s", tid, unix.Getpid(), before, after)
+		testns.Say("ready")
+		testns.Forever()
+		return nil
+	})
+}
+
+// TestNeverOnTheMainThread: started from a goroutine on the main thread,
+// the setns work runs on another thread, and the process stays in its
+// namespace (/proc/self follows the main thread).
+func TestNeverOnTheMainThread(t *testing.T) {
+	testns.Require(t, testns.Namespace)
+	other := testns.StartVictim(t, "ns-hold", "/", "idle")
+	v := testns.StartVictim(t, "main-thread-setns", strconv.Itoa(other.PID))
+	var tid, pid int
+	var before, after string
+	line := v.WaitLine(t, "ran on", time.Second)
+	if _, err := fmt.Sscanf(line, "ran on %d, main %d, namespace %s -> %s", &tid, &pid, &before, &after); err != nil {
+		t.Fatalf("%q: %v", line, err)
+	}
+	if tid == pid || before != after {
+		t.Fatalf("%s", line)
 	}
 }
