@@ -379,13 +379,12 @@ func (p *progressPane) planSummary() string {
 
 // stageChain is "fence > [revoke] > drain > unmount" with the current stage
 // bracketed. A run that releases kernel holders and copies has a release
-// stage after revoke; a detached mount has no fence and no unmount.
+// stage after revoke. (A detached mount's run goes through the same
+// stages: the engine reports "no fence" and, at the end, the kernel
+// letting it go.)
 func (p *progressPane) stageChain() string {
 	stages := []unmount.Stage{unmount.StagePlan, unmount.StageFence, unmount.StageRevoke, unmount.StageDrain, unmount.StageUnmount}
-	switch {
-	case p.req.Target.Detached:
-		stages = []unmount.Stage{unmount.StagePlan, unmount.StageRevoke, unmount.StageDrain}
-	case p.plan.Release:
+	if p.plan.Release {
 		stages = []unmount.Stage{unmount.StagePlan, unmount.StageFence, unmount.StageRevoke, unmount.StageRelease, unmount.StageDrain, unmount.StageUnmount}
 	}
 	parts := make([]string, 0, len(stages)+1)
