@@ -476,3 +476,122 @@ func TestEndToEndReleaseLoopDevice(t *testing.T) {
 	term.keys("q")
 	term.waitFor(30*time.Second, "EXIT=0")
 }
+
+// A copy of a mount in another mount namespace, held there, keeps the
+// filesystem alive: R unmounts the copy inside that namespace (lazily,
+// as it is held), and the process there is not touched.
+func TestEndToEndReleaseCopyInAnotherNamespace(t *testing.T) {
+	testns.Require(t, testns.Namespace)
+	testns.RequireTool(t, "tmux")
+	bin := buildMounttop(t)
+	dir := mountTmpfs(t, "copytarget")
+	if err := os.WriteFile(dir+"/data", []byte("e2e\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	holder := testns.StartVictimInNewNS(t, testns.RoleFD, dir+"/data", "r")
+	ns, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/mnt", holder.PID))
+	if err != nil {
+		t.Fatal(err)
+	}
+	inCopy := func() bool {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/mountinfo", holder.PID))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, l := range strings.Split(string(b), "\n") {
+			if f := strings.Fields(l); len(f) > 4 && f[4] == dir {
+				return true
+			}
+		}
+		return false
+	}
+	if !inCopy() {
+		t.Fatalf("the victim's namespace %s has no copy of %s", ns, dir)
+	}
+
+	term := newTerminal(t, 120, 30, bin+" --interval 500ms --journal - "+dir)
+	// ns reads "mnt:[N]", as the holders pane writes it.
+	term.waitFor(30*time.Second, "Holders of "+dir, ns+" "+dir, "1 holder")
+	term.keys("R")
+	term.waitFor(30*time.Second, "pick a loop device, swap file or copy, then R releases it")
+	term.keys("R")
+	term.waitFor(30*time.Second, "Unmount the copy at "+dir+" in "+ns+"?", fmt.Sprintf("(pid %d)", holder.PID), "lazily.", "[ No ]")
+	term.keys("y")
+	scr := term.waitFor(30*time.Second, "released: unmount the copy at "+dir)
+	if strings.Contains(scr, "Error:") {
+		t.Fatalf("the release failed:\n%s", scr)
+	}
+	if inCopy() {
+		t.Fatalf("the copy is still in %s after the release", ns)
+	}
+	if !holder.Alive() {
+		t.Fatal("the release killed the process in the other namespace")
+	}
+	if !testns.IsMountPoint(dir) {
+		t.Fatal("the release unmounted our own mount too")
+	}
+	term.waitFor(30*time.Second, "Nobody holds "+dir)
+	term.keys("q")
+	term.waitFor(30*time.Second, "EXIT=0")
+}
+
+// A mount lazily unmounted while a process holds it lives on, detached:
+// the tree lists it by unique ID; l says there is nothing to unmount, and
+// F revokes its holder until nothing holds it.
+func TestEndToEndStagedOnADetachedMount(t *testing.T) {
+	testns.Require(t, testns.Namespace)
+	testns.RequireTool(t, "tmux")
+	bin := buildMounttop(t)
+	dir := mountTmpfs(t, "detachtarget")
+	if err := os.WriteFile(dir+"/data", []byte("e2e\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var stx unix.Statx_t
+	if err := unix.Statx(unix.AT_FDCWD, dir, unix.AT_SYMLINK_NOFOLLOW, unix.STATX_MNT_ID_UNIQUE, &stx); err != nil {
+		t.Fatal(err)
+	}
+	if stx.Mask&unix.STATX_MNT_ID_UNIQUE == 0 {
+		t.Skip("no unique mount IDs (kernel < 6.8)")
+	}
+	name := fmt.Sprintf("the detached mount (unique ID %d)", stx.Mnt_id)
+	holder := testns.StartVictim(t, testns.RoleFD, dir+"/data", "r")
+	if err := unix.Unmount(dir, unix.MNT_DETACH); err != nil {
+		t.Fatal(err)
+	}
+
+	term := newTerminal(t, 120, 30, bin+" --interval 500ms --journal - /")
+	term.waitFor(30*time.Second, "Holders of /")
+	// Other detached mounts may exist on this machine: walk the filtered
+	// tree until the holders pane names ours.
+	term.keys("/")
+	term.typeText("(detached)")
+	term.keys("Enter")
+	found := false
+	for i := 0; i < 20 && !found; i++ {
+		time.Sleep(200 * time.Millisecond)
+		if found = strings.Contains(term.screen(), "Holders of "+name); !found {
+			term.keys("j")
+		}
+	}
+	if !found {
+		t.Fatalf("the tree has no row for %s:\n%s", name, term.screen())
+	}
+	term.waitFor(30*time.Second, "Holders of "+name+" (1 process)", strconv.Itoa(holder.PID))
+	term.keys("l")
+	term.waitFor(30*time.Second, "no lazy unmount: "+name+" is in no mount table")
+	term.keys("F")
+	scr := term.waitFor(30*time.Second, "Staged unmount (close) of "+name+"?", "Revoke every holder of "+name, "[ No ]")
+	if !strings.Contains(scr, fmt.Sprintf("pid %d", holder.PID)) || strings.Contains(scr, "Fence") {
+		t.Fatalf("the dialog does not name exactly the holder, without a fence:\n%s", scr)
+	}
+	term.keys("y")
+	scr = term.waitFor(60*time.Second, "Result: ✓")
+	if !strings.Contains(scr, "staged unmount (close) of "+name+": gone") {
+		t.Fatalf("the staged run did not report the detached mount gone:\n%s", scr)
+	}
+	if !holder.Alive() {
+		t.Fatal("the close policy killed the holder")
+	}
+	term.keys("q")
+	term.waitFor(30*time.Second, "EXIT=0")
+}
