@@ -121,6 +121,7 @@ type Plan struct {
 	// holds the mount besides this namespace's processes: the holders of
 	// copies in other namespaces that umount2 propagates to are revoked
 	// like ours, then Releases are applied. Without it they are only named.
+	// The plain modes (lazy, expire, force) ignore it.
 	Release bool
 	// Releases is what Prepare found releasable, filled whether or not
 	// Release is set, so that a dry run shows it.
@@ -154,6 +155,9 @@ type HolderState struct {
 	Comm   string
 	State  string // "pending", "revoked", "refused", "signalled", "gone"
 	Reason string
+	// Namespace is "mnt:[N]" for a holder of a copy in another mount
+	// namespace (Plan.Release revokes those too), "" for ours.
+	Namespace string
 }
 
 // Result is the outcome of a run, carried by the final StageDone event.

@@ -28,10 +28,11 @@ type eventJSON struct {
 }
 
 type holderJSON struct {
-	PID    int           `json:"pid"`
-	Comm   termsafe.Name `json:"comm"`
-	State  string        `json:"state"`
-	Reason termsafe.Name `json:"reason,omitempty"`
+	PID       int           `json:"pid"`
+	Comm      termsafe.Name `json:"comm"`
+	State     string        `json:"state"`
+	Reason    termsafe.Name `json:"reason,omitempty"`
+	Namespace string        `json:"namespace,omitempty"` // "mnt:[N]": holds a copy in another mount namespace
 }
 
 type resultJSON struct {
@@ -49,7 +50,7 @@ func (e Event) MarshalJSON() ([]byte, error) {
 		out.Error = termsafe.Name(e.Err.Error())
 	}
 	for _, h := range e.Holders {
-		out.Holders = append(out.Holders, holderJSON{PID: h.PID, Comm: termsafe.Name(h.Comm), State: h.State, Reason: termsafe.Name(h.Reason)})
+		out.Holders = append(out.Holders, holderJSON{PID: h.PID, Comm: termsafe.Name(h.Comm), State: h.State, Reason: termsafe.Name(h.Reason), Namespace: h.Namespace})
 	}
 	if e.Stage == StageDrain {
 		n := e.Remaining

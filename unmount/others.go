@@ -17,6 +17,22 @@ import (
 // No revoke can release these; each says what would.
 func busyReasons(snap *inspect.Snapshot, ids ...inspect.MountID) []string {
 	var out []string
+	for _, r := range busyReasonList(snap, ids...) {
+		out = append(out, r.text)
+	}
+	return out
+}
+
+// busyReason is one of busyReasons, and whether Plan.Release frees it (a
+// loop device, a swap file, a held copy that umount2 propagates to).
+type busyReason struct {
+	text       string
+	releasable bool
+	name       string // a kernel holder's name (/dev/loop3, the swap file)
+}
+
+func busyReasonList(snap *inspect.Snapshot, ids ...inspect.MountID) []busyReason {
+	var out []busyReason
 	for _, id := range ids {
 		for _, k := range snap.Kernel[id] {
 			if k.Kind == "submount" || k.Kind == "over-mount" {
@@ -29,12 +45,12 @@ func busyReasons(snap *inspect.Snapshot, ids ...inspect.MountID) []string {
 			if k.Action != "" {
 				s += ": " + termsafe.Text(k.Action)
 			}
-			out = append(out, s)
+			out = append(out, busyReason{s, k.Kind == "loop" || k.Kind == "swap", k.Name})
 		}
 		for _, c := range snap.Copies(id) {
 			if c.Propagates && len(c.Holders) > 0 {
-				out = append(out, fmt.Sprintf("its copy in mount namespace mnt:[%d] at %s, held there by %s",
-					c.Namespace.Inode, termsafe.Quote(c.Mount.Mountpoint), holderList(c.Holders, 3)))
+				out = append(out, busyReason{fmt.Sprintf("its copy in mount namespace mnt:[%d] at %s, held there by %s",
+					c.Namespace.Inode, termsafe.Quote(c.Mount.Mountpoint), holderList(c.Holders, 3)), true, ""})
 			}
 		}
 	}

@@ -105,8 +105,21 @@ func (u *Unmounter) Prepare(ctx context.Context, p Plan) (Plan, error) {
 	if !m.Detached {
 		p.Releases = findReleases(snap, ids)
 	}
-	for _, r := range busyReasons(snap, ids...) {
-		p.Warnings = append(p.Warnings, "held by "+r+" (no revoke can release it)")
+	refused := map[string]bool{}
+	for _, r := range p.Releases {
+		if r.Refused != "" && r.Name != "" {
+			refused[r.Name] = true
+		}
+	}
+	for _, r := range busyReasonList(snap, ids...) {
+		switch {
+		case !r.releasable || refused[r.name]:
+			p.Warnings = append(p.Warnings, "held by "+r.text+" (no revoke can release it)")
+		case p.Release && p.Mode == ModeStaged:
+			p.Warnings = append(p.Warnings, "held by "+r.text+" (released during the run)")
+		default:
+			p.Warnings = append(p.Warnings, "held by "+r.text+" (no revoke of ours releases it; a staged run with --release does)")
+		}
 	}
 	p.Warnings = append(p.Warnings, aliveWarnings(snap, m.ID)...)
 	for _, o := range snap.SameFilesystem(m.ID) {

@@ -174,6 +174,18 @@ func TestReleaseSequence(t *testing.T) {
 			if len(p.Releases) > 0 && !strings.Contains(PlanEvent(&p).What, "release") {
 				t.Errorf("the plan does not mention its releases: %s", PlanEvent(&p).What)
 			}
+			if len(tc.kernel) > 0 {
+				want := "(no revoke of ours releases it; a staged run with --release does)"
+				switch {
+				case strings.Contains(tc.name, "itself mounted"):
+					want = "(no revoke can release it)"
+				case tc.release:
+					want = "(released during the run)"
+				}
+				if w := strings.Join(p.Warnings, "\n"); !strings.Contains(w, want) {
+					t.Errorf("plan warnings %q lack %q", w, want)
+				}
+			}
 			if tc.setup != nil {
 				tc.setup(f)
 			}
@@ -207,10 +219,17 @@ func TestReleaseSequence(t *testing.T) {
 					t.Errorf("no event says %q:\n%s", want, dumpEvents(evs))
 				}
 			}
+			inNS := false
 			for _, ev := range evs {
 				if ev.Stage == StageRelease && !tc.release {
 					t.Errorf("a release without Plan.Release: %s", ev.What)
 				}
+				for _, h := range ev.Holders {
+					inNS = inNS || h.PID == 812 && h.Namespace == "mnt:[4026532000]"
+				}
+			}
+			if want := tc.release && tc.shared && len(tc.copyHeld) > 0; inNS != want {
+				t.Errorf("holder picture names pid 812's namespace: %v, want %v", inNS, want)
 			}
 		})
 	}

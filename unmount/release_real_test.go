@@ -86,3 +86,20 @@ func TestReleaseCopyNow(t *testing.T) {
 		t.Fatalf("journal: %s", line)
 	}
 }
+
+// TestDetachLoopRefusesMounted: the real DetachLoop opens the device with
+// O_EXCL first; a loop device with a mounted filesystem on it is refused
+// (LOOP_CLR_FD would only set autoclear) and keeps its backing file.
+func TestDetachLoopRefusesMounted(t *testing.T) {
+	loop := testns.LoopExt4(t, 16)
+	err := realSystem(t).DetachLoop(loop.Device)
+	if !errors.Is(err, ErrRefused) || !strings.Contains(err.Error(), "itself mounted") {
+		t.Fatalf("DetachLoop of a mounted loop device: %v, want ErrRefused", err)
+	}
+	if _, err := os.Stat("/sys/block/" + filepath.Base(loop.Device) + "/loop/backing_file"); err != nil {
+		t.Fatalf("the loop device lost its backing file: %v", err)
+	}
+	if !testns.IsMountPoint(loop.Dir) {
+		t.Fatal("the filesystem on it went away")
+	}
+}

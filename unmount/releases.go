@@ -200,6 +200,13 @@ func (r *run) applyReleases(f *Fence, retry bool) {
 				termsafe.Quote(st.r.Mountpoint), st.r.Namespace)})
 			continue
 		}
+		if st.r.Kind == "swap" && f != nil && f.Kind == FenceOver {
+			// Tried before the fence and failed: under the over-mount
+			// fence no path leads to the file any more.
+			st.done = true
+			r.send(Event{Stage: StageRelease, Err: st.err, What: "not done: " + st.r.What + ": under the over-mount fence the swap file cannot be named (swapoff(2) takes a path)"})
+			continue
+		}
 		r.applyRelease(st, f, "")
 	}
 }

@@ -359,7 +359,7 @@ func (r *run) scanHolders() ([]inspect.Holder, error) {
 	for _, h := range hs {
 		present[h.PID] = true
 		if _, ok := r.holders[h.PID]; !ok {
-			r.holders[h.PID] = &HolderState{PID: h.PID, Comm: h.Comm, State: "pending"}
+			r.holders[h.PID] = &HolderState{PID: h.PID, Comm: h.Comm, State: "pending", Namespace: r.inCopy[h.PID]}
 			r.order = append(r.order, h.PID)
 		}
 	}

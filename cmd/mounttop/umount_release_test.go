@@ -249,11 +249,33 @@ func TestUmountReleaseLoopMounted(t *testing.T) {
 	}
 }
 
-// TestUmountReleaseSwap: a swap file on an ext4 image keeps it busy;
-// --release swaps it off and the mount goes.
+// TestUmountReleaseSwap: a swap file on an ext4 image keeps the mount it
+// was opened through busy; --release swaps it off and the mount goes. Under
+// a shared parent the fence over-mounts the target and no path leads to the
+// file any more, so it is swapped off before the fence.
 func TestUmountReleaseSwap(t *testing.T) {
-	loop := testns.LoopExt4(t, 16)
-	sw := filepath.Join(loop.Dir, "swapfile")
+	t.Run("beneath-swap fence", func(t *testing.T) {
+		loop := testns.LoopExt4(t, 16)
+		releaseSwap(t, loop.Dir, "done: swapoff "+filepath.Join(loop.Dir, "swapfile"))
+	})
+	t.Run("over-mount fence", func(t *testing.T) {
+		loop := testns.LoopExt4(t, 16)
+		dir := sharedParentTarget(t)
+		// The ext4 filesystem mounted a second time, under the shared
+		// parent: the swap file is opened through this mount.
+		if err := unix.Unmount(dir, unix.UMOUNT_NOFOLLOW); err != nil {
+			t.Fatal(err)
+		}
+		if err := unix.Mount(loop.Device, dir, "ext4", 0, ""); err != nil {
+			t.Fatal(err)
+		}
+		releaseSwap(t, dir, "(before the fence")
+	})
+}
+
+func releaseSwap(t *testing.T, dir, want string) {
+	t.Helper()
+	sw := filepath.Join(dir, "swapfile")
 	if err := os.WriteFile(sw, make([]byte, 4<<20), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -266,18 +288,18 @@ func TestUmountReleaseSwap(t *testing.T) {
 		t.Fatalf("swapon: %v", errno)
 	}
 	t.Cleanup(func() { _, _, _ = unix.Syscall(unix.SYS_SWAPOFF, uintptr(unsafe.Pointer(p)), 0, 0) })
-	r := runMounttop(t, "", nil, append([]string{"umount", "--staged", "--release", "--interval", "50ms", "--yes", loop.Dir}, journalArgs(t)...)...)
-	if r.code != 0 || testns.IsMountPoint(loop.Dir) {
+	r := runMounttop(t, "", nil, append([]string{"umount", "--staged", "--release", "--interval", "50ms", "--yes", dir}, journalArgs(t)...)...)
+	if r.code != 0 || testns.IsMountPoint(dir) {
 		t.Fatalf("exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
-	if !strings.Contains(r.stdout, "done: swapoff "+sw) {
-		t.Errorf("no swapoff line:\n%s", r.stdout)
+	if !strings.Contains(r.stdout, "done: swapoff "+sw) || !strings.Contains(r.stdout, want) {
+		t.Errorf("no swapoff line with %q:\n%s", want, r.stdout)
 	}
 	swaps, err := os.ReadFile("/proc/swaps")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if strings.Contains(string(swaps), filepath.Base(loop.Dir)) {
+	if strings.Contains(string(swaps), sw) {
 		t.Errorf("the swap file is still in use:\n%s", swaps)
 	}
 }
