@@ -179,4 +179,9 @@ type Event struct {
 	Holders   []HolderState // set when the per-holder picture changed
 	Remaining int           // drain: holder processes left
 	Result    *Result       // StageDone only
+
+	// StagePlan only: what the plan can release (Plan.Releases) and
+	// whether the operator opted in (Plan.Release).
+	Releases []Release
+	Release  bool
 }

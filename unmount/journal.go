@@ -25,6 +25,21 @@ type eventJSON struct {
 	Holders   []holderJSON    `json:"holders,omitempty"`
 	Remaining *int            `json:"remaining,omitempty"`
 	Result    *resultJSON     `json:"result,omitempty"`
+	Releases  []releaseJSON   `json:"releases,omitempty"`
+	Release   bool            `json:"release,omitempty"`
+}
+
+// releaseJSON is one of the plan's releases (Release).
+type releaseJSON struct {
+	Kind       string        `json:"kind"`
+	What       termsafe.Name `json:"what"`
+	PID        int           `json:"pid,omitempty"`
+	Namespace  uint64        `json:"namespace,omitempty"`
+	Mountpoint termsafe.Name `json:"mountpoint,omitempty"`
+	Name       termsafe.Name `json:"name,omitempty"`
+	Lazy       bool          `json:"lazy,omitempty"`
+	Propagates bool          `json:"propagates,omitempty"`
+	Refused    termsafe.Name `json:"refused,omitempty"`
 }
 
 type holderJSON struct {
@@ -56,6 +71,11 @@ func (e Event) MarshalJSON() ([]byte, error) {
 		n := e.Remaining
 		out.Remaining = &n
 	}
+	for _, r := range e.Releases {
+		out.Releases = append(out.Releases, releaseJSON{Kind: r.Kind, What: termsafe.Name(r.What), PID: r.PID, Namespace: r.Namespace,
+			Mountpoint: termsafe.Name(r.Mountpoint), Name: termsafe.Name(r.Name), Lazy: r.Lazy, Propagates: r.Propagates, Refused: termsafe.Name(r.Refused)})
+	}
+	out.Release = e.Release
 	if r := e.Result; r != nil {
 		out.Result = &resultJSON{Gone: r.Gone, Marked: r.Marked, Summary: termsafe.Name(r.Summary)}
 		for _, h := range r.Remaining {

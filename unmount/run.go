@@ -48,7 +48,8 @@ func PlanEvent(p *Plan) Event {
 		}
 		pic = append(pic, st)
 	}
-	return Event{Stage: StagePlan, Mount: p.Target.ID, What: what, Holders: pic, At: time.Now()}
+	return Event{Stage: StagePlan, Mount: p.Target.ID, What: what, Holders: pic, At: time.Now(),
+		Releases: append([]Release(nil), p.Releases...), Release: p.Release}
 }
 
 // finalSendWait bounds how long the events after a cancellation (rollback,

@@ -153,6 +153,20 @@ func TestUmountReleasePrivateCopy(t *testing.T) {
 				!strings.Contains(r.stdout, "(with --release)") || strings.Contains(r.stdout, "lazily") != held {
 				t.Fatalf("dry run: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 			}
+			r = runMounttop(t, "", nil, "umount", "--staged", "--dry-run", "--json", dir)
+			var plan struct {
+				Stage    string
+				Release  bool
+				Releases []struct {
+					Kind, Mountpoint string
+					PID              int
+					Lazy             bool
+				}
+			}
+			if err := json.Unmarshal([]byte(r.stdout), &plan); err != nil || plan.Stage != "plan" || plan.Release || len(plan.Releases) != 1 ||
+				plan.Releases[0].Kind != "copy" || plan.Releases[0].PID != v.PID || plan.Releases[0].Mountpoint != dir || plan.Releases[0].Lazy != held {
+				t.Fatalf("--json dry run: %v %+v\n%s", err, plan, r.stdout)
+			}
 			r = runMounttop(t, "", nil, append([]string{"umount", "--staged", "--release", "--interval", "50ms", "--yes", "--json", dir}, journalArgs(t)...)...)
 			evs := jsonEvents(t, r.stdout)
 			if r.code != 0 || testns.IsMountPoint(dir) {
