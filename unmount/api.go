@@ -97,6 +97,10 @@ type HolderAction struct {
 	Holder  inspect.Holder
 	Action  string // e.g. "close 3 fds, unmap 1 mapping, chdir /"; "SIGTERM, SIGKILL after 5s"
 	Refused string // non-empty: cannot be revoked, and why (exe on the mount, D state, traced, ...)
+	// Namespace is "mnt:[N]" for a holder of a copy in another mount
+	// namespace that umount2 propagates to: listed, and revoked, only with
+	// Plan.Release.
+	Namespace string
 }
 
 // Plan is the staged unmount's plan: the target as inspected and what will
@@ -110,7 +114,7 @@ type Plan struct {
 	Timeout   time.Duration // give up draining after this
 	Recursive bool          // unmount submounts too, deepest first
 	Submounts []inspect.Mount
-	Holders   []HolderAction
+	Holders   []HolderAction // with Release, also the holders of propagating copies (HolderAction.Namespace)
 	Warnings  []string
 
 	// ExpireWhenIdle (ModeExpire): re-arm MNT_EXPIRE every Interval until

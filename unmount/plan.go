@@ -105,6 +105,9 @@ func (u *Unmounter) Prepare(ctx context.Context, p Plan) (Plan, error) {
 	if !m.Detached {
 		p.Releases = findReleases(snap, ids)
 	}
+	if p.Release && p.Mode == ModeStaged && !m.Detached {
+		p.Holders = append(p.Holders, u.copyHolderActions(p, snap, ids)...)
+	}
 	refused := map[string]bool{}
 	for _, r := range p.Releases {
 		if r.Refused != "" && r.Name != "" {
@@ -179,6 +182,40 @@ func (u *Unmounter) holderAction(p Plan, h inspect.Holder) HolderAction {
 		a.Action += " (in D state: it may not stop for ptrace)"
 	}
 	return a
+}
+
+// copyHolderActions says what a run with Plan.Release does to the holders
+// of copies in other namespaces that umount2 of ids propagates to: the
+// same as to ours, so the operator sees every process that will be touched.
+func (u *Unmounter) copyHolderActions(p Plan, snap *inspect.Snapshot, ids []inspect.MountID) []HolderAction {
+	seen := map[int]bool{}
+	for _, a := range p.Holders {
+		seen[a.Holder.PID] = true
+	}
+	var out []HolderAction
+	for _, id := range ids {
+		for _, c := range snap.Copies(id) {
+			if !c.Propagates {
+				continue
+			}
+			for _, h := range c.Holders {
+				if seen[h.PID] {
+					continue
+				}
+				seen[h.PID] = true
+				a := u.holderAction(p, h)
+				a.Namespace = fmt.Sprintf("mnt:[%d]", c.Namespace.Inode)
+				where := "in mount namespace " + a.Namespace + ", holding its copy at " + termsafe.Quote(c.Mount.Mountpoint) + ": "
+				if a.Refused != "" {
+					a.Refused = where + a.Refused
+				} else {
+					a.Action = where + a.Action
+				}
+				out = append(out, a)
+			}
+		}
+	}
+	return out
 }
 
 // unrevocable says why a holder cannot be revoked by ptrace injection: its

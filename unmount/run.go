@@ -42,7 +42,7 @@ func PlanEvent(p *Plan) Event {
 	}
 	var pic []HolderState
 	for _, a := range p.Holders {
-		st := HolderState{PID: a.Holder.PID, Comm: a.Holder.Comm, State: "pending", Reason: a.Action}
+		st := HolderState{PID: a.Holder.PID, Comm: a.Holder.Comm, State: "pending", Reason: a.Action, Namespace: a.Namespace}
 		if a.Refused != "" {
 			st.State, st.Reason = "refused", a.Refused
 		}
@@ -122,9 +122,15 @@ func (r *run) start() {
 	r.holders = map[int]*HolderState{}
 	r.retry = map[int]bool{}
 	for _, a := range p.Holders {
-		st := &HolderState{PID: a.Holder.PID, Comm: a.Holder.Comm, State: "pending", Reason: a.Action}
+		st := &HolderState{PID: a.Holder.PID, Comm: a.Holder.Comm, State: "pending", Reason: a.Action, Namespace: a.Namespace}
 		if a.Refused != "" {
 			st.State, st.Reason = "refused", a.Refused
+		}
+		if a.Namespace != "" {
+			if r.inCopy == nil {
+				r.inCopy = map[int]string{}
+			}
+			r.inCopy[a.Holder.PID] = a.Namespace
 		}
 		r.holders[a.Holder.PID] = st
 		r.order = append(r.order, a.Holder.PID)
@@ -323,9 +329,13 @@ func (r *run) rollback(f *Fence, why string, cause error) {
 		return
 	}
 	what := fmt.Sprintf("fence removed: the mount (%d) is back at %s", r.target.ID, termsafe.Quote(f.Target))
-	if r.revoked+r.signalled > 0 {
+	switch {
+	case r.revoked+r.signalled+r.released > 0:
 		what += fmt.Sprintf("; %d holders were revoked and %d signalled before that and stay so", r.revoked, r.signalled)
-	} else {
+		if r.released > 0 {
+			what += fmt.Sprintf("; %d %s done stay so", r.released, plural(r.released, "release"))
+		}
+	default:
 		what += "; everything is as it was"
 	}
 	r.send(Event{Stage: StageRollback, What: what})

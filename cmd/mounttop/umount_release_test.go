@@ -102,6 +102,11 @@ func TestUmountReleasePropagatingCopy(t *testing.T) {
 		t.Fatal("without --release the holder in the other namespace was touched")
 	}
 
+	r = runMounttop(t, "", nil, "umount", "--staged", "--release", "--dry-run", dir)
+	if want := fmt.Sprintf("pid %-7d", v.PID); r.code != 0 || !strings.Contains(r.stdout, want) ||
+		!strings.Contains(r.stdout, "in mount namespace mnt:[") || !strings.Contains(r.stdout, "holding its copy at "+dir+": close fd") {
+		t.Fatalf("the --release plan does not list the holder in the other namespace:\n%s%s", r.stdout, r.stderr)
+	}
 	r = runMounttop(t, "", nil, append(append(args, "--release", dir), journalArgs(t)...)...)
 	t.Logf("with --release:\n%s%s", r.stdout, r.stderr)
 	if r.code != 0 || testns.IsMountPoint(dir) {
