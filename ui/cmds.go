@@ -55,13 +55,28 @@ func (m Model) clockCmd() tea.Cmd {
 	return m.after(time.Second, func(t time.Time) tea.Msg { return clockMsg(t) })
 }
 
-// planCmd asks the engine what an unmount would do.
+// planCmd asks the engine what an unmount would do. When a staged plan
+// lists releases, the engine is asked a second time with Release set, so
+// that the dialog's "also release" choice carries the plan the engine
+// makes for it (it revokes the holders of propagating copies too) and
+// says exactly what that choice does.
 func planCmd(u Unmounter, req Request, preview bool) tea.Cmd {
 	return func() tea.Msg {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
 		plan, err := u.Plan(ctx, req)
-		return planMsg{req: req, plan: plan, err: err, preview: preview}
+		msg := planMsg{req: req, plan: plan, err: err, preview: preview}
+		if err == nil && !preview && req.Mode == unmount.ModeStaged && !req.Release && len(plan.Releases) > 0 {
+			rel := req
+			rel.Release = true
+			rp, rerr := u.Plan(ctx, rel)
+			if rerr != nil {
+				msg.releaseErr = rerr
+			} else {
+				msg.releasePlan = &rp
+			}
+		}
+		return msg
 	}
 }
 

@@ -2,6 +2,7 @@ package ui
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"sync"
 	"syscall"
@@ -209,6 +210,16 @@ func (f *fakeUnmounter) Plan(ctx context.Context, req Request) (unmount.Plan, er
 			Propagates: c.Propagates, Namespace: c.Namespace.Inode})
 	}
 	p.Release = req.Release
+	if req.Release {
+		// With Release, the holders of the copies are revoked too.
+		for _, c := range req.Snapshot.Copies(req.Target.ID) {
+			for _, h := range c.Holders {
+				p.Holders = append(p.Holders, unmount.HolderAction{Holder: h, Action: "close " + summary(h.Uses),
+					Namespace: fmt.Sprintf("mnt:[%d]", c.Namespace.Inode)})
+			}
+		}
+		p.Warnings = append(p.Warnings, "planned with Release")
+	}
 	return p, f.planErr
 }
 
@@ -480,8 +491,9 @@ func kernelSnapshot() *inspect.Snapshot {
 	copyMount := mnt(0, 0, "/data", "tmpfs", "demo-projects", 41)
 	copyMount.OldID = 77
 	s.Namespaces = []inspect.Namespace{{Inode: 4026532999, PIDs: []int{900, 901},
-		Mounts:  []inspect.Mount{copyMount},
-		Holders: map[int][]inspect.Holder{77: {{PID: 900, Comm: "app", Unit: "app.service"}}}}}
+		Mounts: []inspect.Mount{copyMount},
+		Holders: map[int][]inspect.Holder{77: {{PID: 900, Comm: "app", Unit: "app.service",
+			Uses: []inspect.Use{{Kind: inspect.UseFD, FD: 4, Path: "/data/db", Access: inspect.AccessReadWrite}}}}}}}
 	s.Taken = clock0
 	return s
 }

@@ -493,7 +493,40 @@ func (m Model) onPlan(msg planMsg) (tea.Model, tea.Cmd) {
 	}
 	m.status = ""
 	m.dialog = m.unmountDialog(msg.req, msg.plan)
+	if msg.releasePlan != nil {
+		m.dialog.offerRelease(msg.req, *msg.releasePlan)
+	} else if msg.releaseErr != nil {
+		m.dialog.lines = append(m.dialog.lines, "! releasing them could not be planned: "+safe(msg.releaseErr.Error()))
+	}
 	return m, nil
+}
+
+// offerRelease adds the staged dialog's "also release" choice: the same
+// run with the engine's plan for Release (as "when idle" is to expire),
+// and the processes in other namespaces that only that choice touches.
+func (d *confirmDialog) offerRelease(req Request, plan unmount.Plan) {
+	n := releasable(plan.Releases)
+	if n == 0 {
+		return
+	}
+	var extra []string
+	for _, a := range plan.Holders {
+		if a.Namespace == "" {
+			continue
+		}
+		what := a.Action
+		if a.Refused != "" {
+			what = "REFUSED, " + a.Refused
+		}
+		extra = append(extra, fmt.Sprintf("   pid %d %s in %s: %s", a.Holder.PID, safe(a.Holder.Comm), safe(a.Namespace), safe(what)))
+	}
+	if len(extra) > 0 {
+		d.lines = append(d.lines, "(a) also revokes these processes in other namespaces:")
+		d.lines = append(d.lines, extra...)
+	}
+	req.Release, plan.Release = true, true
+	d.choices = append(d.choices, choice{label: fmt.Sprintf("Also release %d", n), hotkey: "a",
+		act: &action{kind: actRun, req: req, plan: plan}})
 }
 
 // unmountDialog asks before an unmount, saying what it will do.
@@ -525,13 +558,6 @@ func (m *Model) unmountDialog(req Request, plan unmount.Plan) *confirmDialog {
 			p.Policy = unmount.PolicySignal
 			d.choices = append(d.choices, choice{label: "Signal instead", hotkey: "s", act: &action{kind: actRun, req: sig, plan: p}})
 		}
-		if n := releasable(plan.Releases); n > 0 && !req.Release {
-			// As "when idle" is to expire: the same run, one choice more.
-			rel, p := req, plan
-			rel.Release, p.Release = true, true
-			d.choices = append(d.choices, choice{label: fmt.Sprintf("Also release %d", n), hotkey: "a",
-				act: &action{kind: actRun, req: rel, plan: p}})
-		}
 	default:
 		d.choices = append(d.choices, choice{label: "Yes", hotkey: "y", act: &action{kind: actRun, req: req, plan: plan}})
 	}
@@ -562,11 +588,20 @@ func (m Model) askRelease() (tea.Model, tea.Cmd) {
 	if m.focus != focusLower {
 		if !m.holders.toReleasable() {
 			m.status = "nothing to release on " + mountName(*mt) + ": no loop device, swap file or copy in another namespace holds it"
+			if n := len(m.snap.Descendants(mt.ID)); n > 0 {
+				// Submounts are kernel holders too, with no row of their
+				// own: the tree shows them.
+				m.status += "; its " + plural(n, "submount goes", "submounts go") + " first with F, l or f"
+			}
 			return m, nil
 		}
 		m.setFocus(focusLower)
-		m.status = "pick a loop device, swap file or copy, then R releases it"
-		return m, nil
+		if row, ok := m.holders.current(); ok && row.releasable() {
+			m.status = "pick a loop device, swap file or copy, then R releases it"
+			return m, nil
+		}
+		// Only kernel holders mounttop has no action for: say what would
+		// release the first.
 	}
 	row, ok := m.holders.current()
 	switch {

@@ -901,3 +901,67 @@ func TestReleaseWhereTheEngineWillNotPlan(t *testing.T) {
 		t.Fatal("a refused plan opened a dialog or released something")
 	}
 }
+
+// From the tree, R goes to the mount's first releasable row; on a mount
+// whose only kernel holder has no action it shows that holder's advice,
+// and on one with none it says there is nothing to release.
+func TestReleaseFromTheTree(t *testing.T) {
+	s := kernelSnapshot()
+	s.Kernel[idScratch] = s.Kernel[idScratch][2:] // the nfsd export only
+	d := newDriver(t, Options{Scanner: &fakeScanner{snaps: []*inspect.Snapshot{s}}, StartPath: "/mnt/scratch"})
+	d.started()
+	d.key("R")
+	if d.m.focus != focusLower {
+		t.Fatal("R from the tree did not move to the holders pane")
+	}
+	if want := "mounttop cannot release nfsd-export /mnt/scratch itself; to do it: exportfs -u"; d.m.status != want {
+		t.Fatalf("status %q, want %q", d.m.status, want)
+	}
+	d.key("tab")
+	d.m.tree.selectID(idMedia)
+	d.m.showSelected()
+	d.key("R")
+	if d.m.focus != focusTree || d.m.dialog != nil || len(d.um.planned) != 0 {
+		t.Fatal("R on a mount with nothing to release moved, asked or planned")
+	}
+	if want := "nothing to release on /mnt/media: no loop device, swap file or copy in another namespace holds it"; d.m.status != want {
+		t.Fatalf("status %q, want %q", d.m.status, want)
+	}
+	d.m.tree.selectID(idMnt)
+	d.m.showSelected()
+	d.key("R")
+	if want := "nothing to release on /mnt: no loop device, swap file or copy in another namespace holds it; its 5 submounts go first with F, l or f"; d.m.status != want {
+		t.Fatalf("status %q, want %q", d.m.status, want)
+	}
+}
+
+// The "also release" choice runs the plan the engine makes with Release
+// set, and the dialog names the processes in other namespaces that only
+// that choice touches.
+func TestStagedReleaseChoiceCarriesTheEnginesReleasePlan(t *testing.T) {
+	d := kernelDriver(t, "/mnt/projects")
+	d.key("F")
+	d.until("the staged dialog", func(m Model) bool { return m.dialog != nil })
+	d.mustSee("Kernel holders and copies elsewhere (1), released only with (a):",
+		"unmount the copy at /data in mnt:[4026532999] (pid 900) lazily",
+		"(a) also revokes these processes in other namespaces:",
+		"pid 900 app in mnt:[4026532999]: close fd", "(a) Also release 1")
+	d.um.mu.Lock()
+	planned := append([]Request(nil), d.um.planned...)
+	d.um.mu.Unlock()
+	if n := len(planned); n != 2 || planned[0].Release || !planned[1].Release {
+		t.Fatalf("planned %d times (release: %v), want once without Release and once with", n, func() []bool {
+			var out []bool
+			for _, p := range planned {
+				out = append(out, p.Release)
+			}
+			return out
+		}())
+	}
+	d.key("a")
+	d.until("the run", func(m Model) bool { return d.um.runCount() == 1 })
+	p := d.m.progress.plan
+	if !p.Release || len(p.Holders) != 3 || p.Holders[2].Namespace != "mnt:[4026532999]" {
+		t.Fatalf("(a) ran a plan with Release %v and holders %+v, want the engine's plan with the copy's holder", p.Release, p.Holders)
+	}
+}

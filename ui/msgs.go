@@ -32,12 +32,16 @@ type tickMsg struct{ gen int }
 // second); View reads time only from the model, never from the system.
 type clockMsg time.Time
 
-// planMsg is a plan built for the dialog (confirm) or a dry run (preview).
+// planMsg is a plan built for the dialog (confirm) or a dry run
+// (preview). releasePlan is the staged plan with Release set, when plan
+// lists releases (releaseErr if the engine would not make it).
 type planMsg struct {
-	req     Request
-	plan    unmount.Plan
-	err     error
-	preview bool
+	req         Request
+	plan        unmount.Plan
+	err         error
+	preview     bool
+	releasePlan *unmount.Plan
+	releaseErr  error
 }
 
 // runEventMsg is one event of run number run; closed reports that the
