@@ -964,4 +964,5 @@ func TestStagedReleaseChoiceCarriesTheEnginesReleasePlan(t *testing.T) {
 	if !p.Release || len(p.Holders) != 3 || p.Holders[2].Namespace != "mnt:[4026532999]" {
 		t.Fatalf("(a) ran a plan with Release %v and holders %+v, want the engine's plan with the copy's holder", p.Release, p.Holders)
 	}
+	d.mustSee("900 app            pending    in mnt:[4026532999]: close fd")
 }

@@ -78,7 +78,7 @@ func (p *progressPane) start(run int, req Request, plan unmount.Plan, ch <-chan 
 		run: run, req: req, plan: plan, active: true, ch: ch, cancel: cancel, started: now, now: now,
 		stage: unmount.StagePlan}
 	for _, a := range plan.Holders {
-		st := unmount.HolderState{PID: a.Holder.PID, Comm: a.Holder.Comm, State: "pending", Reason: a.Action}
+		st := unmount.HolderState{PID: a.Holder.PID, Comm: a.Holder.Comm, State: "pending", Reason: a.Action, Namespace: a.Namespace}
 		switch {
 		case req.Mode != unmount.ModeStaged:
 			// Only the staged unmount acts on processes.
@@ -271,7 +271,12 @@ func (p progressPane) View() string {
 				add(fmt.Sprintf("  … %d more", len(p.holders)-room), p.styles.Dim.Render)
 				break
 			}
-			line := fmt.Sprintf("  %7d %-14s %-10s %s", h.PID, clip(safe(h.Comm), 14), h.State, safe(h.Reason))
+			reason := safe(h.Reason)
+			if h.Namespace != "" {
+				// A holder of a copy in another namespace (Plan.Release).
+				reason = "in " + safe(h.Namespace) + ": " + reason
+			}
+			line := fmt.Sprintf("  %7d %-14s %-10s %s", h.PID, clip(safe(h.Comm), 14), h.State, reason)
 			st := p.styles.Pending.Render
 			switch h.State {
 			case "revoked", "gone", "signalled":
