@@ -167,12 +167,25 @@ func (k *kernel) Fence(target *inspect.Mount, over bool) (*Fence, error) {
 		return nil, &Error{Op: "fence", Target: target.Mountpoint, Err: err}
 	}
 	defer unix.Close(fenceFD)
-	f := &Fence{Target: target.Mountpoint, FenceID: fenceID, RealID: target.ID}
+	// A readable fd on the real mount's root, for syncfs: through realFD,
+	// already checked to be the target, so no path is walked again.
+	rootFD, err := unix.Openat(realFD, ".", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, &Error{Op: "fence: open the mount's root", Target: target.Mountpoint, Err: err}
+	}
+	f := &Fence{Target: target.Mountpoint, FenceID: fenceID, RealID: target.ID, root: os.NewFile(uintptr(rootFD), target.Mountpoint)}
+	ok := false
+	defer func() {
+		if !ok {
+			f.closeRoot()
+		}
+	}()
 	if over {
 		if err := unix.MoveMount(fenceFD, "", realFD, "", unix.MOVE_MOUNT_F_EMPTY_PATH|unix.MOVE_MOUNT_T_EMPTY_PATH); err != nil {
 			return nil, &Error{Op: "fence: over-mount", Target: target.Mountpoint, Flags: unix.MOVE_MOUNT_F_EMPTY_PATH | unix.MOVE_MOUNT_T_EMPTY_PATH, Err: err}
 		}
 		f.Kind, f.RealPath = FenceOver, target.Mountpoint
+		ok = true
 		return f, nil
 	}
 	stash, err := k.makeStash(target)
@@ -192,6 +205,7 @@ func (k *kernel) Fence(target *inspect.Mount, over bool) (*Fence, error) {
 		return nil, &Error{Op: "fence: move to stash", Target: target.Mountpoint, Flags: unix.MOVE_MOUNT_F_EMPTY_PATH, Err: err,
 			Hint: "an empty read-only tmpfs is left beneath the mount; it shows only once the mount is gone"}
 	}
+	ok = true
 	return f, nil
 }
 
@@ -254,13 +268,17 @@ func (k *kernel) removeStash(dir string) {
 
 // Syncfs flushes the fenced filesystem with syncfs(2) so that data written
 // by holders reaches the disk before anything is revoked.
+//
+// It goes through the fd on the real mount's root that Fence opened: under
+// an over-mount fence the path leads to the fence, and a syncfs there would
+// flush the empty tmpfs instead (TestSyncfsReachesTheFencedFilesystem).
+// The fd is closed afterwards, so it cannot keep the mount busy.
 func (k *kernel) Syncfs(f *Fence) error {
-	fd, err := unix.Open(f.RealPath, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return err
+	if f.root == nil {
+		return errors.New("syncfs: no fd on the fenced mount (already synced, or no fence)")
 	}
-	defer unix.Close(fd)
-	return unix.Syncfs(fd)
+	defer f.closeRoot()
+	return unix.Syncfs(int(f.root.Fd()))
 }
 
 // Rollback undoes a fence. FenceBeneath: the real mount is moved from the
@@ -268,6 +286,7 @@ func (k *kernel) Syncfs(f *Fence) error {
 // then the fence on top is unmounted: at no moment is the bare directory
 // visible. FenceOver: the fence on top is unmounted.
 func (k *kernel) Rollback(f *Fence) error {
+	f.closeRoot()
 	if f.Kind == FenceBeneath {
 		realFD, err := k.openMountRoot(f.RealPath, f.RealID)
 		if err != nil {
@@ -294,6 +313,7 @@ func (k *kernel) Rollback(f *Fence) error {
 // fence but a process that chdir'd into the empty directory; then it is
 // detached (it is empty and read-only, so nothing is lost).
 func (k *kernel) RemoveFence(f *Fence) error {
+	f.closeRoot()
 	var err error
 	if id, e := k.MountIDAt(f.Target); e != nil || id != f.FenceID {
 		err = fmt.Errorf("the fence is no longer the top mount at %s", f.Target)

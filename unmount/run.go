@@ -661,6 +661,7 @@ func (r *run) unmountReal(f *Fence) error {
 		if f.Kind == FenceOver && isBusy(err) {
 			// The fence is down already: put it back before draining on.
 			if nf, ferr := u.sys.Fence(&r.target, true); ferr == nil {
+				nf.closeRoot() // synced already; held, it would keep the mount busy
 				*f = *nf
 			}
 		}

@@ -2,6 +2,7 @@ package unmount
 
 import (
 	"context"
+	"os"
 
 	"golang.org/x/sys/unix"
 
@@ -97,6 +98,19 @@ type Fence struct {
 	RealID   inspect.MountID // the fenced mount itself
 	Stash    string          // FenceBeneath: the private 0700 directory (a private bind of itself)
 	RealPath string          // where the real mount can be named now (Stash/mnt, or Target under FenceOver)
+
+	// root is the real mount's root, opened before the fence went up:
+	// under FenceOver no path reaches the real mount any more, and
+	// syncfs(2) needs a file on it. Syncfs closes it (it pins the mount).
+	root *os.File
+}
+
+// closeRoot lets go of the fd on the real mount, if still held.
+func (f *Fence) closeRoot() {
+	if f.root != nil {
+		f.root.Close()
+		f.root = nil
+	}
 }
 
 // Range is a mapped address range [Start, End).
