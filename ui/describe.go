@@ -289,8 +289,11 @@ func releaseLines(r unmount.Release, snap *inspect.Snapshot) []string {
 	out := wrapLines(strings.ToUpper(what[:1])+what[1:]+".", dialogText, 3)
 	switch r.Kind {
 	case "loop":
+		// The engine refuses a loop device that is mounted or claimed;
+		// one a process merely has open goes on its last close (loop(4)
+		// autoclear).
 		out = append(out, "The kernel lets go of the backing file: no process is touched.",
-			"A loop device still open or mounted is detached when its last user closes it.")
+			"If something still has it open, it goes when the last user closes it.")
 	case "swap":
 		out = append(out, "Every page swapped out to it is read back into memory first:",
 			"this can take a while, and fails (ENOMEM) if the pages do not fit.")
@@ -320,7 +323,6 @@ func releaseLines(r unmount.Release, snap *inspect.Snapshot) []string {
 		}
 		out = append(out, "Nothing changes in this namespace.")
 	}
-	out = append(out, "The journal records it.")
 	return out
 }
 
