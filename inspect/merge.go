@@ -2,6 +2,7 @@ package inspect
 
 import (
 	"errors"
+	"fmt"
 	"sort"
 
 	"golang.org/x/sys/unix"
@@ -90,6 +91,21 @@ func (m *merger) finish() {
 		}
 		if _, err := mountapi.StatMount(uint64(id)); err == nil || !errors.Is(err, unix.ENOENT) {
 			drop[id] = true
+			continue
+		}
+		if here := m.visibleHere(mt); here != nil && m.tbl.hiddenNS.Load() {
+			// Its filesystem is mounted here too, and some namespaces
+			// could not be read: most likely a copy in one of them (an fd
+			// inherited from outside a user namespace), not a detached
+			// mount. Say so rather than guess.
+			drop[id] = true
+			var pids []int
+			for _, h := range s.Holders[id] {
+				pids = append(pids, h.PID)
+			}
+			s.Warnings = append(s.Warnings, Warning{What: fmt.Sprintf(
+				"%s hold a mount of %s (%s, as at %s) that is in no mount table this user may read: a copy in another mount namespace, or a detached mount; run as root to tell",
+				pidList(pids), mt.Device(), here.FSType, here.Mountpoint)})
 		}
 	}
 	if len(drop) > 0 {
@@ -134,6 +150,17 @@ func (s *Snapshot) addKernel(id MountID, k KernelHolder) {
 		s.Kernel = map[MountID][]KernelHolder{}
 	}
 	s.Kernel[id] = append(s.Kernel[id], k)
+}
+
+// visibleHere returns a mount of mt's filesystem (same device) in our
+// table, if there is one.
+func (m *merger) visibleHere(mt *Mount) *Mount {
+	for i := range m.snap.Mounts {
+		if o := &m.snap.Mounts[i]; !o.Detached && o.Major == mt.Major && o.Minor == mt.Minor {
+			return o
+		}
+	}
+	return nil
 }
 
 // Detached returns the mounts that were lazily unmounted and are still

@@ -68,7 +68,11 @@ func (in *Inspector) scanProcess(pid int, tbl *scanTable, sc *scratch) procResul
 		return p.res
 	}
 	var nsSt unix.Stat_t
-	if err := unix.Fstatat(fd, "ns/mnt", &nsSt, 0); err == nil && tbl.ourNS != 0 && nsSt.Ino != tbl.ourNS {
+	err = unix.Fstatat(fd, "ns/mnt", &nsSt, 0)
+	if errors.Is(err, unix.EACCES) || errors.Is(err, unix.EPERM) {
+		tbl.hiddenNS.Store(true)
+	}
+	if err == nil && tbl.ourNS != 0 && nsSt.Ino != tbl.ourNS {
 		p.foreign = true
 		p.ns = tbl.namespace(nsSt.Ino, in.procRoot, pid)
 		p.res.ns = nsSt.Ino

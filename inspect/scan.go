@@ -28,6 +28,10 @@ type scanTable struct {
 	foreign  sync.Map        // namespace inode -> *nsTable
 	internal map[uint64]bool // devices of the kernel's internal filesystems
 	anon     uint64          // anon_inodefs: io_uring, eventfd, epoll...
+	// hiddenNS: some process's mount namespace could not be read (a user
+	// namespace may not look at its parent's), so a mount in no table we
+	// read is not necessarily detached.
+	hiddenNS atomic.Bool
 }
 
 type devIno struct {

@@ -146,3 +146,25 @@ func TestParsers(t *testing.T) {
 		t.Error("an entry without F holds nothing")
 	}
 }
+
+// TestUnreadableNamespaceIsNotDetached: a mount in no table we read, whose
+// filesystem is mounted here too, is only called detached when every
+// namespace could be read; otherwise the scan says it cannot tell.
+func TestUnreadableNamespaceIsNotDetached(t *testing.T) {
+	for _, hidden := range []bool{false, true} {
+		snap := NewSnapshot([]Mount{{ID: 1, ParentID: 1, Mountpoint: "/"}, {ID: 2, ParentID: 1, Mountpoint: "/dev", Major: 0, Minor: 6, FSType: "devtmpfs"}}, nil, nil)
+		tbl := &scanTable{}
+		tbl.hiddenNS.Store(hidden)
+		m := merger{snap: snap, tbl: tbl, nsIndex: map[uint64]int{}, unknown: map[MountID]int{}}
+		const gone = MountID(1 << 40) // no such mount: statmount says ENOENT
+		m.add(&procResult{pid: 42, holder: Holder{PID: 42}, unknown: map[MountID]*unknownMount{gone: {dev: 6, old: 999, uses: []Use{{Kind: UseFD, FD: 10, Path: "/dev/null"}}}}})
+		m.finish()
+		det := snap.Detached()
+		if hidden && (len(det) != 0 || len(snap.Warnings) != 1) {
+			t.Errorf("hidden namespaces: detached %v, warnings %v; want none and one warning", det, snap.Warnings)
+		}
+		if !hidden && (len(det) != 1 || len(snap.HoldersOf(gone)) != 1) {
+			t.Errorf("all namespaces read: detached %v; want the mount, with its holder", det)
+		}
+	}
+}
