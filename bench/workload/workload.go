@@ -39,12 +39,19 @@ func CheckPrivate(parent uint64) error {
 	}
 	if parent == 0 {
 		var st unix.Stat_t
-		if err := unix.Stat(fmt.Sprintf("/proc/%d/ns/mnt", os.Getppid()), &st); err != nil {
+		err := unix.Stat(fmt.Sprintf("/proc/%d/ns/mnt", os.Getppid()), &st)
+		switch {
+		case err == nil:
+			parent = st.Ino
+		case errors.Is(err, unix.EACCES) && inChildUserNS():
+			// A parent outside our user namespace may not be looked at;
+			// but then every mount namespace we can mount in is owned by
+			// our user namespace, never the machine's own.
+		default:
 			return fmt.Errorf("reading our parent's mount namespace: %w", err)
 		}
-		parent = st.Ino
 	}
-	if self.Ino == parent {
+	if parent != 0 && self.Ino == parent {
 		return errors.New("refusing to mount: not in a private mount namespace (same namespace as the parent)")
 	}
 	b, err := os.ReadFile("/proc/self/mountinfo")
@@ -325,4 +332,16 @@ func Enter(args []string, env []string) (int, error) {
 		return 1, err
 	}
 	return 0, nil
+}
+
+// inChildUserNS reports whether we run in a user namespace other than the
+// initial one, whose uid_map is the identity over the whole range
+// (user_namespaces(7)).
+func inChildUserNS() bool {
+	b, err := os.ReadFile("/proc/self/uid_map")
+	if err != nil {
+		return false
+	}
+	f := strings.Fields(string(b))
+	return !(len(f) == 3 && f[0] == "0" && f[1] == "0" && f[2] == "4294967295")
 }
