@@ -282,15 +282,7 @@ func TestKernelHolders(t *testing.T) {
 		testns.Require(t, testns.RealRoot)
 		dir := testns.Tmpfs(t, "")
 		img := filepath.Join(dir, "img")
-		if err := os.WriteFile(img, make([]byte, 1<<20), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		out, err := exec.Command(testns.RequireTool(t, "losetup"), "--find", "--show", img).Output()
-		if err != nil {
-			t.Fatal(err)
-		}
-		dev := strings.TrimSpace(string(out))
-		t.Cleanup(func() { _ = exec.Command("losetup", "-d", dev).Run() })
+		dev := testns.LoopFile(t, img, 1)
 		snap := scan(t)
 		k := kernel(snap, mountAt(t, snap, dir).ID, "loop")
 		if k == nil || k.Name != dev || k.Path != img || !strings.HasPrefix(k.Action, "detach") {
@@ -300,18 +292,7 @@ func TestKernelHolders(t *testing.T) {
 	t.Run("swap", func(t *testing.T) {
 		loop := testns.LoopExt4(t, 16)
 		sw := filepath.Join(loop.Dir, "swapfile")
-		if err := os.WriteFile(sw, make([]byte, 4<<20), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		if out, err := exec.Command(testns.RequireTool(t, "mkswap"), sw).CombinedOutput(); err != nil {
-			t.Fatalf("mkswap: %v %s", err, out)
-		}
-		p, _ := unix.BytePtrFromString(sw)
-		const swapFlagPrefer, lowest = 0x8000, 0 // lowest priority: the machine never prefers it
-		if _, _, errno := unix.Syscall(unix.SYS_SWAPON, uintptr(unsafe.Pointer(p)), swapFlagPrefer|lowest, 0); errno != 0 {
-			t.Fatalf("swapon: %v", errno)
-		}
-		t.Cleanup(func() { _, _, _ = unix.Syscall(unix.SYS_SWAPOFF, uintptr(unsafe.Pointer(p)), 0, 0) })
+		testns.SwapFile(t, sw, 4)
 		snap := scan(t)
 		if k := kernel(snap, mountAt(t, snap, loop.Dir).ID, "swap"); k == nil || k.Path != sw || k.Action != "swapoff" {
 			t.Errorf("swap holder: %+v", snap.Kernel[mountAt(t, snap, loop.Dir).ID])

@@ -423,21 +423,12 @@ func TestEndToEndNoColor(t *testing.T) {
 // backing file), and y detaches it for real.
 func TestEndToEndReleaseLoopDevice(t *testing.T) {
 	testns.Require(t, testns.RealRoot)
-	losetup := testns.RequireTool(t, "losetup")
 	bin := buildMounttop(t)
 	dir := mountTmpfs(t, "looptarget")
 	img := filepath.Join(dir, "disk.img")
-	if err := os.WriteFile(img, make([]byte, 1<<20), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	out, err := exec.Command(losetup, "--find", "--show", img).Output()
-	if err != nil {
-		t.Fatalf("losetup: %v", err)
-	}
-	dev := strings.TrimSpace(string(out))
-	// If the release did not happen, detach it here (by the device we
-	// made, never by pattern); the tmpfs unmount follows.
-	t.Cleanup(func() { _ = exec.Command(losetup, "-d", dev).Run() })
+	// If the release did not happen, LoopFile detaches it when the test
+	// ends (by the device it made), before the tmpfs unmount.
+	dev := testns.LoopFile(t, img, 1)
 	backing := "/sys/block/" + filepath.Base(dev) + "/loop/backing_file"
 	if b, err := os.ReadFile(backing); err != nil || strings.TrimSpace(string(b)) != img {
 		t.Fatalf("%s: %q, %v; want %s", backing, b, err, img)

@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -355,27 +354,12 @@ func TestForceFUSE(t *testing.T) {
 // busy with no process holding it; the failure names the loop device and
 // what would release it, the plan warns, the drain says so and times out.
 func TestKernelHolder(t *testing.T) {
-	testns.Require(t, testns.RealRoot)
-	losetup := testns.RequireTool(t, "losetup")
 	dir := testns.Tmpfs(t, "")
 	img := filepath.Join(dir, "img")
-	f, err := os.Create(img)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := f.Truncate(8 << 20); err != nil {
-		t.Fatal(err)
-	}
-	f.Close()
-	out, err := exec.Command(losetup, "--find", "--show", img).Output()
-	if err != nil {
-		t.Fatalf("losetup: %v", err)
-	}
-	dev := strings.TrimSpace(string(out))
-	t.Cleanup(func() { _ = exec.Command(losetup, "-d", dev).Run() })
+	dev := testns.LoopFile(t, img, 8)
 	m := mountAt(t, dir)
 	u := realUnmounter(t)
-	err = u.Force(context.Background(), &m)
+	err := u.Force(context.Background(), &m)
 	if !errors.Is(err, unix.EBUSY) || !strings.Contains(err.Error(), "held by loop "+dev) {
 		t.Fatalf("force: %v", err)
 	}

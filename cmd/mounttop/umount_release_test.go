@@ -4,13 +4,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
-	"unsafe"
 
 	"golang.org/x/sys/unix"
 
@@ -200,18 +198,8 @@ func TestUmountReleasePrivateCopy(t *testing.T) {
 // and the tmpfs goes.
 func TestUmountReleaseLoop(t *testing.T) {
 	testns.Require(t, testns.RealRoot)
-	losetup := testns.RequireTool(t, "losetup")
 	dir := testns.Tmpfs(t, "")
-	img := filepath.Join(dir, "img")
-	if err := os.WriteFile(img, make([]byte, 1<<20), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	out, err := exec.Command(losetup, "--find", "--show", img).Output()
-	if err != nil {
-		t.Fatal(err)
-	}
-	dev := strings.TrimSpace(string(out))
-	t.Cleanup(func() { _ = exec.Command(losetup, "-d", dev).Run() })
+	dev := testns.LoopFile(t, filepath.Join(dir, "img"), 1)
 	r := runMounttop(t, "", nil, "umount", "--staged", "--dry-run", dir)
 	if !strings.Contains(r.stdout, "release loop  detach loop device "+dev) || !strings.Contains(r.stdout, "(with --release)") {
 		t.Fatalf("dry run:\n%s%s", r.stdout, r.stderr)
@@ -244,13 +232,7 @@ func TestUmountReleaseLoopMounted(t *testing.T) {
 	if err := os.WriteFile(img, data, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	losetup := testns.RequireTool(t, "losetup")
-	out, err := exec.Command(losetup, "--find", "--show", img).Output()
-	if err != nil {
-		t.Fatal(err)
-	}
-	dev := strings.TrimSpace(string(out))
-	t.Cleanup(func() { _ = exec.Command(losetup, "-d", dev).Run() })
+	dev := testns.AttachLoop(t, img)
 	mnt := testns.MountDir(t, "loopmnt")
 	if err := unix.Mount(dev, mnt, "ext4", unix.MS_RDONLY, ""); err != nil {
 		t.Fatal(err)
@@ -295,18 +277,7 @@ func TestUmountReleaseSwap(t *testing.T) {
 func releaseSwap(t *testing.T, dir, want string) {
 	t.Helper()
 	sw := filepath.Join(dir, "swapfile")
-	if err := os.WriteFile(sw, make([]byte, 4<<20), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if out, err := exec.Command(testns.RequireTool(t, "mkswap"), sw).CombinedOutput(); err != nil {
-		t.Fatalf("mkswap: %v %s", err, out)
-	}
-	p, _ := unix.BytePtrFromString(sw)
-	const swapFlagPrefer, lowest = 0x8000, 0 // priority 0: the machine never prefers it
-	if _, _, errno := unix.Syscall(unix.SYS_SWAPON, uintptr(unsafe.Pointer(p)), swapFlagPrefer|lowest, 0); errno != 0 {
-		t.Fatalf("swapon: %v", errno)
-	}
-	t.Cleanup(func() { _, _, _ = unix.Syscall(unix.SYS_SWAPOFF, uintptr(unsafe.Pointer(p)), 0, 0) })
+	testns.SwapFile(t, sw, 4)
 	r := runMounttop(t, "", nil, append([]string{"umount", "--staged", "--release", "--interval", "50ms", "--yes", dir}, journalArgs(t)...)...)
 	if r.code != 0 || testns.IsMountPoint(dir) {
 		t.Fatalf("exit %d\n%s%s", r.code, r.stdout, r.stderr)

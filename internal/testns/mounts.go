@@ -10,6 +10,7 @@ import (
 	"syscall"
 	"testing"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -53,29 +54,88 @@ func LoopExt4(t testing.TB, sizeMiB int) Loop {
 	mkfs := RequireTool(t, "mkfs.ext4")
 	losetup := RequireTool(t, "losetup")
 	img := filepath.Join(t.TempDir(), "disk.img")
-	f, err := os.Create(img)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := f.Truncate(int64(sizeMiB) << 20); err != nil {
-		t.Fatal(err)
-	}
-	f.Close()
+	makeFile(t, img, sizeMiB)
 	if out, err := exec.Command(mkfs, "-q", "-F", img).CombinedOutput(); err != nil {
 		t.Fatalf("mkfs.ext4: %v: %s", err, out)
 	}
-	out, err := exec.Command(losetup, "--find", "--show", img).Output()
-	if err != nil {
-		t.Fatalf("losetup: %v", err)
-	}
-	dev := strings.TrimSpace(string(out))
-	t.Cleanup(func() { _ = exec.Command(losetup, "-d", dev).Run() })
+	dev := attachLoop(t, losetup, img)
 	dir := mkdir(t, "ext4")
 	if err := unix.Mount(dev, dir, "ext4", 0, ""); err != nil {
 		t.Fatalf("mount %s on %s: %v", dev, dir, err)
 	}
 	cleanupMount(t, dir)
 	return Loop{Image: img, Device: dev, Dir: dir}
+}
+
+// LoopFile makes a file of sizeMiB at path and attaches a loop device to it
+// (losetup --find --show); the device, which it returns, is detached when
+// the test ends. Needs real root.
+func LoopFile(t testing.TB, path string, sizeMiB int) string {
+	t.Helper()
+	Require(t, RealRoot)
+	losetup := RequireTool(t, "losetup")
+	makeFile(t, path, sizeMiB)
+	return attachLoop(t, losetup, path)
+}
+
+// AttachLoop attaches a loop device to an existing file (an image made by
+// the test) and returns the device; it is detached when the test ends.
+func AttachLoop(t testing.TB, file string) string {
+	t.Helper()
+	Require(t, RealRoot)
+	return attachLoop(t, RequireTool(t, "losetup"), file)
+}
+
+// SwapFile makes a swap file of sizeMiB at path (mkswap) and swaps on it at
+// the lowest priority, so the machine never prefers it; it is swapped off
+// when the test ends. Swap is machine-wide: keep it small. Needs real root.
+func SwapFile(t testing.TB, path string, sizeMiB int) {
+	t.Helper()
+	Require(t, RealRoot)
+	mkswap := RequireTool(t, "mkswap")
+	makeFile(t, path, sizeMiB)
+	if err := os.Chmod(path, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command(mkswap, path).CombinedOutput(); err != nil {
+		t.Fatalf("mkswap: %v %s", err, out)
+	}
+	p, err := unix.BytePtrFromString(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const swapFlagPrefer = 0x8000 // with priority 0: the lowest
+	if _, _, errno := unix.Syscall(unix.SYS_SWAPON, uintptr(unsafe.Pointer(p)), swapFlagPrefer, 0); errno != 0 {
+		t.Fatalf("swapon %s: %v", path, errno)
+	}
+	t.Cleanup(func() {
+		// The test may have swapped it off already (EINVAL then).
+		_, _, _ = unix.Syscall(unix.SYS_SWAPOFF, uintptr(unsafe.Pointer(p)), 0, 0)
+	})
+}
+
+func makeFile(t testing.TB, path string, sizeMiB int) {
+	t.Helper()
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	// Written, not sparse: swapon refuses files with holes.
+	if _, err := f.Write(make([]byte, sizeMiB<<20)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func attachLoop(t testing.TB, losetup, file string) string {
+	t.Helper()
+	out, err := exec.Command(losetup, "--find", "--show", file).Output()
+	if err != nil {
+		t.Fatalf("losetup %s: %v", file, err)
+	}
+	dev := strings.TrimSpace(string(out))
+	t.Cleanup(func() { _ = exec.Command(losetup, "-d", dev).Run() }) // by the device we made, never a pattern
+	return dev
 }
 
 // Fuse is a bindfs mount and its daemon.

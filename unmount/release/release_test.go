@@ -4,14 +4,11 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strconv"
-	"strings"
 	"testing"
 	"time"
-	"unsafe"
 
 	"golang.org/x/sys/unix"
 
@@ -107,19 +104,8 @@ func TestUnmountInNamespace(t *testing.T) {
 // TestDetachLoopFreesTheMount: a loop device backed by a file on a tmpfs
 // keeps the tmpfs busy; detaching it lets the tmpfs go.
 func TestDetachLoopFreesTheMount(t *testing.T) {
-	testns.Require(t, testns.RealRoot)
-	losetup := testns.RequireTool(t, "losetup")
 	dir := testns.Tmpfs(t, "")
-	img := filepath.Join(dir, "img")
-	if err := os.WriteFile(img, make([]byte, 1<<20), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	out, err := exec.Command(losetup, "--find", "--show", img).Output()
-	if err != nil {
-		t.Fatal(err)
-	}
-	dev := strings.TrimSpace(string(out))
-	t.Cleanup(func() { _ = exec.Command(losetup, "-d", dev).Run() })
+	dev := testns.LoopFile(t, filepath.Join(dir, "img"), 1)
 	if err := unix.Unmount(dir, unix.UMOUNT_NOFOLLOW); !errors.Is(err, unix.EBUSY) {
 		t.Fatalf("umount with a loop device over a file on it: %v, want EBUSY", err)
 	}
@@ -148,18 +134,7 @@ func TestDetachLoopFreesTheMount(t *testing.T) {
 func TestSwapoffFreesTheMount(t *testing.T) {
 	loop := testns.LoopExt4(t, 16)
 	sw := filepath.Join(loop.Dir, "swapfile")
-	if err := os.WriteFile(sw, make([]byte, 4<<20), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if out, err := exec.Command(testns.RequireTool(t, "mkswap"), sw).CombinedOutput(); err != nil {
-		t.Fatalf("mkswap: %v %s", err, out)
-	}
-	p, _ := unix.BytePtrFromString(sw)
-	const swapFlagPrefer = 0x8000 // priority 0: lowest, the machine never prefers it
-	if _, _, errno := unix.Syscall(unix.SYS_SWAPON, uintptr(unsafe.Pointer(p)), swapFlagPrefer, 0); errno != 0 {
-		t.Fatalf("swapon: %v", errno)
-	}
-	t.Cleanup(func() { _ = Swapoff(sw) })
+	testns.SwapFile(t, sw, 4)
 	if err := unix.Unmount(loop.Dir, unix.UMOUNT_NOFOLLOW); !errors.Is(err, unix.EBUSY) {
 		t.Fatalf("umount with a swap file on it: %v, want EBUSY", err)
 	}
