@@ -417,19 +417,11 @@ func (h holdersPane) Update(msg tea.Msg) (holdersPane, tea.Cmd) {
 		return h, nil
 	}
 	k := h.keys
+	if d, ok := k.step(km, h.bodyHeight(), len(h.rows)); ok {
+		h.move(d)
+		return h, nil
+	}
 	switch {
-	case key.Matches(km, k.Up):
-		h.move(-1)
-	case key.Matches(km, k.Down):
-		h.move(1)
-	case key.Matches(km, k.PageUp):
-		h.move(-h.bodyHeight())
-	case key.Matches(km, k.PageDown):
-		h.move(h.bodyHeight())
-	case key.Matches(km, k.Top):
-		h.move(-len(h.rows))
-	case key.Matches(km, k.Bottom):
-		h.move(len(h.rows))
 	case key.Matches(km, k.Toggle), key.Matches(km, k.Expand), key.Matches(km, k.Collapse):
 		pid := h.holderAt()
 		if pid == 0 || h.cursor >= len(h.rows) || (h.rows[h.cursor].kind != rowHolder && h.rows[h.cursor].kind != rowUse) {

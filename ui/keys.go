@@ -1,6 +1,9 @@
 package ui
 
-import "github.com/charmbracelet/bubbles/key"
+import (
+	"github.com/charmbracelet/bubbles/key"
+	tea "github.com/charmbracelet/bubbletea"
+)
 
 // keyMap is every key the interface answers to, in one place: Update
 // matches against these bindings and the help screen is drawn from them,
@@ -56,6 +59,26 @@ func defaultKeys() keyMap {
 		Right:  b([]string{"right", "tab"}, "→", "next choice"),
 		Choose: b([]string{"enter"}, "enter", "take the highlighted choice"),
 	}
+}
+
+// step is how far a movement key moves a cursor over n rows of which page
+// are shown; ok is false for any other key. Both panes move the same way.
+func (k keyMap) step(km tea.KeyMsg, page, n int) (d int, ok bool) {
+	switch {
+	case key.Matches(km, k.Up):
+		return -1, true
+	case key.Matches(km, k.Down):
+		return 1, true
+	case key.Matches(km, k.PageUp):
+		return -page, true
+	case key.Matches(km, k.PageDown):
+		return page, true
+	case key.Matches(km, k.Top):
+		return -n, true
+	case key.Matches(km, k.Bottom):
+		return n, true
+	}
+	return 0, false
 }
 
 // helpGroups is the full help, by topic.

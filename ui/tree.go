@@ -322,19 +322,11 @@ func (t treePane) Update(msg tea.Msg) (treePane, tea.Cmd) {
 		return t, nil
 	}
 	k := t.keys
+	if d, ok := k.step(km, t.bodyHeight(), len(t.rows)); ok {
+		t.move(d)
+		return t, nil
+	}
 	switch {
-	case key.Matches(km, k.Up):
-		t.move(-1)
-	case key.Matches(km, k.Down):
-		t.move(1)
-	case key.Matches(km, k.PageUp):
-		t.move(-t.bodyHeight())
-	case key.Matches(km, k.PageDown):
-		t.move(t.bodyHeight())
-	case key.Matches(km, k.Top):
-		t.move(-len(t.rows))
-	case key.Matches(km, k.Bottom):
-		t.move(len(t.rows))
 	case key.Matches(km, k.Toggle):
 		if t.selected != 0 {
 			if m, ok := t.snap.Mount(t.selected); ok && len(m.Children) > 0 {
