@@ -110,24 +110,11 @@ type tracee struct {
 
 func startHolder(t *testing.T, role string, args ...string) tracee {
 	t.Helper()
-	v := testns.StartVictim(t, testns.RoleRevokeHolder, append([]string{role}, args...)...)
-	line := v.WaitLine(t, "holder:", 5*time.Second)
-	pid, err := strconv.Atoi(strings.TrimSpace(strings.TrimPrefix(line, "holder:")))
-	if err != nil {
-		t.Fatalf("holder line %q: %v", line, err)
-	}
+	v, pid := testns.StartTracee(t, role, args...)
 	return tracee{v: v, pid: pid}
 }
 
-// alive reports whether pid runs (exists and is no zombie).
-func alive(pid int) bool {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return false
-	}
-	i := strings.LastIndexByte(string(b), ')')
-	return i > 0 && i+2 < len(b) && b[i+2] != 'Z' && b[i+2] != 'X'
-}
+func alive(pid int) bool { return testns.Alive(pid) }
 
 func mkfifo(t *testing.T, dir string) string {
 	t.Helper()

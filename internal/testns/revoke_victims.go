@@ -7,8 +7,11 @@ import (
 	"os/signal"
 	"runtime"
 	"runtime/debug"
+	"strconv"
+	"strings"
 	"sync/atomic"
 	"syscall"
+	"testing"
 	"time"
 	"unsafe"
 
@@ -342,4 +345,30 @@ func revokeChrootCwd(args []string) error {
 	say("ready")
 	forever()
 	return nil
+}
+
+// StartTracee starts a victim in role that is not a child of the test
+// process (RoleRevokeHolder): a test that ptraces it must not be its
+// parent, or exec.Cmd.Wait takes the ptrace stops. It returns the wrapper
+// (whose lines carry the victim's) and the victim's pid.
+func StartTracee(t testing.TB, role string, args ...string) (*Victim, int) {
+	t.Helper()
+	v := StartVictim(t, RoleRevokeHolder, append([]string{role}, args...)...)
+	line := v.WaitLine(t, "holder:", 5*time.Second)
+	pid, err := strconv.Atoi(strings.TrimSpace(strings.TrimPrefix(line, "holder:")))
+	if err != nil {
+		t.Fatalf("holder line %q: %v", line, err)
+	}
+	return v, pid
+}
+
+// Alive reports whether pid exists and is not a zombie (for processes that
+// are not our children, whose exit we cannot wait for).
+func Alive(pid int) bool {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return false
+	}
+	i := strings.LastIndexByte(string(b), ')')
+	return i > 0 && i+2 < len(b) && b[i+2] != 'Z' && b[i+2] != 'X'
 }

@@ -33,12 +33,7 @@ type holder struct {
 
 func startHolder(t *testing.T, role string, args ...string) holder {
 	t.Helper()
-	v := testns.StartVictim(t, testns.RoleRevokeHolder, append([]string{role}, args...)...)
-	line := v.WaitLine(t, "holder:", 5*time.Second)
-	pid, err := strconv.Atoi(strings.TrimSpace(strings.TrimPrefix(line, "holder:")))
-	if err != nil {
-		t.Fatalf("holder line %q: %v", line, err)
-	}
+	v, pid := testns.StartTracee(t, role, args...)
 	return holder{v: v, pid: pid}
 }
 
