@@ -59,12 +59,13 @@ func commands() []command {
 
 const mainUsage = `usage: mounttop [flags] [PATH]        interactive view (PATH: start on that mount)
        mounttop list [--json]
-       mounttop holders [--json] PATH
-       mounttop umount (--lazy|--expire|--force|--staged) [flags] PATH
+       mounttop holders [--json] PATH | --id ID
+       mounttop umount (--lazy|--expire|--force|--staged) [flags] PATH | --id ID
        mounttop umount --staged [--release] [flags] --id UNIQUE_ID
        mounttop demo
 
-Run "mounttop COMMAND --help" for a command's flags.
+The view's flags: --interval D (refresh, default 2s), --proc DIR, --journal PATH|-;
+press ? in the view for its keys. Run "mounttop COMMAND --help" for a command's flags.
 Exit codes: 0 success, 1 failure, 2 bad usage or refused input, 3 expire marked the mount.
 `
 
