@@ -60,7 +60,7 @@ func commands() []command {
 const mainUsage = `usage: mounttop [flags] [PATH]        interactive view (PATH: start on that mount)
        mounttop list [--json]
        mounttop holders [--json] PATH | --id ID
-       mounttop umount (--lazy|--expire|--force|--staged) [flags] PATH | --id ID
+       mounttop umount (--lazy|--expire|--force|--staged) [flags] PATH
        mounttop umount --staged [--release] [flags] --id UNIQUE_ID
        mounttop demo
 
