@@ -228,16 +228,7 @@ func revokeSpawner(args []string) error {
 	for spawned.Load() < 20 {
 		time.Sleep(time.Millisecond)
 	}
-	read := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		_, err := unix.Read(fd, make([]byte, 16))
-		read <- err
-	}()
-	waitBlockedThreads(1)
-	say("ready")
-	err = <-read
-	say("read: %s", errName(err))
+	say("read: %s", errName(<-readBlocked(fd)))
 	after := spawned.Load()
 	for spawned.Load() < after+20 {
 		time.Sleep(time.Millisecond)
@@ -289,15 +280,7 @@ func revokeSignal(args []string) error {
 			say("signal: %v", s)
 		}
 	}()
-	read := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		_, err := unix.Read(fd, make([]byte, 16))
-		read <- err
-	}()
-	waitBlockedThreads(1)
-	say("ready")
-	say("read: %s", errName(<-read))
+	say("read: %s", errName(<-readBlocked(fd)))
 	forever()
 	return nil
 }
@@ -322,15 +305,7 @@ func revokeSeccomp(args []string) error {
 		uintptr(unsafe.Pointer(&prog))); e != 0 {
 		return fmt.Errorf("seccomp: %w", e)
 	}
-	read := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		_, err := unix.Read(fd, make([]byte, 16))
-		read <- err
-	}()
-	waitBlockedThreads(1)
-	say("ready")
-	say("read: %s", errName(<-read))
+	say("read: %s", errName(<-readBlocked(fd)))
 	forever()
 	return nil
 }
@@ -371,4 +346,19 @@ func Alive(pid int) bool {
 	}
 	i := strings.LastIndexByte(string(b), ')')
 	return i > 0 && i+2 < len(b) && b[i+2] != 'Z' && b[i+2] != 'X'
+}
+
+// readBlocked starts a read(2) of fd on a thread of its own, waits until
+// that thread is blocked in it, says "ready", and returns where the read's
+// result will arrive.
+func readBlocked(fd int) <-chan error {
+	read := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		_, err := unix.Read(fd, make([]byte, 16))
+		read <- err
+	}()
+	waitBlockedThreads(1)
+	say("ready")
+	return read
 }
