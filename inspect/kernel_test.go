@@ -150,22 +150,9 @@ func TestOtherNamespaceCopies(t *testing.T) {
 			name = "shared peer"
 		}
 		t.Run(name, func(t *testing.T) {
-			// A shared parent with our mount under it: unshare copies both,
-			// and the copy of the parent is a peer of ours.
-			parent := testns.Tmpfs(t, "")
-			if shared {
-				if err := unix.Mount("", parent, "", unix.MS_SHARED, ""); err != nil {
-					t.Fatal(err)
-				}
-			}
-			dir := filepath.Join(parent, "m")
-			if err := os.Mkdir(dir, 0o755); err != nil {
-				t.Fatal(err)
-			}
-			if err := unix.Mount("child", dir, "tmpfs", 0, ""); err != nil {
-				t.Fatal(err)
-			}
-			testns.CleanupMount(t, dir)
+			// With a shared parent, unshare copies both and the copy of
+			// the parent is a peer of ours.
+			dir := testns.TmpfsUnder(t, shared)
 			writeFile(t, filepath.Join(dir, "f"))
 			args := []string{filepath.Join(dir, "f"), "private"}
 			if shared {

@@ -184,19 +184,7 @@ func targetDir(t *testing.T, shared bool) string {
 	if !shared {
 		return testns.Tmpfs(t, "")
 	}
-	parent := testns.Tmpfs(t, "")
-	if err := unix.Mount("", parent, "", unix.MS_SHARED, ""); err != nil {
-		t.Fatal(err)
-	}
-	dir := filepath.Join(parent, "t")
-	if err := os.Mkdir(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := unix.Mount("target", dir, "tmpfs", 0, ""); err != nil {
-		t.Fatal(err)
-	}
-	testns.CleanupMount(t, dir)
-	return dir
+	return testns.TmpfsUnder(t, true)
 }
 
 func TestStagedSharedParent(t *testing.T) {

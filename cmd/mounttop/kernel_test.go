@@ -20,30 +20,8 @@ func TestDetachedInList(t *testing.T) {
 		t.Fatal(err)
 	}
 	v := testns.StartVictim(t, testns.RoleFD, filepath.Join(dir, "f"), "r")
-	if err := unix.Unmount(dir, unix.MNT_DETACH); err != nil {
-		t.Fatal(err)
-	}
-	r := runMounttop(t, "", nil, "list", "--json")
-	var out struct {
-		Mounts []struct {
-			UniqueID uint64 `json:"unique_id"`
-			Detached bool   `json:"detached"`
-			Holders  int    `json:"holders"`
-		} `json:"mounts"`
-	}
-	if err := json.Unmarshal([]byte(r.stdout), &out); err != nil {
-		t.Fatalf("%v: %s", err, r.stdout)
-	}
-	var id uint64
-	for _, m := range out.Mounts {
-		if m.Detached && m.Holders == 1 {
-			id = m.UniqueID
-		}
-	}
-	if id == 0 {
-		t.Fatalf("no detached mount with one holder in %s", r.stdout)
-	}
-	r = runMounttop(t, "", nil, "holders", "--json", "--id", fmt.Sprint(id))
+	id := detachedID(t, dir, 1) // lazily unmounts dir; found in list --json
+	r := runMounttop(t, "", nil, "holders", "--json", "--id", fmt.Sprint(id))
 	var h struct {
 		Mount   struct{ Detached bool } `json:"mount"`
 		Holders []struct {

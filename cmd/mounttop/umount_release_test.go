@@ -42,25 +42,9 @@ func holdsFile(pid int, path string) bool {
 	return false
 }
 
-// sharedParentTarget makes a tmpfs at PARENT/t under a shared tmpfs
-// PARENT: a copy of our namespace made after this has PARENT as a peer,
-// so umount2 of PARENT/t propagates there.
-func sharedParentTarget(t *testing.T) string {
-	t.Helper()
-	parent := testns.Tmpfs(t, "")
-	if err := unix.Mount("", parent, "", unix.MS_SHARED, ""); err != nil {
-		t.Fatal(err)
-	}
-	dir := filepath.Join(parent, "t")
-	if err := os.Mkdir(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := unix.Mount("target", dir, "tmpfs", 0, ""); err != nil {
-		t.Fatal(err)
-	}
-	testns.CleanupMount(t, dir)
-	return dir
-}
+// sharedParentTarget makes a tmpfs under a shared parent: umount2 of it
+// propagates to copies of our namespace made afterwards.
+func sharedParentTarget(t *testing.T) string { return testns.TmpfsUnder(t, true) }
 
 func writeTestFile(t *testing.T, path string) {
 	t.Helper()

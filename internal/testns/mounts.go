@@ -29,6 +29,30 @@ func Tmpfs(t testing.TB, opts string) string {
 	return dir
 }
 
+// TmpfsUnder mounts a tmpfs at PARENT/m inside a fresh tmpfs PARENT and
+// returns PARENT/m. With shared, PARENT is made MS_SHARED first, so a copy
+// of this namespace made afterwards holds a peer of PARENT and umount2 of
+// PARENT/m propagates there (a busy copy then gives EBUSY); a
+// MOVE_MOUNT_BENEATH fence is refused under it.
+func TmpfsUnder(t testing.TB, shared bool) string {
+	t.Helper()
+	parent := Tmpfs(t, "")
+	if shared {
+		if err := unix.Mount("", parent, "", unix.MS_SHARED, ""); err != nil {
+			t.Fatalf("making %s shared: %v", parent, err)
+		}
+	}
+	dir := filepath.Join(parent, "m")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Mount("target", dir, "tmpfs", 0, ""); err != nil {
+		t.Fatalf("mount tmpfs on %s: %v", dir, err)
+	}
+	cleanupMount(t, dir)
+	return dir
+}
+
 // Bind bind-mounts src on a new directory and returns its path.
 func Bind(t testing.TB, src string) string {
 	t.Helper()
