@@ -383,18 +383,7 @@ func (h *holdersPane) scroll() {
 	if h.cursor < 0 {
 		h.cursor = 0
 	}
-	if h.cursor < h.offset {
-		h.offset = h.cursor
-	}
-	if h.cursor >= h.offset+ht {
-		h.offset = h.cursor - ht + 1
-	}
-	if max := len(h.rows) - ht; h.offset > max {
-		h.offset = max
-	}
-	if h.offset < 0 {
-		h.offset = 0
-	}
+	h.offset = keepVisible(h.cursor, h.offset, len(h.rows), ht)
 }
 
 func (h *holdersPane) move(n int) {

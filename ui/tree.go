@@ -281,19 +281,23 @@ func (t *treePane) bodyHeight() int {
 }
 
 func (t *treePane) scroll() {
-	h := t.bodyHeight()
-	if t.cursor < t.offset {
-		t.offset = t.cursor
+	t.offset = keepVisible(t.cursor, t.offset, len(t.rows), t.bodyHeight())
+}
+
+// keepVisible is the first row to show of n rows in a window of height
+// rows, moved as little as possible from offset so that cursor is in view,
+// and never past the end.
+func keepVisible(cursor, offset, n, height int) int {
+	if cursor < offset {
+		offset = cursor
 	}
-	if t.cursor >= t.offset+h {
-		t.offset = t.cursor - h + 1
+	if cursor >= offset+height {
+		offset = cursor - height + 1
 	}
-	if max := len(t.rows) - h; t.offset > max {
-		t.offset = max
+	if max := n - height; offset > max {
+		offset = max
 	}
-	if t.offset < 0 {
-		t.offset = 0
-	}
+	return max(offset, 0)
 }
 
 func (t *treePane) move(n int) {
