@@ -294,8 +294,8 @@ func keepVisible(cursor, offset, n, height int) int {
 	if cursor >= offset+height {
 		offset = cursor - height + 1
 	}
-	if max := n - height; offset > max {
-		offset = max
+	if last := n - height; offset > last {
+		offset = last
 	}
 	return max(offset, 0)
 }
