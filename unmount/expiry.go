@@ -1,11 +1,11 @@
 package unmount
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io/fs"
-	"os"
+	"io"
 	"path/filepath"
 	"sync"
 	"time"
@@ -35,7 +35,8 @@ type ExpiryMark struct {
 // could name another mount by the next call). With a path it is persisted as
 // a small JSON file next to the journal, so the second `mounttop umount
 // --expire` invocation knows what the first one did; read-modify-write is
-// serialized between processes with flock(2) on PATH.lock.
+// serialized between processes with flock(2) on PATH.lock. PATH's
+// directory is checked like the journal's (OpenStateDir) on every update.
 type ExpiryBook struct {
 	path string // "" keeps the book in memory only
 	mu   sync.Mutex
@@ -116,7 +117,11 @@ func (b *ExpiryBook) Forget(id inspect.MountID) error {
 }
 
 // update runs fn on the current marks under the lock and saves them if fn
-// says it changed them.
+// says it changed them. The files are opened relative to the checked state
+// directory (OpenStateDir) without following links: PATH.lock and PATH
+// are read as they are, PATH is replaced by a fresh PATH.new (a file or
+// link already there is unlinked, never followed), fsynced and renamed
+// over it, and the directory fsynced (StateDir.replaceFile).
 func (b *ExpiryBook) update(fn func(map[inspect.MountID]ExpiryMark) bool) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -124,10 +129,13 @@ func (b *ExpiryBook) update(fn func(map[inspect.MountID]ExpiryMark) bool) error 
 		fn(b.mem)
 		return nil
 	}
-	if err := os.MkdirAll(filepath.Dir(b.path), 0o700); err != nil {
+	d, err := OpenStateDir(context.Background(), filepath.Dir(b.path))
+	if err != nil {
 		return fmt.Errorf("expiry state: %w", err)
 	}
-	lock, err := os.OpenFile(b.path+".lock", os.O_RDWR|os.O_CREATE|unix.O_NOFOLLOW, 0o600)
+	defer d.Close()
+	name := filepath.Base(b.path)
+	lock, err := d.openFile(name+".lock", unix.O_RDWR|unix.O_CREAT)
 	if err != nil {
 		return fmt.Errorf("expiry state: %w", err)
 	}
@@ -136,9 +144,14 @@ func (b *ExpiryBook) update(fn func(map[inspect.MountID]ExpiryMark) bool) error 
 		return fmt.Errorf("expiry state: lock: %w", err)
 	}
 	marks := map[inspect.MountID]ExpiryMark{}
-	data, err := os.ReadFile(b.path)
+	f, err := d.openFile(name, unix.O_RDONLY)
 	switch {
 	case err == nil:
+		data, rerr := io.ReadAll(io.LimitReader(f, maxBook))
+		f.Close()
+		if rerr != nil {
+			return fmt.Errorf("expiry state: %w", rerr)
+		}
 		var list []ExpiryMark
 		if json.Unmarshal(data, &list) == nil {
 			for _, m := range list {
@@ -147,7 +160,7 @@ func (b *ExpiryBook) update(fn func(map[inspect.MountID]ExpiryMark) bool) error 
 				}
 			}
 		}
-	case !errors.Is(err, fs.ErrNotExist):
+	case !errors.Is(err, unix.ENOENT):
 		return fmt.Errorf("expiry state: %w", err)
 	}
 	if !fn(marks) {
@@ -161,12 +174,39 @@ func (b *ExpiryBook) update(fn func(map[inspect.MountID]ExpiryMark) bool) error 
 	if err != nil {
 		return err
 	}
-	tmp := b.path + ".new"
-	if err := os.WriteFile(tmp, append(out, '\n'), 0o600); err != nil {
-		return fmt.Errorf("expiry state: %w", err)
-	}
-	if err := os.Rename(tmp, b.path); err != nil {
+	if err := d.replaceFile(name, append(out, '\n')); err != nil {
 		return fmt.Errorf("expiry state: %w", err)
 	}
 	return nil
+}
+
+// maxBook bounds what is read of expire.json (a mark is ~200 bytes).
+const maxBook = 4 << 20
+
+// dir is the directory the book is kept in ("" in memory).
+func (b *ExpiryBook) dir() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.path == "" {
+		return ""
+	}
+	return filepath.Dir(b.path)
+}
+
+// moveTo keeps the book in dir from now on (the same file name). The marks
+// in the old place are not carried over: reading them would touch the
+// mount the run is about to expire and clear its mark.
+func (b *ExpiryBook) moveTo(dir string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.path != "" {
+		b.path = filepath.Join(dir, filepath.Base(b.path))
+	}
+}
+
+// forgetFile keeps the book in memory from now on.
+func (b *ExpiryBook) forgetFile() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.path = ""
 }

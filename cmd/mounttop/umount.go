@@ -85,7 +85,7 @@ func (f *umountFlags) register(fs *flag.FlagSet) {
 	fs.BoolVar(&f.dryRun, "dry-run", false, "print the plan and change nothing")
 	fs.BoolVar(&f.yes, "yes", false, "do not ask for confirmation")
 	fs.BoolVar(&f.json, "json", false, `one JSON object per event per line, each with "stage"; the last ("done") has "result"`)
-	fs.StringVar(&f.journal, "journal", "", "append the journal here (default /var/log/mounttop/journal.jsonl for root, $XDG_STATE_HOME/mounttop/journal.jsonl otherwise)")
+	fs.StringVar(&f.journal, "journal", "", "append the journal here, - for none (default /var/log/mounttop/journal.jsonl for root, $XDG_STATE_HOME/mounttop/journal.jsonl otherwise); expire.json goes beside it")
 }
 
 // parseInterleaved parses flags before and after the positional arguments
@@ -197,18 +197,16 @@ func runUmount(args []string) error {
 	}
 
 	var opts []unmount.Option
-	var journal *unmount.Journal
 	if !f.dryRun {
-		path := f.journal
-		if path == "" {
-			path = unmount.DefaultJournalPath(os.Geteuid(), os.Getenv)
-		}
-		journal, err = unmount.OpenJournal(path)
+		st, err := openState(f.journal, table, target)
 		if err != nil {
-			return fmt.Errorf("%v (nothing changed; --journal PATH picks another place)", err)
+			return stateError(err)
 		}
-		defer journal.Close()
-		opts = append(opts, unmount.WithJournal(journal), unmount.WithExpiryBook(unmount.OpenExpiryBook(unmount.DefaultExpiryPath(path))))
+		defer st.close()
+		if st.warn != "" {
+			fmt.Fprintln(os.Stderr, "mounttop: warning: "+oneLine(st.warn))
+		}
+		opts = st.options()
 	}
 	u, err := unmount.Default(opts...)
 	if err != nil {
