@@ -11,6 +11,7 @@ import (
 
 	"mounttop/inspect"
 	"mounttop/internal/mountapi"
+	"mounttop/internal/termsafe"
 	"mounttop/unmount/release"
 )
 
@@ -129,7 +130,9 @@ func emptyTmpfs() (fd int, id inspect.MountID, err error) {
 		return -1, 0, fmt.Errorf("fsopen tmpfs: %w", err)
 	}
 	defer unix.Close(fsfd)
-	for _, kv := range [][2]string{{"size", "4k"}, {"nr_inodes", "2"}, {"mode", "0555"}} {
+	// The source marks it as mounttop's fence (fenceSource): a fence left
+	// by a killed run is found again by it and its shape (FindLeftovers).
+	for _, kv := range [][2]string{{"source", fenceSource()}, {"size", "4k"}, {"nr_inodes", "2"}, {"mode", "0555"}} {
 		if err := unix.FsconfigSetString(fsfd, kv[0], kv[1]); err != nil {
 			return -1, 0, fmt.Errorf("fsconfig tmpfs %s: %w", kv[0], err)
 		}
@@ -188,7 +191,7 @@ func (k *kernel) Fence(target *inspect.Mount, over bool) (*Fence, error) {
 		ok = true
 		return f, nil
 	}
-	stash, err := k.makeStash(target)
+	stash, err := k.makeStash(target, fenceID)
 	if err != nil {
 		return nil, &Error{Op: "fence: stash", Target: target.Mountpoint, Err: err}
 	}
@@ -214,7 +217,11 @@ func (k *kernel) Fence(target *inspect.Mount, over bool) (*Fence, error) {
 // filesystem that is not the target's. Under a shared parent the bind
 // itself propagates (an empty directory) to the peers and goes from them
 // when it is unmounted again; what is moved into it does not propagate.
-func (k *kernel) makeStash(target *inspect.Mount) (string, error) {
+//
+// It holds the origin record (writeOrigin): the target and the unique IDs
+// of the fence and the real mount, for a later mounttop to roll back a
+// fence whose run was killed.
+func (k *kernel) makeStash(target *inspect.Mount, fenceID inspect.MountID) (string, error) {
 	var roots []string
 	if k.stashRoot != "" {
 		roots = []string{k.stashRoot}
@@ -226,7 +233,7 @@ func (k *kernel) makeStash(target *inspect.Mount) (string, error) {
 		if root == target.Mountpoint || isUnder(root, target.Mountpoint) {
 			continue
 		}
-		dir, err := os.MkdirTemp(root, "mounttop-fence-")
+		dir, err := os.MkdirTemp(root, stashPrefix)
 		if err != nil {
 			lastErr = err
 			continue
@@ -252,6 +259,11 @@ func (k *kernel) makeStash(target *inspect.Mount) (string, error) {
 			lastErr = err
 			continue
 		}
+		if err := writeOrigin(dir, fenceOrigin{Target: termsafe.Name(target.Mountpoint), FenceID: fenceID, RealID: target.ID, PID: os.Getpid()}); err != nil {
+			k.removeStash(dir)
+			lastErr = err
+			continue
+		}
 		return dir, nil
 	}
 	if lastErr == nil {
@@ -261,6 +273,7 @@ func (k *kernel) makeStash(target *inspect.Mount) (string, error) {
 }
 
 func (k *kernel) removeStash(dir string) {
+	_ = os.Remove(filepath.Join(dir, originName))
 	_ = os.Remove(filepath.Join(dir, "mnt"))
 	_ = unix.Unmount(dir, unix.UMOUNT_NOFOLLOW)
 	_ = os.Remove(dir)
