@@ -360,3 +360,17 @@ func (u *Unmounter) RollbackLeftover(ctx context.Context, l Leftover) (string, e
 	}
 	return what, err
 }
+
+// Plan says what RollbackLeftover will do, for the plan line and the
+// view's dialog.
+func (l *Leftover) Plan() string {
+	f := &l.Fence
+	switch {
+	case l.RealGone:
+		return fmt.Sprintf("unmount the fence (mount %d) at %s; the filesystem was unmounted already, so %s becomes a plain directory", f.FenceID, termsafe.Quote(f.Target), termsafe.Quote(f.Target))
+	case f.Kind == FenceBeneath:
+		return fmt.Sprintf("move the filesystem (mount %d) from %s back beneath the fence at %s, then unmount the fence (mount %d) and the stash; no process is touched",
+			f.RealID, termsafe.Quote(f.RealPath), termsafe.Quote(f.Target), f.FenceID)
+	}
+	return fmt.Sprintf("unmount the fence (mount %d) over %s, so the filesystem beneath it (mount %d) shows again; no process is touched", f.FenceID, termsafe.Quote(f.Target), f.RealID)
+}
