@@ -14,9 +14,10 @@ import (
 type actionKind int
 
 const (
-	actRun     actionKind = iota + 1 // start the unmount in req with plan
-	actQuit                          // quit, cancelling the running unmount
-	actRelease                       // carry out release (one kernel holder or copy)
+	actRun           actionKind = iota + 1 // start the unmount in req with plan
+	actQuit                                // quit, cancelling the running unmount
+	actRelease                             // carry out release (one kernel holder or copy)
+	actRollbackFence                       // roll back leftover (a fence a killed run left)
 )
 
 // action is the deed a dialog guards; the dialog carries it so that "yes"
@@ -26,7 +27,9 @@ type action struct {
 	req     Request
 	plan    unmount.Plan
 	release unmount.Release
-	what    string // actRelease: the release in the operator's words
+	what    string // actRelease, actRollbackFence: the deed in the operator's words
+	// leftover (actRollbackFence) is the fence to roll back, as found.
+	leftover unmount.Leftover
 }
 
 // choice is one answer of a dialog. The first choice is always No.

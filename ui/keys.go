@@ -17,6 +17,7 @@ type keyMap struct {
 
 	Lazy, Expire, Force, Staged, DryRun key.Binding
 	Release                             key.Binding
+	RollbackFence                       key.Binding
 	Refresh                             key.Binding
 	Cancel                              key.Binding
 	Help, Quit                          key.Binding
@@ -42,16 +43,17 @@ func defaultKeys() keyMap {
 		SwitchPane: b([]string{"tab", "shift+tab"}, "tab", "switch pane"),
 		Filter:     b([]string{"/"}, "/", "filter mounts"),
 
-		Lazy:    b([]string{"l"}, "l", "lazy unmount (detach now)"),
-		Expire:  b([]string{"e"}, "e", "expire (now, or when idle)"),
-		Force:   b([]string{"f"}, "f", "forced unmount (MNT_FORCE)"),
-		Staged:  b([]string{"F"}, "F", "staged: fence, revoke, drain"),
-		DryRun:  b([]string{"d"}, "d", "preview the plan (dry run)"),
-		Release: b([]string{"R"}, "R", "release a kernel holder or copy"),
-		Refresh: b([]string{"r"}, "r", "refresh now"),
-		Cancel:  b([]string{"x", "esc"}, "x/esc", "cancel the running unmount"),
-		Help:    b([]string{"?"}, "?", "help"),
-		Quit:    b([]string{"q", "ctrl+c"}, "q", "quit"),
+		Lazy:          b([]string{"l"}, "l", "lazy unmount (detach now)"),
+		Expire:        b([]string{"e"}, "e", "expire (now, or when idle)"),
+		Force:         b([]string{"f"}, "f", "forced unmount (MNT_FORCE)"),
+		Staged:        b([]string{"F"}, "F", "staged: fence, revoke, drain"),
+		DryRun:        b([]string{"d"}, "d", "preview the plan (dry run)"),
+		Release:       b([]string{"R"}, "R", "release a kernel holder or copy"),
+		RollbackFence: b([]string{"K"}, "K", "roll back a fence a killed run left"),
+		Refresh:       b([]string{"r"}, "r", "refresh now"),
+		Cancel:        b([]string{"x", "esc"}, "x/esc", "cancel the running unmount"),
+		Help:          b([]string{"?"}, "?", "help"),
+		Quit:          b([]string{"q", "ctrl+c"}, "q", "quit"),
 
 		Yes:    b([]string{"y", "Y"}, "y", "yes"),
 		No:     b([]string{"n", "N", "esc", "q", "ctrl+c"}, "n/esc", "no"),
@@ -86,7 +88,7 @@ func (k keyMap) helpGroups() []helpGroup {
 	return []helpGroup{
 		{"Move", []key.Binding{k.Up, k.Down, k.PageUp, k.PageDown, k.Top, k.Bottom, k.SwitchPane}},
 		{"Tree", []key.Binding{k.Toggle, k.Expand, k.Collapse, k.Filter, k.Refresh}},
-		{"Unmount", []key.Binding{k.Lazy, k.Expire, k.Force, k.Staged, k.DryRun, k.Release, k.Cancel}},
+		{"Unmount", []key.Binding{k.Lazy, k.Expire, k.Force, k.Staged, k.DryRun, k.Release, k.RollbackFence, k.Cancel}},
 		{"Other", []key.Binding{k.Help, k.Quit}},
 	}
 }

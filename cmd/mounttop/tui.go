@@ -110,9 +110,11 @@ func runView(f tuiFlags, notice string) error {
 	if os.Getenv(envTestPanic) != "" {
 		scanner = &panicScanner{Scanner: in}
 	}
+	engine := ui.Engine{U: u, Book: book}
 	model := ui.New(ui.Options{
 		Scanner:   scanner,
-		Unmounter: ui.Engine{U: u, Book: book},
+		Unmounter: engine,
+		Leftovers: engine,
 		Interval:  f.interval,
 		StartPath: f.path,
 		Notice:    notice,
