@@ -273,3 +273,43 @@ func TestStatePlace(t *testing.T) {
 		t.Error("a relative state directory was accepted")
 	}
 }
+
+// fullJournal is a journal on a tmpfs with no room left: it opens, and
+// every line fails with ENOSPC.
+func fullJournal(t *testing.T) *Journal {
+	t.Helper()
+	full := testns.Tmpfs(t, "size=4k")
+	if err := os.Mkdir(filepath.Join(full, "log"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	j, err := OpenJournal(filepath.Join(full, "log", "journal.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { j.Close() })
+	f, err := os.Create(filepath.Join(full, "filler"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		if _, err := f.Write(make([]byte, 512)); err != nil {
+			break
+		}
+	}
+	f.Close()
+	return j
+}
+
+// TestReleaseNeedsTheJournal: a release (the view's R) whose journal line
+// cannot be written is refused before the kernel is asked anything.
+func TestReleaseNeedsTheJournal(t *testing.T) {
+	f := newFake()
+	u := New(f, WithJournal(fullJournal(t)))
+	err := u.Release(context.Background(), Release{Kind: "loop", Name: "/dev/loop7", What: "detach loop device /dev/loop7"})
+	if !errors.Is(err, ErrRefused) || !errors.Is(err, unix.ENOSPC) {
+		t.Fatalf("release with a full journal: %v", err)
+	}
+	if calls := f.Calls(); len(calls) != 0 {
+		t.Fatalf("the kernel was asked: %v", calls)
+	}
+}
