@@ -103,7 +103,7 @@ func (m Model) askRollbackFence() (tea.Model, tea.Cmd) {
 		return m, nil
 	}
 	m.dialog = &confirmDialog{styles: m.styles, keys: m.keys, title: "Roll back the fence at " + safe(l.Fence.Target) + "?",
-		lines: append(append(wrapLines(safe(l.Describe("")), dialogText, 4), ""), wrapLines("Yes: "+safe(l.Plan())+".", dialogText, 5)...),
+		lines: append(append(wrapLines(safe(l.What()), dialogText, 4), ""), wrapLines("Yes: "+safe(l.Plan())+".", dialogText, 5)...),
 		choices: []choice{{label: "No"}, {label: "Yes, roll it back", hotkey: "y",
 			act: &action{kind: actRollbackFence, leftover: l, what: "roll back the fence at " + safe(l.Fence.Target)}}}}
 	return m, nil

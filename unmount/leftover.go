@@ -182,9 +182,8 @@ func (l *Leftover) RollbackCommand() string {
 	return "mounttop umount --rollback-fence " + termsafe.Quote(l.Fence.Target)
 }
 
-// Describe says what is left, where the filesystem is, and how to roll it
-// back (key is the view's key, "" for the command alone).
-func (l *Leftover) Describe(key string) string {
+// What says what is left and where the filesystem is.
+func (l *Leftover) What() string {
 	s := "a fence left by a killed run covers " + termsafe.Quote(l.Fence.Target)
 	switch {
 	case l.RealGone:
@@ -194,11 +193,16 @@ func (l *Leftover) Describe(key string) string {
 	default:
 		s += "; the filesystem is beneath it"
 	}
-	s += fmt.Sprintf(" (mount %d)", l.Fence.RealID)
+	return s + fmt.Sprintf(" (mount %d)", l.Fence.RealID)
+}
+
+// Describe is What with how to roll it back (key is the view's key, ""
+// for the command alone).
+func (l *Leftover) Describe(key string) string {
 	if key != "" {
-		return s + "; press " + key + " / run `" + l.RollbackCommand() + "`"
+		return l.What() + "; press " + key + " / run `" + l.RollbackCommand() + "`"
 	}
-	return s + "; run `" + l.RollbackCommand() + "`"
+	return l.What() + "; run `" + l.RollbackCommand() + "`"
 }
 
 // fenceShape: the mount looks like a fence in the table: a tmpfs with the

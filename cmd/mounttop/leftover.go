@@ -58,7 +58,7 @@ func runRollbackFence(f *umountFlags, fs *flag.FlagSet, pos []string) error {
 		return usagef("umount: no fence left by a killed run at %s (mounttop list names them)", termsafe.Quote(path))
 	}
 	out := os.Stdout
-	fmt.Fprintln(out, oneLine("plan: roll back "+left.Describe("")+": "+left.Plan()))
+	fmt.Fprintln(out, oneLine("plan: "+left.What()+"; the rollback will "+left.Plan()))
 	if f.dryRun {
 		fmt.Fprintln(out, "dry run: nothing changed")
 		return nil
@@ -112,7 +112,7 @@ func leftoversJSON(ls []unmount.Leftover) []leftoverJSON {
 	for _, l := range ls {
 		out = append(out, leftoverJSON{Target: termsafe.Name(l.Fence.Target), Kind: l.Fence.Kind.String(), FenceID: uint64(l.Fence.FenceID),
 			RealID: uint64(l.Fence.RealID), RealPath: termsafe.Name(l.Fence.RealPath), Stash: termsafe.Name(l.Fence.Stash), RealGone: l.RealGone,
-			Maker: l.Maker, What: termsafe.Name(l.Describe("")), Rollback: termsafe.Name("mounttop umount --rollback-fence " + l.Fence.Target)})
+			Maker: l.Maker, What: termsafe.Name(l.What()), Rollback: termsafe.Name("mounttop umount --rollback-fence " + l.Fence.Target)})
 	}
 	return out
 }

@@ -137,7 +137,7 @@ func TestLeftoverFenceAfterKill(t *testing.T) {
 
 			before := mountTable(t)
 			r = runMounttop(t, "", nil, "umount", "--rollback-fence", "--dry-run", dir)
-			if r.code != 0 || !strings.Contains(r.stdout, "plan: roll back a fence left by a killed run") || !strings.Contains(r.stdout, "dry run: nothing changed") || mountTable(t) != before {
+			if r.code != 0 || !strings.Contains(r.stdout, "plan: a fence left by a killed run covers "+dir) || !strings.Contains(r.stdout, "dry run: nothing changed") || mountTable(t) != before {
 				t.Fatalf("dry run: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 			}
 			r = runMounttop(t, "", nil, "umount", "--rollback-fence", dir)

@@ -203,16 +203,14 @@ func runUmount(args []string) error {
 	}
 
 	var opts []unmount.Option
+	stateWarn := ""
 	if !f.dryRun {
 		st, err := openState(f.journal, table, target)
 		if err != nil {
 			return stateError(err)
 		}
 		defer st.close()
-		if st.warn != "" {
-			fmt.Fprintln(os.Stderr, "mounttop: warning: "+oneLine(st.warn))
-		}
-		opts = st.options()
+		stateWarn, opts = st.warn, st.options()
 	}
 	u, err := unmount.Default(opts...)
 	if err != nil {
@@ -237,6 +235,10 @@ func runUmount(args []string) error {
 		return err
 	}
 
+	if stateWarn != "" {
+		// Said once the plan stands (a refused target moves nothing).
+		fmt.Fprintln(os.Stderr, "mounttop: warning: "+oneLine(stateWarn))
+	}
 	out := os.Stdout
 	if f.json {
 		if err := writeEvent(out, unmount.PlanEvent(&plan)); err != nil {
