@@ -116,6 +116,14 @@ func (m Model) onLeftoverDone(msg leftoverDoneMsg) (tea.Model, tea.Cmd) {
 		m.status = ""
 	} else {
 		m.status = "rolled back: " + safe(msg.what)
+		// Gone now; the rescan confirms it (and finds any other).
+		var left []unmount.Leftover
+		for _, l := range m.leftovers {
+			if l.Fence.FenceID != msg.l.Fence.FenceID {
+				left = append(left, l)
+			}
+		}
+		m.leftovers = left
 	}
 	return m.startScan()
 }

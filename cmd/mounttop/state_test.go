@@ -204,3 +204,33 @@ func TestJournalWriteErrorRefuses(t *testing.T) {
 		})
 	}
 }
+
+// TestExpireStateLinkNotFollowed: a symbolic link planted at
+// expire.json.new is unlinked, not followed, when `umount --expire` saves
+// its mark: the planted target is unchanged, expire.json is a regular file
+// and the second invocation still finds the mark and unmounts.
+func TestExpireStateLinkNotFollowed(t *testing.T) {
+	dir := testns.Tmpfs(t, "")
+	state := t.TempDir()
+	victim := filepath.Join(t.TempDir(), "victim")
+	if err := os.WriteFile(victim, []byte("precious\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(victim, filepath.Join(state, "expire.json.new")); err != nil {
+		t.Fatal(err)
+	}
+	args := []string{"umount", "--expire", "--yes", "--journal", filepath.Join(state, "journal.jsonl"), dir}
+	if r := runMounttop(t, "", nil, args...); r.code != exitMarked {
+		t.Fatalf("first: exit %d %s", r.code, r.stderr)
+	}
+	if got, _ := os.ReadFile(victim); string(got) != "precious\n" {
+		t.Fatalf("the planted target changed: %q", got)
+	}
+	var st unix.Stat_t
+	if err := unix.Lstat(filepath.Join(state, "expire.json"), &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFREG {
+		t.Fatalf("expire.json: %v", err)
+	}
+	if r := runMounttop(t, "", nil, args...); r.code != 0 || !strings.Contains(r.stdout, "untouched and still marked since") || testns.IsMountPoint(dir) {
+		t.Fatalf("second: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+}
