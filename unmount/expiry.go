@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 	"sync"
 	"time"
@@ -13,6 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"mounttop/inspect"
+	"mounttop/internal/bounded"
 	"mounttop/internal/termsafe"
 )
 
@@ -41,6 +43,9 @@ type ExpiryBook struct {
 	path string // "" keeps the book in memory only
 	mu   sync.Mutex
 	mem  map[inspect.MountID]ExpiryMark
+	// stuck is set once a file step was abandoned (bookWait): updates
+	// fail with it from then on rather than queue behind it.
+	stuck error
 }
 
 // OpenExpiryBook returns the book persisted at path ("" for memory only).
@@ -122,26 +127,90 @@ func (b *ExpiryBook) Forget(id inspect.MountID) error {
 // are read as they are, PATH is replaced by a fresh PATH.new (a file or
 // link already there is unlinked, never followed), fsynced and renamed
 // over it, and the directory fsynced (StateDir.replaceFile).
+//
+// The file work is bounded (bookWait), in two steps around fn, which runs
+// here: a book on a filesystem whose server stopped answering gives an
+// error, and every later update fails at once with it (b.stuck) until the
+// book moves (moveTo, forgetFile).
 func (b *ExpiryBook) update(fn func(map[inspect.MountID]ExpiryMark) bool) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	if b.stuck != nil {
+		return b.stuck
+	}
 	if b.path == "" {
 		fn(b.mem)
 		return nil
 	}
-	d, err := OpenStateDir(context.Background(), filepath.Dir(b.path))
-	if err != nil {
-		return fmt.Errorf("expiry state: %w", err)
+	var none *bounded.Calls // bounded; b.stuck remembers an abandoned call
+	ctx := context.Background()
+	l, err := bounded.Value(ctx, none, bookWait, "reading the expiry state "+termsafe.Quote(b.path), bounded.AnyThread,
+		func() (bookLock, error) { return lockBook(b.path) },
+		func(l bookLock) { l.lock.Close(); l.d.Close() })
+	if errors.Is(err, bounded.ErrAbandoned) {
+		b.stuck = fmt.Errorf("expiry state: %w", err)
 	}
-	defer d.Close()
-	name := filepath.Base(b.path)
+	if err != nil {
+		return err
+	}
+	release := func() { l.lock.Close(); l.d.Close() } // closing the lock fd drops the flock
+	if !fn(l.marks) {
+		release()
+		return nil
+	}
+	list := make([]ExpiryMark, 0, len(l.marks))
+	for _, m := range l.marks {
+		list = append(list, m)
+	}
+	out, err := json.MarshalIndent(list, "", "  ")
+	if err != nil {
+		release()
+		return err
+	}
+	err = none.Do(ctx, bookWait, "writing the expiry state "+termsafe.Quote(b.path), bounded.AnyThread, func() error {
+		defer release()
+		if err := l.d.replaceFile(filepath.Base(b.path), append(out, '\n')); err != nil {
+			return fmt.Errorf("expiry state: %w", err)
+		}
+		return nil
+	})
+	if errors.Is(err, bounded.ErrAbandoned) {
+		b.stuck = fmt.Errorf("expiry state: %w", err)
+	}
+	return err
+}
+
+// bookWait bounds each step of an expiry book update.
+const bookWait = 5 * time.Second
+
+// bookLock is a book's directory, its held lock and the marks read.
+type bookLock struct {
+	d     *StateDir
+	lock  *os.File
+	marks map[inspect.MountID]ExpiryMark
+}
+
+// lockBook opens the book's directory, takes the flock(2) on PATH.lock
+// that serializes mounttop processes, and reads the marks at path (none if
+// it does not exist yet; marks older than markForgetAfter are dropped).
+func lockBook(path string) (bookLock, error) {
+	d, err := openStateDir(filepath.Dir(path))
+	if err != nil {
+		return bookLock{}, fmt.Errorf("expiry state: %w", err)
+	}
+	name := filepath.Base(path)
 	lock, err := d.openFile(name+".lock", unix.O_RDWR|unix.O_CREAT)
 	if err != nil {
-		return fmt.Errorf("expiry state: %w", err)
+		d.Close()
+		return bookLock{}, fmt.Errorf("expiry state: %w", err)
 	}
-	defer lock.Close()
+	fail := func(err error) (bookLock, error) {
+		lock.Close()
+		d.Close()
+		return bookLock{}, fmt.Errorf("expiry state: %w", err)
+	}
 	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX); err != nil {
-		return fmt.Errorf("expiry state: lock: %w", err)
+		return fail(fmt.Errorf("lock: %w", err))
 	}
 	marks := map[inspect.MountID]ExpiryMark{}
 	f, err := d.openFile(name, unix.O_RDONLY)
@@ -150,7 +219,7 @@ func (b *ExpiryBook) update(fn func(map[inspect.MountID]ExpiryMark) bool) error 
 		data, rerr := io.ReadAll(io.LimitReader(f, maxBook))
 		f.Close()
 		if rerr != nil {
-			return fmt.Errorf("expiry state: %w", rerr)
+			return fail(rerr)
 		}
 		var list []ExpiryMark
 		if json.Unmarshal(data, &list) == nil {
@@ -161,23 +230,9 @@ func (b *ExpiryBook) update(fn func(map[inspect.MountID]ExpiryMark) bool) error 
 			}
 		}
 	case !errors.Is(err, unix.ENOENT):
-		return fmt.Errorf("expiry state: %w", err)
+		return fail(err)
 	}
-	if !fn(marks) {
-		return nil
-	}
-	list := make([]ExpiryMark, 0, len(marks))
-	for _, m := range marks {
-		list = append(list, m)
-	}
-	out, err := json.MarshalIndent(list, "", "  ")
-	if err != nil {
-		return err
-	}
-	if err := d.replaceFile(name, append(out, '\n')); err != nil {
-		return fmt.Errorf("expiry state: %w", err)
-	}
-	return nil
+	return bookLock{d: d, lock: lock, marks: marks}, nil
 }
 
 // maxBook bounds what is read of expire.json (a mark is ~200 bytes).
@@ -201,6 +256,7 @@ func (b *ExpiryBook) moveTo(dir string) {
 	defer b.mu.Unlock()
 	if b.path != "" {
 		b.path = filepath.Join(dir, filepath.Base(b.path))
+		b.stuck = nil
 	}
 }
 
@@ -208,5 +264,5 @@ func (b *ExpiryBook) moveTo(dir string) {
 func (b *ExpiryBook) forgetFile() {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	b.path = ""
+	b.path, b.stuck = "", nil
 }

@@ -3,6 +3,7 @@ package unmount
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -12,6 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"mounttop/inspect"
+	"mounttop/internal/bounded"
 	"mounttop/internal/termsafe"
 )
 
@@ -103,6 +105,9 @@ type Journal struct {
 	f    *os.File // nil once the journal is disabled
 	name string
 	run  string
+	// stuck is set once a line was abandoned (journalWait): every later
+	// Record returns it at once.
+	stuck error
 }
 
 // DefaultJournalPath is /var/log/mounttop/journal.jsonl for root and
@@ -265,15 +270,45 @@ func (j *Journal) record(target, mode, policy string, ev Event) error {
 	line = append(line, evb[1:]...)
 	line = append(line, '\n')
 	j.mu.Lock()
-	defer j.mu.Unlock()
-	if j.f == nil {
+	f, stuck := j.f, j.stuck
+	j.mu.Unlock()
+	switch {
+	case stuck != nil:
+		return stuck
+	case f == nil:
 		return nil // disabled (MoveStateOff found no other place)
 	}
-	if _, err := j.f.Write(line); err != nil {
-		return fmt.Errorf("journal: %w", err) // a *PathError: "write PATH: ..."
+	var calls *bounded.Calls // nil: bounded, nothing remembered (stuck says it)
+	err = calls.Do(context.Background(), journalWait, "writing the journal "+termsafe.Quote(f.Name()), bounded.AnyThread, func() error {
+		if _, err := f.Write(line); err != nil {
+			return fmt.Errorf("journal: %w", err) // a *PathError: "write PATH: ..."
+		}
+		// Through SyscallConn, which keeps the fd from being closed
+		// under it (moveTo, Close).
+		rc, err := f.SyscallConn()
+		if err != nil {
+			return fmt.Errorf("journal: %w", err)
+		}
+		var serr error
+		if err := rc.Control(func(fd uintptr) { serr = unix.Fdatasync(int(fd)) }); err != nil {
+			return fmt.Errorf("journal: %w", err)
+		}
+		if serr != nil {
+			return fmt.Errorf("journal %s: fdatasync: %w", termsafe.Quote(f.Name()), serr)
+		}
+		return nil
+	})
+	if errors.Is(err, bounded.ErrAbandoned) {
+		// The line may still land; what follows would queue behind it.
+		j.mu.Lock()
+		j.stuck = fmt.Errorf("journal: %w", err)
+		j.mu.Unlock()
 	}
-	if err := unix.Fdatasync(int(j.f.Fd())); err != nil {
-		return fmt.Errorf("journal %s: %w", termsafe.Quote(j.f.Name()), err)
-	}
-	return nil
+	return err
 }
+
+// journalWait bounds one journal line (write and fdatasync): a journal on
+// a network or FUSE filesystem whose server stopped answering must not
+// stop the run; the line is then reported as not written, and so is
+// every later one (Journal.stuck).
+const journalWait = 5 * time.Second

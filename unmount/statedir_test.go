@@ -13,6 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"mounttop/inspect"
+	"mounttop/internal/bounded"
 	"mounttop/internal/testns"
 )
 
@@ -311,5 +312,38 @@ func TestReleaseNeedsTheJournal(t *testing.T) {
 	}
 	if calls := f.Calls(); len(calls) != 0 {
 		t.Fatalf("the kernel was asked: %v", calls)
+	}
+}
+
+// TestStateOnADeadServer: a journal and an expiry book on a FUSE mount
+// whose daemon is stopped do not hang their caller: the line is abandoned
+// after journalWait with an error, and every later one fails at once.
+func TestStateOnADeadServer(t *testing.T) {
+	fs := testns.Bindfs(t, t.TempDir())
+	dir := filepath.Join(fs.Dir, "state")
+	j, err := OpenJournal(filepath.Join(dir, "journal.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	book := OpenExpiryBook(filepath.Join(dir, "expire.json"))
+	p := &Plan{Mode: ModeLazy, Target: inspect.Mount{Mountpoint: "/x"}}
+	if err := j.Record(p, Event{Stage: StagePlan, What: "alive"}); err != nil {
+		t.Fatal(err)
+	}
+	fs.Stop(t)
+	t.Cleanup(func() { fs.Cont(t); j.Close() }) // the abandoned calls return
+	start := time.Now()
+	err = j.Record(p, Event{Stage: StageUnmount, What: "dead"})
+	if took := time.Since(start); !errors.Is(err, bounded.ErrAbandoned) || took > journalWait+10*time.Second {
+		t.Fatalf("a line on a dead server: %v after %v", err, took)
+	}
+	start = time.Now()
+	if err := j.Record(p, Event{Stage: StageDone}); !errors.Is(err, bounded.ErrAbandoned) || time.Since(start) > time.Second {
+		t.Fatalf("the next line: %v after %v, want the same error at once", err, time.Since(start))
+	}
+	start = time.Now()
+	if _, _, err := book.Marked(&inspect.Mount{ID: 7, Mountpoint: "/x"}, time.Now()); !errors.Is(err, bounded.ErrAbandoned) ||
+		time.Since(start) > stateDirWait+bookWait+10*time.Second {
+		t.Fatalf("the book on a dead server: %v after %v", err, time.Since(start))
 	}
 }
