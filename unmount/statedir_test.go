@@ -347,3 +347,44 @@ func TestStateOnADeadServer(t *testing.T) {
 		t.Fatalf("the book on a dead server: %v after %v", err, time.Since(start))
 	}
 }
+
+// TestJournalLostMidRun: a journal that fails after the plan line (its
+// server stops answering at the syncfs) does not stop the run: one event
+// says the journal misses the lines from there on, and the run ends as it
+// would have.
+func TestJournalLostMidRun(t *testing.T) {
+	fs := testns.Bindfs(t, t.TempDir())
+	j, err := OpenJournal(filepath.Join(fs.Dir, "state", "journal.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { fs.Cont(t); j.Close() })
+	f := newFake()
+	f.addMount("/mnt", "ext4", false)
+	target := f.addMount("/mnt/t", "tmpfs", false)
+	f.target = target.ID
+	f.onSyncfs = func() { fs.Stop(t) }
+	u := New(f, WithJournal(j))
+	ctx := context.Background()
+	p, err := u.Prepare(ctx, Plan{Target: inspect.Mount{ID: target.ID}, Mode: ModeStaged, Policy: PolicyClose, Interval: time.Millisecond, Timeout: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	evs := collect(u.Run(ctx, p))
+	res, rerr := result(t, evs)
+	if rerr != nil || !res.Gone {
+		t.Fatalf("the run did not finish: %v %s", rerr, res.Summary)
+	}
+	var lost []string
+	for _, ev := range evs {
+		if strings.Contains(ev.What, "the journal could not be written; it misses the lines from here on") {
+			lost = append(lost, ev.Stage.String())
+			if !errors.Is(ev.Err, bounded.ErrAbandoned) {
+				t.Errorf("the journal event's error: %v", ev.Err)
+			}
+		}
+	}
+	if len(lost) != 1 {
+		t.Fatalf("%d journal-lost events (%v), want 1:\n%s", len(lost), lost, dumpEvents(evs))
+	}
+}
