@@ -14,10 +14,13 @@ import (
 type actionKind int
 
 const (
-	actRun           actionKind = iota + 1 // start the unmount in req with plan
-	actQuit                                // quit, cancelling the running unmount
-	actRelease                             // carry out release (one kernel holder or copy)
-	actRollbackFence                       // roll back leftover (a fence a killed run left)
+	actRun     actionKind = iota + 1 // start the unmount in req with plan
+	actQuit                          // quit, cancelling the running unmount
+	actRelease                       // carry out release (one kernel holder or copy)
+
+	// actRollbackFence rolls back action.leftover, a fence a killed run
+	// left.
+	actRollbackFence
 )
 
 // action is the deed a dialog guards; the dialog carries it so that "yes"
@@ -27,8 +30,9 @@ type action struct {
 	req     Request
 	plan    unmount.Plan
 	release unmount.Release
-	what    string // actRelease, actRollbackFence: the deed in the operator's words
-	// leftover (actRollbackFence) is the fence to roll back, as found.
+	what    string // actRelease: the release in the operator's words
+	// leftover (actRollbackFence) is the fence to roll back, as found;
+	// what then says it in the operator's words.
 	leftover unmount.Leftover
 }
 
