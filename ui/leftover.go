@@ -116,6 +116,18 @@ func (m Model) onLeftoverDone(msg leftoverDoneMsg) (tea.Model, tea.Cmd) {
 		m.status = ""
 	} else {
 		m.status = "rolled back: " + safe(msg.what)
+		// The fence goes from the tree: a selection on it moves to the
+		// filesystem it hid (which the rescan shows in its place), or,
+		// if that is gone too, to the mount beneath, so the rescan does
+		// not report the selected mount as vanished.
+		if fm, ok := m.snapMount(msg.l.Fence.FenceID); ok && m.tree.selected == fm.ID {
+			next := msg.l.Fence.RealID
+			if msg.l.RealGone {
+				next = fm.ParentID
+			}
+			m.tree.selectID(next)
+			m.showSelected()
+		}
 		// Gone now; the rescan confirms it (and finds any other).
 		var left []unmount.Leftover
 		for _, l := range m.leftovers {
@@ -126,4 +138,12 @@ func (m Model) onLeftoverDone(msg leftoverDoneMsg) (tea.Model, tea.Cmd) {
 		m.leftovers = left
 	}
 	return m.startScan()
+}
+
+// snapMount is the mount with id in the last snapshot, if any.
+func (m Model) snapMount(id inspect.MountID) (*inspect.Mount, bool) {
+	if m.snap == nil {
+		return nil, false
+	}
+	return m.snap.Mount(id)
 }
