@@ -30,6 +30,8 @@ func runRollbackFence(f *umountFlags, fs *flag.FlagSet, pos []string) error {
 		return usagef("umount: --rollback-fence is an act of its own, not one with --lazy, --expire, --force or --staged")
 	case seen["id"]:
 		return usagef("umount: --rollback-fence takes the fenced PATH, not --id")
+	case len(seen) > countSeen(seen, "rollback-fence", "dry-run", "yes", "journal"):
+		return usagef("umount: --rollback-fence goes with --dry-run, --yes and --journal only")
 	case len(pos) != 1:
 		return usagef("umount: --rollback-fence needs the one PATH the fence covers (mounttop list names it)")
 	}
@@ -91,6 +93,17 @@ func runRollbackFence(f *umountFlags, fs *flag.FlagSet, pos []string) error {
 	}
 	fmt.Fprintln(out, oneLine("rollback "+what))
 	return nil
+}
+
+// countSeen counts the names among seen.
+func countSeen(seen map[string]bool, names ...string) int {
+	n := 0
+	for _, name := range names {
+		if seen[name] {
+			n++
+		}
+	}
+	return n
 }
 
 // leftoverJSON is one fence a killed run left, in `mounttop list --json`.

@@ -176,3 +176,27 @@ func TestLeftoverFenceAfterKill(t *testing.T) {
 		})
 	}
 }
+
+// TestRollbackFenceRefusals: --rollback-fence with a mode, --id, other
+// flags, no PATH, or a PATH with no leftover fence: exit 2, one line,
+// nothing changed.
+func TestRollbackFenceRefusals(t *testing.T) {
+	dir := testns.Tmpfs(t, "")
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--staged", dir}, "an act of its own"},
+		{[]string{"--id", "5"}, "not --id"},
+		{[]string{"--json", dir}, "goes with --dry-run, --yes and --journal only"},
+		{[]string{"--timeout", "1s", dir}, "goes with --dry-run, --yes and --journal only"},
+		{nil, "needs the one PATH the fence covers"},
+		{[]string{"--yes", dir}, "no fence left by a killed run at " + dir},
+	} {
+		before := mountTable(t)
+		r := runMounttop(t, "", nil, append([]string{"umount", "--rollback-fence", "--journal", "-"}, c.args...)...)
+		if r.code != exitUsage || !strings.Contains(r.stderr, c.want) || strings.Count(strings.TrimSpace(r.stderr), "\n") != 0 || mountTable(t) != before {
+			t.Errorf("%v: exit %d, stderr %q", c.args, r.code, r.stderr)
+		}
+	}
+}
