@@ -135,3 +135,43 @@ func TestFindLeftoversTable(t *testing.T) {
 		t.Fatalf("leftovers at %v, want /lone /moved", seen)
 	}
 }
+
+// TestLeftoverFenceRealGone: a run killed after it unmounted the
+// filesystem but before it removed its beneath-swap fence leaves the fence
+// and the stash: found with RealGone, and the rollback removes both, so
+// the mount point is a plain directory again.
+func TestLeftoverFenceRealGone(t *testing.T) {
+	dir := testns.TmpfsUnder(t, false)
+	target := mountAt(t, dir)
+	sys := realSystem(t)
+	f, err := sys.Fence(&target, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.closeRoot()
+	if err := sys.Umount2(f.RealPath, 0); err != nil {
+		t.Fatal(err)
+	}
+	snap, err := sys.Mounts(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := findLeftovers(snap, func(m *inspect.Mount) (fenceOrigin, error) { return readOrigin(context.Background(), m) },
+		func(int, uint64) bool { return false })
+	if len(got) != 1 || !got[0].RealGone || got[0].Fence.Stash != f.Stash || got[0].Fence.FenceID != f.FenceID {
+		t.Fatalf("leftovers %+v, want the fence with RealGone and its stash %s", got, f.Stash)
+	}
+	if !strings.Contains(got[0].What(), "the filesystem was unmounted already") {
+		t.Errorf("What: %s", got[0].What())
+	}
+	if _, err := New(sys).RollbackLeftover(context.Background(), got[0]); err != nil {
+		t.Fatal(err)
+	}
+	if testns.IsMountPoint(dir) {
+		t.Fatalf("%s is still a mount point", dir)
+	}
+	if _, err := os.Lstat(f.Stash); !os.IsNotExist(err) {
+		t.Errorf("the stash %s is left: %v", f.Stash, err)
+	}
+	requireNoStash(t)
+}
