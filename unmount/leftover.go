@@ -90,13 +90,21 @@ type fenceOrigin struct {
 }
 
 // writeOrigin writes the origin record into a fresh stash directory
-// (O_CREAT|O_EXCL|O_NOFOLLOW relative to the opened directory), synced.
+// (O_CREAT|O_EXCL|O_NOFOLLOW relative to the opened directory, which must
+// be ours and 0700 like any directory mounttop writes in), synced.
 func writeOrigin(stash string, o fenceOrigin) error {
 	dfd, err := unix.Open(stash, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return err
 	}
 	defer unix.Close(dfd)
+	var st unix.Stat_t
+	if err := unix.Fstat(dfd, &st); err != nil {
+		return err
+	}
+	if !trustedOwner(st.Uid) || st.Mode&0o077 != 0 {
+		return fmt.Errorf("%w: the stash %s is not a 0700 directory of ours", ErrUnsafeStateDir, termsafe.Quote(stash))
+	}
 	data, err := json.Marshal(o)
 	if err != nil {
 		return err
