@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"mounttop/internal/testns"
+	"mounttop/unmount/release"
 )
 
 // copyMountedIn reports whether dir is a mount point in pid's namespace.
@@ -92,7 +93,7 @@ func TestReleaseCopyNow(t *testing.T) {
 // (LOOP_CLR_FD would only set autoclear) and keeps its backing file.
 func TestDetachLoopRefusesMounted(t *testing.T) {
 	loop := testns.LoopExt4(t, 16)
-	err := realSystem(t).DetachLoop(loop.Device)
+	err := realSystem(t).DetachLoop(loop.Device, release.FileID{})
 	if !errors.Is(err, ErrRefused) || !strings.Contains(err.Error(), "itself mounted") {
 		t.Fatalf("DetachLoop of a mounted loop device: %v, want ErrRefused", err)
 	}
