@@ -451,15 +451,23 @@ func isUnder(path, mp string) bool {
 // namespace of c.PID (its inode re-checked) on a locked thread that is
 // thrown away afterwards, the copy found from its parent directory's fd
 // and checked by mount ID, umount2 of the last component from there.
+//
+// The lookups there can reach the server of a filesystem in that
+// namespace: bounded by callLimit like the other acts.
 func (k *kernel) UnmountCopy(c release.Copy, flags int) error {
-	return releaseErr(release.UnmountInNamespace(c, flags))
+	return releaseErr(k.calls.Do(context.Background(), callLimit, fmt.Sprintf("unmount of the copy at %s in mnt:[%d]", termsafe.Quote(c.Mountpoint), c.Namespace), bounded.AnyThread,
+		func() error { return release.UnmountInNamespace(c, flags) }))
 }
 
 // DetachLoop is release.DetachLoop: the device opened O_EXCL (a mounted or
 // claimed device is refused), its backing file re-identified by
 // LOOP_GET_STATUS64, then LOOP_CLR_FD.
+//
+// LOOP_GET_STATUS64 asks the backing file's filesystem for its attributes
+// (vfs_getattr), which can reach its server: bounded by callLimit.
 func (k *kernel) DetachLoop(dev string, backing release.FileID) error {
-	return releaseErr(release.DetachLoop(dev, backing))
+	return releaseErr(k.calls.Do(context.Background(), callLimit, "detach of loop device "+termsafe.Quote(dev), bounded.AnyThread,
+		func() error { return release.DetachLoop(dev, backing) }))
 }
 
 // Swapoff is release.Swapoff: the file opened without following a link,
