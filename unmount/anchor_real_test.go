@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -229,4 +230,54 @@ func containsEvent(evs []Event, stage Stage, what string) bool {
 		}
 	}
 	return false
+}
+
+// TestRollbackRacesARedirect: the attack while the fence is up, then a
+// cancel: the rollback works from the directory fds kept since fencing,
+// so it puts the inspected mount back in its place (its parent mount
+// again, the fence gone, no stash left) and leaves the victim alone,
+// under both fences. Before, it reopened the target by path, reached the
+// victim through the link and failed, leaving the fence up.
+func TestRollbackRacesARedirect(t *testing.T) {
+	for _, shared := range []bool{true, false} {
+		name := "beneath-swap fence"
+		if shared {
+			name = "over-mount fence"
+		}
+		t.Run(name, func(t *testing.T) {
+			r := newRedirect(t, shared)
+			m := mountAt(t, r.target)
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			sys := &fenceHook{System: realSystem(t), hook: func() {
+				r.attack(t)
+				cancel()
+			}}
+			u := New(sys)
+			p, err := u.Prepare(ctx, Plan{Target: m, Mode: ModeStaged, Interval: 50 * time.Millisecond, Timeout: 10 * time.Second})
+			if err != nil {
+				t.Fatal(err)
+			}
+			evs := collect(u.Run(ctx, p))
+			t.Logf("events:\n%s", dumpEvents(evs))
+			res, runErr := result(t, evs)
+			if !errors.Is(runErr, ErrCancelled) || res.Gone || !containsEvent(evs, StageRollback, "everything is as it was") {
+				t.Fatalf("want a clean rollback after the cancel: %v %+v", runErr, res)
+			}
+			st, err := mountapi.StatMount(uint64(m.ID))
+			if err != nil || st.ParentUnique != uint64(m.ParentID) {
+				t.Fatalf("the mount after the rollback: parent %d %v, want back on %d", st.ParentUnique, err, m.ParentID)
+			}
+			for _, mp := range mountsUnder(r.root) {
+				if mp != r.root && mp != r.victim && mp != r.target && mp != filepath.Join(r.root, "home/a") {
+					t.Errorf("left mounted: %s (the fence?)", mp)
+				}
+			}
+			if ids := mountIDs(t, r.target); len(ids) != 1 || ids[0] != m.ID {
+				t.Errorf("at %s: mounts %v, want just %d (the fence is gone)", r.target, ids, m.ID)
+			}
+			requireNoStash(t)
+			r.requireVictim(t)
+		})
+	}
 }
