@@ -15,9 +15,10 @@ import (
 	"mounttop/internal/termsafe"
 )
 
-// Anchor is the directory a mount sits on, opened once and checked by the
-// unique ID of the mount that directory lies in; Name is the mount point's
-// last component there. Every unmount works from an Anchor, never from a
+// Anchor is the directory a mount sits on, opened once, with the unique ID
+// of the mount that directory lies on (checked against the mount table
+// before acting, see Unmounter.recheck); Name is the mount point's last
+// component there. Every unmount works from an Anchor, never from a
 // path string walked again (issue 9):
 //
 //   - umount2(2) has no by-fd form, and UMOUNT_NOFOLLOW covers only the last
@@ -29,16 +30,19 @@ import (
 //
 // So the directory is opened with openat2(2) RESOLVE_NO_SYMLINKS |
 // RESOLVE_NO_MAGICLINKS (and RESOLVE_BENEATH when opened relative to
-// another Anchor), its mount checked with statx(AT_EMPTY_PATH,
+// another Anchor), its mount read with statx(AT_EMPTY_PATH,
 // STATX_MNT_ID_UNIQUE), and the unmount runs on a locked thread that
 // unshared CLONE_FS: fchdir to the directory, umount2(Name,
 // UMOUNT_NOFOLLOW). The directory fd pins that very directory: whatever
 // happens to the path later, Name is looked up there.
 type Anchor struct {
-	Dir    string          // the directory as named when it was opened (messages only)
-	Name   string          // the mount point's last component in Dir
-	Parent inspect.MountID // the mount Dir lies in: the one the mount sits on
-	fd     int             // O_PATH fd of Dir; -1 in a fake or once closed
+	Dir  string // the directory as named when it was opened (messages only)
+	Name string // the mount point's last component in Dir
+	// On is the mount Dir lies on: the mount's parent, or for a mount
+	// stacked on others at the same mount point, the parent of the
+	// lowest of them.
+	On inspect.MountID
+	fd int // O_PATH fd of Dir; -1 in a fake or once closed
 }
 
 // Path is where the anchored mount point was, for messages.
@@ -76,13 +80,12 @@ func splitMountPath(p string) (dir, name string, err error) {
 	return dir, name, nil
 }
 
-// Anchor opens the directory of rel and checks that it lies on the mount
-// parent. With base nil, rel is an absolute mount point, resolved from
-// our root; otherwise rel is relative to base's directory (the fence's
-// stash, or the target's parent) and may not leave it (RESOLVE_BENEATH).
-// A symbolic link anywhere on the way (ELOOP), a missing directory, or a
-// directory on another mount is ErrChanged.
-func (k *kernel) Anchor(base *Anchor, rel string, parent inspect.MountID) (*Anchor, error) {
+// Anchor opens the directory of rel and finds the mount it lies on. With
+// base nil, rel is an absolute mount point, resolved from our root;
+// otherwise rel is relative to base's directory (the fence's stash, or the
+// target's parent) and may not leave it (RESOLVE_BENEATH). A symbolic link
+// anywhere on the way (ELOOP) or a missing directory is ErrChanged.
+func (k *kernel) Anchor(base *Anchor, rel string) (*Anchor, error) {
 	dir, name, err := splitMountPath(rel)
 	if err != nil {
 		return nil, err
@@ -118,12 +121,7 @@ func (k *kernel) Anchor(base *Anchor, rel string, parent inspect.MountID) (*Anch
 		unix.Close(fd)
 		return nil, fmt.Errorf("statx of %s: %w", termsafe.Quote(shown), err)
 	}
-	if on != parent {
-		unix.Close(fd)
-		return nil, fmt.Errorf("%w: %s lies on mount %d now, not on the inspected parent mount %d (something was mounted over the way)",
-			ErrChanged, termsafe.Quote(shown), on, parent)
-	}
-	return &Anchor{Dir: shown, Name: name, Parent: parent, fd: fd}, nil
+	return &Anchor{Dir: shown, Name: name, On: on, fd: fd}, nil
 }
 
 // openat2 is openat2(2), retried on EINTR and EAGAIN (RESOLVE_* lookups

@@ -281,3 +281,46 @@ func TestRollbackRacesARedirect(t *testing.T) {
 		})
 	}
 }
+
+// TestStackedTopMount: a mount stacked on another at the same mount point
+// sits on the lower one, while the directory of its mount point lies on
+// the parent of the lowest: the anchor finds it all the same, and lazy,
+// force and expire (both attempts) take the top mount and leave the one
+// beneath in place.
+func TestStackedTopMount(t *testing.T) {
+	for _, mode := range []string{"lazy", "force", "expire"} {
+		t.Run(mode, func(t *testing.T) {
+			dir := testns.Tmpfs(t, "")
+			lower := mountAt(t, dir)
+			if err := unix.Mount("over", dir, "tmpfs", 0, ""); err != nil {
+				t.Fatal(err)
+			}
+			top := mountAt(t, dir)
+			if top.ParentID != lower.ID {
+				t.Fatalf("the over-mount's parent is %d, want the lower mount %d", top.ParentID, lower.ID)
+			}
+			u := realUnmounter(t)
+			var err error
+			switch mode {
+			case "lazy":
+				err = u.Lazy(context.Background(), &top)
+			case "force":
+				err = u.Force(context.Background(), &top)
+			case "expire":
+				var res ExpireResult
+				if res, err = u.Expire(context.Background(), &top); err == nil && res.Marked {
+					res, err = u.Expire(context.Background(), &top)
+				}
+				if err == nil && !res.Gone {
+					t.Fatalf("two expire attempts: %+v", res)
+				}
+			}
+			if err != nil {
+				t.Fatalf("%s of the top mount: %v", mode, err)
+			}
+			if ids := mountIDs(t, dir); len(ids) != 1 || ids[0] != lower.ID {
+				t.Fatalf("at %s after the %s: %v, want just the lower mount %d", dir, mode, ids, lower.ID)
+			}
+		})
+	}
+}

@@ -240,9 +240,9 @@ func (f *fakeSys) StatMount(id inspect.MountID) (inspect.MountID, error) {
 	return 0, unix.ENOENT
 }
 
-// Anchor plays System.Anchor on the table: the directory of rel must lie
-// on the mount parent (the mount containing it, or the one on top of it).
-func (f *fakeSys) Anchor(base *Anchor, rel string, parent inspect.MountID) (*Anchor, error) {
+// Anchor plays System.Anchor on the table: the directory of rel lies on
+// the mount containing it, or on the one on top of it.
+func (f *fakeSys) Anchor(base *Anchor, rel string) (*Anchor, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	full := rel
@@ -257,10 +257,7 @@ func (f *fakeSys) Anchor(base *Anchor, rel string, parent inspect.MountID) (*Anc
 	if m := f.topAt(dir); m != nil {
 		on = m
 	}
-	if on == nil || on.ID != parent {
-		return nil, fmt.Errorf("%w: %s lies on another mount", ErrChanged, dir)
-	}
-	return &Anchor{Dir: dir, Name: name, Parent: parent, fd: -1}, nil
+	return &Anchor{Dir: dir, Name: name, On: on.ID, fd: -1}, nil
 }
 
 func (f *fakeSys) MountIDAt(a *Anchor) (inspect.MountID, error) {
@@ -337,14 +334,14 @@ func (f *fakeSys) Fence(target *inspect.Mount, over bool) (*Fence, error) {
 	if err != nil {
 		return nil, err
 	}
-	fc.Top = &Anchor{Dir: dir, Name: name, Parent: target.ParentID, fd: -1}
+	fc.Top = &Anchor{Dir: dir, Name: name, On: target.ParentID, fd: -1}
 	if over {
 		fence.ParentID = target.ID
 		fc.Kind, fc.RealPath, fc.Real = FenceOver, target.Mountpoint, fc.Top
 	} else {
 		fence.ParentID = target.ParentID
 		fc.Kind, fc.Stash, fc.RealPath = FenceBeneath, "/stash", "/stash/mnt"
-		fc.Real = &Anchor{Dir: "/stash", Name: "mnt", Parent: 1, fd: -1}
+		fc.Real = &Anchor{Dir: "/stash", Name: "mnt", On: 1, fd: -1}
 		for i := range f.mounts {
 			if f.mounts[i].ID == target.ID {
 				f.mounts[i].Mountpoint = "/stash/mnt"

@@ -159,12 +159,12 @@ func emptyTmpfs() (fd int, id inspect.MountID, err error) {
 // cleanly. Any failure undoes the steps already done.
 //
 // Every step works from fds: the target's parent directory is opened once
-// (Anchor, checked to lie on the target's parent mount), the target's root
-// is opened from it and checked by unique ID, and the fence keeps the
+// (Anchor), the target's root is opened from it and checked by unique ID
+// (so that directory is the one the target sits on), and the fence keeps the
 // directory fds (Fence.Top, Fence.Real) for the final unmount, the
 // rollback and its own removal, so none of them walks a path again.
 func (k *kernel) Fence(target *inspect.Mount, over bool) (*Fence, error) {
-	top, err := k.Anchor(nil, target.Mountpoint, target.ParentID)
+	top, err := k.Anchor(nil, target.Mountpoint)
 	if err != nil {
 		return nil, &Error{Op: "fence: open", Target: target.Mountpoint, Err: err}
 	}
@@ -284,7 +284,7 @@ func (k *kernel) stashIn(root string) (*stash, error) {
 		unix.Close(rootFD)
 		return nil, err
 	}
-	at := &Anchor{Dir: root, Name: "mounttop-fence-" + hex.EncodeToString(rnd[:]), Parent: rootID, fd: rootFD}
+	at := &Anchor{Dir: root, Name: "mounttop-fence-" + hex.EncodeToString(rnd[:]), On: rootID, fd: rootFD}
 	if err := unix.Mkdirat(rootFD, at.Name, 0o700); err != nil {
 		at.Close()
 		return nil, fmt.Errorf("mkdir %s: %w", termsafe.Quote(at.Path()), err)
@@ -318,7 +318,7 @@ func (k *kernel) stashIn(root string) (*stash, error) {
 		k.removeStash(st)
 		return nil, fmt.Errorf("make %s private: %w", termsafe.Quote(at.Path()), err)
 	}
-	if inner.Parent, err = fdMount(tree); err != nil {
+	if inner.On, err = fdMount(tree); err != nil {
 		k.removeStash(st)
 		return nil, err
 	}
@@ -337,7 +337,7 @@ func (k *kernel) removeStash(st *stash) {
 		_ = unix.Unlinkat(st.inner.fd, st.inner.Name, unix.AT_REMOVEDIR)
 	}
 	st.inner.Close()
-	if id, err := k.MountIDAt(st.at); err == nil && id != st.at.Parent {
+	if id, err := k.MountIDAt(st.at); err == nil && id != st.at.On {
 		_ = k.Umount2(st.at, 0)
 	}
 	_ = unix.Unlinkat(st.at.fd, st.at.Name, unix.AT_REMOVEDIR)

@@ -108,7 +108,7 @@ type ExpireResult struct {
 func (u *Unmounter) Expire(ctx context.Context, m *inspect.Mount) (ExpireResult, error) {
 	const op = "umount --expire"
 	flags := unix.MNT_EXPIRE | unix.UMOUNT_NOFOLLOW
-	a, err := u.anchor(m, nil, m.Mountpoint, m.ParentID)
+	a, err := u.anchor(m, nil, m.Mountpoint)
 	if err != nil {
 		return ExpireResult{}, &Error{Op: op, Target: m.Mountpoint, Flags: flags, Err: err}
 	}
@@ -142,7 +142,7 @@ func (u *Unmounter) Expire(ctx context.Context, m *inspect.Mount) (ExpireResult,
 // the mount point anchored (Anchor), identity re-checked, umount2 with
 // UMOUNT_NOFOLLOW from there, verified.
 func (u *Unmounter) umount(ctx context.Context, op string, m *inspect.Mount, flags int, walk bool) error {
-	a, err := u.anchor(m, nil, m.Mountpoint, m.ParentID)
+	a, err := u.anchor(m, nil, m.Mountpoint)
 	if err != nil {
 		return &Error{Op: op, Target: m.Mountpoint, Flags: flags | unix.UMOUNT_NOFOLLOW, Err: err}
 	}
@@ -171,7 +171,7 @@ func (u *Unmounter) umountAt(ctx context.Context, op string, m *inspect.Mount, a
 // check re-checks m from a fresh anchor (see recheck), walking into it
 // when walk is set; nothing is kept open.
 func (u *Unmounter) check(ctx context.Context, m *inspect.Mount, walk bool) error {
-	a, err := u.anchor(m, nil, m.Mountpoint, m.ParentID)
+	a, err := u.anchor(m, nil, m.Mountpoint)
 	if err != nil {
 		return err
 	}
@@ -182,8 +182,8 @@ func (u *Unmounter) check(ctx context.Context, m *inspect.Mount, walk bool) erro
 // anchor opens the directory m sits on (System.Anchor). When that fails
 // because the mount is gone (statmount: ENOENT), it says ErrGone rather
 // than that the path changed.
-func (u *Unmounter) anchor(m *inspect.Mount, base *Anchor, rel string, parent inspect.MountID) (*Anchor, error) {
-	a, err := u.sys.Anchor(base, rel, parent)
+func (u *Unmounter) anchor(m *inspect.Mount, base *Anchor, rel string) (*Anchor, error) {
+	a, err := u.sys.Anchor(base, rel)
 	if err == nil {
 		return a, nil
 	}
@@ -227,24 +227,25 @@ func (u *Unmounter) explainFailure(ctx context.Context, op string, m *inspect.Mo
 const noProcessHolder = "no process holds it: a kernel holder (loop device or swap file on it, nfsd export, io_uring, fd in flight) or a copy in another mount namespace"
 
 // recheck makes sure the anchor still leads to the inspected mount, right
-// before acting: statmount(2) by unique ID (ENOENT: gone) must name the
-// anchor's mount as its parent (moved elsewhere: refused); the mount table
-// must show it as the topmost mount at its mount point (a mount put on top
-// since is refused). With walk it also statx()es the mount point from the
-// anchor (AT_SYMLINK_NOFOLLOW) for the top mount's ID, which must be m's;
-// that lookup takes a reference on the mount and so clears an expiry mark:
-// the expire path passes walk=false.
+// before acting. statmount(2) by unique ID: ENOENT is gone. The mount
+// table: m must be the topmost mount at its mount point (a mount put on
+// top since is refused), and the anchor's directory must lie on the mount
+// m sits on (its parent, from statmount when the kernel has it, or the
+// parent of the lowest mount of a stack at that mount point): a directory
+// reached through a mount put over the way since is refused. With walk it
+// also statx()es the mount point from the anchor (AT_SYMLINK_NOFOLLOW) for
+// the top mount's ID, which must be m's; that lookup takes a reference on
+// the mount and so clears an expiry mark: the expire path passes
+// walk=false.
 func (u *Unmounter) recheck(ctx context.Context, m *inspect.Mount, a *Anchor, walk bool) error {
 	parent, err := u.sys.StatMount(m.ID)
 	switch {
 	case errors.Is(err, unix.ENOENT):
 		return ErrGone
 	case errors.Is(err, mountapi.ErrUnsupported):
-		// Before Linux 6.8: the table check below is all there is.
+		parent = 0 // Before Linux 6.8: the table is all there is.
 	case err != nil:
 		return fmt.Errorf("statmount: %w", err)
-	case parent != a.Parent:
-		return fmt.Errorf("%w: the mount sits on mount %d now, not on %d where %s lies", ErrChanged, parent, a.Parent, termsafe.Quote(a.Dir))
 	}
 	snap, err := u.sys.Mounts(ctx)
 	if ctx.Err() != nil {
@@ -265,6 +266,13 @@ func (u *Unmounter) recheck(ctx context.Context, m *inspect.Mount, a *Anchor, wa
 		return fmt.Errorf("%w: %s now shows another mount (%s %s) on top", ErrChanged,
 			termsafe.Quote(m.Mountpoint), termsafe.Text(top.FSType), termsafe.Text(top.Source))
 	}
+	if parent == 0 {
+		parent = top.ParentID
+	}
+	if on := dirMount(snap, parent, m.Mountpoint); on != a.On {
+		return fmt.Errorf("%w: %s lies on mount %d now, not on mount %d where %s sits (something was mounted over the way)",
+			ErrChanged, termsafe.Quote(a.Dir), a.On, on, termsafe.Quote(m.Mountpoint))
+	}
 	if walk {
 		id, err := u.sys.MountIDAt(a)
 		switch {
@@ -278,6 +286,20 @@ func (u *Unmounter) recheck(ctx context.Context, m *inspect.Mount, a *Anchor, wa
 		}
 	}
 	return nil
+}
+
+// dirMount is the mount the directory of mountpoint lies on, for a mount
+// whose parent is parent: the parent itself, or, when the parent is
+// mounted at the same mount point (a stack of mounts there), the parent of
+// the lowest of the stack.
+func dirMount(snap *inspect.Snapshot, parent inspect.MountID, mountpoint string) inspect.MountID {
+	for {
+		p, ok := snap.Mount(parent)
+		if !ok || p.ParentID == p.ID || p.Mountpoint != mountpoint {
+			return parent
+		}
+		parent = p.ParentID
+	}
 }
 
 // verifyGone checks that the unmounted mount is no longer in this

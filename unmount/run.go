@@ -649,7 +649,7 @@ func (r *run) unmountReal(f *Fence) error {
 		m := sub
 		rel := strings.TrimPrefix(sub.Mountpoint, r.target.Mountpoint)
 		m.Mountpoint = path.Join(f.RealPath, rel)
-		a, err := u.anchor(&m, f.Real, path.Join(f.Real.Name, rel), sub.ParentID)
+		a, err := u.anchor(&m, f.Real, path.Join(f.Real.Name, rel))
 		if err == nil {
 			err = u.umountAt(ctx, "umount", &m, a, 0, true)
 			a.Close()

@@ -26,13 +26,12 @@ type System interface {
 	// no path; an error wrapping unix.ENOENT means it is gone from this
 	// namespace (statmount does not find detached mounts either).
 	StatMount(id inspect.MountID) (parent inspect.MountID, err error)
-	// Anchor opens the directory of the mount point rel and checks that it
-	// lies on the mount parent (see Anchor): rel absolute from our root
-	// when base is nil, else relative to base's directory and beneath it.
-	// It walks no further than that directory, so it leaves an expiry mark
-	// on the mount alone. A symbolic link on the way, or a directory on
-	// another mount, is ErrChanged. The caller closes the Anchor.
-	Anchor(base *Anchor, rel string, parent inspect.MountID) (*Anchor, error)
+	// Anchor opens the directory of the mount point rel (see Anchor): rel
+	// absolute from our root when base is nil, else relative to base's
+	// directory and beneath it. It walks no further than that directory,
+	// so it leaves an expiry mark on the mount alone. A symbolic link on
+	// the way is ErrChanged. The caller closes the Anchor.
+	Anchor(base *Anchor, rel string) (*Anchor, error)
 	// MountIDAt is the unique ID of the top mount at a.Name in a's
 	// directory, by statx(AT_SYMLINK_NOFOLLOW, STATX_MNT_ID_UNIQUE). It
 	// crosses into that mount and so clears an expiry mark: never called
