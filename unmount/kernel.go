@@ -479,14 +479,22 @@ func (k *kernel) Swapoff(path string, file release.FileID) error {
 		func() error { return release.Swapoff(path, file) }))
 }
 
-// releaseErr makes release's refusals this package's: ErrRefused (exit 2,
-// nothing changed) and ErrChanged (not what was inspected).
+// releaseErr makes release's refusals this package's, in release's words:
+// ErrRefused (exit 2, nothing changed) and ErrChanged (not what was
+// inspected).
 func releaseErr(err error) error {
 	switch {
 	case errors.Is(err, release.ErrChanged):
-		return fmt.Errorf("%w: %w", ErrChanged, err)
+		return seenAs{err, ErrChanged}
 	case errors.Is(err, release.ErrRefused):
-		return fmt.Errorf("%w: %w", ErrRefused, err)
+		return seenAs{err, ErrRefused}
 	}
 	return err
 }
+
+// seenAs is err, also matching sentinel with errors.Is.
+type seenAs struct{ err, sentinel error }
+
+func (e seenAs) Error() string        { return e.err.Error() }
+func (e seenAs) Unwrap() error        { return e.err }
+func (e seenAs) Is(target error) bool { return target == e.sentinel }

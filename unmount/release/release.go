@@ -34,7 +34,7 @@ func (e *Error) Unwrap() error { return e.Err }
 // ErrChanged: what the release would act on is no longer what was
 // inspected (another namespace behind the pid, a path led elsewhere,
 // another mount or file there).
-var ErrChanged = errors.New("no longer the one inspected")
+var ErrChanged = errors.New("not what was inspected")
 
 // Copy is a copy of a mount in another mount namespace, as inspected.
 type Copy struct {
