@@ -102,9 +102,9 @@ type ExpireResult struct {
 // holders. Nothing on this path walks into the mount: mntput() of any
 // reference taken on it clears the mark (a stat, an open or a realpath of
 // the mount point does; umount2's own lookup does not, DESIGN.md). So the
-// anchor is its parent directory only, and the identity re-check is
-// statmount(2) (its parent is the anchor's mount) and the mount table (no
-// mount covers it).
+// anchor is the directory of its mount point only, and the identity
+// re-check is statmount(2) and the mount table: the directory lies on the
+// mount it sits on, and no mount covers it.
 func (u *Unmounter) Expire(ctx context.Context, m *inspect.Mount) (ExpireResult, error) {
 	const op = "umount --expire"
 	flags := unix.MNT_EXPIRE | unix.UMOUNT_NOFOLLOW
@@ -150,9 +150,9 @@ func (u *Unmounter) umount(ctx context.Context, op string, m *inspect.Mount, fla
 	return u.umountAt(ctx, op, m, a, flags, walk)
 }
 
-// umountAt unmounts m, anchored at a (its parent directory, checked to lie
-// on the mount m sits on): re-check, umount2(a.Name) from a's directory,
-// verify. The staged engine's final unmount comes here with the fence's
+// umountAt unmounts m, anchored at a (the directory of its mount point):
+// re-check (recheck: the directory lies on the mount m sits on, m is the
+// top mount there), umount2(a.Name) from a's directory, verify. The staged engine's final unmount comes here with the fence's
 // anchors. The caller closes a.
 func (u *Unmounter) umountAt(ctx context.Context, op string, m *inspect.Mount, a *Anchor, flags int, walk bool) error {
 	flags |= unix.UMOUNT_NOFOLLOW
