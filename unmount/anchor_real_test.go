@@ -324,3 +324,48 @@ func TestStackedTopMount(t *testing.T) {
 		})
 	}
 }
+
+// TestAnchoredActsOnADeadServer: the anchor (the mount point's directory),
+// the re-check (statx of the mount point with AT_STATX_DONT_SYNC) and
+// umount2 do not wait on a FUSE daemon that no longer answers (stopped):
+// expire (both attempts), lazy and force of an idle bindfs mount finish,
+// and the mount is gone. Each is also bounded (callLimit), so a call that
+// did block would fail instead of hanging the test.
+func TestAnchoredActsOnADeadServer(t *testing.T) {
+	for _, mode := range []string{"expire", "lazy", "force"} {
+		t.Run(mode, func(t *testing.T) {
+			fs := testns.Bindfs(t, t.TempDir())
+			m := mountAt(t, fs.Dir)
+			fs.Stop(t)
+			t.Cleanup(func() { fs.Cont(t) })
+			u := realUnmounter(t)
+			start := time.Now()
+			var err error
+			switch mode {
+			case "expire":
+				var res ExpireResult
+				if res, err = u.Expire(context.Background(), &m); err == nil && res.Marked {
+					res, err = u.Expire(context.Background(), &m)
+				}
+				if err == nil && !res.Gone {
+					t.Fatalf("two expire attempts: %+v", res)
+				}
+			case "lazy":
+				err = u.Lazy(context.Background(), &m)
+			case "force":
+				err = u.Force(context.Background(), &m)
+			}
+			took := time.Since(start)
+			t.Logf("%s of a FUSE mount whose daemon is stopped: %v", mode, took)
+			if err != nil {
+				t.Fatalf("%s: %v (after %v)", mode, err, took)
+			}
+			if took > callLimit {
+				t.Errorf("%s took %v", mode, took)
+			}
+			if _, err := mountapi.StatMount(uint64(m.ID)); !errors.Is(err, unix.ENOENT) {
+				t.Fatalf("the FUSE mount: %v, want gone", err)
+			}
+		})
+	}
+}
