@@ -380,6 +380,11 @@ type KernelHolder struct {
 	Path   string // the file on the mount that is held
 	PID    int    // io_uring: the owning process
 	Action string // what would release it: "detach loop device", "swapoff", ...
+	// Dev and Ino identify the held file (loop: the backing file, from
+	// LOOP_GET_STATUS64 on the device; swap: the swap file, by statx with
+	// AT_STATX_DONT_SYNC), so a release can check it acts on the same
+	// file; Ino is 0 when the scan could not tell.
+	Dev, Ino uint64
 }
 
 func (s *Snapshot) propagates(m *Mount, ns *Namespace, c *Mount) bool {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"mounttop/inspect"
+	"mounttop/unmount/release"
 )
 
 // Mode is how the operator wants the mount gone.
@@ -113,9 +114,14 @@ type Plan struct {
 	Interval  time.Duration // drain rescan interval (1s default)
 	Timeout   time.Duration // give up draining after this
 	Recursive bool          // unmount submounts too, deepest first
-	Submounts []inspect.Mount
-	Holders   []HolderAction // with Release, also the holders of propagating copies (HolderAction.Namespace)
-	Warnings  []string
+	// AllowSystem lifts the refusal of a mount the system runs on
+	// (SystemMount) and of the /proc and journal mounttop uses: the
+	// operator's explicit override (--allow-system-mount). mounttop's own
+	// executable and cwd stay refused.
+	AllowSystem bool
+	Submounts   []inspect.Mount
+	Holders     []HolderAction // with Release, also the holders of propagating copies (HolderAction.Namespace)
+	Warnings    []string
 
 	// ExpireWhenIdle (ModeExpire): re-arm MNT_EXPIRE every Interval until
 	// the mount goes (or Timeout, if set), reporting each attempt.
@@ -140,16 +146,21 @@ type Release struct {
 	PID        int    // copy: a process living in that namespace (the setns(2) target)
 	Mountpoint string // copy: where it is mounted there
 	OldID      int    // copy: its mount ID in that namespace, re-checked before acting
+	ParentOld  int    // copy: its parent's mount ID there, re-checked before acting
 	Name       string // loop: /dev/loopN; swap: the swap file path
-	Lazy       bool   // copy: MNT_DETACH (its holders there keep it alive until they go) rather than a plain unmount
-	Refused    string // cannot be done, and why (e.g. the loop device is itself mounted)
+	// File (loop, swap): the backing file's or swap file's device and
+	// inode as the scan found them, re-checked before acting.
+	File    release.FileID
+	Lazy    bool   // copy: MNT_DETACH (its holders there keep it alive until they go) rather than a plain unmount
+	Refused string // cannot be done, and why (e.g. the loop device is itself mounted)
 
 	// Propagates (copy): umount2 of ours propagates to it
 	// (propagate_mount_busy, fs/pnode.c), so a staged run revokes its
 	// holders instead of unmounting it: the over-mount fence covers it in
 	// its namespace, and our unmount takes it along.
 	Propagates bool
-	// Namespace (copy): the namespace's inode, mnt:[Namespace].
+	// Namespace (copy): the namespace's inode, mnt:[Namespace], re-checked
+	// before acting.
 	Namespace uint64
 }
 

@@ -422,9 +422,9 @@ type noWalk struct {
 	t *testing.T
 }
 
-func (n *noWalk) MountIDAt(p string) (inspect.MountID, error) {
-	n.t.Errorf("the expire path walked %s (that clears the mark)", p)
-	return n.fakeSys.MountIDAt(p)
+func (n *noWalk) MountIDAt(a *Anchor) (inspect.MountID, error) {
+	n.t.Errorf("the expire path walked %s (that clears the mark)", a.Path())
+	return n.fakeSys.MountIDAt(a)
 }
 
 // TestErrorWords: every failure explains itself in the operator's words.

@@ -27,7 +27,8 @@ const (
 // warnings. It changes nothing. An error wrapping ErrRefused means the
 // request itself is refused: the root mount, the mount holding mounttop's
 // own executable or cwd, a mount with submounts without Recursive, expire
-// of a mount with submounts.
+// of a mount with submounts; and unless p.AllowSystem, a mount the system
+// runs on (SystemMount) or the /proc or journal mounttop uses.
 func (u *Unmounter) Prepare(ctx context.Context, p Plan) (Plan, error) {
 	if p.Mode < ModeLazy || p.Mode > ModeStaged {
 		return p, &Error{Op: "plan", Target: p.Target.Mountpoint, Err: fmt.Errorf("%w: no mode given", ErrRefused)}
@@ -69,17 +70,21 @@ func (u *Unmounter) Prepare(ctx context.Context, p Plan) (Plan, error) {
 			p.Submounts = append(p.Submounts, *s)
 		}
 	}
-	if exe, cwd, err := u.sys.Self(); err == nil {
-		for _, id := range append([]inspect.MountID{m.ID}, subs...) {
-			switch id {
-			case exe:
-				return refuse("mounttop's own executable is on it")
-			case cwd:
-				return refuse("it holds mounttop's own working directory (cd elsewhere first)")
-			}
+	if why := SystemMount(m); why != "" && !p.AllowSystem {
+		return refuse("%s", refusalText(why))
+	}
+	if own, err := u.sys.Self(); err == nil {
+		why, hard := ownMountReason(own, u.journalMount(), append([]inspect.MountID{m.ID}, subs...))
+		switch {
+		case why != "" && hard:
+			return refuse("%s", why)
+		case why != "" && !p.AllowSystem:
+			return refuse("%s", refusalText(why))
+		case why != "":
+			p.Warnings = append(p.Warnings, "allowed by --allow-system-mount: "+why)
 		}
 	} else {
-		p.Warnings = append(p.Warnings, "could not check mounttop's own executable and cwd: "+err.Error())
+		p.Warnings = append(p.Warnings, "could not check mounttop's own executable, cwd and /proc: "+err.Error())
 	}
 	if len(p.Submounts) > 0 {
 		if p.Mode == ModeExpire {
@@ -132,6 +137,22 @@ func (u *Unmounter) Prepare(ctx context.Context, p Plan) (Plan, error) {
 		p.Warnings = append(p.Warnings, fmt.Sprintf("the scan was partial (%d warnings, first: %s)", n, snap.Warnings[0].String()))
 	}
 	return p, nil
+}
+
+// journalMount is the unique ID of the mount the journal file lies on (0:
+// no journal, or it cannot be told), by statx of its open fd: no lookup,
+// answered from the cache.
+func (u *Unmounter) journalMount() inspect.MountID {
+	if u.journal == nil || u.journal.f == nil {
+		return 0
+	}
+	u.journal.mu.Lock()
+	defer u.journal.mu.Unlock()
+	id, err := fdMount(int(u.journal.f.Fd()))
+	if err != nil {
+		return 0
+	}
+	return id
 }
 
 // holdersOf merges the holders of the target and its submounts by pid.

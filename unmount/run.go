@@ -264,7 +264,7 @@ func (r *run) expire() {
 // drain -> unmount -> remove the fence -> verify.
 func (r *run) staged() {
 	u := r.u
-	if err := u.recheck(r.ctx, &r.target, true); err != nil {
+	if err := u.check(r.ctx, &r.target, true); err != nil {
 		r.fail(StageFence, &Error{Op: "fence", Target: r.target.Mountpoint, Err: err}, "nothing changed")
 		return
 	}
@@ -631,7 +631,9 @@ func (r *run) whyLeft(hs []inspect.Holder) string {
 // submounts, deepest first), the fence's removal and the verification. A
 // FenceBeneath keeps the fence up until the real mount is gone; a FenceOver
 // covers the real mount, which cannot be unmounted while covered, so the
-// fence goes first.
+// fence goes first. Every umount2 works from the directory fds the fence
+// keeps (Fence.Real: the stash, or the target's parent directory), never
+// from a path walked again.
 func (r *run) unmountReal(f *Fence) error {
 	u := r.u
 	// Once begun, the unmount is finished whatever happens to ctx: a
@@ -645,8 +647,14 @@ func (r *run) unmountReal(f *Fence) error {
 	}
 	for _, sub := range r.plan.Submounts {
 		m := sub
-		m.Mountpoint = path.Join(f.RealPath, strings.TrimPrefix(sub.Mountpoint, r.target.Mountpoint))
-		if err := u.umount(ctx, "umount", &m, 0, true); err != nil {
+		rel := strings.TrimPrefix(sub.Mountpoint, r.target.Mountpoint)
+		m.Mountpoint = path.Join(f.RealPath, rel)
+		a, err := u.anchor(&m, f.Real, path.Join(f.Real.Name, rel))
+		if err == nil {
+			err = u.umountAt(ctx, "umount", &m, a, 0, true)
+			a.Close()
+		}
+		if err != nil {
 			if errors.Is(err, ErrGone) {
 				continue
 			}
@@ -657,15 +665,19 @@ func (r *run) unmountReal(f *Fence) error {
 	}
 	m := r.target
 	m.Mountpoint = f.RealPath
-	if err := u.umount(ctx, "umount", &m, 0, true); err != nil {
+	if err := u.umountAt(ctx, "umount", &m, f.Real, 0, true); err != nil {
 		if f.Kind == FenceOver && isBusy(err) {
 			// The fence is down already: put it back before draining on.
 			if nf, ferr := u.sys.Fence(&r.target, true); ferr == nil {
 				nf.closeRoot() // synced already; held, it would keep the mount busy
+				f.Close()
 				*f = *nf
 			}
 		}
 		return err
+	}
+	if f.Kind == FenceOver {
+		f.Close() // the fence went first; nothing is left to do from its fds
 	}
 	r.send(Event{Stage: StageUnmount, What: fmt.Sprintf("umount2 of %s (not lazy): unmounted, verified by statmount", termsafe.Quote(f.RealPath))})
 	return nil

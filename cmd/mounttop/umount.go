@@ -50,6 +50,14 @@ drained until none is left and the kernel lets it go.
              lazily if held there), detach loop devices backed by a file on
              it (unless the loop device is itself mounted), swapoff swap
              files on it. Without it these are only named.
+  --allow-system-mount
+             also take a mount the system runs on: /, /proc, /sys, /dev,
+             /dev/pts, /dev/shm, /run, /sys/fs/cgroup, any kernel API
+             filesystem by type (proc, sysfs, devtmpfs, devpts, cgroup,
+             cgroup2, mqueue, debugfs, tracefs, bpf, autofs, ...), the
+             /proc mounttop reads and the mount its journal is on. Refused
+             without it (exit 2). mounttop's own executable and cwd are
+             never unmounted from under it.
 
 Exit codes: 0 the mount is gone (verified), 1 failed, 2 bad usage or refused
 (nothing changed), 3 --expire marked the mount but has not unmounted it yet.
@@ -66,6 +74,7 @@ type umountFlags struct {
 	dryRun, yes, json           bool
 	journal                     string
 	release                     bool
+	allowSystem                 bool
 	id                          uint64
 }
 
@@ -81,6 +90,7 @@ func (f *umountFlags) register(fs *flag.FlagSet) {
 	fs.BoolVar(&f.recursive, "recursive", false, "also unmount the submounts, deepest first")
 	fs.BoolVar(&f.whenIdle, "expire-when-idle", false, "--expire: re-arm every --interval until the mount goes")
 	fs.BoolVar(&f.release, "release", false, "--staged: also release copies in other mount namespaces, loop devices and swap files that hold the mount")
+	fs.BoolVar(&f.allowSystem, "allow-system-mount", false, "also unmount a mount the system runs on (/, /proc, /sys, /dev, /run, kernel API filesystems) or the /proc or journal mounttop uses")
 	fs.Uint64Var(&f.id, "id", 0, "the mount's unique ID instead of PATH (as mounttop list --json shows it; also a detached mount)")
 	fs.BoolVar(&f.dryRun, "dry-run", false, "print the plan and change nothing")
 	fs.BoolVar(&f.yes, "yes", false, "do not ask for confirmation")
@@ -225,7 +235,7 @@ func runUmount(args []string) error {
 		timeout = 0 // expire-when-idle waits until the mount goes or Ctrl-C
 	}
 	plan, err := u.Prepare(ctx, unmount.Plan{Target: *target, Mode: mode, Policy: policy, Grace: f.grace,
-		Interval: f.interval, Timeout: timeout, Recursive: f.recursive, ExpireWhenIdle: f.whenIdle, Release: f.release})
+		Interval: f.interval, Timeout: timeout, Recursive: f.recursive, ExpireWhenIdle: f.whenIdle, Release: f.release, AllowSystem: f.allowSystem})
 	if err != nil {
 		if errors.Is(err, unmount.ErrRefused) || errors.Is(err, unmount.ErrGone) {
 			return usagef("%v", err)
