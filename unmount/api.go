@@ -38,13 +38,25 @@ func (m Mode) String() string {
 type Policy int
 
 const (
-	PolicyClose  Policy = iota + 1 // ptrace injection: close fds, PROT_NONE mappings, chdir("/")
-	PolicySignal                   // SIGTERM, then SIGKILL after Grace
+	// PolicyClose revokes by ptrace injection: a placeholder on each fd
+	// (an O_PATH fd that fails every read and write and keeps the number
+	// taken, so the process's next open cannot get it and receive what it
+	// meant for the old file), PROT_NONE mappings, cwd moved into an empty
+	// read-only directory on no mounted tree.
+	PolicyClose  Policy = iota + 1
+	PolicySignal        // SIGTERM, then SIGKILL after Grace
+	// PolicyClosePlain is PolicyClose with the fds closed instead: the
+	// numbers are free again, and the process's next open(2) gets the
+	// lowest of them.
+	PolicyClosePlain
 )
 
 func (p Policy) String() string {
-	if p == PolicySignal {
+	switch p {
+	case PolicySignal:
 		return "signal"
+	case PolicyClosePlain:
+		return "close-plain"
 	}
 	return "close"
 }

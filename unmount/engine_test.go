@@ -37,16 +37,16 @@ func TestEventSequence(t *testing.T) {
 			mode: ModeStaged, policy: PolicyClose,
 			holders:    [][]inspect.Holder{{holder(10, "cat", fdUse(3))}, {holder(10, "cat", fdUse(3), inspect.Use{Kind: inspect.UseCwd, FD: -1})}, nil},
 			wantStages: "plan fence fence revoke drain unmount unmount done",
-			wantCalls:  []string{"fence beneath /mnt/t", "syncfs", "revoke 10 close fd 3; chdir / (1 thread)", "umount2 /stash/mnt NOFOLLOW", "remove-fence"},
+			wantCalls:  []string{"fence beneath /mnt/t", "syncfs", "revoke 10 put a placeholder on fd 3; cwd into an empty directory (1 thread)", "umount2 /stash/mnt NOFOLLOW", "remove-fence"},
 			wantGone:   true,
-			wantWhat:   "pid 10 (cat): did close fd 3; chdir / (1 thread)",
+			wantWhat:   "pid 10 (cat): did put a placeholder on fd 3; cwd into an empty directory (1 thread)",
 		},
 		{
 			name: "straggler reopening through its cwd is revoked again in the drain",
 			mode: ModeStaged, policy: PolicyClose,
 			holders:    [][]inspect.Holder{{holder(10, "cat", fdUse(3))}, {holder(10, "cat", fdUse(3))}, {holder(10, "cat", fdUse(4))}, nil},
 			wantStages: "plan fence fence revoke drain drain drain unmount unmount done",
-			wantCalls:  []string{"fence beneath /mnt/t", "syncfs", "revoke 10 close fd 3", "revoke 10 close fd 4", "umount2 /stash/mnt NOFOLLOW", "remove-fence"},
+			wantCalls:  []string{"fence beneath /mnt/t", "syncfs", "revoke 10 put a placeholder on fd 3", "revoke 10 put a placeholder on fd 4", "umount2 /stash/mnt NOFOLLOW", "remove-fence"},
 			wantGone:   true,
 		},
 		{
@@ -102,7 +102,7 @@ func TestEventSequence(t *testing.T) {
 			setup: func(f *fakeSys, _ context.CancelFunc) {
 				f.revokeErr[12] = errors.New("already traced by another process")
 			},
-			wantCalls: []string{"fence beneath /mnt/t", "syncfs", "revoke 12 close fd 5", "rollback"},
+			wantCalls: []string{"fence beneath /mnt/t", "syncfs", "revoke 12 put a placeholder on fd 5", "rollback"},
 			wantErr:   ErrTimeout,
 			wantWhat:  "not revoked: already traced",
 		},
@@ -113,7 +113,7 @@ func TestEventSequence(t *testing.T) {
 			setup: func(f *fakeSys, _ context.CancelFunc) {
 				f.revokeSeq[13] = []error{transient{errors.New("did not stop in time (uninterruptible sleep?)")}, nil}
 			},
-			wantCalls: []string{"fence beneath /mnt/t", "syncfs", "revoke 13 close fd 5", "revoke 13 close fd 5", "umount2 /stash/mnt NOFOLLOW", "remove-fence"},
+			wantCalls: []string{"fence beneath /mnt/t", "syncfs", "revoke 13 put a placeholder on fd 5", "revoke 13 put a placeholder on fd 5", "umount2 /stash/mnt NOFOLLOW", "remove-fence"},
 			wantGone:  true,
 			wantWhat:  "not revoked: did not stop in time",
 		},
@@ -265,7 +265,7 @@ func TestHolderPicture(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(p.Holders) != 2 || p.Holders[1].Refused == "" || p.Holders[0].Action != "close fd 3" {
+	if len(p.Holders) != 2 || p.Holders[1].Refused == "" || p.Holders[0].Action != "put a placeholder on fd 3" {
 		t.Fatalf("plan holders: %+v", p.Holders)
 	}
 	evs := collect(u.Run(context.Background(), p))

@@ -177,7 +177,7 @@ func (u *Unmounter) holderAction(p Plan, h inspect.Holder) HolderAction {
 		a.Refused = why
 		return a
 	}
-	a.Action = describeTargets(revokeTargets(h, false))
+	a.Action = describeTargets(revokeTargets(h, p.Policy != PolicyClosePlain))
 	if h.State == 'D' {
 		a.Action += " (in D state: it may not stop for ptrace)"
 	}
@@ -263,8 +263,8 @@ func revokeTargets(h inspect.Holder, placeholder bool) RevokeTargets {
 	return t
 }
 
-// describeTargets renders targets as "close fds 3, 4; unmap 1 mapping;
-// chdir / (1 thread)".
+// describeTargets renders targets as "close fd 3, 4; unmap 1 mapping;
+// cwd into an empty directory (1 thread)".
 func describeTargets(t RevokeTargets) string {
 	var parts []string
 	if len(t.FDs) > 0 {
@@ -274,7 +274,7 @@ func describeTargets(t RevokeTargets) string {
 		}
 		verb := "close"
 		if t.Placeholder {
-			verb = "replace with a placeholder"
+			verb = "put a placeholder on"
 		}
 		parts = append(parts, fmt.Sprintf("%s fd %s", verb, strings.Join(s, ", ")))
 	}
@@ -282,7 +282,7 @@ func describeTargets(t RevokeTargets) string {
 		parts = append(parts, fmt.Sprintf("unmap %d %s", n, plural(n, "mapping")))
 	}
 	if n := len(t.CwdTIDs); n > 0 {
-		parts = append(parts, fmt.Sprintf("chdir / (%d %s)", n, plural(n, "thread")))
+		parts = append(parts, fmt.Sprintf("cwd into an empty directory (%d %s)", n, plural(n, "thread")))
 	}
 	if len(parts) == 0 {
 		return "nothing to revoke"

@@ -78,7 +78,7 @@ func TestUmountRefusals(t *testing.T) {
 		{"missing", "", []string{"--lazy", "--yes", filepath.Join(dir, "missing")}, "no such file or directory"},
 		{"symlink", "", []string{"--lazy", "--yes", link}, "is a symbolic link"},
 		{"symlink in the middle", "", []string{"--expire", "--yes", filepath.Join(linkDir, filepath.Base(dir))}, "is a symbolic link"},
-		{"bad policy", "", []string{"--staged", "--revoke=nice", dir}, "--revoke is close or signal"},
+		{"bad policy", "", []string{"--staged", "--revoke=nice", dir}, "--revoke is close, close-plain or signal"},
 		{"revoke without staged", "", []string{"--lazy", "--revoke=signal", dir}, "apply to --staged only"},
 		{"when-idle without expire", "", []string{"--lazy", "--expire-when-idle", dir}, "goes with --expire"},
 		{"unknown flag", "", []string{"--lazy", "--nope", dir}, "flag provided but not defined"},
@@ -280,7 +280,7 @@ func TestUmountStagedClose(t *testing.T) {
 	if r.code != 0 || testns.IsMountPoint(dir) {
 		t.Fatalf("exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
-	if !strings.Contains(r.stdout, "pid "+strconv.Itoa(v.PID)+" (") || !strings.Contains(r.stdout, "closed fd") {
+	if !strings.Contains(r.stdout, "pid "+strconv.Itoa(v.PID)+" (") || !strings.Contains(r.stdout, "put a placeholder on fd") {
 		t.Errorf("no revoke line for the holder:\n%s", r.stdout)
 	}
 	v.WaitLine(t, "read: EBADF", 5e9)

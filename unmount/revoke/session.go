@@ -121,8 +121,17 @@ func (s *session) run() error {
 	case st.seccomp != 0 && s.r.seccompSuspend.Load() == 2:
 		return s.seccompRefusal()
 	}
+	if err := s.checkStarted(); err != nil {
+		return err
+	}
 
 	err = s.stopAll()
+	if err == nil {
+		// Stopped and traced, the process cannot be reaped, so its pid
+		// stays its own from here on: this check is the one that counts
+		// (the first spares a stranger from being stopped at all).
+		err = s.checkStarted()
+	}
 	switch {
 	case err == nil:
 		if testHookStopped != nil {
@@ -139,6 +148,24 @@ func (s *session) run() error {
 		err = rerr
 	}
 	return err
+}
+
+// checkStarted refuses a process whose start time is not the one the
+// targets were found with (Targets.StartTime): its pid was reused.
+func (s *session) checkStarted() error {
+	if s.t.StartTime == 0 {
+		return nil
+	}
+	got, err := startTime(s.pid)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return fmt.Errorf("process %d: %w", s.pid, ErrGone)
+	case err != nil:
+		return fmt.Errorf("reading the start time of process %d: %w", s.pid, err)
+	case got != s.t.StartTime:
+		return fmt.Errorf("process %d: %w (started at tick %d, the scanned one at %d); left alone", s.pid, ErrReused, got, s.t.StartTime)
+	}
+	return nil
 }
 
 func (s *session) seccompRefusal() error {
