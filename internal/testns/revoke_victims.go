@@ -111,6 +111,12 @@ func revokeHolder(args []string) error {
 	cmd.Env = append(os.Environ(), envVictim+"="+roleKeepAlive)
 	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: unix.SIGKILL}
+	if last := os.Getenv(envLastPID); last != "" {
+		// StartTraceeAt: the pid to count on from.
+		if err := os.WriteFile("/proc/sys/kernel/ns_last_pid", []byte(last), 0); err != nil {
+			return err
+		}
+	}
 	if err := cmd.Start(); err != nil {
 		return err
 	}
@@ -437,6 +443,31 @@ func StartTracee(t testing.TB, role string, args ...string) (*Victim, int) {
 		t.Fatalf("holder line %q: %v", line, err)
 	}
 	return v, pid
+}
+
+// envLastPID is what RoleRevokeHolder writes to ns_last_pid before it
+// forks (StartTraceeAt).
+const envLastPID = "MOUNTTOP_TEST_LAST_PID"
+
+// StartTraceeAt is StartTracee with the victim under pid, which must be
+// free: only possible as root of a pid namespace of our own
+// (InNewPIDNamespace), where the wrapper writes a pid just below to
+// /proc/sys/kernel/ns_last_pid (pid_namespaces(7)) right before it forks.
+// The threads the wrapper's runtime starts in between take pids too (one,
+// as measured), so it tries from pid-1 downwards.
+func StartTraceeAt(t *testing.T, pid int, role string, args ...string) (*Victim, int) {
+	t.Helper()
+	for try := 0; try < 12; try++ {
+		t.Setenv(envLastPID, strconv.Itoa(pid-1-try%4))
+		v, got := StartTracee(t, role, args...)
+		if got == pid {
+			return v, got
+		}
+		_ = unix.Kill(got, unix.SIGKILL)
+		v.Wait(10 * time.Second)
+	}
+	t.Fatalf("could not start a process with pid %d", pid)
+	return nil, 0
 }
 
 // Alive reports whether pid exists and is not a zombie (for processes that

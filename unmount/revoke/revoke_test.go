@@ -834,3 +834,62 @@ func TestRevokeSeccomp(t *testing.T) {
 	}
 	h.requireAlive(t)
 }
+
+// reusePID kills the tracee h, waits until its pid is free, and starts
+// another tracee in role with the same pid (testns.StartTraceeAt, in a pid
+// namespace of our own).
+func reusePID(t *testing.T, h holder, role string, args ...string) holder {
+	t.Helper()
+	if err := unix.Kill(h.pid, unix.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := h.v.Wait(10 * time.Second); !ok { // the wrapper exits with it
+		t.Fatal("the first holder did not exit")
+	}
+	v, pid := testns.StartTraceeAt(t, h.pid, role, args...)
+	return holder{v: v, pid: pid}
+}
+
+// A pid reused between the scan and the revoke (issue 9.2): the targets
+// carry the start time of the process they were found in, and the process
+// that now has its pid is left alone (ErrReused), neither seized nor
+// touched: its fd of the same number on the same mount stays open.
+func TestRevokePidReused(t *testing.T) {
+	if !testns.InNewPIDNamespace(t) {
+		return
+	}
+	dir := testns.Tmpfs(t, "")
+	file := filepath.Join(dir, "f")
+	if err := os.WriteFile(file, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	h := startHolder(t, testns.RoleFD, file, "r")
+	scanned, err := startTime(h.pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, _, err := mountOf(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h2 := reusePID(t, h, testns.RoleFD, file, "r")
+	// What the scan saw in the first process, with the fd numbers of the
+	// second (the Go runtime's own fds may differ between the two), so
+	// that only the start time tells them apart.
+	targets := Targets{FDs: fdsOn(t, h2.pid, dir), StartTime: scanned, Mounts: []uint64{id}}
+	rep, err := newRevoker(t).Revoke(context.Background(), h2.pid, targets)
+	if !errors.Is(err, ErrReused) {
+		t.Fatalf("Revoke of a reused pid: %v (report %+v), want ErrReused", err, rep)
+	}
+	t.Logf("refused: %v", err)
+	if len(rep.Closed) > 0 || rep.Threads > 0 {
+		t.Errorf("the new process was stopped or touched: %+v", rep)
+	}
+	if got := fdsOn(t, h2.pid, dir); !slices.Equal(got, targets.FDs) {
+		t.Errorf("the new process's fds on the mount: %v, want %v untouched", got, targets.FDs)
+	}
+	if st, _ := processStatus(h2.pid); st.tracerPid != 0 {
+		t.Errorf("the new process is traced by %d", st.tracerPid)
+	}
+	h2.requireAlive(t)
+}
