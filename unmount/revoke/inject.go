@@ -409,6 +409,9 @@ func (s *session) call(th *thread, nr uintptr, args ...uintptr) (uintptr, error)
 	if err := unix.PtraceSetRegs(th.tid, &regs); err != nil {
 		return 0, s.lost(th, err)
 	}
+	if testHookInject != nil {
+		testHookInject(s.pid, th.tid)
+	}
 	for step := 0; ; step++ {
 		if step > 64 {
 			return 0, fmt.Errorf("thread %d of %d: injected syscall %d never completed a step", th.tid, s.pid, nr)

@@ -893,3 +893,40 @@ func TestRevokePidReused(t *testing.T) {
 	}
 	h2.requireAlive(t)
 }
+
+// Signals that arrive while a thread is being injected into are held and
+// handed back with their siginfo (issue 9.8): two sigqueue(3)d real-time
+// signals reach the victim's SA_SIGINFO handler with si_code SI_QUEUE and
+// their own si_value, in order; the read still fails with EBADF.
+func TestRevokeSiginfoKept(t *testing.T) {
+	dir := testns.Tmpfs(t, "")
+	h := startHolder(t, testns.RoleRevokeSiginfo, mkfifo(t, dir))
+	values := []uint64{0x5151, 0x7272}
+	var sent bool
+	testHookInject = func(pid, tid int) {
+		if sent || pid != h.pid {
+			return
+		}
+		sent = true
+		for _, v := range values {
+			if err := testns.SigQueue(pid, tid, v); err != nil {
+				t.Error(err)
+			}
+		}
+	}
+	t.Cleanup(func() { testHookInject = nil })
+	revoke(t, newRevoker(t), h.pid, Targets{FDs: fdsOn(t, h.pid, dir)})
+	if !sent {
+		t.Fatal("nothing was injected")
+	}
+	for i, v := range values {
+		want := fmt.Sprintf("siginfo %d: code=-1 value=%#x", i, v)
+		if line := h.v.WaitLine(t, fmt.Sprintf("siginfo %d:", i), 5*time.Second); line != want {
+			t.Errorf("%q, want %q", line, want)
+		}
+	}
+	if line := h.v.WaitLine(t, "read:", 5*time.Second); line != "read: EBADF" {
+		t.Errorf("holder reported %q", line)
+	}
+	h.requireAlive(t)
+}
