@@ -68,7 +68,7 @@ type Stage int
 const (
 	StagePlan     Stage = iota + 1 // what will happen to whom
 	StageFence                     // stop new opens by path; syncfs
-	StageRevoke                    // per holder: close/mmap/chdir by ptrace, or signal
+	StageRevoke                    // per holder: placeholder or close/mmap/fchdir by ptrace, or signal
 	StageDrain                     // rescan every Interval, revoke stragglers
 	StageUnmount                   // the real umount2, and verifying it is gone
 	StageRollback                  // cancelled before revoke: fence removed
@@ -107,7 +107,7 @@ func (s Stage) String() string {
 // HolderAction is what the plan will do to one holder process.
 type HolderAction struct {
 	Holder  inspect.Holder
-	Action  string // e.g. "close 3 fds, unmap 1 mapping, chdir /"; "SIGTERM, SIGKILL after 5s"
+	Action  string // e.g. "put a placeholder on fd 3; unmap 1 mapping"; "SIGTERM, SIGKILL after 5s"
 	Refused string // non-empty: cannot be revoked, and why (exe on the mount, D state, traced, ...)
 	// Namespace is "mnt:[N]" for a holder of a copy in another mount
 	// namespace that umount2 propagates to: listed, and revoked, only with

@@ -46,7 +46,8 @@ type System interface {
 	RemoveFence(f *Fence) error
 
 	// Revoke takes a holder's uses of the mount away by ptrace syscall
-	// injection (close, PROT_NONE mappings, chdir "/"), keeping it running.
+	// injection (placeholders or close, PROT_NONE mappings, cwd into an empty
+	// directory), keeping it running.
 	// It returns what was done, in words.
 	Revoke(ctx context.Context, pid int, t RevokeTargets) (string, error)
 	// OpenProcess opens a pidfd (pidfd_open(2)) on the process pid that

@@ -251,7 +251,7 @@ func (s *session) verify(maps []mapping) (fds []int, ranges []Range, cwds []int)
 	for _, tid := range s.t.CwdTIDs {
 		th := s.threads[tid]
 		if th == nil || th.gone || !th.stopped {
-			s.fail("chdir / in thread %d: no such thread of process %d", tid, s.pid)
+			s.fail("cwd of thread %d: no such thread of process %d", tid, s.pid)
 			continue
 		}
 		if !s.onMount(fmt.Sprintf("/proc/%d/task/%d/cwd", s.pid, tid), fmt.Sprintf("cwd of thread %d", tid)) {

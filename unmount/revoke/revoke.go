@@ -1,18 +1,36 @@
 // Package revoke takes a mount away from the processes that hold it while
 // they keep running: the "revoke" stage of mounttop's staged forced unmount,
 // done from userspace the way the never-merged fumount patch did it in the
-// kernel. After a revoke the holder's fds on the mount give EBADF, its file
-// mappings there fault (SIGSEGV), and its threads' working directories are
-// "/".
+// kernel. After a revoke the holder's fds on the mount give EBADF (each
+// number covered by a placeholder, or closed), its file mappings there
+// fault (SIGSEGV), and its threads' working directories are an empty
+// read-only directory that belongs to no mounted tree.
 //
 // It works by ptrace(2) syscall injection. Every thread of the process is
 // seized (PTRACE_SEIZE) and stopped (PTRACE_INTERRUPT), because a thread
 // blocked in read(2) holds its own reference to the file: closing the fd
 // from another thread does not wake it, interrupting it does, and when the
 // interrupted read is restarted it finds the fd gone and returns EBADF. The
-// syscalls (close, dup3, mmap, chdir) are then run inside the process
+// syscalls (dup3, close, mmap, fchdir) are then run inside the process
 // through a `syscall` instruction found in its [vdso], with its registers
 // saved before and restored after, and every thread is detached.
+//
+// It acts only on what the caller inspected. Targets carry the process's
+// start time, checked before seizing and again once every thread is
+// stopped (a reused pid is ErrReused, the new process left alone), and the
+// mounts they were found on: each fd, mapping and cwd is checked against
+// them once nothing can change any more, and one that moved elsewhere is
+// left alone and reported.
+//
+// The empty directory is a detached read-only tmpfs (fsmount(2), never
+// attached), one per Revoker. A process, usually not root, may not take an
+// fd from mounttop (pidfd_getfd(2) needs ptrace rights over it), so the fd
+// is handed in as SCM_RIGHTS through a socketpair made in the process.
+// Placeholders are O_PATH fds of it: read(2) and write(2) give EBADF, the
+// number stays taken (the next open(2) gets another, so nothing meant for
+// the old file lands in a new one), and paths relative to it find nothing
+// (ENOENT) and create nothing (EROFS), as from a moved cwd; ".." stays in
+// it.
 //
 // ptrace requests are bound to the tracer thread (ptrace(2): "the tracer"
 // is a thread), so a Revoker owns one goroutine locked to one OS thread
@@ -27,8 +45,20 @@
 //     vfork) cannot be stopped: ErrNoStop, the process untouched. An
 //     injected syscall that blocks (close(2) flushing to a dead server)
 //     keeps the process stopped until it returns: ErrStuck.
-//   - fds are closed in the main thread's fd table; a thread that
+//   - fds are taken in the main thread's fd table; a thread that
 //     unshared it (unshare(CLONE_FILES)) keeps its own.
+//   - A signal that arrives while the process is stopped is held and
+//     handed back on release with its siginfo. Of several held by one
+//     thread, those the kernel would not accept from another process with
+//     their siginfo (kill(2), tgkill(2) and kernel-sent ones after the
+//     first: rt_tgsigqueueinfo(2) refuses a non-negative si_code) go back
+//     by tgkill, their sender shown as mounttop.
+//   - A process whose fd limit is reached, or whose LSM policy refuses it
+//     a unix socket, cannot be handed the empty directory: its fds and
+//     cwds are then left alone and reported (with placeholders off, its
+//     fds are still closed).
+//   - The start time has clock-tick resolution (USER_HZ, 10ms): a pid
+//     reused within the same tick by a new process is not told apart.
 //   - Only 64-bit x86 processes. A process under seccomp is revoked only
 //     where PTRACE_O_SUSPEND_SECCOMP is permitted (CAP_SYS_ADMIN in the
 //     initial user namespace), since an injected syscall could trip its
