@@ -220,8 +220,8 @@ func (u *Unmounter) copyHolderActions(p Plan, snap *inspect.Snapshot, ids []insp
 
 // unrevocable says why a holder cannot be revoked by ptrace injection: its
 // executable on the mount (the kernel maps it and keeps it open), its root
-// directory there (the root pins the mount, and only the process itself
-// can chroot(2) elsewhere, which no injected call can do safely for it).
+// directory there (the root pins the mount; a revoke moves cwds, not
+// roots).
 func unrevocable(h inspect.Holder) string {
 	for _, use := range h.Uses {
 		switch use.Kind {

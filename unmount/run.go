@@ -471,7 +471,12 @@ func (r *run) act(stage Stage, h inspect.Holder) {
 		r.send(Event{Stage: stage, PID: h.PID, What: fmt.Sprintf("%s: %s", r.who(h), did), Holders: r.changedPicture()})
 	case errors.Is(err, ErrHolderGone):
 		st.State, st.Reason = "gone", "exited"
-		r.send(Event{Stage: stage, PID: h.PID, What: fmt.Sprintf("%s exited", r.who(h)), Holders: r.changedPicture()})
+		what := fmt.Sprintf("%s exited", r.who(h))
+		if err != ErrHolderGone { // its pid names another process now
+			st.Reason = oneLine(err.Error())
+			what = fmt.Sprintf("%s: not revoked: %s", r.who(h), st.Reason)
+		}
+		r.send(Event{Stage: stage, PID: h.PID, What: what, Holders: r.changedPicture()})
 	default:
 		again := st.State == "refused" && st.Reason == oneLine(err.Error())
 		st.State, st.Reason = "refused", oneLine(err.Error())
