@@ -88,12 +88,27 @@ func TestEventSequence(t *testing.T) {
 			wantWhat:   "its executable is on the mount",
 		},
 		{
+			// The pidfd is opened once, from the plan, before anything
+			// changes; both signals go through it.
 			name: "exe on the mount under signal: SIGTERM, then SIGKILL after the grace",
 			mode: ModeStaged, policy: PolicySignal, grace: 3 * time.Millisecond,
 			holders:    append(repeat(20, holder(11, "victim", exe)), nil),
 			wantStages: "plan fence fence revoke",
-			wantCalls:  []string{"fence beneath /mnt/t", "syncfs", "signal 11 SIGTERM", "signal 11 SIGKILL", "umount2 /stash/mnt NOFOLLOW", "remove-fence"},
+			wantCalls:  []string{"pidfd 11", "fence beneath /mnt/t", "syncfs", "signal 11 SIGTERM", "signal 11 SIGKILL", "umount2 /stash/mnt NOFOLLOW", "remove-fence"},
 			wantGone:   true,
+		},
+		{
+			// The pid of the holder goes to another process that holds
+			// the mount too (another start time in the scan): that one
+			// gets a pidfd of its own and its own SIGTERM first.
+			name: "signal: a holder's pid reused by another holder",
+			mode: ModeStaged, policy: PolicySignal, grace: 3 * time.Millisecond,
+			holders: append(append([][]inspect.Holder{{started(holder(11, "victim", exe), 100)}, {started(holder(11, "victim", exe), 100)}},
+				repeat(20, started(holder(11, "other", exe), 200))...), nil),
+			wantStages: "plan fence fence revoke",
+			wantCalls: []string{"pidfd 11", "fence beneath /mnt/t", "syncfs", "signal 11 SIGTERM",
+				"pidfd 11", "signal 11 SIGTERM", "signal 11 SIGKILL", "umount2 /stash/mnt NOFOLLOW", "remove-fence"},
+			wantGone: true,
 		},
 		{
 			name: "traced holder: revoke fails, reported with the reason",
@@ -225,6 +240,12 @@ func TestEventSequence(t *testing.T) {
 			}
 		})
 	}
+}
+
+// started is h with the start time ticks (inspect.Holder.StartTicks).
+func started(h inspect.Holder, ticks uint64) inspect.Holder {
+	h.StartTicks = ticks
+	return h
 }
 
 func repeat(n int, h inspect.Holder) [][]inspect.Holder {

@@ -381,6 +381,9 @@ func (f *fakeSys) Revoke(ctx context.Context, pid int, t RevokeTargets) (string,
 }
 
 func (f *fakeSys) OpenProcess(pid int, startTicks uint64) (Process, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.record("pidfd %d", pid)
 	return &fakeProcess{f: f, pid: pid}, nil
 }
 

@@ -49,7 +49,9 @@ func (p *ptraceRevoker) Revoke(ctx context.Context, pid int, t RevokeTargets) (s
 		return did, err
 	}
 	if len(rep.Closed)+len(rep.Unmapped)+len(rep.Chdir) == 0 && len(rep.Failed) > 0 {
-		return did, errors.New(strings.Join(rep.Failed, "; "))
+		// Every item failed or had changed since the scan (left alone):
+		// the next drain pass scans again and tries what it finds then.
+		return did, transient{errors.New(strings.Join(rep.Failed, "; "))}
 	}
 	return did, nil
 }

@@ -145,6 +145,15 @@ func (r *run) start() {
 		r.order = append(r.order, a.Holder.PID)
 	}
 	r.lastShown = fmt.Sprint(r.picture())
+	if p.Mode == ModeStaged && p.Policy == PolicySignal {
+		// Pin each holder of the plan by a pidfd now, checked against
+		// the start time the plan's scan read: what is signalled later is
+		// that process or nothing. One that is gone already is reported
+		// when its turn comes.
+		for _, a := range p.Holders {
+			_, _ = r.process(a.Holder)
+		}
+	}
 	r.startReleases()
 	r.send(PlanEvent(p))
 	if r.ctx.Err() != nil {
