@@ -132,6 +132,31 @@ func TestUmountDryRun(t *testing.T) {
 	}
 }
 
+// TestUmountRevokeFDModes: --revoke=close puts a placeholder on each fd
+// (the number stays taken), --revoke=close-plain closes it, and the plan
+// says which, before anything is done.
+func TestUmountRevokeFDModes(t *testing.T) {
+	dir := testns.Tmpfs(t, "")
+	f := filepath.Join(dir, "f")
+	if err := os.WriteFile(f, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	testns.StartVictim(t, testns.RoleFD, f, "r")
+	for policy, want := range map[string]string{
+		"close":       "revoke by close, ",
+		"close-plain": "revoke by close-plain, ",
+	} {
+		r := runMounttop(t, "", nil, "umount", "--staged", "--revoke="+policy, "--dry-run", dir)
+		action := "put a placeholder on fd "
+		if policy == "close-plain" {
+			action = "close fd "
+		}
+		if r.code != 0 || !strings.Contains(r.stdout, want) || !strings.Contains(r.stdout, action) {
+			t.Errorf("--revoke=%s: exit %d, want %q and %q in the plan:\n%s%s", policy, r.code, want, action, r.stdout, r.stderr)
+		}
+	}
+}
+
 // jsonEvents parses --json output: one object per line, each with a stage.
 func jsonEvents(t *testing.T, out string) []map[string]any {
 	t.Helper()

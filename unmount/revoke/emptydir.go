@@ -92,7 +92,6 @@ func (s *session) handInEmptyDir(inj *thread) (fd int, why string, err error) {
 		return -1, why, nil
 	}
 	page := make([]byte, scratchControl+unix.CmsgSpace(4))
-	page[scratchByte] = 0
 	le := binary.LittleEndian
 	le.PutUint64(page[scratchIov:], s.scratch+scratchByte) // iov_base
 	le.PutUint64(page[scratchIov+8:], 1)                   // iov_len
