@@ -544,11 +544,15 @@ func (r *run) signal(stage Stage, h inspect.Holder, st *HolderState) {
 	}
 	proc, err := r.process(h)
 	if err != nil {
-		st.State, st.Reason = "gone", oneLine(err.Error())
+		state, why := "gone", oneLine(err.Error())
 		if !errors.Is(err, ErrHolderGone) {
-			st.State = "refused"
+			state = "refused"
 		}
-		r.send(Event{Stage: stage, PID: h.PID, Err: err, What: fmt.Sprintf("pid %d (%s): not signalled: %s", h.PID, termsafe.Text(h.Comm), oneLine(err.Error())), Holders: r.changedPicture()})
+		if st.State == state && st.Reason == why {
+			return // said on an earlier pass
+		}
+		st.State, st.Reason = state, why
+		r.send(Event{Stage: stage, PID: h.PID, Err: err, What: fmt.Sprintf("pid %d (%s): not signalled: %s", h.PID, termsafe.Text(h.Comm), why), Holders: r.changedPicture()})
 		return
 	}
 	at, termed := r.termAt[h.PID]
