@@ -59,8 +59,9 @@ func (s *session) act() error {
 			return err
 		}
 		if why != "" {
-			// Nothing is taken that cannot be put right: without the
-			// empty directory, neither placeholders nor cwds.
+			// Without the empty directory there is nothing to put on
+			// an fd or move a cwd to: those uses are left alone and
+			// reported (plain closes still go ahead).
 			for _, fd := range fds {
 				s.fail("placeholder for fd %d: %s", fd, why)
 			}
