@@ -76,6 +76,10 @@ const (
 	// RoleRevokeFlip PATH OTHER: opens PATH and reports "fd: N"; on
 	// SIGUSR1 puts OTHER on that number (dup2) and reports "flipped".
 	RoleRevokeFlip = "revoke-flip"
+	// RoleRevokeFDLimit FIFO: blocked in read(2) on the FIFO, with its
+	// RLIMIT_NOFILE lowered to its lowest free fd number, so it can open
+	// nothing more (EMFILE); reports "read: ERRNO".
+	RoleRevokeFDLimit = "revoke-fd-limit"
 
 	// roleKeepAlive ROLE ARGS...: what the holder runs: ROLE, with a
 	// goroutine that always has a timer pending. Roles that end in
@@ -97,6 +101,7 @@ func init() {
 	RegisterRole(RoleRevokeLogger, 2, revokeLogger)
 	RegisterRole(RoleRevokeCwdWriter, 2, revokeCwdWriter)
 	RegisterRole(RoleRevokeFlip, 2, revokeFlip)
+	RegisterRole(RoleRevokeFDLimit, 1, revokeFDLimit)
 }
 
 func revokeHolder(args []string) error {
@@ -426,6 +431,31 @@ func revokeFlip(args []string) error {
 	}
 	unix.Close(other)
 	say("flipped")
+	forever()
+	return nil
+}
+
+func revokeFDLimit(args []string) error {
+	fd, err := unix.Open(args[0], unix.O_RDWR|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	read := readBlocked(fd) // says "ready"
+	free, err := unix.Open("/dev/null", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	unix.Close(free)
+	var lim unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &lim); err != nil {
+		return err
+	}
+	lim.Cur = uint64(free) // every new fd would be >= free: EMFILE
+	if err := unix.Setrlimit(unix.RLIMIT_NOFILE, &lim); err != nil {
+		return err
+	}
+	say("limited")
+	say("read: %s", errName(<-read))
 	forever()
 	return nil
 }

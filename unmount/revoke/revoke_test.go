@@ -930,3 +930,28 @@ func TestRevokeSiginfoKept(t *testing.T) {
 	}
 	h.requireAlive(t)
 }
+
+// A process that can open no more fds (RLIMIT_NOFILE reached) cannot be
+// handed the empty directory: its fd is left alone and the reason
+// reported, rather than closed (which would free the number for reuse);
+// the process runs on, still blocked in its read.
+func TestRevokePlaceholderNoRoom(t *testing.T) {
+	dir := testns.Tmpfs(t, "")
+	h := startHolder(t, testns.RoleRevokeFDLimit, mkfifo(t, dir))
+	h.v.WaitLine(t, "limited", 5*time.Second)
+	fds := fdsOn(t, h.pid, dir)
+	rep, err := newRevoker(t).Revoke(context.Background(), h.pid, Targets{FDs: fds, Placeholder: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Closed) > 0 || len(rep.Failed) != len(fds) || !strings.Contains(rep.Failed[0], "EMFILE") {
+		t.Errorf("report %+v: want every fd left alone with EMFILE", rep)
+	}
+	if got := fdsOn(t, h.pid, dir); !slices.Equal(got, fds) {
+		t.Errorf("fds on the mount %v, want %v untouched", got, fds)
+	}
+	h.requireAlive(t)
+	if slices.ContainsFunc(h.v.Seen(), func(l string) bool { return strings.HasPrefix(l, "read:") }) {
+		t.Errorf("the read ended: %q", h.v.Seen())
+	}
+}
