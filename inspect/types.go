@@ -176,6 +176,11 @@ type Holder struct {
 	Unit      string // systemd unit from the cgroup path, e.g. "nginx.service"
 	Container string // container ID found in the cgroup path (docker, containerd, podman, kubepods)
 	Uses      []Use
+
+	// StartTicks is the start time as the kernel gives it (/proc/PID/stat
+	// field 22, clock ticks since boot, proc(5)): exact where Started is
+	// rounded, so with PID it names one process even once the pid is reused.
+	StartTicks uint64
 }
 
 // Warning is a partial failure of a scan: a process it could not read, one

@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strconv"
+	"strings"
 
 	"golang.org/x/sys/unix"
 
@@ -429,15 +431,54 @@ func (k *kernel) Revoke(ctx context.Context, pid int, t RevokeTargets) (string, 
 // holder.
 var ErrNoRevoker = errors.New("revoking by ptrace is not available in this build")
 
-// Signal sends sig through a pidfd (pidfd_open(2), pidfd_send_signal(2)):
-// once the pidfd is open, a pid recycled by another process is not hit.
-func (k *kernel) Signal(pid int, sig unix.Signal) error {
+// OpenProcess opens a pidfd on pid and then checks its start time. The
+// order makes it exact: if the process the scan saw (started at
+// startTicks) is the one that holds pid after pidfd_open(2) returned, the
+// pidfd names it, since a process that started later could not have been
+// scanned.
+func (k *kernel) OpenProcess(pid int, startTicks uint64) (Process, error) {
 	pfd, err := unix.PidfdOpen(pid, 0)
-	if err != nil {
-		return err
+	if errors.Is(err, unix.ESRCH) {
+		return nil, fmt.Errorf("pid %d: %w", pid, ErrHolderGone)
 	}
-	defer unix.Close(pfd)
-	return unix.PidfdSendSignal(pfd, sig, nil, 0)
+	if err != nil {
+		return nil, fmt.Errorf("pidfd_open %d: %w", pid, err)
+	}
+	p := &pidfdProcess{fd: pfd}
+	started, err := processStartTicks(pid)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		err = fmt.Errorf("pid %d: %w", pid, ErrHolderGone)
+	case err == nil && startTicks != 0 && started != startTicks:
+		err = fmt.Errorf("pid %d: %w (it now names a process started at tick %d, not %d: left alone)", pid, ErrHolderGone, started, startTicks)
+	}
+	if err != nil {
+		p.Close()
+		return nil, err
+	}
+	return p, nil
+}
+
+// pidfdProcess signals through a pidfd (pidfd_send_signal(2)).
+type pidfdProcess struct{ fd int }
+
+func (p *pidfdProcess) Signal(sig unix.Signal) error { return unix.PidfdSendSignal(p.fd, sig, nil, 0) }
+func (p *pidfdProcess) Close() error                 { return unix.Close(p.fd) }
+
+// processStartTicks is field 22 of /proc/PID/stat (starttime, clock ticks
+// after boot, proc(5)), counted after the last ')' since the command name
+// may hold anything.
+func processStartTicks(pid int) (uint64, error) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0, err
+	}
+	i := strings.LastIndexByte(string(b), ')')
+	f := strings.Fields(string(b[i+1:]))
+	if i < 0 || len(f) < 22-2 {
+		return 0, fmt.Errorf("/proc/%d/stat: malformed", pid)
+	}
+	return strconv.ParseUint(f[22-3], 10, 64)
 }
 
 func isUnder(path, mp string) bool {

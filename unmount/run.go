@@ -27,6 +27,7 @@ func (u *Unmounter) Run(ctx context.Context, p Plan) <-chan Event {
 	go func() {
 		defer close(ch)
 		r := &run{u: u, ctx: ctx, ch: ch, plan: &p, target: p.Target}
+		defer r.closeProcesses()
 		r.start()
 	}()
 	return ch
@@ -71,9 +72,10 @@ type run struct {
 	signalled int
 	termAt    map[int]time.Time
 	killed    map[int]bool
-	remaining []inspect.Holder  // of the last scan
-	retry     map[int]bool      // refused for a reason that may pass (ErrTransient)
-	lastSnap  *inspect.Snapshot // of the last scan
+	procs     map[int]heldProcess // PolicySignal: the holders' pidfds
+	remaining []inspect.Holder    // of the last scan
+	retry     map[int]bool        // refused for a reason that may pass (ErrTransient)
+	lastSnap  *inspect.Snapshot   // of the last scan
 
 	releases []*releaseState // Plan.Release: the plan's releases and how they went
 	released int             // releases done
@@ -103,6 +105,13 @@ func (r *run) send(ev Event) {
 	select {
 	case r.ch <- ev:
 	case <-t.C:
+	}
+}
+
+// closeProcesses closes the holders' pidfds at the end of the run.
+func (r *run) closeProcesses() {
+	for _, p := range r.procs {
+		_ = p.proc.Close()
 	}
 }
 
@@ -136,6 +145,15 @@ func (r *run) start() {
 		r.order = append(r.order, a.Holder.PID)
 	}
 	r.lastShown = fmt.Sprint(r.picture())
+	if p.Mode == ModeStaged && p.Policy == PolicySignal {
+		// Pin each holder of the plan by a pidfd now, checked against
+		// the start time the plan's scan read: what is signalled later is
+		// that process or nothing. One that is gone already is reported
+		// when its turn comes.
+		for _, a := range p.Holders {
+			_, _ = r.process(a.Holder)
+		}
+	}
 	r.startReleases()
 	r.send(PlanEvent(p))
 	if r.ctx.Err() != nil {
@@ -447,13 +465,9 @@ func (r *run) act(stage Stage, h inspect.Holder) {
 	if st.State == "refused" && !r.retry[h.PID] {
 		return // a revoke failed for good earlier (traced, no ptrace): reported then
 	}
-	t := revokeTargets(h, false)
-	if len(r.plan.Submounts) == 0 && r.inCopy[h.PID] == "" {
-		// Uses of one mount only: let the revoker re-check them. The
-		// uses of a copy in another namespace lie on a mount whose
-		// unique ID the scan does not know: the scan is trusted.
-		t.Mount = r.target.ID
-	}
+	t := revokeTargets(h, r.plan.Policy != PolicyClosePlain)
+	t.StartTime = h.StartTicks
+	t.Mounts, t.CopyIDs = r.targetedMounts()
 	if t.Empty() {
 		return // holds only by a lock or a use with nothing to revoke
 	}
@@ -466,7 +480,12 @@ func (r *run) act(stage Stage, h inspect.Holder) {
 		r.send(Event{Stage: stage, PID: h.PID, What: fmt.Sprintf("%s: %s", r.who(h), did), Holders: r.changedPicture()})
 	case errors.Is(err, ErrHolderGone):
 		st.State, st.Reason = "gone", "exited"
-		r.send(Event{Stage: stage, PID: h.PID, What: fmt.Sprintf("%s exited", r.who(h)), Holders: r.changedPicture()})
+		what := fmt.Sprintf("%s exited", r.who(h))
+		if err != ErrHolderGone { // its pid names another process now
+			st.Reason = oneLine(err.Error())
+			what = fmt.Sprintf("%s: not revoked: %s", r.who(h), st.Reason)
+		}
+		r.send(Event{Stage: stage, PID: h.PID, What: what, Holders: r.changedPicture()})
 	default:
 		again := st.State == "refused" && st.Reason == oneLine(err.Error())
 		st.State, st.Reason = "refused", oneLine(err.Error())
@@ -477,6 +496,31 @@ func (r *run) act(stage Stage, h inspect.Holder) {
 			r.send(Event{Stage: stage, PID: h.PID, Err: err, What: fmt.Sprintf("%s: not revoked: %s", r.who(h), oneLine(err.Error())), Holders: r.changedPicture()})
 		}
 	}
+}
+
+// targetedMounts are every mount the run acts on, as the last scan (the
+// one the holders come from) knows them: the target and its submounts by
+// unique ID, and with Plan.Release their copies in other mount namespaces
+// that the unmount propagates to, by reusable ID (a scan of another
+// namespace's mountinfo learns no unique IDs). The revoker checks every
+// use against them once the holder is stopped.
+func (r *run) targetedMounts() (ids []inspect.MountID, copyIDs []int) {
+	ids = []inspect.MountID{r.target.ID}
+	if r.lastSnap == nil {
+		return ids, nil
+	}
+	ids = append(ids, r.lastSnap.Descendants(r.target.ID)...)
+	if !r.plan.Release {
+		return ids, nil
+	}
+	for _, id := range ids {
+		for _, c := range r.lastSnap.Copies(id) {
+			if c.Propagates {
+				copyIDs = append(copyIDs, c.Mount.OldID)
+			}
+		}
+	}
+	return ids, copyIDs
 }
 
 // ErrHolderGone is what a Revoker returns for a process that exited.
@@ -498,6 +542,19 @@ func (r *run) signal(stage Stage, h inspect.Holder, st *HolderState) {
 	if r.termAt == nil {
 		r.termAt, r.killed = map[int]time.Time{}, map[int]bool{}
 	}
+	proc, err := r.process(h)
+	if err != nil {
+		state, why := "gone", oneLine(err.Error())
+		if !errors.Is(err, ErrHolderGone) {
+			state = "refused"
+		}
+		if st.State == state && st.Reason == why {
+			return // said on an earlier pass
+		}
+		st.State, st.Reason = state, why
+		r.send(Event{Stage: stage, PID: h.PID, Err: err, What: fmt.Sprintf("pid %d (%s): not signalled: %s", h.PID, termsafe.Text(h.Comm), why), Holders: r.changedPicture()})
+		return
+	}
 	at, termed := r.termAt[h.PID]
 	var sig unix.Signal
 	switch {
@@ -508,7 +565,7 @@ func (r *run) signal(stage Stage, h inspect.Holder, st *HolderState) {
 	default:
 		return
 	}
-	err := r.u.sys.Signal(h.PID, sig)
+	err = proc.Signal(sig)
 	if sig == unix.SIGTERM {
 		r.termAt[h.PID] = r.u.now()
 	} else {
@@ -530,6 +587,39 @@ func (r *run) signal(stage Stage, h inspect.Holder, st *HolderState) {
 	default:
 		r.send(Event{Stage: stage, PID: h.PID, Err: err, What: fmt.Sprintf("pid %d (%s): %s failed", h.PID, termsafe.Text(h.Comm), name), Holders: r.changedPicture()})
 	}
+}
+
+// process is the pidfd of holder h, opened the first time h is met
+// (OpenProcess, which checks that the pid still names the process the
+// scan saw start at h.StartTicks) and kept for the run, so that every
+// signal reaches that process or none. A holder met again under the same
+// pid but with another start time is a new process: its pidfd is opened
+// afresh and its signal sequence starts over.
+func (r *run) process(h inspect.Holder) (Process, error) {
+	if p, ok := r.procs[h.PID]; ok {
+		if p.start == h.StartTicks {
+			return p.proc, nil
+		}
+		_ = p.proc.Close()
+		delete(r.procs, h.PID)
+		delete(r.termAt, h.PID)
+		delete(r.killed, h.PID)
+	}
+	proc, err := r.u.sys.OpenProcess(h.PID, h.StartTicks)
+	if err != nil {
+		return nil, err
+	}
+	if r.procs == nil {
+		r.procs = map[int]heldProcess{}
+	}
+	r.procs[h.PID] = heldProcess{proc: proc, start: h.StartTicks}
+	return proc, nil
+}
+
+// heldProcess is a holder's pidfd and the start time it was checked with.
+type heldProcess struct {
+	proc  Process
+	start uint64
 }
 
 // drain rescans every Interval, revokes stragglers and reports what is

@@ -83,7 +83,7 @@ func (f *umountFlags) register(fs *flag.FlagSet) {
 	fs.BoolVar(&f.expire, "expire", false, "mark, then unmount if still idle (MNT_EXPIRE)")
 	fs.BoolVar(&f.force, "force", false, "MNT_FORCE (network and FUSE filesystems)")
 	fs.BoolVar(&f.staged, "staged", false, "fence, revoke, drain, unmount")
-	fs.StringVar(&f.revoke, "revoke", "close", "--staged: close (ptrace: close fds, unmap, chdir /; processes keep running) or signal (SIGTERM, SIGKILL after --grace)")
+	fs.StringVar(&f.revoke, "revoke", "close", "--staged: close (ptrace: a placeholder on each fd, unmap, cwd into an empty read-only directory; processes keep running), close-plain (the same, but fds closed: their numbers are free for the next open) or signal (SIGTERM, SIGKILL after --grace)")
 	fs.DurationVar(&f.grace, "grace", unmount.DefaultGrace, "--revoke=signal: SIGTERM to SIGKILL")
 	fs.DurationVar(&f.interval, "interval", unmount.DefaultInterval, "--staged: drain rescan interval; --expire-when-idle: re-arm interval")
 	fs.DurationVar(&f.timeout, "timeout", unmount.DefaultTimeout, "--staged: give up draining (and roll the fence back) after this; --expire-when-idle: 0 waits until cancelled")
@@ -173,8 +173,8 @@ func runUmount(args []string) error {
 		return usagef("umount: one PATH at a time (got %d)", len(pos))
 	case f.release && mode != unmount.ModeStaged:
 		return usagef("umount: --release goes with --staged (the staged run releases after revoking)")
-	case f.revoke != "close" && f.revoke != "signal":
-		return usagef("umount: --revoke is close or signal, not %s", termsafe.Quote(f.revoke))
+	case f.revoke != "close" && f.revoke != "close-plain" && f.revoke != "signal":
+		return usagef("umount: --revoke is close, close-plain or signal, not %s", termsafe.Quote(f.revoke))
 	case mode != unmount.ModeStaged && (seen["revoke"] || seen["grace"]):
 		return usagef("umount: --revoke and --grace apply to --staged only")
 	case f.whenIdle && mode != unmount.ModeExpire:
@@ -227,8 +227,11 @@ func runUmount(args []string) error {
 	defer u.Close()
 
 	policy := unmount.PolicyClose
-	if f.revoke == "signal" {
+	switch f.revoke {
+	case "signal":
 		policy = unmount.PolicySignal
+	case "close-plain":
+		policy = unmount.PolicyClosePlain
 	}
 	timeout := f.timeout
 	if mode == unmount.ModeExpire && !seen["timeout"] {

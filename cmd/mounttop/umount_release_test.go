@@ -86,7 +86,7 @@ func TestUmountReleasePropagatingCopy(t *testing.T) {
 
 	r = runMounttop(t, "", nil, "umount", "--staged", "--release", "--dry-run", dir)
 	if want := fmt.Sprintf("pid %-7d", v.PID); r.code != 0 || !strings.Contains(r.stdout, want) ||
-		!strings.Contains(r.stdout, "in mount namespace mnt:[") || !strings.Contains(r.stdout, "holding its copy at "+dir+": close fd") {
+		!strings.Contains(r.stdout, "in mount namespace mnt:[") || !strings.Contains(r.stdout, "holding its copy at "+dir+": put a placeholder on fd") {
 		t.Fatalf("the --release plan does not list the holder in the other namespace:\n%s%s", r.stdout, r.stderr)
 	}
 	r = runMounttop(t, "", nil, append(append(args, "--release", dir), journalArgs(t)...)...)
@@ -95,7 +95,7 @@ func TestUmountReleasePropagatingCopy(t *testing.T) {
 		t.Fatalf("with --release: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
 	if want := fmt.Sprintf("pid %d (", v.PID); !strings.Contains(r.stdout, want) || !strings.Contains(r.stdout, ") in mount namespace mnt:[") ||
-		!strings.Contains(r.stdout, "closed fd") {
+		!strings.Contains(r.stdout, "put a placeholder on fd") {
 		t.Errorf("no revoke line for the holder in the other namespace:\n%s", r.stdout)
 	}
 	if holdsFile(v.PID, f) {
