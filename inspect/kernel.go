@@ -25,7 +25,9 @@ func (in *Inspector) kernelHolders(s *Snapshot) {
 	if b, err := os.ReadFile(in.procRoot + "/swaps"); err == nil {
 		for _, f := range parseSwaps(string(b)) {
 			if m, ok := s.MountContaining(f); ok {
-				s.addKernel(m.ID, KernelHolder{Kind: "swap", Name: f, Path: f, Action: "swapoff"})
+				k := KernelHolder{Kind: "swap", Name: f, Path: f, Action: "swapoff"}
+				k.Dev, k.Ino = swapFileID(f)
+				s.addKernel(m.ID, k)
 			}
 		}
 	}
@@ -107,8 +109,10 @@ func loopHolders(s *Snapshot) []loopHolder {
 		if !ok {
 			continue
 		}
+		var backDev, backIno uint64
 		if fd, err := unix.Open(dev, unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NONBLOCK, 0); err == nil {
 			if st, err := unix.IoctlLoopGetStatus64(fd); err == nil {
+				backDev, backIno = st.Device, st.Inode
 				maj, min := int(unix.Major(st.Device)), int(unix.Minor(st.Device))
 				if m.Major != maj || m.Minor != min {
 					for i := range s.Mounts {
@@ -131,9 +135,21 @@ func loopHolders(s *Snapshot) []loopHolder {
 				}
 			}
 		}
-		out = append(out, loopHolder{KernelHolder{Kind: "loop", Name: dev, Path: path, Action: action}, m.ID})
+		out = append(out, loopHolder{KernelHolder{Kind: "loop", Name: dev, Path: path, Action: action, Dev: backDev, Ino: backIno}, m.ID})
 	}
 	return out
+}
+
+// swapFileID is the device and inode of the swap file at p (0, 0 if it
+// cannot be told): statx without following a last link, answered from the
+// cache (AT_STATX_DONT_SYNC; the swap file is held open by the kernel, so
+// its dentries are cached) and triggering no automount.
+func swapFileID(p string) (dev, ino uint64) {
+	var stx unix.Statx_t
+	if err := unix.Statx(unix.AT_FDCWD, p, unix.AT_SYMLINK_NOFOLLOW|unix.AT_NO_AUTOMOUNT|unix.AT_STATX_DONT_SYNC, unix.STATX_INO, &stx); err != nil {
+		return 0, 0
+	}
+	return unix.Mkdev(stx.Dev_major, stx.Dev_minor), stx.Ino
 }
 
 // parseSwaps returns the swap files of /proc/swaps (proc(5)); names are

@@ -173,6 +173,7 @@ func (p *proc) readStat() bool {
 	}
 	h.Threads, _ = strconv.Atoi(f[20-3])
 	ticks, _ := strconv.ParseUint(f[22-3], 10, 64)
+	h.StartTicks = ticks
 	h.Started = bootTime(p.in.procRoot).Add(time.Duration(ticks) * time.Second / clockTicks)
 	var st unix.Stat_t
 	if err := unix.Fstat(p.dirfd, &st); err == nil {

@@ -176,6 +176,11 @@ type Holder struct {
 	Unit      string // systemd unit from the cgroup path, e.g. "nginx.service"
 	Container string // container ID found in the cgroup path (docker, containerd, podman, kubepods)
 	Uses      []Use
+
+	// StartTicks is the start time as the kernel gives it (/proc/PID/stat
+	// field 22, clock ticks since boot, proc(5)): exact where Started is
+	// rounded, so with PID it names one process even once the pid is reused.
+	StartTicks uint64
 }
 
 // Warning is a partial failure of a scan: a process it could not read, one
@@ -380,6 +385,11 @@ type KernelHolder struct {
 	Path   string // the file on the mount that is held
 	PID    int    // io_uring: the owning process
 	Action string // what would release it: "detach loop device", "swapoff", ...
+	// Dev and Ino identify the held file (loop: the backing file, from
+	// LOOP_GET_STATUS64 on the device; swap: the swap file, by statx with
+	// AT_STATX_DONT_SYNC), so a release can check it acts on the same
+	// file; Ino is 0 when the scan could not tell.
+	Dev, Ino uint64
 }
 
 func (s *Snapshot) propagates(m *Mount, ns *Namespace, c *Mount) bool {

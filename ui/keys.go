@@ -97,13 +97,16 @@ func (k keyMap) helpGroups() []helpGroup {
 // shortHelp is the one-line reminder in the status bar: a key and one
 // word each.
 func (k keyMap) shortHelp() []shortKey {
-	return []shortKey{{k.Lazy, "lazy"}, {k.Expire, "expire"}, {k.Force, "force"}, {k.Staged, "staged"},
-		{k.DryRun, "plan"}, {k.Filter, "filter"}, {k.Help, "help"}, {k.Quit, "quit"}}
+	return []shortKey{{k.Lazy, "lazy", true}, {k.Expire, "expire", true}, {k.Force, "force", true}, {k.Staged, "staged", true},
+		{k.DryRun, "plan", true}, {k.Filter, "filter", false}, {k.Help, "help", false}, {k.Quit, "quit", false}}
 }
 
 type shortKey struct {
 	b    key.Binding
 	word string
+	// unmounts: the key asks for an unmount of the selected mount (not
+	// offered on a system mount, unmount.SystemMount).
+	unmounts bool
 }
 
 type helpGroup struct {

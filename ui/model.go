@@ -490,6 +490,12 @@ func (m Model) ask(req Request, preview bool) (tea.Model, tea.Cmd) {
 			"F revokes its holders until it goes, d previews that"
 		return m, nil
 	}
+	if why := unmount.SystemMount(mt); why != "" {
+		// The engine refuses it too (Prepare); the view does not even
+		// ask, and says how the override is given.
+		m.status = "no " + modeName(req) + ": " + why + "; the view never unmounts it (" + unmount.AllowSystemHint + ")"
+		return m, nil
+	}
 	req.Snapshot = m.snap
 	req.Target = *mt
 	req.Interval = m.opts.Interval
@@ -901,7 +907,15 @@ func (m Model) statusTexts() (msg, hint string) {
 				hs = append(hs, m.keys.Release.Help().Key+" release")
 			}
 		}
+		system := false
+		if mt, ok := m.selectedMount(); ok && !m.progress.visible() && unmount.SystemMount(mt) != "" {
+			system = true
+			hs = append(hs, "a system mount: no unmount here")
+		}
 		for _, s := range m.keys.shortHelp() {
+			if system && s.unmounts {
+				continue
+			}
 			hs = append(hs, s.b.Help().Key+" "+s.word)
 		}
 		hint = strings.Join(hs, " ")

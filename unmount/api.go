@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"mounttop/inspect"
+	"mounttop/unmount/release"
 )
 
 // Mode is how the operator wants the mount gone.
@@ -38,13 +39,25 @@ func (m Mode) String() string {
 type Policy int
 
 const (
-	PolicyClose  Policy = iota + 1 // ptrace injection: close fds, PROT_NONE mappings, chdir("/")
-	PolicySignal                   // SIGTERM, then SIGKILL after Grace
+	// PolicyClose revokes by ptrace injection: a placeholder on each fd
+	// (an O_PATH fd that fails every read and write and keeps the number
+	// taken, so the process's next open cannot get it and receive what it
+	// meant for the old file), PROT_NONE mappings, cwd moved into an empty
+	// read-only directory on no mounted tree.
+	PolicyClose  Policy = iota + 1
+	PolicySignal        // SIGTERM, then SIGKILL after Grace
+	// PolicyClosePlain is PolicyClose with the fds closed instead: the
+	// numbers are free again, and the process's next open(2) gets the
+	// lowest of them.
+	PolicyClosePlain
 )
 
 func (p Policy) String() string {
-	if p == PolicySignal {
+	switch p {
+	case PolicySignal:
 		return "signal"
+	case PolicyClosePlain:
+		return "close-plain"
 	}
 	return "close"
 }
@@ -56,7 +69,7 @@ type Stage int
 const (
 	StagePlan     Stage = iota + 1 // what will happen to whom
 	StageFence                     // stop new opens by path; syncfs
-	StageRevoke                    // per holder: close/mmap/chdir by ptrace, or signal
+	StageRevoke                    // per holder: placeholder or close/mmap/fchdir by ptrace, or signal
 	StageDrain                     // rescan every Interval, revoke stragglers
 	StageUnmount                   // the real umount2, and verifying it is gone
 	StageRollback                  // cancelled before revoke: fence removed
@@ -95,7 +108,7 @@ func (s Stage) String() string {
 // HolderAction is what the plan will do to one holder process.
 type HolderAction struct {
 	Holder  inspect.Holder
-	Action  string // e.g. "close 3 fds, unmap 1 mapping, chdir /"; "SIGTERM, SIGKILL after 5s"
+	Action  string // e.g. "put a placeholder on fd 3; unmap 1 mapping"; "SIGTERM, SIGKILL after 5s"
 	Refused string // non-empty: cannot be revoked, and why (exe on the mount, D state, traced, ...)
 	// Namespace is "mnt:[N]" for a holder of a copy in another mount
 	// namespace that umount2 propagates to: listed, and revoked, only with
@@ -113,9 +126,14 @@ type Plan struct {
 	Interval  time.Duration // drain rescan interval (1s default)
 	Timeout   time.Duration // give up draining after this
 	Recursive bool          // unmount submounts too, deepest first
-	Submounts []inspect.Mount
-	Holders   []HolderAction // with Release, also the holders of propagating copies (HolderAction.Namespace)
-	Warnings  []string
+	// AllowSystem lifts the refusal of a mount the system runs on
+	// (SystemMount) and of the /proc and journal mounttop uses: the
+	// operator's explicit override (--allow-system-mount). mounttop's own
+	// executable and cwd stay refused.
+	AllowSystem bool
+	Submounts   []inspect.Mount
+	Holders     []HolderAction // with Release, also the holders of propagating copies (HolderAction.Namespace)
+	Warnings    []string
 
 	// ExpireWhenIdle (ModeExpire): re-arm MNT_EXPIRE every Interval until
 	// the mount goes (or Timeout, if set), reporting each attempt.
@@ -140,16 +158,21 @@ type Release struct {
 	PID        int    // copy: a process living in that namespace (the setns(2) target)
 	Mountpoint string // copy: where it is mounted there
 	OldID      int    // copy: its mount ID in that namespace, re-checked before acting
+	ParentOld  int    // copy: its parent's mount ID there, re-checked before acting
 	Name       string // loop: /dev/loopN; swap: the swap file path
-	Lazy       bool   // copy: MNT_DETACH (its holders there keep it alive until they go) rather than a plain unmount
-	Refused    string // cannot be done, and why (e.g. the loop device is itself mounted)
+	// File (loop, swap): the backing file's or swap file's device and
+	// inode as the scan found them, re-checked before acting.
+	File    release.FileID
+	Lazy    bool   // copy: MNT_DETACH (its holders there keep it alive until they go) rather than a plain unmount
+	Refused string // cannot be done, and why (e.g. the loop device is itself mounted)
 
 	// Propagates (copy): umount2 of ours propagates to it
 	// (propagate_mount_busy, fs/pnode.c), so a staged run revokes its
 	// holders instead of unmounting it: the over-mount fence covers it in
 	// its namespace, and our unmount takes it along.
 	Propagates bool
-	// Namespace (copy): the namespace's inode, mnt:[Namespace].
+	// Namespace (copy): the namespace's inode, mnt:[Namespace], re-checked
+	// before acting.
 	Namespace uint64
 }
 

@@ -3,6 +3,7 @@ package unmount
 import (
 	"context"
 	"fmt"
+	"path"
 	"sort"
 	"strings"
 	"sync"
@@ -10,6 +11,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"mounttop/inspect"
+	"mounttop/unmount/release"
 )
 
 // fakeSys is a System over an in-memory mount table. It records every call
@@ -32,6 +34,7 @@ type fakeSys struct {
 	revokeSeq map[int][]error // per pid, consumed in order before revokeErr
 	selfExe   inspect.MountID
 	selfCwd   inspect.MountID
+	selfProc  inspect.MountID
 	onSyncfs  func()
 	syncErr   error
 
@@ -175,15 +178,15 @@ func (f *fakeSys) dropKernel(name string) {
 	}
 }
 
-func (f *fakeSys) UnmountCopy(pid int, mp string, oldID int, flags int) error {
+func (f *fakeSys) UnmountCopy(c release.Copy, flags int) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.record("umount-copy %d %s %d %s", pid, mp, oldID, flagNames(flags|unix.UMOUNT_NOFOLLOW))
-	return f.releaseResult(fmt.Sprintf("copy %d", pid), func() {
+	f.record("umount-copy %d %s %d %s", c.PID, c.Mountpoint, c.OldID, flagNames(flags|unix.UMOUNT_NOFOLLOW))
+	return f.releaseResult(fmt.Sprintf("copy %d", c.PID), func() {
 		for i := range f.namespaces {
 			var kept []inspect.Mount
 			for _, m := range f.namespaces[i].Mounts {
-				if m.OldID != oldID {
+				if m.OldID != c.OldID {
 					kept = append(kept, m)
 				}
 			}
@@ -192,14 +195,14 @@ func (f *fakeSys) UnmountCopy(pid int, mp string, oldID int, flags int) error {
 	})
 }
 
-func (f *fakeSys) DetachLoop(dev string) error {
+func (f *fakeSys) DetachLoop(dev string, _ release.FileID) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.record("detach-loop %s", dev)
 	return f.releaseResult("loop "+dev, func() { f.dropKernel(dev) })
 }
 
-func (f *fakeSys) Swapoff(p string) error {
+func (f *fakeSys) Swapoff(p string, _ release.FileID) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.record("swapoff %s", p)
@@ -237,19 +240,41 @@ func (f *fakeSys) StatMount(id inspect.MountID) (inspect.MountID, error) {
 	return 0, unix.ENOENT
 }
 
-func (f *fakeSys) MountIDAt(p string) (inspect.MountID, error) {
+// Anchor plays System.Anchor on the table: the directory of rel lies on
+// the mount containing it, or on the one on top of it.
+func (f *fakeSys) Anchor(base *Anchor, rel string) (*Anchor, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	full := rel
+	if base != nil {
+		full = path.Join(base.Dir, rel)
+	}
+	dir, name, err := splitMountPath(full)
+	if err != nil {
+		return nil, err
+	}
+	on := f.containing(dir)
+	if m := f.topAt(dir); m != nil {
+		on = m
+	}
+	return &Anchor{Dir: dir, Name: name, On: on.ID, fd: -1}, nil
+}
+
+func (f *fakeSys) MountIDAt(a *Anchor) (inspect.MountID, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	p := a.Path()
 	if m := f.topAt(p); m != nil {
 		return m.ID, nil
 	}
 	return f.containing(p).ID, nil
 }
 
-func (f *fakeSys) Umount2(p string, flags int) error {
+func (f *fakeSys) Umount2(a *Anchor, flags int) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.record("umount2 %s %s", p, flagNames(flags))
+	p := a.Path()
+	f.record("umount2 %s %s", p, flagNames(flags|unix.UMOUNT_NOFOLLOW))
 	if errs := f.umountErr[p]; len(errs) > 0 {
 		f.umountErr[p] = errs[1:]
 		if errs[0] != nil {
@@ -283,8 +308,8 @@ func flagNames(flags int) string {
 	return strings.Join(s, "|")
 }
 
-func (f *fakeSys) Self() (inspect.MountID, inspect.MountID, error) {
-	return f.selfExe, f.selfCwd, nil
+func (f *fakeSys) Self() (Own, error) {
+	return Own{Exe: f.selfExe, Cwd: f.selfCwd, Proc: f.selfProc}, nil
 }
 
 func (f *fakeSys) Fence(target *inspect.Mount, over bool) (*Fence, error) {
@@ -305,12 +330,18 @@ func (f *fakeSys) Fence(target *inspect.Mount, over bool) (*Fence, error) {
 	f.nextID++
 	fence := inspect.Mount{ID: f.nextID, Mountpoint: target.Mountpoint, FSType: "tmpfs", Source: "fence"}
 	fc := &Fence{Target: target.Mountpoint, FenceID: fence.ID}
+	dir, name, err := splitMountPath(target.Mountpoint)
+	if err != nil {
+		return nil, err
+	}
+	fc.Top = &Anchor{Dir: dir, Name: name, On: target.ParentID, fd: -1}
 	if over {
 		fence.ParentID = target.ID
-		fc.Kind, fc.RealPath = FenceOver, target.Mountpoint
+		fc.Kind, fc.RealPath, fc.Real = FenceOver, target.Mountpoint, fc.Top
 	} else {
 		fence.ParentID = target.ParentID
 		fc.Kind, fc.Stash, fc.RealPath = FenceBeneath, "/stash", "/stash/mnt"
+		fc.Real = &Anchor{Dir: "/stash", Name: "mnt", On: 1, fd: -1}
 		for i := range f.mounts {
 			if f.mounts[i].ID == target.ID {
 				f.mounts[i].Mountpoint = "/stash/mnt"
@@ -380,12 +411,27 @@ func (f *fakeSys) Revoke(ctx context.Context, pid int, t RevokeTargets) (string,
 	return "did " + describeTargets(t), nil
 }
 
-func (f *fakeSys) Signal(pid int, sig unix.Signal) error {
+func (f *fakeSys) OpenProcess(pid int, startTicks uint64) (Process, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.record("signal %d %s", pid, unix.SignalName(sig))
+	f.record("pidfd %d", pid)
+	return &fakeProcess{f: f, pid: pid}, nil
+}
+
+// fakeProcess records the signals sent to it.
+type fakeProcess struct {
+	f   *fakeSys
+	pid int
+}
+
+func (p *fakeProcess) Signal(sig unix.Signal) error {
+	p.f.mu.Lock()
+	defer p.f.mu.Unlock()
+	p.f.record("signal %d %s", p.pid, unix.SignalName(sig))
 	return nil
 }
+
+func (p *fakeProcess) Close() error { return nil }
 
 // stages renders an event sequence as "plan fence fence revoke ...".
 func stages(evs []Event) string {

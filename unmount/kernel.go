@@ -2,14 +2,18 @@ package unmount
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
+	"strconv"
+	"strings"
 
 	"golang.org/x/sys/unix"
 
 	"mounttop/inspect"
+	"mounttop/internal/bounded"
 	"mounttop/internal/mountapi"
 	"mounttop/internal/termsafe"
 	"mounttop/unmount/release"
@@ -23,6 +27,9 @@ type kernel struct {
 	// stashRoot is where FenceBeneath makes its private directory; empty
 	// picks the first of /run, os.TempDir(), / that is not on the target.
 	stashRoot string
+	// calls remembers the anchored acts abandoned past callLimit (nil:
+	// they are bounded all the same, and remembered nowhere).
+	calls *bounded.Calls
 }
 
 // Revoker takes a holder's uses away (see System.Revoke). The real one
@@ -60,35 +67,19 @@ func (k *kernel) StatMount(id inspect.MountID) (inspect.MountID, error) {
 	return inspect.MountID(st.ParentUnique), nil
 }
 
-func (k *kernel) MountIDAt(path string) (inspect.MountID, error) {
-	var stx unix.Statx_t
-	// AT_STATX_DONT_SYNC: answer from the cache, never wait on a dead
-	// server; AT_NO_AUTOMOUNT: do not trigger an automount at the target.
-	flags := unix.AT_SYMLINK_NOFOLLOW | unix.AT_NO_AUTOMOUNT | unix.AT_STATX_DONT_SYNC
-	if err := unix.Statx(unix.AT_FDCWD, path, flags, unix.STATX_MNT_ID_UNIQUE, &stx); err != nil {
-		return 0, err
+// Self finds the mounts of mounttop's executable, cwd and /proc (the one
+// the scan reads: /proc/self/mountinfo is a file on it).
+func (k *kernel) Self() (Own, error) {
+	var own Own
+	var err error
+	if own.Exe, err = k.fdMountID("/proc/self/exe"); err != nil {
+		return own, err
 	}
-	if stx.Mask&unix.STATX_MNT_ID_UNIQUE == 0 {
-		return 0, fmt.Errorf("statx %s: no unique mount ID (needs Linux 6.8+)", path)
+	if own.Cwd, err = k.fdMountID("/proc/self/cwd"); err != nil {
+		return own, err
 	}
-	return inspect.MountID(stx.Mnt_id), nil
-}
-
-func (k *kernel) Umount2(path string, flags int) error {
-	for {
-		err := unix.Unmount(path, flags)
-		if err != unix.EINTR {
-			return err
-		}
-	}
-}
-
-func (k *kernel) Self() (exe, cwd inspect.MountID, err error) {
-	if exe, err = k.fdMountID("/proc/self/exe"); err != nil {
-		return 0, 0, err
-	}
-	cwd, err = k.fdMountID("/proc/self/cwd")
-	return exe, cwd, err
+	own.Proc, err = k.fdMountID("/proc/self/mountinfo")
+	return own, err
 }
 
 // fdMountID is the unique mount ID of a magic link's target (statx follows
@@ -101,22 +92,33 @@ func (k *kernel) fdMountID(link string) (inspect.MountID, error) {
 	return inspect.MountID(stx.Mnt_id), nil
 }
 
-// openMountRoot opens path with O_PATH|O_NOFOLLOW and checks that it is the
-// root of the mount with the given unique ID, so the move_mount(2) calls
-// that follow act on exactly that mount whatever happens to the path.
-func (k *kernel) openMountRoot(path string, id inspect.MountID) (int, error) {
-	fd, err := unix.Open(path, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC|unix.O_DIRECTORY, 0)
+// openMountRoot opens the root of the top mount at a.Name in a's
+// directory (O_PATH, openat2 RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS |
+// RESOLVE_NO_MAGICLINKS) and checks that it is the mount with the given
+// unique ID, so the move_mount(2) calls that follow act on exactly that
+// mount whatever happens to any path.
+func (k *kernel) openMountRoot(a *Anchor, id inspect.MountID) (int, error) {
+	if a == nil || a.fd < 0 {
+		return -1, errors.New("no open directory to find the mount in")
+	}
+	how := unix.OpenHow{Flags: unix.O_PATH | unix.O_DIRECTORY | unix.O_CLOEXEC,
+		Resolve: unix.RESOLVE_BENEATH | unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_NO_MAGICLINKS}
+	fd, err := bounded.Value(context.Background(), k.calls, callLimit, "opening "+termsafe.Quote(a.Path()), bounded.AnyThread,
+		func() (int, error) { return openat2(a.fd, a.Name, &how) }, func(fd int) { unix.Close(fd) })
+	if errors.Is(err, unix.ELOOP) || errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ENOTDIR) {
+		return -1, fmt.Errorf("%w: %w", ErrChanged, err)
+	}
 	if err != nil {
 		return -1, err
 	}
-	var stx unix.Statx_t
-	if err := unix.Statx(fd, "", unix.AT_EMPTY_PATH|unix.AT_STATX_DONT_SYNC, unix.STATX_MNT_ID_UNIQUE, &stx); err != nil {
+	on, err := fdMount(fd)
+	if err != nil {
 		unix.Close(fd)
 		return -1, err
 	}
-	if inspect.MountID(stx.Mnt_id) != id {
+	if on != id {
 		unix.Close(fd)
-		return -1, ErrChanged
+		return -1, fmt.Errorf("%w: the top mount at %s is mount %d, not %d", ErrChanged, termsafe.Quote(a.Path()), on, id)
 	}
 	return fd, nil
 }
@@ -159,8 +161,24 @@ func emptyTmpfs() (fd int, id inspect.MountID, err error) {
 // moved into the stash: the path now shows the empty fence, while the real
 // mount keeps its unique ID, its holders and its ability to be unmounted
 // cleanly. Any failure undoes the steps already done.
+//
+// Every step works from fds: the target's parent directory is opened once
+// (Anchor), the target's root is opened from it and checked by unique ID
+// (so that directory is the one the target sits on), and the fence keeps the
+// directory fds (Fence.Top, Fence.Real) for the final unmount, the
+// rollback and its own removal, so none of them walks a path again.
 func (k *kernel) Fence(target *inspect.Mount, over bool) (*Fence, error) {
-	realFD, err := k.openMountRoot(target.Mountpoint, target.ID)
+	top, err := k.Anchor(nil, target.Mountpoint)
+	if err != nil {
+		return nil, &Error{Op: "fence: open", Target: target.Mountpoint, Err: err}
+	}
+	keep := false
+	defer func() {
+		if !keep {
+			top.Close()
+		}
+	}()
+	realFD, err := k.openMountRoot(top, target.ID)
 	if err != nil {
 		return nil, &Error{Op: "fence: open", Target: target.Mountpoint, Err: err}
 	}
@@ -176,7 +194,7 @@ func (k *kernel) Fence(target *inspect.Mount, over bool) (*Fence, error) {
 	if err != nil {
 		return nil, &Error{Op: "fence: open the mount's root", Target: target.Mountpoint, Err: err}
 	}
-	f := &Fence{Target: target.Mountpoint, FenceID: fenceID, RealID: target.ID, root: os.NewFile(uintptr(rootFD), target.Mountpoint)}
+	f := &Fence{Target: target.Mountpoint, FenceID: fenceID, RealID: target.ID, root: os.NewFile(uintptr(rootFD), target.Mountpoint), Top: top}
 	ok := false
 	defer func() {
 		if !ok {
@@ -187,29 +205,37 @@ func (k *kernel) Fence(target *inspect.Mount, over bool) (*Fence, error) {
 		if err := unix.MoveMount(fenceFD, "", realFD, "", unix.MOVE_MOUNT_F_EMPTY_PATH|unix.MOVE_MOUNT_T_EMPTY_PATH); err != nil {
 			return nil, &Error{Op: "fence: over-mount", Target: target.Mountpoint, Flags: unix.MOVE_MOUNT_F_EMPTY_PATH | unix.MOVE_MOUNT_T_EMPTY_PATH, Err: err}
 		}
-		f.Kind, f.RealPath = FenceOver, target.Mountpoint
-		ok = true
+		f.Kind, f.RealPath, f.Real = FenceOver, target.Mountpoint, top
+		ok, keep = true, true
 		return f, nil
 	}
-	stash, err := k.makeStash(target, fenceID)
+	st, err := k.makeStash(target, fenceID)
 	if err != nil {
 		return nil, &Error{Op: "fence: stash", Target: target.Mountpoint, Err: err}
 	}
 	flags := unix.MOVE_MOUNT_F_EMPTY_PATH | unix.MOVE_MOUNT_T_EMPTY_PATH | mountapi.MoveMountBeneath
 	if err := unix.MoveMount(fenceFD, "", realFD, "", flags); err != nil {
-		k.removeStash(stash)
+		k.removeStash(st)
 		return nil, &Error{Op: "fence: mount beneath", Target: target.Mountpoint, Flags: flags, Err: err}
 	}
-	f.Kind, f.Stash, f.RealPath = FenceBeneath, stash, filepath.Join(stash, "mnt")
-	if err := unix.MoveMount(realFD, "", unix.AT_FDCWD, f.RealPath, unix.MOVE_MOUNT_F_EMPTY_PATH); err != nil {
+	f.Kind, f.Stash, f.RealPath = FenceBeneath, st.inner.Dir, st.inner.Path()
+	if err := unix.MoveMount(realFD, "", st.inner.fd, st.inner.Name, unix.MOVE_MOUNT_F_EMPTY_PATH); err != nil {
 		// The fence now sits beneath the real mount, where no path can
 		// name it; it shows only once the mount is gone. Say so.
-		k.removeStash(stash)
+		k.removeStash(st)
 		return nil, &Error{Op: "fence: move to stash", Target: target.Mountpoint, Flags: unix.MOVE_MOUNT_F_EMPTY_PATH, Err: err,
 			Hint: "an empty read-only tmpfs is left beneath the mount; it shows only once the mount is gone"}
 	}
-	ok = true
+	f.Real, f.stashAt = st.inner, st.at
+	ok, keep = true, true
 	return f, nil
+}
+
+// stash is the private directory of a FenceBeneath, held by fds: at is its
+// mount point in the directory it was made in, inner its own root (where
+// the real mount sits, at "mnt").
+type stash struct {
+	at, inner *Anchor
 }
 
 // makeStash makes the private directory the real mount is moved into
@@ -217,11 +243,14 @@ func (k *kernel) Fence(target *inspect.Mount, over bool) (*Fence, error) {
 // filesystem that is not the target's. Under a shared parent the bind
 // itself propagates (an empty directory) to the peers and goes from them
 // when it is unmounted again; what is moved into it does not propagate.
+// It works from a directory fd throughout (mkdirat, open_tree(2) and
+// move_mount(2) of the directory onto itself, mount_setattr(2)), so no
+// path is walked twice.
 //
 // It holds the origin record (writeOrigin): the target and the unique IDs
 // of the fence and the real mount, for a later mounttop to roll back a
 // fence whose run was killed.
-func (k *kernel) makeStash(target *inspect.Mount, fenceID inspect.MountID) (string, error) {
+func (k *kernel) makeStash(target *inspect.Mount, fenceID inspect.MountID) (*stash, error) {
 	var roots []string
 	if k.stashRoot != "" {
 		roots = []string{k.stashRoot}
@@ -233,50 +262,100 @@ func (k *kernel) makeStash(target *inspect.Mount, fenceID inspect.MountID) (stri
 		if root == target.Mountpoint || isUnder(root, target.Mountpoint) {
 			continue
 		}
-		dir, err := os.MkdirTemp(root, stashPrefix)
+		st, err := k.stashIn(root)
 		if err != nil {
 			lastErr = err
 			continue
 		}
-		if err := os.Chmod(dir, 0o700); err != nil {
-			os.Remove(dir)
+		if err := writeOrigin(st.inner.fd, st.at.Path(), fenceOrigin{Target: termsafe.Name(target.Mountpoint), FenceID: fenceID, RealID: target.ID, PID: os.Getpid()}); err != nil {
+			k.removeStash(st)
 			lastErr = err
 			continue
 		}
-		if err := unix.Mount(dir, dir, "", unix.MS_BIND, ""); err != nil {
-			os.Remove(dir)
-			lastErr = fmt.Errorf("bind %s: %w", dir, err)
-			continue
-		}
-		if err := unix.Mount("", dir, "", unix.MS_PRIVATE, ""); err != nil {
-			_ = unix.Unmount(dir, unix.UMOUNT_NOFOLLOW)
-			os.Remove(dir)
-			lastErr = fmt.Errorf("make %s private: %w", dir, err)
-			continue
-		}
-		if err := os.Mkdir(filepath.Join(dir, "mnt"), 0o700); err != nil {
-			k.removeStash(dir)
-			lastErr = err
-			continue
-		}
-		if err := writeOrigin(dir, fenceOrigin{Target: termsafe.Name(target.Mountpoint), FenceID: fenceID, RealID: target.ID, PID: os.Getpid()}); err != nil {
-			k.removeStash(dir)
-			lastErr = err
-			continue
-		}
-		return dir, nil
+		return st, nil
 	}
 	if lastErr == nil {
 		lastErr = errors.New("no directory off the target to stash the mount in")
 	}
-	return "", lastErr
+	return nil, lastErr
 }
 
-func (k *kernel) removeStash(dir string) {
-	_ = os.Remove(filepath.Join(dir, originName))
-	_ = os.Remove(filepath.Join(dir, "mnt"))
-	_ = unix.Unmount(dir, unix.UMOUNT_NOFOLLOW)
-	_ = os.Remove(dir)
+// stashIn makes the stash in the directory root (see makeStash).
+func (k *kernel) stashIn(root string) (*stash, error) {
+	rootFD, err := openat2(unix.AT_FDCWD, root, &unix.OpenHow{Flags: unix.O_PATH | unix.O_DIRECTORY | unix.O_CLOEXEC,
+		Resolve: unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_NO_MAGICLINKS})
+	if err != nil {
+		return nil, fmt.Errorf("opening %s: %w", termsafe.Quote(root), err)
+	}
+	rootID, err := fdMount(rootFD)
+	if err != nil {
+		unix.Close(rootFD)
+		return nil, err
+	}
+	var rnd [6]byte
+	if _, err := rand.Read(rnd[:]); err != nil {
+		unix.Close(rootFD)
+		return nil, err
+	}
+	at := &Anchor{Dir: root, Name: stashPrefix + hex.EncodeToString(rnd[:]), On: rootID, fd: rootFD}
+	if err := unix.Mkdirat(rootFD, at.Name, 0o700); err != nil {
+		at.Close()
+		return nil, fmt.Errorf("mkdir %s: %w", termsafe.Quote(at.Path()), err)
+	}
+	fail := func(err error) (*stash, error) {
+		_ = unix.Unlinkat(rootFD, at.Name, unix.AT_REMOVEDIR)
+		at.Close()
+		return nil, err
+	}
+	// The directory just made: beneath root, on root's mount, no link.
+	dirFD, err := openat2(rootFD, at.Name, &unix.OpenHow{Flags: unix.O_RDONLY | unix.O_DIRECTORY | unix.O_CLOEXEC,
+		Resolve: unix.RESOLVE_BENEATH | unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_NO_MAGICLINKS | unix.RESOLVE_NO_XDEV})
+	if err != nil {
+		return fail(fmt.Errorf("opening %s: %w", termsafe.Quote(at.Path()), err))
+	}
+	defer unix.Close(dirFD)
+	if err := unix.Fchmod(dirFD, 0o700); err != nil { // whatever the umask made of it
+		return fail(err)
+	}
+	tree, err := unix.OpenTree(dirFD, "", unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC|unix.AT_EMPTY_PATH)
+	if err != nil {
+		return fail(fmt.Errorf("open_tree %s: %w", termsafe.Quote(at.Path()), err))
+	}
+	if err := unix.MoveMount(tree, "", dirFD, "", unix.MOVE_MOUNT_F_EMPTY_PATH|unix.MOVE_MOUNT_T_EMPTY_PATH); err != nil {
+		unix.Close(tree)
+		return fail(fmt.Errorf("bind %s on itself: %w", termsafe.Quote(at.Path()), err))
+	}
+	inner := &Anchor{Dir: at.Path(), Name: "mnt", fd: tree}
+	st := &stash{at: at, inner: inner}
+	if err := unix.MountSetattr(tree, "", unix.AT_EMPTY_PATH, &unix.MountAttr{Propagation: unix.MS_PRIVATE}); err != nil {
+		k.removeStash(st)
+		return nil, fmt.Errorf("make %s private: %w", termsafe.Quote(at.Path()), err)
+	}
+	if inner.On, err = fdMount(tree); err != nil {
+		k.removeStash(st)
+		return nil, err
+	}
+	if err := unix.Mkdirat(tree, inner.Name, 0o700); err != nil {
+		k.removeStash(st)
+		return nil, fmt.Errorf("mkdir %s: %w", termsafe.Quote(inner.Path()), err)
+	}
+	return st, nil
+}
+
+// removeStash removes the stash: its "mnt" directory, its bind mount (by
+// its directory fd) and the directory itself. The fd on the stash's own
+// root is closed first: held, it would keep the bind mount busy.
+func (k *kernel) removeStash(st *stash) {
+	if st.inner.fd >= 0 {
+		_ = unix.Unlinkat(st.inner.fd, originName, 0)
+		_ = unix.Unlinkat(st.inner.fd, st.inner.Name, unix.AT_REMOVEDIR)
+	}
+	st.inner.Close()
+	if id, err := k.MountIDAt(st.at); err == nil && id != st.at.On {
+		_ = k.Umount2(st.at, 0)
+	}
+	_ = unix.Unlinkat(st.at.fd, st.at.Name, unix.AT_REMOVEDIR)
+	st.at.Close()
 }
 
 // Syncfs flushes the fenced filesystem with syncfs(2) so that data written
@@ -297,15 +376,18 @@ func (k *kernel) Syncfs(f *Fence) error {
 // Rollback undoes a fence. FenceBeneath: the real mount is moved from the
 // stash back beneath the fence at the target (MOVE_MOUNT_BENEATH again),
 // then the fence on top is unmounted: at no moment is the bare directory
-// visible. FenceOver: the fence on top is unmounted.
+// visible. FenceOver: the fence on top is unmounted. Both mounts are
+// opened from the directory fds kept since the fence went up and checked
+// by unique ID; no path is walked again.
 func (k *kernel) Rollback(f *Fence) error {
+	defer f.Close()
 	f.closeRoot()
 	if f.Kind == FenceBeneath {
-		realFD, err := k.openMountRoot(f.RealPath, f.RealID)
+		realFD, err := k.openMountRoot(f.Real, f.RealID)
 		if err != nil {
 			return fmt.Errorf("the mount in the stash: %w", err)
 		}
-		topFD, err := k.openMountRoot(f.Target, f.FenceID)
+		topFD, err := k.openMountRoot(f.Top, f.FenceID)
 		if err != nil {
 			unix.Close(realFD)
 			return fmt.Errorf("the fence: %w", err)
@@ -322,21 +404,29 @@ func (k *kernel) Rollback(f *Fence) error {
 }
 
 // RemoveFence unmounts the fence tmpfs at the target (it must be the top
-// mount there, checked by unique ID) and the stash. Nobody can hold the
-// fence but a process that chdir'd into the empty directory; then it is
-// detached (it is empty and read-only, so nothing is lost).
+// mount there, checked by unique ID from the directory fd kept since the
+// fence went up) and the stash. Nobody can hold the fence but a process
+// that chdir'd into the empty directory; then it is detached (it is empty
+// and read-only, so nothing is lost). A FenceBeneath is done with then and
+// lets go of its fds; a FenceOver keeps them for the unmount of the real
+// mount under it (or Rollback's end).
 func (k *kernel) RemoveFence(f *Fence) error {
 	f.closeRoot()
 	var err error
-	if id, e := k.MountIDAt(f.Target); e != nil || id != f.FenceID {
-		err = fmt.Errorf("the fence is no longer the top mount at %s", f.Target)
-	} else if e := k.Umount2(f.Target, unix.UMOUNT_NOFOLLOW); e != nil {
-		if e2 := k.Umount2(f.Target, unix.MNT_DETACH|unix.UMOUNT_NOFOLLOW); e2 != nil {
-			err = fmt.Errorf("unmounting the fence at %s: %w", f.Target, e)
+	if f.Top == nil {
+		err = errors.New("the fence holds no directory fd")
+	} else if id, e := k.MountIDAt(f.Top); e != nil || id != f.FenceID {
+		err = fmt.Errorf("the fence is no longer the top mount at %s", termsafe.Quote(f.Target))
+	} else if e := k.Umount2(f.Top, 0); e != nil {
+		if e2 := k.Umount2(f.Top, unix.MNT_DETACH); e2 != nil {
+			err = fmt.Errorf("unmounting the fence at %s: %w", termsafe.Quote(f.Target), e)
 		}
 	}
-	if f.Stash != "" {
-		k.removeStash(f.Stash)
+	if f.stashAt != nil {
+		k.removeStash(&stash{at: f.stashAt, inner: f.Real})
+	}
+	if f.Kind == FenceBeneath {
+		f.Close()
 	}
 	return err
 }
@@ -353,15 +443,54 @@ func (k *kernel) Revoke(ctx context.Context, pid int, t RevokeTargets) (string, 
 // holder.
 var ErrNoRevoker = errors.New("revoking by ptrace is not available in this build")
 
-// Signal sends sig through a pidfd (pidfd_open(2), pidfd_send_signal(2)):
-// once the pidfd is open, a pid recycled by another process is not hit.
-func (k *kernel) Signal(pid int, sig unix.Signal) error {
+// OpenProcess opens a pidfd on pid and then checks its start time. The
+// order makes it exact: if the process the scan saw (started at
+// startTicks) is the one that holds pid after pidfd_open(2) returned, the
+// pidfd names it, since a process that started later could not have been
+// scanned.
+func (k *kernel) OpenProcess(pid int, startTicks uint64) (Process, error) {
 	pfd, err := unix.PidfdOpen(pid, 0)
-	if err != nil {
-		return err
+	if errors.Is(err, unix.ESRCH) {
+		return nil, fmt.Errorf("pid %d: %w", pid, ErrHolderGone)
 	}
-	defer unix.Close(pfd)
-	return unix.PidfdSendSignal(pfd, sig, nil, 0)
+	if err != nil {
+		return nil, fmt.Errorf("pidfd_open %d: %w", pid, err)
+	}
+	p := &pidfdProcess{fd: pfd}
+	started, err := processStartTicks(pid)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		err = fmt.Errorf("pid %d: %w", pid, ErrHolderGone)
+	case err == nil && startTicks != 0 && started != startTicks:
+		err = fmt.Errorf("pid %d: %w (it now names a process started at tick %d, not %d: left alone)", pid, ErrHolderGone, started, startTicks)
+	}
+	if err != nil {
+		p.Close()
+		return nil, err
+	}
+	return p, nil
+}
+
+// pidfdProcess signals through a pidfd (pidfd_send_signal(2)).
+type pidfdProcess struct{ fd int }
+
+func (p *pidfdProcess) Signal(sig unix.Signal) error { return unix.PidfdSendSignal(p.fd, sig, nil, 0) }
+func (p *pidfdProcess) Close() error                 { return unix.Close(p.fd) }
+
+// processStartTicks is field 22 of /proc/PID/stat (starttime, clock ticks
+// after boot, proc(5)), counted after the last ')' since the command name
+// may hold anything.
+func processStartTicks(pid int) (uint64, error) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0, err
+	}
+	i := strings.LastIndexByte(string(b), ')')
+	f := strings.Fields(string(b[i+1:]))
+	if i < 0 || len(f) < 22-2 {
+		return 0, fmt.Errorf("/proc/%d/stat: malformed", pid)
+	}
+	return strconv.ParseUint(f[22-3], 10, 64)
 }
 
 func isUnder(path, mp string) bool {
@@ -372,39 +501,53 @@ func isUnder(path, mp string) bool {
 }
 
 // UnmountCopy is release.UnmountInNamespace: setns(2) into the mount
-// namespace of pid on a locked thread that is thrown away afterwards, the
-// copy's ID re-checked there, umount2 with UMOUNT_NOFOLLOW.
-func (k *kernel) UnmountCopy(pid int, mountpoint string, oldID int, flags int) error {
-	err := release.UnmountInNamespace(pid, mountpoint, oldID, flags)
-	if errors.Is(err, release.ErrChanged) {
-		return fmt.Errorf("%w: %w", ErrChanged, err)
+// namespace of c.PID (its inode re-checked) on a locked thread that is
+// thrown away afterwards, the copy found from its parent directory's fd
+// and checked by mount ID, umount2 of the last component from there.
+//
+// The lookups there can reach the server of a filesystem in that
+// namespace: bounded by callLimit like the other acts.
+func (k *kernel) UnmountCopy(c release.Copy, flags int) error {
+	return releaseErr(k.calls.Do(context.Background(), callLimit, fmt.Sprintf("unmount of the copy at %s in mnt:[%d]", termsafe.Quote(c.Mountpoint), c.Namespace), bounded.AnyThread,
+		func() error { return release.UnmountInNamespace(c, flags) }))
+}
+
+// DetachLoop is release.DetachLoop: the device opened O_EXCL (a mounted or
+// claimed device is refused), its backing file re-identified by
+// LOOP_GET_STATUS64, then LOOP_CLR_FD.
+//
+// LOOP_GET_STATUS64 asks the backing file's filesystem for its attributes
+// (vfs_getattr), which can reach its server: bounded by callLimit.
+func (k *kernel) DetachLoop(dev string, backing release.FileID) error {
+	return releaseErr(k.calls.Do(context.Background(), callLimit, "detach of loop device "+termsafe.Quote(dev), bounded.AnyThread,
+		func() error { return release.DetachLoop(dev, backing) }))
+}
+
+// Swapoff is release.Swapoff: the file opened without following a link,
+// re-identified, and swapped off through its /proc/self/fd link. It can
+// take long (the pages come back to memory) and reach the file's server:
+// bounded like the other acts, by callLimit.
+func (k *kernel) Swapoff(path string, file release.FileID) error {
+	return releaseErr(k.calls.Do(context.Background(), callLimit, "swapoff of "+termsafe.Quote(path), bounded.AnyThread,
+		func() error { return release.Swapoff(path, file) }))
+}
+
+// releaseErr makes release's refusals this package's, in release's words:
+// ErrRefused (exit 2, nothing changed) and ErrChanged (not what was
+// inspected).
+func releaseErr(err error) error {
+	switch {
+	case errors.Is(err, release.ErrChanged):
+		return seenAs{err, ErrChanged}
+	case errors.Is(err, release.ErrRefused):
+		return seenAs{err, ErrRefused}
 	}
 	return err
 }
 
-// DetachLoop first opens the loop device with O_EXCL: a block device open
-// exclusively fails with EBUSY while a filesystem on it is mounted (in any
-// namespace, detached or not) or device-mapper/md claims it (open(2)). Such
-// a device is refused: LOOP_CLR_FD would only set autoclear and the backing
-// file would stay held (loop(4)). The detach itself completes when the
-// last opener closes the device, so the mount may stay busy a moment after.
-func (k *kernel) DetachLoop(dev string) error {
-	fd, err := unix.Open(dev, unix.O_RDONLY|unix.O_EXCL|unix.O_CLOEXEC, 0)
-	if errors.Is(err, unix.EBUSY) {
-		return &release.Error{Op: "detach loop", Target: dev,
-			Err: fmt.Errorf("%w: the loop device is itself mounted or claimed (device-mapper, md, swap); unmount it first", ErrRefused)}
-	}
-	if err != nil {
-		return &release.Error{Op: "detach loop", Target: dev, Err: err}
-	}
-	defer unix.Close(fd)
-	// LOOP_CLR_FD on the exclusive fd: nobody can mount the device between
-	// the check and the detach.
-	if err := unix.IoctlSetInt(fd, unix.LOOP_CLR_FD, 0); err != nil {
-		return &release.Error{Op: "detach loop", Target: dev, Err: err}
-	}
-	return nil
-}
+// seenAs is err, also matching sentinel with errors.Is.
+type seenAs struct{ err, sentinel error }
 
-// Swapoff is swapoff(2) (release.Swapoff).
-func (k *kernel) Swapoff(path string) error { return release.Swapoff(path) }
+func (e seenAs) Error() string        { return e.err.Error() }
+func (e seenAs) Unwrap() error        { return e.err }
+func (e seenAs) Is(target error) bool { return target == e.sentinel }

@@ -39,7 +39,7 @@ const (
 // names this very process even after its pid is reused, so a fence whose
 // maker still runs is never taken for a leftover.
 func fenceSource() string {
-	start, _ := processStart(os.Getpid())
+	start, _ := processStartTicks(os.Getpid())
 	return fmt.Sprintf("%s:%d:%d", fenceMarker, os.Getpid(), start)
 }
 
@@ -54,27 +54,9 @@ func parseFenceSource(src string) (pid int, start uint64, ok bool) {
 	return pid, start, err1 == nil && err2 == nil && pid > 0
 }
 
-// processStart is the start time of process pid (/proc/PID/stat field 22,
-// after the parenthesised comm, which may hold spaces and parentheses).
-func processStart(pid int) (uint64, error) {
-	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return 0, err
-	}
-	i := strings.LastIndexByte(string(data), ')')
-	if i < 0 {
-		return 0, fmt.Errorf("/proc/%d/stat: no comm", pid)
-	}
-	f := strings.Fields(string(data[i+1:]))
-	if len(f) < 20 {
-		return 0, fmt.Errorf("/proc/%d/stat: short", pid)
-	}
-	return strconv.ParseUint(f[19], 10, 64)
-}
-
 // running: the process that made a fence is alive (same pid, same start).
 func running(pid int, start uint64) bool {
-	s, err := processStart(pid)
+	s, err := processStartTicks(pid)
 	return err == nil && s == start
 }
 
@@ -89,17 +71,13 @@ type fenceOrigin struct {
 	PID     int             `json:"pid"`
 }
 
-// writeOrigin writes the origin record into a fresh stash directory
-// (O_CREAT|O_EXCL|O_NOFOLLOW relative to the opened directory, which must
-// be ours and 0700 like any directory mounttop writes in), synced.
-func writeOrigin(stash string, o fenceOrigin) error {
-	dfd, err := unix.Open(stash, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return err
-	}
-	defer unix.Close(dfd)
+// writeOrigin writes the origin record into a fresh stash directory,
+// given by its fd (stash names it in messages): O_CREAT|O_EXCL|O_NOFOLLOW
+// relative to it, which must be ours and 0700 like any directory mounttop
+// writes in; the file and the directory are synced.
+func writeOrigin(dirfd int, stash string, o fenceOrigin) error {
 	var st unix.Stat_t
-	if err := unix.Fstat(dfd, &st); err != nil {
+	if err := unix.Fstat(dirfd, &st); err != nil {
 		return err
 	}
 	if !trustedOwner(st.Uid) || st.Mode&0o077 != 0 {
@@ -109,7 +87,7 @@ func writeOrigin(stash string, o fenceOrigin) error {
 	if err != nil {
 		return err
 	}
-	fd, err := unix.Openat(dfd, originName, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+	fd, err := unix.Openat(dirfd, originName, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
 	if err != nil {
 		return fmt.Errorf("origin record: %w", err)
 	}
@@ -121,10 +99,16 @@ func writeOrigin(stash string, o fenceOrigin) error {
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
-	if err == nil {
-		err = unix.Fsync(dfd)
+	if err != nil {
+		return fmt.Errorf("origin record: %w", err)
 	}
-	return err
+	// dirfd may be O_PATH, which fsync(2) refuses: sync through "." .
+	dfd, err := unix.Openat(dirfd, ".", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(dfd)
+	return unix.Fsync(dfd)
 }
 
 // originWait bounds reading a stash's record (the stash may lie under
@@ -342,6 +326,10 @@ func (u *Unmounter) RollbackLeftover(ctx context.Context, l Leftover) (string, e
 		}
 		return u.journal.record(f.Target, "rollback-fence", "", ev)
 	}
+	if err := u.anchorLeftover(&f); err != nil {
+		return "", fmt.Errorf("%w: %w", ErrRefused, err)
+	}
+	defer f.Close()
 	if err := record(Event{Stage: StagePlan, What: l.Describe("")}); err != nil {
 		return "", fmt.Errorf("%w: the journal cannot be written: %w", ErrRefused, err)
 	}
@@ -371,6 +359,35 @@ func (u *Unmounter) RollbackLeftover(ctx context.Context, l Leftover) (string, e
 		what += " (the journal could not record it: " + oneLine(jerr.Error()) + ")"
 	}
 	return what, err
+}
+
+// anchorLeftover opens the directories a leftover fence is acted on from
+// (System.Anchor: openat2 without links, kept as fds), as Fence keeps them
+// for its own rollback: Top, the target's directory, where the fence is
+// the top mount; Real, where the filesystem sits (the stash's root with
+// "mnt", or Top under an over-mount fence); and the stash's own mount
+// point. Rollback and RemoveFence then check each mount there by unique ID.
+func (u *Unmounter) anchorLeftover(f *Fence) error {
+	var err error
+	if f.Top, err = u.sys.Anchor(nil, f.Target); err != nil {
+		return err
+	}
+	if f.Kind == FenceOver {
+		f.Real = f.Top
+		return nil
+	}
+	if f.Stash == "" {
+		return nil
+	}
+	if f.Real, err = u.sys.Anchor(nil, f.RealPath); err != nil {
+		f.Close()
+		return err
+	}
+	if f.stashAt, err = u.sys.Anchor(nil, f.Stash); err != nil {
+		f.Close()
+		return err
+	}
+	return nil
 }
 
 // Plan says what RollbackLeftover will do, for the plan line and the

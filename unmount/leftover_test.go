@@ -29,7 +29,7 @@ func TestLeftoverFencesReal(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			f.closeRoot() // a killed run holds nothing
+			f.Close() // a killed run holds nothing
 			snap, err := sys.Mounts(context.Background())
 			if err != nil {
 				t.Fatal(err)
@@ -148,10 +148,11 @@ func TestLeftoverFenceRealGone(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f.closeRoot()
-	if err := sys.Umount2(f.RealPath, 0); err != nil {
+	f.closeRoot() // the syncfs fd would keep the filesystem busy
+	if err := sys.Umount2(f.Real, 0); err != nil {
 		t.Fatal(err)
 	}
+	f.Close() // a killed run holds nothing
 	snap, err := sys.Mounts(context.Background())
 	if err != nil {
 		t.Fatal(err)

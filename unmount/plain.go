@@ -102,17 +102,25 @@ type ExpireResult struct {
 // Expire makes one umount2(2) MNT_EXPIRE attempt. On an idle mount the
 // first attempt fails with EAGAIN and marks it; a later attempt unmounts it
 // if nothing touched it in between; a busy mount gives EBUSY with its
-// holders. Nothing on this path walks the mount point: the identity
-// re-check uses statmount(2) and the mount table only, because a stat, an
-// open or a realpath of the mount point clears the mark (DESIGN.md).
+// holders. Nothing on this path walks into the mount: mntput() of any
+// reference taken on it clears the mark (a stat, an open or a realpath of
+// the mount point does; umount2's own lookup does not, DESIGN.md). So the
+// anchor is the directory of its mount point only, and the identity
+// re-check is statmount(2) and the mount table: the directory lies on the
+// mount it sits on, and no mount covers it.
 func (u *Unmounter) Expire(ctx context.Context, m *inspect.Mount) (ExpireResult, error) {
 	const op = "umount --expire"
 	flags := unix.MNT_EXPIRE | unix.UMOUNT_NOFOLLOW
-	if err := u.recheck(ctx, m, false); err != nil {
+	a, err := u.anchor(m, nil, m.Mountpoint)
+	if err != nil {
+		return ExpireResult{}, &Error{Op: op, Target: m.Mountpoint, Flags: flags, Err: err}
+	}
+	defer a.Close()
+	if err := u.recheck(ctx, m, a, false); err != nil {
 		return ExpireResult{}, &Error{Op: op, Target: m.Mountpoint, Flags: flags, Err: err}
 	}
 	prev, _ := u.expiry.Get(m.ID)
-	err := u.sys.Umount2(m.Mountpoint, flags)
+	err = u.sys.Umount2(a, flags)
 	at := u.now()
 	switch {
 	case err == nil:
@@ -133,20 +141,59 @@ func (u *Unmounter) Expire(ctx context.Context, m *inspect.Mount) (ExpireResult,
 	return ExpireResult{}, u.explainFailure(ctx, op, m, flags, err)
 }
 
-// umount is the common path of Lazy and Force (and the staged engine's
-// final unmount): re-check identity, umount2 with UMOUNT_NOFOLLOW, verify.
+// umount is the common path of Lazy and Force: the parent directory of
+// the mount point anchored (Anchor), identity re-checked, umount2 with
+// UMOUNT_NOFOLLOW from there, verified.
 func (u *Unmounter) umount(ctx context.Context, op string, m *inspect.Mount, flags int, walk bool) error {
+	a, err := u.anchor(m, nil, m.Mountpoint)
+	if err != nil {
+		return &Error{Op: op, Target: m.Mountpoint, Flags: flags | unix.UMOUNT_NOFOLLOW, Err: err}
+	}
+	defer a.Close()
+	return u.umountAt(ctx, op, m, a, flags, walk)
+}
+
+// umountAt unmounts m, anchored at a (the directory of its mount point):
+// re-check (recheck: the directory lies on the mount m sits on, m is the
+// top mount there), umount2(a.Name) from a's directory, verify. The staged engine's final unmount comes here with the fence's
+// anchors. The caller closes a.
+func (u *Unmounter) umountAt(ctx context.Context, op string, m *inspect.Mount, a *Anchor, flags int, walk bool) error {
 	flags |= unix.UMOUNT_NOFOLLOW
-	if err := u.recheck(ctx, m, walk); err != nil {
+	if err := u.recheck(ctx, m, a, walk); err != nil {
 		return &Error{Op: op, Target: m.Mountpoint, Flags: flags, Err: err}
 	}
-	if err := u.sys.Umount2(m.Mountpoint, flags); err != nil {
+	if err := u.sys.Umount2(a, flags); err != nil {
 		return u.explainFailure(ctx, op, m, flags, err)
 	}
 	if err := u.verifyGone(m); err != nil {
 		return &Error{Op: op, Target: m.Mountpoint, Flags: flags, Err: err}
 	}
 	return nil
+}
+
+// check re-checks m from a fresh anchor (see recheck), walking into it
+// when walk is set; nothing is kept open.
+func (u *Unmounter) check(ctx context.Context, m *inspect.Mount, walk bool) error {
+	a, err := u.anchor(m, nil, m.Mountpoint)
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	return u.recheck(ctx, m, a, walk)
+}
+
+// anchor opens the directory m sits on (System.Anchor). When that fails
+// because the mount is gone (statmount: ENOENT), it says ErrGone rather
+// than that the path changed.
+func (u *Unmounter) anchor(m *inspect.Mount, base *Anchor, rel string) (*Anchor, error) {
+	a, err := u.sys.Anchor(base, rel)
+	if err == nil {
+		return a, nil
+	}
+	if _, serr := u.sys.StatMount(m.ID); errors.Is(serr, unix.ENOENT) {
+		return nil, ErrGone
+	}
+	return nil, err
 }
 
 // explainFailure wraps a umount2 errno; for EBUSY it scans for the holders
@@ -182,23 +229,26 @@ func (u *Unmounter) explainFailure(ctx context.Context, op string, m *inspect.Mo
 // noProcessHolder is what EBUSY means when no process holds the mount.
 const noProcessHolder = "no process holds it: a kernel holder (loop device or swap file on it, nfsd export, io_uring, fd in flight) or a copy in another mount namespace"
 
-// recheck makes sure the path still names the inspected mount, right before
-// acting: statmount(2) by unique ID (ENOENT: gone), then the mount table
-// (the topmost mount at the mount point must be this one: a mount put on
-// top since, or this one moved away, is refused). With walk it also
-// statx()es the path itself (AT_SYMLINK_NOFOLLOW) for its mount ID, which
-// catches a swapped parent directory; that walk clears an expiry mark, so
-// the expire path passes walk=false.
-func (u *Unmounter) recheck(ctx context.Context, m *inspect.Mount, walk bool) error {
-	if _, err := u.sys.StatMount(m.ID); err != nil {
-		switch {
-		case errors.Is(err, unix.ENOENT):
-			return ErrGone
-		case errors.Is(err, mountapi.ErrUnsupported):
-			// Before Linux 6.8: the table check below is all there is.
-		default:
-			return fmt.Errorf("statmount: %w", err)
-		}
+// recheck makes sure the anchor still leads to the inspected mount, right
+// before acting. statmount(2) by unique ID: ENOENT is gone. The mount
+// table: m must be the topmost mount at its mount point (a mount put on
+// top since is refused), and the anchor's directory must lie on the mount
+// m sits on (its parent, from statmount when the kernel has it, or the
+// parent of the lowest mount of a stack at that mount point): a directory
+// reached through a mount put over the way since is refused. With walk it
+// also statx()es the mount point from the anchor (AT_SYMLINK_NOFOLLOW) for
+// the top mount's ID, which must be m's; that lookup takes a reference on
+// the mount and so clears an expiry mark: the expire path passes
+// walk=false.
+func (u *Unmounter) recheck(ctx context.Context, m *inspect.Mount, a *Anchor, walk bool) error {
+	parent, err := u.sys.StatMount(m.ID)
+	switch {
+	case errors.Is(err, unix.ENOENT):
+		return ErrGone
+	case errors.Is(err, mountapi.ErrUnsupported):
+		parent = 0 // Before Linux 6.8: the table is all there is.
+	case err != nil:
+		return fmt.Errorf("statmount: %w", err)
 	}
 	snap, err := u.sys.Mounts(ctx)
 	if ctx.Err() != nil {
@@ -219,19 +269,40 @@ func (u *Unmounter) recheck(ctx context.Context, m *inspect.Mount, walk bool) er
 		return fmt.Errorf("%w: %s now shows another mount (%s %s) on top", ErrChanged,
 			termsafe.Quote(m.Mountpoint), termsafe.Text(top.FSType), termsafe.Text(top.Source))
 	}
+	if parent == 0 {
+		parent = top.ParentID
+	}
+	if on := dirMount(snap, parent, m.Mountpoint); on != a.On {
+		return fmt.Errorf("%w: %s lies on mount %d now, not on mount %d where %s sits (something was mounted over the way)",
+			ErrChanged, termsafe.Quote(a.Dir), a.On, on, termsafe.Quote(m.Mountpoint))
+	}
 	if walk {
-		id, err := u.sys.MountIDAt(m.Mountpoint)
+		id, err := u.sys.MountIDAt(a)
 		switch {
 		case errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ENOTDIR):
 			return fmt.Errorf("%w: %v", ErrChanged, err)
 		case err != nil:
-			return fmt.Errorf("looking at %s: %w", termsafe.Quote(m.Mountpoint), err)
+			return fmt.Errorf("looking at %s: %w", termsafe.Quote(a.Path()), err)
 		}
 		if id != m.ID {
-			return fmt.Errorf("%w: the path leads to another mount", ErrChanged)
+			return fmt.Errorf("%w: %s leads to another mount (%d)", ErrChanged, termsafe.Quote(a.Path()), id)
 		}
 	}
 	return nil
+}
+
+// dirMount is the mount the directory of mountpoint lies on, for a mount
+// whose parent is parent: the parent itself, or, when the parent is
+// mounted at the same mount point (a stack of mounts there), the parent of
+// the lowest of the stack.
+func dirMount(snap *inspect.Snapshot, parent inspect.MountID, mountpoint string) inspect.MountID {
+	for {
+		p, ok := snap.Mount(parent)
+		if !ok || p.ParentID == p.ID || p.Mountpoint != mountpoint {
+			return parent
+		}
+		parent = p.ParentID
+	}
 }
 
 // verifyGone checks that the unmounted mount is no longer in this

@@ -27,7 +27,8 @@ const (
 // warnings. It changes nothing. An error wrapping ErrRefused means the
 // request itself is refused: the root mount, the mount holding mounttop's
 // own executable or cwd, a mount with submounts without Recursive, expire
-// of a mount with submounts.
+// of a mount with submounts; and unless p.AllowSystem, a mount the system
+// runs on (SystemMount) or the /proc or journal mounttop uses.
 func (u *Unmounter) Prepare(ctx context.Context, p Plan) (Plan, error) {
 	if p.Mode < ModeLazy || p.Mode > ModeStaged {
 		return p, &Error{Op: "plan", Target: p.Target.Mountpoint, Err: fmt.Errorf("%w: no mode given", ErrRefused)}
@@ -69,17 +70,21 @@ func (u *Unmounter) Prepare(ctx context.Context, p Plan) (Plan, error) {
 			p.Submounts = append(p.Submounts, *s)
 		}
 	}
-	if exe, cwd, err := u.sys.Self(); err == nil {
-		for _, id := range append([]inspect.MountID{m.ID}, subs...) {
-			switch id {
-			case exe:
-				return refuse("mounttop's own executable is on it")
-			case cwd:
-				return refuse("it holds mounttop's own working directory (cd elsewhere first)")
-			}
+	if why := SystemMount(m); why != "" && !p.AllowSystem {
+		return refuse("%s", refusalText(why))
+	}
+	if own, err := u.sys.Self(); err == nil {
+		why, hard := ownMountReason(own, u.journalMount(), append([]inspect.MountID{m.ID}, subs...))
+		switch {
+		case why != "" && hard:
+			return refuse("%s", why)
+		case why != "" && !p.AllowSystem:
+			return refuse("%s", refusalText(why))
+		case why != "":
+			p.Warnings = append(p.Warnings, "allowed by --allow-system-mount: "+why)
 		}
 	} else {
-		p.Warnings = append(p.Warnings, "could not check mounttop's own executable and cwd: "+err.Error())
+		p.Warnings = append(p.Warnings, "could not check mounttop's own executable, cwd and /proc: "+err.Error())
 	}
 	if len(p.Submounts) > 0 {
 		if p.Mode == ModeExpire {
@@ -134,6 +139,16 @@ func (u *Unmounter) Prepare(ctx context.Context, p Plan) (Plan, error) {
 	return p, nil
 }
 
+// journalMount is the unique ID of the mount the journal lies on (0: no
+// journal, or disabled), as statx(2) of its directory's fd said when it was
+// opened (Journal.Mount): no lookup.
+func (u *Unmounter) journalMount() inspect.MountID {
+	if u.journal == nil {
+		return 0
+	}
+	return u.journal.Mount()
+}
+
 // holdersOf merges the holders of the target and its submounts by pid.
 func holdersOf(snap *inspect.Snapshot, id inspect.MountID, subs []inspect.MountID) []inspect.Holder {
 	byPID := map[int]*inspect.Holder{}
@@ -177,7 +192,7 @@ func (u *Unmounter) holderAction(p Plan, h inspect.Holder) HolderAction {
 		a.Refused = why
 		return a
 	}
-	a.Action = describeTargets(revokeTargets(h, false))
+	a.Action = describeTargets(revokeTargets(h, p.Policy != PolicyClosePlain))
 	if h.State == 'D' {
 		a.Action += " (in D state: it may not stop for ptrace)"
 	}
@@ -220,7 +235,8 @@ func (u *Unmounter) copyHolderActions(p Plan, snap *inspect.Snapshot, ids []insp
 
 // unrevocable says why a holder cannot be revoked by ptrace injection: its
 // executable on the mount (the kernel maps it and keeps it open), its root
-// directory there (chdir("/") would stay inside it).
+// directory there (the root pins the mount; a revoke moves cwds, not
+// roots).
 func unrevocable(h inspect.Holder) string {
 	for _, use := range h.Uses {
 		switch use.Kind {
@@ -263,8 +279,8 @@ func revokeTargets(h inspect.Holder, placeholder bool) RevokeTargets {
 	return t
 }
 
-// describeTargets renders targets as "close fds 3, 4; unmap 1 mapping;
-// chdir / (1 thread)".
+// describeTargets renders targets as "close fd 3, 4; unmap 1 mapping;
+// cwd into an empty directory (1 thread)".
 func describeTargets(t RevokeTargets) string {
 	var parts []string
 	if len(t.FDs) > 0 {
@@ -274,7 +290,7 @@ func describeTargets(t RevokeTargets) string {
 		}
 		verb := "close"
 		if t.Placeholder {
-			verb = "replace with a placeholder"
+			verb = "put a placeholder on"
 		}
 		parts = append(parts, fmt.Sprintf("%s fd %s", verb, strings.Join(s, ", ")))
 	}
@@ -282,7 +298,7 @@ func describeTargets(t RevokeTargets) string {
 		parts = append(parts, fmt.Sprintf("unmap %d %s", n, plural(n, "mapping")))
 	}
 	if n := len(t.CwdTIDs); n > 0 {
-		parts = append(parts, fmt.Sprintf("chdir / (%d %s)", n, plural(n, "thread")))
+		parts = append(parts, fmt.Sprintf("cwd into an empty directory (%d %s)", n, plural(n, "thread")))
 	}
 	if len(parts) == 0 {
 		return "nothing to revoke"

@@ -290,7 +290,12 @@ func TestErrnoWords(t *testing.T) {
 	testns.Require(t, testns.Namespace)
 	plain := t.TempDir()
 	k := realSystem(t)
-	err := k.Umount2(plain, unix.UMOUNT_NOFOLLOW)
+	a, err := k.Anchor(nil, plain)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	err = k.Umount2(a, 0)
 	e := &Error{Op: "umount", Target: plain, Err: err}
 	if !errors.Is(e, unix.EINVAL) || !strings.Contains(e.Error(), "not a mount point") {
 		t.Fatalf("%v", e)

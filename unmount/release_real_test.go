@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"mounttop/internal/testns"
+	"mounttop/unmount/release"
 )
 
 // copyMountedIn reports whether dir is a mount point in pid's namespace.
@@ -92,7 +93,7 @@ func TestReleaseCopyNow(t *testing.T) {
 // (LOOP_CLR_FD would only set autoclear) and keeps its backing file.
 func TestDetachLoopRefusesMounted(t *testing.T) {
 	loop := testns.LoopExt4(t, 16)
-	err := realSystem(t).DetachLoop(loop.Device)
+	err := realSystem(t).DetachLoop(loop.Device, release.FileID{})
 	if !errors.Is(err, ErrRefused) || !strings.Contains(err.Error(), "itself mounted") {
 		t.Fatalf("DetachLoop of a mounted loop device: %v, want ErrRefused", err)
 	}
@@ -101,5 +102,30 @@ func TestDetachLoopRefusesMounted(t *testing.T) {
 	}
 	if !testns.IsMountPoint(loop.Dir) {
 		t.Fatal("the filesystem on it went away")
+	}
+}
+
+// TestReleaseRefusalsKeepTheirMeaning: the real System's releases say
+// ErrChanged when what they would act on is not what the scan found (a
+// swap path through a symbolic link, a copy behind a pid now in another
+// namespace), in release's own words.
+func TestReleaseRefusalsKeepTheirMeaning(t *testing.T) {
+	testns.Require(t, testns.Namespace)
+	dir := testns.Tmpfs(t, "")
+	if err := os.Symlink(t.TempDir(), filepath.Join(dir, "link")); err != nil {
+		t.Fatal(err)
+	}
+	sys := realSystem(t)
+	err := sys.Swapoff(filepath.Join(dir, "link", "swapfile"), release.FileID{Dev: 1, Ino: 1})
+	if !errors.Is(err, ErrChanged) || !strings.Contains(err.Error(), "symbolic link") {
+		t.Errorf("swapoff through a link: %v, want ErrChanged", err)
+	}
+	v := testns.StartVictimInNewNS(t, testns.RoleSleep)
+	err = sys.UnmountCopy(release.Copy{PID: v.PID, Namespace: 1, Mountpoint: dir, OldID: 1, ParentOldID: 1}, 0)
+	if !errors.Is(err, ErrChanged) || !strings.Contains(err.Error(), "mount namespace") {
+		t.Errorf("a copy in another namespace than inspected: %v, want ErrChanged", err)
+	}
+	if !copyMountedIn(t, v.PID, dir) {
+		t.Error("the copy was unmounted")
 	}
 }

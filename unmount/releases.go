@@ -11,6 +11,7 @@ import (
 
 	"mounttop/inspect"
 	"mounttop/internal/termsafe"
+	"mounttop/unmount/release"
 )
 
 // findReleases lists what can free the mounts ids besides revoking this
@@ -27,19 +28,19 @@ func findReleases(snap *inspect.Snapshot, ids []inspect.MountID) []Release {
 		for _, k := range snap.Kernel[id] {
 			switch k.Kind {
 			case "loop":
-				r := Release{Kind: "loop", Name: k.Name,
+				r := Release{Kind: "loop", Name: k.Name, File: release.FileID{Dev: k.Dev, Ino: k.Ino},
 					What: fmt.Sprintf("detach loop device %s (its backing file %s)", termsafe.Quote(k.Name), termsafe.Quote(k.Path))}
 				if at := loopMountedAt(snap, k.Name); at != "" {
 					r.Refused = "the loop device is itself mounted (" + at + "): unmount it first"
 				}
 				out = append(out, r)
 			case "swap":
-				out = append(out, Release{Kind: "swap", Name: k.Name,
+				out = append(out, Release{Kind: "swap", Name: k.Name, File: release.FileID{Dev: k.Dev, Ino: k.Ino},
 					What: fmt.Sprintf("swapoff %s (its pages move back to memory)", termsafe.Quote(k.Name))})
 			}
 		}
 		for _, c := range snap.Copies(id) {
-			r := Release{Kind: "copy", Mountpoint: c.Mount.Mountpoint, OldID: c.Mount.OldID,
+			r := Release{Kind: "copy", Mountpoint: c.Mount.Mountpoint, OldID: c.Mount.OldID, ParentOld: c.Mount.OldParentID,
 				Lazy: len(c.Holders) > 0, Propagates: c.Propagates, Namespace: c.Namespace.Inode}
 			if len(c.Namespace.PIDs) > 0 {
 				r.PID = c.Namespace.PIDs[0]
@@ -136,13 +137,13 @@ func (u *Unmounter) release(ctx context.Context, r Release, swapPath string) err
 		if r.Lazy {
 			flags = unix.MNT_DETACH
 		}
-		err = u.sys.UnmountCopy(r.PID, r.Mountpoint, r.OldID, flags)
+		err = u.sys.UnmountCopy(release.Copy{PID: r.PID, Namespace: r.Namespace, Mountpoint: r.Mountpoint, OldID: r.OldID, ParentOldID: r.ParentOld}, flags)
 	case "loop":
 		op = "detach loop device"
-		err = u.sys.DetachLoop(r.Name)
+		err = u.sys.DetachLoop(r.Name, r.File)
 	case "swap":
 		op = "swapoff"
-		err = u.sys.Swapoff(swapPath)
+		err = u.sys.Swapoff(swapPath, r.File)
 	default:
 		err = fmt.Errorf("%w: unknown kind %q", ErrRefused, r.Kind)
 	}

@@ -7,6 +7,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"mounttop/inspect"
+	"mounttop/unmount/release"
 )
 
 // System is everything the unmount code asks of the kernel. The real one
@@ -25,15 +26,23 @@ type System interface {
 	// no path; an error wrapping unix.ENOENT means it is gone from this
 	// namespace (statmount does not find detached mounts either).
 	StatMount(id inspect.MountID) (parent inspect.MountID, err error)
-	// MountIDAt is the unique ID of the mount at path, by
-	// statx(AT_SYMLINK_NOFOLLOW, STATX_MNT_ID_UNIQUE). It walks the path
-	// and so clears an expiry mark: never called on the expire path.
-	MountIDAt(path string) (inspect.MountID, error)
-	// Umount2 is umount2(2); the caller always includes UMOUNT_NOFOLLOW.
-	Umount2(path string, flags int) error
-	// Self is the unique ID of the mounts holding this process's
-	// executable and cwd: those are never unmounted from under ourselves.
-	Self() (exe, cwd inspect.MountID, err error)
+	// Anchor opens the directory of the mount point rel (see Anchor): rel
+	// absolute from our root when base is nil, else relative to base's
+	// directory and beneath it. It walks no further than that directory,
+	// so it leaves an expiry mark on the mount alone. A symbolic link on
+	// the way is ErrChanged. The caller closes the Anchor.
+	Anchor(base *Anchor, rel string) (*Anchor, error)
+	// MountIDAt is the unique ID of the top mount at a.Name in a's
+	// directory, by statx(AT_SYMLINK_NOFOLLOW, STATX_MNT_ID_UNIQUE). It
+	// crosses into that mount and so clears an expiry mark: never called
+	// on the expire path.
+	MountIDAt(a *Anchor) (inspect.MountID, error)
+	// Umount2 is umount2(2) of a.Name from a's directory (fchdir on a
+	// thread of its own), always with UMOUNT_NOFOLLOW.
+	Umount2(a *Anchor, flags int) error
+	// Self is the unique IDs of the mounts mounttop itself stands on: its
+	// executable, its cwd, the /proc it reads.
+	Self() (Own, error)
 
 	// Fence stops new opens by path on the target (see Fence).
 	Fence(target *inspect.Mount, over bool) (*Fence, error)
@@ -46,22 +55,28 @@ type System interface {
 	RemoveFence(f *Fence) error
 
 	// Revoke takes a holder's uses of the mount away by ptrace syscall
-	// injection (close, PROT_NONE mappings, chdir "/"), keeping it running.
+	// injection (placeholders or close, PROT_NONE mappings, cwd into an empty
+	// directory), keeping it running.
 	// It returns what was done, in words.
 	Revoke(ctx context.Context, pid int, t RevokeTargets) (string, error)
-	// Signal sends sig to pid (through a pidfd, so a recycled pid is not hit
-	// once the pidfd is open).
-	Signal(pid int, sig unix.Signal) error
+	// OpenProcess opens a pidfd (pidfd_open(2)) on the process pid that
+	// the scan saw start at startTicks (inspect.Holder.StartTicks), for
+	// signals that reach that process or none. An error wrapping
+	// ErrHolderGone: it exited, or its pid now names another process.
+	OpenProcess(pid int, startTicks uint64) (Process, error)
 
-	// UnmountCopy unmounts the mount at mountpoint in the mount namespace
-	// of process pid (setns(2) on a thrown-away thread), after checking
-	// that its mount ID there is still oldID; flags is 0 or MNT_DETACH.
-	UnmountCopy(pid int, mountpoint string, oldID int, flags int) error
-	// DetachLoop detaches the loop device dev (LOOP_CLR_FD, loop(4)),
-	// refusing one that is mounted or otherwise claimed.
-	DetachLoop(dev string) error
-	// Swapoff stops swapping to the file at path (swapoff(2)).
-	Swapoff(path string) error
+	// UnmountCopy unmounts a copy of the mount in another mount namespace
+	// (release.UnmountInNamespace): the namespace re-identified by its
+	// inode, the copy by its parent directory's fd and mount IDs; flags is
+	// 0 or MNT_DETACH.
+	UnmountCopy(c release.Copy, flags int) error
+	// DetachLoop detaches the loop device dev (LOOP_CLR_FD, loop(4)) if it
+	// is still backed by the file the scan found, refusing one that is
+	// mounted or otherwise claimed.
+	DetachLoop(dev string, backing release.FileID) error
+	// Swapoff stops swapping to the file at path (swapoff(2)) if the path
+	// still leads, without a symbolic link, to the file the scan found.
+	Swapoff(path string, file release.FileID) error
 }
 
 // FenceKind is how a fence was put up.
@@ -99,6 +114,18 @@ type Fence struct {
 	Stash    string          // FenceBeneath: the private 0700 directory (a private bind of itself)
 	RealPath string          // where the real mount can be named now (Stash/mnt, or Target under FenceOver)
 
+	// Top is the target's parent directory, where the fence is the top
+	// mount; Real is where the real mount sits now: the stash's root with
+	// Name "mnt" (FenceBeneath), or Top itself, under the fence
+	// (FenceOver). Both are opened when the fence goes up and kept until
+	// it is gone, so the final unmount, the rollback and the fence's
+	// removal work from them and never walk a path again (nil in a fake
+	// that needs none).
+	Top, Real *Anchor
+	// stashAt is the stash's own mount point in the directory it was made
+	// in (FenceBeneath).
+	stashAt *Anchor
+
 	// root is the real mount's root, opened before the fence went up:
 	// under FenceOver no path reaches the real mount any more, and
 	// syncfs(2) needs a file on it. Syncfs closes it (it pins the mount).
@@ -113,19 +140,56 @@ func (f *Fence) closeRoot() {
 	}
 }
 
+// Close lets go of every fd the fence holds: when it is gone, or rolled
+// back (the directory fds pin the parent mount and the stash).
+func (f *Fence) Close() {
+	f.closeRoot()
+	f.Top.Close()
+	f.Real.Close()
+	f.stashAt.Close()
+}
+
+// Own is what mounttop itself stands on, by unique mount ID: the mounts of
+// its executable, its cwd and the /proc it reads. Unmounting one from under
+// itself is refused (Prepare); 0 means unknown.
+type Own struct {
+	Exe, Cwd, Proc inspect.MountID
+}
+
+// Process is one holder process, held by a pidfd: once it exits, Signal
+// gives ESRCH, even if its pid was given to another process meanwhile
+// (pidfd_send_signal(2)).
+type Process interface {
+	Signal(sig unix.Signal) error
+	Close() error
+}
+
 // Range is a mapped address range [Start, End).
 type Range struct{ Start, End uint64 }
 
-// RevokeTargets is what to take away from one holder process.
+// RevokeTargets is what to take away from one holder process, and which
+// process and mounts they were found on, so that the revoker acts only on
+// what was inspected.
 type RevokeTargets struct {
-	FDs         []int   // close (or placeholder) these fds
-	Maps        []Range // replace with PROT_NONE anonymous memory
-	CwdTIDs     []int   // threads whose cwd is on the mount: chdir("/")
-	Placeholder bool    // dup3 an O_PATH placeholder over each fd instead of closing it
-	// Mount, if set, is the unique ID the targets were found on: the
-	// revoker checks each again once the process is stopped and leaves
-	// alone what no longer lies there (an fd number reused meanwhile).
-	Mount inspect.MountID
+	FDs     []int   // take these fds away (placeholder, or close)
+	Maps    []Range // replace with PROT_NONE anonymous memory
+	CwdTIDs []int   // threads whose cwd is on the mount: moved into an empty read-only directory on no mounted tree
+	// Placeholder: dup3 an O_PATH fd of that empty directory over each fd
+	// instead of closing it, so the number stays taken (the default of
+	// PolicyClose; PolicyClosePlain closes).
+	Placeholder bool
+	// StartTime is the holder's start time from the scan
+	// (inspect.Holder.StartTicks): a pid now naming a process started at
+	// another time is left alone (ErrHolderGone).
+	StartTime uint64
+	// Mounts are the unique IDs of every mount the run targets (the mount
+	// and its submounts), CopyIDs the reusable IDs of their copies in
+	// other mount namespaces: once the process is stopped, the revoker
+	// checks each fd, mapping and cwd again and leaves alone, reporting
+	// it, what no longer lies on one of them (an fd number reused
+	// meanwhile).
+	Mounts  []inspect.MountID
+	CopyIDs []int
 }
 
 // Empty reports whether there is nothing to revoke.

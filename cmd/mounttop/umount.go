@@ -51,6 +51,14 @@ drained until none is left and the kernel lets it go.
              lazily if held there), detach loop devices backed by a file on
              it (unless the loop device is itself mounted), swapoff swap
              files on it. Without it these are only named.
+  --allow-system-mount
+             also take a mount the system runs on: /, /proc, /sys, /dev,
+             /dev/pts, /dev/shm, /run, /sys/fs/cgroup, any kernel API
+             filesystem by type (proc, sysfs, devtmpfs, devpts, cgroup,
+             cgroup2, mqueue, debugfs, tracefs, bpf, autofs, ...), the
+             /proc mounttop reads and the mount its journal is on. Refused
+             without it (exit 2). mounttop's own executable and cwd are
+             never unmounted from under it.
 
 Exit codes: 0 the mount is gone (verified), 1 failed, 2 bad usage or refused
 (nothing changed), 3 --expire marked the mount but has not unmounted it yet.
@@ -67,6 +75,7 @@ type umountFlags struct {
 	dryRun, yes, json           bool
 	journal                     string
 	release                     bool
+	allowSystem                 bool
 	id                          uint64
 	rollbackFence               bool
 }
@@ -76,7 +85,7 @@ func (f *umountFlags) register(fs *flag.FlagSet) {
 	fs.BoolVar(&f.expire, "expire", false, "mark, then unmount if still idle (MNT_EXPIRE)")
 	fs.BoolVar(&f.force, "force", false, "MNT_FORCE (network and FUSE filesystems)")
 	fs.BoolVar(&f.staged, "staged", false, "fence, revoke, drain, unmount")
-	fs.StringVar(&f.revoke, "revoke", "close", "--staged: close (ptrace: close fds, unmap, chdir /; processes keep running) or signal (SIGTERM, SIGKILL after --grace)")
+	fs.StringVar(&f.revoke, "revoke", "close", "--staged: close (ptrace: a placeholder on each fd, unmap, cwd into an empty read-only directory; processes keep running), close-plain (the same, but fds closed: their numbers are free for the next open) or signal (SIGTERM, SIGKILL after --grace)")
 	fs.DurationVar(&f.grace, "grace", unmount.DefaultGrace, "--revoke=signal: SIGTERM to SIGKILL")
 	fs.DurationVar(&f.interval, "interval", unmount.DefaultInterval, "--staged: drain rescan interval; --expire-when-idle: re-arm interval")
 	fs.DurationVar(&f.timeout, "timeout", unmount.DefaultTimeout, "--staged: give up draining (and roll the fence back) after this; --expire-when-idle: 0 waits until cancelled")
@@ -84,6 +93,7 @@ func (f *umountFlags) register(fs *flag.FlagSet) {
 	fs.BoolVar(&f.whenIdle, "expire-when-idle", false, "--expire: re-arm every --interval until the mount goes")
 	fs.BoolVar(&f.release, "release", false, "--staged: also release copies in other mount namespaces, loop devices and swap files that hold the mount")
 	fs.BoolVar(&f.rollbackFence, "rollback-fence", false, "roll back the fence a killed run left at PATH: the filesystem back in place, the fence gone (mounttop list shows them)")
+	fs.BoolVar(&f.allowSystem, "allow-system-mount", false, "also unmount a mount the system runs on (/, /proc, /sys, /dev, /run, kernel API filesystems) or the /proc or journal mounttop uses")
 	fs.Uint64Var(&f.id, "id", 0, "the mount's unique ID instead of PATH (as mounttop list --json shows it; also a detached mount)")
 	fs.BoolVar(&f.dryRun, "dry-run", false, "print the plan and change nothing")
 	fs.BoolVar(&f.yes, "yes", false, "do not ask for confirmation")
@@ -169,8 +179,8 @@ func runUmount(args []string) error {
 		return usagef("umount: one PATH at a time (got %d)", len(pos))
 	case f.release && mode != unmount.ModeStaged:
 		return usagef("umount: --release goes with --staged (the staged run releases after revoking)")
-	case f.revoke != "close" && f.revoke != "signal":
-		return usagef("umount: --revoke is close or signal, not %s", termsafe.Quote(f.revoke))
+	case f.revoke != "close" && f.revoke != "close-plain" && f.revoke != "signal":
+		return usagef("umount: --revoke is close, close-plain or signal, not %s", termsafe.Quote(f.revoke))
 	case mode != unmount.ModeStaged && (seen["revoke"] || seen["grace"]):
 		return usagef("umount: --revoke and --grace apply to --staged only")
 	case f.whenIdle && mode != unmount.ModeExpire:
@@ -219,15 +229,18 @@ func runUmount(args []string) error {
 	defer u.Close()
 
 	policy := unmount.PolicyClose
-	if f.revoke == "signal" {
+	switch f.revoke {
+	case "signal":
 		policy = unmount.PolicySignal
+	case "close-plain":
+		policy = unmount.PolicyClosePlain
 	}
 	timeout := f.timeout
 	if mode == unmount.ModeExpire && !seen["timeout"] {
 		timeout = 0 // expire-when-idle waits until the mount goes or Ctrl-C
 	}
 	plan, err := u.Prepare(ctx, unmount.Plan{Target: *target, Mode: mode, Policy: policy, Grace: f.grace,
-		Interval: f.interval, Timeout: timeout, Recursive: f.recursive, ExpireWhenIdle: f.whenIdle, Release: f.release})
+		Interval: f.interval, Timeout: timeout, Recursive: f.recursive, ExpireWhenIdle: f.whenIdle, Release: f.release, AllowSystem: f.allowSystem})
 	if err != nil {
 		if errors.Is(err, unmount.ErrRefused) || errors.Is(err, unmount.ErrGone) {
 			return usagef("%v", err)

@@ -5,10 +5,10 @@
 package release
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
 	"os"
+	"path"
 	"runtime"
 	"strings"
 	"unsafe"
@@ -31,14 +31,40 @@ func (e *Error) Error() string {
 
 func (e *Error) Unwrap() error { return e.Err }
 
-// ErrChanged: the namespace's mount at that path is not the one inspected.
-var ErrChanged = errors.New("the mount there is no longer the one inspected")
+// ErrChanged: what the release would act on is no longer what was
+// inspected (another namespace behind the pid, a path led elsewhere,
+// another mount or file there).
+var ErrChanged = errors.New("not what was inspected")
 
-// UnmountInNamespace unmounts the mount at mountpoint inside the mount
-// namespace of process pid, with umount2 flags (0 or MNT_DETACH; always
-// UMOUNT_NOFOLLOW). wantOldID is the copy's mount ID as inspected (from
-// /proc/PID/mountinfo); it is re-checked inside the namespace right before
-// the call, and 0 skips the check.
+// Copy is a copy of a mount in another mount namespace, as inspected.
+type Copy struct {
+	PID         int    // a process living in that namespace (the way in)
+	Namespace   uint64 // the namespace's inode, mnt:[Namespace]
+	Mountpoint  string // where the copy is mounted there, from that process's root
+	OldID       int    // the copy's mount ID (mountinfo field 1)
+	ParentOldID int    // its parent mount's
+}
+
+// UnmountInNamespace unmounts the copy c inside its mount namespace, with
+// umount2 flags (0 or MNT_DETACH; always UMOUNT_NOFOLLOW), acting only on
+// what was inspected and walking no path the namespace's owner controls
+// (a container's root can put a symbolic link or a mount anywhere on the
+// way, and umount2(2) by path would follow it to, say, a masking mount):
+//
+//   - a pidfd of c.PID is opened first; /proc/PID/ns/mnt and /proc/PID/root
+//     are opened after it, and the pidfd is asked afterwards whether the
+//     process still lives (pidfd_send_signal(2) with signal 0), so both
+//     belong to that very process and not to a later one with its pid;
+//   - the namespace's inode (fstat of the ns file) must be c.Namespace;
+//   - the copy's parent directory is opened from that root with openat2(2)
+//     RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS; it
+//     must lie on c.ParentOldID, and the top mount at the last component
+//     must be c.OldID (statx STATX_MNT_ID; the fd pins the parent, so the
+//     ID cannot be reused meanwhile);
+//   - then, on a thread of its own: unshare(CLONE_FS), setns(2) into the
+//     namespace (which moves the thread's root and cwd to the namespace's
+//     root), fchdir to the parent directory fd, umount2 of the last
+//     component.
 //
 // setns(2) into a mount namespace changes the calling thread only and needs
 // it not to share its fs_struct, so this runs on a goroutine locked to its
@@ -47,13 +73,67 @@ var ErrChanged = errors.New("the mount there is no longer the one inspected")
 // in the wrong namespace (DESIGN.md, other namespaces). The main thread is
 // never the one that moves (onThrownAwayThread), whether or not the
 // program locked its main goroutine there (cmd/mounttop does, in init).
-func UnmountInNamespace(pid int, mountpoint string, wantOldID int, flags int) error {
-	op := "unmount in the namespace of pid " + fmt.Sprint(pid)
-	nsfd, err := unix.Open(fmt.Sprintf("/proc/%d/ns/mnt", pid), unix.O_RDONLY|unix.O_CLOEXEC, 0)
+func UnmountInNamespace(c Copy, flags int) error {
+	op := "unmount in the namespace of pid " + fmt.Sprint(c.PID)
+	fail := func(err error) error { return &Error{op, c.Mountpoint, err} }
+	dir, name := path.Split(c.Mountpoint)
+	if !path.IsAbs(c.Mountpoint) || name == "" || name == "." || name == ".." || path.Clean(c.Mountpoint) != c.Mountpoint {
+		return fail(fmt.Errorf("%s has no last component to unmount by", termsafe.Quote(c.Mountpoint)))
+	}
+	if c.OldID == 0 || c.ParentOldID == 0 || c.Namespace == 0 {
+		return fail(errors.New("the copy was not fully identified when inspected (mount IDs and namespace needed)"))
+	}
+	pidfd, err := unix.PidfdOpen(c.PID, 0)
 	if err != nil {
-		return &Error{op, mountpoint, err}
+		return fail(fmt.Errorf("%w: pid %d: %w", ErrChanged, c.PID, err))
+	}
+	defer unix.Close(pidfd)
+	nsfd, err := unix.Open(fmt.Sprintf("/proc/%d/ns/mnt", c.PID), unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fail(err)
 	}
 	defer unix.Close(nsfd)
+	rootfd, err := unix.Open(fmt.Sprintf("/proc/%d/root", c.PID), unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fail(err)
+	}
+	defer unix.Close(rootfd)
+	if err := unix.PidfdSendSignal(pidfd, 0, nil, 0); err != nil {
+		return fail(fmt.Errorf("%w: pid %d exited (%w)", ErrChanged, c.PID, err))
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(nsfd, &st); err != nil {
+		return fail(err)
+	}
+	if st.Ino != c.Namespace {
+		return fail(fmt.Errorf("%w: pid %d is in mount namespace mnt:[%d] now, not mnt:[%d]", ErrChanged, c.PID, st.Ino, c.Namespace))
+	}
+	rel := strings.TrimPrefix(strings.TrimSuffix(dir, "/"), "/")
+	if rel == "" {
+		rel = "."
+	}
+	parentfd, err := unix.Openat2(rootfd, rel, &unix.OpenHow{Flags: unix.O_PATH | unix.O_DIRECTORY | unix.O_CLOEXEC,
+		Resolve: unix.RESOLVE_BENEATH | unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_NO_MAGICLINKS})
+	switch {
+	case errors.Is(err, unix.ELOOP):
+		return fail(fmt.Errorf("%w: a component of %s is a symbolic link there now (ELOOP)", ErrChanged, termsafe.Quote(dir)))
+	case errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ENOTDIR) || errors.Is(err, unix.EXDEV):
+		return fail(fmt.Errorf("%w: %s: %w", ErrChanged, termsafe.Quote(dir), err))
+	case err != nil:
+		return fail(err)
+	}
+	defer unix.Close(parentfd)
+	if id, err := oldMountID(parentfd, "", unix.AT_EMPTY_PATH); err != nil {
+		return fail(err)
+	} else if id != c.ParentOldID {
+		return fail(fmt.Errorf("%w: %s lies on mount %d there now, not on the copy's parent %d (something was mounted over the way)",
+			ErrChanged, termsafe.Quote(dir), id, c.ParentOldID))
+	}
+	if id, err := oldMountID(parentfd, name, unix.AT_SYMLINK_NOFOLLOW|unix.AT_NO_AUTOMOUNT); err != nil {
+		return fail(fmt.Errorf("%w: %s: %w", ErrChanged, termsafe.Quote(c.Mountpoint), err))
+	} else if id != c.OldID {
+		return fail(fmt.Errorf("%w: the top mount at %s there is mount %d, not the copy %d", ErrChanged, termsafe.Quote(c.Mountpoint), id, c.OldID))
+	}
 	err = onThrownAwayThread(func() error {
 		if err := unix.Unshare(unix.CLONE_FS); err != nil {
 			return fmt.Errorf("unshare(CLONE_FS): %w", err)
@@ -61,21 +141,29 @@ func UnmountInNamespace(pid int, mountpoint string, wantOldID int, flags int) er
 		if err := unix.Setns(nsfd, unix.CLONE_NEWNS); err != nil {
 			return fmt.Errorf("setns: %w", err)
 		}
-		if wantOldID != 0 {
-			id, ok, err := topMountAt("/proc/thread-self/mountinfo", mountpoint)
-			if err != nil {
-				return err
-			}
-			if !ok || id != wantOldID {
-				return ErrChanged
-			}
+		if err := unix.Fchdir(parentfd); err != nil {
+			return fmt.Errorf("fchdir: %w", err)
 		}
-		return unix.Unmount(mountpoint, flags|unix.UMOUNT_NOFOLLOW)
+		return unix.Unmount(name, flags|unix.UMOUNT_NOFOLLOW)
 	})
 	if err != nil {
-		return &Error{op, mountpoint, err}
+		return fail(err)
 	}
 	return nil
+}
+
+// oldMountID is the reusable mount ID (statx STATX_MNT_ID, the one
+// mountinfo shows) of name in dirfd, answered from the cache
+// (AT_STATX_DONT_SYNC).
+func oldMountID(dirfd int, name string, flags int) (int, error) {
+	var stx unix.Statx_t
+	if err := unix.Statx(dirfd, name, flags|unix.AT_STATX_DONT_SYNC, unix.STATX_MNT_ID, &stx); err != nil {
+		return 0, err
+	}
+	if stx.Mask&unix.STATX_MNT_ID == 0 {
+		return 0, errors.New("no mount ID from statx")
+	}
+	return int(stx.Mnt_id), nil
 }
 
 // onThrownAwayThread runs fn on a goroutine locked to an OS thread that is
@@ -108,43 +196,6 @@ func lockedRun(fn func() error, done chan<- error) {
 	runtime.UnlockOSThread()
 }
 
-// topMountAt returns the ID of the topmost mount at mountpoint in a
-// mountinfo file (proc(5)), without walking the path.
-func topMountAt(mountinfo, mountpoint string) (int, bool, error) {
-	f, err := os.Open(mountinfo)
-	if err != nil {
-		return 0, false, err
-	}
-	defer f.Close()
-	type ent struct{ id, parent int }
-	var at []ent
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		fields := strings.Fields(sc.Text())
-		if len(fields) < 5 || unescape(fields[4]) != mountpoint {
-			continue
-		}
-		var e ent
-		fmt.Sscan(fields[0], &e.id)
-		fmt.Sscan(fields[1], &e.parent)
-		at = append(at, e)
-	}
-	if err := sc.Err(); err != nil {
-		return 0, false, err
-	}
-	if len(at) == 0 {
-		return 0, false, nil
-	}
-	top := at[0]
-	for _, e := range at[1:] {
-		if e.parent == top.id {
-			top = e
-		}
-	}
-	return top.id, true, nil
-}
-
 func unescape(s string) string {
 	var b strings.Builder
 	for i := 0; i < len(s); i++ {
@@ -161,33 +212,117 @@ func unescape(s string) string {
 	return b.String()
 }
 
-// DetachLoop detaches a loop device (LOOP_CLR_FD, loop(4)), releasing its
-// backing file. It refuses a loop device that is itself mounted: detaching
-// it would only turn into autoclear, and the file would stay held.
-func DetachLoop(dev string, mounted bool) error {
-	if mounted {
-		return &Error{"detach loop", dev, errors.New("the loop device is itself mounted; unmount it first")}
+// FileID is a file's identity: its device (as unix.Mkdev makes it) and
+// inode number.
+type FileID struct {
+	Dev, Ino uint64
+}
+
+func (f FileID) String() string {
+	return fmt.Sprintf("%d:%d inode %d", unix.Major(f.Dev), unix.Minor(f.Dev), f.Ino)
+}
+
+// ErrRefused: the release was not attempted (the loop device is itself
+// mounted or claimed).
+var ErrRefused = errors.New("refused")
+
+// DetachLoop detaches the loop device dev (LOOP_CLR_FD, loop(4)) if it
+// is still backed by the file the scan found. The device is opened with
+// O_EXCL first: a block device opened exclusively fails with EBUSY while a
+// filesystem on it is mounted (in any namespace, detached or not) or
+// device-mapper/md claims it (open(2)). Such a device is refused:
+// LOOP_CLR_FD would only set autoclear and the backing file would stay
+// held. On that exclusive fd, LOOP_GET_STATUS64 gives the backing file's
+// device and inode, which must be want's: a device detached and set up
+// again since the scan (another file at the same path, say) is refused.
+// Nobody can mount the device between the check and the detach. The
+// detach completes when the last opener closes the device, so the mount
+// may stay busy a moment after.
+func DetachLoop(dev string, want FileID) error {
+	fail := func(err error) error { return &Error{"detach loop", dev, err} }
+	fd, err := unix.Open(dev, unix.O_RDONLY|unix.O_EXCL|unix.O_CLOEXEC, 0)
+	if errors.Is(err, unix.EBUSY) {
+		return fail(fmt.Errorf("%w: the loop device is itself mounted or claimed (device-mapper, md, swap); unmount it first", ErrRefused))
 	}
-	fd, err := unix.Open(dev, unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return &Error{"detach loop", dev, err}
+		return fail(err)
 	}
 	defer unix.Close(fd)
+	if want.Ino == 0 {
+		return fail(fmt.Errorf("%w: the scan did not identify the backing file", ErrChanged))
+	}
+	st, err := unix.IoctlLoopGetStatus64(fd)
+	if errors.Is(err, unix.ENXIO) {
+		return fail(fmt.Errorf("%w: the loop device is not attached to any file now", ErrChanged))
+	}
+	if err != nil {
+		return fail(fmt.Errorf("LOOP_GET_STATUS64: %w", err))
+	}
+	if got := (FileID{Dev: st.Device, Ino: st.Inode}); got != want {
+		return fail(fmt.Errorf("%w: it is backed by another file now (%s, not %s as inspected)", ErrChanged, got, want))
+	}
 	if err := unix.IoctlSetInt(fd, unix.LOOP_CLR_FD, 0); err != nil {
-		return &Error{"detach loop", dev, err}
+		return fail(err)
 	}
 	return nil
 }
 
-// Swapoff stops swapping to a swap file (swapoff(2)): its pages move back
-// to memory, which can take time and fails with ENOMEM when memory is short.
-func Swapoff(path string) error {
-	p, err := unix.BytePtrFromString(path)
-	if err != nil {
-		return &Error{"swapoff", path, err}
+// Swapoff stops swapping to the swap file at p (swapoff(2)) if p still
+// leads to the file inspected: the file is opened O_PATH with openat2(2)
+// RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS, its device and inode must be
+// want's and /proc/swaps must list it, and then swapoff is given
+// /proc/self/fd/N: swapoff(2) resolves its path argument, and that magic
+// link leads to the checked file whatever happens to p meanwhile. Its pages
+// move back to memory, which can take time and fails with ENOMEM when
+// memory is short.
+func Swapoff(p string, want FileID) error {
+	fail := func(err error) error { return &Error{"swapoff", p, err} }
+	if want.Ino == 0 {
+		return fail(fmt.Errorf("%w: the scan did not identify the swap file", ErrChanged))
 	}
-	if _, _, errno := unix.Syscall(unix.SYS_SWAPOFF, uintptr(unsafe.Pointer(p)), 0, 0); errno != 0 {
-		return &Error{"swapoff", path, errno}
+	fd, err := unix.Openat2(unix.AT_FDCWD, p, &unix.OpenHow{Flags: unix.O_PATH | unix.O_CLOEXEC,
+		Resolve: unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_NO_MAGICLINKS})
+	switch {
+	case errors.Is(err, unix.ELOOP):
+		return fail(fmt.Errorf("%w: a component of the path is a symbolic link now (ELOOP)", ErrChanged))
+	case errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ENOTDIR):
+		return fail(fmt.Errorf("%w: %w", ErrChanged, err))
+	case err != nil:
+		return fail(err)
+	}
+	defer unix.Close(fd)
+	var stx unix.Statx_t
+	if err := unix.Statx(fd, "", unix.AT_EMPTY_PATH|unix.AT_STATX_DONT_SYNC, unix.STATX_INO, &stx); err != nil {
+		return fail(err)
+	}
+	if got := (FileID{Dev: unix.Mkdev(stx.Dev_major, stx.Dev_minor), Ino: stx.Ino}); got != want {
+		return fail(fmt.Errorf("%w: the path leads to another file now (%s, not %s as inspected)", ErrChanged, got, want))
+	}
+	b, err := os.ReadFile("/proc/swaps")
+	if err != nil {
+		return fail(err)
+	}
+	if !listedSwap(string(b), p) {
+		return fail(fmt.Errorf("%w: /proc/swaps does not list it", ErrChanged))
+	}
+	link, err := unix.BytePtrFromString(fmt.Sprintf("/proc/self/fd/%d", fd))
+	if err != nil {
+		return fail(err)
+	}
+	if _, _, errno := unix.Syscall(unix.SYS_SWAPOFF, uintptr(unsafe.Pointer(link)), 0, 0); errno != 0 {
+		return fail(errno)
 	}
 	return nil
+}
+
+// listedSwap reports whether /proc/swaps (proc(5); names octal-escaped
+// like mountinfo's) lists the file p.
+func listedSwap(swaps, p string) bool {
+	for i, line := range strings.Split(swaps, "\n") {
+		f := strings.Fields(line)
+		if i > 0 && len(f) >= 2 && f[1] == "file" && unescape(f[0]) == p {
+			return true
+		}
+	}
+	return false
 }

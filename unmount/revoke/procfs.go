@@ -59,6 +59,26 @@ func threadStatus(pid, tid int) (taskStatus, error) {
 	return readStatus(fmt.Sprintf("/proc/%d/task/%d/status", pid, tid))
 }
 
+// startTime is the start time of process pid: /proc/PID/stat field 22
+// (starttime, clock ticks after boot, proc(5)). The command name in field
+// 2 may hold spaces and parentheses, so fields are counted from the last
+// ')'.
+func startTime(pid int) (uint64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0, fmt.Errorf("/proc/%d/stat: malformed", pid)
+	}
+	f := strings.Fields(string(b[i+1:])) // f[0] is field 3
+	if len(f) < 22-2 {
+		return 0, fmt.Errorf("/proc/%d/stat: short", pid)
+	}
+	return strconv.ParseUint(f[22-3], 10, 64)
+}
+
 // listThreads returns the TIDs in /proc/PID/task, lowest first.
 func listThreads(pid int) ([]int, error) {
 	ents, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
@@ -149,6 +169,20 @@ func mountOf(path string) (id uint64, ok bool, err error) {
 		return 0, false, nil
 	}
 	return stx.Mnt_id, true, nil
+}
+
+// oldMountOf returns the reusable mount ID (mountinfo field 1) of what the
+// /proc magic link at path points to, like mountOf (statx(2)
+// STATX_MNT_ID, Linux 5.8).
+func oldMountOf(path string) (int, error) {
+	var stx unix.Statx_t
+	if err := unix.Statx(unix.AT_FDCWD, path, unix.AT_STATX_DONT_SYNC, unix.STATX_MNT_ID, &stx); err != nil {
+		return 0, err
+	}
+	if stx.Mask&unix.STATX_MNT_ID == 0 {
+		return 0, fmt.Errorf("statx %s: no mount ID", path)
+	}
+	return int(stx.Mnt_id), nil
 }
 
 // errnoName is an errno in the words the operator sees elsewhere ("EBADF").

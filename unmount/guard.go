@@ -1,0 +1,82 @@
+package unmount
+
+import (
+	"fmt"
+	"strings"
+
+	"mounttop/inspect"
+	"mounttop/internal/termsafe"
+)
+
+// systemPaths are the mount points the running system stands on: the root,
+// the kernel's API filesystems at their usual places (proc(5), sysfs(5),
+// devtmpfs, devpts(4) and /dev/shm, cgroups(7)), and /run, where systemd
+// and most daemons keep their sockets, pid files and locks (file-hierarchy(7)).
+// Whatever is mounted there, unmounting it pulls the floor from under
+// every running program, mounttop's own scan included.
+var systemPaths = map[string]bool{
+	"/": true, "/proc": true, "/sys": true, "/dev": true, "/dev/pts": true, "/dev/shm": true,
+	"/run": true, "/sys/fs/cgroup": true,
+}
+
+// apiTypes are the kernel's API filesystems (systemd's list in
+// src/shared/mount-setup.c, plus the security modules' own): the interface
+// between programs and the kernel, not storage. Wherever one is mounted,
+// something on the system (a service manager, a container runtime, an
+// automounter, a debugger) reaches the kernel through it, and unmounting it
+// stores nothing and breaks them. autofs is here too: unmounting an
+// automount trigger behind the automount daemon leaves the daemon waiting
+// on a mount that is gone; the filesystems it mounts are ordinary ones.
+var apiTypes = map[string]bool{
+	"proc": true, "sysfs": true, "devtmpfs": true, "devpts": true, "securityfs": true,
+	"debugfs": true, "tracefs": true, "bpf": true, "pstore": true, "efivarfs": true,
+	"configfs": true, "fusectl": true, "mqueue": true, "hugetlbfs": true, "binfmt_misc": true,
+	"cgroup": true, "cgroup2": true, "autofs": true, "rpc_pipefs": true, "nfsd": true,
+	"selinuxfs": true, "smackfs": true,
+}
+
+// SystemMount says why m is a mount the system runs on, or "" if it is
+// not: one of systemPaths by where it is mounted, or an API filesystem by
+// type (apiTypes). Such a mount is refused unless the plan allows it
+// (Plan.AllowSystem, `mounttop umount --allow-system-mount`).
+func SystemMount(m *inspect.Mount) string {
+	switch {
+	case m.Detached:
+		return "" // in no mount table: nothing stands on it any more
+	case systemPaths[m.Mountpoint]:
+		return fmt.Sprintf("%s is a mount the system runs on", termsafe.Quote(m.Mountpoint))
+	case apiTypes[m.FSType]:
+		return fmt.Sprintf("%s is a kernel API filesystem (%s), not storage", termsafe.Quote(m.Mountpoint), termsafe.Text(m.FSType))
+	}
+	return ""
+}
+
+// AllowSystemHint is how to lift a SystemMount refusal, for messages.
+const AllowSystemHint = "mounttop umount --allow-system-mount overrides this"
+
+// ownMountReason says why the mounts ids (the target and its submounts)
+// hold something mounttop stands on: its executable, its cwd, the /proc
+// it reads, its journal. exe and cwd are refused whatever the override
+// (mounttop would cut the ground from under itself, and cannot revoke
+// itself); the /proc and the journal only without AllowSystem (hard says
+// which kind it is).
+func ownMountReason(own Own, journal inspect.MountID, ids []inspect.MountID) (why string, hard bool) {
+	for _, id := range ids {
+		switch {
+		case id == own.Exe:
+			return "mounttop's own executable is on it", true
+		case id == own.Cwd:
+			return "it holds mounttop's own working directory (cd elsewhere first)", true
+		case id == own.Proc:
+			return "it is the /proc mounttop reads the mount table and the holders from", false
+		case id == journal:
+			return "mounttop's journal is on it (--journal elsewhere, or --journal -)", false
+		}
+	}
+	return "", false
+}
+
+// refusalText joins a refusal with the way to override it.
+func refusalText(why string) string {
+	return strings.TrimSpace(why) + " (" + AllowSystemHint + ")"
+}
