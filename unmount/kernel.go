@@ -132,7 +132,9 @@ func emptyTmpfs() (fd int, id inspect.MountID, err error) {
 		return -1, 0, fmt.Errorf("fsopen tmpfs: %w", err)
 	}
 	defer unix.Close(fsfd)
-	for _, kv := range [][2]string{{"size", "4k"}, {"nr_inodes", "2"}, {"mode", "0555"}} {
+	// The source marks it as mounttop's fence (fenceSource): a fence left
+	// by a killed run is found again by it and its shape (FindLeftovers).
+	for _, kv := range [][2]string{{"source", fenceSource()}, {"size", "4k"}, {"nr_inodes", "2"}, {"mode", "0555"}} {
 		if err := unix.FsconfigSetString(fsfd, kv[0], kv[1]); err != nil {
 			return -1, 0, fmt.Errorf("fsconfig tmpfs %s: %w", kv[0], err)
 		}
@@ -207,7 +209,7 @@ func (k *kernel) Fence(target *inspect.Mount, over bool) (*Fence, error) {
 		ok, keep = true, true
 		return f, nil
 	}
-	st, err := k.makeStash(target)
+	st, err := k.makeStash(target, fenceID)
 	if err != nil {
 		return nil, &Error{Op: "fence: stash", Target: target.Mountpoint, Err: err}
 	}
@@ -244,7 +246,11 @@ type stash struct {
 // It works from a directory fd throughout (mkdirat, open_tree(2) and
 // move_mount(2) of the directory onto itself, mount_setattr(2)), so no
 // path is walked twice.
-func (k *kernel) makeStash(target *inspect.Mount) (*stash, error) {
+//
+// It holds the origin record (writeOrigin): the target and the unique IDs
+// of the fence and the real mount, for a later mounttop to roll back a
+// fence whose run was killed.
+func (k *kernel) makeStash(target *inspect.Mount, fenceID inspect.MountID) (*stash, error) {
 	var roots []string
 	if k.stashRoot != "" {
 		roots = []string{k.stashRoot}
@@ -258,6 +264,11 @@ func (k *kernel) makeStash(target *inspect.Mount) (*stash, error) {
 		}
 		st, err := k.stashIn(root)
 		if err != nil {
+			lastErr = err
+			continue
+		}
+		if err := writeOrigin(st.inner.fd, st.at.Path(), fenceOrigin{Target: termsafe.Name(target.Mountpoint), FenceID: fenceID, RealID: target.ID, PID: os.Getpid()}); err != nil {
+			k.removeStash(st)
 			lastErr = err
 			continue
 		}
@@ -286,7 +297,7 @@ func (k *kernel) stashIn(root string) (*stash, error) {
 		unix.Close(rootFD)
 		return nil, err
 	}
-	at := &Anchor{Dir: root, Name: "mounttop-fence-" + hex.EncodeToString(rnd[:]), On: rootID, fd: rootFD}
+	at := &Anchor{Dir: root, Name: stashPrefix + hex.EncodeToString(rnd[:]), On: rootID, fd: rootFD}
 	if err := unix.Mkdirat(rootFD, at.Name, 0o700); err != nil {
 		at.Close()
 		return nil, fmt.Errorf("mkdir %s: %w", termsafe.Quote(at.Path()), err)
@@ -336,6 +347,7 @@ func (k *kernel) stashIn(root string) (*stash, error) {
 // root is closed first: held, it would keep the bind mount busy.
 func (k *kernel) removeStash(st *stash) {
 	if st.inner.fd >= 0 {
+		_ = unix.Unlinkat(st.inner.fd, originName, 0)
 		_ = unix.Unlinkat(st.inner.fd, st.inner.Name, unix.AT_REMOVEDIR)
 	}
 	st.inner.Close()

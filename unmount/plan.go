@@ -139,20 +139,14 @@ func (u *Unmounter) Prepare(ctx context.Context, p Plan) (Plan, error) {
 	return p, nil
 }
 
-// journalMount is the unique ID of the mount the journal file lies on (0:
-// no journal, or it cannot be told), by statx of its open fd: no lookup,
-// answered from the cache.
+// journalMount is the unique ID of the mount the journal lies on (0: no
+// journal, or disabled), as statx(2) of its directory's fd said when it was
+// opened (Journal.Mount): no lookup.
 func (u *Unmounter) journalMount() inspect.MountID {
-	if u.journal == nil || u.journal.f == nil {
+	if u.journal == nil {
 		return 0
 	}
-	u.journal.mu.Lock()
-	defer u.journal.mu.Unlock()
-	id, err := fdMount(int(u.journal.f.Fd()))
-	if err != nil {
-		return 0
-	}
-	return id
+	return u.journal.Mount()
 }
 
 // holdersOf merges the holders of the target and its submounts by pid.

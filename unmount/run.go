@@ -77,6 +77,10 @@ type run struct {
 	retry     map[int]bool        // refused for a reason that may pass (ErrTransient)
 	lastSnap  *inspect.Snapshot   // of the last scan
 
+	// journalErr is the first journal write that failed: on the plan
+	// line it stops the run before anything is done.
+	journalErr error
+
 	releases []*releaseState // Plan.Release: the plan's releases and how they went
 	released int             // releases done
 	inCopy   map[int]string  // holders of a propagating copy: pid -> "mnt:[N]"
@@ -91,7 +95,15 @@ func (r *run) send(ev Event) {
 		ev.Mount = r.target.ID
 	}
 	if r.u.journal != nil {
-		_ = r.u.journal.Record(r.plan, ev)
+		if err := r.u.journal.Record(r.plan, ev); err != nil && r.journalErr == nil {
+			r.journalErr = err
+			if ev.Stage != StagePlan {
+				// Past the plan line the run goes on (stopping halfway
+				// would leave more undone than an incomplete journal):
+				// say so once, on the terminal and in the events.
+				r.send(Event{Stage: ev.Stage, Err: err, What: "the journal could not be written; it misses the lines from here on: " + oneLine(err.Error())})
+			}
+		}
 	}
 	if r.ctx.Err() == nil {
 		select {
@@ -155,7 +167,19 @@ func (r *run) start() {
 		}
 	}
 	r.startReleases()
+	if warn, err := r.u.MoveStateOff(r.ctx, &p.Target); err != nil || warn != "" {
+		if err != nil {
+			warn = "could not check where the journal lies: " + oneLine(err.Error())
+		}
+		p.Warnings = append(p.Warnings, warn)
+	}
 	r.send(PlanEvent(p))
+	if r.journalErr != nil {
+		// The plan line is the journal's first: if it cannot be
+		// written, nothing is done that the journal would not show.
+		r.fail(StageDone, fmt.Errorf("%w: the journal cannot be written: %w", ErrRefused, r.journalErr), "nothing changed")
+		return
+	}
 	if r.ctx.Err() != nil {
 		r.done(Result{Summary: "cancelled before anything changed"}, ErrCancelled)
 		return

@@ -14,6 +14,7 @@ import (
 
 	"mounttop/inspect"
 	"mounttop/internal/termsafe"
+	"mounttop/unmount"
 )
 
 // scanFlags are the flags every scanning subcommand shares.
@@ -82,10 +83,14 @@ func runList(args []string) error {
 	if err != nil {
 		return err
 	}
+	left := unmount.FindLeftovers(context.Background(), snap)
 	if f.json {
-		return writeJSON(os.Stdout, listJSON(snap))
+		out := listJSON(snap)
+		out.Leftovers = leftoversJSON(left)
+		return writeJSON(os.Stdout, out)
 	}
 	writeListText(os.Stdout, snap)
+	writeLeftoversText(os.Stdout, left)
 	return nil
 }
 
@@ -180,6 +185,8 @@ type listOut struct {
 	Mounts    []mountJSON `json:"mounts"`
 	Processes int         `json:"processes_scanned"`
 	Warnings  []string    `json:"warnings"`
+	// Leftovers are the fences killed runs left (unmount.FindLeftovers).
+	Leftovers []leftoverJSON `json:"leftovers"`
 }
 
 func toMountJSON(m *inspect.Mount) mountJSON {
