@@ -162,7 +162,7 @@ var containerID = regexp.MustCompile(`[0-9a-f]{64}`)
 // /proc/PID/cgroup (cgroups(7)): the v2 line "0::PATH", else the v1 line
 // of the systemd hierarchy.
 func (p *proc) readCgroup() {
-	b, err := p.readFile("cgroup")
+	b, err := p.readFile(readCgroup, 0)
 	if err != nil {
 		return
 	}

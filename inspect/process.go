@@ -51,10 +51,27 @@ type proc struct {
 	ns      *nsTable // that namespace's table
 	// detailed: some use was recorded in full detail
 	detailed bool
+	job      *job           // what the watchdog sees of this read
+	skip     map[*read]bool // reads left out: an earlier one is stuck
+	// startTicks is the start time in clock ticks (proc(5) stat field
+	// 22): with the pid, it names the process across scans.
+	startTicks uint64
 }
 
-func (in *Inspector) scanProcess(pid int, tbl *scanTable, sc *scratch) procResult {
-	p := &proc{in: in, tbl: tbl, sc: sc, pid: pid, res: procResult{pid: pid}}
+// scanProcess reads one process. j tracks which read is under way, for the
+// watchdog; the reads of this process that an earlier scan abandoned and
+// that are still out (in.stuck) are left out, with a warning, so that the
+// process is reported with what the other reads show.
+func (in *Inspector) scanProcess(j *job, tbl *scanTable, sc *scratch) procResult {
+	pid := j.pid
+	p := &proc{in: in, tbl: tbl, sc: sc, job: j, pid: pid, res: procResult{pid: pid}}
+	if stuck := in.stuck.of(pid, 0); len(stuck) > 0 {
+		// Stuck before its start time was known: this pid cannot be
+		// told from a new process of the same number; leave it.
+		p.res.warnings = append(p.res.warnings, stuckWarning(pid, stuck, skipFor(stuck), time.Now()))
+		return p.res
+	}
+	j.reading(readStat, 0)
 	fd, err := unix.Open(fmt.Sprintf("%s/%d", in.procRoot, pid), unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		if !gone(err) {
@@ -67,15 +84,24 @@ func (in *Inspector) scanProcess(pid int, tbl *scanTable, sc *scratch) procResul
 	if !p.readStat() {
 		return p.res
 	}
-	var nsSt unix.Stat_t
-	err = unix.Fstatat(fd, "ns/mnt", &nsSt, 0)
-	if errors.Is(err, unix.EACCES) || errors.Is(err, unix.EPERM) {
-		tbl.hiddenNS.Store(true)
+	j.procStart.Store(p.startTicks)
+	if stuck := in.stuck.of(pid, p.startTicks); len(stuck) > 0 {
+		p.skip = skipFor(stuck)
+		p.res.warnings = append(p.res.warnings, stuckWarning(pid, stuck, p.skip, time.Now()))
 	}
-	if err == nil && tbl.ourNS != 0 && nsSt.Ino != tbl.ourNS {
-		p.foreign = true
-		p.ns = tbl.namespace(nsSt.Ino, in.procRoot, pid)
-		p.res.ns = nsSt.Ino
+	if p.may(readNS, 0) {
+		var nsSt unix.Stat_t
+		err = unix.Fstatat(fd, "ns/mnt", &nsSt, 0)
+		if errors.Is(err, unix.EACCES) || errors.Is(err, unix.EPERM) {
+			tbl.hiddenNS.Store(true)
+		}
+		if err == nil && tbl.ourNS != 0 && nsSt.Ino != tbl.ourNS {
+			p.foreign = true
+			if p.may(readMountinfo, 0) {
+				p.ns = tbl.namespace(nsSt.Ino, in.procRoot, pid)
+				p.res.ns = nsSt.Ino
+			}
+		}
 	}
 	p.scanLinks()
 	p.scanFDs()
@@ -87,6 +113,17 @@ func (in *Inspector) scanProcess(pid int, tbl *scanTable, sc *scratch) procResul
 		p.readCgroup()
 	}
 	return p.res
+}
+
+// may reports whether r may be read (it is not left out because an earlier
+// read of this process is stuck) and, if so, tells the watchdog that it is
+// read now.
+func (p *proc) may(r *read, arg int) bool {
+	if p.skip[r] {
+		return false
+	}
+	p.job.reading(r, arg)
+	return true
 }
 
 func (p *proc) warn(what string, err error) {
@@ -114,10 +151,17 @@ func (p *proc) add(id MountID, u Use) {
 	p.res.uses[id] = append(p.res.uses[id], u)
 }
 
+// errLeftOut is the error of a read left out because an earlier read of the
+// same process is stuck in the kernel.
+var errLeftOut = errors.New("left out: an earlier read of this process is stuck")
+
 // readFile reads a small /proc/PID file into the scratch buffer (growing it
 // for large maps files).
-func (p *proc) readFile(name string) ([]byte, error) {
-	fd, err := unix.Openat(p.dirfd, name, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+func (p *proc) readFile(r *read, arg int) ([]byte, error) {
+	if !p.may(r, arg) {
+		return nil, errLeftOut
+	}
+	fd, err := unix.Openat(p.dirfd, r.name(arg), unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return nil, err
 	}
@@ -144,7 +188,7 @@ func (p *proc) readFile(name string) ([]byte, error) {
 // readStat parses /proc/PID/stat (proc(5)); false for kernel threads and
 // processes that are gone.
 func (p *proc) readStat() bool {
-	b, err := p.readFile("stat")
+	b, err := p.readFile(readStat, 0)
 	if err != nil {
 		if !gone(err) {
 			p.warn("reading stat", err)
@@ -173,6 +217,7 @@ func (p *proc) readStat() bool {
 	}
 	h.Threads, _ = strconv.Atoi(f[20-3])
 	ticks, _ := strconv.ParseUint(f[22-3], 10, 64)
+	p.startTicks = ticks
 	h.Started = bootTime(p.in.procRoot).Add(time.Duration(ticks) * time.Second / clockTicks)
 	var st unix.Stat_t
 	if err := unix.Fstat(p.dirfd, &st); err == nil {
@@ -209,7 +254,7 @@ func bootTime(procRoot string) time.Time {
 // readIdentity fills in what only holders need: command line and user.
 func (p *proc) readIdentity() {
 	h := &p.res.holder
-	if b, err := p.readFile("cmdline"); err == nil {
+	if b, err := p.readFile(readCmdline, 0); err == nil {
 		b = bytes.TrimRight(b, "\x00")
 		if len(b) > 0 {
 			h.Cmdline = strings.Split(string(b), "\x00")
@@ -278,11 +323,14 @@ func (p *proc) readlink(dirfd int, name string) string {
 func (p *proc) scanLinks() {
 	var cwd, root target
 	for _, l := range []struct {
-		name string
+		read *read
 		kind UseKind
 		t    *target
-	}{{"cwd", UseCwd, &cwd}, {"root", UseRoot, &root}, {"exe", UseExe, nil}} {
-		t, err := p.statLink(l.name)
+	}{{readCwd, UseCwd, &cwd}, {readRoot, UseRoot, &root}, {readExe, UseExe, nil}} {
+		if !p.may(l.read, 0) {
+			continue
+		}
+		t, err := p.statLink(l.read.file)
 		if err != nil {
 			if errors.Is(err, unix.EACCES) || errors.Is(err, unix.EPERM) {
 				p.warn("cannot read cwd, root or exe", unix.EACCES)
@@ -293,9 +341,9 @@ func (p *proc) scanLinks() {
 		if l.t != nil {
 			*l.t = t
 		}
-		p.addLink(p.dirfd, l.name, l.kind, 0, t)
+		p.addLink(p.dirfd, l.read.file, l.kind, 0, t)
 	}
-	if p.res.holder.Threads > 1 {
+	if p.res.holder.Threads > 1 && p.may(readTask, 0) {
 		p.scanThreads(cwd, root)
 	}
 }
@@ -331,6 +379,7 @@ func (p *proc) scanThreads(cwd, root target) {
 		if r, _, errno := unix.Syscall6(unix.SYS_KCMP, uintptr(p.pid), uintptr(tid), kcmpFS, 0, 0, 0); errno == 0 && r == 0 {
 			return
 		}
+		p.job.reading(readTask, tid)
 		for _, l := range []struct {
 			name string
 			kind UseKind
@@ -373,6 +422,9 @@ func (p *proc) eachEntry(dirfd int, fn func(name string)) {
 // and the access mode, which the kernel shows as the magic link's own
 // permission bits (proc(5): S_IRUSR for read, S_IWUSR for write).
 func (p *proc) scanFDs() {
+	if !p.may(readFD, -1) {
+		return
+	}
 	fdDir, err := unix.Openat(p.dirfd, "fd", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		if errors.Is(err, unix.EACCES) || errors.Is(err, unix.EPERM) {
@@ -386,6 +438,7 @@ func (p *proc) scanFDs() {
 		if err != nil {
 			return
 		}
+		p.job.reading(readFD, fd)
 		t, err := p.statAt(fdDir, name)
 		if err != nil {
 			if gone(err) {
@@ -431,7 +484,7 @@ func (p *proc) scanFDs() {
 // fdinfoTarget reads mnt_id and ino from /proc/PID/fdinfo/N, which never
 // touches the file.
 func (p *proc) fdinfoTarget(fd int) (target, error) {
-	b, err := p.readFile("fdinfo/" + strconv.Itoa(fd))
+	b, err := p.readFile(readFDInfo, fd)
 	if err != nil {
 		return target{}, err
 	}
@@ -460,7 +513,7 @@ func (p *proc) fdinfoTarget(fd int) (target, error) {
 // file description), so attribution is exact where /proc/locks' pid is not
 // (OFD locks show pid -1 there, and an inherited flock shows its creator).
 func (p *proc) addLocks(fd int, id MountID, path string) {
-	b, err := p.readFile("fdinfo/" + strconv.Itoa(fd))
+	b, err := p.readFile(readFDInfo, fd)
 	if err != nil {
 		return
 	}
@@ -483,7 +536,7 @@ func (p *proc) ioUring(fdDir int, name string, fd int) {
 	if p.readlink(fdDir, name) != "anon_inode:[io_uring]" {
 		return
 	}
-	b, err := p.readFile("fdinfo/" + name)
+	b, err := p.readFile(readFDInfo, fd)
 	if err != nil {
 		return
 	}
