@@ -195,35 +195,55 @@ func (p *proc) readStat() bool {
 		}
 		return false
 	}
-	open := bytes.IndexByte(b, '(')
-	close := bytes.LastIndexByte(b, ')')
-	if open < 0 || close < open {
-		p.warn("parsing stat", errors.New("malformed"))
+	st, err := parseStat(b)
+	if err != nil {
+		p.warn("parsing stat", err)
+		return false
+	}
+	if st.flags&pfKthread != 0 {
 		return false
 	}
 	h := &p.res.holder
 	h.PID = p.pid
-	h.Comm = string(b[open+1 : close])
+	h.Comm, h.State, h.Threads = st.comm, st.state, st.threads
+	p.startTicks = st.start
+	h.Started = bootTime(p.in.procRoot).Add(time.Duration(st.start) * time.Second / clockTicks)
+	var dir unix.Stat_t
+	if err := unix.Fstat(p.dirfd, &dir); err == nil {
+		h.UID = int(dir.Uid)
+	}
+	return true
+}
+
+// procStat is what a scan takes from /proc/PID/stat (proc(5)).
+type procStat struct {
+	comm    string // field 2, without its parentheses
+	state   byte   // field 3
+	flags   uint64 // field 9 (PF_*)
+	threads int    // field 20
+	start   uint64 // field 22: start time, clock ticks after boot
+}
+
+// parseStat parses /proc/PID/stat. The command name (field 2) is in
+// parentheses and is chosen by the process (prctl PR_SET_NAME): it may hold
+// spaces, parentheses and newlines, so it runs from the first '(' to the
+// last ')', and the fields after it are counted from there.
+func parseStat(b []byte) (procStat, error) {
+	open := bytes.IndexByte(b, '(')
+	close := bytes.LastIndexByte(b, ')')
+	if open < 0 || close < open {
+		return procStat{}, errors.New("malformed")
+	}
 	f := strings.Fields(string(b[close+1:]))
 	// f[0] is field 3 (state); field N is f[N-3].
 	if len(f) < 20 {
-		p.warn("parsing stat", errors.New("short"))
-		return false
+		return procStat{}, errors.New("short")
 	}
-	h.State = f[0][0]
-	flags, _ := strconv.ParseUint(f[9-3], 10, 64)
-	if flags&pfKthread != 0 {
-		return false
-	}
-	h.Threads, _ = strconv.Atoi(f[20-3])
-	ticks, _ := strconv.ParseUint(f[22-3], 10, 64)
-	p.startTicks = ticks
-	h.Started = bootTime(p.in.procRoot).Add(time.Duration(ticks) * time.Second / clockTicks)
-	var st unix.Stat_t
-	if err := unix.Fstat(p.dirfd, &st); err == nil {
-		h.UID = int(st.Uid)
-	}
-	return true
+	st := procStat{comm: string(b[open+1 : close]), state: f[0][0]}
+	st.flags, _ = strconv.ParseUint(f[9-3], 10, 64)
+	st.threads, _ = strconv.Atoi(f[20-3])
+	st.start, _ = strconv.ParseUint(f[22-3], 10, 64)
+	return st, nil
 }
 
 // clockTicks is USER_HZ, fixed at 100 on Linux for /proc's clock-tick units.
@@ -488,23 +508,40 @@ func (p *proc) fdinfoTarget(fd int) (target, error) {
 	if err != nil {
 		return target{}, err
 	}
-	var t target
+	fi := parseFDInfo(b)
+	t := target{ino: fi.ino, nlink: 1}
+	t.mount, t.known = p.tbl.byOld[fi.mntID]
+	return t, nil
+}
+
+// fdInfo is what a scan takes from /proc/PID/fdinfo/N (proc(5)).
+type fdInfo struct {
+	mntID int    // "mnt_id:", the reusable mount ID
+	ino   uint64 // "ino:"
+	locks []Lock // "lock:" lines, the locks this open file holds for the process
+}
+
+// parseFDInfo parses the "key:\tvalue" lines of an fdinfo file; other
+// lines (an io_uring's or an epoll's own sections) are skipped.
+func parseFDInfo(b []byte) fdInfo {
+	var fi fdInfo
 	for _, line := range strings.Split(string(b), "\n") {
 		k, v, ok := strings.Cut(line, ":")
 		if !ok {
 			continue
 		}
-		v = strings.TrimSpace(v)
 		switch k {
 		case "mnt_id":
-			id, _ := strconv.Atoi(v)
-			t.mount, t.known = p.tbl.byOld[id]
+			fi.mntID, _ = strconv.Atoi(strings.TrimSpace(v))
 		case "ino":
-			t.ino, _ = strconv.ParseUint(v, 10, 64)
+			fi.ino, _ = strconv.ParseUint(strings.TrimSpace(v), 10, 64)
+		case "lock":
+			if l, ok := parseLockLine(v); ok {
+				fi.locks = append(fi.locks, l)
+			}
 		}
 	}
-	t.nlink = 1
-	return t, nil
+	return fi
 }
 
 // addLocks reads the "lock:" lines of /proc/PID/fdinfo/N (proc(5)): the
@@ -517,14 +554,8 @@ func (p *proc) addLocks(fd int, id MountID, path string) {
 	if err != nil {
 		return
 	}
-	for _, line := range strings.Split(string(b), "\n") {
-		rest, ok := strings.CutPrefix(line, "lock:")
-		if !ok {
-			continue
-		}
-		if l, ok := parseLockLine(rest); ok {
-			p.add(id, Use{Kind: UseLock, FD: fd, Path: path, Lock: &l})
-		}
+	for _, l := range parseFDInfo(b).locks {
+		p.add(id, Use{Kind: UseLock, FD: fd, Path: path, Lock: &l})
 	}
 }
 
@@ -540,6 +571,24 @@ func (p *proc) ioUring(fdDir int, name string, fd int) {
 	if err != nil {
 		return
 	}
+	for _, f := range parseUserFiles(b) {
+		p.res.uring = append(p.res.uring, KernelHolder{Kind: "io_uring", Name: fmt.Sprintf("io_uring fd %d, file %d", fd, f.index),
+			Path: f.path, PID: p.pid, Action: "stop the process or unregister the file"})
+	}
+}
+
+// userFile is one registered file of an io_uring instance.
+type userFile struct {
+	index int
+	path  string
+}
+
+// parseUserFiles reads the "UserFiles:" section of an io_uring fdinfo
+// (io_uring/fdinfo.c: "%5u: " then seq_file_path with " \t\n\\" escaped,
+// one line per file; an index of five digits or more is not indented),
+// which ends at the next line that is neither indented nor such a line.
+func parseUserFiles(b []byte) []userFile {
+	var out []userFile
 	in := false
 	for _, line := range strings.Split(string(b), "\n") {
 		if strings.HasPrefix(line, "UserFiles:") {
@@ -550,15 +599,14 @@ func (p *proc) ioUring(fdDir int, name string, fd int) {
 			continue
 		}
 		num, path, ok := strings.Cut(strings.TrimLeft(line, " "), ": ")
-		if !ok || num == "" || num[0] < '0' || num[0] > '9' {
-			if !strings.HasPrefix(line, " ") {
-				in = false
-			}
+		index, err := strconv.Atoi(num)
+		if !ok || err != nil || index < 0 || num[0] < '0' || num[0] > '9' {
+			in = strings.HasPrefix(line, " ")
 			continue
 		}
-		p.res.uring = append(p.res.uring, KernelHolder{Kind: "io_uring", Name: fmt.Sprintf("io_uring fd %d, file %s", fd, num),
-			Path: unescapeSeqPath(path), PID: p.pid, Action: "stop the process or unregister the file"})
+		out = append(out, userFile{index: index, path: unescapeSeqPath(path)})
 	}
+	return out
 }
 
 // unescapeSeqPath undoes seq_file_path's octal escapes (\040 for space).
