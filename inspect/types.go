@@ -299,18 +299,20 @@ func (s *Snapshot) MountContaining(path string) (*Mount, bool) {
 }
 
 // Descendants returns every mount below id (submounts), deepest first: the
-// order in which they must be unmounted.
+// order in which they must be unmounted. Each mount is visited once, so a
+// table with a cycle of parents (which the kernel never writes, but a
+// --proc fixture can hold) ends the walk instead of the stack.
 func (s *Snapshot) Descendants(id MountID) []MountID {
 	var out []MountID
 	var walk func(MountID, int)
-	depth := map[MountID]int{}
+	depth := map[MountID]int{id: 0}
 	walk = func(p MountID, d int) {
 		m, ok := s.Mount(p)
 		if !ok {
 			return
 		}
 		for _, c := range m.Children {
-			if c == p {
+			if _, seen := depth[c]; seen {
 				continue
 			}
 			depth[c] = d + 1
