@@ -126,7 +126,7 @@ func stuckVictim(t *testing.T) (*testns.Victim, *testns.Fuse) {
 				t.Fatalf("reading %s never blocked: the victim is not stuck in its page fault (%q)", cmdline, v.Seen())
 			}
 			time.Sleep(50 * time.Millisecond)
-		case <-time.After(time.Second):
+		case <-time.After(2 * time.Second): // a healthy read takes microseconds
 			return v, fs
 		}
 	}
