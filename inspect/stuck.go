@@ -151,17 +151,6 @@ func (s *stuckReads) of(pid int, start uint64) []stuckRead {
 	return out
 }
 
-// count is how many reads are out, for tests and the bound they check.
-func (s *stuckReads) count() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	n := 0
-	for _, l := range s.byPID {
-		n += len(l)
-	}
-	return n
-}
-
 // skipFor is the set of reads a scan leaves out for a process with these
 // reads stuck: each stuck read, and every mm read if one of them is one.
 func skipFor(stuck []stuckRead) map[*read]bool {
