@@ -51,8 +51,8 @@ type proc struct {
 	ns      *nsTable // that namespace's table
 	// detailed: some use was recorded in full detail
 	detailed bool
-	job      *job           // what the watchdog sees of this read
-	skip     map[*read]bool // reads left out: an earlier one is stuck
+	job      *job          // what the watchdog sees of this read
+	skip     map[read]bool // reads left out: an earlier one is stuck
 	// startTicks is the start time in clock ticks (proc(5) stat field
 	// 22): with the pid, it names the process across scans.
 	startTicks uint64
@@ -118,7 +118,7 @@ func (in *Inspector) scanProcess(j *job, tbl *scanTable, sc *scratch) procResult
 // may reports whether r may be read (it is not left out because an earlier
 // read of this process is stuck) and, if so, tells the watchdog that it is
 // read now.
-func (p *proc) may(r *read, arg int) bool {
+func (p *proc) may(r read, arg int) bool {
 	if p.skip[r] {
 		return false
 	}
@@ -157,7 +157,7 @@ var errLeftOut = errors.New("left out: an earlier read of this process is stuck"
 
 // readFile reads a small /proc/PID file into the scratch buffer (growing it
 // for large maps files).
-func (p *proc) readFile(r *read, arg int) ([]byte, error) {
+func (p *proc) readFile(r read, arg int) ([]byte, error) {
 	if !p.may(r, arg) {
 		return nil, errLeftOut
 	}
@@ -343,14 +343,14 @@ func (p *proc) readlink(dirfd int, name string) string {
 func (p *proc) scanLinks() {
 	var cwd, root target
 	for _, l := range []struct {
-		read *read
+		what read
 		kind UseKind
 		t    *target
 	}{{readCwd, UseCwd, &cwd}, {readRoot, UseRoot, &root}, {readExe, UseExe, nil}} {
-		if !p.may(l.read, 0) {
+		if !p.may(l.what, 0) {
 			continue
 		}
-		t, err := p.statLink(l.read.file)
+		t, err := p.statLink(l.what.file())
 		if err != nil {
 			if errors.Is(err, unix.EACCES) || errors.Is(err, unix.EPERM) {
 				p.warn("cannot read cwd, root or exe", unix.EACCES)
@@ -361,7 +361,7 @@ func (p *proc) scanLinks() {
 		if l.t != nil {
 			*l.t = t
 		}
-		p.addLink(p.dirfd, l.read.file, l.kind, 0, t)
+		p.addLink(p.dirfd, l.what.file(), l.kind, 0, t)
 	}
 	if p.res.holder.Threads > 1 && p.may(readTask, 0) {
 		p.scanThreads(cwd, root)

@@ -10,40 +10,74 @@ import (
 )
 
 // read is one kind of file a scan reads under /proc/PID. A read of a
-// process stuck in the kernel can block: the ones marked mm take the
-// process's mmap_lock (fs/proc/base.c: cmdline and environ through
-// access_remote_vm, map_files' lookup; maps through the same lock or, since
-// Linux 6.17, per-VMA locks), so a process stuck in a page fault with that
-// lock held (a fault on a mapping of a FUSE or NFS file whose server does
-// not answer, taken inside a system call) blocks them all behind the writer
-// that queues after it.
-type read struct {
-	file string // under /proc/PID; a %d is the fd or thread
-	mm   bool
-}
+// process stuck in the kernel can block: the mm ones take the process's
+// mmap_lock (fs/proc/base.c: cmdline and environ through access_remote_vm,
+// map_files' lookup; maps through the same lock or, since Linux 6.17,
+// per-VMA locks), so a process stuck in a page fault with that lock held (a
+// fault on a mapping of a FUSE or NFS file whose server does not answer,
+// taken inside a system call) blocks them all behind the writer that
+// queues after it.
+type read uint8
 
-var (
-	readStat      = &read{file: "stat"}
-	readNS        = &read{file: "ns/mnt"}
-	readCwd       = &read{file: "cwd"}
-	readRoot      = &read{file: "root"}
-	readExe       = &read{file: "exe"}
-	readTask      = &read{file: "task/%d"}
-	readFD        = &read{file: "fd/%d"}
-	readFDInfo    = &read{file: "fdinfo/%d"}
-	readMountinfo = &read{file: "mountinfo"}
-	readCgroup    = &read{file: "cgroup"}
-	readMaps      = &read{file: "maps", mm: true}
-	readMapFiles  = &read{file: "map_files/", mm: true}
-	readCmdline   = &read{file: "cmdline", mm: true}
+const (
+	readNone read = iota
+	readStat
+	readNS
+	readCwd
+	readRoot
+	readExe
+	readTask
+	readFD
+	readFDInfo
+	readMountinfo
+	readCgroup
+	readMaps
+	readMapFiles
+	readCmdline
 )
 
-// name is the file under /proc/PID, with arg in place of %d.
-func (r *read) name(arg int) string {
-	if strings.Contains(r.file, "%d") {
-		return fmt.Sprintf(r.file, arg)
+// file is the file under /proc/PID; a %d stands for the fd or thread.
+func (r read) file() string {
+	switch r {
+	case readStat:
+		return "stat"
+	case readNS:
+		return "ns/mnt"
+	case readCwd:
+		return "cwd"
+	case readRoot:
+		return "root"
+	case readExe:
+		return "exe"
+	case readTask:
+		return "task/%d"
+	case readFD:
+		return "fd/%d"
+	case readFDInfo:
+		return "fdinfo/%d"
+	case readMountinfo:
+		return "mountinfo"
+	case readCgroup:
+		return "cgroup"
+	case readMaps:
+		return "maps"
+	case readMapFiles:
+		return "map_files/"
+	case readCmdline:
+		return "cmdline"
 	}
-	return r.file
+	return "" // readNone: the open of /proc/PID itself
+}
+
+// mm reports a read that takes the process's mmap_lock.
+func (r read) mm() bool { return r == readMaps || r == readMapFiles || r == readCmdline }
+
+// name is the file under /proc/PID, with arg in place of %d.
+func (r read) name(arg int) string {
+	if f := r.file(); strings.Contains(f, "%d") {
+		return fmt.Sprintf(f, arg)
+	}
+	return r.file()
 }
 
 // job is one process being read by a scan worker, watched by the scan's
@@ -57,20 +91,20 @@ type job struct {
 	// What the worker is reading now, for the watchdog to name if it
 	// abandons the worker: the read, its argument, since when (Unix ns),
 	// and the process's start time once stat was read (0 before).
-	now       atomic.Pointer[read]
+	now       atomic.Uint32 // a read
 	arg       atomic.Int64
 	since     atomic.Int64
 	procStart atomic.Uint64
 }
 
 // reading records that the worker starts r (arg: the fd or thread, or 0).
-func (j *job) reading(r *read, arg int) {
+func (j *job) reading(r read, arg int) {
 	if j == nil {
 		return
 	}
 	j.arg.Store(int64(arg))
 	j.since.Store(time.Now().UnixNano())
-	j.now.Store(r)
+	j.now.Store(uint32(r))
 }
 
 // stuckRead is a read of a process's /proc file that a scan abandoned and
@@ -80,7 +114,7 @@ type stuckRead struct {
 	job   *job
 	pid   int
 	start uint64 // the process's start time in clock ticks (proc(5) stat field 22); 0 if stat was not read yet
-	read  *read
+	what  read
 	arg   int
 	since time.Time
 }
@@ -107,15 +141,15 @@ func (s *stuckReads) abandon(j *job) bool {
 	if !j.claimed.CompareAndSwap(false, true) {
 		return false
 	}
-	r := j.now.Load()
-	if r == nil {
-		r = readStat // not even started: the open of /proc/PID
+	r := read(j.now.Load())
+	if r == readNone {
+		r = readStat // not even started: the open of /proc/PID, then stat
 	}
 	if s.byPID == nil {
 		s.byPID = map[int][]*stuckRead{}
 	}
 	s.byPID[j.pid] = append(s.byPID[j.pid], &stuckRead{job: j, pid: j.pid, start: j.procStart.Load(),
-		read: r, arg: int(j.arg.Load()), since: time.Unix(0, j.since.Load())})
+		what: r, arg: int(j.arg.Load()), since: time.Unix(0, j.since.Load())})
 	return true
 }
 
@@ -153,15 +187,15 @@ func (s *stuckReads) of(pid int, start uint64) []stuckRead {
 
 // skipFor is the set of reads a scan leaves out for a process with these
 // reads stuck: each stuck read, and every mm read if one of them is one.
-func skipFor(stuck []stuckRead) map[*read]bool {
+func skipFor(stuck []stuckRead) map[read]bool {
 	if len(stuck) == 0 {
 		return nil
 	}
-	skip := map[*read]bool{}
+	skip := map[read]bool{}
 	for _, r := range stuck {
-		skip[r.read] = true
-		if r.read.mm {
-			for _, m := range []*read{readMaps, readMapFiles, readCmdline} {
+		skip[r.what] = true
+		if r.what.mm() {
+			for _, m := range []read{readMaps, readMapFiles, readCmdline} {
 				skip[m] = true
 			}
 		}
@@ -171,17 +205,17 @@ func skipFor(stuck []stuckRead) map[*read]bool {
 
 // stuckWarning says which read of pid is stuck since when, and what the
 // scan leaves out because of it.
-func stuckWarning(pid int, stuck []stuckRead, skip map[*read]bool, now time.Time) Warning {
+func stuckWarning(pid int, stuck []stuckRead, skip map[read]bool, now time.Time) Warning {
 	sort.Slice(stuck, func(i, j int) bool { return stuck[i].since.Before(stuck[j].since) })
 	var reads []string
 	for _, r := range stuck {
-		reads = append(reads, fmt.Sprintf("/proc/%d/%s since %s (%v ago)", pid, r.read.name(r.arg),
+		reads = append(reads, fmt.Sprintf("/proc/%d/%s since %s (%v ago)", pid, r.what.name(r.arg),
 			r.since.Format("15:04:05"), now.Sub(r.since).Round(time.Second)))
 	}
 	var left []string
-	for _, r := range []*read{readCmdline, readMaps, readMapFiles, readCwd, readRoot, readExe, readTask, readFD, readFDInfo, readCgroup, readMountinfo, readNS} {
+	for _, r := range []read{readCmdline, readMaps, readMapFiles, readCwd, readRoot, readExe, readTask, readFD, readFDInfo, readCgroup, readMountinfo, readNS} {
 		if skip[r] {
-			left = append(left, strings.TrimSuffix(strings.TrimSuffix(r.file, "%d"), "/"))
+			left = append(left, strings.TrimSuffix(strings.TrimSuffix(r.file(), "%d"), "/"))
 		}
 	}
 	return Warning{PID: pid, What: fmt.Sprintf("stuck in the kernel (a page fault or I/O on a filesystem whose server does not answer?): reading %s has not returned; not read again until it does: %s",

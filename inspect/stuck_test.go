@@ -239,21 +239,21 @@ func TestStuckReadsByStartTime(t *testing.T) {
 		t.Error("a job was claimed twice")
 	}
 	got := s.of(4242, 1000)
-	if len(got) != 1 || got[0].read != readCmdline {
+	if len(got) != 1 || got[0].what != readCmdline {
 		t.Fatalf("of(same process) = %+v", got)
 	}
 	if other := s.of(4242, 2000); len(other) != 0 {
 		t.Errorf("a reused pid (another start time) is taken for the stuck process: %+v", other)
 	}
 	skip := skipFor(got)
-	for _, r := range []*read{readCmdline, readMaps, readMapFiles} {
+	for _, r := range []read{readCmdline, readMaps, readMapFiles} {
 		if !skip[r] {
-			t.Errorf("%s is read next to a stuck mm read", r.file)
+			t.Errorf("%s is read next to a stuck mm read", r.file())
 		}
 	}
-	for _, r := range []*read{readStat, readFD, readFDInfo, readCwd, readRoot, readExe, readCgroup} {
+	for _, r := range []read{readStat, readFD, readFDInfo, readCwd, readRoot, readExe, readCgroup} {
 		if skip[r] {
-			t.Errorf("%s is left out though it does not block on the stuck read", r.file)
+			t.Errorf("%s is left out though it does not block on the stuck read", r.file())
 		}
 	}
 	w := stuckWarning(4242, got, skip, time.Now())
