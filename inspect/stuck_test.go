@@ -132,6 +132,15 @@ func stuckVictim(t *testing.T) (*testns.Victim, *testns.Fuse) {
 	}
 }
 
+func hasWarning(s *Snapshot, what string) bool {
+	for _, w := range s.Warnings {
+		if strings.Contains(w.What, what) {
+			return true
+		}
+	}
+	return false
+}
+
 func hasStuckWarning(s *Snapshot, pid int) bool {
 	for _, w := range s.Warnings {
 		if strings.Contains(w.What, fmt.Sprintf("pid %d: stuck in the kernel", pid)) &&
@@ -147,8 +156,9 @@ func hasStuckWarning(s *Snapshot, pid int) bool {
 // fixed number of threads (the abandoned read is not asked again while it
 // is out), each ends in bounded time, and each reports the process with
 // what the reads that do not block show (its fd and cwd) and a warning
-// naming the stuck read. Once the server answers, the read returns and the
-// process is read in full again.
+// naming the stuck read. A scan cut short by its context while the read is
+// out records it the same way. Once the server answers, the read returns
+// and the process is read in full again.
 func TestScansStayBoundedNextToStuckProcess(t *testing.T) {
 	v, fs := stuckVictim(t)
 	const perProcess = time.Second
@@ -174,6 +184,30 @@ func TestScansStayBoundedNextToStuckProcess(t *testing.T) {
 			t.Fatalf("Scan: %v", err)
 		}
 		return snap, time.Since(start)
+	}
+
+	// A scan cut short by its context while the read is out (the view's
+	// refresh gave up first) leaves it recorded too: the next scan does
+	// not wait for it, though the per-process deadline is a minute.
+	patient, err := New("/proc", WithProcessTimeout(time.Minute), WithFocus(id))
+	if err != nil {
+		t.Fatal(err)
+	}
+	short, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	snap, err := patient.Scan(short)
+	cancel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !hasWarning(snap, "scan cut short") {
+		t.Fatalf("a scan whose context ended while a read was stuck: warnings %v", snap.Warnings)
+	}
+	start := time.Now()
+	if snap, err = patient.Scan(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if !hasStuckWarning(snap, v.PID) || time.Since(start) > 30*time.Second {
+		t.Fatalf("after a cut-short scan, the next took %v and warned %v", time.Since(start), snap.Warnings)
 	}
 
 	const scans = 500
