@@ -10,8 +10,11 @@
 //   - every look at a process's file goes through its /proc magic link with
 //     statx(AT_STATX_DONT_SYNC|AT_NO_AUTOMOUNT), which answers from the
 //     inode cache and so does not block on a dead FUSE or network server;
-//   - a process that does block (D state on a hung filesystem) is abandoned
-//     after a per-process deadline and reported in Warnings.
+//   - a process that does block (stuck in the kernel on a hung filesystem)
+//     is abandoned after a per-process deadline; the Inspector remembers the
+//     read that did not return (by pid and start time) and, until it does,
+//     every scan reads that process only where it cannot block, reports it
+//     with what those reads show, and says which read is stuck since when.
 //
 // Mounts are keyed by their 64-bit unique mount ID (statx STATX_MNT_ID_UNIQUE,
 // Linux 6.8+): the 32-bit ID in mountinfo is reused within seconds.
@@ -301,18 +304,20 @@ func (s *Snapshot) MountContaining(path string) (*Mount, bool) {
 }
 
 // Descendants returns every mount below id (submounts), deepest first: the
-// order in which they must be unmounted.
+// order in which they must be unmounted. Each mount is visited once, so a
+// table with a cycle of parents (which the kernel never writes, but a
+// --proc fixture can hold) ends the walk instead of the stack.
 func (s *Snapshot) Descendants(id MountID) []MountID {
 	var out []MountID
 	var walk func(MountID, int)
-	depth := map[MountID]int{}
+	depth := map[MountID]int{id: 0}
 	walk = func(p MountID, d int) {
 		m, ok := s.Mount(p)
 		if !ok {
 			return
 		}
 		for _, c := range m.Children {
-			if c == p {
+			if _, seen := depth[c]; seen {
 				continue
 			}
 			depth[c] = d + 1

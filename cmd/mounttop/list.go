@@ -181,10 +181,10 @@ type mountJSON struct {
 }
 
 type listOut struct {
-	UniqueIDs bool        `json:"unique_ids"`
-	Mounts    []mountJSON `json:"mounts"`
-	Processes int         `json:"processes_scanned"`
-	Warnings  []string    `json:"warnings"`
+	UniqueIDs bool            `json:"unique_ids"`
+	Mounts    []mountJSON     `json:"mounts"`
+	Processes int             `json:"processes_scanned"`
+	Warnings  []termsafe.Name `json:"warnings"`
 	// Leftovers are the fences killed runs left (unmount.FindLeftovers).
 	Leftovers []leftoverJSON `json:"leftovers"`
 }
@@ -210,10 +210,13 @@ func listJSON(snap *inspect.Snapshot) listOut {
 	return out
 }
 
-func warningsJSON(ws []inspect.Warning) []string {
-	out := []string{}
+// warningsJSON carries each warning like a name (termsafe.JSON): a warning
+// quotes paths and other text from the system, and encoding/json would
+// pass C1 controls and bidi overrides through raw.
+func warningsJSON(ws []inspect.Warning) []termsafe.Name {
+	out := []termsafe.Name{}
 	for _, w := range ws {
-		out = append(out, w.String())
+		out = append(out, termsafe.Name(w.String()))
 	}
 	return out
 }
@@ -319,12 +322,12 @@ type holderJSON struct {
 }
 
 type holdersOut struct {
-	Mount           mountJSON    `json:"mount"`
-	Holders         []holderJSON `json:"holders"`
-	KernelHolders   []kernelJSON `json:"kernel_holders"`
-	OtherNamespaces []copyJSON   `json:"other_namespaces"`
-	SameFilesystem  []mountJSON  `json:"same_filesystem"`
-	Warnings        []string     `json:"warnings"`
+	Mount           mountJSON       `json:"mount"`
+	Holders         []holderJSON    `json:"holders"`
+	KernelHolders   []kernelJSON    `json:"kernel_holders"`
+	OtherNamespaces []copyJSON      `json:"other_namespaces"`
+	SameFilesystem  []mountJSON     `json:"same_filesystem"`
+	Warnings        []termsafe.Name `json:"warnings"`
 }
 
 type kernelJSON struct {
@@ -332,7 +335,7 @@ type kernelJSON struct {
 	Name   termsafe.Name `json:"name"`
 	Path   termsafe.Name `json:"path,omitempty"`
 	PID    int           `json:"pid,omitempty"`
-	Action string        `json:"action"`
+	Action termsafe.Name `json:"action"` // names the device, mount point or entry it acts on
 }
 
 // copyJSON is a mount of the same filesystem in another mount namespace.
@@ -349,7 +352,7 @@ func holdersJSON(snap *inspect.Snapshot, m *inspect.Mount) holdersOut {
 	out.Holders = holdersToJSON(snap.HoldersOf(m.ID))
 	out.KernelHolders = []kernelJSON{}
 	for _, k := range snap.Kernel[m.ID] {
-		out.KernelHolders = append(out.KernelHolders, kernelJSON{Kind: k.Kind, Name: termsafe.Name(k.Name), Path: termsafe.Name(k.Path), PID: k.PID, Action: k.Action})
+		out.KernelHolders = append(out.KernelHolders, kernelJSON{Kind: k.Kind, Name: termsafe.Name(k.Name), Path: termsafe.Name(k.Path), PID: k.PID, Action: termsafe.Name(k.Action)})
 	}
 	out.OtherNamespaces = []copyJSON{}
 	for _, c := range snap.Copies(m.ID) {

@@ -3,7 +3,6 @@
 package revoke
 
 import (
-	"bufio"
 	"bytes"
 	"fmt"
 	"os"
@@ -108,13 +107,23 @@ func readMaps(pid int) ([]mapping, error) {
 	if err != nil {
 		return nil, err
 	}
+	return parseMaps(b), nil
+}
+
+// parseMaps parses /proc/PID/maps: "start-end perms offset dev inode",
+// then, padded with spaces, the path or pseudo-path ([vdso], [stack]) to
+// the end of the line, kept as the kernel wrote it. Lines it cannot read
+// are skipped.
+func parseMaps(b []byte) []mapping {
 	var maps []mapping
-	sc := bufio.NewScanner(bytes.NewReader(b))
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		// start-end perms offset dev inode [path]
-		f := strings.Fields(sc.Text())
-		if len(f) < 5 {
+	for _, raw := range bytes.Split(b, []byte("\n")) {
+		line := string(raw)
+		var f [5]string
+		for i := range f {
+			line = strings.TrimLeft(line, " ")
+			f[i], line, _ = strings.Cut(line, " ")
+		}
+		if f[4] == "" {
 			continue
 		}
 		lo, hi, ok := strings.Cut(f[0], "-")
@@ -122,8 +131,8 @@ func readMaps(pid int) ([]mapping, error) {
 			continue
 		}
 		var m mapping
-		m.start, err = strconv.ParseUint(lo, 16, 64)
-		if err != nil {
+		var err error
+		if m.start, err = strconv.ParseUint(lo, 16, 64); err != nil {
 			continue
 		}
 		if m.end, err = strconv.ParseUint(hi, 16, 64); err != nil {
@@ -131,12 +140,10 @@ func readMaps(pid int) ([]mapping, error) {
 		}
 		m.perms = f[1]
 		m.inode, _ = strconv.ParseUint(f[4], 10, 64)
-		if len(f) > 5 {
-			m.path = strings.Join(f[5:], " ")
-		}
+		m.path = strings.TrimLeft(line, " ")
 		maps = append(maps, m)
 	}
-	return maps, sc.Err()
+	return maps
 }
 
 // fdCloexec reports whether fd of pid has FD_CLOEXEC, from the flags line
@@ -146,13 +153,19 @@ func fdCloexec(pid, fd int) bool {
 	if err != nil {
 		return false
 	}
+	flags, ok := fdFlags(b)
+	return ok && flags&unix.O_CLOEXEC != 0
+}
+
+// fdFlags returns the open flags of an fdinfo file's "flags:" line.
+func fdFlags(b []byte) (uint64, bool) {
 	for _, line := range strings.Split(string(b), "\n") {
 		if v, ok := strings.CutPrefix(line, "flags:"); ok {
 			flags, err := strconv.ParseUint(strings.TrimSpace(v), 8, 64)
-			return err == nil && flags&unix.O_CLOEXEC != 0
+			return flags, err == nil
 		}
 	}
-	return false
+	return 0, false
 }
 
 // mountOf returns the unique mount ID of what the /proc magic link at path
