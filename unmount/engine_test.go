@@ -10,6 +10,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"mounttop/inspect"
+	"mounttop/unmount/revoke"
 )
 
 // TestEventSequence drives Run over the fake System and checks, for each
@@ -31,6 +32,7 @@ func TestEventSequence(t *testing.T) {
 		wantGone   bool
 		wantErr    error
 		wantWhat   string // a substring of some event's What
+		wantNot    string // said by no event
 	}{
 		{
 			name: "staged close: fence, syncfs, revoke, drain empty, unmount, fence removed",
@@ -116,6 +118,18 @@ func TestEventSequence(t *testing.T) {
 			wantCalls: []string{"fence beneath /mnt/t", "syncfs", "revoke 13 close fd 5", "revoke 13 close fd 5", "umount2 /stash/mnt NOFOLLOW", "remove-fence"},
 			wantGone:  true,
 			wantWhat:  "not revoked: did not stop in time",
+		},
+		{
+			name: "a holder left inside an injected close: the rollback names it, not 'everything is as it was'",
+			mode: ModeStaged, policy: PolicyClose, timeout: 30 * time.Millisecond,
+			holders: repeat(50, holder(14, "cat", fdUse(5))),
+			setup: func(f *fakeSys, _ context.CancelFunc) {
+				f.revokeErr[14] = &revoke.StuckError{PID: 14, TID: 14, Syscall: "close", Arg: "fd 5", FSType: "fuse.sshfs", Mount: "/mnt/t", After: 10 * time.Second}
+			},
+			wantCalls: []string{"fence beneath /mnt/t", "syncfs", "revoke 14 close fd 5", "rollback"},
+			wantErr:   ErrTimeout,
+			wantWhat:  "pid 14 (cat) was left inside close(fd 5), waiting on the FUSE server (fuse.sshfs on /mnt/t): the tracer process restores it",
+			wantNot:   "everything is as it was",
 		},
 		{
 			name: "busy with no process holder: the drain retries the unmount",
@@ -216,6 +230,11 @@ func TestEventSequence(t *testing.T) {
 				}
 				if !found {
 					t.Errorf("no event says %q; events:\n%s", tc.wantWhat, dumpEvents(evs))
+				}
+			}
+			for _, ev := range evs {
+				if tc.wantNot != "" && strings.Contains(ev.What, tc.wantNot) {
+					t.Errorf("event %s says %q: %s", ev.Stage, tc.wantNot, ev.What)
 				}
 			}
 			for i, ev := range evs {

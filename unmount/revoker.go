@@ -11,16 +11,26 @@ import (
 
 // defaultRevoker is the ptrace revoker of unmount/revoke: it seizes every
 // thread of the holder, injects close(2) / mmap(2) PROT_NONE / chdir("/")
-// and lets the process run on (DESIGN.md, revoke).
-func defaultRevoker() Revoker { return &ptraceRevoker{r: revoke.New()} }
-
-type ptraceRevoker struct{ r *revoke.Revoker }
-
-// Close stops the revoker's tracer thread.
-func (p *ptraceRevoker) Close() error {
-	p.r.Close()
-	return nil
+// and lets the process run on (DESIGN.md, revoke). The tracing runs in a
+// tracer process of its own (revoke.Tracer), started by the first revoke,
+// so that a holder inside an injected syscall is restored even if mounttop
+// dies meanwhile. The tracer process writes what it does to journal j
+// (nil: nowhere), also after mounttop is gone.
+func defaultRevoker(j *Journal) *ptraceRevoker {
+	var opts []revoke.Option
+	if j != nil {
+		opts = append(opts, revoke.TracerLog(j.f))
+	}
+	return &ptraceRevoker{t: revoke.NewTracer(opts...)}
 }
+
+type ptraceRevoker struct{ t *revoke.Tracer }
+
+// Close ends the connection to the tracer process. It waits a short while
+// for it to exit; if it still holds a process inside an injected syscall,
+// the error says so, and the tracer process restores that process and
+// exits on its own when the call returns.
+func (p *ptraceRevoker) Close() error { return p.t.Close() }
 
 // Revoke hands the targets to the revoker and says what was done. A
 // process that exited is ErrHolderGone; a revoke that did nothing but fail
@@ -30,7 +40,7 @@ func (p *ptraceRevoker) Revoke(ctx context.Context, pid int, t RevokeTargets) (s
 	for _, m := range t.Maps {
 		rt.Maps = append(rt.Maps, revoke.Range{Start: m.Start, End: m.End})
 	}
-	rep, err := p.r.Revoke(ctx, pid, rt)
+	rep, err := p.t.Revoke(ctx, pid, rt)
 	if errors.Is(err, revoke.ErrGone) {
 		return "", ErrHolderGone
 	}

@@ -13,6 +13,7 @@ import (
 
 	"mounttop/inspect"
 	"mounttop/internal/termsafe"
+	"mounttop/unmount/revoke"
 )
 
 // Run carries out a prepared plan (Prepare) and reports every step as an
@@ -78,6 +79,11 @@ type run struct {
 	releases []*releaseState // Plan.Release: the plan's releases and how they went
 	released int             // releases done
 	inCopy   map[int]string  // holders of a propagating copy: pid -> "mnt:[N]"
+	// stuck are the holders left inside an injected syscall that did not
+	// return in time: pid -> what it is inside, in words. The tracer
+	// process restores each when its call returns; until then nothing is
+	// "as it was".
+	stuck map[int]string
 }
 
 // send delivers one event (and journals it). After cancellation it waits at
@@ -335,8 +341,13 @@ func (r *run) rollback(f *Fence, why string, cause error) {
 		if r.released > 0 {
 			what += fmt.Sprintf("; %d %s done stay so", r.released, plural(r.released, "release"))
 		}
-	default:
+	case len(r.stuck) == 0:
 		what += "; everything is as it was"
+	}
+	for _, pid := range r.order {
+		if w := r.stuck[pid]; w != "" {
+			what += "; " + w + ": the tracer process restores it when the call returns"
+		}
 	}
 	r.send(Event{Stage: StageRollback, What: what})
 	r.done(Result{Summary: why + "; " + what, Remaining: r.remainingHolders()}, cause)
@@ -468,6 +479,13 @@ func (r *run) act(stage Stage, h inspect.Holder) {
 		st.State, st.Reason = "gone", "exited"
 		r.send(Event{Stage: stage, PID: h.PID, What: fmt.Sprintf("%s exited", r.who(h)), Holders: r.changedPicture()})
 	default:
+		var se *revoke.StuckError
+		if errors.As(err, &se) {
+			if r.stuck == nil {
+				r.stuck = map[int]string{}
+			}
+			r.stuck[h.PID] = fmt.Sprintf("%s was left inside %s", r.who(h), se.Inside())
+		}
 		again := st.State == "refused" && st.Reason == oneLine(err.Error())
 		st.State, st.Reason = "refused", oneLine(err.Error())
 		// A holder that did not stop (D state) or whose injected call

@@ -114,6 +114,7 @@ func runView(f tuiFlags, notice string) error {
 	if err != nil {
 		return err
 	}
+	defer closeUnmounter(u)
 	var scanner ui.Scanner = in
 	if os.Getenv(envTestPanic) != "" {
 		scanner = &panicScanner{Scanner: in}

@@ -18,6 +18,21 @@
 // is a thread), so a Revoker owns one goroutine locked to one OS thread
 // that makes every ptrace call; requests reach it over a channel.
 //
+// mounttop does not trace from its own process: a Tracer runs the Revoker
+// in a tracer process, this program re-executed from /proc/self/exe
+// (TracerMain is its entry point), and talks to it over a socketpair. A
+// tracee inside an injected syscall cannot be handed back until the call
+// returns; if its tracer exits first, the tracee returns into the
+// single-step trap and dies of SIGTRAP (DESIGN.md, "Dead servers"). The
+// tracer process outlives mounttop for exactly that case: when mounttop
+// goes away, however (its connection's end is closed by the kernel even on
+// SIGKILL), the tracer process takes no new request, waits for every
+// injected call to return, restores registers, hands back held signals,
+// detaches, and only then exits. It runs in a session of its own, with no
+// parent-death signal, cwd "/" and no inherited fds, and SIGINT, SIGTERM
+// and SIGHUP only make it stop taking requests. Idle, it exits as soon as
+// mounttop closes the connection.
+//
 // Limits, all kernel behaviour:
 //   - Stopping a process wakes its interruptible sleeps, as strace -p does.
 //     Syscalls that restart (read, futex, nanosleep, ...) are re-run
@@ -26,7 +41,10 @@
 //   - A thread in uninterruptible sleep (D state: a hung filesystem,
 //     vfork) cannot be stopped: ErrNoStop, the process untouched. An
 //     injected syscall that blocks (close(2) flushing to a dead server)
-//     keeps the process stopped until it returns: ErrStuck.
+//     keeps the process stopped until it returns: a *StuckError names
+//     the call, its fd and the filesystem's server ("left inside
+//     close(fd 7), waiting on the FUSE server"), and the process is
+//     restored when the call returns (Restored).
 //   - fds are closed in the main thread's fd table; a thread that
 //     unshared it (unshare(CLONE_FILES)) keeps its own.
 //   - Only 64-bit x86 processes. A process under seccomp is revoked only
@@ -35,9 +53,14 @@
 //     filter.
 //   - A process whose executable or root directory is on the mount keeps
 //     the mount busy whatever is revoked; the caller signals those instead.
-//   - The caller must not itself wait(2) for a process it revokes (its
-//     own child): the kernel reports a traced child's ptrace stops to any
-//     waiter in the tracer's thread group, and that waiter would take them.
+//   - A process calling Revoker.Revoke must not itself wait(2) for a
+//     process it revokes (its own child): the kernel reports a traced
+//     child's ptrace stops to any waiter in the tracer's thread group,
+//     and that waiter would take them. Through a Tracer this does not
+//     arise: the tracer is another process.
+//   - The tracer process itself can still be killed (SIGKILL by hand, the
+//     OOM killer); a process it then held inside an injected syscall dies
+//     of SIGTRAP when the call returns. Nothing in mounttop kills it.
 package revoke
 
 import (

@@ -26,8 +26,15 @@ type StuckError struct {
 }
 
 func (e *StuckError) Error() string {
+	return fmt.Sprintf("process %d: %v: left inside %s for more than %v; it stays stopped until the call returns, then it is restored and released",
+		e.PID, ErrStuck, e.Inside(), e.After.Round(time.Millisecond))
+}
+
+// Inside says what the process is inside, terminal-safe: "close(fd 7),
+// waiting on the FUSE server (fuse.sshfs on /mnt/dead)".
+func (e *StuckError) Inside() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "process %d: %v: left inside %s(%s)", e.PID, ErrStuck, e.Syscall, e.Arg)
+	fmt.Fprintf(&b, "%s(%s)", e.Syscall, e.Arg)
 	if e.FSType != "" {
 		fmt.Fprintf(&b, ", waiting on %s (%s", serverOf(e.FSType), termsafe.Text(e.FSType))
 		if e.Mount != "" {
@@ -35,7 +42,6 @@ func (e *StuckError) Error() string {
 		}
 		b.WriteString(")")
 	}
-	fmt.Fprintf(&b, " for more than %v; it stays stopped until the call returns, then it is restored and released", e.After.Round(time.Millisecond))
 	return b.String()
 }
 

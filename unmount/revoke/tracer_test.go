@@ -263,10 +263,16 @@ func TestTracerSurvivesSIGKILL(t *testing.T) {
 }
 
 // A Tracer starts its tracer process with the first Revoke: a session of
-// its own, cwd "/", no fd on any path but /dev/null. Close ends an idle one
-// at once, and nothing is left running; Revoke after Close is refused.
+// its own, cwd "/", no fd on any path but /dev/null and its log. Close ends
+// an idle one at once, and nothing is left running; Revoke after Close is
+// refused; the log says what it did.
 func TestTracerIdleExit(t *testing.T) {
-	tr := NewTracer(TracerLog(os.Stderr))
+	logf, err := os.OpenFile(filepath.Join(t.TempDir(), "journal"), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer logf.Close()
+	tr := NewTracer(TracerLog(logf))
 	if tr.PID() != 0 {
 		t.Fatalf("a tracer process before any revoke: %d", tr.PID())
 	}
@@ -293,7 +299,7 @@ func TestTracerIdleExit(t *testing.T) {
 	}
 	for _, e := range ents {
 		l, _ := os.Readlink(fmt.Sprintf("/proc/%d/fd/%s", pid, e.Name()))
-		if strings.HasPrefix(l, "/") && l != "/dev/null" {
+		if strings.HasPrefix(l, "/") && l != "/dev/null" && l != logf.Name() {
 			t.Errorf("tracer process holds fd %s on %s", e.Name(), l)
 		}
 	}
@@ -308,6 +314,16 @@ func TestTracerIdleExit(t *testing.T) {
 	}
 	if _, err := tr.Revoke(context.Background(), h.pid, Targets{CwdTIDs: []int{h.pid}}); !errors.Is(err, ErrClosed) {
 		t.Errorf("Revoke after Close: %v, want ErrClosed", err)
+	}
+	log, err := os.ReadFile(logf.Name())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("log:\n%s", log)
+	for _, want := range []string{fmt.Sprintf(`"tracer":%d,"what":"process %d: closed fds [`, pid, h.pid), `"what":"every process released; exiting"`} {
+		if !strings.Contains(string(log), want) {
+			t.Errorf("the log does not say %s", want)
+		}
 	}
 }
 

@@ -5,6 +5,7 @@ package revoke
 import (
 	"context"
 	"encoding/gob"
+	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -16,6 +17,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"mounttop/internal/termsafe"
 )
 
 // tracerEnv marks a process started as a tracer process (startTracer):
@@ -201,13 +204,21 @@ func (s *tracerServer) onSignals(sigs <-chan os.Signal) {
 	}
 }
 
-// logf writes one line to the log, if there is one.
+// logf writes one JSON line to the log, if there is one, in one write(2)
+// (the log may be mounttop's journal, opened O_APPEND): "time", "tracer"
+// (this process's pid) and "what", terminal-safe (termsafe.Name).
 func (s *tracerServer) logf(format string, a ...any) {
 	if s.log == nil {
 		return
 	}
-	line := fmt.Sprintf("%s mounttop revoke tracer (pid %d): %s\n", time.Now().UTC().Format("2006-01-02T15:04:05.000Z"), os.Getpid(), fmt.Sprintf(format, a...))
-	_, _ = s.log.WriteString(strings.ReplaceAll(line[:len(line)-1], "\n", " ") + "\n")
+	line, err := json.Marshal(struct {
+		Time   time.Time     `json:"time"`
+		Tracer int           `json:"tracer"`
+		What   termsafe.Name `json:"what"`
+	}{time.Now(), os.Getpid(), termsafe.Name(fmt.Sprintf(format, a...))})
+	if err == nil {
+		_, _ = s.log.Write(append(line, '\n'))
+	}
 }
 
 // describeStuck lists processes left inside injected syscalls.

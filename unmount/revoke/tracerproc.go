@@ -16,10 +16,11 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// TracerLog has the tracer process write one line per thing it does (a
-// revoke, a process restored after a stuck call, its exit) to f, also
-// after mounttop is gone. f is passed to it as an fd; it is never its
-// stderr, so a closed pipe cannot kill it with SIGPIPE.
+// TracerLog has the tracer process write one JSON line per thing it does
+// (a revoke, a process restored after a stuck call, its exit) to f, also
+// after mounttop is gone: {"time":..., "tracer": PID, "what": "..."}. f is
+// passed to it as an fd (mounttop's journal, opened O_APPEND, fits); it is
+// never its stderr, so a closed pipe cannot kill it with SIGPIPE.
 func TracerLog(f *os.File) Option { return func(c *config) { c.log = f } }
 
 // TracerExe runs exe as the tracer process instead of /proc/self/exe (this
@@ -99,7 +100,7 @@ func (t *Tracer) Revoke(ctx context.Context, pid int, tg Targets) (Report, error
 	if tg.empty() {
 		return Report{PID: pid}, nil
 	}
-	p, err := t.process()
+	p, err := t.process(ctx)
 	if err != nil {
 		return Report{PID: pid}, err
 	}
@@ -121,8 +122,8 @@ func (t *Tracer) Revoke(ctx context.Context, pid int, tg Targets) (Report, error
 }
 
 // process returns the running tracer process, starting one if there is
-// none or the last one went away.
-func (t *Tracer) process() (*tracerProc, error) {
+// none or the last one went away; the start is waited for until ctx ends.
+func (t *Tracer) process(ctx context.Context) (*tracerProc, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.closed {
@@ -135,7 +136,7 @@ func (t *Tracer) process() (*tracerProc, error) {
 			return t.proc, nil
 		}
 	}
-	p, err := startTracer(&t.cfg)
+	p, err := startTracer(ctx, &t.cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -143,8 +144,9 @@ func (t *Tracer) process() (*tracerProc, error) {
 	return p, nil
 }
 
-// startTracer starts a tracer process and waits until it serves.
-func startTracer(cfg *config) (*tracerProc, error) {
+// startTracer starts a tracer process and waits until it serves, at most
+// tracerStartWait and until ctx ends.
+func startTracer(ctx context.Context, cfg *config) (*tracerProc, error) {
 	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return nil, fmt.Errorf("starting the tracer process: socketpair: %w", err)
@@ -196,6 +198,8 @@ func startTracer(cfg *config) (*tracerProc, error) {
 			err = errors.New("it exited before serving (does the program call revoke.TracerMain?)")
 		case <-time.After(tracerStartWait):
 			err = fmt.Errorf("it did not answer within %v", tracerStartWait)
+		case <-ctx.Done():
+			err = ctx.Err()
 		}
 	}
 	_ = cmd.Process.Kill() // our child, by its pid; it holds nothing yet
