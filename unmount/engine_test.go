@@ -534,3 +534,45 @@ func TestExpireWhenIdleGoneMeanwhile(t *testing.T) {
 		t.Fatalf("events:\n%s", dumpEvents(evs))
 	}
 }
+
+// A holder left inside an injected close(2) has no fd on the mount any
+// more, but the call still holds the file: when the scan then finds no
+// holder and the unmount is busy, the drain and the timeout name it
+// instead of blaming a kernel holder.
+func TestStuckHolderNamedWhenBusy(t *testing.T) {
+	f := newFake()
+	f.addMount("/mnt", "ext4", false)
+	target := f.addMount("/mnt/t", "fuse.sshfs", false)
+	f.target = target.ID
+	f.holders = [][]inspect.Holder{{holder(14, "cat", fdUse(5))}, {holder(14, "cat", fdUse(5))}, nil} // Prepare, revoke, drain
+	u := New(f)
+	ctx := context.Background()
+	p, err := u.Prepare(ctx, Plan{Target: inspect.Mount{ID: target.ID}, Mode: ModeStaged, Policy: PolicyClose,
+		Interval: time.Millisecond, Timeout: 50 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.revokeErr[14] = transient{&revoke.StuckError{PID: 14, TID: 14, Syscall: "close", Arg: "fd 5", FSType: "fuse.sshfs", Mount: "/mnt/t", After: 10 * time.Second}}
+	busy := make([]error, 1000)
+	for i := range busy {
+		busy[i] = unix.EBUSY
+	}
+	f.umountErr["/stash/mnt"] = busy
+	evs := collect(u.Run(ctx, p))
+	last := evs[len(evs)-1]
+	if last.Result == nil || !errors.Is(last.Err, ErrTimeout) {
+		t.Fatalf("last event %+v, want a timeout", last)
+	}
+	const stuck = "pid 14 (cat) was left inside close(fd 5), waiting on the FUSE server (fuse.sshfs on /mnt/t)"
+	for _, want := range []string{
+		"the mount was still busy after 50ms: " + stuck + ", which holds the file until the call returns",
+		stuck + ": the tracer process restores it when the call returns",
+	} {
+		if !strings.Contains(last.Result.Summary, want) {
+			t.Errorf("summary %q does not say %q", last.Result.Summary, want)
+		}
+	}
+	if strings.Contains(last.Result.Summary, "everything is as it was") || strings.Contains(last.Result.Summary, "a kernel holder") {
+		t.Errorf("summary %q", last.Result.Summary)
+	}
+}

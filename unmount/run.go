@@ -603,7 +603,7 @@ func (r *run) drain(f *Fence) bool {
 			for _, s := range r.plan.Submounts {
 				ids = append(ids, s.ID)
 			}
-			r.send(Event{Stage: StageDrain, What: "busy, but no process holds it: " + busyHint(r.lastSnap, ids...) + r.releasesLeft(), Err: err, Holders: r.changedPicture()})
+			r.send(Event{Stage: StageDrain, What: "busy, but no process holds it: " + r.busyReason(ids...) + r.releasesLeft(), Err: err, Holders: r.changedPicture()})
 			continue
 		}
 		for _, h := range hs {
@@ -726,9 +726,26 @@ func (r *run) timeoutSummary() string {
 		for _, s := range r.plan.Submounts {
 			ids = append(ids, s.ID)
 		}
-		return fmt.Sprintf("the mount was still busy after %v: %s%s", r.plan.Timeout, busyHint(r.lastSnap, ids...), r.releasesLeft())
+		return fmt.Sprintf("the mount was still busy after %v: %s%s", r.plan.Timeout, r.busyReason(ids...), r.releasesLeft())
 	}
 	return fmt.Sprintf("%d %s still held the mount after %v: %s%s", len(left), plural(len(left), "holder"), r.plan.Timeout, r.whyLeft(left), r.releasesLeft())
+}
+
+// busyReason says why the mount is busy when no process shows as holding
+// it: a holder left inside an injected close(2) no longer has the fd in
+// its table, but the call holds the file until it returns; otherwise
+// busyHint.
+func (r *run) busyReason(ids ...inspect.MountID) string {
+	var ws []string
+	for _, pid := range r.order {
+		if w := r.stuck[pid]; w != "" {
+			ws = append(ws, w)
+		}
+	}
+	if len(ws) > 0 {
+		return strings.Join(ws, "; ") + ", which holds the file until the call returns"
+	}
+	return busyHint(r.lastSnap, ids...)
 }
 
 // mergeHolders appends more to hs, merging the uses of a pid in both.

@@ -131,8 +131,12 @@ func serveTracer() int {
 		cancel()
 	}
 	s.mu.Unlock()
-	if _, stuck := s.r.holding(); len(stuck) > 0 {
-		s.logf("waiting for %s to come out of the injected syscall before exiting", describeStuck(stuck))
+	if busy, stuck := s.r.holding(); busy > 0 {
+		w := fmt.Sprintf("%d %s under way", busy, plural(busy, "revoke"))
+		if len(stuck) > 0 {
+			w += ", " + describeStuck(stuck)
+		}
+		s.logf("waiting for %s to end before exiting", w)
 	}
 	s.r.Close()
 	s.reqs.Wait()
@@ -165,7 +169,7 @@ func (s *tracerServer) start(req revokeRequest) {
 		case err == nil:
 			s.logf("process %d: closed fds %v, unmapped %d ranges, chdir in %d threads", req.PID, rep.Closed, len(rep.Unmapped), len(rep.Chdir))
 		default:
-			s.logf("process %d: %v", req.PID, err)
+			s.logf("revoking process %d: %v", req.PID, err)
 		}
 		s.send(message{Answer: &answer{ID: req.ID, Report: rep, Err: toWire(err)}})
 	}()
@@ -249,4 +253,11 @@ func closeInherited(keep ...int) {
 			_ = unix.Close(fd)
 		}
 	}
+}
+
+func plural(n int, word string) string {
+	if n == 1 {
+		return word
+	}
+	return word + "s"
 }

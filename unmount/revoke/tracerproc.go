@@ -30,11 +30,13 @@ func TracerExe(exe string) Option { return func(c *config) { c.exe = exe } }
 // Timeouts of mounttop's side of the connection: the tracer process must
 // say it is serving within tracerStartWait of being started, a message
 // must be taken within tracerSendWait, and Close waits tracerCloseWait for
-// an idle tracer process to exit.
+// an idle tracer process to exit, tracerCloseStuckWait for one known to
+// hold a process inside an injected syscall.
 const (
-	tracerStartWait = 10 * time.Second
-	tracerSendWait  = 5 * time.Second
-	tracerCloseWait = 2 * time.Second
+	tracerStartWait      = 10 * time.Second
+	tracerSendWait       = 5 * time.Second
+	tracerCloseWait      = 2 * time.Second
+	tracerCloseStuckWait = 200 * time.Millisecond
 )
 
 // Tracer revokes through a tracer process: a child started from this
@@ -273,8 +275,9 @@ func (p *tracerProc) send(m message) error {
 }
 
 // Close ends the connection to the tracer process, which then exits once
-// every process it holds is released. Close waits a short while
-// (tracerCloseWait) for that; if the tracer process still holds a process
+// every process it holds is released. Close waits a short while for that
+// (tracerCloseWait; tracerCloseStuckWait when a process is known to be
+// stuck); if the tracer process still holds a process
 // inside an injected syscall then, Close returns an error naming it and
 // leaves the tracer process to finish on its own: the process is restored
 // and released when its call returns, whether mounttop is still running
@@ -290,11 +293,17 @@ func (t *Tracer) Close() error {
 	if rc, err := p.conn.SyscallConn(); err == nil {
 		_ = rc.Control(func(fd uintptr) { _ = unix.Shutdown(int(fd), unix.SHUT_WR) })
 	}
+	p.mu.Lock()
+	wait := tracerCloseWait
+	if len(p.stuck) > 0 {
+		wait = tracerCloseStuckWait
+	}
+	p.mu.Unlock()
 	select {
 	case <-p.exited:
 		p.conn.Close()
 		return nil
-	case <-time.After(tracerCloseWait):
+	case <-time.After(wait):
 	}
 	p.mu.Lock()
 	var stuck []*StuckError
