@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
@@ -47,7 +48,7 @@ const (
 	RoleThreads   = "threads"    // PATH N: N threads each blocked in read(2) on the FIFO
 	RoleReopen    = "reopen"     // DIR NAME: cwd in DIR, reopens NAME by relative path
 	RoleDirfd     = "dirfd"      // DIR NAME: holds a dirfd on DIR, reopens NAME through it
-	RoleFDEcho    = "fd-echo"    // PATH FIFO: holds PATH open, answers each line written to FIFO with "echo: LINE"
+	RoleFDEcho    = "fd-echo"    // PATH FIFO: holds PATH open, answers each line written to FIFO with "echo: LINE", reports "signal: NAME" for SIGUSR1
 )
 
 // StartVictim starts the test binary as a victim in the given role and waits
@@ -526,8 +527,16 @@ func waitBlockedThreads(n int) {
 }
 
 // fdEcho holds path open and answers every line written to the FIFO with
-// "echo: LINE", showing that the process still runs and does what it did.
+// "echo: LINE", showing that the process still runs and does what it did;
+// each SIGUSR1 it gets is reported as "signal: NAME".
 func fdEcho(path, fifo string) error {
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, unix.SIGUSR1)
+	go func() {
+		for sig := range sigs {
+			say("signal: %v", sig)
+		}
+	}()
 	if _, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0); err != nil {
 		return err
 	}

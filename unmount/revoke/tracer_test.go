@@ -245,6 +245,11 @@ func TestTracerSurvivesSIGKILL(t *testing.T) {
 			t.Fatalf("%v to the tracer process: %v", sig, err)
 		}
 	}
+	// A signal for the victim meanwhile waits, held by the tracer, until
+	// the victim is released.
+	if err := unix.Kill(s.v.PID, unix.SIGUSR1); err != nil {
+		t.Fatal(err)
+	}
 	time.Sleep(300 * time.Millisecond)
 	if !testns.Alive(tracer) {
 		t.Fatal("the tracer process exited while holding the victim inside close(2)")
@@ -259,7 +264,33 @@ func TestTracerSurvivesSIGKILL(t *testing.T) {
 	s.fs.Cont(t)
 	resumed = true
 	s.requireRestored(t)
+	s.v.WaitLine(t, "signal: user defined signal 1", 5*time.Second)
 	waitExited(t, tracer, 10*time.Second)
+}
+
+// Waiting on the tracer process ends with the caller's context: a revoke
+// stuck in close(2) with a long inject timeout returns the context's error
+// at once, and the tracer process finishes the revoke on its own once the
+// daemon resumes.
+func TestTracerRevokeHonoursContext(t *testing.T) {
+	s := newStuckSetup(t)
+	tr := NewTracer(InjectTimeout(time.Minute))
+	t.Cleanup(func() { _ = tr.Close() })
+	s.fs.Stop(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	_, err := tr.Revoke(ctx, s.v.PID, Targets{FDs: []int{s.fd}})
+	took := time.Since(start)
+	s.fs.Cont(t)
+	if !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "finishes it or restores the process on its own") {
+		t.Fatalf("Revoke past its context's deadline: %v", err)
+	}
+	t.Logf("returned after %v: %v", took, err)
+	if took > 5*time.Second {
+		t.Errorf("Revoke returned %v after its 300ms deadline", took)
+	}
+	s.requireRestored(t)
 }
 
 // A Tracer starts its tracer process with the first Revoke: a session of
