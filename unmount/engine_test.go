@@ -576,3 +576,47 @@ func TestStuckHolderNamedWhenBusy(t *testing.T) {
 		t.Errorf("summary %q", last.Result.Summary)
 	}
 }
+
+// When the tracer process has restored a holder left inside an injected
+// close(2), the next pass says so, counts it as revoked and no longer
+// names it as stuck; the unmount then goes through.
+func TestStuckHolderRestored(t *testing.T) {
+	f := newFake()
+	f.addMount("/mnt", "ext4", false)
+	target := f.addMount("/mnt/t", "fuse.sshfs", false)
+	f.target = target.ID
+	h := holder(14, "cat", fdUse(5))
+	f.holders = [][]inspect.Holder{{h}, {h}, {h}, nil} // Prepare, revoke, the first drain pass, then gone
+	u := New(f)
+	ctx := context.Background()
+	p, err := u.Prepare(ctx, Plan{Target: inspect.Mount{ID: target.ID}, Mode: ModeStaged, Policy: PolicyClose,
+		Interval: time.Millisecond, Timeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.revokeSeq[14] = []error{&revoke.StuckError{PID: 14, TID: 14, Syscall: "close", Arg: "fd 5", FSType: "fuse.sshfs", Mount: "/mnt/t", After: 10 * time.Second}}
+	f.restored[14] = "process 14 came out of close(fd 5) and was restored and released: closed fd 5"
+	evs := collect(u.Run(ctx, p))
+	last := evs[len(evs)-1]
+	if last.Result == nil || !last.Result.Gone || last.Err != nil {
+		t.Fatalf("last event %+v, want the mount gone", last)
+	}
+	found := false
+	for _, ev := range evs {
+		if ev.PID == 14 && strings.Contains(ev.What, "pid 14 (cat): process 14 came out of close(fd 5) and was restored and released") {
+			found = true
+			var st *HolderState
+			for i := range ev.Holders {
+				if ev.Holders[i].PID == 14 {
+					st = &ev.Holders[i]
+				}
+			}
+			if st == nil || st.State != "revoked" {
+				t.Errorf("holder picture with the restore: %+v, want pid 14 revoked", ev.Holders)
+			}
+		}
+	}
+	if !found {
+		t.Errorf("no event says the holder was restored; events:\n%s", dumpEvents(evs))
+	}
+}

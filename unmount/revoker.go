@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 
 	"mounttop/unmount/revoke"
 )
@@ -17,20 +18,51 @@ import (
 // dies meanwhile. The tracer process writes what it does to journal j
 // (nil: nowhere), also after mounttop is gone.
 func defaultRevoker(j *Journal) *ptraceRevoker {
-	var opts []revoke.Option
+	p := &ptraceRevoker{restored: map[int]string{}}
+	opts := []revoke.Option{revoke.Restored(p.restore)}
 	if j != nil {
 		opts = append(opts, revoke.TracerLog(j.f))
 	}
-	return &ptraceRevoker{t: revoke.NewTracer(opts...)}
+	p.t = revoke.NewTracer(opts...)
+	return p
 }
 
-type ptraceRevoker struct{ t *revoke.Tracer }
+type ptraceRevoker struct {
+	t *revoke.Tracer
+
+	mu       sync.Mutex
+	restored map[int]string // pid -> what its late restore did, until taken
+}
 
 // Close ends the connection to the tracer process. It waits a short while
 // for it to exit; if it still holds a process inside an injected syscall,
 // the error says so, and the tracer process restores that process and
 // exits on its own when the call returns.
 func (p *ptraceRevoker) Close() error { return p.t.Close() }
+
+// RestoreReporter is a Revoker (or System) that says when a holder left
+// inside an injected syscall has been restored and released since.
+type RestoreReporter interface {
+	// Restored takes the news for pid: what was done, in words, and
+	// whether there was any.
+	Restored(pid int) (string, bool)
+}
+
+func (p *ptraceRevoker) restore(r revoke.Restore) {
+	what := r.String() + ": " + describeReport(r.Report)
+	p.mu.Lock()
+	p.restored[r.PID] = what
+	p.mu.Unlock()
+}
+
+// Restored implements RestoreReporter.
+func (p *ptraceRevoker) Restored(pid int) (string, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	what, ok := p.restored[pid]
+	delete(p.restored, pid)
+	return what, ok
+}
 
 // Revoke hands the targets to the revoker and says what was done. A
 // process that exited is ErrHolderGone; a revoke that did nothing but fail

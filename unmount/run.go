@@ -367,6 +367,7 @@ func (r *run) fenceState(f *Fence) string {
 // its submounts, updating the picture: a tracked holder no longer in the
 // scan is "gone" (unless it was revoked, which is why it left).
 func (r *run) scanHolders() ([]inspect.Holder, error) {
+	r.noteRestored()
 	snap, err := r.u.sys.Scan(r.ctx)
 	if err != nil {
 		return nil, err
@@ -729,6 +730,29 @@ func (r *run) timeoutSummary() string {
 		return fmt.Sprintf("the mount was still busy after %v: %s%s", r.plan.Timeout, r.busyReason(ids...), r.releasesLeft())
 	}
 	return fmt.Sprintf("%d %s still held the mount after %v: %s%s", len(left), plural(len(left), "holder"), r.plan.Timeout, r.whyLeft(left), r.releasesLeft())
+}
+
+// noteRestored reports the holders left inside an injected syscall that
+// the tracer process has restored and released since, and forgets them as
+// stuck.
+func (r *run) noteRestored() {
+	rr, ok := r.u.sys.(RestoreReporter)
+	if !ok {
+		return
+	}
+	for _, pid := range r.order {
+		if r.stuck[pid] == "" {
+			continue
+		}
+		if what, ok := rr.Restored(pid); ok {
+			delete(r.stuck, pid)
+			delete(r.retry, pid)
+			r.revoked++
+			st := r.holders[pid]
+			st.State, st.Reason = "revoked", what
+			r.send(Event{Stage: StageRevoke, PID: pid, What: fmt.Sprintf("pid %d (%s): %s", pid, termsafe.Text(st.Comm), what), Holders: r.changedPicture()})
+		}
+	}
 }
 
 // busyReason says why the mount is busy when no process shows as holding
