@@ -115,6 +115,11 @@ func (t *Tracer) Revoke(ctx context.Context, pid int, tg Targets) (Report, error
 	case a := <-ch:
 		return a.Report, fromWire(a.Err)
 	case <-p.lost:
+		select {
+		case a := <-ch: // answered just before the connection ended
+			return a.Report, fromWire(a.Err)
+		default:
+		}
 		return Report{PID: pid}, fmt.Errorf("the tracer process (pid %d) went away before answering about process %d", p.pid, pid)
 	case <-ctx.Done():
 		p.forget(id)
