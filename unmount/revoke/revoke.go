@@ -154,11 +154,10 @@ type config struct {
 	injectTimeout time.Duration
 	restored      func(Restore)
 	log           *os.File // Tracer only: where the tracer process writes what it did
-	exe           string   // Tracer only: the program run as the tracer process
 }
 
 func newConfig(opts []Option) config {
-	c := config{stopTimeout: 2 * time.Second, injectTimeout: 10 * time.Second, exe: "/proc/self/exe"}
+	c := config{stopTimeout: 2 * time.Second, injectTimeout: 10 * time.Second}
 	for _, o := range opts {
 		o(&c)
 	}

@@ -23,9 +23,11 @@ import (
 // never its stderr, so a closed pipe cannot kill it with SIGPIPE.
 func TracerLog(f *os.File) Option { return func(c *config) { c.log = f } }
 
-// TracerExe runs exe as the tracer process instead of /proc/self/exe (this
-// program). exe must call TracerMain first thing.
-func TracerExe(exe string) Option { return func(c *config) { c.exe = exe } }
+// tracerExe is the program run as the tracer process: this one, which
+// must call TracerMain first thing (mounttop's main and the test binaries'
+// TestMain do). /proc/self/exe still runs it if the file was replaced or
+// deleted since it started.
+const tracerExe = "/proc/self/exe"
 
 // Timeouts of mounttop's side of the connection: the tracer process must
 // say it is serving within tracerStartWait of being started, a message
@@ -40,7 +42,7 @@ const (
 )
 
 // Tracer revokes through a tracer process: a child started from this
-// program (TracerExe, TracerMain) that runs a Revoker and serves Revoke
+// program (/proc/self/exe, entering at TracerMain) that runs a Revoker and serves Revoke
 // requests over a socketpair. The point is that the tracer outlives
 // mounttop when it must: if mounttop dies, however (SIGKILL included),
 // while a process is inside an injected syscall, the tracer process waits
@@ -59,7 +61,7 @@ type Tracer struct {
 }
 
 // NewTracer returns a Tracer; its options are those of New, and
-// TracerLog, TracerExe and Restored.
+// TracerLog.
 func NewTracer(opts ...Option) *Tracer { return &Tracer{cfg: newConfig(opts)} }
 
 // tracerProc is one tracer process and the connection to it.
@@ -168,7 +170,7 @@ func startTracer(ctx context.Context, cfg *config) (*tracerProc, error) {
 	ours, theirs := os.NewFile(uintptr(fds[0]), "tracer"), os.NewFile(uintptr(fds[1]), "tracer")
 	defer theirs.Close()
 
-	cmd := exec.Command(cfg.exe)
+	cmd := exec.Command(tracerExe)
 	cmd.Args = []string{"mounttop-revoke-tracer"}
 	// updatemaxprocs=0: the Go runtime would otherwise keep a cgroup
 	// file open for good to follow the CPU limit (Go 1.25), an fd on a
@@ -186,7 +188,7 @@ func startTracer(ctx context.Context, cfg *config) (*tracerProc, error) {
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if err := cmd.Start(); err != nil {
 		ours.Close()
-		return nil, fmt.Errorf("starting the tracer process %s: %w", cfg.exe, err)
+		return nil, fmt.Errorf("starting the tracer process %s: %w", tracerExe, err)
 	}
 	p := &tracerProc{cfg: cfg, pid: cmd.Process.Pid, conn: ours, enc: gob.NewEncoder(ours),
 		waiting: map[uint64]chan answer{}, stuck: map[int]*StuckError{},
@@ -211,7 +213,7 @@ func startTracer(ctx context.Context, cfg *config) (*tracerProc, error) {
 	}
 	_ = cmd.Process.Kill() // our child, by its pid; it holds nothing yet
 	ours.Close()
-	return nil, fmt.Errorf("starting the tracer process %s (pid %d): %w", cfg.exe, p.pid, err)
+	return nil, fmt.Errorf("starting the tracer process %s (pid %d): %w", tracerExe, p.pid, err)
 }
 
 // read takes the tracer process's messages until the connection ends.
