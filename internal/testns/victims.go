@@ -48,7 +48,7 @@ const (
 	RoleThreads   = "threads"    // PATH N: N threads each blocked in read(2) on the FIFO
 	RoleReopen    = "reopen"     // DIR NAME: cwd in DIR, reopens NAME by relative path
 	RoleDirfd     = "dirfd"      // DIR NAME: holds a dirfd on DIR, reopens NAME through it
-	RoleFDEcho    = "fd-echo"    // PATH FIFO: holds PATH open, answers each line written to FIFO with "echo: LINE", reports "signal: NAME" for SIGUSR1
+	RoleFDEcho    = "fd-echo"    // PATH FIFO: holds PATH open, answers each line written to FIFO with "echo: LINE" ("read": reads PATH, "read: RESULT"), reports "signal: NAME" for SIGUSR1
 )
 
 // StartVictim starts the test binary as a victim in the given role and waits
@@ -528,7 +528,9 @@ func waitBlockedThreads(n int) {
 
 // fdEcho holds path open and answers every line written to the FIFO with
 // "echo: LINE", showing that the process still runs and does what it did;
-// each SIGUSR1 it gets is reported as "signal: NAME".
+// the line "read" has it read(2) the held file first (on a stopped FUSE
+// daemon: blocked in the filesystem) and report "read: RESULT". Each
+// SIGUSR1 it gets is reported as "signal: NAME".
 func fdEcho(path, fifo string) error {
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, unix.SIGUSR1)
@@ -537,7 +539,8 @@ func fdEcho(path, fifo string) error {
 			say("signal: %v", sig)
 		}
 	}()
-	if _, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0); err != nil {
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
 		return err
 	}
 	// O_RDWR: the open does not wait for a writer, and the read never
@@ -549,6 +552,10 @@ func fdEcho(path, fifo string) error {
 	say("ready")
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
+		if sc.Text() == "read" {
+			_, err := unix.Pread(fd, make([]byte, 1), 0)
+			say("read: %s", errName(err))
+		}
 		say("echo: %s", sc.Text())
 	}
 	return sc.Err()

@@ -293,6 +293,70 @@ func TestTracerRevokeHonoursContext(t *testing.T) {
 	s.requireRestored(t)
 }
 
+// A process blocked in a read(2) that waits on a stopped FUSE daemon never
+// reaches a ptrace stop: through the tracer process, Revoke answers
+// ErrNoStop within the stop timeout and leaves it untraced and untouched;
+// once the daemon resumes its read completes and it runs on with the fd.
+func TestTracerFUSEReadNoStop(t *testing.T) {
+	s := newStuckSetup(t)
+	const stopTimeout = 500 * time.Millisecond
+	tr := NewTracer(StopTimeout(stopTimeout))
+	t.Cleanup(func() { _ = tr.Close() })
+	s.fs.Stop(t)
+	resumed := false
+	defer func() {
+		if !resumed {
+			s.fs.Cont(t)
+		}
+	}()
+	f, err := os.OpenFile(s.fifo, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.WriteString("read\n"); err != nil {
+		t.Fatal(err)
+	}
+	blocked := false
+	for deadline := time.Now().Add(10 * time.Second); !blocked && time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		tids, _ := listThreads(s.v.PID)
+		for _, tid := range tids {
+			// Waiting for the page FUSE READ fills (folio_wait_bit), or
+			// for the answer itself: uninterruptible either way.
+			blocked = blocked || state(s.v.PID, tid) == 'D'
+		}
+	}
+	if !blocked {
+		var ws []string
+		tids, _ := listThreads(s.v.PID)
+		for _, tid := range tids {
+			w, _ := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/wchan", s.v.PID, tid))
+			ws = append(ws, fmt.Sprintf("%d %c %s", tid, state(s.v.PID, tid), w))
+		}
+		t.Fatalf("the victim's read never blocked in FUSE: %q; lines %q", ws, s.v.Seen())
+	}
+	start := time.Now()
+	rep, err := tr.Revoke(context.Background(), s.v.PID, Targets{FDs: []int{s.fd}})
+	took := time.Since(start)
+	if !errors.Is(err, ErrNoStop) || len(rep.Closed) > 0 {
+		t.Fatalf("Revoke of a process blocked in FUSE: %+v, %v; want ErrNoStop", rep, err)
+	}
+	t.Logf("answered in %v (stop timeout %v): %v", took, stopTimeout, err)
+	if took > stopTimeout+10*time.Second {
+		t.Errorf("ErrNoStop came after %v", took)
+	}
+	if by := traced(t, s.v.PID); by != 0 {
+		t.Errorf("victim still traced by %d after ErrNoStop", by)
+	}
+	s.fs.Cont(t)
+	resumed = true
+	s.v.WaitLine(t, "read: ok", 10*time.Second)
+	s.ping(t, "after")
+	if l, err := os.Readlink(fmt.Sprintf("/proc/%d/fd/%d", s.v.PID, s.fd)); err != nil || !strings.HasPrefix(l, s.fs.Dir) {
+		t.Errorf("fd %d: %q, %v; want it untouched", s.fd, l, err)
+	}
+}
+
 // A Tracer starts its tracer process with the first Revoke: a session of
 // its own, cwd "/", no fd on any path but /dev/null and its log. Close ends
 // an idle one at once, and nothing is left running; Revoke after Close is
