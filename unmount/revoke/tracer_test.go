@@ -19,13 +19,13 @@ import (
 	"mounttop/internal/testns"
 )
 
-// roleRevokeThroughTracer PID FD: mounttop's part, played by the test
-// binary: revokes fd FD of process PID through a Tracer (inject timeout
-// 300ms), reports "tracer: PID" and "answer: ERROR", and waits to be
-// killed.
+// roleRevokeThroughTracer PID FD INJECT_TIMEOUT: mounttop's part, played
+// by the test binary: revokes fd FD of process PID through a Tracer,
+// reports "tracer: PID" once the tracer process runs, "answer: ERROR" when
+// Revoke returns, and waits to be killed.
 const roleRevokeThroughTracer = "revoke-through-tracer"
 
-func init() { testns.RegisterRole(roleRevokeThroughTracer, 2, revokeThroughTracer) }
+func init() { testns.RegisterRole(roleRevokeThroughTracer, 3, revokeThroughTracer) }
 
 func revokeThroughTracer(args []string) error {
 	pid, err := strconv.Atoi(args[0])
@@ -36,10 +36,19 @@ func revokeThroughTracer(args []string) error {
 	if err != nil {
 		return err
 	}
+	timeout, err := time.ParseDuration(args[2])
+	if err != nil {
+		return err
+	}
 	testns.Say("ready")
-	tr := NewTracer(InjectTimeout(300 * time.Millisecond))
+	tr := NewTracer(InjectTimeout(timeout))
+	go func() {
+		for tr.PID() == 0 {
+			time.Sleep(time.Millisecond)
+		}
+		testns.Say("tracer: %d", tr.PID())
+	}()
 	_, err = tr.Revoke(context.Background(), pid, Targets{FDs: []int{fd}})
-	testns.Say("tracer: %d", tr.PID())
 	testns.Say("answer: %v", err)
 	testns.Forever()
 	return nil
@@ -220,7 +229,7 @@ func TestTracerSurvivesSIGKILL(t *testing.T) {
 			s.fs.Cont(t)
 		}
 	}()
-	client := testns.StartVictim(t, roleRevokeThroughTracer, strconv.Itoa(s.v.PID), strconv.Itoa(s.fd))
+	client := testns.StartVictim(t, roleRevokeThroughTracer, strconv.Itoa(s.v.PID), strconv.Itoa(s.fd), "300ms")
 	line := client.WaitLine(t, "tracer:", 30*time.Second)
 	tracer, err := strconv.Atoi(strings.TrimSpace(strings.TrimPrefix(line, "tracer:")))
 	if err != nil || tracer == 0 {
@@ -355,6 +364,60 @@ func TestTracerFUSEReadNoStop(t *testing.T) {
 	if l, err := os.Readlink(fmt.Sprintf("/proc/%d/fd/%d", s.v.PID, s.fd)); err != nil || !strings.HasPrefix(l, s.fs.Dir) {
 		t.Errorf("fd %d: %q, %v; want it untouched", s.fd, l, err)
 	}
+}
+
+// mounttop killed with SIGKILL while it still waits for the answer, the
+// injected close(2) under way and not yet declared stuck: the tracer
+// process finishes that revoke once the daemon resumes, releases the
+// victim and exits.
+func TestTracerSIGKILLBeforeAnswer(t *testing.T) {
+	s := newStuckSetup(t)
+	s.fs.Stop(t)
+	resumed := false
+	defer func() {
+		if !resumed {
+			s.fs.Cont(t)
+		}
+	}()
+	client := testns.StartVictim(t, roleRevokeThroughTracer, strconv.Itoa(s.v.PID), strconv.Itoa(s.fd), "1h")
+	line := client.WaitLine(t, "tracer:", 30*time.Second)
+	tracer, err := strconv.Atoi(strings.TrimSpace(strings.TrimPrefix(line, "tracer:")))
+	if err != nil || tracer == 0 {
+		t.Fatalf("tracer line %q", line)
+	}
+	t.Cleanup(func() {
+		if testns.Alive(tracer) {
+			_ = unix.Kill(tracer, unix.SIGKILL) // the one we started, by pid: only if the test failed
+		}
+	})
+	// The injection is under way once the victim's main thread, traced
+	// by the tracer process, waits for the FUSE server's answer.
+	wchan := func() string {
+		w, _ := os.ReadFile(fmt.Sprintf("/proc/%d/wchan", s.v.PID))
+		return string(w)
+	}
+	for deadline := time.Now().Add(20 * time.Second); traced(t, s.v.PID) != tracer || wchan() != "request_wait_answer"; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("victim not inside the injected close: traced by %d, state %c, in %s", traced(t, s.v.PID), state(s.v.PID, s.v.PID), wchan())
+		}
+	}
+	if err := unix.Kill(client.PID, unix.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := client.Wait(10 * time.Second); !ok {
+		t.Fatal("mounttop's part did not die of SIGKILL")
+	}
+	if slices.ContainsFunc(client.Seen(), func(l string) bool { return strings.HasPrefix(l, "answer:") }) {
+		t.Fatalf("mounttop's part had its answer already: %q", client.Seen())
+	}
+	time.Sleep(300 * time.Millisecond)
+	if !testns.Alive(tracer) || traced(t, s.v.PID) != tracer {
+		t.Fatalf("after mounttop's death: tracer process alive %v, victim traced by %d", testns.Alive(tracer), traced(t, s.v.PID))
+	}
+	s.fs.Cont(t)
+	resumed = true
+	s.requireRestored(t)
+	waitExited(t, tracer, 10*time.Second)
 }
 
 // A Tracer starts its tracer process with the first Revoke: a session of
