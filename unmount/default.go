@@ -14,7 +14,9 @@ func Default(opts ...Option) (*Unmounter, error) {
 	if err != nil {
 		return nil, err
 	}
-	return New(NewSystem(in, defaultRevoker()), opts...), nil
+	u := New(nil, opts...)
+	u.sys = NewSystem(in, defaultRevoker(u.journal))
+	return u, nil
 }
 
 // Run is Default().Run: it carries out plan p on the live system. A failure
@@ -30,7 +32,10 @@ func Run(ctx context.Context, p Plan) <-chan Event {
 	return u.Run(ctx, p)
 }
 
-// Close releases what the Unmounter holds (the revoker's tracer thread).
+// Close releases what the Unmounter holds: the connection to the
+// revoker's tracer process. The error, if any, names the processes the
+// tracer process still holds inside an injected syscall; it restores them
+// and exits on its own when their calls return.
 func (u *Unmounter) Close() error {
 	if k, ok := u.sys.(*kernel); ok {
 		if c, ok := k.revoker.(io.Closer); ok && c != nil {

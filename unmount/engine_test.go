@@ -10,6 +10,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"mounttop/inspect"
+	"mounttop/unmount/revoke"
 )
 
 // TestEventSequence drives Run over the fake System and checks, for each
@@ -31,6 +32,7 @@ func TestEventSequence(t *testing.T) {
 		wantGone   bool
 		wantErr    error
 		wantWhat   string // a substring of some event's What
+		wantNot    string // said by no event
 	}{
 		{
 			name: "staged close: fence, syncfs, revoke, drain empty, unmount, fence removed",
@@ -133,6 +135,18 @@ func TestEventSequence(t *testing.T) {
 			wantWhat:  "not revoked: did not stop in time",
 		},
 		{
+			name: "a holder left inside an injected close: the rollback names it, not 'everything is as it was'",
+			mode: ModeStaged, policy: PolicyClose, timeout: 30 * time.Millisecond,
+			holders: repeat(50, holder(14, "cat", fdUse(5))),
+			setup: func(f *fakeSys, _ context.CancelFunc) {
+				f.revokeErr[14] = &revoke.StuckError{PID: 14, TID: 14, Syscall: "close", Arg: "fd 5", FSType: "fuse.sshfs", Mount: "/mnt/t", After: 10 * time.Second}
+			},
+			wantCalls: []string{"fence beneath /mnt/t", "syncfs", "revoke 14 close fd 5", "rollback"},
+			wantErr:   ErrTimeout,
+			wantWhat:  "pid 14 (cat) was left inside close(fd 5), waiting on the FUSE server (fuse.sshfs on /mnt/t): the tracer process restores it",
+			wantNot:   "everything is as it was",
+		},
+		{
 			name: "busy with no process holder: the drain retries the unmount",
 			mode: ModeStaged, policy: PolicyClose,
 			setup: func(f *fakeSys, _ context.CancelFunc) {
@@ -231,6 +245,11 @@ func TestEventSequence(t *testing.T) {
 				}
 				if !found {
 					t.Errorf("no event says %q; events:\n%s", tc.wantWhat, dumpEvents(evs))
+				}
+			}
+			for _, ev := range evs {
+				if tc.wantNot != "" && strings.Contains(ev.What, tc.wantNot) {
+					t.Errorf("event %s says %q: %s", ev.Stage, tc.wantNot, ev.What)
 				}
 			}
 			for i, ev := range evs {
@@ -534,5 +553,91 @@ func TestExpireWhenIdleGoneMeanwhile(t *testing.T) {
 	last := evs[len(evs)-1]
 	if !last.Result.Gone || last.Err != nil || !strings.Contains(dumpEvents(evs), "unmounted by something else") {
 		t.Fatalf("events:\n%s", dumpEvents(evs))
+	}
+}
+
+// A holder left inside an injected close(2) has no fd on the mount any
+// more, but the call still holds the file: when the scan then finds no
+// holder and the unmount is busy, the drain and the timeout name it
+// instead of blaming a kernel holder.
+func TestStuckHolderNamedWhenBusy(t *testing.T) {
+	f := newFake()
+	f.addMount("/mnt", "ext4", false)
+	target := f.addMount("/mnt/t", "fuse.sshfs", false)
+	f.target = target.ID
+	f.holders = [][]inspect.Holder{{holder(14, "cat", fdUse(5))}, {holder(14, "cat", fdUse(5))}, nil} // Prepare, revoke, drain
+	u := New(f)
+	ctx := context.Background()
+	p, err := u.Prepare(ctx, Plan{Target: inspect.Mount{ID: target.ID}, Mode: ModeStaged, Policy: PolicyClose,
+		Interval: time.Millisecond, Timeout: 50 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.revokeErr[14] = transient{&revoke.StuckError{PID: 14, TID: 14, Syscall: "close", Arg: "fd 5", FSType: "fuse.sshfs", Mount: "/mnt/t", After: 10 * time.Second}}
+	busy := make([]error, 1000)
+	for i := range busy {
+		busy[i] = unix.EBUSY
+	}
+	f.umountErr["/stash/mnt"] = busy
+	evs := collect(u.Run(ctx, p))
+	last := evs[len(evs)-1]
+	if last.Result == nil || !errors.Is(last.Err, ErrTimeout) {
+		t.Fatalf("last event %+v, want a timeout", last)
+	}
+	const stuck = "pid 14 (cat) was left inside close(fd 5), waiting on the FUSE server (fuse.sshfs on /mnt/t)"
+	for _, want := range []string{
+		"the mount was still busy after 50ms: " + stuck + ", which holds the file until the call returns",
+		stuck + ": the tracer process restores it when the call returns",
+	} {
+		if !strings.Contains(last.Result.Summary, want) {
+			t.Errorf("summary %q does not say %q", last.Result.Summary, want)
+		}
+	}
+	if strings.Contains(last.Result.Summary, "everything is as it was") || strings.Contains(last.Result.Summary, "a kernel holder") {
+		t.Errorf("summary %q", last.Result.Summary)
+	}
+}
+
+// When the tracer process has restored a holder left inside an injected
+// close(2), the next pass says so, counts it as revoked and no longer
+// names it as stuck; the unmount then goes through.
+func TestStuckHolderRestored(t *testing.T) {
+	f := newFake()
+	f.addMount("/mnt", "ext4", false)
+	target := f.addMount("/mnt/t", "fuse.sshfs", false)
+	f.target = target.ID
+	h := holder(14, "cat", fdUse(5))
+	f.holders = [][]inspect.Holder{{h}, {h}, {h}, nil} // Prepare, revoke, the first drain pass, then gone
+	u := New(f)
+	ctx := context.Background()
+	p, err := u.Prepare(ctx, Plan{Target: inspect.Mount{ID: target.ID}, Mode: ModeStaged, Policy: PolicyClose,
+		Interval: time.Millisecond, Timeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.revokeSeq[14] = []error{&revoke.StuckError{PID: 14, TID: 14, Syscall: "close", Arg: "fd 5", FSType: "fuse.sshfs", Mount: "/mnt/t", After: 10 * time.Second}}
+	f.restored[14] = "process 14 came out of close(fd 5) and was restored and released: closed fd 5"
+	evs := collect(u.Run(ctx, p))
+	last := evs[len(evs)-1]
+	if last.Result == nil || !last.Result.Gone || last.Err != nil {
+		t.Fatalf("last event %+v, want the mount gone", last)
+	}
+	found := false
+	for _, ev := range evs {
+		if ev.PID == 14 && strings.Contains(ev.What, "pid 14 (cat): process 14 came out of close(fd 5) and was restored and released") {
+			found = true
+			var st *HolderState
+			for i := range ev.Holders {
+				if ev.Holders[i].PID == 14 {
+					st = &ev.Holders[i]
+				}
+			}
+			if st == nil || st.State != "revoked" {
+				t.Errorf("holder picture with the restore: %+v, want pid 14 revoked", ev.Holders)
+			}
+		}
+	}
+	if !found {
+		t.Errorf("no event says the holder was restored; events:\n%s", dumpEvents(evs))
 	}
 }

@@ -47,10 +47,22 @@ type fakeSys struct {
 	copyOld     int
 	copyHolders [][]inspect.Holder
 	releaseErr  map[string][]error // per "loop DEV", "swap PATH", "copy PID", consumed in order
+
+	// restored: what the tracer process did to a pid it held inside an
+	// injected syscall, once it released it (RestoreReporter), taken once.
+	restored map[int]string
+}
+
+func (f *fakeSys) Restored(pid int) (string, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	what, ok := f.restored[pid]
+	delete(f.restored, pid)
+	return what, ok
 }
 
 func newFake() *fakeSys {
-	f := &fakeSys{nextID: 100, umountErr: map[string][]error{}, revokeErr: map[int]error{}, revokeSeq: map[int][]error{}, releaseErr: map[string][]error{}}
+	f := &fakeSys{nextID: 100, umountErr: map[string][]error{}, revokeErr: map[int]error{}, revokeSeq: map[int][]error{}, releaseErr: map[string][]error{}, restored: map[int]string{}}
 	f.mounts = []inspect.Mount{{ID: 1, ParentID: 1, Mountpoint: "/", FSType: "ext4", Major: 8, Minor: 1}}
 	return f
 }

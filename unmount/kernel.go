@@ -439,6 +439,15 @@ func (k *kernel) Revoke(ctx context.Context, pid int, t RevokeTargets) (string, 
 	return k.revoker.Revoke(ctx, pid, t)
 }
 
+// Restored takes the word that the Revoker's tracer process restored and
+// released pid after an injected syscall that was stuck (RestoreReporter).
+func (k *kernel) Restored(pid int) (string, bool) {
+	if rr, ok := k.revoker.(RestoreReporter); ok {
+		return rr.Restored(pid)
+	}
+	return "", false
+}
+
 // ErrNoRevoker: this build has no ptrace revoker; only signals can move a
 // holder.
 var ErrNoRevoker = errors.New("revoking by ptrace is not available in this build")

@@ -15,9 +15,13 @@ import (
 
 	"mounttop/inspect"
 	"mounttop/internal/testns"
+	"mounttop/unmount/revoke"
 )
 
-func TestMain(m *testing.M) { testns.Main(m) }
+func TestMain(m *testing.M) {
+	revoke.TracerMain()
+	testns.Main(m)
+}
 
 // realSystem is the real System for a test: the live /proc, the test's
 // revoker, the stash under the test's temp dir (detached at the end, even

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 
 	"mounttop/unmount/revoke"
 )
@@ -12,15 +13,56 @@ import (
 // defaultRevoker is the ptrace revoker of unmount/revoke: it seizes every
 // thread of the holder, injects dup3(2) of a placeholder (or close(2)) /
 // mmap(2) PROT_NONE / fchdir(2) into an empty directory on no mounted tree
-// and lets the process run on (DESIGN.md, revoke).
-func defaultRevoker() Revoker { return &ptraceRevoker{r: revoke.New()} }
+// and lets the process run on (DESIGN.md, revoke). The tracing runs in a
+// tracer process of its own (revoke.Tracer), started by the first revoke,
+// so that a holder inside an injected syscall is restored even if mounttop
+// dies meanwhile. The tracer process writes what it does to journal j
+// (nil: nowhere), also after mounttop is gone.
+func defaultRevoker(j *Journal) *ptraceRevoker {
+	p := &ptraceRevoker{restored: map[int]string{}}
+	opts := []revoke.Option{revoke.Restored(p.restore)}
+	if j != nil {
+		opts = append(opts, revoke.TracerLog(j.f))
+	}
+	p.t = revoke.NewTracer(opts...)
+	return p
+}
 
-type ptraceRevoker struct{ r *revoke.Revoker }
+type ptraceRevoker struct {
+	t *revoke.Tracer
 
-// Close stops the revoker's tracer thread.
-func (p *ptraceRevoker) Close() error {
-	p.r.Close()
-	return nil
+	mu       sync.Mutex
+	restored map[int]string // pid -> what its late restore did, until taken
+}
+
+// Close ends the connection to the tracer process. It waits a short while
+// for it to exit; if it still holds a process inside an injected syscall,
+// the error says so, and the tracer process restores that process and
+// exits on its own when the call returns.
+func (p *ptraceRevoker) Close() error { return p.t.Close() }
+
+// RestoreReporter is a Revoker (or System) that says when a holder left
+// inside an injected syscall has been restored and released since.
+type RestoreReporter interface {
+	// Restored takes the news for pid: what was done, in words, and
+	// whether there was any.
+	Restored(pid int) (string, bool)
+}
+
+func (p *ptraceRevoker) restore(r revoke.Restore) {
+	what := r.String() + ": " + describeReport(r.Report)
+	p.mu.Lock()
+	p.restored[r.PID] = what
+	p.mu.Unlock()
+}
+
+// Restored implements RestoreReporter.
+func (p *ptraceRevoker) Restored(pid int) (string, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	what, ok := p.restored[pid]
+	delete(p.restored, pid)
+	return what, ok
 }
 
 // Revoke hands the targets to the revoker and says what was done. A
@@ -34,14 +76,14 @@ func (p *ptraceRevoker) Revoke(ctx context.Context, pid int, t RevokeTargets) (s
 	for _, id := range t.Mounts {
 		rt.Mounts = append(rt.Mounts, uint64(id))
 	}
-	rep, err := p.r.Revoke(ctx, pid, rt)
+	rep, err := p.t.Revoke(ctx, pid, rt)
 	switch {
 	case errors.Is(err, revoke.ErrGone):
 		return "", ErrHolderGone
 	case errors.Is(err, revoke.ErrReused):
 		return "", fmt.Errorf("%w: %w", ErrHolderGone, err)
 	}
-	did := describeReport(rep, t.Placeholder)
+	did := describeReport(rep)
 	if errors.Is(err, revoke.ErrNoStop) || errors.Is(err, revoke.ErrStuck) {
 		return did, transient{err}
 	}
@@ -57,7 +99,7 @@ func (p *ptraceRevoker) Revoke(ctx context.Context, pid int, t RevokeTargets) (s
 }
 
 // describeReport renders a revoke.Report in the operator's words.
-func describeReport(rep revoke.Report, placeholder bool) string {
+func describeReport(rep revoke.Report) string {
 	var parts []string
 	if n := len(rep.Closed); n > 0 {
 		s := make([]string, n)
@@ -65,7 +107,7 @@ func describeReport(rep revoke.Report, placeholder bool) string {
 			s[i] = fmt.Sprint(fd)
 		}
 		verb := "closed fd "
-		if placeholder {
+		if rep.Placeholder {
 			verb = "put a placeholder on fd "
 		}
 		parts = append(parts, verb+strings.Join(s, ", "))

@@ -4,7 +4,11 @@ import "testing"
 
 // testRevoker is the real ptrace revoker, closed when the test ends.
 func testRevoker(t *testing.T) Revoker {
-	r := defaultRevoker()
-	t.Cleanup(func() { r.(*ptraceRevoker).Close() })
+	r := defaultRevoker(nil)
+	t.Cleanup(func() {
+		if err := r.Close(); err != nil {
+			t.Error(err)
+		}
+	})
 	return r
 }

@@ -13,6 +13,7 @@ import (
 
 	"mounttop/inspect"
 	"mounttop/internal/termsafe"
+	"mounttop/unmount/revoke"
 )
 
 // Run carries out a prepared plan (Prepare) and reports every step as an
@@ -84,6 +85,11 @@ type run struct {
 	releases []*releaseState // Plan.Release: the plan's releases and how they went
 	released int             // releases done
 	inCopy   map[int]string  // holders of a propagating copy: pid -> "mnt:[N]"
+	// stuck are the holders left inside an injected syscall that did not
+	// return in time: pid -> what it is inside, in words. The tracer
+	// process restores each when its call returns; until then nothing is
+	// "as it was".
+	stuck map[int]string
 }
 
 // send delivers one event (and journals it). After cancellation it waits at
@@ -377,8 +383,13 @@ func (r *run) rollback(f *Fence, why string, cause error) {
 		if r.released > 0 {
 			what += fmt.Sprintf("; %d %s done stay so", r.released, plural(r.released, "release"))
 		}
-	default:
+	case len(r.stuck) == 0:
 		what += "; everything is as it was"
+	}
+	for _, pid := range r.order {
+		if w := r.stuck[pid]; w != "" {
+			what += "; " + w + ": the tracer process restores it when the call returns"
+		}
 	}
 	r.send(Event{Stage: StageRollback, What: what})
 	r.done(Result{Summary: why + "; " + what, Remaining: r.remainingHolders()}, cause)
@@ -398,6 +409,7 @@ func (r *run) fenceState(f *Fence) string {
 // its submounts, updating the picture: a tracked holder no longer in the
 // scan is "gone" (unless it was revoked, which is why it left).
 func (r *run) scanHolders() ([]inspect.Holder, error) {
+	r.noteRestored()
 	snap, err := r.u.sys.Scan(r.ctx)
 	if err != nil {
 		return nil, err
@@ -511,6 +523,13 @@ func (r *run) act(stage Stage, h inspect.Holder) {
 		}
 		r.send(Event{Stage: stage, PID: h.PID, What: what, Holders: r.changedPicture()})
 	default:
+		var se *revoke.StuckError
+		if errors.As(err, &se) {
+			if r.stuck == nil {
+				r.stuck = map[int]string{}
+			}
+			r.stuck[h.PID] = fmt.Sprintf("%s was left inside %s", r.who(h), se.Inside())
+		}
 		again := st.State == "refused" && st.Reason == oneLine(err.Error())
 		st.State, st.Reason = "refused", oneLine(err.Error())
 		// A holder that did not stop (D state) or whose injected call
@@ -699,7 +718,7 @@ func (r *run) drain(f *Fence) bool {
 			for _, s := range r.plan.Submounts {
 				ids = append(ids, s.ID)
 			}
-			r.send(Event{Stage: StageDrain, What: "busy, but no process holds it: " + busyHint(r.lastSnap, ids...) + r.releasesLeft(), Err: err, Holders: r.changedPicture()})
+			r.send(Event{Stage: StageDrain, What: "busy, but no process holds it: " + r.busyReason(ids...) + r.releasesLeft(), Err: err, Holders: r.changedPicture()})
 			continue
 		}
 		for _, h := range hs {
@@ -834,9 +853,49 @@ func (r *run) timeoutSummary() string {
 		for _, s := range r.plan.Submounts {
 			ids = append(ids, s.ID)
 		}
-		return fmt.Sprintf("the mount was still busy after %v: %s%s", r.plan.Timeout, busyHint(r.lastSnap, ids...), r.releasesLeft())
+		return fmt.Sprintf("the mount was still busy after %v: %s%s", r.plan.Timeout, r.busyReason(ids...), r.releasesLeft())
 	}
 	return fmt.Sprintf("%d %s still held the mount after %v: %s%s", len(left), plural(len(left), "holder"), r.plan.Timeout, r.whyLeft(left), r.releasesLeft())
+}
+
+// noteRestored reports the holders left inside an injected syscall that
+// the tracer process has restored and released since, and forgets them as
+// stuck.
+func (r *run) noteRestored() {
+	rr, ok := r.u.sys.(RestoreReporter)
+	if !ok {
+		return
+	}
+	for _, pid := range r.order {
+		if r.stuck[pid] == "" {
+			continue
+		}
+		if what, ok := rr.Restored(pid); ok {
+			delete(r.stuck, pid)
+			delete(r.retry, pid)
+			r.revoked++
+			st := r.holders[pid]
+			st.State, st.Reason = "revoked", what
+			r.send(Event{Stage: StageRevoke, PID: pid, What: fmt.Sprintf("pid %d (%s): %s", pid, termsafe.Text(st.Comm), what), Holders: r.changedPicture()})
+		}
+	}
+}
+
+// busyReason says why the mount is busy when no process shows as holding
+// it: a holder left inside an injected close(2) no longer has the fd in
+// its table, but the call holds the file until it returns; otherwise
+// busyHint.
+func (r *run) busyReason(ids ...inspect.MountID) string {
+	var ws []string
+	for _, pid := range r.order {
+		if w := r.stuck[pid]; w != "" {
+			ws = append(ws, w)
+		}
+	}
+	if len(ws) > 0 {
+		return strings.Join(ws, "; ") + ", which holds the file until the call returns"
+	}
+	return busyHint(r.lastSnap, ids...)
 }
 
 // mergeHolders appends more to hs, merging the uses of a pid in both.

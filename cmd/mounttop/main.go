@@ -8,6 +8,10 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+
+	"mounttop/internal/termsafe"
+	"mounttop/unmount"
+	"mounttop/unmount/revoke"
 )
 
 func init() {
@@ -69,7 +73,21 @@ press ? in the view for its keys. Run "mounttop COMMAND --help" for a command's 
 Exit codes: 0 success, 1 failure, 2 bad usage or refused input, 3 expire marked the mount.
 `
 
-func main() { os.Exit(run(os.Args[1:])) }
+func main() {
+	// Started as the revoke tracer process (unmount/revoke.Tracer): serve
+	// that and exit; this comes before anything else happens.
+	revoke.TracerMain()
+	os.Exit(run(os.Args[1:]))
+}
+
+// closeUnmounter closes u when a command is done with it, saying on stderr
+// what the revoke tracer process still holds (a process inside an injected
+// syscall, restored and released by it when the call returns).
+func closeUnmounter(u *unmount.Unmounter) {
+	if err := u.Close(); err != nil {
+		fmt.Fprintln(os.Stderr, "mounttop: "+oneLine(termsafe.Text(err.Error())))
+	}
+}
 
 func run(args []string) int {
 	err := dispatch(args)

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"mounttop/internal/testns"
+	"mounttop/unmount/revoke"
 )
 
 // envAsMain makes the test binary act as mounttop itself, so tests run the
@@ -16,6 +17,7 @@ import (
 const envAsMain = "MOUNTTOP_TEST_AS_MAIN"
 
 func TestMain(m *testing.M) {
+	revoke.TracerMain()
 	if os.Getenv(envAsMain) == "1" {
 		os.Exit(run(os.Args[1:]))
 	}

@@ -106,6 +106,7 @@ func runView(f tuiFlags, notice string) error {
 		return err
 	}
 	book := st.book
+	defer closeUnmounter(u)
 	var scanner ui.Scanner = in
 	if os.Getenv(envTestPanic) != "" {
 		scanner = &panicScanner{Scanner: in}

@@ -226,7 +226,7 @@ func runUmount(args []string) error {
 	if err != nil {
 		return err
 	}
-	defer u.Close()
+	defer closeUnmounter(u)
 
 	policy := unmount.PolicyClose
 	switch f.revoke {

@@ -292,8 +292,9 @@ func TestUmountHelp(t *testing.T) {
 }
 
 // TestUmountStagedClose: the default close policy from the command line
-// (mounttop, not the test process, traces the holder): a reader blocked on
-// a FIFO gets EBADF and lives on; the mount is gone.
+// (mounttop's tracer process, not the test process, traces the holder): a
+// reader blocked on a FIFO gets EBADF and lives on; the mount is gone; the
+// tracer process wrote to the journal and has exited with mounttop.
 func TestUmountStagedClose(t *testing.T) {
 	dir := testns.Tmpfs(t, "")
 	fifo := filepath.Join(dir, "fifo")
@@ -301,7 +302,8 @@ func TestUmountStagedClose(t *testing.T) {
 		t.Fatal(err)
 	}
 	v := testns.StartVictim(t, testns.RoleFifoRead, fifo)
-	r := runMounttop(t, "", nil, append([]string{"umount", "--staged", "--interval", "50ms", "--yes", dir}, journalArgs(t)...)...)
+	jpath := filepath.Join(t.TempDir(), "journal.jsonl")
+	r := runMounttop(t, "", nil, "umount", "--staged", "--interval", "50ms", "--yes", "--journal", jpath, dir)
 	if r.code != 0 || testns.IsMountPoint(dir) {
 		t.Fatalf("exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
@@ -311,6 +313,25 @@ func TestUmountStagedClose(t *testing.T) {
 	v.WaitLine(t, "read: EBADF", 5e9)
 	if !v.Alive() {
 		t.Fatal("the holder died")
+	}
+	journal, err := os.ReadFile(jpath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tracer int
+	for _, line := range strings.Split(string(journal), "\n") {
+		var l struct {
+			Tracer int `json:"tracer"`
+		}
+		if json.Unmarshal([]byte(line), &l) == nil && l.Tracer != 0 {
+			tracer = l.Tracer
+		}
+	}
+	if tracer == 0 || !strings.Contains(string(journal), `"what":"every process released; exiting"`) {
+		t.Fatalf("no tracer process lines in the journal:\n%s", journal)
+	}
+	if _, err := os.Stat(fmt.Sprintf("/proc/%d", tracer)); err == nil {
+		t.Errorf("tracer process %d still there after mounttop exited", tracer)
 	}
 }
 

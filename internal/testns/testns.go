@@ -30,11 +30,19 @@ const (
 	envInNS   = "MOUNTTOP_TESTNS"      // "root" or "userns" once inside
 	envNoNS   = "MOUNTTOP_TESTNS_NONE" // why no namespace could be made
 	envVictim = "MOUNTTOP_TEST_VICTIM" // a victim role to run instead of tests
+	// envTracer is unmount/revoke's mark of a tracer process (TracerMain):
+	// a test binary started as one whose TestMain does not call
+	// revoke.TracerMain must not run its tests instead.
+	envTracer = "MOUNTTOP_REVOKE_TRACER"
 )
 
 // Main runs a victim role if this process is one, otherwise the package's
 // tests inside a private mount namespace. It never returns.
 func Main(m *testing.M) {
+	if os.Getenv(envTracer) != "" {
+		fmt.Fprintln(os.Stderr, "testns: started as a revoke tracer process, but TestMain does not call revoke.TracerMain")
+		os.Exit(2)
+	}
 	if role := os.Getenv(envVictim); role != "" {
 		os.Exit(runVictim(role, os.Args[1:]))
 	}

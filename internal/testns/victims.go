@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
@@ -47,6 +48,7 @@ const (
 	RoleThreads   = "threads"    // PATH N: N threads each blocked in read(2) on the FIFO
 	RoleReopen    = "reopen"     // DIR NAME: cwd in DIR, reopens NAME by relative path
 	RoleDirfd     = "dirfd"      // DIR NAME: holds a dirfd on DIR, reopens NAME through it
+	RoleFDEcho    = "fd-echo"    // PATH FIFO: holds PATH open, answers each line written to FIFO with "echo: LINE" ("read": reads PATH, "read: RESULT"), reports "signal: NAME" for SIGUSR1
 )
 
 // StartVictim starts the test binary as a victim in the given role and waits
@@ -268,7 +270,7 @@ func RegisterRole(name string, nargs int, run RoleFunc) { roles[name] = role{nar
 
 func init() {
 	builtin := map[string]int{RoleSleep: 0, RoleFD: 2, RoleCwd: 1, RoleRoot: 1, RoleMmap: 1,
-		RoleMmapTouch: 1, RoleLock: 3, RoleFifoRead: 1, RoleThreads: 2, RoleReopen: 2, RoleDirfd: 2}
+		RoleMmapTouch: 1, RoleLock: 3, RoleFifoRead: 1, RoleThreads: 2, RoleReopen: 2, RoleDirfd: 2, RoleFDEcho: 2}
 	for name, n := range builtin {
 		name := name
 		RegisterRole(name, n, func(args []string) error { return victim(name, args) })
@@ -408,6 +410,8 @@ func victim(role string, args []string) error {
 		forever()
 	case RoleReopen, RoleDirfd:
 		return reopenLoop(role, args[0], args[1])
+	case RoleFDEcho:
+		return fdEcho(args[0], args[1])
 	}
 	return nil
 }
@@ -520,4 +524,39 @@ func waitBlockedThreads(n int) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// fdEcho holds path open and answers every line written to the FIFO with
+// "echo: LINE", showing that the process still runs and does what it did;
+// the line "read" has it read(2) the held file first (on a stopped FUSE
+// daemon: blocked in the filesystem) and report "read: RESULT". Each
+// SIGUSR1 it gets is reported as "signal: NAME".
+func fdEcho(path, fifo string) error {
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, unix.SIGUSR1)
+	go func() {
+		for sig := range sigs {
+			say("signal: %v", sig)
+		}
+	}()
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	// O_RDWR: the open does not wait for a writer, and the read never
+	// sees end-of-file between writers.
+	f, err := os.OpenFile(fifo, os.O_RDWR, 0)
+	if err != nil {
+		return err
+	}
+	say("ready")
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if sc.Text() == "read" {
+			_, err := unix.Pread(fd, make([]byte, 1), 0)
+			say("read: %s", errName(err))
+		}
+		say("echo: %s", sc.Text())
+	}
+	return sc.Err()
 }

@@ -405,6 +405,7 @@ func (s *session) call(th *thread, nr uintptr, args ...uintptr) (uintptr, error)
 	for i, v := range args {
 		a[i] = uint64(v)
 	}
+	in := describe(s.pid, nr, args)
 	regs.Rip, regs.Rax, regs.Orig_rax = s.sysAddr, uint64(nr), ^uint64(0)
 	regs.Rdi, regs.Rsi, regs.Rdx, regs.R10, regs.R8, regs.R9 = a[0], a[1], a[2], a[3], a[4], a[5]
 	if err := unix.PtraceSetRegs(th.tid, &regs); err != nil {
@@ -420,7 +421,7 @@ func (s *session) call(th *thread, nr uintptr, args ...uintptr) (uintptr, error)
 		if err := unix.PtraceSingleStep(th.tid); err != nil {
 			return 0, s.lost(th, err)
 		}
-		ws, err := s.waitInjected(th)
+		ws, err := s.waitInjected(th, in)
 		if err != nil {
 			return 0, err
 		}
@@ -448,11 +449,13 @@ func (s *session) call(th *thread, nr uintptr, args ...uintptr) (uintptr, error)
 	}
 }
 
-// waitInjected waits for the thread to stop again after a step. Past the
-// inject timeout the caller is told ErrStuck, and the wait goes on without
-// a limit: a thread inside an injected syscall cannot be handed back until
-// it returns and its registers are restored.
-func (s *session) waitInjected(th *thread) (unix.WaitStatus, error) {
+// waitInjected waits for the thread to stop again after a step into the
+// injected syscall in. Past the inject timeout the caller is told, with a
+// StuckError naming the call, and the wait goes on without a limit: a
+// thread inside an injected syscall cannot be handed back until it returns
+// and its registers are restored (a tracer that left it there would have it
+// return into the step trap and die of SIGTRAP).
+func (s *session) waitInjected(th *thread, in injected) (unix.WaitStatus, error) {
 	deadline := time.Now().Add(s.r.injectTimeout)
 	b := backoff{}
 	for {
@@ -470,8 +473,7 @@ func (s *session) waitInjected(th *thread) (unix.WaitStatus, error) {
 		if !s.replied && time.Now().After(deadline) {
 			s.replied = true
 			b.max = 10 * time.Millisecond
-			s.stuck(fmt.Errorf("process %d: %w: thread %d has been in an injected syscall for %v; it is released when the syscall returns",
-				s.pid, ErrStuck, th.tid, s.r.injectTimeout))
+			s.stuck(s.stuckError(th, in))
 		}
 		b.pause()
 	}

@@ -36,6 +36,21 @@
 // is a thread), so a Revoker owns one goroutine locked to one OS thread
 // that makes every ptrace call; requests reach it over a channel.
 //
+// mounttop does not trace from its own process: a Tracer runs the Revoker
+// in a tracer process, this program re-executed from /proc/self/exe
+// (TracerMain is its entry point), and talks to it over a socketpair. A
+// tracee inside an injected syscall cannot be handed back until the call
+// returns; if its tracer exits first, the tracee returns into the
+// single-step trap and dies of SIGTRAP (DESIGN.md, "Dead servers"). The
+// tracer process outlives mounttop for exactly that case: when mounttop
+// goes away, however (its connection's end is closed by the kernel even on
+// SIGKILL), the tracer process takes no new request, waits for every
+// injected call to return, restores registers, hands back held signals,
+// detaches, and only then exits. It runs in a session of its own, with no
+// parent-death signal, cwd "/" and no inherited fds, and SIGINT, SIGTERM
+// and SIGHUP only make it stop taking requests. Idle, it exits as soon as
+// mounttop closes the connection.
+//
 // Limits, all kernel behaviour:
 //   - Stopping a process wakes its interruptible sleeps, as strace -p does.
 //     Syscalls that restart (read, futex, nanosleep, ...) are re-run
@@ -44,7 +59,10 @@
 //   - A thread in uninterruptible sleep (D state: a hung filesystem,
 //     vfork) cannot be stopped: ErrNoStop, the process untouched. An
 //     injected syscall that blocks (close(2) flushing to a dead server)
-//     keeps the process stopped until it returns: ErrStuck.
+//     keeps the process stopped until it returns: a *StuckError names
+//     the call, its fd and the filesystem's server ("left inside
+//     close(fd 7), waiting on the FUSE server"), and the process is
+//     restored when the call returns (Restored).
 //   - fds are taken in the main thread's fd table; a thread that
 //     unshared it (unshare(CLONE_FILES)) keeps its own.
 //   - A signal that arrives while the process is stopped is held and
@@ -65,9 +83,14 @@
 //     filter.
 //   - A process whose executable or root directory is on the mount keeps
 //     the mount busy whatever is revoked; the caller signals those instead.
-//   - The caller must not itself wait(2) for a process it revokes (its
-//     own child): the kernel reports a traced child's ptrace stops to any
-//     waiter in the tracer's thread group, and that waiter would take them.
+//   - A process calling Revoker.Revoke must not itself wait(2) for a
+//     process it revokes (its own child): the kernel reports a traced
+//     child's ptrace stops to any waiter in the tracer's thread group,
+//     and that waiter would take them. Through a Tracer this does not
+//     arise: the tracer is another process.
+//   - The tracer process itself can still be killed (SIGKILL by hand, the
+//     OOM killer); a process it then held inside an injected syscall dies
+//     of SIGTRAP when the call returns. Nothing in mounttop kills it.
 package revoke
 
 import (
@@ -138,14 +161,17 @@ func (t Targets) empty() bool { return len(t.FDs) == 0 && len(t.Maps) == 0 && le
 
 // Report is what was done to one process.
 type Report struct {
-	PID      int
-	Closed   []int   // fds taken away (closed, or covered by a placeholder)
-	Unmapped []Range // ranges now PROT_NONE anonymous memory
-	Chdir    []int   // threads moved into the empty directory
-	Threads  int     // threads that were stopped for the revoke
-	Duration time.Duration
-	Failed   []string // per-item failures, in words ("close fd 7: EBADF")
-	Notes    []string // what the operator should know but is no failure
+	PID    int
+	Closed []int // fds taken away (closed, or covered by a placeholder)
+	// Placeholder: the fds in Closed got a placeholder (Targets.Placeholder)
+	// rather than a plain close.
+	Placeholder bool
+	Unmapped    []Range // ranges now PROT_NONE anonymous memory
+	Chdir       []int   // threads moved into the empty directory
+	Threads     int     // threads that were stopped for the revoke
+	Duration    time.Duration
+	Failed      []string // per-item failures, in words ("close fd 7: EBADF")
+	Notes       []string // what the operator should know but is no failure
 }
 
 // Refusal reasons; Revoke wraps them with the details, test with errors.Is.
@@ -169,10 +195,11 @@ var (
 	// used to suspend; a 32-bit process).
 	ErrPermission = errors.New("not permitted")
 	// ErrStuck: an injected syscall did not return within the inject
-	// timeout (close(2) flushing to a dead NFS or FUSE server). The
-	// process stays stopped until it returns; then its registers are
-	// restored and it is released by a tracer thread of its own, while
-	// the Revoker carries on with a new one.
+	// timeout (close(2) flushing to a dead NFS or FUSE server); Revoke
+	// returns it as a *StuckError naming the call. The process stays
+	// stopped until the call returns; then the rest of its revoke is done,
+	// its registers are restored and it is released by a tracer thread of
+	// its own, while the Revoker carries on with a new one.
 	ErrStuck = errors.New("an injected syscall did not return")
 	// ErrClosed: the Revoker was closed.
 	ErrClosed = errors.New("revoker closed")
@@ -180,30 +207,78 @@ var (
 	ErrUnsupported = errors.New("revoke by syscall injection is not supported on this platform")
 )
 
-// Option sets a Revoker parameter.
-type Option func(*Revoker)
+// Option sets a parameter of a Revoker or a Tracer.
+type Option func(*config)
+
+type config struct {
+	stopTimeout   time.Duration
+	injectTimeout time.Duration
+	restored      func(Restore)
+	log           *os.File // Tracer only: where the tracer process writes what it did
+}
+
+func newConfig(opts []Option) config {
+	c := config{stopTimeout: 2 * time.Second, injectTimeout: 10 * time.Second}
+	for _, o := range opts {
+		o(&c)
+	}
+	return c
+}
 
 // StopTimeout is how long every thread of a process gets to reach a ptrace
 // stop after PTRACE_INTERRUPT (default 2s). A thread in uninterruptible
 // sleep never gets there; the process is released and Revoke returns
 // ErrNoStop.
-func StopTimeout(d time.Duration) Option { return func(r *Revoker) { r.stopTimeout = d } }
+func StopTimeout(d time.Duration) Option { return func(c *config) { c.stopTimeout = d } }
 
 // InjectTimeout is how long one injected syscall may take before Revoke
-// gives up waiting on it and returns ErrStuck (default 10s).
-func InjectTimeout(d time.Duration) Option { return func(r *Revoker) { r.injectTimeout = d } }
+// gives up waiting on it and returns a *StuckError (default 10s).
+func InjectTimeout(d time.Duration) Option { return func(c *config) { c.injectTimeout = d } }
+
+// Restored sets fn to be called when a process whose revoke was answered
+// with a *StuckError has come out of the injected syscall, had the rest of
+// its revoke done, and been released: the end of that revoke. fn must not
+// block for long.
+func Restored(fn func(Restore)) Option { return func(c *config) { c.restored = fn } }
+
+// Restore is the late end of a revoke that was answered with a *StuckError.
+type Restore struct {
+	PID    int
+	Stuck  *StuckError // what it was left inside
+	Report Report      // everything done to it, the stuck call included
+	Err    error       // the revoke's error once the call returned; nil if it completed
+}
+
+func (r Restore) String() string {
+	s := fmt.Sprintf("process %d came out of %s(%s) and was restored and released", r.PID, r.Stuck.Syscall, r.Stuck.Arg)
+	if r.Err != nil {
+		s += ": " + r.Err.Error()
+	}
+	return s
+}
 
 // Revoker revokes processes' use of a mount, one process at a time, from
 // one OS thread that makes every ptrace call. It is safe for concurrent use;
-// requests are served in turn.
+// requests are served in turn. It runs in the process that calls it: if
+// that process dies while a tracee is inside an injected syscall, the
+// tracee dies too (of SIGTRAP, once the call returns). mounttop therefore
+// runs it in a tracer process of its own (Tracer, TracerMain).
 type Revoker struct {
-	stopTimeout   time.Duration
-	injectTimeout time.Duration
+	config
 
 	reqs   chan *request
 	done   chan struct{}
 	once   sync.Once
 	active sync.WaitGroup // tracer goroutines serving reqs
+
+	// mu guards busy and stuck. busy counts the revokes taken up and not
+	// yet ended (released, or left to the kernel by a retired thread's
+	// exit); stuck are the processes among them whose revoke was answered
+	// with a *StuckError.
+	mu    sync.Mutex
+	idle  *sync.Cond
+	busy  int
+	stuck map[int]*StuckError
 
 	// seccompSuspend remembers whether PTRACE_O_SUSPEND_SECCOMP is
 	// permitted (it needs CAP_SYS_ADMIN in the initial user namespace):
@@ -232,26 +307,30 @@ type result struct {
 // New starts a Revoker's tracer thread.
 func New(opts ...Option) *Revoker {
 	r := &Revoker{
-		stopTimeout:   2 * time.Second,
-		injectTimeout: 10 * time.Second,
-		reqs:          make(chan *request),
-		done:          make(chan struct{}),
-		vdsoCache:     map[uint64]uint64{},
+		config:    newConfig(opts),
+		reqs:      make(chan *request),
+		done:      make(chan struct{}),
+		stuck:     map[int]*StuckError{},
+		vdsoCache: map[uint64]uint64{},
 	}
-	for _, o := range opts {
-		o(r)
-	}
+	r.idle = sync.NewCond(&r.mu)
 	r.startTracer()
 	return r
 }
 
-// Close stops the tracer thread once the request it serves, if any, is
-// done. Revoke calls after Close return ErrClosed. A process whose injected
-// syscall is stuck (ErrStuck) is still released by its own thread when the
-// syscall returns.
+// Close stops taking requests and returns once the one being served, if
+// any, is done and every process left inside an injected syscall
+// (*StuckError) has come out of it and been restored and released, however
+// long that takes: the process cannot be handed back before (DESIGN.md,
+// "Dead servers"). Revoke calls after Close return ErrClosed.
 func (r *Revoker) Close() {
 	r.once.Do(func() { close(r.done) })
 	r.active.Wait()
+	r.mu.Lock()
+	for r.busy > 0 {
+		r.idle.Wait()
+	}
+	r.mu.Unlock()
 	r.emptyMu.Lock()
 	if r.emptyDir != nil {
 		r.emptyDir.Close()
@@ -259,11 +338,64 @@ func (r *Revoker) Close() {
 	r.emptyMu.Unlock()
 }
 
+// holding returns the number of revokes under way and the processes left
+// inside an injected syscall.
+func (r *Revoker) holding() (busy int, stuck []*StuckError) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, e := range r.stuck {
+		stuck = append(stuck, e)
+	}
+	return r.busy, stuck
+}
+
+// begin counts a revoke taken up; a process still held inside an injected
+// syscall is not taken up again: its *StuckError is the answer.
+func (r *Revoker) begin(pid int) *StuckError {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if e := r.stuck[pid]; e != nil {
+		return e
+	}
+	r.busy++
+	return nil
+}
+
+// end counts a revoke ended, and reports a stuck one's end.
+func (r *Revoker) end(pid int, rep Report, err error) {
+	r.mu.Lock()
+	e := r.stuck[pid]
+	delete(r.stuck, pid)
+	r.mu.Unlock()
+	if e != nil && r.restored != nil {
+		r.restored(Restore{PID: pid, Stuck: e, Report: rep, Err: err})
+	}
+	r.mu.Lock()
+	r.busy--
+	r.idle.Broadcast()
+	r.mu.Unlock()
+}
+
+// markStuck records that pid's revoke was answered with err.
+func (r *Revoker) markStuck(pid int, err error) {
+	var e *StuckError
+	if !errors.As(err, &e) {
+		return
+	}
+	r.mu.Lock()
+	r.stuck[pid] = e
+	r.mu.Unlock()
+}
+
 // Revoke stops every thread of pid, takes the targets away and lets the
 // process run on. ctx is honoured until the tracer takes the request up;
 // from then on the revoke of this process runs to its end (a process is
 // never left half-injected), and Revoke returns what was done. The Report
-// is filled as far as the revoke got, also with an error.
+// is filled as far as the revoke got, also with an error. An injected
+// syscall that does not return within the inject timeout is answered with
+// a *StuckError at once, and the process is restored and released when the
+// call returns (Restored); until then, Revoke of that process answers the
+// same *StuckError.
 func (r *Revoker) Revoke(ctx context.Context, pid int, t Targets) (Report, error) {
 	if err := ctx.Err(); err != nil {
 		return Report{PID: pid}, err

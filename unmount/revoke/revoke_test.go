@@ -23,7 +23,10 @@ import (
 	"mounttop/internal/testns"
 )
 
-func TestMain(m *testing.M) { testns.Main(m) }
+func TestMain(m *testing.M) {
+	TracerMain()
+	testns.Main(m)
+}
 
 // holder is a victim process that is not a child of the test process (see
 // testns.RoleRevokeHolder): its lines come through v, its pid is pid.

@@ -64,6 +64,7 @@ func newSession(r *Revoker, pid int, t Targets) *session {
 
 func (s *session) report() Report {
 	rep := s.rep
+	rep.Placeholder = s.t.Placeholder
 	rep.Duration = time.Since(s.start)
 	for _, th := range s.threads {
 		if th.stopped {

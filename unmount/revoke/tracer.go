@@ -76,37 +76,47 @@ func (r *Revoker) serveLocked() {
 // thread retires (its goroutine must return so the thread exits); in that
 // case it has already started a replacement and left r.active.
 func (r *Revoker) handle(req *request) (retire bool) {
+	if err := req.ctx.Err(); err != nil {
+		req.reply <- result{Report{PID: req.pid}, err}
+		return false
+	}
+	if e := r.begin(req.pid); e != nil {
+		req.reply <- result{Report{PID: req.pid}, e}
+		return false
+	}
 	s := newSession(r, req.pid, req.targets)
 	s.stuck = func(err error) {
 		// Called once, mid-injection, from this goroutine: tell the caller
 		// now and let a new tracer serve the others; this one stays with
 		// the stuck process until it can restore and release it.
 		rep := s.report()
+		r.markStuck(req.pid, err)
 		req.reply <- result{rep, err}
 		r.startTracer()
 		r.active.Done()
 	}
-	if err := req.ctx.Err(); err != nil {
-		req.reply <- result{Report{PID: req.pid}, err}
-		return false
-	}
 	err := s.runGuarded()
-	if s.replied {
-		return true
-	}
 	rep := s.report()
-	if !s.retire {
+	if !s.replied && !s.retire {
 		req.reply <- result{rep, err}
+		r.end(req.pid, rep, err)
 		return false
 	}
-	// Reply only once the thread is gone, so the caller finds the process
-	// untraced when it looks.
+	// This thread exits. Reply (or report the late end of a stuck revoke)
+	// only once it is gone, so the caller finds the process untraced when
+	// it looks: the kernel detaches whatever release could not as the
+	// thread exits (exit_ptrace).
 	tid := unix.Gettid()
-	r.startTracer()
-	r.active.Done()
+	if !s.replied {
+		r.startTracer()
+		r.active.Done()
+	}
 	go func() {
 		waitThreadExit(tid, 2*time.Second)
-		req.reply <- result{rep, err}
+		if !s.replied {
+			req.reply <- result{rep, err}
+		}
+		r.end(req.pid, rep, err)
 	}()
 	return true
 }
