@@ -141,7 +141,7 @@ func TestEventSequence(t *testing.T) {
 			setup: func(f *fakeSys, _ context.CancelFunc) {
 				f.revokeErr[14] = &revoke.StuckError{PID: 14, TID: 14, Syscall: "close", Arg: "fd 5", FSType: "fuse.sshfs", Mount: "/mnt/t", After: 10 * time.Second}
 			},
-			wantCalls: []string{"fence beneath /mnt/t", "syncfs", "revoke 14 close fd 5", "rollback"},
+			wantCalls: []string{"fence beneath /mnt/t", "syncfs", "revoke 14 put a placeholder on fd 5", "rollback"},
 			wantErr:   ErrTimeout,
 			wantWhat:  "pid 14 (cat) was left inside close(fd 5), waiting on the FUSE server (fuse.sshfs on /mnt/t): the tracer process restores it",
 			wantNot:   "everything is as it was",
