@@ -129,4 +129,5 @@ func (s *Snapshot) buildIndex() {
 			s.Mounts[p].Children = append(s.Mounts[p].Children, m.ID)
 		}
 	}
+	s.markHidden()
 }

@@ -61,8 +61,16 @@ func TestTableFromFixture(t *testing.T) {
 			t.Errorf("a depth-1 mount came before the depth-2 ones: %v", d)
 		}
 	}
-	if m, ok := snap.MountContaining("/mnt/with space/sub/x"); !ok || m.OldID != 31 {
-		t.Errorf("MountContaining = %+v", m)
+	// 33 is mounted over 30, so the path walk crosses into 33 at
+	// /mnt/with space and never meets 31, 30's submount: 30 and 31 are
+	// hidden, and a path below leads onto 33.
+	if m, ok := snap.MountContaining("/mnt/with space/sub/x"); !ok || m.OldID != 33 {
+		t.Errorf("MountContaining = %+v, want the over-mount 33", m)
+	}
+	for old, hidden := range map[int]bool{27: false, 22: false, 30: true, 31: true, 32: false, 33: false, 34: false} {
+		if m := mountByOld(t, snap, old); m.Hidden != hidden {
+			t.Errorf("mount %d at %q: Hidden = %v, want %v", old, m.Mountpoint, m.Hidden, hidden)
+		}
 	}
 	if m, ok := snap.MountContaining("/etc/passwd"); !ok || m.OldID != 27 {
 		t.Errorf("MountContaining(/etc/passwd) = %+v", m)

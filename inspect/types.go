@@ -77,6 +77,10 @@ type Mount struct {
 	// something holds it; it is in no namespace's table. Only ID, device
 	// and the holders' paths (relative to the detached root) are known.
 	Detached bool
+	// Hidden: no path leads to this mount (shadowed by a mount over it or
+	// over a directory on the way to it); reachable by its ID only. Set by
+	// the table (markHidden), never by walking the path.
+	Hidden bool
 }
 
 // ReadOnly reports whether the mount itself is read-only.
@@ -261,36 +265,29 @@ func (s *Snapshot) SameFilesystem(id MountID) []*Mount {
 	return out
 }
 
-// MountAt returns the mount visible at exactly the mount point path (the
-// top of a stack of mounts there), by the table alone: no path walk.
+// MountAt returns the mount a path walk of exactly path leads to (the
+// top of a stack of mounts there, and never a shadowed one: Hidden), by
+// the table alone: no path walk.
 func (s *Snapshot) MountAt(path string) (*Mount, bool) {
-	var top *Mount
 	for i := range s.Mounts {
-		m := &s.Mounts[i]
-		if m.Mountpoint != path {
-			continue
-		}
-		// A mount stacked on top has the one below as its parent.
-		if top == nil || m.ParentID == top.ID {
-			top = m
+		if m := &s.Mounts[i]; m.Mountpoint == path && !m.Hidden && !m.Detached {
+			return m, true
 		}
 	}
-	return top, top != nil
+	return nil, false
 }
 
-// MountContaining returns the mount a path lies on, by longest mount point
-// prefix in the table (the path must already be absolute and clean).
+// MountContaining returns the mount a path lies on: the reachable mount
+// (not Hidden) with the longest mount point prefix in the table (the path
+// must already be absolute and clean).
 func (s *Snapshot) MountContaining(path string) (*Mount, bool) {
-	best := ""
 	var found *Mount
 	for i := range s.Mounts {
-		mp := s.Mounts[i].Mountpoint
-		if !isUnder(path, mp) || len(mp) < len(best) {
+		m := &s.Mounts[i]
+		if m.Hidden || m.Detached || !isUnder(path, m.Mountpoint) || (found != nil && len(m.Mountpoint) <= len(found.Mountpoint)) {
 			continue
 		}
-		if m, ok := s.MountAt(mp); ok {
-			best, found = mp, m
-		}
+		found = m
 	}
 	return found, found != nil
 }

@@ -48,7 +48,7 @@ var treeColumns = []treeColumn{
 		}},
 	{name: "EXPIRY", min: 16, help: "MNT_EXPIRE mark set by mounttop: -, armed T, cleared T (by an access), expired",
 		cell: func(t *treePane, _ treeRow, m *inspect.Mount) string { return t.expiry.of(m.ID).cell() }},
-	{name: "FLAGS", min: 10, help: "ro/rw and propagation (private, shared, slave, unbindable), or detached",
+	{name: "FLAGS", min: 10, help: "ro/rw and propagation (private, shared, slave, unbindable), or detached; hidden: shadowed, no path leads to it",
 		cell: func(_ *treePane, _ treeRow, m *inspect.Mount) string {
 			if m.Detached {
 				return "detached"
@@ -56,6 +56,9 @@ var treeColumns = []treeColumn{
 			rw := "rw"
 			if m.ReadOnly() {
 				rw = "ro"
+			}
+			if m.Hidden {
+				rw = "hidden " + rw
 			}
 			return rw + " " + m.Propagation.String()
 		}},

@@ -98,7 +98,11 @@ type column struct {
 
 var listColumns = []column{
 	{"TARGET", func(_ *inspect.Snapshot, m *inspect.Mount, depth int) string {
-		return strings.Repeat("  ", depth) + termsafe.Text(m.Mountpoint)
+		s := strings.Repeat("  ", depth) + termsafe.Text(m.Mountpoint)
+		if m.Hidden {
+			s += " (hidden: the path leads to another mount; reach it by --id)"
+		}
+		return s
 	}},
 	{"SOURCE", func(_ *inspect.Snapshot, m *inspect.Mount, _ int) string { return termsafe.Text(m.Source) }},
 	{"FSTYPE", func(_ *inspect.Snapshot, m *inspect.Mount, _ int) string { return termsafe.Text(m.FSType) }},
@@ -170,6 +174,7 @@ type mountJSON struct {
 	Propagation    string        `json:"propagation"`
 	ReadOnly       bool          `json:"read_only"`
 	Detached       bool          `json:"detached"`
+	Hidden         bool          `json:"hidden"` // shadowed: no path leads to it
 	Holders        *int          `json:"holders,omitempty"`
 	KernelHolders  *int          `json:"kernel_holders,omitempty"`
 	Copies         *int          `json:"other_namespace_copies,omitempty"`
@@ -188,6 +193,7 @@ func toMountJSON(m *inspect.Mount) mountJSON {
 		Mountpoint: termsafe.Name(m.Mountpoint), Root: termsafe.Name(m.Root), FSType: termsafe.Name(m.FSType),
 		Source: termsafe.Name(m.Source), Device: m.Device(), Options: termsafe.Name(m.Options),
 		Propagation: m.Propagation.String(), ReadOnly: m.ReadOnly(), Detached: m.Detached,
+		Hidden: m.Hidden,
 	}
 }
 
