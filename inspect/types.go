@@ -372,8 +372,8 @@ func (s *Snapshot) Copies(id MountID) []Copy {
 // KernelHolder is a holder that is not a process's use: the kernel itself
 // pins the mount on someone's behalf.
 type KernelHolder struct {
-	Kind   string // "loop", "swap", "nfsd-export", "io_uring", "binfmt_misc", "block-holder", "submount"
-	Name   string // /dev/loop3, the swap file, the binfmt entry, dm-0, the submount's path
+	Kind   string // "loop", "swap", "nfsd-export", "io_uring", "binfmt_misc", "block-holder", "submount", "overlay" (a stacking filesystem's type)
+	Name   string // /dev/loop3, the swap file, the binfmt entry, dm-0, the submount's path, the overlay's mount point
 	Path   string // the file on the mount that is held
 	PID    int    // io_uring: the owning process
 	Action string // what would release it: "detach loop device", "swapoff", ...
@@ -382,6 +382,11 @@ type KernelHolder struct {
 	// AT_STATX_DONT_SYNC), so a release can check it acts on the same
 	// file; Ino is 0 when the scan could not tell.
 	Dev, Ino uint64
+	// For a stacking filesystem (overlay): its layers on this mount, the
+	// mount namespace it is mounted in (0: ours, where Mount is its ID).
+	Layers    []Layer
+	Namespace uint64
+	Mount     MountID
 }
 
 func (s *Snapshot) propagates(m *Mount, ns *Namespace, c *Mount) bool {

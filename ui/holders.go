@@ -181,8 +181,18 @@ func (h *holdersPane) rebuild() {
 		for i := range kernel {
 			k := &kernel[i]
 			line := "  " + safe(k.Kind) + " " + safe(k.Name)
-			if k.Path != "" && k.Path != k.Name {
+			switch {
+			case len(k.Layers) > 0:
+				var ls []string
+				for _, l := range k.Layers {
+					ls = append(ls, safe(l.String()))
+				}
+				line += ": layers " + strings.Join(ls, " ")
+			case k.Path != "" && k.Path != k.Name:
 				line += ": " + safe(k.Path)
+			}
+			if k.Namespace != 0 {
+				line += fmt.Sprintf(" (in mount namespace mnt:[%d])", k.Namespace)
 			}
 			if k.PID != 0 {
 				line += fmt.Sprintf(" (pid %d)", k.PID)

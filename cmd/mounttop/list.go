@@ -332,6 +332,18 @@ type kernelJSON struct {
 	Path   termsafe.Name `json:"path,omitempty"`
 	PID    int           `json:"pid,omitempty"`
 	Action string        `json:"action"`
+	// A stacking filesystem's layers on this mount ("upperdir=/t/up")
+	// and the mount namespace it is mounted in (absent: ours).
+	Layers    []termsafe.Name `json:"layers,omitempty"`
+	Namespace uint64          `json:"mnt_ns,omitempty"`
+}
+
+func toKernelJSON(k inspect.KernelHolder) kernelJSON {
+	j := kernelJSON{Kind: k.Kind, Name: termsafe.Name(k.Name), Path: termsafe.Name(k.Path), PID: k.PID, Action: k.Action, Namespace: k.Namespace}
+	for _, l := range k.Layers {
+		j.Layers = append(j.Layers, termsafe.Name(l.String()))
+	}
+	return j
 }
 
 // copyJSON is a mount of the same filesystem in another mount namespace.
@@ -348,7 +360,7 @@ func holdersJSON(snap *inspect.Snapshot, m *inspect.Mount) holdersOut {
 	out.Holders = holdersToJSON(snap.HoldersOf(m.ID))
 	out.KernelHolders = []kernelJSON{}
 	for _, k := range snap.Kernel[m.ID] {
-		out.KernelHolders = append(out.KernelHolders, kernelJSON{Kind: k.Kind, Name: termsafe.Name(k.Name), Path: termsafe.Name(k.Path), PID: k.PID, Action: k.Action})
+		out.KernelHolders = append(out.KernelHolders, toKernelJSON(k))
 	}
 	out.OtherNamespaces = []copyJSON{}
 	for _, c := range snap.Copies(m.ID) {
@@ -394,7 +406,18 @@ func writeHoldersText(w io.Writer, snap *inspect.Snapshot, m *inspect.Mount) {
 	if ks := snap.Kernel[m.ID]; len(ks) > 0 {
 		fmt.Fprintln(w, "held by the kernel:")
 		for _, k := range ks {
-			fmt.Fprintf(w, "  %s %s  %s  -> %s\n", k.Kind, termsafe.Text(k.Name), termsafe.Text(k.Path), termsafe.Text(k.Action))
+			held := termsafe.Text(k.Path)
+			if len(k.Layers) > 0 {
+				var ls []string
+				for _, l := range k.Layers {
+					ls = append(ls, termsafe.Text(l.String()))
+				}
+				held = "layers " + strings.Join(ls, " ")
+			}
+			if k.Namespace != 0 {
+				held += fmt.Sprintf(" (in mount namespace mnt:[%d])", k.Namespace)
+			}
+			fmt.Fprintf(w, "  %s %s  %s  -> %s\n", termsafe.Text(k.Kind), termsafe.Text(k.Name), held, termsafe.Text(k.Action))
 		}
 	}
 	for _, c := range snap.Copies(m.ID) {
