@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"testing"
 
 	"golang.org/x/sys/unix"
@@ -101,5 +102,48 @@ func TestOverlayIsKernelHolder(t *testing.T) {
 	}
 	if there.Mount != 0 || len(there.Layers) != 3 || there.Layers[1].Path != tmp+"/upper2" {
 		t.Errorf("overlay in the other namespace = %+v", there)
+	}
+}
+
+// TestStackingByTable places layers by the tables alone: a layer path in
+// our namespace lies on the reachable mount with the longest prefix (not
+// on a hidden one below it, nor on a bind mount of the same filesystem);
+// a layer in another namespace's table lies on a copy of our filesystem,
+// and is listed under each of our mounts whose root holds it; a relative
+// layer path is reported, not guessed.
+func TestStackingByTable(t *testing.T) {
+	s := NewSnapshot([]Mount{
+		{ID: 1, ParentID: 1, Mountpoint: "/", Major: 8, Minor: 1, Root: "/"},
+		{ID: 2, ParentID: 1, Mountpoint: "/t", Major: 0, Minor: 50, Root: "/"},
+		{ID: 3, ParentID: 1, Mountpoint: "/srv/bind", Major: 0, Minor: 50, Root: "/sub"},
+		{ID: 4, ParentID: 2, Mountpoint: "/t/sub/hidden", Major: 0, Minor: 51, Root: "/"},
+		{ID: 5, ParentID: 2, Mountpoint: "/t/sub", Major: 0, Minor: 52, Root: "/"}, // hides 4
+		{ID: 6, ParentID: 1, Mountpoint: "/ov", FSType: "overlay", Major: 0, Minor: 60, Root: "/",
+			SuperOptions: `rw,lowerdir=/t/lower:/t/sub/hidden/x,upperdir=up,workdir=/t/work`},
+	}, nil, nil)
+	s.Namespaces = []Namespace{{Inode: 4026532999, Mounts: []Mount{
+		{ID: 10, OldID: 100, OldParentID: 1, Mountpoint: "/", Major: 8, Minor: 1, Root: "/"},
+		{ID: 11, OldID: 101, OldParentID: 100, Mountpoint: "/x", Major: 0, Minor: 50, Root: "/sub"},
+		{ID: 12, OldID: 102, OldParentID: 100, Mountpoint: "/y", FSType: "overlay", Major: 0, Minor: 61, Root: "/",
+			SuperOptions: `rw,lowerdir+=/x/deep/l,datadir+=/elsewhere`},
+	}}}
+	s.stackingHolders()
+	got := map[MountID][]string{}
+	for id, ks := range s.Kernel {
+		for _, k := range ks {
+			got[id] = append(got[id], fmt.Sprintf("%s %s ns=%d mount=%d %v", k.Kind, k.Name, k.Namespace, k.Mount, k.Layers))
+		}
+	}
+	want := map[MountID][]string{
+		1: {"overlay /y ns=4026532999 mount=0 [datadir+=/elsewhere]"}, // the same root filesystem there
+		2: {"overlay /ov ns=0 mount=6 [lowerdir=/t/lower workdir=/t/work]", "overlay /y ns=4026532999 mount=0 [lowerdir+=/x/deep/l]"},
+		3: {"overlay /y ns=4026532999 mount=0 [lowerdir+=/x/deep/l]"},
+		5: {"overlay /ov ns=0 mount=6 [lowerdir=/t/sub/hidden/x]"},
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("kernel holders by mount:\n %v\nwant\n %v", got, want)
+	}
+	if len(s.Warnings) != 1 || !strings.Contains(s.Warnings[0].What, "upperdir=up by a path relative to the mounter's cwd") {
+		t.Errorf("warnings = %v, want one about the relative upperdir", s.Warnings)
 	}
 }

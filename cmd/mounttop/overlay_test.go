@@ -56,6 +56,10 @@ func TestOverlayHoldsExt4(t *testing.T) {
 	if r := runMounttop(t, "", nil, "holders", l.Dir); !strings.Contains(r.stdout, "held by the kernel:\n  overlay "+ov+"  layers lowerdir=") {
 		t.Errorf("holders text does not name the overlay:\n%s", r.stdout)
 	}
+	if r := runMounttop(t, "", nil, "umount", "--staged", "--dry-run", l.Dir); !strings.Contains(r.stdout, "held by overlay "+ov) ||
+		!strings.Contains(r.stdout, "unmount the overlay at "+ov+" first") {
+		t.Errorf("the staged plan does not name the overlay:\n%s%s", r.stdout, r.stderr)
+	}
 
 	if err := unix.Unmount(l.Dir, 0); err != nil {
 		t.Fatalf("umount %s (the overlay keeps its own clones, so this succeeds): %v", l.Dir, err)
