@@ -106,6 +106,17 @@ func TestShadowedMount(t *testing.T) {
 	if hid.Mount.Source != "first-y" || !hid.Mount.Hidden || len(hid.Holders) != 1 || hid.Holders[0].PID != hiddenHolder.PID {
 		t.Errorf("holders --id %d = %+v, want the hidden first-y held by pid %d", hiddenID, hid, hiddenHolder.PID)
 	}
+
+	// The staged run takes the mount the path leads to, revoking its
+	// holder, and leaves the hidden one (and its holder) alone.
+	r = runMounttop(t, "", nil, append([]string{"umount", "--staged", "--interval", "50ms", "--yes", y}, journalArgs(t)...)...)
+	if r.code != 0 {
+		t.Fatalf("umount --staged %s: exit %d\n%s%s", y, r.code, r.stdout, r.stderr)
+	}
+	r = runMounttop(t, "", nil, "list", "--json")
+	if strings.Contains(r.stdout, `"second-y"`) || !strings.Contains(r.stdout, `"first-y"`) || !hiddenHolder.Alive() {
+		t.Errorf("after the staged run, want second-y gone and first-y with its holder left:\n%s", r.stdout)
+	}
 }
 
 func writeAt(t *testing.T, path string) {
