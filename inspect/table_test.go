@@ -3,6 +3,8 @@ package inspect
 import (
 	"context"
 	"errors"
+	"os"
+	"strings"
 	"testing"
 )
 
@@ -170,6 +172,11 @@ func TestUnreadableNamespaceIsNotDetached(t *testing.T) {
 		det := snap.Detached()
 		if hidden && (len(det) != 0 || len(snap.Warnings) != 1) {
 			t.Errorf("hidden namespaces: detached %v, warnings %v; want none and one warning", det, snap.Warnings)
+		}
+		// The advice fits who runs the scan: root is never told to run
+		// as root (issue 10).
+		if hidden && len(snap.Warnings) == 1 && (os.Geteuid() == 0) == strings.Contains(snap.Warnings[0].What, "run as root") {
+			t.Errorf("euid %d: warning %q", os.Geteuid(), snap.Warnings[0].What)
 		}
 		if !hidden && (len(det) != 1 || len(snap.HoldersOf(gone)) != 1) {
 			t.Errorf("all namespaces read: detached %v; want the mount, with its holder", det)

@@ -219,6 +219,12 @@ type Snapshot struct {
 	// interpreters, device-mapper/md holders, by mount.
 	Kernel map[MountID][]KernelHolder
 
+	// MountNS is our mount namespace's inode (mnt:[MountNS]); HostNS is
+	// the initial mount namespace's, as far as this /proc shows it: pid
+	// 1's (/proc/1/ns/mnt). Either is 0 when it could not be read (then
+	// whether a namespace is the host's is unknown).
+	MountNS, HostNS uint64
+
 	index map[MountID]int
 }
 
@@ -331,6 +337,7 @@ type Namespace struct {
 	Mounts  []Mount          // its table (from /proc/PID/mountinfo of one of them)
 	Holders map[int][]Holder // by the mount's reusable ID in that table
 	Err     error            // its table could not be read
+	Host    bool             // it is the initial mount namespace (pid 1's): Snapshot.HostNS
 }
 
 // Copy is a mount of the same filesystem in another mount namespace.

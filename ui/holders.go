@@ -212,8 +212,12 @@ func (h *holdersPane) rebuild() {
 			if c.Propagates {
 				effect = "our unmount propagates there: EBUSY while it is held"
 			}
+			ns := fmt.Sprintf("mnt:[%d]", c.Namespace.Inode)
+			if c.Namespace.Host {
+				ns += " (the host's)"
+			}
 			h.rows = append(h.rows, holderRow{kind: rowOther, copy: c, key: fmt.Sprintf("copy:%d:%d", c.Namespace.Inode, c.Mount.OldID),
-				text: fmt.Sprintf("  mnt:[%d] %s  %s · %s%s", c.Namespace.Inode, safe(c.Mount.Mountpoint),
+				text: fmt.Sprintf("  %s %s  %s · %s%s", ns, safe(c.Mount.Mountpoint),
 					plural(len(c.Holders), "holder", "holders"), effect, pidList(c.Namespace.PIDs))})
 		}
 	}

@@ -777,6 +777,32 @@ func TestReleaseSwapAndCopyDialogs(t *testing.T) {
 	}
 }
 
+// A copy in the host's mount namespace (pid 1's) is marked so, and its
+// release has a question of its own: the usual y does nothing, H does.
+func TestReleaseInTheHostNamespaceAsksApart(t *testing.T) {
+	s := kernelSnapshot()
+	s.HostNS, s.Namespaces[0].Host = 4026532999, true
+	scan := &fakeScanner{snaps: []*inspect.Snapshot{s}}
+	d := newDriver(t, Options{Scanner: scan, StartPath: "/mnt/projects"})
+	d.scan = scan
+	d.started()
+	d.send(tea.WindowSizeMsg{Width: 120, Height: 40})
+	d.key("tab")
+	d.cursorTo("mnt:[4026532999] (the host's) /data")
+	d.key("R")
+	d.until("the host dialog", func(m Model) bool { return m.dialog != nil })
+	d.mustSee("Release in the HOST's mount namespace?", "(H) Yes, in the host's namespace")
+	d.key("y")
+	if d.m.dialog == nil || len(d.um.releases()) != 0 {
+		t.Fatalf("y answered the host's question: released %+v", d.um.releases())
+	}
+	d.key("H")
+	d.until("the release", func(m Model) bool { return strings.HasPrefix(m.status, "released") })
+	if got := d.um.releases(); len(got) != 1 || !got[0].Host || got[0].Refused != "" || got[0].Namespace != 4026532999 {
+		t.Fatalf("released %+v, want the host's copy, confirmed", got)
+	}
+}
+
 // A release the engine refuses shows why, and cannot be confirmed; a
 // kernel holder mounttop cannot release shows its advice; a failed
 // release shows the error with a hint.

@@ -108,7 +108,7 @@ func (u *Unmounter) Prepare(ctx context.Context, p Plan) (Plan, error) {
 	ids := append([]inspect.MountID{m.ID}, subs...)
 	p.Releases = p.Releases[:0]
 	if !m.Detached {
-		p.Releases = findReleases(snap, ids)
+		p.Releases = findReleases(snap, ids, p.ReleaseHost)
 	}
 	if p.Release && p.Mode == ModeStaged && !m.Detached {
 		p.Holders = append(p.Holders, u.copyHolderActions(p, snap, ids)...)

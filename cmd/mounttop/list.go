@@ -118,6 +118,7 @@ var listColumns = []column{
 }
 
 func writeListText(w io.Writer, snap *inspect.Snapshot) {
+	fmt.Fprintln(w, "mount namespace "+namespaceLine(snap))
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	for i, c := range listColumns {
 		if i > 0 {
@@ -152,6 +153,34 @@ func writeListText(w io.Writer, snap *inspect.Snapshot) {
 	writeWarnings(os.Stderr, snap.Warnings)
 }
 
+// namespaceLine names our mount namespace and whether it is the host's.
+func namespaceLine(snap *inspect.Snapshot) string {
+	switch host, known := snap.IsHost(snap.MountNS); {
+	case snap.MountNS == 0:
+		return "unknown (/proc/self/ns/mnt unreadable)"
+	case !known || host:
+		return snap.NamespaceName(snap.MountNS)
+	}
+	return fmt.Sprintf("mnt:[%d], not the host's (pid 1's is mnt:[%d])", snap.MountNS, snap.HostNS)
+}
+
+// nsJSON says which mount namespace a listing is of: mnt_ns ours,
+// host_mnt_ns pid 1's (0: unreadable), host whether ours is the host's
+// (null: unknown).
+type nsJSON struct {
+	MountNS uint64 `json:"mnt_ns"`
+	HostNS  uint64 `json:"host_mnt_ns"`
+	Host    *bool  `json:"host"`
+}
+
+func toNSJSON(snap *inspect.Snapshot) nsJSON {
+	j := nsJSON{MountNS: snap.MountNS, HostNS: snap.HostNS}
+	if host, known := snap.IsHost(snap.MountNS); known {
+		j.Host = &host
+	}
+	return j
+}
+
 func writeWarnings(w io.Writer, ws []inspect.Warning) {
 	for _, warn := range ws {
 		fmt.Fprintln(w, "mounttop: warning: "+termsafe.Text(warn.String()))
@@ -181,6 +210,7 @@ type mountJSON struct {
 }
 
 type listOut struct {
+	nsJSON
 	UniqueIDs bool        `json:"unique_ids"`
 	Mounts    []mountJSON `json:"mounts"`
 	Processes int         `json:"processes_scanned"`
@@ -198,7 +228,7 @@ func toMountJSON(m *inspect.Mount) mountJSON {
 }
 
 func listJSON(snap *inspect.Snapshot) listOut {
-	out := listOut{UniqueIDs: snap.UniqueIDs, Mounts: []mountJSON{}, Processes: snap.Processes, Warnings: warningsJSON(snap.Warnings)}
+	out := listOut{nsJSON: toNSJSON(snap), UniqueIDs: snap.UniqueIDs, Mounts: []mountJSON{}, Processes: snap.Processes, Warnings: warningsJSON(snap.Warnings)}
 	for i := range snap.Mounts {
 		m := &snap.Mounts[i]
 		j := toMountJSON(m)
@@ -318,6 +348,7 @@ type holderJSON struct {
 }
 
 type holdersOut struct {
+	nsJSON
 	Mount           mountJSON    `json:"mount"`
 	Holders         []holderJSON `json:"holders"`
 	KernelHolders   []kernelJSON `json:"kernel_holders"`
@@ -353,10 +384,11 @@ type copyJSON struct {
 	Mount      mountJSON    `json:"mount"`
 	Holders    []holderJSON `json:"holders"`
 	Propagates bool         `json:"propagates"`
+	Host       bool         `json:"host"` // the copy is in the host's mount namespace (pid 1's)
 }
 
 func holdersJSON(snap *inspect.Snapshot, m *inspect.Mount) holdersOut {
-	out := holdersOut{Mount: toMountJSON(m), Holders: []holderJSON{}, SameFilesystem: []mountJSON{}, Warnings: warningsJSON(snap.Warnings)}
+	out := holdersOut{nsJSON: toNSJSON(snap), Mount: toMountJSON(m), Holders: []holderJSON{}, SameFilesystem: []mountJSON{}, Warnings: warningsJSON(snap.Warnings)}
 	out.Holders = holdersToJSON(snap.HoldersOf(m.ID))
 	out.KernelHolders = []kernelJSON{}
 	for _, k := range snap.Kernel[m.ID] {
@@ -365,7 +397,7 @@ func holdersJSON(snap *inspect.Snapshot, m *inspect.Mount) holdersOut {
 	out.OtherNamespaces = []copyJSON{}
 	for _, c := range snap.Copies(m.ID) {
 		out.OtherNamespaces = append(out.OtherNamespaces, copyJSON{Namespace: c.Namespace.Inode, PIDs: c.Namespace.PIDs,
-			Mount: toMountJSON(c.Mount), Holders: holdersToJSON(c.Holders), Propagates: c.Propagates})
+			Mount: toMountJSON(c.Mount), Holders: holdersToJSON(c.Holders), Propagates: c.Propagates, Host: c.Namespace.Host})
 	}
 	for _, o := range snap.SameFilesystem(m.ID) {
 		out.SameFilesystem = append(out.SameFilesystem, toMountJSON(o))
@@ -425,7 +457,7 @@ func writeHoldersText(w io.Writer, snap *inspect.Snapshot, m *inspect.Mount) {
 		if c.Propagates {
 			why = "a propagation peer: our umount propagates there, and fails with EBUSY while the copy is busy"
 		}
-		fmt.Fprintf(w, "also mounted in mount namespace mnt:[%d] at %s (%s); processes there: %s\n", c.Namespace.Inode,
+		fmt.Fprintf(w, "also mounted in mount namespace %s at %s (%s); processes there: %s\n", snap.NamespaceName(c.Namespace.Inode),
 			termsafe.Text(c.Mount.Mountpoint), why, intsText(c.Namespace.PIDs, 10))
 		for _, h := range c.Holders {
 			for _, u := range h.Uses {
