@@ -275,6 +275,26 @@ func (r *run) swapPath(p string, f *Fence) string {
 	return path.Join(f.RealPath, strings.TrimPrefix(p, r.target.Mountpoint))
 }
 
+// ErrReleaseFailed ends a run whose mount is gone (verified) while a
+// release of the plan failed: what it was to free (a copy in another
+// namespace, a loop device, a swap file) still holds the filesystem.
+var ErrReleaseFailed = errors.New("a release failed")
+
+// releaseFailures joins the errors of the releases that were attempted and
+// failed (refusals, named in the plan, are not among them), or nil.
+func (r *run) releaseFailures() error {
+	var errs []error
+	for _, st := range r.releases {
+		if st.err != nil && !errors.Is(st.err, ErrRefused) {
+			errs = append(errs, st.err)
+		}
+	}
+	if len(errs) == 0 {
+		return nil
+	}
+	return fmt.Errorf("%w: %w", ErrReleaseFailed, errors.Join(errs...))
+}
+
 // releasesLeft names the releases that failed, for the drain's report.
 func (r *run) releasesLeft() string {
 	var parts []string
