@@ -97,6 +97,7 @@ func (in *Inspector) Scan(ctx context.Context) (*Snapshot, error) {
 	s, err := in.scan(ctx, true)
 	if s != nil {
 		in.nameNamespaces(s)
+		in.markAutomounts(s)
 	}
 	return s, err
 }
@@ -107,6 +108,7 @@ func (in *Inspector) Mounts(ctx context.Context) (*Snapshot, error) {
 	s, err := in.scan(ctx, false)
 	if s != nil {
 		in.nameNamespaces(s)
+		in.markAutomounts(s)
 	}
 	return s, err
 }

@@ -81,6 +81,10 @@ type Mount struct {
 	// over a directory on the way to it); reachable by its ID only. Set by
 	// the table (markHidden), never by walking the path.
 	Hidden bool
+	// Automount: what mounts it again on access and expires it by itself
+	// (autofs, a systemd automount unit, the kernel); nil when nothing
+	// is known to.
+	Automount *Automount
 }
 
 // ReadOnly reports whether the mount itself is read-only.

@@ -128,6 +128,9 @@ func (h *holdersPane) rebuild() {
 	if s := h.expiry.sentence(); s != "" {
 		h.add(rowNote, 0, s)
 	}
+	if a := m.Automount; a != nil {
+		h.add(rowNote, 0, "Automount: "+safe(a.Warning(m.Mountpoint)))
+	}
 	var kernel []inspect.KernelHolder
 	for _, k := range h.snap.Kernel[h.mount] {
 		if k.Kind != "submount" { // the tree and the note below show submounts

@@ -777,6 +777,23 @@ func TestReleaseSwapAndCopyDialogs(t *testing.T) {
 	}
 }
 
+// The tree's EXPIRY column shows who mounts a mount again on access and
+// its idle expiry when mounttop set no mark there, and the holders pane
+// says what an unmount of it would meet.
+func TestAutomountInTheView(t *testing.T) {
+	s := fakeSnapshot()
+	for i := range s.Mounts {
+		if s.Mounts[i].ID == idProjects {
+			s.Mounts[i].Automount = &inspect.Automount{By: "systemd", Kind: "direct", PGrp: 1, Unit: "mnt-projects.automount",
+				Timeout: 2 * time.Minute, TimeoutKnown: true}
+		}
+	}
+	d := newDriver(t, Options{Scanner: &fakeScanner{snaps: []*inspect.Snapshot{s}}, StartPath: "/mnt/projects"})
+	d.started()
+	d.send(tea.WindowSizeMsg{Width: 160, Height: 40})
+	d.mustSee("systemd 2m0s", "Automount: /mnt/projects is automounted by systemd's mnt-projects.automount: the next access mounts it again")
+}
+
 // A copy in the host's mount namespace (pid 1's) is marked so, and its
 // release has a question of its own: the usual y does nothing, H does.
 func TestReleaseInTheHostNamespaceAsksApart(t *testing.T) {

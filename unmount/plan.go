@@ -102,6 +102,9 @@ func (u *Unmounter) Prepare(ctx context.Context, p Plan) (Plan, error) {
 	for _, h := range holdersOf(snap, m.ID, subs) {
 		p.Holders = append(p.Holders, u.holderAction(p, h))
 	}
+	if a := m.Automount; a != nil {
+		p.Warnings = append(p.Warnings, termsafe.Text(a.Warning(m.Mountpoint)))
+	}
 	if p.Mode == ModeForce && ForceIgnored(m.FSType) {
 		p.Warnings = append(p.Warnings, ForceIgnoredNote(m.FSType))
 	}

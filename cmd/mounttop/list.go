@@ -115,6 +115,12 @@ var listColumns = []column{
 	{"PROPAGATION", func(_ *inspect.Snapshot, m *inspect.Mount, _ int) string { return m.Propagation.String() }},
 	{"ID", func(_ *inspect.Snapshot, m *inspect.Mount, _ int) string { return fmt.Sprint(m.OldID) }},
 	{"HOLDERS", func(s *inspect.Snapshot, m *inspect.Mount, _ int) string { return fmt.Sprint(len(s.HoldersOf(m.ID))) }},
+	{"AUTOMOUNT", func(_ *inspect.Snapshot, m *inspect.Mount, _ int) string {
+		if m.Automount == nil {
+			return "-"
+		}
+		return termsafe.Text(m.Automount.Cell())
+	}},
 }
 
 func writeListText(w io.Writer, snap *inspect.Snapshot) {
@@ -190,23 +196,53 @@ func writeWarnings(w io.Writer, ws []inspect.Warning) {
 // JSON shapes: field names are a stable interface for scripts; add, never
 // rename.
 type mountJSON struct {
-	ID             int           `json:"id"`
-	UniqueID       uint64        `json:"unique_id"`
-	ParentID       int           `json:"parent_id"`
-	ParentUniqueID uint64        `json:"parent_unique_id"`
-	Mountpoint     termsafe.Name `json:"mountpoint"`
-	Root           termsafe.Name `json:"root"`
-	FSType         termsafe.Name `json:"fstype"`
-	Source         termsafe.Name `json:"source"`
-	Device         string        `json:"device"`
-	Options        termsafe.Name `json:"options"`
-	Propagation    string        `json:"propagation"`
-	ReadOnly       bool          `json:"read_only"`
-	Detached       bool          `json:"detached"`
-	Hidden         bool          `json:"hidden"` // shadowed: no path leads to it
-	Holders        *int          `json:"holders,omitempty"`
-	KernelHolders  *int          `json:"kernel_holders,omitempty"`
-	Copies         *int          `json:"other_namespace_copies,omitempty"`
+	ID             int            `json:"id"`
+	UniqueID       uint64         `json:"unique_id"`
+	ParentID       int            `json:"parent_id"`
+	ParentUniqueID uint64         `json:"parent_unique_id"`
+	Mountpoint     termsafe.Name  `json:"mountpoint"`
+	Root           termsafe.Name  `json:"root"`
+	FSType         termsafe.Name  `json:"fstype"`
+	Source         termsafe.Name  `json:"source"`
+	Device         string         `json:"device"`
+	Options        termsafe.Name  `json:"options"`
+	Propagation    string         `json:"propagation"`
+	ReadOnly       bool           `json:"read_only"`
+	Detached       bool           `json:"detached"`
+	Hidden         bool           `json:"hidden"` // shadowed: no path leads to it
+	Automount      *automountJSON `json:"automount,omitempty"`
+	Holders        *int           `json:"holders,omitempty"`
+	KernelHolders  *int           `json:"kernel_holders,omitempty"`
+	Copies         *int           `json:"other_namespace_copies,omitempty"`
+}
+
+// automountJSON is what mounts a mount again on access (inspect.Automount):
+// by "autofs", "systemd" or "kernel"; timeout_s null when unknown, 0 never.
+type automountJSON struct {
+	By        string        `json:"by"`
+	Kind      string        `json:"kind"`
+	Trigger   bool          `json:"trigger"`
+	TriggerID uint64        `json:"trigger_unique_id,omitempty"`
+	TimeoutS  *float64      `json:"timeout_s"`
+	PGrp      int           `json:"pgrp,omitempty"`
+	Daemon    termsafe.Name `json:"daemon,omitempty"`
+	Unit      termsafe.Name `json:"unit,omitempty"`
+	Note      string        `json:"note,omitempty"`
+	Warning   termsafe.Name `json:"warning"`
+}
+
+func toAutomountJSON(m *inspect.Mount) *automountJSON {
+	a := m.Automount
+	if a == nil {
+		return nil
+	}
+	j := &automountJSON{By: a.By, Kind: a.Kind, Trigger: a.Trigger, TriggerID: uint64(a.TriggerID), PGrp: a.PGrp,
+		Daemon: termsafe.Name(a.Daemon), Unit: termsafe.Name(a.Unit), Note: a.Note, Warning: termsafe.Name(a.Warning(m.Mountpoint))}
+	if a.TimeoutKnown {
+		secs := a.Timeout.Seconds()
+		j.TimeoutS = &secs
+	}
+	return j
 }
 
 type listOut struct {
@@ -223,7 +259,7 @@ func toMountJSON(m *inspect.Mount) mountJSON {
 		Mountpoint: termsafe.Name(m.Mountpoint), Root: termsafe.Name(m.Root), FSType: termsafe.Name(m.FSType),
 		Source: termsafe.Name(m.Source), Device: m.Device(), Options: termsafe.Name(m.Options),
 		Propagation: m.Propagation.String(), ReadOnly: m.ReadOnly(), Detached: m.Detached,
-		Hidden: m.Hidden,
+		Hidden: m.Hidden, Automount: toAutomountJSON(m),
 	}
 }
 
@@ -409,6 +445,9 @@ func writeHoldersText(w io.Writer, snap *inspect.Snapshot, m *inspect.Mount) {
 	holders := snap.HoldersOf(m.ID)
 	fmt.Fprintf(w, "%s  %s  %s  (mount %d, unique %d)\n", termsafe.Text(m.Mountpoint), termsafe.Text(m.FSType),
 		termsafe.Text(m.Source), m.OldID, uint64(m.ID))
+	if a := m.Automount; a != nil {
+		fmt.Fprintln(w, "automount: "+termsafe.Text(a.Warning(m.Mountpoint)))
+	}
 	if len(holders) == 0 {
 		fmt.Fprintln(w, "no process holds it")
 	}
