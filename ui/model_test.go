@@ -777,6 +777,39 @@ func TestReleaseSwapAndCopyDialogs(t *testing.T) {
 	}
 }
 
+// A shadowed mount (X/y mounted, X over-mounted, X/y mounted again) is
+// marked hidden in the tree; an overlay with layers on a mount is one of its
+// kernel holders, with its layers and namespace.
+func TestHiddenAndOverlayInTheView(t *testing.T) {
+	ms := append(fakeMounts(),
+		mnt(0x501, idMnt, "/mnt/x/y", "tmpfs", "first-y", 60),
+		mnt(0x502, idMnt, "/mnt/x", "tmpfs", "over-x", 61),
+		mnt(0x503, 0x502, "/mnt/x/y", "tmpfs", "second-y", 62))
+	s := inspect.NewSnapshot(ms, fakeHolders(), nil)
+	s.Taken = clock0
+	s.Kernel = map[inspect.MountID][]inspect.KernelHolder{idScratch: {{Kind: "overlay", Name: "/srv/ov", Path: "/mnt/scratch/up",
+		Layers: []inspect.Layer{{Option: "upperdir", Path: "/mnt/scratch/up"}, {Option: "workdir", Path: "/mnt/scratch/wk"}},
+		Namespace: 4026532999, Action: "unmount the overlay at /srv/ov in mount namespace mnt:[4026532999] first"}}}
+	d := newDriver(t, Options{Scanner: &fakeScanner{snaps: []*inspect.Snapshot{s}}, StartPath: "/mnt/scratch"})
+	d.started()
+	d.send(tea.WindowSizeMsg{Width: 180, Height: 40})
+	d.mustSee("overlay /srv/ov: layers upperdir=/mnt/scratch/up workdir=/mnt/scratch/wk (in mount namespace mnt:[4026532999])",
+		"release: unmount the overlay at /srv/ov in mount namespace mnt")
+	first, second := lineWith(d.screen(), "first-y"), lineWith(d.screen(), "second-y")
+	if !strings.Contains(first, "hidden rw") || strings.Contains(second, "hidden") {
+		t.Errorf("tree rows:\n%s\n%s\nwant just first-y hidden", first, second)
+	}
+}
+
+func lineWith(text, s string) string {
+	for _, l := range strings.Split(text, "\n") {
+		if strings.Contains(l, s) {
+			return l
+		}
+	}
+	return ""
+}
+
 // The tree's EXPIRY column shows who mounts a mount again on access and
 // its idle expiry when mounttop set no mark there, and the holders pane
 // says what an unmount of it would meet.

@@ -66,6 +66,12 @@ const listUsage = `usage: mounttop list [--json] [--proc DIR] [--timeout D]
 
 The mount tree of this mount namespace, one line per mount, with the number
 of processes holding each. Walks no mount point: MNT_EXPIRE marks survive.
+The first line names the namespace and whether it is the host's (pid 1's).
+A mount no path leads to (shadowed by a later mount over it or over a
+directory above it) is marked hidden: reach it by its unique ID (--id).
+AUTOMOUNT says what mounts it again on access and when it expires by itself:
+autofs (with its timeout), a systemd automount unit, or the kernel (NFS, AFS,
+CIFS submounts), or "trigger" for an autofs trigger mount itself.
 `
 
 func runList(args []string) error {
@@ -296,8 +302,10 @@ Who holds the mount at PATH, and how: open fds (with access mode), cwd and
 root, executable, memory mappings and file locks, per process. PATH must be
 a mount point: a path inside a mount is refused with the mount it lies on.
 Also shows holders that are not processes (loop devices, swap files, nfsd
-exports, io_uring registered files, binfmt_misc, submounts) and copies of the
-filesystem in other mount namespaces with their holders.
+exports, io_uring registered files, binfmt_misc, submounts, overlays with a
+layer on it, in any namespace) and copies of the filesystem in other mount
+namespaces with their holders (the host's namespace named as such). PATH
+leads to the mount a path walk reaches there, never a shadowed one.
 `
 
 func runHolders(args []string) error {
