@@ -74,8 +74,23 @@ func init() {
 func TestReleaseIntoContainerWithItsOwnProc(t *testing.T) {
 	testns.Require(t, testns.RealRoot) // CLONE_NEWPID and the setns into the container
 	dir := testns.Tmpfs(t, "")
-	v := testns.StartVictim(t, "container")
 	var child int
+	// Registered first, so it runs after the victim's own cleanup killed
+	// the role (and with it, by PDEATHSIG, the container's init): a
+	// container dying, or a zombie left of it, must not meet the next
+	// test's scan (its namespace unreadable, its root and cwd would be
+	// uses of mounts in no table).
+	t.Cleanup(func() {
+		for deadline := time.Now().Add(10 * time.Second); child != 0 && time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+			if _, err := os.Stat(fmt.Sprintf("/proc/%d", child)); err != nil {
+				return
+			}
+		}
+		if child != 0 {
+			t.Errorf("the container's init (pid %d) outlived the test", child)
+		}
+	})
+	v := testns.StartVictim(t, "container")
 	fmt.Sscanf(v.WaitLine(t, "child", time.Second), "child %d", &child)
 	if !copyIn(t, child, dir) {
 		t.Fatalf("the container (pid %d) has no copy of %s", child, dir)
