@@ -113,6 +113,18 @@ func TestResolveRefusesWithoutWalkingMountPoints(t *testing.T) {
 	if m, err := s.Resolve("/"); err != nil || m.ID != 1 {
 		t.Errorf("Resolve(/) = %v, %v", m, err)
 	}
+	// A mount point on the way is not looked at either: dir/m/n exists
+	// only in the table, below the mount at dir/m.
+	s = NewSnapshot([]Mount{
+		{ID: 1, ParentID: 1, Mountpoint: "/"},
+		{ID: 2, ParentID: 1, Mountpoint: dir + "/m"},
+		{ID: 3, ParentID: 2, Mountpoint: dir + "/m/n"},
+		{ID: 4, ParentID: 1, Mountpoint: dir + "/m/n/o"}, // shadowed by 2: never what the path leads to
+		{ID: 5, ParentID: 3, Mountpoint: dir + "/m/n/o"},
+	}, nil, nil)
+	if m, err := s.Resolve(dir + "/m/n/o"); err != nil || m.ID != 5 {
+		t.Errorf("Resolve through mount points = %v, %v; want the visible mount 5", m, err)
+	}
 }
 
 func TestParsers(t *testing.T) {
