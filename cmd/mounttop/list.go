@@ -453,6 +453,9 @@ func writeHoldersText(w io.Writer, snap *inspect.Snapshot, m *inspect.Mount) {
 	holders := snap.HoldersOf(m.ID)
 	fmt.Fprintf(w, "%s  %s  %s  (mount %d, unique %d)\n", termsafe.Text(m.Mountpoint), termsafe.Text(m.FSType),
 		termsafe.Text(m.Source), m.OldID, uint64(m.ID))
+	if m.Hidden {
+		fmt.Fprintln(w, "hidden: the path leads to another mount (mounted over it or over a directory above it); this one is reached by --id only")
+	}
 	if a := m.Automount; a != nil {
 		fmt.Fprintln(w, "automount: "+termsafe.Text(a.Warning(m.Mountpoint)))
 	}

@@ -107,6 +107,10 @@ func TestShadowedMount(t *testing.T) {
 		t.Errorf("holders --id %d = %+v, want the hidden first-y held by pid %d", hiddenID, hid, hiddenHolder.PID)
 	}
 
+	if r := runMounttop(t, "", nil, "holders", "--id", fmt.Sprint(hiddenID)); !strings.Contains(r.stdout, "\nhidden: the path leads to another mount") {
+		t.Errorf("holders --id text of the hidden mount does not say it is hidden:\n%s", r.stdout)
+	}
+
 	// The staged run takes the mount the path leads to, revoking its
 	// holder, and leaves the hidden one (and its holder) alone.
 	r = runMounttop(t, "", nil, append([]string{"umount", "--staged", "--interval", "50ms", "--yes", y}, journalArgs(t)...)...)
