@@ -10,8 +10,12 @@ import (
 	"time"
 )
 
-// Inspector scans one /proc tree. It holds no state between scans; a
-// Snapshot is the whole result.
+// Inspector scans one /proc tree; a Snapshot is the whole result of a scan.
+// The one thing it keeps between scans is the reads of processes stuck in
+// the kernel that a scan abandoned and that have not returned (stuckReads):
+// use one Inspector for every scan (the view's refresher, the engine's
+// drain) so that such a process costs one blocked thread in all, not one
+// per scan. Scans may run concurrently.
 type Inspector struct {
 	procRoot   string
 	workers    int
@@ -20,6 +24,7 @@ type Inspector struct {
 	focus      map[MountID]bool
 	internal   map[uint64]bool // devices of internal kernel filesystems
 	anon       uint64          // anon_inodefs device
+	stuck      *stuckReads
 }
 
 // Detail is how much a scan records about each use.
@@ -63,7 +68,7 @@ func WithFocus(ids ...MountID) Option {
 // New returns an Inspector of the proc filesystem mounted at procRoot
 // (normally "/proc"). It checks that procRoot looks like procfs.
 func New(procRoot string, opts ...Option) (*Inspector, error) {
-	in := &Inspector{procRoot: filepath.Clean(procRoot), perProcess: 2 * time.Second}
+	in := &Inspector{procRoot: filepath.Clean(procRoot), perProcess: 2 * time.Second, stuck: &stuckReads{}}
 	in.workers = 2 * runtime.NumCPU()
 	if in.workers < 4 {
 		in.workers = 4

@@ -154,12 +154,20 @@ func swapFileID(p string) (dev, ino uint64) {
 	return unix.Mkdev(stx.Dev_major, stx.Dev_minor), stx.Ino
 }
 
+// seqFields splits a line of a seq_file table into its fields at spaces
+// and tabs only: the kernel escapes those (and newline and backslash) in
+// the names it writes, and nothing else, so a name may hold any other
+// white space (\v, \r, U+0085, U+00A0), which strings.Fields would split.
+func seqFields(line string) []string {
+	return strings.FieldsFunc(line, func(r rune) bool { return r == ' ' || r == '\t' })
+}
+
 // parseSwaps returns the swap files of /proc/swaps (proc(5)); names are
 // octal-escaped there like mountinfo's.
 func parseSwaps(text string) []string {
 	var out []string
 	for i, line := range strings.Split(text, "\n") {
-		f := strings.Fields(line)
+		f := seqFields(line)
 		if i == 0 || len(f) < 2 || f[1] != "file" {
 			continue
 		}
@@ -175,7 +183,7 @@ func parseExports(text string) []string {
 		if line == "" || line[0] == '#' {
 			continue
 		}
-		f := strings.Fields(line)
+		f := seqFields(line)
 		if len(f) > 0 {
 			out = append(out, unescapeSeqPath(f[0]))
 		}

@@ -62,7 +62,7 @@ func parseMapsLine(line []byte) (mapping, bool) {
 // mount, which needs CAP_SYS_ADMIN (proc(5)); without it the mount is
 // chosen by the mapped path, and a warning says so.
 func (p *proc) scanMaps() {
-	b, err := p.readFile("maps")
+	b, err := p.readFile(readMaps, 0)
 	if err != nil {
 		if errors.Is(err, unix.EACCES) || errors.Is(err, unix.EPERM) {
 			p.warn("cannot read memory maps", unix.EACCES)
@@ -88,6 +88,9 @@ func (p *proc) scanMaps() {
 			if noMapFiles || p.tbl.internal[m.dev] {
 				continue
 			}
+			if !p.may(readMapFiles, 0) {
+				continue
+			}
 			name := "map_files/" + strconv.FormatUint(m.start, 16) + "-" + strconv.FormatUint(m.end, 16)
 			t, err := p.statLink(name)
 			if err != nil {
@@ -101,7 +104,7 @@ func (p *proc) scanMaps() {
 		id := cands[0]
 		if len(cands) > 1 || p.foreign {
 			exact := false
-			if !noMapFiles {
+			if !noMapFiles && p.may(readMapFiles, 0) {
 				name := "map_files/" + strconv.FormatUint(m.start, 16) + "-" + strconv.FormatUint(m.end, 16)
 				t, err := p.statLink(name)
 				switch {

@@ -249,10 +249,19 @@ var containerID = regexp.MustCompile(`[0-9a-f]{64}`)
 // /proc/PID/cgroup (cgroups(7)): the v2 line "0::PATH", else the v1 line
 // of the systemd hierarchy.
 func (p *proc) readCgroup() {
-	b, err := p.readFile("cgroup")
+	b, err := p.readFile(readCgroup, 0)
 	if err != nil {
 		return
 	}
+	h := &p.res.holder
+	h.Cgroup = parseCgroup(b)
+	h.Unit, h.Container = unitOf(h.Cgroup)
+}
+
+// parseCgroup returns the process's cgroup from /proc/PID/cgroup
+// ("ID:CONTROLLERS:PATH" lines, cgroups(7)): the v2 line "0::PATH", else
+// the path in the v1 hierarchy named systemd.
+func parseCgroup(b []byte) string {
 	var path string
 	for _, line := range bytes.Split(b, []byte("\n")) {
 		parts := strings.SplitN(string(line), ":", 3)
@@ -260,16 +269,13 @@ func (p *proc) readCgroup() {
 			continue
 		}
 		if parts[0] == "0" && parts[1] == "" {
-			path = parts[2]
-			break
+			return parts[2]
 		}
 		if parts[1] == "name=systemd" {
 			path = parts[2]
 		}
 	}
-	h := &p.res.holder
-	h.Cgroup = path
-	h.Unit, h.Container = unitOf(path)
+	return path
 }
 
 // unitOf finds the innermost systemd unit (service, scope, socket, mount,

@@ -51,10 +51,27 @@ type proc struct {
 	ns      *nsTable // that namespace's table
 	// detailed: some use was recorded in full detail
 	detailed bool
+	job      *job          // what the watchdog sees of this read
+	skip     map[read]bool // reads left out: an earlier one is stuck
+	// startTicks is the start time in clock ticks (proc(5) stat field
+	// 22): with the pid, it names the process across scans.
+	startTicks uint64
 }
 
-func (in *Inspector) scanProcess(pid int, tbl *scanTable, sc *scratch) procResult {
-	p := &proc{in: in, tbl: tbl, sc: sc, pid: pid, res: procResult{pid: pid}}
+// scanProcess reads one process. j tracks which read is under way, for the
+// watchdog; the reads of this process that an earlier scan abandoned and
+// that are still out (in.stuck) are left out, with a warning, so that the
+// process is reported with what the other reads show.
+func (in *Inspector) scanProcess(j *job, tbl *scanTable, sc *scratch) procResult {
+	pid := j.pid
+	p := &proc{in: in, tbl: tbl, sc: sc, job: j, pid: pid, res: procResult{pid: pid}}
+	if stuck := in.stuck.of(pid, 0); len(stuck) > 0 {
+		// Stuck before its start time was known: this pid cannot be
+		// told from a new process of the same number; leave it.
+		p.res.warnings = append(p.res.warnings, stuckWarning(pid, stuck, skipFor(stuck), time.Now()))
+		return p.res
+	}
+	j.reading(readStat, 0)
 	fd, err := unix.Open(fmt.Sprintf("%s/%d", in.procRoot, pid), unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		if !gone(err) {
@@ -67,15 +84,24 @@ func (in *Inspector) scanProcess(pid int, tbl *scanTable, sc *scratch) procResul
 	if !p.readStat() {
 		return p.res
 	}
-	var nsSt unix.Stat_t
-	err = unix.Fstatat(fd, "ns/mnt", &nsSt, 0)
-	if errors.Is(err, unix.EACCES) || errors.Is(err, unix.EPERM) {
-		tbl.hiddenNS.Store(true)
+	j.procStart.Store(p.startTicks)
+	if stuck := in.stuck.of(pid, p.startTicks); len(stuck) > 0 {
+		p.skip = skipFor(stuck)
+		p.res.warnings = append(p.res.warnings, stuckWarning(pid, stuck, p.skip, time.Now()))
 	}
-	if err == nil && tbl.ourNS != 0 && nsSt.Ino != tbl.ourNS {
-		p.foreign = true
-		p.ns = tbl.namespace(nsSt.Ino, in.procRoot, pid)
-		p.res.ns = nsSt.Ino
+	if p.may(readNS, 0) {
+		var nsSt unix.Stat_t
+		err = unix.Fstatat(fd, "ns/mnt", &nsSt, 0)
+		if errors.Is(err, unix.EACCES) || errors.Is(err, unix.EPERM) {
+			tbl.hiddenNS.Store(true)
+		}
+		if err == nil && tbl.ourNS != 0 && nsSt.Ino != tbl.ourNS {
+			p.foreign = true
+			if p.may(readMountinfo, 0) {
+				p.ns = tbl.namespace(nsSt.Ino, in.procRoot, pid)
+				p.res.ns = nsSt.Ino
+			}
+		}
 	}
 	p.scanLinks()
 	p.scanFDs()
@@ -87,6 +113,17 @@ func (in *Inspector) scanProcess(pid int, tbl *scanTable, sc *scratch) procResul
 		p.readCgroup()
 	}
 	return p.res
+}
+
+// may reports whether r may be read (it is not left out because an earlier
+// read of this process is stuck) and, if so, tells the watchdog that it is
+// read now.
+func (p *proc) may(r read, arg int) bool {
+	if p.skip[r] {
+		return false
+	}
+	p.job.reading(r, arg)
+	return true
 }
 
 func (p *proc) warn(what string, err error) {
@@ -114,10 +151,17 @@ func (p *proc) add(id MountID, u Use) {
 	p.res.uses[id] = append(p.res.uses[id], u)
 }
 
+// errLeftOut is the error of a read left out because an earlier read of the
+// same process is stuck in the kernel.
+var errLeftOut = errors.New("left out: an earlier read of this process is stuck")
+
 // readFile reads a small /proc/PID file into the scratch buffer (growing it
 // for large maps files).
-func (p *proc) readFile(name string) ([]byte, error) {
-	fd, err := unix.Openat(p.dirfd, name, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+func (p *proc) readFile(r read, arg int) ([]byte, error) {
+	if !p.may(r, arg) {
+		return nil, errLeftOut
+	}
+	fd, err := unix.Openat(p.dirfd, r.name(arg), unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return nil, err
 	}
@@ -144,41 +188,63 @@ func (p *proc) readFile(name string) ([]byte, error) {
 // readStat parses /proc/PID/stat (proc(5)); false for kernel threads and
 // processes that are gone.
 func (p *proc) readStat() bool {
-	b, err := p.readFile("stat")
+	b, err := p.readFile(readStat, 0)
 	if err != nil {
 		if !gone(err) {
 			p.warn("reading stat", err)
 		}
 		return false
 	}
-	open := bytes.IndexByte(b, '(')
-	close := bytes.LastIndexByte(b, ')')
-	if open < 0 || close < open {
-		p.warn("parsing stat", errors.New("malformed"))
+	st, err := parseStat(b)
+	if err != nil {
+		p.warn("parsing stat", err)
+		return false
+	}
+	if st.flags&pfKthread != 0 {
 		return false
 	}
 	h := &p.res.holder
 	h.PID = p.pid
-	h.Comm = string(b[open+1 : close])
+	h.Comm, h.State, h.Threads = st.comm, st.state, st.threads
+	p.startTicks = st.start
+	h.StartTicks = st.start
+	h.Started = bootTime(p.in.procRoot).Add(time.Duration(st.start) * time.Second / clockTicks)
+	var dir unix.Stat_t
+	if err := unix.Fstat(p.dirfd, &dir); err == nil {
+		h.UID = int(dir.Uid)
+	}
+	return true
+}
+
+// procStat is what a scan takes from /proc/PID/stat (proc(5)).
+type procStat struct {
+	comm    string // field 2, without its parentheses
+	state   byte   // field 3
+	flags   uint64 // field 9 (PF_*)
+	threads int    // field 20
+	start   uint64 // field 22: start time, clock ticks after boot
+}
+
+// parseStat parses /proc/PID/stat. The command name (field 2) is in
+// parentheses and is chosen by the process (prctl PR_SET_NAME): it may hold
+// spaces, parentheses and newlines, so it runs from the first '(' to the
+// last ')', and the fields after it are counted from there.
+func parseStat(b []byte) (procStat, error) {
+	open := bytes.IndexByte(b, '(')
+	close := bytes.LastIndexByte(b, ')')
+	if open < 0 || close < open {
+		return procStat{}, errors.New("malformed")
+	}
 	f := strings.Fields(string(b[close+1:]))
 	// f[0] is field 3 (state); field N is f[N-3].
 	if len(f) < 20 {
-		p.warn("parsing stat", errors.New("short"))
-		return false
+		return procStat{}, errors.New("short")
 	}
-	h.State = f[0][0]
-	flags, _ := strconv.ParseUint(f[9-3], 10, 64)
-	if flags&pfKthread != 0 {
-		return false
-	}
-	h.Threads, _ = strconv.Atoi(f[20-3])
-	ticks, _ := strconv.ParseUint(f[22-3], 10, 64)
-	h.Started = bootTime(p.in.procRoot).Add(time.Duration(ticks) * time.Second / clockTicks)
-	var st unix.Stat_t
-	if err := unix.Fstat(p.dirfd, &st); err == nil {
-		h.UID = int(st.Uid)
-	}
-	return true
+	st := procStat{comm: string(b[open+1 : close]), state: f[0][0]}
+	st.flags, _ = strconv.ParseUint(f[9-3], 10, 64)
+	st.threads, _ = strconv.Atoi(f[20-3])
+	st.start, _ = strconv.ParseUint(f[22-3], 10, 64)
+	return st, nil
 }
 
 // clockTicks is USER_HZ, fixed at 100 on Linux for /proc's clock-tick units.
@@ -209,7 +275,7 @@ func bootTime(procRoot string) time.Time {
 // readIdentity fills in what only holders need: command line and user.
 func (p *proc) readIdentity() {
 	h := &p.res.holder
-	if b, err := p.readFile("cmdline"); err == nil {
+	if b, err := p.readFile(readCmdline, 0); err == nil {
 		b = bytes.TrimRight(b, "\x00")
 		if len(b) > 0 {
 			h.Cmdline = strings.Split(string(b), "\x00")
@@ -278,11 +344,14 @@ func (p *proc) readlink(dirfd int, name string) string {
 func (p *proc) scanLinks() {
 	var cwd, root target
 	for _, l := range []struct {
-		name string
+		what read
 		kind UseKind
 		t    *target
-	}{{"cwd", UseCwd, &cwd}, {"root", UseRoot, &root}, {"exe", UseExe, nil}} {
-		t, err := p.statLink(l.name)
+	}{{readCwd, UseCwd, &cwd}, {readRoot, UseRoot, &root}, {readExe, UseExe, nil}} {
+		if !p.may(l.what, 0) {
+			continue
+		}
+		t, err := p.statLink(l.what.file())
 		if err != nil {
 			if errors.Is(err, unix.EACCES) || errors.Is(err, unix.EPERM) {
 				p.warn("cannot read cwd, root or exe", unix.EACCES)
@@ -293,9 +362,9 @@ func (p *proc) scanLinks() {
 		if l.t != nil {
 			*l.t = t
 		}
-		p.addLink(p.dirfd, l.name, l.kind, 0, t)
+		p.addLink(p.dirfd, l.what.file(), l.kind, 0, t)
 	}
-	if p.res.holder.Threads > 1 {
+	if p.res.holder.Threads > 1 && p.may(readTask, 0) {
 		p.scanThreads(cwd, root)
 	}
 }
@@ -331,6 +400,7 @@ func (p *proc) scanThreads(cwd, root target) {
 		if r, _, errno := unix.Syscall6(unix.SYS_KCMP, uintptr(p.pid), uintptr(tid), kcmpFS, 0, 0, 0); errno == 0 && r == 0 {
 			return
 		}
+		p.job.reading(readTask, tid)
 		for _, l := range []struct {
 			name string
 			kind UseKind
@@ -373,6 +443,9 @@ func (p *proc) eachEntry(dirfd int, fn func(name string)) {
 // and the access mode, which the kernel shows as the magic link's own
 // permission bits (proc(5): S_IRUSR for read, S_IWUSR for write).
 func (p *proc) scanFDs() {
+	if !p.may(readFD, -1) {
+		return
+	}
 	fdDir, err := unix.Openat(p.dirfd, "fd", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		if errors.Is(err, unix.EACCES) || errors.Is(err, unix.EPERM) {
@@ -386,6 +459,7 @@ func (p *proc) scanFDs() {
 		if err != nil {
 			return
 		}
+		p.job.reading(readFD, fd)
 		t, err := p.statAt(fdDir, name)
 		if err != nil {
 			if gone(err) {
@@ -431,27 +505,44 @@ func (p *proc) scanFDs() {
 // fdinfoTarget reads mnt_id and ino from /proc/PID/fdinfo/N, which never
 // touches the file.
 func (p *proc) fdinfoTarget(fd int) (target, error) {
-	b, err := p.readFile("fdinfo/" + strconv.Itoa(fd))
+	b, err := p.readFile(readFDInfo, fd)
 	if err != nil {
 		return target{}, err
 	}
-	var t target
+	fi := parseFDInfo(b)
+	t := target{ino: fi.ino, nlink: 1}
+	t.mount, t.known = p.tbl.byOld[fi.mntID]
+	return t, nil
+}
+
+// fdInfo is what a scan takes from /proc/PID/fdinfo/N (proc(5)).
+type fdInfo struct {
+	mntID int    // "mnt_id:", the reusable mount ID
+	ino   uint64 // "ino:"
+	locks []Lock // "lock:" lines, the locks this open file holds for the process
+}
+
+// parseFDInfo parses the "key:\tvalue" lines of an fdinfo file; other
+// lines (an io_uring's or an epoll's own sections) are skipped.
+func parseFDInfo(b []byte) fdInfo {
+	var fi fdInfo
 	for _, line := range strings.Split(string(b), "\n") {
 		k, v, ok := strings.Cut(line, ":")
 		if !ok {
 			continue
 		}
-		v = strings.TrimSpace(v)
 		switch k {
 		case "mnt_id":
-			id, _ := strconv.Atoi(v)
-			t.mount, t.known = p.tbl.byOld[id]
+			fi.mntID, _ = strconv.Atoi(strings.TrimSpace(v))
 		case "ino":
-			t.ino, _ = strconv.ParseUint(v, 10, 64)
+			fi.ino, _ = strconv.ParseUint(strings.TrimSpace(v), 10, 64)
+		case "lock":
+			if l, ok := parseLockLine(v); ok {
+				fi.locks = append(fi.locks, l)
+			}
 		}
 	}
-	t.nlink = 1
-	return t, nil
+	return fi
 }
 
 // addLocks reads the "lock:" lines of /proc/PID/fdinfo/N (proc(5)): the
@@ -460,18 +551,12 @@ func (p *proc) fdinfoTarget(fd int) (target, error) {
 // file description), so attribution is exact where /proc/locks' pid is not
 // (OFD locks show pid -1 there, and an inherited flock shows its creator).
 func (p *proc) addLocks(fd int, id MountID, path string) {
-	b, err := p.readFile("fdinfo/" + strconv.Itoa(fd))
+	b, err := p.readFile(readFDInfo, fd)
 	if err != nil {
 		return
 	}
-	for _, line := range strings.Split(string(b), "\n") {
-		rest, ok := strings.CutPrefix(line, "lock:")
-		if !ok {
-			continue
-		}
-		if l, ok := parseLockLine(rest); ok {
-			p.add(id, Use{Kind: UseLock, FD: fd, Path: path, Lock: &l})
-		}
+	for _, l := range parseFDInfo(b).locks {
+		p.add(id, Use{Kind: UseLock, FD: fd, Path: path, Lock: &l})
 	}
 }
 
@@ -483,10 +568,28 @@ func (p *proc) ioUring(fdDir int, name string, fd int) {
 	if p.readlink(fdDir, name) != "anon_inode:[io_uring]" {
 		return
 	}
-	b, err := p.readFile("fdinfo/" + name)
+	b, err := p.readFile(readFDInfo, fd)
 	if err != nil {
 		return
 	}
+	for _, f := range parseUserFiles(b) {
+		p.res.uring = append(p.res.uring, KernelHolder{Kind: "io_uring", Name: fmt.Sprintf("io_uring fd %d, file %d", fd, f.index),
+			Path: f.path, PID: p.pid, Action: "stop the process or unregister the file"})
+	}
+}
+
+// userFile is one registered file of an io_uring instance.
+type userFile struct {
+	index int
+	path  string
+}
+
+// parseUserFiles reads the "UserFiles:" section of an io_uring fdinfo
+// (io_uring/fdinfo.c: "%5u: " then seq_file_path with " \t\n\\" escaped,
+// one line per file; an index of five digits or more is not indented),
+// which ends at the next line that is neither indented nor such a line.
+func parseUserFiles(b []byte) []userFile {
+	var out []userFile
 	in := false
 	for _, line := range strings.Split(string(b), "\n") {
 		if strings.HasPrefix(line, "UserFiles:") {
@@ -497,15 +600,14 @@ func (p *proc) ioUring(fdDir int, name string, fd int) {
 			continue
 		}
 		num, path, ok := strings.Cut(strings.TrimLeft(line, " "), ": ")
-		if !ok || num == "" || num[0] < '0' || num[0] > '9' {
-			if !strings.HasPrefix(line, " ") {
-				in = false
-			}
+		index, err := strconv.Atoi(num)
+		if !ok || err != nil || index < 0 || num[0] < '0' || num[0] > '9' {
+			in = strings.HasPrefix(line, " ")
 			continue
 		}
-		p.res.uring = append(p.res.uring, KernelHolder{Kind: "io_uring", Name: fmt.Sprintf("io_uring fd %d, file %s", fd, num),
-			Path: unescapeSeqPath(path), PID: p.pid, Action: "stop the process or unregister the file"})
+		out = append(out, userFile{index: index, path: unescapeSeqPath(path)})
 	}
+	return out
 }
 
 // unescapeSeqPath undoes seq_file_path's octal escapes (\040 for space).

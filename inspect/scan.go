@@ -86,9 +86,12 @@ type procResult struct {
 
 // scanProcesses reads every process with a fixed pool of in.workers
 // goroutines that take pids in turn. Each pid has a deadline (perProcess):
-// a watchdog abandons a worker stuck on one (a hung filesystem), reports
-// the pid and starts a fresh worker in its place, so a scan never waits on
-// a dead server much longer than that.
+// a watchdog abandons a worker stuck on one (a hung filesystem), records
+// the read it is stuck in with the Inspector (in.stuck), starts a fresh
+// worker in its place and queues the pid once more: the second look
+// leaves out what can block (see stuckReads), so the process is still
+// reported with what is known. A scan never waits on a dead server much
+// longer than the deadline, and later scans do not wait on it at all.
 //
 // The workers live for the whole scan on purpose: a goroutine per pid
 // behind a semaphore parked and woke OS threads for every process, which
@@ -102,41 +105,46 @@ func (in *Inspector) scanProcesses(ctx context.Context, tbl *scanTable, snap *Sn
 	}
 	self := os.Getpid()
 	results := make(chan procResult, len(pids))
-	// job is one pid being read; claimed decides, once, whether its
-	// worker delivers the result or the watchdog abandons it.
-	type job struct {
-		pid     int
-		start   time.Time
-		claimed atomic.Bool
+	type next struct {
+		pid   int
+		retry bool
 	}
 	var (
-		next     atomic.Int64   // index in pids of the next one to read
 		workers  sync.WaitGroup // live, not abandoned, workers
-		mu       sync.Mutex     // guards active and timedOut
+		mu       sync.Mutex     // guards queue, active and timedOut
+		queue    = make([]next, 0, len(pids))
 		active   = map[*job]struct{}{}
 		timedOut []int
 	)
+	for _, pid := range pids {
+		if pid != self {
+			queue = append(queue, next{pid: pid})
+		}
+	}
 	var work func()
 	work = func() {
 		sc := newScratch() // an abandoned worker keeps its own: never shared
 		for ctx.Err() == nil {
-			i := int(next.Add(1) - 1)
-			if i >= len(pids) {
+			mu.Lock()
+			if len(queue) == 0 {
+				mu.Unlock()
 				break
 			}
-			if pids[i] == self {
-				continue
-			}
-			j := &job{pid: pids[i], start: time.Now()}
-			mu.Lock()
+			n := queue[0]
+			queue = queue[1:]
+			j := &job{pid: n.pid, retry: n.retry, start: time.Now()}
 			active[j] = struct{}{}
 			mu.Unlock()
-			r := in.scanProcess(j.pid, tbl, sc)
+			r := in.scanProcess(j, tbl, sc)
 			mu.Lock()
 			delete(active, j)
 			mu.Unlock()
 			if !j.claimed.CompareAndSwap(false, true) {
-				return // abandoned: the watchdog counted us out and replaced us
+				// Abandoned: the watchdog recorded us and replaced us.
+				// Our read returned after all: the process may be
+				// asked everything again.
+				in.stuck.returned(j)
+				return
 			}
 			results <- r
 		}
@@ -156,13 +164,27 @@ func (in *Inspector) scanProcesses(ctx context.Context, tbl *scanTable, snap *Sn
 			waiting = false
 		case <-ctx.Done():
 			snap.Warnings = append(snap.Warnings, Warning{What: "scan cut short", Err: ctx.Err()})
+			// The workers still reading are left behind: record them, so
+			// that one stuck for good is not asked again by the next scan.
+			mu.Lock()
+			for j := range active {
+				if in.stuck.abandon(j) {
+					delete(active, j)
+					workers.Done() // counted out, so the waiter above ends too
+				}
+			}
+			mu.Unlock()
 			waiting = false
 		case now := <-tick.C:
 			mu.Lock()
 			for j := range active {
-				if now.Sub(j.start) >= in.perProcess && j.claimed.CompareAndSwap(false, true) {
+				if now.Sub(j.start) >= in.perProcess && in.stuck.abandon(j) {
 					delete(active, j)
-					timedOut = append(timedOut, j.pid)
+					if j.retry {
+						timedOut = append(timedOut, j.pid)
+					} else {
+						queue = append(queue, next{pid: j.pid, retry: true})
+					}
 					workers.Add(1) // the replacement, before the stuck one is counted out
 					go work()
 					workers.Done()
@@ -171,10 +193,9 @@ func (in *Inspector) scanProcesses(ctx context.Context, tbl *scanTable, snap *Sn
 			mu.Unlock()
 		}
 	}
-	notScanned := 0
-	if ctx.Err() != nil {
-		notScanned = len(pids) - min(int(next.Load()), len(pids))
-	}
+	mu.Lock()
+	notScanned := len(queue)
+	mu.Unlock()
 	n := len(results)
 	byCause := map[string][]int{}
 	var order []string
@@ -201,7 +222,7 @@ func (in *Inspector) scanProcesses(ctx context.Context, tbl *scanTable, snap *Sn
 	mu.Lock()
 	if len(timedOut) > 0 {
 		sort.Ints(timedOut)
-		snap.Warnings = append(snap.Warnings, Warning{What: fmt.Sprintf("gave up on %s after %v (stuck in the kernel, e.g. on a hung filesystem; state D?)",
+		snap.Warnings = append(snap.Warnings, Warning{What: fmt.Sprintf("gave up on %s after %v, twice (stuck in the kernel, e.g. on a hung filesystem; state D?); the reads that did not return are not asked again until they do",
 			pidList(timedOut), in.perProcess)})
 	}
 	mu.Unlock()

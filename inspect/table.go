@@ -39,9 +39,23 @@ func (in *Inspector) readTable(ctx context.Context) ([]Mount, bool, []Warning, e
 	if err != nil {
 		warnings = append(warnings, Warning{What: "unique mount IDs unavailable; using the reusable 32-bit IDs with device and root", Err: err})
 	}
-	mounts := make([]Mount, 0, len(infos))
+	mounts, missing := buildTable(infos, unique)
+	if missing > 0 {
+		warnings = append(warnings, Warning{What: fmt.Sprintf("%d mounts changed while the table was read; their IDs are stand-ins until the next scan", missing)})
+	}
+	return mounts, unique != nil, warnings, nil
+}
+
+// buildTable makes our Mounts from mountinfo's entries: each keyed by its
+// unique ID where unique (reusable ID -> unique ID) has it, else by a
+// stand-in (missing counts those when unique is not nil: mounts that came
+// or went between the two reads), and each parent found by its reusable
+// ID; a mount whose parent is not in the table (the namespace root) is its
+// own parent.
+func buildTable(infos []*mountinfo.Info, unique map[int]MountID) (mounts []Mount, missing int) {
+	mounts = make([]Mount, 0, len(infos))
 	for _, info := range infos {
-		m := Mount{
+		mounts = append(mounts, Mount{
 			OldID:        info.ID,
 			OldParentID:  info.Parent,
 			Major:        info.Major,
@@ -53,18 +67,15 @@ func (in *Inspector) readTable(ctx context.Context) ([]Mount, bool, []Warning, e
 			Options:      info.Options,
 			SuperOptions: info.VFSOptions,
 			Propagation:  parsePropagation(info.Optional),
-		}
-		mounts = append(mounts, m)
+		})
 	}
-	ok := unique != nil
-	missing := 0
 	byOld := make(map[int]MountID, len(mounts))
 	for i := range mounts {
 		m := &mounts[i]
 		if id, found := unique[m.OldID]; found {
 			m.ID = id
 		} else {
-			if ok {
+			if unique != nil {
 				missing++
 			}
 			m.ID = standIn(m)
@@ -79,10 +90,7 @@ func (in *Inspector) readTable(ctx context.Context) ([]Mount, bool, []Warning, e
 			m.ParentID = m.ID // the namespace root: its parent is outside our view
 		}
 	}
-	if missing > 0 {
-		warnings = append(warnings, Warning{What: fmt.Sprintf("%d mounts changed while the table was read; their IDs are stand-ins until the next scan", missing)})
-	}
-	return mounts, ok, warnings, nil
+	return mounts, missing
 }
 
 // uniqueIDs maps reusable mount IDs to unique ones, or returns nil and why

@@ -10,8 +10,11 @@
 //   - every look at a process's file goes through its /proc magic link with
 //     statx(AT_STATX_DONT_SYNC|AT_NO_AUTOMOUNT), which answers from the
 //     inode cache and so does not block on a dead FUSE or network server;
-//   - a process that does block (D state on a hung filesystem) is abandoned
-//     after a per-process deadline and reported in Warnings.
+//   - a process that does block (stuck in the kernel on a hung filesystem)
+//     is abandoned after a per-process deadline; the Inspector remembers the
+//     read that did not return (by pid and start time) and, until it does,
+//     every scan reads that process only where it cannot block, reports it
+//     with what those reads show, and says which read is stuck since when.
 //
 // Mounts are keyed by their 64-bit unique mount ID (statx STATX_MNT_ID_UNIQUE,
 // Linux 6.8+): the 32-bit ID in mountinfo is reused within seconds.
@@ -184,6 +187,11 @@ type Holder struct {
 	Unit      string // systemd unit from the cgroup path, e.g. "nginx.service"
 	Container string // container ID found in the cgroup path (docker, containerd, podman, kubepods)
 	Uses      []Use
+
+	// StartTicks is the start time as the kernel gives it (/proc/PID/stat
+	// field 22, clock ticks since boot, proc(5)): exact where Started is
+	// rounded, so with PID it names one process even once the pid is reused.
+	StartTicks uint64
 }
 
 // Warning is a partial failure of a scan: a process it could not read, one
@@ -303,18 +311,20 @@ func (s *Snapshot) MountContaining(path string) (*Mount, bool) {
 }
 
 // Descendants returns every mount below id (submounts), deepest first: the
-// order in which they must be unmounted.
+// order in which they must be unmounted. Each mount is visited once, so a
+// table with a cycle of parents (which the kernel never writes, but a
+// --proc fixture can hold) ends the walk instead of the stack.
 func (s *Snapshot) Descendants(id MountID) []MountID {
 	var out []MountID
 	var walk func(MountID, int)
-	depth := map[MountID]int{}
+	depth := map[MountID]int{id: 0}
 	walk = func(p MountID, d int) {
 		m, ok := s.Mount(p)
 		if !ok {
 			return
 		}
 		for _, c := range m.Children {
-			if c == p {
+			if _, seen := depth[c]; seen {
 				continue
 			}
 			depth[c] = d + 1

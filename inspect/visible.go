@@ -16,9 +16,15 @@ package inspect
 // never hidden.
 func (s *Snapshot) markHidden() {
 	// reached: the path walk to m's mount point arrives at m's place in
-	// the tree (m, or a mount stacked on it).
+	// the tree (m, or a mount stacked on it). seen ends the walk on a
+	// table only a --proc fixture can hold (an ID twice, a cycle).
+	seen := make(map[MountID]bool, len(s.Mounts))
 	var visit func(m *Mount, reached bool)
 	visit = func(m *Mount, reached bool) {
+		if seen[m.ID] {
+			return
+		}
+		seen[m.ID] = true
 		covered := s.covered(m)
 		m.Hidden = !reached || covered
 		for _, c := range m.Children {

@@ -17,6 +17,10 @@ const (
 	actRun     actionKind = iota + 1 // start the unmount in req with plan
 	actQuit                          // quit, cancelling the running unmount
 	actRelease                       // carry out release (one kernel holder or copy)
+
+	// actRollbackFence rolls back action.leftover, a fence a killed run
+	// left.
+	actRollbackFence
 )
 
 // action is the deed a dialog guards; the dialog carries it so that "yes"
@@ -27,6 +31,9 @@ type action struct {
 	plan    unmount.Plan
 	release unmount.Release
 	what    string // actRelease: the release in the operator's words
+	// leftover (actRollbackFence) is the fence to roll back, as found;
+	// what then says it in the operator's words.
+	leftover unmount.Leftover
 }
 
 // choice is one answer of a dialog. The first choice is always No.

@@ -63,3 +63,14 @@ func (e Engine) ExpiryMarks(ids []inspect.MountID) map[inspect.MountID]unmount.E
 	}
 	return out
 }
+
+// Leftovers implements Leftovers: the fences killed runs left in snap's
+// table (unmount.FindLeftovers).
+func (e Engine) Leftovers(ctx context.Context, snap *inspect.Snapshot) []unmount.Leftover {
+	return unmount.FindLeftovers(ctx, snap)
+}
+
+// RollbackLeftover implements Leftovers.
+func (e Engine) RollbackLeftover(ctx context.Context, l unmount.Leftover) (string, error) {
+	return e.U.RollbackLeftover(ctx, l)
+}

@@ -17,6 +17,7 @@ type keyMap struct {
 
 	Lazy, Expire, Force, Staged, DryRun key.Binding
 	Release                             key.Binding
+	RollbackFence                       key.Binding
 	Refresh                             key.Binding
 	Cancel                              key.Binding
 	Help, Quit                          key.Binding
@@ -53,6 +54,8 @@ func defaultKeys() keyMap {
 		Help:    b([]string{"?"}, "?", "help"),
 		Quit:    b([]string{"q", "ctrl+c"}, "q", "quit"),
 
+		RollbackFence: b([]string{"K"}, "K", "roll back a fence a killed run left"),
+
 		Yes:    b([]string{"y", "Y"}, "y", "yes"),
 		No:     b([]string{"n", "N", "esc", "q", "ctrl+c"}, "n/esc", "no"),
 		Left:   b([]string{"left", "h", "shift+tab"}, "←", "previous choice"),
@@ -86,7 +89,7 @@ func (k keyMap) helpGroups() []helpGroup {
 	return []helpGroup{
 		{"Move", []key.Binding{k.Up, k.Down, k.PageUp, k.PageDown, k.Top, k.Bottom, k.SwitchPane}},
 		{"Tree", []key.Binding{k.Toggle, k.Expand, k.Collapse, k.Filter, k.Refresh}},
-		{"Unmount", []key.Binding{k.Lazy, k.Expire, k.Force, k.Staged, k.DryRun, k.Release, k.Cancel}},
+		{"Unmount", []key.Binding{k.Lazy, k.Expire, k.Force, k.Staged, k.DryRun, k.Release, k.RollbackFence, k.Cancel}},
 		{"Other", []key.Binding{k.Help, k.Quit}},
 	}
 }

@@ -47,6 +47,9 @@ type Options struct {
 	Now func() time.Time
 	// Notice is shown in the status bar until the first action.
 	Notice string
+	// Leftovers, if set, finds the fences killed runs left after each
+	// scan: a banner says so and K rolls one back.
+	Leftovers Leftovers
 }
 
 type focus int
@@ -91,6 +94,8 @@ type Model struct {
 	// words; empty when none is. One at a time.
 	releasing string
 	laidOut   int // the status height the panes were sized for
+	// leftovers are the fences killed runs left, as of the last scan.
+	leftovers []unmount.Leftover
 }
 
 // New builds the view; the first scan starts with Init.
@@ -207,6 +212,13 @@ func (m Model) update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		return m.onReleasePlan(msg)
 	case releaseDoneMsg:
 		return m.onReleaseDone(msg)
+	case leftoversMsg:
+		if msg.gen == m.gen {
+			m.leftovers = msg.list
+		}
+		return m, nil
+	case leftoverDoneMsg:
+		return m.onLeftoverDone(msg)
 	case runStartedMsg:
 		if msg.run != m.progress.run {
 			return m, nil
@@ -293,6 +305,9 @@ func (m Model) onScan(msg scanDoneMsg) (tea.Model, tea.Cmd) {
 		m.status = safe(gone) + " is no longer mounted; selected the mount above it"
 	}
 	m.showSelected()
+	if m.opts.Leftovers != nil {
+		next = tea.Batch(next, leftoversCmd(m.opts.Leftovers, msg.snap, m.gen))
+	}
 	return m, next
 }
 
@@ -440,6 +455,8 @@ func (m Model) onKey(km tea.KeyMsg) (tea.Model, tea.Cmd) {
 		return m.ask(Request{Mode: unmount.ModeStaged, Policy: unmount.PolicyClose}, true)
 	case key.Matches(km, k.Release):
 		return m.askRelease()
+	case key.Matches(km, k.RollbackFence) && m.opts.Leftovers != nil:
+		return m.askRollbackFence()
 	}
 	if m.focus == focusTree {
 		m.tree, _ = m.tree.Update(km)
@@ -720,6 +737,9 @@ func (m Model) do(a action) (tea.Model, tea.Cmd) {
 		m.releasing = a.what
 		m.status = "releasing: " + a.what + "…"
 		return m, releaseCmd(m.opts.Unmounter, a.release, a.what)
+	case actRollbackFence:
+		m.status = a.what + "…"
+		return m, rollbackFenceCmd(m.opts.Leftovers, a.leftover)
 	case actRun:
 		m.runs++
 		run := m.runs
@@ -922,7 +942,7 @@ func (m Model) statusTexts() (msg, hint string) {
 // reminder (cut to fit) or, after an error, only the age of the data.
 func (m Model) statusHeight() int {
 	msg, hint := m.statusTexts()
-	n := len(wrapLines(msg, m.width, 2)) + 1
+	n := len(wrapLines(msg, m.width, 2)) + 1 + len(m.bannerLines())
 	if m.err != nil {
 		n += len(wrapLines(hint, m.width, 2))
 	}
@@ -933,6 +953,9 @@ func (m Model) statusHeight() int {
 func (m Model) statusLines() string {
 	msg, hint := m.statusTexts()
 	var out []string
+	for _, l := range m.bannerLines() {
+		out = append(out, m.styles.Warning.Render(l))
+	}
 	st := m.styles.Status
 	if m.err != nil {
 		st = m.styles.StatusError

@@ -788,7 +788,7 @@ func TestHiddenAndOverlayInTheView(t *testing.T) {
 	s := inspect.NewSnapshot(ms, fakeHolders(), nil)
 	s.Taken = clock0
 	s.Kernel = map[inspect.MountID][]inspect.KernelHolder{idScratch: {{Kind: "overlay", Name: "/srv/ov", Path: "/mnt/scratch/up",
-		Layers: []inspect.Layer{{Option: "upperdir", Path: "/mnt/scratch/up"}, {Option: "workdir", Path: "/mnt/scratch/wk"}},
+		Layers:    []inspect.Layer{{Option: "upperdir", Path: "/mnt/scratch/up"}, {Option: "workdir", Path: "/mnt/scratch/wk"}},
 		Namespace: 4026532999, Action: "unmount the overlay at /srv/ov in mount namespace mnt:[4026532999] first"}}}
 	d := newDriver(t, Options{Scanner: &fakeScanner{snaps: []*inspect.Snapshot{s}}, StartPath: "/mnt/scratch"})
 	d.started()

@@ -39,13 +39,25 @@ func (m Mode) String() string {
 type Policy int
 
 const (
-	PolicyClose  Policy = iota + 1 // ptrace injection: close fds, PROT_NONE mappings, chdir("/")
-	PolicySignal                   // SIGTERM, then SIGKILL after Grace
+	// PolicyClose revokes by ptrace injection: a placeholder on each fd
+	// (an O_PATH fd that fails every read and write and keeps the number
+	// taken, so the process's next open cannot get it and receive what it
+	// meant for the old file), PROT_NONE mappings, cwd moved into an empty
+	// read-only directory on no mounted tree.
+	PolicyClose  Policy = iota + 1
+	PolicySignal        // SIGTERM, then SIGKILL after Grace
+	// PolicyClosePlain is PolicyClose with the fds closed instead: the
+	// numbers are free again, and the process's next open(2) gets the
+	// lowest of them.
+	PolicyClosePlain
 )
 
 func (p Policy) String() string {
-	if p == PolicySignal {
+	switch p {
+	case PolicySignal:
 		return "signal"
+	case PolicyClosePlain:
+		return "close-plain"
 	}
 	return "close"
 }
@@ -57,7 +69,7 @@ type Stage int
 const (
 	StagePlan     Stage = iota + 1 // what will happen to whom
 	StageFence                     // stop new opens by path; syncfs
-	StageRevoke                    // per holder: close/mmap/chdir by ptrace, or signal
+	StageRevoke                    // per holder: placeholder or close/mmap/fchdir by ptrace, or signal
 	StageDrain                     // rescan every Interval, revoke stragglers
 	StageUnmount                   // the real umount2, and verifying it is gone
 	StageRollback                  // cancelled before revoke: fence removed
@@ -96,7 +108,7 @@ func (s Stage) String() string {
 // HolderAction is what the plan will do to one holder process.
 type HolderAction struct {
 	Holder  inspect.Holder
-	Action  string // e.g. "close 3 fds, unmap 1 mapping, chdir /"; "SIGTERM, SIGKILL after 5s"
+	Action  string // e.g. "put a placeholder on fd 3; unmap 1 mapping"; "SIGTERM, SIGKILL after 5s"
 	Refused string // non-empty: cannot be revoked, and why (exe on the mount, D state, traced, ...)
 	// Namespace is "mnt:[N]" for a holder of a copy in another mount
 	// namespace that umount2 propagates to: listed, and revoked, only with

@@ -37,16 +37,16 @@ func TestEventSequence(t *testing.T) {
 			mode: ModeStaged, policy: PolicyClose,
 			holders:    [][]inspect.Holder{{holder(10, "cat", fdUse(3))}, {holder(10, "cat", fdUse(3), inspect.Use{Kind: inspect.UseCwd, FD: -1})}, nil},
 			wantStages: "plan fence fence revoke drain unmount unmount done",
-			wantCalls:  []string{"fence beneath /mnt/t", "syncfs", "revoke 10 close fd 3; chdir / (1 thread)", "umount2 /stash/mnt NOFOLLOW", "remove-fence"},
+			wantCalls:  []string{"fence beneath /mnt/t", "syncfs", "revoke 10 put a placeholder on fd 3; cwd into an empty directory (1 thread)", "umount2 /stash/mnt NOFOLLOW", "remove-fence"},
 			wantGone:   true,
-			wantWhat:   "pid 10 (cat): did close fd 3; chdir / (1 thread)",
+			wantWhat:   "pid 10 (cat): did put a placeholder on fd 3; cwd into an empty directory (1 thread)",
 		},
 		{
 			name: "straggler reopening through its cwd is revoked again in the drain",
 			mode: ModeStaged, policy: PolicyClose,
 			holders:    [][]inspect.Holder{{holder(10, "cat", fdUse(3))}, {holder(10, "cat", fdUse(3))}, {holder(10, "cat", fdUse(4))}, nil},
 			wantStages: "plan fence fence revoke drain drain drain unmount unmount done",
-			wantCalls:  []string{"fence beneath /mnt/t", "syncfs", "revoke 10 close fd 3", "revoke 10 close fd 4", "umount2 /stash/mnt NOFOLLOW", "remove-fence"},
+			wantCalls:  []string{"fence beneath /mnt/t", "syncfs", "revoke 10 put a placeholder on fd 3", "revoke 10 put a placeholder on fd 4", "umount2 /stash/mnt NOFOLLOW", "remove-fence"},
 			wantGone:   true,
 		},
 		{
@@ -88,12 +88,27 @@ func TestEventSequence(t *testing.T) {
 			wantWhat:   "its executable is on the mount",
 		},
 		{
+			// The pidfd is opened once, from the plan, before anything
+			// changes; both signals go through it.
 			name: "exe on the mount under signal: SIGTERM, then SIGKILL after the grace",
 			mode: ModeStaged, policy: PolicySignal, grace: 3 * time.Millisecond,
 			holders:    append(repeat(20, holder(11, "victim", exe)), nil),
 			wantStages: "plan fence fence revoke",
-			wantCalls:  []string{"fence beneath /mnt/t", "syncfs", "signal 11 SIGTERM", "signal 11 SIGKILL", "umount2 /stash/mnt NOFOLLOW", "remove-fence"},
+			wantCalls:  []string{"pidfd 11", "fence beneath /mnt/t", "syncfs", "signal 11 SIGTERM", "signal 11 SIGKILL", "umount2 /stash/mnt NOFOLLOW", "remove-fence"},
 			wantGone:   true,
+		},
+		{
+			// The pid of the holder goes to another process that holds
+			// the mount too (another start time in the scan): that one
+			// gets a pidfd of its own and its own SIGTERM first.
+			name: "signal: a holder's pid reused by another holder",
+			mode: ModeStaged, policy: PolicySignal, grace: 3 * time.Millisecond,
+			holders: append(append([][]inspect.Holder{{started(holder(11, "victim", exe), 100)}, {started(holder(11, "victim", exe), 100)}},
+				repeat(20, started(holder(11, "other", exe), 200))...), nil),
+			wantStages: "plan fence fence revoke",
+			wantCalls: []string{"pidfd 11", "fence beneath /mnt/t", "syncfs", "signal 11 SIGTERM",
+				"pidfd 11", "signal 11 SIGTERM", "signal 11 SIGKILL", "umount2 /stash/mnt NOFOLLOW", "remove-fence"},
+			wantGone: true,
 		},
 		{
 			name: "traced holder: revoke fails, reported with the reason",
@@ -102,7 +117,7 @@ func TestEventSequence(t *testing.T) {
 			setup: func(f *fakeSys, _ context.CancelFunc) {
 				f.revokeErr[12] = errors.New("already traced by another process")
 			},
-			wantCalls: []string{"fence beneath /mnt/t", "syncfs", "revoke 12 close fd 5", "rollback"},
+			wantCalls: []string{"fence beneath /mnt/t", "syncfs", "revoke 12 put a placeholder on fd 5", "rollback"},
 			wantErr:   ErrTimeout,
 			wantWhat:  "not revoked: already traced",
 		},
@@ -113,7 +128,7 @@ func TestEventSequence(t *testing.T) {
 			setup: func(f *fakeSys, _ context.CancelFunc) {
 				f.revokeSeq[13] = []error{transient{errors.New("did not stop in time (uninterruptible sleep?)")}, nil}
 			},
-			wantCalls: []string{"fence beneath /mnt/t", "syncfs", "revoke 13 close fd 5", "revoke 13 close fd 5", "umount2 /stash/mnt NOFOLLOW", "remove-fence"},
+			wantCalls: []string{"fence beneath /mnt/t", "syncfs", "revoke 13 put a placeholder on fd 5", "revoke 13 put a placeholder on fd 5", "umount2 /stash/mnt NOFOLLOW", "remove-fence"},
 			wantGone:  true,
 			wantWhat:  "not revoked: did not stop in time",
 		},
@@ -227,6 +242,12 @@ func TestEventSequence(t *testing.T) {
 	}
 }
 
+// started is h with the start time ticks (inspect.Holder.StartTicks).
+func started(h inspect.Holder, ticks uint64) inspect.Holder {
+	h.StartTicks = ticks
+	return h
+}
+
 func repeat(n int, h inspect.Holder) [][]inspect.Holder {
 	out := make([][]inspect.Holder, n)
 	for i := range out {
@@ -265,7 +286,7 @@ func TestHolderPicture(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(p.Holders) != 2 || p.Holders[1].Refused == "" || p.Holders[0].Action != "close fd 3" {
+	if len(p.Holders) != 2 || p.Holders[1].Refused == "" || p.Holders[0].Action != "put a placeholder on fd 3" {
 		t.Fatalf("plan holders: %+v", p.Holders)
 	}
 	evs := collect(u.Run(context.Background(), p))

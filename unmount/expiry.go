@@ -1,10 +1,11 @@
 package unmount
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io/fs"
+	"io"
 	"os"
 	"path/filepath"
 	"sync"
@@ -13,6 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"mounttop/inspect"
+	"mounttop/internal/bounded"
 	"mounttop/internal/termsafe"
 )
 
@@ -35,11 +37,15 @@ type ExpiryMark struct {
 // could name another mount by the next call). With a path it is persisted as
 // a small JSON file next to the journal, so the second `mounttop umount
 // --expire` invocation knows what the first one did; read-modify-write is
-// serialized between processes with flock(2) on PATH.lock.
+// serialized between processes with flock(2) on PATH.lock. PATH's
+// directory is checked like the journal's (OpenStateDir) on every update.
 type ExpiryBook struct {
 	path string // "" keeps the book in memory only
 	mu   sync.Mutex
 	mem  map[inspect.MountID]ExpiryMark
+	// stuck is set once a file step was abandoned (bookWait): updates
+	// fail with it from then on rather than queue behind it.
+	stuck error
 }
 
 // OpenExpiryBook returns the book persisted at path ("" for memory only).
@@ -116,29 +122,105 @@ func (b *ExpiryBook) Forget(id inspect.MountID) error {
 }
 
 // update runs fn on the current marks under the lock and saves them if fn
-// says it changed them.
+// says it changed them. The files are opened relative to the checked state
+// directory (OpenStateDir) without following links: PATH.lock and PATH
+// are read as they are, PATH is replaced by a fresh PATH.new (a file or
+// link already there is unlinked, never followed), fsynced and renamed
+// over it, and the directory fsynced (StateDir.replaceFile).
+//
+// The file work is bounded (bookWait), in two steps around fn, which runs
+// here: a book on a filesystem whose server stopped answering gives an
+// error, and every later update fails at once with it (b.stuck) until the
+// book moves (moveTo, forgetFile).
 func (b *ExpiryBook) update(fn func(map[inspect.MountID]ExpiryMark) bool) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	if b.stuck != nil {
+		return b.stuck
+	}
 	if b.path == "" {
 		fn(b.mem)
 		return nil
 	}
-	if err := os.MkdirAll(filepath.Dir(b.path), 0o700); err != nil {
-		return fmt.Errorf("expiry state: %w", err)
+	var none *bounded.Calls // bounded; b.stuck remembers an abandoned call
+	ctx := context.Background()
+	l, err := bounded.Value(ctx, none, bookWait, "reading the expiry state "+termsafe.Quote(b.path), bounded.AnyThread,
+		func() (bookLock, error) { return lockBook(b.path) },
+		func(l bookLock) { l.lock.Close(); l.d.Close() })
+	if errors.Is(err, bounded.ErrAbandoned) {
+		b.stuck = fmt.Errorf("expiry state: %w", err)
 	}
-	lock, err := os.OpenFile(b.path+".lock", os.O_RDWR|os.O_CREATE|unix.O_NOFOLLOW, 0o600)
 	if err != nil {
-		return fmt.Errorf("expiry state: %w", err)
+		return err
 	}
-	defer lock.Close()
+	release := func() { l.lock.Close(); l.d.Close() } // closing the lock fd drops the flock
+	if !fn(l.marks) {
+		release()
+		return nil
+	}
+	list := make([]ExpiryMark, 0, len(l.marks))
+	for _, m := range l.marks {
+		list = append(list, m)
+	}
+	out, err := json.MarshalIndent(list, "", "  ")
+	if err != nil {
+		release()
+		return err
+	}
+	err = none.Do(ctx, bookWait, "writing the expiry state "+termsafe.Quote(b.path), bounded.AnyThread, func() error {
+		defer release()
+		if err := l.d.replaceFile(filepath.Base(b.path), append(out, '\n')); err != nil {
+			return fmt.Errorf("expiry state: %w", err)
+		}
+		return nil
+	})
+	if errors.Is(err, bounded.ErrAbandoned) {
+		b.stuck = fmt.Errorf("expiry state: %w", err)
+	}
+	return err
+}
+
+// bookWait bounds each step of an expiry book update.
+const bookWait = 5 * time.Second
+
+// bookLock is a book's directory, its held lock and the marks read.
+type bookLock struct {
+	d     *StateDir
+	lock  *os.File
+	marks map[inspect.MountID]ExpiryMark
+}
+
+// lockBook opens the book's directory, takes the flock(2) on PATH.lock
+// that serializes mounttop processes, and reads the marks at path (none if
+// it does not exist yet; marks older than markForgetAfter are dropped).
+func lockBook(path string) (bookLock, error) {
+	d, err := openStateDir(filepath.Dir(path))
+	if err != nil {
+		return bookLock{}, fmt.Errorf("expiry state: %w", err)
+	}
+	name := filepath.Base(path)
+	lock, err := d.openFile(name+".lock", unix.O_RDWR|unix.O_CREAT)
+	if err != nil {
+		d.Close()
+		return bookLock{}, fmt.Errorf("expiry state: %w", err)
+	}
+	fail := func(err error) (bookLock, error) {
+		lock.Close()
+		d.Close()
+		return bookLock{}, fmt.Errorf("expiry state: %w", err)
+	}
 	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX); err != nil {
-		return fmt.Errorf("expiry state: lock: %w", err)
+		return fail(fmt.Errorf("lock: %w", err))
 	}
 	marks := map[inspect.MountID]ExpiryMark{}
-	data, err := os.ReadFile(b.path)
+	f, err := d.openFile(name, unix.O_RDONLY)
 	switch {
 	case err == nil:
+		data, rerr := io.ReadAll(io.LimitReader(f, maxBook))
+		f.Close()
+		if rerr != nil {
+			return fail(rerr)
+		}
 		var list []ExpiryMark
 		if json.Unmarshal(data, &list) == nil {
 			for _, m := range list {
@@ -147,26 +229,40 @@ func (b *ExpiryBook) update(fn func(map[inspect.MountID]ExpiryMark) bool) error 
 				}
 			}
 		}
-	case !errors.Is(err, fs.ErrNotExist):
-		return fmt.Errorf("expiry state: %w", err)
+	case !errors.Is(err, unix.ENOENT):
+		return fail(err)
 	}
-	if !fn(marks) {
-		return nil
+	return bookLock{d: d, lock: lock, marks: marks}, nil
+}
+
+// maxBook bounds what is read of expire.json (a mark is ~200 bytes).
+const maxBook = 4 << 20
+
+// dir is the directory the book is kept in ("" in memory).
+func (b *ExpiryBook) dir() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.path == "" {
+		return ""
 	}
-	list := make([]ExpiryMark, 0, len(marks))
-	for _, m := range marks {
-		list = append(list, m)
+	return filepath.Dir(b.path)
+}
+
+// moveTo keeps the book in dir from now on (the same file name). The marks
+// in the old place are not carried over: reading them would touch the
+// mount the run is about to expire and clear its mark.
+func (b *ExpiryBook) moveTo(dir string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.path != "" {
+		b.path = filepath.Join(dir, filepath.Base(b.path))
+		b.stuck = nil
 	}
-	out, err := json.MarshalIndent(list, "", "  ")
-	if err != nil {
-		return err
-	}
-	tmp := b.path + ".new"
-	if err := os.WriteFile(tmp, append(out, '\n'), 0o600); err != nil {
-		return fmt.Errorf("expiry state: %w", err)
-	}
-	if err := os.Rename(tmp, b.path); err != nil {
-		return fmt.Errorf("expiry state: %w", err)
-	}
-	return nil
+}
+
+// forgetFile keeps the book in memory from now on.
+func (b *ExpiryBook) forgetFile() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.path, b.stuck = "", nil
 }

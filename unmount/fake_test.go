@@ -414,12 +414,27 @@ func (f *fakeSys) Revoke(ctx context.Context, pid int, t RevokeTargets) (string,
 	return "did " + describeTargets(t), nil
 }
 
-func (f *fakeSys) Signal(pid int, sig unix.Signal) error {
+func (f *fakeSys) OpenProcess(pid int, startTicks uint64) (Process, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.record("signal %d %s", pid, unix.SignalName(sig))
+	f.record("pidfd %d", pid)
+	return &fakeProcess{f: f, pid: pid}, nil
+}
+
+// fakeProcess records the signals sent to it.
+type fakeProcess struct {
+	f   *fakeSys
+	pid int
+}
+
+func (p *fakeProcess) Signal(sig unix.Signal) error {
+	p.f.mu.Lock()
+	defer p.f.mu.Unlock()
+	p.f.record("signal %d %s", p.pid, unix.SignalName(sig))
 	return nil
 }
+
+func (p *fakeProcess) Close() error { return nil }
 
 // stages renders an event sequence as "plan fence fence revoke ...".
 func stages(evs []Event) string {

@@ -1,14 +1,19 @@
 package unmount
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"sync"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"mounttop/inspect"
+	"mounttop/internal/bounded"
 	"mounttop/internal/termsafe"
 )
 
@@ -89,11 +94,21 @@ func (e Event) MarshalJSON() ([]byte, error) {
 // Journal appends one JSON line per action to a file, so an incident can be
 // reviewed afterwards: the target, the mode, each revoke with its pid and
 // what was done, the result and every error.
+//
+// The file lives in a checked StateDir and is opened relative to its fd
+// with O_NOFOLLOW (StateDir.openFile). Each line is fdatasync(2)ed, so what
+// the journal says survives the crash an incident may end in, and a write
+// error (a full or read-only filesystem) is seen at once: the engine
+// writes the plan line first and refuses to act when it fails.
 type Journal struct {
 	mu   sync.Mutex
-	f    *os.File
-	path string
+	dir  *StateDir
+	f    *os.File // nil once the journal is disabled
+	name string
 	run  string
+	// stuck is set once a line was abandoned (journalWait): every later
+	// Record returns it at once.
+	stuck error
 }
 
 // DefaultJournalPath is /var/log/mounttop/journal.jsonl for root and
@@ -113,24 +128,95 @@ func DefaultJournalPath(euid int, getenv func(string) string) string {
 	return filepath.Join(home, ".local", "state", "mounttop", "journal.jsonl")
 }
 
-// OpenJournal opens (creating it and its directory, 0700/0600) the journal
-// at path for appending. run identifies this invocation's lines.
+// OpenJournal opens the journal at path (absolute) for appending: its
+// directory is opened and checked (OpenStateDir: created 0700 if missing,
+// refused if anyone else could write in it), the file is created 0600 or
+// opened relative to it without following a link. run identifies this
+// invocation's lines.
 func OpenJournal(path string) (*Journal, error) {
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return nil, fmt.Errorf("journal: %w", err)
-	}
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	d, err := OpenStateDir(context.Background(), filepath.Dir(path))
 	if err != nil {
 		return nil, fmt.Errorf("journal: %w", err)
 	}
-	return &Journal{f: f, path: path, run: fmt.Sprintf("%d-%d", os.Getpid(), time.Now().UnixNano())}, nil
+	j, err := openJournalIn(d, filepath.Base(path))
+	if err != nil {
+		d.Close()
+		return nil, err
+	}
+	return j, nil
 }
 
-// Path is where the journal is written.
-func (j *Journal) Path() string { return j.path }
+// openJournalIn opens (creating it) the journal file name in d and makes
+// its name durable (fsync of the directory).
+func openJournalIn(d *StateDir, name string) (*Journal, error) {
+	f, err := d.openFile(name, unix.O_WRONLY|unix.O_APPEND|unix.O_CREAT)
+	if err != nil {
+		return nil, fmt.Errorf("journal: %w", err)
+	}
+	if err := d.sync(); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("journal: %w", err)
+	}
+	return &Journal{dir: d, f: f, name: name, run: fmt.Sprintf("%d-%d", os.Getpid(), time.Now().UnixNano())}, nil
+}
+
+// Path is where the journal is written ("" once disabled).
+func (j *Journal) Path() string {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.f == nil {
+		return ""
+	}
+	return filepath.Join(j.dir.Path(), j.name)
+}
+
+// Mount is the unique ID of the mount the journal lies on (0 once
+// disabled).
+func (j *Journal) Mount() inspect.MountID {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.f == nil {
+		return 0
+	}
+	return j.dir.Mount()
+}
+
+// moveTo goes on writing in d (same file name), closing the old file and
+// directory: they must not keep a mount busy that a run is to unmount.
+func (j *Journal) moveTo(d *StateDir) error {
+	nj, err := openJournalIn(d, j.name)
+	if err != nil {
+		return err
+	}
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	j.closeLocked()
+	j.dir, j.f = d, nj.f
+	return nil
+}
+
+// disable stops the journal: Record writes nothing from now on.
+func (j *Journal) disable() {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	j.closeLocked()
+}
+
+func (j *Journal) closeLocked() {
+	if j.f != nil {
+		j.f.Close()
+		j.dir.Close()
+		j.f = nil
+	}
+}
 
 // Close closes the journal file.
-func (j *Journal) Close() error { return j.f.Close() }
+func (j *Journal) Close() error {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	j.closeLocked()
+	return nil
+}
 
 // journalHead is what each journal line says about the run; the event's
 // own fields follow it in the same object.
@@ -143,7 +229,8 @@ type journalHead struct {
 
 // Record appends ev, about plan p's target, as one line. Each line is one
 // write(2) to an O_APPEND file, so lines from concurrent runs do not
-// interleave.
+// interleave, followed by fdatasync(2). The error says the line is not
+// (durably) in the journal.
 func (j *Journal) Record(p *Plan, ev Event) error {
 	if j == nil {
 		return nil
@@ -184,7 +271,45 @@ func (j *Journal) record(target, mode, policy string, ev Event) error {
 	line = append(line, evb[1:]...)
 	line = append(line, '\n')
 	j.mu.Lock()
-	defer j.mu.Unlock()
-	_, err = j.f.Write(line)
+	f, stuck := j.f, j.stuck
+	j.mu.Unlock()
+	switch {
+	case stuck != nil:
+		return stuck
+	case f == nil:
+		return nil // disabled (MoveStateOff found no other place)
+	}
+	var calls *bounded.Calls // nil: bounded, nothing remembered (stuck says it)
+	err = calls.Do(context.Background(), journalWait, "writing the journal "+termsafe.Quote(f.Name()), bounded.AnyThread, func() error {
+		if _, err := f.Write(line); err != nil {
+			return fmt.Errorf("journal: %w", err) // a *PathError: "write PATH: ..."
+		}
+		// Through SyscallConn, which keeps the fd from being closed
+		// under it (moveTo, Close).
+		rc, err := f.SyscallConn()
+		if err != nil {
+			return fmt.Errorf("journal: %w", err)
+		}
+		var serr error
+		if err := rc.Control(func(fd uintptr) { serr = unix.Fdatasync(int(fd)) }); err != nil {
+			return fmt.Errorf("journal: %w", err)
+		}
+		if serr != nil {
+			return fmt.Errorf("journal %s: fdatasync: %w", termsafe.Quote(f.Name()), serr)
+		}
+		return nil
+	})
+	if errors.Is(err, bounded.ErrAbandoned) {
+		// The line may still land; what follows would queue behind it.
+		j.mu.Lock()
+		j.stuck = fmt.Errorf("journal: %w", err)
+		j.mu.Unlock()
+	}
 	return err
 }
+
+// journalWait bounds one journal line (write and fdatasync): a journal on
+// a network or FUSE filesystem whose server stopped answering must not
+// stop the run; the line is then reported as not written, and so is
+// every later one (Journal.stuck).
+const journalWait = 5 * time.Second

@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strconv"
+	"strings"
 
 	"golang.org/x/sys/unix"
 
@@ -130,7 +132,9 @@ func emptyTmpfs() (fd int, id inspect.MountID, err error) {
 		return -1, 0, fmt.Errorf("fsopen tmpfs: %w", err)
 	}
 	defer unix.Close(fsfd)
-	for _, kv := range [][2]string{{"size", "4k"}, {"nr_inodes", "2"}, {"mode", "0555"}} {
+	// The source marks it as mounttop's fence (fenceSource): a fence left
+	// by a killed run is found again by it and its shape (FindLeftovers).
+	for _, kv := range [][2]string{{"source", fenceSource()}, {"size", "4k"}, {"nr_inodes", "2"}, {"mode", "0555"}} {
 		if err := unix.FsconfigSetString(fsfd, kv[0], kv[1]); err != nil {
 			return -1, 0, fmt.Errorf("fsconfig tmpfs %s: %w", kv[0], err)
 		}
@@ -205,7 +209,7 @@ func (k *kernel) Fence(target *inspect.Mount, over bool) (*Fence, error) {
 		ok, keep = true, true
 		return f, nil
 	}
-	st, err := k.makeStash(target)
+	st, err := k.makeStash(target, fenceID)
 	if err != nil {
 		return nil, &Error{Op: "fence: stash", Target: target.Mountpoint, Err: err}
 	}
@@ -242,7 +246,11 @@ type stash struct {
 // It works from a directory fd throughout (mkdirat, open_tree(2) and
 // move_mount(2) of the directory onto itself, mount_setattr(2)), so no
 // path is walked twice.
-func (k *kernel) makeStash(target *inspect.Mount) (*stash, error) {
+//
+// It holds the origin record (writeOrigin): the target and the unique IDs
+// of the fence and the real mount, for a later mounttop to roll back a
+// fence whose run was killed.
+func (k *kernel) makeStash(target *inspect.Mount, fenceID inspect.MountID) (*stash, error) {
 	var roots []string
 	if k.stashRoot != "" {
 		roots = []string{k.stashRoot}
@@ -256,6 +264,11 @@ func (k *kernel) makeStash(target *inspect.Mount) (*stash, error) {
 		}
 		st, err := k.stashIn(root)
 		if err != nil {
+			lastErr = err
+			continue
+		}
+		if err := writeOrigin(st.inner.fd, st.at.Path(), fenceOrigin{Target: termsafe.Name(target.Mountpoint), FenceID: fenceID, RealID: target.ID, PID: os.Getpid()}); err != nil {
+			k.removeStash(st)
 			lastErr = err
 			continue
 		}
@@ -284,7 +297,7 @@ func (k *kernel) stashIn(root string) (*stash, error) {
 		unix.Close(rootFD)
 		return nil, err
 	}
-	at := &Anchor{Dir: root, Name: "mounttop-fence-" + hex.EncodeToString(rnd[:]), On: rootID, fd: rootFD}
+	at := &Anchor{Dir: root, Name: stashPrefix + hex.EncodeToString(rnd[:]), On: rootID, fd: rootFD}
 	if err := unix.Mkdirat(rootFD, at.Name, 0o700); err != nil {
 		at.Close()
 		return nil, fmt.Errorf("mkdir %s: %w", termsafe.Quote(at.Path()), err)
@@ -334,6 +347,7 @@ func (k *kernel) stashIn(root string) (*stash, error) {
 // root is closed first: held, it would keep the bind mount busy.
 func (k *kernel) removeStash(st *stash) {
 	if st.inner.fd >= 0 {
+		_ = unix.Unlinkat(st.inner.fd, originName, 0)
 		_ = unix.Unlinkat(st.inner.fd, st.inner.Name, unix.AT_REMOVEDIR)
 	}
 	st.inner.Close()
@@ -429,15 +443,54 @@ func (k *kernel) Revoke(ctx context.Context, pid int, t RevokeTargets) (string, 
 // holder.
 var ErrNoRevoker = errors.New("revoking by ptrace is not available in this build")
 
-// Signal sends sig through a pidfd (pidfd_open(2), pidfd_send_signal(2)):
-// once the pidfd is open, a pid recycled by another process is not hit.
-func (k *kernel) Signal(pid int, sig unix.Signal) error {
+// OpenProcess opens a pidfd on pid and then checks its start time. The
+// order makes it exact: if the process the scan saw (started at
+// startTicks) is the one that holds pid after pidfd_open(2) returned, the
+// pidfd names it, since a process that started later could not have been
+// scanned.
+func (k *kernel) OpenProcess(pid int, startTicks uint64) (Process, error) {
 	pfd, err := unix.PidfdOpen(pid, 0)
-	if err != nil {
-		return err
+	if errors.Is(err, unix.ESRCH) {
+		return nil, fmt.Errorf("pid %d: %w", pid, ErrHolderGone)
 	}
-	defer unix.Close(pfd)
-	return unix.PidfdSendSignal(pfd, sig, nil, 0)
+	if err != nil {
+		return nil, fmt.Errorf("pidfd_open %d: %w", pid, err)
+	}
+	p := &pidfdProcess{fd: pfd}
+	started, err := processStartTicks(pid)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		err = fmt.Errorf("pid %d: %w", pid, ErrHolderGone)
+	case err == nil && startTicks != 0 && started != startTicks:
+		err = fmt.Errorf("pid %d: %w (it now names a process started at tick %d, not %d: left alone)", pid, ErrHolderGone, started, startTicks)
+	}
+	if err != nil {
+		p.Close()
+		return nil, err
+	}
+	return p, nil
+}
+
+// pidfdProcess signals through a pidfd (pidfd_send_signal(2)).
+type pidfdProcess struct{ fd int }
+
+func (p *pidfdProcess) Signal(sig unix.Signal) error { return unix.PidfdSendSignal(p.fd, sig, nil, 0) }
+func (p *pidfdProcess) Close() error                 { return unix.Close(p.fd) }
+
+// processStartTicks is field 22 of /proc/PID/stat (starttime, clock ticks
+// after boot, proc(5)), counted after the last ')' since the command name
+// may hold anything.
+func processStartTicks(pid int) (uint64, error) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0, err
+	}
+	i := strings.LastIndexByte(string(b), ')')
+	f := strings.Fields(string(b[i+1:]))
+	if i < 0 || len(f) < 22-2 {
+		return 0, fmt.Errorf("/proc/%d/stat: malformed", pid)
+	}
+	return strconv.ParseUint(f[22-3], 10, 64)
 }
 
 func isUnder(path, mp string) bool {

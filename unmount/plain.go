@@ -22,6 +22,9 @@ type Unmounter struct {
 	expiry  *ExpiryBook
 	journal *Journal
 	now     func() time.Time
+	// stateFallback: where MoveStateOff may move the journal and the
+	// expiry book (WithStateFallback).
+	stateFallback []string
 }
 
 // Option configures an Unmounter.

@@ -142,20 +142,14 @@ func (u *Unmounter) Prepare(ctx context.Context, p Plan) (Plan, error) {
 	return p, nil
 }
 
-// journalMount is the unique ID of the mount the journal file lies on (0:
-// no journal, or it cannot be told), by statx of its open fd: no lookup,
-// answered from the cache.
+// journalMount is the unique ID of the mount the journal lies on (0: no
+// journal, or disabled), as statx(2) of its directory's fd said when it was
+// opened (Journal.Mount): no lookup.
 func (u *Unmounter) journalMount() inspect.MountID {
-	if u.journal == nil || u.journal.f == nil {
+	if u.journal == nil {
 		return 0
 	}
-	u.journal.mu.Lock()
-	defer u.journal.mu.Unlock()
-	id, err := fdMount(int(u.journal.f.Fd()))
-	if err != nil {
-		return 0
-	}
-	return id
+	return u.journal.Mount()
 }
 
 // holdersOf merges the holders of the target and its submounts by pid.
@@ -201,7 +195,7 @@ func (u *Unmounter) holderAction(p Plan, h inspect.Holder) HolderAction {
 		a.Refused = why
 		return a
 	}
-	a.Action = describeTargets(revokeTargets(h, false))
+	a.Action = describeTargets(revokeTargets(h, p.Policy != PolicyClosePlain))
 	if h.State == 'D' {
 		a.Action += " (in D state: it may not stop for ptrace)"
 	}
@@ -244,7 +238,8 @@ func (u *Unmounter) copyHolderActions(p Plan, snap *inspect.Snapshot, ids []insp
 
 // unrevocable says why a holder cannot be revoked by ptrace injection: its
 // executable on the mount (the kernel maps it and keeps it open), its root
-// directory there (chdir("/") would stay inside it).
+// directory there (the root pins the mount; a revoke moves cwds, not
+// roots).
 func unrevocable(h inspect.Holder) string {
 	for _, use := range h.Uses {
 		switch use.Kind {
@@ -287,8 +282,8 @@ func revokeTargets(h inspect.Holder, placeholder bool) RevokeTargets {
 	return t
 }
 
-// describeTargets renders targets as "close fds 3, 4; unmap 1 mapping;
-// chdir / (1 thread)".
+// describeTargets renders targets as "close fd 3, 4; unmap 1 mapping;
+// cwd into an empty directory (1 thread)".
 func describeTargets(t RevokeTargets) string {
 	var parts []string
 	if len(t.FDs) > 0 {
@@ -298,7 +293,7 @@ func describeTargets(t RevokeTargets) string {
 		}
 		verb := "close"
 		if t.Placeholder {
-			verb = "replace with a placeholder"
+			verb = "put a placeholder on"
 		}
 		parts = append(parts, fmt.Sprintf("%s fd %s", verb, strings.Join(s, ", ")))
 	}
@@ -306,7 +301,7 @@ func describeTargets(t RevokeTargets) string {
 		parts = append(parts, fmt.Sprintf("unmap %d %s", n, plural(n, "mapping")))
 	}
 	if n := len(t.CwdTIDs); n > 0 {
-		parts = append(parts, fmt.Sprintf("chdir / (%d %s)", n, plural(n, "thread")))
+		parts = append(parts, fmt.Sprintf("cwd into an empty directory (%d %s)", n, plural(n, "thread")))
 	}
 	if len(parts) == 0 {
 		return "nothing to revoke"

@@ -139,10 +139,10 @@ func TestReleaseSequence(t *testing.T) {
 		{
 			name:    "propagating held copy: its holder is revoked like ours, the copy goes with our unmount",
 			release: true, shared: true, copyOf: true, copyHeld: []inspect.Holder{copyHolder},
-			wantCalls:  []string{"fence over /mnt/t", "syncfs", "revoke 812 close fd 4", "remove-fence", "umount2 /mnt/t NOFOLLOW"},
+			wantCalls:  []string{"fence over /mnt/t", "syncfs", "revoke 812 put a placeholder on fd 4", "remove-fence", "umount2 /mnt/t NOFOLLOW"},
 			wantStages: "revoke release",
 			wantGone:   true,
-			wantWhat:   []string{"pid 812 (sleep) in mount namespace mnt:[4026532000]: did close fd 4", "goes with our unmount"},
+			wantWhat:   []string{"pid 812 (sleep) in mount namespace mnt:[4026532000]: did put a placeholder on fd 4", "goes with our unmount"},
 		},
 		{
 			name:   "propagating held copy without Release: its holder is left alone and named",
@@ -207,7 +207,7 @@ func TestReleaseSequence(t *testing.T) {
 			copyPlanned := false
 			for _, a := range p.Holders {
 				copyPlanned = copyPlanned || a.Holder.PID == 812 && a.Namespace == "mnt:[4026532000]" &&
-					strings.HasPrefix(a.Action, "in mount namespace mnt:[4026532000], holding its copy at /mnt/t: close fd 4")
+					strings.HasPrefix(a.Action, "in mount namespace mnt:[4026532000], holding its copy at /mnt/t: put a placeholder on fd 4")
 			}
 			if want := tc.release && tc.shared && len(tc.copyHeld) > 0; copyPlanned != want {
 				t.Errorf("plan lists the copy's holder: %v, want %v: %+v", copyPlanned, want, p.Holders)
@@ -293,7 +293,7 @@ func TestDetachedSequence(t *testing.T) {
 			calls = append(calls, c)
 		}
 	}
-	want := []string{"revoke 10 close fd 3", "revoke 11 chdir / (1 thread)"}
+	want := []string{"revoke 10 put a placeholder on fd 3", "revoke 11 cwd into an empty directory (1 thread)"}
 	if strings.Join(calls, "\n") != strings.Join(want, "\n") {
 		t.Errorf("calls %q, want %q", calls, want)
 	}

@@ -115,14 +115,26 @@ func loopMountedAt(snap *inspect.Snapshot, dev string) string {
 // Release frees one non-process holder now, outside a staged run (the
 // TUI's per-holder action), and journals it. A refused Release
 // (Release.Refused) is ErrRefused and changes nothing.
+//
+// The journal takes a line before the act (a journal that cannot take it
+// refuses the release: nothing is done that it would not show) and one
+// with the outcome; a failure of that one is returned with the outcome.
 func (u *Unmounter) Release(ctx context.Context, r Release) error {
+	if u.journal != nil {
+		intent := Event{Stage: StagePlan, PID: r.PID, What: r.What, At: u.now()}
+		if err := u.journal.record(releaseTarget(r), "release", "", intent); err != nil {
+			return fmt.Errorf("%w: the journal cannot be written: %w", ErrRefused, err)
+		}
+	}
 	err := u.release(ctx, r, r.Name)
 	ev := Event{Stage: StageRelease, PID: r.PID, What: r.What, Err: err, At: u.now()}
 	if err == nil {
 		ev.What = "done: " + r.What
 	}
 	if u.journal != nil {
-		_ = u.journal.record(releaseTarget(r), "release", "", ev)
+		if jerr := u.journal.record(releaseTarget(r), "release", "", ev); jerr != nil && err == nil {
+			return fmt.Errorf("done, but the journal could not record it: %w", jerr)
+		}
 	}
 	return err
 }

@@ -27,6 +27,7 @@ func (u *Unmounter) Run(ctx context.Context, p Plan) <-chan Event {
 	go func() {
 		defer close(ch)
 		r := &run{u: u, ctx: ctx, ch: ch, plan: &p, target: p.Target}
+		defer r.closeProcesses()
 		r.start()
 	}()
 	return ch
@@ -71,9 +72,14 @@ type run struct {
 	signalled int
 	termAt    map[int]time.Time
 	killed    map[int]bool
-	remaining []inspect.Holder  // of the last scan
-	retry     map[int]bool      // refused for a reason that may pass (ErrTransient)
-	lastSnap  *inspect.Snapshot // of the last scan
+	procs     map[int]heldProcess // PolicySignal: the holders' pidfds
+	remaining []inspect.Holder    // of the last scan
+	retry     map[int]bool        // refused for a reason that may pass (ErrTransient)
+	lastSnap  *inspect.Snapshot   // of the last scan
+
+	// journalErr is the first journal write that failed: on the plan
+	// line it stops the run before anything is done.
+	journalErr error
 
 	releases []*releaseState // Plan.Release: the plan's releases and how they went
 	released int             // releases done
@@ -89,7 +95,15 @@ func (r *run) send(ev Event) {
 		ev.Mount = r.target.ID
 	}
 	if r.u.journal != nil {
-		_ = r.u.journal.Record(r.plan, ev)
+		if err := r.u.journal.Record(r.plan, ev); err != nil && r.journalErr == nil {
+			r.journalErr = err
+			if ev.Stage != StagePlan {
+				// Past the plan line the run goes on (stopping halfway
+				// would leave more undone than an incomplete journal):
+				// say so once, on the terminal and in the events.
+				r.send(Event{Stage: ev.Stage, Err: err, What: "the journal could not be written; it misses the lines from here on: " + oneLine(err.Error())})
+			}
+		}
 	}
 	if r.ctx.Err() == nil {
 		select {
@@ -103,6 +117,13 @@ func (r *run) send(ev Event) {
 	select {
 	case r.ch <- ev:
 	case <-t.C:
+	}
+}
+
+// closeProcesses closes the holders' pidfds at the end of the run.
+func (r *run) closeProcesses() {
+	for _, p := range r.procs {
+		_ = p.proc.Close()
 	}
 }
 
@@ -136,8 +157,29 @@ func (r *run) start() {
 		r.order = append(r.order, a.Holder.PID)
 	}
 	r.lastShown = fmt.Sprint(r.picture())
+	if p.Mode == ModeStaged && p.Policy == PolicySignal {
+		// Pin each holder of the plan by a pidfd now, checked against
+		// the start time the plan's scan read: what is signalled later is
+		// that process or nothing. One that is gone already is reported
+		// when its turn comes.
+		for _, a := range p.Holders {
+			_, _ = r.process(a.Holder)
+		}
+	}
 	r.startReleases()
+	if warn, err := r.u.MoveStateOff(r.ctx, &p.Target); err != nil || warn != "" {
+		if err != nil {
+			warn = "could not check where the journal lies: " + oneLine(err.Error())
+		}
+		p.Warnings = append(p.Warnings, warn)
+	}
 	r.send(PlanEvent(p))
+	if r.journalErr != nil {
+		// The plan line is the journal's first: if it cannot be
+		// written, nothing is done that the journal would not show.
+		r.fail(StageDone, fmt.Errorf("%w: the journal cannot be written: %w", ErrRefused, r.journalErr), "nothing changed")
+		return
+	}
 	if r.ctx.Err() != nil {
 		r.done(Result{Summary: "cancelled before anything changed"}, ErrCancelled)
 		return
@@ -447,13 +489,9 @@ func (r *run) act(stage Stage, h inspect.Holder) {
 	if st.State == "refused" && !r.retry[h.PID] {
 		return // a revoke failed for good earlier (traced, no ptrace): reported then
 	}
-	t := revokeTargets(h, false)
-	if len(r.plan.Submounts) == 0 && r.inCopy[h.PID] == "" {
-		// Uses of one mount only: let the revoker re-check them. The
-		// uses of a copy in another namespace lie on a mount whose
-		// unique ID the scan does not know: the scan is trusted.
-		t.Mount = r.target.ID
-	}
+	t := revokeTargets(h, r.plan.Policy != PolicyClosePlain)
+	t.StartTime = h.StartTicks
+	t.Mounts, t.CopyIDs = r.targetedMounts()
 	if t.Empty() {
 		return // holds only by a lock or a use with nothing to revoke
 	}
@@ -466,7 +504,12 @@ func (r *run) act(stage Stage, h inspect.Holder) {
 		r.send(Event{Stage: stage, PID: h.PID, What: fmt.Sprintf("%s: %s", r.who(h), did), Holders: r.changedPicture()})
 	case errors.Is(err, ErrHolderGone):
 		st.State, st.Reason = "gone", "exited"
-		r.send(Event{Stage: stage, PID: h.PID, What: fmt.Sprintf("%s exited", r.who(h)), Holders: r.changedPicture()})
+		what := fmt.Sprintf("%s exited", r.who(h))
+		if err != ErrHolderGone { // its pid names another process now
+			st.Reason = oneLine(err.Error())
+			what = fmt.Sprintf("%s: not revoked: %s", r.who(h), st.Reason)
+		}
+		r.send(Event{Stage: stage, PID: h.PID, What: what, Holders: r.changedPicture()})
 	default:
 		again := st.State == "refused" && st.Reason == oneLine(err.Error())
 		st.State, st.Reason = "refused", oneLine(err.Error())
@@ -477,6 +520,31 @@ func (r *run) act(stage Stage, h inspect.Holder) {
 			r.send(Event{Stage: stage, PID: h.PID, Err: err, What: fmt.Sprintf("%s: not revoked: %s", r.who(h), oneLine(err.Error())), Holders: r.changedPicture()})
 		}
 	}
+}
+
+// targetedMounts are every mount the run acts on, as the last scan (the
+// one the holders come from) knows them: the target and its submounts by
+// unique ID, and with Plan.Release their copies in other mount namespaces
+// that the unmount propagates to, by reusable ID (a scan of another
+// namespace's mountinfo learns no unique IDs). The revoker checks every
+// use against them once the holder is stopped.
+func (r *run) targetedMounts() (ids []inspect.MountID, copyIDs []int) {
+	ids = []inspect.MountID{r.target.ID}
+	if r.lastSnap == nil {
+		return ids, nil
+	}
+	ids = append(ids, r.lastSnap.Descendants(r.target.ID)...)
+	if !r.plan.Release {
+		return ids, nil
+	}
+	for _, id := range ids {
+		for _, c := range r.lastSnap.Copies(id) {
+			if c.Propagates {
+				copyIDs = append(copyIDs, c.Mount.OldID)
+			}
+		}
+	}
+	return ids, copyIDs
 }
 
 // ErrHolderGone is what a Revoker returns for a process that exited.
@@ -498,6 +566,19 @@ func (r *run) signal(stage Stage, h inspect.Holder, st *HolderState) {
 	if r.termAt == nil {
 		r.termAt, r.killed = map[int]time.Time{}, map[int]bool{}
 	}
+	proc, err := r.process(h)
+	if err != nil {
+		state, why := "gone", oneLine(err.Error())
+		if !errors.Is(err, ErrHolderGone) {
+			state = "refused"
+		}
+		if st.State == state && st.Reason == why {
+			return // said on an earlier pass
+		}
+		st.State, st.Reason = state, why
+		r.send(Event{Stage: stage, PID: h.PID, Err: err, What: fmt.Sprintf("pid %d (%s): not signalled: %s", h.PID, termsafe.Text(h.Comm), why), Holders: r.changedPicture()})
+		return
+	}
 	at, termed := r.termAt[h.PID]
 	var sig unix.Signal
 	switch {
@@ -508,7 +589,7 @@ func (r *run) signal(stage Stage, h inspect.Holder, st *HolderState) {
 	default:
 		return
 	}
-	err := r.u.sys.Signal(h.PID, sig)
+	err = proc.Signal(sig)
 	if sig == unix.SIGTERM {
 		r.termAt[h.PID] = r.u.now()
 	} else {
@@ -530,6 +611,39 @@ func (r *run) signal(stage Stage, h inspect.Holder, st *HolderState) {
 	default:
 		r.send(Event{Stage: stage, PID: h.PID, Err: err, What: fmt.Sprintf("pid %d (%s): %s failed", h.PID, termsafe.Text(h.Comm), name), Holders: r.changedPicture()})
 	}
+}
+
+// process is the pidfd of holder h, opened the first time h is met
+// (OpenProcess, which checks that the pid still names the process the
+// scan saw start at h.StartTicks) and kept for the run, so that every
+// signal reaches that process or none. A holder met again under the same
+// pid but with another start time is a new process: its pidfd is opened
+// afresh and its signal sequence starts over.
+func (r *run) process(h inspect.Holder) (Process, error) {
+	if p, ok := r.procs[h.PID]; ok {
+		if p.start == h.StartTicks {
+			return p.proc, nil
+		}
+		_ = p.proc.Close()
+		delete(r.procs, h.PID)
+		delete(r.termAt, h.PID)
+		delete(r.killed, h.PID)
+	}
+	proc, err := r.u.sys.OpenProcess(h.PID, h.StartTicks)
+	if err != nil {
+		return nil, err
+	}
+	if r.procs == nil {
+		r.procs = map[int]heldProcess{}
+	}
+	r.procs[h.PID] = heldProcess{proc: proc, start: h.StartTicks}
+	return proc, nil
+}
+
+// heldProcess is a holder's pidfd and the start time it was checked with.
+type heldProcess struct {
+	proc  Process
+	start uint64
 }
 
 // drain rescans every Interval, revokes stragglers and reports what is

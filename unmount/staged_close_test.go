@@ -1,8 +1,8 @@
 package unmount
 
 import (
-	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -10,62 +10,81 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"mounttop/internal/mountapi"
 	"mounttop/internal/testns"
 )
 
-// TestStagedClose runs the staged unmount with the close policy (ptrace
+// TestStagedClose runs the staged unmount with the close policies (ptrace
 // revoke) against real victims: each must stay alive and see what fumount
-// promises (EBADF on its fds, SIGSEGV on its mappings, cwd "/"), and the
-// mount must be gone, verified.
+// promises (EBADF on its fds, SIGSEGV on its mappings, its cwd in an empty
+// directory on no mount of ours), and the mount must be gone, verified.
 func TestStagedClose(t *testing.T) {
 	testns.Require(t, testns.Namespace)
 	cases := []struct {
-		name  string
-		setup func(t *testing.T, dir string) (role string, args []string)
-		check func(t *testing.T, h tracee)
+		name   string
+		policy Policy // PolicyClose if 0
+		setup  func(t *testing.T, dir string) (role string, args []string)
+		check  func(t *testing.T, h tracee)
 	}{
-		{"blocked in read on a FIFO", func(t *testing.T, dir string) (string, []string) {
+		{"blocked in read on a FIFO", 0, func(t *testing.T, dir string) (string, []string) {
 			return testns.RoleFifoRead, []string{mkfifo(t, dir)}
 		}, func(t *testing.T, h tracee) {
 			h.v.WaitLine(t, "read: EBADF", 5*time.Second)
 		}},
-		{"touching a mapping", func(t *testing.T, dir string) (string, []string) {
+		{"touching a mapping", 0, func(t *testing.T, dir string) (string, []string) {
 			p := filepath.Join(dir, "mapped")
 			writeFile(t, p, strings.Repeat("m", 4096))
 			return testns.RoleRevokeMmapTouch, []string{p}
 		}, func(t *testing.T, h tracee) {
 			h.v.WaitLine(t, "fault", 5*time.Second)
 		}},
-		{"cwd in the mount", func(t *testing.T, dir string) (string, []string) {
+		{"cwd in the mount", 0, func(t *testing.T, dir string) (string, []string) {
 			return testns.RoleCwd, []string{dir}
 		}, func(t *testing.T, h tracee) {
-			if cwd, err := os.Readlink("/proc/" + strconv.Itoa(h.pid) + "/cwd"); err != nil || cwd != "/" {
-				t.Errorf("cwd %q %v, want /", cwd, err)
+			// readlink shows the root of the empty tmpfs as "/"; it is
+			// on no mount of this namespace.
+			link := "/proc/" + strconv.Itoa(h.pid) + "/cwd"
+			var stx unix.Statx_t
+			if err := unix.Statx(unix.AT_FDCWD, link, unix.AT_STATX_DONT_SYNC, unix.STATX_MNT_ID_UNIQUE, &stx); err != nil {
+				t.Fatal(err)
+			}
+			ids, err := mountapi.ListMounts()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if slices.Contains(ids, stx.Mnt_id) {
+				t.Errorf("cwd on mount %d, one of this namespace's", stx.Mnt_id)
 			}
 		}},
-		{"flock holder", func(t *testing.T, dir string) (string, []string) {
+		{"flock holder", 0, func(t *testing.T, dir string) (string, []string) {
 			return testns.RoleLock, []string{filepath.Join(dir, "lockfile"), "flock", "w"}
 		}, nil},
-		{"POSIX lock holder", func(t *testing.T, dir string) (string, []string) {
+		{"POSIX lock holder", 0, func(t *testing.T, dir string) (string, []string) {
 			return testns.RoleLock, []string{filepath.Join(dir, "lockfile"), "posix", "w"}
 		}, nil},
-		{"OFD lock holder", func(t *testing.T, dir string) (string, []string) {
+		{"OFD lock holder", 0, func(t *testing.T, dir string) (string, []string) {
 			return testns.RoleLock, []string{filepath.Join(dir, "lockfile"), "ofd", "r"}
 		}, nil},
-		{"threads blocked in read", func(t *testing.T, dir string) (string, []string) {
+		{"threads blocked in read", 0, func(t *testing.T, dir string) (string, []string) {
 			return testns.RoleThreads, []string{mkfifo(t, dir), "4"}
 		}, func(t *testing.T, h tracee) {
 			for i := 0; i < 4; i++ {
 				h.v.WaitLine(t, "thread "+strconv.Itoa(i)+" read: EBADF", 5*time.Second)
 			}
 		}},
-		{"re-opening by a relative path", func(t *testing.T, dir string) (string, []string) {
+		{"re-opening by a relative path", 0, func(t *testing.T, dir string) (string, []string) {
 			writeFile(t, filepath.Join(dir, "f"), "x")
 			return testns.RoleReopen, []string{dir, "f"}
 		}, func(t *testing.T, h tracee) {
-			h.v.WaitLine(t, "open: ENOENT", 5*time.Second) // its cwd is "/" now
+			h.v.WaitLine(t, "open: ENOENT", 5*time.Second) // its cwd is the empty directory now
 		}},
-		{"re-opening through a dirfd", func(t *testing.T, dir string) (string, []string) {
+		{"re-opening through a dirfd", 0, func(t *testing.T, dir string) (string, []string) {
+			writeFile(t, filepath.Join(dir, "f"), "x")
+			return testns.RoleDirfd, []string{dir, "f"}
+		}, func(t *testing.T, h tracee) {
+			h.v.WaitLine(t, "open: ENOENT", 5*time.Second) // the dirfd's placeholder is the empty directory
+		}},
+		{"re-opening through a dirfd, plain close", PolicyClosePlain, func(t *testing.T, dir string) (string, []string) {
 			writeFile(t, filepath.Join(dir, "f"), "x")
 			return testns.RoleDirfd, []string{dir, "f"}
 		}, func(t *testing.T, h tracee) {
@@ -77,7 +96,11 @@ func TestStagedClose(t *testing.T) {
 			dir := testns.Tmpfs(t, "")
 			role, args := tc.setup(t, dir)
 			h := startHolder(t, role, args...)
-			evs := staged(t, realUnmounter(t), dir, Plan{Policy: PolicyClose})
+			policy := tc.policy
+			if policy == 0 {
+				policy = PolicyClose
+			}
+			evs := staged(t, realUnmounter(t), dir, Plan{Policy: policy})
 			requireGone(t, evs, dir)
 			revoked := false
 			for _, ev := range evs {

@@ -55,12 +55,15 @@ type System interface {
 	RemoveFence(f *Fence) error
 
 	// Revoke takes a holder's uses of the mount away by ptrace syscall
-	// injection (close, PROT_NONE mappings, chdir "/"), keeping it running.
+	// injection (placeholders or close, PROT_NONE mappings, cwd into an empty
+	// directory), keeping it running.
 	// It returns what was done, in words.
 	Revoke(ctx context.Context, pid int, t RevokeTargets) (string, error)
-	// Signal sends sig to pid (through a pidfd, so a recycled pid is not hit
-	// once the pidfd is open).
-	Signal(pid int, sig unix.Signal) error
+	// OpenProcess opens a pidfd (pidfd_open(2)) on the process pid that
+	// the scan saw start at startTicks (inspect.Holder.StartTicks), for
+	// signals that reach that process or none. An error wrapping
+	// ErrHolderGone: it exited, or its pid now names another process.
+	OpenProcess(pid int, startTicks uint64) (Process, error)
 
 	// UnmountCopy unmounts a copy of the mount in another mount namespace
 	// (release.UnmountInNamespace): the namespace re-identified by its
@@ -153,19 +156,40 @@ type Own struct {
 	Exe, Cwd, Proc inspect.MountID
 }
 
+// Process is one holder process, held by a pidfd: once it exits, Signal
+// gives ESRCH, even if its pid was given to another process meanwhile
+// (pidfd_send_signal(2)).
+type Process interface {
+	Signal(sig unix.Signal) error
+	Close() error
+}
+
 // Range is a mapped address range [Start, End).
 type Range struct{ Start, End uint64 }
 
-// RevokeTargets is what to take away from one holder process.
+// RevokeTargets is what to take away from one holder process, and which
+// process and mounts they were found on, so that the revoker acts only on
+// what was inspected.
 type RevokeTargets struct {
-	FDs         []int   // close (or placeholder) these fds
-	Maps        []Range // replace with PROT_NONE anonymous memory
-	CwdTIDs     []int   // threads whose cwd is on the mount: chdir("/")
-	Placeholder bool    // dup3 an O_PATH placeholder over each fd instead of closing it
-	// Mount, if set, is the unique ID the targets were found on: the
-	// revoker checks each again once the process is stopped and leaves
-	// alone what no longer lies there (an fd number reused meanwhile).
-	Mount inspect.MountID
+	FDs     []int   // take these fds away (placeholder, or close)
+	Maps    []Range // replace with PROT_NONE anonymous memory
+	CwdTIDs []int   // threads whose cwd is on the mount: moved into an empty read-only directory on no mounted tree
+	// Placeholder: dup3 an O_PATH fd of that empty directory over each fd
+	// instead of closing it, so the number stays taken (the default of
+	// PolicyClose; PolicyClosePlain closes).
+	Placeholder bool
+	// StartTime is the holder's start time from the scan
+	// (inspect.Holder.StartTicks): a pid now naming a process started at
+	// another time is left alone (ErrHolderGone).
+	StartTime uint64
+	// Mounts are the unique IDs of every mount the run targets (the mount
+	// and its submounts), CopyIDs the reusable IDs of their copies in
+	// other mount namespaces: once the process is stopped, the revoker
+	// checks each fd, mapping and cwd again and leaves alone, reporting
+	// it, what no longer lies on one of them (an fd number reused
+	// meanwhile).
+	Mounts  []inspect.MountID
+	CopyIDs []int
 }
 
 // Empty reports whether there is nothing to revoke.

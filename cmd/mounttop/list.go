@@ -14,6 +14,7 @@ import (
 
 	"mounttop/inspect"
 	"mounttop/internal/termsafe"
+	"mounttop/unmount"
 )
 
 // scanFlags are the flags every scanning subcommand shares.
@@ -88,10 +89,14 @@ func runList(args []string) error {
 	if err != nil {
 		return err
 	}
+	left := unmount.FindLeftovers(context.Background(), snap)
 	if f.json {
-		return writeJSON(os.Stdout, listJSON(snap))
+		out := listJSON(snap)
+		out.Leftovers = leftoversJSON(left)
+		return writeJSON(os.Stdout, out)
 	}
 	writeListText(os.Stdout, snap)
+	writeLeftoversText(os.Stdout, left)
 	return nil
 }
 
@@ -253,10 +258,12 @@ func toAutomountJSON(m *inspect.Mount) *automountJSON {
 
 type listOut struct {
 	nsJSON
-	UniqueIDs bool        `json:"unique_ids"`
-	Mounts    []mountJSON `json:"mounts"`
-	Processes int         `json:"processes_scanned"`
-	Warnings  []string    `json:"warnings"`
+	UniqueIDs bool            `json:"unique_ids"`
+	Mounts    []mountJSON     `json:"mounts"`
+	Processes int             `json:"processes_scanned"`
+	Warnings  []termsafe.Name `json:"warnings"`
+	// Leftovers are the fences killed runs left (unmount.FindLeftovers).
+	Leftovers []leftoverJSON `json:"leftovers"`
 }
 
 func toMountJSON(m *inspect.Mount) mountJSON {
@@ -281,10 +288,13 @@ func listJSON(snap *inspect.Snapshot) listOut {
 	return out
 }
 
-func warningsJSON(ws []inspect.Warning) []string {
-	out := []string{}
+// warningsJSON carries each warning like a name (termsafe.JSON): a warning
+// quotes paths and other text from the system, and encoding/json would
+// pass C1 controls and bidi overrides through raw.
+func warningsJSON(ws []inspect.Warning) []termsafe.Name {
+	out := []termsafe.Name{}
 	for _, w := range ws {
-		out = append(out, w.String())
+		out = append(out, termsafe.Name(w.String()))
 	}
 	return out
 }
@@ -393,12 +403,12 @@ type holderJSON struct {
 
 type holdersOut struct {
 	nsJSON
-	Mount           mountJSON    `json:"mount"`
-	Holders         []holderJSON `json:"holders"`
-	KernelHolders   []kernelJSON `json:"kernel_holders"`
-	OtherNamespaces []copyJSON   `json:"other_namespaces"`
-	SameFilesystem  []mountJSON  `json:"same_filesystem"`
-	Warnings        []string     `json:"warnings"`
+	Mount           mountJSON       `json:"mount"`
+	Holders         []holderJSON    `json:"holders"`
+	KernelHolders   []kernelJSON    `json:"kernel_holders"`
+	OtherNamespaces []copyJSON      `json:"other_namespaces"`
+	SameFilesystem  []mountJSON     `json:"same_filesystem"`
+	Warnings        []termsafe.Name `json:"warnings"`
 }
 
 type kernelJSON struct {
@@ -406,7 +416,7 @@ type kernelJSON struct {
 	Name   termsafe.Name `json:"name"`
 	Path   termsafe.Name `json:"path,omitempty"`
 	PID    int           `json:"pid,omitempty"`
-	Action string        `json:"action"`
+	Action termsafe.Name `json:"action"` // names the device, mount point or entry it acts on
 	// A stacking filesystem's layers on this mount ("upperdir=/t/up")
 	// and the mount namespace it is mounted in (absent: ours).
 	Layers    []termsafe.Name `json:"layers,omitempty"`
@@ -414,7 +424,7 @@ type kernelJSON struct {
 }
 
 func toKernelJSON(k inspect.KernelHolder) kernelJSON {
-	j := kernelJSON{Kind: k.Kind, Name: termsafe.Name(k.Name), Path: termsafe.Name(k.Path), PID: k.PID, Action: k.Action, Namespace: k.Namespace}
+	j := kernelJSON{Kind: k.Kind, Name: termsafe.Name(k.Name), Path: termsafe.Name(k.Path), PID: k.PID, Action: termsafe.Name(k.Action), Namespace: k.Namespace}
 	for _, l := range k.Layers {
 		j.Layers = append(j.Layers, termsafe.Name(l.String()))
 	}

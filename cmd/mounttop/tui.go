@@ -90,37 +90,31 @@ func runView(f tuiFlags, notice string) error {
 	if err != nil {
 		return err
 	}
-	var uopts []unmount.Option
-	book := unmount.OpenExpiryBook("")
-	if f.journal != "-" {
-		path := f.journal
-		if path == "" {
-			path = unmount.DefaultJournalPath(os.Geteuid(), os.Getenv)
-		}
-		j, err := unmount.OpenJournal(path)
-		switch {
-		case err != nil && f.journal != "":
-			return fmt.Errorf("opening the journal: %w", err)
-		case err != nil:
-			notice = joinNotice(notice, "no journal: "+termsafe.Text(err.Error()))
-		default:
-			defer j.Close()
-			uopts = append(uopts, unmount.WithJournal(j))
-			book = unmount.OpenExpiryBook(unmount.DefaultExpiryPath(path))
-		}
+	st, err := openState(f.journal, nil, nil)
+	switch {
+	case err != nil && f.journal != "":
+		return stateError(err)
+	case err != nil:
+		// The default place is not usable: the view still runs, and says
+		// so until the first action.
+		notice = joinNotice(notice, "no journal: "+termsafe.Text(err.Error()))
+		st, _ = openState(noJournal, nil, nil)
 	}
-	uopts = append(uopts, unmount.WithExpiryBook(book))
-	u, err := unmount.Default(uopts...)
+	defer st.close()
+	u, err := unmount.Default(st.options()...)
 	if err != nil {
 		return err
 	}
+	book := st.book
 	var scanner ui.Scanner = in
 	if os.Getenv(envTestPanic) != "" {
 		scanner = &panicScanner{Scanner: in}
 	}
+	engine := ui.Engine{U: u, Book: book}
 	model := ui.New(ui.Options{
 		Scanner:   scanner,
-		Unmounter: ui.Engine{U: u, Book: book},
+		Unmounter: engine,
+		Leftovers: engine,
 		Interval:  f.interval,
 		StartPath: f.path,
 		Notice:    notice,

@@ -22,6 +22,7 @@ import (
 
 const umountUsage = `usage: mounttop umount (--lazy | --expire | --force | --staged) [flags] PATH
        mounttop umount --staged [flags] --id UNIQUE_ID
+       mounttop umount --rollback-fence [--dry-run] [--yes] [--journal PATH|-] PATH
 
 Get the mount at PATH off the system. PATH must be a mount point; no
 component of it may be a symbolic link (mounttop never follows one into an
@@ -81,6 +82,7 @@ type umountFlags struct {
 	release, releaseHost        bool
 	allowSystem                 bool
 	id                          uint64
+	rollbackFence               bool
 }
 
 func (f *umountFlags) register(fs *flag.FlagSet) {
@@ -88,7 +90,7 @@ func (f *umountFlags) register(fs *flag.FlagSet) {
 	fs.BoolVar(&f.expire, "expire", false, "mark, then unmount if still idle (MNT_EXPIRE)")
 	fs.BoolVar(&f.force, "force", false, "MNT_FORCE (network and FUSE filesystems)")
 	fs.BoolVar(&f.staged, "staged", false, "fence, revoke, drain, unmount")
-	fs.StringVar(&f.revoke, "revoke", "close", "--staged: close (ptrace: close fds, unmap, chdir /; processes keep running) or signal (SIGTERM, SIGKILL after --grace)")
+	fs.StringVar(&f.revoke, "revoke", "close", "--staged: close (ptrace: a placeholder on each fd, unmap, cwd into an empty read-only directory; processes keep running), close-plain (the same, but fds closed: their numbers are free for the next open) or signal (SIGTERM, SIGKILL after --grace)")
 	fs.DurationVar(&f.grace, "grace", unmount.DefaultGrace, "--revoke=signal: SIGTERM to SIGKILL")
 	fs.DurationVar(&f.interval, "interval", unmount.DefaultInterval, "--staged: drain rescan interval; --expire-when-idle: re-arm interval")
 	fs.DurationVar(&f.timeout, "timeout", unmount.DefaultTimeout, "--staged: give up draining (and roll the fence back) after this; --expire-when-idle: 0 waits until cancelled")
@@ -96,12 +98,13 @@ func (f *umountFlags) register(fs *flag.FlagSet) {
 	fs.BoolVar(&f.whenIdle, "expire-when-idle", false, "--expire: re-arm every --interval until the mount goes")
 	fs.BoolVar(&f.release, "release", false, "--staged: also release copies in other mount namespaces, loop devices and swap files that hold the mount")
 	fs.BoolVar(&f.releaseHost, "release-host", false, "--release: also release a copy in the host's mount namespace (pid 1's)")
+	fs.BoolVar(&f.rollbackFence, "rollback-fence", false, "roll back the fence a killed run left at PATH: the filesystem back in place, the fence gone (mounttop list shows them)")
 	fs.BoolVar(&f.allowSystem, "allow-system-mount", false, "also unmount a mount the system runs on (/, /proc, /sys, /dev, /run, kernel API filesystems) or the /proc or journal mounttop uses")
 	fs.Uint64Var(&f.id, "id", 0, "the mount's unique ID instead of PATH (as mounttop list --json shows it; also a detached mount)")
 	fs.BoolVar(&f.dryRun, "dry-run", false, "print the plan and change nothing")
 	fs.BoolVar(&f.yes, "yes", false, "do not ask for confirmation")
 	fs.BoolVar(&f.json, "json", false, `one JSON object per event per line, each with "stage"; the last ("done") has "result"`)
-	fs.StringVar(&f.journal, "journal", "", "append the journal here (default /var/log/mounttop/journal.jsonl for root, $XDG_STATE_HOME/mounttop/journal.jsonl otherwise)")
+	fs.StringVar(&f.journal, "journal", "", "append the journal here, - for none (default /var/log/mounttop/journal.jsonl for root, $XDG_STATE_HOME/mounttop/journal.jsonl otherwise); expire.json goes beside it")
 }
 
 // parseInterleaved parses flags before and after the positional arguments
@@ -162,6 +165,9 @@ func runUmount(args []string) error {
 	if err != nil {
 		return err
 	}
+	if f.rollbackFence {
+		return runRollbackFence(&f, fs, pos)
+	}
 	mode, err := f.mode()
 	if err != nil {
 		return err
@@ -181,8 +187,8 @@ func runUmount(args []string) error {
 		return usagef("umount: --release goes with --staged (the staged run releases after revoking)")
 	case f.releaseHost && !f.release:
 		return usagef("umount: --release-host goes with --release")
-	case f.revoke != "close" && f.revoke != "signal":
-		return usagef("umount: --revoke is close or signal, not %s", termsafe.Quote(f.revoke))
+	case f.revoke != "close" && f.revoke != "close-plain" && f.revoke != "signal":
+		return usagef("umount: --revoke is close, close-plain or signal, not %s", termsafe.Quote(f.revoke))
 	case mode != unmount.ModeStaged && (seen["revoke"] || seen["grace"]):
 		return usagef("umount: --revoke and --grace apply to --staged only")
 	case f.whenIdle && mode != unmount.ModeExpire:
@@ -215,18 +221,14 @@ func runUmount(args []string) error {
 	}
 
 	var opts []unmount.Option
-	var journal *unmount.Journal
+	stateWarn := ""
 	if !f.dryRun {
-		path := f.journal
-		if path == "" {
-			path = unmount.DefaultJournalPath(os.Geteuid(), os.Getenv)
-		}
-		journal, err = unmount.OpenJournal(path)
+		st, err := openState(f.journal, table, target)
 		if err != nil {
-			return fmt.Errorf("%v (nothing changed; --journal PATH picks another place)", err)
+			return stateError(err)
 		}
-		defer journal.Close()
-		opts = append(opts, unmount.WithJournal(journal), unmount.WithExpiryBook(unmount.OpenExpiryBook(unmount.DefaultExpiryPath(path))))
+		defer st.close()
+		stateWarn, opts = st.warn, st.options()
 	}
 	u, err := unmount.Default(opts...)
 	if err != nil {
@@ -235,8 +237,11 @@ func runUmount(args []string) error {
 	defer u.Close()
 
 	policy := unmount.PolicyClose
-	if f.revoke == "signal" {
+	switch f.revoke {
+	case "signal":
 		policy = unmount.PolicySignal
+	case "close-plain":
+		policy = unmount.PolicyClosePlain
 	}
 	timeout := f.timeout
 	if mode == unmount.ModeExpire && !seen["timeout"] {
@@ -251,6 +256,10 @@ func runUmount(args []string) error {
 		return err
 	}
 
+	if stateWarn != "" {
+		// Said once the plan stands (a refused target moves nothing).
+		fmt.Fprintln(os.Stderr, "mounttop: warning: "+oneLine(stateWarn))
+	}
 	out := os.Stdout
 	if f.json {
 		if err := writeEvent(out, unmount.PlanEvent(&plan)); err != nil {
@@ -368,9 +377,6 @@ func writeEventText(w io.Writer, ev unmount.Event) {
 // confirm asks on the terminal, defaulting to No; with no terminal on
 // stdin it refuses (exit 2): a script must say --yes.
 func confirm(in *os.File, prompt io.Writer, p *unmount.Plan) error {
-	if _, err := unix.IoctlGetTermios(int(in.Fd()), unix.TCGETS); err != nil {
-		return usagef("umount: refusing to act without confirmation: stdin is not a terminal (add --yes; nothing changed)")
-	}
 	holders := "holders"
 	if len(p.Holders) == 1 {
 		holders = "holder"
@@ -383,7 +389,16 @@ func confirm(in *os.File, prompt io.Writer, p *unmount.Plan) error {
 	if n := len(p.Releases); p.Release && n > 0 {
 		releases = fmt.Sprintf(" and %d releases", n)
 	}
-	fmt.Fprintf(prompt, "%s unmount %s with %d %s%s, as planned above: go ahead? [y/N] ", p.Mode, target, len(p.Holders), holders, releases)
+	return askYes(in, prompt, fmt.Sprintf("%s unmount %s with %d %s%s, as planned above: go ahead? [y/N] ", p.Mode, target, len(p.Holders), holders, releases))
+}
+
+// askYes asks question on the terminal, defaulting to No; with no
+// terminal on stdin it refuses (exit 2).
+func askYes(in *os.File, prompt io.Writer, question string) error {
+	if _, err := unix.IoctlGetTermios(int(in.Fd()), unix.TCGETS); err != nil {
+		return usagef("umount: refusing to act without confirmation: stdin is not a terminal (add --yes; nothing changed)")
+	}
+	fmt.Fprint(prompt, question)
 	line, _ := bufio.NewReader(in).ReadString('\n')
 	switch strings.ToLower(strings.TrimSpace(line)) {
 	case "y", "yes":

@@ -86,7 +86,7 @@ func TestUmountReleasePropagatingCopy(t *testing.T) {
 
 	r = runMounttop(t, "", nil, "umount", "--staged", "--release", "--dry-run", dir)
 	if want := fmt.Sprintf("pid %-7d", v.PID); r.code != 0 || !strings.Contains(r.stdout, want) ||
-		!strings.Contains(r.stdout, "in mount namespace mnt:[") || !strings.Contains(r.stdout, "holding its copy at "+dir+": close fd") {
+		!strings.Contains(r.stdout, "in mount namespace mnt:[") || !strings.Contains(r.stdout, "holding its copy at "+dir+": put a placeholder on fd") {
 		t.Fatalf("the --release plan does not list the holder in the other namespace:\n%s%s", r.stdout, r.stderr)
 	}
 	r = runMounttop(t, "", nil, append(append(args, "--release", dir), journalArgs(t)...)...)
@@ -95,7 +95,7 @@ func TestUmountReleasePropagatingCopy(t *testing.T) {
 		t.Fatalf("with --release: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
 	if want := fmt.Sprintf("pid %d (", v.PID); !strings.Contains(r.stdout, want) || !strings.Contains(r.stdout, ") in mount namespace mnt:[") ||
-		!strings.Contains(r.stdout, "closed fd") {
+		!strings.Contains(r.stdout, "put a placeholder on fd") {
 		t.Errorf("no revoke line for the holder in the other namespace:\n%s", r.stdout)
 	}
 	if holdsFile(v.PID, f) {
@@ -295,6 +295,16 @@ func releaseSwap(t *testing.T, dir, want string) {
 // --json` gives the detached mount its holders keep alive.
 func detachedID(t *testing.T, dir string, holders int) uint64 {
 	t.Helper()
+	// The mount's own unique ID, taken before it is detached: other tests
+	// (and other work on the machine) may hold detached mounts of their
+	// own, with as many holders.
+	var stx unix.Statx_t
+	if err := unix.Statx(unix.AT_FDCWD, dir, unix.AT_SYMLINK_NOFOLLOW, unix.STATX_MNT_ID_UNIQUE, &stx); err != nil {
+		t.Fatal(err)
+	}
+	if stx.Mask&unix.STATX_MNT_ID_UNIQUE == 0 {
+		t.Skip("no unique mount IDs (Linux 6.8+)")
+	}
 	if err := unix.Unmount(dir, unix.MNT_DETACH); err != nil {
 		t.Fatal(err)
 	}
@@ -310,11 +320,14 @@ func detachedID(t *testing.T, dir string, holders int) uint64 {
 		t.Fatalf("%v: %s", err, r.stdout)
 	}
 	for _, m := range out.Mounts {
-		if m.Detached && m.Holders == holders {
+		if m.UniqueID == stx.Mnt_id {
+			if !m.Detached || m.Holders != holders {
+				t.Fatalf("mount %d: detached %v with %d holders, want detached with %d", m.UniqueID, m.Detached, m.Holders, holders)
+			}
 			return m.UniqueID
 		}
 	}
-	t.Fatalf("no detached mount with %d holders in %s", holders, r.stdout)
+	t.Fatalf("detached mount %d not listed in %s", stx.Mnt_id, r.stdout)
 	return 0
 }
 

@@ -78,7 +78,7 @@ func TestUmountRefusals(t *testing.T) {
 		{"missing", "", []string{"--lazy", "--yes", filepath.Join(dir, "missing")}, "no such file or directory"},
 		{"symlink", "", []string{"--lazy", "--yes", link}, "is a symbolic link"},
 		{"symlink in the middle", "", []string{"--expire", "--yes", filepath.Join(linkDir, filepath.Base(dir))}, "is a symbolic link"},
-		{"bad policy", "", []string{"--staged", "--revoke=nice", dir}, "--revoke is close or signal"},
+		{"bad policy", "", []string{"--staged", "--revoke=nice", dir}, "--revoke is close, close-plain or signal"},
 		{"revoke without staged", "", []string{"--lazy", "--revoke=signal", dir}, "apply to --staged only"},
 		{"when-idle without expire", "", []string{"--lazy", "--expire-when-idle", dir}, "goes with --expire"},
 		{"unknown flag", "", []string{"--lazy", "--nope", dir}, "flag provided but not defined"},
@@ -129,6 +129,31 @@ func TestUmountDryRun(t *testing.T) {
 	}
 	if after := mountTable(t); after != before || !v.Alive() {
 		t.Fatal("a dry run changed something")
+	}
+}
+
+// TestUmountRevokeFDModes: --revoke=close puts a placeholder on each fd
+// (the number stays taken), --revoke=close-plain closes it, and the plan
+// says which, before anything is done.
+func TestUmountRevokeFDModes(t *testing.T) {
+	dir := testns.Tmpfs(t, "")
+	f := filepath.Join(dir, "f")
+	if err := os.WriteFile(f, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	testns.StartVictim(t, testns.RoleFD, f, "r")
+	for policy, want := range map[string]string{
+		"close":       "revoke by close, ",
+		"close-plain": "revoke by close-plain, ",
+	} {
+		r := runMounttop(t, "", nil, "umount", "--staged", "--revoke="+policy, "--dry-run", dir)
+		action := "put a placeholder on fd "
+		if policy == "close-plain" {
+			action = "close fd "
+		}
+		if r.code != 0 || !strings.Contains(r.stdout, want) || !strings.Contains(r.stdout, action) {
+			t.Errorf("--revoke=%s: exit %d, want %q and %q in the plan:\n%s%s", policy, r.code, want, action, r.stdout, r.stderr)
+		}
 	}
 }
 
@@ -280,7 +305,7 @@ func TestUmountStagedClose(t *testing.T) {
 	if r.code != 0 || testns.IsMountPoint(dir) {
 		t.Fatalf("exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
-	if !strings.Contains(r.stdout, "pid "+strconv.Itoa(v.PID)+" (") || !strings.Contains(r.stdout, "closed fd") {
+	if !strings.Contains(r.stdout, "pid "+strconv.Itoa(v.PID)+" (") || !strings.Contains(r.stdout, "put a placeholder on fd") {
 		t.Errorf("no revoke line for the holder:\n%s", r.stdout)
 	}
 	v.WaitLine(t, "read: EBADF", 5e9)

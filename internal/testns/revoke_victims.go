@@ -60,6 +60,27 @@ const (
 	// taken inside the new root; reports "ready".
 	RoleRevokeChrootCwd = "revoke-chroot-cwd"
 
+	// RoleRevokeLogger LOG RECORDS: a process that logs to a file on the
+	// target while it writes records elsewhere, as in the fd-reuse attack:
+	// opens LOG (append) and reports "log fd: N", then over and over opens
+	// RECORDS/rec-I, writes "DB RECORD I" to it, writes "LOG line I" to
+	// the log fd, closes the record. It reports "log write: ERRNO" the
+	// first time a log write fails, and "done" 50 records later.
+	RoleRevokeLogger = "revoke-logger"
+	// RoleRevokeCwdWriter ROOT DIR: chroot(ROOT), chdir(DIR) (inside the
+	// new root), then creates probe-I by relative path every few
+	// milliseconds, reporting "created" after the first and, once a create
+	// fails, "create failed: ERRNO" and "getcwd: PATH" (the raw getcwd(2)
+	// result), and stops.
+	RoleRevokeCwdWriter = "revoke-cwd-writer"
+	// RoleRevokeFlip PATH OTHER: opens PATH and reports "fd: N"; on
+	// SIGUSR1 puts OTHER on that number (dup2) and reports "flipped".
+	RoleRevokeFlip = "revoke-flip"
+	// RoleRevokeFDLimit FIFO: blocked in read(2) on the FIFO, with its
+	// RLIMIT_NOFILE lowered to its lowest free fd number, so it can open
+	// nothing more (EMFILE); reports "read: ERRNO".
+	RoleRevokeFDLimit = "revoke-fd-limit"
+
 	// roleKeepAlive ROLE ARGS...: what the holder runs: ROLE, with a
 	// goroutine that always has a timer pending. Roles that end in
 	// forever() (select {}) would otherwise die of Go's deadlock detector
@@ -77,6 +98,10 @@ func init() {
 	RegisterRole(RoleRevokeSignal, 1, revokeSignal)
 	RegisterRole(RoleRevokeSeccomp, 1, revokeSeccomp)
 	RegisterRole(RoleRevokeChrootCwd, 2, revokeChrootCwd)
+	RegisterRole(RoleRevokeLogger, 2, revokeLogger)
+	RegisterRole(RoleRevokeCwdWriter, 2, revokeCwdWriter)
+	RegisterRole(RoleRevokeFlip, 2, revokeFlip)
+	RegisterRole(RoleRevokeFDLimit, 1, revokeFDLimit)
 }
 
 func revokeHolder(args []string) error {
@@ -91,6 +116,12 @@ func revokeHolder(args []string) error {
 	cmd.Env = append(os.Environ(), envVictim+"="+roleKeepAlive)
 	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: unix.SIGKILL}
+	if last := os.Getenv(envLastPID); last != "" {
+		// StartTraceeAt: the pid to count on from.
+		if err := os.WriteFile("/proc/sys/kernel/ns_last_pid", []byte(last), 0); err != nil {
+			return err
+		}
+	}
 	if err := cmd.Start(); err != nil {
 		return err
 	}
@@ -322,6 +353,113 @@ func revokeChrootCwd(args []string) error {
 	return nil
 }
 
+func revokeLogger(args []string) error {
+	logFD, err := unix.Open(args[0], unix.O_WRONLY|unix.O_CREAT|unix.O_APPEND|unix.O_CLOEXEC, 0o644)
+	if err != nil {
+		return err
+	}
+	say("log fd: %d", logFD)
+	say("ready")
+	failedAt := -1
+	for i := 0; failedAt < 0 || i < failedAt+50; i++ {
+		// Raw calls, as a C program makes them: the lowest free number
+		// for each open (open(2)).
+		rec, err := unix.Open(fmt.Sprintf("%s/rec-%d", args[1], i), unix.O_WRONLY|unix.O_CREAT|unix.O_CLOEXEC, 0o644)
+		if err != nil {
+			return err
+		}
+		if _, err := unix.Write(rec, []byte(fmt.Sprintf("DB RECORD %d\n", i))); err != nil {
+			return err
+		}
+		if _, err := unix.Write(logFD, []byte(fmt.Sprintf("LOG line %d\n", i))); err != nil && failedAt < 0 {
+			failedAt = i
+			say("log write: %s", errName(err))
+		}
+		unix.Close(rec)
+		time.Sleep(2 * time.Millisecond)
+	}
+	say("done")
+	forever()
+	return nil
+}
+
+func revokeCwdWriter(args []string) error {
+	if err := unix.Chroot(args[0]); err != nil {
+		return err
+	}
+	if err := unix.Chdir(args[1]); err != nil {
+		return err
+	}
+	say("ready")
+	for i := 0; ; i++ {
+		fd, err := unix.Open(fmt.Sprintf("probe-%d", i), unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_CLOEXEC, 0o644)
+		if err != nil {
+			say("create failed: %s", errName(err))
+			buf := make([]byte, 4096)
+			n, err := unix.Getcwd(buf)
+			if err != nil {
+				say("getcwd: %s", errName(err))
+			} else {
+				say("getcwd: %s", strings.TrimRight(string(buf[:n]), "\x00"))
+			}
+			forever()
+		}
+		unix.Close(fd)
+		if i == 0 {
+			say("created")
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+func revokeFlip(args []string) error {
+	fd, err := unix.Open(args[0], unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, unix.SIGUSR1)
+	say("fd: %d", fd)
+	say("ready")
+	<-sigs
+	other, err := unix.Open(args[1], unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	if err := unix.Dup3(other, fd, unix.O_CLOEXEC); err != nil {
+		return err
+	}
+	unix.Close(other)
+	say("flipped")
+	forever()
+	return nil
+}
+
+func revokeFDLimit(args []string) error {
+	fd, err := unix.Open(args[0], unix.O_RDWR|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	read := readBlocked(fd) // says "ready"
+	free, err := unix.Open("/dev/null", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	unix.Close(free)
+	var lim unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &lim); err != nil {
+		return err
+	}
+	lim.Cur = uint64(free) // every new fd would be >= free: EMFILE
+	if err := unix.Setrlimit(unix.RLIMIT_NOFILE, &lim); err != nil {
+		return err
+	}
+	say("limited")
+	say("read: %s", errName(<-read))
+	forever()
+	return nil
+}
+
 // StartTracee starts a victim in role that is not a child of the test
 // process (RoleRevokeHolder): a test that ptraces it must not be its
 // parent, or exec.Cmd.Wait takes the ptrace stops. It returns the wrapper
@@ -335,6 +473,31 @@ func StartTracee(t testing.TB, role string, args ...string) (*Victim, int) {
 		t.Fatalf("holder line %q: %v", line, err)
 	}
 	return v, pid
+}
+
+// envLastPID is what RoleRevokeHolder writes to ns_last_pid before it
+// forks (StartTraceeAt).
+const envLastPID = "MOUNTTOP_TEST_LAST_PID"
+
+// StartTraceeAt is StartTracee with the victim under pid, which must be
+// free: only possible as root of a pid namespace of our own
+// (InNewPIDNamespace), where the wrapper writes a pid just below to
+// /proc/sys/kernel/ns_last_pid (pid_namespaces(7)) right before it forks.
+// The threads the wrapper's runtime starts in between take pids too (one,
+// as measured), so it tries from pid-1 downwards.
+func StartTraceeAt(t *testing.T, pid int, role string, args ...string) (*Victim, int) {
+	t.Helper()
+	for try := 0; try < 12; try++ {
+		t.Setenv(envLastPID, strconv.Itoa(pid-1-try%4))
+		v, got := StartTracee(t, role, args...)
+		if got == pid {
+			return v, got
+		}
+		_ = unix.Kill(got, unix.SIGKILL)
+		v.Wait(10 * time.Second)
+	}
+	t.Fatalf("could not start a process with pid %d", pid)
+	return nil, 0
 }
 
 // Alive reports whether pid exists and is not a zombie (for processes that

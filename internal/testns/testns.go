@@ -47,6 +47,14 @@ func Main(m *testing.M) {
 				fmt.Fprintf(os.Stderr, "testns: making / private: %v\n", err)
 				os.Exit(1)
 			}
+			// A /run of the tests' own: the staged fence's stash and the
+			// fallback journal go to /run, a tmpfs shared by every mount
+			// namespace, so a test that kills mounttop mid-run would leave
+			// its directories in the machine's /run.
+			if err := unix.Mount("testns-run", "/run", "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, "mode=0755"); err != nil {
+				fmt.Fprintf(os.Stderr, "testns: a private /run: %v\n", err)
+				os.Exit(1)
+			}
 		}
 		os.Exit(m.Run())
 	}

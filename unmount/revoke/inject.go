@@ -41,6 +41,7 @@ func (s *session) act() error {
 	}
 	fds, ranges, cwds := s.verify(maps)
 
+	dir := -1 // the empty directory's fd in the process
 	if s.t.Placeholder && len(fds) > 0 || len(cwds) > 0 {
 		if err := s.mapScratch(inj); err != nil {
 			return err
@@ -53,8 +54,35 @@ func (s *session) act() error {
 				}
 			}
 		}()
+		var why string
+		if dir, why, err = s.handInEmptyDir(inj); err != nil {
+			return err
+		}
+		if why != "" {
+			// Without the empty directory there is nothing to put on
+			// an fd or move a cwd to: those uses are left alone and
+			// reported (plain closes still go ahead).
+			for _, fd := range fds {
+				s.fail("placeholder for fd %d: %s", fd, why)
+			}
+			for _, tid := range cwds {
+				s.fail("cwd of thread %d: %s", tid, why)
+			}
+			cwds = nil
+			if s.t.Placeholder {
+				fds = nil
+			}
+		} else {
+			defer func() {
+				if !inj.gone && !inj.reap {
+					if _, err := s.call(inj, unix.SYS_CLOSE, uintptr(dir)); err != nil {
+						s.fail("closing the empty directory's fd %d: %v", dir, err)
+					}
+				}
+			}()
+		}
 	}
-	if err := s.takeFDs(inj, fds); err != nil {
+	if err := s.takeFDs(inj, fds, dir); err != nil {
 		return err
 	}
 	for _, rg := range ranges {
@@ -74,16 +102,16 @@ func (s *session) act() error {
 		s.rep.Unmapped = append(s.rep.Unmapped, rg)
 	}
 	for _, tid := range cwds {
-		ret, err := s.call(s.threads[tid], unix.SYS_CHDIR, uintptr(s.scratch))
+		ret, err := s.call(s.threads[tid], unix.SYS_FCHDIR, uintptr(dir))
 		if errors.Is(err, ErrGone) && tid != inj.tid {
-			s.fail("chdir / in thread %d: it exited", tid)
+			s.fail("cwd of thread %d: it exited", tid)
 			continue
 		}
 		if err != nil {
 			return err
 		}
 		if e := errnoOf(ret); e != 0 {
-			s.fail("chdir / in thread %d: %s", tid, errnoName(e))
+			s.fail("cwd of thread %d: fchdir: %s", tid, errnoName(e))
 			continue
 		}
 		s.rep.Chdir = append(s.rep.Chdir, tid)
@@ -121,13 +149,12 @@ func (s *session) checkSeccomp() error {
 	return nil
 }
 
-// takeFDs closes each fd, or covers it with an O_PATH placeholder.
-func (s *session) takeFDs(inj *thread, fds []int) error {
-	if len(fds) == 0 {
-		return nil
-	}
-	if !s.t.Placeholder {
-		for _, fd := range fds {
+// takeFDs closes each fd, or with Targets.Placeholder covers it with dir,
+// the process's fd of the empty directory (dup3(2), keeping each fd's
+// FD_CLOEXEC).
+func (s *session) takeFDs(inj *thread, fds []int, dir int) error {
+	for _, fd := range fds {
+		if !s.t.Placeholder {
 			ret, err := s.call(inj, unix.SYS_CLOSE, uintptr(fd))
 			if err != nil {
 				return err
@@ -139,27 +166,13 @@ func (s *session) takeFDs(inj *thread, fds []int) error {
 				continue
 			}
 			s.rep.Closed = append(s.rep.Closed, fd)
+			continue
 		}
-		return nil
-	}
-	atFDCWD := unix.AT_FDCWD
-	ret, err := s.call(inj, unix.SYS_OPENAT, uintptr(atFDCWD), uintptr(s.scratch), unix.O_PATH|unix.O_CLOEXEC|unix.O_DIRECTORY, 0)
-	if err != nil {
-		return err
-	}
-	if e := errnoOf(ret); e != 0 {
-		for _, fd := range fds {
-			s.fail("placeholder for fd %d: open / O_PATH: %s", fd, errnoName(e))
-		}
-		return nil
-	}
-	tmp := int(ret)
-	for _, fd := range fds {
 		flags := 0
 		if fdCloexec(s.pid, fd) {
 			flags = unix.O_CLOEXEC
 		}
-		ret, err := s.call(inj, unix.SYS_DUP3, uintptr(tmp), uintptr(fd), uintptr(flags))
+		ret, err := s.call(inj, unix.SYS_DUP3, uintptr(dir), uintptr(fd), uintptr(flags))
 		if err != nil {
 			return err
 		}
@@ -169,13 +182,12 @@ func (s *session) takeFDs(inj *thread, fds []int) error {
 		}
 		s.rep.Closed = append(s.rep.Closed, fd)
 	}
-	_, err = s.call(inj, unix.SYS_CLOSE, uintptr(tmp))
-	return err
+	return nil
 }
 
-// mapScratch maps one page in the process to hold "/" for chdir(2) and
-// open(2), instead of writing below a thread's stack pointer: a Go
-// goroutine stack may have little room below it.
+// mapScratch maps one page in the process for the data of the injected
+// calls (handInEmptyDir), instead of writing below a thread's stack
+// pointer: a Go goroutine stack may have little room below it.
 func (s *session) mapScratch(inj *thread) error {
 	ret, err := s.call(inj, unix.SYS_MMAP, 0, pageSize, unix.PROT_READ|unix.PROT_WRITE,
 		unix.MAP_PRIVATE|unix.MAP_ANONYMOUS, ^uintptr(0), 0)
@@ -186,18 +198,12 @@ func (s *session) mapScratch(inj *thread) error {
 		return fmt.Errorf("mapping a scratch page in %d: %s", s.pid, errnoName(e))
 	}
 	s.scratch = uint64(ret)
-	path := make([]byte, 8)
-	path[0] = '/'
-	if _, err := unix.PtracePokeData(inj.tid, uintptr(s.scratch), path); err != nil {
-		_, _ = s.call(inj, unix.SYS_MUNMAP, uintptr(s.scratch), pageSize)
-		return fmt.Errorf("writing to the scratch page of %d: %w", s.pid, err)
-	}
 	return nil
 }
 
 // verify drops the targets that are no longer what the caller saw: fds not
 // open any more, ranges that are not (only) file mappings now, threads that
-// are not ours, and with Targets.Mount, anything now on another mount. The
+// are not ours, and with Targets.Mounts, anything now on another mount. The
 // process is stopped, so what is checked here is what the syscalls hit.
 func (s *session) verify(maps []mapping) (fds []int, ranges []Range, cwds []int) {
 	mapFilesNoted := false
@@ -223,7 +229,7 @@ func (s *session) verify(maps []mapping) (fds []int, ranges []Range, cwds []int)
 			continue
 		}
 		ok := true
-		if s.t.Mount != 0 {
+		if s.checksMounts() {
 			for _, v := range vmas {
 				link := fmt.Sprintf("/proc/%d/map_files/%x-%x", s.pid, v.start, v.end)
 				if _, _, err := mountOf(link); errors.Is(err, unix.EPERM) || errors.Is(err, unix.EACCES) {
@@ -246,7 +252,7 @@ func (s *session) verify(maps []mapping) (fds []int, ranges []Range, cwds []int)
 	for _, tid := range s.t.CwdTIDs {
 		th := s.threads[tid]
 		if th == nil || th.gone || !th.stopped {
-			s.fail("chdir / in thread %d: no such thread of process %d", tid, s.pid)
+			s.fail("cwd of thread %d: no such thread of process %d", tid, s.pid)
 			continue
 		}
 		if !s.onMount(fmt.Sprintf("/proc/%d/task/%d/cwd", s.pid, tid), fmt.Sprintf("cwd of thread %d", tid)) {
@@ -259,10 +265,12 @@ func (s *session) verify(maps []mapping) (fds []int, ranges []Range, cwds []int)
 	return fds, ranges, cwds
 }
 
-// onMount checks a /proc magic link against Targets.Mount, reporting a
-// mismatch as a failure of what.
+func (s *session) checksMounts() bool { return len(s.t.Mounts) > 0 || len(s.t.CopyIDs) > 0 }
+
+// onMount checks a /proc magic link against Targets.Mounts and CopyIDs,
+// reporting a mismatch as a failure of what.
 func (s *session) onMount(link, what string) bool {
-	if s.t.Mount == 0 {
+	if !s.checksMounts() {
 		return true
 	}
 	id, ok, err := mountOf(link)
@@ -272,11 +280,21 @@ func (s *session) onMount(link, what string) bool {
 		return false
 	case !ok:
 		return true // no unique mount IDs on this kernel: trust the scan
-	case id != s.t.Mount:
-		s.fail("%s: now on mount %d, not %d; left alone", what, id, s.t.Mount)
-		return false
+	case slices.Contains(s.t.Mounts, id):
+		return true
 	}
-	return true
+	if len(s.t.CopyIDs) > 0 {
+		old, err := oldMountOf(link)
+		if err != nil {
+			s.fail("%s: checking its mount: %v", what, err)
+			return false
+		}
+		if slices.Contains(s.t.CopyIDs, old) {
+			return true
+		}
+	}
+	s.fail("%s: now on mount %d, none of those revoked; left alone", what, id)
+	return false
 }
 
 // coverage reports whether rg is exactly covered by file-backed mappings,
@@ -391,6 +409,9 @@ func (s *session) call(th *thread, nr uintptr, args ...uintptr) (uintptr, error)
 	regs.Rdi, regs.Rsi, regs.Rdx, regs.R10, regs.R8, regs.R9 = a[0], a[1], a[2], a[3], a[4], a[5]
 	if err := unix.PtraceSetRegs(th.tid, &regs); err != nil {
 		return 0, s.lost(th, err)
+	}
+	if testHookInject != nil {
+		testHookInject(s.pid, th.tid)
 	}
 	for step := 0; ; step++ {
 		if step > 64 {

@@ -3,7 +3,6 @@
 package revoke
 
 import (
-	"bufio"
 	"bytes"
 	"fmt"
 	"os"
@@ -59,6 +58,26 @@ func threadStatus(pid, tid int) (taskStatus, error) {
 	return readStatus(fmt.Sprintf("/proc/%d/task/%d/status", pid, tid))
 }
 
+// startTime is the start time of process pid: /proc/PID/stat field 22
+// (starttime, clock ticks after boot, proc(5)). The command name in field
+// 2 may hold spaces and parentheses, so fields are counted from the last
+// ')'.
+func startTime(pid int) (uint64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0, fmt.Errorf("/proc/%d/stat: malformed", pid)
+	}
+	f := strings.Fields(string(b[i+1:])) // f[0] is field 3
+	if len(f) < 22-2 {
+		return 0, fmt.Errorf("/proc/%d/stat: short", pid)
+	}
+	return strconv.ParseUint(f[22-3], 10, 64)
+}
+
 // listThreads returns the TIDs in /proc/PID/task, lowest first.
 func listThreads(pid int) ([]int, error) {
 	ents, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
@@ -88,13 +107,23 @@ func readMaps(pid int) ([]mapping, error) {
 	if err != nil {
 		return nil, err
 	}
+	return parseMaps(b), nil
+}
+
+// parseMaps parses /proc/PID/maps: "start-end perms offset dev inode",
+// then, padded with spaces, the path or pseudo-path ([vdso], [stack]) to
+// the end of the line, kept as the kernel wrote it. Lines it cannot read
+// are skipped.
+func parseMaps(b []byte) []mapping {
 	var maps []mapping
-	sc := bufio.NewScanner(bytes.NewReader(b))
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		// start-end perms offset dev inode [path]
-		f := strings.Fields(sc.Text())
-		if len(f) < 5 {
+	for _, raw := range bytes.Split(b, []byte("\n")) {
+		line := string(raw)
+		var f [5]string
+		for i := range f {
+			line = strings.TrimLeft(line, " ")
+			f[i], line, _ = strings.Cut(line, " ")
+		}
+		if f[4] == "" {
 			continue
 		}
 		lo, hi, ok := strings.Cut(f[0], "-")
@@ -102,8 +131,8 @@ func readMaps(pid int) ([]mapping, error) {
 			continue
 		}
 		var m mapping
-		m.start, err = strconv.ParseUint(lo, 16, 64)
-		if err != nil {
+		var err error
+		if m.start, err = strconv.ParseUint(lo, 16, 64); err != nil {
 			continue
 		}
 		if m.end, err = strconv.ParseUint(hi, 16, 64); err != nil {
@@ -111,12 +140,10 @@ func readMaps(pid int) ([]mapping, error) {
 		}
 		m.perms = f[1]
 		m.inode, _ = strconv.ParseUint(f[4], 10, 64)
-		if len(f) > 5 {
-			m.path = strings.Join(f[5:], " ")
-		}
+		m.path = strings.TrimLeft(line, " ")
 		maps = append(maps, m)
 	}
-	return maps, sc.Err()
+	return maps
 }
 
 // fdCloexec reports whether fd of pid has FD_CLOEXEC, from the flags line
@@ -126,13 +153,19 @@ func fdCloexec(pid, fd int) bool {
 	if err != nil {
 		return false
 	}
+	flags, ok := fdFlags(b)
+	return ok && flags&unix.O_CLOEXEC != 0
+}
+
+// fdFlags returns the open flags of an fdinfo file's "flags:" line.
+func fdFlags(b []byte) (uint64, bool) {
 	for _, line := range strings.Split(string(b), "\n") {
 		if v, ok := strings.CutPrefix(line, "flags:"); ok {
 			flags, err := strconv.ParseUint(strings.TrimSpace(v), 8, 64)
-			return err == nil && flags&unix.O_CLOEXEC != 0
+			return flags, err == nil
 		}
 	}
-	return false
+	return 0, false
 }
 
 // mountOf returns the unique mount ID of what the /proc magic link at path
@@ -149,6 +182,20 @@ func mountOf(path string) (id uint64, ok bool, err error) {
 		return 0, false, nil
 	}
 	return stx.Mnt_id, true, nil
+}
+
+// oldMountOf returns the reusable mount ID (mountinfo field 1) of what the
+// /proc magic link at path points to, like mountOf (statx(2)
+// STATX_MNT_ID, Linux 5.8).
+func oldMountOf(path string) (int, error) {
+	var stx unix.Statx_t
+	if err := unix.Statx(unix.AT_FDCWD, path, unix.AT_STATX_DONT_SYNC, unix.STATX_MNT_ID, &stx); err != nil {
+		return 0, err
+	}
+	if stx.Mask&unix.STATX_MNT_ID == 0 {
+		return 0, fmt.Errorf("statx %s: no mount ID", path)
+	}
+	return int(stx.Mnt_id), nil
 }
 
 // errnoName is an errno in the words the operator sees elsewhere ("EBADF").

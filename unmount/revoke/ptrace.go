@@ -56,6 +56,19 @@ func ptraceSetSiginfo(tid int, si *unix.Siginfo) error {
 	return ptrace(unix.PTRACE_SETSIGINFO, tid, 0, uintptr(unsafe.Pointer(si)))
 }
 
+// siTkill is the si_code of tgkill(2) (SI_TKILL, include/uapi/asm-generic/siginfo.h).
+const siTkill = -6
+
+// rtTgsigqueueinfo queues the signal si describes to thread tid of process
+// tgid, with that siginfo (rt_tgsigqueueinfo(2)).
+func rtTgsigqueueinfo(tgid, tid int, si *unix.Siginfo) error {
+	_, _, e := unix.Syscall6(unix.SYS_RT_TGSIGQUEUEINFO, uintptr(tgid), uintptr(tid), uintptr(si.Signo), uintptr(unsafe.Pointer(si)), 0, 0)
+	if e != 0 {
+		return e
+	}
+	return nil
+}
+
 // ptraceEvent is the PTRACE_EVENT_* of a stop status (status>>16).
 func ptraceEvent(ws unix.WaitStatus) int { return int(uint32(ws)>>16) & 0xff }
 

@@ -1,18 +1,36 @@
 // Package revoke takes a mount away from the processes that hold it while
 // they keep running: the "revoke" stage of mounttop's staged forced unmount,
 // done from userspace the way the never-merged fumount patch did it in the
-// kernel. After a revoke the holder's fds on the mount give EBADF, its file
-// mappings there fault (SIGSEGV), and its threads' working directories are
-// "/".
+// kernel. After a revoke the holder's fds on the mount give EBADF (each
+// number covered by a placeholder, or closed), its file mappings there
+// fault (SIGSEGV), and its threads' working directories are an empty
+// read-only directory that belongs to no mounted tree.
 //
 // It works by ptrace(2) syscall injection. Every thread of the process is
 // seized (PTRACE_SEIZE) and stopped (PTRACE_INTERRUPT), because a thread
 // blocked in read(2) holds its own reference to the file: closing the fd
 // from another thread does not wake it, interrupting it does, and when the
 // interrupted read is restarted it finds the fd gone and returns EBADF. The
-// syscalls (close, dup3, mmap, chdir) are then run inside the process
+// syscalls (dup3, close, mmap, fchdir) are then run inside the process
 // through a `syscall` instruction found in its [vdso], with its registers
 // saved before and restored after, and every thread is detached.
+//
+// It acts only on what the caller inspected. Targets carry the process's
+// start time, checked before seizing and again once every thread is
+// stopped (a reused pid is ErrReused, the new process left alone), and the
+// mounts they were found on: each fd, mapping and cwd is checked against
+// them once nothing can change any more, and one that moved elsewhere is
+// left alone and reported.
+//
+// The empty directory is a detached read-only tmpfs (fsmount(2), never
+// attached), one per Revoker. A process, usually not root, may not take an
+// fd from mounttop (pidfd_getfd(2) needs ptrace rights over it), so the fd
+// is handed in as SCM_RIGHTS through a socketpair made in the process.
+// Placeholders are O_PATH fds of it: read(2) and write(2) give EBADF, the
+// number stays taken (the next open(2) gets another, so nothing meant for
+// the old file lands in a new one), and paths relative to it find nothing
+// (ENOENT) and create nothing (EROFS), as from a moved cwd; ".." stays in
+// it.
 //
 // ptrace requests are bound to the tracer thread (ptrace(2): "the tracer"
 // is a thread), so a Revoker owns one goroutine locked to one OS thread
@@ -27,8 +45,20 @@
 //     vfork) cannot be stopped: ErrNoStop, the process untouched. An
 //     injected syscall that blocks (close(2) flushing to a dead server)
 //     keeps the process stopped until it returns: ErrStuck.
-//   - fds are closed in the main thread's fd table; a thread that
+//   - fds are taken in the main thread's fd table; a thread that
 //     unshared it (unshare(CLONE_FILES)) keeps its own.
+//   - A signal that arrives while the process is stopped is held and
+//     handed back on release with its siginfo. Of several held by one
+//     thread, those the kernel would not accept from another process with
+//     their siginfo (kill(2), tgkill(2) and kernel-sent ones after the
+//     first: rt_tgsigqueueinfo(2) refuses a non-negative si_code) go back
+//     by tgkill, their sender shown as mounttop.
+//   - A process whose fd limit is reached, or whose LSM policy refuses it
+//     a unix socket, cannot be handed the empty directory: its fds and
+//     cwds are then left alone and reported (with placeholders off, its
+//     fds are still closed).
+//   - The start time has clock-tick resolution (USER_HZ, 10ms): a pid
+//     reused within the same tick by a new process is not told apart.
 //   - Only 64-bit x86 processes. A process under seccomp is revoked only
 //     where PTRACE_O_SUSPEND_SECCOMP is permitted (CAP_SYS_ADMIN in the
 //     initial user namespace), since an injected syscall could trip its
@@ -44,6 +74,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -55,28 +86,52 @@ type Range struct{ Start, End uint64 }
 
 func (r Range) String() string { return fmt.Sprintf("%x-%x", r.Start, r.End) }
 
-// Targets is what to take away from one process.
+// Targets is what to take away from one process. It is a plain value of
+// exported fields, so it can be sent to a revoker in another process.
 type Targets struct {
 	FDs  []int   // fds to take away (the fd table is shared by threads: done once)
 	Maps []Range // file mappings to replace with PROT_NONE anonymous memory
 	// CwdTIDs are the threads (TID; the pid itself for the main thread)
-	// whose cwd is on the mount; each gets chdir("/"). Threads that called
-	// unshare(CLONE_FS) have a cwd of their own, so every listed thread is
-	// done, not just one.
+	// whose cwd is on the mount; each is moved into the Revoker's empty
+	// directory (see Placeholder). Threads that called unshare(CLONE_FS)
+	// have a cwd of their own, so every listed thread is done, not just
+	// one.
 	CwdTIDs []int
-	// Placeholder: instead of closing each fd, dup3(2) an O_PATH fd of "/"
-	// over it. The number stays taken (so the process cannot reuse it for
-	// something it will then confuse with the old file), and read(2) and
-	// write(2) on it still give EBADF, as O_PATH fds do (open(2)).
+	// Placeholder: instead of closing each fd, dup3(2) an O_PATH fd of the
+	// Revoker's empty directory over it. The number stays taken, so the
+	// process's next open(2) gets another one and nothing it writes to the
+	// old number lands in a file it opened since (the lowest free number
+	// is reused, open(2)); read(2) and write(2) on it give EBADF, as on
+	// any O_PATH fd. Without it the fd is closed and the number is free.
+	//
+	// The empty directory is the root of a tiny read-only tmpfs made with
+	// fsopen(2)/fsmount(2) (MOUNT_ATTR_RDONLY) and never attached
+	// anywhere: it belongs to no mounted tree, so paths relative to it
+	// lead nowhere (creates give EROFS, lookups ENOENT), and ".." from it
+	// stays in it.
 	Placeholder bool
-	// Mount, if non-zero, is the unique mount ID (statx(2)
-	// STATX_MNT_ID_UNIQUE) the targets were found on. Once every thread is
-	// stopped, so nothing can change any more, each fd, cwd and (where
-	// /proc/PID/map_files is readable: CAP_SYS_ADMIN) mapping is checked
-	// against it again; one that no longer names something on that mount
-	// (the process closed the fd and the number was reused) is left alone
-	// and reported in Failed. Zero trusts the caller's scan.
-	Mount uint64
+	// StartTime, if non-zero, is the process's start time as the scan that
+	// found these targets read it: /proc/PID/stat field 22 (starttime,
+	// clock ticks after boot, proc(5)), fixed for the life of a process.
+	// The pid is checked against it before seizing and again once every
+	// thread is stopped (a traced process cannot be reaped, so its pid
+	// cannot change hands meanwhile); a pid that now names a process
+	// started at another time is ErrReused, that process left alone.
+	StartTime uint64
+	// Mounts are the unique mount IDs (statx(2) STATX_MNT_ID_UNIQUE) of
+	// every mount the caller targets: the mount, its submounts. CopyIDs
+	// are copies of them in other mount namespaces, whose unique IDs a
+	// scan of /proc/PID/mountinfo does not learn, by their reusable ID
+	// (mountinfo field 1, statx STATX_MNT_ID): those come from one
+	// system-wide allocator, so while a copy is mounted its ID names it
+	// alone. Once every thread is stopped, so nothing can change any
+	// more, each fd, cwd and (where /proc/PID/map_files is readable:
+	// CAP_SYS_ADMIN) mapping is checked against them again; one that no
+	// longer lies on any of them (the process closed the fd and the number
+	// was reused, or dup2'd another file over it) is left alone and
+	// reported in Failed. Both empty trusts the caller's scan.
+	Mounts  []uint64
+	CopyIDs []int
 }
 
 func (t Targets) empty() bool { return len(t.FDs) == 0 && len(t.Maps) == 0 && len(t.CwdTIDs) == 0 }
@@ -86,7 +141,7 @@ type Report struct {
 	PID      int
 	Closed   []int   // fds taken away (closed, or covered by a placeholder)
 	Unmapped []Range // ranges now PROT_NONE anonymous memory
-	Chdir    []int   // threads moved to "/"
+	Chdir    []int   // threads moved into the empty directory
 	Threads  int     // threads that were stopped for the revoke
 	Duration time.Duration
 	Failed   []string // per-item failures, in words ("close fd 7: EBADF")
@@ -105,6 +160,10 @@ var (
 	ErrNoStop = errors.New("did not stop in time (uninterruptible sleep?)")
 	// ErrGone: the process exited (before or while being revoked).
 	ErrGone = errors.New("process exited")
+	// ErrReused: the pid names another process than the one the targets
+	// were found in (Targets.StartTime): the scanned one exited and its
+	// pid was given to a new process, which was left alone.
+	ErrReused = errors.New("pid reused by another process")
 	// ErrPermission: not allowed to trace the process, or to inject into it
 	// safely (a seccomp filter that PTRACE_O_SUSPEND_SECCOMP could not be
 	// used to suspend; a 32-bit process).
@@ -153,6 +212,9 @@ type Revoker struct {
 
 	vdsoMu    sync.Mutex
 	vdsoCache map[uint64]uint64 // [vdso] size -> offset of a syscall instruction
+
+	emptyMu  sync.Mutex
+	emptyDir *os.File // the empty read-only directory on no mounted tree, made on first use (Targets.Placeholder)
 }
 
 type request struct {
@@ -190,6 +252,11 @@ func New(opts ...Option) *Revoker {
 func (r *Revoker) Close() {
 	r.once.Do(func() { close(r.done) })
 	r.active.Wait()
+	r.emptyMu.Lock()
+	if r.emptyDir != nil {
+		r.emptyDir.Close()
+	}
+	r.emptyMu.Unlock()
 }
 
 // Revoke stops every thread of pid, takes the targets away and lets the

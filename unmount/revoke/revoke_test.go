@@ -19,6 +19,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"mounttop/internal/mountapi"
 	"mounttop/internal/testns"
 )
 
@@ -183,26 +184,70 @@ func TestRevokeMmapTouch(t *testing.T) {
 	}
 }
 
-// chdir("/") in the main thread moves the process's cwd off the mount.
+// emptyDirID is the unique mount ID of r's empty directory.
+func emptyDirID(t *testing.T, r *Revoker) uint64 {
+	t.Helper()
+	f, err := r.emptyDirFile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stx unix.Statx_t
+	if err := unix.Statx(int(f.Fd()), "", unix.AT_EMPTY_PATH, unix.STATX_MNT_ID_UNIQUE, &stx); err != nil {
+		t.Fatal(err)
+	}
+	return stx.Mnt_id
+}
+
+// requireInEmptyDir checks that the /proc magic link at link (a cwd, an
+// fd) points into r's empty directory, which is on no mount of ours.
+func requireInEmptyDir(t *testing.T, r *Revoker, link string) {
+	t.Helper()
+	id, _, err := mountOf(link)
+	if err != nil {
+		t.Fatalf("%s: %v", link, err)
+	}
+	if want := emptyDirID(t, r); id != want {
+		t.Errorf("%s is on mount %d, want the empty directory's %d", link, id, want)
+	}
+	if mountedHere(t, id) {
+		t.Errorf("%s: mount %d is in our mount table, not on no mounted tree", link, id)
+	}
+}
+
+// mountedHere reports whether the mount with unique ID id is in this
+// mount namespace (statmount(2) finds it).
+func mountedHere(t *testing.T, id uint64) bool {
+	t.Helper()
+	ids, err := mountapi.ListMounts()
+	if err != nil {
+		t.Fatalf("listmount: %v", err)
+	}
+	return slices.Contains(ids, id)
+}
+
+// The main thread's cwd moves into the empty directory: off the mount,
+// and onto no mount of ours.
 func TestRevokeCwd(t *testing.T) {
 	dir := testns.Tmpfs(t, "")
 	h := startHolder(t, testns.RoleCwd, dir)
 	if cwd, _ := os.Readlink(fmt.Sprintf("/proc/%d/cwd", h.pid)); cwd != dir {
 		t.Fatalf("victim cwd %q, want %q", cwd, dir)
 	}
-	rep := revoke(t, newRevoker(t), h.pid, Targets{CwdTIDs: []int{h.pid}})
+	r := newRevoker(t)
+	rep := revoke(t, r, h.pid, Targets{CwdTIDs: []int{h.pid}})
 	if !slices.Equal(rep.Chdir, []int{h.pid}) {
 		t.Errorf("chdir %v", rep.Chdir)
 	}
-	if cwd, _ := os.Readlink(fmt.Sprintf("/proc/%d/cwd", h.pid)); cwd != "/" {
-		t.Errorf("cwd after revoke %q, want /", cwd)
-	}
+	requireInEmptyDir(t, r, fmt.Sprintf("/proc/%d/cwd", h.pid))
 	h.requireAlive(t)
 }
 
-// In a chroot, "/" is the process's root: a cwd on a mount inside the
-// chroot moves to the chroot's top, which is not on that mount.
-func TestRevokeCwdInChroot(t *testing.T) {
+// A revoked cwd leads nowhere (issue 9.7): a process that goes on creating
+// files by relative path gets EROFS, nothing lands in its root (here a
+// chroot, so that the old chdir("/") would have put the files in a tmpfs
+// of the test and not in the machine's "/") or anywhere else, and its
+// getcwd(2) names no reachable directory.
+func TestRevokeCwdLeadsNowhere(t *testing.T) {
 	root := testns.Tmpfs(t, "")
 	inner := filepath.Join(root, "inner")
 	if err := os.Mkdir(inner, 0o755); err != nil {
@@ -212,7 +257,8 @@ func TestRevokeCwdInChroot(t *testing.T) {
 		t.Fatal(err)
 	}
 	testns.CleanupMount(t, inner)
-	h := startHolder(t, testns.RoleRevokeChrootCwd, root, "/inner")
+	h := startHolder(t, testns.RoleRevokeCwdWriter, root, "/inner")
+	h.v.WaitLine(t, "created", 5*time.Second)
 	cwdLink := fmt.Sprintf("/proc/%d/cwd", h.pid)
 	innerID, _, err := mountOf(inner)
 	if err != nil {
@@ -221,19 +267,29 @@ func TestRevokeCwdInChroot(t *testing.T) {
 	if id, _, _ := mountOf(cwdLink); id != innerID {
 		t.Fatalf("victim cwd on mount %d, want the inner mount %d", id, innerID)
 	}
-	revoke(t, newRevoker(t), h.pid, Targets{CwdTIDs: []int{h.pid}, Mount: innerID})
-	rootID, _, _ := mountOf(root)
-	if id, _, _ := mountOf(cwdLink); id != rootID {
-		t.Errorf("cwd now on mount %d, want the chroot's mount %d", id, rootID)
+	r := newRevoker(t)
+	revoke(t, r, h.pid, Targets{CwdTIDs: []int{h.pid}, Mounts: []uint64{innerID}})
+	if line := h.v.WaitLine(t, "create failed:", 5*time.Second); line != "create failed: EROFS" {
+		t.Errorf("a create by relative path after the revoke: %q, want EROFS", line)
 	}
-	if cwd, _ := os.Readlink(cwdLink); cwd != root {
-		t.Errorf("cwd %q, want the chroot's top %q", cwd, root)
+	if line := h.v.WaitLine(t, "getcwd:", 5*time.Second); !strings.HasPrefix(line, "getcwd: (unreachable)") {
+		t.Errorf("%q: want a cwd unreachable from the process's root", line)
+	}
+	requireInEmptyDir(t, r, cwdLink)
+	ents, err := os.ReadDir(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range ents {
+		if e.Name() != "inner" {
+			t.Errorf("%s landed in the process's root", e.Name())
+		}
 	}
 	h.requireAlive(t)
 }
 
-// A thread that unshared CLONE_FS has a cwd of its own: chdir runs in that
-// thread, and the others keep theirs.
+// A thread that unshared CLONE_FS has a cwd of its own: fchdir runs in
+// that thread, and the others keep theirs.
 func TestRevokeCwdOwnThread(t *testing.T) {
 	dir := testns.Tmpfs(t, "")
 	h := startHolder(t, testns.RoleRevokeCwdThread, dir)
@@ -249,10 +305,9 @@ func TestRevokeCwdOwnThread(t *testing.T) {
 	if got := taskCwd(tid); got != dir || mainCwd == dir {
 		t.Fatalf("thread cwd %q, main %q; want thread in %q only", got, mainCwd, dir)
 	}
-	revoke(t, newRevoker(t), h.pid, Targets{CwdTIDs: []int{tid}})
-	if got := taskCwd(tid); got != "/" {
-		t.Errorf("thread %d cwd %q, want /", tid, got)
-	}
+	r := newRevoker(t)
+	revoke(t, r, h.pid, Targets{CwdTIDs: []int{tid}})
+	requireInEmptyDir(t, r, fmt.Sprintf("/proc/%d/task/%d/cwd", h.pid, tid))
 	if got := taskCwd(h.pid); got != mainCwd {
 		t.Errorf("main thread cwd moved: %q, was %q", got, mainCwd)
 	}
@@ -414,13 +469,14 @@ func seizeElsewhere(t *testing.T, pid int) (release func()) {
 	return release
 }
 
-// Placeholder mode keeps the fd number taken by an O_PATH fd of "/", and
-// the blocked read still fails with EBADF.
+// Placeholder mode keeps the fd number taken by an O_PATH fd of the empty
+// directory, and the blocked read still fails with EBADF.
 func TestRevokePlaceholder(t *testing.T) {
 	dir := testns.Tmpfs(t, "")
 	h := startHolder(t, testns.RoleFifoRead, mkfifo(t, dir))
 	fds := fdsOn(t, h.pid, dir)
-	rep := revoke(t, newRevoker(t), h.pid, Targets{FDs: fds, Placeholder: true})
+	r := newRevoker(t)
+	rep := revoke(t, r, h.pid, Targets{FDs: fds, Placeholder: true})
 	if !slices.Equal(rep.Closed, fds) {
 		t.Errorf("closed %v, want %v", rep.Closed, fds)
 	}
@@ -428,10 +484,7 @@ func TestRevokePlaceholder(t *testing.T) {
 		t.Errorf("holder reported %q, want read: EBADF", line)
 	}
 	for _, fd := range fds {
-		target, err := os.Readlink(fmt.Sprintf("/proc/%d/fd/%d", h.pid, fd))
-		if err != nil || target != "/" {
-			t.Errorf("fd %d: %q, %v; want a placeholder for /", fd, target, err)
-		}
+		requireInEmptyDir(t, r, fmt.Sprintf("/proc/%d/fd/%d", h.pid, fd))
 		if !fdCloexec(h.pid, fd) { // the victim opened it O_CLOEXEC
 			t.Errorf("fd %d lost O_CLOEXEC", fd)
 		}
@@ -604,7 +657,7 @@ func TestRevokeMountCheck(t *testing.T) {
 	}
 	fds := fdsOn(t, h.pid, dir)
 	// fd 1 is the holder's stdout, a pipe: not on the mount.
-	rep, err := newRevoker(t).Revoke(context.Background(), h.pid, Targets{FDs: append([]int{1}, fds...), Mount: id})
+	rep, err := newRevoker(t).Revoke(context.Background(), h.pid, Targets{FDs: append([]int{1}, fds...), Mounts: []uint64{id}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -780,4 +833,125 @@ func TestRevokeSeccomp(t *testing.T) {
 		t.Errorf("Seccomp: %d after revoke, want 2 (filter back on)", st.seccomp)
 	}
 	h.requireAlive(t)
+}
+
+// reusePID kills the tracee h, waits until its pid is free, and starts
+// another tracee in role with the same pid (testns.StartTraceeAt, in a pid
+// namespace of our own).
+func reusePID(t *testing.T, h holder, role string, args ...string) holder {
+	t.Helper()
+	if err := unix.Kill(h.pid, unix.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := h.v.Wait(10 * time.Second); !ok { // the wrapper exits with it
+		t.Fatal("the first holder did not exit")
+	}
+	v, pid := testns.StartTraceeAt(t, h.pid, role, args...)
+	return holder{v: v, pid: pid}
+}
+
+// A pid reused between the scan and the revoke (issue 9.2): the targets
+// carry the start time of the process they were found in, and the process
+// that now has its pid is left alone (ErrReused), neither seized nor
+// touched: its fd of the same number on the same mount stays open.
+func TestRevokePidReused(t *testing.T) {
+	if !testns.InNewPIDNamespace(t) {
+		return
+	}
+	dir := testns.Tmpfs(t, "")
+	file := filepath.Join(dir, "f")
+	if err := os.WriteFile(file, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	h := startHolder(t, testns.RoleFD, file, "r")
+	scanned, err := startTime(h.pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, _, err := mountOf(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h2 := reusePID(t, h, testns.RoleFD, file, "r")
+	// What the scan saw in the first process, with the fd numbers of the
+	// second (the Go runtime's own fds may differ between the two), so
+	// that only the start time tells them apart.
+	targets := Targets{FDs: fdsOn(t, h2.pid, dir), StartTime: scanned, Mounts: []uint64{id}}
+	rep, err := newRevoker(t).Revoke(context.Background(), h2.pid, targets)
+	if !errors.Is(err, ErrReused) {
+		t.Fatalf("Revoke of a reused pid: %v (report %+v), want ErrReused", err, rep)
+	}
+	t.Logf("refused: %v", err)
+	if len(rep.Closed) > 0 || rep.Threads > 0 {
+		t.Errorf("the new process was stopped or touched: %+v", rep)
+	}
+	if got := fdsOn(t, h2.pid, dir); !slices.Equal(got, targets.FDs) {
+		t.Errorf("the new process's fds on the mount: %v, want %v untouched", got, targets.FDs)
+	}
+	if st, _ := processStatus(h2.pid); st.tracerPid != 0 {
+		t.Errorf("the new process is traced by %d", st.tracerPid)
+	}
+	h2.requireAlive(t)
+}
+
+// Signals that arrive while a thread is being injected into are held and
+// handed back with their siginfo (issue 9.8): two sigqueue(3)d real-time
+// signals reach the victim's SA_SIGINFO handler with si_code SI_QUEUE and
+// their own si_value, in order; the read still fails with EBADF.
+func TestRevokeSiginfoKept(t *testing.T) {
+	dir := testns.Tmpfs(t, "")
+	h := startHolder(t, testns.RoleRevokeSiginfo, mkfifo(t, dir))
+	values := []uint64{0x5151, 0x7272}
+	var sent bool
+	testHookInject = func(pid, tid int) {
+		if sent || pid != h.pid {
+			return
+		}
+		sent = true
+		for _, v := range values {
+			if err := testns.SigQueue(pid, tid, v); err != nil {
+				t.Error(err)
+			}
+		}
+	}
+	t.Cleanup(func() { testHookInject = nil })
+	revoke(t, newRevoker(t), h.pid, Targets{FDs: fdsOn(t, h.pid, dir)})
+	if !sent {
+		t.Fatal("nothing was injected")
+	}
+	for i, v := range values {
+		want := fmt.Sprintf("siginfo %d: code=-1 value=%#x", i, v)
+		if line := h.v.WaitLine(t, fmt.Sprintf("siginfo %d:", i), 5*time.Second); line != want {
+			t.Errorf("%q, want %q", line, want)
+		}
+	}
+	if line := h.v.WaitLine(t, "read:", 5*time.Second); line != "read: EBADF" {
+		t.Errorf("holder reported %q", line)
+	}
+	h.requireAlive(t)
+}
+
+// A process that can open no more fds (RLIMIT_NOFILE reached) cannot be
+// handed the empty directory: its fd is left alone and the reason
+// reported, rather than closed (which would free the number for reuse);
+// the process runs on, still blocked in its read.
+func TestRevokePlaceholderNoRoom(t *testing.T) {
+	dir := testns.Tmpfs(t, "")
+	h := startHolder(t, testns.RoleRevokeFDLimit, mkfifo(t, dir))
+	h.v.WaitLine(t, "limited", 5*time.Second)
+	fds := fdsOn(t, h.pid, dir)
+	rep, err := newRevoker(t).Revoke(context.Background(), h.pid, Targets{FDs: fds, Placeholder: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Closed) > 0 || len(rep.Failed) != len(fds) || !strings.Contains(rep.Failed[0], "EMFILE") {
+		t.Errorf("report %+v: want every fd left alone with EMFILE", rep)
+	}
+	if got := fdsOn(t, h.pid, dir); !slices.Equal(got, fds) {
+		t.Errorf("fds on the mount %v, want %v untouched", got, fds)
+	}
+	h.requireAlive(t)
+	if slices.ContainsFunc(h.v.Seen(), func(l string) bool { return strings.HasPrefix(l, "read:") }) {
+		t.Errorf("the read ended: %q", h.v.Seen())
+	}
 }

@@ -17,6 +17,10 @@ import (
 // before anything is injected (to send a signal into that window).
 var testHookStopped func(pid int)
 
+// testHookInject, set by tests only, runs before each injected syscall in
+// thread tid (to send signals that arrive while it is being stepped).
+var testHookInject func(pid, tid int)
+
 // thread is one seized thread of the process being revoked.
 type thread struct {
 	tid     int
@@ -121,8 +125,17 @@ func (s *session) run() error {
 	case st.seccomp != 0 && s.r.seccompSuspend.Load() == 2:
 		return s.seccompRefusal()
 	}
+	if err := s.checkStarted(); err != nil {
+		return err
+	}
 
 	err = s.stopAll()
+	if err == nil {
+		// Stopped and traced, the process cannot be reaped, so its pid
+		// stays its own from here on: this check is the one that counts
+		// (the first spares a stranger from being stopped at all).
+		err = s.checkStarted()
+	}
 	switch {
 	case err == nil:
 		if testHookStopped != nil {
@@ -139,6 +152,24 @@ func (s *session) run() error {
 		err = rerr
 	}
 	return err
+}
+
+// checkStarted refuses a process whose start time is not the one the
+// targets were found with (Targets.StartTime): its pid was reused.
+func (s *session) checkStarted() error {
+	if s.t.StartTime == 0 {
+		return nil
+	}
+	got, err := startTime(s.pid)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return fmt.Errorf("process %d: %w", s.pid, ErrGone)
+	case err != nil:
+		return fmt.Errorf("reading the start time of process %d: %w", s.pid, err)
+	case got != s.t.StartTime:
+		return fmt.Errorf("process %d: %w (started at tick %d, the scanned one at %d); left alone", s.pid, ErrReused, got, s.t.StartTime)
+	}
+	return nil
 }
 
 func (s *session) seccompRefusal() error {
@@ -399,6 +430,7 @@ func (s *session) release() error {
 				}
 			}
 		}
+		s.requeue(th)
 		sig := 0
 		if len(th.signals) > 0 {
 			si := th.signals[0]
@@ -410,17 +442,33 @@ func (s *session) release() error {
 			th.reap = true
 			continue
 		}
-		for _, si := range th.signals[min(1, len(th.signals)):] {
-			// More than one signal arrived while it was held: the rest
-			// go back by tgkill, without their original siginfo.
-			_ = unix.Tgkill(s.pid, tid, unix.Signal(si.Signo))
-		}
 	}
 	s.reapVanished()
 	if len(errs) > 0 {
 		return fmt.Errorf("releasing process %d: %s", s.pid, strings.Join(errs, "; "))
 	}
 	return nil
+}
+
+// requeue hands back the signals a thread held after the first (which
+// PTRACE_DETACH delivers from the signal-delivery-stop it is in, with the
+// siginfo set by PTRACE_SETSIGINFO): they are queued to the thread again
+// while it is still stopped, so they follow the first in order, by
+// rt_tgsigqueueinfo(2) with their siginfo, si_code and si_value included.
+// The kernel takes a siginfo from another process only with a negative
+// si_code other than SI_TKILL (sigqueue(3), timers, mq_notify, AIO:
+// do_rt_tgsigqueueinfo gives EPERM otherwise, as such a siginfo would be
+// forged), so a second kill(2)/tgkill(2) or kernel-sent signal of the same
+// hold goes back by tgkill, its sender shown as us.
+func (s *session) requeue(th *thread) {
+	for _, si := range th.signals[min(1, len(th.signals)):] {
+		if si.Code < 0 && si.Code != siTkill {
+			if err := rtTgsigqueueinfo(s.pid, th.tid, &si); err == nil {
+				continue
+			}
+		}
+		_ = unix.Tgkill(s.pid, th.tid, unix.Signal(si.Signo))
+	}
 }
 
 // reapVanished collects the exit of threads that vanished while traced: a
