@@ -99,13 +99,23 @@ func (in *Inspector) wantDetail(id MountID) bool {
 // read the mount table at all. ctx bounds the whole scan: on expiry, the
 // processes not yet read are listed in Warnings.
 func (in *Inspector) Scan(ctx context.Context) (*Snapshot, error) {
-	return in.scan(ctx, true)
+	s, err := in.scan(ctx, true)
+	if s != nil {
+		in.nameNamespaces(s)
+		in.markAutomounts(s)
+	}
+	return s, err
 }
 
 // Mounts reads the mount table only (no processes): cheap, and walks no
 // path, so it is safe between the two steps of an expire.
 func (in *Inspector) Mounts(ctx context.Context) (*Snapshot, error) {
-	return in.scan(ctx, false)
+	s, err := in.scan(ctx, false)
+	if s != nil {
+		in.nameNamespaces(s)
+		in.markAutomounts(s)
+	}
+	return s, err
 }
 
 // NewSnapshot builds a Snapshot from parts, filling in the index and the
@@ -134,4 +144,5 @@ func (s *Snapshot) buildIndex() {
 			s.Mounts[p].Children = append(s.Mounts[p].Children, m.ID)
 		}
 	}
+	s.markHidden()
 }

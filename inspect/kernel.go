@@ -17,8 +17,10 @@ const sysRoot = "/sys"
 // (DESIGN.md "Holders /proc does not show per process"): loop devices
 // backed by a file on it, swap files on it, nfsd exports of it,
 // binfmt_misc interpreters opened at registration (flag F), the block
-// device's holders (device-mapper, md), and submounts and over-mounts.
+// device's holders (device-mapper, md), submounts and over-mounts, and
+// stacking filesystems (overlays) with a layer on it, in any namespace read.
 func (in *Inspector) kernelHolders(s *Snapshot) {
+	s.stackingHolders()
 	for _, k := range loopHolders(s) {
 		s.addKernel(k.id, k.KernelHolder)
 	}

@@ -104,8 +104,8 @@ func (m *merger) finish() {
 				pids = append(pids, h.PID)
 			}
 			s.Warnings = append(s.Warnings, Warning{What: fmt.Sprintf(
-				"%s hold a mount of %s (%s, as at %s) that is in no mount table this user may read: a copy in another mount namespace, or a detached mount; run as root to tell",
-				pidList(pids), mt.Device(), here.FSType, here.Mountpoint)})
+				"%s hold a mount of %s (%s, as at %s) that is in no mount table mounttop could read: a copy in another mount namespace, or a detached mount; %s",
+				pidList(pids), mt.Device(), here.FSType, here.Mountpoint, unreadableAdvice())})
 		}
 	}
 	if len(drop) > 0 {

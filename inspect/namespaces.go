@@ -2,8 +2,10 @@ package inspect
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -154,6 +156,91 @@ func (p *proc) other(dirfd int, name string, u Use, t target) {
 		p.res.unknown[t.mount] = um
 	}
 	um.uses = append(um.uses, u)
+}
+
+// nameNamespaces tells which mount namespace is the host's: the initial
+// one, which pid 1 lives in (/proc/1/ns/mnt, namespaces(7)), as far as
+// this /proc shows it (in a container with its own /proc, pid 1 is the
+// container's init).
+//
+// The ns link needs ptrace read access to pid 1 (proc(5)), which a
+// security module can deny even to root while /proc/1/mountinfo stays
+// readable: then the namespace is found by the ID of pid 1's root mount,
+// since a mount ID names one mount, in one namespace, system-wide, while
+// that mount lives. Otherwise the answer is unknown (HostNS 0).
+func (in *Inspector) nameNamespaces(s *Snapshot) {
+	var st unix.Stat_t
+	if unix.Stat(in.procRoot+"/self/ns/mnt", &st) == nil {
+		s.MountNS = st.Ino
+	}
+	if unix.Stat(in.procRoot+"/1/ns/mnt", &st) == nil {
+		s.HostNS = st.Ino
+	} else if root, ok := rootMountID(in.procRoot + "/1/mountinfo"); ok {
+		for i := range s.Mounts {
+			if m := &s.Mounts[i]; m.OldID == root && !m.Detached {
+				s.HostNS = s.MountNS
+			}
+		}
+		for i := range s.Namespaces {
+			for _, m := range s.Namespaces[i].Mounts {
+				if m.OldID == root {
+					s.HostNS = s.Namespaces[i].Inode
+				}
+			}
+		}
+	}
+	for i := range s.Namespaces {
+		s.Namespaces[i].Host = s.HostNS != 0 && s.Namespaces[i].Inode == s.HostNS
+	}
+}
+
+// rootMountID is the mount ID of the first line of a mountinfo file: the
+// root of that process's namespace as it sees it (proc(5)).
+func rootMountID(path string) (int, bool) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0, false
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	id, _, _ := strings.Cut(line, " ")
+	n, err := strconv.Atoi(id)
+	return n, err == nil && n > 0
+}
+
+// IsHost says whether mount namespace ino is the host's (pid 1's), and
+// whether that could be told at all.
+func (s *Snapshot) IsHost(ino uint64) (host, known bool) {
+	return s.HostNS != 0 && ino == s.HostNS, s.HostNS != 0 && ino != 0
+}
+
+// NamespaceName names mount namespace ino for the operator: "mnt:[N]",
+// with "(the host's)" for the initial one, or "(the host's? unknown)" when
+// pid 1's namespace could not be read.
+func (s *Snapshot) NamespaceName(ino uint64) string {
+	name := fmt.Sprintf("mnt:[%d]", ino)
+	switch host, known := s.IsHost(ino); {
+	case !known:
+		return name + " (the host's? unknown: pid 1's namespace is unreadable)"
+	case host:
+		return name + " (the host's: pid 1's)"
+	}
+	return name
+}
+
+// unreadableAdvice is what would let the scan read the mount namespaces it
+// could not: as an ordinary user, root; as root inside a user namespace
+// (uid_map not the whole range), the initial user namespace, since a user
+// namespace may not look at its parent's processes' namespaces
+// (ptrace_may_access, user_namespaces(7)).
+func unreadableAdvice() string {
+	if os.Geteuid() != 0 {
+		return "run as root to tell"
+	}
+	if b, err := os.ReadFile("/proc/self/uid_map"); err == nil && len(strings.Fields(string(b))) == 3 &&
+		strings.Join(strings.Fields(string(b)), " ") == "0 0 4294967295" {
+		return "even root may not read them here (a security module?)"
+	}
+	return "mounttop is root only inside a user namespace, which may not look at its parent's: run it from the initial user namespace to tell"
 }
 
 var containerID = regexp.MustCompile(`[0-9a-f]{64}`)

@@ -45,8 +45,12 @@ func (e *PathError) Is(target error) bool { return target == ErrNotMountPoint &&
 //   - it walks the path component by component with lstat, refusing any
 //     symbolic link (a root tool must not be steered by a link: umount2(2)
 //     UMOUNT_NOFOLLOW protects only the last component);
-//   - it never looks at the final component when the table says it is a
-//     mount point, so an MNT_EXPIRE mark on it survives (DESIGN.md);
+//   - it never looks at a component the table says is a mount point, so
+//     an MNT_EXPIRE mark on it survives and a dead server there is not
+//     waited on (DESIGN.md);
+//   - the mount it returns is the one the path leads to: the top of a
+//     stack, never a shadowed mount the table also lists at that path
+//     (Mount.Hidden; those are reached by ID);
 //   - a path that exists but is not a mount point is refused with the mount
 //     it lies on, not silently widened to that mount (fuser -m's trap).
 func (s *Snapshot) Resolve(path string) (*Mount, error) {
@@ -82,10 +86,15 @@ func (s *Snapshot) Resolve(path string) (*Mount, error) {
 		}
 		stack = append(stack, part)
 		cur := "/" + strings.Join(stack, "/")
-		if i == last {
-			if m, ok := s.MountAt(cur); ok {
+		if m, ok := s.MountAt(cur); ok {
+			if i == last {
 				return m, nil
 			}
+			// The root of a mount is never a symbolic link the walk
+			// could follow, and looking at it would take a reference
+			// on the mount (clearing an MNT_EXPIRE mark) or wait on
+			// its server.
+			continue
 		}
 		var st unix.Stat_t
 		if err := unix.Lstat(cur, &st); err != nil {

@@ -3,6 +3,8 @@ package inspect
 import (
 	"context"
 	"errors"
+	"os"
+	"strings"
 	"testing"
 )
 
@@ -61,8 +63,16 @@ func TestTableFromFixture(t *testing.T) {
 			t.Errorf("a depth-1 mount came before the depth-2 ones: %v", d)
 		}
 	}
-	if m, ok := snap.MountContaining("/mnt/with space/sub/x"); !ok || m.OldID != 31 {
-		t.Errorf("MountContaining = %+v", m)
+	// 33 is mounted over 30, so the path walk crosses into 33 at
+	// /mnt/with space and never meets 31, 30's submount: 30 and 31 are
+	// hidden, and a path below leads onto 33.
+	if m, ok := snap.MountContaining("/mnt/with space/sub/x"); !ok || m.OldID != 33 {
+		t.Errorf("MountContaining = %+v, want the over-mount 33", m)
+	}
+	for old, hidden := range map[int]bool{27: false, 22: false, 30: true, 31: true, 32: false, 33: false, 34: false} {
+		if m := mountByOld(t, snap, old); m.Hidden != hidden {
+			t.Errorf("mount %d at %q: Hidden = %v, want %v", old, m.Mountpoint, m.Hidden, hidden)
+		}
 	}
 	if m, ok := snap.MountContaining("/etc/passwd"); !ok || m.OldID != 27 {
 		t.Errorf("MountContaining(/etc/passwd) = %+v", m)
@@ -102,6 +112,18 @@ func TestResolveRefusesWithoutWalkingMountPoints(t *testing.T) {
 	}
 	if m, err := s.Resolve("/"); err != nil || m.ID != 1 {
 		t.Errorf("Resolve(/) = %v, %v", m, err)
+	}
+	// A mount point on the way is not looked at either: dir/m/n exists
+	// only in the table, below the mount at dir/m.
+	s = NewSnapshot([]Mount{
+		{ID: 1, ParentID: 1, Mountpoint: "/"},
+		{ID: 2, ParentID: 1, Mountpoint: dir + "/m"},
+		{ID: 3, ParentID: 2, Mountpoint: dir + "/m/n"},
+		{ID: 4, ParentID: 1, Mountpoint: dir + "/m/n/o"}, // shadowed by 2: never what the path leads to
+		{ID: 5, ParentID: 3, Mountpoint: dir + "/m/n/o"},
+	}, nil, nil)
+	if m, err := s.Resolve(dir + "/m/n/o"); err != nil || m.ID != 5 {
+		t.Errorf("Resolve through mount points = %v, %v; want the visible mount 5", m, err)
 	}
 }
 
@@ -162,6 +184,11 @@ func TestUnreadableNamespaceIsNotDetached(t *testing.T) {
 		det := snap.Detached()
 		if hidden && (len(det) != 0 || len(snap.Warnings) != 1) {
 			t.Errorf("hidden namespaces: detached %v, warnings %v; want none and one warning", det, snap.Warnings)
+		}
+		// The advice fits who runs the scan: root is never told to run
+		// as root (issue 10).
+		if hidden && len(snap.Warnings) == 1 && (os.Geteuid() == 0) == strings.Contains(snap.Warnings[0].What, "run as root") {
+			t.Errorf("euid %d: warning %q", os.Geteuid(), snap.Warnings[0].What)
 		}
 		if !hidden && (len(det) != 1 || len(snap.HoldersOf(gone)) != 1) {
 			t.Errorf("all namespaces read: detached %v; want the mount, with its holder", det)

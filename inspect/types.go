@@ -80,6 +80,14 @@ type Mount struct {
 	// something holds it; it is in no namespace's table. Only ID, device
 	// and the holders' paths (relative to the detached root) are known.
 	Detached bool
+	// Hidden: no path leads to this mount (shadowed by a mount over it or
+	// over a directory on the way to it); reachable by its ID only. Set by
+	// the table (markHidden), never by walking the path.
+	Hidden bool
+	// Automount: what mounts it again on access and expires it by itself
+	// (autofs, a systemd automount unit, the kernel); nil when nothing
+	// is known to.
+	Automount *Automount
 }
 
 // ReadOnly reports whether the mount itself is read-only.
@@ -223,6 +231,12 @@ type Snapshot struct {
 	// interpreters, device-mapper/md holders, by mount.
 	Kernel map[MountID][]KernelHolder
 
+	// MountNS is our mount namespace's inode (mnt:[MountNS]); HostNS is
+	// the initial mount namespace's, as far as this /proc shows it: pid
+	// 1's (/proc/1/ns/mnt). Either is 0 when it could not be read (then
+	// whether a namespace is the host's is unknown).
+	MountNS, HostNS uint64
+
 	index map[MountID]int
 }
 
@@ -269,36 +283,29 @@ func (s *Snapshot) SameFilesystem(id MountID) []*Mount {
 	return out
 }
 
-// MountAt returns the mount visible at exactly the mount point path (the
-// top of a stack of mounts there), by the table alone: no path walk.
+// MountAt returns the mount a path walk of exactly path leads to (the
+// top of a stack of mounts there, and never a shadowed one: Hidden), by
+// the table alone: no path walk.
 func (s *Snapshot) MountAt(path string) (*Mount, bool) {
-	var top *Mount
 	for i := range s.Mounts {
-		m := &s.Mounts[i]
-		if m.Mountpoint != path {
-			continue
-		}
-		// A mount stacked on top has the one below as its parent.
-		if top == nil || m.ParentID == top.ID {
-			top = m
+		if m := &s.Mounts[i]; m.Mountpoint == path && !m.Hidden && !m.Detached {
+			return m, true
 		}
 	}
-	return top, top != nil
+	return nil, false
 }
 
-// MountContaining returns the mount a path lies on, by longest mount point
-// prefix in the table (the path must already be absolute and clean).
+// MountContaining returns the mount a path lies on: the reachable mount
+// (not Hidden) with the longest mount point prefix in the table (the path
+// must already be absolute and clean).
 func (s *Snapshot) MountContaining(path string) (*Mount, bool) {
-	best := ""
 	var found *Mount
 	for i := range s.Mounts {
-		mp := s.Mounts[i].Mountpoint
-		if !isUnder(path, mp) || len(mp) < len(best) {
+		m := &s.Mounts[i]
+		if m.Hidden || m.Detached || !isUnder(path, m.Mountpoint) || (found != nil && len(m.Mountpoint) <= len(found.Mountpoint)) {
 			continue
 		}
-		if m, ok := s.MountAt(mp); ok {
-			best, found = mp, m
-		}
+		found = m
 	}
 	return found, found != nil
 }
@@ -344,6 +351,7 @@ type Namespace struct {
 	Mounts  []Mount          // its table (from /proc/PID/mountinfo of one of them)
 	Holders map[int][]Holder // by the mount's reusable ID in that table
 	Err     error            // its table could not be read
+	Host    bool             // it is the initial mount namespace (pid 1's): Snapshot.HostNS
 }
 
 // Copy is a mount of the same filesystem in another mount namespace.
@@ -385,8 +393,8 @@ func (s *Snapshot) Copies(id MountID) []Copy {
 // KernelHolder is a holder that is not a process's use: the kernel itself
 // pins the mount on someone's behalf.
 type KernelHolder struct {
-	Kind   string // "loop", "swap", "nfsd-export", "io_uring", "binfmt_misc", "block-holder", "submount"
-	Name   string // /dev/loop3, the swap file, the binfmt entry, dm-0, the submount's path
+	Kind   string // "loop", "swap", "nfsd-export", "io_uring", "binfmt_misc", "block-holder", "submount", "overlay" (a stacking filesystem's type)
+	Name   string // /dev/loop3, the swap file, the binfmt entry, dm-0, the submount's path, the overlay's mount point
 	Path   string // the file on the mount that is held
 	PID    int    // io_uring: the owning process
 	Action string // what would release it: "detach loop device", "swapoff", ...
@@ -395,6 +403,11 @@ type KernelHolder struct {
 	// AT_STATX_DONT_SYNC), so a release can check it acts on the same
 	// file; Ino is 0 when the scan could not tell.
 	Dev, Ino uint64
+	// For a stacking filesystem (overlay): its layers on this mount, the
+	// mount namespace it is mounted in (0: ours, where Mount is its ID).
+	Layers    []Layer
+	Namespace uint64
+	Mount     MountID
 }
 
 func (s *Snapshot) propagates(m *Mount, ns *Namespace, c *Mount) bool {

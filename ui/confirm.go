@@ -52,6 +52,9 @@ type confirmDialog struct {
 	lines   []string
 	choices []choice
 	sel     int
+	// explicit: the generic Yes key (y) answers nothing; only a choice's
+	// own hotkey, or Enter on it, does (the host's namespace question).
+	explicit bool
 }
 
 // Update answers a key: done reports the dialog closed, with the chosen
@@ -68,7 +71,7 @@ func (d confirmDialog) Update(msg tea.Msg) (confirmDialog, *action, bool) {
 	}
 	switch {
 	case key.Matches(km, d.keys.Yes):
-		if len(d.choices) > 1 {
+		if len(d.choices) > 1 && !d.explicit {
 			return d, d.choices[1].act, true
 		}
 	case key.Matches(km, d.keys.No):

@@ -205,9 +205,13 @@ func (f *fakeUnmounter) Plan(ctx context.Context, req Request) (unmount.Plan, er
 		}
 	}
 	for _, c := range req.Snapshot.Copies(req.Target.ID) {
-		p.Releases = append(p.Releases, unmount.Release{Kind: "copy", PID: c.Namespace.PIDs[0], Mountpoint: c.Mount.Mountpoint,
+		r := unmount.Release{Kind: "copy", PID: c.Namespace.PIDs[0], Mountpoint: c.Mount.Mountpoint,
 			OldID: c.Mount.OldID, Lazy: len(c.Holders) > 0, Refused: f.refuse[c.Mount.Mountpoint],
-			Propagates: c.Propagates, Namespace: c.Namespace.Inode})
+			Propagates: c.Propagates, Namespace: c.Namespace.Inode, Host: c.Namespace.Host}
+		if r.Host && r.Refused == "" {
+			r.Refused = unmount.HostRefusal // as the engine plans it without ReleaseHost
+		}
+		p.Releases = append(p.Releases, r)
 	}
 	p.Release = req.Release
 	if req.Release {

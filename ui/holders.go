@@ -128,6 +128,9 @@ func (h *holdersPane) rebuild() {
 	if s := h.expiry.sentence(); s != "" {
 		h.add(rowNote, 0, s)
 	}
+	if a := m.Automount; a != nil {
+		h.add(rowNote, 0, "Automount: "+safe(a.Warning(m.Mountpoint)))
+	}
 	var kernel []inspect.KernelHolder
 	for _, k := range h.snap.Kernel[h.mount] {
 		if k.Kind != "submount" { // the tree and the note below show submounts
@@ -181,8 +184,18 @@ func (h *holdersPane) rebuild() {
 		for i := range kernel {
 			k := &kernel[i]
 			line := "  " + safe(k.Kind) + " " + safe(k.Name)
-			if k.Path != "" && k.Path != k.Name {
+			switch {
+			case len(k.Layers) > 0:
+				var ls []string
+				for _, l := range k.Layers {
+					ls = append(ls, safe(l.String()))
+				}
+				line += ": layers " + strings.Join(ls, " ")
+			case k.Path != "" && k.Path != k.Name:
 				line += ": " + safe(k.Path)
+			}
+			if k.Namespace != 0 {
+				line += fmt.Sprintf(" (in mount namespace mnt:[%d])", k.Namespace)
 			}
 			if k.PID != 0 {
 				line += fmt.Sprintf(" (pid %d)", k.PID)
@@ -202,8 +215,12 @@ func (h *holdersPane) rebuild() {
 			if c.Propagates {
 				effect = "our unmount propagates there: EBUSY while it is held"
 			}
+			ns := fmt.Sprintf("mnt:[%d]", c.Namespace.Inode)
+			if c.Namespace.Host {
+				ns += " (the host's)"
+			}
 			h.rows = append(h.rows, holderRow{kind: rowOther, copy: c, key: fmt.Sprintf("copy:%d:%d", c.Namespace.Inode, c.Mount.OldID),
-				text: fmt.Sprintf("  mnt:[%d] %s  %s · %s%s", c.Namespace.Inode, safe(c.Mount.Mountpoint),
+				text: fmt.Sprintf("  %s %s  %s · %s%s", ns, safe(c.Mount.Mountpoint),
 					plural(len(c.Holders), "holder", "holders"), effect, pidList(c.Namespace.PIDs))})
 		}
 	}

@@ -669,6 +669,20 @@ func (m Model) onReleasePlan(msg releasePlanMsg) (tea.Model, tea.Cmd) {
 		return m, nil
 	}
 	what := releaseWhat(r, msg.req.Snapshot)
+	if r.HostRefused() {
+		// The host's mount namespace: a question of its own, whose yes
+		// is not the usual y, so a reflex does not change what the whole
+		// machine sees.
+		r = r.ConfirmHost()
+		m.status = ""
+		m.dialog = &confirmDialog{styles: m.styles, keys: m.keys,
+			title: "Release in the HOST's mount namespace?", explicit: true,
+			lines: append(releaseLines(r, msg.req.Snapshot),
+				fmt.Sprintf("mnt:[%d] is the host's mount namespace (pid 1's): unmounting there changes what the whole machine sees.", r.Namespace)),
+			choices: []choice{{label: "No"}, {label: "Yes, in the host's namespace", hotkey: "H",
+				act: &action{kind: actRelease, req: msg.req, release: r, what: what}}}}
+		return m, nil
+	}
 	if r.Refused != "" {
 		m.status = "cannot " + what + ": " + safe(r.Refused)
 		return m, nil

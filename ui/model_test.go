@@ -777,6 +777,82 @@ func TestReleaseSwapAndCopyDialogs(t *testing.T) {
 	}
 }
 
+// A shadowed mount (X/y mounted, X over-mounted, X/y mounted again) is
+// marked hidden in the tree; an overlay with layers on a mount is one of its
+// kernel holders, with its layers and namespace.
+func TestHiddenAndOverlayInTheView(t *testing.T) {
+	ms := append(fakeMounts(),
+		mnt(0x501, idMnt, "/mnt/x/y", "tmpfs", "first-y", 60),
+		mnt(0x502, idMnt, "/mnt/x", "tmpfs", "over-x", 61),
+		mnt(0x503, 0x502, "/mnt/x/y", "tmpfs", "second-y", 62))
+	s := inspect.NewSnapshot(ms, fakeHolders(), nil)
+	s.Taken = clock0
+	s.Kernel = map[inspect.MountID][]inspect.KernelHolder{idScratch: {{Kind: "overlay", Name: "/srv/ov", Path: "/mnt/scratch/up",
+		Layers:    []inspect.Layer{{Option: "upperdir", Path: "/mnt/scratch/up"}, {Option: "workdir", Path: "/mnt/scratch/wk"}},
+		Namespace: 4026532999, Action: "unmount the overlay at /srv/ov in mount namespace mnt:[4026532999] first"}}}
+	d := newDriver(t, Options{Scanner: &fakeScanner{snaps: []*inspect.Snapshot{s}}, StartPath: "/mnt/scratch"})
+	d.started()
+	d.send(tea.WindowSizeMsg{Width: 180, Height: 40})
+	d.mustSee("overlay /srv/ov: layers upperdir=/mnt/scratch/up workdir=/mnt/scratch/wk (in mount namespace mnt:[4026532999])",
+		"release: unmount the overlay at /srv/ov in mount namespace mnt")
+	first, second := lineWith(d.screen(), "first-y"), lineWith(d.screen(), "second-y")
+	if !strings.Contains(first, "hidden rw") || strings.Contains(second, "hidden") {
+		t.Errorf("tree rows:\n%s\n%s\nwant just first-y hidden", first, second)
+	}
+}
+
+func lineWith(text, s string) string {
+	for _, l := range strings.Split(text, "\n") {
+		if strings.Contains(l, s) {
+			return l
+		}
+	}
+	return ""
+}
+
+// The tree's EXPIRY column shows who mounts a mount again on access and
+// its idle expiry when mounttop set no mark there, and the holders pane
+// says what an unmount of it would meet.
+func TestAutomountInTheView(t *testing.T) {
+	s := fakeSnapshot()
+	for i := range s.Mounts {
+		if s.Mounts[i].ID == idProjects {
+			s.Mounts[i].Automount = &inspect.Automount{By: "systemd", Kind: "direct", PGrp: 1, Unit: "mnt-projects.automount",
+				Timeout: 2 * time.Minute, TimeoutKnown: true}
+		}
+	}
+	d := newDriver(t, Options{Scanner: &fakeScanner{snaps: []*inspect.Snapshot{s}}, StartPath: "/mnt/projects"})
+	d.started()
+	d.send(tea.WindowSizeMsg{Width: 160, Height: 40})
+	d.mustSee("systemd 2m0s", "Automount: /mnt/projects is automounted by systemd's mnt-projects.automount: the next access mounts it again")
+}
+
+// A copy in the host's mount namespace (pid 1's) is marked so, and its
+// release has a question of its own: the usual y does nothing, H does.
+func TestReleaseInTheHostNamespaceAsksApart(t *testing.T) {
+	s := kernelSnapshot()
+	s.HostNS, s.Namespaces[0].Host = 4026532999, true
+	scan := &fakeScanner{snaps: []*inspect.Snapshot{s}}
+	d := newDriver(t, Options{Scanner: scan, StartPath: "/mnt/projects"})
+	d.scan = scan
+	d.started()
+	d.send(tea.WindowSizeMsg{Width: 120, Height: 40})
+	d.key("tab")
+	d.cursorTo("mnt:[4026532999] (the host's) /data")
+	d.key("R")
+	d.until("the host dialog", func(m Model) bool { return m.dialog != nil })
+	d.mustSee("Release in the HOST's mount namespace?", "(H) Yes, in the host's namespace")
+	d.key("y")
+	if d.m.dialog == nil || len(d.um.releases()) != 0 {
+		t.Fatalf("y answered the host's question: released %+v", d.um.releases())
+	}
+	d.key("H")
+	d.until("the release", func(m Model) bool { return strings.HasPrefix(m.status, "released") })
+	if got := d.um.releases(); len(got) != 1 || !got[0].Host || got[0].Refused != "" || got[0].Namespace != 4026532999 {
+		t.Fatalf("released %+v, want the host's copy, confirmed", got)
+	}
+}
+
 // A release the engine refuses shows why, and cannot be confirmed; a
 // kernel holder mounttop cannot release shows its advice; a failed
 // release shows the error with a hint.

@@ -46,9 +46,14 @@ var treeColumns = []treeColumn{
 			}
 			return "-"
 		}},
-	{name: "EXPIRY", min: 16, help: "MNT_EXPIRE mark set by mounttop: -, armed T, cleared T (by an access), expired",
-		cell: func(t *treePane, _ treeRow, m *inspect.Mount) string { return t.expiry.of(m.ID).cell() }},
-	{name: "FLAGS", min: 10, help: "ro/rw and propagation (private, shared, slave, unbindable), or detached",
+	{name: "EXPIRY", min: 16, help: "MNT_EXPIRE mark set by mounttop (armed T, cleared T by an access, expired), else who mounts it again on access and its idle expiry (autofs/systemd/kernel T, trigger)",
+		cell: func(t *treePane, _ treeRow, m *inspect.Mount) string {
+			if c := t.expiry.of(m.ID).cell(); c != "-" || m.Automount == nil {
+				return c
+			}
+			return safe(m.Automount.Cell())
+		}},
+	{name: "FLAGS", min: 10, help: "ro/rw and propagation (private, shared, slave, unbindable), or detached; hidden: shadowed, no path leads to it",
 		cell: func(_ *treePane, _ treeRow, m *inspect.Mount) string {
 			if m.Detached {
 				return "detached"
@@ -56,6 +61,9 @@ var treeColumns = []treeColumn{
 			rw := "rw"
 			if m.ReadOnly() {
 				rw = "ro"
+			}
+			if m.Hidden {
+				rw = "hidden " + rw
 			}
 			return rw + " " + m.Propagation.String()
 		}},

@@ -145,6 +145,10 @@ type Plan struct {
 	// like ours, then Releases are applied. Without it they are only named.
 	// The plain modes (lazy, expire, force) ignore it.
 	Release bool
+	// ReleaseHost: the operator also confirmed releasing copies in the
+	// host's mount namespace (pid 1's; --release-host). Without it such a
+	// release is refused (Release.HostRefused).
+	ReleaseHost bool
 	// Releases is what Prepare found releasable, filled whether or not
 	// Release is set, so that a dry run shows it.
 	Releases []Release
@@ -174,6 +178,8 @@ type Release struct {
 	// Namespace (copy): the namespace's inode, mnt:[Namespace], re-checked
 	// before acting.
 	Namespace uint64
+	// Host (copy): Namespace is the host's mount namespace (pid 1's).
+	Host bool
 }
 
 // HolderState is one holder's state during a run, for the progress pane.

@@ -146,6 +146,9 @@ func (f *fakeSys) snapshot(withHolders bool) *inspect.Snapshot {
 		mounts = kept
 	}
 	snap := inspect.NewSnapshot(mounts, hs, nil)
+	// Ours and pid 1's namespaces, both known: the fake's copies are in
+	// neither unless a test says so.
+	snap.MountNS, snap.HostNS = 4026531840, 4026531841
 	if withHolders {
 		if len(f.kernel) > 0 {
 			snap.Kernel = map[inspect.MountID][]inspect.KernelHolder{f.target: append([]inspect.KernelHolder(nil), f.kernel...)}

@@ -45,6 +45,7 @@ type releaseJSON struct {
 	Lazy       bool          `json:"lazy,omitempty"`
 	Propagates bool          `json:"propagates,omitempty"`
 	Refused    termsafe.Name `json:"refused,omitempty"`
+	Host       bool          `json:"host,omitempty"` // a copy in the host's mount namespace (pid 1's)
 }
 
 type holderJSON struct {
@@ -78,7 +79,7 @@ func (e Event) MarshalJSON() ([]byte, error) {
 	}
 	for _, r := range e.Releases {
 		out.Releases = append(out.Releases, releaseJSON{Kind: r.Kind, What: termsafe.Name(r.What), PID: r.PID, Namespace: r.Namespace,
-			Mountpoint: termsafe.Name(r.Mountpoint), Name: termsafe.Name(r.Name), Lazy: r.Lazy, Propagates: r.Propagates, Refused: termsafe.Name(r.Refused)})
+			Mountpoint: termsafe.Name(r.Mountpoint), Name: termsafe.Name(r.Name), Lazy: r.Lazy, Propagates: r.Propagates, Refused: termsafe.Name(r.Refused), Host: r.Host})
 	}
 	out.Release = e.Release
 	if r := e.Result; r != nil {

@@ -102,13 +102,16 @@ func (u *Unmounter) Prepare(ctx context.Context, p Plan) (Plan, error) {
 	for _, h := range holdersOf(snap, m.ID, subs) {
 		p.Holders = append(p.Holders, u.holderAction(p, h))
 	}
+	if a := m.Automount; a != nil {
+		p.Warnings = append(p.Warnings, termsafe.Text(a.Warning(m.Mountpoint)))
+	}
 	if p.Mode == ModeForce && ForceIgnored(m.FSType) {
 		p.Warnings = append(p.Warnings, ForceIgnoredNote(m.FSType))
 	}
 	ids := append([]inspect.MountID{m.ID}, subs...)
 	p.Releases = p.Releases[:0]
 	if !m.Detached {
-		p.Releases = findReleases(snap, ids)
+		p.Releases = findReleases(snap, ids, p.ReleaseHost)
 	}
 	if p.Release && p.Mode == ModeStaged && !m.Detached {
 		p.Holders = append(p.Holders, u.copyHolderActions(p, snap, ids)...)

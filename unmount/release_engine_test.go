@@ -128,6 +128,15 @@ func TestReleaseSequence(t *testing.T) {
 			wantWhat:  []string{"unmounting it lazily instead"},
 		},
 		{
+			name:    "private idle copy whose release fails for good: the mount goes, the result says NOT released first and fails",
+			release: true, copyOf: true,
+			setup:     func(f *fakeSys) { f.releaseErr["copy 812"] = []error{unix.EPERM} },
+			wantCalls: []string{"fence beneath /mnt/t", "syncfs", "umount-copy 812 /mnt/t 55 NOFOLLOW", "umount2 /stash/mnt NOFOLLOW", "remove-fence"},
+			wantGone:  true,
+			wantErr:   ErrReleaseFailed,
+			wantWhat:  []string{"NOT released: unmount its copy at /mnt/t in mount namespace mnt:[4026532000] (pid 812): ", "(EPERM); /mnt/t is unmounted (verified)"},
+		},
+		{
 			name:    "propagating held copy: its holder is revoked like ours, the copy goes with our unmount",
 			release: true, shared: true, copyOf: true, copyHeld: []inspect.Holder{copyHolder},
 			wantCalls:  []string{"fence over /mnt/t", "syncfs", "revoke 812 put a placeholder on fd 4", "remove-fence", "umount2 /mnt/t NOFOLLOW"},

@@ -22,7 +22,13 @@ import (
 // when something there holds the copy, plainly when it is idle). nfsd
 // exports, io_uring registered files and binfmt_misc entries are named in
 // the warnings only: mounttop has no action for them.
-func findReleases(snap *inspect.Snapshot, ids []inspect.MountID) []Release {
+//
+// A copy in the host's mount namespace (pid 1's) is refused unless
+// releaseHost: unmounting there changes what the whole machine sees, which
+// a run from inside a container or an unshare'd shell must not do by a
+// plain --release. When pid 1's namespace cannot be read, no namespace is
+// known to be the host's: the plan's words say so (NamespaceName).
+func findReleases(snap *inspect.Snapshot, ids []inspect.MountID, releaseHost bool) []Release {
 	var out []Release
 	for _, id := range ids {
 		for _, k := range snap.Kernel[id] {
@@ -42,21 +48,43 @@ func findReleases(snap *inspect.Snapshot, ids []inspect.MountID) []Release {
 		for _, c := range snap.Copies(id) {
 			r := Release{Kind: "copy", Mountpoint: c.Mount.Mountpoint, OldID: c.Mount.OldID, ParentOld: c.Mount.OldParentID,
 				Lazy: len(c.Holders) > 0, Propagates: c.Propagates, Namespace: c.Namespace.Inode}
-			if len(c.Namespace.PIDs) > 0 {
-				r.PID = c.Namespace.PIDs[0]
-			} else {
+			r.Host = c.Namespace.Host
+			switch {
+			case len(c.Namespace.PIDs) == 0:
 				r.Refused = "no process of that namespace is known to enter it through"
+			case r.Host && !releaseHost:
+				r.PID, r.Refused = c.Namespace.PIDs[0], HostRefusal
+			default:
+				r.PID = c.Namespace.PIDs[0]
 			}
-			r.What = copyWhat(r, c.Holders)
+			r.What = copyWhat(snap, r, c.Holders)
 			out = append(out, r)
 		}
 	}
 	return out
 }
 
+// HostRefusal is the refusal of a copy in the host's mount namespace,
+// lifted only by the operator's explicit confirmation (Plan.ReleaseHost,
+// ConfirmHost).
+const HostRefusal = "it is the host's mount namespace (pid 1's): releasing there needs an explicit confirmation (--release-host)"
+
+// HostRefused reports whether r is refused only because it would act in
+// the host's mount namespace.
+func (r Release) HostRefused() bool { return r.Refused == HostRefusal }
+
+// ConfirmHost is r with the operator's explicit confirmation to act in
+// the host's mount namespace: that refusal, and no other, is lifted.
+func (r Release) ConfirmHost() Release {
+	if r.HostRefused() {
+		r.Refused = ""
+	}
+	return r
+}
+
 // copyWhat says what releasing a copy does, in the operator's words.
-func copyWhat(r Release, holders []inspect.Holder) string {
-	s := fmt.Sprintf("unmount its copy at %s in mount namespace mnt:[%d] (pid %d)", termsafe.Quote(r.Mountpoint), r.Namespace, r.PID)
+func copyWhat(snap *inspect.Snapshot, r Release, holders []inspect.Holder) string {
+	s := fmt.Sprintf("unmount its copy at %s in mount namespace %s (pid %d)", termsafe.Quote(r.Mountpoint), snap.NamespaceName(r.Namespace), r.PID)
 	if r.Lazy {
 		s += ", lazily (held there by " + holderList(holders, 3) + ", which keep it alive until they let go)"
 	}
@@ -257,6 +285,26 @@ func (r *run) swapPath(p string, f *Fence) string {
 		return p
 	}
 	return path.Join(f.RealPath, strings.TrimPrefix(p, r.target.Mountpoint))
+}
+
+// ErrReleaseFailed ends a run whose mount is gone (verified) while a
+// release of the plan failed: what it was to free (a copy in another
+// namespace, a loop device, a swap file) still holds the filesystem.
+var ErrReleaseFailed = errors.New("a release failed")
+
+// releaseFailures joins the errors of the releases that were attempted and
+// failed (refusals, named in the plan, are not among them), or nil.
+func (r *run) releaseFailures() error {
+	var errs []error
+	for _, st := range r.releases {
+		if st.err != nil && !errors.Is(st.err, ErrRefused) {
+			errs = append(errs, st.err)
+		}
+	}
+	if len(errs) == 0 {
+		return nil
+	}
+	return fmt.Errorf("%w: %w", ErrReleaseFailed, errors.Join(errs...))
 }
 
 // releasesLeft names the releases that failed, for the drain's report.

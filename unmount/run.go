@@ -831,6 +831,12 @@ func (r *run) finish(f *Fence) {
 	if r.released > 0 {
 		summary += fmt.Sprintf(", %d %s", r.released, plural(r.released, "release"))
 	}
+	if err := r.releaseFailures(); err != nil {
+		// The mount is gone, but not what the operator asked to free
+		// with it: the result line says so first, and the run fails.
+		r.done(Result{Gone: true, Summary: "NOT released" + strings.TrimPrefix(r.releasesLeft(), "; not released") + "; " + summary}, err)
+		return
+	}
 	r.done(Result{Gone: true, Summary: summary}, nil)
 }
 

@@ -67,6 +67,12 @@ const listUsage = `usage: mounttop list [--json] [--proc DIR] [--timeout D]
 
 The mount tree of this mount namespace, one line per mount, with the number
 of processes holding each. Walks no mount point: MNT_EXPIRE marks survive.
+The first line names the namespace and whether it is the host's (pid 1's).
+A mount no path leads to (shadowed by a later mount over it or over a
+directory above it) is marked hidden: reach it by its unique ID (--id).
+AUTOMOUNT says what mounts it again on access and when it expires by itself:
+autofs (with its timeout), a systemd automount unit, or the kernel (NFS, AFS,
+CIFS submounts), or "trigger" for an autofs trigger mount itself.
 `
 
 func runList(args []string) error {
@@ -103,7 +109,11 @@ type column struct {
 
 var listColumns = []column{
 	{"TARGET", func(_ *inspect.Snapshot, m *inspect.Mount, depth int) string {
-		return strings.Repeat("  ", depth) + termsafe.Text(m.Mountpoint)
+		s := strings.Repeat("  ", depth) + termsafe.Text(m.Mountpoint)
+		if m.Hidden {
+			s += " (hidden: the path leads to another mount; reach it by --id)"
+		}
+		return s
 	}},
 	{"SOURCE", func(_ *inspect.Snapshot, m *inspect.Mount, _ int) string { return termsafe.Text(m.Source) }},
 	{"FSTYPE", func(_ *inspect.Snapshot, m *inspect.Mount, _ int) string { return termsafe.Text(m.FSType) }},
@@ -116,9 +126,16 @@ var listColumns = []column{
 	{"PROPAGATION", func(_ *inspect.Snapshot, m *inspect.Mount, _ int) string { return m.Propagation.String() }},
 	{"ID", func(_ *inspect.Snapshot, m *inspect.Mount, _ int) string { return fmt.Sprint(m.OldID) }},
 	{"HOLDERS", func(s *inspect.Snapshot, m *inspect.Mount, _ int) string { return fmt.Sprint(len(s.HoldersOf(m.ID))) }},
+	{"AUTOMOUNT", func(_ *inspect.Snapshot, m *inspect.Mount, _ int) string {
+		if m.Automount == nil {
+			return "-"
+		}
+		return termsafe.Text(m.Automount.Cell())
+	}},
 }
 
 func writeListText(w io.Writer, snap *inspect.Snapshot) {
+	fmt.Fprintln(w, "mount namespace "+namespaceLine(snap))
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	for i, c := range listColumns {
 		if i > 0 {
@@ -153,6 +170,34 @@ func writeListText(w io.Writer, snap *inspect.Snapshot) {
 	writeWarnings(os.Stderr, snap.Warnings)
 }
 
+// namespaceLine names our mount namespace and whether it is the host's.
+func namespaceLine(snap *inspect.Snapshot) string {
+	switch host, known := snap.IsHost(snap.MountNS); {
+	case snap.MountNS == 0:
+		return "unknown (/proc/self/ns/mnt unreadable)"
+	case !known || host:
+		return snap.NamespaceName(snap.MountNS)
+	}
+	return fmt.Sprintf("mnt:[%d], not the host's (pid 1's is mnt:[%d])", snap.MountNS, snap.HostNS)
+}
+
+// nsJSON says which mount namespace a listing is of: mnt_ns ours,
+// host_mnt_ns pid 1's (0: unreadable), host whether ours is the host's
+// (null: unknown).
+type nsJSON struct {
+	MountNS uint64 `json:"mnt_ns"`
+	HostNS  uint64 `json:"host_mnt_ns"`
+	Host    *bool  `json:"host"`
+}
+
+func toNSJSON(snap *inspect.Snapshot) nsJSON {
+	j := nsJSON{MountNS: snap.MountNS, HostNS: snap.HostNS}
+	if host, known := snap.IsHost(snap.MountNS); known {
+		j.Host = &host
+	}
+	return j
+}
+
 func writeWarnings(w io.Writer, ws []inspect.Warning) {
 	for _, warn := range ws {
 		fmt.Fprintln(w, "mounttop: warning: "+termsafe.Text(warn.String()))
@@ -162,25 +207,57 @@ func writeWarnings(w io.Writer, ws []inspect.Warning) {
 // JSON shapes: field names are a stable interface for scripts; add, never
 // rename.
 type mountJSON struct {
-	ID             int           `json:"id"`
-	UniqueID       uint64        `json:"unique_id"`
-	ParentID       int           `json:"parent_id"`
-	ParentUniqueID uint64        `json:"parent_unique_id"`
-	Mountpoint     termsafe.Name `json:"mountpoint"`
-	Root           termsafe.Name `json:"root"`
-	FSType         termsafe.Name `json:"fstype"`
-	Source         termsafe.Name `json:"source"`
-	Device         string        `json:"device"`
-	Options        termsafe.Name `json:"options"`
-	Propagation    string        `json:"propagation"`
-	ReadOnly       bool          `json:"read_only"`
-	Detached       bool          `json:"detached"`
-	Holders        *int          `json:"holders,omitempty"`
-	KernelHolders  *int          `json:"kernel_holders,omitempty"`
-	Copies         *int          `json:"other_namespace_copies,omitempty"`
+	ID             int            `json:"id"`
+	UniqueID       uint64         `json:"unique_id"`
+	ParentID       int            `json:"parent_id"`
+	ParentUniqueID uint64         `json:"parent_unique_id"`
+	Mountpoint     termsafe.Name  `json:"mountpoint"`
+	Root           termsafe.Name  `json:"root"`
+	FSType         termsafe.Name  `json:"fstype"`
+	Source         termsafe.Name  `json:"source"`
+	Device         string         `json:"device"`
+	Options        termsafe.Name  `json:"options"`
+	Propagation    string         `json:"propagation"`
+	ReadOnly       bool           `json:"read_only"`
+	Detached       bool           `json:"detached"`
+	Hidden         bool           `json:"hidden"` // shadowed: no path leads to it
+	Automount      *automountJSON `json:"automount,omitempty"`
+	Holders        *int           `json:"holders,omitempty"`
+	KernelHolders  *int           `json:"kernel_holders,omitempty"`
+	Copies         *int           `json:"other_namespace_copies,omitempty"`
+}
+
+// automountJSON is what mounts a mount again on access (inspect.Automount):
+// by "autofs", "systemd" or "kernel"; timeout_s null when unknown, 0 never.
+type automountJSON struct {
+	By        string        `json:"by"`
+	Kind      string        `json:"kind"`
+	Trigger   bool          `json:"trigger"`
+	TriggerID uint64        `json:"trigger_unique_id,omitempty"`
+	TimeoutS  *float64      `json:"timeout_s"`
+	PGrp      int           `json:"pgrp,omitempty"`
+	Daemon    termsafe.Name `json:"daemon,omitempty"`
+	Unit      termsafe.Name `json:"unit,omitempty"`
+	Note      string        `json:"note,omitempty"`
+	Warning   termsafe.Name `json:"warning"`
+}
+
+func toAutomountJSON(m *inspect.Mount) *automountJSON {
+	a := m.Automount
+	if a == nil {
+		return nil
+	}
+	j := &automountJSON{By: a.By, Kind: a.Kind, Trigger: a.Trigger, TriggerID: uint64(a.TriggerID), PGrp: a.PGrp,
+		Daemon: termsafe.Name(a.Daemon), Unit: termsafe.Name(a.Unit), Note: a.Note, Warning: termsafe.Name(a.Warning(m.Mountpoint))}
+	if a.TimeoutKnown {
+		secs := a.Timeout.Seconds()
+		j.TimeoutS = &secs
+	}
+	return j
 }
 
 type listOut struct {
+	nsJSON
 	UniqueIDs bool            `json:"unique_ids"`
 	Mounts    []mountJSON     `json:"mounts"`
 	Processes int             `json:"processes_scanned"`
@@ -195,11 +272,12 @@ func toMountJSON(m *inspect.Mount) mountJSON {
 		Mountpoint: termsafe.Name(m.Mountpoint), Root: termsafe.Name(m.Root), FSType: termsafe.Name(m.FSType),
 		Source: termsafe.Name(m.Source), Device: m.Device(), Options: termsafe.Name(m.Options),
 		Propagation: m.Propagation.String(), ReadOnly: m.ReadOnly(), Detached: m.Detached,
+		Hidden: m.Hidden, Automount: toAutomountJSON(m),
 	}
 }
 
 func listJSON(snap *inspect.Snapshot) listOut {
-	out := listOut{UniqueIDs: snap.UniqueIDs, Mounts: []mountJSON{}, Processes: snap.Processes, Warnings: warningsJSON(snap.Warnings)}
+	out := listOut{nsJSON: toNSJSON(snap), UniqueIDs: snap.UniqueIDs, Mounts: []mountJSON{}, Processes: snap.Processes, Warnings: warningsJSON(snap.Warnings)}
 	for i := range snap.Mounts {
 		m := &snap.Mounts[i]
 		j := toMountJSON(m)
@@ -234,8 +312,10 @@ Who holds the mount at PATH, and how: open fds (with access mode), cwd and
 root, executable, memory mappings and file locks, per process. PATH must be
 a mount point: a path inside a mount is refused with the mount it lies on.
 Also shows holders that are not processes (loop devices, swap files, nfsd
-exports, io_uring registered files, binfmt_misc, submounts) and copies of the
-filesystem in other mount namespaces with their holders.
+exports, io_uring registered files, binfmt_misc, submounts, overlays with a
+layer on it, in any namespace) and copies of the filesystem in other mount
+namespaces with their holders (the host's namespace named as such). PATH
+leads to the mount a path walk reaches there, never a shadowed one.
 `
 
 func runHolders(args []string) error {
@@ -322,6 +402,7 @@ type holderJSON struct {
 }
 
 type holdersOut struct {
+	nsJSON
 	Mount           mountJSON       `json:"mount"`
 	Holders         []holderJSON    `json:"holders"`
 	KernelHolders   []kernelJSON    `json:"kernel_holders"`
@@ -336,6 +417,18 @@ type kernelJSON struct {
 	Path   termsafe.Name `json:"path,omitempty"`
 	PID    int           `json:"pid,omitempty"`
 	Action termsafe.Name `json:"action"` // names the device, mount point or entry it acts on
+	// A stacking filesystem's layers on this mount ("upperdir=/t/up")
+	// and the mount namespace it is mounted in (absent: ours).
+	Layers    []termsafe.Name `json:"layers,omitempty"`
+	Namespace uint64          `json:"mnt_ns,omitempty"`
+}
+
+func toKernelJSON(k inspect.KernelHolder) kernelJSON {
+	j := kernelJSON{Kind: k.Kind, Name: termsafe.Name(k.Name), Path: termsafe.Name(k.Path), PID: k.PID, Action: termsafe.Name(k.Action), Namespace: k.Namespace}
+	for _, l := range k.Layers {
+		j.Layers = append(j.Layers, termsafe.Name(l.String()))
+	}
+	return j
 }
 
 // copyJSON is a mount of the same filesystem in another mount namespace.
@@ -345,19 +438,20 @@ type copyJSON struct {
 	Mount      mountJSON    `json:"mount"`
 	Holders    []holderJSON `json:"holders"`
 	Propagates bool         `json:"propagates"`
+	Host       bool         `json:"host"` // the copy is in the host's mount namespace (pid 1's)
 }
 
 func holdersJSON(snap *inspect.Snapshot, m *inspect.Mount) holdersOut {
-	out := holdersOut{Mount: toMountJSON(m), Holders: []holderJSON{}, SameFilesystem: []mountJSON{}, Warnings: warningsJSON(snap.Warnings)}
+	out := holdersOut{nsJSON: toNSJSON(snap), Mount: toMountJSON(m), Holders: []holderJSON{}, SameFilesystem: []mountJSON{}, Warnings: warningsJSON(snap.Warnings)}
 	out.Holders = holdersToJSON(snap.HoldersOf(m.ID))
 	out.KernelHolders = []kernelJSON{}
 	for _, k := range snap.Kernel[m.ID] {
-		out.KernelHolders = append(out.KernelHolders, kernelJSON{Kind: k.Kind, Name: termsafe.Name(k.Name), Path: termsafe.Name(k.Path), PID: k.PID, Action: termsafe.Name(k.Action)})
+		out.KernelHolders = append(out.KernelHolders, toKernelJSON(k))
 	}
 	out.OtherNamespaces = []copyJSON{}
 	for _, c := range snap.Copies(m.ID) {
 		out.OtherNamespaces = append(out.OtherNamespaces, copyJSON{Namespace: c.Namespace.Inode, PIDs: c.Namespace.PIDs,
-			Mount: toMountJSON(c.Mount), Holders: holdersToJSON(c.Holders), Propagates: c.Propagates})
+			Mount: toMountJSON(c.Mount), Holders: holdersToJSON(c.Holders), Propagates: c.Propagates, Host: c.Namespace.Host})
 	}
 	for _, o := range snap.SameFilesystem(m.ID) {
 		out.SameFilesystem = append(out.SameFilesystem, toMountJSON(o))
@@ -369,6 +463,12 @@ func writeHoldersText(w io.Writer, snap *inspect.Snapshot, m *inspect.Mount) {
 	holders := snap.HoldersOf(m.ID)
 	fmt.Fprintf(w, "%s  %s  %s  (mount %d, unique %d)\n", termsafe.Text(m.Mountpoint), termsafe.Text(m.FSType),
 		termsafe.Text(m.Source), m.OldID, uint64(m.ID))
+	if m.Hidden {
+		fmt.Fprintln(w, "hidden: the path leads to another mount (mounted over it or over a directory above it); this one is reached by --id only")
+	}
+	if a := m.Automount; a != nil {
+		fmt.Fprintln(w, "automount: "+termsafe.Text(a.Warning(m.Mountpoint)))
+	}
 	if len(holders) == 0 {
 		fmt.Fprintln(w, "no process holds it")
 	}
@@ -398,7 +498,18 @@ func writeHoldersText(w io.Writer, snap *inspect.Snapshot, m *inspect.Mount) {
 	if ks := snap.Kernel[m.ID]; len(ks) > 0 {
 		fmt.Fprintln(w, "held by the kernel:")
 		for _, k := range ks {
-			fmt.Fprintf(w, "  %s %s  %s  -> %s\n", k.Kind, termsafe.Text(k.Name), termsafe.Text(k.Path), termsafe.Text(k.Action))
+			held := termsafe.Text(k.Path)
+			if len(k.Layers) > 0 {
+				var ls []string
+				for _, l := range k.Layers {
+					ls = append(ls, termsafe.Text(l.String()))
+				}
+				held = "layers " + strings.Join(ls, " ")
+			}
+			if k.Namespace != 0 {
+				held += fmt.Sprintf(" (in mount namespace mnt:[%d])", k.Namespace)
+			}
+			fmt.Fprintf(w, "  %s %s  %s  -> %s\n", termsafe.Text(k.Kind), termsafe.Text(k.Name), held, termsafe.Text(k.Action))
 		}
 	}
 	for _, c := range snap.Copies(m.ID) {
@@ -406,7 +517,7 @@ func writeHoldersText(w io.Writer, snap *inspect.Snapshot, m *inspect.Mount) {
 		if c.Propagates {
 			why = "a propagation peer: our umount propagates there, and fails with EBUSY while the copy is busy"
 		}
-		fmt.Fprintf(w, "also mounted in mount namespace mnt:[%d] at %s (%s); processes there: %s\n", c.Namespace.Inode,
+		fmt.Fprintf(w, "also mounted in mount namespace %s at %s (%s); processes there: %s\n", snap.NamespaceName(c.Namespace.Inode),
 			termsafe.Text(c.Mount.Mountpoint), why, intsText(c.Namespace.PIDs, 10))
 		for _, h := range c.Holders {
 			for _, u := range h.Uses {

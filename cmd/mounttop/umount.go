@@ -51,6 +51,11 @@ drained until none is left and the kernel lets it go.
              lazily if held there), detach loop devices backed by a file on
              it (unless the loop device is itself mounted), swapoff swap
              files on it. Without it these are only named.
+  --release-host
+             with --release: also unmount a copy in the host's mount
+             namespace (pid 1's). Refused without it: run from inside a
+             container or an unshare'd shell, that changes what the whole
+             machine sees.
   --allow-system-mount
              also take a mount the system runs on: /, /proc, /sys, /dev,
              /dev/pts, /dev/shm, /run, /sys/fs/cgroup, any kernel API
@@ -74,7 +79,7 @@ type umountFlags struct {
 	recursive, whenIdle         bool
 	dryRun, yes, json           bool
 	journal                     string
-	release                     bool
+	release, releaseHost        bool
 	allowSystem                 bool
 	id                          uint64
 	rollbackFence               bool
@@ -92,6 +97,7 @@ func (f *umountFlags) register(fs *flag.FlagSet) {
 	fs.BoolVar(&f.recursive, "recursive", false, "also unmount the submounts, deepest first")
 	fs.BoolVar(&f.whenIdle, "expire-when-idle", false, "--expire: re-arm every --interval until the mount goes")
 	fs.BoolVar(&f.release, "release", false, "--staged: also release copies in other mount namespaces, loop devices and swap files that hold the mount")
+	fs.BoolVar(&f.releaseHost, "release-host", false, "--release: also release a copy in the host's mount namespace (pid 1's)")
 	fs.BoolVar(&f.rollbackFence, "rollback-fence", false, "roll back the fence a killed run left at PATH: the filesystem back in place, the fence gone (mounttop list shows them)")
 	fs.BoolVar(&f.allowSystem, "allow-system-mount", false, "also unmount a mount the system runs on (/, /proc, /sys, /dev, /run, kernel API filesystems) or the /proc or journal mounttop uses")
 	fs.Uint64Var(&f.id, "id", 0, "the mount's unique ID instead of PATH (as mounttop list --json shows it; also a detached mount)")
@@ -179,6 +185,8 @@ func runUmount(args []string) error {
 		return usagef("umount: one PATH at a time (got %d)", len(pos))
 	case f.release && mode != unmount.ModeStaged:
 		return usagef("umount: --release goes with --staged (the staged run releases after revoking)")
+	case f.releaseHost && !f.release:
+		return usagef("umount: --release-host goes with --release")
 	case f.revoke != "close" && f.revoke != "close-plain" && f.revoke != "signal":
 		return usagef("umount: --revoke is close, close-plain or signal, not %s", termsafe.Quote(f.revoke))
 	case mode != unmount.ModeStaged && (seen["revoke"] || seen["grace"]):
@@ -240,7 +248,7 @@ func runUmount(args []string) error {
 		timeout = 0 // expire-when-idle waits until the mount goes or Ctrl-C
 	}
 	plan, err := u.Prepare(ctx, unmount.Plan{Target: *target, Mode: mode, Policy: policy, Grace: f.grace,
-		Interval: f.interval, Timeout: timeout, Recursive: f.recursive, ExpireWhenIdle: f.whenIdle, Release: f.release, AllowSystem: f.allowSystem})
+		Interval: f.interval, Timeout: timeout, Recursive: f.recursive, ExpireWhenIdle: f.whenIdle, Release: f.release, ReleaseHost: f.releaseHost, AllowSystem: f.allowSystem})
 	if err != nil {
 		if errors.Is(err, unmount.ErrRefused) || errors.Is(err, unmount.ErrGone) {
 			return usagef("%v", err)

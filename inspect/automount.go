@@ -1,0 +1,207 @@
+package inspect
+
+import (
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Automount is what mounts a mount again after it goes, and what expires
+// it by itself: the kernel's automount document (Documentation/filesystems/
+// automount-support.rst) and autofs(5). An unmount of such a mount is
+// undone by the next access to its path.
+type Automount struct {
+	// By is who mounts it on access: "autofs" (the automount daemon),
+	// "systemd" (a systemd .automount unit: an autofs mount whose daemon
+	// process group is pid 1), or "kernel" (a submount the filesystem
+	// itself mounts on access and hangs on its expiry list: NFS crossing
+	// into another export or a referral, CIFS DFS links, AFS cells and
+	// volumes).
+	By string
+	// Kind (autofs, systemd) is the autofs mount's type: "direct" (one
+	// mount point), "indirect" (keys under a directory), "offset" (a
+	// point inside a multi-mount map entry).
+	Kind string
+	// Trigger: this mount is the autofs trigger itself (the daemon's or
+	// systemd's); otherwise it is the filesystem mounted through the
+	// trigger with ID TriggerID, or (By "kernel") by its parent.
+	Trigger   bool
+	TriggerID MountID
+	// Timeout is the idle time after which it is expired without anyone
+	// asking: autofs's timeout= (0: never), the NFS mount point timeout,
+	// the fixed AFS and CIFS intervals; TimeoutKnown is false when it
+	// cannot be told.
+	Timeout      time.Duration
+	TimeoutKnown bool
+	PGrp         int    // autofs: the daemon's process group (pgrp=)
+	Daemon       string // autofs: the command of that process group's leader, when readable
+	Unit         string // systemd: the .automount unit the mount point's path names
+	// Note says what cannot be told from the mount table.
+	Note string
+}
+
+// Cell is the automount state in a few words, for a table column:
+// "autofs 5m0s", "systemd 2m0s", "kernel 8m20s", "autofs trigger".
+func (a *Automount) Cell() string {
+	s := a.By
+	if a.Trigger {
+		return s + " trigger"
+	}
+	switch {
+	case !a.TimeoutKnown:
+		s += " ?"
+	case a.Timeout == 0:
+		s += " never"
+	default:
+		s += " " + a.Timeout.String()
+	}
+	return s
+}
+
+// Warning says, for an unmount of the mount at mountpoint, that an access
+// will mount it again and what the real fix is.
+func (a *Automount) Warning(mountpoint string) string {
+	expiry := ""
+	switch {
+	case !a.TimeoutKnown:
+	case a.Timeout == 0:
+		expiry = "; it never expires by itself"
+	default:
+		expiry = fmt.Sprintf("; it is also expired by itself after %v idle", a.Timeout)
+	}
+	switch {
+	case a.By == "kernel":
+		return fmt.Sprintf("the kernel mounted %s on access (a %s): the next access to its path mounts it again%s; to keep it away, unmount the mount above it", mountpoint, a.Kind, expiry)
+	case a.Trigger && a.By == "systemd":
+		return fmt.Sprintf("%s is the autofs trigger of systemd's %s: unmounting it under systemd leaves the unit failed; the real fix is systemctl stop %s", mountpoint, a.Unit, a.Unit)
+	case a.Trigger:
+		return fmt.Sprintf("%s is an autofs trigger (%s) of the automount daemon (process group %d%s): unmounting it under the daemon confuses it; the real fix is to remove the map entry and reload autofs, or stop the daemon", mountpoint, a.Kind, a.PGrp, daemonText(a.Daemon))
+	case a.By == "systemd":
+		return fmt.Sprintf("%s is automounted by systemd's %s: the next access mounts it again%s; the real fix is systemctl stop %s (then unmount)", mountpoint, a.Unit, expiry, a.Unit)
+	}
+	return fmt.Sprintf("%s is automounted by autofs (%s map, daemon process group %d%s): the next access mounts it again%s; the real fix is to remove its map entry and reload autofs, or stop the daemon", mountpoint, a.Kind, a.PGrp, daemonText(a.Daemon), expiry)
+}
+
+func daemonText(d string) string {
+	if d == "" {
+		return ""
+	}
+	return ", " + d
+}
+
+// kernelExpiry is how long an idle submount the kernel mounted on access
+// stays, by filesystem type: NFS's is the sysctl fs.nfs.nfs_mountpoint_timeout
+// (500 s by default, fs/nfs/namespace.c), AFS's a fixed 10 minutes
+// (afs_mntpt_expiry_timeout, fs/afs/mntpt.c), CIFS's a fixed 500 s
+// (fs/smb/client/namespace.c).
+var kernelExpiry = map[string]struct {
+	what   string
+	fixed  time.Duration
+	sysctl string
+}{
+	"nfs":  {"NFS submount (another export crossed into, or a referral)", 0, "sys/fs/nfs/nfs_mountpoint_timeout"},
+	"nfs4": {"NFS submount (another export crossed into, or a referral)", 0, "sys/fs/nfs/nfs_mountpoint_timeout"},
+	"afs":  {"AFS cell or volume mount point", 10 * time.Minute, ""},
+	"cifs": {"CIFS DFS link", 500 * time.Second, ""},
+	"smb3": {"CIFS DFS link", 500 * time.Second, ""},
+}
+
+// markAutomounts fills Mount.Automount from the table (autofs mounts'
+// options, the parent relationship, filesystem types) and a little of
+// /proc (the autofs daemon's command, the NFS timeout). It walks no path.
+//
+// What the table cannot tell: whether a submount of NFS, CIFS or AFS was
+// mounted by the kernel on access (on its expiry list) or by hand on top;
+// a systemd unit's TimeoutIdleSec= other than through the autofs timeout
+// systemd gives the kernel; whether an autofs daemon still runs.
+func (in *Inspector) markAutomounts(s *Snapshot) {
+	for i := range s.Mounts {
+		m := &s.Mounts[i]
+		if m.Detached {
+			continue
+		}
+		if m.FSType == "autofs" {
+			m.Automount = in.autofsTrigger(m)
+			continue
+		}
+		p, ok := s.Mount(m.ParentID)
+		if !ok || p.ID == m.ID {
+			continue
+		}
+		if p.FSType == "autofs" {
+			if t := in.autofsTrigger(p); t != nil {
+				a := *t
+				a.Trigger, a.TriggerID = false, p.ID
+				m.Automount = &a
+			}
+			continue
+		}
+		if k, ok := kernelExpiry[m.FSType]; ok && kernelExpiry[p.FSType].what == k.what && (p.Major != m.Major || p.Minor != m.Minor) {
+			a := &Automount{By: "kernel", Kind: k.what, TriggerID: p.ID, Timeout: k.fixed, TimeoutKnown: k.fixed != 0,
+				Note: "a submount of a " + p.FSType + " mount: mounted on access by the kernel, unless someone mounted it there by hand (the table cannot tell)"}
+			if k.sysctl != "" {
+				if b, err := os.ReadFile(in.procRoot + "/" + k.sysctl); err == nil {
+					if n, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil {
+						a.Timeout, a.TimeoutKnown = time.Duration(n)*time.Second, true
+					}
+				}
+			}
+			m.Automount = a
+		}
+	}
+}
+
+// autofsTrigger reads an autofs mount's options (fs/autofs/inode.c
+// autofs_show_options: fd=, pgrp=, timeout=, minproto=, maxproto=,
+// direct|indirect|offset, pipe_ino=).
+func (in *Inspector) autofsTrigger(m *Mount) *Automount {
+	a := &Automount{By: "autofs", Kind: "indirect", Trigger: true}
+	for _, o := range strings.Split(m.SuperOptions, ",") {
+		k, v, _ := strings.Cut(o, "=")
+		switch k {
+		case "direct", "indirect", "offset":
+			a.Kind = k
+		case "pgrp":
+			a.PGrp, _ = strconv.Atoi(v)
+		case "timeout":
+			if n, err := strconv.Atoi(v); err == nil {
+				a.Timeout, a.TimeoutKnown = time.Duration(n)*time.Second, true
+			}
+		}
+	}
+	if a.PGrp == 1 {
+		a.By, a.Unit = "systemd", systemdUnit(m.Mountpoint, "automount")
+		a.Note = "autofs mount of pid 1 (systemd); its idle timeout is the one systemd gave the kernel (TimeoutIdleSec=, x-systemd.idle-timeout=)"
+	} else if a.PGrp > 0 {
+		if b, err := os.ReadFile(fmt.Sprintf("%s/%d/comm", in.procRoot, a.PGrp)); err == nil {
+			a.Daemon = strings.TrimSpace(string(b))
+		}
+	}
+	return a
+}
+
+// systemdUnit is the unit name systemd gives a mount point path
+// (systemd-escape --path --suffix=SUFFIX, systemd.unit(5)): slashes become
+// dashes, and bytes other than ASCII letters, digits, ':', '_' and '.'
+// (and a leading '.') become \xNN.
+func systemdUnit(path, suffix string) string {
+	p := strings.Trim(path, "/")
+	if p == "" {
+		return "-." + suffix
+	}
+	var b strings.Builder
+	for i := 0; i < len(p); i++ {
+		c := p[i]
+		switch {
+		case c == '/':
+			b.WriteByte('-')
+		case c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == ':' || c == '_' || c == '.' && i > 0:
+			b.WriteByte(c)
+		default:
+			fmt.Fprintf(&b, `\x%02x`, c)
+		}
+	}
+	return b.String() + "." + suffix
+}
