@@ -3,6 +3,8 @@ package unmount
 import (
 	"context"
 	"fmt"
+	"io/fs"
+	"os"
 	"sort"
 	"strings"
 	"sync"
@@ -44,10 +46,23 @@ type fakeSys struct {
 	copyOld     int
 	copyHolders [][]inspect.Holder
 	releaseErr  map[string][]error // per "loop DEV", "swap PATH", "copy PID", consumed in order
+
+	// The filesystem's server. stopAt: once the server is stopped (the
+	// stop hook ran or stopped was set), Statfs, OpenRoot and Syncfs
+	// block until the connection is aborted (AbortFuse, or Umount2 with
+	// MNT_FORCE: umount_begin) and then fail with ENOTCONN, and a Revoke
+	// of a holder fails as a revoke whose injected close hung
+	// (ErrTransient). fuseConns lists the connections fusectl shows.
+	stopped   bool
+	aborted   chan struct{}
+	fuseConns map[uint64]bool
+	// blocked counts the calls that blocked on the stopped server.
+	blocked int
 }
 
 func newFake() *fakeSys {
-	f := &fakeSys{nextID: 100, umountErr: map[string][]error{}, revokeErr: map[int]error{}, revokeSeq: map[int][]error{}, releaseErr: map[string][]error{}}
+	f := &fakeSys{nextID: 100, umountErr: map[string][]error{}, revokeErr: map[int]error{}, revokeSeq: map[int][]error{}, releaseErr: map[string][]error{},
+		aborted: make(chan struct{}), fuseConns: map[uint64]bool{}}
 	f.mounts = []inspect.Mount{{ID: 1, ParentID: 1, Mountpoint: "/", FSType: "ext4", Major: 8, Minor: 1}}
 	return f
 }
@@ -250,6 +265,9 @@ func (f *fakeSys) Umount2(p string, flags int) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.record("umount2 %s %s", p, flagNames(flags))
+	if flags&unix.MNT_FORCE != 0 {
+		f.abort() // umount_begin
+	}
 	if errs := f.umountErr[p]; len(errs) > 0 {
 		f.umountErr[p] = errs[1:]
 		if errs[0] != nil {
@@ -322,15 +340,89 @@ func (f *fakeSys) Fence(target *inspect.Mount, over bool) (*Fence, error) {
 	return fc, nil
 }
 
-func (f *fakeSys) Syncfs(fc *Fence) error {
+func (f *fakeSys) Syncfs(root *os.File) error {
 	f.mu.Lock()
 	f.record("syncfs")
 	hook := f.onSyncfs
 	f.mu.Unlock()
+	if err := f.server(); err != nil {
+		return err
+	}
 	if hook != nil {
 		hook()
 	}
 	return f.syncErr
+}
+
+// server plays the filesystem's server for a call that asks it something:
+// nil while it answers; while stopped, it blocks until the connection is
+// aborted, then ENOTCONN.
+func (f *fakeSys) server() error {
+	f.mu.Lock()
+	stopped := f.stopped
+	if stopped {
+		f.blocked++
+	}
+	f.mu.Unlock()
+	if !stopped {
+		select {
+		case <-f.aborted:
+			return unix.ENOTCONN
+		default:
+			return nil
+		}
+	}
+	<-f.aborted
+	return unix.ENOTCONN
+}
+
+// abort cuts the connection (once).
+func (f *fakeSys) abort() {
+	select {
+	case <-f.aborted:
+	default:
+		close(f.aborted)
+	}
+}
+
+// stop stops the server.
+func (f *fakeSys) stop() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.stopped = true
+}
+
+func (f *fakeSys) OpenRoot(path string, id inspect.MountID) (*os.File, error) {
+	if err := f.server(); err != nil {
+		return nil, err
+	}
+	return os.Open(os.DevNull)
+}
+
+func (f *fakeSys) Statfs(path string, id inspect.MountID) error { return f.server() }
+
+func (f *fakeSys) FuseWaiting(conn uint64) (int, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if !f.fuseConns[conn] {
+		return 0, fs.ErrNotExist
+	}
+	if f.stopped {
+		return 1, nil
+	}
+	return 0, nil
+}
+
+func (f *fakeSys) AbortFuse(conn uint64) error {
+	f.mu.Lock()
+	f.record("abort-fuse %d", conn)
+	ok := f.fuseConns[conn]
+	f.mu.Unlock()
+	if !ok {
+		return fs.ErrNotExist
+	}
+	f.abort()
+	return nil
 }
 
 func (f *fakeSys) Rollback(fc *Fence) error {
@@ -367,6 +459,13 @@ func (f *fakeSys) Revoke(ctx context.Context, pid int, t RevokeTargets) (string,
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.record("revoke %d %s", pid, describeTargets(t))
+	if f.stopped {
+		select {
+		case <-f.aborted:
+		default:
+			return "", transient{fmt.Errorf("process %d: an injected syscall did not return: close(fd) waits on the server", pid)}
+		}
+	}
 	if seq := f.revokeSeq[pid]; len(seq) > 0 {
 		f.revokeSeq[pid] = seq[1:]
 		if seq[0] != nil {

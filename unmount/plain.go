@@ -10,6 +10,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"mounttop/inspect"
+	"mounttop/internal/bounded"
 	"mounttop/internal/mountapi"
 	"mounttop/internal/termsafe"
 )
@@ -22,6 +23,10 @@ type Unmounter struct {
 	expiry  *ExpiryBook
 	journal *Journal
 	now     func() time.Time
+	// calls runs what can wait on a filesystem's server and remembers
+	// what was abandoned (Pending).
+	calls    *bounded.Calls
+	revoking revoking
 }
 
 // Option configures an Unmounter.
@@ -35,7 +40,7 @@ func WithJournal(j *Journal) Option { return func(u *Unmounter) { u.journal = j 
 
 // New returns an Unmounter acting through sys.
 func New(sys System, opts ...Option) *Unmounter {
-	u := &Unmounter{sys: sys, expiry: OpenExpiryBook(""), now: time.Now}
+	u := &Unmounter{sys: sys, expiry: OpenExpiryBook(""), now: time.Now, calls: &bounded.Calls{}}
 	for _, o := range opts {
 		o(u)
 	}
