@@ -106,12 +106,12 @@ type HolderAction struct {
 // Plan is the staged unmount's plan: the target as inspected and what will
 // happen to each holder. It is shown (dry run) before anything changes.
 type Plan struct {
-	Target    inspect.Mount
-	Mode      Mode
-	Policy    Policy
-	Grace     time.Duration // signal policy: SIGTERM -> SIGKILL
-	Interval  time.Duration // drain rescan interval (1s default)
-	Timeout   time.Duration // staged: give up after this long from the start of the run (the drain's deadline)
+	Target   inspect.Mount
+	Mode     Mode
+	Policy   Policy
+	Grace    time.Duration // signal policy: SIGTERM -> SIGKILL
+	Interval time.Duration // drain rescan interval (1s default)
+	Timeout  time.Duration // staged: give up after this long from the start of the run (the drain's deadline)
 	// CallTimeout bounds every call of a staged run that can wait on the
 	// filesystem's server (the open of the root for syncfs, syncfs, the
 	// probe, an abort, the fence's and rollback's steps): one that does
@@ -119,10 +119,10 @@ type Plan struct {
 	// blocked in the kernel; internal/bounded). Default
 	// DefaultCallTimeout, never more than Timeout.
 	CallTimeout time.Duration
-	Recursive bool          // unmount submounts too, deepest first
-	Submounts []inspect.Mount
-	Holders   []HolderAction // with Release, also the holders of propagating copies (HolderAction.Namespace)
-	Warnings  []string
+	Recursive   bool // unmount submounts too, deepest first
+	Submounts   []inspect.Mount
+	Holders     []HolderAction // with Release, also the holders of propagating copies (HolderAction.Namespace)
+	Warnings    []string
 
 	// ExpireWhenIdle (ModeExpire): re-arm MNT_EXPIRE every Interval until
 	// the mount goes (or Timeout, if set), reporting each attempt.
