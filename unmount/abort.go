@@ -158,6 +158,10 @@ func (r *run) reportServer(s Server) {
 // unmounts a mount that nothing holds.
 func (r *run) cutOff(f *Fence, why string) (gone bool) {
 	s := &r.server
+	stage := StageRevoke
+	if f == nil && !r.target.Detached {
+		stage = StageFence // before the fence goes up
+	}
 	if s.Aborted && s.Abort.Kind != AbortForce {
 		return false
 	}
@@ -165,22 +169,22 @@ func (r *run) cutOff(f *Fence, why string) (gone bool) {
 	case AbortNone:
 		if !r.noAbortSaid {
 			r.noAbortSaid = true
-			r.send(Event{Stage: StageRevoke, What: why + ": " + s.Abort.What + "; holders blocked on the server stay so until it answers"})
+			r.send(Event{Stage: stage, What: why + ": " + s.Abort.What + "; holders blocked on the server stay so until it answers"})
 		}
 		return false
 	case AbortFuseConn:
 		conn := s.Abort.Conn
 		op := fmt.Sprintf("abort of FUSE connection %d", conn)
 		err := r.u.calls.Do(r.cleanupCtx(), r.callLimit(), op, bounded.AnyThread, func() error { return r.u.sys.AbortFuse(conn) })
-		if r.abandoned(StageRevoke, err, "") {
+		if r.abandoned(stage, err, "") {
 			return false
 		}
 		if err != nil {
-			r.send(Event{Stage: StageRevoke, What: why + ": aborting FUSE connection " + fmt.Sprint(conn) + " failed", Err: err})
+			r.send(Event{Stage: stage, What: why + ": aborting FUSE connection " + fmt.Sprint(conn) + " failed", Err: err})
 			return false
 		}
 		s.Aborted = true
-		r.send(Event{Stage: StageRevoke, What: fmt.Sprintf("%s: aborted FUSE connection %d (%s/%d/abort): every request now fails at once (ENOTCONN), blocked callers return; holders keep running, their I/O on the mount fails",
+		r.send(Event{Stage: stage, What: fmt.Sprintf("%s: aborted FUSE connection %d (%s/%d/abort): every request now fails at once (ENOTCONN), blocked callers return; holders keep running, their I/O on the mount fails",
 			why, conn, fuseConnections, conn)})
 		return false
 	}
@@ -188,7 +192,7 @@ func (r *run) cutOff(f *Fence, why string) (gone bool) {
 	m := r.target
 	switch {
 	case f != nil && f.Kind == FenceOver:
-		r.send(Event{Stage: StageRevoke, What: why + ": umount2(MNT_FORCE) cannot reach the mount under the over-mount fence; holders blocked on the server stay so until it answers"})
+		r.send(Event{Stage: stage, What: why + ": umount2(MNT_FORCE) cannot reach the mount under the over-mount fence; holders blocked on the server stay so until it answers"})
 		return false
 	case f != nil:
 		m.Mountpoint = f.RealPath
@@ -205,7 +209,7 @@ func (r *run) cutOff(f *Fence, why string) (gone bool) {
 		}
 		return err
 	})
-	if r.abandoned(StageRevoke, err, "") {
+	if r.abandoned(stage, err, "") {
 		return false
 	}
 	switch {
@@ -215,9 +219,9 @@ func (r *run) cutOff(f *Fence, why string) (gone bool) {
 		return true
 	case err == nil || isBusy(err):
 		s.Aborted = true
-		r.send(Event{Stage: StageRevoke, What: fmt.Sprintf("%s: %s aborted the requests to the server (umount_begin); the mount stays while held (EBUSY), blocked callers return", why, op)})
+		r.send(Event{Stage: stage, What: fmt.Sprintf("%s: %s aborted the requests to the server (umount_begin); the mount stays while held (EBUSY), blocked callers return", why, op)})
 	default:
-		r.send(Event{Stage: StageRevoke, What: why + ": " + op + " failed", Err: err})
+		r.send(Event{Stage: stage, What: why + ": " + op + " failed", Err: err})
 	}
 	return false
 }

@@ -87,13 +87,23 @@ func fuseConn(m *inspect.Mount) uint64 { return uint64(m.Major)<<20 | uint64(m.M
 // abortFor picks how a run would cut m off its server: the fusectl abort
 // file when there is one for its connection, else MNT_FORCE when a path
 // still names the mount, else nothing.
+//
+// A detached mount's type is not known (it is in no table), but a fusectl
+// connection named by its device number says it is FUSE: device numbers
+// are unique among live superblocks.
 func (u *Unmounter) abortFor(m *inspect.Mount) Abort {
-	switch {
-	case isFUSE(m.FSType):
-		conn := fuseConn(m)
+	conn := fuseConn(m)
+	if isFUSE(m.FSType) || m.FSType == "" {
 		if _, err := u.sys.FuseWaiting(conn); err == nil {
 			return Abort{Kind: AbortFuseConn, Conn: conn, What: fmt.Sprintf("abort FUSE connection %d (%s/%d/abort)", conn, fuseConnections, conn)}
 		}
+	}
+	fstype := termsafe.Text(m.FSType)
+	if fstype == "" {
+		fstype = "its filesystem (of a type no table names: it is detached)"
+	}
+	switch {
+	case isFUSE(m.FSType):
 		if !m.Detached {
 			return Abort{Kind: AbortForce, What: "abort the FUSE connection by umount2(MNT_FORCE) (fuse_umount_begin; fusectl is not mounted at " + fuseConnections + ")"}
 		}
@@ -103,7 +113,7 @@ func (u *Unmounter) abortFor(m *inspect.Mount) Abort {
 	case networkForce[m.FSType]:
 		return Abort{What: "nothing can abort the requests to the server: MNT_FORCE needs a path, and the mount is detached"}
 	}
-	return Abort{What: fmt.Sprintf("nothing in userspace can cut %s off what it waits on", termsafe.Text(m.FSType))}
+	return Abort{What: fmt.Sprintf("nothing in userspace can cut %s off what it waits on", fstype)}
 }
 
 // probe asks the filesystem of m, through path (the mount point, the
@@ -129,7 +139,7 @@ func (u *Unmounter) probe(ctx context.Context, m *inspect.Mount, path string, li
 	case errors.As(err, &ab):
 		s.Answering = false
 		s.How = fmt.Sprintf("%s did not return within %v", op, limit)
-		if isFUSE(m.FSType) {
+		if isFUSE(m.FSType) || s.Abort.Kind == AbortFuseConn {
 			if n, werr := u.sys.FuseWaiting(fuseConn(m)); werr == nil {
 				s.How += fmt.Sprintf("; %d %s waiting on FUSE connection %d", n, plural(n, "request"), fuseConn(m))
 			}
