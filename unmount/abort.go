@@ -103,7 +103,9 @@ func (r *run) abandoned(stage Stage, err error, consequence string) bool {
 	if !errors.As(err, &ab) {
 		return false
 	}
-	what := fmt.Sprintf("%s did not return within %v; abandoned (the call stays blocked in the kernel until the server answers or the connection is aborted)", ab.Op, ab.After.Round(time.Millisecond))
+	// Said with the deadline it was given (the wait itself overshoots
+	// it by a scheduling delay).
+	what := fmt.Sprintf("%s did not return within %v; abandoned (the call stays blocked in the kernel until the server answers or the connection is aborted)", ab.Op, r.callLimit())
 	if ab.Cancelled {
 		what = fmt.Sprintf("%s: cancelled after %v; abandoned (the call stays blocked in the kernel)", ab.Op, ab.After.Round(time.Millisecond))
 	}

@@ -58,6 +58,11 @@ type fakeSys struct {
 	fuseConns map[uint64]bool
 	// blocked counts the calls that blocked on the stopped server.
 	blocked int
+	// stopAfterProbes > 0: the server stops once that many Statfs calls
+	// were answered. afterSyncfs runs after Syncfs returned.
+	stopAfterProbes int
+	probes          int
+	afterSyncfs     func()
 }
 
 func newFake() *fakeSys {
@@ -343,13 +348,16 @@ func (f *fakeSys) Fence(target *inspect.Mount, over bool) (*Fence, error) {
 func (f *fakeSys) Syncfs(root *os.File) error {
 	f.mu.Lock()
 	f.record("syncfs")
-	hook := f.onSyncfs
+	hook, after := f.onSyncfs, f.afterSyncfs
 	f.mu.Unlock()
+	if hook != nil {
+		hook()
+	}
 	if err := f.server(); err != nil {
 		return err
 	}
-	if hook != nil {
-		hook()
+	if after != nil {
+		after()
 	}
 	return f.syncErr
 }
@@ -399,7 +407,18 @@ func (f *fakeSys) OpenRoot(path string, id inspect.MountID) (*os.File, error) {
 	return os.Open(os.DevNull)
 }
 
-func (f *fakeSys) Statfs(path string, id inspect.MountID) error { return f.server() }
+func (f *fakeSys) Statfs(path string, id inspect.MountID) error {
+	if err := f.server(); err != nil {
+		return err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.probes++
+	if f.stopAfterProbes > 0 && f.probes >= f.stopAfterProbes {
+		f.stopped = true
+	}
+	return nil
+}
 
 func (f *fakeSys) FuseWaiting(conn uint64) (int, error) {
 	f.mu.Lock()
