@@ -54,7 +54,7 @@ func (v *revoking) end(pid int) {
 // Pending says, one line each, what this Unmounter has not finished: the
 // calls it abandoned that are still blocked in the kernel (a syncfs, an
 // open, a statfs waiting on a server) and the holders a revoke is working
-// on (ptrace injection in progress). A process that exits now leaves the
+// on (ptrace: seizing its threads or injecting into them). A process that exits now leaves the
 // abandoned calls to the kernel (they end with it) and a holder mid-revoke
 // in the state the revoker documents. Safe to call from any goroutine.
 func (u *Unmounter) Pending() []string {
@@ -71,7 +71,7 @@ func (u *Unmounter) Pending() []string {
 	sort.Ints(pids)
 	for _, pid := range pids {
 		r := u.revoking.now[pid]
-		out = append(out, fmt.Sprintf("revoke of %s: ptrace injection in progress for %v", r.who, now.Sub(r.since).Round(time.Second)))
+		out = append(out, fmt.Sprintf("revoke of %s: in progress for %v (ptrace: seizing its threads or injecting into them)", r.who, now.Sub(r.since).Round(time.Second)))
 	}
 	u.revoking.mu.Unlock()
 	return out

@@ -37,6 +37,10 @@ func newDeadFUSE(t *testing.T, stop bool) *deadFUSE {
 		"mmap":   startHolder(t, testns.RoleMmap, filepath.Join(fs.Dir, "file")),
 		"reader": startHolder(t, testns.RoleFileReader, filepath.Join(fs.Dir, "file")),
 	}}
+	// Cleanups run last first: the daemon is resumed before the victims
+	// are killed, whose exit flushes their files (FUSE FLUSH, which no
+	// signal interrupts) and would wait on a stopped daemon for good.
+	t.Cleanup(func() { _ = fs.Daemon.Signal(unix.SIGCONT) })
 	if stop {
 		d.stop(t)
 	}

@@ -723,6 +723,9 @@ func (r *run) drain(f *Fence) bool {
 			continue
 		}
 		for _, h := range hs {
+			if r.ctx.Err() != nil || !r.u.now().Before(r.deadline) {
+				break // a revoke can take its stop timeout: stop between holders
+			}
 			r.act(StageDrain, h)
 		}
 		r.send(Event{Stage: StageDrain, Remaining: len(hs), What: fmt.Sprintf("%d %s left: %s", len(hs), plural(len(hs), "holder"), r.whyLeft(hs)) + r.releasesLeft(), Holders: r.changedPicture()})
@@ -943,6 +946,9 @@ func (r *run) stagedDetached() {
 			return
 		}
 		for _, h := range hs {
+			if r.ctx.Err() != nil || !r.u.now().Before(r.deadline) {
+				break // a revoke can take its stop timeout: stop between holders
+			}
 			r.act(StageDrain, h)
 		}
 		r.send(Event{Stage: StageDrain, Remaining: len(hs), What: fmt.Sprintf("%d %s left: %s", len(hs), plural(len(hs), "holder"), r.whyLeft(hs)), Holders: r.changedPicture()})

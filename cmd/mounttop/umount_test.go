@@ -319,7 +319,8 @@ func TestUmountExpireWhenIdle(t *testing.T) {
 }
 
 // TestUmountInterrupt: Ctrl-C (SIGINT) during the drain rolls the fence
-// back: the same mount is back, the refused holder untouched, exit 1.
+// back: the same mount is back, the refused holder untouched, exit 130
+// (128+SIGINT).
 func TestUmountInterrupt(t *testing.T) {
 	dir := testns.Tmpfs(t, "")
 	exe := testns.CopySelf(t, dir)
@@ -357,7 +358,7 @@ func TestUmountInterrupt(t *testing.T) {
 	}
 	err = cmd.Wait()
 	ee, ok := err.(*exec.ExitError)
-	if !ok || ee.ExitCode() != exitFailed {
+	if !ok || ee.ExitCode() != 130 {
 		t.Fatalf("exit: %v; stages %v; stderr %s", err, stages, stderr.String())
 	}
 	got := strings.Join(stages, " ")

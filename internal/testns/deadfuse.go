@@ -26,7 +26,21 @@ import (
 // once the fd is revoked), and keeps living.
 const RoleFileReader = "file-reader"
 
-func init() { RegisterRole(RoleFileReader, 1, fileReader) }
+// RoleVforkIn DIR: chdir(DIR), then RoleRevokeVfork: a thread sleeps in
+// vfork(2) for good (D state, never reaching a ptrace stop), so every
+// revoke of this holder of DIR's mount waits out the stop timeout.
+// Reports "vfork child: PID" (kill it to end the sleep), then "ready".
+const RoleVforkIn = "vfork-in"
+
+func init() {
+	RegisterRole(RoleFileReader, 1, fileReader)
+	RegisterRole(RoleVforkIn, 1, func(args []string) error {
+		if err := unix.Chdir(args[0]); err != nil {
+			return err
+		}
+		return revokeVfork(nil)
+	})
+}
 
 func fileReader(args []string) error {
 	fd, err := unix.Open(args[0], unix.O_RDONLY|unix.O_CLOEXEC, 0)
