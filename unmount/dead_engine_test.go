@@ -249,3 +249,45 @@ func TestPlanJSONServer(t *testing.T) {
 		t.Fatalf("%s", b)
 	}
 }
+
+// TestSwapoffAbandoned: a swapoff that does not return (its file on a
+// server that does not answer) is abandoned after the call deadline and
+// named; the run goes on to its timeout, names the release left, and rolls
+// the fence back instead of hanging.
+func TestSwapoffAbandoned(t *testing.T) {
+	f := newFake()
+	f.addMount("/mnt", "ext4", false)
+	target := f.addMount("/mnt/t", "nfs4", false)
+	f.target = target.ID
+	f.kernel = []inspect.KernelHolder{{Kind: "swap", Name: "/mnt/t/swapfile", Path: "/mnt/t/swapfile", Action: "swapoff"}}
+	f.umountErr["/stash/mnt"] = errs(100000, unix.EBUSY)
+	f.swapBlock = make(chan struct{})
+	defer close(f.swapBlock)
+	u := New(f)
+	p, err := u.Prepare(context.Background(), Plan{Target: inspect.Mount{ID: target.ID}, Mode: ModeStaged, Release: true,
+		Interval: time.Millisecond, Timeout: 300 * time.Millisecond, CallTimeout: 50 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	evs := collect(u.Run(context.Background(), p))
+	dump := dumpEvents(evs)
+	last := evs[len(evs)-1]
+	if took := time.Since(start); took > 5*time.Second || !errors.Is(last.Err, ErrTimeout) {
+		t.Fatalf("took %v, ended %v:\n%s", took, last.Err, dump)
+	}
+	for _, want := range []string{"swapoff of /stash/mnt/swapfile did not return within 50ms; abandoned", "not tried again", "not released: ", "fence removed"} {
+		if !strings.Contains(dump, want) {
+			t.Errorf("no event says %q:\n%s", want, dump)
+		}
+	}
+	n := 0
+	for _, c := range f.Calls() {
+		if strings.HasPrefix(c, "swapoff") {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Errorf("swapoff called %d times, want once (the first is still in the kernel)", n)
+	}
+}

@@ -63,6 +63,8 @@ type fakeSys struct {
 	stopAfterProbes int
 	probes          int
 	afterSyncfs     func()
+	// swapBlock, if set, holds Swapoff until it is closed.
+	swapBlock chan struct{}
 }
 
 func newFake() *fakeSys {
@@ -223,6 +225,12 @@ func (f *fakeSys) Swapoff(p string) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.record("swapoff %s", p)
+	block := f.swapBlock
+	f.mu.Unlock()
+	if block != nil {
+		<-block // reading the swapped pages back from a server that does not answer
+	}
+	f.mu.Lock()
 	return f.releaseResult("swap "+p, func() {
 		for _, k := range f.kernel {
 			if k.Kind == "swap" {
