@@ -189,6 +189,9 @@ func TestDeadServerSequence(t *testing.T) {
 					t.Errorf("no event says %q; events:\n%s", w, dump)
 				}
 			}
+			if !p.Server.Answering && strings.Contains(dump, "loop device") {
+				t.Errorf("an event blames a loop device for a dead server:\n%s", dump)
+			}
 		})
 	}
 }

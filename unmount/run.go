@@ -719,6 +719,10 @@ func (r *run) drain(f *Fence) bool {
 			for _, s := range r.plan.Submounts {
 				ids = append(ids, s.ID)
 			}
+			var ue *Error
+			if r.server.Probed && !r.server.Answering && errors.As(err, &ue) {
+				ue.Hint = "" // not a loop device or swap file: the server (busyHint)
+			}
 			r.send(Event{Stage: StageDrain, What: "busy, but no process holds it: " + r.busyHint(ids) + r.releasesLeft(), Err: err, Holders: r.changedPicture()})
 			continue
 		}
