@@ -104,3 +104,38 @@ func TestEndToEndDeadServerInTmux(t *testing.T) {
 		t.Logf("q took %v: more than a second (a loaded machine?)", took)
 	}
 }
+
+// TestEndToEndQuitWhileARunIsStuck: q during a staged run that is stuck in
+// a revoke (a holder that never stops for ptrace): the quit dialog comes at
+// once; yes cancels the run and waits for it; a second q quits at once,
+// and mounttop says on the way out what had not stopped and what is still
+// pending. The holder is left neither stopped nor traced.
+func TestEndToEndQuitWhileARunIsStuck(t *testing.T) {
+	testns.Require(t, testns.Namespace)
+	testns.RequireTool(t, "tmux")
+	bin := buildMounttop(t)
+	dir := mountTmpfs(t, "stucktarget")
+	stuck := testns.StartVictim(t, testns.RoleVforkIn, dir)
+	child, err := strconv.Atoi(strings.TrimPrefix(stuck.WaitLine(t, "vfork child: ", time.Second), "vfork child: "))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = unix.Kill(child, unix.SIGKILL) })
+
+	term := newTerminal(t, 120, 36, bin+" --interval 500ms --journal - "+dir)
+	term.waitFor(30*time.Second, "Holders of "+dir)
+	term.keys("F")
+	term.waitFor(30*time.Second, "Staged unmount (close) of "+dir+"?", "[ No ]")
+	term.keys("y")
+	term.waitFor(30*time.Second, "did not stop in time")
+	term.answered("q (while stuck)", []string{"Quit while an unmount runs?"}, "q")
+	term.answered("y (cancel and quit)", []string{"waiting for it to stop"}, "y")
+	scr := term.waitFor(30*time.Second, "EXIT=")
+	if !strings.Contains(scr, "EXIT=0") && !strings.Contains(scr, "had not stopped when mounttop quit") {
+		t.Errorf("quit with an error that does not say the run was left:\n%s", scr)
+	}
+	t.Logf("after quitting:\n%s", scr)
+	if stopped, why := testns.Stopped(stuck.PID); stopped || !stuck.Alive() {
+		t.Errorf("the holder: alive %v, %s", stuck.Alive(), why)
+	}
+}
