@@ -288,3 +288,25 @@ func (r *run) deadHint() string {
 	}
 	return hint
 }
+
+// finalUmount is the real unmount of m (Unmounter.umount), bounded. The
+// unmount of a filesystem's last mount shuts the superblock down on the
+// way out of umount2(2) (deactivate_super: the final writeback of dirty
+// pages), which waits on the server. By then the mount is out of the
+// namespace: an abandoned unmount after which statmount no longer finds
+// the mount is a success, said so.
+func (r *run) finalUmount(ctx context.Context, m *inspect.Mount) error {
+	mm := *m
+	op := "umount2 of " + termsafe.Quote(mm.Mountpoint)
+	err := r.u.calls.Do(ctx, r.callLimit(), op, bounded.AnyThread, func() error { return r.u.umount(ctx, "umount", &mm, 0, true) })
+	var ab *bounded.Abandoned
+	if !errors.As(err, &ab) {
+		return err
+	}
+	if r.u.verifyGone(m) == nil {
+		r.send(Event{Stage: StageUnmount, Err: err, What: fmt.Sprintf("%s did not return within %v: the mount is gone from the namespace (verified by statmount), the filesystem's shutdown (its last writeback) still waits on the server", op, r.callLimit())})
+		return nil
+	}
+	r.abandoned(StageUnmount, err, "")
+	return err
+}

@@ -294,3 +294,34 @@ func TestSwapoffAbandoned(t *testing.T) {
 		t.Errorf("swapoff called %d times, want once (the first is still in the kernel)", n)
 	}
 }
+
+// TestFinalUnmountWaitsOnTheServer: the real unmount takes the mount out
+// of the namespace, then waits on the server in the superblock's shutdown:
+// abandoned after the call deadline, it counts as done since statmount no
+// longer finds the mount, and the run says so and finishes.
+func TestFinalUnmountWaitsOnTheServer(t *testing.T) {
+	f := newFake()
+	f.addMount("/mnt", "ext4", false)
+	target := f.addMount("/mnt/t", "nfs4", false)
+	f.target = target.ID
+	f.shutdownBlock = make(chan struct{})
+	defer close(f.shutdownBlock)
+	u := New(f)
+	p, err := u.Prepare(context.Background(), Plan{Target: inspect.Mount{ID: target.ID}, Mode: ModeStaged,
+		Interval: time.Millisecond, Timeout: 5 * time.Second, CallTimeout: 50 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	evs := collect(u.Run(context.Background(), p))
+	dump := dumpEvents(evs)
+	last := evs[len(evs)-1]
+	if last.Err != nil || !last.Result.Gone {
+		t.Fatalf("ended %v %+v:\n%s", last.Err, last.Result, dump)
+	}
+	if !strings.Contains(dump, "umount2 of /stash/mnt did not return within 50ms: the mount is gone from the namespace") {
+		t.Errorf("the abandoned unmount is not named:\n%s", dump)
+	}
+	if p := u.Pending(); len(p) != 1 || !strings.HasPrefix(p[0], "umount2 of /stash/mnt") {
+		t.Errorf("Pending = %q", p)
+	}
+}

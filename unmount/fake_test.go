@@ -63,8 +63,10 @@ type fakeSys struct {
 	stopAfterProbes int
 	probes          int
 	afterSyncfs     func()
-	// swapBlock, if set, holds Swapoff until it is closed.
-	swapBlock chan struct{}
+	// swapBlock, if set, holds Swapoff until it is closed; shutdownBlock
+	// holds a plain Umount2 after the mount left the table.
+	swapBlock     chan struct{}
+	shutdownBlock chan struct{}
 }
 
 func newFake() *fakeSys {
@@ -297,6 +299,13 @@ func (f *fakeSys) Umount2(p string, flags int) error {
 			f.mounts = append(f.mounts[:i], f.mounts[i+1:]...)
 			break
 		}
+	}
+	if block := f.shutdownBlock; block != nil && flags&(unix.MNT_FORCE|unix.MNT_DETACH) == 0 {
+		// Out of the namespace; the superblock's shutdown (its last
+		// writeback) waits on the server on the way out of umount2.
+		f.mu.Unlock()
+		<-block
+		f.mu.Lock()
 	}
 	return nil
 }

@@ -796,7 +796,7 @@ func (r *run) unmountReal(f *Fence) error {
 	for _, sub := range r.plan.Submounts {
 		m := sub
 		m.Mountpoint = path.Join(f.RealPath, strings.TrimPrefix(sub.Mountpoint, r.target.Mountpoint))
-		if err := u.umount(ctx, "umount", &m, 0, true); err != nil {
+		if err := r.finalUmount(ctx, &m); err != nil {
 			if errors.Is(err, ErrGone) {
 				continue
 			}
@@ -807,7 +807,7 @@ func (r *run) unmountReal(f *Fence) error {
 	}
 	m := r.target
 	m.Mountpoint = f.RealPath
-	if err := u.umount(ctx, "umount", &m, 0, true); err != nil {
+	if err := r.finalUmount(ctx, &m); err != nil {
 		if f.Kind == FenceOver && isBusy(err) {
 			// The fence is down already: put it back before draining on.
 			if nf, ferr := u.sys.Fence(&r.target, true); ferr == nil {
