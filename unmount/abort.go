@@ -142,7 +142,7 @@ func (r *run) probePath(f *Fence) string {
 // reportServer sends the probe's finding when it matters: a server that
 // does not answer, or a probe that could not tell. An answering server is
 // said by the plan (Event.Server) and needs no event of its own.
-func (r *run) reportServer(s Server) {
+func (r *run) reportServer(s Server, stage Stage) {
 	if s.Answering && strings.HasPrefix(s.How, "the server answers") {
 		return
 	}
@@ -150,7 +150,7 @@ func (r *run) reportServer(s Server) {
 	if !s.Answering && !s.Aborted {
 		what = "probe: the server is not answering: " + s.How + "; data not yet written cannot be synced"
 	}
-	r.send(Event{Stage: StageFence, What: what})
+	r.send(Event{Stage: stage, What: what})
 }
 
 // cutOff aborts the filesystem's connection to a server that does not
@@ -251,7 +251,7 @@ func (r *run) serverCheck(f *Fence, why string) (gone bool) {
 			return false
 		}
 		*s = next
-		r.reportServer(*s)
+		r.reportServer(*s, StageRevoke)
 	}
 	return r.cutOff(f, why)
 }

@@ -232,3 +232,50 @@ func TestStagedDetachedDeadFUSE(t *testing.T) {
 	}
 	d.requireHolders(t, false)
 }
+
+// TestStagedFUSEDiesBeforeTheClose: the case. One holder with one
+// fd and no close on the connection before (so FUSE FLUSH goes to the
+// daemon); the daemon stops after syncfs; the injected close() hangs in
+// FLUSH until the revoker reports it stuck; the run probes, aborts the
+// connection, the close returns and the revoker restores the process:
+// the run completes, the holder lives on, untraced, its fd gone.
+func TestStagedFUSEDiesBeforeTheClose(t *testing.T) {
+	testns.FuseCtl(t)
+	src := t.TempDir()
+	writeFile(t, filepath.Join(src, "file"), "data")
+	fs := testns.Bindfs(t, src)
+	h := startHolder(t, testns.RoleFD, filepath.Join(fs.Dir, "file"), "r")
+	t.Cleanup(func() { _ = fs.Daemon.Signal(unix.SIGCONT) }) // before the holder goes: its exit flushes
+	sys := &stopAfterSyncfs{System: realSystem(t), stop: func() { fs.Stop(t) }}
+	u := New(sys)
+	const timeout = 40 * time.Second
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	p, err := u.Prepare(ctx, Plan{Target: mountAt(t, fs.Dir), Mode: ModeStaged, Interval: 100 * time.Millisecond, Timeout: timeout})
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	evs := collect(u.Run(ctx, p))
+	took := time.Since(start)
+	t.Logf("took %v; events:\n%s", took, dumpEvents(evs))
+	requireGone(t, evs, fs.Dir)
+	dump := dumpEvents(evs)
+	for _, want := range []string{"could not be revoked in time", "aborted FUSE connection"} {
+		if !strings.Contains(dump, want) {
+			t.Errorf("no event with %q", want)
+		}
+	}
+	time.Sleep(300 * time.Millisecond) // the stuck tracer restores and lets go once close returns
+	if stopped, why := testns.Stopped(h.pid); stopped || !alive(h.pid) {
+		t.Fatalf("the holder: alive %v, %s; it said %q", alive(h.pid), why, h.v.Seen())
+	}
+	if _, ok := fdOn(h.pid, filepath.Join(fs.Dir, "file")); ok {
+		t.Error("the holder still has its fd on the file")
+	}
+	fs.Cont(t)
+	time.Sleep(300 * time.Millisecond)
+	if stopped, why := testns.Stopped(h.pid); stopped || !alive(h.pid) {
+		t.Fatalf("after the daemon resumed, the holder: alive %v, %s", alive(h.pid), why)
+	}
+}

@@ -292,7 +292,7 @@ func (r *run) staged() {
 	if !r.server.Probed || r.server.Answering {
 		r.server = u.probe(r.ctx, &r.target, r.target.Mountpoint, probeLimit(r.plan))
 	}
-	r.reportServer(r.server)
+	r.reportServer(r.server, StageFence)
 	if r.ctx.Err() != nil {
 		r.done(Result{Summary: "cancelled before anything changed"}, ErrCancelled)
 		return
@@ -904,7 +904,7 @@ func (r *run) stagedDetached() {
 	if !r.server.Probed || r.server.Answering {
 		r.server = r.u.probe(r.ctx, &r.target, r.probePath(nil), probeLimit(p))
 	}
-	r.reportServer(r.server)
+	r.reportServer(r.server, StageFence)
 	if !r.server.Answering && r.ctx.Err() == nil {
 		r.cutOff(nil, "the server is not answering")
 	}
