@@ -164,7 +164,7 @@ func (r *run) cutOff(f *Fence, why string) (gone bool) {
 	if f == nil && !r.target.Detached {
 		stage = StageFence // before the fence goes up
 	}
-	if s.Aborted && s.Abort.Kind != AbortForce {
+	if s.Aborted && s.Abort.Once {
 		return false
 	}
 	switch s.Abort.Kind {
@@ -232,16 +232,16 @@ func (r *run) cutOff(f *Fence, why string) (gone bool) {
 // after the run began: a revoke that could not finish (a holder that did
 // not stop, an injected close that hung: ErrTransient) or holders in D
 // state during the drain. It re-probes the server (bounded) and, if it
-// does not answer, cuts the filesystem off it. A FUSE connection aborted
-// stays so, so that is done once; MNT_FORCE (NFS, CIFS) kills only the
-// requests in flight, so it is repeated on each call while the server does
-// not answer. It reports whether the mount is gone.
+// does not answer, cuts the filesystem off it: once if that lasts
+// (Abort.Once: FUSE), else again on each call while the server does not
+// answer (MNT_FORCE kills only the NFS or CIFS requests in flight). It
+// reports whether the mount is gone.
 func (r *run) serverCheck(f *Fence, why string) (gone bool) {
 	s := &r.server
 	if s.Abort.Kind == AbortNone && r.noAbortSaid {
 		return false
 	}
-	if s.Aborted && s.Abort.Kind != AbortForce {
+	if s.Aborted && s.Abort.Once {
 		return false
 	}
 	if s.Answering || !s.Probed {

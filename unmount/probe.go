@@ -65,6 +65,10 @@ type Abort struct {
 	Kind AbortKind
 	Conn uint64 // AbortFuseConn: the connection (the superblock's device number)
 	What string // in words: "abort FUSE connection 45 (/sys/fs/fuse/connections/45/abort)"
+	// Once: an abort lasts (a FUSE connection aborted stays so), so it is
+	// done once; NFS and CIFS requests made after MNT_FORCE can block
+	// again, so there it is repeated while holders stay stuck.
+	Once bool
 }
 
 // isFUSE reports a FUSE filesystem type: fuse, fuseblk, fuse.SUBTYPE.
@@ -95,7 +99,7 @@ func (u *Unmounter) abortFor(m *inspect.Mount) Abort {
 	conn := fuseConn(m)
 	if isFUSE(m.FSType) || m.FSType == "" {
 		if _, err := u.sys.FuseWaiting(conn); err == nil {
-			return Abort{Kind: AbortFuseConn, Conn: conn, What: fmt.Sprintf("abort FUSE connection %d (%s/%d/abort)", conn, fuseConnections, conn)}
+			return Abort{Kind: AbortFuseConn, Conn: conn, Once: true, What: fmt.Sprintf("abort FUSE connection %d (%s/%d/abort)", conn, fuseConnections, conn)}
 		}
 	}
 	fstype := termsafe.Text(m.FSType)
@@ -105,7 +109,7 @@ func (u *Unmounter) abortFor(m *inspect.Mount) Abort {
 	switch {
 	case isFUSE(m.FSType):
 		if !m.Detached {
-			return Abort{Kind: AbortForce, What: "abort the FUSE connection by umount2(MNT_FORCE) (fuse_umount_begin; fusectl is not mounted at " + fuseConnections + ")"}
+			return Abort{Kind: AbortForce, Once: true, What: "abort the FUSE connection by umount2(MNT_FORCE) (fuse_umount_begin; fusectl is not mounted at " + fuseConnections + ")"}
 		}
 		return Abort{What: "nothing can abort the FUSE connection: fusectl is not mounted at " + fuseConnections + " and no path names the detached mount for MNT_FORCE"}
 	case networkForce[m.FSType] && !m.Detached:
