@@ -89,6 +89,8 @@ func TestUmountRefusals(t *testing.T) {
 		{"--id 0", "", []string{"--staged", "--yes", "--id", "0"}, "--id needs a unique mount ID"},
 		{"unknown --id", "", []string{"--staged", "--yes", "--id", "18446744073709551000"}, "no mount with unique ID 18446744073709551000"},
 		{"--release without --staged", "", []string{"--lazy", "--release", "--yes", dir}, "--release goes with --staged"},
+		{"--call-timeout without --staged", "", []string{"--lazy", "--call-timeout", "2s", "--yes", dir}, "--call-timeout applies to --staged only"},
+		{"--call-timeout 0", "", []string{"--staged", "--call-timeout", "0", "--yes", dir}, "--call-timeout must be positive"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
