@@ -108,13 +108,28 @@ func planLines(req Request, plan unmount.Plan, max int) []string {
 		}
 	case unmount.ModeStaged:
 		step := 1
-		if req.Target.Detached {
+		dead := plan.Server.Probed && !plan.Server.Answering
+		switch {
+		case dead && plan.Server.Aborted:
+			out = append(out, "! The connection to the filesystem's server is aborted already:",
+				"  nothing can be synced; I/O on the mount fails (ENOTCONN).")
+		case dead:
+			out = append(out, "! The filesystem's server is not answering:", "  "+safe(plan.Server.How),
+				"  Data not yet written cannot be synced (no syncfs). Instead, first:",
+				"  "+safe(plan.Server.Abort.What),
+				"  Holders keep running; their I/O on the mount fails.")
+		}
+		switch {
+		case req.Target.Detached:
 			// No path reaches a detached mount: there is nothing to fence
 			// and nothing left to unmount; it goes with its last holder.
 			out = append(out, "Revoke every holder of "+mp,
 				"until nothing holds it. It is in no mount table: no fence, no unmount;",
 				"it goes with its last holder.")
-		} else {
+		case dead:
+			out = append(out, "1. Fence "+mp+": new opens by path fail.")
+			step++
+		default:
 			out = append(out, "1. Fence "+mp+": new opens by path fail, written data is synced.")
 			step++
 		}

@@ -119,13 +119,20 @@ type HolderAction struct {
 // Plan is the staged unmount's plan: the target as inspected and what will
 // happen to each holder. It is shown (dry run) before anything changes.
 type Plan struct {
-	Target    inspect.Mount
-	Mode      Mode
-	Policy    Policy
-	Grace     time.Duration // signal policy: SIGTERM -> SIGKILL
-	Interval  time.Duration // drain rescan interval (1s default)
-	Timeout   time.Duration // give up draining after this
-	Recursive bool          // unmount submounts too, deepest first
+	Target   inspect.Mount
+	Mode     Mode
+	Policy   Policy
+	Grace    time.Duration // signal policy: SIGTERM -> SIGKILL
+	Interval time.Duration // drain rescan interval (1s default)
+	Timeout  time.Duration // staged: give up after this long from the start of the run (the drain's deadline)
+	// CallTimeout bounds every call of a staged run that can wait on the
+	// filesystem's server (the open of the root for syncfs, syncfs, the
+	// probe, an abort, the fence's and rollback's steps): one that does
+	// not return in time is abandoned and named in an event (it may stay
+	// blocked in the kernel; internal/bounded). Default
+	// DefaultCallTimeout, never more than Timeout.
+	CallTimeout time.Duration
+	Recursive   bool // unmount submounts too, deepest first
 	// AllowSystem lifts the refusal of a mount the system runs on
 	// (SystemMount) and of the /proc and journal mounttop uses: the
 	// operator's explicit override (--allow-system-mount). mounttop's own
@@ -138,6 +145,11 @@ type Plan struct {
 	// ExpireWhenIdle (ModeExpire): re-arm MNT_EXPIRE every Interval until
 	// the mount goes (or Timeout, if set), reporting each attempt.
 	ExpireWhenIdle bool
+
+	// Server is what the probe found before anything changed (staged
+	// only): whether the filesystem's server answers, and if not, what
+	// the run does instead (Probe).
+	Server Server
 
 	// Release: the operator opted in to freeing, during a staged run, what
 	// holds the mount besides this namespace's processes: the holders of
@@ -217,4 +229,7 @@ type Event struct {
 	// whether the operator opted in (Plan.Release).
 	Releases []Release
 	Release  bool
+	// StagePlan only, staged runs: the probe of the filesystem's server
+	// (Plan.Server).
+	Server *Server
 }

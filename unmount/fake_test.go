@@ -3,6 +3,8 @@ package unmount
 import (
 	"context"
 	"fmt"
+	"io/fs"
+	"os"
 	"path"
 	"sort"
 	"strings"
@@ -48,6 +50,27 @@ type fakeSys struct {
 	copyHolders [][]inspect.Holder
 	releaseErr  map[string][]error // per "loop DEV", "swap PATH", "copy PID", consumed in order
 
+	// The filesystem's server. stopAt: once the server is stopped (the
+	// stop hook ran or stopped was set), Statfs, OpenRoot and Syncfs
+	// block until the connection is aborted (AbortFuse, or Umount2 with
+	// MNT_FORCE: umount_begin) and then fail with ENOTCONN, and a Revoke
+	// of a holder fails as a revoke whose injected close hung
+	// (ErrTransient). fuseConns lists the connections fusectl shows.
+	stopped   bool
+	aborted   chan struct{}
+	fuseConns map[uint64]bool
+	// blocked counts the calls that blocked on the stopped server.
+	blocked int
+	// stopAfterProbes > 0: the server stops once that many Statfs calls
+	// were answered. afterSyncfs runs after Syncfs returned.
+	stopAfterProbes int
+	probes          int
+	afterSyncfs     func()
+	// swapBlock, if set, holds Swapoff until it is closed; shutdownBlock
+	// holds a plain Umount2 after the mount left the table.
+	swapBlock     chan struct{}
+	shutdownBlock chan struct{}
+
 	// restored: what the tracer process did to a pid it held inside an
 	// injected syscall, once it released it (RestoreReporter), taken once.
 	restored map[int]string
@@ -62,7 +85,8 @@ func (f *fakeSys) Restored(pid int) (string, bool) {
 }
 
 func newFake() *fakeSys {
-	f := &fakeSys{nextID: 100, umountErr: map[string][]error{}, revokeErr: map[int]error{}, revokeSeq: map[int][]error{}, releaseErr: map[string][]error{}, restored: map[int]string{}}
+	f := &fakeSys{nextID: 100, umountErr: map[string][]error{}, revokeErr: map[int]error{}, revokeSeq: map[int][]error{}, releaseErr: map[string][]error{}, restored: map[int]string{},
+		aborted: make(chan struct{}), fuseConns: map[uint64]bool{}}
 	f.mounts = []inspect.Mount{{ID: 1, ParentID: 1, Mountpoint: "/", FSType: "ext4", Major: 8, Minor: 1}}
 	return f
 }
@@ -221,6 +245,12 @@ func (f *fakeSys) Swapoff(p string, _ release.FileID) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.record("swapoff %s", p)
+	block := f.swapBlock
+	f.mu.Unlock()
+	if block != nil {
+		<-block // reading the swapped pages back from a server that does not answer
+	}
+	f.mu.Lock()
 	return f.releaseResult("swap "+p, func() {
 		for _, k := range f.kernel {
 			if k.Kind == "swap" {
@@ -290,6 +320,9 @@ func (f *fakeSys) Umount2(a *Anchor, flags int) error {
 	defer f.mu.Unlock()
 	p := a.Path()
 	f.record("umount2 %s %s", p, flagNames(flags|unix.UMOUNT_NOFOLLOW))
+	if flags&unix.MNT_FORCE != 0 {
+		f.abort() // umount_begin
+	}
 	if errs := f.umountErr[p]; len(errs) > 0 {
 		f.umountErr[p] = errs[1:]
 		if errs[0] != nil {
@@ -306,6 +339,13 @@ func (f *fakeSys) Umount2(a *Anchor, flags int) error {
 			f.mounts = append(f.mounts[:i], f.mounts[i+1:]...)
 			break
 		}
+	}
+	if block := f.shutdownBlock; block != nil && flags&(unix.MNT_FORCE|unix.MNT_DETACH) == 0 {
+		// Out of the namespace; the superblock's shutdown (its last
+		// writeback) waits on the server on the way out of umount2.
+		f.mu.Unlock()
+		<-block
+		f.mu.Lock()
 	}
 	return nil
 }
@@ -368,15 +408,103 @@ func (f *fakeSys) Fence(target *inspect.Mount, over bool) (*Fence, error) {
 	return fc, nil
 }
 
-func (f *fakeSys) Syncfs(fc *Fence) error {
+func (f *fakeSys) Syncfs(root *os.File) error {
 	f.mu.Lock()
 	f.record("syncfs")
-	hook := f.onSyncfs
+	hook, after := f.onSyncfs, f.afterSyncfs
 	f.mu.Unlock()
 	if hook != nil {
 		hook()
 	}
+	if err := f.server(); err != nil {
+		return err
+	}
+	if after != nil {
+		after()
+	}
 	return f.syncErr
+}
+
+// server plays the filesystem's server for a call that asks it something:
+// nil while it answers; while stopped, it blocks until the connection is
+// aborted, then ENOTCONN.
+func (f *fakeSys) server() error {
+	f.mu.Lock()
+	stopped := f.stopped
+	if stopped {
+		f.blocked++
+	}
+	f.mu.Unlock()
+	if !stopped {
+		select {
+		case <-f.aborted:
+			return unix.ENOTCONN
+		default:
+			return nil
+		}
+	}
+	<-f.aborted
+	return unix.ENOTCONN
+}
+
+// abort cuts the connection (once).
+func (f *fakeSys) abort() {
+	select {
+	case <-f.aborted:
+	default:
+		close(f.aborted)
+	}
+}
+
+// stop stops the server.
+func (f *fakeSys) stop() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.stopped = true
+}
+
+func (f *fakeSys) OpenRoot(path string, id inspect.MountID) (*os.File, error) {
+	if err := f.server(); err != nil {
+		return nil, err
+	}
+	return os.Open(os.DevNull)
+}
+
+func (f *fakeSys) Statfs(path string, id inspect.MountID) error {
+	if err := f.server(); err != nil {
+		return err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.probes++
+	if f.stopAfterProbes > 0 && f.probes >= f.stopAfterProbes {
+		f.stopped = true
+	}
+	return nil
+}
+
+func (f *fakeSys) FuseWaiting(conn uint64) (int, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if !f.fuseConns[conn] {
+		return 0, fs.ErrNotExist
+	}
+	if f.stopped {
+		return 1, nil
+	}
+	return 0, nil
+}
+
+func (f *fakeSys) AbortFuse(conn uint64) error {
+	f.mu.Lock()
+	f.record("abort-fuse %d", conn)
+	ok := f.fuseConns[conn]
+	f.mu.Unlock()
+	if !ok {
+		return fs.ErrNotExist
+	}
+	f.abort()
+	return nil
 }
 
 func (f *fakeSys) Rollback(fc *Fence) error {
@@ -413,6 +541,13 @@ func (f *fakeSys) Revoke(ctx context.Context, pid int, t RevokeTargets) (string,
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.record("revoke %d %s", pid, describeTargets(t))
+	if f.stopped {
+		select {
+		case <-f.aborted:
+		default:
+			return "", transient{fmt.Errorf("process %d: an injected syscall did not return: close(fd) waits on the server", pid)}
+		}
+	}
 	if seq := f.revokeSeq[pid]; len(seq) > 0 {
 		f.revokeSeq[pid] = seq[1:]
 		if seq[0] != nil {

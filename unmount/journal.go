@@ -32,6 +32,16 @@ type eventJSON struct {
 	Result    *resultJSON     `json:"result,omitempty"`
 	Releases  []releaseJSON   `json:"releases,omitempty"`
 	Release   bool            `json:"release,omitempty"`
+	Server    *serverJSON     `json:"server,omitempty"`
+}
+
+// serverJSON is the probe's finding (Plan.Server), on the plan event of a
+// staged run.
+type serverJSON struct {
+	Answering bool          `json:"answering"`
+	Aborted   bool          `json:"aborted,omitempty"`
+	How       termsafe.Name `json:"how"`
+	Abort     termsafe.Name `json:"abort,omitempty"` // what the run does to cut it off a server that does not answer
 }
 
 // releaseJSON is one of the plan's releases (Release).
@@ -82,6 +92,12 @@ func (e Event) MarshalJSON() ([]byte, error) {
 			Mountpoint: termsafe.Name(r.Mountpoint), Name: termsafe.Name(r.Name), Lazy: r.Lazy, Propagates: r.Propagates, Refused: termsafe.Name(r.Refused), Host: r.Host})
 	}
 	out.Release = e.Release
+	if s := e.Server; s != nil {
+		out.Server = &serverJSON{Answering: s.Answering, Aborted: s.Aborted, How: termsafe.Name(s.How)}
+		if !s.Answering {
+			out.Server.Abort = termsafe.Name(s.Abort.What)
+		}
+	}
 	if r := e.Result; r != nil {
 		out.Result = &resultJSON{Gone: r.Gone, Marked: r.Marked, Summary: termsafe.Name(r.Summary)}
 		for _, h := range r.Remaining {

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 
@@ -188,25 +189,13 @@ func (k *kernel) Fence(target *inspect.Mount, over bool) (*Fence, error) {
 		return nil, &Error{Op: "fence", Target: target.Mountpoint, Err: err}
 	}
 	defer unix.Close(fenceFD)
-	// A readable fd on the real mount's root, for syncfs: through realFD,
-	// already checked to be the target, so no path is walked again.
-	rootFD, err := unix.Openat(realFD, ".", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return nil, &Error{Op: "fence: open the mount's root", Target: target.Mountpoint, Err: err}
-	}
-	f := &Fence{Target: target.Mountpoint, FenceID: fenceID, RealID: target.ID, root: os.NewFile(uintptr(rootFD), target.Mountpoint), Top: top}
-	ok := false
-	defer func() {
-		if !ok {
-			f.closeRoot()
-		}
-	}()
+	f := &Fence{Target: target.Mountpoint, FenceID: fenceID, RealID: target.ID, Top: top}
 	if over {
 		if err := unix.MoveMount(fenceFD, "", realFD, "", unix.MOVE_MOUNT_F_EMPTY_PATH|unix.MOVE_MOUNT_T_EMPTY_PATH); err != nil {
 			return nil, &Error{Op: "fence: over-mount", Target: target.Mountpoint, Flags: unix.MOVE_MOUNT_F_EMPTY_PATH | unix.MOVE_MOUNT_T_EMPTY_PATH, Err: err}
 		}
 		f.Kind, f.RealPath, f.Real = FenceOver, target.Mountpoint, top
-		ok, keep = true, true
+		keep = true
 		return f, nil
 	}
 	st, err := k.makeStash(target, fenceID)
@@ -227,7 +216,7 @@ func (k *kernel) Fence(target *inspect.Mount, over bool) (*Fence, error) {
 			Hint: "an empty read-only tmpfs is left beneath the mount; it shows only once the mount is gone"}
 	}
 	f.Real, f.stashAt = st.inner, st.at
-	ok, keep = true, true
+	keep = true
 	return f, nil
 }
 
@@ -358,19 +347,99 @@ func (k *kernel) removeStash(st *stash) {
 	st.at.Close()
 }
 
-// Syncfs flushes the fenced filesystem with syncfs(2) so that data written
-// by holders reaches the disk before anything is revoked.
+// OpenRoot opens the mount's root for reading: an O_PATH open checked by
+// unique mount ID (openMountRoot, which asks nothing of the filesystem),
+// then openat(2) "." through it, so no path is walked again. That second
+// open is the one that reaches the server (FUSE OPENDIR).
 //
-// It goes through the fd on the real mount's root that Fence opened: under
-// an over-mount fence the path leads to the fence, and a syncfs there would
-// flush the empty tmpfs instead (TestSyncfsReachesTheFencedFilesystem).
-// The fd is closed afterwards, so it cannot keep the mount busy.
-func (k *kernel) Syncfs(f *Fence) error {
-	if f.root == nil {
-		return errors.New("syncfs: no fd on the fenced mount (already synced, or no fence)")
+// The engine opens it before the fence: under an over-mount fence the
+// path leads to the fence, and a syncfs there would flush the empty tmpfs
+// instead (TestSyncfsReachesTheFencedFilesystem).
+func (k *kernel) OpenRoot(path string, id inspect.MountID) (*os.File, error) {
+	a, err := k.Anchor(nil, path)
+	if err != nil {
+		return nil, err
 	}
-	defer f.closeRoot()
-	return unix.Syncfs(int(f.root.Fd()))
+	defer a.Close()
+	pathFD, err := k.openMountRoot(a, id)
+	if err != nil {
+		return nil, err
+	}
+	defer unix.Close(pathFD)
+	fd, err := unix.Openat(pathFD, ".", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, err
+	}
+	return os.NewFile(uintptr(fd), path), nil
+}
+
+// Syncfs is syncfs(2) on root: data written by holders reaches the disk
+// (or the server) before anything is revoked.
+func (k *kernel) Syncfs(root *os.File) error {
+	for {
+		err := unix.Syncfs(int(root.Fd()))
+		if err != unix.EINTR {
+			return err
+		}
+	}
+}
+
+// Statfs is the probe's question: fstatfs(2) of an O_PATH fd (allowed
+// since Linux 3.12, open(2)) on path, checked by unique mount ID. The
+// O_PATH open and the statx check ask nothing of the filesystem
+// (AT_STATX_DONT_SYNC); fstatfs does: FUSE sends FUSE_STATFS, NFS a
+// FSSTAT call. path may be a /proc magic link (a holder's fd or cwd): it
+// leads to the file itself without a lookup.
+func (k *kernel) Statfs(path string, id inspect.MountID) error {
+	fd, err := unix.Open(path, unix.O_PATH|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	var stx unix.Statx_t
+	if err := unix.Statx(fd, "", unix.AT_EMPTY_PATH|unix.AT_STATX_DONT_SYNC, unix.STATX_MNT_ID_UNIQUE, &stx); err != nil {
+		return err
+	}
+	if inspect.MountID(stx.Mnt_id) != id {
+		return ErrChanged
+	}
+	var st unix.Statfs_t
+	for {
+		err := unix.Fstatfs(fd, &st)
+		if err != unix.EINTR {
+			return err
+		}
+	}
+}
+
+// fuseConnections is where fusectl shows one directory per FUSE
+// connection, named by the connection's device number.
+const fuseConnections = "/sys/fs/fuse/connections"
+
+// FuseWaiting reads /sys/fs/fuse/connections/CONN/waiting: the requests
+// sent to the daemon and not answered yet.
+func (k *kernel) FuseWaiting(conn uint64) (int, error) {
+	b, err := os.ReadFile(filepath.Join(fuseConnections, strconv.FormatUint(conn, 10), "waiting"))
+	if err != nil {
+		return 0, err
+	}
+	return strconv.Atoi(strings.TrimSpace(string(b)))
+}
+
+// AbortFuse writes to /sys/fs/fuse/connections/CONN/abort (the kernel's
+// fuse_conn_abort_write: fuse_abort_conn). Writing does not wait on the
+// daemon.
+func (k *kernel) AbortFuse(conn uint64) error {
+	p := filepath.Join(fuseConnections, strconv.FormatUint(conn, 10), "abort")
+	f, err := os.OpenFile(p, os.O_WRONLY, 0)
+	if err != nil {
+		return err
+	}
+	_, err = f.WriteString("1")
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }
 
 // Rollback undoes a fence. FenceBeneath: the real mount is moved from the
@@ -381,7 +450,6 @@ func (k *kernel) Syncfs(f *Fence) error {
 // by unique ID; no path is walked again.
 func (k *kernel) Rollback(f *Fence) error {
 	defer f.Close()
-	f.closeRoot()
 	if f.Kind == FenceBeneath {
 		realFD, err := k.openMountRoot(f.Real, f.RealID)
 		if err != nil {
@@ -411,7 +479,6 @@ func (k *kernel) Rollback(f *Fence) error {
 // lets go of its fds; a FenceOver keeps them for the unmount of the real
 // mount under it (or Rollback's end).
 func (k *kernel) RemoveFence(f *Fence) error {
-	f.closeRoot()
 	var err error
 	if f.Top == nil {
 		err = errors.New("the fence holds no directory fd")

@@ -148,7 +148,6 @@ func TestLeftoverFenceRealGone(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f.closeRoot() // the syncfs fd would keep the filesystem busy
 	if err := sys.Umount2(f.Real, 0); err != nil {
 		t.Fatal(err)
 	}

@@ -10,6 +10,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"mounttop/inspect"
+	"mounttop/internal/bounded"
 	"mounttop/internal/mountapi"
 	"mounttop/internal/termsafe"
 )
@@ -25,6 +26,10 @@ type Unmounter struct {
 	// stateFallback: where MoveStateOff may move the journal and the
 	// expiry book (WithStateFallback).
 	stateFallback []string
+	// calls runs what can wait on a filesystem's server and remembers
+	// what was abandoned (Pending).
+	calls    *bounded.Calls
+	revoking revoking
 }
 
 // Option configures an Unmounter.
@@ -38,7 +43,7 @@ func WithJournal(j *Journal) Option { return func(u *Unmounter) { u.journal = j 
 
 // New returns an Unmounter acting through sys.
 func New(sys System, opts ...Option) *Unmounter {
-	u := &Unmounter{sys: sys, expiry: OpenExpiryBook(""), now: time.Now}
+	u := &Unmounter{sys: sys, expiry: OpenExpiryBook(""), now: time.Now, calls: &bounded.Calls{}}
 	for _, o := range opts {
 		o(u)
 	}

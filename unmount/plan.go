@@ -45,6 +45,12 @@ func (u *Unmounter) Prepare(ctx context.Context, p Plan) (Plan, error) {
 	if p.Timeout <= 0 && p.Mode == ModeStaged {
 		p.Timeout = DefaultTimeout
 	}
+	if p.CallTimeout <= 0 {
+		p.CallTimeout = DefaultCallTimeout
+	}
+	if p.Timeout > 0 && p.CallTimeout > p.Timeout {
+		p.CallTimeout = p.Timeout
+	}
 	snap, err := u.sys.Scan(ctx)
 	if err != nil {
 		return p, &Error{Op: "plan", Target: p.Target.Mountpoint, Err: err}
@@ -131,6 +137,21 @@ func (u *Unmounter) Prepare(ctx context.Context, p Plan) (Plan, error) {
 		default:
 			p.Warnings = append(p.Warnings, "held by "+r.text+" (no revoke of ours releases it; a staged run with --release does)")
 		}
+	}
+	if p.Mode == ModeStaged {
+		// Before anything changes: does the server answer? The plan says
+		// what the run does if not (describePlan).
+		var hs []inspect.Holder
+		for _, a := range p.Holders {
+			if a.Namespace == "" {
+				hs = append(hs, a.Holder)
+			}
+		}
+		path := m.Mountpoint
+		if m.Detached {
+			path = holderLink(hs, nil)
+		}
+		p.Server = u.probe(ctx, m, path, probeLimit(&p))
 	}
 	p.Warnings = append(p.Warnings, aliveWarnings(snap, m.ID)...)
 	for _, o := range snap.SameFilesystem(m.ID) {
@@ -323,6 +344,8 @@ func describePlan(p *Plan) string {
 	fmt.Fprintf(&b, "%s unmount of %s (%s %s, mount %d)", p.Mode, termsafe.Quote(planTarget(m)),
 		termsafe.Text(m.FSType), termsafe.Text(m.Source), m.ID)
 	switch {
+	case p.Mode == ModeStaged && p.Server.Probed && !p.Server.Answering:
+		b.WriteString(deadServerPlan(p))
 	case p.Mode == ModeStaged && m.Detached:
 		fmt.Fprintf(&b, ": no fence and no syncfs (it is detached: in no mount table), revoke by %s, drain every %v for up to %v until no process holds it", p.Policy, p.Interval, p.Timeout)
 	case p.Mode == ModeStaged:

@@ -10,6 +10,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"mounttop/inspect"
+	"mounttop/internal/bounded"
 	"mounttop/internal/termsafe"
 	"mounttop/unmount/release"
 )
@@ -256,11 +257,15 @@ func (r *run) applyReleases(f *Fence, retry bool) {
 // when a plain unmount was planned (something there holds it now) is
 // unmounted lazily instead.
 func (r *run) applyRelease(st *releaseState, f *Fence, note string) {
-	err := r.u.release(r.ctx, st.r, r.swapPath(st.r.Name, f))
+	err := r.boundedRelease(st.r, r.swapPath(st.r.Name, f))
 	if err != nil && st.r.Kind == "copy" && !st.r.Lazy && errors.Is(err, unix.EBUSY) {
 		r.send(Event{Stage: StageRelease, PID: st.r.PID, Err: err, What: "the copy is busy now; unmounting it lazily instead"})
 		st.r.Lazy = true
-		err = r.u.release(r.ctx, st.r, "")
+		err = r.boundedRelease(st.r, "")
+	}
+	if r.abandoned(StageRelease, err, "it goes on in the kernel (swapoff reads every swapped page back: from a server that does not answer, never); not tried again") {
+		st.done, st.err = true, err
+		return
 	}
 	if err == nil {
 		st.done, st.err = true, nil
@@ -276,6 +281,22 @@ func (r *run) applyRelease(st *releaseState, f *Fence, note string) {
 	if !again {
 		r.send(Event{Stage: StageRelease, PID: st.r.PID, Err: err, What: "failed: " + st.r.What})
 	}
+}
+
+// boundedRelease is release within the run's call deadline: swapoff reads
+// the swapped pages back from the file, a loop detach or the unmount of a
+// copy can wait on the filesystem too, and none of them may hold the run
+// up past its deadline (bounded).
+func (r *run) boundedRelease(rel Release, swapPath string) error {
+	op := fmt.Sprintf("release %s %s", rel.Kind, termsafe.Quote(releaseTarget(rel)))
+	if rel.Kind == "swap" {
+		op = "swapoff of " + termsafe.Quote(swapPath)
+	}
+	ctx := context.WithoutCancel(r.ctx) // checked by Do; once begun, the call is the kernel's
+	if err := r.ctx.Err(); err != nil {
+		return r.u.release(r.ctx, rel, swapPath) // says cancelled, does nothing
+	}
+	return r.u.calls.Do(r.ctx, r.callLimit(), op, bounded.AnyThread, func() error { return r.u.release(ctx, rel, swapPath) })
 }
 
 // swapPath is where the swap file at p can be named now: under a

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"path"
 	"sort"
 	"strings"
@@ -12,6 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"mounttop/inspect"
+	"mounttop/internal/bounded"
 	"mounttop/internal/termsafe"
 	"mounttop/unmount/revoke"
 )
@@ -27,7 +29,7 @@ func (u *Unmounter) Run(ctx context.Context, p Plan) <-chan Event {
 	ch := make(chan Event, 8)
 	go func() {
 		defer close(ch)
-		r := &run{u: u, ctx: ctx, ch: ch, plan: &p, target: p.Target}
+		r := &run{u: u, ctx: ctx, ch: ch, plan: &p, target: p.Target, deadline: u.now().Add(p.Timeout)}
 		defer r.closeProcesses()
 		r.start()
 	}()
@@ -50,8 +52,13 @@ func PlanEvent(p *Plan) Event {
 		}
 		pic = append(pic, st)
 	}
-	return Event{Stage: StagePlan, Mount: p.Target.ID, What: what, Holders: pic, At: time.Now(),
+	ev := Event{Stage: StagePlan, Mount: p.Target.ID, What: what, Holders: pic, At: time.Now(),
 		Releases: append([]Release(nil), p.Releases...), Release: p.Release}
+	if p.Mode == ModeStaged && p.Server.Probed {
+		s := p.Server
+		ev.Server = &s
+	}
+	return ev
 }
 
 // finalSendWait bounds how long the events after a cancellation (rollback,
@@ -90,6 +97,12 @@ type run struct {
 	// process restores each when its call returns; until then nothing is
 	// "as it was".
 	stuck map[int]string
+
+	deadline    time.Time // start + Plan.Timeout: the drain gives up then
+	server      Server    // the last probe's finding, and whether the connection is aborted
+	noAbortSaid bool      // the event "nothing can cut it off" was sent
+	forcedGone  bool      // an abort by MNT_FORCE unmounted the mount (nothing held it)
+	fenced      *Fence    // the fence, once up
 }
 
 // send delivers one event (and journals it). After cancellation it waits at
@@ -308,17 +321,50 @@ func (r *run) expire() {
 	}
 }
 
-// staged is the fumount design in userspace: fence -> syncfs -> revoke ->
-// drain -> unmount -> remove the fence -> verify.
+// staged is the fumount design in userspace: probe -> (a server that does
+// not answer: cut it off) -> fence -> syncfs -> revoke -> drain -> unmount
+// -> remove the fence -> verify. Every call that can wait on the
+// filesystem's server runs bounded (Plan.CallTimeout); one that does not
+// return in time is named in an event and the run goes on without it.
 func (r *run) staged() {
 	u := r.u
 	if err := u.check(r.ctx, &r.target, true); err != nil {
 		r.fail(StageFence, &Error{Op: "fence", Target: r.target.Mountpoint, Err: err}, "nothing changed")
 		return
 	}
+	// The probe, before anything changes. A plan that found the server
+	// dead is trusted (probing again would cost the probe's deadline);
+	// one that found it answering is checked again: it may have died
+	// since.
+	r.server = r.plan.Server
+	if !r.server.Probed || r.server.Answering {
+		r.server = u.probe(r.ctx, &r.target, r.target.Mountpoint, probeLimit(r.plan))
+	}
+	r.reportServer(r.server, StageFence)
+	if r.ctx.Err() != nil {
+		r.done(Result{Summary: "cancelled before anything changed"}, ErrCancelled)
+		return
+	}
+	if !r.server.Answering && r.cutOff(nil, "the server is not answering") {
+		r.done(Result{Gone: true, Summary: fmt.Sprintf("%s is unmounted (verified): umount2(MNT_FORCE) cut it off its dead server, and nothing held it", termsafe.Quote(r.target.Mountpoint))}, nil)
+		return
+	}
+	// The fd syncfs needs, opened before the fence (under an over-mount
+	// fence no path reaches the real mount): a FUSE OPENDIR, so bounded.
+	var root *os.File
+	if r.server.Answering {
+		root = r.openRoot()
+	}
+	closeRoot := func() {
+		if root != nil {
+			root.Close() // it pins the mount: never held past syncfs
+			root = nil
+		}
+	}
+	defer closeRoot()
 	snap, err := u.sys.Mounts(r.ctx)
 	if err != nil {
-		r.fail(StageFence, err, "nothing changed")
+		r.fail(StageFence, err, "nothing changed"+r.abortedNote())
 		return
 	}
 	over := false
@@ -328,19 +374,21 @@ func (r *run) staged() {
 	if over {
 		r.releaseSwapsNow()
 	}
-	f, err := u.sys.Fence(&r.target, over)
+	f, err := r.putFence(over)
 	if err != nil && !over && errors.Is(err, unix.EINVAL) {
 		// move_mount refuses MOVE_MOUNT_BENEATH under a shared parent
 		// (and in a few other layouts): the over-mount fence still works.
 		r.send(Event{Stage: StageFence, What: "mount beneath refused (EINVAL); over-mounting instead", Err: err})
 		over = true
 		r.releaseSwapsNow()
-		f, err = u.sys.Fence(&r.target, true)
+		f, err = r.putFence(true)
 	}
 	if err != nil {
-		r.fail(StageFence, err, "could not fence")
+		closeRoot()
+		r.fail(StageFence, err, "could not fence"+r.abortedNote())
 		return
 	}
+	r.fenced = f
 	if f.Kind == FenceBeneath {
 		r.send(Event{Stage: StageFence, What: fmt.Sprintf("fenced by beneath-swap: %s now shows an empty read-only tmpfs (new opens: ENOENT, creates: EROFS); the mount itself is at %s",
 			termsafe.Quote(f.Target), termsafe.Quote(f.RealPath))})
@@ -348,11 +396,12 @@ func (r *run) staged() {
 		r.send(Event{Stage: StageFence, What: fmt.Sprintf("fenced by over-mount (the parent is shared): an empty read-only tmpfs covers %s and its peers",
 			termsafe.Quote(f.Target))})
 	}
-	if err := u.sys.Syncfs(f); err != nil {
-		r.send(Event{Stage: StageFence, What: "syncfs failed: written data may not be on disk", Err: err})
-	} else {
-		r.send(Event{Stage: StageFence, What: "syncfs: data written so far is on disk"})
+	if root != nil {
+		r.syncfs(f, root)
+	} else if r.server.Answering {
+		r.send(Event{Stage: StageFence, What: "no syncfs: the mount's root could not be opened; written data may not be on disk"})
 	}
+	closeRoot()
 	if r.ctx.Err() != nil {
 		r.rollback(f, "cancelled before revoke", ErrCancelled)
 		return
@@ -361,7 +410,7 @@ func (r *run) staged() {
 		r.rollback(f, "cancelled before revoke", ErrCancelled)
 		return
 	}
-	if len(r.releases) > 0 && r.ctx.Err() == nil {
+	if len(r.releases) > 0 && r.ctx.Err() == nil && !r.forcedGone {
 		r.applyReleases(f, false)
 	}
 	if r.drain(f) {
@@ -369,11 +418,83 @@ func (r *run) staged() {
 	}
 }
 
+// putFence puts the fence up, bounded: a fence call that returns after it was
+// abandoned is rolled back at once, so no fence is left behind unknown.
+func (r *run) putFence(over bool) (*Fence, error) {
+	t := r.target
+	op := "fencing " + termsafe.Quote(t.Mountpoint)
+	f, err := bounded.Value(r.ctx, r.u.calls, r.callLimit(), op, bounded.AnyThread,
+		func() (*Fence, error) { return r.u.sys.Fence(&t, over) },
+		func(f *Fence) { _ = r.u.sys.Rollback(f) })
+	r.abandoned(StageFence, err, "if it completes after all, the fence is rolled back at once")
+	return f, err
+}
+
+// openRoot opens the mount's root for syncfs, bounded. A root that does
+// not open in time means the server stopped answering since the probe:
+// the filesystem is cut off it. ENOTCONN: the connection is aborted
+// already, so there is nothing to sync. Either way the run goes on, and
+// nil comes back.
+func (r *run) openRoot() *os.File {
+	t := r.target
+	op := "open of the root of " + termsafe.Quote(t.Mountpoint) + " (for syncfs)"
+	root, err := bounded.Value(r.ctx, r.u.calls, r.callLimit(), op, bounded.AnyThread,
+		func() (*os.File, error) { return r.u.sys.OpenRoot(t.Mountpoint, t.ID) },
+		func(f *os.File) { f.Close() })
+	switch {
+	case err == nil:
+		return root
+	case r.abandoned(StageFence, err, "no syncfs; written data may not be on disk"):
+		r.server.Answering = false
+		r.server.How = op + " did not return within " + r.callLimit().String()
+		r.cutOff(nil, "the server stopped answering")
+	case errors.Is(err, unix.ENOTCONN):
+		r.server.Answering, r.server.Aborted = false, true
+		r.send(Event{Stage: StageFence, What: "the connection to the server is aborted (ENOTCONN from the open of the root): nothing can be synced"})
+	default:
+		r.send(Event{Stage: StageFence, What: "opening the mount's root for syncfs failed: written data may not be on disk", Err: err})
+	}
+	return nil
+}
+
+// syncfs flushes the fenced filesystem through root, bounded. One that
+// does not return in time means the server stopped answering: the
+// filesystem is cut off it.
+func (r *run) syncfs(f *Fence, root *os.File) {
+	op := "syncfs of " + termsafe.Quote(r.target.Mountpoint)
+	err := r.u.calls.Do(r.ctx, r.callLimit(), op, bounded.AnyThread, func() error { return r.u.sys.Syncfs(root) })
+	switch {
+	case err == nil:
+		r.send(Event{Stage: StageFence, What: "syncfs: data written so far is on disk"})
+	case r.abandoned(StageFence, err, "written data may not be on disk"):
+		r.server.Answering = false
+		r.server.How = op + " did not return within " + r.callLimit().String()
+		r.cutOff(f, "the server stopped answering")
+	case errors.Is(err, unix.ENOTCONN):
+		r.server.Answering, r.server.Aborted = false, true
+		r.send(Event{Stage: StageFence, What: "the connection to the server is aborted (syncfs: ENOTCONN): nothing can be synced"})
+	default:
+		r.send(Event{Stage: StageFence, What: "syncfs failed: written data may not be on disk", Err: err})
+	}
+}
+
+// abortedNote says, after a failure, that the connection was cut: that
+// stays so whatever else is undone.
+func (r *run) abortedNote() string {
+	if r.server.Aborted && !r.plan.Server.Aborted {
+		return "; the connection to the server was aborted and stays so (I/O on the mount fails)"
+	}
+	return ""
+}
+
 // rollback undoes the fence and ends the run.
 func (r *run) rollback(f *Fence, why string, cause error) {
-	if err := r.u.sys.Rollback(f); err != nil {
-		r.send(Event{Stage: StageRollback, Err: err, What: "rolling back the fence failed: " + r.fenceState(f)})
-		r.done(Result{Summary: why + "; rolling back the fence failed: " + r.fenceState(f)}, errors.Join(cause, err))
+	op := "rolling back the fence at " + termsafe.Quote(f.Target)
+	err := r.u.calls.Do(r.cleanupCtx(), r.callLimit(), op, bounded.AnyThread, func() error { return r.u.sys.Rollback(f) })
+	if err != nil {
+		r.abandoned(StageRollback, err, "")
+		r.send(Event{Stage: StageRollback, Err: err, What: "rolling back the fence failed: " + r.fenceState(f) + r.abortedNote()})
+		r.done(Result{Summary: why + "; rolling back the fence failed: " + r.fenceState(f) + r.abortedNote()}, errors.Join(cause, err))
 		return
 	}
 	what := fmt.Sprintf("fence removed: the mount (%d) is back at %s", r.target.ID, termsafe.Quote(f.Target))
@@ -383,7 +504,7 @@ func (r *run) rollback(f *Fence, why string, cause error) {
 		if r.released > 0 {
 			what += fmt.Sprintf("; %d %s done stay so", r.released, plural(r.released, "release"))
 		}
-	case len(r.stuck) == 0:
+	case len(r.stuck) == 0 && (!r.server.Aborted || r.plan.Server.Aborted):
 		what += "; everything is as it was"
 	}
 	for _, pid := range r.order {
@@ -391,6 +512,7 @@ func (r *run) rollback(f *Fence, why string, cause error) {
 			what += "; " + w + ": the tracer process restores it when the call returns"
 		}
 	}
+	what += r.abortedNote()
 	r.send(Event{Stage: StageRollback, What: what})
 	r.done(Result{Summary: why + "; " + what, Remaining: r.remainingHolders()}, cause)
 }
@@ -474,8 +596,8 @@ func (r *run) revoke(f *Fence) bool {
 		return true
 	}
 	for _, h := range hs {
-		if r.ctx.Err() != nil {
-			break // the drain rolls back
+		if r.ctx.Err() != nil || r.forcedGone || !r.u.now().Before(r.deadline) {
+			break // the drain rolls back, finishes or times out
 		}
 		r.act(StageRevoke, h)
 	}
@@ -507,7 +629,7 @@ func (r *run) act(stage Stage, h inspect.Holder) {
 	if t.Empty() {
 		return // holds only by a lock or a use with nothing to revoke
 	}
-	did, err := r.u.sys.Revoke(r.ctx, h.PID, t)
+	did, err := r.revokeHolder(h, t)
 	switch {
 	case err == nil:
 		delete(r.retry, h.PID)
@@ -537,6 +659,12 @@ func (r *run) act(stage Stage, h inspect.Holder) {
 		r.retry[h.PID] = errors.Is(err, ErrTransient)
 		if !again {
 			r.send(Event{Stage: stage, PID: h.PID, Err: err, What: fmt.Sprintf("%s: not revoked: %s", r.who(h), oneLine(err.Error())), Holders: r.changedPicture()})
+		}
+		if r.retry[h.PID] {
+			// It did not stop, or its injected call hung: on a dead
+			// server both wait on the server. Cut it off, then the next
+			// pass finds it free.
+			r.serverCheck(r.fenced, fmt.Sprintf("%s could not be revoked in time", r.who(h)))
 		}
 	}
 }
@@ -671,12 +799,15 @@ type heldProcess struct {
 // is rolled back, false).
 func (r *run) drain(f *Fence) bool {
 	p := r.plan
-	deadline := time.NewTimer(p.Timeout)
+	deadline := time.NewTimer(r.deadline.Sub(r.u.now()))
 	defer deadline.Stop()
 	tick := time.NewTicker(p.Interval)
 	defer tick.Stop()
 	first := true
 	for {
+		if r.forcedGone {
+			return true // MNT_FORCE, cutting it off a dead server, unmounted it
+		}
 		if !first {
 			select {
 			case <-tick.C:
@@ -701,6 +832,9 @@ func (r *run) drain(f *Fence) bool {
 			continue
 		}
 		r.remaining = hs
+		if n := stuckHolders(hs); n > 0 && r.serverCheck(f, fmt.Sprintf("%d %s in D state", n, plural(n, "holder"))) {
+			return true
+		}
 		if len(r.releases) > 0 {
 			r.applyReleases(f, true)
 		}
@@ -718,14 +852,30 @@ func (r *run) drain(f *Fence) bool {
 			for _, s := range r.plan.Submounts {
 				ids = append(ids, s.ID)
 			}
+			var ue *Error
+			if r.server.Probed && !r.server.Answering && errors.As(err, &ue) {
+				ue.Hint = "" // not a loop device or swap file: the server (busyHint)
+			}
 			r.send(Event{Stage: StageDrain, What: "busy, but no process holds it: " + r.busyReason(ids...) + r.releasesLeft(), Err: err, Holders: r.changedPicture()})
 			continue
 		}
 		for _, h := range hs {
+			if r.ctx.Err() != nil || !r.u.now().Before(r.deadline) {
+				break // a revoke can take its stop timeout: stop between holders
+			}
 			r.act(StageDrain, h)
 		}
 		r.send(Event{Stage: StageDrain, Remaining: len(hs), What: fmt.Sprintf("%d %s left: %s", len(hs), plural(len(hs), "holder"), r.whyLeft(hs)) + r.releasesLeft(), Holders: r.changedPicture()})
 	}
+}
+
+// busyHint explains an EBUSY with no process holding the mount: a server
+// that does not answer, or what else holds it (busyHint).
+func (r *run) busyHint(ids []inspect.MountID) string {
+	if r.server.Probed && !r.server.Answering {
+		return r.deadHint()
+	}
+	return busyHint(r.lastSnap, ids...)
 }
 
 // remainingHolders are the holders of the last scan.
@@ -784,7 +934,7 @@ func (r *run) unmountReal(f *Fence) error {
 		m.Mountpoint = path.Join(f.RealPath, rel)
 		a, err := u.anchor(&m, f.Real, path.Join(f.Real.Name, rel))
 		if err == nil {
-			err = u.umountAt(ctx, "umount", &m, a, 0, true)
+			err = r.finalUmount(ctx, &m, a)
 			a.Close()
 		}
 		if err != nil {
@@ -798,11 +948,10 @@ func (r *run) unmountReal(f *Fence) error {
 	}
 	m := r.target
 	m.Mountpoint = f.RealPath
-	if err := u.umountAt(ctx, "umount", &m, f.Real, 0, true); err != nil {
+	if err := r.finalUmount(ctx, &m, f.Real); err != nil {
 		if f.Kind == FenceOver && isBusy(err) {
 			// The fence is down already: put it back before draining on.
 			if nf, ferr := u.sys.Fence(&r.target, true); ferr == nil {
-				nf.closeRoot() // synced already; held, it would keep the mount busy
 				f.Close()
 				*f = *nf
 			}
@@ -819,7 +968,9 @@ func (r *run) unmountReal(f *Fence) error {
 // finish removes a FenceBeneath and ends the run.
 func (r *run) finish(f *Fence) {
 	if f.Kind == FenceBeneath {
-		if err := r.u.sys.RemoveFence(f); err != nil {
+		op := "removing the fence at " + termsafe.Quote(f.Target)
+		if err := r.u.calls.Do(r.cleanupCtx(), r.callLimit(), op, bounded.AnyThread, func() error { return r.u.sys.RemoveFence(f) }); err != nil {
+			r.abandoned(StageUnmount, err, "")
 			r.send(Event{Stage: StageUnmount, Err: err, What: "the filesystem is unmounted, but removing the fence failed: " + termsafe.Quote(f.Target) + " still shows an empty read-only tmpfs"})
 			r.done(Result{Gone: true, Summary: "unmounted; the fence is left at " + termsafe.Quote(f.Target)}, err)
 			return
@@ -828,6 +979,9 @@ func (r *run) finish(f *Fence) {
 	}
 	summary := fmt.Sprintf("%s is unmounted (verified): %d %s revoked, %d signalled",
 		termsafe.Quote(r.target.Mountpoint), r.revoked, plural(r.revoked, "holder"), r.signalled)
+	if r.server.Aborted && !r.plan.Server.Aborted {
+		summary += "; the server was not answering: the connection was cut, data not yet written is lost"
+	}
 	if r.released > 0 {
 		summary += fmt.Sprintf(", %d %s", r.released, plural(r.released, "release"))
 	}
@@ -901,7 +1055,7 @@ func (r *run) busyReason(ids ...inspect.MountID) string {
 	if len(ws) > 0 {
 		return strings.Join(ws, "; ") + ", which holds the file until the call returns"
 	}
-	return busyHint(r.lastSnap, ids...)
+	return r.busyHint(ids)
 }
 
 // mergeHolders appends more to hs, merging the uses of a pid in both.
@@ -935,11 +1089,21 @@ func detachedRefusal(m Mode) string {
 func (r *run) stagedDetached() {
 	p := r.plan
 	r.send(Event{Stage: StageFence, What: fmt.Sprintf("no fence: detached mount %d is in no mount table, so no path can open anything on it; no syncfs either (no path to it): the kernel syncs the filesystem when it lets go of it", r.target.ID)})
+	// The probe goes through a holder's fd or cwd (no path names the
+	// mount); a server that does not answer is cut off before revoking.
+	r.server = p.Server
+	if !r.server.Probed || r.server.Answering {
+		r.server = r.u.probe(r.ctx, &r.target, r.probePath(nil), probeLimit(p))
+	}
+	r.reportServer(r.server, StageFence)
+	if !r.server.Answering && r.ctx.Err() == nil {
+		r.cutOff(nil, "the server is not answering")
+	}
 	if !r.revoke(nil) || r.ctx.Err() != nil {
 		r.done(Result{Summary: r.detachedCancelled()}, ErrCancelled)
 		return
 	}
-	deadline := time.NewTimer(p.Timeout)
+	deadline := time.NewTimer(r.deadline.Sub(r.u.now()))
 	defer deadline.Stop()
 	tick := time.NewTicker(p.Interval)
 	defer tick.Stop()
@@ -967,6 +1131,9 @@ func (r *run) stagedDetached() {
 			continue
 		}
 		r.remaining = hs
+		if n := stuckHolders(hs); n > 0 {
+			r.serverCheck(nil, fmt.Sprintf("%d %s in D state", n, plural(n, "holder")))
+		}
 		if _, still := r.lastSnap.Mount(r.target.ID); len(hs) == 0 && !still {
 			r.send(Event{Stage: StageUnmount, What: fmt.Sprintf("no process holds detached mount %d any more (verified by a scan): the kernel releases it", r.target.ID), Holders: r.changedPicture()})
 			r.done(Result{Gone: true, Summary: fmt.Sprintf("detached mount %d is gone (no holder left, verified): %d %s revoked, %d signalled",
@@ -974,6 +1141,9 @@ func (r *run) stagedDetached() {
 			return
 		}
 		for _, h := range hs {
+			if r.ctx.Err() != nil || !r.u.now().Before(r.deadline) {
+				break // a revoke can take its stop timeout: stop between holders
+			}
 			r.act(StageDrain, h)
 		}
 		r.send(Event{Stage: StageDrain, Remaining: len(hs), What: fmt.Sprintf("%d %s left: %s", len(hs), plural(len(hs), "holder"), r.whyLeft(hs)), Holders: r.changedPicture()})

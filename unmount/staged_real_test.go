@@ -107,8 +107,8 @@ type fenceHook struct {
 	hook func()
 }
 
-func (f *fenceHook) Syncfs(fc *Fence) error {
-	err := f.System.Syncfs(fc)
+func (f *fenceHook) Syncfs(root *os.File) error {
+	err := f.System.Syncfs(root)
 	f.hook()
 	return err
 }

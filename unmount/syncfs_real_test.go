@@ -56,12 +56,19 @@ func TestSyncfsReachesTheFencedFilesystem(t *testing.T) {
 				t.Fatal(err)
 			}
 			before := written()
+			// The engine's order: the root opened before the fence (under
+			// the over-mount fence no path reaches the real mount).
+			root, err := sys.OpenRoot(target.Mountpoint, target.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer root.Close()
 			f, err := sys.Fence(target, over)
 			if err != nil {
 				t.Fatal(err)
 			}
 			t.Cleanup(func() { _ = sys.Rollback(f) })
-			if err := sys.Syncfs(f); err != nil {
+			if err := sys.Syncfs(root); err != nil {
 				t.Fatalf("Syncfs: %v", err)
 			}
 			if got := written() - before; got < size>>10 {

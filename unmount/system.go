@@ -46,8 +46,30 @@ type System interface {
 
 	// Fence stops new opens by path on the target (see Fence).
 	Fence(target *inspect.Mount, over bool) (*Fence, error)
-	// Syncfs flushes the fenced filesystem (syncfs(2)).
-	Syncfs(f *Fence) error
+	// OpenRoot opens the root of the mount at path for reading, through
+	// an O_PATH fd checked to be on the mount with unique ID id: the fd
+	// syncfs(2) needs. On FUSE that is an OPENDIR request, on NFS a
+	// revalidation: it blocks while the server does not answer, so the
+	// engine runs it bounded (internal/bounded).
+	OpenRoot(path string, id inspect.MountID) (*os.File, error)
+	// Syncfs flushes the filesystem of root (syncfs(2)); root stays open.
+	// It waits on the server: the engine runs it bounded.
+	Syncfs(root *os.File) error
+	// Statfs opens path with O_PATH (which asks nothing of the
+	// filesystem), checks that it lies on the mount with unique ID id and
+	// asks the filesystem for fstatfs(2), which only its server can
+	// answer: the probe (Probe). It blocks while the server does not
+	// answer; the engine runs it bounded.
+	Statfs(path string, id inspect.MountID) error
+	// FuseWaiting is the number of requests waiting for an answer on FUSE
+	// connection conn (/sys/fs/fuse/connections/CONN/waiting); an error
+	// wrapping fs.ErrNotExist when fusectl is not mounted or there is no
+	// such connection.
+	FuseWaiting(conn uint64) (int, error)
+	// AbortFuse aborts FUSE connection conn (a write to
+	// /sys/fs/fuse/connections/CONN/abort): every request fails at once
+	// with ENOTCONN, blocked callers return.
+	AbortFuse(conn uint64) error
 	// Rollback undoes a fence: the real mount is back at the target and
 	// the fence is gone.
 	Rollback(f *Fence) error
@@ -125,25 +147,11 @@ type Fence struct {
 	// stashAt is the stash's own mount point in the directory it was made
 	// in (FenceBeneath).
 	stashAt *Anchor
-
-	// root is the real mount's root, opened before the fence went up:
-	// under FenceOver no path reaches the real mount any more, and
-	// syncfs(2) needs a file on it. Syncfs closes it (it pins the mount).
-	root *os.File
-}
-
-// closeRoot lets go of the fd on the real mount, if still held.
-func (f *Fence) closeRoot() {
-	if f.root != nil {
-		f.root.Close()
-		f.root = nil
-	}
 }
 
 // Close lets go of every fd the fence holds: when it is gone, or rolled
 // back (the directory fds pin the parent mount and the stash).
 func (f *Fence) Close() {
-	f.closeRoot()
 	f.Top.Close()
 	f.Real.Close()
 	f.stashAt.Close()

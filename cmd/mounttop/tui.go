@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -120,7 +121,7 @@ func runView(f tuiFlags, notice string) error {
 		StartPath: f.path,
 		Notice:    notice,
 	})
-	return runProgram(model)
+	return runProgram(model, u.Pending)
 }
 
 func joinNotice(a, b string) string {
@@ -134,8 +135,10 @@ func joinNotice(a, b string) string {
 // SIGTERM, SIGHUP and SIGINT become a message, so the model can cancel a
 // running unmount (rolling a fence back) before it quits, and the
 // terminal is restored by the program on the way out. bubbletea restores
-// it on a panic too (in Update, View or a command).
-func runProgram(model ui.Model) error {
+// it on a panic too (in Update, View or a command). If a run was still
+// going when the view quit, the error says so, with what is still pending
+// (calls blocked in the kernel, holders being revoked).
+func runProgram(model ui.Model, pending func() []string) error {
 	p := tea.NewProgram(model, tea.WithAltScreen(), tea.WithoutSignalHandler())
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, unix.SIGTERM, unix.SIGHUP, unix.SIGINT)
@@ -158,6 +161,9 @@ func runProgram(model ui.Model) error {
 	}
 	if m, ok := final.(ui.Model); ok {
 		if warn := m.LeftRunning(); warn != "" {
+			if left := pending(); len(left) > 0 {
+				warn += "; still pending: " + strings.Join(left, "; ")
+			}
 			return errors.New(warn)
 		}
 	}

@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
 	"strings"
 	"time"
 
@@ -66,7 +65,23 @@ drained until none is left and the kernel lets it go.
              never unmounted from under it.
 
 Exit codes: 0 the mount is gone (verified), 1 failed, 2 bad usage or refused
-(nothing changed), 3 --expire marked the mount but has not unmounted it yet.
+(nothing changed), 3 --expire marked the mount but has not unmounted it yet,
+4 gave up waiting: the run did not end within --timeout plus 5s (what is
+still pending is printed), 128+N ended by signal N (130 for SIGINT).
+
+A server that does not answer (a stopped FUSE daemon, an NFS or CIFS server
+gone) never hangs mounttop: every call that can wait on it has a deadline
+(--call-timeout) and is abandoned, and said, when it passes. --staged first
+probes the server (statfs, 2s); if it does not answer, the plan says so and
+the run cuts the filesystem off it before revoking (FUSE: the connection's
+abort file in /sys/fs/fuse/connections, or MNT_FORCE; NFS, CIFS: MNT_FORCE),
+skips syncfs (nothing can reach the server), then revokes, drains and
+unmounts as usual. The holders keep running; their I/O on the mount fails.
+
+SIGINT, SIGTERM or SIGHUP cancel the run: before any holder is revoked the
+fence is rolled back; mounttop exits within 5s. A second one exits at once,
+printing what is still pending (calls blocked in the kernel, holders being
+revoked).
 
 Flags:
 `
@@ -76,6 +91,7 @@ type umountFlags struct {
 	lazy, expire, force, staged bool
 	revoke                      string
 	grace, interval, timeout    time.Duration
+	callTimeout                 time.Duration
 	recursive, whenIdle         bool
 	dryRun, yes, json           bool
 	journal                     string
@@ -93,7 +109,8 @@ func (f *umountFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.revoke, "revoke", "close", "--staged: close (ptrace: a placeholder on each fd, unmap, cwd into an empty read-only directory; processes keep running), close-plain (the same, but fds closed: their numbers are free for the next open) or signal (SIGTERM, SIGKILL after --grace)")
 	fs.DurationVar(&f.grace, "grace", unmount.DefaultGrace, "--revoke=signal: SIGTERM to SIGKILL")
 	fs.DurationVar(&f.interval, "interval", unmount.DefaultInterval, "--staged: drain rescan interval; --expire-when-idle: re-arm interval")
-	fs.DurationVar(&f.timeout, "timeout", unmount.DefaultTimeout, "--staged: give up draining (and roll the fence back) after this; --expire-when-idle: 0 waits until cancelled")
+	fs.DurationVar(&f.timeout, "timeout", unmount.DefaultTimeout, "--staged: give up (and roll the fence back) this long after the run starts; mounttop exits by --timeout plus 5s whatever the kernel does; --expire-when-idle: 0 waits until cancelled")
+	fs.DurationVar(&f.callTimeout, "call-timeout", unmount.DefaultCallTimeout, "--staged: abandon a call that waits on the filesystem's server (open, syncfs, statfs, fence, rollback) after this; at most --timeout")
 	fs.BoolVar(&f.recursive, "recursive", false, "also unmount the submounts, deepest first")
 	fs.BoolVar(&f.whenIdle, "expire-when-idle", false, "--expire: re-arm every --interval until the mount goes")
 	fs.BoolVar(&f.release, "release", false, "--staged: also release copies in other mount namespaces, loop devices and swap files that hold the mount")
@@ -193,8 +210,10 @@ func runUmount(args []string) error {
 		return usagef("umount: --revoke and --grace apply to --staged only")
 	case f.whenIdle && mode != unmount.ModeExpire:
 		return usagef("umount: --expire-when-idle goes with --expire")
-	case f.interval <= 0 || f.grace <= 0 || f.timeout < 0:
-		return usagef("umount: --interval and --grace must be positive, --timeout not negative")
+	case f.interval <= 0 || f.grace <= 0 || f.timeout < 0 || f.callTimeout <= 0:
+		return usagef("umount: --interval, --grace and --call-timeout must be positive, --timeout not negative")
+	case mode != unmount.ModeStaged && seen["call-timeout"]:
+		return usagef("umount: --call-timeout applies to --staged only")
 	}
 
 	// Identify the mount from the table alone: Resolve lstat()s every
@@ -205,7 +224,9 @@ func runUmount(args []string) error {
 	if err != nil {
 		return err
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, unix.SIGTERM, unix.SIGHUP)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ctl, stop := watchSignals(cancel, os.Stderr, os.Exit)
 	defer stop()
 	table, err := in.Mounts(ctx)
 	if err != nil {
@@ -248,7 +269,7 @@ func runUmount(args []string) error {
 		timeout = 0 // expire-when-idle waits until the mount goes or Ctrl-C
 	}
 	plan, err := u.Prepare(ctx, unmount.Plan{Target: *target, Mode: mode, Policy: policy, Grace: f.grace,
-		Interval: f.interval, Timeout: timeout, Recursive: f.recursive, ExpireWhenIdle: f.whenIdle, Release: f.release, ReleaseHost: f.releaseHost, AllowSystem: f.allowSystem})
+		Interval: f.interval, Timeout: timeout, CallTimeout: f.callTimeout, Recursive: f.recursive, ExpireWhenIdle: f.whenIdle, Release: f.release, ReleaseHost: f.releaseHost, AllowSystem: f.allowSystem})
 	if err != nil {
 		if errors.Is(err, unmount.ErrRefused) || errors.Is(err, unmount.ErrGone) {
 			return usagef("%v", err)
@@ -280,9 +301,11 @@ func runUmount(args []string) error {
 		}
 	}
 
+	ctl.started(u.Pending, timeout)
 	var last unmount.Event
 	for ev := range u.Run(ctx, plan) {
 		last = ev
+		ctl.reached(ev.Stage.String())
 		if ev.Stage == unmount.StagePlan {
 			continue // shown above
 		}
@@ -293,6 +316,9 @@ func runUmount(args []string) error {
 		} else {
 			writeEventText(out, ev)
 		}
+	}
+	if s, ok := ctl.signal().(unix.Signal); ok && last.Result != nil && !last.Result.Gone {
+		return &exitError{128 + int(s), errors.New(last.Result.Summary)}
 	}
 	return outcome(last)
 }

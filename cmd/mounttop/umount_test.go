@@ -89,6 +89,8 @@ func TestUmountRefusals(t *testing.T) {
 		{"--id 0", "", []string{"--staged", "--yes", "--id", "0"}, "--id needs a unique mount ID"},
 		{"unknown --id", "", []string{"--staged", "--yes", "--id", "18446744073709551000"}, "no mount with unique ID 18446744073709551000"},
 		{"--release without --staged", "", []string{"--lazy", "--release", "--yes", dir}, "--release goes with --staged"},
+		{"--call-timeout without --staged", "", []string{"--lazy", "--call-timeout", "2s", "--yes", dir}, "--call-timeout applies to --staged only"},
+		{"--call-timeout 0", "", []string{"--staged", "--call-timeout", "0", "--yes", dir}, "--call-timeout must be positive"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -365,7 +367,8 @@ func TestUmountExpireWhenIdle(t *testing.T) {
 }
 
 // TestUmountInterrupt: Ctrl-C (SIGINT) during the drain rolls the fence
-// back: the same mount is back, the refused holder untouched, exit 1.
+// back: the same mount is back, the refused holder untouched, exit 130
+// (128+SIGINT).
 func TestUmountInterrupt(t *testing.T) {
 	dir := testns.Tmpfs(t, "")
 	exe := testns.CopySelf(t, dir)
@@ -403,7 +406,7 @@ func TestUmountInterrupt(t *testing.T) {
 	}
 	err = cmd.Wait()
 	ee, ok := err.(*exec.ExitError)
-	if !ok || ee.ExitCode() != exitFailed {
+	if !ok || ee.ExitCode() != 130 {
 		t.Fatalf("exit: %v; stages %v; stderr %s", err, stages, stderr.String())
 	}
 	got := strings.Join(stages, " ")

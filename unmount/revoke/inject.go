@@ -159,11 +159,17 @@ func (s *session) takeFDs(inj *thread, fds []int, dir int) error {
 			if err != nil {
 				return err
 			}
-			// close(2): on Linux the fd is released even when close
-			// reports EINTR.
-			if e := errnoOf(ret); e != 0 && e != unix.EINTR {
+			// close(2): on Linux the fd is released whatever close
+			// reports but EBADF (it was not open); the other errors
+			// (EINTR, EIO, ENOTCONN from a FUSE connection that was
+			// aborted) are the flush's, which failed.
+			switch e := errnoOf(ret); e {
+			case unix.EBADF:
 				s.fail("close fd %d: %s", fd, errnoName(e))
 				continue
+			case 0, unix.EINTR:
+			default:
+				s.rep.Notes = append(s.rep.Notes, fmt.Sprintf("close fd %d reported %s: the fd is released, its last flush failed", fd, errnoName(e)))
 			}
 			s.rep.Closed = append(s.rep.Closed, fd)
 			continue

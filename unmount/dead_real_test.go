@@ -1,0 +1,281 @@
+package unmount
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"mounttop/internal/testns"
+)
+
+// deadFUSE is a bindfs mount held by an fd, a cwd, a mapping and a reader
+// (RoleFileReader) whose daemon is stopped with SIGSTOP once they hold it,
+// with the reader blocked in FUSE READ: a server that stopped answering
+// (DESIGN.md, "Dead servers").
+type deadFUSE struct {
+	fs      *testns.Fuse
+	holders map[string]tracee
+}
+
+func newDeadFUSE(t *testing.T, stop bool) *deadFUSE {
+	t.Helper()
+	testns.Require(t, testns.Namespace)
+	src := t.TempDir()
+	writeFile(t, filepath.Join(src, "file"), strings.Repeat("f", 8192))
+	if err := os.Mkdir(filepath.Join(src, "dir"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	fs := testns.Bindfs(t, src)
+	d := &deadFUSE{fs: fs, holders: map[string]tracee{
+		"fd":     startHolder(t, testns.RoleFD, filepath.Join(fs.Dir, "file"), "r"),
+		"cwd":    startHolder(t, testns.RoleCwd, filepath.Join(fs.Dir, "dir")),
+		"mmap":   startHolder(t, testns.RoleMmap, filepath.Join(fs.Dir, "file")),
+		"reader": startHolder(t, testns.RoleFileReader, filepath.Join(fs.Dir, "file")),
+	}}
+	// Cleanups run last first: the daemon is resumed before the victims
+	// are killed, whose exit flushes their files (FUSE FLUSH, which no
+	// signal interrupts) and would wait on a stopped daemon for good.
+	t.Cleanup(func() { _ = fs.Daemon.Signal(unix.SIGCONT) })
+	if stop {
+		d.stop(t)
+	}
+	return d
+}
+
+// stop stops the daemon and waits for the reader to block on it.
+func (d *deadFUSE) stop(t *testing.T) {
+	t.Helper()
+	d.fs.Stop(t)
+	testns.WaitInSyscall(t, d.holders["reader"].pid, unix.SYS_PREAD64, 10*time.Second)
+}
+
+// requireHolders checks every holder: alive (unless the policy was
+// signal, which ends them), and never left stopped or traced.
+func (d *deadFUSE) requireHolders(t *testing.T, mayDie bool) {
+	t.Helper()
+	for name, h := range d.holders {
+		if !alive(h.pid) {
+			if !mayDie {
+				t.Errorf("holder %s (pid %d) died; it said %q", name, h.pid, h.v.Seen())
+			}
+			continue
+		}
+		if stopped, why := testns.Stopped(h.pid); stopped {
+			t.Errorf("holder %s (pid %d) is left %s", name, h.pid, why)
+		}
+	}
+}
+
+// TestStagedDeadFUSE: a staged unmount of a FUSE mount whose daemon is
+// stopped completes within its timeout, by either revoke policy, whether
+// the connection is aborted through fusectl or (fusectl not mounted) by
+// umount2(MNT_FORCE): the plan says the server is not answering, the mount
+// is gone, every holder is alive under close (none stopped or traced under
+// either policy), also after the daemon is resumed.
+func TestStagedDeadFUSE(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		policy  Policy
+		fusectl bool
+		abort   string
+	}{
+		{"close, fusectl abort", PolicyClose, true, "aborted FUSE connection"},
+		{"close, MNT_FORCE", PolicyClose, false, "umount2(MNT_FORCE)"},
+		{"signal, fusectl abort", PolicySignal, true, "aborted FUSE connection"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.fusectl {
+				testns.FuseCtl(t)
+			} else {
+				testns.NoFuseCtl(t)
+			}
+			d := newDeadFUSE(t, true)
+			u := realUnmounter(t)
+			const timeout = 20 * time.Second
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			p, err := u.Prepare(ctx, Plan{Target: mountAt(t, d.fs.Dir), Mode: ModeStaged, Policy: tc.policy,
+				Interval: 100 * time.Millisecond, Timeout: timeout, Grace: 300 * time.Millisecond})
+			if err != nil {
+				t.Fatal(err)
+			}
+			plan := PlanEvent(&p).What
+			if p.Server.Answering || !strings.Contains(plan, "the server is not answering") || !strings.Contains(plan, "cannot be synced") {
+				t.Fatalf("the plan does not say the server is dead: %+v\n%s", p.Server, plan)
+			}
+			start := time.Now()
+			evs := collect(u.Run(ctx, p))
+			took := time.Since(start)
+			t.Logf("took %v; events:\n%s", took, dumpEvents(evs))
+			if took > timeout {
+				t.Errorf("the run took %v, more than its timeout %v", took, timeout)
+			}
+			requireGone(t, evs, d.fs.Dir)
+			if dump := dumpEvents(evs); !strings.Contains(dump, tc.abort) {
+				t.Errorf("no %q event", tc.abort)
+			}
+			d.requireHolders(t, tc.policy == PolicySignal)
+			if tc.policy == PolicyClose {
+				d.holders["reader"].v.WaitLine(t, "read: ", 5*time.Second)
+			}
+			d.fs.Cont(t)
+			time.Sleep(300 * time.Millisecond)
+			d.requireHolders(t, tc.policy == PolicySignal)
+		})
+	}
+}
+
+// stopAfterSyncfs is the real System with the FUSE daemon stopped right
+// after syncfs: the server dies between the fence and the revoke.
+type stopAfterSyncfs struct {
+	System
+	stop func()
+}
+
+func (s *stopAfterSyncfs) Syncfs(root *os.File) error {
+	err := s.System.Syncfs(root)
+	s.stop()
+	return err
+}
+
+// TestStagedFUSEDiesAfterTheFence: the daemon answers the probe and the
+// syncfs, then stops (a hook on Syncfs) before the revoke: the injected
+// close() hangs in FUSE FLUSH (or the reader never stops for ptrace), the
+// revoke reports it, the run probes again, aborts the connection, and the
+// hung call returns: the run completes, every holder alive, none traced.
+func TestStagedFUSEDiesAfterTheFence(t *testing.T) {
+	testns.FuseCtl(t)
+	d := newDeadFUSE(t, false)
+	sys := &stopAfterSyncfs{System: realSystem(t), stop: func() { d.stop(t) }}
+	u := New(sys)
+	const timeout = 40 * time.Second
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	p, err := u.Prepare(ctx, Plan{Target: mountAt(t, d.fs.Dir), Mode: ModeStaged, Interval: 100 * time.Millisecond, Timeout: timeout})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !p.Server.Answering {
+		t.Fatalf("the server answers at plan time: %+v", p.Server)
+	}
+	start := time.Now()
+	evs := collect(u.Run(ctx, p))
+	took := time.Since(start)
+	t.Logf("took %v; events:\n%s", took, dumpEvents(evs))
+	requireGone(t, evs, d.fs.Dir)
+	dump := dumpEvents(evs)
+	for _, want := range []string{"syncfs: data written so far is on disk", "could not be revoked in time", "the server is not answering", "aborted FUSE connection"} {
+		if !strings.Contains(dump, want) {
+			t.Errorf("no event with %q", want)
+		}
+	}
+	d.requireHolders(t, false)
+	d.fs.Cont(t)
+	time.Sleep(300 * time.Millisecond)
+	d.requireHolders(t, false)
+}
+
+// TestStagedAfterForce: after `umount --force` aborted the FUSE connection
+// (the mount stays: it is held), a staged run still succeeds: ENOTCONN
+// from the probe says the connection is aborted, which is not a failure.
+func TestStagedAfterForce(t *testing.T) {
+	testns.NoFuseCtl(t)
+	d := newDeadFUSE(t, true)
+	u := realUnmounter(t)
+	m := mountAt(t, d.fs.Dir)
+	if err := u.Force(context.Background(), &m); !isBusy(err) {
+		t.Fatalf("force of a held FUSE mount: %v, want EBUSY", err)
+	}
+	evs := staged(t, u, d.fs.Dir, Plan{Timeout: 20 * time.Second})
+	requireGone(t, evs, d.fs.Dir)
+	if !strings.Contains(evs[0].What, "aborted already") {
+		t.Errorf("the plan does not say the connection is aborted: %s", evs[0].What)
+	}
+	d.requireHolders(t, false)
+}
+
+// TestStagedDetachedDeadFUSE: a lazily unmounted FUSE mount whose daemon
+// is stopped, held by the four holders, taken by its unique ID: probed
+// through a holder's fd, the connection aborted through fusectl, every
+// holder revoked, the detached mount gone.
+func TestStagedDetachedDeadFUSE(t *testing.T) {
+	testns.FuseCtl(t)
+	d := newDeadFUSE(t, true)
+	m := mountAt(t, d.fs.Dir)
+	if err := unix.Unmount(d.fs.Dir, unix.MNT_DETACH); err != nil {
+		t.Fatal(err)
+	}
+	u := realUnmounter(t)
+	m.Detached = true
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	p, err := u.Prepare(ctx, Plan{Target: m, Mode: ModeStaged, Interval: 100 * time.Millisecond, Timeout: 20 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !p.Target.Detached || p.Server.Answering {
+		t.Fatalf("want a detached mount with a dead server: %+v %+v", p.Target, p.Server)
+	}
+	evs := collect(u.Run(ctx, p))
+	t.Logf("events:\n%s", dumpEvents(evs))
+	res, err := result(t, evs)
+	if err != nil || !res.Gone {
+		t.Fatalf("not gone: %v %s", err, res.Summary)
+	}
+	if !strings.Contains(dumpEvents(evs), "aborted FUSE connection") {
+		t.Error("no abort event")
+	}
+	d.requireHolders(t, false)
+}
+
+// TestStagedFUSEDiesBeforeTheClose: the issue's case. One holder with one
+// fd and no close on the connection before (so FUSE FLUSH goes to the
+// daemon); the daemon stops after syncfs; the injected close() hangs in
+// FLUSH until the revoker reports it stuck; the run probes, aborts the
+// connection, the close returns and the revoker restores the process:
+// the run completes, the holder lives on, untraced, its fd gone.
+func TestStagedFUSEDiesBeforeTheClose(t *testing.T) {
+	testns.FuseCtl(t)
+	src := t.TempDir()
+	writeFile(t, filepath.Join(src, "file"), "data")
+	fs := testns.Bindfs(t, src)
+	h := startHolder(t, testns.RoleFD, filepath.Join(fs.Dir, "file"), "r")
+	t.Cleanup(func() { _ = fs.Daemon.Signal(unix.SIGCONT) }) // before the holder goes: its exit flushes
+	sys := &stopAfterSyncfs{System: realSystem(t), stop: func() { fs.Stop(t) }}
+	u := New(sys)
+	const timeout = 40 * time.Second
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	p, err := u.Prepare(ctx, Plan{Target: mountAt(t, fs.Dir), Mode: ModeStaged, Interval: 100 * time.Millisecond, Timeout: timeout})
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	evs := collect(u.Run(ctx, p))
+	took := time.Since(start)
+	t.Logf("took %v; events:\n%s", took, dumpEvents(evs))
+	requireGone(t, evs, fs.Dir)
+	dump := dumpEvents(evs)
+	for _, want := range []string{"could not be revoked in time", "aborted FUSE connection"} {
+		if !strings.Contains(dump, want) {
+			t.Errorf("no event with %q", want)
+		}
+	}
+	time.Sleep(300 * time.Millisecond) // the stuck tracer restores and lets go once close returns
+	if stopped, why := testns.Stopped(h.pid); stopped || !alive(h.pid) {
+		t.Fatalf("the holder: alive %v, %s; it said %q", alive(h.pid), why, h.v.Seen())
+	}
+	if _, ok := fdOn(h.pid, filepath.Join(fs.Dir, "file")); ok {
+		t.Error("the holder still has its fd on the file")
+	}
+	fs.Cont(t)
+	time.Sleep(300 * time.Millisecond)
+	if stopped, why := testns.Stopped(h.pid); stopped || !alive(h.pid) {
+		t.Fatalf("after the daemon resumed, the holder: alive %v, %s", alive(h.pid), why)
+	}
+}
