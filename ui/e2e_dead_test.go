@@ -91,8 +91,10 @@ func TestEndToEndDeadServerInTmux(t *testing.T) {
 	if !testns.IsMountPoint(fs.Dir) {
 		t.Error("the mount is gone after the cancel; the rollback should have put it back")
 	}
+	// The tracer process may still be at a holder the cancel stopped
+	// waiting for: it lets it go by its stop timeout.
 	for _, v := range []*testns.Victim{fd, reader, jail, stuck} {
-		if stopped, why := testns.Stopped(v.PID); stopped || !v.Alive() {
+		if released, why := testns.Released(v.PID, 10*time.Second); !released || !v.Alive() {
 			t.Errorf("pid %d: alive %v, %s", v.PID, v.Alive(), why)
 		}
 	}
@@ -129,13 +131,19 @@ func TestEndToEndQuitWhileARunIsStuck(t *testing.T) {
 	term.keys("y")
 	term.waitFor(30*time.Second, "did not stop in time")
 	term.answered("q (while stuck)", []string{"Quit while an unmount runs?"}, "q")
-	term.answered("y (cancel and quit)", []string{"waiting for it to stop"}, "y")
+	// The cancel ends the run's wait for the revoke at once (the tracer
+	// process goes on with it), so the view may quit before it could say
+	// it waits for the run.
+	term.keys("y")
 	scr := term.waitFor(30*time.Second, "EXIT=")
 	if !strings.Contains(scr, "EXIT=0") && !strings.Contains(scr, "had not stopped when mounttop quit") {
 		t.Errorf("quit with an error that does not say the run was left:\n%s", scr)
 	}
+	if !strings.Contains(scr, fmt.Sprintf("pid %d", stuck.PID)) {
+		t.Errorf("on the way out mounttop does not name the holder the tracer process still works on:\n%s", scr)
+	}
 	t.Logf("after quitting:\n%s", scr)
-	if stopped, why := testns.Stopped(stuck.PID); stopped || !stuck.Alive() {
+	if released, why := testns.Released(stuck.PID, 10*time.Second); !released || !stuck.Alive() {
 		t.Errorf("the holder: alive %v, %s", stuck.Alive(), why)
 	}
 }

@@ -74,6 +74,9 @@ func (u *Unmounter) Pending() []string {
 		out = append(out, fmt.Sprintf("revoke of %s: in progress for %v (ptrace: seizing its threads or injecting into them)", r.who, now.Sub(r.since).Round(time.Second)))
 	}
 	u.revoking.mu.Unlock()
+	if hr, ok := u.sys.(HeldReporter); ok {
+		out = append(out, hr.Held()...)
+	}
 	return out
 }
 

@@ -506,6 +506,14 @@ func (k *kernel) Revoke(ctx context.Context, pid int, t RevokeTargets) (string, 
 	return k.revoker.Revoke(ctx, pid, t)
 }
 
+// Held says what the Revoker's tracer process still holds (HeldReporter).
+func (k *kernel) Held() []string {
+	if hr, ok := k.revoker.(HeldReporter); ok {
+		return hr.Held()
+	}
+	return nil
+}
+
 // Restored takes the word that the Revoker's tracer process restored and
 // released pid after an injected syscall that was stuck (RestoreReporter).
 func (k *kernel) Restored(pid int) (string, bool) {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"time"
 
 	"mounttop/unmount/revoke"
 )
@@ -54,6 +55,29 @@ func (p *ptraceRevoker) restore(r revoke.Restore) {
 	p.mu.Lock()
 	p.restored[r.PID] = what
 	p.mu.Unlock()
+}
+
+// Held implements HeldReporter: what the tracer process still holds or
+// works on, one line each.
+func (p *ptraceRevoker) Held() []string {
+	var out []string
+	pid := p.t.PID()
+	for _, h := range p.t.Holding() {
+		what := "a revoke under way"
+		if h.Stuck != nil {
+			what = "left inside " + h.Stuck.Inside()
+		}
+		out = append(out, fmt.Sprintf("the tracer process (pid %d) holds pid %d: %s for %v; it finishes the revoke or restores the process and releases it on its own",
+			pid, h.PID, what, time.Since(h.Since).Round(time.Second)))
+	}
+	return out
+}
+
+// HeldReporter is a Revoker (or System) that revokes in a process of its
+// own (the tracer process) and can say which processes it still holds:
+// what goes on after mounttop exits.
+type HeldReporter interface {
+	Held() []string
 }
 
 // Restored implements RestoreReporter.

@@ -174,3 +174,18 @@ func Stopped(pid int) (bool, string) {
 	}
 	return false, ""
 }
+
+// Released waits up to d for pid to be neither stopped nor traced: the
+// tracer process finishes a revoke that mounttop stopped waiting for (a
+// cancelled run, a quit) on its own, and gives up a holder that never
+// stops at its stop timeout. It returns Stopped's last answer.
+func Released(pid int, d time.Duration) (bool, string) {
+	deadline := time.Now().Add(d)
+	for {
+		stopped, why := Stopped(pid)
+		if !stopped || time.Now().After(deadline) {
+			return !stopped, why
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"sort"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -76,10 +78,62 @@ type tracerProc struct {
 	next    uint64
 	waiting map[uint64]chan answer
 	stuck   map[int]*StuckError
+	// asked are the requests sent and not answered yet, also those whose
+	// caller stopped waiting (the tracer process answers every one, when
+	// it has finished the revoke or restored the process): Holding.
+	asked map[uint64]Held
 
 	ready  chan struct{} // closed when it said it is serving
 	lost   chan struct{} // closed when the connection ended
 	exited chan struct{} // closed when it has exited and been waited for
+}
+
+// Held is a process the tracer process is working on: a revoke asked for
+// and not answered yet (Stuck nil), or one left inside an injected syscall
+// that it restores when the call returns.
+type Held struct {
+	PID   int
+	Since time.Time
+	Stuck *StuckError
+}
+
+// Holding lists the processes the tracer process holds or works on now,
+// by pid: what mounttop leaves behind if it exits at once (the tracer
+// process finishes each revoke, or restores the process, on its own).
+func (t *Tracer) Holding() []Held {
+	t.mu.Lock()
+	p := t.proc
+	t.mu.Unlock()
+	if p == nil {
+		return nil
+	}
+	select {
+	case <-p.exited:
+		return nil
+	default:
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	byPID := map[int]Held{}
+	for _, h := range p.asked {
+		if old, ok := byPID[h.PID]; !ok || h.Since.Before(old.Since) {
+			byPID[h.PID] = h
+		}
+	}
+	for pid, e := range p.stuck {
+		h := byPID[pid]
+		h.PID, h.Stuck = pid, e
+		if h.Since.IsZero() {
+			h.Since = time.Now().Add(-e.After)
+		}
+		byPID[pid] = h
+	}
+	out := make([]Held, 0, len(byPID))
+	for _, h := range byPID {
+		out = append(out, h)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].PID < out[j].PID })
+	return out
 }
 
 // PID is the pid of the tracer process, 0 while there is none.
@@ -109,8 +163,14 @@ func (t *Tracer) Revoke(ctx context.Context, pid int, tg Targets) (Report, error
 		return Report{PID: pid}, err
 	}
 	id, ch := p.await()
+	p.mu.Lock()
+	p.asked[id] = Held{PID: pid, Since: time.Now()}
+	p.mu.Unlock()
 	if err := p.send(message{Revoke: &revokeRequest{ID: id, PID: pid, Targets: tg}}); err != nil {
 		p.forget(id)
+		p.mu.Lock()
+		delete(p.asked, id)
+		p.mu.Unlock()
 		return Report{PID: pid}, fmt.Errorf("asking the tracer process (pid %d) to revoke process %d: %w", p.pid, pid, err)
 	}
 	select {
@@ -191,7 +251,7 @@ func startTracer(ctx context.Context, cfg *config) (*tracerProc, error) {
 		return nil, fmt.Errorf("starting the tracer process %s: %w", tracerExe, err)
 	}
 	p := &tracerProc{cfg: cfg, pid: cmd.Process.Pid, conn: ours, enc: gob.NewEncoder(ours),
-		waiting: map[uint64]chan answer{}, stuck: map[int]*StuckError{},
+		waiting: map[uint64]chan answer{}, stuck: map[int]*StuckError{}, asked: map[uint64]Held{},
 		ready: make(chan struct{}), lost: make(chan struct{}), exited: make(chan struct{})}
 	go func() {
 		_ = cmd.Wait()
@@ -247,6 +307,7 @@ func (p *tracerProc) read() {
 func (p *tracerProc) answered(a answer) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	delete(p.asked, a.ID)
 	if a.Err != nil && a.Err.Stuck != nil {
 		p.stuck[a.Err.Stuck.PID] = a.Err.Stuck
 	}
@@ -302,7 +363,7 @@ func (t *Tracer) Close() error {
 	}
 	p.mu.Lock()
 	wait := tracerCloseWait
-	if len(p.stuck) > 0 {
+	if len(p.stuck) > 0 || len(p.asked) > 0 {
 		wait = tracerCloseStuckWait
 	}
 	p.mu.Unlock()
@@ -312,15 +373,16 @@ func (t *Tracer) Close() error {
 		return nil
 	case <-time.After(wait):
 	}
-	p.mu.Lock()
-	var stuck []*StuckError
-	for _, e := range p.stuck {
-		stuck = append(stuck, e)
+	var held []string
+	for _, h := range t.Holding() {
+		if h.Stuck != nil {
+			held = append(held, fmt.Sprintf("pid %d (inside %s(%s)): it restores and releases it when the call returns", h.PID, h.Stuck.Syscall, h.Stuck.Arg))
+		} else {
+			held = append(held, fmt.Sprintf("pid %d (a revoke under way): it finishes the revoke, or gives the process up untouched at its stop timeout, and releases it", h.PID))
+		}
 	}
-	p.mu.Unlock()
-	held := "a revoke under way"
-	if len(stuck) > 0 {
-		held = describeStuck(stuck)
+	if len(held) == 0 {
+		held = []string{"a process it is releasing"}
 	}
-	return fmt.Errorf("the tracer process (pid %d) still holds %s; it restores and releases it when the call returns, then exits on its own", p.pid, held)
+	return fmt.Errorf("the tracer process (pid %d) still holds %s; then it exits on its own", p.pid, strings.Join(held, "; "))
 }
