@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -327,36 +328,40 @@ func TestUmountSecondSignalExitsAtOnce(t *testing.T) {
 	if err := cmd.Process.Signal(unix.SIGINT); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(300 * time.Millisecond) // two SIGINTs at once would be one
-	if err := cmd.Process.Signal(unix.SIGINT); err != nil {
+	// The cancel ends the run's wait for the revoke at once; the run rolls
+	// back and mounttop then waits a moment for the tracer process, which
+	// still works on the holder: the second SIGINT lands in that time.
+	// (Two SIGINTs at once would be one: 50ms apart they are two.)
+	time.Sleep(50 * time.Millisecond)
+	second := true
+	if err := cmd.Process.Signal(unix.SIGINT); errors.Is(err, os.ErrProcessDone) {
+		// A very quick rollback and tracer: the first SIGINT alone ended
+		// it (TestUmountControl covers the second signal's path itself).
+		second = false
+	} else if err != nil {
 		t.Fatal(err)
 	}
 	code, took := exitWithin(t, cmd, 10*time.Second)
-	t.Logf("exited %d %v after the second SIGINT; stderr:\n%s", code, took, stderr.String())
+	t.Logf("exited %d %v after the second SIGINT (sent: %v); stderr:\n%s", code, took, second, stderr.String())
 	if code != 130 || took > time.Second {
 		t.Errorf("exit %d after %v, want 130 at once", code, took)
 	}
 	// The first SIGINT ended mounttop's wait for the revoke; the tracer
 	// process still works on the holder (until its stop timeout), and
 	// that is what is pending.
-	for _, want := range []string{"got SIGINT again: exiting now", "still pending:", fmt.Sprintf("holds pid %d: a revoke under way", v.PID), "releases it on its own"} {
-		if !strings.Contains(stderr.String(), want) {
-			t.Errorf("stderr does not say %q", want)
+	want := []string{fmt.Sprintf("still holds pid %d (a revoke under way)", v.PID)}
+	if second {
+		want = []string{"got SIGINT again: exiting now", "still pending:", fmt.Sprintf("holds pid %d: a revoke under way", v.PID), "releases it on its own"}
+	}
+	for _, w := range want {
+		if !strings.Contains(stderr.String(), w) {
+			t.Errorf("stderr does not say %q", w)
 		}
 	}
 	// The tracer process gives the holder up at its stop timeout (2s):
 	// not left stopped or traced, and alive.
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		stopped, why := testns.Stopped(v.PID)
-		if !stopped && v.Alive() {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Errorf("the holder is left %s (alive %v)", why, v.Alive())
-			break
-		}
-		time.Sleep(50 * time.Millisecond)
+	if released, why := testns.Released(v.PID, 10*time.Second); !released || !v.Alive() {
+		t.Errorf("the holder is left %s (alive %v)", why, v.Alive())
 	}
 	if mountTable(t) == before {
 		return
