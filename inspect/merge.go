@@ -45,10 +45,8 @@ func (m *merger) add(r *procResult) {
 		}
 	}
 	for id, um := range r.unknown {
-		i, ok := m.unknown[id]
-		if !ok {
-			i = len(m.snap.Mounts)
-			m.unknown[id] = i
+		if _, ok := m.unknown[id]; !ok {
+			m.unknown[id] = len(m.snap.Mounts)
 			if m.oldIDs == nil {
 				m.oldIDs = map[MountID]int{}
 			}

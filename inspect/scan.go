@@ -121,8 +121,7 @@ func (in *Inspector) scanProcesses(ctx context.Context, tbl *scanTable, snap *Sn
 			queue = append(queue, next{pid: pid})
 		}
 	}
-	var work func()
-	work = func() {
+	work := func() {
 		sc := newScratch() // an abandoned worker keeps its own: never shared
 		for ctx.Err() == nil {
 			mu.Lock()

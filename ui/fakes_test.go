@@ -142,12 +142,6 @@ func (f *fakeScanner) Scan(ctx context.Context) (*inspect.Snapshot, error) {
 	return s, nil
 }
 
-func (f *fakeScanner) push(s *inspect.Snapshot) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.snaps = append(f.snaps, s)
-}
-
 func (f *fakeScanner) set(s ...*inspect.Snapshot) {
 	f.mu.Lock()
 	defer f.mu.Unlock()

@@ -6,7 +6,6 @@ import (
 	"io/fs"
 	"os"
 	"path"
-	"sort"
 	"strings"
 	"sync"
 
@@ -607,8 +606,3 @@ func holder(pid int, comm string, uses ...inspect.Use) inspect.Holder {
 
 func fdUse(fd int) inspect.Use { return inspect.Use{Kind: inspect.UseFD, FD: fd} }
 
-func sortedCopy(s []string) []string {
-	out := append([]string(nil), s...)
-	sort.Strings(out)
-	return out
-}

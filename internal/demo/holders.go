@@ -31,11 +31,9 @@ func RunHolder(role string, args []string) int {
 		return 1
 	}
 	_ = unix.Prctl(unix.PR_SET_NAME, uintptr(unsafe.Pointer(&append([]byte(role), 0)[0])), 0, 0, 0)
-	if err := hold(role, args); err != nil {
-		fmt.Fprintf(os.Stderr, "demo %s: %v\n", role, err)
-		return 1
-	}
-	return 0
+	// hold returns only when setting up failed.
+	fmt.Fprintf(os.Stderr, "demo %s: %v\n", role, hold(role, args))
+	return 1
 }
 
 func ready() { fmt.Println("ready") }

@@ -22,13 +22,17 @@ func init() { RegisterRole(RoleRevokeSiginfo, 1, revokeSiginfo) }
 // What siginfoHandler records (see siginfo_amd64.s): slot i is written
 // once sigSlots passed i, and readable once sigDone[i] is 1.
 var (
+	//lint:ignore U1000 written by siginfoHandler in siginfo_amd64.s
 	sigSlots  uint32
 	sigCodes  [16]int32
 	sigValues [16]uint64
 	sigDone   [16]uint32
 )
 
+//lint:ignore U1000 its address is taken in siginfo_amd64.s
 func siginfoHandler()
+
+//lint:ignore U1000 its address is taken in siginfo_amd64.s
 func sigReturn()
 func siginfoHandlerAddrs() (handler, restorer uintptr)
 
