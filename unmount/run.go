@@ -625,6 +625,7 @@ func (r *run) act(stage Stage, h inspect.Holder) {
 	}
 	t := revokeTargets(h, r.plan.Policy != PolicyClosePlain)
 	t.StartTime = h.StartTicks
+	t.InjectTimeout = r.injectLimit()
 	t.Mounts, t.CopyIDs = r.targetedMounts()
 	if t.Empty() {
 		return // holds only by a lock or a use with nothing to revoke
