@@ -316,6 +316,9 @@ func TestStagedFUSEDiesBeforeTheCloseShortTimeout(t *testing.T) {
 	if _, ok := fdOn(h.pid, filepath.Join(fs.Dir, "file")); ok && res.Gone {
 		t.Error("the mount is gone but the holder still has its fd on the file")
 	}
+	if res.Gone && !strings.Contains(res.Summary, "1 holder revoked") && !strings.Contains(res.Summary, "was left inside dup3(fd") {
+		t.Errorf("the result neither counts the holder revoked nor says it was left inside its injected call: %s", res.Summary)
+	}
 	fs.Cont(t)
 	time.Sleep(300 * time.Millisecond)
 	if stopped, why := testns.Stopped(h.pid); stopped || !alive(h.pid) {

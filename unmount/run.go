@@ -978,8 +978,16 @@ func (r *run) finish(f *Fence) {
 		}
 		r.send(Event{Stage: StageUnmount, What: "fence removed: " + termsafe.Quote(f.Target) + " is a plain directory again"})
 	}
+	r.noteRestored()
 	summary := fmt.Sprintf("%s is unmounted (verified): %d %s revoked, %d signalled",
 		termsafe.Quote(r.target.Mountpoint), r.revoked, plural(r.revoked, "holder"), r.signalled)
+	for _, pid := range r.order {
+		// Not restored yet: the call may have returned (the connection was
+		// cut) without the tracer process having let the holder go.
+		if w := r.stuck[pid]; w != "" {
+			summary += "; " + w + ": the tracer process restores it when the call returns"
+		}
+	}
 	if r.server.Aborted && !r.plan.Server.Aborted {
 		summary += "; the server was not answering: the connection was cut, data not yet written is lost"
 	}
