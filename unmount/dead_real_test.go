@@ -2,6 +2,8 @@ package unmount
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -323,5 +325,65 @@ func TestStagedFUSEDiesBeforeTheCloseShortTimeout(t *testing.T) {
 	time.Sleep(300 * time.Millisecond)
 	if stopped, why := testns.Stopped(h.pid); stopped || !alive(h.pid) {
 		t.Fatalf("after the daemon resumed, the holder: alive %v, %s", alive(h.pid), why)
+	}
+}
+
+// cancelDuringRevoke is the real System that cancels the run a while
+// after a revoke was handed to the tracer process: the run stops waiting
+// for it while the tracer process still works on the holder.
+type cancelDuringRevoke struct {
+	*stopAfterSyncfs
+	cancel context.CancelFunc
+	after  time.Duration
+}
+
+func (s *cancelDuringRevoke) Revoke(ctx context.Context, pid int, t RevokeTargets) (string, error) {
+	time.AfterFunc(s.after, s.cancel)
+	return s.System.Revoke(ctx, pid, t)
+}
+
+// TestStagedCancelledInsideTheClose: the daemon stops after syncfs, the
+// injected call of the revoke hangs in FUSE FLUSH, and the run is
+// cancelled (SIGTERM, x) while it does: the run rolls the fence back at
+// once, but the tracer process still holds the holder inside that call
+// and finishes the revoke when it returns, so the result must not say
+// "everything is as it was" (issue 8, point 5): it names the holder whose
+// revoke was under way. Once the daemon resumes the holder is let go,
+// alive, its fd taken.
+func TestStagedCancelledInsideTheClose(t *testing.T) {
+	testns.FuseCtl(t)
+	src := t.TempDir()
+	writeFile(t, filepath.Join(src, "file"), "data")
+	fs := testns.Bindfs(t, src)
+	h := startHolder(t, testns.RoleFD, filepath.Join(fs.Dir, "file"), "r")
+	t.Cleanup(func() { _ = fs.Daemon.Signal(unix.SIGCONT) }) // before the holder goes: its exit flushes
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	sys := &cancelDuringRevoke{stopAfterSyncfs: &stopAfterSyncfs{System: realSystem(t), stop: func() { fs.Stop(t) }}, cancel: cancel, after: time.Second}
+	u := New(sys)
+	p, err := u.Prepare(ctx, Plan{Target: mountAt(t, fs.Dir), Mode: ModeStaged, Interval: 100 * time.Millisecond, Timeout: 40 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	evs := collect(u.Run(ctx, p))
+	took := time.Since(start)
+	t.Logf("took %v; events:\n%s", took, dumpEvents(evs))
+	res, err := result(t, evs)
+	if !errors.Is(err, ErrCancelled) || res.Gone {
+		t.Fatalf("want a cancelled run, rolled back: %v, %s", err, res.Summary)
+	}
+	if strings.Contains(res.Summary, "everything is as it was") {
+		t.Errorf("the result says everything is as it was while the holder is inside its injected call: %s", res.Summary)
+	}
+	if want := fmt.Sprintf("pid %d", h.pid); !strings.Contains(res.Summary, want) {
+		t.Errorf("the result does not name %s, whose revoke was under way: %s", want, res.Summary)
+	}
+	fs.Cont(t)
+	if released, why := testns.Released(h.pid, 10*time.Second); !released || !alive(h.pid) {
+		t.Fatalf("after the daemon resumed, the holder: alive %v, %s; it said %q", alive(h.pid), why, h.v.Seen())
+	}
+	if _, ok := fdOn(h.pid, filepath.Join(fs.Dir, "file")); ok {
+		t.Error("the holder still has its fd on the file: then nothing was under way")
 	}
 }
