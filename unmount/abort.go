@@ -95,6 +95,27 @@ func (r *run) callLimit() time.Duration {
 	return DefaultCallTimeout
 }
 
+// minInjectLimit is the least time an injected syscall gets before its
+// revoke is answered as stuck, however close the run's deadline: a close(2)
+// on a filesystem that answers needs some, and a stuck answer costs a
+// probe.
+const minInjectLimit = 250 * time.Millisecond
+
+// injectLimit is how long an injected syscall (close, munmap, fchdir, the
+// placeholder's dup3) may take before the revoke answers that the holder
+// is left inside it: callLimit, as every other call that can wait on the
+// server, and no later than the run's deadline (but minInjectLimit at
+// least). The run then probes the server and cuts a dead one off, so the
+// call returns and the tracer process restores the holder; without this,
+// the revoker's own 10s would hold a run with a shorter --timeout past it.
+func (r *run) injectLimit() time.Duration {
+	d := r.callLimit()
+	if left := r.deadline.Sub(r.u.now()); left < d {
+		d = left
+	}
+	return max(d, minInjectLimit)
+}
+
 // cleanupCtx is the context of a clean-up call (rollback, removing the
 // fence): it runs even after the run was cancelled, bounded by callLimit.
 func (r *run) cleanupCtx() context.Context { return context.WithoutCancel(r.ctx) }

@@ -93,7 +93,7 @@ func (p *ptraceRevoker) Restored(pid int) (string, bool) {
 // process that exited is ErrHolderGone; a revoke that did nothing but fail
 // item by item is an error with those failures.
 func (p *ptraceRevoker) Revoke(ctx context.Context, pid int, t RevokeTargets) (string, error) {
-	rt := revoke.Targets{FDs: t.FDs, CwdTIDs: t.CwdTIDs, Placeholder: t.Placeholder, StartTime: t.StartTime, CopyIDs: t.CopyIDs}
+	rt := revoke.Targets{FDs: t.FDs, CwdTIDs: t.CwdTIDs, Placeholder: t.Placeholder, StartTime: t.StartTime, CopyIDs: t.CopyIDs, InjectTimeout: t.InjectTimeout}
 	for _, m := range t.Maps {
 		rt.Maps = append(rt.Maps, revoke.Range{Start: m.Start, End: m.End})
 	}

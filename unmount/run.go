@@ -97,6 +97,11 @@ type run struct {
 	// process restores each when its call returns; until then nothing is
 	// "as it was".
 	stuck map[int]string
+	// underWay are the holders whose revoke the run stopped waiting for
+	// when it was cancelled: pid -> who. The tracer process finishes
+	// such a revoke, or drops it untouched if it had not begun; either
+	// way nothing may be called "as it was".
+	underWay map[int]string
 
 	deadline    time.Time // start + Plan.Timeout: the drain gives up then
 	server      Server    // the last probe's finding, and whether the connection is aborted
@@ -504,14 +509,10 @@ func (r *run) rollback(f *Fence, why string, cause error) {
 		if r.released > 0 {
 			what += fmt.Sprintf("; %d %s done stay so", r.released, plural(r.released, "release"))
 		}
-	case len(r.stuck) == 0 && (!r.server.Aborted || r.plan.Server.Aborted):
+	case len(r.stuck)+len(r.underWay) == 0 && (!r.server.Aborted || r.plan.Server.Aborted):
 		what += "; everything is as it was"
 	}
-	for _, pid := range r.order {
-		if w := r.stuck[pid]; w != "" {
-			what += "; " + w + ": the tracer process restores it when the call returns"
-		}
-	}
+	what += r.unsettled()
 	what += r.abortedNote()
 	r.send(Event{Stage: StageRollback, What: what})
 	r.done(Result{Summary: why + "; " + what, Remaining: r.remainingHolders()}, cause)
@@ -625,6 +626,7 @@ func (r *run) act(stage Stage, h inspect.Holder) {
 	}
 	t := revokeTargets(h, r.plan.Policy != PolicyClosePlain)
 	t.StartTime = h.StartTicks
+	t.InjectTimeout = r.injectLimit()
 	t.Mounts, t.CopyIDs = r.targetedMounts()
 	if t.Empty() {
 		return // holds only by a lock or a use with nothing to revoke
@@ -645,6 +647,12 @@ func (r *run) act(stage Stage, h inspect.Holder) {
 		}
 		r.send(Event{Stage: stage, PID: h.PID, What: what, Holders: r.changedPicture()})
 	default:
+		if r.ctx.Err() != nil && errors.Is(err, r.ctx.Err()) {
+			if r.underWay == nil {
+				r.underWay = map[int]string{}
+			}
+			r.underWay[h.PID] = r.who(h)
+		}
 		var se *revoke.StuckError
 		if errors.As(err, &se) {
 			if r.stuck == nil {
@@ -977,8 +985,12 @@ func (r *run) finish(f *Fence) {
 		}
 		r.send(Event{Stage: StageUnmount, What: "fence removed: " + termsafe.Quote(f.Target) + " is a plain directory again"})
 	}
+	r.noteRestored()
 	summary := fmt.Sprintf("%s is unmounted (verified): %d %s revoked, %d signalled",
 		termsafe.Quote(r.target.Mountpoint), r.revoked, plural(r.revoked, "holder"), r.signalled)
+	// Not restored yet: the call may have returned (the connection was
+	// cut) without the tracer process having let the holder go.
+	summary += r.unsettled()
 	if r.server.Aborted && !r.plan.Server.Aborted {
 		summary += "; the server was not answering: the connection was cut, data not yet written is lost"
 	}
@@ -1152,9 +1164,28 @@ func (r *run) stagedDetached() {
 
 func (r *run) detachedCancelled() string {
 	if r.revoked+r.signalled > 0 {
-		return fmt.Sprintf("cancelled; %d holders were revoked and %d signalled and stay so; the detached mount lives on while the rest hold it", r.revoked, r.signalled)
+		return fmt.Sprintf("cancelled; %d holders were revoked and %d signalled and stay so; the detached mount lives on while the rest hold it", r.revoked, r.signalled) + r.unsettled()
+	}
+	if u := r.unsettled(); u != "" {
+		return "cancelled" + u
 	}
 	return "cancelled; nothing changed"
+}
+
+// unsettled lists, "; " first, the holders the tracer process still has:
+// left inside an injected syscall (stuck), or with a revoke the run
+// stopped waiting for (underWay). Empty when there are none.
+func (r *run) unsettled() string {
+	var out string
+	for _, pid := range r.order {
+		if w := r.stuck[pid]; w != "" {
+			out += "; " + w + ": the tracer process restores it when the call returns"
+		}
+		if w := r.underWay[pid]; w != "" {
+			out += "; the revoke of " + w + " was under way when the run was cancelled: the tracer process finishes it (what it took stays taken) or, had it not begun, leaves the process untouched"
+		}
+	}
+	return out
 }
 
 func oneLine(s string) string { return strings.NewReplacer("\n", " ", "\r", " ").Replace(s) }

@@ -3,6 +3,7 @@ package unmount
 import (
 	"context"
 	"os"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -198,6 +199,11 @@ type RevokeTargets struct {
 	// meanwhile).
 	Mounts  []inspect.MountID
 	CopyIDs []int
+	// InjectTimeout is how long one injected syscall may take before the
+	// revoke is answered as stuck (the holder left inside it, restored
+	// when it returns): the staged run's CallTimeout, cut to what is left
+	// of its --timeout. Zero: the revoker's own (10s).
+	InjectTimeout time.Duration
 }
 
 // Empty reports whether there is nothing to revoke.

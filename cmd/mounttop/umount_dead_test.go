@@ -219,44 +219,48 @@ func exitWithin(t *testing.T, cmd *exec.Cmd, limit time.Duration) (int, time.Dur
 	return 0, 0
 }
 
-// TestUmountCancelledOnADeadServer: SIGTERM during the drain of a staged
-// run on a FUSE mount whose daemon is stopped, kept going by a chroot
-// holder (which cannot be revoked): mounttop exits within 5s with 143,
-// the fence is rolled back (the same mount is back at its path), the
-// result says the connection was aborted and stays so, and no holder is
-// left stopped or traced.
+// TestUmountCancelledOnADeadServer: SIGTERM or SIGINT during the drain of
+// a staged run on a FUSE mount whose daemon is stopped, kept going by a
+// chroot holder (which cannot be revoked): mounttop exits within 5s with
+// 128+N, the fence is rolled back (the same mount is back at its path),
+// the result says the connection was aborted and stays so, and no holder
+// is left stopped or traced.
 func TestUmountCancelledOnADeadServer(t *testing.T) {
-	testns.FuseCtl(t)
-	d := newDeadMount(t, "fd", "reader", "chroot")
-	before := mountTable(t)
-	journal := filepath.Join(t.TempDir(), "journal.jsonl")
-	cmd, stages, stderr := startUmount(t, "--staged", "--interval", "100ms", "--timeout", "1m", "--journal", journal, d.fs.Dir)
-	waitStage(t, stages, "drain", 30*time.Second)
-	if err := cmd.Process.Signal(unix.SIGTERM); err != nil {
-		t.Fatal(err)
+	for _, sig := range []unix.Signal{unix.SIGTERM, unix.SIGINT} {
+		t.Run(unix.SignalName(sig), func(t *testing.T) {
+			testns.FuseCtl(t)
+			d := newDeadMount(t, "fd", "reader", "chroot")
+			before := mountTable(t)
+			journal := filepath.Join(t.TempDir(), "journal.jsonl")
+			cmd, stages, stderr := startUmount(t, "--staged", "--interval", "100ms", "--timeout", "1m", "--journal", journal, d.fs.Dir)
+			waitStage(t, stages, "drain", 30*time.Second)
+			if err := cmd.Process.Signal(sig); err != nil {
+				t.Fatal(err)
+			}
+			code, took := exitWithin(t, cmd, 10*time.Second)
+			var rest []string
+			for s := range stages {
+				rest = append(rest, s)
+			}
+			t.Logf("exited %d %v after %s; stderr: %s", code, took, unix.SignalName(sig), stderr.String())
+			if code != 128+int(sig) || took > 5*time.Second {
+				t.Errorf("exit %d after %v, want %d within 5s", code, took, 128+int(sig))
+			}
+			if got := strings.Join(rest, " "); !strings.HasSuffix(got, "rollback done") {
+				t.Errorf("stages after the signal %q, want a rollback", got)
+			}
+			j, _ := os.ReadFile(journal)
+			for _, want := range []string{"the connection to the server was aborted and stays so", "2 holders were revoked and 0 signalled before that and stay so"} {
+				if !strings.Contains(stderr.String(), want) {
+					t.Errorf("the result does not say %q; journal:\n%s", want, j)
+				}
+			}
+			if mountTable(t) != before {
+				t.Error("the mount table is not as it was after the rollback")
+			}
+			d.requireVictims(t, false)
+		})
 	}
-	code, took := exitWithin(t, cmd, 10*time.Second)
-	var rest []string
-	for s := range stages {
-		rest = append(rest, s)
-	}
-	t.Logf("exited %d %v after SIGTERM; stderr: %s", code, took, stderr.String())
-	if code != 143 || took > 5*time.Second {
-		t.Errorf("exit %d after %v, want 143 within 5s", code, took)
-	}
-	if got := strings.Join(rest, " "); !strings.HasSuffix(got, "rollback done") {
-		t.Errorf("stages after the signal %q, want a rollback", got)
-	}
-	j, _ := os.ReadFile(journal)
-	for _, want := range []string{"the connection to the server was aborted and stays so", "2 holders were revoked and 0 signalled before that and stay so"} {
-		if !strings.Contains(stderr.String(), want) {
-			t.Errorf("the result does not say %q; journal:\n%s", want, j)
-		}
-	}
-	if mountTable(t) != before {
-		t.Error("the mount table is not as it was after the rollback")
-	}
-	d.requireVictims(t, false)
 }
 
 // TestUmountCancelledBySignal: SIGTERM or SIGINT during the drain of a

@@ -462,7 +462,7 @@ func (s *session) call(th *thread, nr uintptr, args ...uintptr) (uintptr, error)
 // and its registers are restored (a tracer that left it there would have it
 // return into the step trap and die of SIGTRAP).
 func (s *session) waitInjected(th *thread, in injected) (unix.WaitStatus, error) {
-	deadline := time.Now().Add(s.r.injectTimeout)
+	deadline := time.Now().Add(s.injectTimeout())
 	b := backoff{}
 	for {
 		ws, ok, err := poll(th.tid)

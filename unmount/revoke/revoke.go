@@ -155,6 +155,13 @@ type Targets struct {
 	// reported in Failed. Both empty trusts the caller's scan.
 	Mounts  []uint64
 	CopyIDs []int
+	// InjectTimeout, if positive, is how long this revoke's injected
+	// syscalls may take before the caller gets a *StuckError, in place of
+	// the Revoker's InjectTimeout: a caller with a deadline of its own (a
+	// staged run's --timeout) gets its answer before it, and its
+	// CallTimeout, not the Revoker's 10s, is how long a call that waits on
+	// a dead server holds it up.
+	InjectTimeout time.Duration
 }
 
 func (t Targets) empty() bool { return len(t.FDs) == 0 && len(t.Maps) == 0 && len(t.CwdTIDs) == 0 }

@@ -804,6 +804,41 @@ func TestRevokeStuckInjection(t *testing.T) {
 	h.requireAlive(t)
 }
 
+// Targets.InjectTimeout overrides the Revoker's inject timeout for one
+// revoke: with the Revoker at 10s, a close(2) that hangs (FUSE flush to a
+// stopped daemon) is answered as stuck after the 300ms the caller asked
+// for, and the StuckError says so; the process is released once the
+// syscall returns.
+func TestRevokeInjectTimeoutPerRevoke(t *testing.T) {
+	src := testns.Tmpfs(t, "")
+	if err := os.WriteFile(filepath.Join(src, "file"), []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	fs := testns.Bindfs(t, src)
+	h := startHolder(t, testns.RoleFD, filepath.Join(fs.Dir, "file"), "r")
+	fds := fdsOn(t, h.pid, fs.Dir)
+	fs.Stop(t)
+	t.Cleanup(func() { _ = fs.Daemon.Signal(unix.SIGCONT) })
+	r := newRevoker(t, InjectTimeout(10*time.Second))
+	start := time.Now()
+	_, err := r.Revoke(context.Background(), h.pid, Targets{FDs: fds, InjectTimeout: 300 * time.Millisecond})
+	took := time.Since(start)
+	var se *StuckError
+	if !errors.As(err, &se) || se.After != 300*time.Millisecond {
+		fs.Cont(t)
+		t.Fatalf("Revoke with a close that hangs and InjectTimeout 300ms: %v (after %v), want a StuckError after 300ms", err, took)
+	}
+	t.Logf("stuck after %v: %v", took, err)
+	if took > 5*time.Second {
+		t.Errorf("answered after %v: the Revoker's 10s, not the revoke's 300ms", took)
+	}
+	fs.Cont(t)
+	if released, why := testns.Released(h.pid, 5*time.Second); !released {
+		t.Fatalf("after the daemon resumed the holder is left %s", why)
+	}
+	h.requireAlive(t)
+}
+
 // A process under seccomp: as real root the filter is suspended for the
 // injection (PTRACE_O_SUSPEND_SECCOMP), so a close(2) the filter forbids
 // still happens, and the filter is back afterwards. Without CAP_SYS_ADMIN

@@ -62,6 +62,16 @@ func newSession(r *Revoker, pid int, t Targets) *session {
 		start: time.Now(), rep: Report{PID: pid}}
 }
 
+// injectTimeout is how long an injected syscall of this revoke may take
+// before the caller is answered with a *StuckError (Targets.InjectTimeout,
+// or the Revoker's).
+func (s *session) injectTimeout() time.Duration {
+	if s.t.InjectTimeout > 0 {
+		return s.t.InjectTimeout
+	}
+	return s.r.injectTimeout
+}
+
 func (s *session) report() Report {
 	rep := s.rep
 	rep.Placeholder = s.t.Placeholder

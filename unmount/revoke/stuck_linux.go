@@ -131,7 +131,7 @@ func unescapeMountinfo(s string) string {
 
 // stuckError says which injected syscall thread th is left inside.
 func (s *session) stuckError(th *thread, in injected) *StuckError {
-	e := &StuckError{PID: s.pid, TID: th.tid, Syscall: syscallName(in.nr), Arg: in.arg, After: s.r.injectTimeout}
+	e := &StuckError{PID: s.pid, TID: th.tid, Syscall: syscallName(in.nr), Arg: in.arg, After: s.injectTimeout()}
 	if in.mntID != 0 {
 		e.FSType, e.Mount, _ = mountByID(s.pid, in.mntID)
 	}

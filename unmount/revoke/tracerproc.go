@@ -378,7 +378,7 @@ func (t *Tracer) Close() error {
 		if h.Stuck != nil {
 			held = append(held, fmt.Sprintf("pid %d (inside %s(%s)): it restores and releases it when the call returns", h.PID, h.Stuck.Syscall, h.Stuck.Arg))
 		} else {
-			held = append(held, fmt.Sprintf("pid %d (a revoke under way): it finishes the revoke, or gives the process up untouched at its stop timeout, and releases it", h.PID))
+			held = append(held, fmt.Sprintf("pid %d (a revoke under way): it finishes the revoke (once an injected call returns: on a dead server, when it answers or the connection is aborted) or, if the process does not stop, gives it up untouched; then it releases it", h.PID))
 		}
 	}
 	if len(held) == 0 {
