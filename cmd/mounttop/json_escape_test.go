@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -14,6 +15,7 @@ import (
 	"mounttop/inspect"
 	"mounttop/internal/termsafe"
 	"mounttop/internal/testns"
+	"mounttop/unmount"
 )
 
 // hostile is text a terminal acts on: ESC and BEL (an OSC title), a C1 CSI
@@ -186,5 +188,22 @@ func TestUmountJSONAsREADMESays(t *testing.T) {
 		if !done {
 			t.Errorf("%s: no done event in %s", name, out)
 		}
+	}
+}
+
+// TestEventTextEscapedOnce: umount's text output shows a name that the
+// event's text carries escaped as it is (/mnt/a\nb, not /mnt/a\\nb), and
+// escapes a control that an error text carries raw (an error from
+// elsewhere that quoted nothing).
+func TestEventTextEscapedOnce(t *testing.T) {
+	var b bytes.Buffer
+	writeEventText(&b, unmount.Event{Stage: unmount.StageUnmount, What: "umount2 of " + termsafe.Quote("/mnt/a\nb"),
+		Err: errors.New("open /mnt/c" + hostile + ": EIO")})
+	got := b.String()
+	if raw := rawControls([]byte(got)); len(raw) > 0 {
+		t.Errorf("raw controls %U in %q", raw, got)
+	}
+	if want := `umount2 of /mnt/a\nb [open /mnt/c` + termsafe.Text(hostile) + `: EIO]`; !strings.Contains(got, want) {
+		t.Errorf("got %q, want it to hold %q", got, want)
 	}
 }
