@@ -328,7 +328,11 @@ func Swapoff(p string, want FileID) error {
 // like mountinfo's) lists the file p.
 func listedSwap(swaps, p string) bool {
 	for i, line := range strings.Split(swaps, "\n") {
-		f := strings.Fields(line)
+		// The kernel escapes only " \t\n\\" in the path (seq_file_path)
+		// and pads with spaces and tabs: a carriage return or a Unicode
+		// space is part of a name, not a separator (strings.Fields would
+		// read "/a\rfile" as "/a" of type "file").
+		f := strings.FieldsFunc(line, func(r rune) bool { return r == ' ' || r == '\t' })
 		if i > 0 && len(f) >= 2 && f[1] == "file" && unescape(f[0]) == p {
 			return true
 		}
