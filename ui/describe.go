@@ -114,9 +114,9 @@ func planLines(req Request, plan unmount.Plan, max int) []string {
 			out = append(out, "! The connection to the filesystem's server is aborted already:",
 				"  nothing can be synced; I/O on the mount fails (ENOTCONN).")
 		case dead:
-			out = append(out, "! The filesystem's server is not answering:", "  "+safe(plan.Server.How),
+			out = append(out, "! The filesystem's server is not answering:", "  "+shown(plan.Server.How),
 				"  Data not yet written cannot be synced (no syncfs). Instead, first:",
-				"  "+safe(plan.Server.Abort.What),
+				"  "+shown(plan.Server.Abort.What),
 				"  Holders keep running; their I/O on the mount fails.")
 		}
 		switch {
@@ -152,9 +152,9 @@ func planLines(req Request, plan unmount.Plan, max int) []string {
 				a, ok := byPID[h.PID]
 				switch {
 				case ok && a.Refused != "":
-					return fmt.Sprintf("pid %d %s: REFUSED, %s", h.PID, safe(h.Comm), safe(a.Refused))
+					return fmt.Sprintf("pid %d %s: REFUSED, %s", h.PID, safe(h.Comm), shown(a.Refused))
 				case ok && a.Action != "":
-					return fmt.Sprintf("pid %d %s: %s", h.PID, safe(h.Comm), safe(a.Action))
+					return fmt.Sprintf("pid %d %s: %s", h.PID, safe(h.Comm), shown(a.Action))
 				}
 				return holderBrief(h)
 			})
@@ -190,7 +190,7 @@ func planLines(req Request, plan unmount.Plan, max int) []string {
 		}
 	}
 	for _, w := range plan.Warnings {
-		out = append(out, "! "+safe(w))
+		out = append(out, "! "+shown(w))
 	}
 	return out
 }
@@ -209,7 +209,7 @@ func hintFor(err error, holders []inspect.Holder) string {
 	case errors.Is(err, unmount.ErrTimeout):
 		return "holders remain (see the log): F again, or choose the signal policy (s) in its dialog"
 	case errors.As(err, &ue) && ue.Hint != "" && !errors.Is(err, unix.EBUSY):
-		return safe(ue.Hint)
+		return shown(ue.Hint)
 	case errors.Is(err, unix.EBUSY):
 		if len(holders) == 0 {
 			return "busy: a submount, another namespace or the kernel holds it; try F (staged) or l (lazy)"
@@ -292,7 +292,7 @@ func describeRelease(r unmount.Release, snap *inspect.Snapshot, nsWord string) s
 		return s
 	}
 	if r.What != "" {
-		return safe(r.What)
+		return shown(r.What)
 	}
 	return safe(r.Kind) + " " + safe(r.Name)
 }
@@ -372,7 +372,7 @@ func releaseListLines(plan unmount.Plan, snap *inspect.Snapshot, max int) []stri
 			line += "; our unmount takes it along"
 		}
 		if r.Refused != "" {
-			line += ": REFUSED, " + safe(r.Refused)
+			line += ": REFUSED, " + shown(r.Refused)
 		}
 		out = append(out, line)
 	}

@@ -10,10 +10,18 @@ import (
 	"mounttop/internal/termsafe"
 )
 
-// safe is the one way text from the system reaches the screen: paths,
-// process names, command lines, mount sources and error texts can carry
-// terminal escapes, and termsafe.Text shows them as text.
+// safe is the one way a name from the system reaches the screen: paths,
+// process names, command lines, mount sources and inspect's warnings can
+// carry terminal escapes, and termsafe.Text shows them as text.
 func safe(s string) string { return termsafe.Text(s) }
+
+// shown is the way a message reaches the screen whose names were escaped
+// when it was built: unmount's event texts, plan actions, refusals,
+// results and errors, and this package's own errors built with safe. It
+// escapes what a terminal could still act on but not a backslash, so a
+// mount point with a newline shows as /mnt/a\nb, not /mnt/a\\nb
+// (termsafe.Message).
+func shown(s string) string { return termsafe.Message(s) }
 
 // fit pads or cuts s to exactly w cells, marking a cut with "…".
 func fit(s string, w int) string {

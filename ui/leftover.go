@@ -60,7 +60,7 @@ func (m Model) leftoverBanner() string {
 	if !ok {
 		return ""
 	}
-	s := "! " + safe(l.Describe(m.keys.RollbackFence.Help().Key))
+	s := "! " + shown(l.Describe(m.keys.RollbackFence.Help().Key))
 	if n := len(m.leftovers) - 1; n > 0 {
 		s += fmt.Sprintf(" (and %d more: mounttop list)", n)
 	}
@@ -103,7 +103,7 @@ func (m Model) askRollbackFence() (tea.Model, tea.Cmd) {
 		return m, nil
 	}
 	m.dialog = &confirmDialog{styles: m.styles, keys: m.keys, title: "Roll back the fence at " + safe(l.Fence.Target) + "?",
-		lines: append(append(wrapLines(safe(l.What()), dialogText, 4), ""), wrapLines("Yes: "+safe(l.Plan())+".", dialogText, 5)...),
+		lines: append(append(wrapLines(shown(l.What()), dialogText, 4), ""), wrapLines("Yes: "+shown(l.Plan())+".", dialogText, 5)...),
 		choices: []choice{{label: "No"}, {label: "Yes, roll it back", hotkey: "y",
 			act: &action{kind: actRollbackFence, leftover: l, what: "roll back the fence at " + safe(l.Fence.Target)}}}}
 	return m, nil
@@ -115,7 +115,7 @@ func (m Model) onLeftoverDone(msg leftoverDoneMsg) (tea.Model, tea.Cmd) {
 		m.setError(fmt.Errorf("rolling back the fence at %s: %w", safe(msg.l.Fence.Target), msg.err))
 		m.status = ""
 	} else {
-		m.status = "rolled back: " + safe(msg.what)
+		m.status = "rolled back: " + shown(msg.what)
 		// The fence goes from the tree: a selection on it moves to the
 		// filesystem it hid (which the rescan shows in its place), or,
 		// if that is gone too, to the mount beneath, so the rescan does

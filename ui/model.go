@@ -519,7 +519,7 @@ func (m Model) onPlan(msg planMsg) (tea.Model, tea.Cmd) {
 	if msg.releasePlan != nil {
 		m.dialog.offerRelease(msg.req, *msg.releasePlan)
 	} else if msg.releaseErr != nil {
-		m.dialog.lines = append(m.dialog.lines, "! releasing them could not be planned: "+safe(msg.releaseErr.Error()))
+		m.dialog.lines = append(m.dialog.lines, "! releasing them could not be planned: "+shown(msg.releaseErr.Error()))
 	}
 	return m, nil
 }
@@ -541,7 +541,7 @@ func (d *confirmDialog) offerRelease(req Request, plan unmount.Plan) {
 		if a.Refused != "" {
 			what = "REFUSED, " + a.Refused
 		}
-		extra = append(extra, fmt.Sprintf("   pid %d %s in %s: %s", a.Holder.PID, safe(a.Holder.Comm), safe(a.Namespace), safe(what)))
+		extra = append(extra, fmt.Sprintf("   pid %d %s in %s: %s", a.Holder.PID, safe(a.Holder.Comm), safe(a.Namespace), shown(what)))
 	}
 	if len(extra) > 0 {
 		d.lines = append(d.lines, "(a) also revokes these processes in other namespaces:")
@@ -684,7 +684,7 @@ func (m Model) onReleasePlan(msg releasePlanMsg) (tea.Model, tea.Cmd) {
 		return m, nil
 	}
 	if r.Refused != "" {
-		m.status = "cannot " + what + ": " + safe(r.Refused)
+		m.status = "cannot " + what + ": " + shown(r.Refused)
 		return m, nil
 	}
 	m.status = ""
@@ -790,7 +790,7 @@ func (m Model) onRunEvent(msg runEventMsg) (tea.Model, tea.Cmd) {
 				m.status += "not unmounted"
 			}
 			if ev.Result != nil && ev.Result.Summary != "" {
-				m.status += " (" + safe(ev.Result.Summary) + ")"
+				m.status += " (" + shown(ev.Result.Summary) + ")"
 			}
 			if ev.Err != nil && !errors.Is(ev.Err, unmount.ErrCancelled) {
 				m.setError(fmt.Errorf("%s of %s: %w", modeName(req), mountName(req.Target), ev.Err))
@@ -903,7 +903,7 @@ func (m Model) paneTitle(title, extra string, focused bool) string {
 func (m Model) statusTexts() (msg, hint string) {
 	switch {
 	case m.err != nil:
-		msg, hint = "Error: "+safe(m.err.Error()), m.errHint
+		msg, hint = "Error: "+shown(m.err.Error()), m.errHint
 	case m.quitting:
 		msg = m.status
 	default:

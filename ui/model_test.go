@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"mounttop/inspect"
+	"mounttop/internal/termsafe"
 	"mounttop/internal/testns"
 	"mounttop/unmount"
 )
@@ -1041,4 +1042,28 @@ func TestStagedReleaseChoiceCarriesTheEnginesReleasePlan(t *testing.T) {
 		t.Fatalf("(a) ran a plan with Release %v and holders %+v, want the engine's plan with the copy's holder", p.Release, p.Holders)
 	}
 	d.mustSee("900 app            pending    in mnt:[4026532999]: close fd")
+}
+
+// TestEscapedOnceOnScreen: unmount's texts arrive with their names escaped
+// (termsafe.Quote, as the engine builds them): the progress log, its
+// result, the status bar and an error show a name with a newline as
+// /mnt/a\nb, never escaped a second time (/mnt/a\\nb), while a raw control
+// that slipped into a text is still escaped.
+func TestEscapedOnceOnScreen(t *testing.T) {
+	nl, sp := termsafe.Quote("/mnt/a\nb"), termsafe.Quote("/mnt/c d\ne")
+	d := newDriver(t, Options{StartPath: "/mnt/scratch"})
+	d.started()
+	d.um.play = func(ctx context.Context, req Request, plan unmount.Plan, ch chan<- unmount.Event) {
+		send(ch, 0, unmount.Event{Stage: unmount.StagePlan, What: "lazy unmount of " + nl})
+		send(ch, 0, unmount.Event{Stage: unmount.StageUnmount, What: "umount2 of " + sp, Err: fmt.Errorf("%s: raw\x1b[2J", nl)})
+		send(ch, 0, unmount.Event{Stage: unmount.StageDone, Err: unmount.ErrChanged, Result: &unmount.Result{Summary: nl + " changed; nothing done"}})
+	}
+	d.key("l")
+	d.until("the dialog", func(m Model) bool { return m.dialog != nil })
+	d.key("y")
+	d.until("the result", func(m Model) bool { return m.progress.result != nil && !m.progress.active })
+	d.mustSee(`lazy unmount of /mnt/a\nb`, `umount2 of "/mnt/c d\ne": `, `/mnt/a\nb: raw\e[2J`, `Result: ✗ /mnt/a\nb changed; nothing done`)
+	if s := d.screen(); strings.Contains(s, `\\`) || strings.Contains(s, "\x1b[2J") {
+		t.Fatalf("a name escaped twice, or a raw control, on screen:\n%s", s)
+	}
 }

@@ -271,7 +271,7 @@ func (p progressPane) View() string {
 				add(fmt.Sprintf("  … %d more", len(p.holders)-room), p.styles.Dim.Render)
 				break
 			}
-			reason := safe(h.Reason)
+			reason := shown(h.Reason)
 			if h.Namespace != "" {
 				// A holder of a copy in another namespace (Plan.Release).
 				reason = "in " + safe(h.Namespace) + ": " + reason
@@ -312,12 +312,12 @@ func (p progressPane) View() string {
 			if pid := fmt.Sprintf("pid %d", l.pid); l.pid != 0 && !strings.HasPrefix(l.what, pid) {
 				s += pid + ": "
 			}
-			s += safe(l.what)
+			s += shown(l.what)
 			if l.err != nil && !isExpectedExpire(l) {
 				if l.what != "" {
 					s += ": "
 				}
-				add(s+safe(l.err.Error()), p.styles.Error.Render)
+				add(s+shown(l.err.Error()), p.styles.Error.Render)
 				continue
 			}
 			add(s, nil)
@@ -340,7 +340,7 @@ func isExpectedExpire(l logLine) bool {
 
 func (p *progressPane) resultText() string {
 	r := p.result
-	s := safe(r.Summary)
+	s := shown(r.Summary)
 	switch {
 	case r.Gone && s == "":
 		s = "gone"

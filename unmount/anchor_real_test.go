@@ -157,6 +157,27 @@ func TestPlainModesRaceARedirect(t *testing.T) {
 	}
 }
 
+// TestExpireRacesARedirect: the attack in the window of the first expire
+// attempt, between its re-check and umount2(MNT_EXPIRE): the attempt
+// marks the inspected mount (from the directory opened before the check),
+// not the victim; the next attempt meets the link and is refused.
+func TestExpireRacesARedirect(t *testing.T) {
+	r := newRedirect(t, false)
+	m := mountAt(t, r.target)
+	u := New(&raceSys{System: realSystem(t), attack: func() { r.attack(t) }})
+	res, err := u.Expire(context.Background(), &m)
+	if err != nil || !res.Marked || res.Gone {
+		t.Fatalf("first attempt: %+v %v, want the target marked", res, err)
+	}
+	if res, err := u.Expire(context.Background(), &m); !errors.Is(err, ErrChanged) || res.Gone || res.Marked {
+		t.Fatalf("second attempt after the attack: %+v %v, want ErrChanged", res, err)
+	}
+	if _, err := mountapi.StatMount(uint64(m.ID)); err != nil {
+		t.Fatalf("the target: %v, want still mounted", err)
+	}
+	r.requireVictim(t)
+}
+
 // TestPlainModesRefuseARedirect: the attack before the call: lazy, force
 // and expire are refused with ErrChanged, nothing is unmounted.
 func TestPlainModesRefuseARedirect(t *testing.T) {

@@ -175,6 +175,7 @@ type Release struct {
 	Mountpoint string // copy: where it is mounted there
 	OldID      int    // copy: its mount ID in that namespace, re-checked before acting
 	ParentOld  int    // copy: its parent's mount ID there, re-checked before acting
+	Dev        uint64 // copy: its filesystem (st_dev), re-checked before acting (release.Copy)
 	Name       string // loop: /dev/loopN; swap: the swap file path
 	// File (loop, swap): the backing file's or swap file's device and
 	// inode as the scan found them, re-checked before acting.

@@ -338,6 +338,30 @@ func TestHolderPicture(t *testing.T) {
 
 // TestPrepareRefusals: the root mount, mounttop's own exe or cwd, submounts
 // without Recursive, expire with submounts.
+// TestPlanWarningsEscaped: the scan's warnings are inspect's raw texts (a
+// mount point as the kernel wrote it); the plan's warnings, printed as
+// they are by umount's plan line and the view, carry one escaped.
+func TestPlanWarningsEscaped(t *testing.T) {
+	f := newFake()
+	target := f.addMount("/mnt/t", "tmpfs", false)
+	f.scanWarnings = []inspect.Warning{{What: "pids 7 hold a mount of 0:99 (tmpfs, as at /mnt/a\nb\x1b]0;pwned\x07) that is in no mount table"}}
+	p, err := New(f).Prepare(context.Background(), Plan{Target: inspect.Mount{ID: target.ID}, Mode: ModeLazy})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `the scan was partial (1 warnings, first: pids 7 hold a mount of 0:99 (tmpfs, as at /mnt/a\nb\e]0;pwned\x07) that is in no mount table)`
+	found := false
+	for _, w := range p.Warnings {
+		found = found || w == want
+	}
+	if !found {
+		t.Fatalf("plan warnings %q lack %q", p.Warnings, want)
+	}
+	if what := PlanEvent(&p).What; strings.ContainsAny(what, "\n\x1b\x07") {
+		t.Fatalf("the plan line carries a raw control: %q", what)
+	}
+}
+
 func TestPrepareRefusals(t *testing.T) {
 	cases := []struct {
 		name  string

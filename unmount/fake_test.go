@@ -73,6 +73,9 @@ type fakeSys struct {
 	// restored: what the tracer process did to a pid it held inside an
 	// injected syscall, once it released it (RestoreReporter), taken once.
 	restored map[int]string
+
+	// scanWarnings are the scan's warnings (inspect's raw texts).
+	scanWarnings []inspect.Warning
 }
 
 func (f *fakeSys) Restored(pid int) (string, bool) {
@@ -168,7 +171,11 @@ func (f *fakeSys) snapshot(withHolders bool) *inspect.Snapshot {
 		}
 		mounts = kept
 	}
-	snap := inspect.NewSnapshot(mounts, hs, nil)
+	var warnings []inspect.Warning
+	if withHolders {
+		warnings = f.scanWarnings
+	}
+	snap := inspect.NewSnapshot(mounts, hs, warnings)
 	// Ours and pid 1's namespaces, both known: the fake's copies are in
 	// neither unless a test says so.
 	snap.MountNS, snap.HostNS = 4026531840, 4026531841

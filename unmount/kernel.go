@@ -1,6 +1,7 @@
 package unmount
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -569,10 +570,22 @@ func processStartTicks(pid int) (uint64, error) {
 	if err != nil {
 		return 0, err
 	}
-	i := strings.LastIndexByte(string(b), ')')
+	ticks, err := parseStartTicks(b)
+	if err != nil {
+		return 0, fmt.Errorf("/proc/%d/stat: %w", pid, err)
+	}
+	return ticks, nil
+}
+
+// parseStartTicks reads starttime from the text of a /proc/PID/stat.
+func parseStartTicks(b []byte) (uint64, error) {
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0, errors.New("malformed: no command name")
+	}
 	f := strings.Fields(string(b[i+1:]))
-	if i < 0 || len(f) < 22-2 {
-		return 0, fmt.Errorf("/proc/%d/stat: malformed", pid)
+	if len(f) < 22-2 {
+		return 0, errors.New("malformed: too few fields")
 	}
 	return strconv.ParseUint(f[22-3], 10, 64)
 }

@@ -158,7 +158,7 @@ func (u *Unmounter) Prepare(ctx context.Context, p Plan) (Plan, error) {
 		p.Warnings = append(p.Warnings, fmt.Sprintf("the filesystem is also mounted at %s: it stays alive there", termsafe.Quote(o.Mountpoint)))
 	}
 	if n := len(snap.Warnings); n > 0 {
-		p.Warnings = append(p.Warnings, fmt.Sprintf("the scan was partial (%d warnings, first: %s)", n, snap.Warnings[0].String()))
+		p.Warnings = append(p.Warnings, fmt.Sprintf("the scan was partial (%d warnings, first: %s)", n, termsafe.Text(snap.Warnings[0].String())))
 	}
 	return p, nil
 }

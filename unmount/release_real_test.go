@@ -121,7 +121,7 @@ func TestReleaseRefusalsKeepTheirMeaning(t *testing.T) {
 		t.Errorf("swapoff through a link: %v, want ErrChanged", err)
 	}
 	v := testns.StartVictimInNewNS(t, testns.RoleSleep)
-	err = sys.UnmountCopy(release.Copy{PID: v.PID, Namespace: 1, Mountpoint: dir, OldID: 1, ParentOldID: 1}, 0)
+	err = sys.UnmountCopy(release.Copy{PID: v.PID, Namespace: 1, Mountpoint: dir, OldID: 1, ParentOldID: 1, Dev: 1}, 0)
 	if !errors.Is(err, ErrChanged) || !strings.Contains(err.Error(), "mount namespace") {
 		t.Errorf("a copy in another namespace than inspected: %v, want ErrChanged", err)
 	}

@@ -48,6 +48,7 @@ func findReleases(snap *inspect.Snapshot, ids []inspect.MountID, releaseHost boo
 		}
 		for _, c := range snap.Copies(id) {
 			r := Release{Kind: "copy", Mountpoint: c.Mount.Mountpoint, OldID: c.Mount.OldID, ParentOld: c.Mount.OldParentID,
+				Dev:  unix.Mkdev(uint32(c.Mount.Major), uint32(c.Mount.Minor)),
 				Lazy: len(c.Holders) > 0, Propagates: c.Propagates, Namespace: c.Namespace.Inode}
 			r.Host = c.Namespace.Host
 			switch {
@@ -166,7 +167,7 @@ func (u *Unmounter) release(ctx context.Context, r Release, swapPath string) err
 		if r.Lazy {
 			flags = unix.MNT_DETACH
 		}
-		err = u.sys.UnmountCopy(release.Copy{PID: r.PID, Namespace: r.Namespace, Mountpoint: r.Mountpoint, OldID: r.OldID, ParentOldID: r.ParentOld}, flags)
+		err = u.sys.UnmountCopy(release.Copy{PID: r.PID, Namespace: r.Namespace, Mountpoint: r.Mountpoint, OldID: r.OldID, ParentOldID: r.ParentOld, Dev: r.Dev}, flags)
 	case "loop":
 		op = "detach loop device"
 		err = u.sys.DetachLoop(r.Name, r.File)

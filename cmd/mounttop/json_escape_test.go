@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -14,6 +15,7 @@ import (
 	"mounttop/inspect"
 	"mounttop/internal/termsafe"
 	"mounttop/internal/testns"
+	"mounttop/unmount"
 )
 
 // hostile is text a terminal acts on: ESC and BEL (an OSC title), a C1 CSI
@@ -133,5 +135,75 @@ func TestKernelHolderActionIsEscaped(t *testing.T) {
 	}
 	if !bytes.Contains(b.Bytes(), termsafe.JSON(hostile)[1:len(termsafe.JSON(hostile))-1]) {
 		t.Errorf("the hostile text is not carried as termsafe.JSON writes it: %s", b.Bytes())
+	}
+}
+
+// TestUmountJSONAsREADMESays: `umount --json` and the journal of a run on
+// a mount point holding a newline, ESC, C1 and bidi controls carry no raw
+// control; the journal's "target" decodes to the exact mount point; the
+// events' texts carry it escaped once, as the text output shows it
+// (README, escaping).
+func TestUmountJSONAsREADMESays(t *testing.T) {
+	evil := filepath.Join(t.TempDir(), "a\nb"+hostile)
+	if err := os.Mkdir(evil, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Mount("src", evil, "tmpfs", 0, ""); err != nil {
+		t.Fatal(err)
+	}
+	testns.CleanupMount(t, evil)
+	journal := filepath.Join(t.TempDir(), "log", "journal.jsonl")
+	r := runMounttop(t, "", nil, "umount", "--lazy", "--yes", "--json", "--journal", journal, evil)
+	if r.code != exitOK {
+		t.Fatalf("exit %d: %s", r.code, r.stderr)
+	}
+	lines, err := os.ReadFile(journal)
+	if err != nil {
+		t.Fatal(err)
+	}
+	shown := termsafe.Text(evil)
+	for name, out := range map[string][]byte{"stdout": []byte(r.stdout), "journal": lines} {
+		if raw := rawControls(out); len(raw) > 0 {
+			t.Errorf("%s: raw controls %U in %s", name, raw, out)
+		}
+		var done bool
+		for _, line := range bytes.Split(bytes.TrimSpace(out), []byte("\n")) {
+			var ev struct {
+				Stage, What, Target string
+				Result              *struct{ Summary string }
+			}
+			if err := json.Unmarshal(line, &ev); err != nil {
+				t.Fatalf("%s: %v in %s", name, err, line)
+			}
+			if name == "journal" && ev.Target != evil {
+				t.Errorf("journal target %q, want %q", ev.Target, evil)
+			}
+			if ev.Stage == "done" {
+				done = true
+				if want := shown + " is unmounted"; ev.Result == nil || ev.Result.Summary != want || ev.What != want {
+					t.Errorf("%s: done event %s, want the summary %q", name, line, want)
+				}
+			}
+		}
+		if !done {
+			t.Errorf("%s: no done event in %s", name, out)
+		}
+	}
+}
+
+// TestEventTextEscapedOnce: umount's text output shows a name that the
+// event's text carries escaped as it is (/mnt/a\nb, not /mnt/a\\nb), and
+// escapes a control that an error text carries raw (an error from
+// elsewhere that quoted nothing).
+func TestEventTextEscapedOnce(t *testing.T) {
+	var b bytes.Buffer
+	writeEventText(&b, unmount.Event{Stage: unmount.StageUnmount, What: "umount2 of " + termsafe.Quote("/mnt/a\nb"),
+		Err: errors.New("open /mnt/c" + hostile + ": EIO")})
+	got := b.String()
+	if raw := rawControls([]byte(got)); len(raw) > 0 {
+		t.Errorf("raw controls %U in %q", raw, got)
+	}
+	if want := `umount2 of /mnt/a\nb [open /mnt/c` + termsafe.Text(hostile) + `: EIO]`; !strings.Contains(got, want) {
+		t.Errorf("got %q, want it to hold %q", got, want)
 	}
 }

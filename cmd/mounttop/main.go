@@ -85,7 +85,7 @@ func main() {
 // syscall, restored and released by it when the call returns).
 func closeUnmounter(u *unmount.Unmounter) {
 	if err := u.Close(); err != nil {
-		fmt.Fprintln(os.Stderr, "mounttop: "+oneLine(termsafe.Text(err.Error())))
+		fmt.Fprintln(os.Stderr, "mounttop: "+termsafe.Message(oneLine(err.Error())))
 	}
 }
 
@@ -94,7 +94,7 @@ func run(args []string) int {
 	if err == nil || errors.Is(err, errHelp) {
 		return exitOK
 	}
-	fmt.Fprintln(os.Stderr, "mounttop: "+oneLine(err.Error()))
+	fmt.Fprintln(os.Stderr, "mounttop: "+termsafe.Message(oneLine(err.Error())))
 	var ue *usageError
 	var ee *exitError
 	switch {
@@ -128,7 +128,9 @@ func dispatch(args []string) error {
 }
 
 // oneLine keeps an error message on one line (a path in it may hold a
-// newline; the paths themselves are escaped where the message is built).
+// newline; the paths themselves are escaped where the message is built,
+// and termsafe.Message then escapes only a control left raw in it, never a
+// name a second time).
 func oneLine(s string) string {
 	out := []rune{}
 	for _, r := range s {

@@ -1,12 +1,10 @@
 package main
 
 import (
-	"errors"
 	"os"
 	"path/filepath"
 
 	"mounttop/inspect"
-	"mounttop/internal/termsafe"
 	"mounttop/unmount"
 )
 
@@ -78,11 +76,8 @@ func openState(flag string, table *inspect.Snapshot, target *inspect.Mount) (*st
 }
 
 // stateError is a journal that cannot be opened: bad input (exit 2),
-// nothing changed.
+// nothing changed. The error names its paths escaped already (unmount's
+// StateDir quotes them); run escapes what else could reach the terminal.
 func stateError(err error) error {
-	hint := "--journal PATH picks another place, --journal - none"
-	if errors.Is(err, unmount.ErrUnsafeStateDir) {
-		return usagef("%v (nothing changed; %s)", err, hint)
-	}
-	return usagef("%v (nothing changed; %s)", termsafe.Text(err.Error()), hint)
+	return usagef("%v (nothing changed; --journal PATH picks another place, --journal - none)", err)
 }

@@ -129,6 +129,34 @@ func TestJournalUnsafePlacesRefused(t *testing.T) {
 	}
 }
 
+// TestJournalRefusalNamesThePathOnce: the one-line refusal of a journal
+// place names its path escaped once (a newline as \n, a space-holding
+// path in plain double quotes), whichever way the place is refused.
+func TestJournalRefusalNamesThePathOnce(t *testing.T) {
+	dir := testns.Tmpfs(t, "")
+	base := t.TempDir()
+	file := filepath.Join(base, "a\nb")
+	if err := os.WriteFile(file, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	world := filepath.Join(base, "c d\ne")
+	if err := os.Mkdir(world, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(world, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	for jpath, want := range map[string]string{
+		filepath.Join(file, "journal.jsonl"):  base + `/a\nb: not a directory`,
+		filepath.Join(world, "journal.jsonl"): `"` + base + `/c d\ne" is writable by group or others`,
+	} {
+		r := runMounttop(t, "", nil, "umount", "--lazy", "--yes", "--journal", jpath, dir)
+		if r.code != exitUsage || !strings.Contains(r.stderr, want) || strings.Contains(r.stderr, `\\`) || strings.Count(strings.TrimSpace(r.stderr), "\n") != 0 {
+			t.Errorf("--journal %q: exit %d, stderr %q, want one line saying %q", jpath, r.code, r.stderr, want)
+		}
+	}
+}
+
 // TestJournalOnTheTarget: `umount --staged` of the mount the journal lies
 // on succeeds (the journal would keep it busy): the journal lands in
 // $XDG_RUNTIME_DIR/mounttop with a warning on stderr.

@@ -98,7 +98,7 @@ func runView(f tuiFlags, notice string) error {
 	case err != nil:
 		// The default place is not usable: the view still runs, and says
 		// so until the first action.
-		notice = joinNotice(notice, "no journal: "+termsafe.Text(err.Error()))
+		notice = joinNotice(notice, "no journal: "+termsafe.Message(err.Error()))
 		st, _ = openState(noJournal, nil, nil)
 	}
 	defer st.close()

@@ -369,16 +369,18 @@ func writeEvent(w io.Writer, ev unmount.Event) error {
 
 // writePlanText prints the plan: the summary, then one line per holder with
 // what will happen to it or why it cannot be revoked, then the warnings.
-// Every name from the system is escaped (termsafe).
+// Every name from the system is escaped once: unmount's texts carry their
+// names escaped already, and termsafe.Message escapes only a control left
+// raw in them.
 func writePlanText(w io.Writer, p *unmount.Plan) {
-	fmt.Fprintf(w, "plan: %s\n", unmount.PlanEvent(p).What)
+	fmt.Fprintf(w, "plan: %s\n", termsafe.Message(unmount.PlanEvent(p).What))
 	for _, a := range p.Holders {
 		h := a.Holder
 		what := a.Action
 		if a.Refused != "" {
 			what = "REFUSED: " + a.Refused
 		}
-		fmt.Fprintf(w, "  pid %-7d %-16s %-10s %s\n", h.PID, termsafe.Text(h.Comm), termsafe.Text(h.User), what)
+		fmt.Fprintf(w, "  pid %-7d %-16s %-10s %s\n", h.PID, termsafe.Text(h.Comm), termsafe.Text(h.User), termsafe.Message(what))
 	}
 	for _, r := range p.Releases {
 		what := r.What
@@ -388,7 +390,7 @@ func writePlanText(w io.Writer, p *unmount.Plan) {
 		case !p.Release:
 			what += " (with --release)"
 		}
-		fmt.Fprintf(w, "  release %-5s %s\n", r.Kind, oneLine(what))
+		fmt.Fprintf(w, "  release %-5s %s\n", r.Kind, termsafe.Message(oneLine(what)))
 	}
 }
 
@@ -397,7 +399,7 @@ func writeEventText(w io.Writer, ev unmount.Event) {
 	if ev.Err != nil && !strings.Contains(ev.What, ev.Err.Error()) {
 		line += " [" + ev.Err.Error() + "]"
 	}
-	fmt.Fprintln(w, oneLine(line))
+	fmt.Fprintln(w, termsafe.Message(oneLine(line)))
 }
 
 // confirm asks on the terminal, defaulting to No; with no terminal on

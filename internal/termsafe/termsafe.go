@@ -6,7 +6,6 @@ package termsafe
 
 import (
 	"fmt"
-	"strconv"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -18,8 +17,19 @@ import (
 // separators become \n, \t, \e, \xNN or \u{NNNN}; bytes that are not valid
 // UTF-8 become \xNN; a backslash becomes \\ so the result is unambiguous.
 // Printable text, including non-ASCII letters, passes unchanged.
-func Text(s string) string {
-	if isPlain(s) {
+func Text(s string) string { return escape(s, true) }
+
+// Message shows a message whose names were escaped when it was built (with
+// Text or Quote: the texts of unmount's events, plans and errors): what a
+// terminal could act on is escaped as Text does, in case a part of it was
+// not (an error text from elsewhere), but a backslash passes unchanged, so
+// a name escaped once is not escaped again (a mount point with a newline
+// shows as /mnt/a\nb, never /mnt/a\\nb). Message(Text(s)) == Text(s).
+func Message(s string) string { return escape(s, false) }
+
+// escape is Text, with backslashes doubled or (Message) left as they are.
+func escape(s string, backslash bool) string {
+	if isPlain(s, backslash) {
 		return s
 	}
 	var b strings.Builder
@@ -33,7 +43,7 @@ func Text(s string) string {
 		}
 		i += size
 		switch {
-		case r == '\\':
+		case r == '\\' && backslash:
 			b.WriteString(`\\`)
 		case r == '\n':
 			b.WriteString(`\n`)
@@ -54,11 +64,12 @@ func Text(s string) string {
 	return b.String()
 }
 
-// isPlain is the fast path: printable ASCII without a backslash.
-func isPlain(s string) bool {
+// isPlain is the fast path: printable ASCII (without a backslash when
+// backslashes are escaped).
+func isPlain(s string, backslash bool) bool {
 	for i := 0; i < len(s); i++ {
 		c := s[i]
-		if c < 0x20 || c >= 0x7f || c == '\\' {
+		if c < 0x20 || c >= 0x7f || c == '\\' && backslash {
 			return false
 		}
 	}
@@ -123,12 +134,16 @@ type Name string
 // MarshalJSON implements json.Marshaler.
 func (n Name) MarshalJSON() ([]byte, error) { return JSON(string(n)), nil }
 
-// Quote is Text wrapped in double quotes when s is empty or has spaces, for
-// messages such as "not a mount point: PATH".
+// Quote is Text wrapped in double quotes when s is empty or has spaces or
+// quotes, for messages such as "not a mount point: PATH". Inside the
+// quotes only a double quote gains a backslash (\"): Text's escapes are
+// kept as they are, so a name is escaped once ("/mnt/c d\ne", not Go
+// quoting's "/mnt/c d\\ne"), and the quoted form is still unambiguous,
+// Text never writing \" itself.
 func Quote(s string) string {
 	t := Text(s)
 	if t == "" || strings.ContainsAny(t, " \"'") {
-		return strconv.Quote(t)
+		return `"` + strings.ReplaceAll(t, `"`, `\"`) + `"`
 	}
 	return t
 }

@@ -85,8 +85,9 @@ func unText(s string) (string, bool) {
 
 // FuzzText: Text lets nothing through that a terminal acts on, keeps every
 // printable character, and is reversible: undoing its escapes gives the
-// exact bytes back, so two names never look the same. Quote adds
-// Go-quoting only, and is reversible too.
+// exact bytes back, so two names never look the same. Quote adds double
+// quotes around Text's output and a backslash before each double quote only,
+// and is reversible too. Message leaves Text's output as it is.
 func FuzzText(f *testing.F) {
 	for _, seed := range []string{"/mnt/data", "a b", "\x1b[2J\x1b]0;pwned\x07", "line\nbreak\ttab\r", "back\\slash", "caf\xc3\xa9",
 		"bad\xff\xfeutf8", "c1\u009bcsi\u0085", "bidi\u202eevil\u2066x\u2069", "zw\u200b\u200d\ufeff", "del\x7f", "", "\\x1b", `"quoted" 'x'`,
@@ -100,12 +101,16 @@ func FuzzText(f *testing.F) {
 		if !ok || back != s {
 			t.Fatalf("Text(%q) = %q undoes to %q (%v)", s, out, back, ok)
 		}
+		if m := Message(out); m != out {
+			t.Fatalf("Message(Text(%q)) = %q, want Text's %q: escaped twice", s, m, out)
+		}
+		checkSafe(t, "Message", s, Message(s))
 		q := Quote(s)
 		checkSafe(t, "Quote", s, q)
 		if strings.HasPrefix(q, `"`) {
-			uq, err := strconv.Unquote(q)
-			if err != nil || uq != out {
-				t.Fatalf("Quote(%q) = %q unquotes to %q (%v), want %q", s, q, uq, err, out)
+			uq := strings.ReplaceAll(strings.TrimSuffix(strings.TrimPrefix(q, `"`), `"`), `\"`, `"`)
+			if !strings.HasSuffix(q[1:], `"`) || uq != out {
+				t.Fatalf("Quote(%q) = %q unquotes to %q, want Text's %q", s, q, uq, out)
 			}
 		} else if q != out {
 			t.Fatalf("Quote(%q) = %q, want Text's %q", s, q, out)

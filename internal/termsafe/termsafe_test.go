@@ -26,6 +26,32 @@ func TestText(t *testing.T) {
 	}
 }
 
+// TestEscapedOnce: a name is escaped once, wherever it ends up: Quote
+// keeps Text's escapes inside its quotes, and Message shows a message
+// built from escaped names as it is, escaping only a raw control left in
+// it.
+func TestEscapedOnce(t *testing.T) {
+	cases := []struct{ f, in, want string }{
+		{"Quote", "/mnt/a\nb", `/mnt/a\nb`},
+		{"Quote", "a\\b c", `"a\\b c"`},
+		{"Quote", "/mnt/c d\ne", `"/mnt/c d\ne"`},
+		{"Quote", `say "hi"`, `"say \"hi\""`},
+		{"Quote", "", `""`},
+		{"Message", "done " + Quote("/mnt/a\nb") + " is unmounted", `done /mnt/a\nb is unmounted`},
+		{"Message", "open " + Quote("/mnt/c d\ne") + ": raw\x1b[2J", `open "/mnt/c d\ne": raw\e[2J`},
+		{"Message", "back\\slash", `back\slash`},
+	}
+	for _, c := range cases {
+		got := Quote(c.in)
+		if c.f == "Message" {
+			got = Message(c.in)
+		}
+		if got != c.want {
+			t.Errorf("%s(%q) = %q, want %q", c.f, c.in, got, c.want)
+		}
+	}
+}
+
 func TestJSONIsExactAndSafe(t *testing.T) {
 	for _, in := range []string{"/mnt/x", "\x1b[31mred", "q\"uote\\", "caf\xc3\xa9", "nl\n", "c1\u009b", "emoji \U0001F600"} {
 		out := JSON(in)

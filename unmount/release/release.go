@@ -43,6 +43,11 @@ type Copy struct {
 	Mountpoint  string // where the copy is mounted there, from that process's root
 	OldID       int    // the copy's mount ID (mountinfo field 1)
 	ParentOldID int    // its parent mount's
+	// Dev is the copy's filesystem (st_dev, mountinfo's major:minor). The
+	// 32-bit mount ID of mountinfo is reused (the lowest free one is
+	// handed out again): a copy unmounted after the scan and a masking
+	// mount made in its place can carry its ID, never its filesystem.
+	Dev uint64
 }
 
 // UnmountInNamespace unmounts the copy c inside its mount namespace, with
@@ -60,7 +65,8 @@ type Copy struct {
 //     RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS; it
 //     must lie on c.ParentOldID, and the top mount at the last component
 //     must be c.OldID (statx STATX_MNT_ID; the fd pins the parent, so the
-//     ID cannot be reused meanwhile);
+//     ID cannot be reused meanwhile) with the copy's filesystem c.Dev
+//     (the copy's own ID may have been reused since the scan);
 //   - then, on a thread of its own: unshare(CLONE_FS), setns(2) into the
 //     namespace (which moves the thread's root and cwd to the namespace's
 //     root), fchdir to the parent directory fd, umount2 of the last
@@ -80,8 +86,8 @@ func UnmountInNamespace(c Copy, flags int) error {
 	if !path.IsAbs(c.Mountpoint) || name == "" || name == "." || name == ".." || path.Clean(c.Mountpoint) != c.Mountpoint {
 		return fail(fmt.Errorf("%s has no last component to unmount by", termsafe.Quote(c.Mountpoint)))
 	}
-	if c.OldID == 0 || c.ParentOldID == 0 || c.Namespace == 0 {
-		return fail(errors.New("the copy was not fully identified when inspected (mount IDs and namespace needed)"))
+	if c.OldID == 0 || c.ParentOldID == 0 || c.Namespace == 0 || c.Dev == 0 {
+		return fail(errors.New("the copy was not fully identified when inspected (mount IDs, filesystem and namespace needed)"))
 	}
 	pidfd, err := unix.PidfdOpen(c.PID, 0)
 	if err != nil {
@@ -123,16 +129,19 @@ func UnmountInNamespace(c Copy, flags int) error {
 		return fail(err)
 	}
 	defer unix.Close(parentfd)
-	if id, err := oldMountID(parentfd, "", unix.AT_EMPTY_PATH); err != nil {
+	if id, _, err := oldMountID(parentfd, "", unix.AT_EMPTY_PATH); err != nil {
 		return fail(err)
 	} else if id != c.ParentOldID {
 		return fail(fmt.Errorf("%w: %s lies on mount %d there now, not on the copy's parent %d (something was mounted over the way)",
 			ErrChanged, termsafe.Quote(dir), id, c.ParentOldID))
 	}
-	if id, err := oldMountID(parentfd, name, unix.AT_SYMLINK_NOFOLLOW|unix.AT_NO_AUTOMOUNT); err != nil {
+	if id, dev, err := oldMountID(parentfd, name, unix.AT_SYMLINK_NOFOLLOW|unix.AT_NO_AUTOMOUNT); err != nil {
 		return fail(fmt.Errorf("%w: %s: %w", ErrChanged, termsafe.Quote(c.Mountpoint), err))
 	} else if id != c.OldID {
 		return fail(fmt.Errorf("%w: the top mount at %s there is mount %d, not the copy %d", ErrChanged, termsafe.Quote(c.Mountpoint), id, c.OldID))
+	} else if dev != c.Dev {
+		return fail(fmt.Errorf("%w: mount %d at %s there is another filesystem (%d:%d) than the copy's (%d:%d): its ID was reused",
+			ErrChanged, id, termsafe.Quote(c.Mountpoint), unix.Major(dev), unix.Minor(dev), unix.Major(c.Dev), unix.Minor(c.Dev)))
 	}
 	err = onThrownAwayThread(func() error {
 		if err := unix.Unshare(unix.CLONE_FS); err != nil {
@@ -153,17 +162,17 @@ func UnmountInNamespace(c Copy, flags int) error {
 }
 
 // oldMountID is the reusable mount ID (statx STATX_MNT_ID, the one
-// mountinfo shows) of name in dirfd, answered from the cache
-// (AT_STATX_DONT_SYNC).
-func oldMountID(dirfd int, name string, flags int) (int, error) {
+// mountinfo shows) of name in dirfd and the device of the filesystem it
+// is on, answered from the cache (AT_STATX_DONT_SYNC).
+func oldMountID(dirfd int, name string, flags int) (int, uint64, error) {
 	var stx unix.Statx_t
 	if err := unix.Statx(dirfd, name, flags|unix.AT_STATX_DONT_SYNC, unix.STATX_MNT_ID, &stx); err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	if stx.Mask&unix.STATX_MNT_ID == 0 {
-		return 0, errors.New("no mount ID from statx")
+		return 0, 0, errors.New("no mount ID from statx")
 	}
-	return int(stx.Mnt_id), nil
+	return int(stx.Mnt_id), unix.Mkdev(stx.Dev_major, stx.Dev_minor), nil
 }
 
 // onThrownAwayThread runs fn on a goroutine locked to an OS thread that is
@@ -319,7 +328,11 @@ func Swapoff(p string, want FileID) error {
 // like mountinfo's) lists the file p.
 func listedSwap(swaps, p string) bool {
 	for i, line := range strings.Split(swaps, "\n") {
-		f := strings.Fields(line)
+		// The kernel escapes only " \t\n\\" in the path (seq_file_path)
+		// and pads with spaces and tabs: a carriage return or a Unicode
+		// space is part of a name, not a separator (strings.Fields would
+		// read "/a\rfile" as "/a" of type "file").
+		f := strings.FieldsFunc(line, func(r rune) bool { return r == ' ' || r == '\t' })
 		if i > 0 && len(f) >= 2 && f[1] == "file" && unescape(f[0]) == p {
 			return true
 		}

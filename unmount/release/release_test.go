@@ -94,7 +94,11 @@ func copyOf(t *testing.T, pid int, dir string) Copy {
 	if err := unix.Stat("/proc/"+strconv.Itoa(pid)+"/ns/mnt", &st); err != nil {
 		t.Fatal(err)
 	}
-	return Copy{PID: pid, Namespace: st.Ino, Mountpoint: dir, OldID: id, ParentOldID: parent}
+	var fs unix.Stat_t
+	if err := unix.Stat(dir, &fs); err != nil {
+		t.Fatal(err)
+	}
+	return Copy{PID: pid, Namespace: st.Ino, Mountpoint: dir, OldID: id, ParentOldID: parent, Dev: fs.Dev}
 }
 
 // TestUnmountInNamespace: a copy of our mount in another namespace is
@@ -283,7 +287,9 @@ func init() {
 	// by a tmpfs in which x is a symbolic link to Q; with HOW "overmount",
 	// P/x is over-mounted by a tmpfs whose directory m gets the masking
 	// tmpfs. Either way the path P/x/m now leads to the masking mount,
-	// while mountinfo still lists the copy at P/x/m.
+	// while mountinfo still lists the copy at P/x/m. With HOW "replace",
+	// the copy at P/x/m is unmounted there and the masking tmpfs mounted
+	// in its place.
 	testns.RegisterRole("ns-mask", 3, func(args []string) error {
 		how, p, q := args[0], args[1], args[2]
 		runtime.LockOSThread()
@@ -318,8 +324,16 @@ func init() {
 			if err := mask(filepath.Join(x, "m")); err != nil {
 				return err
 			}
+		case "replace":
+			m := filepath.Join(p, "x", "m")
+			if err := unix.Unmount(m, unix.UMOUNT_NOFOLLOW); err != nil {
+				return err
+			}
+			if err := mask(m); err != nil {
+				return err
+			}
 		default:
-			return fmt.Errorf("ns-mask: HOW is symlink or overmount, not %q", how)
+			return fmt.Errorf("ns-mask: HOW is symlink, overmount or replace, not %q", how)
 		}
 		testns.Say("ready")
 		testns.Forever()
@@ -369,6 +383,41 @@ func TestUnmountInNamespaceRefusesARedirect(t *testing.T) {
 				t.Fatal("our own mount went away")
 			}
 		})
+	}
+}
+
+// TestUnmountInNamespaceRefusesAReusedID: the container unmounted the copy
+// after the scan and mounted its masking tmpfs in its place, and the
+// masking mount got the copy's 32-bit mount ID (the kernel hands out the
+// lowest free one again). Which ID the kernel picks cannot be arranged on
+// a machine shared with other tests, so the reuse is played by taking the
+// masking mount's ID (and parent) as what the scan saw: the mount at the
+// copy's place then carries the inspected IDs, and only its filesystem
+// tells it apart. The release refuses; the masking mount stays.
+func TestUnmountInNamespaceRefusesAReusedID(t *testing.T) {
+	testns.Require(t, testns.Namespace)
+	p := testns.Tmpfs(t, "")
+	q := testns.Tmpfs(t, "")
+	target := filepath.Join(p, "x", "m")
+	if err := os.MkdirAll(target, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Mount("target", target, "tmpfs", 0, ""); err != nil {
+		t.Fatal(err)
+	}
+	testns.CleanupMount(t, target)
+	v := testns.StartVictim(t, "ns-mask", "replace", p, q)
+	maskID := maskIn(t, v.PID, target)
+	c := copyOf(t, v.PID, target) // the IDs at the copy's place, our filesystem
+	if maskID == 0 || c.OldID != maskID {
+		t.Fatalf("the masking mount (%d) is not in the copy's place (%d)", maskID, c.OldID)
+	}
+	err := UnmountInNamespace(c, 0)
+	if !errors.Is(err, ErrChanged) || !strings.Contains(err.Error(), "reused") {
+		t.Fatalf("release of a mount that carries the copy's ID: %v, want ErrChanged (another filesystem)", err)
+	}
+	if maskIn(t, v.PID, target) != maskID {
+		t.Fatal("the container's masking mount was unmounted")
 	}
 }
 

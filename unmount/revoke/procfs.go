@@ -4,6 +4,7 @@ package revoke
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"os"
 	"sort"
@@ -67,13 +68,22 @@ func startTime(pid int) (uint64, error) {
 	if err != nil {
 		return 0, err
 	}
+	start, err := parseStartTime(b)
+	if err != nil {
+		return 0, fmt.Errorf("/proc/%d/stat: %w", pid, err)
+	}
+	return start, nil
+}
+
+// parseStartTime reads starttime from the text of a /proc/PID/stat.
+func parseStartTime(b []byte) (uint64, error) {
 	i := bytes.LastIndexByte(b, ')')
 	if i < 0 {
-		return 0, fmt.Errorf("/proc/%d/stat: malformed", pid)
+		return 0, errors.New("malformed")
 	}
 	f := strings.Fields(string(b[i+1:])) // f[0] is field 3
 	if len(f) < 22-2 {
-		return 0, fmt.Errorf("/proc/%d/stat: short", pid)
+		return 0, errors.New("short")
 	}
 	return strconv.ParseUint(f[22-3], 10, 64)
 }

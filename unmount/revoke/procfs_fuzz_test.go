@@ -121,3 +121,24 @@ func FuzzFDFlags(f *testing.F) {
 		}
 	})
 }
+
+// FuzzStartTime: the start time the tracer compares with the scan's once
+// the holder is seized is read back from a /proc/PID/stat line as
+// fs/proc/array.c do_task_stat writes it (the command name in parentheses
+// may hold ')' and spaces); any text parses without a panic.
+func FuzzStartTime(f *testing.F) {
+	f.Add(42, "sleep", uint64(12), []byte("1 (systemd) S 0 1 1 0 -1 4194560 0 0 0 0 0 0 0 0 20 0 1 0 12 0 0"))
+	f.Add(7, ") S 1 (x", uint64(1)<<40, []byte("7 (a) b) R"))
+	f.Add(9, "\x1b[2J\n\u202e", uint64(0), []byte("("))
+	f.Fuzz(func(t *testing.T, pid int, comm string, start uint64, raw []byte) {
+		_, _ = parseStartTime(raw)
+		if strings.Contains(comm, "\x00") {
+			return // comm is a C string
+		}
+		line := fmt.Sprintf("%d (%s) S 1 1 1 0 -1 4194560 0 0 0 0 0 0 0 0 20 0 1 0 %d 1000 200 18446744073709551615\n", pid, comm, start)
+		got, err := parseStartTime([]byte(line))
+		if err != nil || got != start {
+			t.Fatalf("%q read back as %d (%v), want %d", line, got, err, start)
+		}
+	})
+}
