@@ -164,6 +164,10 @@ type Plan struct {
 	// Releases is what Prepare found releasable, filled whether or not
 	// Release is set, so that a dry run shows it.
 	Releases []Release
+
+	// Filesystem is the forecast: what keeps the filesystem itself in use
+	// once the target and its submounts are unmounted (planFilesystem).
+	Filesystem Filesystem
 }
 
 // Release is one non-process holder the staged run can free, by the
@@ -211,6 +215,9 @@ type Result struct {
 	Marked    bool   // expire: the mount is marked, call again to unmount
 	Summary   string // one line for the operator
 	Remaining []inspect.Holder
+	// Filesystem: once the mount is gone, whether the filesystem itself
+	// is (checkFilesystem); nil when the mount is not gone.
+	Filesystem *Filesystem
 }
 
 // Event is one step of a run. Err is set when that step failed.
@@ -232,4 +239,7 @@ type Event struct {
 	// StagePlan only, staged runs: the probe of the filesystem's server
 	// (Plan.Server).
 	Server *Server
+	// StagePlan only: the forecast of what keeps the filesystem in use
+	// after the unmount (Plan.Filesystem).
+	Filesystem *Filesystem
 }

@@ -153,6 +153,7 @@ func (u *Unmounter) Prepare(ctx context.Context, p Plan) (Plan, error) {
 		}
 		p.Server = u.probe(ctx, m, path, probeLimit(&p))
 	}
+	p.Filesystem = planFilesystem(snap, &p)
 	p.Warnings = append(p.Warnings, aliveWarnings(snap, m.ID)...)
 	for _, o := range snap.SameFilesystem(m.ID) {
 		p.Warnings = append(p.Warnings, fmt.Sprintf("the filesystem is also mounted at %s: it stays alive there", termsafe.Quote(o.Mountpoint)))

@@ -41,6 +41,9 @@ func (u *Unmounter) Run(ctx context.Context, p Plan) <-chan Event {
 // their reason). A dry run shows it and stops.
 func PlanEvent(p *Plan) Event {
 	what := describePlan(p)
+	if s := p.Filesystem.PlanText(); s != "" {
+		what += "; " + s
+	}
 	for _, w := range p.Warnings {
 		what += "; " + w
 	}
@@ -57,6 +60,10 @@ func PlanEvent(p *Plan) Event {
 	if p.Mode == ModeStaged && p.Server.Probed {
 		s := p.Server
 		ev.Server = &s
+	}
+	if p.Filesystem.Checked {
+		f := p.Filesystem
+		ev.Filesystem = &f
 	}
 	return ev
 }
@@ -146,7 +153,14 @@ func (r *run) closeProcesses() {
 	}
 }
 
+// done ends the run with res. When the mount is gone, it first checks
+// whether the filesystem itself is (checkFilesystem) and says so in the
+// summary.
 func (r *run) done(res Result, err error) {
+	if res.Gone && res.Filesystem == nil {
+		res.Filesystem = r.u.checkFilesystem(r.ctx, r.plan)
+		res.Summary += "; " + res.Filesystem.Text()
+	}
 	r.send(Event{Stage: StageDone, What: res.Summary, Err: err, Result: &res})
 }
 
