@@ -139,7 +139,16 @@ type Plan struct {
 	// executable and cwd stay refused.
 	AllowSystem bool
 	Submounts   []inspect.Mount
-	Holders     []HolderAction // with Release, also the holders of propagating copies (HolderAction.Namespace)
+	// Stacked (staged, Recursive): the stacking filesystems of this
+	// namespace (overlays) with a layer on the target or its submounts,
+	// each followed by nothing but preceded by its own submounts, deepest
+	// first. They keep the target's filesystem alive after its unmount
+	// (an overlay holds private clones of its layers' mounts), so like
+	// submounts they are unmounted first, anchored, after their holders
+	// are revoked with the target's. Without Recursive they are only
+	// named (Filesystem, Warnings).
+	Stacked []inspect.Mount
+	Holders []HolderAction // with Release, also the holders of propagating copies (HolderAction.Namespace)
 	Warnings    []string
 
 	// ExpireWhenIdle (ModeExpire): re-arm MNT_EXPIRE every Interval until

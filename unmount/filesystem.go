@@ -227,6 +227,9 @@ func planFilesystem(snap *inspect.Snapshot, p *Plan) Filesystem {
 	for _, s := range p.Submounts {
 		skip[s.ID] = true
 	}
+	for _, s := range p.Stacked {
+		skip[s.ID] = true
+	}
 	skipCopies := map[uint64]map[int]bool{}
 	if !m.Detached {
 		for _, c := range snap.Copies(m.ID) {
@@ -337,3 +340,30 @@ func stillMounted(snap *inspect.Snapshot, use FilesystemUse) bool {
 // ErrNotBlockDevice: the filesystem's device is no block device (tmpfs,
 // proc, an overlay: an anonymous device), so there is nothing to claim.
 var ErrNotBlockDevice = errors.New("not a block device")
+
+// stackedOn returns the stacking filesystems of our namespace (overlays,
+// inspect.KernelHolder with Layers) with a layer on one of ids, each
+// preceded by its own submounts, deepest first, each mount once: the
+// order in which they can be unmounted.
+func stackedOn(snap *inspect.Snapshot, ids []inspect.MountID) []inspect.Mount {
+	in := map[inspect.MountID]bool{}
+	for _, id := range ids {
+		in[id] = true
+	}
+	var out []inspect.Mount
+	seen := map[inspect.MountID]bool{}
+	for _, id := range ids {
+		for _, k := range snap.Kernel[id] {
+			if len(k.Layers) == 0 || k.Namespace != 0 || k.Mount == 0 || in[k.Mount] || seen[k.Mount] {
+				continue
+			}
+			for _, sid := range append(snap.Descendants(k.Mount), k.Mount) {
+				if s, ok := snap.Mount(sid); ok && !seen[sid] && !in[sid] {
+					seen[sid] = true
+					out = append(out, *s)
+				}
+			}
+		}
+	}
+	return out
+}

@@ -192,3 +192,68 @@ func TestFilesystemExt4OtherNamespace(t *testing.T) {
 		t.Fatalf("open O_EXCL: %v, want EBUSY", err)
 	}
 }
+
+// overlayOn mounts an overlay elsewhere with its lower, upper and work
+// directories on dir, and returns its mount point.
+func overlayOn(t *testing.T, dir string) string {
+	t.Helper()
+	for _, d := range []string{"lower", "upper", "work"} {
+		if err := os.Mkdir(filepath.Join(dir, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	writeFile(t, filepath.Join(dir, "lower", "f"), "x")
+	ov := testns.MountDir(t, "ov")
+	if err := unix.Mount("ov", ov, "overlay", 0, fmt.Sprintf("lowerdir=%s/lower,upperdir=%s/upper,workdir=%s/work", dir, dir, dir)); err != nil {
+		t.Skipf("overlay cannot be mounted here: %v", err)
+	}
+	testns.CleanupMount(t, ov)
+	return ov
+}
+
+// TestStagedRecursiveOverlay: with Recursive, a staged run takes an
+// overlay that uses tmpfs T as a layer like a submount: the plan lists it
+// and its holder, the run revokes the holder (a file open in the overlay),
+// unmounts the overlay first, then T; the filesystem is released. Without
+// Recursive the plan only names it, with the flag that takes it.
+func TestStagedRecursiveOverlay(t *testing.T) {
+	dir := testns.Tmpfs(t, "")
+	ov := overlayOn(t, dir)
+	v := testns.StartVictim(t, testns.RoleFD, filepath.Join(ov, "f"), "r")
+	u := realUnmounter(t)
+
+	p, err := u.Prepare(context.Background(), Plan{Target: mountAt(t, dir), Mode: ModeStaged})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(p.Stacked) != 0 || len(p.Holders) != 0 || !strings.Contains(strings.Join(p.Warnings, "\n"), "--recursive unmounts first what uses it as a layer: "+ov) {
+		t.Errorf("plan without Recursive: stacked %v, holders %v, warnings %q", p.Stacked, p.Holders, p.Warnings)
+	}
+
+	evs := staged(t, u, dir, Plan{Recursive: true})
+	plan := evs[0]
+	if plan.Stage != StagePlan || !strings.Contains(plan.What, "before it, unmount what uses it as a layer: "+ov) ||
+		len(plan.Holders) != 1 || plan.Holders[0].PID != v.PID {
+		t.Errorf("plan event: %s, holders %v", plan.What, plan.Holders)
+	}
+	requireGone(t, evs, dir)
+	if testns.IsMountPoint(ov) {
+		t.Errorf("the overlay at %s is still mounted", ov)
+	}
+	order := []string{}
+	for _, ev := range evs {
+		if ev.Stage == StageUnmount && ev.Err == nil {
+			order = append(order, ev.What)
+		}
+	}
+	if len(order) < 2 || !strings.Contains(order[0], "the overlay at "+ov+" (it uses the mount as a layer) unmounted first") {
+		t.Errorf("unmount events %q: want the overlay first", order)
+	}
+	res, _ := result(t, evs)
+	if res.Filesystem == nil || !res.Filesystem.Released {
+		t.Errorf("filesystem after the run: %+v, want released", res.Filesystem)
+	}
+	if !v.Alive() {
+		t.Error("the holder was killed; it should have been revoked")
+	}
+}
