@@ -147,9 +147,9 @@ type Plan struct {
 	// submounts they are unmounted first, anchored, after their holders
 	// are revoked with the target's. Without Recursive they are only
 	// named (Filesystem, Warnings).
-	Stacked []inspect.Mount
-	Holders []HolderAction // with Release, also the holders of propagating copies (HolderAction.Namespace)
-	Warnings    []string
+	Stacked  []inspect.Mount
+	Holders  []HolderAction // with Release, also the holders of propagating copies (HolderAction.Namespace)
+	Warnings []string
 
 	// ExpireWhenIdle (ModeExpire): re-arm MNT_EXPIRE every Interval until
 	// the mount goes (or Timeout, if set), reporting each attempt.
