@@ -189,6 +189,10 @@ func planLines(req Request, plan unmount.Plan, max int) []string {
 			out = append(out, fmt.Sprintf("The %d submounts below it go first, deepest first.", n))
 		}
 	}
+	for _, s := range plan.Stacked {
+		// Plan.Stacked: taken like a submount, before the mount.
+		out = append(out, fmt.Sprintf("First the %s at %s, which uses it as a layer, is unmounted (its holders are revoked too).", safe(s.FSType), safe(s.Mountpoint)))
+	}
 	if s := plan.Filesystem.PlanText(); s != "" {
 		// Whether the filesystem itself goes, not only the mount
 		// (unmount.Filesystem): already escaped by the engine.

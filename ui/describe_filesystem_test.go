@@ -37,6 +37,10 @@ func TestPlanLinesFilesystem(t *testing.T) {
 			})
 		}
 	}
+	staged := unmount.Plan{Target: target, Mode: unmount.ModeStaged, Stacked: []inspect.Mount{{ID: 9, Mountpoint: "/ov", FSType: "overlay"}}}
+	if text := strings.Join(planLines(Request{Target: target, Mode: unmount.ModeStaged}, staged, 5), "\n"); !strings.Contains(text, "First the overlay at /ov, which uses it as a layer, is unmounted (its holders are revoked too).") {
+		t.Errorf("the staged dialog does not name the overlay it unmounts first:\n%s", text)
+	}
 	plan := unmount.Plan{Target: target, Mode: unmount.ModeLazy}
 	if text := strings.Join(planLines(Request{Target: target, Mode: unmount.ModeLazy}, plan, 5), "\n"); strings.Contains(text, "filesystem") {
 		t.Errorf("an unchecked plan claims something about the filesystem:\n%s", text)
