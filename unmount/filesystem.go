@@ -220,7 +220,9 @@ func holderPIDs(hs []inspect.Holder, n int) []int {
 // planFilesystem is the plan's forecast for p: what keeps the target's
 // filesystem in use once the target and its submounts are gone. The copies
 // umount2 propagates to go along with ours; a lazy unmount leaves the
-// target detached while its holders hold it; a staged run revokes them.
+// target detached while its holders hold it; a staged run revokes them,
+// and with Release also frees what Releases lists (a loop device, a swap
+// file, a copy elsewhere), unless refused.
 func planFilesystem(snap *inspect.Snapshot, p *Plan) Filesystem {
 	m := &p.Target
 	skip := map[inspect.MountID]bool{m.ID: true}
@@ -245,9 +247,26 @@ func planFilesystem(snap *inspect.Snapshot, p *Plan) Filesystem {
 	if hs := snap.HoldersOf(m.ID); p.Mode == ModeLazy && len(hs) > 0 {
 		f.InUseBy = append(f.InUseBy, FilesystemUse{Kind: "detached", PIDs: holderPIDs(hs, 3), mount: m.ID})
 	}
+	released := map[string]bool{} // what a staged run with Release frees
+	if p.Release && p.Mode == ModeStaged {
+		for _, r := range p.Releases {
+			if r.Refused != "" {
+				continue
+			}
+			switch r.Kind {
+			case "copy":
+				released[fmt.Sprintf("mount\x00%s\x00%d", r.Mountpoint, r.Namespace)] = true
+			default:
+				released[r.Kind+"\x00"+r.Name+"\x000"] = true
+			}
+		}
+	}
 	for _, u := range filesystemUses(snap, m.Major, m.Minor, skip, skipCopies) {
-		if u.mount != 0 && skip[u.mount] {
+		switch {
+		case u.mount != 0 && skip[u.mount]:
 			continue // an overlay among the submounts goes first
+		case released[fmt.Sprintf("%s\x00%s\x00%d", u.Kind, u.Where, u.Namespace)]:
+			continue
 		}
 		f.InUseBy = append(f.InUseBy, u)
 	}

@@ -257,3 +257,29 @@ func TestStagedRecursiveOverlay(t *testing.T) {
 		t.Error("the holder was killed; it should have been revoked")
 	}
 }
+
+// TestFilesystemPlanLoop: a loop device backed by a file on tmpfs T keeps
+// T's filesystem in use; the plan names it, except in a staged run with
+// Release, which detaches it.
+func TestFilesystemPlanLoop(t *testing.T) {
+	dir := testns.Tmpfs(t, "")
+	dev := testns.LoopFile(t, filepath.Join(dir, "img"), 1)
+	u := realUnmounter(t)
+	for _, tc := range []struct {
+		mode    Mode
+		release bool
+		want    string
+	}{
+		{ModeLazy, false, "the loop device " + dev},
+		{ModeStaged, false, "the loop device " + dev},
+		{ModeStaged, true, ""},
+	} {
+		p, err := u.Prepare(context.Background(), Plan{Target: mountAt(t, dir), Mode: tc.mode, Release: tc.release})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := usesText(&p.Filesystem); got != tc.want || p.Filesystem.Released != (tc.want == "") {
+			t.Errorf("%s release=%v: forecast %+v (%q), want %q", tc.mode, tc.release, p.Filesystem, got, tc.want)
+		}
+	}
+}
