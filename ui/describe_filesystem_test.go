@@ -46,3 +46,28 @@ func TestPlanLinesFilesystem(t *testing.T) {
 		t.Errorf("an unchecked plan claims something about the filesystem:\n%s", text)
 	}
 }
+
+// TestProgressFilesystem: the progress pane shows the forecast while the
+// unmount runs, and the result (whose summary the engine ends with the
+// filesystem's fate) once it is done, in place of the forecast.
+func TestProgressFilesystem(t *testing.T) {
+	st := newStyles()
+	keys := defaultKeys()
+	p := newProgressPane(&st, &keys)
+	p.SetSize(120, 20)
+	target := inspect.Mount{ID: 7, Mountpoint: "/mnt/x", FSType: "tmpfs"}
+	plan := unmount.Plan{Target: target, Mode: unmount.ModeLazy,
+		Filesystem: unmount.Filesystem{Checked: true, InUseBy: []unmount.FilesystemUse{{Kind: "mount", Where: "/y"}}}}
+	now := time.Now()
+	p.start(1, Request{Target: target, Mode: unmount.ModeLazy}, plan, nil, func() {}, now)
+	forecast := "after this unmount the filesystem stays in use by: the mount /y"
+	if v := p.View(); !strings.Contains(v, forecast) {
+		t.Fatalf("running: no forecast:\n%s", v)
+	}
+	p.apply(unmount.Event{Stage: unmount.StageDone, At: now, Result: &unmount.Result{Gone: true,
+		Summary: "/mnt/x is unmounted; filesystem still in use by: the mount /y", Filesystem: &unmount.Filesystem{Checked: true}}})
+	v := p.View()
+	if !strings.Contains(v, "Result: ✓ /mnt/x is unmounted; filesystem still in use by: the mount /y") || strings.Contains(v, forecast) {
+		t.Fatalf("done: want the result in place of the forecast:\n%s", v)
+	}
+}
