@@ -26,7 +26,8 @@ type Filesystem struct {
 	// Checked: the uses were looked for (a scan could be made).
 	Checked bool
 	// Released: nothing mounttop can see uses the filesystem any more
-	// (and, for a block device, it opened exclusively).
+	// and, for a block device, it opened exclusively (false, with Note,
+	// when that open could not be tried or failed otherwise than EBUSY).
 	Released bool
 	// InUseBy is what still uses it, each named once.
 	InUseBy []FilesystemUse
@@ -105,13 +106,12 @@ func (f *Filesystem) Text() string {
 		return "whether the filesystem is released is unknown: " + f.Note
 	case len(f.InUseBy) > 0:
 		return "filesystem still in use by: " + f.uses()
+	case !f.Released:
+		return "no other use of the filesystem found, but " + f.Note
 	}
 	s := "filesystem released"
 	if f.Exclusive {
 		s += " (the block device " + termsafe.Quote(f.DeviceName) + " opens exclusively)"
-	}
-	if f.Note != "" {
-		s += "; " + f.Note
 	}
 	return s
 }
@@ -320,7 +320,7 @@ func (u *Unmounter) checkFilesystem(ctx context.Context, p *Plan) *Filesystem {
 			f.Note = "could not open the block device " + m.Device() + " exclusively: " + oneLine(err.Error())
 		}
 	}
-	f.Released = len(f.InUseBy) == 0
+	f.Released = len(f.InUseBy) == 0 && f.Note == ""
 	return f
 }
 
