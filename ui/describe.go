@@ -83,7 +83,7 @@ func planLines(req Request, plan unmount.Plan, max int) []string {
 	case unmount.ModeLazy:
 		out = append(out, "Detach "+mp+" from the tree now (umount2 MNT_DETACH).")
 		if len(holders) == 0 {
-			out = append(out, "Nobody holds it: the filesystem goes with it.")
+			out = append(out, "Nobody holds it.")
 		} else {
 			out = append(out, "These processes are NOT touched and keep using it, unseen:")
 			listHolders("  ", func(_ int, h inspect.Holder) string { return holderBrief(h) })
@@ -188,6 +188,15 @@ func planLines(req Request, plan unmount.Plan, max int) []string {
 		default:
 			out = append(out, fmt.Sprintf("The %d submounts below it go first, deepest first.", n))
 		}
+	}
+	for _, s := range plan.Stacked {
+		// Plan.Stacked: taken like a submount, before the mount.
+		out = append(out, fmt.Sprintf("First the %s at %s, which uses it as a layer, is unmounted (its holders are revoked too).", safe(s.FSType), safe(s.Mountpoint)))
+	}
+	if s := plan.Filesystem.PlanText(); s != "" {
+		// Whether the filesystem itself goes, not only the mount
+		// (unmount.Filesystem): already escaped by the engine.
+		out = append(out, strings.ToUpper(s[:1])+s[1:]+".")
 	}
 	for _, w := range plan.Warnings {
 		out = append(out, "! "+shown(w))

@@ -252,6 +252,10 @@ func (p progressPane) View() string {
 		add("  "+p.stageChain(), p.styles.ProgressHead.Render)
 		add("  "+p.planSummary(), nil)
 	}
+	if s := p.plan.Filesystem.PlanText(); s != "" && p.result == nil {
+		// Until the result says what became of it (its summary does).
+		add("  "+s, nil)
+	}
 	if p.req.Mode == unmount.ModeExpire {
 		if s := p.mark.sentence(); s != "" {
 			add("  "+s, p.styles.ProgressHead.Render)

@@ -139,8 +139,17 @@ type Plan struct {
 	// executable and cwd stay refused.
 	AllowSystem bool
 	Submounts   []inspect.Mount
-	Holders     []HolderAction // with Release, also the holders of propagating copies (HolderAction.Namespace)
-	Warnings    []string
+	// Stacked (staged, Recursive): the stacking filesystems of this
+	// namespace (overlays) with a layer on the target or its submounts,
+	// each followed by nothing but preceded by its own submounts, deepest
+	// first. They keep the target's filesystem alive after its unmount
+	// (an overlay holds private clones of its layers' mounts), so like
+	// submounts they are unmounted first, anchored, after their holders
+	// are revoked with the target's. Without Recursive they are only
+	// named (Filesystem, Warnings).
+	Stacked  []inspect.Mount
+	Holders  []HolderAction // with Release, also the holders of propagating copies (HolderAction.Namespace)
+	Warnings []string
 
 	// ExpireWhenIdle (ModeExpire): re-arm MNT_EXPIRE every Interval until
 	// the mount goes (or Timeout, if set), reporting each attempt.
@@ -164,6 +173,10 @@ type Plan struct {
 	// Releases is what Prepare found releasable, filled whether or not
 	// Release is set, so that a dry run shows it.
 	Releases []Release
+
+	// Filesystem is the forecast: what keeps the filesystem itself in use
+	// once the target and its submounts are unmounted (planFilesystem).
+	Filesystem Filesystem
 }
 
 // Release is one non-process holder the staged run can free, by the
@@ -212,6 +225,9 @@ type Result struct {
 	Marked    bool   // expire: the mount is marked, call again to unmount
 	Summary   string // one line for the operator
 	Remaining []inspect.Holder
+	// Filesystem: once the mount is gone, whether the filesystem itself
+	// is (checkFilesystem); nil when the mount is not gone.
+	Filesystem *Filesystem
 }
 
 // Event is one step of a run. Err is set when that step failed.
@@ -233,4 +249,7 @@ type Event struct {
 	// StagePlan only, staged runs: the probe of the filesystem's server
 	// (Plan.Server).
 	Server *Server
+	// StagePlan only: the forecast of what keeps the filesystem in use
+	// after the unmount (Plan.Filesystem).
+	Filesystem *Filesystem
 }

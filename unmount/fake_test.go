@@ -247,6 +247,9 @@ func (f *fakeSys) DetachLoop(dev string, _ release.FileID) error {
 	return f.releaseResult("loop "+dev, func() { f.dropKernel(dev) })
 }
 
+// ClaimDevice: the fake's filesystems have no block device.
+func (f *fakeSys) ClaimDevice(major, minor int) (string, error) { return "", ErrNotBlockDevice }
+
 func (f *fakeSys) Swapoff(p string, _ release.FileID) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()

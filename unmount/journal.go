@@ -33,6 +33,42 @@ type eventJSON struct {
 	Releases  []releaseJSON   `json:"releases,omitempty"`
 	Release   bool            `json:"release,omitempty"`
 	Server    *serverJSON     `json:"server,omitempty"`
+	// Filesystem (plan): what keeps the filesystem in use after the
+	// unmount, as forecast.
+	Filesystem *filesystemJSON `json:"filesystem,omitempty"`
+}
+
+// filesystemJSON is Filesystem: whether the filesystem itself is released
+// and what still uses it.
+type filesystemJSON struct {
+	Released   bool                `json:"released"`
+	Checked    bool                `json:"checked"`
+	Device     string              `json:"device"`
+	InUseBy    []filesystemUseJSON `json:"in_use_by"`
+	Exclusive  bool                `json:"exclusive,omitempty"` // the block device opened with O_EXCL
+	DeviceName termsafe.Name       `json:"device_name,omitempty"`
+	Note       termsafe.Name       `json:"note,omitempty"`
+}
+
+type filesystemUseJSON struct {
+	Kind      string        `json:"kind"`
+	Where     termsafe.Name `json:"where,omitempty"`
+	Namespace string        `json:"namespace,omitempty"` // "mnt:[N]" when not ours
+	Host      bool          `json:"host,omitempty"`
+	PIDs      []int         `json:"pids,omitempty"`
+}
+
+func newFilesystemJSON(f *Filesystem) *filesystemJSON {
+	out := &filesystemJSON{Released: f.Released, Checked: f.Checked, Device: f.Device, InUseBy: []filesystemUseJSON{},
+		Exclusive: f.Exclusive, DeviceName: termsafe.Name(f.DeviceName), Note: termsafe.Name(f.Note)}
+	for _, u := range f.InUseBy {
+		j := filesystemUseJSON{Kind: u.Kind, Where: termsafe.Name(u.Where), Host: u.Host, PIDs: u.PIDs}
+		if u.Namespace != 0 {
+			j.Namespace = fmt.Sprintf("mnt:[%d]", u.Namespace)
+		}
+		out.InUseBy = append(out.InUseBy, j)
+	}
+	return out
 }
 
 // serverJSON is the probe's finding (Plan.Server), on the plan event of a
@@ -71,6 +107,8 @@ type resultJSON struct {
 	Marked    bool          `json:"marked"`
 	Summary   termsafe.Name `json:"summary"`
 	Remaining []holderJSON  `json:"remaining,omitempty"`
+	// Filesystem: once the mount is gone, whether the filesystem is.
+	Filesystem *filesystemJSON `json:"filesystem,omitempty"`
 }
 
 // MarshalJSON renders the event as documented for `mounttop umount --json`:
@@ -92,6 +130,9 @@ func (e Event) MarshalJSON() ([]byte, error) {
 			Mountpoint: termsafe.Name(r.Mountpoint), Name: termsafe.Name(r.Name), Lazy: r.Lazy, Propagates: r.Propagates, Refused: termsafe.Name(r.Refused), Host: r.Host})
 	}
 	out.Release = e.Release
+	if e.Filesystem != nil {
+		out.Filesystem = newFilesystemJSON(e.Filesystem)
+	}
 	if s := e.Server; s != nil {
 		out.Server = &serverJSON{Answering: s.Answering, Aborted: s.Aborted, How: termsafe.Name(s.How)}
 		if !s.Answering {
@@ -100,6 +141,9 @@ func (e Event) MarshalJSON() ([]byte, error) {
 	}
 	if r := e.Result; r != nil {
 		out.Result = &resultJSON{Gone: r.Gone, Marked: r.Marked, Summary: termsafe.Name(r.Summary)}
+		if r.Filesystem != nil {
+			out.Result.Filesystem = newFilesystemJSON(r.Filesystem)
+		}
 		for _, h := range r.Remaining {
 			out.Result.Remaining = append(out.Result.Remaining, holderJSON{PID: h.PID, Comm: termsafe.Name(h.Comm), State: string(h.State)})
 		}

@@ -104,8 +104,38 @@ func (u *Unmounter) Prepare(ctx context.Context, p Plan) (Plan, error) {
 			return p, e
 		}
 	}
+	stacked := stackedOn(snap, append([]inspect.MountID{m.ID}, subs...))
+	p.Stacked = p.Stacked[:0]
+	stackedNames := map[string]bool{}
+	held := append([]inspect.MountID(nil), subs...) // the mounts whose holders are revoked
+	if p.Mode == ModeStaged && !m.Detached {
+		for _, s := range stacked {
+			stackedNames[s.Mountpoint] = true
+			if !p.Recursive {
+				continue
+			}
+			switch {
+			case s.Mountpoint == "/" || s.ParentID == s.ID:
+				return refuse("the %s at %s that uses it as a layer is the root of this mount namespace", termsafe.Text(s.FSType), termsafe.Quote(s.Mountpoint))
+			case SystemMount(&s) != "" && !p.AllowSystem:
+				return refuse("%s", refusalText(SystemMount(&s)))
+			}
+			p.Stacked = append(p.Stacked, s)
+			held = append(held, s.ID)
+		}
+		if len(stacked) > 0 && !p.Recursive {
+			p.Warnings = append(p.Warnings, fmt.Sprintf("--recursive unmounts first what uses it as a layer: %s", submountList(stacked, 5)))
+		}
+	}
+	if len(p.Stacked) > 0 {
+		if own, err := u.sys.Self(); err == nil {
+			if why, _ := ownMountReason(own, u.journalMount(), held); why != "" {
+				return refuse("%s", why)
+			}
+		}
+	}
 	p.Holders = p.Holders[:0]
-	for _, h := range holdersOf(snap, m.ID, subs) {
+	for _, h := range holdersOf(snap, m.ID, held) {
 		p.Holders = append(p.Holders, u.holderAction(p, h))
 	}
 	if a := m.Automount; a != nil {
@@ -130,6 +160,8 @@ func (u *Unmounter) Prepare(ctx context.Context, p Plan) (Plan, error) {
 	}
 	for _, r := range busyReasonList(snap, ids...) {
 		switch {
+		case len(p.Stacked) > 0 && stackedNames[r.name]:
+			continue // unmounted first (Plan.Stacked)
 		case !r.releasable || refused[r.name]:
 			p.Warnings = append(p.Warnings, "held by "+r.text+" (no revoke can release it)")
 		case p.Release && p.Mode == ModeStaged:
@@ -153,6 +185,7 @@ func (u *Unmounter) Prepare(ctx context.Context, p Plan) (Plan, error) {
 		}
 		p.Server = u.probe(ctx, m, path, probeLimit(&p))
 	}
+	p.Filesystem = planFilesystem(snap, &p)
 	p.Warnings = append(p.Warnings, aliveWarnings(snap, m.ID)...)
 	for _, o := range snap.SameFilesystem(m.ID) {
 		p.Warnings = append(p.Warnings, fmt.Sprintf("the filesystem is also mounted at %s: it stays alive there", termsafe.Quote(o.Mountpoint)))
@@ -356,6 +389,9 @@ func describePlan(p *Plan) string {
 	}
 	if n := len(p.Submounts); n > 0 {
 		fmt.Fprintf(&b, "; %d %s first, deepest first: %s", n, plural(n, "submount"), submountList(p.Submounts, 5))
+	}
+	if n := len(p.Stacked); n > 0 {
+		fmt.Fprintf(&b, "; before it, unmount what uses it as a layer: %s", submountList(p.Stacked, 5))
 	}
 	refused := 0
 	for _, h := range p.Holders {

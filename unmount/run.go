@@ -41,6 +41,9 @@ func (u *Unmounter) Run(ctx context.Context, p Plan) <-chan Event {
 // their reason). A dry run shows it and stops.
 func PlanEvent(p *Plan) Event {
 	what := describePlan(p)
+	if s := p.Filesystem.PlanText(); s != "" {
+		what += "; " + s
+	}
 	for _, w := range p.Warnings {
 		what += "; " + w
 	}
@@ -57,6 +60,10 @@ func PlanEvent(p *Plan) Event {
 	if p.Mode == ModeStaged && p.Server.Probed {
 		s := p.Server
 		ev.Server = &s
+	}
+	if p.Filesystem.Checked {
+		f := p.Filesystem
+		ev.Filesystem = &f
 	}
 	return ev
 }
@@ -151,7 +158,14 @@ func (r *run) closeProcesses() {
 	}
 }
 
+// done ends the run with res. When the mount is gone, it first checks
+// whether the filesystem itself is (checkFilesystem) and says so in the
+// summary.
 func (r *run) done(res Result, err error) {
+	if res.Gone && res.Filesystem == nil {
+		res.Filesystem = r.u.checkFilesystem(r.ctx, r.plan)
+		res.Summary += "; " + res.Filesystem.Text()
+	}
 	r.send(Event{Stage: StageDone, What: res.Summary, Err: err, Result: &res})
 }
 
@@ -539,7 +553,7 @@ func (r *run) scanHolders() ([]inspect.Holder, error) {
 	}
 	r.lastSnap = snap
 	subs := snap.Descendants(r.target.ID)
-	hs := holdersOf(snap, r.target.ID, subs)
+	hs := holdersOf(snap, r.target.ID, append(subs, r.stackedIDs()...))
 	if r.plan.Release {
 		hs = mergeHolders(hs, r.copyHolders(snap, append([]inspect.MountID{r.target.ID}, subs...)))
 	}
@@ -689,6 +703,7 @@ func (r *run) targetedMounts() (ids []inspect.MountID, copyIDs []int) {
 		return ids, nil
 	}
 	ids = append(ids, r.lastSnap.Descendants(r.target.ID)...)
+	ids = append(ids, r.stackedIDs()...)
 	if !r.plan.Release {
 		return ids, nil
 	}
@@ -700,6 +715,41 @@ func (r *run) targetedMounts() (ids []inspect.MountID, copyIDs []int) {
 		}
 	}
 	return ids, copyIDs
+}
+
+// stackedIDs are the unique IDs of the plan's stacked filesystems
+// (Plan.Stacked): their holders are revoked with the target's.
+func (r *run) stackedIDs() []inspect.MountID {
+	var ids []inspect.MountID
+	for _, s := range r.plan.Stacked {
+		ids = append(ids, s.ID)
+	}
+	return ids
+}
+
+// unmountStacked unmounts the plan's stacked filesystems (overlays with a
+// layer on the target; Plan.Stacked) before the target, in order, each
+// like any unmount: anchored on its mount point's directory, re-checked
+// by unique ID, not lazy, verified. One gone already is skipped.
+func (r *run) unmountStacked(ctx context.Context) error {
+	for _, s := range r.plan.Stacked {
+		m := s
+		a, err := r.u.anchor(&m, nil, m.Mountpoint)
+		if err == nil {
+			err = r.finalUmount(ctx, &m, a)
+			a.Close()
+		}
+		if errors.Is(err, ErrGone) {
+			continue
+		}
+		what := fmt.Sprintf("the %s at %s (it uses the mount as a layer)", termsafe.Text(m.FSType), termsafe.Quote(m.Mountpoint))
+		if err != nil {
+			r.send(Event{Stage: StageUnmount, Mount: m.ID, Err: err, What: what})
+			return err
+		}
+		r.send(Event{Stage: StageUnmount, Mount: m.ID, What: what + " unmounted first"})
+	}
+	return nil
 }
 
 // ErrHolderGone is what a Revoker returns for a process that exited.
@@ -930,6 +980,9 @@ func (r *run) unmountReal(f *Fence) error {
 	// Once begun, the unmount is finished whatever happens to ctx: a
 	// cancelled ctx would cut the identity re-check's table read short.
 	ctx := context.WithoutCancel(r.ctx)
+	if err := r.unmountStacked(ctx); err != nil {
+		return err
+	}
 	if f.Kind == FenceOver {
 		if err := u.sys.RemoveFence(f); err != nil {
 			return err

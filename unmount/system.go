@@ -100,6 +100,11 @@ type System interface {
 	// Swapoff stops swapping to the file at path (swapoff(2)) if the path
 	// still leads, without a symbolic link, to the file the scan found.
 	Swapoff(path string, file release.FileID) error
+	// ClaimDevice opens the block device major:minor exclusively (O_EXCL)
+	// and closes it again: nil when nothing claims it any more, an error
+	// wrapping EBUSY while something does, ErrNotBlockDevice when the
+	// filesystem has no block device. It returns the device node's path.
+	ClaimDevice(major, minor int) (string, error)
 }
 
 // FenceKind is how a fence was put up.

@@ -43,6 +43,13 @@ drained until none is left and the kernel lets it go.
              9p, Ceph, FUSE); ignored by local filesystems (use --staged).
   --staged   the staged forced unmount: fence new opens, syncfs, revoke the
              holders (--revoke), drain every --interval, unmount for real.
+  --recursive
+             also unmount the submounts, deepest first. With --staged, also
+             the overlays (stacking filesystems) of this namespace that use
+             the mount or a submount as a layer: their holders are revoked
+             with the mount's and each overlay is unmounted before the
+             mount. Without it such an overlay is only named: it keeps the
+             filesystem alive after the unmount.
   --release  with --staged: also free what holds the mount besides this
              namespace's processes, as the plan lists them: revoke the
              holders of its copies in other mount namespaces that our
@@ -63,6 +70,14 @@ drained until none is left and the kernel lets it go.
              /proc mounttop reads and the mount its journal is on. Refused
              without it (exit 2). mounttop's own executable and cwd are
              never unmounted from under it.
+
+Every plan says what will keep the filesystem itself in use after the
+unmount, and every result whether it is: "filesystem released" or
+"filesystem still in use by: ..." (other mounts of it, here or in other
+mount namespaces; a detached mount still held; overlays using it as a
+layer; loop devices; swap files; for a block device, a claim that keeps an
+exclusive open (O_EXCL) failing with EBUSY). --json carries it as
+"filesystem" on the plan event and in "result".
 
 Exit codes: 0 the mount is gone (verified), 1 failed, 2 bad usage or refused
 (nothing changed), 3 --expire marked the mount but has not unmounted it yet,
@@ -111,7 +126,7 @@ func (f *umountFlags) register(fs *flag.FlagSet) {
 	fs.DurationVar(&f.interval, "interval", unmount.DefaultInterval, "--staged: drain rescan interval; --expire-when-idle: re-arm interval")
 	fs.DurationVar(&f.timeout, "timeout", unmount.DefaultTimeout, "--staged: give up (and roll the fence back) this long after the run starts; mounttop exits by --timeout plus 5s whatever the kernel does; --expire-when-idle: 0 waits until cancelled")
 	fs.DurationVar(&f.callTimeout, "call-timeout", unmount.DefaultCallTimeout, "--staged: abandon a call that waits on the filesystem's server (open, syncfs, statfs, fence, rollback) after this; at most --timeout")
-	fs.BoolVar(&f.recursive, "recursive", false, "also unmount the submounts, deepest first")
+	fs.BoolVar(&f.recursive, "recursive", false, "also unmount the submounts, deepest first; --staged: and, before the mount, the overlays elsewhere that use it as a layer (their holders revoked too)")
 	fs.BoolVar(&f.whenIdle, "expire-when-idle", false, "--expire: re-arm every --interval until the mount goes")
 	fs.BoolVar(&f.release, "release", false, "--staged: also release copies in other mount namespaces, loop devices and swap files that hold the mount")
 	fs.BoolVar(&f.releaseHost, "release-host", false, "--release: also release a copy in the host's mount namespace (pid 1's)")

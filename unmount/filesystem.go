@@ -1,0 +1,388 @@
+package unmount
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+
+	"golang.org/x/sys/unix"
+
+	"mounttop/inspect"
+	"mounttop/internal/bounded"
+	"mounttop/internal/termsafe"
+)
+
+// Filesystem says whether the filesystem itself (its superblock) is gone,
+// not only the mount: an unmount frees a disk, an image or a server only
+// when nothing else uses the filesystem. Bind mounts and copies in other
+// mount namespaces share the superblock (DESIGN.md "Identifying a mount");
+// a lazily unmounted mount lives on detached while held; an overlay keeps
+// private clones of its layers' mounts, so T's superblock lives on
+// invisibly after `umount T` succeeds (DESIGN.md "Dead servers, overlays");
+// a loop device or a swap file keeps its backing file open.
+type Filesystem struct {
+	// Checked: the uses were looked for (a scan could be made).
+	Checked bool
+	// Released: nothing mounttop can see uses the filesystem any more
+	// and, for a block device, it opened exclusively (false, with Note,
+	// when that open could not be tried or failed otherwise than EBUSY).
+	Released bool
+	// InUseBy is what still uses it, each named once.
+	InUseBy []FilesystemUse
+	// Device is the filesystem's device, "major:minor" (st_dev).
+	Device string
+	// Exclusive: the block device (DeviceName) opened with O_EXCL
+	// (open(2): EBUSY while a filesystem or another claimer holds it),
+	// so it can be detached, checked or mounted again.
+	Exclusive  bool
+	DeviceName string
+	// Note says why the check is incomplete ("" when it is not).
+	Note string
+}
+
+// FilesystemUse is one thing that keeps a filesystem in use.
+type FilesystemUse struct {
+	// Kind: "mount" (another mount of it: a bind mount, a copy in another
+	// namespace), "detached" (lazily unmounted, still held), a stacking
+	// filesystem's type ("overlay"), "loop", "swap", "nfsd-export",
+	// "io_uring", "binfmt_misc", "block-holder", or "device" (the block
+	// device is claimed by something mounttop cannot name).
+	Kind string
+	// Where: the mount point, the loop device, the swap file, the device.
+	Where string
+	// Namespace is the mount namespace's inode (mnt:[N]) when it is not
+	// ours; Host marks the host's (pid 1's).
+	Namespace uint64
+	Host      bool
+	// PIDs hold a detached mount (the first few).
+	PIDs []int
+	// mount is the use's mount in our table (a mount, an overlay of
+	// ours), 0 when there is none: how the plan's list is told apart from
+	// what the target takes along.
+	mount inspect.MountID
+}
+
+// Text is the use in operator words: "the mount /y", "the overlay /z in
+// mount namespace mnt:[N]", "a detached mount held by pid 812".
+func (f FilesystemUse) Text() string {
+	var s string
+	switch f.Kind {
+	case "mount":
+		s = "the mount " + termsafe.Quote(f.Where)
+	case "detached":
+		s = "a detached mount"
+		if len(f.PIDs) > 0 {
+			ps := make([]string, len(f.PIDs))
+			for i, p := range f.PIDs {
+				ps[i] = fmt.Sprint(p)
+			}
+			s += " held by pid " + strings.Join(ps, ", ")
+		}
+	case "loop":
+		s = "the loop device " + termsafe.Quote(f.Where)
+	case "swap":
+		s = "the swap file " + termsafe.Quote(f.Where)
+	case "device":
+		s = "a claim on the block device " + termsafe.Quote(f.Where) + " (open O_EXCL: EBUSY)"
+	default:
+		s = "the " + termsafe.Text(f.Kind) + " " + termsafe.Quote(f.Where)
+	}
+	if f.Namespace != 0 {
+		s += fmt.Sprintf(" in mount namespace mnt:[%d]", f.Namespace)
+		if f.Host {
+			s += " (the host's)"
+		}
+	}
+	return s
+}
+
+// Text is the finding after an unmount: "filesystem released" or
+// "filesystem still in use by: ...".
+func (f *Filesystem) Text() string {
+	switch {
+	case !f.Checked:
+		return "whether the filesystem is released is unknown: " + f.Note
+	case len(f.InUseBy) > 0:
+		return "filesystem still in use by: " + f.uses()
+	case !f.Released:
+		return "no other use of the filesystem found, but " + f.Note
+	}
+	s := "filesystem released"
+	if f.Exclusive {
+		s += " (the block device " + termsafe.Quote(f.DeviceName) + " opens exclusively)"
+	}
+	return s
+}
+
+// PlanText is the plan's forecast: what will keep the filesystem in use
+// once the target (and its submounts) is unmounted.
+func (f *Filesystem) PlanText() string {
+	switch {
+	case !f.Checked:
+		return ""
+	case len(f.InUseBy) > 0:
+		return "after this unmount the filesystem stays in use by: " + f.uses()
+	}
+	return "after this unmount nothing mounttop can see uses the filesystem: it is released"
+}
+
+func (f *Filesystem) uses() string {
+	s := make([]string, len(f.InUseBy))
+	for i, u := range f.InUseBy {
+		s[i] = u.Text()
+	}
+	return strings.Join(s, "; ")
+}
+
+// filesystemUses lists what, in snap, uses the filesystem of device
+// major:minor besides the mounts in skip: other mounts of it here
+// (detached ones with their holders), its mounts in the other namespaces
+// read (those in skipCopies excepted), and the kernel holders (overlays
+// with a layer on it, loop devices, swap files, ...) of any mount of it.
+// A loop device is found by its backing file's device as well, so it is
+// named even once no mount of the filesystem is left in our table.
+func filesystemUses(snap *inspect.Snapshot, major, minor int, skip map[inspect.MountID]bool, skipCopies map[uint64]map[int]bool) []FilesystemUse {
+	var out []FilesystemUse
+	seen := map[string]bool{}
+	add := func(u FilesystemUse) {
+		key := fmt.Sprintf("%s\x00%s\x00%d\x00%v", u.Kind, u.Where, u.Namespace, u.PIDs)
+		if !seen[key] {
+			seen[key] = true
+			out = append(out, u)
+		}
+	}
+	same := func(m *inspect.Mount) bool { return m.Major == major && m.Minor == minor }
+	var ours []inspect.MountID
+	for i := range snap.Mounts {
+		m := &snap.Mounts[i]
+		if !same(m) {
+			continue
+		}
+		ours = append(ours, m.ID)
+		if skip[m.ID] {
+			continue
+		}
+		if m.Detached {
+			add(FilesystemUse{Kind: "detached", PIDs: holderPIDs(snap.HoldersOf(m.ID), 3), mount: m.ID})
+			continue
+		}
+		add(FilesystemUse{Kind: "mount", Where: m.Mountpoint, mount: m.ID})
+	}
+	for i := range snap.Namespaces {
+		ns := &snap.Namespaces[i]
+		for j := range ns.Mounts {
+			c := &ns.Mounts[j]
+			if same(c) && !skipCopies[ns.Inode][c.OldID] {
+				add(FilesystemUse{Kind: "mount", Where: c.Mountpoint, Namespace: ns.Inode, Host: ns.Host})
+			}
+		}
+	}
+	dev := unix.Mkdev(uint32(major), uint32(minor))
+	var ids []inspect.MountID
+	for id := range snap.Kernel {
+		ids = append(ids, id)
+	}
+	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
+	onIt := map[inspect.MountID]bool{}
+	for _, id := range ours {
+		onIt[id] = true
+	}
+	for _, id := range ids {
+		for _, k := range snap.Kernel[id] {
+			switch {
+			case k.Kind == "submount" || k.Kind == "over-mount":
+				continue
+			case onIt[id]:
+			case k.Kind == "loop" && k.Dev == dev:
+			default:
+				continue
+			}
+			add(FilesystemUse{Kind: k.Kind, Where: k.Name, Namespace: k.Namespace, Host: k.Namespace != 0 && k.Namespace == snap.HostNS, mount: k.Mount})
+		}
+	}
+	return out
+}
+
+// holderPIDs is the pids of the first n holders.
+func holderPIDs(hs []inspect.Holder, n int) []int {
+	var out []int
+	for i, h := range hs {
+		if i == n {
+			break
+		}
+		out = append(out, h.PID)
+	}
+	return out
+}
+
+// planFilesystem is the plan's forecast for p: what keeps the target's
+// filesystem in use once the target and its submounts are gone. The copies
+// umount2 propagates to go along with ours; a lazy unmount leaves the
+// target detached while its holders hold it; a staged run revokes them,
+// and with Release also frees what Releases lists (a loop device, a swap
+// file, a copy elsewhere), unless refused.
+func planFilesystem(snap *inspect.Snapshot, p *Plan) Filesystem {
+	m := &p.Target
+	skip := map[inspect.MountID]bool{m.ID: true}
+	for _, s := range p.Submounts {
+		skip[s.ID] = true
+	}
+	for _, s := range p.Stacked {
+		skip[s.ID] = true
+	}
+	skipCopies := map[uint64]map[int]bool{}
+	if !m.Detached {
+		for _, c := range snap.Copies(m.ID) {
+			if c.Propagates {
+				if skipCopies[c.Namespace.Inode] == nil {
+					skipCopies[c.Namespace.Inode] = map[int]bool{}
+				}
+				skipCopies[c.Namespace.Inode][c.Mount.OldID] = true
+			}
+		}
+	}
+	f := Filesystem{Checked: true, Device: m.Device()}
+	if hs := snap.HoldersOf(m.ID); p.Mode == ModeLazy && len(hs) > 0 {
+		f.InUseBy = append(f.InUseBy, FilesystemUse{Kind: "detached", PIDs: holderPIDs(hs, 3), mount: m.ID})
+	}
+	released := map[string]bool{} // what a staged run with Release frees
+	if p.Release && p.Mode == ModeStaged {
+		for _, r := range p.Releases {
+			if r.Refused != "" {
+				continue
+			}
+			switch r.Kind {
+			case "copy":
+				released[fmt.Sprintf("mount\x00%s\x00%d", r.Mountpoint, r.Namespace)] = true
+			default:
+				released[r.Kind+"\x00"+r.Name+"\x000"] = true
+			}
+		}
+	}
+	for _, u := range filesystemUses(snap, m.Major, m.Minor, skip, skipCopies) {
+		switch {
+		case u.mount != 0 && skip[u.mount]:
+			continue // an overlay among the submounts goes first
+		case released[fmt.Sprintf("%s\x00%s\x00%d", u.Kind, u.Where, u.Namespace)]:
+			continue
+		}
+		f.InUseBy = append(f.InUseBy, u)
+	}
+	f.Released = len(f.InUseBy) == 0
+	return f
+}
+
+// checkFilesystem looks, after the target went, for what still uses its
+// filesystem: a fresh scan (filesystemUses; the target itself counts now
+// if it lives on detached), the overlays the plan saw using it as a layer
+// that are still mounted (once the target is gone, their layer paths lead
+// elsewhere, so only the plan could tell), and for a block device whether
+// it now opens exclusively (System.ClaimDevice, bounded: it should not
+// wait on anything, but nothing is trusted not to).
+func (u *Unmounter) checkFilesystem(ctx context.Context, p *Plan) *Filesystem {
+	m := &p.Target
+	f := &Filesystem{Device: m.Device()}
+	snap, err := u.sys.Scan(ctx)
+	if err != nil {
+		f.Note = "could not scan: " + oneLine(err.Error())
+		return f
+	}
+	f.Checked = true
+	skip := map[inspect.MountID]bool{}
+	for _, s := range p.Submounts {
+		skip[s.ID] = true
+	}
+	f.InUseBy = filesystemUses(snap, m.Major, m.Minor, skip, nil)
+	have := map[string]bool{}
+	for _, use := range f.InUseBy {
+		have[use.Kind+"\x00"+use.Where] = true
+	}
+	for _, use := range p.Filesystem.InUseBy {
+		if !stacking(use.Kind) || have[use.Kind+"\x00"+use.Where] || !stillMounted(snap, use) {
+			continue
+		}
+		f.InUseBy = append(f.InUseBy, use)
+	}
+	if len(f.InUseBy) == 0 && m.Major != 0 {
+		name, err := bounded.Value(ctx, u.calls, p.CallTimeout, "open O_EXCL of block device "+m.Device(), bounded.AnyThread, func() (string, error) {
+			return u.sys.ClaimDevice(m.Major, m.Minor)
+		}, nil)
+		f.DeviceName = name
+		switch {
+		case err == nil:
+			f.Exclusive = true
+		case errors.Is(err, ErrNotBlockDevice):
+		case errors.Is(err, unix.EBUSY):
+			f.InUseBy = append(f.InUseBy, FilesystemUse{Kind: "device", Where: name})
+		default:
+			f.Note = "could not open the block device " + m.Device() + " exclusively: " + oneLine(err.Error())
+		}
+	}
+	f.Released = len(f.InUseBy) == 0 && f.Note == ""
+	return f
+}
+
+// stacking reports a use that is a stacking filesystem (not a mount, a
+// device or a file).
+func stacking(kind string) bool {
+	switch kind {
+	case "mount", "detached", "loop", "swap", "device", "nfsd-export", "io_uring", "binfmt_misc", "block-holder":
+		return false
+	}
+	return true
+}
+
+// stillMounted reports whether a stacking filesystem the plan named is
+// still mounted: by unique ID in our table, or at the same mount point
+// with the same type in its namespace.
+func stillMounted(snap *inspect.Snapshot, use FilesystemUse) bool {
+	if use.Namespace == 0 {
+		_, ok := snap.Mount(use.mount)
+		return ok && use.mount != 0
+	}
+	for i := range snap.Namespaces {
+		ns := &snap.Namespaces[i]
+		if ns.Inode != use.Namespace {
+			continue
+		}
+		for j := range ns.Mounts {
+			if c := &ns.Mounts[j]; c.Mountpoint == use.Where && c.FSType == use.Kind {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// ErrNotBlockDevice: the filesystem's device is no block device (tmpfs,
+// proc, an overlay: an anonymous device), so there is nothing to claim.
+var ErrNotBlockDevice = errors.New("not a block device")
+
+// stackedOn returns the stacking filesystems of our namespace (overlays,
+// inspect.KernelHolder with Layers) with a layer on one of ids, each
+// preceded by its own submounts, deepest first, each mount once: the
+// order in which they can be unmounted.
+func stackedOn(snap *inspect.Snapshot, ids []inspect.MountID) []inspect.Mount {
+	in := map[inspect.MountID]bool{}
+	for _, id := range ids {
+		in[id] = true
+	}
+	var out []inspect.Mount
+	seen := map[inspect.MountID]bool{}
+	for _, id := range ids {
+		for _, k := range snap.Kernel[id] {
+			if len(k.Layers) == 0 || k.Namespace != 0 || k.Mount == 0 || in[k.Mount] || seen[k.Mount] {
+				continue
+			}
+			for _, sid := range append(snap.Descendants(k.Mount), k.Mount) {
+				if s, ok := snap.Mount(sid); ok && !seen[sid] && !in[sid] {
+					seen[sid] = true
+					out = append(out, *s)
+				}
+			}
+		}
+	}
+	return out
+}
