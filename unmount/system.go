@@ -179,9 +179,13 @@ type Range struct{ Start, End uint64 }
 // process and mounts they were found on, so that the revoker acts only on
 // what was inspected.
 type RevokeTargets struct {
-	FDs     []int   // take these fds away (placeholder, or close)
-	Maps    []Range // replace with PROT_NONE anonymous memory
-	CwdTIDs []int   // threads whose cwd is on the mount: moved into an empty read-only directory on no mounted tree
+	FDs  []int   // take these fds away (placeholder, or close)
+	Maps []Range // replace with PROT_NONE anonymous memory
+	// ThreadFDs are fds in one thread's own fd table (unshare(2)
+	// CLONE_FILES), or of a process whose leader exited, by thread id:
+	// taken away by calls made in that thread.
+	ThreadFDs map[int][]int
+	CwdTIDs   []int // threads whose cwd is on the mount: moved into an empty read-only directory on no mounted tree
 	// Placeholder: dup3 an O_PATH fd of that empty directory over each fd
 	// instead of closing it, so the number stays taken (the default of
 	// PolicyClose; PolicyClosePlain closes).
@@ -202,5 +206,5 @@ type RevokeTargets struct {
 
 // Empty reports whether there is nothing to revoke.
 func (t RevokeTargets) Empty() bool {
-	return len(t.FDs) == 0 && len(t.Maps) == 0 && len(t.CwdTIDs) == 0
+	return len(t.FDs) == 0 && len(t.Maps) == 0 && len(t.CwdTIDs) == 0 && len(t.ThreadFDs) == 0
 }
