@@ -15,10 +15,15 @@ import (
 
 // bindFile bind-mounts a file of one tmpfs ("secret") over a file of
 // another ("original"), as a container's resolv.conf or a secret is, with
-// one process holding an fd on it and one with it mapped.
-func bindFile(t *testing.T) (path string, fd, mm *testns.Victim) {
+// one process holding an fd on it and one with it mapped. With shared, the
+// file lies on a shared mount (MOVE_MOUNT_BENEATH is refused: the fence
+// over-mounts).
+func bindFile(t *testing.T, shared bool) (path string, fd, mm *testns.Victim) {
 	t.Helper()
 	path = filepath.Join(testns.Tmpfs(t, ""), "resolv.conf")
+	if shared {
+		path = filepath.Join(filepath.Dir(testns.TmpfsUnder(t, true)), "resolv.conf")
+	}
 	writeFile(t, path, "original")
 	secret := filepath.Join(testns.Tmpfs(t, ""), "secret")
 	writeFile(t, secret, "secret")
@@ -41,7 +46,7 @@ func readsAs(t *testing.T, path, want string) {
 // EBUSY and leave it; lazy detaches it, the holders keep their file, and
 // the original file underneath is visible again.
 func TestBindFilePlainModes(t *testing.T) {
-	path, fd, mm := bindFile(t)
+	path, fd, mm := bindFile(t, false)
 	m := mountAt(t, path)
 	ctx := context.Background()
 	u := realUnmounter(t)
@@ -72,7 +77,17 @@ func TestBindFilePlainModes(t *testing.T) {
 // the secret), revokes the fd and the mapping, unmounts, and the original
 // file underneath is visible again; no stash is left.
 func TestBindFileStaged(t *testing.T) {
-	path, fd, mm := bindFile(t)
+	for _, shared := range []bool{false, true} {
+		name := "beneath-swap"
+		if shared {
+			name = "over-mount under a shared parent"
+		}
+		t.Run(name, func(t *testing.T) { bindFileStaged(t, shared) })
+	}
+}
+
+func bindFileStaged(t *testing.T, shared bool) {
+	path, fd, mm := bindFile(t, shared)
 	var fenced []byte
 	var readErr, writeErr error
 	sys := &fenceHook{System: realSystem(t), hook: func() {
@@ -103,7 +118,7 @@ func TestBindFileStaged(t *testing.T) {
 // TestBindFileCancel: cancelling under the fence rolls it back: the same
 // mount of the file is back, its holders untouched, no stash left.
 func TestBindFileCancel(t *testing.T) {
-	path, fd, _ := bindFile(t)
+	path, fd, _ := bindFile(t, false)
 	before := mountAt(t, path)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
