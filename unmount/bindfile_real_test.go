@@ -106,6 +106,9 @@ func bindFileStaged(t *testing.T, shared bool) {
 		t.Errorf("open for writing under the fence: %v, want EROFS", writeErr)
 	}
 	readsAs(t, path, "original")
+	if !containsEvent(evs, StageFence, "an empty read-only file") || !shared && !containsEvent(evs, StageUnmount, "is the file underneath again") {
+		t.Errorf("the events do not say the fence is a file")
+	}
 	if ids := mountIDs(t, path); len(ids) != 0 {
 		t.Errorf("mounts left at %s: %v", path, ids)
 	}

@@ -248,7 +248,7 @@ func (k *kernel) Fence(target *inspect.Mount, over bool) (*Fence, error) {
 		return nil, &Error{Op: "fence", Target: target.Mountpoint, Err: err}
 	}
 	defer unix.Close(fenceFD)
-	f := &Fence{Target: target.Mountpoint, FenceID: fenceID, RealID: target.ID, Top: top}
+	f := &Fence{Target: target.Mountpoint, FenceID: fenceID, RealID: target.ID, Top: top, File: !dir}
 	if over {
 		if err := unix.MoveMount(fenceFD, "", realFD, "", unix.MOVE_MOUNT_F_EMPTY_PATH|unix.MOVE_MOUNT_T_EMPTY_PATH); err != nil {
 			return nil, &Error{Op: "fence: over-mount", Target: target.Mountpoint, Flags: unix.MOVE_MOUNT_F_EMPTY_PATH | unix.MOVE_MOUNT_T_EMPTY_PATH, Err: err}

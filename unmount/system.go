@@ -135,6 +135,9 @@ type Fence struct {
 	RealID   inspect.MountID // the fenced mount itself
 	Stash    string          // FenceBeneath: the private 0700 directory (a private bind of itself)
 	RealPath string          // where the real mount can be named now (Stash/mnt, or Target under FenceOver)
+	// File: the mount is a bind-mounted file, fenced by an empty read-only
+	// file (a mount of a file stacks only with one of a file).
+	File bool
 
 	// Top is the target's parent directory, where the fence is the top
 	// mount; Real is where the real mount sits now: the stash's root with
