@@ -60,7 +60,8 @@ func TestThreadOwnFDTable(t *testing.T) {
 // TestLeaderExited: a process whose leader exited (state Z) while another
 // thread runs is read through that thread: its fd and cwd carry the
 // id of a live thread (the one that holds them, or another sharing its
-// fd table and fs_struct), not 0: the revoke must go through a thread.
+// fd table and fs_struct), not 0: the revoke must go through a thread; its
+// mapping is read from that thread's maps.
 func TestLeaderExited(t *testing.T) {
 	dir := testns.Tmpfs(t, "")
 	sub := filepath.Join(dir, "work")
@@ -94,7 +95,10 @@ func TestLeaderExited(t *testing.T) {
 	if u := findThreadUse(h, UseCwd, -1); u == nil || u.Path != sub {
 		t.Errorf("uses %+v: want the cwd of a live thread in %s", h.Uses, sub)
 	}
-	if len(h.Uses) != 2 {
-		t.Errorf("uses %+v: want the fd and the cwd once each", h.Uses)
+	if u := findUse(h, UseMmap); u == nil || u.Path != file {
+		t.Errorf("uses %+v: want the mapping of %s, read from a live thread's maps", h.Uses, file)
+	}
+	if len(h.Uses) != 3 {
+		t.Errorf("uses %+v: want the fd, the cwd and the mapping once each", h.Uses)
 	}
 }

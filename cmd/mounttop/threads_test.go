@@ -115,7 +115,7 @@ func TestThreadOwnFDTable(t *testing.T) {
 
 // TestLeaderExited: the main thread ended with SYS_exit (pthread_exit), so
 // the leader is a zombie (/proc/PID/fd, cwd and maps show nothing) while
-// another thread holds an fd and its cwd on the mount: the scan reads the
+// another thread holds an fd, a mapping and its cwd on the mount: the scan reads the
 // process through that thread, `holders` and `list` show it, and the
 // staged run seizes the live thread, revokes the fd and the cwd there and
 // unmounts.
@@ -152,6 +152,9 @@ func TestLeaderExited(t *testing.T) {
 	r := runMounttop(t, "", nil, append([]string{"umount", "--staged", "--interval", "50ms", "--yes", dir}, journalArgs(t)...)...)
 	if r.code != 0 || testns.IsMountPoint(dir) {
 		t.Fatalf("exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if !strings.Contains(r.stdout, "unmap 1 mapping") || strings.Contains(r.stdout, "left alone") {
+		t.Errorf("the mapping was not revoked:\n%s", r.stdout)
 	}
 	v.WaitLine(t, "read: EBADF", 10*time.Second)
 	if cwd, err := os.Readlink(fmt.Sprintf("/proc/%d/task/%d/cwd", v.PID, tid)); err != nil || cwd == sub {

@@ -87,8 +87,8 @@ const (
 	// "ready", then reads the fd every 20 ms and says "read: ERRNO" once
 	// a read fails.
 	RoleRevokeThreadFiles = "revoke-thread-files"
-	// RoleRevokeLeaderExit DIR FILE: a thread chdirs to DIR and opens
-	// FILE, then the main thread (tid == pid) ends with SYS_exit, leaving
+	// RoleRevokeLeaderExit DIR FILE: a thread chdirs to DIR, opens FILE
+	// and maps its first page, then the main thread (tid == pid) ends with SYS_exit, leaving
 	// the leader a zombie while that thread runs on; it reports "tid: T",
 	// "fd: N", "leader exiting", and "read: ERRNO" once a read fails.
 	RoleRevokeLeaderExit = "revoke-leader-exit"
@@ -178,6 +178,10 @@ func revokeLeaderExit(args []string) error {
 		}
 		fd, err := unix.Open(args[1], unix.O_RDWR|unix.O_CLOEXEC, 0)
 		if err != nil {
+			errc <- err
+			return
+		}
+		if _, err := unix.Mmap(fd, 0, 4096, unix.PROT_READ, unix.MAP_SHARED); err != nil {
 			errc <- err
 			return
 		}

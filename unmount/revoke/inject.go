@@ -250,9 +250,19 @@ func (s *session) verify(maps []mapping, inj int) (fds []int, ranges []Range, cw
 		if s.checksMounts() {
 			for _, v := range vmas {
 				link := fmt.Sprintf("/proc/%d/map_files/%x-%x", s.pid, v.start, v.end)
-				if _, _, err := mountOf(link); errors.Is(err, unix.EPERM) || errors.Is(err, unix.EACCES) {
+				_, _, err := mountOf(link)
+				if errors.Is(err, unix.EPERM) || errors.Is(err, unix.EACCES) {
 					if !mapFilesNoted {
 						s.note("mappings not checked against the mount: /proc/PID/map_files needs CAP_SYS_ADMIN")
+						mapFilesNoted = true
+					}
+					break
+				}
+				if inj != s.pid && (errors.Is(err, unix.ESRCH) || errors.Is(err, unix.ENOENT)) {
+					// The leader exited: map_files (only in /proc/PID,
+					// not per thread) reads its mm, which is gone.
+					if !mapFilesNoted {
+						s.note("mappings not checked against the mount: the main thread exited, so /proc/PID/map_files is empty")
 						mapFilesNoted = true
 					}
 					break
