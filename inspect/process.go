@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+
 	"os/user"
 	"strconv"
 	"strings"
@@ -56,6 +57,15 @@ type proc struct {
 	// startTicks is the start time in clock ticks (proc(5) stat field
 	// 22): with the pid, it names the process across scans.
 	startTicks uint64
+	// via is the thread whose /proc/PID/task/TID stands for the process
+	// when its leader has exited (state Z) while other threads run: the
+	// leader's fd table, fs_struct and mm are gone with it (do_exit), so
+	// /proc/PID/fd, cwd and maps show nothing, while the threads hold
+	// what the process holds. 0 when the leader is alive.
+	via int
+	// tables are the threads whose fd table was read (via, or the
+	// leader as 0, then each thread with a table of its own).
+	tables []int
 }
 
 // scanProcess reads one process. j tracks which read is under way, for the
@@ -103,8 +113,14 @@ func (in *Inspector) scanProcess(j *job, tbl *scanTable, sc *scratch) procResult
 			}
 		}
 	}
+	if p.res.holder.State == 'Z' && p.may(readTask, 0) {
+		if tid, tfd := p.liveThread(); tfd >= 0 {
+			defer unix.Close(tfd)
+			p.via, p.dirfd = tid, tfd
+		}
+	}
 	p.scanLinks()
-	p.scanFDs()
+	p.scanFDs(p.dirfd, p.via)
 	p.scanMaps()
 	// Identity (argv, user, cgroup) costs three more reads: only for
 	// holders whose uses are shown in detail.
@@ -124,6 +140,27 @@ func (p *proc) may(r read, arg int) bool {
 	}
 	p.job.reading(r, arg)
 	return true
+}
+
+// liveThread opens /proc/PID/task/TID of a thread other than the leader
+// (O_PATH): -1 when there is none.
+func (p *proc) liveThread() (tid, fd int) {
+	tasks, err := unix.Openat(p.dirfd, "task", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return 0, -1
+	}
+	defer unix.Close(tasks)
+	fd = -1
+	p.eachEntry(tasks, func(name string) {
+		t, err := strconv.Atoi(name)
+		if err != nil || t == p.pid || fd >= 0 {
+			return
+		}
+		if f, err := unix.Openat(tasks, name, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0); err == nil {
+			tid, fd = t, f
+		}
+	})
+	return tid, fd
 }
 
 func (p *proc) warn(what string, err error) {
@@ -158,10 +195,15 @@ var errLeftOut = errors.New("left out: an earlier read of this process is stuck"
 // readFile reads a small /proc/PID file into the scratch buffer (growing it
 // for large maps files).
 func (p *proc) readFile(r read, arg int) ([]byte, error) {
+	return p.readFileAt(p.dirfd, r, arg)
+}
+
+// readFileAt is readFile under dirfd, /proc/PID or /proc/PID/task/TID.
+func (p *proc) readFileAt(dirfd int, r read, arg int) ([]byte, error) {
 	if !p.may(r, arg) {
 		return nil, errLeftOut
 	}
-	fd, err := unix.Openat(p.dirfd, r.name(arg), unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	fd, err := unix.Openat(dirfd, r.name(arg), unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return nil, err
 	}
@@ -362,9 +404,9 @@ func (p *proc) scanLinks() {
 		if l.t != nil {
 			*l.t = t
 		}
-		p.addLink(p.dirfd, l.what.file(), l.kind, 0, t)
+		p.addLink(p.dirfd, l.what.file(), l.kind, p.via, t)
 	}
-	if p.res.holder.Threads > 1 && p.may(readTask, 0) {
+	if (p.res.holder.Threads > 1 || p.via != 0) && p.may(readTask, 0) {
 		p.scanThreads(cwd, root)
 	}
 }
@@ -381,38 +423,87 @@ func (p *proc) addLink(dirfd int, name string, kind UseKind, tid int, t target) 
 	p.add(t.mount, u)
 }
 
-const kcmpFS = 3 // KCMP_FS, include/uapi/linux/kcmp.h
+// kcmp(2) types, include/uapi/linux/kcmp.h.
+const (
+	kcmpFiles = 2 // KCMP_FILES: the fd table
+	kcmpFS    = 3 // KCMP_FS: cwd and root
+)
 
+// sameAs reports whether kcmp(2) says threads a and b share the resource
+// of type kind; any error counts as not shared (look).
+func sameAs(a, b, kind int) bool {
+	r, _, errno := unix.Syscall6(unix.SYS_KCMP, uintptr(a), uintptr(b), uintptr(kind), 0, 0, 0)
+	return errno == 0 && r == 0
+}
+
+// scanThreads reads what a thread holds beside the process: its cwd and
+// root where it did unshare(CLONE_FS), and its fd table where it did
+// unshare(CLONE_FILES) (unshare(2)): such a table is only in
+// /proc/PID/task/TID/fd, and its uses carry the thread's id. Threads are
+// compared with the thread that stands for the process (the leader, or
+// via) and with the tables already read, by kcmp(2), so a table shared
+// by several threads is read once.
 func (p *proc) scanThreads(cwd, root target) {
 	tasks, err := unix.Openat(p.dirfd, "task", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if p.via != 0 {
+		// p.dirfd is the thread's own directory, which has no task/.
+		tasks, err = unix.Openat(p.dirfd, "..", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	}
 	if err != nil {
 		return
 	}
 	defer unix.Close(tasks)
-	p.eachEntry(tasks, func(name string) {
+	ref := p.pid
+	if p.via != 0 {
+		ref = p.via
+	}
+	tables := []int{ref}
+	// The names first: scanFDs below reuses the worker's getdents buffer.
+	var names []string
+	p.eachEntry(tasks, func(name string) { names = append(names, name) })
+	for _, name := range names {
+		p.scanThread(tasks, name, ref, cwd, root, &tables)
+	}
+}
+
+// scanThread is scanThreads for the thread name in /proc/PID/task
+// (tasks); tables lists the threads whose fd table was read.
+func (p *proc) scanThread(tasks int, name string, ref int, cwd, root target, tables *[]int) {
+	{
 		tid, err := strconv.Atoi(name)
-		if err != nil || tid == p.pid {
-			return
-		}
-		// Threads share the process's fs_struct (cwd and root) unless one
-		// did unshare(CLONE_FS): kcmp(2) KCMP_FS says so in one call,
-		// where looking costs two statx. Any error: look.
-		if r, _, errno := unix.Syscall6(unix.SYS_KCMP, uintptr(p.pid), uintptr(tid), kcmpFS, 0, 0, 0); errno == 0 && r == 0 {
+		if err != nil || tid == p.pid || tid == p.via {
 			return
 		}
 		p.job.reading(readTask, tid)
-		for _, l := range []struct {
-			name string
-			kind UseKind
-			proc target
-		}{{name + "/cwd", UseCwd, cwd}, {name + "/root", UseRoot, root}} {
-			t, err := p.statAt(tasks, l.name)
-			if err != nil || (t.mount == l.proc.mount && t.ino == l.proc.ino && t.dev == l.proc.dev) {
-				continue
+		// Threads share the process's fs_struct (cwd and root) unless one
+		// did unshare(CLONE_FS): kcmp(2) KCMP_FS says so in one call,
+		// where looking costs two statx.
+		if !sameAs(ref, tid, kcmpFS) {
+			for _, l := range []struct {
+				name string
+				kind UseKind
+				proc target
+			}{{name + "/cwd", UseCwd, cwd}, {name + "/root", UseRoot, root}} {
+				t, err := p.statAt(tasks, l.name)
+				if err != nil || (t.mount == l.proc.mount && t.ino == l.proc.ino && t.dev == l.proc.dev) {
+					continue
+				}
+				p.addLink(tasks, l.name, l.kind, tid, t)
 			}
-			p.addLink(tasks, l.name, l.kind, tid, t)
 		}
-	})
+		for _, other := range *tables {
+			if sameAs(other, tid, kcmpFiles) {
+				return
+			}
+		}
+		*tables = append(*tables, tid)
+		dir, err := unix.Openat(tasks, name, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return
+		}
+		defer unix.Close(dir)
+		p.scanFDs(dir, tid)
+	}
 }
 
 // eachEntry calls fn for each name in an open directory (getdents64), with
@@ -442,11 +533,13 @@ func (p *proc) eachEntry(dirfd int, fn func(name string)) {
 // device, inode); for fds on a mount in focus it adds the path (readlink)
 // and the access mode, which the kernel shows as the magic link's own
 // permission bits (proc(5): S_IRUSR for read, S_IWUSR for write).
-func (p *proc) scanFDs() {
+// dir is /proc/PID, or /proc/PID/task/TID for the fd table of thread tid
+// (0 for the process's own), whose uses then carry tid.
+func (p *proc) scanFDs(dir, tid int) {
 	if !p.may(readFD, -1) {
 		return
 	}
-	fdDir, err := unix.Openat(p.dirfd, "fd", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	fdDir, err := unix.Openat(dir, "fd", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		if errors.Is(err, unix.EACCES) || errors.Is(err, unix.EPERM) {
 			p.warn("cannot read open files", unix.EACCES)
@@ -467,20 +560,20 @@ func (p *proc) scanFDs() {
 			}
 			// FUSE refuses getattr to other users (no allow_other):
 			// fdinfo's mnt_id attributes the fd without asking it.
-			if t, err = p.fdinfoTarget(fd); err != nil {
+			if t, err = p.fdinfoTarget(dir, fd); err != nil {
 				return
 			}
 		}
 		if !t.known {
 			if t.dev == p.tbl.anon && p.tbl.anon != 0 {
-				p.ioUring(fdDir, name, fd)
+				p.ioUring(dir, fdDir, name, fd)
 				return
 			}
-			p.other(fdDir, name, Use{Kind: UseFD, FD: fd, Inode: t.ino, Deleted: t.nlink == 0}, t)
+			p.other(fdDir, name, Use{Kind: UseFD, FD: fd, TID: tid, Inode: t.ino, Deleted: t.nlink == 0}, t)
 			return
 		}
 		detail := p.in.wantDetail(t.mount)
-		u := Use{Kind: UseFD, FD: fd, Inode: t.ino, Deleted: t.nlink == 0}
+		u := Use{Kind: UseFD, FD: fd, TID: tid, Inode: t.ino, Deleted: t.nlink == 0}
 		if detail {
 			u.Path = strings.TrimSuffix(p.readlink(fdDir, name), " (deleted)")
 			var st unix.Stat_t
@@ -497,15 +590,15 @@ func (p *proc) scanFDs() {
 		}
 		p.add(t.mount, u)
 		if p.tbl.locks[devIno{t.dev, t.ino}] {
-			p.addLocks(fd, t.mount, u.Path)
+			p.addLocks(dir, fd, tid, t.mount, u.Path)
 		}
 	})
 }
 
 // fdinfoTarget reads mnt_id and ino from /proc/PID/fdinfo/N, which never
 // touches the file.
-func (p *proc) fdinfoTarget(fd int) (target, error) {
-	b, err := p.readFile(readFDInfo, fd)
+func (p *proc) fdinfoTarget(dir, fd int) (target, error) {
+	b, err := p.readFileAt(dir, readFDInfo, fd)
 	if err != nil {
 		return target{}, err
 	}
@@ -550,13 +643,13 @@ func parseFDInfo(b []byte) fdInfo {
 // (POSIX locks owned by its file table, flock and OFD locks of this open
 // file description), so attribution is exact where /proc/locks' pid is not
 // (OFD locks show pid -1 there, and an inherited flock shows its creator).
-func (p *proc) addLocks(fd int, id MountID, path string) {
-	b, err := p.readFile(readFDInfo, fd)
+func (p *proc) addLocks(dir, fd, tid int, id MountID, path string) {
+	b, err := p.readFileAt(dir, readFDInfo, fd)
 	if err != nil {
 		return
 	}
 	for _, l := range parseFDInfo(b).locks {
-		p.add(id, Use{Kind: UseLock, FD: fd, Path: path, Lock: &l})
+		p.add(id, Use{Kind: UseLock, FD: fd, TID: tid, Path: path, Lock: &l})
 	}
 }
 
@@ -564,11 +657,11 @@ func (p *proc) addLocks(fd int, id MountID, path string) {
 // fdinfo ("UserFiles:" then "   N: PATH" lines, io_uring/fdinfo.c): the
 // ring holds those files, and so their mounts, for as long as it lives,
 // with no fd of their own to show.
-func (p *proc) ioUring(fdDir int, name string, fd int) {
+func (p *proc) ioUring(dir, fdDir int, name string, fd int) {
 	if p.readlink(fdDir, name) != "anon_inode:[io_uring]" {
 		return
 	}
-	b, err := p.readFile(readFDInfo, fd)
+	b, err := p.readFileAt(dir, readFDInfo, fd)
 	if err != nil {
 		return
 	}

@@ -162,7 +162,7 @@ type Lock struct {
 type Use struct {
 	Kind    UseKind
 	FD      int    // fd number for UseFD and UseLock, else -1
-	TID     int    // thread for a per-thread cwd/root that differs from the process's, else 0
+	TID     int    // thread whose own cwd/root (unshare CLONE_FS) or fd table (CLONE_FILES) holds this, or through which a process whose leader exited holds it; else 0
 	Path    string // as the process sees it (readlink of the magic link); may be empty in count-only scans
 	Access  Access // for UseFD
 	Deleted bool   // the file is unlinked (nlink 0)

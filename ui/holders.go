@@ -356,6 +356,9 @@ func useLine(u inspect.Use) string {
 	switch u.Kind {
 	case inspect.UseFD:
 		what = fmt.Sprintf("fd %-3d %-3s", u.FD, u.Access)
+		if u.TID != 0 {
+			what += fmt.Sprintf(" (thread %d)", u.TID)
+		}
 	case inspect.UseMmap:
 		what = fmt.Sprintf("mmap %x-%x", u.Start, u.End)
 	case inspect.UseLock:

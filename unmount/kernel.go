@@ -103,7 +103,9 @@ func (k *kernel) openMountRoot(a *Anchor, id inspect.MountID) (int, error) {
 	if a == nil || a.fd < 0 {
 		return -1, errors.New("no open directory to find the mount in")
 	}
-	how := unix.OpenHow{Flags: unix.O_PATH | unix.O_DIRECTORY | unix.O_CLOEXEC,
+	// No O_DIRECTORY: a bind-mounted file (a container's resolv.conf)
+	// is a mount whose root is a file.
+	how := unix.OpenHow{Flags: unix.O_PATH | unix.O_CLOEXEC,
 		Resolve: unix.RESOLVE_BENEATH | unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_NO_MAGICLINKS}
 	fd, err := bounded.Value(context.Background(), k.calls, callLimit, "opening "+termsafe.Quote(a.Path()), bounded.AnyThread,
 		func() (int, error) { return openat2(a.fd, a.Name, &how) }, func(fd int) { unix.Close(fd) })
@@ -156,6 +158,58 @@ func emptyTmpfs() (fd int, id inspect.MountID, err error) {
 	return mfd, inspect.MountID(stx.Mnt_id), nil
 }
 
+// emptyFile is the fence of a bind-mounted file: a detached bind mount
+// (open_tree(2) OPEN_TREE_CLONE) of an empty 0444 file on a detached tiny
+// tmpfs, made read-only (mount_setattr(2) MOUNT_ATTR_RDONLY). A mount of a
+// file can only be stacked with a mount of a file: a new open of the path
+// reads the empty file and a write gets EROFS.
+func emptyFile() (fd int, id inspect.MountID, err error) {
+	fsfd, err := unix.Fsopen("tmpfs", unix.FSOPEN_CLOEXEC)
+	if err != nil {
+		return -1, 0, fmt.Errorf("fsopen tmpfs: %w", err)
+	}
+	defer unix.Close(fsfd)
+	for _, kv := range [][2]string{{"source", fenceSource()}, {"size", "4k"}, {"nr_inodes", "2"}, {"mode", "0555"}} {
+		if err := unix.FsconfigSetString(fsfd, kv[0], kv[1]); err != nil {
+			return -1, 0, fmt.Errorf("fsconfig tmpfs %s: %w", kv[0], err)
+		}
+	}
+	if err := unix.FsconfigCreate(fsfd); err != nil {
+		return -1, 0, fmt.Errorf("fsconfig create tmpfs: %w", err)
+	}
+	mfd, err := unix.Fsmount(fsfd, unix.FSMOUNT_CLOEXEC, unix.MOUNT_ATTR_NOSUID|unix.MOUNT_ATTR_NODEV|unix.MOUNT_ATTR_NOEXEC)
+	if err != nil {
+		return -1, 0, fmt.Errorf("fsmount tmpfs: %w", err)
+	}
+	defer unix.Close(mfd)
+	ffd, err := unix.Openat(mfd, "empty", unix.O_CREAT|unix.O_EXCL|unix.O_RDONLY|unix.O_CLOEXEC, 0o444)
+	if err != nil {
+		return -1, 0, fmt.Errorf("creating the empty file: %w", err)
+	}
+	unix.Close(ffd)
+	tree, err := unix.OpenTree(mfd, "empty", unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC)
+	if err != nil {
+		return -1, 0, fmt.Errorf("open_tree of the empty file: %w", err)
+	}
+	if err := unix.MountSetattr(tree, "", unix.AT_EMPTY_PATH, &unix.MountAttr{Attr_set: unix.MOUNT_ATTR_RDONLY}); err != nil {
+		unix.Close(tree)
+		return -1, 0, fmt.Errorf("making the empty file read-only: %w", err)
+	}
+	var stx unix.Statx_t
+	if err := unix.Statx(tree, "", unix.AT_EMPTY_PATH, unix.STATX_MNT_ID_UNIQUE, &stx); err != nil {
+		unix.Close(tree)
+		return -1, 0, err
+	}
+	return tree, inspect.MountID(stx.Mnt_id), nil
+}
+
+// isDir reports whether fd is a directory (fstat(2) of an O_PATH fd asks
+// the inode cache only); an error counts as a directory, the usual case.
+func isDir(fd int) bool {
+	var st unix.Stat_t
+	return unix.Fstat(fd, &st) != nil || st.Mode&unix.S_IFMT == unix.S_IFDIR
+}
+
 // Fence puts up the fence (see FenceKind). Under FenceBeneath the sequence
 // is: private stash directory (mkdtemp 0700, bind-mounted on itself and
 // made MS_PRIVATE so nothing moved into it propagates), an empty read-only
@@ -185,12 +239,17 @@ func (k *kernel) Fence(target *inspect.Mount, over bool) (*Fence, error) {
 		return nil, &Error{Op: "fence: open", Target: target.Mountpoint, Err: err}
 	}
 	defer unix.Close(realFD)
-	fenceFD, fenceID, err := emptyTmpfs()
+	dir := isDir(realFD)
+	fence := emptyTmpfs
+	if !dir {
+		fence = emptyFile
+	}
+	fenceFD, fenceID, err := fence()
 	if err != nil {
 		return nil, &Error{Op: "fence", Target: target.Mountpoint, Err: err}
 	}
 	defer unix.Close(fenceFD)
-	f := &Fence{Target: target.Mountpoint, FenceID: fenceID, RealID: target.ID, Top: top}
+	f := &Fence{Target: target.Mountpoint, FenceID: fenceID, RealID: target.ID, Top: top, File: !dir}
 	if over {
 		if err := unix.MoveMount(fenceFD, "", realFD, "", unix.MOVE_MOUNT_F_EMPTY_PATH|unix.MOVE_MOUNT_T_EMPTY_PATH); err != nil {
 			return nil, &Error{Op: "fence: over-mount", Target: target.Mountpoint, Flags: unix.MOVE_MOUNT_F_EMPTY_PATH | unix.MOVE_MOUNT_T_EMPTY_PATH, Err: err}
@@ -199,7 +258,7 @@ func (k *kernel) Fence(target *inspect.Mount, over bool) (*Fence, error) {
 		keep = true
 		return f, nil
 	}
-	st, err := k.makeStash(target, fenceID)
+	st, err := k.makeStash(target, fenceID, dir)
 	if err != nil {
 		return nil, &Error{Op: "fence: stash", Target: target.Mountpoint, Err: err}
 	}
@@ -240,7 +299,7 @@ type stash struct {
 // It holds the origin record (writeOrigin): the target and the unique IDs
 // of the fence and the real mount, for a later mounttop to roll back a
 // fence whose run was killed.
-func (k *kernel) makeStash(target *inspect.Mount, fenceID inspect.MountID) (*stash, error) {
+func (k *kernel) makeStash(target *inspect.Mount, fenceID inspect.MountID, dir bool) (*stash, error) {
 	var roots []string
 	if k.stashRoot != "" {
 		roots = []string{k.stashRoot}
@@ -252,7 +311,7 @@ func (k *kernel) makeStash(target *inspect.Mount, fenceID inspect.MountID) (*sta
 		if root == target.Mountpoint || isUnder(root, target.Mountpoint) {
 			continue
 		}
-		st, err := k.stashIn(root)
+		st, err := k.stashIn(root, dir)
 		if err != nil {
 			lastErr = err
 			continue
@@ -270,8 +329,10 @@ func (k *kernel) makeStash(target *inspect.Mount, fenceID inspect.MountID) (*sta
 	return nil, lastErr
 }
 
-// stashIn makes the stash in the directory root (see makeStash).
-func (k *kernel) stashIn(root string) (*stash, error) {
+// stashIn makes the stash in the directory root (see makeStash); its
+// "mnt" is a directory, or for a mount of a file (dir false) an empty
+// regular file to move it onto.
+func (k *kernel) stashIn(root string, dir bool) (*stash, error) {
 	rootFD, err := openat2(unix.AT_FDCWD, root, &unix.OpenHow{Flags: unix.O_PATH | unix.O_DIRECTORY | unix.O_CLOEXEC,
 		Resolve: unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_NO_MAGICLINKS})
 	if err != nil {
@@ -325,6 +386,15 @@ func (k *kernel) stashIn(root string) (*stash, error) {
 		k.removeStash(st)
 		return nil, err
 	}
+	if !dir {
+		fd, err := unix.Openat(tree, inner.Name, unix.O_CREAT|unix.O_EXCL|unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+		if err != nil {
+			k.removeStash(st)
+			return nil, fmt.Errorf("creating %s: %w", termsafe.Quote(inner.Path()), err)
+		}
+		unix.Close(fd)
+		return st, nil
+	}
 	if err := unix.Mkdirat(tree, inner.Name, 0o700); err != nil {
 		k.removeStash(st)
 		return nil, fmt.Errorf("mkdir %s: %w", termsafe.Quote(inner.Path()), err)
@@ -338,7 +408,9 @@ func (k *kernel) stashIn(root string) (*stash, error) {
 func (k *kernel) removeStash(st *stash) {
 	if st.inner.fd >= 0 {
 		_ = unix.Unlinkat(st.inner.fd, originName, 0)
-		_ = unix.Unlinkat(st.inner.fd, st.inner.Name, unix.AT_REMOVEDIR)
+		if unix.Unlinkat(st.inner.fd, st.inner.Name, unix.AT_REMOVEDIR) != nil {
+			_ = unix.Unlinkat(st.inner.fd, st.inner.Name, 0) // the stash of a mount of a file
+		}
 	}
 	st.inner.Close()
 	if id, err := k.MountIDAt(st.at); err == nil && id != st.at.On {
@@ -367,7 +439,15 @@ func (k *kernel) OpenRoot(path string, id inspect.MountID) (*os.File, error) {
 		return nil, err
 	}
 	defer unix.Close(pathFD)
-	fd, err := unix.Openat(pathFD, ".", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	var fd int
+	if isDir(pathFD) {
+		fd, err = unix.Openat(pathFD, ".", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	} else {
+		// A bind-mounted file: reopen the O_PATH fd itself for reading
+		// through its magic link, which leads to that file without a
+		// lookup (proc(5) /proc/PID/fd).
+		fd, err = unix.Open(fmt.Sprintf("/proc/self/fd/%d", pathFD), unix.O_RDONLY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+	}
 	if err != nil {
 		return nil, err
 	}

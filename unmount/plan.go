@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -314,6 +315,15 @@ func revokeTargets(h inspect.Holder, placeholder bool) RevokeTargets {
 	for _, use := range h.Uses {
 		switch use.Kind {
 		case inspect.UseFD, inspect.UseLock:
+			if use.FD >= 0 && use.TID != 0 {
+				if t.ThreadFDs == nil {
+					t.ThreadFDs = map[int][]int{}
+				}
+				if !slices.Contains(t.ThreadFDs[use.TID], use.FD) {
+					t.ThreadFDs[use.TID] = append(t.ThreadFDs[use.TID], use.FD)
+				}
+				continue
+			}
 			if use.FD >= 0 && !fds[use.FD] {
 				fds[use.FD] = true
 				t.FDs = append(t.FDs, use.FD)
@@ -333,6 +343,9 @@ func revokeTargets(h inspect.Holder, placeholder bool) RevokeTargets {
 	}
 	sort.Ints(t.FDs)
 	sort.Ints(t.CwdTIDs)
+	for _, fds := range t.ThreadFDs {
+		sort.Ints(fds)
+	}
 	return t
 }
 
@@ -350,6 +363,22 @@ func describeTargets(t RevokeTargets) string {
 			verb = "put a placeholder on"
 		}
 		parts = append(parts, fmt.Sprintf("%s fd %s", verb, strings.Join(s, ", ")))
+	}
+	tids := make([]int, 0, len(t.ThreadFDs))
+	for tid := range t.ThreadFDs {
+		tids = append(tids, tid)
+	}
+	sort.Ints(tids)
+	for _, tid := range tids {
+		s := make([]string, len(t.ThreadFDs[tid]))
+		for i, fd := range t.ThreadFDs[tid] {
+			s[i] = fmt.Sprint(fd)
+		}
+		verb := "close"
+		if t.Placeholder {
+			verb = "put a placeholder on"
+		}
+		parts = append(parts, fmt.Sprintf("%s fd %s of thread %d", verb, strings.Join(s, ", "), tid))
 	}
 	if n := len(t.Maps); n > 0 {
 		parts = append(parts, fmt.Sprintf("unmap %d %s", n, plural(n, "mapping")))

@@ -179,6 +179,9 @@ func holderLink(hs []inspect.Holder, skip map[int]bool) string {
 		for _, use := range h.Uses {
 			switch use.Kind {
 			case inspect.UseFD:
+				if use.TID != 0 {
+					return fmt.Sprintf("/proc/%d/task/%d/fd/%d", h.PID, use.TID, use.FD)
+				}
 				return fmt.Sprintf("/proc/%d/fd/%d", h.PID, use.FD)
 			case inspect.UseCwd:
 				tid := use.TID

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -97,6 +98,10 @@ func (p *ptraceRevoker) Revoke(ctx context.Context, pid int, t RevokeTargets) (s
 	for _, m := range t.Maps {
 		rt.Maps = append(rt.Maps, revoke.Range{Start: m.Start, End: m.End})
 	}
+	for tid, fds := range t.ThreadFDs {
+		rt.ThreadFDs = append(rt.ThreadFDs, revoke.ThreadFDs{TID: tid, FDs: fds})
+	}
+	slices.SortFunc(rt.ThreadFDs, func(a, b revoke.ThreadFDs) int { return a.TID - b.TID })
 	for _, id := range t.Mounts {
 		rt.Mounts = append(rt.Mounts, uint64(id))
 	}

@@ -408,12 +408,16 @@ func (r *run) staged() {
 		return
 	}
 	r.fenced = f
+	fence, effect := "an empty read-only tmpfs", "new opens: ENOENT, creates: EROFS"
+	if f.File {
+		fence, effect = "an empty read-only file", "reads: nothing, writes: EROFS"
+	}
 	if f.Kind == FenceBeneath {
-		r.send(Event{Stage: StageFence, What: fmt.Sprintf("fenced by beneath-swap: %s now shows an empty read-only tmpfs (new opens: ENOENT, creates: EROFS); the mount itself is at %s",
-			termsafe.Quote(f.Target), termsafe.Quote(f.RealPath))})
+		r.send(Event{Stage: StageFence, What: fmt.Sprintf("fenced by beneath-swap: %s now shows %s (%s); the mount itself is at %s",
+			termsafe.Quote(f.Target), fence, effect, termsafe.Quote(f.RealPath))})
 	} else {
-		r.send(Event{Stage: StageFence, What: fmt.Sprintf("fenced by over-mount (the parent is shared): an empty read-only tmpfs covers %s and its peers",
-			termsafe.Quote(f.Target))})
+		r.send(Event{Stage: StageFence, What: fmt.Sprintf("fenced by over-mount (the parent is shared): %s covers %s and its peers",
+			fence, termsafe.Quote(f.Target))})
 	}
 	if root != nil {
 		r.syncfs(f, root)
@@ -1036,7 +1040,11 @@ func (r *run) finish(f *Fence) {
 			r.done(Result{Gone: true, Summary: "unmounted; the fence is left at " + termsafe.Quote(f.Target)}, err)
 			return
 		}
-		r.send(Event{Stage: StageUnmount, What: "fence removed: " + termsafe.Quote(f.Target) + " is a plain directory again"})
+		again := " is a plain directory again"
+		if f.File {
+			again = " is the file underneath again"
+		}
+		r.send(Event{Stage: StageUnmount, What: "fence removed: " + termsafe.Quote(f.Target) + again})
 	}
 	r.noteRestored()
 	summary := fmt.Sprintf("%s is unmounted (verified): %d %s revoked, %d signalled",

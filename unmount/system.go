@@ -141,6 +141,9 @@ type Fence struct {
 	RealID   inspect.MountID // the fenced mount itself
 	Stash    string          // FenceBeneath: the private 0700 directory (a private bind of itself)
 	RealPath string          // where the real mount can be named now (Stash/mnt, or Target under FenceOver)
+	// File: the mount is a bind-mounted file, fenced by an empty read-only
+	// file (a mount of a file stacks only with one of a file).
+	File bool
 
 	// Top is the target's parent directory, where the fence is the top
 	// mount; Real is where the real mount sits now: the stash's root with
@@ -185,9 +188,13 @@ type Range struct{ Start, End uint64 }
 // process and mounts they were found on, so that the revoker acts only on
 // what was inspected.
 type RevokeTargets struct {
-	FDs     []int   // take these fds away (placeholder, or close)
-	Maps    []Range // replace with PROT_NONE anonymous memory
-	CwdTIDs []int   // threads whose cwd is on the mount: moved into an empty read-only directory on no mounted tree
+	FDs  []int   // take these fds away (placeholder, or close)
+	Maps []Range // replace with PROT_NONE anonymous memory
+	// ThreadFDs are fds in one thread's own fd table (unshare(2)
+	// CLONE_FILES), or of a process whose leader exited, by thread id:
+	// taken away by calls made in that thread.
+	ThreadFDs map[int][]int
+	CwdTIDs   []int // threads whose cwd is on the mount: moved into an empty read-only directory on no mounted tree
 	// Placeholder: dup3 an O_PATH fd of that empty directory over each fd
 	// instead of closing it, so the number stays taken (the default of
 	// PolicyClose; PolicyClosePlain closes).
@@ -213,5 +220,5 @@ type RevokeTargets struct {
 
 // Empty reports whether there is nothing to revoke.
 func (t RevokeTargets) Empty() bool {
-	return len(t.FDs) == 0 && len(t.Maps) == 0 && len(t.CwdTIDs) == 0
+	return len(t.FDs) == 0 && len(t.Maps) == 0 && len(t.CwdTIDs) == 0 && len(t.ThreadFDs) == 0
 }

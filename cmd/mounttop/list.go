@@ -543,6 +543,9 @@ func intsText(v []int, max int) string {
 func useLabel(u inspect.Use) string {
 	switch u.Kind {
 	case inspect.UseFD:
+		if u.TID != 0 {
+			return fmt.Sprintf("fd %d %s (thread %d)", u.FD, u.Access, u.TID)
+		}
 		return fmt.Sprintf("fd %d %s", u.FD, u.Access)
 	case inspect.UseLock:
 		return fmt.Sprintf("lock %s %s", u.Lock.Type, strings.ToLower(u.Lock.Mode))

@@ -81,6 +81,18 @@ const (
 	// nothing more (EMFILE); reports "read: ERRNO".
 	RoleRevokeFDLimit = "revoke-fd-limit"
 
+	// RoleRevokeThreadFiles FILE: one thread does unshare(CLONE_FILES)
+	// and then opens FILE read-write, so the fd is in that thread's table
+	// only (the leader holds nothing); it reports "tid: T", "fd: N",
+	// "ready", then reads the fd every 20 ms and says "read: ERRNO" once
+	// a read fails.
+	RoleRevokeThreadFiles = "revoke-thread-files"
+	// RoleRevokeLeaderExit DIR FILE: a thread chdirs to DIR, opens FILE
+	// and maps its first page, then the main thread (tid == pid) ends with SYS_exit, leaving
+	// the leader a zombie while that thread runs on; it reports "tid: T",
+	// "fd: N", "leader exiting", and "read: ERRNO" once a read fails.
+	RoleRevokeLeaderExit = "revoke-leader-exit"
+
 	// roleKeepAlive ROLE ARGS...: what the holder runs: ROLE, with a
 	// goroutine that always has a timer pending. Roles that end in
 	// forever() (select {}) would otherwise die of Go's deadlock detector
@@ -102,6 +114,94 @@ func init() {
 	RegisterRole(RoleRevokeCwdWriter, 2, revokeCwdWriter)
 	RegisterRole(RoleRevokeFlip, 2, revokeFlip)
 	RegisterRole(RoleRevokeFDLimit, 1, revokeFDLimit)
+	RegisterRole(RoleRevokeThreadFiles, 1, revokeThreadFiles)
+	RegisterRole(RoleRevokeLeaderExit, 2, revokeLeaderExit)
+	// RoleRevokeLeaderExit ends the main thread from the main goroutine:
+	// LockOSThread in init keeps main on the main thread (runtime docs).
+	if os.Getenv(envVictim) == RoleRevokeLeaderExit || os.Getenv(envVictim) == roleKeepAlive && len(os.Args) > 1 && os.Args[1] == RoleRevokeLeaderExit {
+		runtime.LockOSThread()
+	}
+}
+
+// readUntilFails reads fd every 20 ms until a read fails, says how, and
+// sleeps on. It sleeps with nanosleep(2), not a Go timer, so that a thread
+// with an fd table of its own never touches the runtime's netpoll fd.
+func readUntilFails(fd int) {
+	buf := make([]byte, 1)
+	pause := unix.NsecToTimespec(int64(20 * time.Millisecond))
+	failed := false
+	for {
+		if _, err := unix.Pread(fd, buf, 0); err != nil && !failed {
+			say("read: %s", errName(err))
+			failed = true
+		}
+		_ = unix.Nanosleep(&pause, nil)
+	}
+}
+
+func revokeThreadFiles(args []string) error {
+	runtime.LockOSThread() // the main goroutine keeps the shared table
+	// The runtime's epoll fd is made on first use: make it now, in the
+	// shared table, not later in the thread's own.
+	time.Sleep(time.Millisecond)
+	errc := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread() // never unlocked: this thread's fd table is its own
+		if err := unix.Unshare(unix.CLONE_FILES); err != nil {
+			errc <- err
+			return
+		}
+		fd, err := unix.Open(args[0], unix.O_RDWR|unix.O_CLOEXEC, 0)
+		if err != nil {
+			errc <- err
+			return
+		}
+		say("tid: %d", unix.Gettid())
+		say("fd: %d", fd)
+		say("ready")
+		readUntilFails(fd)
+	}()
+	return <-errc
+}
+
+func revokeLeaderExit(args []string) error {
+	if unix.Gettid() != os.Getpid() {
+		return fmt.Errorf("the main goroutine runs on thread %d, not the main thread %d", unix.Gettid(), os.Getpid())
+	}
+	errc := make(chan error, 1)
+	ready := make(chan struct{})
+	go func() {
+		runtime.LockOSThread()
+		if err := unix.Chdir(args[0]); err != nil {
+			errc <- err
+			return
+		}
+		fd, err := unix.Open(args[1], unix.O_RDWR|unix.O_CLOEXEC, 0)
+		if err != nil {
+			errc <- err
+			return
+		}
+		if _, err := unix.Mmap(fd, 0, 4096, unix.PROT_READ, unix.MAP_SHARED); err != nil {
+			errc <- err
+			return
+		}
+		say("tid: %d", unix.Gettid())
+		say("fd: %d", fd)
+		close(ready)
+		readUntilFails(fd)
+	}()
+	select {
+	case err := <-errc:
+		return err
+	case <-ready:
+	}
+	say("leader exiting")
+	say("ready")
+	// exit(2) ends this thread only; the leader stays a zombie until the
+	// last thread exits. Syscall (not RawSyscall) so the runtime counts
+	// this thread as in a syscall for good and never waits for it.
+	_, _, e := syscall.Syscall(unix.SYS_EXIT, 0, 0, 0)
+	return e
 }
 
 func revokeHolder(args []string) error {

@@ -46,6 +46,9 @@ func (r *Revoker) emptyDirFile() (*os.File, error) {
 	return r.emptyDir, nil
 }
 
+// pidfdThread is PIDFD_THREAD (O_EXCL), include/uapi/linux/pidfd.h.
+const pidfdThread = unix.O_EXCL
+
 // Where handInEmptyDir keeps its data in the scratch page.
 const (
 	scratchPair    = 0   // int32[2] from socketpair(2)
@@ -88,7 +91,7 @@ func (s *session) handInEmptyDir(inj *thread) (fd int, why string, err error) {
 			}
 		}
 	}()
-	if why := sendDir(s.pid, ends[1], dir); why != "" {
+	if why := sendDir(s.pid, inj.tid, ends[1], dir); why != "" {
 		return -1, why, nil
 	}
 	page := make([]byte, scratchControl+unix.CmsgSpace(4))
@@ -128,10 +131,18 @@ func (s *session) handInEmptyDir(inj *thread) (fd int, why string, err error) {
 	return got[0], "", nil
 }
 
-// sendDir takes end (an fd of process pid: one end of its socketpair) with
-// pidfd_getfd(2) and sends dir through it as SCM_RIGHTS.
-func sendDir(pid, end int, dir *os.File) (why string) {
-	pidfd, err := unix.PidfdOpen(pid, 0)
+// sendDir takes end (an fd of thread tid of process pid: one end of its
+// socketpair) with pidfd_getfd(2) and sends dir through it as SCM_RIGHTS.
+// pidfd_getfd takes the fd from the fd table of the pidfd's task: for a
+// thread other than the leader (one with a table of its own, or any when
+// the leader exited and has none) that is a thread pidfd (pidfd_open(2)
+// PIDFD_THREAD, Linux 6.9).
+func sendDir(pid, tid, end int, dir *os.File) (why string) {
+	flags := 0
+	if tid != pid {
+		flags = pidfdThread
+	}
+	pidfd, err := unix.PidfdOpen(tid, flags)
 	if err != nil {
 		return "pidfd_open: " + err.Error()
 	}

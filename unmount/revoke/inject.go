@@ -32,17 +32,18 @@ func (s *session) act() error {
 		}
 		s.note("seized without PTRACE_O_SUSPEND_SECCOMP (needs CAP_SYS_ADMIN in the initial user namespace); the process has no seccomp filter")
 	}
-	maps, err := readMaps(s.pid)
+	maps, err := readTaskMaps(s.pid, inj.tid)
 	if err != nil {
 		return fmt.Errorf("reading maps of %d: %w", s.pid, err)
 	}
 	if s.sysAddr, err = s.findSyscall(inj.tid, maps); err != nil {
 		return err
 	}
-	fds, ranges, cwds := s.verify(maps)
+	fds, ranges, cwds := s.verify(maps, inj.tid)
+	threadFDs := s.verifyThreadFDs()
 
 	dir := -1 // the empty directory's fd in the process
-	if s.t.Placeholder && len(fds) > 0 || len(cwds) > 0 {
+	if s.t.Placeholder && (len(fds) > 0 || len(threadFDs) > 0) || len(cwds) > 0 {
 		if err := s.mapScratch(inj); err != nil {
 			return err
 		}
@@ -84,6 +85,11 @@ func (s *session) act() error {
 	}
 	if err := s.takeFDs(inj, fds, dir); err != nil {
 		return err
+	}
+	for _, g := range threadFDs {
+		if err := s.takeThreadFDs(g); err != nil {
+			return err
+		}
 	}
 	for _, rg := range ranges {
 		ret, err := s.call(inj, unix.SYS_MMAP, uintptr(rg.Start), uintptr(rg.End-rg.Start), unix.PROT_NONE,
@@ -141,6 +147,12 @@ func (s *session) injector() *thread {
 // kills on close(2) or mmap(2), or strict mode, would kill it.
 func (s *session) checkSeccomp() error {
 	tids := append([]int{s.pid}, s.t.CwdTIDs...)
+	if inj := s.injector(); inj != nil {
+		tids = append(tids, inj.tid)
+	}
+	for _, g := range s.t.ThreadFDs {
+		tids = append(tids, g.TID)
+	}
 	for _, tid := range tids {
 		if st, err := threadStatus(s.pid, tid); err == nil && st.seccomp != 0 {
 			return s.seccompRefusal()
@@ -175,7 +187,7 @@ func (s *session) takeFDs(inj *thread, fds []int, dir int) error {
 			continue
 		}
 		flags := 0
-		if fdCloexec(s.pid, fd) {
+		if taskFDCloexec(s.pid, inj.tid, fd) {
 			flags = unix.O_CLOEXEC
 		}
 		ret, err := s.call(inj, unix.SYS_DUP3, uintptr(dir), uintptr(fd), uintptr(flags))
@@ -211,10 +223,10 @@ func (s *session) mapScratch(inj *thread) error {
 // open any more, ranges that are not (only) file mappings now, threads that
 // are not ours, and with Targets.Mounts, anything now on another mount. The
 // process is stopped, so what is checked here is what the syscalls hit.
-func (s *session) verify(maps []mapping) (fds []int, ranges []Range, cwds []int) {
+func (s *session) verify(maps []mapping, inj int) (fds []int, ranges []Range, cwds []int) {
 	mapFilesNoted := false
 	for _, fd := range s.t.FDs {
-		link := fmt.Sprintf("/proc/%d/fd/%d", s.pid, fd)
+		link := fmt.Sprintf("/proc/%d/task/%d/fd/%d", s.pid, inj, fd)
 		if _, err := os.Lstat(link); err != nil {
 			s.fail("fd %d: not open any more", fd)
 			continue
@@ -238,9 +250,19 @@ func (s *session) verify(maps []mapping) (fds []int, ranges []Range, cwds []int)
 		if s.checksMounts() {
 			for _, v := range vmas {
 				link := fmt.Sprintf("/proc/%d/map_files/%x-%x", s.pid, v.start, v.end)
-				if _, _, err := mountOf(link); errors.Is(err, unix.EPERM) || errors.Is(err, unix.EACCES) {
+				_, _, err := mountOf(link)
+				if errors.Is(err, unix.EPERM) || errors.Is(err, unix.EACCES) {
 					if !mapFilesNoted {
 						s.note("mappings not checked against the mount: /proc/PID/map_files needs CAP_SYS_ADMIN")
+						mapFilesNoted = true
+					}
+					break
+				}
+				if inj != s.pid && (errors.Is(err, unix.ESRCH) || errors.Is(err, unix.ENOENT)) {
+					// The leader exited: map_files (only in /proc/PID,
+					// not per thread) reads its mm, which is gone.
+					if !mapFilesNoted {
+						s.note("mappings not checked against the mount: the main thread exited, so /proc/PID/map_files is empty")
 						mapFilesNoted = true
 					}
 					break
@@ -269,6 +291,64 @@ func (s *session) verify(maps []mapping) (fds []int, ranges []Range, cwds []int)
 		}
 	}
 	return fds, ranges, cwds
+}
+
+// verifyThreadFDs is verify for Targets.ThreadFDs: each fd is checked in
+// its thread's own table (/proc/PID/task/TID/fd), the thread stopped.
+func (s *session) verifyThreadFDs() []ThreadFDs {
+	var out []ThreadFDs
+	for _, g := range s.t.ThreadFDs {
+		th := s.threads[g.TID]
+		if th == nil || th.gone || !th.stopped {
+			s.fail("fds %v of thread %d: no such thread of process %d", g.FDs, g.TID, s.pid)
+			continue
+		}
+		ok := ThreadFDs{TID: g.TID}
+		for _, fd := range g.FDs {
+			link := fmt.Sprintf("/proc/%d/task/%d/fd/%d", s.pid, g.TID, fd)
+			if _, err := os.Lstat(link); err != nil {
+				s.fail("fd %d of thread %d: not open any more", fd, g.TID)
+				continue
+			}
+			if s.onMount(link, fmt.Sprintf("fd %d of thread %d", fd, g.TID)) {
+				ok.FDs = append(ok.FDs, fd)
+			}
+		}
+		if len(ok.FDs) > 0 {
+			out = append(out, ok)
+		}
+	}
+	return out
+}
+
+// takeThreadFDs takes away fds of one thread's own fd table: the calls run
+// in that thread, the only one whose syscalls see that table; with
+// Targets.Placeholder the empty directory is handed into that table
+// first, and closed there after.
+func (s *session) takeThreadFDs(g ThreadFDs) error {
+	th := s.threads[g.TID]
+	dir := -1
+	if s.t.Placeholder {
+		d, why, err := s.handInEmptyDir(th)
+		if err != nil {
+			return err
+		}
+		if why != "" {
+			for _, fd := range g.FDs {
+				s.fail("placeholder for fd %d of thread %d: %s", fd, g.TID, why)
+			}
+			return nil
+		}
+		dir = d
+		defer func() {
+			if !th.gone && !th.reap {
+				if _, err := s.call(th, unix.SYS_CLOSE, uintptr(dir)); err != nil {
+					s.fail("closing the empty directory's fd %d in thread %d: %v", dir, g.TID, err)
+				}
+			}
+		}()
+	}
+	return s.takeFDs(th, g.FDs, dir)
 }
 
 func (s *session) checksMounts() bool { return len(s.t.Mounts) > 0 || len(s.t.CopyIDs) > 0 }
@@ -338,7 +418,7 @@ func (s *session) findSyscall(tid int, maps []mapping) (uint64, error) {
 		if ok && isSyscallAt(tid, m.start+off) {
 			return m.start + off, nil
 		}
-		if addr, err := s.searchSyscall(m); err == nil {
+		if addr, err := s.searchSyscall(tid, m); err == nil {
 			s.r.vdsoMu.Lock()
 			s.r.vdsoCache[size] = addr - m.start
 			s.r.vdsoMu.Unlock()
@@ -347,7 +427,7 @@ func (s *session) findSyscall(tid int, maps []mapping) (uint64, error) {
 	}
 	for _, m := range maps {
 		if len(m.perms) > 2 && m.perms[2] == 'x' && m.path != "[vdso]" && m.path != "[vsyscall]" {
-			if addr, err := s.searchSyscall(m); err == nil {
+			if addr, err := s.searchSyscall(tid, m); err == nil {
 				return addr, nil
 			}
 		}
@@ -361,12 +441,14 @@ func isSyscallAt(tid int, addr uint64) bool {
 	return err == nil && n == 2 && buf[0] == 0x0f && buf[1] == 0x05
 }
 
-// searchSyscall reads a mapping through /proc/PID/mem (allowed to its
-// tracer) and returns the address of the first 0f 05 in it. Where the bytes
+// searchSyscall reads a mapping through /proc/PID/task/TID/mem of the
+// stopped thread tid (allowed to its tracer; a leader that exited has no
+// mm, so its own /proc/PID/mem reads nothing) and returns the address of
+// the first 0f 05 in it. Where the bytes
 // sit inside a longer instruction does not matter: the CPU decodes from rip,
 // and only this one instruction is executed.
-func (s *session) searchSyscall(m mapping) (uint64, error) {
-	f, err := os.Open(fmt.Sprintf("/proc/%d/mem", s.pid))
+func (s *session) searchSyscall(tid int, m mapping) (uint64, error) {
+	f, err := os.Open(fmt.Sprintf("/proc/%d/task/%d/mem", s.pid, tid))
 	if err != nil {
 		return 0, err
 	}

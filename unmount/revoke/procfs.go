@@ -113,7 +113,14 @@ type mapping struct {
 }
 
 func readMaps(pid int) ([]mapping, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/maps", pid))
+	return readTaskMaps(pid, pid)
+}
+
+// readTaskMaps reads the maps through thread tid of process pid: a leader
+// that exited has no mm any more (its /proc/PID/maps is empty), its live
+// threads share the process's.
+func readTaskMaps(pid, tid int) ([]mapping, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/maps", pid, tid))
 	if err != nil {
 		return nil, err
 	}
@@ -159,7 +166,12 @@ func parseMaps(b []byte) []mapping {
 // fdCloexec reports whether fd of pid has FD_CLOEXEC, from the flags line
 // of /proc/PID/fdinfo/FD (octal, O_CLOEXEC included: proc(5)).
 func fdCloexec(pid, fd int) bool {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/fdinfo/%d", pid, fd))
+	return taskFDCloexec(pid, pid, fd)
+}
+
+// taskFDCloexec is fdCloexec for fd in the fd table of thread tid.
+func taskFDCloexec(pid, tid, fd int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/fdinfo/%d", pid, tid, fd))
 	if err != nil {
 		return false
 	}

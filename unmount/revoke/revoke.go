@@ -114,6 +114,12 @@ func (r Range) String() string { return fmt.Sprintf("%x-%x", r.Start, r.End) }
 type Targets struct {
 	FDs  []int   // fds to take away (the fd table is shared by threads: done once)
 	Maps []Range // file mappings to replace with PROT_NONE anonymous memory
+	// ThreadFDs are fds in the fd table of one thread: a thread that did
+	// unshare(CLONE_FILES) (unshare(2)) has a table no other thread
+	// reaches, so its fds are taken away by syscalls injected into that
+	// thread; and when the leader has exited (a zombie leader with live
+	// threads) the process's fds are only reachable through them.
+	ThreadFDs []ThreadFDs
 	// CwdTIDs are the threads (TID; the pid itself for the main thread)
 	// whose cwd is on the mount; each is moved into the Revoker's empty
 	// directory (see Placeholder). Threads that called unshare(CLONE_FS)
@@ -164,7 +170,15 @@ type Targets struct {
 	InjectTimeout time.Duration
 }
 
-func (t Targets) empty() bool { return len(t.FDs) == 0 && len(t.Maps) == 0 && len(t.CwdTIDs) == 0 }
+// ThreadFDs are fds of the fd table thread TID uses.
+type ThreadFDs struct {
+	TID int
+	FDs []int
+}
+
+func (t Targets) empty() bool {
+	return len(t.FDs) == 0 && len(t.Maps) == 0 && len(t.CwdTIDs) == 0 && len(t.ThreadFDs) == 0
+}
 
 // Report is what was done to one process.
 type Report struct {

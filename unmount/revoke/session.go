@@ -129,7 +129,7 @@ func (s *session) run() error {
 		return fmt.Errorf("reading status of process %d: %w", s.pid, err)
 	case st.tgid != s.pid:
 		return fmt.Errorf("%d is a thread of process %d, not a process", s.pid, st.tgid)
-	case st.state == 'Z' || st.state == 'X':
+	case (st.state == 'Z' || st.state == 'X') && !s.liveThreads():
 		return fmt.Errorf("process %d: %w (zombie)", s.pid, ErrGone)
 	case st.tracerPid != 0:
 		return fmt.Errorf("process %d: %w (tracer pid %d)", s.pid, ErrTraced, st.tracerPid)
@@ -181,6 +181,29 @@ func (s *session) checkStarted() error {
 		return fmt.Errorf("process %d: %w (started at tick %d, the scanned one at %d); left alone", s.pid, ErrReused, got, s.t.StartTime)
 	}
 	return nil
+}
+
+// liveThreads reports whether a process whose leader is a zombie still
+// has threads that run: the leader of a thread group that called
+// pthread_exit(3) (SYS_exit) stays a zombie until the last thread exits
+// (exit(2)), and the process holds what those threads hold. Such a
+// process is revoked through them (its leader is not seized: ptrace
+// refuses an exiting task); the tracer pid is then read from each of them
+// as they are seized.
+func (s *session) liveThreads() bool {
+	tids, err := listThreads(s.pid)
+	if err != nil {
+		return false
+	}
+	for _, tid := range tids {
+		if tid == s.pid {
+			continue
+		}
+		if st, err := threadStatus(s.pid, tid); err == nil && st.state != 'Z' && st.state != 'X' {
+			return true
+		}
+	}
+	return false
 }
 
 func (s *session) seccompRefusal() error {
@@ -301,7 +324,11 @@ func (s *session) seizeRefused(tid int) error {
 	st, err := threadStatus(s.pid, tid)
 	switch {
 	case err != nil, st.state == 'Z', st.state == 'X':
-		return nil // gone or exiting
+		// Gone or exiting; a zombie leader whose threads run on stays
+		// listed in /proc/PID/task: mark it done, or every look at the
+		// task list would find it new again.
+		s.add(tid).gone = true
+		return nil
 	case st.tracerPid == s.me:
 		s.add(tid)
 		return nil
