@@ -63,9 +63,6 @@ type proc struct {
 	// /proc/PID/fd, cwd and maps show nothing, while the threads hold
 	// what the process holds. 0 when the leader is alive.
 	via int
-	// tables are the threads whose fd table was read (via, or the
-	// leader as 0, then each thread with a table of its own).
-	tables []int
 }
 
 // scanProcess reads one process. j tracks which read is under way, for the

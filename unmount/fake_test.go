@@ -615,4 +615,3 @@ func holder(pid int, comm string, uses ...inspect.Use) inspect.Holder {
 }
 
 func fdUse(fd int) inspect.Use { return inspect.Use{Kind: inspect.UseFD, FD: fd} }
-
