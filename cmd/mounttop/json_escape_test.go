@@ -180,7 +180,7 @@ func TestUmountJSONAsREADMESays(t *testing.T) {
 			}
 			if ev.Stage == "done" {
 				done = true
-				if want := shown + " is unmounted"; ev.Result == nil || ev.Result.Summary != want || ev.What != want {
+				if want := shown + " is unmounted; filesystem released"; ev.Result == nil || ev.Result.Summary != want || ev.What != want {
 					t.Errorf("%s: done event %s, want the summary %q", name, line, want)
 				}
 			}
