@@ -171,7 +171,7 @@ func parseSwaps(text string) []string {
 		if i == 0 || len(f) < 2 || f[1] != "file" {
 			continue
 		}
-		out = append(out, unescapeSeqPath(f[0]))
+		out = append(out, UnescapeSeqPath(f[0]))
 	}
 	return out
 }
@@ -185,7 +185,7 @@ func parseExports(text string) []string {
 		}
 		f := seqFields(line)
 		if len(f) > 0 {
-			out = append(out, unescapeSeqPath(f[0]))
+			out = append(out, UnescapeSeqPath(f[0]))
 		}
 	}
 	return out

@@ -18,10 +18,10 @@ func FuzzUnescapeSeqPath(f *testing.F) {
 		f.Add(seed)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
-		if got := unescapeSeqPath(mangle(s, seqEsc)); got != s {
+		if got := UnescapeSeqPath(mangle(s, seqEsc)); got != s {
 			t.Fatalf("unescape(mangle(%q)) = %q", s, got)
 		}
-		got := unescapeSeqPath(s)
+		got := UnescapeSeqPath(s)
 		if len(got) > len(s) {
 			t.Fatalf("unescape(%q) = %q grew", s, got)
 		}

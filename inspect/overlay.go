@@ -35,7 +35,7 @@ func Layers(superOptions string) []Layer {
 		if !ok || v == "" {
 			continue
 		}
-		v = unescapeSeqPath(v)
+		v = UnescapeSeqPath(v)
 		switch k {
 		case "lowerdir":
 			for _, p := range splitLowerdir(v) {

@@ -695,13 +695,14 @@ func parseUserFiles(b []byte) []userFile {
 			in = strings.HasPrefix(line, " ")
 			continue
 		}
-		out = append(out, userFile{index: index, path: unescapeSeqPath(path)})
+		out = append(out, userFile{index: index, path: UnescapeSeqPath(path)})
 	}
 	return out
 }
 
-// unescapeSeqPath undoes seq_file_path's octal escapes (\040 for space).
-func unescapeSeqPath(s string) string {
+// UnescapeSeqPath undoes the octal escapes (\040 for a space) that
+// seq_file_path and mountinfo (proc(5)) put in the names they write.
+func UnescapeSeqPath(s string) string {
 	if !strings.Contains(s, "\\") {
 		return s
 	}

@@ -127,25 +127,37 @@ func (k *kernel) openMountRoot(a *Anchor, id inspect.MountID) (int, error) {
 	return fd, nil
 }
 
+// fenceSuperblock creates the tiny tmpfs of a fence (fsopen(2),
+// fsconfig(2)) and returns its fs context for fsmount(2). The source marks
+// it as mounttop's fence (fenceSource): a fence left by a killed run is
+// found again by it and its shape (FindLeftovers).
+func fenceSuperblock() (int, error) {
+	fsfd, err := unix.Fsopen("tmpfs", unix.FSOPEN_CLOEXEC)
+	if err != nil {
+		return -1, fmt.Errorf("fsopen tmpfs: %w", err)
+	}
+	for _, kv := range [][2]string{{"source", fenceSource()}, {"size", "4k"}, {"nr_inodes", "2"}, {"mode", "0555"}} {
+		if err := unix.FsconfigSetString(fsfd, kv[0], kv[1]); err != nil {
+			unix.Close(fsfd)
+			return -1, fmt.Errorf("fsconfig tmpfs %s: %w", kv[0], err)
+		}
+	}
+	if err := unix.FsconfigCreate(fsfd); err != nil {
+		unix.Close(fsfd)
+		return -1, fmt.Errorf("fsconfig create tmpfs: %w", err)
+	}
+	return fsfd, nil
+}
+
 // emptyTmpfs makes a detached, empty, read-only tmpfs (fsopen(2),
 // fsconfig(2), fsmount(2) with MOUNT_ATTR_RDONLY): the fence. It is never
 // visible anywhere until move_mount attaches it.
 func emptyTmpfs() (fd int, id inspect.MountID, err error) {
-	fsfd, err := unix.Fsopen("tmpfs", unix.FSOPEN_CLOEXEC)
+	fsfd, err := fenceSuperblock()
 	if err != nil {
-		return -1, 0, fmt.Errorf("fsopen tmpfs: %w", err)
+		return -1, 0, err
 	}
 	defer unix.Close(fsfd)
-	// The source marks it as mounttop's fence (fenceSource): a fence left
-	// by a killed run is found again by it and its shape (FindLeftovers).
-	for _, kv := range [][2]string{{"source", fenceSource()}, {"size", "4k"}, {"nr_inodes", "2"}, {"mode", "0555"}} {
-		if err := unix.FsconfigSetString(fsfd, kv[0], kv[1]); err != nil {
-			return -1, 0, fmt.Errorf("fsconfig tmpfs %s: %w", kv[0], err)
-		}
-	}
-	if err := unix.FsconfigCreate(fsfd); err != nil {
-		return -1, 0, fmt.Errorf("fsconfig create tmpfs: %w", err)
-	}
 	mfd, err := unix.Fsmount(fsfd, unix.FSMOUNT_CLOEXEC, unix.MOUNT_ATTR_RDONLY|unix.MOUNT_ATTR_NOSUID|unix.MOUNT_ATTR_NODEV|unix.MOUNT_ATTR_NOEXEC)
 	if err != nil {
 		return -1, 0, fmt.Errorf("fsmount tmpfs: %w", err)
@@ -164,19 +176,11 @@ func emptyTmpfs() (fd int, id inspect.MountID, err error) {
 // file can only be stacked with a mount of a file: a new open of the path
 // reads the empty file and a write gets EROFS.
 func emptyFile() (fd int, id inspect.MountID, err error) {
-	fsfd, err := unix.Fsopen("tmpfs", unix.FSOPEN_CLOEXEC)
+	fsfd, err := fenceSuperblock()
 	if err != nil {
-		return -1, 0, fmt.Errorf("fsopen tmpfs: %w", err)
+		return -1, 0, err
 	}
 	defer unix.Close(fsfd)
-	for _, kv := range [][2]string{{"source", fenceSource()}, {"size", "4k"}, {"nr_inodes", "2"}, {"mode", "0555"}} {
-		if err := unix.FsconfigSetString(fsfd, kv[0], kv[1]); err != nil {
-			return -1, 0, fmt.Errorf("fsconfig tmpfs %s: %w", kv[0], err)
-		}
-	}
-	if err := unix.FsconfigCreate(fsfd); err != nil {
-		return -1, 0, fmt.Errorf("fsconfig create tmpfs: %w", err)
-	}
 	mfd, err := unix.Fsmount(fsfd, unix.FSMOUNT_CLOEXEC, unix.MOUNT_ATTR_NOSUID|unix.MOUNT_ATTR_NODEV|unix.MOUNT_ATTR_NOEXEC)
 	if err != nil {
 		return -1, 0, fmt.Errorf("fsmount tmpfs: %w", err)

@@ -7,6 +7,7 @@ package release
 import (
 	"errors"
 	"fmt"
+	"mounttop/inspect"
 	"os"
 	"path"
 	"runtime"
@@ -205,22 +206,6 @@ func lockedRun(fn func() error, done chan<- error) {
 	runtime.UnlockOSThread()
 }
 
-func unescape(s string) string {
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+3 < len(s) {
-			var v int
-			if _, err := fmt.Sscanf(s[i+1:i+4], "%03o", &v); err == nil {
-				b.WriteByte(byte(v))
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
-}
-
 // FileID is a file's identity: its device (as unix.Mkdev makes it) and
 // inode number.
 type FileID struct {
@@ -333,7 +318,7 @@ func listedSwap(swaps, p string) bool {
 		// space is part of a name, not a separator (strings.Fields would
 		// read "/a\rfile" as "/a" of type "file").
 		f := strings.FieldsFunc(line, func(r rune) bool { return r == ' ' || r == '\t' })
-		if i > 0 && len(f) >= 2 && f[1] == "file" && unescape(f[0]) == p {
+		if i > 0 && len(f) >= 2 && f[1] == "file" && inspect.UnescapeSeqPath(f[0]) == p {
 			return true
 		}
 	}

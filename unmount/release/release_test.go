@@ -3,6 +3,7 @@ package release
 import (
 	"errors"
 	"fmt"
+	"mounttop/inspect"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -62,7 +63,7 @@ func copyAt(t *testing.T, pid int, mountpoint string) (id, parent int) {
 	var at []ent
 	for _, line := range strings.Split(string(data), "\n") {
 		fields := strings.Fields(line)
-		if len(fields) < 5 || unescape(fields[4]) != mountpoint {
+		if len(fields) < 5 || inspect.UnescapeSeqPath(fields[4]) != mountpoint {
 			continue
 		}
 		var e ent
@@ -431,7 +432,7 @@ func maskIn(t *testing.T, pid int, dir string) int {
 	}
 	for _, line := range strings.Split(string(data), "\n") {
 		f := strings.Fields(line)
-		if len(f) > 9 && unescape(f[4]) == dir && f[len(f)-2] == "masking" {
+		if len(f) > 9 && inspect.UnescapeSeqPath(f[4]) == dir && f[len(f)-2] == "masking" {
 			id, _ := strconv.Atoi(f[0])
 			return id
 		}

@@ -6,6 +6,7 @@ import (
 	"bufio"
 	"bytes"
 	"fmt"
+	"mounttop/inspect"
 	"os"
 	"strconv"
 	"strings"
@@ -103,30 +104,11 @@ func mountByID(pid, id int) (fstype, mountpoint string, ok bool) {
 		}
 		for i, f := range fields {
 			if f == "-" && i+1 < len(fields) {
-				return fields[i+1], unescapeMountinfo(fields[4]), true
+				return fields[i+1], inspect.UnescapeSeqPath(fields[4]), true
 			}
 		}
 	}
 	return "", "", false
-}
-
-// unescapeMountinfo undoes mountinfo's octal escapes (\040 for a space).
-func unescapeMountinfo(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+3 < len(s) {
-			if v, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
-				b.WriteByte(byte(v))
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
 }
 
 // stuckError says which injected syscall thread th is left inside.
