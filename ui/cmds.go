@@ -13,41 +13,19 @@ import (
 // Commands copy what they need into locals before returning the closure:
 // the closure runs on another goroutine and must never read the model.
 
-// scanCmd runs one scan under ctx (cancelled by a refresh that replaces it,
-// and bounded by a deadline so a hung filesystem cannot keep it forever)
-// and reports it tagged with its generation, with the expiry marks the
-// engine holds for the mounts it found (marks may be nil).
-func scanCmd(ctx context.Context, s Scanner, marks ExpiryReader, gen int) tea.Cmd {
-	return func() tea.Msg {
-		start := time.Now()
-		snap, err := s.Scan(ctx)
-		msg := scanDoneMsg{gen: gen, snap: snap, err: err, took: time.Since(start)}
-		if err == nil && snap != nil && marks != nil {
-			msg.marks = marks.ExpiryMarks(mountIDs(snap))
-		}
-		return msg
-	}
-}
-
 // marksCmd re-reads the expiry marks after an expire attempt.
 func marksCmd(marks ExpiryReader, ids []inspect.MountID) tea.Cmd {
 	return func() tea.Msg { return marksMsg{marks: marks.ExpiryMarks(ids)} }
 }
 
-func mountIDs(s *inspect.Snapshot) []inspect.MountID {
-	ids := make([]inspect.MountID, len(s.Mounts))
-	for i := range s.Mounts {
-		ids[i] = s.Mounts[i].ID
-	}
-	return ids
-}
-
 // timerFunc is tea.Tick; model tests replace it to fire timers by hand.
 type timerFunc func(time.Duration, func(time.Time) tea.Msg) tea.Cmd
 
-// tickCmd arms the next background scan of generation gen.
-func (m Model) tickCmd(gen int) tea.Cmd {
-	return m.after(m.opts.Interval, func(time.Time) tea.Msg { return tickMsg{gen: gen} })
+// tickCmd arms the next background scan of the current generation, after
+// the interval the last scan's cost set.
+func (m Model) tickCmd() tea.Cmd {
+	gen := m.scan.gen
+	return m.after(m.scan.interval, func(time.Time) tea.Msg { return tickMsg{gen: gen} })
 }
 
 // clockCmd moves the model's clock once a second.

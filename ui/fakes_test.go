@@ -118,12 +118,13 @@ type fakeScanner struct {
 	snaps []*inspect.Snapshot
 	calls int
 	gate  chan struct{}
+	cost  time.Duration // each Scan takes this long (a scan's known cost)
 }
 
 func (f *fakeScanner) Scan(ctx context.Context) (*inspect.Snapshot, error) {
 	f.mu.Lock()
 	f.calls++
-	gate := f.gate
+	gate, cost := f.gate, f.cost
 	var s *inspect.Snapshot
 	if len(f.snaps) > 0 {
 		s = f.snaps[0]
@@ -132,6 +133,9 @@ func (f *fakeScanner) Scan(ctx context.Context) (*inspect.Snapshot, error) {
 		}
 	}
 	f.mu.Unlock()
+	if cost > 0 {
+		time.Sleep(cost)
+	}
 	if gate != nil {
 		select {
 		case <-gate:
@@ -146,6 +150,12 @@ func (f *fakeScanner) set(s ...*inspect.Snapshot) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.snaps = s
+}
+
+func (f *fakeScanner) setCost(d time.Duration) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.cost = d
 }
 
 func (f *fakeScanner) count() int {

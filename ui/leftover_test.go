@@ -74,7 +74,7 @@ func TestLeftoverBannerAndRollback(t *testing.T) {
 	if got := lf.rollbacks(); len(got) != 1 || got[0] != projectsFence {
 		t.Fatalf("rolled back %+v, want exactly %+v", got, projectsFence)
 	}
-	d.until("the banner to go", func(m Model) bool { return len(m.leftovers) == 0 && !m.scanning })
+	d.until("the banner to go", func(m Model) bool { return len(m.leftovers) == 0 && !m.scan.running })
 	d.mustNotSee("a fence left by a killed run")
 	d.mustSee("rolled back: the filesystem is back at /mnt/projects")
 }

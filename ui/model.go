@@ -74,17 +74,12 @@ type Model struct {
 	showHelp      bool
 	focus         focus
 
-	snap        *inspect.Snapshot
-	gen         int // generation of the newest scan asked for
-	scanning    bool
-	scanStarted time.Time
-	scanCancel  context.CancelFunc
-	firstCtx    context.Context // the first scan's, made by New for Init
-	scanTook    time.Duration
-	started     bool // StartPath has been looked for
-	expiry      *expiryMarks
-	runs        int
-	now         time.Time
+	snap    *inspect.Snapshot
+	scan    scanLoop
+	started bool // StartPath has been looked for
+	expiry  *expiryMarks
+	runs    int
+	now     time.Time
 
 	status   string // the last action and its result
 	err      error  // shown until the next key
@@ -127,8 +122,7 @@ func New(opts Options) Model {
 	m.progress = newProgressPane(m.styles, m.keys)
 	m.now = opts.Now()
 	m.status = opts.Notice
-	m.gen, m.scanning, m.scanStarted = 1, true, m.now
-	m.firstCtx, m.scanCancel = context.WithTimeout(context.Background(), opts.ScanTimeout)
+	m.scan = newScanLoop(opts.Interval, opts.ScanTimeout, m.now)
 	m.layout()
 	return m
 }
@@ -156,21 +150,13 @@ func (m Model) Init() tea.Cmd {
 // firstScan is generation 1: New set it up (Init cannot change the
 // model), and this runs it.
 func (m Model) firstScan() tea.Cmd {
-	return scanCmd(m.firstCtx, m.opts.Scanner, m.marks(), 1)
+	return m.scan.firstCmd(m.opts.Scanner, m.marks())
 }
 
 // startScan begins a scan of a new generation, abandoning any scan still
 // running (its result will be stale).
 func (m Model) startScan() (Model, tea.Cmd) {
-	if m.scanCancel != nil {
-		m.scanCancel()
-	}
-	m.gen++
-	ctx, cancel := context.WithTimeout(context.Background(), m.opts.ScanTimeout)
-	m.scanCancel = cancel
-	m.scanning = true
-	m.scanStarted = m.opts.Now()
-	return m, scanCmd(ctx, m.opts.Scanner, m.marks(), m.gen)
+	return m, m.scan.start(m.opts.Now(), m.opts.Scanner, m.marks())
 }
 
 // marks is the Unmounter as an ExpiryReader, if it is one.
@@ -202,7 +188,7 @@ func (m Model) update(msg tea.Msg) (tea.Model, tea.Cmd) {
 	case scanDoneMsg:
 		return m.onScan(msg)
 	case tickMsg:
-		if msg.gen != m.gen || m.scanning {
+		if !m.scan.due(msg) {
 			return m, nil // a refresh has replaced the chain this tick belonged to
 		}
 		return m.startScan()
@@ -213,7 +199,7 @@ func (m Model) update(msg tea.Msg) (tea.Model, tea.Cmd) {
 	case releaseDoneMsg:
 		return m.onReleaseDone(msg)
 	case leftoversMsg:
-		if msg.gen == m.gen {
+		if msg.gen == m.scan.gen {
 			m.leftovers = msg.list
 		}
 		return m, nil
@@ -270,17 +256,11 @@ func (m *Model) setFocus(f focus) {
 }
 
 func (m Model) onScan(msg scanDoneMsg) (tea.Model, tea.Cmd) {
-	if msg.gen != m.gen {
+	if !m.scan.done(msg) {
 		return m, nil // stale: a refresh replaced this scan
 	}
-	if m.scanCancel != nil {
-		m.scanCancel()
-		m.scanCancel = nil
-	}
-	m.scanning = false
-	m.scanTook = msg.took
 	m.now = m.opts.Now()
-	next := m.tickCmd(m.gen)
+	next := m.tickCmd()
 	if msg.err == nil && msg.snap == nil {
 		msg.err = errors.New("the scanner returned no snapshot")
 	}
@@ -306,7 +286,7 @@ func (m Model) onScan(msg scanDoneMsg) (tea.Model, tea.Cmd) {
 	}
 	m.showSelected()
 	if m.opts.Leftovers != nil {
-		next = tea.Batch(next, leftoversCmd(m.opts.Leftovers, msg.snap, m.gen))
+		next = tea.Batch(next, leftoversCmd(m.opts.Leftovers, msg.snap, m.scan.gen))
 	}
 	return m, next
 }
@@ -985,16 +965,24 @@ func (m Model) statusLines() string {
 
 // dataAge says how old the data on screen is, and whether a scan is
 // taking long.
+// When scans are costly the refresh slows down, and it says so:
+// "data 1.2s old · refresh 6s (scan 0.6s)".
 func (m Model) dataAge() string {
+	var s string
 	switch {
 	case m.quitting:
 		return "waiting for the run to stop"
-	case m.scanning && m.snap != nil && m.now.Sub(m.scanStarted) >= time.Second:
-		return "scanning " + age(m.now.Sub(m.scanStarted)) + "… data " + age(m.now.Sub(m.snap.Taken)) + " old"
+	case m.scan.running && m.snap != nil && m.now.Sub(m.scan.started) >= time.Second:
+		s = "scanning " + age(m.now.Sub(m.scan.started)) + "… data " + age(m.now.Sub(m.snap.Taken)) + " old"
 	case m.snap != nil:
-		return "data " + age(m.now.Sub(m.snap.Taken)) + " old"
+		s = "data " + age(m.now.Sub(m.snap.Taken)) + " old"
+	default:
+		return "scanning…"
 	}
-	return "scanning…"
+	if n := m.scan.note(); n != "" {
+		s += " · " + n
+	}
+	return s
 }
 
 // withSize keeps a fresh pane at the old one's size and focus.

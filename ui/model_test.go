@@ -151,13 +151,13 @@ func TestScansAreGenerationNumbered(t *testing.T) {
 	d.scan.mu.Unlock()
 	calls := d.scan.count()
 	d.fire(isTick)
-	if !d.m.scanning {
+	if !d.m.scan.running {
 		t.Fatal("the tick did not start a scan")
 	}
 	for d.scan.count() == calls { // the scan's goroutine has entered Scan
 		time.Sleep(time.Millisecond)
 	}
-	genHung := d.m.gen
+	genHung := d.m.scan.gen
 	d.key("j", "j", "tab", "tab") // answered at once (send checks Update's time)
 	if d.m.tree.selected != idProjects {
 		t.Fatalf("keys during a hung scan: selected %x", d.m.tree.selected)
@@ -173,8 +173,8 @@ func TestScansAreGenerationNumbered(t *testing.T) {
 	d.scan.snaps = []*inspect.Snapshot{fresh}
 	d.scan.mu.Unlock()
 	d.key("r")
-	if d.m.gen != genHung+1 {
-		t.Fatalf("refresh: gen %d, want %d", d.m.gen, genHung+1)
+	if d.m.scan.gen != genHung+1 {
+		t.Fatalf("refresh: gen %d, want %d", d.m.scan.gen, genHung+1)
 	}
 	d.until("the fresh scan", func(m Model) bool { return m.snap == fresh })
 	// The hung scan's late result is dropped.
@@ -188,7 +188,7 @@ func TestScansAreGenerationNumbered(t *testing.T) {
 	d.send(tickMsg{gen: genHung})
 	d.settle()
 	if d.scan.count() != before {
-		t.Fatalf("a stale tick started a scan (%d -> %d, gen %d, scanning %v)", before, d.scan.count(), d.m.gen, d.m.scanning)
+		t.Fatalf("a stale tick started a scan (%d -> %d, gen %d, scanning %v)", before, d.scan.count(), d.m.scan.gen, d.m.scan.running)
 	}
 }
 
@@ -267,7 +267,7 @@ func TestLazyUnmountReportsTheResultAndRefreshes(t *testing.T) {
 	d.key("y")
 	d.until("the result", func(m Model) bool { return m.progress.result != nil && !m.progress.active })
 	d.mustSee("lazy unmount of /mnt/scratch: gone (/mnt/scratch is unmounted)", "Result: ✓ /mnt/scratch is unmounted")
-	d.until("the refresh after the run", func(m Model) bool { return d.scan.count() > scans && !m.scanning })
+	d.until("the refresh after the run", func(m Model) bool { return d.scan.count() > scans && !m.scan.running })
 	if d.m.tree.selected != idMnt {
 		t.Fatalf("after the unmount, selected %x, want the parent", d.m.tree.selected)
 	}
