@@ -47,9 +47,12 @@ type progressPane struct {
 	stage               unmount.Stage
 	holders             []unmount.HolderState
 	remaining           int
-	log                 []logLine
-	result              *unmount.Result
-	logOffset           int // lines scrolled back from the end
+	// rounds are the holder processes left after each drain round, after
+	// the count the revoke started from: the drain's sparkline.
+	rounds    []int
+	log       []logLine
+	result    *unmount.Result
+	logOffset int // lines scrolled back from the end
 
 	width, height int
 	focused       bool
@@ -186,6 +189,7 @@ func (p *progressPane) apply(ev unmount.Event) {
 	if ev.Stage == unmount.StageDrain || ev.Remaining > 0 {
 		p.remaining = ev.Remaining
 	}
+	p.countRound(ev)
 	if ev.What != "" || ev.Err != nil {
 		p.addLog(logLine{at: at, stage: ev.Stage, pid: ev.PID, what: ev.What, err: ev.Err})
 	}
@@ -199,6 +203,39 @@ func (p *progressPane) apply(ev unmount.Event) {
 			p.remaining = 0
 		}
 	}
+}
+
+// countRound records the holders left by a drain round: a drain event
+// that is about no one process (those are the round's revokes) and is not
+// a failed rescan. The first round is preceded by the number of holders
+// the revoke started from, so the chart shows the fall from there.
+func (p *progressPane) countRound(ev unmount.Event) {
+	if ev.Stage != unmount.StageDrain || ev.PID != 0 || (ev.Err != nil && ev.Remaining == 0) {
+		return
+	}
+	if len(p.rounds) == 0 {
+		p.rounds = append(p.rounds, len(p.holders))
+	}
+	p.rounds = append(p.rounds, ev.Remaining)
+}
+
+// drainLine is the drain in one line: a sparkline of the holders left
+// per round, and how many were revoked and refused.
+func (p *progressPane) drainLine() string {
+	revoked, refused := 0, 0
+	for _, h := range p.holders {
+		switch h.State {
+		case "revoked", "signalled":
+			revoked++
+		case "refused":
+			refused++
+		}
+	}
+	s := fmt.Sprintf("revoked %d · refused %d", revoked, refused)
+	if len(p.rounds) > 0 {
+		s = fmt.Sprintf("drain %s %d→%d · ", sparkline(p.rounds, p.styles.Plain), p.rounds[0], p.rounds[len(p.rounds)-1]) + s
+	}
+	return s
 }
 
 // title is the pane's title line: what runs on which mount, the stage and
@@ -292,8 +329,13 @@ func (p progressPane) View() string {
 			}
 			add(line, st)
 		}
-		if p.active {
+		switch {
+		case p.active && p.req.Mode == unmount.ModeStaged:
+			add(fmt.Sprintf("  remaining: %s · %s", plural(p.remaining, "holder", "holders"), p.drainLine()), p.styles.ProgressHead.Render)
+		case p.active:
 			add(fmt.Sprintf("  remaining: %s", plural(p.remaining, "holder", "holders")), p.styles.ProgressHead.Render)
+		case len(p.rounds) > 0:
+			add("  "+p.drainLine(), p.styles.ProgressHead.Render)
 		}
 	}
 	// The result takes the last lines; the log fills what is between.

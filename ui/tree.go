@@ -46,6 +46,10 @@ var treeColumns = []treeColumn{
 			}
 			return "-"
 		}},
+	{name: "BUSY", min: 4, help: "how busy it is next to the busiest mount: a bar of its holders (# without colour)",
+		cell: func(t *treePane, _ treeRow, m *inspect.Mount) string {
+			return bar(t.load(m.ID), t.busiest, 4, t.styles.Plain)
+		}},
 	{name: "EXPIRY", min: 16, help: "MNT_EXPIRE mark set by mounttop (armed T, cleared T by an access, expired), else who mounts it again on access and its idle expiry (autofs/systemd/kernel T, trigger)",
 		cell: func(t *treePane, _ treeRow, m *inspect.Mount) string {
 			if c := t.expiry.of(m.ID).cell(); c != "-" || m.Automount == nil {
@@ -83,6 +87,7 @@ type treePane struct {
 	keys   *keyMap
 
 	snap      *inspect.Snapshot
+	busiest   int // the most holders of one mount in snap (load)
 	expiry    *expiryMarks
 	collapsed map[inspect.MountID]bool
 	filter    string
@@ -113,6 +118,10 @@ func (t *treePane) SetSize(w, h int) {
 func (t *treePane) setSnapshot(s *inspect.Snapshot) (goneID inspect.MountID, gone string) {
 	old := t.snap
 	t.snap = s
+	t.busiest = 0
+	for i := range s.Mounts {
+		t.busiest = max(t.busiest, t.load(s.Mounts[i].ID))
+	}
 	want := t.selected
 	if want != 0 {
 		if _, ok := s.Mount(want); !ok && old != nil {
@@ -505,6 +514,12 @@ func (t treePane) filterLine() string {
 		s += "█"
 	}
 	return s
+}
+
+// load is how many hold a mount: its processes and its kernel holders
+// (the HOLD column's two numbers).
+func (t *treePane) load(id inspect.MountID) int {
+	return len(t.snap.HoldersOf(id)) + kernelHolders(t.snap, id)
 }
 
 // kernelHolders counts what the kernel holds a mount for, leaving out its
