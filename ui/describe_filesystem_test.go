@@ -59,7 +59,7 @@ func TestProgressFilesystem(t *testing.T) {
 	plan := unmount.Plan{Target: target, Mode: unmount.ModeLazy,
 		Filesystem: unmount.Filesystem{Checked: true, InUseBy: []unmount.FilesystemUse{{Kind: "mount", Where: "/y"}}}}
 	now := time.Now()
-	p.start(1, Request{Target: target, Mode: unmount.ModeLazy}, plan, nil, func() {}, now)
+	p.start(1, Request{Target: target, Mode: unmount.ModeLazy}, plan, func() {}, now)
 	forecast := "after this unmount the filesystem stays in use by: the mount /y"
 	if v := p.View(); !strings.Contains(v, forecast) {
 		t.Fatalf("running: no forecast:\n%s", v)

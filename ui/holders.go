@@ -75,6 +75,17 @@ func newHoldersPane(s *Styles, k *keyMap) holdersPane {
 	return holdersPane{styles: s, keys: k, open: map[int]bool{}}
 }
 
+func (h *holdersPane) setFocused(f bool) { h.focused = f }
+
+// ShortHelp implements help.KeyMap: the keys of the pane.
+func (h holdersPane) ShortHelp() []key.Binding {
+	k := h.keys
+	return []key.Binding{k.Up, k.Down, k.PageUp, k.PageDown, k.Toggle, k.Release}
+}
+
+// FullHelp implements help.KeyMap.
+func (h holdersPane) FullHelp() [][]key.Binding { return [][]key.Binding{h.ShortHelp()} }
+
 // SetSize sets the pane's size in cells: height counts the column header.
 func (h *holdersPane) SetSize(w, ht int) {
 	h.width, h.height = w, ht
@@ -125,7 +136,7 @@ func (h *holdersPane) rebuild() {
 		return
 	}
 	holders := h.snap.HoldersOf(h.mount)
-	if s := h.expiry.sentence(); s != "" {
+	if s := h.expiry.sentence(h.keys); s != "" {
 		h.add(rowNote, 0, s)
 	}
 	if a := m.Automount; a != nil {
@@ -143,7 +154,7 @@ func (h *holdersPane) rebuild() {
 		} else if n := len(h.snap.Descendants(h.mount)); n > 0 {
 			h.add(rowNote, 0, "Nobody holds "+safe(m.Mountpoint)+" itself; "+plural(n, "submount", "submounts")+" below it must go first.")
 		} else {
-			h.add(rowNote, 0, "Nobody holds "+safe(m.Mountpoint)+": a plain unmount should work; e expires it when idle.")
+			h.add(rowNote, 0, "Nobody holds "+safe(m.Mountpoint)+": a plain unmount should work; "+h.keys.name(h.keys.Expire)+" expires it when idle.")
 		}
 	} else {
 		total := 0

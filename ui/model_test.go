@@ -204,7 +204,7 @@ func TestSlowScanShowsItsAgeAndTimesOut(t *testing.T) {
 	now = clock0.Add(3 * time.Second)
 	d.send(clockMsg(now))
 	d.mustSee("scanning 3.0s… data 3.0s old")
-	d.until("the scan deadline", func(m Model) bool { return m.err != nil })
+	d.until("the scan deadline", func(m Model) bool { return m.bar.err != nil })
 	d.mustSee("Error: scanning: context deadline exceeded")
 	// The old data stays, and the next tick is armed.
 	d.settle()
@@ -324,8 +324,8 @@ func TestStagedRunShowsProgressAndCancelRollsBack(t *testing.T) {
 			d.mustSee("cancel requested: rolling back", "rollback fence removed", "[ROLLBACK]",
 				"Result: ✗ cancelled before revoke; everything is as it was")
 			// Cancelling is not an error.
-			if d.m.err != nil {
-				t.Fatalf("a cancelled run left an error: %v", d.m.err)
+			if d.m.bar.err != nil {
+				t.Fatalf("a cancelled run left an error: %v", d.m.bar.err)
 			}
 		})
 	}
@@ -487,7 +487,7 @@ func TestErrorsShowUntilTheNextKeyWithAHint(t *testing.T) {
 			d.key("f")
 			d.until("dialog", func(m Model) bool { return m.dialog != nil })
 			d.key("y")
-			d.until("the error", func(m Model) bool { return m.err != nil })
+			d.until("the error", func(m Model) bool { return m.bar.err != nil })
 			d.mustSee("Error: forced unmount of /mnt/projects:", c.hint)
 			d.key("j")
 			d.mustNotSee("Error:", c.hint)
@@ -502,7 +502,7 @@ func TestPlanFailureIsShown(t *testing.T) {
 	d.started()
 	d.um.planErr = &unmount.Error{Op: "umount", Target: "/mnt/projects", Err: fmt.Errorf("%w: it is the root", unmount.ErrRefused)}
 	d.key("F")
-	d.until("the error", func(m Model) bool { return m.err != nil })
+	d.until("the error", func(m Model) bool { return m.bar.err != nil })
 	d.mustSee("Error: planning the staged unmount (close) of /mnt/projects:")
 	if d.m.dialog != nil || d.um.runCount() != 0 {
 		t.Fatal("a refused plan opened a dialog or ran")
@@ -657,8 +657,8 @@ func TestDetachedMountOnlyStaged(t *testing.T) {
 		}
 		mode := map[string]string{"l": "lazy unmount", "e": "expire", "f": "forced unmount"}[k]
 		want := "no " + mode + ": the detached mount (unique ID 1099511627781) is in no mount table; F revokes its holders until it goes, d previews that"
-		if d.m.status != want || d.m.err != nil {
-			t.Fatalf("%s: status %q (error %v), want %q", k, d.m.status, d.m.err, want)
+		if d.m.bar.status != want || d.m.bar.err != nil {
+			t.Fatalf("%s: status %q (error %v), want %q", k, d.m.bar.status, d.m.bar.err, want)
 		}
 		d.mustSee("no " + mode + ": the detached mount")
 	}
@@ -736,7 +736,7 @@ func TestReleaseLoopDeviceAsksFirst(t *testing.T) {
 	d.key("R")
 	d.until("the dialog again", func(m Model) bool { return m.dialog != nil })
 	d.key("y")
-	d.until("the release's result", func(m Model) bool { return strings.HasPrefix(m.status, "released") })
+	d.until("the release's result", func(m Model) bool { return strings.HasPrefix(m.bar.status, "released") })
 	got := d.um.releases()
 	want := unmount.Release{Kind: "loop", Name: "/dev/loop3", What: "detach loop device /dev/loop3"}
 	if len(got) != 1 || got[0] != want {
@@ -756,7 +756,7 @@ func TestReleaseSwapAndCopyDialogs(t *testing.T) {
 	d.until("the swap dialog", func(m Model) bool { return m.dialog != nil })
 	d.mustSee("Swapoff /mnt/scratch/swapfile?", "Swapoff /mnt/scratch/swapfile.", "Every page swapped out to it is read back into memory first")
 	d.key("y")
-	d.until("the release", func(m Model) bool { return strings.HasPrefix(m.status, "released") })
+	d.until("the release", func(m Model) bool { return strings.HasPrefix(m.bar.status, "released") })
 	if got := d.um.releases(); len(got) != 1 || got[0].Kind != "swap" || got[0].Name != "/mnt/scratch/swapfile" {
 		t.Fatalf("released %+v, want the swap file", got)
 	}
@@ -771,7 +771,7 @@ func TestReleaseSwapAndCopyDialogs(t *testing.T) {
 		"Unmount the copy at /data in mount namespace mnt:[4026532999] (pid 900)", "lazily.",
 		"It leaves that namespace's tree now. Its holders there are NOT touched;", "pid 900 app", "Nothing changes in this namespace.")
 	d.key("y")
-	d.until("the release", func(m Model) bool { return strings.HasPrefix(m.status, "released") })
+	d.until("the release", func(m Model) bool { return strings.HasPrefix(m.bar.status, "released") })
 	want := unmount.Release{Kind: "copy", PID: 900, Mountpoint: "/data", OldID: 77, Lazy: true, Namespace: 4026532999}
 	if got := d.um.releases(); len(got) != 1 || got[0] != want {
 		t.Fatalf("released %+v, want exactly %+v", got, want)
@@ -848,7 +848,7 @@ func TestReleaseInTheHostNamespaceAsksApart(t *testing.T) {
 		t.Fatalf("y answered the host's question: released %+v", d.um.releases())
 	}
 	d.key("H")
-	d.until("the release", func(m Model) bool { return strings.HasPrefix(m.status, "released") })
+	d.until("the release", func(m Model) bool { return strings.HasPrefix(m.bar.status, "released") })
 	if got := d.um.releases(); len(got) != 1 || !got[0].Host || got[0].Refused != "" || got[0].Namespace != 4026532999 {
 		t.Fatalf("released %+v, want the host's copy, confirmed", got)
 	}
@@ -863,7 +863,7 @@ func TestReleaseRefusedAdviceAndError(t *testing.T) {
 	d.key("tab")
 	d.cursorTo("loop /dev/loop3")
 	d.key("R")
-	d.until("the refusal", func(m Model) bool { return strings.HasPrefix(m.status, "cannot") })
+	d.until("the refusal", func(m Model) bool { return strings.HasPrefix(m.bar.status, "cannot") })
 	if d.m.dialog != nil {
 		t.Fatal("a refused release opened a dialog")
 	}
@@ -881,8 +881,8 @@ func TestReleaseRefusedAdviceAndError(t *testing.T) {
 	if d.m.dialog != nil || len(d.um.planned) != planned {
 		t.Fatal("R on an nfsd export asked the engine or opened a dialog")
 	}
-	if want := "mounttop cannot release nfsd-export /mnt/scratch itself; to do it: exportfs -u"; d.m.status != want {
-		t.Fatalf("status %q, want %q", d.m.status, want)
+	if want := "mounttop cannot release nfsd-export /mnt/scratch itself; to do it: exportfs -u"; d.m.bar.status != want {
+		t.Fatalf("status %q, want %q", d.m.bar.status, want)
 	}
 	d.key("up", "up", "up", "up", "up")
 	d.key("R")
@@ -893,7 +893,7 @@ func TestReleaseRefusedAdviceAndError(t *testing.T) {
 	d.key("R")
 	d.until("the dialog", func(m Model) bool { return m.dialog != nil })
 	d.key("y")
-	d.until("the error", func(m Model) bool { return m.err != nil })
+	d.until("the error", func(m Model) bool { return m.bar.err != nil })
 	d.mustSee("Error: swapoff /mnt/scratch/swapfile:", "not enough memory to take the swapped pages back: free some first")
 }
 
@@ -968,11 +968,11 @@ func TestReleaseWhereTheEngineWillNotPlan(t *testing.T) {
 	d.key("tab")
 	d.cursorTo("loop /dev/loop3")
 	d.key("R")
-	d.until("the error", func(m Model) bool { return m.err != nil })
+	d.until("the error", func(m Model) bool { return m.bar.err != nil })
 	d.mustSee("Error: asking how to release it from /mnt/scratch:", "refused: mounttop's own",
 		"the engine will not plan an unmount of /mnt/scratch, so it offers no release there; by hand:")
-	if want := "the engine will not plan an unmount of /mnt/scratch, so it offers no release there; by hand: detach loop device (losetup -d /dev/loop3)"; d.m.errHint != want {
-		t.Fatalf("hint %q, want %q", d.m.errHint, want)
+	if want := "the engine will not plan an unmount of /mnt/scratch, so it offers no release there; by hand: detach loop device (losetup -d /dev/loop3)"; d.m.bar.hint != want {
+		t.Fatalf("hint %q, want %q", d.m.bar.hint, want)
 	}
 	if d.m.dialog != nil || len(d.um.releases()) != 0 {
 		t.Fatal("a refused plan opened a dialog or released something")
@@ -991,8 +991,8 @@ func TestReleaseFromTheTree(t *testing.T) {
 	if d.m.focus != focusLower {
 		t.Fatal("R from the tree did not move to the holders pane")
 	}
-	if want := "mounttop cannot release nfsd-export /mnt/scratch itself; to do it: exportfs -u"; d.m.status != want {
-		t.Fatalf("status %q, want %q", d.m.status, want)
+	if want := "mounttop cannot release nfsd-export /mnt/scratch itself; to do it: exportfs -u"; d.m.bar.status != want {
+		t.Fatalf("status %q, want %q", d.m.bar.status, want)
 	}
 	d.key("tab")
 	d.m.tree.selectID(idMedia)
@@ -1001,14 +1001,14 @@ func TestReleaseFromTheTree(t *testing.T) {
 	if d.m.focus != focusTree || d.m.dialog != nil || len(d.um.planned) != 0 {
 		t.Fatal("R on a mount with nothing to release moved, asked or planned")
 	}
-	if want := "nothing to release on /mnt/media: no loop device, swap file or copy in another namespace holds it"; d.m.status != want {
-		t.Fatalf("status %q, want %q", d.m.status, want)
+	if want := "nothing to release on /mnt/media: no loop device, swap file or copy in another namespace holds it"; d.m.bar.status != want {
+		t.Fatalf("status %q, want %q", d.m.bar.status, want)
 	}
 	d.m.tree.selectID(idMnt)
 	d.m.showSelected()
 	d.key("R")
-	if want := "nothing to release on /mnt: no loop device, swap file or copy in another namespace holds it; its 5 submounts go first with F, l or f"; d.m.status != want {
-		t.Fatalf("status %q, want %q", d.m.status, want)
+	if want := "nothing to release on /mnt: no loop device, swap file or copy in another namespace holds it; its 5 submounts go first with F, l or f"; d.m.bar.status != want {
+		t.Fatalf("status %q, want %q", d.m.bar.status, want)
 	}
 }
 

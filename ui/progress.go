@@ -11,6 +11,7 @@ import (
 	tea "github.com/charmbracelet/bubbletea"
 	"golang.org/x/sys/unix"
 
+	"mounttop/inspect"
 	"mounttop/unmount"
 )
 
@@ -65,8 +66,47 @@ func newProgressPane(s *Styles, k *keyMap) progressPane {
 // SetSize sets the pane's size (without its title line).
 func (p *progressPane) SetSize(w, h int) { p.width, p.height = w, h }
 
+func (p *progressPane) setFocused(f bool) { p.focused = f }
+
+// setNow moves the clock that times the run.
+func (p *progressPane) setNow(t time.Time) { p.now = t }
+
+// setMark is the expiry mark of the run's mount, as last read.
+func (p *progressPane) setMark(e expiryMark) { p.mark = e }
+
 // visible reports whether the pane has something to show.
 func (p *progressPane) visible() bool { return p.preview || p.run != 0 }
+
+// Active reports whether a run is going (events still expected).
+func (p *progressPane) Active() bool { return p.active }
+
+// targetID is the mount the pane is about (0 when none).
+func (p *progressPane) targetID() inspect.MountID { return p.req.Target.ID }
+
+// modeName is the run's mode in the operator's words.
+func (p *progressPane) modeName() string { return modeName(p.req) }
+
+// runName is "staged unmount (close) of /mnt/x".
+func (p *progressPane) runName() string { return modeName(p.req) + " of " + mountName(p.req.Target) }
+
+// cleared is the pane with nothing to show, at the same size and focus.
+func (p progressPane) cleared() progressPane {
+	n := newProgressPane(p.styles, p.keys)
+	n.width, n.height, n.focused = p.width, p.height, p.focused
+	return n
+}
+
+// ShortHelp implements help.KeyMap: the keys of the pane.
+func (p progressPane) ShortHelp() []key.Binding {
+	k := p.keys
+	if p.active {
+		return []key.Binding{k.Cancel, k.Up, k.Down, k.Top, k.Bottom}
+	}
+	return []key.Binding{k.Close, k.Up, k.Down, k.Top, k.Bottom}
+}
+
+// FullHelp implements help.KeyMap.
+func (p progressPane) FullHelp() [][]key.Binding { return [][]key.Binding{p.ShortHelp()} }
 
 // showPlan shows a dry-run plan.
 func (p *progressPane) showPlan(req Request, plan unmount.Plan, now time.Time) {
@@ -74,11 +114,11 @@ func (p *progressPane) showPlan(req Request, plan unmount.Plan, now time.Time) {
 		req: req, plan: plan, preview: true, started: now, now: now}
 }
 
-// start shows a new run; its channel follows with attach once the engine
-// has started it.
-func (p *progressPane) start(run int, req Request, plan unmount.Plan, ch <-chan unmount.Event, cancel context.CancelFunc, now time.Time) {
+// start shows a new run; its channel follows (runStartedMsg) once the
+// engine has started it.
+func (p *progressPane) start(run int, req Request, plan unmount.Plan, cancel context.CancelFunc, now time.Time) {
 	*p = progressPane{styles: p.styles, keys: p.keys, width: p.width, height: p.height, focused: p.focused,
-		run: run, req: req, plan: plan, active: true, ch: ch, cancel: cancel, started: now, now: now,
+		run: run, req: req, plan: plan, active: true, cancel: cancel, started: now, now: now,
 		stage: unmount.StagePlan}
 	for _, a := range plan.Holders {
 		st := unmount.HolderState{PID: a.Holder.PID, Comm: a.Holder.Comm, State: "pending", Reason: a.Action, Namespace: a.Namespace}
@@ -127,6 +167,12 @@ func (p *progressPane) addLog(l logLine) {
 // keys that scroll the log.
 func (p progressPane) Update(msg tea.Msg) (progressPane, tea.Cmd) {
 	switch msg := msg.(type) {
+	case runStartedMsg:
+		if msg.run != p.run {
+			return p, nil
+		}
+		p.ch = msg.ch
+		return p, waitForEvent(p.ch, p.run)
 	case runEventMsg:
 		if msg.run != p.run || !p.active {
 			return p, nil
@@ -278,11 +324,7 @@ func (p progressPane) View() string {
 			add("  "+l, nil)
 		}
 		add("", nil)
-		if p.req.Target.Detached {
-			add("  F acts on it (asking first); esc closes this preview.", p.styles.Dim.Render)
-		} else {
-			add("  F, l, e or f acts on it (asking first); esc closes this preview.", p.styles.Dim.Render)
-		}
+		add("  "+p.previewHint(), p.styles.Dim.Render)
 		return p.pad(lines)
 	}
 	if p.req.Mode == unmount.ModeStaged {
@@ -294,7 +336,7 @@ func (p progressPane) View() string {
 		add("  "+s, nil)
 	}
 	if p.req.Mode == unmount.ModeExpire {
-		if s := p.mark.sentence(); s != "" {
+		if s := p.mark.sentence(p.keys); s != "" {
 			add("  "+s, p.styles.ProgressHead.Render)
 		} else {
 			add("  Expiry: not marked (yet)", p.styles.ProgressHead.Render)
@@ -377,6 +419,16 @@ func (p progressPane) View() string {
 		add(t, st)
 	}
 	return p.pad(lines)
+}
+
+// previewHint says which keys act on a previewed plan.
+func (p *progressPane) previewHint() string {
+	k := p.keys
+	acts := k.name(k.Staged)
+	if !p.req.Target.Detached {
+		acts += ", " + k.name(k.Lazy) + ", " + k.name(k.Expire) + " or " + k.name(k.Force)
+	}
+	return acts + " acts on it (asking first); " + k.name(k.Close) + " closes this preview."
 }
 
 // isExpectedExpire: EAGAIN from MNT_EXPIRE means "marked", not a failure.

@@ -102,8 +102,38 @@ type treePane struct {
 	focused       bool
 }
 
-func newTreePane(s *Styles, k *keyMap) treePane {
-	return treePane{styles: s, keys: k, collapsed: map[inspect.MountID]bool{}, expiry: newExpiryMarks()}
+func newTreePane(s *Styles, k *keyMap, e *expiryMarks) treePane {
+	return treePane{styles: s, keys: k, collapsed: map[inspect.MountID]bool{}, expiry: e}
+}
+
+func (t *treePane) setFocused(f bool) { t.focused = f }
+
+// Selected is the mount under the cursor (0 when none).
+func (t *treePane) Selected() inspect.MountID { return t.selected }
+
+// Filtering reports whether the filter prompt has the keyboard.
+func (t *treePane) Filtering() bool { return t.filtering }
+
+// clearFilter drops the filter; false if there was none.
+func (t *treePane) clearFilter() bool {
+	if t.filter == "" {
+		return false
+	}
+	t.filter = ""
+	t.rebuild(t.selected)
+	return true
+}
+
+// ShortHelp implements help.KeyMap: the keys of the pane.
+func (t treePane) ShortHelp() []key.Binding {
+	k := t.keys
+	return []key.Binding{k.Up, k.Down, k.Toggle, k.Expand, k.Collapse, k.Filter}
+}
+
+// FullHelp implements help.KeyMap.
+func (t treePane) FullHelp() [][]key.Binding {
+	k := t.keys
+	return [][]key.Binding{{k.Up, k.Down, k.PageUp, k.PageDown, k.Top, k.Bottom}, {k.Toggle, k.Expand, k.Collapse, k.Filter}}
 }
 
 // SetSize sets the pane's size: height counts the column header.
