@@ -17,6 +17,8 @@ type keyMap struct {
 	Expand, Collapse, Toggle                key.Binding
 	SwitchPane                              key.Binding
 	Filter                                  key.Binding
+	// In the filter prompt: keep the filter, or clear it.
+	FilterKeep, FilterClear key.Binding
 
 	Lazy, Expire, Force, Staged, DryRun key.Binding
 	Release                             key.Binding
@@ -39,17 +41,19 @@ func defaultKeys() keyMap {
 		return key.NewBinding(key.WithKeys(keys...), key.WithHelp(k, desc))
 	}
 	return keyMap{
-		Up:         b([]string{"up", "k"}, "↑/k", "up"),
-		Down:       b([]string{"down", "j"}, "↓/j", "down"),
-		PageUp:     b([]string{"pgup", "ctrl+u"}, "pgup", "page up"),
-		PageDown:   b([]string{"pgdown", "ctrl+d"}, "pgdn", "page down"),
-		Top:        b([]string{"home", "g"}, "g", "first"),
-		Bottom:     b([]string{"end", "G"}, "G", "last"),
-		Expand:     b([]string{"right"}, "→", "expand"),
-		Collapse:   b([]string{"left", "h"}, "←/h", "collapse / go to parent"),
-		Toggle:     b([]string{"enter", " "}, "enter", "expand or collapse"),
-		SwitchPane: b([]string{"tab", "shift+tab"}, "tab", "switch pane"),
-		Filter:     b([]string{"/"}, "/", "filter mounts"),
+		Up:          b([]string{"up", "k"}, "↑/k", "up"),
+		Down:        b([]string{"down", "j"}, "↓/j", "down"),
+		PageUp:      b([]string{"pgup", "ctrl+u"}, "pgup", "page up"),
+		PageDown:    b([]string{"pgdown", "ctrl+d"}, "pgdn", "page down"),
+		Top:         b([]string{"home", "g"}, "g", "first"),
+		Bottom:      b([]string{"end", "G"}, "G", "last"),
+		Expand:      b([]string{"right"}, "→", "expand"),
+		Collapse:    b([]string{"left", "h"}, "←/h", "collapse / go to parent"),
+		Toggle:      b([]string{"enter", " "}, "enter", "expand or collapse"),
+		SwitchPane:  b([]string{"tab", "shift+tab"}, "tab", "switch pane"),
+		Filter:      b([]string{"/"}, "/", "filter mounts"),
+		FilterKeep:  b([]string{"enter"}, "enter", "keep the filter"),
+		FilterClear: b([]string{"esc"}, "esc", "clear the filter"),
 
 		Lazy:    b([]string{"l"}, "l", "lazy unmount (detach now)"),
 		Expire:  b([]string{"e"}, "e", "expire (now, or when idle)"),

@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/charmbracelet/bubbles/key"
+	"github.com/charmbracelet/bubbles/textinput"
 	tea "github.com/charmbracelet/bubbletea"
 	"github.com/charmbracelet/x/ansi"
 
@@ -90,8 +91,9 @@ type treePane struct {
 	busiest   int // the most holders of one mount in snap (load)
 	expiry    *expiryMarks
 	collapsed map[inspect.MountID]bool
-	filter    string
-	filtering bool // the filter prompt has the keyboard
+	filter    string          // the filter in force
+	filtering bool            // the filter prompt has the keyboard
+	input     textinput.Model // the prompt's text, as typed
 
 	rows     []treeRow
 	cursor   int
@@ -103,7 +105,9 @@ type treePane struct {
 }
 
 func newTreePane(s *Styles, k *keyMap, e *expiryMarks) treePane {
-	return treePane{styles: s, keys: k, collapsed: map[inspect.MountID]bool{}, expiry: e}
+	in := textinput.New()
+	in.Prompt = ""
+	return treePane{styles: s, keys: k, collapsed: map[inspect.MountID]bool{}, expiry: e, input: in}
 }
 
 func (t *treePane) setFocused(f bool) { t.focused = f }
@@ -120,6 +124,7 @@ func (t *treePane) clearFilter() bool {
 		return false
 	}
 	t.filter = ""
+	t.input.SetValue("")
 	t.rebuild(t.selected)
 	return true
 }
@@ -409,30 +414,34 @@ func (t treePane) Update(msg tea.Msg) (treePane, tea.Cmd) {
 // startFilter opens the prompt for a new filter, as "/" does in less.
 func (t *treePane) startFilter() {
 	t.filtering = true
+	t.input.SetValue("")
+	t.input.Focus()
 	if t.filter != "" {
 		t.filter = ""
 		t.rebuild(t.selected)
 	}
 }
 
-// typeFilter edits the filter: it applies as it is typed; enter keeps it,
-// esc clears it.
+// typeFilter edits the filter in a bubbles/textinput (its keys edit:
+// backspace, ctrl+w, the arrows, a paste): it applies as it is typed;
+// FilterKeep (enter) keeps it, FilterClear (esc) clears it.
 func (t *treePane) typeFilter(km tea.KeyMsg) {
-	switch km.Type {
-	case tea.KeyEnter:
+	switch {
+	case key.Matches(km, t.keys.FilterKeep):
 		t.filtering = false
-	case tea.KeyEsc:
+		t.input.Blur()
+		return
+	case key.Matches(km, t.keys.FilterClear):
 		t.filtering = false
-		t.filter = ""
-	case tea.KeyBackspace:
-		if r := []rune(t.filter); len(r) > 0 {
-			t.filter = string(r[:len(r)-1])
-		}
-	case tea.KeyRunes, tea.KeySpace:
-		t.filter += string(km.Runes)
+		t.input.Blur()
+		t.input.SetValue("")
 	default:
+		t.input, _ = t.input.Update(km) // its cursor blinks nowhere: filterLine draws it
+	}
+	if t.input.Value() == t.filter {
 		return
 	}
+	t.filter = t.input.Value()
 	before := t.selected
 	t.rebuild(t.selected)
 	// Keep the cursor on a match: if the mount it was on is filtered out
@@ -539,11 +548,12 @@ func (t treePane) filterLine() string {
 	if !t.filtering && t.filter == "" {
 		return ""
 	}
-	s := "filter: " + safe(t.filter)
-	if t.filtering {
-		s += "█"
+	if !t.filtering {
+		return "filter: " + safe(t.filter)
 	}
-	return s
+	v := []rune(t.input.Value())
+	pos := min(t.input.Position(), len(v))
+	return "filter: " + safe(string(v[:pos])) + "█" + safe(string(v[pos:]))
 }
 
 // load is how many hold a mount: its processes and its kernel holders
