@@ -7,6 +7,7 @@ import (
 
 	tea "github.com/charmbracelet/bubbletea"
 
+	"mounttop/inspect"
 	"mounttop/unmount"
 )
 
@@ -16,9 +17,10 @@ import (
 // runs exactly that plan. A choice that changes the plan (signal instead)
 // asks the engine again, so what the dialog shows is what will run.
 
-// ask starts an action on the selected mount: the engine builds the plan
-// (in a command), and the plan comes back as a dialog or a preview.
-func (m Model) ask(req Request, preview bool) (tea.Model, tea.Cmd) {
+// ask starts an action on the selected mount: asked says how (mode,
+// policy); the engine prepares the plan (in a command), and the plan comes
+// back as a dialog or a preview.
+func (m Model) ask(asked unmount.Plan, preview bool) (tea.Model, tea.Cmd) {
 	mt, ok := m.selectedMount()
 	if !ok {
 		m.setError(errors.New("no mount selected"))
@@ -28,49 +30,54 @@ func (m Model) ask(req Request, preview bool) (tea.Model, tea.Cmd) {
 		m.setError(m.stillRunning())
 		return m, nil
 	}
-	if why := m.notOffered(req); why != "" {
+	if why := m.notOffered(asked); why != "" {
 		m.bar.setStatus(why)
 		return m, nil
 	}
-	req.Snapshot = m.snap
-	req.Target = *mt
-	req.Interval = m.opts.Interval
-	m.bar.setStatus("planning the " + modeName(req) + " of " + mountName(*mt) + "…")
-	return m, planCmd(m.opts.Unmounter, req, preview)
+	asked.Target = *mt
+	// Submounts go with the target for every mode but expire, which the
+	// engine refuses for a mount with submounts; the dialog names them
+	// before anything happens.
+	asked.Recursive = asked.Mode != unmount.ModeExpire
+	if asked.Mode == unmount.ModeExpire {
+		asked.Interval = m.opts.Interval // when idle: the retry interval
+	}
+	m.bar.setStatus("planning the " + modeName(asked) + " of " + mountName(*mt) + "…")
+	return m, planCmd(m.opts.Unmounter, m.snap, asked, preview)
 }
 
 // notOffered says why the view does not even ask the engine for req on
 // the selected mount: a detached mount has no path for umount2, and a
 // mount the system runs on is refused (the engine refuses it too).
-func (m Model) notOffered(req Request) string {
+func (m Model) notOffered(asked unmount.Plan) string {
 	mt, _ := m.selectedMount()
 	k := m.keys
-	if mt.Detached && req.Mode != unmount.ModeStaged {
+	if mt.Detached && asked.Mode != unmount.ModeStaged {
 		// A detached mount is already out of every mount table: umount2
 		// has no path to act on, and what keeps it alive is its holders.
-		return "no " + modeName(req) + ": " + mountName(*mt) + " is in no mount table; " +
+		return "no " + modeName(asked) + ": " + mountName(*mt) + " is in no mount table; " +
 			k.name(k.Staged) + " revokes its holders until it goes, " + k.name(k.DryRun) + " previews that"
 	}
 	if why := unmount.SystemMount(mt); why != "" {
-		return "no " + modeName(req) + ": " + why + "; the view never unmounts it (" + unmount.AllowSystemHint + ")"
+		return "no " + modeName(asked) + ": " + why + "; the view never unmounts it (" + unmount.AllowSystemHint + ")"
 	}
 	return ""
 }
 
 func (m Model) onPlan(msg planMsg) (tea.Model, tea.Cmd) {
 	if msg.err != nil {
-		m.setError(fmt.Errorf("planning the %s of %s: %w", modeName(msg.req), mountName(msg.req.Target), msg.err))
+		m.setError(fmt.Errorf("planning the %s of %s: %w", modeName(msg.asked), mountName(msg.asked.Target), msg.err))
 		return m, nil
 	}
 	if msg.preview {
 		m.bar.setStatus("dry run: nothing was changed")
-		m.progress.showPlan(msg.req, msg.plan, m.now)
+		m.progress.showPlan(msg.snap, msg.plan, m.now)
 		m.setFocus(m.focus)
 		return m, nil
 	}
-	d := m.unmountDialog(msg.req, msg.plan)
+	d := m.unmountDialog(msg.snap, msg.asked, msg.plan)
 	if msg.releasePlan != nil {
-		d.offerRelease(msg.req, *msg.releasePlan)
+		d.offerRelease(msg.snap, *msg.releasePlan)
 	} else if msg.releaseErr != nil {
 		d.lines = append(d.lines, "! releasing them could not be planned: "+shown(msg.releaseErr.Error()))
 	}
@@ -82,7 +89,7 @@ func (m Model) onPlan(msg planMsg) (tea.Model, tea.Cmd) {
 // offerRelease adds the staged dialog's "also release" choice: the same
 // run with the engine's plan for Release (as "when idle" is to expire),
 // and the processes in other namespaces that only that choice touches.
-func (d *confirmDialog) offerRelease(req Request, plan unmount.Plan) {
+func (d *confirmDialog) offerRelease(snap *inspect.Snapshot, plan unmount.Plan) {
 	n := releasable(plan.Releases)
 	if n == 0 {
 		return
@@ -102,38 +109,41 @@ func (d *confirmDialog) offerRelease(req Request, plan unmount.Plan) {
 		d.lines = append(d.lines, "("+d.keys.name(d.keys.AlsoRelease)+") also revokes these processes in other namespaces:")
 		d.lines = append(d.lines, extra...)
 	}
-	req.Release, plan.Release = true, true
 	d.choices = append(d.choices, choice{label: fmt.Sprintf("Also release %d", n), key: &d.keys.AlsoRelease,
-		act: &action{kind: actRun, req: req, plan: plan}})
+		act: &action{kind: actRun, plan: plan, snap: snap}})
 }
 
-// unmountDialog asks before an unmount, saying what it will do.
-func (m *Model) unmountDialog(req Request, plan unmount.Plan) *confirmDialog {
+// unmountDialog asks before an unmount, saying what plan (asked, as the
+// engine prepared it) will do; each choice runs a plan the dialog showed,
+// or has the engine prepare the one it names.
+func (m *Model) unmountDialog(snap *inspect.Snapshot, asked, plan unmount.Plan) *confirmDialog {
 	k := m.keys
-	mp := mountName(req.Target)
+	mp := mountName(plan.Target)
 	d := &confirmDialog{styles: m.styles, keys: k,
-		title: strings.ToUpper(modeName(req)[:1]) + modeName(req)[1:] + " of " + mp + "?",
-		lines: planLines(req, plan, 6)}
+		title: strings.ToUpper(modeName(plan)[:1]) + modeName(plan)[1:] + " of " + mp + "?",
+		lines: planLines(snap, plan, 6)}
 	d.choices = []choice{{label: "No"}}
-	run := &action{kind: actRun, req: req, plan: plan}
-	switch req.Mode {
+	run := &action{kind: actRun, plan: plan, snap: snap}
+	switch plan.Mode {
 	case unmount.ModeExpire:
-		idle := req
-		idle.WhenIdle = true
+		// The dialog says what both do (planLines); the engine re-arms
+		// the mark every Interval when idle is chosen.
+		idle := plan
+		idle.ExpireWhenIdle = true
 		d.title = "Expire " + mp + "?"
 		d.choices = append(d.choices, k.yesChoice("Expire now", run),
-			choice{label: "When idle", key: &k.WhenIdle, act: &action{kind: actRun, req: idle, plan: plan}})
+			choice{label: "When idle", key: &k.WhenIdle, act: &action{kind: actRun, plan: idle, snap: snap}})
 	case unmount.ModeStaged:
-		if req.Policy == unmount.PolicySignal {
+		if plan.Policy == unmount.PolicySignal {
 			d.choices = append(d.choices, k.yesChoice("Yes, signal", run))
 			break
 		}
-		sig := req
+		sig := asked
 		sig.Policy = unmount.PolicySignal
 		d.choices = append(d.choices, k.yesChoice("Yes, revoke", run),
-			// The engine plans the signal policy anew: its holder
+			// The engine prepares the signal policy anew: its holder
 			// actions and refusals differ from closing's.
-			choice{label: "Signal instead", key: &k.SignalInstead, act: &action{kind: actReplan, req: sig}})
+			choice{label: "Signal instead", key: &k.SignalInstead, act: &action{kind: actReplan, plan: sig}})
 	default:
 		d.choices = append(d.choices, k.yesChoice("Yes", run))
 	}

@@ -55,7 +55,7 @@ func TestDrainSparkline(t *testing.T) {
 	d := newDriver(t, Options{StartPath: "/mnt/projects"})
 	d.started()
 	step := make(chan struct{})
-	d.um.play = func(ctx context.Context, req Request, plan unmount.Plan, ch chan<- unmount.Event) {
+	d.um.play = func(ctx context.Context, plan unmount.Plan, ch chan<- unmount.Event) {
 		hs := []unmount.HolderState{{PID: 1, Comm: "a", State: "pending"}, {PID: 2, Comm: "b", State: "pending"}, {PID: 3, Comm: "c", State: "pending"}}
 		send(ch, 0, unmount.Event{Stage: unmount.StagePlan, Holders: hs})
 		send(ch, 1, unmount.Event{Stage: unmount.StageFence, What: "fenced"})

@@ -38,16 +38,16 @@ func (m Model) clockCmd() tea.Cmd {
 // that the dialog's "also release" choice carries the plan the engine
 // makes for it (it revokes the holders of propagating copies too) and
 // says exactly what that choice does.
-func planCmd(u Unmounter, req Request, preview bool) tea.Cmd {
+func planCmd(u Unmounter, snap *inspect.Snapshot, asked unmount.Plan, preview bool) tea.Cmd {
 	return func() tea.Msg {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		plan, err := u.Plan(ctx, req)
-		msg := planMsg{req: req, plan: plan, err: err, preview: preview}
-		if err == nil && !preview && req.Mode == unmount.ModeStaged && !req.Release && len(plan.Releases) > 0 {
-			rel := req
+		plan, err := u.Prepare(ctx, asked)
+		msg := planMsg{asked: asked, snap: snap, plan: plan, err: err, preview: preview}
+		if err == nil && !preview && asked.Mode == unmount.ModeStaged && !asked.Release && len(plan.Releases) > 0 {
+			rel := asked
 			rel.Release = true
-			rp, rerr := u.Plan(ctx, rel)
+			rp, rerr := u.Prepare(ctx, rel)
 			if rerr != nil {
 				msg.releaseErr = rerr
 			} else {
@@ -72,9 +72,9 @@ func (m Model) quitTimeoutCmd() tea.Cmd {
 }
 
 // startRunCmd starts the engine; the run's events follow as runEventMsg.
-func startRunCmd(ctx context.Context, u Unmounter, req Request, plan unmount.Plan, run int) tea.Cmd {
+func startRunCmd(ctx context.Context, u Unmounter, plan unmount.Plan, run int) tea.Cmd {
 	return func() tea.Msg {
-		return runStartedMsg{run: run, ch: u.Run(ctx, req, plan)}
+		return runStartedMsg{run: run, ch: u.Run(ctx, plan)}
 	}
 }
 
@@ -82,12 +82,12 @@ func startRunCmd(ctx context.Context, u Unmounter, req Request, plan unmount.Pla
 // request's mount, changing nothing: its Releases say what R can do to
 // row, so the engine alone decides what a release is and when it is
 // refused.
-func releasePlanCmd(u Unmounter, req Request, row holderRow) tea.Cmd {
+func releasePlanCmd(u Unmounter, snap *inspect.Snapshot, asked unmount.Plan, row holderRow) tea.Cmd {
 	return func() tea.Msg {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		plan, err := u.Plan(ctx, req)
-		return releasePlanMsg{req: req, row: row, plan: plan, err: err}
+		plan, err := u.Prepare(ctx, asked)
+		return releasePlanMsg{asked: asked, snap: snap, row: row, plan: plan, err: err}
 	}
 }
 

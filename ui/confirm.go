@@ -7,6 +7,7 @@ import (
 	tea "github.com/charmbracelet/bubbletea"
 	"github.com/charmbracelet/lipgloss"
 
+	"mounttop/inspect"
 	"mounttop/unmount"
 )
 
@@ -14,15 +15,15 @@ import (
 type actionKind int
 
 const (
-	actRun     actionKind = iota + 1 // start the unmount in req with plan
+	actRun     actionKind = iota + 1 // run plan, as prepared
 	actQuit                          // quit, cancelling the running unmount
 	actRelease                       // carry out release (one kernel holder or copy)
 
 	// actRollbackFence rolls back action.leftover, a fence a killed run
 	// left.
 	actRollbackFence
-	// actReplan asks the engine for the plan of req, a choice that
-	// changes it (signal instead): a new dialog shows what will run.
+	// actReplan asks the engine to prepare plan, a choice that changes
+	// it (signal instead): a new dialog shows what will run.
 	actReplan
 )
 
@@ -30,8 +31,8 @@ const (
 // does exactly what the dialog said.
 type action struct {
 	kind    actionKind
-	req     Request
-	plan    unmount.Plan
+	plan    unmount.Plan      // actRun: prepared; actReplan: to prepare
+	snap    *inspect.Snapshot // the scan the plan was made from
 	release unmount.Release
 	what    string // actRelease: the release in the operator's words
 	// leftover (actRollbackFence) is the fence to roll back, as found;

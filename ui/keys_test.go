@@ -70,7 +70,7 @@ func TestSignalInsteadPlansAgain(t *testing.T) {
 		return m.dialog != nil && m.dialog.title == "Staged unmount (signal) of /mnt/projects?"
 	})
 	d.um.mu.Lock()
-	planned := append([]Request(nil), d.um.planned...)
+	planned := append([]unmount.Plan(nil), d.um.planned...)
 	d.um.mu.Unlock()
 	if len(planned) != 2 || planned[1].Policy != unmount.PolicySignal {
 		t.Fatalf("the engine was asked for %d plans (last %+v), want the signal policy's second", len(planned), planned[len(planned)-1].Policy)

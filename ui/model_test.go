@@ -239,7 +239,7 @@ func TestDialogDefaultsToNoAndStatesWhatHappens(t *testing.T) {
 		}
 	}
 	// right, enter: Yes.
-	d.um.play = func(ctx context.Context, req Request, plan unmount.Plan, ch chan<- unmount.Event) {
+	d.um.play = func(ctx context.Context, plan unmount.Plan, ch chan<- unmount.Event) {
 		send(ch, 0, unmount.Event{Stage: unmount.StageDone, Err: unix.EBUSY, Result: &unmount.Result{Summary: "umount2(MNT_FORCE) of /mnt/projects failed"}})
 	}
 	d.key("f")
@@ -254,7 +254,7 @@ func TestDialogDefaultsToNoAndStatesWhatHappens(t *testing.T) {
 func TestLazyUnmountReportsTheResultAndRefreshes(t *testing.T) {
 	d := newDriver(t, Options{StartPath: "/mnt/scratch"})
 	d.started()
-	d.um.play = func(ctx context.Context, req Request, plan unmount.Plan, ch chan<- unmount.Event) {
+	d.um.play = func(ctx context.Context, plan unmount.Plan, ch chan<- unmount.Event) {
 		send(ch, 0, unmount.Event{Stage: unmount.StagePlan, What: "lazy unmount of /mnt/scratch"})
 		send(ch, 0, unmount.Event{Stage: unmount.StageUnmount, What: "umount2(MNT_DETACH) of /mnt/scratch: gone"})
 		send(ch, 0, unmount.Event{Stage: unmount.StageDone, Result: &unmount.Result{Gone: true, Summary: "/mnt/scratch is unmounted"}})
@@ -280,7 +280,7 @@ func TestLazyUnmountReportsTheResultAndRefreshes(t *testing.T) {
 // until it is cancelled, and rolls back (as the engine does before
 // revoke when cancelled, and reports "cancelled" after).
 func stagedScript(revoke bool) script {
-	return func(ctx context.Context, req Request, plan unmount.Plan, ch chan<- unmount.Event) {
+	return func(ctx context.Context, plan unmount.Plan, ch chan<- unmount.Event) {
 		hs := []unmount.HolderState{{PID: 4242, Comm: "reader", State: "pending", Reason: "close fd 5"},
 			{PID: 4250, Comm: "shell", State: "pending", Reason: "close 2 fds, chdir /"}}
 		send(ch, 0, unmount.Event{Stage: unmount.StagePlan, What: "staged unmount of /mnt/projects: 2 holders", Holders: hs})
@@ -396,7 +396,7 @@ func TestQuitGivesUpOnARunThatDoesNotStop(t *testing.T) {
 	d.started()
 	stuck := make(chan struct{})
 	t.Cleanup(func() { close(stuck) })
-	d.um.play = func(ctx context.Context, req Request, plan unmount.Plan, ch chan<- unmount.Event) {
+	d.um.play = func(ctx context.Context, plan unmount.Plan, ch chan<- unmount.Event) {
 		send(ch, 0, unmount.Event{Stage: unmount.StageRevoke, What: "revoking pid 4242"})
 		<-stuck
 	}
@@ -424,7 +424,7 @@ func TestExpireOffersWhenIdleAndShowsMarks(t *testing.T) {
 	d := newDriver(t, Options{StartPath: "/mnt/scratch", Interval: 3 * time.Second})
 	d.started()
 	step := make(chan struct{})
-	d.um.play = func(ctx context.Context, req Request, plan unmount.Plan, ch chan<- unmount.Event) {
+	d.um.play = func(ctx context.Context, plan unmount.Plan, ch chan<- unmount.Event) {
 		d.um.mu.Lock()
 		d.um.marks = map[inspect.MountID]unmount.ExpiryMark{idScratch: {ID: idScratch, MarkedAt: clock0.Add(time.Second), Attempts: 1}}
 		d.um.mu.Unlock()
@@ -447,20 +447,20 @@ func TestExpireOffersWhenIdleAndShowsMarks(t *testing.T) {
 	close(step)
 	d.until("the cleared mark", func(m Model) bool { return m.expiry.of(idScratch).state == expiryCleared })
 	d.mustSee("cleared 03:00:04", "Expire when idle of /mnt/scratch")
-	if r := d.um.lastRun(); !r.WhenIdle || r.Interval != 3*time.Second {
+	if r := d.um.lastRun(); !r.ExpireWhenIdle || r.Interval != 3*time.Second {
 		t.Fatalf("ran %+v, want expire when idle every 3s", r)
 	}
 	d.key("x")
 	d.until("the end", func(m Model) bool { return !m.progress.active })
 	// An expire run that unmounts shows "expired".
-	d.um.play = func(ctx context.Context, req Request, plan unmount.Plan, ch chan<- unmount.Event) {
+	d.um.play = func(ctx context.Context, plan unmount.Plan, ch chan<- unmount.Event) {
 		send(ch, 6, unmount.Event{Stage: unmount.StageDone, Result: &unmount.Result{Gone: true, Summary: "expired and is unmounted"}})
 	}
 	d.key("e")
 	d.until("the dialog", func(m Model) bool { return m.dialog != nil })
 	d.key("y")
 	d.until("expired", func(m Model) bool { return m.expiry.of(idScratch).state == expiryExpired })
-	if r := d.um.lastRun(); r.WhenIdle {
+	if r := d.um.lastRun(); r.ExpireWhenIdle {
 		t.Fatal("y chose expire when idle, want expire now")
 	}
 }
@@ -481,7 +481,7 @@ func TestErrorsShowUntilTheNextKeyWithAHint(t *testing.T) {
 			d := newDriver(t, Options{StartPath: "/mnt/projects"})
 			d.started()
 			err := c.err
-			d.um.play = func(ctx context.Context, req Request, plan unmount.Plan, ch chan<- unmount.Event) {
+			d.um.play = func(ctx context.Context, plan unmount.Plan, ch chan<- unmount.Event) {
 				send(ch, 0, unmount.Event{Stage: unmount.StageDone, Err: err, Result: &unmount.Result{Summary: "not unmounted"}})
 			}
 			d.key("f")
@@ -925,7 +925,7 @@ func TestStagedDialogOffersRelease(t *testing.T) {
 		"swapoff /mnt/scratch/swapfile: REFUSED, too little free memory",
 		"[ No ]", "(y) Yes, revoke", "(a) Also release 1")
 	step := make(chan struct{})
-	d.um.play = func(ctx context.Context, req Request, plan unmount.Plan, ch chan<- unmount.Event) {
+	d.um.play = func(ctx context.Context, plan unmount.Plan, ch chan<- unmount.Event) {
 		send(ch, 1, unmount.Event{Stage: unmount.StageRelease, What: "done: detach loop device /dev/loop3"})
 		<-step
 		send(ch, 2, unmount.Event{Stage: unmount.StageDone, Result: &unmount.Result{Gone: true, Summary: "/mnt/scratch is unmounted"}})
@@ -1024,7 +1024,7 @@ func TestStagedReleaseChoiceCarriesTheEnginesReleasePlan(t *testing.T) {
 		"(a) also revokes these processes in other namespaces:",
 		"pid 900 app in mnt:[4026532999]: close fd", "(a) Also release 1")
 	d.um.mu.Lock()
-	planned := append([]Request(nil), d.um.planned...)
+	planned := append([]unmount.Plan(nil), d.um.planned...)
 	d.um.mu.Unlock()
 	if n := len(planned); n != 2 || planned[0].Release || !planned[1].Release {
 		t.Fatalf("planned %d times (release: %v), want once without Release and once with", n, func() []bool {
@@ -1036,7 +1036,8 @@ func TestStagedReleaseChoiceCarriesTheEnginesReleasePlan(t *testing.T) {
 		}())
 	}
 	d.key("a")
-	d.until("the run", func(m Model) bool { return d.um.runCount() == 1 })
+	// The pane shows the holders from the run's first event, the plan.
+	d.until("the plan event", func(m Model) bool { return d.um.runCount() == 1 && len(m.progress.holders) == 3 })
 	p := d.m.progress.plan
 	if !p.Release || len(p.Holders) != 3 || p.Holders[2].Namespace != "mnt:[4026532999]" {
 		t.Fatalf("(a) ran a plan with Release %v and holders %+v, want the engine's plan with the copy's holder", p.Release, p.Holders)
@@ -1053,7 +1054,7 @@ func TestEscapedOnceOnScreen(t *testing.T) {
 	nl, sp := termsafe.Quote("/mnt/a\nb"), termsafe.Quote("/mnt/c d\ne")
 	d := newDriver(t, Options{StartPath: "/mnt/scratch"})
 	d.started()
-	d.um.play = func(ctx context.Context, req Request, plan unmount.Plan, ch chan<- unmount.Event) {
+	d.um.play = func(ctx context.Context, plan unmount.Plan, ch chan<- unmount.Event) {
 		send(ch, 0, unmount.Event{Stage: unmount.StagePlan, What: "lazy unmount of " + nl})
 		send(ch, 0, unmount.Event{Stage: unmount.StageUnmount, What: "umount2 of " + sp, Err: fmt.Errorf("%s: raw\x1b[2J", nl)})
 		send(ch, 0, unmount.Event{Stage: unmount.StageDone, Err: unmount.ErrChanged, Result: &unmount.Result{Summary: nl + " changed; nothing done"}})

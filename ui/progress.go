@@ -33,8 +33,8 @@ type progressPane struct {
 	styles *Styles
 	keys   *keyMap
 
-	run       int // events of any other run are dropped
-	req       Request
+	run       int               // events of any other run are dropped
+	snap      *inspect.Snapshot // the scan the plan was made from
 	plan      unmount.Plan
 	preview   bool // a dry run: nothing is running or has changed
 	active    bool // events still expected
@@ -81,13 +81,13 @@ func (p *progressPane) visible() bool { return p.preview || p.run != 0 }
 func (p *progressPane) Active() bool { return p.active }
 
 // targetID is the mount the pane is about (0 when none).
-func (p *progressPane) targetID() inspect.MountID { return p.req.Target.ID }
+func (p *progressPane) targetID() inspect.MountID { return p.plan.Target.ID }
 
 // modeName is the run's mode in the operator's words.
-func (p *progressPane) modeName() string { return modeName(p.req) }
+func (p *progressPane) modeName() string { return modeName(p.plan) }
 
 // runName is "staged unmount (close) of /mnt/x".
-func (p *progressPane) runName() string { return modeName(p.req) + " of " + mountName(p.req.Target) }
+func (p *progressPane) runName() string { return modeName(p.plan) + " of " + mountName(p.plan.Target) }
 
 // cleared is the pane with nothing to show, at the same size and focus.
 func (p progressPane) cleared() progressPane {
@@ -109,35 +109,46 @@ func (p progressPane) ShortHelp() []key.Binding {
 func (p progressPane) FullHelp() [][]key.Binding { return [][]key.Binding{p.ShortHelp()} }
 
 // showPlan shows a dry-run plan.
-func (p *progressPane) showPlan(req Request, plan unmount.Plan, now time.Time) {
+func (p *progressPane) showPlan(snap *inspect.Snapshot, plan unmount.Plan, now time.Time) {
 	*p = progressPane{styles: p.styles, keys: p.keys, width: p.width, height: p.height, focused: p.focused,
-		req: req, plan: plan, preview: true, started: now, now: now}
+		snap: snap, plan: plan, preview: true, started: now, now: now}
 }
 
-// start shows a new run; its channel follows (runStartedMsg) once the
-// engine has started it.
-func (p *progressPane) start(run int, req Request, plan unmount.Plan, cancel context.CancelFunc, now time.Time) {
+// start shows a new run of plan; its channel follows (runStartedMsg) once
+// the engine has started it, and the holders with the run's first event,
+// the plan event: the pane shows what the run planned, not a copy.
+func (p *progressPane) start(run int, snap *inspect.Snapshot, plan unmount.Plan, cancel context.CancelFunc, now time.Time) {
 	*p = progressPane{styles: p.styles, keys: p.keys, width: p.width, height: p.height, focused: p.focused,
-		run: run, req: req, plan: plan, active: true, cancel: cancel, started: now, now: now,
+		run: run, snap: snap, plan: plan, active: true, cancel: cancel, started: now, now: now,
 		stage: unmount.StagePlan}
-	for _, a := range plan.Holders {
-		st := unmount.HolderState{PID: a.Holder.PID, Comm: a.Holder.Comm, State: "pending", Reason: a.Action, Namespace: a.Namespace}
-		switch {
-		case req.Mode != unmount.ModeStaged:
-			// Only the staged unmount acts on processes.
-			st.State, st.Reason = "untouched", "holds it: "+summary(a.Holder.Uses)
-		case a.Refused != "":
-			st.State, st.Reason = "refused", a.Refused
-		}
-		p.holders = append(p.holders, st)
+	p.addLog(logLine{at: now, stage: unmount.StagePlan, what: "started: " + p.runName()})
+}
+
+// fromPlanEvent takes what the run planned from its first event: the
+// releases, the server's probe, the filesystem forecast and the holders
+// (in a plain unmount they are untouched: only the staged unmount acts on
+// processes).
+func (p *progressPane) fromPlanEvent(ev unmount.Event) {
+	p.plan.Releases, p.plan.Release = ev.Releases, ev.Release
+	if ev.Server != nil {
+		p.plan.Server = *ev.Server
 	}
-	if len(p.holders) == 0 && req.Snapshot != nil {
-		for _, h := range req.Snapshot.HoldersOf(req.Target.ID) {
-			p.holders = append(p.holders, unmount.HolderState{PID: h.PID, Comm: h.Comm, State: "untouched", Reason: "holds it: " + summary(h.Uses)})
+	if ev.Filesystem != nil {
+		p.plan.Filesystem = *ev.Filesystem
+	}
+	if p.plan.Mode == unmount.ModeStaged {
+		return
+	}
+	var uses map[int]string
+	if p.snap != nil {
+		uses = map[int]string{}
+		for _, h := range p.snap.HoldersOf(p.plan.Target.ID) {
+			uses[h.PID] = summary(h.Uses)
 		}
 	}
-	p.remaining = len(p.holders)
-	p.addLog(logLine{at: now, stage: unmount.StagePlan, what: "started: " + modeName(req) + " of " + mountName(req.Target)})
+	for i := range p.holders {
+		p.holders[i].State, p.holders[i].Reason = "untouched", "holds it: "+uses[p.holders[i].PID]
+	}
 }
 
 // stop asks a running unmount to stop. Before revoke the engine rolls the
@@ -236,6 +247,9 @@ func (p *progressPane) apply(ev unmount.Event) {
 		p.remaining = ev.Remaining
 	}
 	p.countRound(ev)
+	if ev.Stage == unmount.StagePlan {
+		p.fromPlanEvent(ev)
+	}
 	if ev.What != "" || ev.Err != nil {
 		p.addLog(logLine{at: at, stage: ev.Stage, pid: ev.PID, what: ev.What, err: ev.Err})
 	}
@@ -287,9 +301,9 @@ func (p *progressPane) drainLine() string {
 // title is the pane's title line: what runs on which mount, the stage and
 // the elapsed time.
 func (p *progressPane) title() string {
-	mp := mountName(p.req.Target)
+	mp := mountName(p.plan.Target)
 	if p.preview {
-		return fmt.Sprintf("Plan for %s of %s (dry run: nothing changed)", modeName(p.req), mp)
+		return fmt.Sprintf("Plan for %s of %s (dry run: nothing changed)", modeName(p.plan), mp)
 	}
 	end := p.now
 	if !p.active && !p.ended.IsZero() {
@@ -306,7 +320,7 @@ func (p *progressPane) title() string {
 	case !p.active:
 		state = "ended"
 	}
-	return fmt.Sprintf("%s of %s · %s · %s", strings.ToUpper(modeName(p.req)[:1])+modeName(p.req)[1:], mp, state, elapsed(end.Sub(p.started)))
+	return fmt.Sprintf("%s of %s · %s · %s", strings.ToUpper(modeName(p.plan)[:1])+modeName(p.plan)[1:], mp, state, elapsed(end.Sub(p.started)))
 }
 
 // View draws exactly p.height lines.
@@ -320,14 +334,14 @@ func (p progressPane) View() string {
 		lines = append(lines, s)
 	}
 	if p.preview {
-		for _, l := range planLines(p.req, p.plan, 1000) {
+		for _, l := range planLines(p.snap, p.plan, 1000) {
 			add("  "+l, nil)
 		}
 		add("", nil)
 		add("  "+p.previewHint(), p.styles.Dim.Render)
 		return p.pad(lines)
 	}
-	if p.req.Mode == unmount.ModeStaged {
+	if p.plan.Mode == unmount.ModeStaged {
 		add("  "+p.stageChain(), p.styles.ProgressHead.Render)
 		add("  "+p.planSummary(), nil)
 	}
@@ -335,7 +349,7 @@ func (p progressPane) View() string {
 		// Until the result says what became of it (its summary does).
 		add("  "+s, nil)
 	}
-	if p.req.Mode == unmount.ModeExpire {
+	if p.plan.Mode == unmount.ModeExpire {
 		if s := p.mark.sentence(p.keys); s != "" {
 			add("  "+s, p.styles.ProgressHead.Render)
 		} else {
@@ -372,7 +386,7 @@ func (p progressPane) View() string {
 			add(line, st)
 		}
 		switch {
-		case p.active && p.req.Mode == unmount.ModeStaged:
+		case p.active && p.plan.Mode == unmount.ModeStaged:
 			add(fmt.Sprintf("  remaining: %s · %s", plural(p.remaining, "holder", "holders"), p.drainLine()), p.styles.ProgressHead.Render)
 		case p.active:
 			add(fmt.Sprintf("  remaining: %s", plural(p.remaining, "holder", "holders")), p.styles.ProgressHead.Render)
@@ -425,7 +439,7 @@ func (p progressPane) View() string {
 func (p *progressPane) previewHint() string {
 	k := p.keys
 	acts := k.name(k.Staged)
-	if !p.req.Target.Detached {
+	if !p.plan.Target.Detached {
 		acts += ", " + k.name(k.Lazy) + ", " + k.name(k.Expire) + " or " + k.name(k.Force)
 	}
 	return acts + " acts on it (asking first); " + k.name(k.Close) + " closes this preview."
@@ -460,7 +474,7 @@ func (p *progressPane) resultText() string {
 // long the drain may take.
 func (p *progressPane) planSummary() string {
 	s := "plan: revoke " + plural(len(p.plan.Holders), "holder", "holders")
-	if p.req.Policy == unmount.PolicySignal {
+	if p.plan.Policy == unmount.PolicySignal {
 		s += " by SIGTERM"
 		if p.plan.Grace > 0 {
 			s += ", SIGKILL after " + p.plan.Grace.String()

@@ -75,9 +75,9 @@ func (m Model) releaseRow(mt *inspect.Mount) (tea.Model, tea.Cmd) {
 	case !ok:
 		return m, nil
 	case row.releasable():
-		req := Request{Snapshot: m.snap, Target: *mt, Mode: unmount.ModeStaged, Policy: unmount.PolicyClose, Interval: m.opts.Interval}
+		asked := unmount.Plan{Target: *mt, Mode: unmount.ModeStaged, Policy: unmount.PolicyClose, Recursive: true}
 		m.bar.setStatus("asking the engine how to release it…")
-		return m, releasePlanCmd(m.opts.Unmounter, req, row)
+		return m, releasePlanCmd(m.opts.Unmounter, m.snap, asked, row)
 	case row.kernel != nil && row.kernel.Action != "":
 		m.bar.setStatus("mounttop cannot release " + safe(row.kernel.Kind) + " " + safe(row.kernel.Name) + " itself; to do it: " + safe(row.kernel.Action))
 	case row.kernel != nil:
@@ -96,11 +96,11 @@ func (m Model) onReleasePlan(msg releasePlanMsg) (tea.Model, tea.Cmd) {
 		return m, nil // another question came first; R again asks anew
 	}
 	if msg.err != nil {
-		m.setError(fmt.Errorf("asking how to release it from %s: %w", mountName(msg.req.Target), msg.err))
+		m.setError(fmt.Errorf("asking how to release it from %s: %w", mountName(msg.asked.Target), msg.err))
 		if errors.Is(msg.err, unmount.ErrRefused) {
 			// The engine lists releases in the plan of a staged unmount
 			// of the mount, and it will not plan that one (the root, say).
-			hint := "the engine will not plan an unmount of " + mountName(msg.req.Target) + ", so it offers no release there"
+			hint := "the engine will not plan an unmount of " + mountName(msg.asked.Target) + ", so it offers no release there"
 			if k := msg.row.kernel; k != nil && k.Action != "" {
 				hint += "; by hand: " + safe(k.Action)
 			}
@@ -113,7 +113,7 @@ func (m Model) onReleasePlan(msg releasePlanMsg) (tea.Model, tea.Cmd) {
 		m.bar.setStatus("the engine offers no release for this any more (gone since the scan?); " + m.keys.name(m.keys.Refresh) + " refreshes")
 		return m, nil
 	}
-	what := releaseWhat(r, msg.req.Snapshot)
+	what := releaseWhat(r, msg.snap)
 	if r.HostRefused() {
 		// The host's mount namespace: a question of its own, whose yes
 		// is not the usual y, so a reflex does not change what the whole
@@ -122,10 +122,10 @@ func (m Model) onReleasePlan(msg releasePlanMsg) (tea.Model, tea.Cmd) {
 		m.bar.setStatus("")
 		m.openDialog(&confirmDialog{styles: m.styles, keys: m.keys,
 			title: "Release in the HOST's mount namespace?", explicit: true,
-			lines: append(releaseLines(r, msg.req.Snapshot),
+			lines: append(releaseLines(r, msg.snap),
 				fmt.Sprintf("mnt:[%d] is the host's mount namespace (pid 1's): unmounting there changes what the whole machine sees.", r.Namespace)),
 			choices: []choice{{label: "No"}, {label: "Yes, in the host's namespace", key: &m.keys.HostYes,
-				act: &action{kind: actRelease, req: msg.req, release: r, what: what}}}})
+				act: &action{kind: actRelease, snap: msg.snap, release: r, what: what}}}})
 		return m, nil
 	}
 	if r.Refused != "" {
@@ -134,9 +134,9 @@ func (m Model) onReleasePlan(msg releasePlanMsg) (tea.Model, tea.Cmd) {
 	}
 	m.bar.setStatus("")
 	m.openDialog(&confirmDialog{styles: m.styles, keys: m.keys,
-		title: releaseTitle(r, msg.req.Snapshot), lines: releaseLines(r, msg.req.Snapshot),
+		title: releaseTitle(r, msg.snap), lines: releaseLines(r, msg.snap),
 		choices: []choice{{label: "No"}, m.keys.yesChoice("Yes, release",
-			&action{kind: actRelease, req: msg.req, release: r, what: what})}})
+			&action{kind: actRelease, snap: msg.snap, release: r, what: what})}})
 	return m, nil
 }
 

@@ -82,11 +82,11 @@ func (m Model) globalKeys() []globalKey {
 	k := m.keys
 	ask := func(mode unmount.Mode, preview bool) func(Model) (tea.Model, tea.Cmd) {
 		return func(m Model) (tea.Model, tea.Cmd) {
-			req := Request{Mode: mode}
+			asked := unmount.Plan{Mode: mode}
 			if mode == unmount.ModeStaged {
-				req.Policy = unmount.PolicyClose
+				asked.Policy = unmount.PolicyClose
 			}
-			return m.ask(req, preview)
+			return m.ask(asked, preview)
 		}
 	}
 	gs := []globalKey{

@@ -26,15 +26,16 @@ func (m Model) do(a action) (tea.Model, tea.Cmd) {
 		m.bar.setStatus(a.what + "…")
 		return m, rollbackFenceCmd(m.opts.Leftovers, a.leftover)
 	case actReplan:
-		return m.ask(a.req, false)
+		m.bar.setStatus("planning the " + modeName(a.plan) + " of " + mountName(a.plan.Target) + "…")
+		return m, planCmd(m.opts.Unmounter, a.snap, a.plan, false)
 	case actRun:
 		m.runs++
 		run := m.runs
 		ctx, cancel := context.WithCancel(context.Background())
-		m.progress.start(run, a.req, a.plan, cancel, m.now)
+		m.progress.start(run, a.snap, a.plan, cancel, m.now)
 		m.setFocus(focusLower)
 		m.bar.setStatus(m.progress.runName() + " started")
-		return m, startRunCmd(ctx, m.opts.Unmounter, a.req, a.plan, run)
+		return m, startRunCmd(ctx, m.opts.Unmounter, a.plan, run)
 	}
 	return m, nil
 }
@@ -117,14 +118,14 @@ func (m Model) onRun(msg tea.Msg) (tea.Model, tea.Cmd) {
 // onRunDone puts a run's result in the status bar (and its error, unless
 // it was cancelled), and records a mount an expire run unmounted.
 func (m *Model) onRunDone(ev unmount.Event) {
-	req := m.progress.req
+	p := m.progress.plan
 	r := ev.Result
-	if req.Mode == unmount.ModeExpire && r != nil && r.Gone {
+	if p.Mode == unmount.ModeExpire && r != nil && r.Gone {
 		at := ev.At
 		if at.IsZero() {
 			at = m.now
 		}
-		m.expiry.expired[req.Target.ID] = at
+		m.expiry.expired[p.Target.ID] = at
 	}
 	s := m.progress.runName() + ": "
 	switch {
