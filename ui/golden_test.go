@@ -108,7 +108,7 @@ func TestGoldenProgressDrain(t *testing.T) {
 	keys(tm, "F")
 	waitScreen(t, tm, "(s) Signal instead")
 	keys(tm, "y")
-	waitScreen(t, tm, "remaining: 1 holder")
+	waitScreen(t, tm, "remaining: 1 holder · drain")
 	finalScreen(t, tm)
 }
 

@@ -323,116 +323,145 @@ func (p *progressPane) title() string {
 	return fmt.Sprintf("%s of %s · %s · %s", strings.ToUpper(modeName(p.plan)[:1])+modeName(p.plan)[1:], mp, state, elapsed(end.Sub(p.started)))
 }
 
-// View draws exactly p.height lines.
-func (p progressPane) View() string {
-	var lines []string
-	add := func(s string, st func(...string) string) {
-		s = clip(s, p.width)
-		if st != nil {
-			s = st(s)
-		}
-		lines = append(lines, s)
+// paneLines collects a pane's lines, each clipped to the width and styled.
+type paneLines struct {
+	width int
+	lines []string
+}
+
+func (l *paneLines) add(s string, st func(...string) string) {
+	s = clip(s, l.width)
+	if st != nil {
+		s = st(s)
 	}
+	l.lines = append(l.lines, s)
+}
+
+// View draws exactly p.height lines: the plan's head, the holders, the
+// log, and the result in the last lines.
+func (p progressPane) View() string {
+	out := &paneLines{width: p.width}
 	if p.preview {
 		for _, l := range planLines(p.snap, p.plan, 1000) {
-			add("  "+l, nil)
+			out.add("  "+l, nil)
 		}
-		add("", nil)
-		add("  "+p.previewHint(), p.styles.Dim.Render)
-		return p.pad(lines)
+		out.add("", nil)
+		out.add("  "+p.previewHint(), p.styles.Dim.Render)
+		return p.pad(out.lines)
 	}
-	if p.plan.Mode == unmount.ModeStaged {
-		add("  "+p.stageChain(), p.styles.ProgressHead.Render)
-		add("  "+p.planSummary(), nil)
-	}
-	if s := p.plan.Filesystem.PlanText(); s != "" && p.result == nil {
-		// Until the result says what became of it (its summary does).
-		add("  "+s, nil)
-	}
-	if p.plan.Mode == unmount.ModeExpire {
-		if s := p.mark.sentence(p.keys); s != "" {
-			add("  "+s, p.styles.ProgressHead.Render)
-		} else {
-			add("  Expiry: not marked (yet)", p.styles.ProgressHead.Render)
-		}
-	}
-	// Holders: at most a third of the pane, the rest goes to the log.
-	if len(p.holders) > 0 {
-		add(fmt.Sprintf("  %7s %-14s %-10s %s", "PID", "COMMAND", "STATE", "ACTION / REASON"), p.styles.Header.Render)
-		room := p.height / 3
-		if room < 2 {
-			room = 2
-		}
-		for i, h := range p.holders {
-			if i == room && len(p.holders) > room+1 {
-				add(fmt.Sprintf("  … %d more", len(p.holders)-room), p.styles.Dim.Render)
-				break
-			}
-			reason := shown(h.Reason)
-			if h.Namespace != "" {
-				// A holder of a copy in another namespace (Plan.Release).
-				reason = "in " + safe(h.Namespace) + ": " + reason
-			}
-			line := fmt.Sprintf("  %7d %-14s %-10s %s", h.PID, clip(safe(h.Comm), 14), h.State, reason)
-			st := p.styles.Pending.Render
-			switch h.State {
-			case "revoked", "gone", "signalled":
-				st = p.styles.OK.Render
-			case "refused":
-				st = p.styles.Refused.Render
-			case "untouched":
-				st = nil
-			}
-			add(line, st)
-		}
-		switch {
-		case p.active && p.plan.Mode == unmount.ModeStaged:
-			add(fmt.Sprintf("  remaining: %s · %s", plural(p.remaining, "holder", "holders"), p.drainLine()), p.styles.ProgressHead.Render)
-		case p.active:
-			add(fmt.Sprintf("  remaining: %s", plural(p.remaining, "holder", "holders")), p.styles.ProgressHead.Render)
-		case len(p.rounds) > 0:
-			add("  "+p.drainLine(), p.styles.ProgressHead.Render)
-		}
-	}
-	// The result takes the last lines; the log fills what is between.
-	var tail []string
-	if p.result != nil {
-		tail = append(tail, "  Result: "+p.resultText())
-		for _, h := range p.result.Remaining {
-			tail = append(tail, "    still held by "+holderBrief(h))
-		}
-	}
-	room := p.height - len(lines) - len(tail)
-	if room > 0 {
-		end := len(p.log) - p.logOffset
-		start := end - room
-		if start < 0 {
-			start = 0
-		}
-		for _, l := range p.log[start:end] {
-			s := fmt.Sprintf("  %s %-8s ", l.at.Format("15:04:05"), l.stage)
-			if pid := fmt.Sprintf("pid %d", l.pid); l.pid != 0 && !strings.HasPrefix(l.what, pid) {
-				s += pid + ": "
-			}
-			s += shown(l.what)
-			if l.err != nil && !isExpectedExpire(l) {
-				if l.what != "" {
-					s += ": "
-				}
-				add(s+shown(l.err.Error()), p.styles.Error.Render)
-				continue
-			}
-			add(s, nil)
-		}
-	}
+	p.headLines(out)
+	p.holderLines(out)
+	tail := p.resultLines()
+	p.logLines(out, p.height-len(out.lines)-len(tail))
 	for _, t := range tail {
 		st := p.styles.Error.Render
 		if p.result.Gone || p.result.Marked {
 			st = p.styles.OK.Render
 		}
-		add(t, st)
+		out.add(t, st)
 	}
-	return p.pad(lines)
+	return p.pad(out.lines)
+}
+
+// headLines are the stages, the plan in one line, the filesystem's
+// forecast (until the result says what became of it) and an expire run's
+// mark.
+func (p *progressPane) headLines(out *paneLines) {
+	if p.plan.Mode == unmount.ModeStaged {
+		out.add("  "+p.stageChain(), p.styles.ProgressHead.Render)
+		out.add("  "+p.planSummary(), nil)
+	}
+	if s := p.plan.Filesystem.PlanText(); s != "" && p.result == nil {
+		out.add("  "+s, nil)
+	}
+	if p.plan.Mode == unmount.ModeExpire {
+		s := p.mark.sentence(p.keys)
+		if s == "" {
+			s = "Expiry: not marked (yet)"
+		}
+		out.add("  "+s, p.styles.ProgressHead.Render)
+	}
+}
+
+// holderLines are each holder's state, at most a third of the pane (the
+// rest goes to the log), and the drain in one line.
+func (p *progressPane) holderLines(out *paneLines) {
+	if len(p.holders) == 0 {
+		return
+	}
+	out.add(fmt.Sprintf("  %7s %-14s %-10s %s", "PID", "COMMAND", "STATE", "ACTION / REASON"), p.styles.Header.Render)
+	room := max(p.height/3, 2)
+	for i, h := range p.holders {
+		if i == room && len(p.holders) > room+1 {
+			out.add(fmt.Sprintf("  … %d more", len(p.holders)-room), p.styles.Dim.Render)
+			break
+		}
+		out.add(p.holderLine(h))
+	}
+	switch {
+	case p.active && p.plan.Mode == unmount.ModeStaged:
+		out.add(fmt.Sprintf("  remaining: %s · %s", plural(p.remaining, "holder", "holders"), p.drainLine()), p.styles.ProgressHead.Render)
+	case p.active:
+		out.add(fmt.Sprintf("  remaining: %s", plural(p.remaining, "holder", "holders")), p.styles.ProgressHead.Render)
+	case len(p.rounds) > 0:
+		out.add("  "+p.drainLine(), p.styles.ProgressHead.Render)
+	}
+}
+
+// holderLine is one holder's row and its style, by state.
+func (p *progressPane) holderLine(h unmount.HolderState) (string, func(...string) string) {
+	reason := shown(h.Reason)
+	if h.Namespace != "" {
+		// A holder of a copy in another namespace (Plan.Release).
+		reason = "in " + safe(h.Namespace) + ": " + reason
+	}
+	line := fmt.Sprintf("  %7d %-14s %-10s %s", h.PID, clip(safe(h.Comm), 14), h.State, reason)
+	switch h.State {
+	case "revoked", "gone", "signalled":
+		return line, p.styles.OK.Render
+	case "refused":
+		return line, p.styles.Refused.Render
+	case "untouched":
+		return line, nil
+	}
+	return line, p.styles.Pending.Render
+}
+
+// resultLines are the result and who still holds the mount.
+func (p *progressPane) resultLines() []string {
+	if p.result == nil {
+		return nil
+	}
+	tail := []string{"  Result: " + p.resultText()}
+	for _, h := range p.result.Remaining {
+		tail = append(tail, "    still held by "+holderBrief(h))
+	}
+	return tail
+}
+
+// logLines are the last room lines of the log, logOffset lines back from
+// its end.
+func (p *progressPane) logLines(out *paneLines, room int) {
+	if room <= 0 {
+		return
+	}
+	end := len(p.log) - p.logOffset
+	start := max(end-room, 0)
+	for _, l := range p.log[start:end] {
+		s := fmt.Sprintf("  %s %-8s ", l.at.Format("15:04:05"), l.stage)
+		if pid := fmt.Sprintf("pid %d", l.pid); l.pid != 0 && !strings.HasPrefix(l.what, pid) {
+			s += pid + ": "
+		}
+		s += shown(l.what)
+		if l.err != nil && !isExpectedExpire(l) {
+			if l.what != "" {
+				s += ": "
+			}
+			out.add(s+shown(l.err.Error()), p.styles.Error.Render)
+			continue
+		}
+		out.add(s, nil)
+	}
 }
 
 // previewHint says which keys act on a previewed plan.
