@@ -185,41 +185,48 @@ func (p progressPane) Update(msg tea.Msg) (progressPane, tea.Cmd) {
 		p.ch = msg.ch
 		return p, waitForEvent(p.ch, p.run)
 	case runEventMsg:
-		if msg.run != p.run || !p.active {
-			return p, nil
-		}
-		if msg.closed {
-			p.active = false
-			p.ended = p.now
-			if p.cancel != nil {
-				p.cancel() // release the run's context
-			}
-			if p.result == nil {
-				p.addLog(logLine{at: p.now, stage: p.stage, what: "the engine stopped without a result"})
-			}
-			return p, nil
-		}
-		p.apply(msg.ev)
-		return p, waitForEvent(p.ch, p.run)
+		return p.onEvent(msg)
 	case tea.KeyMsg:
-		switch {
-		case key.Matches(msg, p.keys.Up):
-			p.logOffset++
-		case key.Matches(msg, p.keys.Down):
-			p.logOffset--
-		case key.Matches(msg, p.keys.Top):
-			p.logOffset = len(p.log)
-		case key.Matches(msg, p.keys.Bottom):
-			p.logOffset = 0
-		}
-		if p.logOffset > len(p.log)-1 {
-			p.logOffset = len(p.log) - 1
-		}
-		if p.logOffset < 0 {
-			p.logOffset = 0
-		}
+		p.scrollLog(msg)
 	}
 	return p, nil
+}
+
+// onEvent takes one event of the pane's run and waits for the next; the
+// channel's close ends the run.
+func (p progressPane) onEvent(msg runEventMsg) (progressPane, tea.Cmd) {
+	if msg.run != p.run || !p.active {
+		return p, nil
+	}
+	if !msg.closed {
+		p.apply(msg.ev)
+		return p, waitForEvent(p.ch, p.run)
+	}
+	p.active = false
+	p.ended = p.now
+	if p.cancel != nil {
+		p.cancel() // release the run's context
+	}
+	if p.result == nil {
+		p.addLog(logLine{at: p.now, stage: p.stage, what: "the engine stopped without a result"})
+	}
+	return p, nil
+}
+
+// scrollLog moves the log back (up) and forth (down) from its end.
+func (p *progressPane) scrollLog(km tea.KeyMsg) {
+	k := p.keys
+	switch {
+	case key.Matches(km, k.Up):
+		p.logOffset++
+	case key.Matches(km, k.Down):
+		p.logOffset--
+	case key.Matches(km, k.Top):
+		p.logOffset = len(p.log)
+	case key.Matches(km, k.Bottom):
+		p.logOffset = 0
+	}
+	p.logOffset = max(min(p.logOffset, len(p.log)-1), 0)
 }
 
 func (p *progressPane) apply(ev unmount.Event) {
@@ -233,6 +240,22 @@ func (p *progressPane) apply(ev unmount.Event) {
 	if ev.Stage == unmount.StageRevoke {
 		p.revoking = true
 	}
+	p.takeHolders(ev)
+	p.countRound(ev)
+	if ev.Stage == unmount.StagePlan {
+		p.fromPlanEvent(ev)
+	}
+	if ev.What != "" || ev.Err != nil {
+		p.addLog(logLine{at: at, stage: ev.Stage, pid: ev.PID, what: ev.What, err: ev.Err})
+	}
+	if ev.Stage == unmount.StageDone {
+		p.takeResult(ev, at)
+	}
+}
+
+// takeHolders takes the per-holder picture when it changed, and how many
+// are left.
+func (p *progressPane) takeHolders(ev unmount.Event) {
 	if ev.Holders != nil {
 		p.holders = append(p.holders[:0:0], ev.Holders...)
 		left := 0
@@ -246,22 +269,17 @@ func (p *progressPane) apply(ev unmount.Event) {
 	if ev.Stage == unmount.StageDrain || ev.Remaining > 0 {
 		p.remaining = ev.Remaining
 	}
-	p.countRound(ev)
-	if ev.Stage == unmount.StagePlan {
-		p.fromPlanEvent(ev)
+}
+
+// takeResult ends the run with its result.
+func (p *progressPane) takeResult(ev unmount.Event, at time.Time) {
+	p.result = ev.Result
+	if p.result == nil {
+		p.result = &unmount.Result{Summary: ev.What}
 	}
-	if ev.What != "" || ev.Err != nil {
-		p.addLog(logLine{at: at, stage: ev.Stage, pid: ev.PID, what: ev.What, err: ev.Err})
-	}
-	if ev.Stage == unmount.StageDone {
-		p.result = ev.Result
-		if p.result == nil {
-			p.result = &unmount.Result{Summary: ev.What}
-		}
-		p.ended = at
-		if p.result.Gone {
-			p.remaining = 0
-		}
+	p.ended = at
+	if p.result.Gone {
+		p.remaining = 0
 	}
 }
 

@@ -382,6 +382,18 @@ func (t treePane) Update(msg tea.Msg) (treePane, tea.Cmd) {
 		t.move(d)
 		return t, nil
 	}
+	if key.Matches(km, k.Filter) {
+		t.startFilter()
+		return t, nil
+	}
+	t.fold(km)
+	return t, nil
+}
+
+// fold opens and closes the selected mount's subtree (and collapse on a
+// closed or leaf mount goes to the parent).
+func (t *treePane) fold(km tea.KeyMsg) {
+	k := t.keys
 	switch {
 	case key.Matches(km, k.Toggle):
 		if t.selected != 0 {
@@ -405,10 +417,7 @@ func (t treePane) Update(msg tea.Msg) (treePane, tea.Cmd) {
 		default:
 			t.rebuild(m.ParentID) // go to the parent
 		}
-	case key.Matches(km, k.Filter):
-		t.startFilter()
 	}
-	return t, nil
 }
 
 // startFilter opens the prompt for a new filter, as "/" does in less.
@@ -503,44 +512,49 @@ func (t treePane) View() string {
 		lines++
 	}
 	for i := t.offset; i < len(t.rows) && lines < t.height; i++ {
-		r := t.rows[i]
-		m, _ := t.snap.Mount(r.id)
-		cells := make([]string, len(treeColumns))
-		for j, c := range treeColumns {
-			s := c.cell(&t, r, m)
-			switch {
-			case c.right:
-				cells[j] = fitRight(s, ws[j])
-			case j == 0 && ansi.StringWidth(s) > ws[j]:
-				// Keep the tree drawing and the end of the path.
-				cells[j] = r.prefix + fitTail(s[len(r.prefix):], ws[j]-len([]rune(r.prefix)))
-			default:
-				cells[j] = fit(s, ws[j])
-			}
-		}
-		gutter := "  "
-		if i == t.cursor {
-			gutter = "> "
-		}
-		line := clip(gutter+strings.Join(cells, " "), t.width)
-		busy := len(t.snap.HoldersOf(r.id)) > 0 || kernelHolders(t.snap, r.id) > 0
-		switch {
-		case i == t.cursor && t.focused:
-			line = t.styles.Cursor.Render(line)
-		case i == t.cursor:
-			line = t.styles.CursorBlur.Render(line)
-		case r.context:
-			line = t.styles.Context.Render(line)
-		case busy:
-			line = t.styles.Busy.Render(line)
-		}
-		b.WriteString("\n" + line)
+		b.WriteString("\n" + t.rowLine(i, ws))
 		lines++
 	}
 	for ; lines < t.height; lines++ {
 		b.WriteString("\n")
 	}
 	return b.String()
+}
+
+// rowLine draws row i in columns of widths ws, styled: the cursor, a
+// filter's context, a busy mount.
+func (t *treePane) rowLine(i int, ws []int) string {
+	r := t.rows[i]
+	m, _ := t.snap.Mount(r.id)
+	cells := make([]string, len(treeColumns))
+	for j, c := range treeColumns {
+		s := c.cell(t, r, m)
+		switch {
+		case c.right:
+			cells[j] = fitRight(s, ws[j])
+		case j == 0 && ansi.StringWidth(s) > ws[j]:
+			// Keep the tree drawing and the end of the path.
+			cells[j] = r.prefix + fitTail(s[len(r.prefix):], ws[j]-len([]rune(r.prefix)))
+		default:
+			cells[j] = fit(s, ws[j])
+		}
+	}
+	gutter := "  "
+	if i == t.cursor {
+		gutter = "> "
+	}
+	line := clip(gutter+strings.Join(cells, " "), t.width)
+	switch {
+	case i == t.cursor && t.focused:
+		return t.styles.Cursor.Render(line)
+	case i == t.cursor:
+		return t.styles.CursorBlur.Render(line)
+	case r.context:
+		return t.styles.Context.Render(line)
+	case t.load(r.id) > 0:
+		return t.styles.Busy.Render(line)
+	}
+	return line
 }
 
 // filterLine is the prompt shown in the pane title while filtering.
