@@ -2,6 +2,8 @@ package ui
 
 import (
 	"context"
+	"fmt"
+	"strings"
 	"testing"
 
 	"mounttop/unmount"
@@ -81,4 +83,44 @@ func TestDrainSparkline(t *testing.T) {
 	close(step)
 	d.until("the end of the run", func(m Model) bool { return !m.progress.active })
 	d.mustSee("drain #=-_ 3→0 · revoked 2 · refused 1")
+}
+
+// TestProgressLogScrolls: the progress pane's log follows its end; up
+// scrolls back (and stays there while events arrive), G goes back to the
+// end and follows again.
+func TestProgressLogScrolls(t *testing.T) {
+	d := newDriver(t, Options{StartPath: "/mnt/projects"})
+	d.started()
+	step := make(chan int)
+	d.um.play = func(ctx context.Context, plan unmount.Plan, ch chan<- unmount.Event) {
+		for n := range step {
+			send(ch, n, unmount.Event{Stage: unmount.StageDrain, Remaining: 1, What: fmt.Sprintf("round %02d", n)})
+		}
+		<-ctx.Done()
+	}
+	d.key("F")
+	d.until("the staged dialog", func(m Model) bool { return m.dialog != nil })
+	d.key("y")
+	for n := 1; n <= 30; n++ {
+		step <- n
+		d.until("the round", func(m Model) bool { return strings.Contains(d.screen(), fmt.Sprintf("round %02d", n)) })
+	}
+	d.mustNotSee("round 01")
+	d.key("tab") // the progress pane has focus already; tab goes to the tree
+	d.key("tab")
+	for i := 0; i < 40; i++ {
+		d.key("up")
+	}
+	d.mustSee("round 01")
+	step <- 31
+	d.until("the event", func(m Model) bool { return len(m.progress.log) > 31 })
+	d.mustSee("round 01")
+	d.mustNotSee("round 31")
+	d.key("G")
+	d.mustSee("round 31")
+	step <- 32
+	d.until("the next round", func(m Model) bool { return strings.Contains(d.screen(), "round 32") })
+	close(step)
+	d.key("x")
+	d.until("the end of the run", func(m Model) bool { return !m.progress.Active() })
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/charmbracelet/bubbles/key"
+	"github.com/charmbracelet/bubbles/viewport"
 	tea "github.com/charmbracelet/bubbletea"
 	"golang.org/x/sys/unix"
 
@@ -50,17 +51,21 @@ type progressPane struct {
 	remaining           int
 	// rounds are the holder processes left after each drain round, after
 	// the count the revoke started from: the drain's sparkline.
-	rounds    []int
-	log       []logLine
-	result    *unmount.Result
-	logOffset int // lines scrolled back from the end
+	rounds []int
+	log    []logLine
+	result *unmount.Result
+	// logView is the log's scroll position (bubbles/viewport over the
+	// rendered log lines); logTail: it follows the end, as it does until
+	// the operator scrolls back.
+	logView viewport.Model
+	logTail bool
 
 	width, height int
 	focused       bool
 }
 
 func newProgressPane(s *Styles, k *keyMap) progressPane {
-	return progressPane{styles: s, keys: k}
+	return progressPane{styles: s, keys: k, logTail: true}
 }
 
 // SetSize sets the pane's size (without its title line).
@@ -111,7 +116,7 @@ func (p progressPane) FullHelp() [][]key.Binding { return [][]key.Binding{p.Shor
 // showPlan shows a dry-run plan.
 func (p *progressPane) showPlan(snap *inspect.Snapshot, plan unmount.Plan, now time.Time) {
 	*p = progressPane{styles: p.styles, keys: p.keys, width: p.width, height: p.height, focused: p.focused,
-		snap: snap, plan: plan, preview: true, started: now, now: now}
+		snap: snap, plan: plan, preview: true, started: now, now: now, logTail: true}
 }
 
 // start shows a new run of plan; its channel follows (runStartedMsg) once
@@ -119,7 +124,7 @@ func (p *progressPane) showPlan(snap *inspect.Snapshot, plan unmount.Plan, now t
 // the plan event: the pane shows what the run planned, not a copy.
 func (p *progressPane) start(run int, snap *inspect.Snapshot, plan unmount.Plan, cancel context.CancelFunc, now time.Time) {
 	*p = progressPane{styles: p.styles, keys: p.keys, width: p.width, height: p.height, focused: p.focused,
-		run: run, snap: snap, plan: plan, active: true, cancel: cancel, started: now, now: now,
+		run: run, snap: snap, plan: plan, active: true, cancel: cancel, started: now, now: now, logTail: true,
 		stage: unmount.StagePlan}
 	p.addLog(logLine{at: now, stage: unmount.StagePlan, what: "started: " + p.runName()})
 }
@@ -213,20 +218,47 @@ func (p progressPane) onEvent(msg runEventMsg) (progressPane, tea.Cmd) {
 	return p, nil
 }
 
-// scrollLog moves the log back (up) and forth (down) from its end.
+// scrollLog moves the log back (up) and forth (down); at its end it
+// follows new lines again.
 func (p *progressPane) scrollLog(km tea.KeyMsg) {
 	k := p.keys
+	vp, _ := p.logWindow(p.logRoom())
 	switch {
 	case key.Matches(km, k.Up):
-		p.logOffset++
+		vp.LineUp(1)
 	case key.Matches(km, k.Down):
-		p.logOffset--
+		vp.LineDown(1)
 	case key.Matches(km, k.Top):
-		p.logOffset = len(p.log)
+		vp.GotoTop()
 	case key.Matches(km, k.Bottom):
-		p.logOffset = 0
+		vp.GotoBottom()
 	}
-	p.logOffset = max(min(p.logOffset, len(p.log)-1), 0)
+	p.logView, p.logTail = vp, vp.AtBottom()
+}
+
+// logRoom is how many lines the log has: what the head, the holders and
+// the result leave of the pane.
+func (p *progressPane) logRoom() int {
+	out := &paneLines{width: p.width}
+	p.headLines(out)
+	p.holderLines(out)
+	return p.height - len(out.lines) - len(p.resultLines())
+}
+
+// logWindow is the log's viewport over its rendered lines, room lines
+// high, at the end if it follows it.
+func (p *progressPane) logWindow(room int) (viewport.Model, []string) {
+	out := &paneLines{width: p.width}
+	for _, l := range p.log {
+		out.add(p.logLine(l))
+	}
+	vp := p.logView
+	vp.Height = max(room, 0)
+	vp.SetContent(strings.Join(out.lines, "\n"))
+	if p.logTail {
+		vp.GotoBottom()
+	}
+	return vp, out.lines
 }
 
 func (p *progressPane) apply(ev unmount.Event) {
@@ -457,29 +489,31 @@ func (p *progressPane) resultLines() []string {
 	return tail
 }
 
-// logLines are the last room lines of the log, logOffset lines back from
-// its end.
+// logLines are the room lines of the log in view (the last ones, unless
+// the operator scrolled back).
 func (p *progressPane) logLines(out *paneLines, room int) {
 	if room <= 0 {
 		return
 	}
-	end := len(p.log) - p.logOffset
-	start := max(end-room, 0)
-	for _, l := range p.log[start:end] {
-		s := fmt.Sprintf("  %s %-8s ", l.at.Format("15:04:05"), l.stage)
-		if pid := fmt.Sprintf("pid %d", l.pid); l.pid != 0 && !strings.HasPrefix(l.what, pid) {
-			s += pid + ": "
-		}
-		s += shown(l.what)
-		if l.err != nil && !isExpectedExpire(l) {
-			if l.what != "" {
-				s += ": "
-			}
-			out.add(s+shown(l.err.Error()), p.styles.Error.Render)
-			continue
-		}
-		out.add(s, nil)
+	vp, lines := p.logWindow(room)
+	out.lines = append(out.lines, lines[vp.YOffset:min(vp.YOffset+vp.Height, len(lines))]...)
+}
+
+// logLine is one log line and its style (an error's, unless it is the
+// EAGAIN of an expiry mark).
+func (p *progressPane) logLine(l logLine) (string, func(...string) string) {
+	s := fmt.Sprintf("  %s %-8s ", l.at.Format("15:04:05"), l.stage)
+	if pid := fmt.Sprintf("pid %d", l.pid); l.pid != 0 && !strings.HasPrefix(l.what, pid) {
+		s += pid + ": "
 	}
+	s += shown(l.what)
+	if l.err != nil && !isExpectedExpire(l) {
+		if l.what != "" {
+			s += ": "
+		}
+		return s + shown(l.err.Error()), p.styles.Error.Render
+	}
+	return s, nil
 }
 
 // previewHint says which keys act on a previewed plan.
