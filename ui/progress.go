@@ -225,9 +225,9 @@ func (p *progressPane) scrollLog(km tea.KeyMsg) {
 	vp, _ := p.logWindow(p.logRoom())
 	switch {
 	case key.Matches(km, k.Up):
-		vp.LineUp(1)
+		vp.ScrollUp(1)
 	case key.Matches(km, k.Down):
-		vp.LineDown(1)
+		vp.ScrollDown(1)
 	case key.Matches(km, k.Top):
 		vp.GotoTop()
 	case key.Matches(km, k.Bottom):
