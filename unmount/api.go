@@ -5,6 +5,7 @@
 package unmount
 
 import (
+	"slices"
 	"time"
 
 	"mounttop/inspect"
@@ -225,6 +226,9 @@ type Result struct {
 	Marked    bool   // expire: the mount is marked, call again to unmount
 	Summary   string // one line for the operator
 	Remaining []inspect.Holder
+	// Holders is the per-holder picture at the end of the run, in full
+	// (the events between the plan and the result carry only changes).
+	Holders []HolderState
 	// Filesystem: once the mount is gone, whether the filesystem itself
 	// is (checkFilesystem); nil when the mount is not gone.
 	Filesystem *Filesystem
@@ -238,7 +242,10 @@ type Event struct {
 	What      string // operator-readable description
 	Err       error
 	At        time.Time
-	Holders   []HolderState // set when the per-holder picture changed
+	// Holders: on the StagePlan event, every holder; on the others, only
+	// the holders whose state changed since the previous event that
+	// carried any (ApplyHolders keeps the full picture).
+	Holders   []HolderState
 	Remaining int           // drain: holder processes left
 	Result    *Result       // StageDone only
 
@@ -252,4 +259,30 @@ type Event struct {
 	// StagePlan only: the forecast of what keeps the filesystem in use
 	// after the unmount (Plan.Filesystem).
 	Filesystem *Filesystem
+}
+
+// ApplyHolders applies an event's holder changes to a picture: a holder
+// already in pic takes its new state, a new one is added; the result is in
+// pid order. A consumer starts from the plan event's Holders and applies
+// every later event's, and so keeps the full picture (Result.Holders has it
+// too).
+func ApplyHolders(pic, changed []HolderState) []HolderState {
+	if len(changed) == 0 {
+		return pic
+	}
+	out := append([]HolderState(nil), pic...)
+	at := make(map[int]int, len(out))
+	for i, h := range out {
+		at[h.PID] = i
+	}
+	for _, h := range changed {
+		if i, ok := at[h.PID]; ok {
+			out[i] = h
+			continue
+		}
+		at[h.PID] = len(out)
+		out = append(out, h)
+	}
+	slices.SortStableFunc(out, func(a, b HolderState) int { return a.PID - b.PID })
+	return out
 }

@@ -107,6 +107,9 @@ type resultJSON struct {
 	Marked    bool          `json:"marked"`
 	Summary   termsafe.Name `json:"summary"`
 	Remaining []holderJSON  `json:"remaining,omitempty"`
+	// Holders: the per-holder picture at the end, in full (the events
+	// between carry only changes).
+	Holders []holderJSON `json:"holders,omitempty"`
 	// Filesystem: once the mount is gone, whether the filesystem is.
 	Filesystem *filesystemJSON `json:"filesystem,omitempty"`
 }
@@ -143,6 +146,9 @@ func (e Event) MarshalJSON() ([]byte, error) {
 		out.Result = &resultJSON{Gone: r.Gone, Marked: r.Marked, Summary: termsafe.Name(r.Summary)}
 		if r.Filesystem != nil {
 			out.Result.Filesystem = newFilesystemJSON(r.Filesystem)
+		}
+		for _, h := range r.Holders {
+			out.Result.Holders = append(out.Result.Holders, holderJSON{PID: h.PID, Comm: termsafe.Name(h.Comm), State: h.State, Reason: termsafe.Name(h.Reason), Namespace: h.Namespace})
 		}
 		for _, h := range r.Remaining {
 			out.Result.Remaining = append(out.Result.Remaining, holderJSON{PID: h.PID, Comm: termsafe.Name(h.Comm), State: string(h.State)})

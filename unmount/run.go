@@ -80,9 +80,12 @@ type run struct {
 	plan   *Plan
 	target inspect.Mount
 
-	holders   map[int]*HolderState
-	order     []int
-	lastShown string
+	holders map[int]*HolderState
+	order   []int
+	// shown is each holder's state as the events have said it so far
+	// (the plan event, then each event's changes): changedHolders sends
+	// only what differs from it.
+	shown     map[int]HolderState
 	revoked   int
 	signalled int
 	termAt    map[int]time.Time
@@ -166,6 +169,9 @@ func (r *run) done(res Result, err error) {
 		res.Filesystem = r.u.checkFilesystem(r.ctx, r.plan)
 		res.Summary += "; " + res.Filesystem.Text()
 	}
+	if len(r.order) > 0 {
+		res.Holders = r.picture()
+	}
 	r.send(Event{Stage: StageDone, What: res.Summary, Err: err, Result: &res})
 }
 
@@ -194,7 +200,10 @@ func (r *run) start() {
 		r.holders[a.Holder.PID] = st
 		r.order = append(r.order, a.Holder.PID)
 	}
-	r.lastShown = fmt.Sprint(r.picture())
+	r.shown = make(map[int]HolderState, len(r.order))
+	for _, st := range r.picture() {
+		r.shown[st.PID] = st
+	}
 	if p.Mode == ModeStaged && p.Policy == PolicySignal {
 		// Pin each holder of the plan by a pidfd now, checked against
 		// the start time the plan's scan read: what is signalled later is
@@ -588,15 +597,21 @@ func (r *run) picture() []HolderState {
 	return out
 }
 
-// changedPicture returns the picture if it differs from the last one sent.
+// changedPicture returns the holders whose state changed since the last
+// event that carried them (issue 12: an event says what changed, so a run's
+// events and journal grow with the number of holders, not its square), by
+// pid; nil when none did. Consumers keep the full picture by applying each
+// event's changes to the plan event's (ApplyHolders).
 func (r *run) changedPicture() []HolderState {
-	pic := r.picture()
-	key := fmt.Sprint(pic)
-	if key == r.lastShown {
-		return nil
+	var out []HolderState
+	for _, st := range r.picture() {
+		if prev, ok := r.shown[st.PID]; ok && prev == st {
+			continue
+		}
+		r.shown[st.PID] = st
+		out = append(out, st)
 	}
-	r.lastShown = key
-	return pic
+	return out
 }
 
 // revoke is the first pass over the holders after the fence. It returns
