@@ -236,18 +236,18 @@ type Result struct {
 
 // Event is one step of a run. Err is set when that step failed.
 type Event struct {
-	Stage     Stage
-	Mount     inspect.MountID
-	PID       int    // the holder concerned, 0 for mount-level events
-	What      string // operator-readable description
-	Err       error
-	At        time.Time
+	Stage Stage
+	Mount inspect.MountID
+	PID   int    // the holder concerned, 0 for mount-level events
+	What  string // operator-readable description
+	Err   error
+	At    time.Time
 	// Holders: on the StagePlan event, every holder; on the others, only
 	// the holders whose state changed since the previous event that
 	// carried any (ApplyHolders keeps the full picture).
 	Holders   []HolderState
-	Remaining int           // drain: holder processes left
-	Result    *Result       // StageDone only
+	Remaining int     // drain: holder processes left
+	Result    *Result // StageDone only
 
 	// StagePlan only: what the plan can release (Plan.Releases) and
 	// whether the operator opted in (Plan.Release).
