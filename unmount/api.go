@@ -178,7 +178,37 @@ type Plan struct {
 	// Filesystem is the forecast: what keeps the filesystem itself in use
 	// once the target and its submounts are unmounted (planFilesystem).
 	Filesystem Filesystem
+
+	// prepared are the choices Prepare computed Holders, Releases and
+	// Warnings for (Stale).
+	prepared planChoices
 }
+
+// planChoices are the fields of a Plan that decide what Prepare computes:
+// the holder actions and refusals (Mode, Policy, Grace, Release), the
+// releases (ReleaseHost), the refusals of the request (Recursive,
+// AllowSystem).
+type planChoices struct {
+	mode        Mode
+	policy      Policy
+	grace       time.Duration
+	release     bool
+	releaseHost bool
+	recursive   bool
+	allowSystem bool
+}
+
+func (p *Plan) choices() planChoices {
+	return planChoices{mode: p.Mode, policy: p.Policy, grace: p.Grace, release: p.Release,
+		releaseHost: p.ReleaseHost, recursive: p.Recursive, allowSystem: p.AllowSystem}
+}
+
+// Stale reports whether a choice that decides what Prepare computes
+// (mode, policy, grace, release, recursive, allow-system) was changed
+// since p was prepared, or p never was: its holder actions, refusals and
+// warnings would not be what a run of it does, so it must be prepared
+// again ("signal instead", "also release") before it is shown or run.
+func (p *Plan) Stale() bool { return p.prepared != p.choices() }
 
 // Release is one non-process holder the staged run can free, by the
 // operator's choice (Plan.Release), or the TUI on its own (Unmounter.Release).

@@ -24,7 +24,8 @@ const (
 
 // Prepare completes a plan for p.Target (at least its ID; the rest is
 // refreshed from a scan) with p's Mode, Policy and durations: the holders
-// and what will happen to each, what will be refused and why, and the
+// and what will happen to each under p.Policy (and with p.Release, the
+// holders of propagating copies too), what will be refused and why, and the
 // warnings. It changes nothing. An error wrapping ErrRefused means the
 // request itself is refused: the root mount, the mount holding mounttop's
 // own executable or cwd, a mount with submounts without Recursive, expire
@@ -52,6 +53,9 @@ func (u *Unmounter) Prepare(ctx context.Context, p Plan) (Plan, error) {
 	if p.Timeout > 0 && p.CallTimeout > p.Timeout {
 		p.CallTimeout = p.Timeout
 	}
+	// Everything below is computed afresh: a plan prepared again (another
+	// policy, Release) shares no slice with the one it came from.
+	p.Warnings = nil
 	snap, err := u.sys.Scan(ctx)
 	if err != nil {
 		return p, &Error{Op: "plan", Target: p.Target.Mountpoint, Err: err}
@@ -71,7 +75,7 @@ func (u *Unmounter) Prepare(ctx context.Context, p Plan) (Plan, error) {
 		return refuse("it is the root of this mount namespace")
 	}
 	subs := snap.Descendants(m.ID)
-	p.Submounts = p.Submounts[:0]
+	p.Submounts = nil
 	for _, id := range subs {
 		if s, ok := snap.Mount(id); ok {
 			p.Submounts = append(p.Submounts, *s)
@@ -106,7 +110,7 @@ func (u *Unmounter) Prepare(ctx context.Context, p Plan) (Plan, error) {
 		}
 	}
 	stacked := stackedOn(snap, append([]inspect.MountID{m.ID}, subs...))
-	p.Stacked = p.Stacked[:0]
+	p.Stacked = nil
 	stackedNames := map[string]bool{}
 	held := append([]inspect.MountID(nil), subs...) // the mounts whose holders are revoked
 	if p.Mode == ModeStaged && !m.Detached {
@@ -135,7 +139,7 @@ func (u *Unmounter) Prepare(ctx context.Context, p Plan) (Plan, error) {
 			}
 		}
 	}
-	p.Holders = p.Holders[:0]
+	p.Holders = nil
 	for _, h := range holdersOf(snap, m.ID, held) {
 		p.Holders = append(p.Holders, u.holderAction(p, h))
 	}
@@ -146,7 +150,7 @@ func (u *Unmounter) Prepare(ctx context.Context, p Plan) (Plan, error) {
 		p.Warnings = append(p.Warnings, ForceIgnoredNote(m.FSType))
 	}
 	ids := append([]inspect.MountID{m.ID}, subs...)
-	p.Releases = p.Releases[:0]
+	p.Releases = nil
 	if !m.Detached {
 		p.Releases = findReleases(snap, ids, p.ReleaseHost)
 	}
@@ -194,6 +198,7 @@ func (u *Unmounter) Prepare(ctx context.Context, p Plan) (Plan, error) {
 	if n := len(snap.Warnings); n > 0 {
 		p.Warnings = append(p.Warnings, fmt.Sprintf("the scan was partial (%d warnings, first: %s)", n, termsafe.Text(snap.Warnings[0].String())))
 	}
+	p.prepared = p.choices()
 	return p, nil
 }
 

@@ -47,15 +47,7 @@ func PlanEvent(p *Plan) Event {
 	for _, w := range p.Warnings {
 		what += "; " + w
 	}
-	var pic []HolderState
-	for _, a := range p.Holders {
-		st := HolderState{PID: a.Holder.PID, Comm: a.Holder.Comm, State: "pending", Reason: a.Action, Namespace: a.Namespace}
-		if a.Refused != "" {
-			st.State, st.Reason = "refused", a.Refused
-		}
-		pic = append(pic, st)
-	}
-	ev := Event{Stage: StagePlan, Mount: p.Target.ID, What: what, Holders: pic, At: time.Now(),
+	ev := Event{Stage: StagePlan, Mount: p.Target.ID, What: what, Holders: planPicture(p), At: time.Now(),
 		Releases: append([]Release(nil), p.Releases...), Release: p.Release}
 	if p.Mode == ModeStaged && p.Server.Probed {
 		s := p.Server
@@ -66,6 +58,20 @@ func PlanEvent(p *Plan) Event {
 		ev.Filesystem = &f
 	}
 	return ev
+}
+
+// planPicture is the per-holder picture before the run, in the plan's
+// order: pending with its action, or refused with why.
+func planPicture(p *Plan) []HolderState {
+	var pic []HolderState
+	for _, a := range p.Holders {
+		st := HolderState{PID: a.Holder.PID, Comm: a.Holder.Comm, State: "pending", Reason: a.Action, Namespace: a.Namespace}
+		if a.Refused != "" {
+			st.State, st.Reason = "refused", a.Refused
+		}
+		pic = append(pic, st)
+	}
+	return pic
 }
 
 // finalSendWait bounds how long the events after a cancellation (rollback,
@@ -186,19 +192,15 @@ func (r *run) start() {
 	p := r.plan
 	r.holders = map[int]*HolderState{}
 	r.retry = map[int]bool{}
-	for _, a := range p.Holders {
-		st := &HolderState{PID: a.Holder.PID, Comm: a.Holder.Comm, State: "pending", Reason: a.Action, Namespace: a.Namespace}
-		if a.Refused != "" {
-			st.State, st.Reason = "refused", a.Refused
-		}
-		if a.Namespace != "" {
+	for i, st := range planPicture(p) {
+		if ns := p.Holders[i].Namespace; ns != "" {
 			if r.inCopy == nil {
 				r.inCopy = map[int]string{}
 			}
-			r.inCopy[a.Holder.PID] = a.Namespace
+			r.inCopy[st.PID] = ns
 		}
-		r.holders[a.Holder.PID] = st
-		r.order = append(r.order, a.Holder.PID)
+		r.holders[st.PID] = &st
+		r.order = append(r.order, st.PID)
 	}
 	r.shown = make(map[int]HolderState, len(r.order))
 	for _, st := range r.picture() {
@@ -214,13 +216,16 @@ func (r *run) start() {
 		}
 	}
 	r.startReleases()
+	// The plan is run as given: a warning found now goes on the plan
+	// event (after the plan's own, as one more), not into the plan.
+	planEv := PlanEvent(p)
 	if warn, err := r.u.MoveStateOff(r.ctx, &p.Target); err != nil || warn != "" {
 		if err != nil {
 			warn = "could not check where the journal lies: " + oneLine(err.Error())
 		}
-		p.Warnings = append(p.Warnings, warn)
+		planEv.What += "; " + warn
 	}
-	r.send(PlanEvent(p))
+	r.send(planEv)
 	if r.journalErr != nil {
 		// The plan line is the journal's first: if it cannot be
 		// written, nothing is done that the journal would not show.
