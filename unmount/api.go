@@ -213,7 +213,7 @@ func (p *Plan) Stale() bool { return p.prepared != p.choices() }
 // Release is one non-process holder the staged run can free, by the
 // operator's choice (Plan.Release), or the TUI on its own (Unmounter.Release).
 type Release struct {
-	Kind       string // "copy" (the filesystem mounted in another mount namespace), "loop", "swap"
+	Kind       ReleaseKind
 	What       string // operator words, e.g. "unmount its copy at /x in mount namespace mnt:[4026532] (pid 812), lazily"
 	PID        int    // copy: a process living in that namespace (the setns(2) target)
 	Mountpoint string // copy: where it is mounted there
@@ -239,11 +239,40 @@ type Release struct {
 	Host bool
 }
 
+// Status is one holder's state during a run.
+type Status string
+
+const (
+	StatusPending   Status = "pending"   // not acted on yet
+	StatusRevoked   Status = "revoked"   // its uses of the mount were revoked
+	StatusRefused   Status = "refused"   // it cannot be revoked (or the revoke failed), Reason says why
+	StatusSignalled Status = "signalled" // sent SIGTERM or SIGKILL (PolicySignal)
+	StatusGone      Status = "gone"      // it exited or let go of the mount
+	// StatusUntouched: a plain mode (lazy, expire, force) does not act
+	// on processes; the view shows them so.
+	StatusUntouched Status = "untouched"
+)
+
+// String is the state's word, as `umount --json` and the view show it.
+func (s Status) String() string { return string(s) }
+
+// ReleaseKind is what a Release frees.
+type ReleaseKind string
+
+const (
+	ReleaseCopy ReleaseKind = "copy" // the filesystem mounted in another mount namespace
+	ReleaseLoop ReleaseKind = "loop" // a loop device backed by a file on it
+	ReleaseSwap ReleaseKind = "swap" // a swap file on it
+)
+
+// String is the kind's word, as `umount --json` and the view show it.
+func (k ReleaseKind) String() string { return string(k) }
+
 // HolderState is one holder's state during a run, for the progress pane.
 type HolderState struct {
 	PID    int
 	Comm   string
-	State  string // "pending", "revoked", "refused", "signalled", "gone"
+	State  Status
 	Reason string
 	// Namespace is "mnt:[N]" for a holder of a copy in another mount
 	// namespace (Plan.Release revokes those too), "" for ours.

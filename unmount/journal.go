@@ -122,14 +122,14 @@ func (e Event) MarshalJSON() ([]byte, error) {
 		out.Error = termsafe.Name(e.Err.Error())
 	}
 	for _, h := range e.Holders {
-		out.Holders = append(out.Holders, holderJSON{PID: h.PID, Comm: termsafe.Name(h.Comm), State: h.State, Reason: termsafe.Name(h.Reason), Namespace: h.Namespace})
+		out.Holders = append(out.Holders, holderJSON{PID: h.PID, Comm: termsafe.Name(h.Comm), State: h.State.String(), Reason: termsafe.Name(h.Reason), Namespace: h.Namespace})
 	}
 	if e.Stage == StageDrain {
 		n := e.Remaining
 		out.Remaining = &n
 	}
 	for _, r := range e.Releases {
-		out.Releases = append(out.Releases, releaseJSON{Kind: r.Kind, What: termsafe.Name(r.What), PID: r.PID, Namespace: r.Namespace,
+		out.Releases = append(out.Releases, releaseJSON{Kind: r.Kind.String(), What: termsafe.Name(r.What), PID: r.PID, Namespace: r.Namespace,
 			Mountpoint: termsafe.Name(r.Mountpoint), Name: termsafe.Name(r.Name), Lazy: r.Lazy, Propagates: r.Propagates, Refused: termsafe.Name(r.Refused), Host: r.Host})
 	}
 	out.Release = e.Release
@@ -148,7 +148,7 @@ func (e Event) MarshalJSON() ([]byte, error) {
 			out.Result.Filesystem = newFilesystemJSON(r.Filesystem)
 		}
 		for _, h := range r.Holders {
-			out.Result.Holders = append(out.Result.Holders, holderJSON{PID: h.PID, Comm: termsafe.Name(h.Comm), State: h.State, Reason: termsafe.Name(h.Reason), Namespace: h.Namespace})
+			out.Result.Holders = append(out.Result.Holders, holderJSON{PID: h.PID, Comm: termsafe.Name(h.Comm), State: h.State.String(), Reason: termsafe.Name(h.Reason), Namespace: h.Namespace})
 		}
 		for _, h := range r.Remaining {
 			out.Result.Remaining = append(out.Result.Remaining, holderJSON{PID: h.PID, Comm: termsafe.Name(h.Comm), State: string(h.State)})

@@ -31,19 +31,19 @@ func findReleases(snap *inspect.Snapshot, ids []inspect.MountID, releaseHost boo
 		for _, k := range snap.Kernel[id] {
 			switch k.Kind {
 			case "loop":
-				r := Release{Kind: "loop", Name: k.Name, File: release.FileID{Dev: k.Dev, Ino: k.Ino},
+				r := Release{Kind: ReleaseLoop, Name: k.Name, File: release.FileID{Dev: k.Dev, Ino: k.Ino},
 					What: fmt.Sprintf("detach loop device %s (its backing file %s)", termsafe.Quote(k.Name), termsafe.Quote(k.Path))}
 				if at := loopMountedAt(snap, k.Name); at != "" {
 					r.Refused = "the loop device is itself mounted (" + at + "): unmount it first"
 				}
 				out = append(out, r)
 			case "swap":
-				out = append(out, Release{Kind: "swap", Name: k.Name, File: release.FileID{Dev: k.Dev, Ino: k.Ino},
+				out = append(out, Release{Kind: ReleaseSwap, Name: k.Name, File: release.FileID{Dev: k.Dev, Ino: k.Ino},
 					What: fmt.Sprintf("swapoff %s (its pages move back to memory)", termsafe.Quote(k.Name))})
 			}
 		}
 		for _, c := range snap.Copies(id) {
-			r := Release{Kind: "copy", Mountpoint: c.Mount.Mountpoint, OldID: c.Mount.OldID, ParentOld: c.Mount.OldParentID,
+			r := Release{Kind: ReleaseCopy, Mountpoint: c.Mount.Mountpoint, OldID: c.Mount.OldID, ParentOld: c.Mount.OldParentID,
 				Dev:  unix.Mkdev(uint32(c.Mount.Major), uint32(c.Mount.Minor)),
 				Lazy: len(c.Holders) > 0, Propagates: c.Propagates, Namespace: c.Namespace.Inode}
 			r.Host = c.Namespace.Host
@@ -139,7 +139,7 @@ func (u *Unmounter) Release(ctx context.Context, r Release) error {
 
 // releaseTarget names what a release acts on, for errors and the journal.
 func releaseTarget(r Release) string {
-	if r.Kind == "copy" {
+	if r.Kind == ReleaseCopy {
 		return r.Mountpoint
 	}
 	return r.Name
@@ -148,7 +148,7 @@ func releaseTarget(r Release) string {
 // release carries out r; swapPath is where the swap file can be named now
 // (under a fence, in the stash).
 func (u *Unmounter) release(ctx context.Context, r Release, swapPath string) error {
-	op := "release " + r.Kind
+	op := "release " + r.Kind.String()
 	if r.Refused != "" {
 		return &Error{Op: op, Target: releaseTarget(r), Err: fmt.Errorf("%w: %s", ErrRefused, r.Refused)}
 	}
@@ -157,17 +157,17 @@ func (u *Unmounter) release(ctx context.Context, r Release, swapPath string) err
 	}
 	var err error
 	switch r.Kind {
-	case "copy":
+	case ReleaseCopy:
 		op = fmt.Sprintf("unmount the copy in mount namespace mnt:[%d] (pid %d)", r.Namespace, r.PID)
 		flags := 0
 		if r.Lazy {
 			flags = unix.MNT_DETACH
 		}
 		err = u.sys.UnmountCopy(release.Copy{PID: r.PID, Namespace: r.Namespace, Mountpoint: r.Mountpoint, OldID: r.OldID, ParentOldID: r.ParentOld, Dev: r.Dev}, flags)
-	case "loop":
+	case ReleaseLoop:
 		op = "detach loop device"
 		err = u.sys.DetachLoop(r.Name, r.File)
-	case "swap":
+	case ReleaseSwap:
 		op = "swapoff"
 		err = u.sys.Swapoff(swapPath, r.File)
 	default:

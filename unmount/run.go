@@ -58,9 +58,9 @@ func PlanEvent(p *Plan) Event {
 func planPicture(p *Plan) []HolderState {
 	var pic []HolderState
 	for _, a := range p.Holders {
-		st := HolderState{PID: a.Holder.PID, Comm: a.Holder.Comm, State: "pending", Reason: a.Action, Namespace: a.Namespace}
+		st := HolderState{PID: a.Holder.PID, Comm: a.Holder.Comm, State: StatusPending, Reason: a.Action, Namespace: a.Namespace}
 		if a.Refused != "" {
-			st.State, st.Reason = "refused", a.Refused
+			st.State, st.Reason = StatusRefused, a.Refused
 		}
 		pic = append(pic, st)
 	}
@@ -268,13 +268,13 @@ func (r *run) scanHolders() ([]inspect.Holder, error) {
 	for _, h := range hs {
 		present[h.PID] = true
 		if _, ok := r.holders[h.PID]; !ok {
-			r.holders[h.PID] = &HolderState{PID: h.PID, Comm: h.Comm, State: "pending", Namespace: r.inCopy[h.PID]}
+			r.holders[h.PID] = &HolderState{PID: h.PID, Comm: h.Comm, State: StatusPending, Namespace: r.inCopy[h.PID]}
 			r.order = append(r.order, h.PID)
 		}
 	}
 	for pid, st := range r.holders {
-		if !present[pid] && st.State != "revoked" && st.State != "gone" {
-			st.State, st.Reason = "gone", "no longer holds the mount"
+		if !present[pid] && st.State != StatusRevoked && st.State != StatusGone {
+			st.State, st.Reason = StatusGone, "no longer holds the mount"
 		}
 	}
 	return hs, nil

@@ -155,12 +155,12 @@ func (r *run) whyLeft(hs []inspect.Holder) string {
 			break
 		}
 		st := r.holders[h.PID]
-		why := st.State
+		why := st.State.String()
 		switch {
 		case h.State == 'D':
 			why = "in D state (uninterruptible sleep; it stops only when its I/O completes)"
-		case st.Reason != "" && st.State != "pending":
-			why = st.State + ": " + st.Reason
+		case st.Reason != "" && st.State != StatusPending:
+			why = st.State.String() + ": " + st.Reason
 		}
 		kinds := map[string]bool{}
 		var ks []string
@@ -206,7 +206,7 @@ func (r *run) noteRestored() {
 			delete(r.retry, pid)
 			r.revoked++
 			st := r.holders[pid]
-			st.State, st.Reason = "revoked", what
+			st.State, st.Reason = StatusRevoked, what
 			r.send(Event{Stage: StageRevoke, PID: pid, What: fmt.Sprintf("pid %d (%s): %s", pid, termsafe.Text(st.Comm), what), Holders: r.changedPicture()})
 		}
 	}

@@ -43,7 +43,7 @@ func (r *run) startReleases() {
 // a path), and a swap file is released the same before as after.
 func (r *run) releaseSwapsNow() {
 	for _, st := range r.releases {
-		if st.r.Kind == "swap" && !st.done && st.r.Refused == "" {
+		if st.r.Kind == ReleaseSwap && !st.done && st.r.Refused == "" {
 			r.applyRelease(st, nil, " (before the fence: under an over-mount fence the file cannot be named)")
 		}
 	}
@@ -64,7 +64,7 @@ func (r *run) applyReleases(f *Fence, retry bool) {
 			continue
 		case retry && !st.retry:
 			continue
-		case st.r.Kind == "copy" && st.r.Propagates:
+		case st.r.Kind == ReleaseCopy && st.r.Propagates:
 			// The over-mount fence covers this copy in its namespace (the
 			// fence propagated there too), so it cannot be named by path;
 			// its holders were revoked with ours, and the final umount2
@@ -74,7 +74,7 @@ func (r *run) applyReleases(f *Fence, retry bool) {
 				termsafe.Quote(st.r.Mountpoint), st.r.Namespace)})
 			continue
 		}
-		if st.r.Kind == "swap" && f != nil && f.Kind == FenceOver {
+		if st.r.Kind == ReleaseSwap && f != nil && f.Kind == FenceOver {
 			// Tried before the fence and failed: under the over-mount
 			// fence no path leads to the file any more.
 			st.done = true
@@ -90,7 +90,7 @@ func (r *run) applyReleases(f *Fence, retry bool) {
 // unmounted lazily instead.
 func (r *run) applyRelease(st *releaseState, f *Fence, note string) {
 	err := r.boundedRelease(st.r, r.swapPath(st.r.Name, f))
-	if err != nil && st.r.Kind == "copy" && !st.r.Lazy && errors.Is(err, unix.EBUSY) {
+	if err != nil && st.r.Kind == ReleaseCopy && !st.r.Lazy && errors.Is(err, unix.EBUSY) {
 		r.send(Event{Stage: StageRelease, PID: st.r.PID, Err: err, What: "the copy is busy now; unmounting it lazily instead"})
 		st.r.Lazy = true
 		err = r.boundedRelease(st.r, "")
@@ -121,7 +121,7 @@ func (r *run) applyRelease(st *releaseState, f *Fence, note string) {
 // up past its deadline (bounded).
 func (r *run) boundedRelease(rel Release, swapPath string) error {
 	op := fmt.Sprintf("release %s %s", rel.Kind, termsafe.Quote(releaseTarget(rel)))
-	if rel.Kind == "swap" {
+	if rel.Kind == ReleaseSwap {
 		op = "swapoff of " + termsafe.Quote(swapPath)
 	}
 	ctx := context.WithoutCancel(r.ctx) // checked by Do; once begun, the call is the kernel's

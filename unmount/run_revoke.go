@@ -46,13 +46,13 @@ func (r *run) act(stage Stage, h inspect.Holder) {
 		return
 	}
 	if why := unrevocable(h); why != "" {
-		if st.State != "refused" || st.Reason != why {
-			st.State, st.Reason = "refused", why
+		if st.State != StatusRefused || st.Reason != why {
+			st.State, st.Reason = StatusRefused, why
 			r.send(Event{Stage: stage, PID: h.PID, What: fmt.Sprintf("%s: not revoked: %s", r.who(h), why), Holders: r.changedPicture()})
 		}
 		return
 	}
-	if st.State == "refused" && !r.retry[h.PID] {
+	if st.State == StatusRefused && !r.retry[h.PID] {
 		return // a revoke failed for good earlier (traced, no ptrace): reported then
 	}
 	t := revokeTargets(h, r.plan.Policy != PolicyClosePlain)
@@ -67,10 +67,10 @@ func (r *run) act(stage Stage, h inspect.Holder) {
 	case err == nil:
 		delete(r.retry, h.PID)
 		r.revoked++
-		st.State, st.Reason = "revoked", did
+		st.State, st.Reason = StatusRevoked, did
 		r.send(Event{Stage: stage, PID: h.PID, What: fmt.Sprintf("%s: %s", r.who(h), did), Holders: r.changedPicture()})
 	case errors.Is(err, ErrHolderGone):
-		st.State, st.Reason = "gone", "exited"
+		st.State, st.Reason = StatusGone, "exited"
 		what := fmt.Sprintf("%s exited", r.who(h))
 		if err != ErrHolderGone { // its pid names another process now
 			st.Reason = oneLine(err.Error())
@@ -91,8 +91,8 @@ func (r *run) act(stage Stage, h inspect.Holder) {
 			}
 			r.stuck[h.PID] = fmt.Sprintf("%s was left inside %s", r.who(h), se.Inside())
 		}
-		again := st.State == "refused" && st.Reason == oneLine(err.Error())
-		st.State, st.Reason = "refused", oneLine(err.Error())
+		again := st.State == StatusRefused && st.Reason == oneLine(err.Error())
+		st.State, st.Reason = StatusRefused, oneLine(err.Error())
 		// A holder that did not stop (D state) or whose injected call
 		// hung may come out of it: try it again on the next drain pass.
 		r.retry[h.PID] = errors.Is(err, ErrTransient)
@@ -140,9 +140,9 @@ func (r *run) signal(stage Stage, h inspect.Holder, st *HolderState) {
 	}
 	proc, err := r.process(h)
 	if err != nil {
-		state, why := "gone", oneLine(err.Error())
+		state, why := StatusGone, oneLine(err.Error())
 		if !errors.Is(err, ErrHolderGone) {
-			state = "refused"
+			state = StatusRefused
 		}
 		if st.State == state && st.Reason == why {
 			return // said on an earlier pass
@@ -171,14 +171,14 @@ func (r *run) signal(stage Stage, h inspect.Holder, st *HolderState) {
 	switch {
 	case err == nil:
 		r.signalled++
-		st.State, st.Reason = "signalled", name
+		st.State, st.Reason = StatusSignalled, name
 		why := ""
 		if u := unrevocable(h); u != "" {
 			why = " (" + u + ")"
 		}
 		r.send(Event{Stage: stage, PID: h.PID, What: fmt.Sprintf("pid %d (%s): sent %s%s", h.PID, termsafe.Text(h.Comm), name, why), Holders: r.changedPicture()})
 	case errors.Is(err, unix.ESRCH):
-		st.State, st.Reason = "gone", "exited"
+		st.State, st.Reason = StatusGone, "exited"
 		r.send(Event{Stage: stage, PID: h.PID, What: fmt.Sprintf("pid %d exited", h.PID), Holders: r.changedPicture()})
 	default:
 		r.send(Event{Stage: stage, PID: h.PID, Err: err, What: fmt.Sprintf("pid %d (%s): %s failed", h.PID, termsafe.Text(h.Comm), name), Holders: r.changedPicture()})
