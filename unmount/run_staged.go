@@ -52,44 +52,14 @@ func (r *run) staged() {
 		}
 	}
 	defer closeRoot()
-	snap, err := u.sys.Mounts(r.ctx)
-	if err != nil {
-		r.fail(StageFence, err, "nothing changed"+r.abortedNote())
-		return
-	}
-	over := false
-	if parent, ok := snap.Mount(r.target.ParentID); ok && parent.Propagation.Shared != 0 {
-		over = true
-	}
-	if over {
-		r.releaseSwapsNow()
-	}
-	f, err := r.putFence(over)
-	if err != nil && !over && errors.Is(err, unix.EINVAL) {
-		// move_mount refuses MOVE_MOUNT_BENEATH under a shared parent
-		// (and in a few other layouts): the over-mount fence still works.
-		r.send(Event{Stage: StageFence, What: "mount beneath refused (EINVAL); over-mounting instead", Err: err})
-		over = true
-		r.releaseSwapsNow()
-		f, err = r.putFence(true)
-	}
+	f, err := r.fenceUp()
 	if err != nil {
 		closeRoot()
-		r.fail(StageFence, err, "could not fence"+r.abortedNote())
+		r.fail(StageFence, err, r.fenceFailure(err))
 		return
 	}
 	r.fenced = f
-	fence, effect := "an empty read-only tmpfs", "new opens: ENOENT, creates: EROFS"
-	if f.File {
-		fence, effect = "an empty read-only file", "reads: nothing, writes: EROFS"
-	}
-	if f.Kind == FenceBeneath {
-		r.send(Event{Stage: StageFence, What: fmt.Sprintf("fenced by beneath-swap: %s now shows %s (%s); the mount itself is at %s",
-			termsafe.Quote(f.Target), fence, effect, termsafe.Quote(f.RealPath))})
-	} else {
-		r.send(Event{Stage: StageFence, What: fmt.Sprintf("fenced by over-mount (the parent is shared): %s covers %s and its peers",
-			fence, termsafe.Quote(f.Target))})
-	}
+	r.sayFenced(f)
 	if root != nil {
 		r.syncfs(f, root)
 	} else if r.server.Answering {
@@ -110,6 +80,64 @@ func (r *run) staged() {
 	if r.drain(f) {
 		r.finish(f)
 	}
+}
+
+// fenceUp puts the fence up: beneath the mount (a beneath-swap), or over
+// it when the parent is shared or move_mount refuses the beneath (EINVAL);
+// an over-mount fence comes after the swap files are released (swapoff
+// needs their path, which it covers). A failure to read the table is
+// a tableError, so the run says nothing changed.
+func (r *run) fenceUp() (*Fence, error) {
+	snap, err := r.u.sys.Mounts(r.ctx)
+	if err != nil {
+		return nil, tableError{err}
+	}
+	over := false
+	if parent, ok := snap.Mount(r.target.ParentID); ok && parent.Propagation.Shared != 0 {
+		over = true
+	}
+	if over {
+		r.releaseSwapsNow()
+	}
+	f, err := r.putFence(over)
+	if err != nil && !over && errors.Is(err, unix.EINVAL) {
+		// move_mount refuses MOVE_MOUNT_BENEATH under a shared parent
+		// (and in a few other layouts): the over-mount fence still works.
+		r.send(Event{Stage: StageFence, What: "mount beneath refused (EINVAL); over-mounting instead", Err: err})
+		r.releaseSwapsNow()
+		f, err = r.putFence(true)
+	}
+	return f, err
+}
+
+// tableError is a failure to read the mount table before the fence.
+type tableError struct{ err error }
+
+func (e tableError) Error() string { return e.err.Error() }
+func (e tableError) Unwrap() error { return e.err }
+
+// fenceFailure is the run's summary when fenceUp failed.
+func (r *run) fenceFailure(err error) string {
+	var te tableError
+	if errors.As(err, &te) {
+		return "nothing changed" + r.abortedNote()
+	}
+	return "could not fence" + r.abortedNote()
+}
+
+// sayFenced reports the fence that is up and what it does to new opens.
+func (r *run) sayFenced(f *Fence) {
+	fence, effect := "an empty read-only tmpfs", "new opens: ENOENT, creates: EROFS"
+	if f.File {
+		fence, effect = "an empty read-only file", "reads: nothing, writes: EROFS"
+	}
+	if f.Kind == FenceBeneath {
+		r.send(Event{Stage: StageFence, What: fmt.Sprintf("fenced by beneath-swap: %s now shows %s (%s); the mount itself is at %s",
+			termsafe.Quote(f.Target), fence, effect, termsafe.Quote(f.RealPath))})
+		return
+	}
+	r.send(Event{Stage: StageFence, What: fmt.Sprintf("fenced by over-mount (the parent is shared): %s covers %s and its peers",
+		fence, termsafe.Quote(f.Target))})
 }
 
 // putFence puts the fence up, bounded: a fence call that returns after it was
