@@ -1,58 +1,52 @@
-package unmount
+package unmount_test
 
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"os"
 	"path/filepath"
 	"testing"
 	"time"
 
 	"mounttop/inspect"
+	"mounttop/internal/present"
+	"mounttop/unmount"
 )
 
 // TestEventsGrowLinearly (issue 12, point 5): a staged close of 1,000
 // holders. The events carry only the holders whose state changed (the plan
 // event and the result carry the full picture), so the `umount --json`
-// output and the journal of the run stay under 1 MB; with the full picture
-// on every event they were about 100 MB. Applying each event's changes to
-// the plan event's picture gives the result's.
+// output and the journal of the run, both rendered by present.EventJSON,
+// stay under 1 MB; with the full picture on every event they were about
+// 100 MB. Applying each event's changes to the plan event's picture gives
+// the result's.
 func TestEventsGrowLinearly(t *testing.T) {
 	const n = 1000
-	f := newFake()
-	f.addMount("/mnt", "ext4", false)
-	target := f.addMount("/mnt/t", "tmpfs", false)
-	f.target = target.ID
-	hs := make([]inspect.Holder, n)
-	for i := range hs {
-		hs[i] = holder(1000+i, "sleep", fdUse(3))
-	}
-	f.holders = [][]inspect.Holder{hs, hs, nil}
+	sys, id := unmount.HeldMount(n)
 	jpath := filepath.Join(t.TempDir(), "journal.jsonl")
-	j, err := OpenJournal(jpath)
+	j, err := unmount.OpenJournal(jpath, present.EventJSON)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { j.Close() })
-	u := New(f, WithJournal(j))
-	p, err := u.Prepare(context.Background(), Plan{Target: inspect.Mount{ID: target.ID}, Mode: ModeStaged, Interval: time.Millisecond, Timeout: time.Minute})
+	u := unmount.New(sys, unmount.WithJournal(j))
+	p, err := u.Prepare(context.Background(), unmount.Plan{Target: inspect.Mount{ID: id}, Mode: unmount.ModeStaged, Interval: time.Millisecond, Timeout: time.Minute})
 	if err != nil {
 		t.Fatal(err)
 	}
 	var out bytes.Buffer
-	var pic []HolderState
-	var last Event
+	var pic []unmount.HolderState
+	var last unmount.Event
 	for ev := range u.Run(context.Background(), p) {
-		b, err := json.Marshal(ev)
+		b, err := present.EventJSON(ev)
 		if err != nil {
 			t.Fatal(err)
 		}
 		out.Write(append(b, '\n'))
-		if ev.Stage == StagePlan {
+		if ev.Stage == unmount.StagePlan {
 			pic = ev.Holders
 		} else {
-			pic = ApplyHolders(pic, ev.Holders)
+			pic = unmount.ApplyHolders(pic, ev.Holders)
 		}
 		last = ev
 	}
@@ -75,7 +69,7 @@ func TestEventsGrowLinearly(t *testing.T) {
 		if pic[i] != last.Result.Holders[i] {
 			t.Fatalf("applied picture differs from the result's at %d: %+v vs %+v", i, pic[i], last.Result.Holders[i])
 		}
-		if pic[i].State != "revoked" {
+		if pic[i].State != unmount.StatusRevoked {
 			t.Fatalf("holder %d is %q, want revoked", pic[i].PID, pic[i].State)
 		}
 	}

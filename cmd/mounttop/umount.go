@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -15,6 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"mounttop/inspect"
+	"mounttop/internal/present"
 	"mounttop/internal/termsafe"
 	"mounttop/unmount"
 )
@@ -374,7 +374,7 @@ func outcome(last unmount.Event) error {
 }
 
 func writeEvent(w io.Writer, ev unmount.Event) error {
-	b, err := json.Marshal(ev)
+	b, err := present.EventJSON(ev)
 	if err != nil {
 		return err
 	}
