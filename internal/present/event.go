@@ -3,6 +3,7 @@ package present
 import (
 	"encoding/json"
 	"fmt"
+	"strings"
 	"time"
 
 	"mounttop/inspect"
@@ -155,4 +156,17 @@ type runResultJSON struct {
 	Holders []runHolderJSON `json:"holders,omitempty"`
 	// Filesystem: once the mount is gone, whether the filesystem is.
 	Filesystem *runFilesystemJSON `json:"filesystem,omitempty"`
+}
+
+// EventText is one event as `mounttop umount` prints it: the stage, what
+// happened, and the error when the text does not already say it, on one
+// line. The engine's text carries its names escaped; termsafe.Message
+// escapes only a control left raw (an error from elsewhere), never a name
+// a second time.
+func EventText(ev unmount.Event) string {
+	line := fmt.Sprintf("%-8s %s", ev.Stage, ev.What)
+	if ev.Err != nil && !strings.Contains(ev.What, ev.Err.Error()) {
+		line += " [" + ev.Err.Error() + "]"
+	}
+	return termsafe.Message(oneLine(line))
 }
