@@ -20,8 +20,21 @@ func (e Engine) Prepare(ctx context.Context, p unmount.Plan) (unmount.Plan, erro
 	return e.U.Prepare(ctx, p)
 }
 
-// Run implements Unmounter.
+// Run implements Unmounter. The view prepares again every choice that
+// changes the plan (signal instead, also release); a plan still stale
+// (unmount.Plan.Stale) is prepared once more here, and one that cannot be
+// ends as a single StageDone event.
 func (e Engine) Run(ctx context.Context, p unmount.Plan) <-chan unmount.Event {
+	if p.Stale() {
+		fresh, err := e.U.Prepare(ctx, p)
+		if err != nil {
+			ch := make(chan unmount.Event, 1)
+			ch <- unmount.Event{Stage: unmount.StageDone, Err: err, Result: &unmount.Result{Summary: "nothing changed: " + err.Error()}}
+			close(ch)
+			return ch
+		}
+		p = fresh
+	}
 	return e.U.Run(ctx, p)
 }
 
