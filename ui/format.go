@@ -113,23 +113,23 @@ func plural(n int, one, many string) string {
 // lipglossWidth is the width in cells of styled text.
 func lipglossWidth(s string) int { return ansi.StringWidth(s) }
 
-// wrapLines breaks s into at most max lines of width cells, at spaces
-// where it can; the last line is cut with "…" if needed. An empty s is one
-// empty line.
+// wrapLines breaks s into at most max lines of width cells at word
+// boundaries (x/ansi's Wordwrap; a word longer than a line is cut by
+// Wrap); what does not fit goes on the last line, cut with "…". An empty s
+// is one empty line.
 func wrapLines(s string, width, max int) []string {
 	if width < 1 {
 		return []string{""}
 	}
-	var out []string
-	for len(out) < max-1 && ansi.StringWidth(s) > width {
-		cut := ansi.Truncate(s, width, "")
-		if i := strings.LastIndexByte(cut, ' '); i > width/2 {
-			cut = cut[:i]
-		}
-		out = append(out, cut)
-		s = strings.TrimLeft(s[len(cut):], " ")
+	lines := strings.Split(ansi.Wrap(s, width, ""), "\n")
+	for i := range lines {
+		lines[i] = strings.TrimRight(lines[i], " ")
 	}
-	return append(out, clip(s, width))
+	if len(lines) > max {
+		rest := strings.Join(lines[max-1:], " ")
+		lines = append(lines[:max-1], clip(rest, width))
+	}
+	return lines
 }
 
 // cropLines keeps at most n lines of s.

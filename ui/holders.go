@@ -75,6 +75,17 @@ func newHoldersPane(s *Styles, k *keyMap) holdersPane {
 	return holdersPane{styles: s, keys: k, open: map[int]bool{}}
 }
 
+func (h *holdersPane) setFocused(f bool) { h.focused = f }
+
+// ShortHelp implements help.KeyMap: the keys of the pane.
+func (h holdersPane) ShortHelp() []key.Binding {
+	k := h.keys
+	return []key.Binding{k.Up, k.Down, k.PageUp, k.PageDown, k.Toggle, k.Release}
+}
+
+// FullHelp implements help.KeyMap.
+func (h holdersPane) FullHelp() [][]key.Binding { return [][]key.Binding{h.ShortHelp()} }
+
 // SetSize sets the pane's size in cells: height counts the column header.
 func (h *holdersPane) SetSize(w, ht int) {
 	h.width, h.height = w, ht
@@ -106,14 +117,7 @@ func (h *holdersPane) title() string {
 }
 
 func (h *holdersPane) rebuild() {
-	want := ""
-	if h.cursor < len(h.rows) {
-		r := h.rows[h.cursor]
-		want = r.key
-		if r.kind == rowUse {
-			want = fmt.Sprintf("pid:%d", r.pid) // its process line
-		}
-	}
+	want := h.cursorKey()
 	h.rows = h.rows[:0]
 	if h.snap == nil {
 		h.add(rowNote, 0, "reading who holds what…")
@@ -124,61 +128,118 @@ func (h *holdersPane) rebuild() {
 		h.add(rowNote, 0, "no mount selected")
 		return
 	}
-	holders := h.snap.HoldersOf(h.mount)
-	if s := h.expiry.sentence(); s != "" {
+	if s := h.expiry.sentence(h.keys); s != "" {
 		h.add(rowNote, 0, s)
 	}
 	if a := m.Automount; a != nil {
 		h.add(rowNote, 0, "Automount: "+safe(a.Warning(m.Mountpoint)))
 	}
+	kernel := h.kernelHolders()
+	if holders := h.snap.HoldersOf(h.mount); len(holders) > 0 {
+		h.addProcesses(holders)
+	} else {
+		h.addNobody(m, len(kernel) > 0)
+	}
+	h.addKernel(kernel)
+	h.addCopies()
+	h.addSameFilesystem(m)
+	h.addWarnings()
+	h.cursorTo(want)
+}
+
+// cursorKey names the row under the cursor (a use by its process line),
+// so the cursor stays on it across a rebuild.
+func (h *holdersPane) cursorKey() string {
+	if h.cursor >= len(h.rows) {
+		return ""
+	}
+	r := h.rows[h.cursor]
+	if r.kind == rowUse {
+		return fmt.Sprintf("pid:%d", r.pid) // its process line
+	}
+	return r.key
+}
+
+// cursorTo puts the cursor on the row named want, else on the first.
+func (h *holdersPane) cursorTo(want string) {
+	h.cursor = 0
+	for i, r := range h.rows {
+		if want != "" && r.key == want {
+			h.cursor = i
+			break
+		}
+	}
+	h.scroll()
+}
+
+// kernelHolders are what the kernel holds the mount for, but its
+// submounts (the tree and a note show those).
+func (h *holdersPane) kernelHolders() []inspect.KernelHolder {
 	var kernel []inspect.KernelHolder
 	for _, k := range h.snap.Kernel[h.mount] {
-		if k.Kind != "submount" { // the tree and the note below show submounts
+		if k.Kind != "submount" {
 			kernel = append(kernel, k)
 		}
 	}
-	if len(holders) == 0 {
-		if len(kernel) > 0 {
-			h.add(rowNote, 0, "No process holds "+safe(m.Mountpoint)+"; the kernel does (below).")
-		} else if n := len(h.snap.Descendants(h.mount)); n > 0 {
-			h.add(rowNote, 0, "Nobody holds "+safe(m.Mountpoint)+" itself; "+plural(n, "submount", "submounts")+" below it must go first.")
-		} else {
-			h.add(rowNote, 0, "Nobody holds "+safe(m.Mountpoint)+": a plain unmount should work; e expires it when idle.")
+	return kernel
+}
+
+// addNobody says why no process holds the mount, and what to do.
+func (h *holdersPane) addNobody(m *inspect.Mount, kernel bool) {
+	switch n := len(h.snap.Descendants(h.mount)); {
+	case kernel:
+		h.add(rowNote, 0, "No process holds "+safe(m.Mountpoint)+"; the kernel does (below).")
+	case n > 0:
+		h.add(rowNote, 0, "Nobody holds "+safe(m.Mountpoint)+" itself; "+plural(n, "submount", "submounts")+" below it must go first.")
+	default:
+		h.add(rowNote, 0, "Nobody holds "+safe(m.Mountpoint)+": a plain unmount should work; "+h.keys.name(h.keys.Expire)+" expires it when idle.")
+	}
+}
+
+// addProcesses adds a line per holder process and, when open, a line per
+// use; without the operator's choice they are open when everything fits.
+func (h *holdersPane) addProcesses(holders []inspect.Holder) {
+	total := 0
+	for _, hd := range holders {
+		total += 1 + len(hd.Uses)
+	}
+	fits := total <= h.bodyHeight()
+	for _, hd := range holders {
+		open, chosen := h.open[hd.PID]
+		if !chosen {
+			open = fits
 		}
-	} else {
-		total := 0
-		for _, hd := range holders {
-			total += 1 + len(hd.Uses)
-		}
-		fits := total <= h.bodyHeight()
-		for _, hd := range holders {
-			open, chosen := h.open[hd.PID]
-			if !chosen {
-				open = fits
-			}
-			mark := "▸ "
-			if open {
-				mark = "▾ "
-			}
-			state := ""
-			switch hd.State {
-			case 'D':
-				state = " [D: stuck in the kernel]"
-			case 'T', 't':
-				state = " [stopped]"
-			case 'Z':
-				state = " [zombie]"
-			}
-			line := mark + fitRight(fmt.Sprint(hd.PID), 7) + " " + fit(safe(hd.User), 8) + " " +
-				fit(summary(hd.Uses), usesWidth) + " " + command(hd.Comm, hd.Cmdline) + state + where(hd)
-			h.rows = append(h.rows, holderRow{kind: rowHolder, pid: hd.PID, text: line, key: fmt.Sprintf("pid:%d", hd.PID)})
-			if open {
-				for _, u := range sortedUses(hd.Uses) {
-					h.add(rowUse, hd.PID, "    "+useLine(u))
-				}
+		h.rows = append(h.rows, holderRow{kind: rowHolder, pid: hd.PID, text: processLine(hd, open), key: fmt.Sprintf("pid:%d", hd.PID)})
+		if open {
+			for _, u := range sortedUses(hd.Uses) {
+				h.add(rowUse, hd.PID, "    "+useLine(u))
 			}
 		}
 	}
+}
+
+// processLine is a holder's line: ▸/▾ PID USER USES COMMAND [state] [where].
+func processLine(hd inspect.Holder, open bool) string {
+	mark := "▸ "
+	if open {
+		mark = "▾ "
+	}
+	state := ""
+	switch hd.State {
+	case 'D':
+		state = " [D: stuck in the kernel]"
+	case 'T', 't':
+		state = " [stopped]"
+	case 'Z':
+		state = " [zombie]"
+	}
+	return mark + fitRight(fmt.Sprint(hd.PID), 7) + " " + fit(safe(hd.User), 8) + " " +
+		fit(summary(hd.Uses), usesWidth) + " " + command(hd.Comm, hd.Cmdline) + state + where(hd)
+}
+
+// addKernel lists the kernel holders (R releases loop devices and swap
+// files among them).
+func (h *holdersPane) addKernel(kernel []inspect.KernelHolder) {
 	if len(kernel) > 0 {
 		h.add(rowSection, 0, "Held by the kernel (no process to revoke):")
 		for i := range kernel {
@@ -207,6 +268,11 @@ func (h *holdersPane) rebuild() {
 				key: "kernel:" + k.Kind + ":" + k.Name + ":" + k.Path})
 		}
 	}
+}
+
+// addCopies lists the mount's copies in other mount namespaces (R
+// releases them).
+func (h *holdersPane) addCopies() {
 	if copies := h.snap.Copies(h.mount); len(copies) > 0 {
 		h.add(rowSection, 0, "Also mounted in other mount namespaces:")
 		for i := range copies {
@@ -224,6 +290,10 @@ func (h *holdersPane) rebuild() {
 					plural(len(c.Holders), "holder", "holders"), effect, pidList(c.Namespace.PIDs))})
 		}
 	}
+}
+
+// addSameFilesystem lists the other mounts of the same filesystem.
+func (h *holdersPane) addSameFilesystem(m *inspect.Mount) {
 	if others := h.snap.SameFilesystem(h.mount); len(others) > 0 {
 		h.add(rowSection, 0, fmt.Sprintf("Same filesystem (dev %s) also mounted at:", m.Device()))
 		for _, o := range others {
@@ -231,6 +301,10 @@ func (h *holdersPane) rebuild() {
 			h.add(rowOther, 0, fmt.Sprintf("  %s  %s", safe(o.Mountpoint), plural(n, "holder", "holders")))
 		}
 	}
+}
+
+// addWarnings lists the scan's first warnings.
+func (h *holdersPane) addWarnings() {
 	if len(h.snap.Warnings) > 0 {
 		h.add(rowSection, 0, "Warnings from the last scan ("+fmt.Sprint(len(h.snap.Warnings))+"):")
 		for i, w := range h.snap.Warnings {
@@ -241,14 +315,6 @@ func (h *holdersPane) rebuild() {
 			h.add(rowWarning, w.PID, "  "+safe(w.String()))
 		}
 	}
-	h.cursor = 0
-	for i, r := range h.rows {
-		if want != "" && r.key == want {
-			h.cursor = i
-			break
-		}
-	}
-	h.scroll()
 }
 
 // current is the row under the cursor.
