@@ -135,7 +135,7 @@ func (s *Snapshot) addStacking(t *Snapshot, nsIno uint64) {
 			for _, id := range s.ourMountsOf(t, on, path.Clean(l.Path), nsIno) {
 				k := held[id]
 				if k == nil {
-					k = &KernelHolder{Kind: ov.FSType, Name: ov.Mountpoint, Path: l.Path, Namespace: nsIno,
+					k = &KernelHolder{Kind: KernelKind(ov.FSType), Name: ov.Mountpoint, Path: l.Path, Namespace: nsIno,
 						Action: "unmount the " + where + " first"}
 					if nsIno == 0 {
 						k.Mount = ov.ID

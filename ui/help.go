@@ -2,6 +2,8 @@ package ui
 
 import (
 	"strings"
+
+	"mounttop/internal/present"
 )
 
 // helpView is the "?" screen: every key from the one keyMap, and what each
@@ -18,8 +20,8 @@ func helpView(s *Styles, k *keyMap, width, height int) string {
 		lines = append(lines, wrapJoin(s.Section.Render(fit(g.Name, 8)), parts, " · ", width)...)
 	}
 	lines = append(lines, "", s.Section.Render("Mount tree columns"))
-	for _, c := range treeColumns {
-		lines = append(lines, clip("  "+fit(c.name, 7)+" "+c.help, width))
+	for _, c := range present.TreeColumns.Help() {
+		lines = append(lines, clip("  "+fit(c.Name, 7)+" "+c.Help, width))
 	}
 	lines = append(lines, "",
 		clip("Every unmount asks first; the dialog starts on No. A staged unmount fences the", width),

@@ -635,9 +635,9 @@ func (m Model) askRelease() (tea.Model, tea.Cmd) {
 		m.status = "asking the engine how to release it…"
 		return m, releasePlanCmd(m.opts.Unmounter, req, row)
 	case row.kernel != nil && row.kernel.Action != "":
-		m.status = "mounttop cannot release " + safe(row.kernel.Kind) + " " + safe(row.kernel.Name) + " itself; to do it: " + safe(row.kernel.Action)
+		m.status = "mounttop cannot release " + safe(row.kernel.Kind.String()) + " " + safe(row.kernel.Name) + " itself; to do it: " + safe(row.kernel.Action)
 	case row.kernel != nil:
-		m.status = "mounttop cannot release " + safe(row.kernel.Kind) + " " + safe(row.kernel.Name)
+		m.status = "mounttop cannot release " + safe(row.kernel.Kind.String()) + " " + safe(row.kernel.Name)
 	case row.kind == rowHolder || row.kind == rowUse:
 		m.status = "R releases loop devices, swap files and copies; F revokes processes"
 	default:
