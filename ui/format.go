@@ -24,11 +24,10 @@ func safe(s string) string { return present.Name(s) }
 // (termsafe.Message).
 func shown(s string) string { return termsafe.Message(s) }
 
-// fit, fitRight and clip lay a cell out in w cells, as the
-// column tables of package present do (present.Fit and its kin).
-func fit(s string, w int) string      { return present.Fit(s, w) }
-func fitRight(s string, w int) string { return present.FitRight(s, w) }
-func clip(s string, w int) string     { return present.Clip(s, w) }
+// fit and clip lay a cell out in w cells, as the column tables of
+// package present do (present.Fit, present.Clip).
+func fit(s string, w int) string  { return present.Fit(s, w) }
+func clip(s string, w int) string { return present.Clip(s, w) }
 
 // age renders a duration the way an operator reads it at a glance.
 func age(d time.Duration) string {
