@@ -139,7 +139,7 @@ func (h *holdersPane) rebuild() {
 		if len(kernel) == 0 {
 			submounts = len(h.snap.Descendants(h.mount))
 		}
-		h.add(rowNote, 0, present.NobodyHolds(m, len(kernel), submounts))
+		h.add(rowNote, 0, present.NobodyHolds(m, len(kernel), submounts, h.keys.Expire.Help().Key))
 	} else {
 		total := 0
 		for _, hd := range holders {

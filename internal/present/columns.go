@@ -179,6 +179,9 @@ type MountRow struct {
 	Collapsed int
 	// Expiry is the view's own MNT_EXPIRE mark cell, "-" or "" for none.
 	Expiry string
+	// Busy is the view's bar of the mount's holders next to the busiest
+	// (drawn and styled by the view).
+	Busy string
 	// HiddenNote: say in TARGET how a hidden mount is reached (list).
 	HiddenNote bool
 }
@@ -221,6 +224,8 @@ var MountColumns = Table[MountRow]{
 			}
 			return "-"
 		}},
+	{Name: "BUSY", Width: 4, Help: "how busy it is next to the busiest mount: a bar of its holders (# without colour)",
+		Cell: func(r MountRow) string { return r.Busy }},
 	{Name: "AUTOMOUNT", Width: 9, Flags: Truncate, Help: "who mounts it again on access and its idle expiry (autofs/systemd/kernel T, trigger)",
 		Cell: func(r MountRow) string { return automountCell(r.Mount) }},
 	{Name: "EXPIRY", Width: 16, Flags: Truncate, Help: "MNT_EXPIRE mark set by mounttop (armed T, cleared T by an access, expired), else who mounts it again on access and its idle expiry (autofs/systemd/kernel T, trigger)",

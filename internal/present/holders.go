@@ -338,15 +338,15 @@ func pidList(pids []int) string {
 
 // NobodyHolds is the view's note on a mount no process holds: the kernel
 // does (kernel > 0), submounts must go first (submounts > 0), or a plain
-// unmount should work.
-func NobodyHolds(m *inspect.Mount, kernel, submounts int) string {
+// unmount should work and expireKey (the view's key) expires it.
+func NobodyHolds(m *inspect.Mount, kernel, submounts int, expireKey string) string {
 	switch {
 	case kernel > 0:
 		return "No process holds " + Name(m.Mountpoint) + "; the kernel does (below)."
 	case submounts > 0:
 		return "Nobody holds " + Name(m.Mountpoint) + " itself; " + Plural(submounts, "submount") + " below it must go first."
 	}
-	return "Nobody holds " + Name(m.Mountpoint) + ": a plain unmount should work; e expires it when idle."
+	return "Nobody holds " + Name(m.Mountpoint) + ": a plain unmount should work; " + expireKey + " expires it when idle."
 }
 
 // SameFilesystemLine is another mount of the same filesystem in the view's
