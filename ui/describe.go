@@ -407,7 +407,7 @@ func kernelHolderNamed(snap *inspect.Snapshot, kind, name string) (inspect.Kerne
 	}
 	for _, ks := range snap.Kernel {
 		for _, k := range ks {
-			if k.Kind == kind && k.Name == name {
+			if k.Kind.String() == kind && k.Name == name {
 				return k, true
 			}
 		}
@@ -448,7 +448,7 @@ func namespaceOf(snap *inspect.Snapshot, pid int) (*inspect.Namespace, bool) {
 func matchRelease(rs []unmount.Release, row holderRow) (unmount.Release, bool) {
 	for _, r := range rs {
 		switch {
-		case row.kernel != nil && r.Kind.String() == row.kernel.Kind && r.Name == row.kernel.Name:
+		case row.kernel != nil && r.Kind.String() == row.kernel.Kind.String() && r.Name == row.kernel.Name:
 			return r, true
 		case row.copy != nil && r.Kind == "copy" && r.OldID == row.copy.Mount.OldID && containsPID(row.copy.Namespace.PIDs, r.PID):
 			return r, true

@@ -6,6 +6,8 @@ import (
 	"github.com/charmbracelet/bubbles/help"
 	"github.com/charmbracelet/bubbles/key"
 	tea "github.com/charmbracelet/bubbletea"
+
+	"mounttop/internal/present"
 )
 
 // helpScreen is the "?" screen: every key from the one keyMap (drawn by
@@ -57,8 +59,8 @@ func (h helpScreen) View() string {
 		lines = append(lines, wrapJoin(s.Section.Render(fit(g.Name, 8)), parts, " · ", width)...)
 	}
 	lines = append(lines, "", s.Section.Render("Mount tree columns"))
-	for _, c := range treeColumns {
-		lines = append(lines, clip("  "+fit(c.name, 7)+" "+c.help, width))
+	for _, c := range present.TreeColumns.Help() {
+		lines = append(lines, clip("  "+fit(c.Name, 7)+" "+c.Help, width))
 	}
 	lines = append(lines, "",
 		clip("Every unmount asks first; the dialog starts on No. A staged unmount fences the", width),

@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"mounttop/inspect"
+	"mounttop/internal/present"
 	"mounttop/internal/termsafe"
 	"mounttop/internal/testns"
 	"mounttop/unmount"
@@ -535,9 +536,9 @@ func TestHelpListsEveryKey(t *testing.T) {
 			}
 		}
 	}
-	for _, c := range treeColumns {
-		if !strings.Contains(scr, c.name) {
-			t.Errorf("help lacks the column %s", c.name)
+	for _, c := range present.TreeColumns.Help() {
+		if !strings.Contains(scr, c.Name) {
+			t.Errorf("help lacks the column %s", c.Name)
 		}
 	}
 	d.key("j")

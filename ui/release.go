@@ -79,9 +79,9 @@ func (m Model) releaseRow(mt *inspect.Mount) (tea.Model, tea.Cmd) {
 		m.bar.setStatus("asking the engine how to release it…")
 		return m, releasePlanCmd(m.opts.Unmounter, m.snap, asked, row)
 	case row.kernel != nil && row.kernel.Action != "":
-		m.bar.setStatus("mounttop cannot release " + safe(row.kernel.Kind) + " " + safe(row.kernel.Name) + " itself; to do it: " + safe(row.kernel.Action))
+		m.bar.setStatus("mounttop cannot release " + safe(row.kernel.Kind.String()) + " " + safe(row.kernel.Name) + " itself; to do it: " + safe(row.kernel.Action))
 	case row.kernel != nil:
-		m.bar.setStatus("mounttop cannot release " + safe(row.kernel.Kind) + " " + safe(row.kernel.Name))
+		m.bar.setStatus("mounttop cannot release " + safe(row.kernel.Kind.String()) + " " + safe(row.kernel.Name))
 	case row.kind == rowHolder || row.kind == rowUse:
 		m.bar.setStatus(k.name(k.Release) + " releases loop devices, swap files and copies; " + k.name(k.Staged) + " revokes processes")
 	default:

@@ -1,78 +1,15 @@
 package ui
 
 import (
-	"fmt"
 	"strings"
 
 	"github.com/charmbracelet/bubbles/key"
 	"github.com/charmbracelet/bubbles/textinput"
 	tea "github.com/charmbracelet/bubbletea"
-	"github.com/charmbracelet/x/ansi"
 
 	"mounttop/inspect"
+	"mounttop/internal/present"
 )
-
-// treeColumn is one column of the mount tree, in the manner of findmnt's
-// infos[] table: one entry drives the header, the cells and the help text.
-type treeColumn struct {
-	name  string
-	min   int  // cells; flexible columns grow beyond it
-	flex  int  // share of the spare width (0: fixed)
-	right bool // numbers are right-aligned
-	help  string
-	cell  func(t *treePane, r treeRow, m *inspect.Mount) string
-}
-
-var treeColumns = []treeColumn{
-	{name: "TARGET", min: 20, flex: 3, help: "mount point, as a tree; [+N] marks N hidden submounts",
-		cell: func(t *treePane, r treeRow, m *inspect.Mount) string {
-			s := r.prefix + safe(m.Mountpoint)
-			if n := t.hidden(m.ID); n > 0 {
-				s += fmt.Sprintf(" [+%d]", n)
-			}
-			return s
-		}},
-	{name: "FSTYPE", min: 7, help: "filesystem type",
-		cell: func(_ *treePane, _ treeRow, m *inspect.Mount) string { return safe(m.FSType) }},
-	{name: "SOURCE", min: 10, flex: 1, help: "what is mounted (device, server:path, or a name)",
-		cell: func(_ *treePane, _ treeRow, m *inspect.Mount) string { return safe(m.Source) }},
-	{name: "HOLD", min: 4, right: true, help: "processes holding this very mount, +N kernel holders (- for none)",
-		cell: func(t *treePane, _ treeRow, m *inspect.Mount) string {
-			n, k := len(t.snap.HoldersOf(m.ID)), kernelHolders(t.snap, m.ID)
-			switch {
-			case k > 0:
-				return fmt.Sprintf("%d+%d", n, k)
-			case n > 0:
-				return fmt.Sprint(n)
-			}
-			return "-"
-		}},
-	{name: "BUSY", min: 4, help: "how busy it is next to the busiest mount: a bar of its holders (# without colour)",
-		cell: func(t *treePane, _ treeRow, m *inspect.Mount) string {
-			return bar(t.load(m.ID), t.busiest, 4, t.styles.Plain)
-		}},
-	{name: "EXPIRY", min: 16, help: "MNT_EXPIRE mark set by mounttop (armed T, cleared T by an access, expired), else who mounts it again on access and its idle expiry (autofs/systemd/kernel T, trigger)",
-		cell: func(t *treePane, _ treeRow, m *inspect.Mount) string {
-			if c := t.expiry.of(m.ID).cell(); c != "-" || m.Automount == nil {
-				return c
-			}
-			return safe(m.Automount.Cell())
-		}},
-	{name: "FLAGS", min: 10, help: "ro/rw and propagation (private, shared, slave, unbindable), or detached; hidden: shadowed, no path leads to it",
-		cell: func(_ *treePane, _ treeRow, m *inspect.Mount) string {
-			if m.Detached {
-				return "detached"
-			}
-			rw := "rw"
-			if m.ReadOnly() {
-				rw = "ro"
-			}
-			if m.Hidden {
-				rw = "hidden " + rw
-			}
-			return rw + " " + m.Propagation.String()
-		}},
-}
 
 // treeRow is one visible line of the tree.
 type treeRow struct {
@@ -466,43 +403,20 @@ func (t *treePane) typeFilter(km tea.KeyMsg) {
 	}
 }
 
-// widths lays the columns out in w cells.
-func (t *treePane) widths() []int {
-	ws := make([]int, len(treeColumns))
-	used, flex := len(treeColumns)-1+2, 0 // gaps and the cursor gutter
-	for i, c := range treeColumns {
-		ws[i] = c.min
-		used += c.min
-		flex += c.flex
-	}
-	spare := t.width - used
-	if spare > 0 && flex > 0 {
-		given := 0
-		for i, c := range treeColumns {
-			if c.flex > 0 {
-				add := spare * c.flex / flex
-				ws[i] += add
-				given += add
-			}
-		}
-		ws[0] += spare - given
-	}
-	return ws
+// widths lays the columns out in w cells, two of them the cursor gutter.
+func (t *treePane) widths() []int { return present.TreeColumns.Widths(t.width, 2) }
+
+// row is the tree row r as present's TreeColumns draw it.
+func (t *treePane) row(r treeRow, m *inspect.Mount) present.MountRow {
+	return present.MountRow{Snap: t.snap, Mount: m, Prefix: r.prefix, Collapsed: t.hidden(m.ID), Expiry: t.expiry.of(m.ID).cell(),
+		Busy: bar(t.load(m.ID), t.busiest, 4, t.styles.Plain)}
 }
 
 // View draws the header and the visible rows, exactly t.height lines.
 func (t treePane) View() string {
 	var b strings.Builder
 	ws := t.widths()
-	head := make([]string, len(treeColumns))
-	for i, c := range treeColumns {
-		if c.right {
-			head[i] = fitRight(c.name, ws[i])
-		} else {
-			head[i] = fit(c.name, ws[i])
-		}
-	}
-	b.WriteString(t.styles.Header.Render(clip("  "+strings.Join(head, " "), t.width)))
+	b.WriteString(t.styles.Header.Render(clip("  "+present.TreeColumns.Header(ws), t.width)))
 	lines := 1
 	if t.snap == nil {
 		b.WriteString("\n" + t.styles.Dim.Render("  reading the mount table…"))
@@ -526,24 +440,11 @@ func (t treePane) View() string {
 func (t *treePane) rowLine(i int, ws []int) string {
 	r := t.rows[i]
 	m, _ := t.snap.Mount(r.id)
-	cells := make([]string, len(treeColumns))
-	for j, c := range treeColumns {
-		s := c.cell(t, r, m)
-		switch {
-		case c.right:
-			cells[j] = fitRight(s, ws[j])
-		case j == 0 && ansi.StringWidth(s) > ws[j]:
-			// Keep the tree drawing and the end of the path.
-			cells[j] = r.prefix + fitTail(s[len(r.prefix):], ws[j]-len([]rune(r.prefix)))
-		default:
-			cells[j] = fit(s, ws[j])
-		}
-	}
 	gutter := "  "
 	if i == t.cursor {
 		gutter = "> "
 	}
-	line := clip(gutter+strings.Join(cells, " "), t.width)
+	line := clip(gutter+present.TreeColumns.Row(t.row(r, m), ws), t.width)
 	switch {
 	case i == t.cursor && t.focused:
 		return t.styles.Cursor.Render(line)
@@ -573,17 +474,5 @@ func (t treePane) filterLine() string {
 // load is how many hold a mount: its processes and its kernel holders
 // (the HOLD column's two numbers).
 func (t *treePane) load(id inspect.MountID) int {
-	return len(t.snap.HoldersOf(id)) + kernelHolders(t.snap, id)
-}
-
-// kernelHolders counts what the kernel holds a mount for, leaving out its
-// submounts (the tree shows those already).
-func kernelHolders(s *inspect.Snapshot, id inspect.MountID) int {
-	n := 0
-	for _, k := range s.Kernel[id] {
-		if k.Kind != "submount" {
-			n++
-		}
-	}
-	return n
+	return len(t.snap.HoldersOf(id)) + present.KernelHolders(t.snap, id)
 }
