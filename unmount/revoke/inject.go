@@ -583,7 +583,7 @@ func (s *session) call(th *thread, nr uintptr, args ...uintptr) (uintptr, error)
 // return into the step trap and die of SIGTRAP).
 func (s *session) waitInjected(th *thread, in injected) (unix.WaitStatus, error) {
 	deadline := time.Now().Add(s.injectTimeout())
-	b := backoff{}
+	b := backoff{wake: s.wake}
 	for {
 		ws, ok, err := poll(th.tid)
 		switch {

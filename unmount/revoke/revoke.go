@@ -332,6 +332,8 @@ type Revoker struct {
 	// 0 not yet known, 1 yes, 2 no.
 	seccompSuspend atomic.Int32
 
+	wakeups *wakeups // SIGCHLD, handed on to the sessions waiting for a stop
+
 	vdsoMu    sync.Mutex
 	vdsoCache map[uint64]uint64 // [vdso] size -> offset of a syscall instruction
 
@@ -362,6 +364,7 @@ func New(opts ...Option) *Revoker {
 		vdsoCache: map[uint64]uint64{},
 	}
 	r.idle = sync.NewCond(&r.mu)
+	r.wakeups = newWakeups()
 	for i := 0; i < r.workers; i++ {
 		r.startTracer()
 	}
@@ -381,6 +384,7 @@ func (r *Revoker) Close() {
 		r.idle.Wait()
 	}
 	r.mu.Unlock()
+	r.wakeups.stop()
 	r.emptyMu.Lock()
 	if r.emptyDir != nil {
 		r.emptyDir.Close()

@@ -59,8 +59,9 @@ type session struct {
 	sysAddr   uint64
 	scratch   uint64 // a page mapped in the process for path strings
 
-	retire  bool // some tracee could not be released by PTRACE_DETACH
-	replied bool // stuck was called: the caller has its answer
+	wake    chan struct{} // told of every SIGCHLD (wakeups); nil: poll on a timer
+	retire  bool          // some tracee could not be released by PTRACE_DETACH
+	replied bool          // stuck was called: the caller has its answer
 	stuck   func(error)
 }
 
@@ -348,7 +349,7 @@ func (s *session) seizeRefused(tid int) error {
 // waitStopped polls every seized thread until each has reported a stop (or
 // its exit), adopting threads created meanwhile, until deadline.
 func (s *session) waitStopped(deadline time.Time) error {
-	b := backoff{}
+	b := backoff{wake: s.wake}
 	for {
 		pending := 0
 		for i := 0; i < len(s.order); i++ { // s.order grows with clone events
@@ -521,7 +522,7 @@ func (s *session) requeue(th *thread) {
 // (exit_notify), and would hold up its process's exit report to the parent.
 func (s *session) reapVanished() {
 	deadline := time.Now().Add(500 * time.Millisecond)
-	b := backoff{}
+	b := backoff{wake: s.wake}
 	for {
 		left := 0
 		for _, tid := range s.order {

@@ -285,6 +285,11 @@ func TestTracerRevokeHonoursContext(t *testing.T) {
 	s := newStuckSetup(t)
 	tr := NewTracer(InjectTimeout(time.Minute))
 	t.Cleanup(func() { _ = tr.Close() })
+	// The tracer process is started first: on a loaded machine its start
+	// alone can take longer than the deadline this test is about.
+	if _, err := tr.process(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 	s.fs.Stop(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel()
