@@ -15,8 +15,9 @@
 // Holders are only ever processes started here; before fuser -k runs, a
 // plain `fuser -m` checks that it names exactly them.
 //
-// It must run as root: it mounts tmpfs, only ever inside a private mount
-// namespace that it makes and that dies with it (workload.Enter,
+// It must run as root: it mounts tmpfs and a /proc, only ever inside a
+// private mount namespace that it makes, as pid 1 of a pid namespace of its
+// own (so both tools see only its processes), which die with it (enter,
 // workload.CheckPrivate).
 package main
 
@@ -93,7 +94,7 @@ func main() {
 		fmt.Fprintln(os.Stderr, "revokebench:", err)
 		os.Exit(1)
 	}
-	code, err := workload.Enter(os.Args[1:], []string{envBase + "=" + base})
+	code, err := enter(os.Args[1:], []string{envBase + "=" + base})
 	os.Remove(base)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "revokebench:", err)
@@ -140,6 +141,46 @@ func parseFlags(args []string) (*options, error) {
 	return &o, nil
 }
 
+// enter is workload.Enter with a pid namespace too: this program runs
+// again as pid 1 of a new pid namespace (clone(2) CLONE_NEWPID) in a new
+// mount namespace made private (unshare(2) CLONE_NEWNS; Go remounts /
+// MS_REC|MS_PRIVATE first), where inside mounts a /proc of its own. So
+// mounttop and fuser both see the holders and nothing else that runs on
+// the machine: the figures do not depend on other processes' fds. The
+// child dies with us (Pdeathsig), and every process in its namespace
+// with it; SIGINT and SIGTERM are passed on so it can tear down in order.
+func enter(args, env []string) (int, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return 1, err
+	}
+	var st unix.Stat_t
+	if err := unix.Stat("/proc/self/ns/mnt", &st); err != nil {
+		return 1, err
+	}
+	cmd := exec.Command(exe, args...)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
+	cmd.Env = append(append(os.Environ(), env...), workload.EnvParentNS+"="+strconv.FormatUint(st.Ino, 10))
+	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: unix.CLONE_NEWPID, Unshareflags: unix.CLONE_NEWNS, Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		return 1, fmt.Errorf("entering a private mount and pid namespace: %w", err)
+	}
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+	defer signal.Stop(sigs)
+	go func() {
+		for s := range sigs {
+			_ = cmd.Process.Signal(s)
+		}
+	}()
+	err = cmd.Wait()
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		return ee.ExitCode(), nil
+	}
+	return 0, err
+}
+
 // sample is one timed run: wall time from the first command's start to the
 // mount being gone, and the largest peak RSS (GNU time's %M) of its
 // commands.
@@ -164,6 +205,14 @@ func inside(o *options, base string) int {
 	pin, _ := strconv.ParseUint(os.Getenv(workload.EnvParentNS), 10, 64)
 	if err := workload.CheckPrivate(pin); err != nil {
 		fmt.Fprintln(os.Stderr, "revokebench:", err)
+		return 1
+	}
+	if os.Getpid() != 1 {
+		fmt.Fprintf(os.Stderr, "revokebench: not pid 1 of a new pid namespace (pid %d)\n", os.Getpid())
+		return 1
+	}
+	if err := unix.Mount("proc", "/proc", "proc", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, ""); err != nil {
+		fmt.Fprintln(os.Stderr, "revokebench: mounting /proc for the pid namespace:", err)
 		return 1
 	}
 	if err := unix.Mount("mounttop-revokebench", base, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, "size=64m,mode=0755"); err != nil {
