@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -13,6 +12,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"mounttop/inspect"
+	"mounttop/internal/cli"
 	"mounttop/internal/termsafe"
 	"mounttop/unmount"
 )
@@ -22,20 +22,8 @@ import (
 // the engine (unmount.RollbackLeftover): the filesystem is back at PATH
 // with its unique ID, the fence and its stash are gone. It plans, asks
 // (or --yes), supports --dry-run and journals, like every destructive act.
-func runRollbackFence(f *umountFlags, fs *flag.FlagSet, pos []string) error {
-	seen := map[string]bool{}
-	fs.Visit(func(fl *flag.Flag) { seen[fl.Name] = true })
-	switch {
-	case f.lazy || f.expire || f.force || f.staged:
-		return usagef("umount: --rollback-fence is an act of its own, not one with --lazy, --expire, --force or --staged")
-	case seen["id"]:
-		return usagef("umount: --rollback-fence takes the fenced PATH, not --id")
-	case len(seen) > countSeen(seen, "rollback-fence", "dry-run", "yes", "journal"):
-		return usagef("umount: --rollback-fence goes with --dry-run, --yes and --journal only")
-	case len(pos) != 1:
-		return usagef("umount: --rollback-fence needs the one PATH the fence covers (mounttop list names it)")
-	}
-	path, err := filepath.Abs(pos[0])
+func runRollbackFence(req *cli.Umount) error {
+	path, err := filepath.Abs(req.Path)
 	if err != nil {
 		return usagef("umount: %v", err)
 	}
@@ -61,17 +49,17 @@ func runRollbackFence(f *umountFlags, fs *flag.FlagSet, pos []string) error {
 	}
 	out := os.Stdout
 	fmt.Fprintln(out, oneLine("plan: "+left.What()+"; the rollback will "+left.Plan()))
-	if f.dryRun {
+	if req.DryRun {
 		fmt.Fprintln(out, "dry run: nothing changed")
 		return nil
 	}
-	if !f.yes {
-		if err := askYes(os.Stdin, os.Stderr, fmt.Sprintf("roll back the fence at %s, as planned above: go ahead? [y/N] ", termsafe.Quote(path))); err != nil {
+	if !req.Yes {
+		if err := cli.AskYes(os.Stdin, os.Stderr, "umount", fmt.Sprintf("roll back the fence at %s, as planned above: go ahead? [y/N] ", termsafe.Quote(path))); err != nil {
 			return err
 		}
 	}
 	fence, _ := table.Mount(left.Fence.FenceID)
-	st, err := openState(f.journal, table, fence)
+	st, err := openState(req.Journal, table, fence)
 	if err != nil {
 		return stateError(err)
 	}
@@ -93,17 +81,6 @@ func runRollbackFence(f *umountFlags, fs *flag.FlagSet, pos []string) error {
 	}
 	fmt.Fprintln(out, oneLine("rollback "+what))
 	return nil
-}
-
-// countSeen counts the names among seen.
-func countSeen(seen map[string]bool, names ...string) int {
-	n := 0
-	for _, name := range names {
-		if seen[name] {
-			n++
-		}
-	}
-	return n
 }
 
 // leftoverJSON is one fence a killed run left, in `mounttop list --json`.

@@ -24,6 +24,9 @@ type state struct {
 
 // options are the Unmounter options that carry the state.
 func (s *state) options() []unmount.Option {
+	if s == nil { // a dry run: nothing on disk
+		return nil
+	}
 	opts := []unmount.Option{unmount.WithExpiryBook(s.book), unmount.WithStateFallback(s.fallbacks...)}
 	if s.journal != nil {
 		opts = append(opts, unmount.WithJournal(s.journal))
@@ -32,9 +35,20 @@ func (s *state) options() []unmount.Option {
 }
 
 func (s *state) close() {
+	if s == nil {
+		return
+	}
 	if s.journal != nil {
 		s.journal.Close()
 	}
+}
+
+// warning says the journal was moved off the target, or disabled.
+func (s *state) warning() string {
+	if s == nil {
+		return ""
+	}
+	return s.warn
 }
 
 // openState opens the journal named by flag ("" the default for this
