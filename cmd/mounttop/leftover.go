@@ -27,25 +27,11 @@ func runRollbackFence(req *cli.Umount) error {
 	if err != nil {
 		return usagef("umount: %v", err)
 	}
-	in, err := inspect.New("/proc")
-	if err != nil {
-		return err
-	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, unix.SIGTERM, unix.SIGHUP)
 	defer stop()
-	table, err := in.Mounts(ctx)
+	table, left, err := findLeftover(ctx, path)
 	if err != nil {
 		return err
-	}
-	var left *unmount.Leftover
-	for _, l := range unmount.FindLeftovers(ctx, table) {
-		if l.Fence.Target == path {
-			left = &l
-			break
-		}
-	}
-	if left == nil {
-		return usagef("umount: no fence left by a killed run at %s (mounttop list names them)", termsafe.Quote(path))
 	}
 	out := os.Stdout
 	fmt.Fprintln(out, oneLine("plan: "+left.What()+"; the rollback will "+left.Plan()))
@@ -64,9 +50,7 @@ func runRollbackFence(req *cli.Umount) error {
 		return stateError(err)
 	}
 	defer st.close()
-	if st.warn != "" {
-		fmt.Fprintln(os.Stderr, "mounttop: warning: "+oneLine(st.warn))
-	}
+	warnState(st)
 	u, err := unmount.Default(st.options()...)
 	if err != nil {
 		return err
@@ -81,6 +65,25 @@ func runRollbackFence(req *cli.Umount) error {
 	}
 	fmt.Fprintln(out, oneLine("rollback "+what))
 	return nil
+}
+
+// findLeftover finds the fence a killed run left at path, by the mount
+// table alone; none there is bad input.
+func findLeftover(ctx context.Context, path string) (*inspect.Snapshot, *unmount.Leftover, error) {
+	in, err := inspect.New("/proc")
+	if err != nil {
+		return nil, nil, err
+	}
+	table, err := in.Mounts(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, l := range unmount.FindLeftovers(ctx, table) {
+		if l.Fence.Target == path {
+			return table, &l, nil
+		}
+	}
+	return nil, nil, usagef("umount: no fence left by a killed run at %s (mounttop list names them)", termsafe.Quote(path))
 }
 
 // leftoverJSON is one fence a killed run left, in `mounttop list --json`.

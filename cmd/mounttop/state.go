@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 
@@ -43,12 +44,12 @@ func (s *state) close() {
 	}
 }
 
-// warning says the journal was moved off the target, or disabled.
-func (s *state) warning() string {
-	if s == nil {
-		return ""
+// warnState says on stderr that the journal was moved off the target, or
+// disabled.
+func warnState(s *state) {
+	if s != nil && s.warn != "" {
+		fmt.Fprintln(os.Stderr, "mounttop: warning: "+oneLine(s.warn))
 	}
-	return s.warn
 }
 
 // openState opens the journal named by flag ("" the default for this

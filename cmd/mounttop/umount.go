@@ -28,15 +28,11 @@ func runUmount(_ *cli.Program, a *cli.Parsed) error {
 	if req.Rollback {
 		return runRollbackFence(req)
 	}
-	in, err := inspect.New("/proc")
-	if err != nil {
-		return err
-	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	ctl, stop := watchSignals(cancel, os.Stderr, os.Exit)
 	defer stop()
-	table, target, err := findTarget(ctx, in, req)
+	table, target, err := findTarget(ctx, req)
 	if err != nil {
 		return err
 	}
@@ -54,33 +50,29 @@ func runUmount(_ *cli.Program, a *cli.Parsed) error {
 	if err != nil {
 		return err
 	}
-	if st.warning() != "" {
-		// Said once the plan stands (a refused target moves nothing).
-		fmt.Fprintln(os.Stderr, "mounttop: warning: "+oneLine(st.warning()))
-	}
+	warnState(st) // said once the plan stands (a refused target moves nothing)
 	if err := showPlan(os.Stdout, req, &plan); err != nil || req.DryRun {
 		return err
 	}
-	if !req.Yes {
-		if err := confirm(os.Stdin, os.Stderr, &plan); err != nil {
-			return err
-		}
+	if err := confirm(os.Stdin, os.Stderr, req, &plan); err != nil {
+		return err
 	}
 	last, err := runPlan(ctx, ctl, u, plan, req)
 	if err != nil {
 		return err
 	}
-	if s, ok := ctl.signal().(unix.Signal); ok && last.Result != nil && !last.Result.Gone {
-		return &exitError{128 + int(s), errors.New(last.Result.Summary)}
-	}
-	return outcome(last)
+	return outcome(ctl.signal(), last)
 }
 
 // findTarget identifies the mount from the table alone: Resolve lstat()s
 // every component but the mount point itself (a stat of it would clear an
 // expiry mark) and refuses symbolic links, missing paths and paths that
 // are not mount points; --id looks the unique ID up.
-func findTarget(ctx context.Context, in *inspect.Inspector, req *cli.Umount) (*inspect.Snapshot, *inspect.Mount, error) {
+func findTarget(ctx context.Context, req *cli.Umount) (*inspect.Snapshot, *inspect.Mount, error) {
+	in, err := inspect.New("/proc")
+	if err != nil {
+		return nil, nil, err
+	}
 	table, err := in.Mounts(ctx)
 	if err != nil {
 		return nil, nil, err
@@ -174,14 +166,18 @@ func byUniqueID(ctx context.Context, in *inspect.Inspector, table *inspect.Snaps
 	return nil, usagef("umount: no mount with unique ID %d (in this namespace, or detached and still held; mounttop list --json shows them)", id)
 }
 
-// outcome maps the final event to the exit code: 0 gone (verified), 3
+// outcome maps the final event to the exit code: 128+N when signal N
+// ended a run that did not get the mount off, 0 gone (verified), 3
 // marked, 2 refused with nothing changed, 1 anything else.
-func outcome(last unmount.Event) error {
+func outcome(sig os.Signal, last unmount.Event) error {
 	res := last.Result
 	if res == nil {
 		return errors.New("the run ended without a result")
 	}
+	s, signalled := sig.(unix.Signal)
 	switch {
+	case signalled && !res.Gone:
+		return &exitError{128 + int(s), errors.New(res.Summary)}
 	case res.Gone && last.Err == nil:
 		return nil
 	case res.Marked && last.Err == nil:
@@ -236,9 +232,12 @@ func writeEventText(w io.Writer, ev unmount.Event) {
 	fmt.Fprintln(w, termsafe.Message(oneLine(line)))
 }
 
-// confirm asks on the terminal, defaulting to No; with no terminal on
-// stdin it refuses (exit 2): a script must say --yes.
-func confirm(in *os.File, prompt io.Writer, p *unmount.Plan) error {
+// confirm asks on the terminal, unless --yes, defaulting to No; with no
+// terminal on stdin it refuses (exit 2): a script must say --yes.
+func confirm(in *os.File, prompt io.Writer, req *cli.Umount, p *unmount.Plan) error {
+	if req.Yes {
+		return nil
+	}
 	holders := "holders"
 	if len(p.Holders) == 1 {
 		holders = "holder"

@@ -70,20 +70,13 @@ func (p *Program) Help(w io.Writer, name string) error {
 		}
 	}
 	var b strings.Builder
-	for i, s := range p.synopsis(c) {
-		if i == 0 {
-			b.WriteString("usage: " + s + "\n")
-		} else {
-			b.WriteString("       " + s + "\n")
-		}
-	}
+	usage := p.synopsis(c)
 	if name == "" {
 		for _, sc := range p.visible() {
-			for _, s := range p.synopsis(sc) {
-				b.WriteString("       " + s + "\n")
-			}
+			usage = append(usage, p.synopsis(sc)...)
 		}
 	}
+	b.WriteString("usage: " + strings.Join(usage, "\n       ") + "\n")
 	for _, para := range c.Description {
 		b.WriteString("\n" + wrap(para, 0) + "\n")
 	}
@@ -107,12 +100,7 @@ func (p *Program) Help(w io.Writer, name string) error {
 		}
 	}
 	if name == "" {
-		b.WriteString("\nKeys of the interactive view:\n")
-		for _, g := range p.Keys {
-			for _, k := range g.Keys {
-				b.WriteString(column(k.Keys, k.Help, 10))
-			}
-		}
+		p.keysHelp(&b)
 	}
 	b.WriteString("\nExit codes:\n")
 	for _, e := range p.exitCodes(c) {
@@ -120,6 +108,16 @@ func (p *Program) Help(w io.Writer, name string) error {
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// keysHelp lists the view's keys.
+func (p *Program) keysHelp(b *strings.Builder) {
+	b.WriteString("\nKeys of the interactive view:\n")
+	for _, g := range p.Keys {
+		for _, k := range g.Keys {
+			b.WriteString(column(k.Keys, k.Help, 10))
+		}
+	}
 }
 
 // column is one "  NAME  text" entry: the text wrapped beside a name

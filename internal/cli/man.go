@@ -14,120 +14,139 @@ import (
 // version goes in the page's footer.
 func (p *Program) Man(w io.Writer, version string) error {
 	var b strings.Builder
-	up := strings.ToUpper(p.Name)
-	fmt.Fprintf(&b, ".TH %s 1 \"\" \"%s %s\" \"User Commands\"\n", up, p.Name, roff(version))
+	fmt.Fprintf(&b, ".TH %s 1 \"\" \"%s %s\" \"User Commands\"\n", strings.ToUpper(p.Name), p.Name, roff(version))
 	b.WriteString(".SH NAME\n" + p.Name + " \\- " + roff(p.Brief) + "\n")
+	for _, section := range []func(*strings.Builder){p.manSynopsis, p.manCommands, p.manOptions, p.manKeys, p.manExit, p.manJSON} {
+		section(&b)
+	}
+	entries(&b, "FILES", p.Files)
+	entries(&b, "ENVIRONMENT", p.Environment)
+	p.manExamples(&b)
+	p.manSeeAlso(&b)
+	_, err := io.WriteString(w, b.String())
+	return err
+}
 
+func (p *Program) manSynopsis(b *strings.Builder) {
 	b.WriteString(".SH SYNOPSIS\n")
 	for i, c := range append([]*Command{&p.Root}, p.visible()...) {
-		if i > 0 {
-			b.WriteString(".br\n")
-		}
 		for j, s := range p.synopsis(c) {
-			if j > 0 {
+			if i+j > 0 {
 				b.WriteString(".br\n")
 			}
 			name, rest, _ := strings.Cut(s, " ")
-			fmt.Fprintf(&b, ".B %s\n", name)
+			fmt.Fprintf(b, ".B %s\n", name)
 			if rest != "" {
 				b.WriteString(roff(rest) + "\n")
 			}
 		}
 	}
-
 	b.WriteString(".SH DESCRIPTION\n")
-	paragraphs(&b, p.Root.Description)
+	paragraphs(b, p.Root.Description)
+}
 
+func (p *Program) manCommands(b *strings.Builder) {
 	b.WriteString(".SH COMMANDS\n")
 	for _, c := range p.visible() {
-		fmt.Fprintf(&b, ".TP\n.B %s\n%s\n", roff(c.Name), roff(sentence(c.Brief)))
+		fmt.Fprintf(b, ".TP\n.B %s\n%s\n", roff(c.Name), roff(sentence(c.Brief)))
 		for _, para := range c.Description {
 			b.WriteString(".IP\n" + roff(para) + "\n")
 		}
 	}
+}
 
+func (p *Program) manOptions(b *strings.Builder) {
 	b.WriteString(".SH OPTIONS\n")
 	for _, c := range append([]*Command{&p.Root}, p.visible()...) {
 		if len(c.Flags) == 0 && len(c.Args) == 0 {
 			continue
 		}
-		title := p.Name
+		title := p.Name + " (the interactive view)"
 		if c.Name != "" {
-			title += " " + c.Name
-		} else {
-			title += " (the interactive view)"
+			title = p.Name + " " + c.Name
 		}
-		fmt.Fprintf(&b, ".SS \"%s\"\n", roff(title))
+		fmt.Fprintf(b, ".SS \"%s\"\n", roff(title))
 		for _, a := range c.Args {
-			fmt.Fprintf(&b, ".TP\n.I %s\n%s\n", roff(a.Name), roff(a.Help))
+			fmt.Fprintf(b, ".TP\n.I %s\n%s\n", roff(a.Name), roff(a.Help))
 		}
 		for _, f := range c.Flags {
 			if f.Kind == Bool {
-				fmt.Fprintf(&b, ".TP\n.B %s\n", roff("--"+f.Name))
+				fmt.Fprintf(b, ".TP\n.B %s\n", roff("--"+f.Name))
 			} else {
-				fmt.Fprintf(&b, ".TP\n.BI \"%s \" %s\n", roff("--"+f.Name), roff(f.Arg))
+				fmt.Fprintf(b, ".TP\n.BI \"%s \" %s\n", roff("--"+f.Name), roff(f.Arg))
 			}
 			b.WriteString(roff(f.FullHelp()) + "\n")
 		}
 	}
+}
 
+func (p *Program) manKeys(b *strings.Builder) {
 	b.WriteString(".SH KEYS\nIn the interactive view:\n")
 	for _, g := range p.Keys {
-		fmt.Fprintf(&b, ".SS \"%s\"\n", roff(g.Name))
+		fmt.Fprintf(b, ".SS \"%s\"\n.PD 0\n", roff(g.Name))
 		for _, k := range g.Keys {
-			fmt.Fprintf(&b, ".TP\n.B \"%s\"\n%s\n", roff(k.Keys), roff(k.Help))
+			fmt.Fprintf(b, ".TP 12\n.B \"%s\"\n%s\n", roff(k.Keys), roff(k.Help))
 		}
+		b.WriteString(".PD\n")
 	}
+}
 
+func (p *Program) manExit(b *strings.Builder) {
 	b.WriteString(".SH \"EXIT STATUS\"\n")
 	for _, e := range p.ExitCodes {
 		text := e.Meaning
 		if len(e.Only) > 0 {
 			text += " (" + strings.Join(e.Only, ", ") + ")"
 		}
-		fmt.Fprintf(&b, ".TP\n.B %s\n%s\n", roff(e.Code), roff(sentence(text)))
+		fmt.Fprintf(b, ".TP\n.B %s\n%s\n", roff(e.Code), roff(sentence(text)))
 	}
+}
 
-	if len(p.JSON) > 0 {
-		b.WriteString(".SH \"JSON FIELDS\"\n")
-		b.WriteString("Names from the system are carried exactly: invalid UTF\\-8 as \\e\\&udcXX escapes.\n")
-		for _, d := range p.JSON {
-			fmt.Fprintf(&b, ".SS \"%s\"\n%s\n", roff(d.Name), roff(d.What))
-			for _, f := range JSONFields(d.Type) {
-				fmt.Fprintf(&b, ".TP\n.B %s\n%s\n", roff(f.Path), roff(f.Type))
+func (p *Program) manJSON(b *strings.Builder) {
+	if len(p.JSON) == 0 {
+		return
+	}
+	b.WriteString(".SH \"JSON FIELDS\"\n")
+	b.WriteString("Names from the system are carried exactly: invalid UTF\\-8 as \\e\\&udcXX escapes.\n")
+	for _, d := range p.JSON {
+		fmt.Fprintf(b, ".SS \"%s\"\n%s\n.PD 0\n", roff(d.Name), roff(d.What))
+		for _, f := range JSONFields(d.Type) {
+			fmt.Fprintf(b, ".TP 32\n.B %s\n%s\n", roff(f.Path), roff(f.Type))
+		}
+		b.WriteString(".PD\n")
+	}
+}
+
+func (p *Program) manExamples(b *strings.Builder) {
+	if len(p.Examples) == 0 {
+		return
+	}
+	b.WriteString(".SH EXAMPLES\n")
+	for _, e := range p.Examples {
+		fmt.Fprintf(b, ".SS \"%s\"\n%s\n", roff(e.Title), roff(e.Text))
+		if len(e.Commands) > 0 {
+			b.WriteString(".PP\n.RS 4\n.nf\n")
+			for _, c := range e.Commands {
+				b.WriteString(roff(c) + "\n")
 			}
+			b.WriteString(".fi\n.RE\n")
 		}
 	}
+}
 
-	section(&b, "FILES", p.Files)
-	section(&b, "ENVIRONMENT", p.Environment)
-
-	if len(p.Examples) > 0 {
-		b.WriteString(".SH EXAMPLES\n")
-		for _, e := range p.Examples {
-			fmt.Fprintf(&b, ".SS \"%s\"\n%s\n", roff(e.Title), roff(e.Text))
-			if len(e.Commands) > 0 {
-				b.WriteString(".PP\n.RS 4\n.nf\n")
-				for _, c := range e.Commands {
-					b.WriteString(roff(c) + "\n")
-				}
-				b.WriteString(".fi\n.RE\n")
-			}
-		}
+func (p *Program) manSeeAlso(b *strings.Builder) {
+	if len(p.SeeAlso) == 0 {
+		return
 	}
-	if len(p.SeeAlso) > 0 {
-		b.WriteString(".SH \"SEE ALSO\"\n")
-		for i, s := range p.SeeAlso {
-			name, sec, _ := strings.Cut(strings.TrimSuffix(s, ")"), "(")
-			sep := ","
-			if i == len(p.SeeAlso)-1 {
-				sep = ""
-			}
-			fmt.Fprintf(&b, ".BR %s (%s)%s\n", roff(name), sec, sep)
+	b.WriteString(".SH \"SEE ALSO\"\n")
+	for i, s := range p.SeeAlso {
+		name, sec, _ := strings.Cut(strings.TrimSuffix(s, ")"), "(")
+		sep := ","
+		if i == len(p.SeeAlso)-1 {
+			sep = ""
 		}
+		fmt.Fprintf(b, ".BR %s (%s)%s\n", roff(name), sec, sep)
 	}
-	_, err := io.WriteString(w, b.String())
-	return err
 }
 
 func paragraphs(b *strings.Builder, ps []string) {
@@ -139,7 +158,7 @@ func paragraphs(b *strings.Builder, ps []string) {
 	}
 }
 
-func section(b *strings.Builder, name string, es []Entry) {
+func entries(b *strings.Builder, name string, es []Entry) {
 	if len(es) == 0 {
 		return
 	}
@@ -231,7 +250,7 @@ func jsonFields(t reflect.Type, prefix string, out *[]JSONField, seen map[reflec
 		path := prefix + name
 		typ := jsonType(f.Type)
 		if strings.Contains(opts, "omitempty") {
-			typ += ", omitted when empty"
+			typ = strings.TrimSuffix(typ, " or null") + ", omitted when empty" // a nil pointer is omitted, not null
 		}
 		*out = append(*out, JSONField{path, typ})
 		elem := f.Type
