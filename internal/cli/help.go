@@ -35,17 +35,17 @@ func (f *Flag) FlagUsage() string {
 // FullHelp is the help text of the flag: its help, the accepted values and
 // the default.
 func (f *Flag) FullHelp() string {
-	h := f.Help
-	if f.Kind == Enum {
-		h += " (" + strings.Join(f.Values, ", ")
-		if f.Default != "" {
-			h += "; default " + f.Default
-		}
-		h += ")"
-	} else if f.Default != "" && f.Kind != Bool {
-		h += " (default " + f.Default + ")"
+	var notes []string
+	if f.Kind == Enum && !slices.ContainsFunc(f.Values, func(v string) bool { return strings.Contains(f.Help, v) }) {
+		notes = append(notes, "one of "+strings.Join(f.Values, ", "))
 	}
-	return h
+	if f.Default != "" && f.Kind != Bool {
+		notes = append(notes, "default "+f.Default)
+	}
+	if len(notes) == 0 {
+		return f.Help
+	}
+	return f.Help + " (" + strings.Join(notes, "; ") + ")"
 }
 
 // exitCodes are the exit codes c can end with.
