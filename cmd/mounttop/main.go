@@ -13,6 +13,7 @@ import (
 	"runtime"
 
 	"mounttop/internal/cli"
+	"mounttop/internal/present"
 	"mounttop/internal/termsafe"
 	"mounttop/unmount"
 	"mounttop/unmount/revoke"
@@ -59,9 +60,9 @@ var errQuiet = errors.New("nothing more to say")
 // commands print.
 func program() *cli.Program {
 	return cli.Mounttop(
-		cli.JSONDoc{Name: "mounttop list --json", What: "One object: the namespace, the mount table and what killed runs left.", Type: reflect.TypeFor[listOut]()},
-		cli.JSONDoc{Name: "mounttop holders --json", What: "One object: the mount, its holders and how they hold it, the kernel's holders, copies in other namespaces.", Type: reflect.TypeFor[holdersOut]()},
-		cli.JSONDoc{Name: "mounttop umount --json", What: "One object per line per event (the journal's lines too); the last, stage \"done\", has \"result\".", Type: unmount.EventJSONType()},
+		cli.JSONDoc{Name: "mounttop list --json", What: "One object: the namespace, the mount table and what killed runs left.", Type: reflect.TypeFor[present.ListJSON]()},
+		cli.JSONDoc{Name: "mounttop holders --json", What: "One object: the mount, its holders and how they hold it, the kernel's holders, copies in other namespaces.", Type: reflect.TypeFor[present.HoldersJSON]()},
+		cli.JSONDoc{Name: "mounttop umount --json", What: "One object per line per event (the journal's lines too); the last, stage \"done\", has \"result\".", Type: present.EventJSONType()},
 		cli.JSONDoc{Name: "mounttop version --json", What: "One object: the build and the kernel features found.", Type: reflect.TypeFor[cli.Version]()},
 	)
 }

@@ -8,6 +8,7 @@ import (
 
 	"mounttop/inspect"
 	"mounttop/internal/cli"
+	"mounttop/internal/present"
 	"mounttop/internal/termsafe"
 )
 
@@ -23,7 +24,7 @@ func runVersion(_ *cli.Program, a *cli.Parsed) error {
 func printVersion(asJSON bool) error {
 	v := cli.BuildVersion(version).WithFeatures(context.Background(), "/proc")
 	if asJSON {
-		return writeJSON(os.Stdout, v)
+		return present.WriteJSON(os.Stdout, v)
 	}
 	return v.WriteText(os.Stdout)
 }

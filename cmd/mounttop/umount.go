@@ -2,18 +2,16 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
-	"strings"
 
 	"golang.org/x/sys/unix"
 
 	"mounttop/inspect"
 	"mounttop/internal/cli"
-	"mounttop/internal/termsafe"
+	"mounttop/internal/present"
 	"mounttop/unmount"
 )
 
@@ -119,7 +117,7 @@ func showPlan(out io.Writer, req *cli.Umount, plan *unmount.Plan) error {
 	if req.JSON {
 		return writeEvent(out, unmount.PlanEvent(plan))
 	}
-	writePlanText(out, plan)
+	present.PlanText(out, plan)
 	if req.DryRun {
 		fmt.Fprintln(out, "dry run: nothing changed")
 	}
@@ -189,7 +187,7 @@ func outcome(sig os.Signal, last unmount.Event) error {
 }
 
 func writeEvent(w io.Writer, ev unmount.Event) error {
-	b, err := json.Marshal(ev)
+	b, err := present.EventJSON(ev)
 	if err != nil {
 		return err
 	}
@@ -197,40 +195,8 @@ func writeEvent(w io.Writer, ev unmount.Event) error {
 	return err
 }
 
-// writePlanText prints the plan: the summary, then one line per holder with
-// what will happen to it or why it cannot be revoked, then the warnings.
-// Every name from the system is escaped once: unmount's texts carry their
-// names escaped already, and termsafe.Message escapes only a control left
-// raw in them.
-func writePlanText(w io.Writer, p *unmount.Plan) {
-	fmt.Fprintf(w, "plan: %s\n", termsafe.Message(unmount.PlanEvent(p).What))
-	for _, a := range p.Holders {
-		h := a.Holder
-		what := a.Action
-		if a.Refused != "" {
-			what = "REFUSED: " + a.Refused
-		}
-		fmt.Fprintf(w, "  pid %-7d %-16s %-10s %s\n", h.PID, termsafe.Text(h.Comm), termsafe.Text(h.User), termsafe.Message(what))
-	}
-	for _, r := range p.Releases {
-		what := r.What
-		switch {
-		case r.Refused != "":
-			what = "REFUSED: " + what + ": " + r.Refused
-		case !p.Release:
-			what += " (with --release)"
-		}
-		fmt.Fprintf(w, "  release %-5s %s\n", r.Kind, termsafe.Message(oneLine(what)))
-	}
-}
-
-func writeEventText(w io.Writer, ev unmount.Event) {
-	line := fmt.Sprintf("%-8s %s", ev.Stage, ev.What)
-	if ev.Err != nil && !strings.Contains(ev.What, ev.Err.Error()) {
-		line += " [" + ev.Err.Error() + "]"
-	}
-	fmt.Fprintln(w, termsafe.Message(oneLine(line)))
-}
+// writeEventText prints one event as a line of text (present.EventText).
+func writeEventText(w io.Writer, ev unmount.Event) { fmt.Fprintln(w, present.EventText(ev)) }
 
 // confirm asks on the terminal, unless --yes, defaulting to No; with no
 // terminal on stdin it refuses (exit 2): a script must say --yes.
@@ -238,17 +204,5 @@ func confirm(in *os.File, prompt io.Writer, req *cli.Umount, p *unmount.Plan) er
 	if req.Yes {
 		return nil
 	}
-	holders := "holders"
-	if len(p.Holders) == 1 {
-		holders = "holder"
-	}
-	target := termsafe.Quote(p.Target.Mountpoint)
-	if p.Target.Detached {
-		target = fmt.Sprintf("detached mount %d", p.Target.ID)
-	}
-	releases := ""
-	if n := len(p.Releases); p.Release && n > 0 {
-		releases = fmt.Sprintf(" and %d releases", n)
-	}
-	return cli.AskYes(in, prompt, "umount", fmt.Sprintf("%s unmount %s with %d %s%s, as planned above: go ahead? [y/N] ", p.Mode, target, len(p.Holders), holders, releases))
+	return cli.AskYes(in, prompt, "umount", present.ConfirmQuestion(p))
 }
