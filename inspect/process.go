@@ -8,7 +8,6 @@ import (
 	"os/user"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -247,7 +246,7 @@ func (p *proc) readStat() bool {
 	h.Comm, h.State, h.Threads = st.comm, st.state, st.threads
 	p.startTicks = st.start
 	h.StartTicks = st.start
-	h.Started = bootTime(p.in.procRoot).Add(time.Duration(st.start) * time.Second / clockTicks)
+	h.Started = p.in.boot.Add(time.Duration(st.start) * time.Second / clockTicks)
 	var dir unix.Stat_t
 	if err := unix.Fstat(p.dirfd, &dir); err == nil {
 		h.UID = int(dir.Uid)
@@ -289,26 +288,23 @@ func parseStat(b []byte) (procStat, error) {
 // clockTicks is USER_HZ, fixed at 100 on Linux for /proc's clock-tick units.
 const clockTicks = 100
 
-var (
-	bootOnce sync.Once
-	boot     time.Time
-)
-
-func bootTime(procRoot string) time.Time {
-	bootOnce.Do(func() {
-		b, err := readAll(procRoot + "/stat")
-		if err != nil {
-			return
-		}
-		for _, line := range strings.Split(string(b), "\n") {
-			if v, ok := strings.CutPrefix(line, "btime "); ok {
-				if s, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64); err == nil {
-					boot = time.Unix(s, 0)
-				}
+// readBootTime reads the boot time (the "btime" line of procRoot/stat,
+// proc(5)): the zero time when it cannot be read. Each Inspector reads its
+// own /proc's, once, in New: a fixture tree or another pid namespace's
+// /proc has its own.
+func readBootTime(procRoot string) time.Time {
+	b, err := readAll(procRoot + "/stat")
+	if err != nil {
+		return time.Time{}
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "btime "); ok {
+			if s, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64); err == nil {
+				return time.Unix(s, 0)
 			}
 		}
-	})
-	return boot
+	}
+	return time.Time{}
 }
 
 // readIdentity fills in what only holders need: command line and user.
@@ -320,20 +316,21 @@ func (p *proc) readIdentity() {
 			h.Cmdline = strings.Split(string(b), "\x00")
 		}
 	}
-	h.User = userName(h.UID)
+	h.User = p.in.userName(h.UID)
 }
 
-var users sync.Map // uid -> name, for the life of the process
-
-func userName(uid int) string {
-	if v, ok := users.Load(uid); ok {
+// userName returns the name of uid (user.LookupId: /etc/passwd or NSS),
+// or the uid as text; names are kept for the Inspector's life (users), so
+// each uid is looked up once however many scans there are.
+func (in *Inspector) userName(uid int) string {
+	if v, ok := in.users.Load(uid); ok {
 		return v.(string)
 	}
 	name := strconv.Itoa(uid)
 	if u, err := user.LookupId(name); err == nil {
 		name = u.Username
 	}
-	users.Store(uid, name)
+	in.users.Store(uid, name)
 	return name
 }
 

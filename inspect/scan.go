@@ -45,8 +45,8 @@ func (in *Inspector) scan(ctx context.Context, withProcs bool) (*Snapshot, error
 	if err != nil {
 		return nil, err
 	}
-	snap := &Snapshot{Taken: start, UniqueIDs: uniqueOK, Mounts: mounts, Holders: map[MountID][]Holder{}, Warnings: warnings}
-	snap.buildIndex()
+	snap := NewSnapshot(mounts, nil, warnings)
+	snap.Taken, snap.UniqueIDs = start, uniqueOK
 	if withProcs {
 		tbl := &scanTable{byID: map[MountID]*Mount{}, byOld: map[int]MountID{}, byDev: map[uint64][]MountID{},
 			uniqueOK: uniqueOK, internal: in.internal, anon: in.anon}

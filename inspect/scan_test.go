@@ -270,7 +270,7 @@ func TestHungFuseServer(t *testing.T) {
 
 	done := make(chan *Snapshot, 1)
 	go func() {
-		in, _ := New("/proc", WithProcessTimeout(2*time.Second))
+		in, _ := New("/proc", withProcessTimeout(2*time.Second))
 		snap, err := in.Scan(context.Background())
 		if err != nil {
 			t.Error(err)
@@ -331,7 +331,7 @@ func TestProcessDeadline(t *testing.T) {
 	for i := 0; i < 8; i++ {
 		testns.StartVictim(t, testns.RoleCwd, dir)
 	}
-	in, err := New("/proc", WithProcessTimeout(time.Microsecond), WithWorkers(2))
+	in, err := New("/proc", withProcessTimeout(time.Microsecond), withWorkers(2))
 	if err != nil {
 		t.Fatal(err)
 	}
