@@ -168,7 +168,11 @@ func (w *Workload) startHolders(ctx context.Context, exe string) error {
 		return err
 	}
 	defer r.Close()
-	env := []string{"GOMAXPROCS=1", "GOGC=off", envSpec + "=" + w.Size.spec(w.Layout)}
+	if w.Size.Shape == Thin {
+		wr.Close()
+		return w.startThin()
+	}
+	env := []string{"GOMAXPROCS=1", "GOGC=off", envSpec + "=" + w.Size.spec(w.Layout), EnvPython + "=" + Python()}
 	for i := 0; i < w.Size.Procs; i++ {
 		p := PlanFor(w.Size, i)
 		path := exe
@@ -209,7 +213,86 @@ func (w *Workload) startHolders(ctx context.Context, exe string) error {
 		}
 		ready++
 	}
+	return w.waitExecs(deadline)
+}
+
+// waitExecs waits until every holder that execs sleep or bash after
+// reporting ready shows that command's name (/proc/PID/comm): only then
+// is the machine what the plan says.
+func (w *Workload) waitExecs(deadline time.Time) error {
+	for i, c := range w.Holders {
+		want := PlanFor(w.Size, i).Role.Comm()
+		if want == "" {
+			continue
+		}
+		for {
+			b, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", c.Process.Pid))
+			if err != nil {
+				return fmt.Errorf("holder %d: %w", i, err)
+			}
+			if strings.TrimSpace(string(b)) == want {
+				break
+			}
+			if time.Now().After(deadline) {
+				return fmt.Errorf("holder %d is still %q, not %s", i, strings.TrimSpace(string(b)), want)
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
 	return nil
+}
+
+// startThin starts the Thin shape's holders: /bin/sleep, each started
+// with its plan's fds opened here and handed over (ExtraFiles, closed
+// here once it runs) and its cwd; exec.Cmd.Start returns once the exec
+// succeeded, so each holds everything when it returns.
+func (w *Workload) startThin() error {
+	for i := 0; i < w.Size.Procs; i++ {
+		p := PlanFor(w.Size, i)
+		files := make([]*os.File, 0, len(p.Opens))
+		closeAll := func() {
+			for _, f := range files {
+				f.Close()
+			}
+		}
+		for _, o := range p.Opens {
+			f, err := os.OpenFile(w.Layout.Path(o.Mount, o.Name), o.Flags, 0)
+			if err != nil {
+				closeAll()
+				return err
+			}
+			files = append(files, f)
+		}
+		dir := "/"
+		if p.Cwd != "" {
+			dir = w.Layout.Path(p.Home, p.Cwd)
+		}
+		cmd := &exec.Cmd{
+			Path: "/bin/sleep", Args: []string{"sleep", "infinity"}, Dir: dir,
+			Stderr: os.Stderr, ExtraFiles: files,
+			SysProcAttr: &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL},
+		}
+		err := cmd.Start()
+		closeAll()
+		if err != nil {
+			return fmt.Errorf("starting holder %d: %w", i, err)
+		}
+		w.Holders = append(w.Holders, cmd)
+	}
+	return nil
+}
+
+// Python returns the python3 binary RolePython holders exec: the
+// system's (/usr/bin/python3, which starts without a shim), else the
+// first on $PATH, else "" (the Go holder maps the files itself).
+func Python() string {
+	if _, err := os.Stat("/usr/bin/python3"); err == nil {
+		return "/usr/bin/python3"
+	}
+	if p, err := exec.LookPath("python3"); err == nil {
+		return p
+	}
+	return ""
 }
 
 // Alive returns how many holders are still running (not exited, not a
@@ -294,7 +377,8 @@ func (w *Workload) Close() (Teardown, error) {
 // re-executed process can prove it is elsewhere (CheckPrivate).
 const EnvParentNS = "MOUNTTOP_BENCH_PARENT_NS"
 
-// Enter re-executes this binary with args in a new mount namespace with
+// Enter re-executes this binary with args, as pid 1 of a new pid namespace
+// (the caller then mounts its /proc: MountProc), in a new mount namespace with
 // private propagation (Go's Unshareflags CLONE_NEWNS remounts / with
 // MS_REC|MS_PRIVATE before exec) and waits for it; the child dies with us
 // (Pdeathsig). SIGINT and SIGTERM sent to us are passed on to it, so it can
@@ -311,7 +395,10 @@ func Enter(args []string, env []string) (int, error) {
 	cmd := exec.Command(exe, args...)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
 	cmd.Env = append(append(os.Environ(), env...), EnvParentNS+"="+strconv.FormatUint(st.Ino, 10))
-	cmd.SysProcAttr = &syscall.SysProcAttr{Unshareflags: unix.CLONE_NEWNS, Pdeathsig: syscall.SIGKILL}
+	// A pid namespace of its own too: the tools measured see the
+	// workload's processes only, and a Thin workload's 20,000 pids are
+	// counted against its own pid_max (pid_namespaces(7)).
+	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: unix.CLONE_NEWPID, Unshareflags: unix.CLONE_NEWNS, Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		return 1, fmt.Errorf("entering a private mount namespace: %w", err)
 	}
@@ -332,6 +419,28 @@ func Enter(args []string, env []string) (int, error) {
 		return 1, err
 	}
 	return 0, nil
+}
+
+// MountProc mounts a proc filesystem of our pid namespace on /proc, once
+// CheckPrivate has said this mount namespace is ours alone, so that
+// every tool run here sees the workload's processes only. Raising the
+// namespace's pid_max to the top (kernel.pid_max is per pid namespace
+// since Linux 6.14, never above the parent's) is tried; it fails
+// harmlessly on older kernels.
+func MountProc() error {
+	if err := CheckPrivate(parentNS()); err != nil {
+		return err
+	}
+	if err := unix.Mount("proc", "/proc", "proc", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, ""); err != nil {
+		return fmt.Errorf("mounting /proc for our pid namespace: %w", err)
+	}
+	os.WriteFile("/proc/sys/kernel/pid_max", []byte("4194304"), 0)
+	return nil
+}
+
+func parentNS() uint64 {
+	n, _ := strconv.ParseUint(os.Getenv(EnvParentNS), 10, 64)
+	return n
 }
 
 // inChildUserNS reports whether we run in a user namespace other than the
