@@ -12,7 +12,7 @@
 # holders, 200,000 fds, 50 mounts), fat-half, fat (10 x 19,000 fds),
 # thin-half, thin (20,000 sleeps x 5 fds); small and large are issue 2's.
 # Other knobs: REPS (rounds per tool), VIEW (sizes at which the view idles;
-# default mixed, or the last size), VIEW_IDLE (60s), VIEW_KEYS (5),
+# default mixed, or the last size), VIEW_IDLE (60s), VIEW_KEYS (5), WARMUP (1),
 # SCAN_SIZES (sizes for the in-process BenchmarkScan; default none),
 # GOBENCH=0 to skip the Go benchmarks.
 #
@@ -84,7 +84,7 @@ go build -o "$tmp/floor" ./bench/cmd/floor
 } | tee "$txt"
 
 status=0
-"$tmp/workload" -size "$sizes" -reps "$reps" -mounttop "$tmp/mounttop" -floor "$tmp/floor" \
+"$tmp/workload" -size "$sizes" -reps "$reps" -warmup "${WARMUP:-1}" -mounttop "$tmp/mounttop" -floor "$tmp/floor" \
 	-view "$view" -view-idle "$view_idle" -view-keys "$view_keys" -out "$json" > >(tee -a "$txt") 2>&1 &
 gen_pid=$!
 wait "$gen_pid" || status=$?

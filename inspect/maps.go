@@ -13,11 +13,15 @@ import (
 type mapping struct {
 	start, end uint64
 	dev, ino   uint64
-	path       string
+	// path is the mapped path, within the line read: a scan makes a
+	// string of it only where it is shown or needed (a python process
+	// maps hundreds of libraries on /, which a count-only scan never
+	// names).
+	path []byte
 }
 
 // parseMapsLine parses "START-END PERMS OFFSET MAJ:MIN INODE   PATH"
-// (proc(5)); ok is false for anonymous mappings.
+// (proc(5)); ok is false for anonymous mappings. It allocates nothing.
 func parseMapsLine(line []byte) (mapping, bool) {
 	var m mapping
 	field := func() []byte {
@@ -33,26 +37,54 @@ func parseMapsLine(line []byte) (mapping, bool) {
 		return f
 	}
 	rng, _, _, dev, inode := field(), field(), field(), field(), field()
-	ino, err := strconv.ParseUint(string(inode), 10, 64)
-	if err != nil || ino == 0 {
+	ino, ok := parseUint(inode, 10)
+	if !ok || ino == 0 {
 		return m, false
 	}
 	lo, hi, ok := bytes.Cut(rng, []byte("-"))
 	if !ok {
 		return m, false
 	}
-	m.start, _ = strconv.ParseUint(string(lo), 16, 64)
-	m.end, _ = strconv.ParseUint(string(hi), 16, 64)
+	m.start, _ = parseUint(lo, 16)
+	m.end, _ = parseUint(hi, 16)
 	maj, min, ok := bytes.Cut(dev, []byte(":"))
 	if !ok {
 		return m, false
 	}
-	ma, _ := strconv.ParseUint(string(maj), 16, 32)
-	mi, _ := strconv.ParseUint(string(min), 16, 32)
+	ma, _ := parseUint(maj, 16)
+	mi, _ := parseUint(min, 16)
 	m.dev = unix.Mkdev(uint32(ma), uint32(mi))
 	m.ino = ino
-	m.path = string(bytes.TrimLeft(line, " "))
+	m.path = bytes.TrimLeft(line, " ")
 	return m, true
+}
+
+// parseUint is strconv.ParseUint(string(b), base, 64) for base 10 or 16
+// without the string: 0 and false for an empty, malformed or overflowing
+// number.
+func parseUint(b []byte, base uint64) (uint64, bool) {
+	if len(b) == 0 {
+		return 0, false
+	}
+	var v uint64
+	for _, c := range b {
+		var d uint64
+		switch {
+		case c >= '0' && c <= '9':
+			d = uint64(c - '0')
+		case base == 16 && c >= 'a' && c <= 'f':
+			d = uint64(c-'a') + 10
+		case base == 16 && c >= 'A' && c <= 'F':
+			d = uint64(c-'A') + 10
+		default:
+			return 0, false
+		}
+		if v > (^uint64(0)-d)/base {
+			return 0, false
+		}
+		v = v*base + d
+	}
+	return v, true
 }
 
 // scanMaps attributes file mappings. The device in maps names a
@@ -97,7 +129,7 @@ func (p *proc) scanMaps() {
 				noMapFiles = errors.Is(err, unix.EPERM) || errors.Is(err, unix.EACCES)
 				continue
 			}
-			path, deleted := strings.CutSuffix(m.path, " (deleted)")
+			path, deleted := strings.CutSuffix(string(m.path), " (deleted)")
 			p.other(p.dirfd, name, Use{Kind: UseMmap, FD: -1, Inode: m.ino, Start: m.start, End: m.end, Path: path, Deleted: deleted}, t)
 			continue
 		}
@@ -121,17 +153,13 @@ func (p *proc) scanMaps() {
 				if p.foreign {
 					continue // another namespace's paths mean nothing in ours
 				}
-				id = p.byPath(cands, m.path)
+				id = p.byPath(cands, string(m.path))
 			}
 		}
-		deleted := false
-		path := m.path
-		if s, ok := bytes.CutSuffix([]byte(path), []byte(" (deleted)")); ok {
-			path, deleted = string(s), true
-		}
+		path, deleted := bytes.CutSuffix(m.path, []byte(" (deleted)"))
 		u := Use{Kind: UseMmap, FD: -1, Inode: m.ino, Start: m.start, End: m.end, Deleted: deleted}
 		if p.in.wantDetail(id) {
-			u.Path = path
+			u.Path = string(path)
 		}
 		p.add(id, u)
 	}

@@ -103,7 +103,11 @@ func (j *job) reading(r read, arg int) {
 		return
 	}
 	j.arg.Store(int64(arg))
-	j.since.Store(time.Now().UnixNano())
+	// The clock only when the kind of read changes: a process's fds are
+	// one read (since the first), not a clock read per fd.
+	if read(j.now.Load()) != r || j.since.Load() == 0 {
+		j.since.Store(time.Now().UnixNano())
+	}
 	j.now.Store(uint32(r))
 }
 

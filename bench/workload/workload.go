@@ -12,6 +12,8 @@ import (
 	"os/signal"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -245,41 +247,80 @@ func (w *Workload) waitExecs(deadline time.Time) error {
 // startThin starts the Thin shape's holders: /bin/sleep, each started
 // with its plan's fds opened here and handed over (ExtraFiles, closed
 // here once it runs) and its cwd; exec.Cmd.Start returns once the exec
-// succeeded, so each holds everything when it returns.
+// succeeded, so each holds everything when it returns. Eight goroutines
+// start them (20,000 one after the other took minutes on a busy machine);
+// stdin and stdout are one /dev/null shared by all.
 func (w *Workload) startThin() error {
-	for i := 0; i < w.Size.Procs; i++ {
-		p := PlanFor(w.Size, i)
-		files := make([]*os.File, 0, len(p.Opens))
-		closeAll := func() {
-			for _, f := range files {
-				f.Close()
-			}
-		}
-		for _, o := range p.Opens {
-			f, err := os.OpenFile(w.Layout.Path(o.Mount, o.Name), o.Flags, 0)
-			if err != nil {
-				closeAll()
-				return err
-			}
-			files = append(files, f)
-		}
-		dir := "/"
-		if p.Cwd != "" {
-			dir = w.Layout.Path(p.Home, p.Cwd)
-		}
-		cmd := &exec.Cmd{
-			Path: "/bin/sleep", Args: []string{"sleep", "infinity"}, Dir: dir,
-			Stderr: os.Stderr, ExtraFiles: files,
-			SysProcAttr: &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL},
-		}
-		err := cmd.Start()
-		closeAll()
-		if err != nil {
-			return fmt.Errorf("starting holder %d: %w", i, err)
-		}
-		w.Holders = append(w.Holders, cmd)
+	null, err := os.Open(os.DevNull)
+	if err != nil {
+		return err
 	}
-	return nil
+	defer null.Close()
+	w.Holders = make([]*exec.Cmd, w.Size.Procs)
+	var next atomic.Int64
+	errs := make([]error, 8)
+	var wg sync.WaitGroup
+	for g := range errs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= w.Size.Procs {
+					return
+				}
+				cmd, err := w.startSleep(i, null)
+				if err != nil {
+					errs[g] = err
+					next.Store(int64(w.Size.Procs)) // the others stop too
+					return
+				}
+				w.Holders[i] = cmd
+			}
+		}()
+	}
+	wg.Wait()
+	// Close and the checks expect every holder: keep the started ones
+	// only (in index order) when some failed.
+	started := w.Holders[:0]
+	for _, c := range w.Holders {
+		if c != nil {
+			started = append(started, c)
+		}
+	}
+	w.Holders = started
+	return errors.Join(errs...)
+}
+
+// startSleep starts Thin holder i.
+func (w *Workload) startSleep(i int, null *os.File) (*exec.Cmd, error) {
+	p := PlanFor(w.Size, i)
+	files := make([]*os.File, 0, len(p.Opens))
+	defer func() {
+		for _, f := range files {
+			f.Close()
+		}
+	}()
+	for _, o := range p.Opens {
+		f, err := os.OpenFile(w.Layout.Path(o.Mount, o.Name), o.Flags, 0)
+		if err != nil {
+			return nil, err
+		}
+		files = append(files, f)
+	}
+	dir := "/"
+	if p.Cwd != "" {
+		dir = w.Layout.Path(p.Home, p.Cwd)
+	}
+	cmd := &exec.Cmd{
+		Path: "/bin/sleep", Args: []string{"sleep", "infinity"}, Dir: dir,
+		Stdin: null, Stdout: null, Stderr: os.Stderr, ExtraFiles: files,
+		SysProcAttr: &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL},
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("starting holder %d: %w", i, err)
+	}
+	return cmd, nil
 }
 
 // Python returns the python3 binary RolePython holders exec: the
