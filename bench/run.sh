@@ -13,6 +13,7 @@
 # thin-half, thin (20,000 sleeps x 5 fds); small and large are issue 2's.
 # Other knobs: REPS (rounds per tool), VIEW (sizes at which the view idles;
 # default mixed, or the last size), VIEW_IDLE (60s), VIEW_KEYS (5), WARMUP (1),
+# VIEW_ONLY=1 (only the view, at each size in SIZES: SIZES=mixed VIEW=mixed VIEW_ONLY=1),
 # SCAN_SIZES (sizes for the in-process BenchmarkScan; default none),
 # GOBENCH=0 to skip the Go benchmarks.
 #
@@ -85,7 +86,7 @@ go build -o "$tmp/floor" ./bench/cmd/floor
 
 status=0
 "$tmp/workload" -size "$sizes" -reps "$reps" -warmup "${WARMUP:-1}" -mounttop "$tmp/mounttop" -floor "$tmp/floor" \
-	-view "$view" -view-idle "$view_idle" -view-keys "$view_keys" -out "$json" > >(tee -a "$txt") 2>&1 &
+	-view "$view" -view-idle "$view_idle" -view-keys "$view_keys" ${VIEW_ONLY:+-view-only} -out "$json" > >(tee -a "$txt") 2>&1 &
 gen_pid=$!
 wait "$gen_pid" || status=$?
 gen_pid=

@@ -55,6 +55,7 @@ type options struct {
 	view     map[string]bool // sizes at which the view's idle cost is measured
 	viewIdle time.Duration
 	viewKeys int
+	viewOnly bool
 }
 
 func main() {
@@ -95,6 +96,7 @@ func parseFlags(args []string) (*options, error) {
 		"($WORKLOAD_TARGET: the measured mount, $WORKLOAD_BASE: where the mounts are)")
 	view := fs.String("view", "", "sizes at which to measure the interactive view idling on the measured mount (tmux), comma-separated")
 	fs.DurationVar(&o.viewIdle, "view-idle", time.Minute, "how long the view idles while its CPU is measured")
+	fs.BoolVar(&o.viewOnly, "view-only", false, "measure only the view (at every size given), not the scan commands")
 	fs.IntVar(&o.viewKeys, "view-keys", 5, "key presses (each opening and closing help) timed while the view is busy")
 	fs.DurationVar(&o.timeout, "timeout", 5*time.Minute, "give up on one tool run after this long")
 	if err := fs.Parse(args); err != nil {

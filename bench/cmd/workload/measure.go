@@ -113,6 +113,16 @@ func runTool(ctx context.Context, timeBin string, t tool, timeout time.Duration)
 // starting at tool r mod 4, so no tool always runs first after a quiet
 // spell or always after the heaviest one. Then it checks the answers.
 func measure(ctx context.Context, o *options, w *workload.Workload) error {
+	if o.viewOnly {
+		view, err := measureView(ctx, o, w)
+		if err != nil {
+			return fmt.Errorf("measuring the view: %w", err)
+		}
+		if o.out != "" {
+			return writeResults(o.out, w, nil, nil, view, loadavg(), loadavg(), nil)
+		}
+		return nil
+	}
 	target := w.Layout.Mount(0)
 	tools := []tool{
 		{floorT, []string{o.floor}},
