@@ -357,3 +357,50 @@ func TestProcessDeadline(t *testing.T) {
 		t.Fatal("scan with abandoned workers never ended")
 	}
 }
+
+// TestScanFocus: ScanFocus records the focused mount's uses in full (the
+// fd's path) and only counts on the others (the victim's executable on
+// its own mount), from an Inspector made for full detail.
+func TestScanFocus(t *testing.T) {
+	dir := testns.Tmpfs(t, "")
+	file := filepath.Join(dir, "r")
+	writeFile(t, file)
+	other := testns.Tmpfs(t, "")
+	v := testns.StartVictimExe(t, testns.CopySelf(t, other), testns.RoleFD, file, "r")
+	in, err := New("/proc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	table, err := in.Mounts(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	focus, exeMount := mountAt(t, table, dir), mountAt(t, table, other)
+	snap, err := in.ScanFocus(ctx, focus.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var fd, exe *Use
+	for _, h := range snap.HoldersOf(focus.ID) {
+		for i, u := range h.Uses {
+			if h.PID == v.PID && u.Kind == UseFD {
+				fd = &h.Uses[i]
+			}
+		}
+	}
+	for _, h := range snap.HoldersOf(exeMount.ID) {
+		for i, u := range h.Uses {
+			if h.PID == v.PID && u.Kind == UseExe {
+				exe = &h.Uses[i]
+			}
+		}
+	}
+	if fd == nil || fd.Path != file || fd.Access != AccessRead {
+		t.Errorf("focused mount: fd use %+v, want %s read-only with its path", fd, file)
+	}
+	if exe == nil || exe.Path != "" || exe.Count != 1 {
+		t.Errorf("other mount: exe use %+v, want counted only (no path, count 1)", exe)
+	}
+}
