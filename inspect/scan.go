@@ -92,7 +92,7 @@ type mountUses struct {
 }
 
 // scanProcesses reads every process with a fixed pool of in.workers
-// goroutines that take pids in turn. Each pid has a deadline (perProcess):
+// goroutines that take pids in turn. Each read of a pid has a deadline (perProcess, from job.reading):
 // a watchdog abandons a worker stuck on one (a hung filesystem), records
 // the read it is stuck in with the Inspector (in.stuck), starts a fresh
 // worker in its place and queues the pid once more: the second look
@@ -209,7 +209,7 @@ func (in *Inspector) scanProcesses(ctx context.Context, tbl *scanTable, snap *Sn
 		case now := <-tick.C:
 			mu.Lock()
 			for j := range active {
-				if now.Sub(j.start) >= in.perProcess && in.stuck.abandon(j) {
+				if now.Sub(j.idleSince()) >= in.perProcess && in.stuck.abandon(j) {
 					delete(active, j)
 					if j.retry {
 						timedOut = append(timedOut, j.pid)

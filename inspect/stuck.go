@@ -97,17 +97,25 @@ type job struct {
 	procStart atomic.Uint64
 }
 
+// idleSince is when the read under way started (the job's start before
+// the first).
+func (j *job) idleSince() time.Time {
+	if ns := j.since.Load(); ns != 0 {
+		return time.Unix(0, ns)
+	}
+	return j.start
+}
+
 // reading records that the worker starts r (arg: the fd or thread, or 0).
+// The watchdog's deadline runs from here: one read that does not return,
+// not a process that has many to make (19,000 fds on a busy machine take
+// longer than the deadline, each read returning at once).
 func (j *job) reading(r read, arg int) {
 	if j == nil {
 		return
 	}
 	j.arg.Store(int64(arg))
-	// The clock only when the kind of read changes: a process's fds are
-	// one read (since the first), not a clock read per fd.
-	if read(j.now.Load()) != r || j.since.Load() == 0 {
-		j.since.Store(time.Now().UnixNano())
-	}
+	j.since.Store(time.Now().UnixNano())
 	j.now.Store(uint32(r))
 }
 

@@ -90,14 +90,14 @@ func printTable(out io.Writer, path string) error {
 			if a == nil || b == nil {
 				continue
 			}
-			parts = append(parts, fmt.Sprintf("%s time x%.2f, memory x%.2f", strings.Fields(name)[0]+suffix(name),
-				float64(b.Median)/float64(a.Median), float64(b.PeakRSS)/float64(a.PeakRSS)))
+			parts = append(parts, fmt.Sprintf("%s CPU x%.2f (wall x%.2f), memory x%.2f", strings.Fields(name)[0]+suffix(name),
+				float64(b.CPU)/float64(a.CPU), float64(b.Median)/float64(a.Median), float64(b.PeakRSS)/float64(a.PeakRSS)))
 		}
 		lines = append(lines, fmt.Sprintf("- %s (%d -> %d processes, %d -> %d fds): %s", r.Size.Name,
 			half.Size.Procs, r.Size.Procs, half.Size.FDs, r.Size.FDs, strings.Join(parts, "; ")))
 	}
 	if len(lines) > 0 {
-		fmt.Fprintln(out, "Growth from half to full size (x2 is linear):")
+		fmt.Fprintln(out, "Growth from half to full size (x2 is linear; CPU is what a loaded machine does not stretch):")
 		for _, l := range lines {
 			fmt.Fprintln(out, l)
 		}
