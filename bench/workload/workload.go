@@ -172,7 +172,7 @@ func (w *Workload) startHolders(ctx context.Context, exe string) error {
 	defer r.Close()
 	if w.Size.Shape == Thin {
 		wr.Close()
-		return w.startThin()
+		return w.startThin(ctx)
 	}
 	env := []string{"GOMAXPROCS=1", "GOGC=off", envSpec + "=" + w.Size.spec(w.Layout), EnvPython + "=" + Python()}
 	for i := 0; i < w.Size.Procs; i++ {
@@ -250,7 +250,7 @@ func (w *Workload) waitExecs(deadline time.Time) error {
 // succeeded, so each holds everything when it returns. Eight goroutines
 // start them (20,000 one after the other took minutes on a busy machine);
 // stdin and stdout are one /dev/null shared by all.
-func (w *Workload) startThin() error {
+func (w *Workload) startThin(ctx context.Context) error {
 	null, err := os.Open(os.DevNull)
 	if err != nil {
 		return err
@@ -267,6 +267,11 @@ func (w *Workload) startThin() error {
 			for {
 				i := int(next.Add(1)) - 1
 				if i >= w.Size.Procs {
+					return
+				}
+				if err := ctx.Err(); err != nil { // SIGINT/SIGTERM: stop starting
+					errs[g] = err
+					next.Store(int64(w.Size.Procs))
 					return
 				}
 				cmd, err := w.startSleep(i, null)
