@@ -274,7 +274,7 @@ func releaseTitle(r unmount.Release, snap *inspect.Snapshot) string {
 		}
 		return s + "?"
 	}
-	return "Release " + safe(r.Kind) + " " + safe(r.Name) + "?"
+	return "Release " + r.Kind.String() + " " + safe(r.Name) + "?"
 }
 
 func describeRelease(r unmount.Release, snap *inspect.Snapshot, nsWord string) string {
@@ -303,7 +303,7 @@ func describeRelease(r unmount.Release, snap *inspect.Snapshot, nsWord string) s
 	if r.What != "" {
 		return shown(r.What)
 	}
-	return safe(r.Kind) + " " + safe(r.Name)
+	return r.Kind.String() + " " + safe(r.Name)
 }
 
 // releaseLines state exactly what a release does and to whom, for its
@@ -447,7 +447,7 @@ func namespaceOf(snap *inspect.Snapshot, pid int) (*inspect.Namespace, bool) {
 func matchRelease(rs []unmount.Release, row holderRow) (unmount.Release, bool) {
 	for _, r := range rs {
 		switch {
-		case row.kernel != nil && r.Kind == row.kernel.Kind && r.Name == row.kernel.Name:
+		case row.kernel != nil && r.Kind.String() == row.kernel.Kind && r.Name == row.kernel.Name:
 			return r, true
 		case row.copy != nil && r.Kind == "copy" && r.OldID == row.copy.Mount.OldID && containsPID(row.copy.Namespace.PIDs, r.PID):
 			return r, true

@@ -32,14 +32,29 @@ func (e Engine) Plan(ctx context.Context, req Request) (unmount.Plan, error) {
 	return e.U.Prepare(ctx, p)
 }
 
-// Run implements Unmounter.
+// Run implements Unmounter. A choice of the dialog that changes what the
+// plan computes ("signal instead", "also release") prepares it again, so
+// the run's holder actions and refusals are the chosen policy's; a plan
+// that cannot be prepared again ends as a single StageDone event.
 func (e Engine) Run(ctx context.Context, req Request, plan unmount.Plan) <-chan unmount.Event {
 	plan.Mode = req.Mode
-	plan.Policy = req.Policy
+	if req.Policy != 0 {
+		plan.Policy = req.Policy
+	}
 	plan.ExpireWhenIdle = req.WhenIdle
 	plan.Release = req.Release && req.Mode == unmount.ModeStaged
 	if req.Mode == unmount.ModeExpire && req.Interval > 0 {
 		plan.Interval = req.Interval
+	}
+	if plan.Stale() {
+		p, err := e.U.Prepare(ctx, plan)
+		if err != nil {
+			ch := make(chan unmount.Event, 1)
+			ch <- unmount.Event{Stage: unmount.StageDone, Err: err, Result: &unmount.Result{Summary: "nothing changed: " + err.Error()}}
+			close(ch)
+			return ch
+		}
+		plan = p
 	}
 	return e.U.Run(ctx, plan)
 }

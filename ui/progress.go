@@ -174,7 +174,11 @@ func (p *progressPane) apply(ev unmount.Event) {
 		p.revoking = true
 	}
 	if ev.Holders != nil {
-		p.holders = append(p.holders[:0:0], ev.Holders...)
+		if ev.Stage == unmount.StagePlan {
+			p.holders = append(p.holders[:0:0], ev.Holders...) // the full picture
+		} else {
+			p.holders = unmount.ApplyHolders(p.holders, ev.Holders) // what changed
+		}
 		left := 0
 		for _, h := range p.holders {
 			if h.State != "revoked" && h.State != "gone" {

@@ -254,10 +254,10 @@ func planFilesystem(snap *inspect.Snapshot, p *Plan) Filesystem {
 				continue
 			}
 			switch r.Kind {
-			case "copy":
+			case ReleaseCopy:
 				released[fmt.Sprintf("mount\x00%s\x00%d", r.Mountpoint, r.Namespace)] = true
 			default:
-				released[r.Kind+"\x00"+r.Name+"\x000"] = true
+				released[r.Kind.String()+"\x00"+r.Name+"\x000"] = true
 			}
 		}
 	}
