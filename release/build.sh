@@ -19,7 +19,8 @@
 # own architecture (`mounttop man`, `mounttop completion SHELL`); they do
 # not depend on the target architecture. Needs go, tar, gzip, sha256sum and
 # dpkg-deb (package dpkg, or dpkg-dev); `file`, when present, double-checks
-# that the binaries are static.
+# that the binaries are static. Exit status: 0 done, 1 a step failed, 2 bad
+# usage, 3 the binary could not generate the man page or a completion.
 set -euo pipefail
 
 usage() { echo "usage: release/build.sh VERSION   (e.g. 1.2.0; DIST=dir to build elsewhere than dist/)" >&2; exit 2; }
@@ -68,10 +69,17 @@ hostarch=$(go env GOHOSTARCH)
 build "$hostarch" "$work/host/mounttop"
 docs=$work/docs
 mkdir -p "$docs/completions"
-"$work/host/mounttop" man > "$docs/mounttop.1"
-"$work/host/mounttop" completion bash > "$docs/completions/mounttop.bash"
-"$work/host/mounttop" completion zsh > "$docs/completions/_mounttop"
-"$work/host/mounttop" completion fish > "$docs/completions/mounttop.fish"
+gen() { # gen OUT ARGS...: mounttop ARGS > OUT
+  local out=$1; shift
+  if ! "$work/host/mounttop" "$@" > "$out"; then
+    echo "release/build.sh: \`mounttop $*\` failed: this mounttop cannot generate its docs" >&2
+    exit 3
+  fi
+}
+gen "$docs/mounttop.1" man
+gen "$docs/completions/mounttop.bash" completion bash
+gen "$docs/completions/_mounttop" completion zsh
+gen "$docs/completions/mounttop.fish" completion fish
 for f in "$docs/mounttop.1" "$docs"/completions/*; do
   [ -s "$f" ] || { echo "release/build.sh: $(basename "$f") came out empty" >&2; exit 1; }
 done

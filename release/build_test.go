@@ -4,7 +4,9 @@ import (
 	"archive/tar"
 	"bufio"
 	"compress/gzip"
+	"context"
 	"crypto/sha256"
+	"debug/buildinfo"
 	"debug/elf"
 	"encoding/hex"
 	"errors"
@@ -14,7 +16,9 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 )
 
 const testVersion = "0.0.0-releasetest"
@@ -49,9 +53,29 @@ func TestBuildScript(t *testing.T) {
 	}
 	requireTools(t, "go", "bash", "tar", "gzip", "sha256sum", "dpkg-deb")
 	dist := t.TempDir()
-	cmd := exec.Command("bash", "build.sh", testVersion)
+	// The script and the go builds it starts run in a process group of
+	// their own, killed as a whole if they overrun the test's deadline
+	// (and by Pdeathsig if the test binary dies), so none is left behind.
+	deadline, ok := t.Deadline()
+	if !ok {
+		deadline = time.Now().Add(8 * time.Minute)
+	}
+	ctx, cancel := context.WithDeadline(context.Background(), deadline.Add(-20*time.Second))
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "bash", "build.sh", testVersion)
 	cmd.Env = append(os.Environ(), "DIST="+dist, "TMPDIR="+t.TempDir())
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	cmd.WaitDelay = 5 * time.Second
 	out, err := cmd.CombinedOutput()
+	if ee, ok := err.(*exec.ExitError); ok && ee.ExitCode() == 3 {
+		// mounttop man and mounttop completion come with the cli
+		// branch; until it is merged the script cannot finish.
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("CI: build.sh: the binary cannot generate its man page or completions:\n%s", out)
+		}
+		t.Skipf("build.sh: the binary cannot generate its man page or completions yet:\n%s", out)
+	}
 	if err != nil {
 		t.Fatalf("build.sh %s: %v\n%s", testVersion, err, out)
 	}
@@ -147,6 +171,19 @@ func checkStatic(t *testing.T, bin string, machine elf.Machine) {
 	}
 	if libs, _ := f.ImportedLibraries(); len(libs) > 0 {
 		t.Errorf("%s: needs shared libraries %v", bin, libs)
+	}
+	// The build settings Go records: cgo off (so os/user parses
+	// /etc/passwd itself and nothing calls into libc's NSS), paths trimmed.
+	info, err := buildinfo.ReadFile(bin)
+	if err != nil {
+		t.Fatalf("%s: %v", bin, err)
+	}
+	settings := map[string]string{}
+	for _, s := range info.Settings {
+		settings[s.Key] = s.Value
+	}
+	if settings["CGO_ENABLED"] != "0" || settings["-trimpath"] != "true" {
+		t.Errorf("%s: built with CGO_ENABLED=%q -trimpath=%q, want 0 and true", bin, settings["CGO_ENABLED"], settings["-trimpath"])
 	}
 	if path, err := exec.LookPath("file"); err == nil {
 		b, _ := exec.Command(path, "-b", bin).Output()
