@@ -5,6 +5,7 @@
 package unmount
 
 import (
+	"slices"
 	"time"
 
 	"mounttop/inspect"
@@ -177,12 +178,42 @@ type Plan struct {
 	// Filesystem is the forecast: what keeps the filesystem itself in use
 	// once the target and its submounts are unmounted (planFilesystem).
 	Filesystem Filesystem
+
+	// prepared are the choices Prepare computed Holders, Releases and
+	// Warnings for (Stale).
+	prepared planChoices
 }
+
+// planChoices are the fields of a Plan that decide what Prepare computes:
+// the holder actions and refusals (Mode, Policy, Grace, Release), the
+// releases (ReleaseHost), the refusals of the request (Recursive,
+// AllowSystem).
+type planChoices struct {
+	mode        Mode
+	policy      Policy
+	grace       time.Duration
+	release     bool
+	releaseHost bool
+	recursive   bool
+	allowSystem bool
+}
+
+func (p *Plan) choices() planChoices {
+	return planChoices{mode: p.Mode, policy: p.Policy, grace: p.Grace, release: p.Release,
+		releaseHost: p.ReleaseHost, recursive: p.Recursive, allowSystem: p.AllowSystem}
+}
+
+// Stale reports whether a choice that decides what Prepare computes
+// (mode, policy, grace, release, recursive, allow-system) was changed
+// since p was prepared, or p never was: its holder actions, refusals and
+// warnings would not be what a run of it does, so it must be prepared
+// again ("signal instead", "also release") before it is shown or run.
+func (p *Plan) Stale() bool { return p.prepared != p.choices() }
 
 // Release is one non-process holder the staged run can free, by the
 // operator's choice (Plan.Release), or the TUI on its own (Unmounter.Release).
 type Release struct {
-	Kind       string // "copy" (the filesystem mounted in another mount namespace), "loop", "swap"
+	Kind       ReleaseKind
 	What       string // operator words, e.g. "unmount its copy at /x in mount namespace mnt:[4026532] (pid 812), lazily"
 	PID        int    // copy: a process living in that namespace (the setns(2) target)
 	Mountpoint string // copy: where it is mounted there
@@ -208,11 +239,40 @@ type Release struct {
 	Host bool
 }
 
+// Status is one holder's state during a run.
+type Status string
+
+const (
+	StatusPending   Status = "pending"   // not acted on yet
+	StatusRevoked   Status = "revoked"   // its uses of the mount were revoked
+	StatusRefused   Status = "refused"   // it cannot be revoked (or the revoke failed), Reason says why
+	StatusSignalled Status = "signalled" // sent SIGTERM or SIGKILL (PolicySignal)
+	StatusGone      Status = "gone"      // it exited or let go of the mount
+	// StatusUntouched: a plain mode (lazy, expire, force) does not act
+	// on processes; the view shows them so.
+	StatusUntouched Status = "untouched"
+)
+
+// String is the state's word, as `umount --json` and the view show it.
+func (s Status) String() string { return string(s) }
+
+// ReleaseKind is what a Release frees.
+type ReleaseKind string
+
+const (
+	ReleaseCopy ReleaseKind = "copy" // the filesystem mounted in another mount namespace
+	ReleaseLoop ReleaseKind = "loop" // a loop device backed by a file on it
+	ReleaseSwap ReleaseKind = "swap" // a swap file on it
+)
+
+// String is the kind's word, as `umount --json` and the view show it.
+func (k ReleaseKind) String() string { return string(k) }
+
 // HolderState is one holder's state during a run, for the progress pane.
 type HolderState struct {
 	PID    int
 	Comm   string
-	State  string // "pending", "revoked", "refused", "signalled", "gone"
+	State  Status
 	Reason string
 	// Namespace is "mnt:[N]" for a holder of a copy in another mount
 	// namespace (Plan.Release revokes those too), "" for ours.
@@ -225,6 +285,9 @@ type Result struct {
 	Marked    bool   // expire: the mount is marked, call again to unmount
 	Summary   string // one line for the operator
 	Remaining []inspect.Holder
+	// Holders is the per-holder picture at the end of the run, in full
+	// (the events between the plan and the result carry only changes).
+	Holders []HolderState
 	// Filesystem: once the mount is gone, whether the filesystem itself
 	// is (checkFilesystem); nil when the mount is not gone.
 	Filesystem *Filesystem
@@ -232,15 +295,18 @@ type Result struct {
 
 // Event is one step of a run. Err is set when that step failed.
 type Event struct {
-	Stage     Stage
-	Mount     inspect.MountID
-	PID       int    // the holder concerned, 0 for mount-level events
-	What      string // operator-readable description
-	Err       error
-	At        time.Time
-	Holders   []HolderState // set when the per-holder picture changed
-	Remaining int           // drain: holder processes left
-	Result    *Result       // StageDone only
+	Stage Stage
+	Mount inspect.MountID
+	PID   int    // the holder concerned, 0 for mount-level events
+	What  string // operator-readable description
+	Err   error
+	At    time.Time
+	// Holders: on the StagePlan event, every holder; on the others, only
+	// the holders whose state changed since the previous event that
+	// carried any (ApplyHolders keeps the full picture).
+	Holders   []HolderState
+	Remaining int     // drain: holder processes left
+	Result    *Result // StageDone only
 
 	// StagePlan only: what the plan can release (Plan.Releases) and
 	// whether the operator opted in (Plan.Release).
@@ -252,4 +318,30 @@ type Event struct {
 	// StagePlan only: the forecast of what keeps the filesystem in use
 	// after the unmount (Plan.Filesystem).
 	Filesystem *Filesystem
+}
+
+// ApplyHolders applies an event's holder changes to a picture: a holder
+// already in pic takes its new state, a new one is added; the result is in
+// pid order. A consumer starts from the plan event's Holders and applies
+// every later event's, and so keeps the full picture (Result.Holders has it
+// too).
+func ApplyHolders(pic, changed []HolderState) []HolderState {
+	if len(changed) == 0 {
+		return pic
+	}
+	out := append([]HolderState(nil), pic...)
+	at := make(map[int]int, len(out))
+	for i, h := range out {
+		at[h.PID] = i
+	}
+	for _, h := range changed {
+		if i, ok := at[h.PID]; ok {
+			out[i] = h
+			continue
+		}
+		at[h.PID] = len(out)
+		out = append(out, h)
+	}
+	slices.SortStableFunc(out, func(a, b HolderState) int { return a.PID - b.PID })
+	return out
 }

@@ -50,7 +50,7 @@ func TestBindFilePlainModes(t *testing.T) {
 	m := mountAt(t, path)
 	ctx := context.Background()
 	u := realUnmounter(t)
-	if _, err := Expire(ctx, &m, OpenExpiryBook("")); !errors.Is(err, unix.EBUSY) {
+	if _, err := u.Expire(ctx, &m); !errors.Is(err, unix.EBUSY) {
 		t.Errorf("expire of a held mount of a file: %v, want EBUSY", err)
 	}
 	if err := u.Force(ctx, &m); !errors.Is(err, unix.EBUSY) {

@@ -122,3 +122,23 @@ func submountList(ms []inspect.Mount, max int) string {
 	}
 	return strings.Join(parts, ", ")
 }
+
+// ErrHolderGone is what a Revoker returns for a process that exited.
+var ErrHolderGone = errors.New("the process exited")
+
+// ErrTransient marks a revoke failure that may pass (errors.Is): a holder
+// that did not reach a ptrace stop (D state) or an injected call that hung.
+// The drain tries such a holder again on every pass.
+var ErrTransient = errors.New("may pass")
+
+// transient wraps a Revoker error as ErrTransient, keeping its message.
+type transient struct{ err error }
+
+func (e transient) Error() string        { return e.err.Error() }
+func (e transient) Unwrap() error        { return e.err }
+func (e transient) Is(target error) bool { return target == ErrTransient }
+
+// ErrReleaseFailed ends a run whose mount is gone (verified) while a
+// release of the plan failed: what it was to free (a copy in another
+// namespace, a loop device, a swap file) still holds the filesystem.
+var ErrReleaseFailed = errors.New("a release failed")

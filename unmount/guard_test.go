@@ -78,7 +78,7 @@ func TestSystemMountsGuarded(t *testing.T) {
 // would lose its record), planned with it.
 func TestJournalMountGuarded(t *testing.T) {
 	dir := testns.Tmpfs(t, "")
-	j, err := OpenJournal(filepath.Join(dir, "log", "journal.jsonl")) // a tmpfs root is 1777: no state dir
+	j, err := OpenJournal(filepath.Join(dir, "log", "journal.jsonl"), testEncoder) // a tmpfs root is 1777: no state dir
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -17,139 +17,10 @@ import (
 	"mounttop/internal/termsafe"
 )
 
-// eventJSON is the wire form of an Event: one object per line of
-// `mounttop umount --json` and of the journal. Every name from the system
-// goes through termsafe.Name (exact bytes, terminal-safe).
-type eventJSON struct {
-	Stage     string          `json:"stage"`
-	Time      time.Time       `json:"time"`
-	MountID   inspect.MountID `json:"mount_id,omitempty"`
-	PID       int             `json:"pid,omitempty"`
-	What      termsafe.Name   `json:"what,omitempty"`
-	Error     termsafe.Name   `json:"error,omitempty"`
-	Holders   []holderJSON    `json:"holders,omitempty"`
-	Remaining *int            `json:"remaining,omitempty"`
-	Result    *resultJSON     `json:"result,omitempty"`
-	Releases  []releaseJSON   `json:"releases,omitempty"`
-	Release   bool            `json:"release,omitempty"`
-	Server    *serverJSON     `json:"server,omitempty"`
-	// Filesystem (plan): what keeps the filesystem in use after the
-	// unmount, as forecast.
-	Filesystem *filesystemJSON `json:"filesystem,omitempty"`
-}
-
-// filesystemJSON is Filesystem: whether the filesystem itself is released
-// and what still uses it.
-type filesystemJSON struct {
-	Released   bool                `json:"released"`
-	Checked    bool                `json:"checked"`
-	Device     string              `json:"device"`
-	InUseBy    []filesystemUseJSON `json:"in_use_by"`
-	Exclusive  bool                `json:"exclusive,omitempty"` // the block device opened with O_EXCL
-	DeviceName termsafe.Name       `json:"device_name,omitempty"`
-	Note       termsafe.Name       `json:"note,omitempty"`
-}
-
-type filesystemUseJSON struct {
-	Kind      string        `json:"kind"`
-	Where     termsafe.Name `json:"where,omitempty"`
-	Namespace string        `json:"namespace,omitempty"` // "mnt:[N]" when not ours
-	Host      bool          `json:"host,omitempty"`
-	PIDs      []int         `json:"pids,omitempty"`
-}
-
-func newFilesystemJSON(f *Filesystem) *filesystemJSON {
-	out := &filesystemJSON{Released: f.Released, Checked: f.Checked, Device: f.Device, InUseBy: []filesystemUseJSON{},
-		Exclusive: f.Exclusive, DeviceName: termsafe.Name(f.DeviceName), Note: termsafe.Name(f.Note)}
-	for _, u := range f.InUseBy {
-		j := filesystemUseJSON{Kind: u.Kind, Where: termsafe.Name(u.Where), Host: u.Host, PIDs: u.PIDs}
-		if u.Namespace != 0 {
-			j.Namespace = fmt.Sprintf("mnt:[%d]", u.Namespace)
-		}
-		out.InUseBy = append(out.InUseBy, j)
-	}
-	return out
-}
-
-// serverJSON is the probe's finding (Plan.Server), on the plan event of a
-// staged run.
-type serverJSON struct {
-	Answering bool          `json:"answering"`
-	Aborted   bool          `json:"aborted,omitempty"`
-	How       termsafe.Name `json:"how"`
-	Abort     termsafe.Name `json:"abort,omitempty"` // what the run does to cut it off a server that does not answer
-}
-
-// releaseJSON is one of the plan's releases (Release).
-type releaseJSON struct {
-	Kind       string        `json:"kind"`
-	What       termsafe.Name `json:"what"`
-	PID        int           `json:"pid,omitempty"`
-	Namespace  uint64        `json:"namespace,omitempty"`
-	Mountpoint termsafe.Name `json:"mountpoint,omitempty"`
-	Name       termsafe.Name `json:"name,omitempty"`
-	Lazy       bool          `json:"lazy,omitempty"`
-	Propagates bool          `json:"propagates,omitempty"`
-	Refused    termsafe.Name `json:"refused,omitempty"`
-	Host       bool          `json:"host,omitempty"` // a copy in the host's mount namespace (pid 1's)
-}
-
-type holderJSON struct {
-	PID       int           `json:"pid"`
-	Comm      termsafe.Name `json:"comm"`
-	State     string        `json:"state"`
-	Reason    termsafe.Name `json:"reason,omitempty"`
-	Namespace string        `json:"namespace,omitempty"` // "mnt:[N]": holds a copy in another mount namespace
-}
-
-type resultJSON struct {
-	Gone      bool          `json:"gone"`
-	Marked    bool          `json:"marked"`
-	Summary   termsafe.Name `json:"summary"`
-	Remaining []holderJSON  `json:"remaining,omitempty"`
-	// Filesystem: once the mount is gone, whether the filesystem is.
-	Filesystem *filesystemJSON `json:"filesystem,omitempty"`
-}
-
-// MarshalJSON renders the event as documented for `mounttop umount --json`:
-// "stage" is Stage.String(); "result" is set on the last ("done") event.
-func (e Event) MarshalJSON() ([]byte, error) {
-	out := eventJSON{Stage: e.Stage.String(), Time: e.At, MountID: e.Mount, PID: e.PID, What: termsafe.Name(e.What)}
-	if e.Err != nil {
-		out.Error = termsafe.Name(e.Err.Error())
-	}
-	for _, h := range e.Holders {
-		out.Holders = append(out.Holders, holderJSON{PID: h.PID, Comm: termsafe.Name(h.Comm), State: h.State, Reason: termsafe.Name(h.Reason), Namespace: h.Namespace})
-	}
-	if e.Stage == StageDrain {
-		n := e.Remaining
-		out.Remaining = &n
-	}
-	for _, r := range e.Releases {
-		out.Releases = append(out.Releases, releaseJSON{Kind: r.Kind, What: termsafe.Name(r.What), PID: r.PID, Namespace: r.Namespace,
-			Mountpoint: termsafe.Name(r.Mountpoint), Name: termsafe.Name(r.Name), Lazy: r.Lazy, Propagates: r.Propagates, Refused: termsafe.Name(r.Refused), Host: r.Host})
-	}
-	out.Release = e.Release
-	if e.Filesystem != nil {
-		out.Filesystem = newFilesystemJSON(e.Filesystem)
-	}
-	if s := e.Server; s != nil {
-		out.Server = &serverJSON{Answering: s.Answering, Aborted: s.Aborted, How: termsafe.Name(s.How)}
-		if !s.Answering {
-			out.Server.Abort = termsafe.Name(s.Abort.What)
-		}
-	}
-	if r := e.Result; r != nil {
-		out.Result = &resultJSON{Gone: r.Gone, Marked: r.Marked, Summary: termsafe.Name(r.Summary)}
-		if r.Filesystem != nil {
-			out.Result.Filesystem = newFilesystemJSON(r.Filesystem)
-		}
-		for _, h := range r.Remaining {
-			out.Result.Remaining = append(out.Result.Remaining, holderJSON{PID: h.PID, Comm: termsafe.Name(h.Comm), State: string(h.State)})
-		}
-	}
-	return json.Marshal(out)
-}
+// EventEncoder renders one event as a JSON object, for the journal. It is
+// the caller's (cmd and the view pass present.EventJSON, the renderer of
+// `umount --json`): unmount writes no document of its own.
+type EventEncoder func(Event) ([]byte, error)
 
 // Journal appends one JSON line per action to a file, so an incident can be
 // reviewed afterwards: the target, the mode, each revoke with its pid and
@@ -166,6 +37,8 @@ type Journal struct {
 	f    *os.File // nil once the journal is disabled
 	name string
 	run  string
+	// encode renders each event (OpenJournal's enc).
+	encode EventEncoder
 	// stuck is set once a line was abandoned (journalWait): every later
 	// Record returns it at once.
 	stuck error
@@ -192,8 +65,11 @@ func DefaultJournalPath(euid int, getenv func(string) string) string {
 // directory is opened and checked (OpenStateDir: created 0700 if missing,
 // refused if anyone else could write in it), the file is created 0600 or
 // opened relative to it without following a link. run identifies this
-// invocation's lines.
-func OpenJournal(path string) (*Journal, error) {
+// invocation's lines; enc renders each event's object (present.EventJSON).
+func OpenJournal(path string, enc EventEncoder) (*Journal, error) {
+	if enc == nil {
+		return nil, errors.New("journal: no event encoder")
+	}
 	d, err := OpenStateDir(context.Background(), filepath.Dir(path))
 	if err != nil {
 		return nil, fmt.Errorf("journal: %w", err)
@@ -203,6 +79,7 @@ func OpenJournal(path string) (*Journal, error) {
 		d.Close()
 		return nil, err
 	}
+	j.encode = enc
 	return j, nil
 }
 
@@ -317,7 +194,7 @@ func (j *Journal) record(target, mode, policy string, ev Event) error {
 	if j == nil {
 		return nil
 	}
-	evb, err := json.Marshal(ev)
+	evb, err := j.encode(ev)
 	if err != nil {
 		return err
 	}

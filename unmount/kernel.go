@@ -54,10 +54,6 @@ func NewSystem(in *inspect.Inspector, r Revoker, opts ...SystemOption) System {
 // SystemOption configures the real System.
 type SystemOption func(*kernel)
 
-// StashIn makes the beneath-swap fence's private directory under dir
-// (default: the first of /run, $TMPDIR, / that is not on the target).
-func StashIn(dir string) SystemOption { return func(k *kernel) { k.stashRoot = dir } }
-
 func (k *kernel) Scan(ctx context.Context) (*inspect.Snapshot, error)   { return k.in.Scan(ctx) }
 func (k *kernel) Mounts(ctx context.Context) (*inspect.Snapshot, error) { return k.in.Mounts(ctx) }
 

@@ -56,7 +56,7 @@ func TestLeftoverFencesReal(t *testing.T) {
 				t.Errorf("Describe: %s", d)
 			}
 			jdir := t.TempDir()
-			j, err := OpenJournal(filepath.Join(jdir, "journal.jsonl"))
+			j, err := OpenJournal(filepath.Join(jdir, "journal.jsonl"), testEncoder)
 			if err != nil {
 				t.Fatal(err)
 			}

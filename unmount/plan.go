@@ -24,7 +24,8 @@ const (
 
 // Prepare completes a plan for p.Target (at least its ID; the rest is
 // refreshed from a scan) with p's Mode, Policy and durations: the holders
-// and what will happen to each, what will be refused and why, and the
+// and what will happen to each under p.Policy (and with p.Release, the
+// holders of propagating copies too), what will be refused and why, and the
 // warnings. It changes nothing. An error wrapping ErrRefused means the
 // request itself is refused: the root mount, the mount holding mounttop's
 // own executable or cwd, a mount with submounts without Recursive, expire
@@ -34,6 +35,69 @@ func (u *Unmounter) Prepare(ctx context.Context, p Plan) (Plan, error) {
 	if p.Mode < ModeLazy || p.Mode > ModeStaged {
 		return p, &Error{Op: "plan", Target: p.Target.Mountpoint, Err: fmt.Errorf("%w: no mode given", ErrRefused)}
 	}
+	p.setDefaults()
+	// Everything below is computed afresh: a plan prepared again (another
+	// policy, Release) shares no slice with the one it came from.
+	p.Warnings = nil
+	snap, err := u.sys.Scan(ctx)
+	if err != nil {
+		return p, &Error{Op: "plan", Target: p.Target.Mountpoint, Err: err}
+	}
+	m, ok := snap.Mount(p.Target.ID)
+	if !ok {
+		return p, &Error{Op: "plan", Target: p.Target.Mountpoint, Err: ErrGone}
+	}
+	p.Target = *m
+	subs := snap.Descendants(m.ID)
+	p.Submounts = nil
+	for _, id := range subs {
+		if s, ok := snap.Mount(id); ok {
+			p.Submounts = append(p.Submounts, *s)
+		}
+	}
+	if err := u.checkTarget(&p, subs); err != nil {
+		return p, err
+	}
+	held, stackedNames, err := u.planStacked(&p, snap, subs)
+	if err != nil {
+		return p, err
+	}
+	p.Holders = nil
+	for _, h := range holdersOf(snap, m.ID, held) {
+		p.Holders = append(p.Holders, u.holderAction(p, h))
+	}
+	if a := m.Automount; a != nil {
+		p.Warnings = append(p.Warnings, termsafe.Text(a.Warning(m.Mountpoint)))
+	}
+	if p.Mode == ModeForce && ForceIgnored(m.FSType) {
+		p.Warnings = append(p.Warnings, ForceIgnoredNote(m.FSType))
+	}
+	ids := append([]inspect.MountID{m.ID}, subs...)
+	p.Releases = nil
+	if !m.Detached {
+		p.Releases = findReleases(snap, ids, p.ReleaseHost)
+	}
+	if p.Release && p.Mode == ModeStaged && !m.Detached {
+		p.Holders = append(p.Holders, u.copyHolderActions(p, snap, ids)...)
+	}
+	p.Warnings = append(p.Warnings, busyWarnings(&p, snap, ids, stackedNames)...)
+	if p.Mode == ModeStaged {
+		u.probePlan(ctx, &p)
+	}
+	p.Filesystem = planFilesystem(snap, &p)
+	p.Warnings = append(p.Warnings, aliveWarnings(snap, m.ID)...)
+	for _, o := range snap.SameFilesystem(m.ID) {
+		p.Warnings = append(p.Warnings, fmt.Sprintf("the filesystem is also mounted at %s: it stays alive there", termsafe.Quote(o.Mountpoint)))
+	}
+	if n := len(snap.Warnings); n > 0 {
+		p.Warnings = append(p.Warnings, fmt.Sprintf("the scan was partial (%d warnings, first: %s)", n, termsafe.Text(snap.Warnings[0].String())))
+	}
+	p.prepared = p.choices()
+	return p, nil
+}
+
+// setDefaults fills the durations and the policy the operator left unset.
+func (p *Plan) setDefaults() {
 	if p.Policy == 0 {
 		p.Policy = PolicyClose
 	}
@@ -52,149 +116,136 @@ func (u *Unmounter) Prepare(ctx context.Context, p Plan) (Plan, error) {
 	if p.Timeout > 0 && p.CallTimeout > p.Timeout {
 		p.CallTimeout = p.Timeout
 	}
-	snap, err := u.sys.Scan(ctx)
-	if err != nil {
-		return p, &Error{Op: "plan", Target: p.Target.Mountpoint, Err: err}
-	}
-	m, ok := snap.Mount(p.Target.ID)
-	if !ok {
-		return p, &Error{Op: "plan", Target: p.Target.Mountpoint, Err: ErrGone}
-	}
-	p.Target = *m
-	refuse := func(format string, a ...any) (Plan, error) {
-		return p, &Error{Op: "umount", Target: planTarget(m), Err: fmt.Errorf("%w: "+format, append([]any{ErrRefused}, a...)...)}
-	}
+}
+
+// refusal is the error of a request refused for why (ErrRefused).
+func refusal(m *inspect.Mount, format string, a ...any) error {
+	return &Error{Op: "umount", Target: planTarget(m), Err: fmt.Errorf("%w: "+format, append([]any{ErrRefused}, a...)...)}
+}
+
+// checkTarget refuses the requests Prepare documents (the root, a
+// detached mount for a plain mode, the system's and mounttop's own mounts,
+// submounts without Recursive, expire with submounts) and warns of an
+// override that let one through.
+func (u *Unmounter) checkTarget(p *Plan, subs []inspect.MountID) error {
+	m := &p.Target
 	switch {
 	case m.Detached && p.Mode != ModeStaged:
-		return refuse("%s", detachedRefusal(p.Mode))
+		return refusal(m, "%s", detachedRefusal(p.Mode))
 	case !m.Detached && (m.Mountpoint == "/" || m.ParentID == m.ID):
-		return refuse("it is the root of this mount namespace")
-	}
-	subs := snap.Descendants(m.ID)
-	p.Submounts = p.Submounts[:0]
-	for _, id := range subs {
-		if s, ok := snap.Mount(id); ok {
-			p.Submounts = append(p.Submounts, *s)
-		}
+		return refusal(m, "it is the root of this mount namespace")
 	}
 	if why := SystemMount(m); why != "" && !p.AllowSystem {
-		return refuse("%s", refusalText(why))
+		return refusal(m, "%s", refusalText(why))
 	}
 	if own, err := u.sys.Self(); err == nil {
 		why, hard := ownMountReason(own, u.journalMount(), append([]inspect.MountID{m.ID}, subs...))
 		switch {
 		case why != "" && hard:
-			return refuse("%s", why)
+			return refusal(m, "%s", why)
 		case why != "" && !p.AllowSystem:
-			return refuse("%s", refusalText(why))
+			return refusal(m, "%s", refusalText(why))
 		case why != "":
 			p.Warnings = append(p.Warnings, "allowed by --allow-system-mount: "+why)
 		}
 	} else {
 		p.Warnings = append(p.Warnings, "could not check mounttop's own executable, cwd and /proc: "+err.Error())
 	}
-	if len(p.Submounts) > 0 {
-		if p.Mode == ModeExpire {
-			e := &Error{Op: "umount --expire", Target: m.Mountpoint, Submounts: p.Submounts,
-				Err: fmt.Errorf("%w: a mount with submounts is never idle", ErrRefused), Hint: "expire the submounts first"}
-			return p, e
-		}
-		if !p.Recursive {
-			e := &Error{Op: "umount", Target: m.Mountpoint, Submounts: p.Submounts,
-				Err: fmt.Errorf("%w: it has submounts", ErrRefused), Hint: "--recursive unmounts them too, deepest first"}
-			return p, e
-		}
+	if len(p.Submounts) == 0 {
+		return nil
+	}
+	if p.Mode == ModeExpire {
+		return &Error{Op: "umount --expire", Target: m.Mountpoint, Submounts: p.Submounts,
+			Err: fmt.Errorf("%w: a mount with submounts is never idle", ErrRefused), Hint: "expire the submounts first"}
+	}
+	if !p.Recursive {
+		return &Error{Op: "umount", Target: m.Mountpoint, Submounts: p.Submounts,
+			Err: fmt.Errorf("%w: it has submounts", ErrRefused), Hint: "--recursive unmounts them too, deepest first"}
+	}
+	return nil
+}
+
+// planStacked finds, for a staged run, the stacking filesystems with a
+// layer on the target or its submounts (Plan.Stacked, with Recursive;
+// else a warning). held are the mounts whose holders are revoked (the
+// submounts and, with Recursive, the stacked); stackedNames their mount
+// points, which no busy warning names.
+func (u *Unmounter) planStacked(p *Plan, snap *inspect.Snapshot, subs []inspect.MountID) (held []inspect.MountID, stackedNames map[string]bool, err error) {
+	m := &p.Target
+	p.Stacked = nil
+	stackedNames = map[string]bool{}
+	held = append([]inspect.MountID(nil), subs...)
+	if p.Mode != ModeStaged || m.Detached {
+		return held, stackedNames, nil
 	}
 	stacked := stackedOn(snap, append([]inspect.MountID{m.ID}, subs...))
-	p.Stacked = p.Stacked[:0]
-	stackedNames := map[string]bool{}
-	held := append([]inspect.MountID(nil), subs...) // the mounts whose holders are revoked
-	if p.Mode == ModeStaged && !m.Detached {
-		for _, s := range stacked {
-			stackedNames[s.Mountpoint] = true
-			if !p.Recursive {
-				continue
-			}
-			switch {
-			case s.Mountpoint == "/" || s.ParentID == s.ID:
-				return refuse("the %s at %s that uses it as a layer is the root of this mount namespace", termsafe.Text(s.FSType), termsafe.Quote(s.Mountpoint))
-			case SystemMount(&s) != "" && !p.AllowSystem:
-				return refuse("%s", refusalText(SystemMount(&s)))
-			}
-			p.Stacked = append(p.Stacked, s)
-			held = append(held, s.ID)
+	for _, s := range stacked {
+		stackedNames[s.Mountpoint] = true
+		if !p.Recursive {
+			continue
 		}
-		if len(stacked) > 0 && !p.Recursive {
-			p.Warnings = append(p.Warnings, fmt.Sprintf("--recursive unmounts first what uses it as a layer: %s", submountList(stacked, 5)))
+		switch {
+		case s.Mountpoint == "/" || s.ParentID == s.ID:
+			return nil, nil, refusal(m, "the %s at %s that uses it as a layer is the root of this mount namespace", termsafe.Text(s.FSType), termsafe.Quote(s.Mountpoint))
+		case SystemMount(&s) != "" && !p.AllowSystem:
+			return nil, nil, refusal(m, "%s", refusalText(SystemMount(&s)))
 		}
+		p.Stacked = append(p.Stacked, s)
+		held = append(held, s.ID)
+	}
+	if len(stacked) > 0 && !p.Recursive {
+		p.Warnings = append(p.Warnings, fmt.Sprintf("--recursive unmounts first what uses it as a layer: %s", submountList(stacked, 5)))
 	}
 	if len(p.Stacked) > 0 {
 		if own, err := u.sys.Self(); err == nil {
 			if why, _ := ownMountReason(own, u.journalMount(), held); why != "" {
-				return refuse("%s", why)
+				return nil, nil, refusal(m, "%s", why)
 			}
 		}
 	}
-	p.Holders = p.Holders[:0]
-	for _, h := range holdersOf(snap, m.ID, held) {
-		p.Holders = append(p.Holders, u.holderAction(p, h))
-	}
-	if a := m.Automount; a != nil {
-		p.Warnings = append(p.Warnings, termsafe.Text(a.Warning(m.Mountpoint)))
-	}
-	if p.Mode == ModeForce && ForceIgnored(m.FSType) {
-		p.Warnings = append(p.Warnings, ForceIgnoredNote(m.FSType))
-	}
-	ids := append([]inspect.MountID{m.ID}, subs...)
-	p.Releases = p.Releases[:0]
-	if !m.Detached {
-		p.Releases = findReleases(snap, ids, p.ReleaseHost)
-	}
-	if p.Release && p.Mode == ModeStaged && !m.Detached {
-		p.Holders = append(p.Holders, u.copyHolderActions(p, snap, ids)...)
-	}
+	return held, stackedNames, nil
+}
+
+// busyWarnings names what else keeps the mounts ids busy (busyReasonList)
+// and whether the run can release it.
+func busyWarnings(p *Plan, snap *inspect.Snapshot, ids []inspect.MountID, stackedNames map[string]bool) []string {
 	refused := map[string]bool{}
 	for _, r := range p.Releases {
 		if r.Refused != "" && r.Name != "" {
 			refused[r.Name] = true
 		}
 	}
+	var out []string
 	for _, r := range busyReasonList(snap, ids...) {
 		switch {
 		case len(p.Stacked) > 0 && stackedNames[r.name]:
 			continue // unmounted first (Plan.Stacked)
 		case !r.releasable || refused[r.name]:
-			p.Warnings = append(p.Warnings, "held by "+r.text+" (no revoke can release it)")
+			out = append(out, "held by "+r.text+" (no revoke can release it)")
 		case p.Release && p.Mode == ModeStaged:
-			p.Warnings = append(p.Warnings, "held by "+r.text+" (released during the run)")
+			out = append(out, "held by "+r.text+" (released during the run)")
 		default:
-			p.Warnings = append(p.Warnings, "held by "+r.text+" (no revoke of ours releases it; a staged run with --release does)")
+			out = append(out, "held by "+r.text+" (no revoke of ours releases it; a staged run with --release does)")
 		}
 	}
-	if p.Mode == ModeStaged {
-		// Before anything changes: does the server answer? The plan says
-		// what the run does if not (describePlan).
-		var hs []inspect.Holder
-		for _, a := range p.Holders {
-			if a.Namespace == "" {
-				hs = append(hs, a.Holder)
-			}
+	return out
+}
+
+// probePlan asks, before anything changes, whether the filesystem's server
+// answers (Plan.Server); the plan says what the run does if not
+// (describePlan). A detached mount is probed through a holder's fd or cwd.
+func (u *Unmounter) probePlan(ctx context.Context, p *Plan) {
+	var hs []inspect.Holder
+	for _, a := range p.Holders {
+		if a.Namespace == "" {
+			hs = append(hs, a.Holder)
 		}
-		path := m.Mountpoint
-		if m.Detached {
-			path = holderLink(hs, nil)
-		}
-		p.Server = u.probe(ctx, m, path, probeLimit(&p))
 	}
-	p.Filesystem = planFilesystem(snap, &p)
-	p.Warnings = append(p.Warnings, aliveWarnings(snap, m.ID)...)
-	for _, o := range snap.SameFilesystem(m.ID) {
-		p.Warnings = append(p.Warnings, fmt.Sprintf("the filesystem is also mounted at %s: it stays alive there", termsafe.Quote(o.Mountpoint)))
+	path := p.Target.Mountpoint
+	if p.Target.Detached {
+		path = holderLink(hs, nil)
 	}
-	if n := len(snap.Warnings); n > 0 {
-		p.Warnings = append(p.Warnings, fmt.Sprintf("the scan was partial (%d warnings, first: %s)", n, termsafe.Text(snap.Warnings[0].String())))
-	}
-	return p, nil
+	p.Server = u.probe(ctx, &p.Target, path, probeLimit(p))
 }
 
 // journalMount is the unique ID of the mount the journal lies on (0: no

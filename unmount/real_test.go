@@ -315,23 +315,24 @@ func writeFile(t *testing.T, path, data string) {
 
 func itoa(n int) string { return strconv.Itoa(n) }
 
-// TestPackageFunctions: the package-level Lazy, Force and Expire act on
-// the live system like the Unmounter's methods.
-func TestPackageFunctions(t *testing.T) {
+// TestPlainModes: Lazy, Force and Expire (with an expiry book) act on the
+// live system: lazy and force unmount an idle mount, expire marks it and
+// a second call unmounts it.
+func TestPlainModes(t *testing.T) {
 	ctx := context.Background()
 	a, b, c := testns.Tmpfs(t, ""), testns.Tmpfs(t, ""), testns.Tmpfs(t, "")
 	ma, mb, mc := mountAt(t, a), mountAt(t, b), mountAt(t, c)
-	if err := Lazy(ctx, &ma); err != nil || testns.IsMountPoint(a) {
+	u := realUnmounter(t, WithExpiryBook(OpenExpiryBook("")))
+	if err := u.Lazy(ctx, &ma); err != nil || testns.IsMountPoint(a) {
 		t.Fatalf("Lazy: %v", err)
 	}
-	if err := Force(ctx, &mb); err != nil || testns.IsMountPoint(b) {
+	if err := u.Force(ctx, &mb); err != nil || testns.IsMountPoint(b) {
 		t.Fatalf("Force: %v", err)
 	}
-	book := OpenExpiryBook("")
-	if res, err := Expire(ctx, &mc, book); err != nil || !res.Marked {
+	if res, err := u.Expire(ctx, &mc); err != nil || !res.Marked {
 		t.Fatalf("Expire: %+v %v", res, err)
 	}
-	if res, err := Expire(ctx, &mc, book); err != nil || !res.Gone || res.PrevMarkedAt.IsZero() {
+	if res, err := u.Expire(ctx, &mc); err != nil || !res.Gone || res.PrevMarkedAt.IsZero() {
 		t.Fatalf("Expire again: %+v %v", res, err)
 	}
 }

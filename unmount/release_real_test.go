@@ -63,7 +63,7 @@ func TestReleaseCopyNow(t *testing.T) {
 	}
 
 	jpath := filepath.Join(t.TempDir(), "journal.jsonl")
-	j, err := OpenJournal(jpath)
+	j, err := OpenJournal(jpath, testEncoder)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -332,7 +332,7 @@ func TestJournal(t *testing.T) {
 	dir := testns.Tmpfs(t, "")
 	v := testns.StartVictim(t, testns.RoleCwd, dir)
 	path := filepath.Join(t.TempDir(), "j", "journal.jsonl")
-	j, err := OpenJournal(path)
+	j, err := OpenJournal(path, testEncoder)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -54,7 +54,7 @@ func TestStateDirRefusesOthers(t *testing.T) {
 	cases["a symbolic link on the way"] = filepath.Join(link, "sub")
 	for name, dir := range cases {
 		t.Run(name, func(t *testing.T) {
-			j, err := OpenJournal(filepath.Join(dir, "journal.jsonl"))
+			j, err := OpenJournal(filepath.Join(dir, "journal.jsonl"), testEncoder)
 			if !errors.Is(err, ErrUnsafeStateDir) {
 				if j != nil {
 					j.Close()
@@ -74,7 +74,7 @@ func TestStateDirRefusesOthers(t *testing.T) {
 	}
 	// The good case: a missing directory is created 0700 and used.
 	good := filepath.Join(base, "new", "state")
-	j, err := OpenJournal(filepath.Join(good, "journal.jsonl"))
+	j, err := OpenJournal(filepath.Join(good, "journal.jsonl"), testEncoder)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -107,7 +107,7 @@ func TestStateFilesNotFollowed(t *testing.T) {
 	m := &inspect.Mount{ID: 42, Mountpoint: "/x"}
 
 	plant("journal.jsonl")
-	if _, err := OpenJournal(filepath.Join(dir, "journal.jsonl")); !errors.Is(err, ErrUnsafeStateDir) || !strings.Contains(err.Error(), "symbolic link") {
+	if _, err := OpenJournal(filepath.Join(dir, "journal.jsonl"), testEncoder); !errors.Is(err, ErrUnsafeStateDir) || !strings.Contains(err.Error(), "symbolic link") {
 		t.Errorf("journal.jsonl as a link: %v", err)
 	}
 	check()
@@ -150,7 +150,7 @@ func TestJournalWriteErrorStopsTheRun(t *testing.T) {
 	if err := os.Mkdir(jdir, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	j, err := OpenJournal(filepath.Join(jdir, "journal.jsonl"))
+	j, err := OpenJournal(filepath.Join(jdir, "journal.jsonl"), testEncoder)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -189,7 +189,7 @@ func TestJournalWriteErrorStopsTheRun(t *testing.T) {
 	if err := unix.Mount("", ro, "", unix.MS_REMOUNT|unix.MS_RDONLY, ""); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := OpenJournal(filepath.Join(ro, "log", "journal.jsonl")); !errors.Is(err, unix.EROFS) {
+	if _, err := OpenJournal(filepath.Join(ro, "log", "journal.jsonl"), testEncoder); !errors.Is(err, unix.EROFS) {
 		t.Fatalf("a journal on a read-only directory: %v, want EROFS", err)
 	}
 }
@@ -201,7 +201,7 @@ func TestJournalWriteErrorStopsTheRun(t *testing.T) {
 func TestJournalMovedOffTheTarget(t *testing.T) {
 	dir := testns.Tmpfs(t, "")
 	jpath := filepath.Join(dir, "log", "journal.jsonl")
-	j, err := OpenJournal(jpath)
+	j, err := OpenJournal(jpath, testEncoder)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -235,7 +235,7 @@ func TestJournalMovedOffTheTarget(t *testing.T) {
 
 	// With no usable fallback the run goes without a journal.
 	dir2 := testns.Tmpfs(t, "")
-	j2, err := OpenJournal(filepath.Join(dir2, "log", "journal.jsonl")) // a tmpfs root is 1777: refused
+	j2, err := OpenJournal(filepath.Join(dir2, "log", "journal.jsonl"), testEncoder) // a tmpfs root is 1777: refused
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -289,7 +289,7 @@ func fullJournal(t *testing.T) *Journal {
 	if err := os.Mkdir(filepath.Join(full, "log"), 0o700); err != nil {
 		t.Fatal(err)
 	}
-	j, err := OpenJournal(filepath.Join(full, "log", "journal.jsonl"))
+	j, err := OpenJournal(filepath.Join(full, "log", "journal.jsonl"), testEncoder)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -327,7 +327,7 @@ func TestReleaseNeedsTheJournal(t *testing.T) {
 func TestStateOnADeadServer(t *testing.T) {
 	fs := testns.Bindfs(t, t.TempDir())
 	dir := filepath.Join(fs.Dir, "state")
-	j, err := OpenJournal(filepath.Join(dir, "journal.jsonl"))
+	j, err := OpenJournal(filepath.Join(dir, "journal.jsonl"), testEncoder)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -360,7 +360,7 @@ func TestStateOnADeadServer(t *testing.T) {
 // would have.
 func TestJournalLostMidRun(t *testing.T) {
 	fs := testns.Bindfs(t, t.TempDir())
-	j, err := OpenJournal(filepath.Join(fs.Dir, "state", "journal.jsonl"))
+	j, err := OpenJournal(filepath.Join(fs.Dir, "state", "journal.jsonl"), testEncoder)
 	if err != nil {
 		t.Fatal(err)
 	}

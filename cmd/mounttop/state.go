@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 
 	"mounttop/inspect"
+	"mounttop/internal/present"
 	"mounttop/unmount"
 )
 
@@ -66,7 +67,7 @@ func openState(flag string, table *inspect.Snapshot, target *inspect.Mount) (*st
 		}
 		dir = place
 	}
-	j, err := unmount.OpenJournal(filepath.Join(dir, name))
+	j, err := unmount.OpenJournal(filepath.Join(dir, name), present.EventJSON)
 	if err != nil {
 		return nil, err
 	}

@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -15,6 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"mounttop/inspect"
+	"mounttop/internal/present"
 	"mounttop/internal/termsafe"
 	"mounttop/unmount"
 )
@@ -302,7 +302,7 @@ func runUmount(args []string) error {
 			return err
 		}
 	} else {
-		writePlanText(out, &plan)
+		present.PlanText(out, &plan)
 	}
 	if f.dryRun {
 		if !f.json {
@@ -374,7 +374,7 @@ func outcome(last unmount.Event) error {
 }
 
 func writeEvent(w io.Writer, ev unmount.Event) error {
-	b, err := json.Marshal(ev)
+	b, err := present.EventJSON(ev)
 	if err != nil {
 		return err
 	}
@@ -382,57 +382,13 @@ func writeEvent(w io.Writer, ev unmount.Event) error {
 	return err
 }
 
-// writePlanText prints the plan: the summary, then one line per holder with
-// what will happen to it or why it cannot be revoked, then the warnings.
-// Every name from the system is escaped once: unmount's texts carry their
-// names escaped already, and termsafe.Message escapes only a control left
-// raw in them.
-func writePlanText(w io.Writer, p *unmount.Plan) {
-	fmt.Fprintf(w, "plan: %s\n", termsafe.Message(unmount.PlanEvent(p).What))
-	for _, a := range p.Holders {
-		h := a.Holder
-		what := a.Action
-		if a.Refused != "" {
-			what = "REFUSED: " + a.Refused
-		}
-		fmt.Fprintf(w, "  pid %-7d %-16s %-10s %s\n", h.PID, termsafe.Text(h.Comm), termsafe.Text(h.User), termsafe.Message(what))
-	}
-	for _, r := range p.Releases {
-		what := r.What
-		switch {
-		case r.Refused != "":
-			what = "REFUSED: " + what + ": " + r.Refused
-		case !p.Release:
-			what += " (with --release)"
-		}
-		fmt.Fprintf(w, "  release %-5s %s\n", r.Kind, termsafe.Message(oneLine(what)))
-	}
-}
-
-func writeEventText(w io.Writer, ev unmount.Event) {
-	line := fmt.Sprintf("%-8s %s", ev.Stage, ev.What)
-	if ev.Err != nil && !strings.Contains(ev.What, ev.Err.Error()) {
-		line += " [" + ev.Err.Error() + "]"
-	}
-	fmt.Fprintln(w, termsafe.Message(oneLine(line)))
-}
+// writeEventText prints one event as a line of text (present.EventText).
+func writeEventText(w io.Writer, ev unmount.Event) { fmt.Fprintln(w, present.EventText(ev)) }
 
 // confirm asks on the terminal, defaulting to No; with no terminal on
 // stdin it refuses (exit 2): a script must say --yes.
 func confirm(in *os.File, prompt io.Writer, p *unmount.Plan) error {
-	holders := "holders"
-	if len(p.Holders) == 1 {
-		holders = "holder"
-	}
-	target := termsafe.Quote(p.Target.Mountpoint)
-	if p.Target.Detached {
-		target = fmt.Sprintf("detached mount %d", p.Target.ID)
-	}
-	releases := ""
-	if n := len(p.Releases); p.Release && n > 0 {
-		releases = fmt.Sprintf(" and %d releases", n)
-	}
-	return askYes(in, prompt, fmt.Sprintf("%s unmount %s with %d %s%s, as planned above: go ahead? [y/N] ", p.Mode, target, len(p.Holders), holders, releases))
+	return askYes(in, prompt, present.ConfirmQuestion(p))
 }
 
 // askYes asks question on the terminal, defaulting to No; with no

@@ -1,0 +1,219 @@
+package unmount
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"mounttop/inspect"
+	"mounttop/internal/termsafe"
+	"mounttop/unmount/revoke"
+)
+
+// revoke is the first pass over the holders after the fence. It returns
+// false if the run was cancelled before any holder was touched.
+func (r *run) revoke(f *Fence) bool {
+	hs, err := r.scanHolders()
+	if r.ctx.Err() != nil {
+		return false
+	}
+	if err != nil {
+		r.send(Event{Stage: StageRevoke, What: "scan failed; the drain will retry", Err: err})
+		return true
+	}
+	if len(hs) == 0 {
+		r.send(Event{Stage: StageRevoke, What: "no process holds the mount", Holders: r.changedPicture()})
+		return true
+	}
+	for _, h := range hs {
+		if r.ctx.Err() != nil || r.forcedGone || !r.u.now().Before(r.deadline) {
+			break // the drain rolls back, finishes or times out
+		}
+		r.act(StageRevoke, h)
+	}
+	return true
+}
+
+// act revokes or signals one holder according to the policy, once per
+// holder for signals (TERM, then KILL after Grace), every time it is found
+// holding for close (a straggler that reopened through a cwd or dirfd).
+func (r *run) act(stage Stage, h inspect.Holder) {
+	st := r.holders[h.PID]
+	if r.plan.Policy == PolicySignal {
+		r.signal(stage, h, st)
+		return
+	}
+	if why := unrevocable(h); why != "" {
+		if st.State != StatusRefused || st.Reason != why {
+			st.State, st.Reason = StatusRefused, why
+			r.send(Event{Stage: stage, PID: h.PID, What: fmt.Sprintf("%s: not revoked: %s", r.who(h), why), Holders: r.changedPicture()})
+		}
+		return
+	}
+	if st.State == StatusRefused && !r.retry[h.PID] {
+		return // a revoke failed for good earlier (traced, no ptrace): reported then
+	}
+	t := revokeTargets(h, r.plan.Policy != PolicyClosePlain)
+	t.StartTime = h.StartTicks
+	t.InjectTimeout = r.injectLimit()
+	t.Mounts, t.CopyIDs = r.targetedMounts()
+	if t.Empty() {
+		return // holds only by a lock or a use with nothing to revoke
+	}
+	did, err := r.revokeHolder(h, t)
+	switch {
+	case err == nil:
+		delete(r.retry, h.PID)
+		r.revoked++
+		st.State, st.Reason = StatusRevoked, did
+		r.send(Event{Stage: stage, PID: h.PID, What: fmt.Sprintf("%s: %s", r.who(h), did), Holders: r.changedPicture()})
+	case errors.Is(err, ErrHolderGone):
+		st.State, st.Reason = StatusGone, "exited"
+		what := fmt.Sprintf("%s exited", r.who(h))
+		if err != ErrHolderGone { // its pid names another process now
+			st.Reason = oneLine(err.Error())
+			what = fmt.Sprintf("%s: not revoked: %s", r.who(h), st.Reason)
+		}
+		r.send(Event{Stage: stage, PID: h.PID, What: what, Holders: r.changedPicture()})
+	default:
+		if r.ctx.Err() != nil && errors.Is(err, r.ctx.Err()) {
+			if r.underWay == nil {
+				r.underWay = map[int]string{}
+			}
+			r.underWay[h.PID] = r.who(h)
+		}
+		var se *revoke.StuckError
+		if errors.As(err, &se) {
+			if r.stuck == nil {
+				r.stuck = map[int]string{}
+			}
+			r.stuck[h.PID] = fmt.Sprintf("%s was left inside %s", r.who(h), se.Inside())
+		}
+		again := st.State == StatusRefused && st.Reason == oneLine(err.Error())
+		st.State, st.Reason = StatusRefused, oneLine(err.Error())
+		// A holder that did not stop (D state) or whose injected call
+		// hung may come out of it: try it again on the next drain pass.
+		r.retry[h.PID] = errors.Is(err, ErrTransient)
+		if !again {
+			r.send(Event{Stage: stage, PID: h.PID, Err: err, What: fmt.Sprintf("%s: not revoked: %s", r.who(h), oneLine(err.Error())), Holders: r.changedPicture()})
+		}
+		if r.retry[h.PID] {
+			// It did not stop, or its injected call hung: on a dead
+			// server both wait on the server. Cut it off, then the next
+			// pass finds it free.
+			r.serverCheck(r.fenced, fmt.Sprintf("%s could not be revoked in time", r.who(h)))
+		}
+	}
+}
+
+// targetedMounts are every mount the run acts on, as the last scan (the
+// one the holders come from) knows them: the target and its submounts by
+// unique ID, and with Plan.Release their copies in other mount namespaces
+// that the unmount propagates to, by reusable ID (a scan of another
+// namespace's mountinfo learns no unique IDs). The revoker checks every
+// use against them once the holder is stopped.
+func (r *run) targetedMounts() (ids []inspect.MountID, copyIDs []int) {
+	ids = []inspect.MountID{r.target.ID}
+	if r.lastSnap == nil {
+		return ids, nil
+	}
+	ids = append(ids, r.lastSnap.Descendants(r.target.ID)...)
+	ids = append(ids, r.stackedIDs()...)
+	if !r.plan.Release {
+		return ids, nil
+	}
+	for _, id := range ids {
+		for _, c := range r.lastSnap.Copies(id) {
+			if c.Propagates {
+				copyIDs = append(copyIDs, c.Mount.OldID)
+			}
+		}
+	}
+	return ids, copyIDs
+}
+
+func (r *run) signal(stage Stage, h inspect.Holder, st *HolderState) {
+	if r.termAt == nil {
+		r.termAt, r.killed = map[int]time.Time{}, map[int]bool{}
+	}
+	proc, err := r.process(h)
+	if err != nil {
+		state, why := StatusGone, oneLine(err.Error())
+		if !errors.Is(err, ErrHolderGone) {
+			state = StatusRefused
+		}
+		if st.State == state && st.Reason == why {
+			return // said on an earlier pass
+		}
+		st.State, st.Reason = state, why
+		r.send(Event{Stage: stage, PID: h.PID, Err: err, What: fmt.Sprintf("pid %d (%s): not signalled: %s", h.PID, termsafe.Text(h.Comm), why), Holders: r.changedPicture()})
+		return
+	}
+	at, termed := r.termAt[h.PID]
+	var sig unix.Signal
+	switch {
+	case !termed:
+		sig = unix.SIGTERM
+	case !r.killed[h.PID] && r.u.now().Sub(at) >= r.plan.Grace:
+		sig = unix.SIGKILL
+	default:
+		return
+	}
+	err = proc.Signal(sig)
+	if sig == unix.SIGTERM {
+		r.termAt[h.PID] = r.u.now()
+	} else {
+		r.killed[h.PID] = true
+	}
+	name := unix.SignalName(sig)
+	switch {
+	case err == nil:
+		r.signalled++
+		st.State, st.Reason = StatusSignalled, name
+		why := ""
+		if u := unrevocable(h); u != "" {
+			why = " (" + u + ")"
+		}
+		r.send(Event{Stage: stage, PID: h.PID, What: fmt.Sprintf("pid %d (%s): sent %s%s", h.PID, termsafe.Text(h.Comm), name, why), Holders: r.changedPicture()})
+	case errors.Is(err, unix.ESRCH):
+		st.State, st.Reason = StatusGone, "exited"
+		r.send(Event{Stage: stage, PID: h.PID, What: fmt.Sprintf("pid %d exited", h.PID), Holders: r.changedPicture()})
+	default:
+		r.send(Event{Stage: stage, PID: h.PID, Err: err, What: fmt.Sprintf("pid %d (%s): %s failed", h.PID, termsafe.Text(h.Comm), name), Holders: r.changedPicture()})
+	}
+}
+
+// process is the pidfd of holder h, opened the first time h is met
+// (OpenProcess, which checks that the pid still names the process the
+// scan saw start at h.StartTicks) and kept for the run, so that every
+// signal reaches that process or none. A holder met again under the same
+// pid but with another start time is a new process: its pidfd is opened
+// afresh and its signal sequence starts over.
+func (r *run) process(h inspect.Holder) (Process, error) {
+	if p, ok := r.procs[h.PID]; ok {
+		if p.start == h.StartTicks {
+			return p.proc, nil
+		}
+		_ = p.proc.Close()
+		delete(r.procs, h.PID)
+		delete(r.termAt, h.PID)
+		delete(r.killed, h.PID)
+	}
+	proc, err := r.u.sys.OpenProcess(h.PID, h.StartTicks)
+	if err != nil {
+		return nil, err
+	}
+	if r.procs == nil {
+		r.procs = map[int]heldProcess{}
+	}
+	r.procs[h.PID] = heldProcess{proc: proc, start: h.StartTicks}
+	return proc, nil
+}
+
+// heldProcess is a holder's pidfd and the start time it was checked with.
+type heldProcess struct {
+	proc  Process
+	start uint64
+}
