@@ -8,6 +8,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"mounttop/inspect"
+	"mounttop/internal/present"
 	"mounttop/unmount"
 	"mounttop/unmount/release"
 )
@@ -151,10 +152,8 @@ func planLines(req Request, plan unmount.Plan, max int) []string {
 			listHolders("   ", func(_ int, h inspect.Holder) string {
 				a, ok := byPID[h.PID]
 				switch {
-				case ok && a.Refused != "":
-					return fmt.Sprintf("pid %d %s: REFUSED, %s", h.PID, safe(h.Comm), shown(a.Refused))
-				case ok && a.Action != "":
-					return fmt.Sprintf("pid %d %s: %s", h.PID, safe(h.Comm), shown(a.Action))
+				case ok && a.Kind != 0:
+					return fmt.Sprintf("pid %d %s: %s", h.PID, safe(h.Comm), shown(present.HolderPlanText(a, "REFUSED, ")))
 				}
 				return holderBrief(h)
 			})

@@ -23,6 +23,7 @@ import (
 	"github.com/charmbracelet/lipgloss"
 
 	"mounttop/inspect"
+	"mounttop/internal/present"
 	"mounttop/unmount"
 )
 
@@ -537,10 +538,7 @@ func (d *confirmDialog) offerRelease(req Request, plan unmount.Plan) {
 		if a.Namespace == "" {
 			continue
 		}
-		what := a.Action
-		if a.Refused != "" {
-			what = "REFUSED, " + a.Refused
-		}
+		what := present.HolderPlanBrief(a, "REFUSED, ")
 		extra = append(extra, fmt.Sprintf("   pid %d %s in %s: %s", a.Holder.PID, safe(a.Holder.Comm), safe(a.Namespace), shown(what)))
 	}
 	if len(extra) > 0 {

@@ -11,6 +11,7 @@ import (
 	tea "github.com/charmbracelet/bubbletea"
 	"golang.org/x/sys/unix"
 
+	"mounttop/internal/present"
 	"mounttop/unmount"
 )
 
@@ -78,13 +79,13 @@ func (p *progressPane) start(run int, req Request, plan unmount.Plan, ch <-chan 
 		run: run, req: req, plan: plan, active: true, ch: ch, cancel: cancel, started: now, now: now,
 		stage: unmount.StagePlan}
 	for _, a := range plan.Holders {
-		st := unmount.HolderState{PID: a.Holder.PID, Comm: a.Holder.Comm, State: "pending", Reason: a.Action, Namespace: a.Namespace}
+		st := unmount.HolderState{PID: a.Holder.PID, Comm: a.Holder.Comm, State: "pending", Planned: &a, Namespace: a.Namespace}
 		switch {
 		case req.Mode != unmount.ModeStaged:
 			// Only the staged unmount acts on processes.
 			st.State, st.Reason = "untouched", "holds it: "+summary(a.Holder.Uses)
-		case a.Refused != "":
-			st.State, st.Reason = "refused", a.Refused
+		case a.Refused():
+			st.State = "refused"
 		}
 		p.holders = append(p.holders, st)
 	}
@@ -279,7 +280,7 @@ func (p progressPane) View() string {
 				add(fmt.Sprintf("  … %d more", len(p.holders)-room), p.styles.Dim.Render)
 				break
 			}
-			reason := shown(h.Reason)
+			reason := shown(present.HolderReasonBrief(h))
 			if h.Namespace != "" {
 				// A holder of a copy in another namespace (Plan.Release).
 				reason = "in " + safe(h.Namespace) + ": " + reason

@@ -2,7 +2,6 @@ package unmount
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"strings"
 	"testing"
@@ -222,34 +221,6 @@ func TestPendingNamesAbandonedCalls(t *testing.T) {
 	}
 	if late := u.calls.Late(); !errors.Is(late[0].Err, unix.ENOTCONN) || len(u.Pending()) != 0 {
 		t.Fatalf("late %+v, pending %q", late, u.Pending())
-	}
-}
-
-// TestPlanJSONServer: the plan event carries the probe's finding as
-// "server" (the JSON of `umount --dry-run --json` and the journal).
-func TestPlanJSONServer(t *testing.T) {
-	p := Plan{Mode: ModeStaged, Policy: PolicyClose, Interval: time.Second, Timeout: time.Minute,
-		Target: inspect.Mount{ID: 7, Mountpoint: "/mnt/x", FSType: "fuse.sshfs"},
-		Server: Server{Probed: true, How: "statfs of /mnt/x did not return within 2s",
-			Abort: Abort{Kind: AbortFuseConn, Conn: 45, What: "abort FUSE connection 45"}}}
-	b, err := json.Marshal(PlanEvent(&p))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var ev struct {
-		What   string
-		Server struct {
-			Answering bool
-			How       string
-			Abort     string
-		}
-	}
-	if err := json.Unmarshal(b, &ev); err != nil {
-		t.Fatal(err)
-	}
-	if ev.Server.Answering || ev.Server.How != p.Server.How || ev.Server.Abort != "abort FUSE connection 45" ||
-		!strings.Contains(ev.What, "the server is not answering") {
-		t.Fatalf("%s", b)
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"mounttop/inspect"
 	"mounttop/internal/termsafe"
@@ -64,5 +65,34 @@ func TestConfirmQuestion(t *testing.T) {
 	}
 	if strings.Contains(ConfirmQuestion(&unmount.Plan{Mode: unmount.ModeLazy}), "releases") {
 		t.Error("no releases named without Release")
+	}
+}
+
+// TestPlanJSONServer: the plan event carries the probe's finding as
+// "server" (the JSON of `umount --dry-run --json` and the journal,
+// EventJSON).
+func TestPlanJSONServer(t *testing.T) {
+	p := unmount.Plan{Mode: unmount.ModeStaged, Policy: unmount.PolicyClose, Interval: time.Second, Timeout: time.Minute,
+		Target: inspect.Mount{ID: 7, Mountpoint: "/mnt/x", FSType: "fuse.sshfs"},
+		Server: unmount.Server{Probed: true, How: "statfs of /mnt/x did not return within 2s",
+			Abort: unmount.Abort{Kind: unmount.AbortFuseConn, Conn: 45, What: "abort FUSE connection 45"}}}
+	b, err := EventJSON(unmount.PlanEvent(&p))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ev struct {
+		What   string `json:"what"`
+		Server struct {
+			Answering bool   `json:"answering"`
+			How       string `json:"how"`
+			Abort     string `json:"abort"`
+		}
+	}
+	if err := json.Unmarshal(b, &ev); err != nil {
+		t.Fatal(err)
+	}
+	if ev.Server.Answering || ev.Server.How != p.Server.How || ev.Server.Abort != "abort FUSE connection 45" ||
+		!strings.Contains(ev.What, "the server is not answering") {
+		t.Fatalf("%s", b)
 	}
 }
