@@ -71,6 +71,9 @@ gen_pid=$!
 wait "$gen_pid" || status=$?
 gen_pid=
 
+# Revoke at kill speed (issue 12 point 3): staged close vs fuser -km + umount, 300/1,000/2,000 holders.
+go build -o "$tmp/revokebench" ./bench/cmd/revokebench && "$tmp/revokebench" -holders "${REVOKE_HOLDERS:-300,1000,2000}" -reps "${REVOKE_REPS:-3}" -mounttop "$tmp/mounttop" 2>&1 | tee -a "$txt" || status=1
+
 # The scan alone, in process (no start-up, no JSON), with its CPU per scan:
 # the scanning part of a TUI refresh at each workload size (issue 4).
 echo | tee -a "$txt"

@@ -19,11 +19,12 @@ type Automount struct {
 	// itself mounts on access and hangs on its expiry list: NFS crossing
 	// into another export or a referral, CIFS DFS links, AFS cells and
 	// volumes).
-	By string
+	By AutomountBy
 	// Kind (autofs, systemd) is the autofs mount's type: "direct" (one
 	// mount point), "indirect" (keys under a directory), "offset" (a
-	// point inside a multi-mount map entry).
-	Kind string
+	// point inside a multi-mount map entry); for By "kernel", what kind
+	// of submount the filesystem mounts ("AFS cell or volume mount point").
+	Kind AutomountKind
 	// Trigger: this mount is the autofs trigger itself (the daemon's or
 	// systemd's); otherwise it is the filesystem mounted through the
 	// trigger with ID TriggerID, or (By "kernel") by its parent.
@@ -42,10 +43,35 @@ type Automount struct {
 	Note string
 }
 
+// AutomountBy is who mounts a mount again on access (Automount.By). Its
+// text is the JSON value of `list --json`'s automount.by.
+type AutomountBy string
+
+const (
+	ByAutofs  AutomountBy = "autofs"  // the automount daemon, through an autofs trigger
+	BySystemd AutomountBy = "systemd" // a systemd .automount unit: autofs with pid 1 as daemon
+	ByKernel  AutomountBy = "kernel"  // the filesystem itself (NFS, CIFS, AFS submounts)
+)
+
+func (b AutomountBy) String() string { return string(b) }
+
+// AutomountKind is an autofs mount's type (autofs(5): direct, indirect,
+// offset), or for a kernel submount what it is. Its text is the JSON value
+// of `list --json`'s automount.kind.
+type AutomountKind string
+
+const (
+	AutofsDirect   AutomountKind = "direct"   // one mount point per map entry
+	AutofsIndirect AutomountKind = "indirect" // keys under a directory
+	AutofsOffset   AutomountKind = "offset"   // a point inside a multi-mount map entry
+)
+
+func (k AutomountKind) String() string { return string(k) }
+
 // Cell is the automount state in a few words, for a table column:
 // "autofs 5m0s", "systemd 2m0s", "kernel 8m20s", "autofs trigger".
 func (a *Automount) Cell() string {
-	s := a.By
+	s := a.By.String()
 	if a.Trigger {
 		return s + " trigger"
 	}
@@ -72,13 +98,13 @@ func (a *Automount) Warning(mountpoint string) string {
 		expiry = fmt.Sprintf("; it is also expired by itself after %v idle", a.Timeout)
 	}
 	switch {
-	case a.By == "kernel":
+	case a.By == ByKernel:
 		return fmt.Sprintf("the kernel mounted %s on access (a %s): the next access to its path mounts it again%s; to keep it away, unmount the mount above it", mountpoint, a.Kind, expiry)
-	case a.Trigger && a.By == "systemd":
+	case a.Trigger && a.By == BySystemd:
 		return fmt.Sprintf("%s is the autofs trigger of systemd's %s: unmounting it under systemd leaves the unit failed; the real fix is systemctl stop %s", mountpoint, a.Unit, a.Unit)
 	case a.Trigger:
 		return fmt.Sprintf("%s is an autofs trigger (%s) of the automount daemon (process group %d%s): unmounting it under the daemon confuses it; the real fix is to remove the map entry and reload autofs, or stop the daemon", mountpoint, a.Kind, a.PGrp, daemonText(a.Daemon))
-	case a.By == "systemd":
+	case a.By == BySystemd:
 		return fmt.Sprintf("%s is automounted by systemd's %s: the next access mounts it again%s; the real fix is systemctl stop %s (then unmount)", mountpoint, a.Unit, expiry, a.Unit)
 	}
 	return fmt.Sprintf("%s is automounted by autofs (%s map, daemon process group %d%s): the next access mounts it again%s; the real fix is to remove its map entry and reload autofs, or stop the daemon", mountpoint, a.Kind, a.PGrp, daemonText(a.Daemon), expiry)
@@ -97,7 +123,7 @@ func daemonText(d string) string {
 // (afs_mntpt_expiry_timeout, fs/afs/mntpt.c), CIFS's a fixed 500 s
 // (fs/smb/client/namespace.c).
 var kernelExpiry = map[string]struct {
-	what   string
+	what   AutomountKind
 	fixed  time.Duration
 	sysctl string
 }{
@@ -139,7 +165,7 @@ func (in *Inspector) markAutomounts(s *Snapshot) {
 			continue
 		}
 		if k, ok := kernelExpiry[m.FSType]; ok && kernelExpiry[p.FSType].what == k.what && (p.Major != m.Major || p.Minor != m.Minor) {
-			a := &Automount{By: "kernel", Kind: k.what, TriggerID: p.ID, Timeout: k.fixed, TimeoutKnown: k.fixed != 0,
+			a := &Automount{By: ByKernel, Kind: k.what, TriggerID: p.ID, Timeout: k.fixed, TimeoutKnown: k.fixed != 0,
 				Note: "a submount of a " + p.FSType + " mount: mounted on access by the kernel, unless someone mounted it there by hand (the table cannot tell)"}
 			if k.sysctl != "" {
 				if b, err := os.ReadFile(in.procRoot + "/" + k.sysctl); err == nil {
@@ -157,12 +183,12 @@ func (in *Inspector) markAutomounts(s *Snapshot) {
 // autofs_show_options: fd=, pgrp=, timeout=, minproto=, maxproto=,
 // direct|indirect|offset, pipe_ino=).
 func (in *Inspector) autofsTrigger(m *Mount) *Automount {
-	a := &Automount{By: "autofs", Kind: "indirect", Trigger: true}
+	a := &Automount{By: ByAutofs, Kind: AutofsIndirect, Trigger: true}
 	for _, o := range strings.Split(m.SuperOptions, ",") {
 		k, v, _ := strings.Cut(o, "=")
 		switch k {
-		case "direct", "indirect", "offset":
-			a.Kind = k
+		case string(AutofsDirect), string(AutofsIndirect), string(AutofsOffset):
+			a.Kind = AutomountKind(k)
 		case "pgrp":
 			a.PGrp, _ = strconv.Atoi(v)
 		case "timeout":
@@ -172,7 +198,7 @@ func (in *Inspector) autofsTrigger(m *Mount) *Automount {
 		}
 	}
 	if a.PGrp == 1 {
-		a.By, a.Unit = "systemd", systemdUnit(m.Mountpoint, "automount")
+		a.By, a.Unit = BySystemd, systemdUnit(m.Mountpoint, "automount")
 		a.Note = "autofs mount of pid 1 (systemd); its idle timeout is the one systemd gave the kernel (TimeoutIdleSec=, x-systemd.idle-timeout=)"
 	} else if a.PGrp > 0 {
 		if b, err := os.ReadFile(fmt.Sprintf("%s/%d/comm", in.procRoot, a.PGrp)); err == nil {

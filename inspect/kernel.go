@@ -27,7 +27,7 @@ func (in *Inspector) kernelHolders(s *Snapshot) {
 	if b, err := os.ReadFile(in.procRoot + "/swaps"); err == nil {
 		for _, f := range parseSwaps(string(b)) {
 			if m, ok := s.MountContaining(f); ok {
-				k := KernelHolder{Kind: "swap", Name: f, Path: f, Action: "swapoff"}
+				k := KernelHolder{Kind: KernelSwap, Name: f, Path: f, Action: "swapoff"}
 				k.Dev, k.Ino = swapFileID(f)
 				s.addKernel(m.ID, k)
 			}
@@ -36,7 +36,7 @@ func (in *Inspector) kernelHolders(s *Snapshot) {
 	if b, err := os.ReadFile(in.procRoot + "/fs/nfsd/exports"); err == nil {
 		for _, e := range parseExports(string(b)) {
 			if m, ok := s.MountContaining(e); ok {
-				s.addKernel(m.ID, KernelHolder{Kind: "nfsd-export", Name: e, Path: e, Action: "exportfs -u"})
+				s.addKernel(m.ID, KernelHolder{Kind: KernelNFSExport, Name: e, Path: e, Action: "exportfs -u"})
 			}
 		}
 	}
@@ -52,7 +52,7 @@ func (in *Inspector) kernelHolders(s *Snapshot) {
 			}
 			if interp, ok := binfmtFixed(string(b)); ok {
 				if m, ok := s.MountContaining(interp); ok {
-					s.addKernel(m.ID, KernelHolder{Kind: "binfmt_misc", Name: e.Name(), Path: interp,
+					s.addKernel(m.ID, KernelHolder{Kind: KernelBinfmt, Name: e.Name(), Path: interp,
 						Action: "echo -1 > " + filepath.Join(dir, e.Name())})
 				}
 			}
@@ -67,7 +67,7 @@ func (in *Inspector) kernelHolders(s *Snapshot) {
 			hdir := fmt.Sprintf("%s/dev/block/%d:%d/holders", sysRoot, m.Major, m.Minor)
 			if ents, err := os.ReadDir(hdir); err == nil {
 				for _, e := range ents {
-					s.addKernel(m.ID, KernelHolder{Kind: "block-holder", Name: e.Name(),
+					s.addKernel(m.ID, KernelHolder{Kind: KernelBlockHolder, Name: e.Name(),
 						Action: "remove the " + e.Name() + " device (dmsetup remove / mdadm --stop)"})
 				}
 			}
@@ -77,9 +77,9 @@ func (in *Inspector) kernelHolders(s *Snapshot) {
 			if !ok || c == m.ID {
 				continue
 			}
-			kind := "submount"
+			kind := KernelSubmount
 			if cm.Mountpoint == m.Mountpoint {
-				kind = "over-mount"
+				kind = KernelOverMount
 			}
 			s.addKernel(m.ID, KernelHolder{Kind: kind, Name: cm.Mountpoint, Path: cm.Mountpoint, Action: "unmount it first (deepest first)"})
 		}
@@ -137,7 +137,7 @@ func loopHolders(s *Snapshot) []loopHolder {
 				}
 			}
 		}
-		out = append(out, loopHolder{KernelHolder{Kind: "loop", Name: dev, Path: path, Action: action, Dev: backDev, Ino: backIno}, m.ID})
+		out = append(out, loopHolder{KernelHolder{Kind: KernelLoop, Name: dev, Path: path, Action: action, Dev: backDev, Ino: backIno}, m.ID})
 	}
 	return out
 }

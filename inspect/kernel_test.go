@@ -232,7 +232,7 @@ func TestDetachedMount(t *testing.T) {
 // TestKernelHolders: submounts, io_uring registered files, loop devices and
 // swap files pin a mount with no process fd to show for it.
 func TestKernelHolders(t *testing.T) {
-	kernel := func(s *Snapshot, id MountID, kind string) *KernelHolder {
+	kernel := func(s *Snapshot, id MountID, kind KernelKind) *KernelHolder {
 		for _, k := range s.Kernel[id] {
 			if k.Kind == kind {
 				return &k

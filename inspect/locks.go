@@ -44,7 +44,7 @@ func parseLockLine(line string) (Lock, bool) {
 	if len(f) < 7 {
 		return Lock{}, false
 	}
-	l.Type, l.Mode = f[0], f[2] // f[1]: ADVISORY, or a lease's ACTIVE/BREAKING
+	l.Type, l.Mode = LockType(f[0]), LockMode(f[2]) // f[1]: ADVISORY, or a lease's ACTIVE/BREAKING
 	l.Start, l.End = f[5], f[6]
 	return l, true
 }

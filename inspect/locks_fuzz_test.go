@@ -41,7 +41,7 @@ func FuzzLockLine(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, line string) {
 		if l, ok := parseLockLine(line); ok {
-			for _, v := range []string{l.Type, l.Mode, l.Start, l.End} {
+			for _, v := range []string{l.Type.String(), l.Mode.String(), l.Start, l.End} {
 				if v == "" || strings.IndexFunc(v, unicode.IsSpace) >= 0 {
 					t.Fatalf("%q: lock %+v has an empty or spaced field", line, l)
 				}
@@ -64,7 +64,7 @@ func FuzzLockRoundTrip(f *testing.F) {
 		if typ == "" || mode == "" || strings.Trim(typ+mode, upper) != "" {
 			return // the kernel writes fixed names: FLOCK, POSIX, OFDLCK, LEASE, DELEG; READ, WRITE, UNLCK
 		}
-		want := Lock{Type: typ, Mode: mode, Start: fmt.Sprint(start), End: fmt.Sprint(end), Waiter: waiter}
+		want := Lock{Type: LockType(typ), Mode: LockMode(mode), Start: fmt.Sprint(start), End: fmt.Sprint(end), Waiter: waiter}
 		if eof {
 			want.End = "EOF"
 		}

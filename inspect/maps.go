@@ -19,40 +19,11 @@ type mapping struct {
 // parseMapsLine parses "START-END PERMS OFFSET MAJ:MIN INODE   PATH"
 // (proc(5)); ok is false for anonymous mappings.
 func parseMapsLine(line []byte) (mapping, bool) {
-	var m mapping
-	field := func() []byte {
-		line = bytes.TrimLeft(line, " ")
-		i := bytes.IndexByte(line, ' ')
-		if i < 0 {
-			f := line
-			line = nil
-			return f
-		}
-		f := line[:i]
-		line = line[i+1:]
-		return f
+	l, path, ok := splitMapsLine(line)
+	if !ok || l.Inode == 0 {
+		return mapping{}, false
 	}
-	rng, _, _, dev, inode := field(), field(), field(), field(), field()
-	ino, err := strconv.ParseUint(string(inode), 10, 64)
-	if err != nil || ino == 0 {
-		return m, false
-	}
-	lo, hi, ok := bytes.Cut(rng, []byte("-"))
-	if !ok {
-		return m, false
-	}
-	m.start, _ = strconv.ParseUint(string(lo), 16, 64)
-	m.end, _ = strconv.ParseUint(string(hi), 16, 64)
-	maj, min, ok := bytes.Cut(dev, []byte(":"))
-	if !ok {
-		return m, false
-	}
-	ma, _ := strconv.ParseUint(string(maj), 16, 32)
-	mi, _ := strconv.ParseUint(string(min), 16, 32)
-	m.dev = unix.Mkdev(uint32(ma), uint32(mi))
-	m.ino = ino
-	m.path = string(bytes.TrimLeft(line, " "))
-	return m, true
+	return mapping{start: l.Start, end: l.End, dev: l.Dev, ino: l.Inode, path: string(path)}, true
 }
 
 // scanMaps attributes file mappings. The device in maps names a

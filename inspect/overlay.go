@@ -9,11 +9,25 @@ import (
 // Layer is a directory a stacking filesystem (overlayfs) was mounted on top
 // of, as its mount options name it.
 type Layer struct {
-	Option string // lowerdir, lowerdir+, datadir+, upperdir, workdir
+	Option LayerOption
 	Path   string // as given at mount time: in the mounter's namespace, relative to its cwd if not absolute
 }
 
-func (l Layer) String() string { return l.Option + "=" + l.Path }
+func (l Layer) String() string { return string(l.Option) + "=" + l.Path }
+
+// LayerOption is the mount option that names a layer of a stacking
+// filesystem (overlayfs, Documentation/filesystems/overlayfs.rst).
+type LayerOption string
+
+const (
+	LayerLower     LayerOption = "lowerdir"  // read-only layers, ':'-separated
+	LayerLowerPlus LayerOption = "lowerdir+" // one read-only layer (new mount API)
+	LayerDataPlus  LayerOption = "datadir+"  // one data-only layer (new mount API)
+	LayerUpper     LayerOption = "upperdir"  // the writable layer
+	LayerWork      LayerOption = "workdir"   // overlayfs's work directory
+)
+
+func (o LayerOption) String() string { return string(o) }
 
 // Layers returns the directories named in a mount's per-superblock options
 // (mountinfo field 11, proc(5)) that the filesystem stacks on: overlayfs's
@@ -36,15 +50,15 @@ func Layers(superOptions string) []Layer {
 			continue
 		}
 		v = UnescapeSeqPath(v)
-		switch k {
-		case "lowerdir":
+		switch o := LayerOption(k); o {
+		case LayerLower:
 			for _, p := range splitLowerdir(v) {
-				out = append(out, Layer{k, p})
+				out = append(out, Layer{o, p})
 			}
-		case "upperdir", "workdir":
-			out = append(out, Layer{k, unescapeBackslash(v)})
-		case "lowerdir+", "datadir+":
-			out = append(out, Layer{k, v})
+		case LayerUpper, LayerWork:
+			out = append(out, Layer{o, unescapeBackslash(v)})
+		case LayerLowerPlus, LayerDataPlus:
+			out = append(out, Layer{o, v})
 		}
 	}
 	return out
@@ -135,7 +149,7 @@ func (s *Snapshot) addStacking(t *Snapshot, nsIno uint64) {
 			for _, id := range s.ourMountsOf(t, on, path.Clean(l.Path), nsIno) {
 				k := held[id]
 				if k == nil {
-					k = &KernelHolder{Kind: ov.FSType, Name: ov.Mountpoint, Path: l.Path, Namespace: nsIno,
+					k = &KernelHolder{Kind: KernelKind(ov.FSType), Name: ov.Mountpoint, Path: l.Path, Namespace: nsIno,
 						Action: "unmount the " + where + " first"}
 					if nsIno == 0 {
 						k.Mount = ov.ID

@@ -609,6 +609,7 @@ func (p *proc) fdinfoTarget(dir, fd int) (target, error) {
 type fdInfo struct {
 	mntID int    // "mnt_id:", the reusable mount ID
 	ino   uint64 // "ino:"
+	flags uint64 // "flags:", octal (ParseFDInfo)
 	locks []Lock // "lock:" lines, the locks this open file holds for the process
 }
 
@@ -626,6 +627,8 @@ func parseFDInfo(b []byte) fdInfo {
 			fi.mntID, _ = strconv.Atoi(strings.TrimSpace(v))
 		case "ino":
 			fi.ino, _ = strconv.ParseUint(strings.TrimSpace(v), 10, 64)
+		case "flags":
+			fi.flags, _ = strconv.ParseUint(strings.TrimSpace(v), 8, 64)
 		case "lock":
 			if l, ok := parseLockLine(v); ok {
 				fi.locks = append(fi.locks, l)
@@ -663,7 +666,7 @@ func (p *proc) ioUring(dir, fdDir int, name string, fd int) {
 		return
 	}
 	for _, f := range parseUserFiles(b) {
-		p.res.uring = append(p.res.uring, KernelHolder{Kind: "io_uring", Name: fmt.Sprintf("io_uring fd %d, file %d", fd, f.index),
+		p.res.uring = append(p.res.uring, KernelHolder{Kind: KernelIOURing, Name: fmt.Sprintf("io_uring fd %d, file %d", fd, f.index),
 			Path: f.path, PID: p.pid, Action: "stop the process or unregister the file"})
 	}
 }

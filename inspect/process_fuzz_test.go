@@ -59,7 +59,7 @@ func FuzzFDInfo(f *testing.F) {
 		text := fmt.Sprintf("pos:\t0\nflags:\t0%o\nmnt_id:\t%d\nino:\t%d\n", flags&0o7777777, mntID, ino)
 		var want []Lock
 		for i := 0; i < nlocks; i++ {
-			l := Lock{Type: []string{"POSIX", "FLOCK", "OFDLCK"}[i%3], Mode: "WRITE", Start: fmt.Sprint(i * 10), End: "EOF"}
+			l := Lock{Type: []LockType{LockPOSIX, LockFlock, LockOFD}[i%3], Mode: "WRITE", Start: fmt.Sprint(i * 10), End: "EOF"}
 			want = append(want, l)
 			text += "lock:\t" + lockLine(i+1, false, l, 99, 0, 0x2f, ino) + "\n"
 		}

@@ -149,8 +149,9 @@ func TestEveryUseKind(t *testing.T) {
 		t.Errorf("exe use = %+v", u)
 	}
 	for _, c := range []struct {
-		v         *testns.Victim
-		typ, mode string
+		v    *testns.Victim
+		typ  LockType
+		mode LockMode
 	}{{flk, "FLOCK", "WRITE"}, {psx, "POSIX", "WRITE"}, {ofd, "OFDLCK", "READ"}} {
 		u := findUse(holder(snap, m.ID, c.v.PID), UseLock)
 		if u == nil || u.Lock == nil || u.Lock.Type != c.typ || u.Lock.Mode != c.mode || u.FD < 3 {

@@ -149,10 +149,32 @@ func (a Access) String() string {
 	return ""
 }
 
+// LockType is a lock's type as /proc/locks names it (proc(5), locks).
+type LockType string
+
+const (
+	LockFlock LockType = "FLOCK"  // flock(2)
+	LockPOSIX LockType = "POSIX"  // fcntl(2) F_SETLK, lockf(3)
+	LockOFD   LockType = "OFDLCK" // fcntl(2) F_OFD_SETLK: open file description lock
+	LockLease LockType = "LEASE"  // fcntl(2) F_SETLEASE
+)
+
+func (t LockType) String() string { return string(t) }
+
+// LockMode is a lock's mode as /proc/locks names it.
+type LockMode string
+
+const (
+	LockRead  LockMode = "READ"
+	LockWrite LockMode = "WRITE"
+)
+
+func (m LockMode) String() string { return string(m) }
+
 // Lock describes a file lock from /proc/locks or fdinfo (proc(5), locks).
 type Lock struct {
-	Type   string // FLOCK, POSIX, OFDLCK (open file description lock), LEASE
-	Mode   string // READ or WRITE
+	Type   LockType
+	Mode   LockMode
 	Start  string // byte range start, "0"
 	End    string // byte range end, "EOF" for the whole file
 	Waiter bool   // a blocked request ("->" in /proc/locks), not a held lock
@@ -390,10 +412,48 @@ func (s *Snapshot) Copies(id MountID) []Copy {
 	return out
 }
 
+// KernelKind is what kind of kernel object holds a mount (KernelHolder).
+// Its text is the JSON value of `holders --json`'s kernel_holders[].kind.
+type KernelKind string
+
+const (
+	// KernelLoop: a loop device whose backing file is on the mount
+	// (/sys/block/loopN/loop/backing_file, loop(4)).
+	KernelLoop KernelKind = "loop"
+	// KernelSwap: a swap file on the mount (/proc/swaps, swapon(2)).
+	KernelSwap KernelKind = "swap"
+	// KernelNFSExport: a directory on the mount exported by the kernel's
+	// NFS server (/proc/fs/nfsd/exports, exportfs(8)).
+	KernelNFSExport KernelKind = "nfsd-export"
+	// KernelIOURing: a file registered with an io_uring (the UserFiles:
+	// section of the ring's fdinfo, io_uring_register(2)).
+	KernelIOURing KernelKind = "io_uring"
+	// KernelBinfmt: a binfmt_misc interpreter opened at registration
+	// (flag F, Documentation/admin-guide/binfmt-misc.rst).
+	KernelBinfmt KernelKind = "binfmt_misc"
+	// KernelBlockHolder: a device stacked on the mount's block device
+	// (/sys/dev/block/M:N/holders: device-mapper, md).
+	KernelBlockHolder KernelKind = "block-holder"
+	// KernelSubmount: a mount below this one; umount2(2) gives EBUSY
+	// until it is gone.
+	KernelSubmount KernelKind = "submount"
+	// KernelOverMount: a mount on the same mount point, over this one.
+	KernelOverMount KernelKind = "over-mount"
+	// KernelOverlay is the usual stacking filesystem; a stacking holder's
+	// kind is its filesystem type, whatever it is (Layers is set).
+	KernelOverlay KernelKind = "overlay"
+)
+
+func (k KernelKind) String() string { return string(k) }
+
+// Mounted reports whether the holder is another mount (a submount or an
+// over-mount), which the tree shows already.
+func (k KernelKind) Mounted() bool { return k == KernelSubmount || k == KernelOverMount }
+
 // KernelHolder is a holder that is not a process's use: the kernel itself
 // pins the mount on someone's behalf.
 type KernelHolder struct {
-	Kind   string // "loop", "swap", "nfsd-export", "io_uring", "binfmt_misc", "block-holder", "submount", "overlay" (a stacking filesystem's type)
+	Kind   KernelKind
 	Name   string // /dev/loop3, the swap file, the binfmt entry, dm-0, the submount's path, the overlay's mount point
 	Path   string // the file on the mount that is held
 	PID    int    // io_uring: the owning process

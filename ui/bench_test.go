@@ -28,9 +28,9 @@ func NewRefresher(width, height int, start string) *Refresher {
 
 // Refresh shows snap as a refresh would and returns the rendered screen.
 func (r *Refresher) Refresh(snap *inspect.Snapshot) string {
-	r.m.gen++
-	r.m.scanning = true
-	next, _ := r.m.Update(scanDoneMsg{gen: r.m.gen, snap: snap})
+	r.m.scan.gen++
+	r.m.scan.running = true
+	next, _ := r.m.Update(scanDoneMsg{gen: r.m.scan.gen, snap: snap})
 	r.m = next.(Model)
 	return r.m.View()
 }

@@ -13,41 +13,19 @@ import (
 // Commands copy what they need into locals before returning the closure:
 // the closure runs on another goroutine and must never read the model.
 
-// scanCmd runs one scan under ctx (cancelled by a refresh that replaces it,
-// and bounded by a deadline so a hung filesystem cannot keep it forever)
-// and reports it tagged with its generation, with the expiry marks the
-// engine holds for the mounts it found (marks may be nil).
-func scanCmd(ctx context.Context, s Scanner, marks ExpiryReader, gen int) tea.Cmd {
-	return func() tea.Msg {
-		start := time.Now()
-		snap, err := s.Scan(ctx)
-		msg := scanDoneMsg{gen: gen, snap: snap, err: err, took: time.Since(start)}
-		if err == nil && snap != nil && marks != nil {
-			msg.marks = marks.ExpiryMarks(mountIDs(snap))
-		}
-		return msg
-	}
-}
-
 // marksCmd re-reads the expiry marks after an expire attempt.
 func marksCmd(marks ExpiryReader, ids []inspect.MountID) tea.Cmd {
 	return func() tea.Msg { return marksMsg{marks: marks.ExpiryMarks(ids)} }
 }
 
-func mountIDs(s *inspect.Snapshot) []inspect.MountID {
-	ids := make([]inspect.MountID, len(s.Mounts))
-	for i := range s.Mounts {
-		ids[i] = s.Mounts[i].ID
-	}
-	return ids
-}
-
 // timerFunc is tea.Tick; model tests replace it to fire timers by hand.
 type timerFunc func(time.Duration, func(time.Time) tea.Msg) tea.Cmd
 
-// tickCmd arms the next background scan of generation gen.
-func (m Model) tickCmd(gen int) tea.Cmd {
-	return m.after(m.opts.Interval, func(time.Time) tea.Msg { return tickMsg{gen: gen} })
+// tickCmd arms the next background scan of the current generation, after
+// the interval the last scan's cost set.
+func (m Model) tickCmd() tea.Cmd {
+	gen := m.scan.gen
+	return m.after(m.scan.interval, func(time.Time) tea.Msg { return tickMsg{gen: gen} })
 }
 
 // clockCmd moves the model's clock once a second.
@@ -60,16 +38,16 @@ func (m Model) clockCmd() tea.Cmd {
 // that the dialog's "also release" choice carries the plan the engine
 // makes for it (it revokes the holders of propagating copies too) and
 // says exactly what that choice does.
-func planCmd(u Unmounter, req Request, preview bool) tea.Cmd {
+func planCmd(u Unmounter, snap *inspect.Snapshot, asked unmount.Plan, preview bool) tea.Cmd {
 	return func() tea.Msg {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		plan, err := u.Plan(ctx, req)
-		msg := planMsg{req: req, plan: plan, err: err, preview: preview}
-		if err == nil && !preview && req.Mode == unmount.ModeStaged && !req.Release && len(plan.Releases) > 0 {
-			rel := req
+		plan, err := u.Prepare(ctx, asked)
+		msg := planMsg{asked: asked, snap: snap, plan: plan, err: err, preview: preview}
+		if err == nil && !preview && asked.Mode == unmount.ModeStaged && !asked.Release && len(plan.Releases) > 0 {
+			rel := asked
 			rel.Release = true
-			rp, rerr := u.Plan(ctx, rel)
+			rp, rerr := u.Prepare(ctx, rel)
 			if rerr != nil {
 				msg.releaseErr = rerr
 			} else {
@@ -94,9 +72,9 @@ func (m Model) quitTimeoutCmd() tea.Cmd {
 }
 
 // startRunCmd starts the engine; the run's events follow as runEventMsg.
-func startRunCmd(ctx context.Context, u Unmounter, req Request, plan unmount.Plan, run int) tea.Cmd {
+func startRunCmd(ctx context.Context, u Unmounter, plan unmount.Plan, run int) tea.Cmd {
 	return func() tea.Msg {
-		return runStartedMsg{run: run, ch: u.Run(ctx, req, plan)}
+		return runStartedMsg{run: run, ch: u.Run(ctx, plan)}
 	}
 }
 
@@ -104,12 +82,12 @@ func startRunCmd(ctx context.Context, u Unmounter, req Request, plan unmount.Pla
 // request's mount, changing nothing: its Releases say what R can do to
 // row, so the engine alone decides what a release is and when it is
 // refused.
-func releasePlanCmd(u Unmounter, req Request, row holderRow) tea.Cmd {
+func releasePlanCmd(u Unmounter, snap *inspect.Snapshot, asked unmount.Plan, row holderRow) tea.Cmd {
 	return func() tea.Msg {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		plan, err := u.Plan(ctx, req)
-		return releasePlanMsg{req: req, row: row, plan: plan, err: err}
+		plan, err := u.Prepare(ctx, asked)
+		return releasePlanMsg{asked: asked, snap: snap, row: row, plan: plan, err: err}
 	}
 }
 

@@ -16,25 +16,25 @@ import (
 // What each action does, in the operator's words. The confirm dialog, the
 // dry-run preview and the progress pane all say it the same way.
 
-// modeName is how a request is called in titles and the status bar.
-func modeName(req Request) string {
-	switch req.Mode {
+// modeName is how a plan's mode is called in titles and the status bar.
+func modeName(p unmount.Plan) string {
+	switch p.Mode {
 	case unmount.ModeLazy:
 		return "lazy unmount"
 	case unmount.ModeExpire:
-		if req.WhenIdle {
+		if p.ExpireWhenIdle {
 			return "expire when idle"
 		}
 		return "expire"
 	case unmount.ModeForce:
 		return "forced unmount"
 	case unmount.ModeStaged:
-		if req.Release {
-			return "staged unmount (" + req.Policy.String() + ", releasing)"
+		if p.Release {
+			return "staged unmount (" + p.Policy.String() + ", releasing)"
 		}
-		return "staged unmount (" + req.Policy.String() + ")"
+		return "staged unmount (" + p.Policy.String() + ")"
 	}
-	return req.Mode.String()
+	return p.Mode.String()
 }
 
 // mountName is how a mount is called in titles, dialogs and the status
@@ -58,11 +58,12 @@ func holderBrief(h inspect.Holder) string {
 
 // planLines states exactly what will happen to the mount and to which
 // processes. max bounds the per-process lines (the rest are counted).
-func planLines(req Request, plan unmount.Plan, max int) []string {
+func planLines(snap *inspect.Snapshot, plan unmount.Plan, max int) []string {
+	req := plan // what was asked is what the engine prepared
 	mp := mountName(req.Target)
 	var holders []inspect.Holder
-	if req.Snapshot != nil {
-		holders = req.Snapshot.HoldersOf(req.Target.ID)
+	if snap != nil {
+		holders = snap.HoldersOf(req.Target.ID)
 	}
 	if len(plan.Holders) > 0 {
 		holders = holders[:0:0]
@@ -176,7 +177,7 @@ func planLines(req Request, plan unmount.Plan, max int) []string {
 			out = append(out, fmt.Sprintf("%d. Unmount it for real and check that it is gone.", step+2),
 				"x cancels; before revoke starts, the fence is rolled back.")
 		}
-		out = append(out, releaseListLines(plan, req.Snapshot, max)...)
+		out = append(out, releaseListLines(plan, snap, max)...)
 	}
 	if n := len(plan.Submounts); n > 0 && req.Mode != unmount.ModeExpire {
 		switch {
@@ -405,7 +406,7 @@ func kernelHolderNamed(snap *inspect.Snapshot, kind, name string) (inspect.Kerne
 	}
 	for _, ks := range snap.Kernel {
 		for _, k := range ks {
-			if k.Kind == kind && k.Name == name {
+			if k.Kind.String() == kind && k.Name == name {
 				return k, true
 			}
 		}
@@ -446,7 +447,7 @@ func namespaceOf(snap *inspect.Snapshot, pid int) (*inspect.Namespace, bool) {
 func matchRelease(rs []unmount.Release, row holderRow) (unmount.Release, bool) {
 	for _, r := range rs {
 		switch {
-		case row.kernel != nil && r.Kind.String() == row.kernel.Kind && r.Name == row.kernel.Name:
+		case row.kernel != nil && r.Kind.String() == row.kernel.Kind.String() && r.Name == row.kernel.Name:
 			return r, true
 		case row.copy != nil && r.Kind == "copy" && r.OldID == row.copy.Mount.OldID && containsPID(row.copy.Namespace.PIDs, r.PID):
 			return r, true

@@ -28,9 +28,8 @@ func TestPlanLinesFilesystem(t *testing.T) {
 	for _, mode := range []unmount.Mode{unmount.ModeLazy, unmount.ModeExpire, unmount.ModeForce, unmount.ModeStaged} {
 		for _, tc := range cases {
 			t.Run(mode.String()+"/"+tc.name, func(t *testing.T) {
-				req := Request{Target: target, Mode: mode, Policy: unmount.PolicyClose, Interval: time.Second}
-				plan := unmount.Plan{Target: target, Mode: mode, Interval: time.Second, Filesystem: tc.fs}
-				text := strings.Join(planLines(req, plan, 5), "\n")
+				plan := unmount.Plan{Target: target, Mode: mode, Policy: unmount.PolicyClose, Interval: time.Second, Filesystem: tc.fs}
+				text := strings.Join(planLines(nil, plan, 5), "\n")
 				if !strings.Contains(text, tc.want) {
 					t.Errorf("lacks %q:\n%s", tc.want, text)
 				}
@@ -38,11 +37,11 @@ func TestPlanLinesFilesystem(t *testing.T) {
 		}
 	}
 	staged := unmount.Plan{Target: target, Mode: unmount.ModeStaged, Stacked: []inspect.Mount{{ID: 9, Mountpoint: "/ov", FSType: "overlay"}}}
-	if text := strings.Join(planLines(Request{Target: target, Mode: unmount.ModeStaged}, staged, 5), "\n"); !strings.Contains(text, "First the overlay at /ov, which uses it as a layer, is unmounted (its holders are revoked too).") {
+	if text := strings.Join(planLines(nil, staged, 5), "\n"); !strings.Contains(text, "First the overlay at /ov, which uses it as a layer, is unmounted (its holders are revoked too).") {
 		t.Errorf("the staged dialog does not name the overlay it unmounts first:\n%s", text)
 	}
 	plan := unmount.Plan{Target: target, Mode: unmount.ModeLazy}
-	if text := strings.Join(planLines(Request{Target: target, Mode: unmount.ModeLazy}, plan, 5), "\n"); strings.Contains(text, "filesystem") {
+	if text := strings.Join(planLines(nil, plan, 5), "\n"); strings.Contains(text, "filesystem") {
 		t.Errorf("an unchecked plan claims something about the filesystem:\n%s", text)
 	}
 }
@@ -59,7 +58,7 @@ func TestProgressFilesystem(t *testing.T) {
 	plan := unmount.Plan{Target: target, Mode: unmount.ModeLazy,
 		Filesystem: unmount.Filesystem{Checked: true, InUseBy: []unmount.FilesystemUse{{Kind: "mount", Where: "/y"}}}}
 	now := time.Now()
-	p.start(1, Request{Target: target, Mode: unmount.ModeLazy}, plan, nil, func() {}, now)
+	p.start(1, nil, plan, func() {}, now)
 	forecast := "after this unmount the filesystem stays in use by: the mount /y"
 	if v := p.View(); !strings.Contains(v, forecast) {
 		t.Fatalf("running: no forecast:\n%s", v)

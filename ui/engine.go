@@ -7,56 +7,35 @@ import (
 	"mounttop/unmount"
 )
 
-// Engine is the real Unmounter: unmount.Unmounter's Prepare and Run, with
-// the request's choices turned into a plan. Submounts go with the target
-// (Recursive) for every mode but expire, which the engine refuses for a
-// mount with submounts; the dialog names them before anything happens.
+// Engine is the real Unmounter: a thin adapter over unmount.Unmounter
+// (Prepare, Run, Release) that adds what the view reads besides: the
+// expiry marks and the fences killed runs left.
 type Engine struct {
 	U    *unmount.Unmounter
 	Book *unmount.ExpiryBook // the marks U sets; read by ExpiryMarks
 }
 
-// Plan implements Unmounter.
-func (e Engine) Plan(ctx context.Context, req Request) (unmount.Plan, error) {
-	p := unmount.Plan{
-		Target:         req.Target,
-		Mode:           req.Mode,
-		Policy:         req.Policy,
-		Recursive:      req.Mode != unmount.ModeExpire,
-		ExpireWhenIdle: req.WhenIdle,
-		Release:        req.Release,
-	}
-	if req.Mode == unmount.ModeExpire {
-		p.Interval = req.Interval
-	}
+// Prepare implements Unmounter.
+func (e Engine) Prepare(ctx context.Context, p unmount.Plan) (unmount.Plan, error) {
 	return e.U.Prepare(ctx, p)
 }
 
-// Run implements Unmounter. A choice of the dialog that changes what the
-// plan computes ("signal instead", "also release") prepares it again, so
-// the run's holder actions and refusals are the chosen policy's; a plan
-// that cannot be prepared again ends as a single StageDone event.
-func (e Engine) Run(ctx context.Context, req Request, plan unmount.Plan) <-chan unmount.Event {
-	plan.Mode = req.Mode
-	if req.Policy != 0 {
-		plan.Policy = req.Policy
-	}
-	plan.ExpireWhenIdle = req.WhenIdle
-	plan.Release = req.Release && req.Mode == unmount.ModeStaged
-	if req.Mode == unmount.ModeExpire && req.Interval > 0 {
-		plan.Interval = req.Interval
-	}
-	if plan.Stale() {
-		p, err := e.U.Prepare(ctx, plan)
+// Run implements Unmounter. The view prepares again every choice that
+// changes the plan (signal instead, also release); a plan still stale
+// (unmount.Plan.Stale) is prepared once more here, and one that cannot be
+// ends as a single StageDone event.
+func (e Engine) Run(ctx context.Context, p unmount.Plan) <-chan unmount.Event {
+	if p.Stale() {
+		fresh, err := e.U.Prepare(ctx, p)
 		if err != nil {
 			ch := make(chan unmount.Event, 1)
 			ch <- unmount.Event{Stage: unmount.StageDone, Err: err, Result: &unmount.Result{Summary: "nothing changed: " + err.Error()}}
 			close(ch)
 			return ch
 		}
-		plan = p
+		p = fresh
 	}
-	return e.U.Run(ctx, plan)
+	return e.U.Run(ctx, p)
 }
 
 // Release implements Unmounter.

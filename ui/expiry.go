@@ -64,10 +64,10 @@ func (e expiryMark) cell() string {
 }
 
 // sentence is the holders pane's line about the mark.
-func (e expiryMark) sentence() string {
+func (e expiryMark) sentence(k *keyMap) string {
 	switch e.state {
 	case expiryArmed:
-		return "Expiry: marked at " + e.armed.Format("15:04:05") + "; e unmounts it if nothing touches it first."
+		return "Expiry: marked at " + e.armed.Format("15:04:05") + "; " + k.name(k.Expire) + " unmounts it if nothing touches it first."
 	case expiryCleared:
 		return "Expiry: an access cleared the mark; marked again at " + e.armed.Format("15:04:05") + "."
 	case expiryExpired:

@@ -118,20 +118,26 @@ type fakeScanner struct {
 	snaps []*inspect.Snapshot
 	calls int
 	gate  chan struct{}
+	cost  time.Duration // each Scan takes this long (a scan's known cost)
+	last  *inspect.Snapshot
 }
 
 func (f *fakeScanner) Scan(ctx context.Context) (*inspect.Snapshot, error) {
 	f.mu.Lock()
 	f.calls++
-	gate := f.gate
+	gate, cost := f.gate, f.cost
 	var s *inspect.Snapshot
 	if len(f.snaps) > 0 {
 		s = f.snaps[0]
 		if len(f.snaps) > 1 {
 			f.snaps = f.snaps[1:]
 		}
+		f.last = s
 	}
 	f.mu.Unlock()
+	if cost > 0 {
+		time.Sleep(cost)
+	}
 	if gate != nil {
 		select {
 		case <-gate:
@@ -142,10 +148,26 @@ func (f *fakeScanner) Scan(ctx context.Context) (*inspect.Snapshot, error) {
 	return s, nil
 }
 
+// current is the snapshot the last Scan returned.
+func (f *fakeScanner) current() *inspect.Snapshot {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.last == nil && len(f.snaps) > 0 {
+		return f.snaps[0]
+	}
+	return f.last
+}
+
 func (f *fakeScanner) set(s ...*inspect.Snapshot) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.snaps = s
+}
+
+func (f *fakeScanner) setCost(d time.Duration) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.cost = d
 }
 
 func (f *fakeScanner) count() int {
@@ -154,14 +176,17 @@ func (f *fakeScanner) count() int {
 	return f.calls
 }
 
-// script plays one run's events on ch; the fake closes ch after it.
-type script func(ctx context.Context, req Request, plan unmount.Plan, ch chan<- unmount.Event)
+// script plays one run's events on ch, after the plan event the fake
+// sends first (as the engine does); the fake closes ch after it.
+type script func(ctx context.Context, plan unmount.Plan, ch chan<- unmount.Event)
 
-// fakeUnmounter plans from the request's snapshot and plays a script.
+// fakeUnmounter prepares plans from what the fake scanner shows now (scan,
+// else the fake system) and plays a script.
 type fakeUnmounter struct {
 	mu      sync.Mutex
-	planned []Request
-	runs    []Request
+	scan    *fakeScanner
+	planned []unmount.Plan // as asked
+	runs    []unmount.Plan
 	planErr error
 	play    script
 	marks   map[inspect.MountID]unmount.ExpiryMark
@@ -175,18 +200,25 @@ type fakeUnmounter struct {
 	releaseHit chan unmount.Release // if set, each Release is sent here
 }
 
-func (f *fakeUnmounter) Plan(ctx context.Context, req Request) (unmount.Plan, error) {
+func (f *fakeUnmounter) Prepare(ctx context.Context, req unmount.Plan) (unmount.Plan, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.planned = append(f.planned, req)
-	p := unmount.Plan{Target: req.Target, Mode: req.Mode, Policy: req.Policy, Interval: time.Second,
-		Timeout: 30 * time.Second, Grace: 5 * time.Second, ExpireWhenIdle: req.WhenIdle}
-	for _, h := range req.Snapshot.HoldersOf(req.Target.ID) {
+	snap := fakeSnapshot()
+	if f.scan != nil {
+		snap = f.scan.current()
+	}
+	p := req
+	p.Timeout, p.Grace = 30*time.Second, 5*time.Second
+	if p.Interval <= 0 {
+		p.Interval = time.Second // as the engine's default
+	}
+	for _, h := range snap.HoldersOf(req.Target.ID) {
 		p.Holders = append(p.Holders, fakeAction(h))
 	}
 	// Releases as the engine lists them: loop devices and swap files on
 	// the mount, and its copies in other namespaces (lazily when held).
-	for _, k := range req.Snapshot.Kernel[req.Target.ID] {
+	for _, k := range snap.Kernel[req.Target.ID] {
 		switch k.Kind {
 		case "loop":
 			p.Releases = append(p.Releases, unmount.Release{Kind: "loop", Name: k.Name, What: "detach loop device " + k.Name, Refused: f.refuse[k.Name]})
@@ -194,7 +226,7 @@ func (f *fakeUnmounter) Plan(ctx context.Context, req Request) (unmount.Plan, er
 			p.Releases = append(p.Releases, unmount.Release{Kind: "swap", Name: k.Name, What: "swapoff " + k.Name, Refused: f.refuse[k.Name]})
 		}
 	}
-	for _, c := range req.Snapshot.Copies(req.Target.ID) {
+	for _, c := range snap.Copies(req.Target.ID) {
 		r := unmount.Release{Kind: "copy", PID: c.Namespace.PIDs[0], Mountpoint: c.Mount.Mountpoint,
 			OldID: c.Mount.OldID, Lazy: len(c.Holders) > 0, Refused: f.refuse[c.Mount.Mountpoint],
 			Propagates: c.Propagates, Namespace: c.Namespace.Inode, Host: c.Namespace.Host}
@@ -206,7 +238,7 @@ func (f *fakeUnmounter) Plan(ctx context.Context, req Request) (unmount.Plan, er
 	p.Release = req.Release
 	if req.Release {
 		// With Release, the holders of the copies are revoked too.
-		for _, c := range req.Snapshot.Copies(req.Target.ID) {
+		for _, c := range snap.Copies(req.Target.ID) {
 			for _, h := range c.Holders {
 				a := fakeAction(h)
 				a.Namespace, a.CopyAt = fmt.Sprintf("mnt:[%d]", c.Namespace.Inode), c.Mount.Mountpoint
@@ -253,9 +285,9 @@ func (f *fakeUnmounter) releases() []unmount.Release {
 	return append([]unmount.Release(nil), f.released...)
 }
 
-func (f *fakeUnmounter) Run(ctx context.Context, req Request, plan unmount.Plan) <-chan unmount.Event {
+func (f *fakeUnmounter) Run(ctx context.Context, plan unmount.Plan) <-chan unmount.Event {
 	f.mu.Lock()
-	f.runs = append(f.runs, req)
+	f.runs = append(f.runs, plan)
 	play := f.play
 	ended := make(chan struct{})
 	f.ended = ended
@@ -264,8 +296,11 @@ func (f *fakeUnmounter) Run(ctx context.Context, req Request, plan unmount.Plan)
 	go func() {
 		defer close(ended)
 		defer close(ch)
+		ev := unmount.PlanEvent(&plan)
+		ev.What = "" // the scripts' log lines are the test's
+		send(ch, 0, ev)
 		if play != nil {
-			play(ctx, req, plan, ch)
+			play(ctx, plan, ch)
 		}
 	}()
 	return ch
@@ -289,7 +324,7 @@ func (f *fakeUnmounter) runCount() int {
 	return len(f.runs)
 }
 
-func (f *fakeUnmounter) lastRun() Request {
+func (f *fakeUnmounter) lastRun() unmount.Plan {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.runs[len(f.runs)-1]
@@ -332,7 +367,8 @@ func newDriver(t *testing.T, opts Options) *driver {
 		opts.Scanner = d.scan
 	}
 	if opts.Unmounter == nil {
-		d.um = &fakeUnmounter{}
+		scan, _ := opts.Scanner.(*fakeScanner)
+		d.um = &fakeUnmounter{scan: scan}
 		opts.Unmounter = d.um
 	}
 	if opts.Now == nil {

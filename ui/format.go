@@ -7,13 +7,14 @@ import (
 
 	"github.com/charmbracelet/x/ansi"
 
+	"mounttop/internal/present"
 	"mounttop/internal/termsafe"
 )
 
-// safe is the one way a name from the system reaches the screen: paths,
-// process names, command lines, mount sources and inspect's warnings can
-// carry terminal escapes, and termsafe.Text shows them as text.
-func safe(s string) string { return termsafe.Text(s) }
+// safe escapes a raw name from the system (a path, a process name) that
+// this package puts into a sentence of its own. Text that package present
+// rendered is escaped already and is never passed through safe again.
+func safe(s string) string { return present.Name(s) }
 
 // shown is the way a message reaches the screen whose names were escaped
 // when it was built: unmount's event texts, plan actions, refusals,
@@ -23,49 +24,10 @@ func safe(s string) string { return termsafe.Text(s) }
 // (termsafe.Message).
 func shown(s string) string { return termsafe.Message(s) }
 
-// fit pads or cuts s to exactly w cells, marking a cut with "…".
-func fit(s string, w int) string {
-	if w <= 0 {
-		return ""
-	}
-	n := ansi.StringWidth(s)
-	if n > w {
-		return ansi.Truncate(s, w, "…")
-	}
-	return s + strings.Repeat(" ", w-n)
-}
-
-// fitRight is fit aligned to the right (numbers).
-func fitRight(s string, w int) string {
-	n := ansi.StringWidth(s)
-	if n > w {
-		return ansi.Truncate(s, w, "…")
-	}
-	return strings.Repeat(" ", w-n) + s
-}
-
-// fitTail is fit that keeps the end of s (the interesting end of a path).
-func fitTail(s string, w int) string {
-	if w <= 0 {
-		return ""
-	}
-	n := ansi.StringWidth(s)
-	if n <= w {
-		return s + strings.Repeat(" ", w-n)
-	}
-	if w == 1 {
-		return "…"
-	}
-	return "…" + ansi.TruncateLeft(s, n-w+1, "")
-}
-
-// clip cuts s to at most w cells without padding.
-func clip(s string, w int) string {
-	if ansi.StringWidth(s) <= w {
-		return s
-	}
-	return ansi.Truncate(s, w, "…")
-}
+// fit and clip lay a cell out in w cells, as the column tables of
+// package present do (present.Fit, present.Clip).
+func fit(s string, w int) string  { return present.Fit(s, w) }
+func clip(s string, w int) string { return present.Clip(s, w) }
 
 // age renders a duration the way an operator reads it at a glance.
 func age(d time.Duration) string {
@@ -89,19 +51,6 @@ func elapsed(d time.Duration) string {
 	return fmt.Sprintf("%02d:%02d", s/60, s%60)
 }
 
-// command is a holder's command line for display: argv joined, or [comm]
-// for a kernel thread or a process whose cmdline is gone.
-func command(comm string, argv []string) string {
-	if len(argv) == 0 {
-		return "[" + safe(comm) + "]"
-	}
-	parts := make([]string, len(argv))
-	for i, a := range argv {
-		parts[i] = safe(a)
-	}
-	return strings.Join(parts, " ")
-}
-
 // plural is "1 holder", "3 holders".
 func plural(n int, one, many string) string {
 	if n == 1 {
@@ -113,23 +62,23 @@ func plural(n int, one, many string) string {
 // lipglossWidth is the width in cells of styled text.
 func lipglossWidth(s string) int { return ansi.StringWidth(s) }
 
-// wrapLines breaks s into at most max lines of width cells, at spaces
-// where it can; the last line is cut with "…" if needed. An empty s is one
-// empty line.
+// wrapLines breaks s into at most max lines of width cells at word
+// boundaries (x/ansi's Wordwrap; a word longer than a line is cut by
+// Wrap); what does not fit goes on the last line, cut with "…". An empty s
+// is one empty line.
 func wrapLines(s string, width, max int) []string {
 	if width < 1 {
 		return []string{""}
 	}
-	var out []string
-	for len(out) < max-1 && ansi.StringWidth(s) > width {
-		cut := ansi.Truncate(s, width, "")
-		if i := strings.LastIndexByte(cut, ' '); i > width/2 {
-			cut = cut[:i]
-		}
-		out = append(out, cut)
-		s = strings.TrimLeft(s[len(cut):], " ")
+	lines := strings.Split(ansi.Wrap(s, width, ""), "\n")
+	for i := range lines {
+		lines[i] = strings.TrimRight(lines[i], " ")
 	}
-	return append(out, clip(s, width))
+	if len(lines) > max {
+		rest := strings.Join(lines[max-1:], " ")
+		lines = append(lines[:max-1], clip(rest, width))
+	}
+	return lines
 }
 
 // cropLines keeps at most n lines of s.

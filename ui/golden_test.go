@@ -32,8 +32,10 @@ func goldenProgramOn(t *testing.T, snap *inspect.Snapshot, um *fakeUnmounter, st
 	if len(size) == 2 {
 		w, h = size[0], size[1]
 	}
+	scan := &fakeScanner{snaps: []*inspect.Snapshot{snap}}
+	um.scan = scan
 	m := New(Options{
-		Scanner:   &fakeScanner{snaps: []*inspect.Snapshot{snap}},
+		Scanner:   scan,
 		Unmounter: um,
 		Interval:  time.Hour, // no background refresh while the screen is taken
 		StartPath: start,
@@ -106,7 +108,7 @@ func TestGoldenProgressDrain(t *testing.T) {
 	keys(tm, "F")
 	waitScreen(t, tm, "(s) Signal instead")
 	keys(tm, "y")
-	waitScreen(t, tm, "remaining: 1 holder")
+	waitScreen(t, tm, "remaining: 1 holder · drain")
 	finalScreen(t, tm)
 }
 
@@ -130,7 +132,7 @@ func TestGoldenPreview(t *testing.T) {
 }
 
 func TestGoldenStatusError(t *testing.T) {
-	um := &fakeUnmounter{play: func(ctx context.Context, req Request, plan unmount.Plan, ch chan<- unmount.Event) {
+	um := &fakeUnmounter{play: func(ctx context.Context, plan unmount.Plan, ch chan<- unmount.Event) {
 		send(ch, 0, unmount.Event{Stage: unmount.StageDone, Err: &unmount.Error{Op: "umount", Target: "/mnt/projects", Flags: 1, Err: errBusy},
 			Result: &unmount.Result{Summary: "umount2(MNT_FORCE) of /mnt/projects failed"}})
 	}}

@@ -23,8 +23,8 @@ func TestSystemMountNotOffered(t *testing.T) {
 		d.key(k)
 		d.settle()
 		for _, want := range []string{"the view never unmounts it", "/ is a mount the system runs on", "--allow-system-mount"} {
-			if !strings.Contains(d.m.status, want) {
-				t.Errorf("%s: the status %q lacks %q", k, d.m.status, want)
+			if !strings.Contains(d.m.bar.status, want) {
+				t.Errorf("%s: the status %q lacks %q", k, d.m.bar.status, want)
 			}
 		}
 		if d.m.dialog != nil {

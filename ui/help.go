@@ -2,32 +2,73 @@ package ui
 
 import (
 	"strings"
+
+	"github.com/charmbracelet/bubbles/help"
+	"github.com/charmbracelet/bubbles/key"
+	tea "github.com/charmbracelet/bubbletea"
+
+	"mounttop/internal/present"
 )
 
-// helpView is the "?" screen: every key from the one keyMap, and what each
-// tree column means from the one column table, in width×height cells.
-func helpView(s *Styles, k *keyMap, width, height int) string {
+// helpScreen is the "?" screen: every key from the one keyMap (drawn by
+// bubbles/help), and what each tree column means from the one column
+// table. Any key closes it.
+type helpScreen struct {
+	styles *Styles
+	keys   *keyMap
+	help   help.Model
+	open   bool
+
+	width, height int
+}
+
+func newHelpScreen(s *Styles, k *keyMap) helpScreen {
+	h := help.New()
+	h.Styles.ShortKey = s.Key
+	h.Styles.ShortDesc = s.Status
+	return helpScreen{styles: s, keys: k, help: h}
+}
+
+// SetSize gives the screen its area.
+func (h *helpScreen) SetSize(w, ht int) { h.width, h.height = w, ht }
+
+// Update closes the screen on any key.
+func (h helpScreen) Update(msg tea.Msg) (helpScreen, tea.Cmd) {
+	if _, ok := msg.(tea.KeyMsg); ok {
+		h.open = false
+	}
+	return h, nil
+}
+
+// ShortHelp implements help.KeyMap: the screen's own key.
+func (h helpScreen) ShortHelp() []key.Binding { return []key.Binding{h.keys.Help} }
+
+// FullHelp implements help.KeyMap: every key, by topic.
+func (h helpScreen) FullHelp() [][]key.Binding { return h.keys.FullHelp() }
+
+// View draws the screen in exactly width×height cells.
+func (h helpScreen) View() string {
+	s, k, width := h.styles, h.keys, h.width
 	var lines []string
 	lines = append(lines, s.Section.Render("Keys")+"   (any key closes this help)")
 	for _, g := range k.helpGroups() {
 		var parts []string
 		for _, b := range g.Bindings {
-			h := b.Help()
-			parts = append(parts, s.Key.Render(h.Key)+" "+h.Desc)
+			parts = append(parts, h.help.ShortHelpView([]key.Binding{b}))
 		}
 		lines = append(lines, wrapJoin(s.Section.Render(fit(g.Name, 8)), parts, " · ", width)...)
 	}
 	lines = append(lines, "", s.Section.Render("Mount tree columns"))
-	for _, c := range treeColumns {
-		lines = append(lines, clip("  "+fit(c.name, 7)+" "+c.help, width))
+	for _, c := range present.TreeColumns.Help() {
+		lines = append(lines, clip("  "+fit(c.Name, 7)+" "+c.Help, width))
 	}
 	lines = append(lines, "",
 		clip("Every unmount asks first; the dialog starts on No. A staged unmount fences the", width),
-		clip("mount, revokes each holder, then drains; x cancels it (rolled back before revoke).", width))
-	if len(lines) > height {
-		lines = lines[:height]
+		clip("mount, revokes each holder, then drains; "+k.name(k.Cancel)+" cancels it (rolled back before revoke).", width))
+	if len(lines) > h.height {
+		lines = lines[:h.height]
 	}
-	for len(lines) < height {
+	for len(lines) < h.height {
 		lines = append(lines, "")
 	}
 	return strings.Join(lines, "\n")

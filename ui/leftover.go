@@ -53,6 +53,15 @@ func rollbackFenceCmd(lf Leftovers, l unmount.Leftover) tea.Cmd {
 	}
 }
 
+// onLeftovers takes what the leftover search found, if it is about the
+// newest scan.
+func (m Model) onLeftovers(msg leftoversMsg) Model {
+	if msg.gen == m.scan.gen {
+		m.leftovers = msg.list
+	}
+	return m
+}
+
 // leftoverBanner is the line that says a killed run left a fence up: the
 // one K acts on first, and how many more.
 func (m Model) leftoverBanner() string {
@@ -67,16 +76,6 @@ func (m Model) leftoverBanner() string {
 	return s
 }
 
-// bannerLines is the banner wrapped to the screen (at most 3 lines), none
-// without a leftover.
-func (m Model) bannerLines() []string {
-	b := m.leftoverBanner()
-	if b == "" {
-		return nil
-	}
-	return wrapLines(b, m.width, 3)
-}
-
 // leftoverAt is the leftover K acts on: the one at the selected mount (the
 // fence or the filesystem it hides), else the first.
 func (m Model) leftoverAt() (unmount.Leftover, bool) {
@@ -84,7 +83,7 @@ func (m Model) leftoverAt() (unmount.Leftover, bool) {
 		return unmount.Leftover{}, false
 	}
 	for _, l := range m.leftovers {
-		if m.tree.selected == l.Fence.FenceID || m.tree.selected == l.Fence.RealID {
+		if id := m.tree.Selected(); id == l.Fence.FenceID || id == l.Fence.RealID {
 			return l, true
 		}
 	}
@@ -96,16 +95,16 @@ func (m Model) askRollbackFence() (tea.Model, tea.Cmd) {
 	l, ok := m.leftoverAt()
 	switch {
 	case !ok:
-		m.status = "no fence left by a killed run"
+		m.bar.setStatus("no fence left by a killed run")
 		return m, nil
-	case m.progress.active:
-		m.setError(fmt.Errorf("a %s of %s is still running: x cancels it", modeName(m.progress.req), mountName(m.progress.req.Target)))
+	case m.progress.Active():
+		m.setError(m.stillRunning())
 		return m, nil
 	}
-	m.dialog = &confirmDialog{styles: m.styles, keys: m.keys, title: "Roll back the fence at " + safe(l.Fence.Target) + "?",
+	m.openDialog(&confirmDialog{styles: m.styles, keys: m.keys, title: "Roll back the fence at " + safe(l.Fence.Target) + "?",
 		lines: append(append(wrapLines(shown(l.What()), dialogText, 4), ""), wrapLines("Yes: "+shown(l.Plan())+".", dialogText, 5)...),
-		choices: []choice{{label: "No"}, {label: "Yes, roll it back", hotkey: "y",
-			act: &action{kind: actRollbackFence, leftover: l, what: "roll back the fence at " + safe(l.Fence.Target)}}}}
+		choices: []choice{{label: "No"}, m.keys.yesChoice("Yes, roll it back",
+			&action{kind: actRollbackFence, leftover: l, what: "roll back the fence at " + safe(l.Fence.Target)})}})
 	return m, nil
 }
 
@@ -113,14 +112,14 @@ func (m Model) askRollbackFence() (tea.Model, tea.Cmd) {
 func (m Model) onLeftoverDone(msg leftoverDoneMsg) (tea.Model, tea.Cmd) {
 	if msg.err != nil {
 		m.setError(fmt.Errorf("rolling back the fence at %s: %w", safe(msg.l.Fence.Target), msg.err))
-		m.status = ""
+		m.bar.setStatus("")
 	} else {
-		m.status = "rolled back: " + shown(msg.what)
+		m.bar.setStatus("rolled back: " + shown(msg.what))
 		// The fence goes from the tree: a selection on it moves to the
 		// filesystem it hid (which the rescan shows in its place), or,
 		// if that is gone too, to the mount beneath, so the rescan does
 		// not report the selected mount as vanished.
-		if fm, ok := m.snapMount(msg.l.Fence.FenceID); ok && m.tree.selected == fm.ID {
+		if fm, ok := m.snapMount(msg.l.Fence.FenceID); ok && m.tree.Selected() == fm.ID {
 			next := msg.l.Fence.RealID
 			if msg.l.RealGone {
 				next = fm.ParentID

@@ -70,11 +70,11 @@ func TestLeftoverBannerAndRollback(t *testing.T) {
 		t.Fatalf("No: %d rollbacks, dialog open %v", n, d.m.dialog != nil)
 	}
 	d.key("K", "y")
-	d.until("the rollback's result", func(m Model) bool { return strings.HasPrefix(m.status, "rolled back") })
+	d.until("the rollback's result", func(m Model) bool { return strings.HasPrefix(m.bar.status, "rolled back") })
 	if got := lf.rollbacks(); len(got) != 1 || got[0] != projectsFence {
 		t.Fatalf("rolled back %+v, want exactly %+v", got, projectsFence)
 	}
-	d.until("the banner to go", func(m Model) bool { return len(m.leftovers) == 0 && !m.scanning })
+	d.until("the banner to go", func(m Model) bool { return len(m.leftovers) == 0 && !m.scan.running })
 	d.mustNotSee("a fence left by a killed run")
 	d.mustSee("rolled back: the filesystem is back at /mnt/projects")
 }
@@ -88,7 +88,7 @@ func TestLeftoverRollbackError(t *testing.T) {
 	d.started()
 	d.until("the banner", func(m Model) bool { return len(m.leftovers) == 1 })
 	d.key("K", "y")
-	d.until("the error", func(m Model) bool { return m.err != nil })
+	d.until("the error", func(m Model) bool { return m.bar.err != nil })
 	d.mustSee("Error: rolling back the fence at /mnt/projects: refused: the fence is no longer the top mount", "a fence left by a killed run covers")
 
 	plain := newDriver(t, Options{})

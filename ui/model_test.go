@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"mounttop/inspect"
+	"mounttop/internal/present"
 	"mounttop/internal/termsafe"
 	"mounttop/internal/testns"
 	"mounttop/unmount"
@@ -151,13 +152,13 @@ func TestScansAreGenerationNumbered(t *testing.T) {
 	d.scan.mu.Unlock()
 	calls := d.scan.count()
 	d.fire(isTick)
-	if !d.m.scanning {
+	if !d.m.scan.running {
 		t.Fatal("the tick did not start a scan")
 	}
 	for d.scan.count() == calls { // the scan's goroutine has entered Scan
 		time.Sleep(time.Millisecond)
 	}
-	genHung := d.m.gen
+	genHung := d.m.scan.gen
 	d.key("j", "j", "tab", "tab") // answered at once (send checks Update's time)
 	if d.m.tree.selected != idProjects {
 		t.Fatalf("keys during a hung scan: selected %x", d.m.tree.selected)
@@ -173,8 +174,8 @@ func TestScansAreGenerationNumbered(t *testing.T) {
 	d.scan.snaps = []*inspect.Snapshot{fresh}
 	d.scan.mu.Unlock()
 	d.key("r")
-	if d.m.gen != genHung+1 {
-		t.Fatalf("refresh: gen %d, want %d", d.m.gen, genHung+1)
+	if d.m.scan.gen != genHung+1 {
+		t.Fatalf("refresh: gen %d, want %d", d.m.scan.gen, genHung+1)
 	}
 	d.until("the fresh scan", func(m Model) bool { return m.snap == fresh })
 	// The hung scan's late result is dropped.
@@ -188,7 +189,7 @@ func TestScansAreGenerationNumbered(t *testing.T) {
 	d.send(tickMsg{gen: genHung})
 	d.settle()
 	if d.scan.count() != before {
-		t.Fatalf("a stale tick started a scan (%d -> %d, gen %d, scanning %v)", before, d.scan.count(), d.m.gen, d.m.scanning)
+		t.Fatalf("a stale tick started a scan (%d -> %d, gen %d, scanning %v)", before, d.scan.count(), d.m.scan.gen, d.m.scan.running)
 	}
 }
 
@@ -204,7 +205,7 @@ func TestSlowScanShowsItsAgeAndTimesOut(t *testing.T) {
 	now = clock0.Add(3 * time.Second)
 	d.send(clockMsg(now))
 	d.mustSee("scanning 3.0s… data 3.0s old")
-	d.until("the scan deadline", func(m Model) bool { return m.err != nil })
+	d.until("the scan deadline", func(m Model) bool { return m.bar.err != nil })
 	d.mustSee("Error: scanning: context deadline exceeded")
 	// The old data stays, and the next tick is armed.
 	d.settle()
@@ -239,7 +240,7 @@ func TestDialogDefaultsToNoAndStatesWhatHappens(t *testing.T) {
 		}
 	}
 	// right, enter: Yes.
-	d.um.play = func(ctx context.Context, req Request, plan unmount.Plan, ch chan<- unmount.Event) {
+	d.um.play = func(ctx context.Context, plan unmount.Plan, ch chan<- unmount.Event) {
 		send(ch, 0, unmount.Event{Stage: unmount.StageDone, Err: unix.EBUSY, Result: &unmount.Result{Summary: "umount2(MNT_FORCE) of /mnt/projects failed"}})
 	}
 	d.key("f")
@@ -254,7 +255,7 @@ func TestDialogDefaultsToNoAndStatesWhatHappens(t *testing.T) {
 func TestLazyUnmountReportsTheResultAndRefreshes(t *testing.T) {
 	d := newDriver(t, Options{StartPath: "/mnt/scratch"})
 	d.started()
-	d.um.play = func(ctx context.Context, req Request, plan unmount.Plan, ch chan<- unmount.Event) {
+	d.um.play = func(ctx context.Context, plan unmount.Plan, ch chan<- unmount.Event) {
 		send(ch, 0, unmount.Event{Stage: unmount.StagePlan, What: "lazy unmount of /mnt/scratch"})
 		send(ch, 0, unmount.Event{Stage: unmount.StageUnmount, What: "umount2(MNT_DETACH) of /mnt/scratch: gone"})
 		send(ch, 0, unmount.Event{Stage: unmount.StageDone, Result: &unmount.Result{Gone: true, Summary: "/mnt/scratch is unmounted"}})
@@ -267,7 +268,7 @@ func TestLazyUnmountReportsTheResultAndRefreshes(t *testing.T) {
 	d.key("y")
 	d.until("the result", func(m Model) bool { return m.progress.result != nil && !m.progress.active })
 	d.mustSee("lazy unmount of /mnt/scratch: gone (/mnt/scratch is unmounted)", "Result: ✓ /mnt/scratch is unmounted")
-	d.until("the refresh after the run", func(m Model) bool { return d.scan.count() > scans && !m.scanning })
+	d.until("the refresh after the run", func(m Model) bool { return d.scan.count() > scans && !m.scan.running })
 	if d.m.tree.selected != idMnt {
 		t.Fatalf("after the unmount, selected %x, want the parent", d.m.tree.selected)
 	}
@@ -280,7 +281,7 @@ func TestLazyUnmountReportsTheResultAndRefreshes(t *testing.T) {
 // until it is cancelled, and rolls back (as the engine does before
 // revoke when cancelled, and reports "cancelled" after).
 func stagedScript(revoke bool) script {
-	return func(ctx context.Context, req Request, plan unmount.Plan, ch chan<- unmount.Event) {
+	return func(ctx context.Context, plan unmount.Plan, ch chan<- unmount.Event) {
 		hs := []unmount.HolderState{{PID: 4242, Comm: "reader", State: "pending", Reason: "close fd 5"},
 			{PID: 4250, Comm: "shell", State: "pending", Reason: "close 2 fds, chdir /"}}
 		send(ch, 0, unmount.Event{Stage: unmount.StagePlan, What: "staged unmount of /mnt/projects: 2 holders", Holders: hs})
@@ -324,8 +325,8 @@ func TestStagedRunShowsProgressAndCancelRollsBack(t *testing.T) {
 			d.mustSee("cancel requested: rolling back", "rollback fence removed", "[ROLLBACK]",
 				"Result: ✗ cancelled before revoke; everything is as it was")
 			// Cancelling is not an error.
-			if d.m.err != nil {
-				t.Fatalf("a cancelled run left an error: %v", d.m.err)
+			if d.m.bar.err != nil {
+				t.Fatalf("a cancelled run left an error: %v", d.m.bar.err)
 			}
 		})
 	}
@@ -396,7 +397,7 @@ func TestQuitGivesUpOnARunThatDoesNotStop(t *testing.T) {
 	d.started()
 	stuck := make(chan struct{})
 	t.Cleanup(func() { close(stuck) })
-	d.um.play = func(ctx context.Context, req Request, plan unmount.Plan, ch chan<- unmount.Event) {
+	d.um.play = func(ctx context.Context, plan unmount.Plan, ch chan<- unmount.Event) {
 		send(ch, 0, unmount.Event{Stage: unmount.StageRevoke, What: "revoking pid 4242"})
 		<-stuck
 	}
@@ -424,7 +425,7 @@ func TestExpireOffersWhenIdleAndShowsMarks(t *testing.T) {
 	d := newDriver(t, Options{StartPath: "/mnt/scratch", Interval: 3 * time.Second})
 	d.started()
 	step := make(chan struct{})
-	d.um.play = func(ctx context.Context, req Request, plan unmount.Plan, ch chan<- unmount.Event) {
+	d.um.play = func(ctx context.Context, plan unmount.Plan, ch chan<- unmount.Event) {
 		d.um.mu.Lock()
 		d.um.marks = map[inspect.MountID]unmount.ExpiryMark{idScratch: {ID: idScratch, MarkedAt: clock0.Add(time.Second), Attempts: 1}}
 		d.um.mu.Unlock()
@@ -447,20 +448,20 @@ func TestExpireOffersWhenIdleAndShowsMarks(t *testing.T) {
 	close(step)
 	d.until("the cleared mark", func(m Model) bool { return m.expiry.of(idScratch).state == expiryCleared })
 	d.mustSee("cleared 03:00:04", "Expire when idle of /mnt/scratch")
-	if r := d.um.lastRun(); !r.WhenIdle || r.Interval != 3*time.Second {
+	if r := d.um.lastRun(); !r.ExpireWhenIdle || r.Interval != 3*time.Second {
 		t.Fatalf("ran %+v, want expire when idle every 3s", r)
 	}
 	d.key("x")
 	d.until("the end", func(m Model) bool { return !m.progress.active })
 	// An expire run that unmounts shows "expired".
-	d.um.play = func(ctx context.Context, req Request, plan unmount.Plan, ch chan<- unmount.Event) {
+	d.um.play = func(ctx context.Context, plan unmount.Plan, ch chan<- unmount.Event) {
 		send(ch, 6, unmount.Event{Stage: unmount.StageDone, Result: &unmount.Result{Gone: true, Summary: "expired and is unmounted"}})
 	}
 	d.key("e")
 	d.until("the dialog", func(m Model) bool { return m.dialog != nil })
 	d.key("y")
 	d.until("expired", func(m Model) bool { return m.expiry.of(idScratch).state == expiryExpired })
-	if r := d.um.lastRun(); r.WhenIdle {
+	if r := d.um.lastRun(); r.ExpireWhenIdle {
 		t.Fatal("y chose expire when idle, want expire now")
 	}
 }
@@ -481,13 +482,13 @@ func TestErrorsShowUntilTheNextKeyWithAHint(t *testing.T) {
 			d := newDriver(t, Options{StartPath: "/mnt/projects"})
 			d.started()
 			err := c.err
-			d.um.play = func(ctx context.Context, req Request, plan unmount.Plan, ch chan<- unmount.Event) {
+			d.um.play = func(ctx context.Context, plan unmount.Plan, ch chan<- unmount.Event) {
 				send(ch, 0, unmount.Event{Stage: unmount.StageDone, Err: err, Result: &unmount.Result{Summary: "not unmounted"}})
 			}
 			d.key("f")
 			d.until("dialog", func(m Model) bool { return m.dialog != nil })
 			d.key("y")
-			d.until("the error", func(m Model) bool { return m.err != nil })
+			d.until("the error", func(m Model) bool { return m.bar.err != nil })
 			d.mustSee("Error: forced unmount of /mnt/projects:", c.hint)
 			d.key("j")
 			d.mustNotSee("Error:", c.hint)
@@ -502,7 +503,7 @@ func TestPlanFailureIsShown(t *testing.T) {
 	d.started()
 	d.um.planErr = &unmount.Error{Op: "umount", Target: "/mnt/projects", Err: fmt.Errorf("%w: it is the root", unmount.ErrRefused)}
 	d.key("F")
-	d.until("the error", func(m Model) bool { return m.err != nil })
+	d.until("the error", func(m Model) bool { return m.bar.err != nil })
 	d.mustSee("Error: planning the staged unmount (close) of /mnt/projects:")
 	if d.m.dialog != nil || d.um.runCount() != 0 {
 		t.Fatal("a refused plan opened a dialog or ran")
@@ -535,9 +536,9 @@ func TestHelpListsEveryKey(t *testing.T) {
 			}
 		}
 	}
-	for _, c := range treeColumns {
-		if !strings.Contains(scr, c.name) {
-			t.Errorf("help lacks the column %s", c.name)
+	for _, c := range present.TreeColumns.Help() {
+		if !strings.Contains(scr, c.Name) {
+			t.Errorf("help lacks the column %s", c.Name)
 		}
 	}
 	d.key("j")
@@ -657,8 +658,8 @@ func TestDetachedMountOnlyStaged(t *testing.T) {
 		}
 		mode := map[string]string{"l": "lazy unmount", "e": "expire", "f": "forced unmount"}[k]
 		want := "no " + mode + ": the detached mount (unique ID 1099511627781) is in no mount table; F revokes its holders until it goes, d previews that"
-		if d.m.status != want || d.m.err != nil {
-			t.Fatalf("%s: status %q (error %v), want %q", k, d.m.status, d.m.err, want)
+		if d.m.bar.status != want || d.m.bar.err != nil {
+			t.Fatalf("%s: status %q (error %v), want %q", k, d.m.bar.status, d.m.bar.err, want)
 		}
 		d.mustSee("no " + mode + ": the detached mount")
 	}
@@ -736,7 +737,7 @@ func TestReleaseLoopDeviceAsksFirst(t *testing.T) {
 	d.key("R")
 	d.until("the dialog again", func(m Model) bool { return m.dialog != nil })
 	d.key("y")
-	d.until("the release's result", func(m Model) bool { return strings.HasPrefix(m.status, "released") })
+	d.until("the release's result", func(m Model) bool { return strings.HasPrefix(m.bar.status, "released") })
 	got := d.um.releases()
 	want := unmount.Release{Kind: "loop", Name: "/dev/loop3", What: "detach loop device /dev/loop3"}
 	if len(got) != 1 || got[0] != want {
@@ -756,7 +757,7 @@ func TestReleaseSwapAndCopyDialogs(t *testing.T) {
 	d.until("the swap dialog", func(m Model) bool { return m.dialog != nil })
 	d.mustSee("Swapoff /mnt/scratch/swapfile?", "Swapoff /mnt/scratch/swapfile.", "Every page swapped out to it is read back into memory first")
 	d.key("y")
-	d.until("the release", func(m Model) bool { return strings.HasPrefix(m.status, "released") })
+	d.until("the release", func(m Model) bool { return strings.HasPrefix(m.bar.status, "released") })
 	if got := d.um.releases(); len(got) != 1 || got[0].Kind != "swap" || got[0].Name != "/mnt/scratch/swapfile" {
 		t.Fatalf("released %+v, want the swap file", got)
 	}
@@ -771,7 +772,7 @@ func TestReleaseSwapAndCopyDialogs(t *testing.T) {
 		"Unmount the copy at /data in mount namespace mnt:[4026532999] (pid 900)", "lazily.",
 		"It leaves that namespace's tree now. Its holders there are NOT touched;", "pid 900 app", "Nothing changes in this namespace.")
 	d.key("y")
-	d.until("the release", func(m Model) bool { return strings.HasPrefix(m.status, "released") })
+	d.until("the release", func(m Model) bool { return strings.HasPrefix(m.bar.status, "released") })
 	want := unmount.Release{Kind: "copy", PID: 900, Mountpoint: "/data", OldID: 77, Lazy: true, Namespace: 4026532999}
 	if got := d.um.releases(); len(got) != 1 || got[0] != want {
 		t.Fatalf("released %+v, want exactly %+v", got, want)
@@ -848,7 +849,7 @@ func TestReleaseInTheHostNamespaceAsksApart(t *testing.T) {
 		t.Fatalf("y answered the host's question: released %+v", d.um.releases())
 	}
 	d.key("H")
-	d.until("the release", func(m Model) bool { return strings.HasPrefix(m.status, "released") })
+	d.until("the release", func(m Model) bool { return strings.HasPrefix(m.bar.status, "released") })
 	if got := d.um.releases(); len(got) != 1 || !got[0].Host || got[0].Refused != "" || got[0].Namespace != 4026532999 {
 		t.Fatalf("released %+v, want the host's copy, confirmed", got)
 	}
@@ -863,7 +864,7 @@ func TestReleaseRefusedAdviceAndError(t *testing.T) {
 	d.key("tab")
 	d.cursorTo("loop /dev/loop3")
 	d.key("R")
-	d.until("the refusal", func(m Model) bool { return strings.HasPrefix(m.status, "cannot") })
+	d.until("the refusal", func(m Model) bool { return strings.HasPrefix(m.bar.status, "cannot") })
 	if d.m.dialog != nil {
 		t.Fatal("a refused release opened a dialog")
 	}
@@ -881,8 +882,8 @@ func TestReleaseRefusedAdviceAndError(t *testing.T) {
 	if d.m.dialog != nil || len(d.um.planned) != planned {
 		t.Fatal("R on an nfsd export asked the engine or opened a dialog")
 	}
-	if want := "mounttop cannot release nfsd-export /mnt/scratch itself; to do it: exportfs -u"; d.m.status != want {
-		t.Fatalf("status %q, want %q", d.m.status, want)
+	if want := "mounttop cannot release nfsd-export /mnt/scratch itself; to do it: exportfs -u"; d.m.bar.status != want {
+		t.Fatalf("status %q, want %q", d.m.bar.status, want)
 	}
 	d.key("up", "up", "up", "up", "up")
 	d.key("R")
@@ -893,7 +894,7 @@ func TestReleaseRefusedAdviceAndError(t *testing.T) {
 	d.key("R")
 	d.until("the dialog", func(m Model) bool { return m.dialog != nil })
 	d.key("y")
-	d.until("the error", func(m Model) bool { return m.err != nil })
+	d.until("the error", func(m Model) bool { return m.bar.err != nil })
 	d.mustSee("Error: swapoff /mnt/scratch/swapfile:", "not enough memory to take the swapped pages back: free some first")
 }
 
@@ -925,7 +926,7 @@ func TestStagedDialogOffersRelease(t *testing.T) {
 		"swapoff /mnt/scratch/swapfile: REFUSED, too little free memory",
 		"[ No ]", "(y) Yes, revoke", "(a) Also release 1")
 	step := make(chan struct{})
-	d.um.play = func(ctx context.Context, req Request, plan unmount.Plan, ch chan<- unmount.Event) {
+	d.um.play = func(ctx context.Context, plan unmount.Plan, ch chan<- unmount.Event) {
 		send(ch, 1, unmount.Event{Stage: unmount.StageRelease, What: "done: detach loop device /dev/loop3"})
 		<-step
 		send(ch, 2, unmount.Event{Stage: unmount.StageDone, Result: &unmount.Result{Gone: true, Summary: "/mnt/scratch is unmounted"}})
@@ -968,11 +969,11 @@ func TestReleaseWhereTheEngineWillNotPlan(t *testing.T) {
 	d.key("tab")
 	d.cursorTo("loop /dev/loop3")
 	d.key("R")
-	d.until("the error", func(m Model) bool { return m.err != nil })
+	d.until("the error", func(m Model) bool { return m.bar.err != nil })
 	d.mustSee("Error: asking how to release it from /mnt/scratch:", "refused: mounttop's own",
 		"the engine will not plan an unmount of /mnt/scratch, so it offers no release there; by hand:")
-	if want := "the engine will not plan an unmount of /mnt/scratch, so it offers no release there; by hand: detach loop device (losetup -d /dev/loop3)"; d.m.errHint != want {
-		t.Fatalf("hint %q, want %q", d.m.errHint, want)
+	if want := "the engine will not plan an unmount of /mnt/scratch, so it offers no release there; by hand: detach loop device (losetup -d /dev/loop3)"; d.m.bar.hint != want {
+		t.Fatalf("hint %q, want %q", d.m.bar.hint, want)
 	}
 	if d.m.dialog != nil || len(d.um.releases()) != 0 {
 		t.Fatal("a refused plan opened a dialog or released something")
@@ -991,8 +992,8 @@ func TestReleaseFromTheTree(t *testing.T) {
 	if d.m.focus != focusLower {
 		t.Fatal("R from the tree did not move to the holders pane")
 	}
-	if want := "mounttop cannot release nfsd-export /mnt/scratch itself; to do it: exportfs -u"; d.m.status != want {
-		t.Fatalf("status %q, want %q", d.m.status, want)
+	if want := "mounttop cannot release nfsd-export /mnt/scratch itself; to do it: exportfs -u"; d.m.bar.status != want {
+		t.Fatalf("status %q, want %q", d.m.bar.status, want)
 	}
 	d.key("tab")
 	d.m.tree.selectID(idMedia)
@@ -1001,14 +1002,14 @@ func TestReleaseFromTheTree(t *testing.T) {
 	if d.m.focus != focusTree || d.m.dialog != nil || len(d.um.planned) != 0 {
 		t.Fatal("R on a mount with nothing to release moved, asked or planned")
 	}
-	if want := "nothing to release on /mnt/media: no loop device, swap file or copy in another namespace holds it"; d.m.status != want {
-		t.Fatalf("status %q, want %q", d.m.status, want)
+	if want := "nothing to release on /mnt/media: no loop device, swap file or copy in another namespace holds it"; d.m.bar.status != want {
+		t.Fatalf("status %q, want %q", d.m.bar.status, want)
 	}
 	d.m.tree.selectID(idMnt)
 	d.m.showSelected()
 	d.key("R")
-	if want := "nothing to release on /mnt: no loop device, swap file or copy in another namespace holds it; its 5 submounts go first with F, l or f"; d.m.status != want {
-		t.Fatalf("status %q, want %q", d.m.status, want)
+	if want := "nothing to release on /mnt: no loop device, swap file or copy in another namespace holds it; its 5 submounts go first with F, l or f"; d.m.bar.status != want {
+		t.Fatalf("status %q, want %q", d.m.bar.status, want)
 	}
 }
 
@@ -1024,7 +1025,7 @@ func TestStagedReleaseChoiceCarriesTheEnginesReleasePlan(t *testing.T) {
 		"(a) also revokes these processes in other namespaces:",
 		"pid 900 app in mnt:[4026532999]: close fd", "(a) Also release 1")
 	d.um.mu.Lock()
-	planned := append([]Request(nil), d.um.planned...)
+	planned := append([]unmount.Plan(nil), d.um.planned...)
 	d.um.mu.Unlock()
 	if n := len(planned); n != 2 || planned[0].Release || !planned[1].Release {
 		t.Fatalf("planned %d times (release: %v), want once without Release and once with", n, func() []bool {
@@ -1036,7 +1037,8 @@ func TestStagedReleaseChoiceCarriesTheEnginesReleasePlan(t *testing.T) {
 		}())
 	}
 	d.key("a")
-	d.until("the run", func(m Model) bool { return d.um.runCount() == 1 })
+	// The pane shows the holders from the run's first event, the plan.
+	d.until("the plan event", func(m Model) bool { return d.um.runCount() == 1 && len(m.progress.holders) == 3 })
 	p := d.m.progress.plan
 	if !p.Release || len(p.Holders) != 3 || p.Holders[2].Namespace != "mnt:[4026532999]" {
 		t.Fatalf("(a) ran a plan with Release %v and holders %+v, want the engine's plan with the copy's holder", p.Release, p.Holders)
@@ -1053,7 +1055,7 @@ func TestEscapedOnceOnScreen(t *testing.T) {
 	nl, sp := termsafe.Quote("/mnt/a\nb"), termsafe.Quote("/mnt/c d\ne")
 	d := newDriver(t, Options{StartPath: "/mnt/scratch"})
 	d.started()
-	d.um.play = func(ctx context.Context, req Request, plan unmount.Plan, ch chan<- unmount.Event) {
+	d.um.play = func(ctx context.Context, plan unmount.Plan, ch chan<- unmount.Event) {
 		send(ch, 0, unmount.Event{Stage: unmount.StagePlan, What: "lazy unmount of " + nl})
 		send(ch, 0, unmount.Event{Stage: unmount.StageUnmount, What: "umount2 of " + sp, Err: fmt.Errorf("%s: raw\x1b[2J", nl)})
 		send(ch, 0, unmount.Event{Stage: unmount.StageDone, Err: unmount.ErrChanged, Result: &unmount.Result{Summary: nl + " changed; nothing done"}})

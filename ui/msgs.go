@@ -32,11 +32,13 @@ type tickMsg struct{ gen int }
 // second); View reads time only from the model, never from the system.
 type clockMsg time.Time
 
-// planMsg is a plan built for the dialog (confirm) or a dry run
+// planMsg is the engine's plan for what was asked (asked, of the mount
+// as snap showed it), built for the dialog (confirm) or a dry run
 // (preview). releasePlan is the staged plan with Release set, when plan
 // lists releases (releaseErr if the engine would not make it).
 type planMsg struct {
-	req         Request
+	asked       unmount.Plan
+	snap        *inspect.Snapshot
 	plan        unmount.Plan
 	err         error
 	preview     bool
@@ -70,10 +72,11 @@ type runStartedMsg struct {
 // the operator asked to release (R): its Releases say what can be done to
 // that row's kernel holder or copy.
 type releasePlanMsg struct {
-	req  Request
-	row  holderRow
-	plan unmount.Plan
-	err  error
+	asked unmount.Plan
+	snap  *inspect.Snapshot
+	row   holderRow
+	plan  unmount.Plan
+	err   error
 }
 
 // releaseDoneMsg is the outcome of one release; what says what was done.

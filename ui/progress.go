@@ -8,9 +8,11 @@ import (
 	"time"
 
 	"github.com/charmbracelet/bubbles/key"
+	"github.com/charmbracelet/bubbles/viewport"
 	tea "github.com/charmbracelet/bubbletea"
 	"golang.org/x/sys/unix"
 
+	"mounttop/inspect"
 	"mounttop/internal/present"
 	"mounttop/unmount"
 )
@@ -33,8 +35,8 @@ type progressPane struct {
 	styles *Styles
 	keys   *keyMap
 
-	run       int // events of any other run are dropped
-	req       Request
+	run       int               // events of any other run are dropped
+	snap      *inspect.Snapshot // the scan the plan was made from
 	plan      unmount.Plan
 	preview   bool // a dry run: nothing is running or has changed
 	active    bool // events still expected
@@ -48,54 +50,111 @@ type progressPane struct {
 	stage               unmount.Stage
 	holders             []unmount.HolderState
 	remaining           int
-	log                 []logLine
-	result              *unmount.Result
-	logOffset           int // lines scrolled back from the end
+	// rounds are the holder processes left after each drain round, after
+	// the count the revoke started from: the drain's sparkline.
+	rounds []int
+	log    []logLine
+	result *unmount.Result
+	// logView is the log's scroll position (bubbles/viewport over the
+	// rendered log lines); logTail: it follows the end, as it does until
+	// the operator scrolls back.
+	logView viewport.Model
+	logTail bool
 
 	width, height int
 	focused       bool
 }
 
 func newProgressPane(s *Styles, k *keyMap) progressPane {
-	return progressPane{styles: s, keys: k}
+	return progressPane{styles: s, keys: k, logTail: true}
 }
 
 // SetSize sets the pane's size (without its title line).
 func (p *progressPane) SetSize(w, h int) { p.width, p.height = w, h }
 
+func (p *progressPane) setFocused(f bool) { p.focused = f }
+
+// setNow moves the clock that times the run.
+func (p *progressPane) setNow(t time.Time) { p.now = t }
+
+// setMark is the expiry mark of the run's mount, as last read.
+func (p *progressPane) setMark(e expiryMark) { p.mark = e }
+
 // visible reports whether the pane has something to show.
 func (p *progressPane) visible() bool { return p.preview || p.run != 0 }
 
-// showPlan shows a dry-run plan.
-func (p *progressPane) showPlan(req Request, plan unmount.Plan, now time.Time) {
-	*p = progressPane{styles: p.styles, keys: p.keys, width: p.width, height: p.height, focused: p.focused,
-		req: req, plan: plan, preview: true, started: now, now: now}
+// Active reports whether a run is going (events still expected).
+func (p *progressPane) Active() bool { return p.active }
+
+// targetID is the mount the pane is about (0 when none).
+func (p *progressPane) targetID() inspect.MountID { return p.plan.Target.ID }
+
+// modeName is the run's mode in the operator's words.
+func (p *progressPane) modeName() string { return modeName(p.plan) }
+
+// runName is "staged unmount (close) of /mnt/x".
+func (p *progressPane) runName() string { return modeName(p.plan) + " of " + mountName(p.plan.Target) }
+
+// cleared is the pane with nothing to show, at the same size and focus.
+func (p progressPane) cleared() progressPane {
+	n := newProgressPane(p.styles, p.keys)
+	n.width, n.height, n.focused = p.width, p.height, p.focused
+	return n
 }
 
-// start shows a new run; its channel follows with attach once the engine
-// has started it.
-func (p *progressPane) start(run int, req Request, plan unmount.Plan, ch <-chan unmount.Event, cancel context.CancelFunc, now time.Time) {
+// ShortHelp implements help.KeyMap: the keys of the pane.
+func (p progressPane) ShortHelp() []key.Binding {
+	k := p.keys
+	if p.active {
+		return []key.Binding{k.Cancel, k.Up, k.Down, k.Top, k.Bottom}
+	}
+	return []key.Binding{k.Close, k.Up, k.Down, k.Top, k.Bottom}
+}
+
+// FullHelp implements help.KeyMap.
+func (p progressPane) FullHelp() [][]key.Binding { return [][]key.Binding{p.ShortHelp()} }
+
+// showPlan shows a dry-run plan.
+func (p *progressPane) showPlan(snap *inspect.Snapshot, plan unmount.Plan, now time.Time) {
 	*p = progressPane{styles: p.styles, keys: p.keys, width: p.width, height: p.height, focused: p.focused,
-		run: run, req: req, plan: plan, active: true, ch: ch, cancel: cancel, started: now, now: now,
+		snap: snap, plan: plan, preview: true, started: now, now: now, logTail: true}
+}
+
+// start shows a new run of plan; its channel follows (runStartedMsg) once
+// the engine has started it, and the holders with the run's first event,
+// the plan event: the pane shows what the run planned, not a copy.
+func (p *progressPane) start(run int, snap *inspect.Snapshot, plan unmount.Plan, cancel context.CancelFunc, now time.Time) {
+	*p = progressPane{styles: p.styles, keys: p.keys, width: p.width, height: p.height, focused: p.focused,
+		run: run, snap: snap, plan: plan, active: true, cancel: cancel, started: now, now: now, logTail: true,
 		stage: unmount.StagePlan}
-	for _, a := range plan.Holders {
-		st := unmount.HolderState{PID: a.Holder.PID, Comm: a.Holder.Comm, State: "pending", Planned: &a, Namespace: a.Namespace}
-		switch {
-		case req.Mode != unmount.ModeStaged:
-			// Only the staged unmount acts on processes.
-			st.State, st.Reason = "untouched", "holds it: "+summary(a.Holder.Uses)
-		case a.Refused():
-			st.State = "refused"
-		}
-		p.holders = append(p.holders, st)
+	p.addLog(logLine{at: now, stage: unmount.StagePlan, what: "started: " + p.runName()})
+}
+
+// fromPlanEvent takes what the run planned from its first event: the
+// releases, the server's probe, the filesystem forecast and the holders
+// (in a plain unmount they are untouched: only the staged unmount acts on
+// processes).
+func (p *progressPane) fromPlanEvent(ev unmount.Event) {
+	p.plan.Releases, p.plan.Release = ev.Releases, ev.Release
+	if ev.Server != nil {
+		p.plan.Server = *ev.Server
 	}
-	if len(p.holders) == 0 && req.Snapshot != nil {
-		for _, h := range req.Snapshot.HoldersOf(req.Target.ID) {
-			p.holders = append(p.holders, unmount.HolderState{PID: h.PID, Comm: h.Comm, State: "untouched", Reason: "holds it: " + summary(h.Uses)})
+	if ev.Filesystem != nil {
+		p.plan.Filesystem = *ev.Filesystem
+	}
+	if p.plan.Mode == unmount.ModeStaged {
+		return
+	}
+	var uses map[int]string
+	if p.snap != nil {
+		uses = map[int]string{}
+		for _, h := range p.snap.HoldersOf(p.plan.Target.ID) {
+			uses[h.PID] = summary(h.Uses)
 		}
 	}
-	p.remaining = len(p.holders)
-	p.addLog(logLine{at: now, stage: unmount.StagePlan, what: "started: " + modeName(req) + " of " + mountName(req.Target)})
+	for i := range p.holders {
+		p.holders[i].State, p.holders[i].Reason = "untouched", "holds it: "+uses[p.holders[i].PID]
+	}
 }
 
 // stop asks a running unmount to stop. Before revoke the engine rolls the
@@ -125,42 +184,82 @@ func (p *progressPane) addLog(l logLine) {
 // keys that scroll the log.
 func (p progressPane) Update(msg tea.Msg) (progressPane, tea.Cmd) {
 	switch msg := msg.(type) {
-	case runEventMsg:
-		if msg.run != p.run || !p.active {
+	case runStartedMsg:
+		if msg.run != p.run {
 			return p, nil
 		}
-		if msg.closed {
-			p.active = false
-			p.ended = p.now
-			if p.cancel != nil {
-				p.cancel() // release the run's context
-			}
-			if p.result == nil {
-				p.addLog(logLine{at: p.now, stage: p.stage, what: "the engine stopped without a result"})
-			}
-			return p, nil
-		}
-		p.apply(msg.ev)
+		p.ch = msg.ch
 		return p, waitForEvent(p.ch, p.run)
+	case runEventMsg:
+		return p.onEvent(msg)
 	case tea.KeyMsg:
-		switch {
-		case key.Matches(msg, p.keys.Up):
-			p.logOffset++
-		case key.Matches(msg, p.keys.Down):
-			p.logOffset--
-		case key.Matches(msg, p.keys.Top):
-			p.logOffset = len(p.log)
-		case key.Matches(msg, p.keys.Bottom):
-			p.logOffset = 0
-		}
-		if p.logOffset > len(p.log)-1 {
-			p.logOffset = len(p.log) - 1
-		}
-		if p.logOffset < 0 {
-			p.logOffset = 0
-		}
+		p.scrollLog(msg)
 	}
 	return p, nil
+}
+
+// onEvent takes one event of the pane's run and waits for the next; the
+// channel's close ends the run.
+func (p progressPane) onEvent(msg runEventMsg) (progressPane, tea.Cmd) {
+	if msg.run != p.run || !p.active {
+		return p, nil
+	}
+	if !msg.closed {
+		p.apply(msg.ev)
+		return p, waitForEvent(p.ch, p.run)
+	}
+	p.active = false
+	p.ended = p.now
+	if p.cancel != nil {
+		p.cancel() // release the run's context
+	}
+	if p.result == nil {
+		p.addLog(logLine{at: p.now, stage: p.stage, what: "the engine stopped without a result"})
+	}
+	return p, nil
+}
+
+// scrollLog moves the log back (up) and forth (down); at its end it
+// follows new lines again.
+func (p *progressPane) scrollLog(km tea.KeyMsg) {
+	k := p.keys
+	vp, _ := p.logWindow(p.logRoom())
+	switch {
+	case key.Matches(km, k.Up):
+		vp.ScrollUp(1)
+	case key.Matches(km, k.Down):
+		vp.ScrollDown(1)
+	case key.Matches(km, k.Top):
+		vp.GotoTop()
+	case key.Matches(km, k.Bottom):
+		vp.GotoBottom()
+	}
+	p.logView, p.logTail = vp, vp.AtBottom()
+}
+
+// logRoom is how many lines the log has: what the head, the holders and
+// the result leave of the pane.
+func (p *progressPane) logRoom() int {
+	out := &paneLines{width: p.width}
+	p.headLines(out)
+	p.holderLines(out)
+	return p.height - len(out.lines) - len(p.resultLines())
+}
+
+// logWindow is the log's viewport over its rendered lines, room lines
+// high, at the end if it follows it.
+func (p *progressPane) logWindow(room int) (viewport.Model, []string) {
+	out := &paneLines{width: p.width}
+	for _, l := range p.log {
+		out.add(p.logLine(l))
+	}
+	vp := p.logView
+	vp.Height = max(room, 0)
+	vp.SetContent(strings.Join(out.lines, "\n"))
+	if p.logTail {
+		vp.GotoBottom()
+	}
+	return vp, out.lines
 }
 
 func (p *progressPane) apply(ev unmount.Event) {
@@ -174,6 +273,22 @@ func (p *progressPane) apply(ev unmount.Event) {
 	if ev.Stage == unmount.StageRevoke {
 		p.revoking = true
 	}
+	p.takeHolders(ev)
+	p.countRound(ev)
+	if ev.Stage == unmount.StagePlan {
+		p.fromPlanEvent(ev)
+	}
+	if ev.What != "" || ev.Err != nil {
+		p.addLog(logLine{at: at, stage: ev.Stage, pid: ev.PID, what: ev.What, err: ev.Err})
+	}
+	if ev.Stage == unmount.StageDone {
+		p.takeResult(ev, at)
+	}
+}
+
+// takeHolders takes the per-holder picture when it changed, and how many
+// are left.
+func (p *progressPane) takeHolders(ev unmount.Event) {
 	if ev.Holders != nil {
 		if ev.Stage == unmount.StagePlan {
 			p.holders = append(p.holders[:0:0], ev.Holders...) // the full picture
@@ -191,27 +306,59 @@ func (p *progressPane) apply(ev unmount.Event) {
 	if ev.Stage == unmount.StageDrain || ev.Remaining > 0 {
 		p.remaining = ev.Remaining
 	}
-	if ev.What != "" || ev.Err != nil {
-		p.addLog(logLine{at: at, stage: ev.Stage, pid: ev.PID, what: ev.What, err: ev.Err})
+}
+
+// takeResult ends the run with its result.
+func (p *progressPane) takeResult(ev unmount.Event, at time.Time) {
+	p.result = ev.Result
+	if p.result == nil {
+		p.result = &unmount.Result{Summary: ev.What}
 	}
-	if ev.Stage == unmount.StageDone {
-		p.result = ev.Result
-		if p.result == nil {
-			p.result = &unmount.Result{Summary: ev.What}
-		}
-		p.ended = at
-		if p.result.Gone {
-			p.remaining = 0
+	p.ended = at
+	if p.result.Gone {
+		p.remaining = 0
+	}
+}
+
+// countRound records the holders left by a drain round: a drain event
+// that is about no one process (those are the round's revokes) and is not
+// a failed rescan. The first round is preceded by the number of holders
+// the revoke started from, so the chart shows the fall from there.
+func (p *progressPane) countRound(ev unmount.Event) {
+	if ev.Stage != unmount.StageDrain || ev.PID != 0 || (ev.Err != nil && ev.Remaining == 0) {
+		return
+	}
+	if len(p.rounds) == 0 {
+		p.rounds = append(p.rounds, len(p.holders))
+	}
+	p.rounds = append(p.rounds, ev.Remaining)
+}
+
+// drainLine is the drain in one line: a sparkline of the holders left
+// per round, and how many were revoked and refused.
+func (p *progressPane) drainLine() string {
+	revoked, refused := 0, 0
+	for _, h := range p.holders {
+		switch h.State {
+		case "revoked", "signalled":
+			revoked++
+		case "refused":
+			refused++
 		}
 	}
+	s := fmt.Sprintf("revoked %d · refused %d", revoked, refused)
+	if len(p.rounds) > 0 {
+		s = fmt.Sprintf("drain %s %d→%d · ", sparkline(p.rounds, p.styles.Plain), p.rounds[0], p.rounds[len(p.rounds)-1]) + s
+	}
+	return s
 }
 
 // title is the pane's title line: what runs on which mount, the stage and
 // the elapsed time.
 func (p *progressPane) title() string {
-	mp := mountName(p.req.Target)
+	mp := mountName(p.plan.Target)
 	if p.preview {
-		return fmt.Sprintf("Plan for %s of %s (dry run: nothing changed)", modeName(p.req), mp)
+		return fmt.Sprintf("Plan for %s of %s (dry run: nothing changed)", modeName(p.plan), mp)
 	}
 	end := p.now
 	if !p.active && !p.ended.IsZero() {
@@ -228,118 +375,160 @@ func (p *progressPane) title() string {
 	case !p.active:
 		state = "ended"
 	}
-	return fmt.Sprintf("%s of %s · %s · %s", strings.ToUpper(modeName(p.req)[:1])+modeName(p.req)[1:], mp, state, elapsed(end.Sub(p.started)))
+	return fmt.Sprintf("%s of %s · %s · %s", strings.ToUpper(modeName(p.plan)[:1])+modeName(p.plan)[1:], mp, state, elapsed(end.Sub(p.started)))
 }
 
-// View draws exactly p.height lines.
+// paneLines collects a pane's lines, each clipped to the width and styled.
+type paneLines struct {
+	width int
+	lines []string
+}
+
+func (l *paneLines) add(s string, st func(...string) string) {
+	s = clip(s, l.width)
+	if st != nil {
+		s = st(s)
+	}
+	l.lines = append(l.lines, s)
+}
+
+// View draws exactly p.height lines: the plan's head, the holders, the
+// log, and the result in the last lines.
 func (p progressPane) View() string {
-	var lines []string
-	add := func(s string, st func(...string) string) {
-		s = clip(s, p.width)
-		if st != nil {
-			s = st(s)
-		}
-		lines = append(lines, s)
-	}
+	out := &paneLines{width: p.width}
 	if p.preview {
-		for _, l := range planLines(p.req, p.plan, 1000) {
-			add("  "+l, nil)
+		for _, l := range planLines(p.snap, p.plan, 1000) {
+			out.add("  "+l, nil)
 		}
-		add("", nil)
-		if p.req.Target.Detached {
-			add("  F acts on it (asking first); esc closes this preview.", p.styles.Dim.Render)
-		} else {
-			add("  F, l, e or f acts on it (asking first); esc closes this preview.", p.styles.Dim.Render)
-		}
-		return p.pad(lines)
+		out.add("", nil)
+		out.add("  "+p.previewHint(), p.styles.Dim.Render)
+		return p.pad(out.lines)
 	}
-	if p.req.Mode == unmount.ModeStaged {
-		add("  "+p.stageChain(), p.styles.ProgressHead.Render)
-		add("  "+p.planSummary(), nil)
-	}
-	if s := p.plan.Filesystem.PlanText(); s != "" && p.result == nil {
-		// Until the result says what became of it (its summary does).
-		add("  "+s, nil)
-	}
-	if p.req.Mode == unmount.ModeExpire {
-		if s := p.mark.sentence(); s != "" {
-			add("  "+s, p.styles.ProgressHead.Render)
-		} else {
-			add("  Expiry: not marked (yet)", p.styles.ProgressHead.Render)
-		}
-	}
-	// Holders: at most a third of the pane, the rest goes to the log.
-	if len(p.holders) > 0 {
-		add(fmt.Sprintf("  %7s %-14s %-10s %s", "PID", "COMMAND", "STATE", "ACTION / REASON"), p.styles.Header.Render)
-		room := p.height / 3
-		if room < 2 {
-			room = 2
-		}
-		for i, h := range p.holders {
-			if i == room && len(p.holders) > room+1 {
-				add(fmt.Sprintf("  … %d more", len(p.holders)-room), p.styles.Dim.Render)
-				break
-			}
-			reason := shown(present.HolderReasonBrief(h))
-			if h.Namespace != "" {
-				// A holder of a copy in another namespace (Plan.Release).
-				reason = "in " + safe(h.Namespace) + ": " + reason
-			}
-			line := fmt.Sprintf("  %7d %-14s %-10s %s", h.PID, clip(safe(h.Comm), 14), h.State, reason)
-			st := p.styles.Pending.Render
-			switch h.State {
-			case "revoked", "gone", "signalled":
-				st = p.styles.OK.Render
-			case "refused":
-				st = p.styles.Refused.Render
-			case "untouched":
-				st = nil
-			}
-			add(line, st)
-		}
-		if p.active {
-			add(fmt.Sprintf("  remaining: %s", plural(p.remaining, "holder", "holders")), p.styles.ProgressHead.Render)
-		}
-	}
-	// The result takes the last lines; the log fills what is between.
-	var tail []string
-	if p.result != nil {
-		tail = append(tail, "  Result: "+p.resultText())
-		for _, h := range p.result.Remaining {
-			tail = append(tail, "    still held by "+holderBrief(h))
-		}
-	}
-	room := p.height - len(lines) - len(tail)
-	if room > 0 {
-		end := len(p.log) - p.logOffset
-		start := end - room
-		if start < 0 {
-			start = 0
-		}
-		for _, l := range p.log[start:end] {
-			s := fmt.Sprintf("  %s %-8s ", l.at.Format("15:04:05"), l.stage)
-			if pid := fmt.Sprintf("pid %d", l.pid); l.pid != 0 && !strings.HasPrefix(l.what, pid) {
-				s += pid + ": "
-			}
-			s += shown(l.what)
-			if l.err != nil && !isExpectedExpire(l) {
-				if l.what != "" {
-					s += ": "
-				}
-				add(s+shown(l.err.Error()), p.styles.Error.Render)
-				continue
-			}
-			add(s, nil)
-		}
-	}
+	p.headLines(out)
+	p.holderLines(out)
+	tail := p.resultLines()
+	p.logLines(out, p.height-len(out.lines)-len(tail))
 	for _, t := range tail {
 		st := p.styles.Error.Render
 		if p.result.Gone || p.result.Marked {
 			st = p.styles.OK.Render
 		}
-		add(t, st)
+		out.add(t, st)
 	}
-	return p.pad(lines)
+	return p.pad(out.lines)
+}
+
+// headLines are the stages, the plan in one line, the filesystem's
+// forecast (until the result says what became of it) and an expire run's
+// mark.
+func (p *progressPane) headLines(out *paneLines) {
+	if p.plan.Mode == unmount.ModeStaged {
+		out.add("  "+p.stageChain(), p.styles.ProgressHead.Render)
+		out.add("  "+p.planSummary(), nil)
+	}
+	if s := p.plan.Filesystem.PlanText(); s != "" && p.result == nil {
+		out.add("  "+s, nil)
+	}
+	if p.plan.Mode == unmount.ModeExpire {
+		s := p.mark.sentence(p.keys)
+		if s == "" {
+			s = "Expiry: not marked (yet)"
+		}
+		out.add("  "+s, p.styles.ProgressHead.Render)
+	}
+}
+
+// holderLines are each holder's state, at most a third of the pane (the
+// rest goes to the log), and the drain in one line.
+func (p *progressPane) holderLines(out *paneLines) {
+	if len(p.holders) == 0 {
+		return
+	}
+	out.add(fmt.Sprintf("  %7s %-14s %-10s %s", "PID", "COMMAND", "STATE", "ACTION / REASON"), p.styles.Header.Render)
+	room := max(p.height/3, 2)
+	for i, h := range p.holders {
+		if i == room && len(p.holders) > room+1 {
+			out.add(fmt.Sprintf("  … %d more", len(p.holders)-room), p.styles.Dim.Render)
+			break
+		}
+		out.add(p.holderLine(h))
+	}
+	switch {
+	case p.active && p.plan.Mode == unmount.ModeStaged:
+		out.add(fmt.Sprintf("  remaining: %s · %s", plural(p.remaining, "holder", "holders"), p.drainLine()), p.styles.ProgressHead.Render)
+	case p.active:
+		out.add(fmt.Sprintf("  remaining: %s", plural(p.remaining, "holder", "holders")), p.styles.ProgressHead.Render)
+	case len(p.rounds) > 0:
+		out.add("  "+p.drainLine(), p.styles.ProgressHead.Render)
+	}
+}
+
+// holderLine is one holder's row and its style, by state.
+func (p *progressPane) holderLine(h unmount.HolderState) (string, func(...string) string) {
+	reason := shown(present.HolderReasonBrief(h))
+	if h.Namespace != "" {
+		// A holder of a copy in another namespace (Plan.Release).
+		reason = "in " + safe(h.Namespace) + ": " + reason
+	}
+	line := fmt.Sprintf("  %7d %-14s %-10s %s", h.PID, clip(safe(h.Comm), 14), h.State, reason)
+	switch h.State {
+	case "revoked", "gone", "signalled":
+		return line, p.styles.OK.Render
+	case "refused":
+		return line, p.styles.Refused.Render
+	case "untouched":
+		return line, nil
+	}
+	return line, p.styles.Pending.Render
+}
+
+// resultLines are the result and who still holds the mount.
+func (p *progressPane) resultLines() []string {
+	if p.result == nil {
+		return nil
+	}
+	tail := []string{"  Result: " + p.resultText()}
+	for _, h := range p.result.Remaining {
+		tail = append(tail, "    still held by "+holderBrief(h))
+	}
+	return tail
+}
+
+// logLines are the room lines of the log in view (the last ones, unless
+// the operator scrolled back).
+func (p *progressPane) logLines(out *paneLines, room int) {
+	if room <= 0 {
+		return
+	}
+	vp, lines := p.logWindow(room)
+	out.lines = append(out.lines, lines[vp.YOffset:min(vp.YOffset+vp.Height, len(lines))]...)
+}
+
+// logLine is one log line and its style (an error's, unless it is the
+// EAGAIN of an expiry mark).
+func (p *progressPane) logLine(l logLine) (string, func(...string) string) {
+	s := fmt.Sprintf("  %s %-8s ", l.at.Format("15:04:05"), l.stage)
+	if pid := fmt.Sprintf("pid %d", l.pid); l.pid != 0 && !strings.HasPrefix(l.what, pid) {
+		s += pid + ": "
+	}
+	s += shown(l.what)
+	if l.err != nil && !isExpectedExpire(l) {
+		if l.what != "" {
+			s += ": "
+		}
+		return s + shown(l.err.Error()), p.styles.Error.Render
+	}
+	return s, nil
+}
+
+// previewHint says which keys act on a previewed plan.
+func (p *progressPane) previewHint() string {
+	k := p.keys
+	acts := k.name(k.Staged)
+	if !p.plan.Target.Detached {
+		acts += ", " + k.name(k.Lazy) + ", " + k.name(k.Expire) + " or " + k.name(k.Force)
+	}
+	return acts + " acts on it (asking first); " + k.name(k.Close) + " closes this preview."
 }
 
 // isExpectedExpire: EAGAIN from MNT_EXPIRE means "marked", not a failure.
@@ -371,7 +560,7 @@ func (p *progressPane) resultText() string {
 // long the drain may take.
 func (p *progressPane) planSummary() string {
 	s := "plan: revoke " + plural(len(p.plan.Holders), "holder", "holders")
-	if p.req.Policy == unmount.PolicySignal {
+	if p.plan.Policy == unmount.PolicySignal {
 		s += " by SIGTERM"
 		if p.plan.Grace > 0 {
 			s += ", SIGKILL after " + p.plan.Grace.String()

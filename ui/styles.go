@@ -1,6 +1,9 @@
 package ui
 
-import "github.com/charmbracelet/lipgloss"
+import (
+	"github.com/charmbracelet/lipgloss"
+	"github.com/muesli/termenv"
+)
 
 // Styles is every look the interface uses, built once by newStyles; View
 // code picks a field here and never a colour. Under NO_COLOR lipgloss
@@ -32,6 +35,10 @@ type Styles struct {
 	Key          lipgloss.Style // a key name in help
 	Filter       lipgloss.Style // the filter prompt
 	ProgressHead lipgloss.Style
+
+	// Plain: the terminal shows no colour (NO_COLOR, or the ASCII profile
+	// of the golden screens), so the charts are drawn in ASCII.
+	Plain bool
 }
 
 func newStyles() Styles {
@@ -65,5 +72,6 @@ func newStyles() Styles {
 		Key:          lipgloss.NewStyle().Bold(true).Foreground(accent),
 		Filter:       lipgloss.NewStyle().Foreground(accent),
 		ProgressHead: lipgloss.NewStyle().Bold(true),
+		Plain:        lipgloss.ColorProfile() == termenv.Ascii,
 	}
 }

@@ -1,73 +1,15 @@
 package ui
 
 import (
-	"fmt"
 	"strings"
 
 	"github.com/charmbracelet/bubbles/key"
+	"github.com/charmbracelet/bubbles/textinput"
 	tea "github.com/charmbracelet/bubbletea"
-	"github.com/charmbracelet/x/ansi"
 
 	"mounttop/inspect"
+	"mounttop/internal/present"
 )
-
-// treeColumn is one column of the mount tree, in the manner of findmnt's
-// infos[] table: one entry drives the header, the cells and the help text.
-type treeColumn struct {
-	name  string
-	min   int  // cells; flexible columns grow beyond it
-	flex  int  // share of the spare width (0: fixed)
-	right bool // numbers are right-aligned
-	help  string
-	cell  func(t *treePane, r treeRow, m *inspect.Mount) string
-}
-
-var treeColumns = []treeColumn{
-	{name: "TARGET", min: 20, flex: 3, help: "mount point, as a tree; [+N] marks N hidden submounts",
-		cell: func(t *treePane, r treeRow, m *inspect.Mount) string {
-			s := r.prefix + safe(m.Mountpoint)
-			if n := t.hidden(m.ID); n > 0 {
-				s += fmt.Sprintf(" [+%d]", n)
-			}
-			return s
-		}},
-	{name: "FSTYPE", min: 7, help: "filesystem type",
-		cell: func(_ *treePane, _ treeRow, m *inspect.Mount) string { return safe(m.FSType) }},
-	{name: "SOURCE", min: 10, flex: 1, help: "what is mounted (device, server:path, or a name)",
-		cell: func(_ *treePane, _ treeRow, m *inspect.Mount) string { return safe(m.Source) }},
-	{name: "HOLD", min: 4, right: true, help: "processes holding this very mount, +N kernel holders (- for none)",
-		cell: func(t *treePane, _ treeRow, m *inspect.Mount) string {
-			n, k := len(t.snap.HoldersOf(m.ID)), kernelHolders(t.snap, m.ID)
-			switch {
-			case k > 0:
-				return fmt.Sprintf("%d+%d", n, k)
-			case n > 0:
-				return fmt.Sprint(n)
-			}
-			return "-"
-		}},
-	{name: "EXPIRY", min: 16, help: "MNT_EXPIRE mark set by mounttop (armed T, cleared T by an access, expired), else who mounts it again on access and its idle expiry (autofs/systemd/kernel T, trigger)",
-		cell: func(t *treePane, _ treeRow, m *inspect.Mount) string {
-			if c := t.expiry.of(m.ID).cell(); c != "-" || m.Automount == nil {
-				return c
-			}
-			return safe(m.Automount.Cell())
-		}},
-	{name: "FLAGS", min: 10, help: "ro/rw and propagation (private, shared, slave, unbindable), or detached; hidden: shadowed, no path leads to it",
-		cell: func(_ *treePane, _ treeRow, m *inspect.Mount) string {
-			if m.Detached {
-				return "detached"
-			}
-			rw := "rw"
-			if m.ReadOnly() {
-				rw = "ro"
-			}
-			if m.Hidden {
-				rw = "hidden " + rw
-			}
-			return rw + " " + m.Propagation.String()
-		}},
-}
 
 // treeRow is one visible line of the tree.
 type treeRow struct {
@@ -83,10 +25,12 @@ type treePane struct {
 	keys   *keyMap
 
 	snap      *inspect.Snapshot
+	busiest   int // the most holders of one mount in snap (load)
 	expiry    *expiryMarks
 	collapsed map[inspect.MountID]bool
-	filter    string
-	filtering bool // the filter prompt has the keyboard
+	filter    string          // the filter in force
+	filtering bool            // the filter prompt has the keyboard
+	input     textinput.Model // the prompt's text, as typed
 
 	rows     []treeRow
 	cursor   int
@@ -97,8 +41,41 @@ type treePane struct {
 	focused       bool
 }
 
-func newTreePane(s *Styles, k *keyMap) treePane {
-	return treePane{styles: s, keys: k, collapsed: map[inspect.MountID]bool{}, expiry: newExpiryMarks()}
+func newTreePane(s *Styles, k *keyMap, e *expiryMarks) treePane {
+	in := textinput.New()
+	in.Prompt = ""
+	return treePane{styles: s, keys: k, collapsed: map[inspect.MountID]bool{}, expiry: e, input: in}
+}
+
+func (t *treePane) setFocused(f bool) { t.focused = f }
+
+// Selected is the mount under the cursor (0 when none).
+func (t *treePane) Selected() inspect.MountID { return t.selected }
+
+// Filtering reports whether the filter prompt has the keyboard.
+func (t *treePane) Filtering() bool { return t.filtering }
+
+// clearFilter drops the filter; false if there was none.
+func (t *treePane) clearFilter() bool {
+	if t.filter == "" {
+		return false
+	}
+	t.filter = ""
+	t.input.SetValue("")
+	t.rebuild(t.selected)
+	return true
+}
+
+// ShortHelp implements help.KeyMap: the keys of the pane.
+func (t treePane) ShortHelp() []key.Binding {
+	k := t.keys
+	return []key.Binding{k.Up, k.Down, k.Toggle, k.Expand, k.Collapse, k.Filter}
+}
+
+// FullHelp implements help.KeyMap.
+func (t treePane) FullHelp() [][]key.Binding {
+	k := t.keys
+	return [][]key.Binding{{k.Up, k.Down, k.PageUp, k.PageDown, k.Top, k.Bottom}, {k.Toggle, k.Expand, k.Collapse, k.Filter}}
 }
 
 // SetSize sets the pane's size: height counts the column header.
@@ -113,6 +90,10 @@ func (t *treePane) SetSize(w, h int) {
 func (t *treePane) setSnapshot(s *inspect.Snapshot) (goneID inspect.MountID, gone string) {
 	old := t.snap
 	t.snap = s
+	t.busiest = 0
+	for i := range s.Mounts {
+		t.busiest = max(t.busiest, t.load(s.Mounts[i].ID))
+	}
 	want := t.selected
 	if want != 0 {
 		if _, ok := s.Mount(want); !ok && old != nil {
@@ -338,6 +319,18 @@ func (t treePane) Update(msg tea.Msg) (treePane, tea.Cmd) {
 		t.move(d)
 		return t, nil
 	}
+	if key.Matches(km, k.Filter) {
+		t.startFilter()
+		return t, nil
+	}
+	t.fold(km)
+	return t, nil
+}
+
+// fold opens and closes the selected mount's subtree (and collapse on a
+// closed or leaf mount goes to the parent).
+func (t *treePane) fold(km tea.KeyMsg) {
+	k := t.keys
 	switch {
 	case key.Matches(km, k.Toggle):
 		if t.selected != 0 {
@@ -361,39 +354,40 @@ func (t treePane) Update(msg tea.Msg) (treePane, tea.Cmd) {
 		default:
 			t.rebuild(m.ParentID) // go to the parent
 		}
-	case key.Matches(km, k.Filter):
-		t.startFilter()
 	}
-	return t, nil
 }
 
 // startFilter opens the prompt for a new filter, as "/" does in less.
 func (t *treePane) startFilter() {
 	t.filtering = true
+	t.input.SetValue("")
+	t.input.Focus()
 	if t.filter != "" {
 		t.filter = ""
 		t.rebuild(t.selected)
 	}
 }
 
-// typeFilter edits the filter: it applies as it is typed; enter keeps it,
-// esc clears it.
+// typeFilter edits the filter in a bubbles/textinput (its keys edit:
+// backspace, ctrl+w, the arrows, a paste): it applies as it is typed;
+// FilterKeep (enter) keeps it, FilterClear (esc) clears it.
 func (t *treePane) typeFilter(km tea.KeyMsg) {
-	switch km.Type {
-	case tea.KeyEnter:
+	switch {
+	case key.Matches(km, t.keys.FilterKeep):
 		t.filtering = false
-	case tea.KeyEsc:
+		t.input.Blur()
+		return
+	case key.Matches(km, t.keys.FilterClear):
 		t.filtering = false
-		t.filter = ""
-	case tea.KeyBackspace:
-		if r := []rune(t.filter); len(r) > 0 {
-			t.filter = string(r[:len(r)-1])
-		}
-	case tea.KeyRunes, tea.KeySpace:
-		t.filter += string(km.Runes)
+		t.input.Blur()
+		t.input.SetValue("")
 	default:
+		t.input, _ = t.input.Update(km) // its cursor blinks nowhere: filterLine draws it
+	}
+	if t.input.Value() == t.filter {
 		return
 	}
+	t.filter = t.input.Value()
 	before := t.selected
 	t.rebuild(t.selected)
 	// Keep the cursor on a match: if the mount it was on is filtered out
@@ -409,43 +403,20 @@ func (t *treePane) typeFilter(km tea.KeyMsg) {
 	}
 }
 
-// widths lays the columns out in w cells.
-func (t *treePane) widths() []int {
-	ws := make([]int, len(treeColumns))
-	used, flex := len(treeColumns)-1+2, 0 // gaps and the cursor gutter
-	for i, c := range treeColumns {
-		ws[i] = c.min
-		used += c.min
-		flex += c.flex
-	}
-	spare := t.width - used
-	if spare > 0 && flex > 0 {
-		given := 0
-		for i, c := range treeColumns {
-			if c.flex > 0 {
-				add := spare * c.flex / flex
-				ws[i] += add
-				given += add
-			}
-		}
-		ws[0] += spare - given
-	}
-	return ws
+// widths lays the columns out in w cells, two of them the cursor gutter.
+func (t *treePane) widths() []int { return present.TreeColumns.Widths(t.width, 2) }
+
+// row is the tree row r as present's TreeColumns draw it.
+func (t *treePane) row(r treeRow, m *inspect.Mount) present.MountRow {
+	return present.MountRow{Snap: t.snap, Mount: m, Prefix: r.prefix, Collapsed: t.hidden(m.ID), Expiry: t.expiry.of(m.ID).cell(),
+		Busy: bar(t.load(m.ID), t.busiest, 4, t.styles.Plain)}
 }
 
 // View draws the header and the visible rows, exactly t.height lines.
 func (t treePane) View() string {
 	var b strings.Builder
 	ws := t.widths()
-	head := make([]string, len(treeColumns))
-	for i, c := range treeColumns {
-		if c.right {
-			head[i] = fitRight(c.name, ws[i])
-		} else {
-			head[i] = fit(c.name, ws[i])
-		}
-	}
-	b.WriteString(t.styles.Header.Render(clip("  "+strings.Join(head, " "), t.width)))
+	b.WriteString(t.styles.Header.Render(clip("  "+present.TreeColumns.Header(ws), t.width)))
 	lines := 1
 	if t.snap == nil {
 		b.WriteString("\n" + t.styles.Dim.Render("  reading the mount table…"))
@@ -455,38 +426,7 @@ func (t treePane) View() string {
 		lines++
 	}
 	for i := t.offset; i < len(t.rows) && lines < t.height; i++ {
-		r := t.rows[i]
-		m, _ := t.snap.Mount(r.id)
-		cells := make([]string, len(treeColumns))
-		for j, c := range treeColumns {
-			s := c.cell(&t, r, m)
-			switch {
-			case c.right:
-				cells[j] = fitRight(s, ws[j])
-			case j == 0 && ansi.StringWidth(s) > ws[j]:
-				// Keep the tree drawing and the end of the path.
-				cells[j] = r.prefix + fitTail(s[len(r.prefix):], ws[j]-len([]rune(r.prefix)))
-			default:
-				cells[j] = fit(s, ws[j])
-			}
-		}
-		gutter := "  "
-		if i == t.cursor {
-			gutter = "> "
-		}
-		line := clip(gutter+strings.Join(cells, " "), t.width)
-		busy := len(t.snap.HoldersOf(r.id)) > 0 || kernelHolders(t.snap, r.id) > 0
-		switch {
-		case i == t.cursor && t.focused:
-			line = t.styles.Cursor.Render(line)
-		case i == t.cursor:
-			line = t.styles.CursorBlur.Render(line)
-		case r.context:
-			line = t.styles.Context.Render(line)
-		case busy:
-			line = t.styles.Busy.Render(line)
-		}
-		b.WriteString("\n" + line)
+		b.WriteString("\n" + t.rowLine(i, ws))
 		lines++
 	}
 	for ; lines < t.height; lines++ {
@@ -495,26 +435,44 @@ func (t treePane) View() string {
 	return b.String()
 }
 
+// rowLine draws row i in columns of widths ws, styled: the cursor, a
+// filter's context, a busy mount.
+func (t *treePane) rowLine(i int, ws []int) string {
+	r := t.rows[i]
+	m, _ := t.snap.Mount(r.id)
+	gutter := "  "
+	if i == t.cursor {
+		gutter = "> "
+	}
+	line := clip(gutter+present.TreeColumns.Row(t.row(r, m), ws), t.width)
+	switch {
+	case i == t.cursor && t.focused:
+		return t.styles.Cursor.Render(line)
+	case i == t.cursor:
+		return t.styles.CursorBlur.Render(line)
+	case r.context:
+		return t.styles.Context.Render(line)
+	case t.load(r.id) > 0:
+		return t.styles.Busy.Render(line)
+	}
+	return line
+}
+
 // filterLine is the prompt shown in the pane title while filtering.
 func (t treePane) filterLine() string {
 	if !t.filtering && t.filter == "" {
 		return ""
 	}
-	s := "filter: " + safe(t.filter)
-	if t.filtering {
-		s += "█"
+	if !t.filtering {
+		return "filter: " + safe(t.filter)
 	}
-	return s
+	v := []rune(t.input.Value())
+	pos := min(t.input.Position(), len(v))
+	return "filter: " + safe(string(v[:pos])) + "█" + safe(string(v[pos:]))
 }
 
-// kernelHolders counts what the kernel holds a mount for, leaving out its
-// submounts (the tree shows those already).
-func kernelHolders(s *inspect.Snapshot, id inspect.MountID) int {
-	n := 0
-	for _, k := range s.Kernel[id] {
-		if k.Kind != "submount" {
-			n++
-		}
-	}
-	return n
+// load is how many hold a mount: its processes and its kernel holders
+// (the HOLD column's two numbers).
+func (t *treePane) load(id inspect.MountID) int {
+	return len(t.snap.HoldersOf(id)) + present.KernelHolders(t.snap, id)
 }

@@ -192,14 +192,14 @@ func filesystemUses(snap *inspect.Snapshot, major, minor int, skip map[inspect.M
 	for _, id := range ids {
 		for _, k := range snap.Kernel[id] {
 			switch {
-			case k.Kind == "submount" || k.Kind == "over-mount":
+			case k.Kind.Mounted():
 				continue
 			case onIt[id]:
-			case k.Kind == "loop" && k.Dev == dev:
+			case k.Kind == inspect.KernelLoop && k.Dev == dev:
 			default:
 				continue
 			}
-			add(FilesystemUse{Kind: k.Kind, Where: k.Name, Namespace: k.Namespace, Host: k.Namespace != 0 && k.Namespace == snap.HostNS, mount: k.Mount})
+			add(FilesystemUse{Kind: k.Kind.String(), Where: k.Name, Namespace: k.Namespace, Host: k.Namespace != 0 && k.Namespace == snap.HostNS, mount: k.Mount})
 		}
 	}
 	return out

@@ -587,6 +587,15 @@ func (k *kernel) Revoke(ctx context.Context, pid int, t RevokeTargets) (string, 
 	return k.revoker.Revoke(ctx, pid, t)
 }
 
+// RevokeWorkers says how many holders the Revoker revokes at once
+// (ConcurrentRevoker); 1 for one that does not say.
+func (k *kernel) RevokeWorkers() int {
+	if c, ok := k.revoker.(ConcurrentRevoker); ok {
+		return c.RevokeWorkers()
+	}
+	return 1
+}
+
 // Held says what the Revoker's tracer process still holds (HeldReporter).
 func (k *kernel) Held() []string {
 	if hr, ok := k.revoker.(HeldReporter); ok {

@@ -35,17 +35,17 @@ func busyReasonList(snap *inspect.Snapshot, ids ...inspect.MountID) []busyReason
 	var out []busyReason
 	for _, id := range ids {
 		for _, k := range snap.Kernel[id] {
-			if k.Kind == "submount" || k.Kind == "over-mount" {
+			if k.Kind.Mounted() {
 				continue
 			}
-			s := fmt.Sprintf("%s %s", termsafe.Text(k.Kind), termsafe.Quote(k.Name))
+			s := fmt.Sprintf("%s %s", termsafe.Text(k.Kind.String()), termsafe.Quote(k.Name))
 			if k.Path != "" && k.Path != k.Name {
 				s += " (" + termsafe.Quote(k.Path) + ")"
 			}
 			if k.Action != "" {
 				s += ": " + termsafe.Text(k.Action)
 			}
-			out = append(out, busyReason{s, k.Kind == "loop" || k.Kind == "swap", k.Name})
+			out = append(out, busyReason{s, k.Kind == inspect.KernelLoop || k.Kind == inspect.KernelSwap, k.Name})
 		}
 		for _, c := range snap.Copies(id) {
 			if c.Propagates && len(c.Holders) > 0 {

@@ -30,14 +30,14 @@ func findReleases(snap *inspect.Snapshot, ids []inspect.MountID, releaseHost boo
 	for _, id := range ids {
 		for _, k := range snap.Kernel[id] {
 			switch k.Kind {
-			case "loop":
+			case inspect.KernelLoop:
 				r := Release{Kind: ReleaseLoop, Name: k.Name, File: release.FileID{Dev: k.Dev, Ino: k.Ino},
 					What: fmt.Sprintf("detach loop device %s (its backing file %s)", termsafe.Quote(k.Name), termsafe.Quote(k.Path))}
 				if at := loopMountedAt(snap, k.Name); at != "" {
 					r.Refused = "the loop device is itself mounted (" + at + "): unmount it first"
 				}
 				out = append(out, r)
-			case "swap":
+			case inspect.KernelSwap:
 				out = append(out, Release{Kind: ReleaseSwap, Name: k.Name, File: release.FileID{Dev: k.Dev, Ino: k.Ino},
 					What: fmt.Sprintf("swapoff %s (its pages move back to memory)", termsafe.Quote(k.Name))})
 			}

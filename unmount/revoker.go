@@ -43,6 +43,10 @@ type ptraceRevoker struct {
 // exits on its own when the call returns.
 func (p *ptraceRevoker) Close() error { return p.t.Close() }
 
+// RevokeWorkers implements ConcurrentRevoker: the tracer process revokes
+// this many holders at once, each from a tracer thread of its own.
+func (p *ptraceRevoker) RevokeWorkers() int { return p.t.Workers() }
+
 // RestoreReporter is a Revoker (or System) that says when a holder left
 // inside an injected syscall has been restored and released since.
 type RestoreReporter interface {

@@ -99,12 +99,7 @@ func (r *run) drainLoop(ends drainEnds) bool {
 				continue
 			}
 		}
-		for _, h := range hs {
-			if r.ctx.Err() != nil || !r.u.now().Before(r.deadline) {
-				break // a revoke can take its stop timeout: stop between holders
-			}
-			r.act(StageDrain, h)
-		}
+		r.actAll(StageDrain, hs)
 		r.send(Event{Stage: StageDrain, Remaining: len(hs), What: fmt.Sprintf("%d %s left: %s", len(hs), plural(len(hs), "holder"), r.whyLeft(hs)) + r.releasesLeft(), Holders: r.changedPicture()})
 	}
 }

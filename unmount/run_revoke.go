@@ -27,12 +27,7 @@ func (r *run) revoke(f *Fence) bool {
 		r.send(Event{Stage: StageRevoke, What: "no process holds the mount", Holders: r.changedPicture()})
 		return true
 	}
-	for _, h := range hs {
-		if r.ctx.Err() != nil || r.forcedGone || !r.u.now().Before(r.deadline) {
-			break // the drain rolls back, finishes or times out
-		}
-		r.act(StageRevoke, h)
-	}
+	r.actAll(StageRevoke, hs) // stops early if cancelled or past the deadline: the drain rolls back, finishes or times out
 	return true
 }
 
@@ -40,30 +35,45 @@ func (r *run) revoke(f *Fence) bool {
 // holder for signals (TERM, then KILL after Grace), every time it is found
 // holding for close (a straggler that reopened through a cwd or dirfd).
 func (r *run) act(stage Stage, h inspect.Holder) {
-	st := r.holders[h.PID]
 	if r.plan.Policy == PolicySignal {
-		r.signal(stage, h, st)
+		r.signal(stage, h, r.holders[h.PID])
 		return
 	}
+	if t, ok := r.prepareRevoke(stage, h); ok {
+		did, err := r.revokeHolder(h, t)
+		r.applyRevoke(stage, h, did, err)
+	}
+}
+
+// prepareRevoke returns what to revoke from holder h under a close
+// policy, or false when there is nothing to do: it cannot be revoked (said
+// once), a revoke failed for good earlier, or it holds nothing revocable.
+func (r *run) prepareRevoke(stage Stage, h inspect.Holder) (RevokeTargets, bool) {
+	st := r.holders[h.PID]
 	if refusal, _ := refusalOf(h); refusal != RefusalNone {
 		why := refusal.String()
 		if st.State != StatusRefused || st.reason() != why {
 			st.State, st.Reason = StatusRefused, why
 			r.send(Event{Stage: stage, PID: h.PID, What: fmt.Sprintf("%s: not revoked: %s", r.who(h), why), Holders: r.changedPicture()})
 		}
-		return
+		return RevokeTargets{}, false
 	}
 	if st.State == StatusRefused && !r.retry[h.PID] {
-		return // a revoke failed for good earlier (traced, no ptrace): reported then
+		return RevokeTargets{}, false // a revoke failed for good earlier (traced, no ptrace): reported then
 	}
 	t := revokeTargets(h, r.plan.Policy != PolicyClosePlain)
 	t.StartTime = h.StartTicks
 	t.InjectTimeout = r.injectLimit()
 	t.Mounts, t.CopyIDs = r.targetedMounts()
 	if t.Empty() {
-		return // holds only by a lock or a use with nothing to revoke
+		return RevokeTargets{}, false // holds only by a lock or a use with nothing to revoke
 	}
-	did, err := r.revokeHolder(h, t)
+	return t, true
+}
+
+// applyRevoke records how the revoke of holder h went and says so.
+func (r *run) applyRevoke(stage Stage, h inspect.Holder, did string, err error) {
+	st := r.holders[h.PID]
 	switch {
 	case err == nil:
 		delete(r.retry, h.PID)

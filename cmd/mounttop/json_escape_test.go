@@ -13,6 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"mounttop/inspect"
+	"mounttop/internal/present"
 	"mounttop/internal/termsafe"
 	"mounttop/internal/testns"
 	"mounttop/unmount"
@@ -113,7 +114,7 @@ func TestKernelHolderActionIsEscaped(t *testing.T) {
 		Path: "/usr/bin/x", Action: "echo -1 > /proc/sys/fs/binfmt_misc/e" + hostile}}}
 	m, _ := snap.Mount(1)
 	var b bytes.Buffer
-	if err := writeJSON(&b, holdersJSON(snap, m)); err != nil {
+	if err := present.WriteJSON(&b, present.HoldersOf(snap, m)); err != nil {
 		t.Fatal(err)
 	}
 	if raw := rawControls(b.Bytes()); len(raw) > 0 {

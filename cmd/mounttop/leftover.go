@@ -106,30 +106,6 @@ func countSeen(seen map[string]bool, names ...string) int {
 	return n
 }
 
-// leftoverJSON is one fence a killed run left, in `mounttop list --json`.
-type leftoverJSON struct {
-	Target   termsafe.Name `json:"target"`
-	Kind     string        `json:"kind"` // "beneath-swap" or "over-mount"
-	FenceID  uint64        `json:"fence_unique_id"`
-	RealID   uint64        `json:"unique_id"` // the fenced filesystem's mount
-	RealPath termsafe.Name `json:"real_path,omitempty"`
-	Stash    termsafe.Name `json:"stash,omitempty"`
-	RealGone bool          `json:"unmounted_already"`
-	Maker    int           `json:"maker_pid,omitempty"`
-	What     termsafe.Name `json:"what"`
-	Rollback termsafe.Name `json:"rollback"` // the command that rolls it back
-}
-
-func leftoversJSON(ls []unmount.Leftover) []leftoverJSON {
-	out := []leftoverJSON{}
-	for _, l := range ls {
-		out = append(out, leftoverJSON{Target: termsafe.Name(l.Fence.Target), Kind: l.Fence.Kind.String(), FenceID: uint64(l.Fence.FenceID),
-			RealID: uint64(l.Fence.RealID), RealPath: termsafe.Name(l.Fence.RealPath), Stash: termsafe.Name(l.Fence.Stash), RealGone: l.RealGone,
-			Maker: l.Maker, What: termsafe.Name(l.What()), Rollback: termsafe.Name("mounttop umount --rollback-fence " + l.Fence.Target)})
-	}
-	return out
-}
-
 // writeLeftoversText says, after the mount table, what killed runs left.
 func writeLeftoversText(w io.Writer, ls []unmount.Leftover) {
 	for _, l := range ls {

@@ -10,18 +10,19 @@ import (
 	"testing"
 	"time"
 
+	"mounttop/internal/present"
 	"mounttop/internal/testns"
 )
 
 // threadHolders runs `holders --json PATH` and returns its holders.
-func threadHolders(t *testing.T, path string) []holderJSON {
+func threadHolders(t *testing.T, path string) []present.HolderJSON {
 	t.Helper()
 	r := runMounttop(t, "", nil, "holders", "--json", path)
 	if r.code != 0 {
 		t.Fatalf("holders: exit %d: %s", r.code, r.stderr)
 	}
 	var out struct {
-		Holders []holderJSON `json:"holders"`
+		Holders []present.HolderJSON `json:"holders"`
 	}
 	if err := json.Unmarshal([]byte(r.stdout), &out); err != nil {
 		t.Fatalf("%v: %s", err, r.stdout)
@@ -34,7 +35,7 @@ func listHolders(t *testing.T, path string) int {
 	t.Helper()
 	r := runMounttop(t, "", nil, "list", "--json")
 	var out struct {
-		Mounts []mountJSON `json:"mounts"`
+		Mounts []present.MountJSON `json:"mounts"`
 	}
 	if err := json.Unmarshal([]byte(r.stdout), &out); err != nil {
 		t.Fatalf("list --json: exit %d: %v: %s", r.code, err, r.stderr)
@@ -59,7 +60,7 @@ func lineInt(t *testing.T, v *testns.Victim, prefix string) int {
 
 // hasUse reports whether h has a use of kind through thread tid (any
 // thread but the leader for -1), and fd for an fd.
-func hasUse(h holderJSON, kind string, tid, fd int) bool {
+func hasUse(h present.HolderJSON, kind string, tid, fd int) bool {
 	for _, u := range h.Uses {
 		byThread := u.TID == tid || tid < 0 && u.TID != 0 && u.TID != h.PID
 		if u.Kind == kind && byThread && (fd < 0 || u.FD != nil && *u.FD == fd) {

@@ -63,36 +63,32 @@ const (
 // fds (pidfd_getfd(2)), but the tracee, usually not root, may not take
 // ours, so the fd goes in the other way round, as SCM_RIGHTS (unix(7)):
 // the process makes a socketpair, we take one end with pidfd_getfd and
-// send the fd through it, the process receives it with recvmsg and closes
-// both ends. It returns the fd number in the process, or why not (in
-// words: the process's fd limit, an LSM denying the socket) with fd -1;
-// err is for a ptrace failure that ends the revoke.
-func (s *session) handInEmptyDir(inj *thread) (fd int, why string, err error) {
+// send the fd through it, and the process receives it with recvmsg. It
+// returns the fd number in the process, or why not (in words: the
+// process's fd limit, an LSM denying the socket) with fd -1; err is for a
+// ptrace failure that ends the revoke. ours are the fds made in the
+// process (the socketpair's ends, the received fd), which the caller
+// closes (closeOurs) once it is done with dir, also after an error.
+func (s *session) handInEmptyDir(inj *thread) (fd int, why string, ours []int, err error) {
 	dir, derr := s.r.emptyDirFile()
 	if derr != nil {
-		return -1, "making the empty directory: " + derr.Error(), nil
+		return -1, "making the empty directory: " + derr.Error(), nil, nil
 	}
 	ret, err := s.call(inj, unix.SYS_SOCKETPAIR, unix.AF_UNIX, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0, uintptr(s.scratch+scratchPair))
 	if err != nil {
-		return -1, "", err
+		return -1, "", nil, err
 	}
 	if e := errnoOf(ret); e != 0 {
-		return -1, "socketpair: " + errnoName(e), nil
+		return -1, "socketpair: " + errnoName(e), nil, nil
 	}
 	pair := make([]byte, 8)
-	if _, perr := unix.PtracePeekData(inj.tid, uintptr(s.scratch+scratchPair), pair); perr != nil {
-		return -1, "", s.lost(inj, perr)
+	if perr := s.peek(inj, s.scratch+scratchPair, pair); perr != nil {
+		return -1, "", nil, s.lost(inj, perr)
 	}
 	ends := []int{int(int32(binary.LittleEndian.Uint32(pair))), int(int32(binary.LittleEndian.Uint32(pair[4:])))}
-	defer func() {
-		for _, end := range ends {
-			if _, cerr := s.call(inj, unix.SYS_CLOSE, uintptr(end)); cerr != nil && err == nil {
-				fd, why, err = -1, "", cerr
-			}
-		}
-	}()
+	ours = ends
 	if why := sendDir(s.pid, inj.tid, ends[1], dir); why != "" {
-		return -1, why, nil
+		return -1, why, ours, nil
 	}
 	page := make([]byte, scratchControl+unix.CmsgSpace(4))
 	le := binary.LittleEndian
@@ -102,33 +98,59 @@ func (s *session) handInEmptyDir(inj *thread) (fd int, why string, err error) {
 	le.PutUint64(page[scratchMsg+24:], 1) // msg_iovlen
 	le.PutUint64(page[scratchMsg+32:], s.scratch+scratchControl)
 	le.PutUint64(page[scratchMsg+40:], uint64(unix.CmsgSpace(4))) // msg_controllen
-	if _, perr := unix.PtracePokeData(inj.tid, uintptr(s.scratch+scratchByte), page[scratchByte:]); perr != nil {
-		return -1, "", s.lost(inj, perr)
+	if perr := s.poke(inj, s.scratch+scratchByte, page[scratchByte:]); perr != nil {
+		return -1, "", ours, s.lost(inj, perr)
 	}
 	ret, err = s.call(inj, unix.SYS_RECVMSG, uintptr(ends[0]), uintptr(s.scratch+scratchMsg), unix.MSG_CMSG_CLOEXEC|unix.MSG_DONTWAIT)
 	if err != nil {
-		return -1, "", err
+		return -1, "", ours, err
 	}
 	if e := errnoOf(ret); e != 0 {
-		return -1, "recvmsg: " + errnoName(e), nil
+		return -1, "recvmsg: " + errnoName(e), ours, nil
 	}
-	if _, perr := unix.PtracePeekData(inj.tid, uintptr(s.scratch+scratchMsg), page[scratchMsg:]); perr != nil {
-		return -1, "", s.lost(inj, perr)
+	if perr := s.peek(inj, s.scratch+scratchMsg, page[scratchMsg:]); perr != nil {
+		return -1, "", ours, s.lost(inj, perr)
 	}
 	if flags := le.Uint32(page[scratchMsg+48:]); flags&unix.MSG_CTRUNC != 0 {
 		// The fd did not fit (RLIMIT_NOFILE reached): the kernel drops it.
-		return -1, "recvmsg: the fd was not received (MSG_CTRUNC: fd limit reached?)", nil
+		return -1, "recvmsg: the fd was not received (MSG_CTRUNC: fd limit reached?)", ours, nil
 	}
 	n := le.Uint64(page[scratchMsg+40:])
 	msgs, perr := unix.ParseSocketControlMessage(page[scratchControl : scratchControl+int(min(n, uint64(unix.CmsgSpace(4))))])
 	if perr != nil || len(msgs) != 1 {
-		return -1, fmt.Sprintf("recvmsg: no fd received (%d control messages, %v)", len(msgs), perr), nil
+		return -1, fmt.Sprintf("recvmsg: no fd received (%d control messages, %v)", len(msgs), perr), ours, nil
 	}
 	got, perr := unix.ParseUnixRights(&msgs[0])
 	if perr != nil || len(got) != 1 {
-		return -1, fmt.Sprintf("recvmsg: no fd received (%v)", perr), nil
+		return -1, fmt.Sprintf("recvmsg: no fd received (%v)", perr), ours, nil
 	}
-	return got[0], "", nil
+	return got[0], "", append(ours, got[0]), nil
+}
+
+// peek reads len(b) bytes at addr in the stopped process: by one
+// process_vm_readv(2) (the tracer may: ptrace access), or word by word
+// with PTRACE_PEEKDATA where that is refused.
+func (s *session) peek(th *thread, addr uint64, b []byte) error {
+	local := []unix.Iovec{{Base: &b[0]}}
+	local[0].SetLen(len(b))
+	remote := []unix.RemoteIovec{{Base: uintptr(addr), Len: len(b)}}
+	if n, err := unix.ProcessVMReadv(th.tid, local, remote, 0); err == nil && n == len(b) {
+		return nil
+	}
+	_, err := unix.PtracePeekData(th.tid, uintptr(addr), b)
+	return err
+}
+
+// poke writes b at addr in the stopped process, as peek reads.
+func (s *session) poke(th *thread, addr uint64, b []byte) error {
+	local := []unix.Iovec{{Base: &b[0]}}
+	local[0].SetLen(len(b))
+	remote := []unix.RemoteIovec{{Base: uintptr(addr), Len: len(b)}}
+	if n, err := unix.ProcessVMWritev(th.tid, local, remote, 0); err == nil && n == len(b) {
+		return nil
+	}
+	_, err := unix.PtracePokeData(th.tid, uintptr(addr), b)
+	return err
 }
 
 // sendDir takes end (an fd of thread tid of process pid: one end of its

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"mounttop/inspect"
 )
 
 // act runs the targets' syscalls inside the stopped process.
@@ -32,7 +34,7 @@ func (s *session) act() error {
 		}
 		s.note("seized without PTRACE_O_SUSPEND_SECCOMP (needs CAP_SYS_ADMIN in the initial user namespace); the process has no seccomp filter")
 	}
-	maps, err := readTaskMaps(s.pid, inj.tid)
+	maps, err := s.proc.taskMaps(s.pid, inj.tid)
 	if err != nil {
 		return fmt.Errorf("reading maps of %d: %w", s.pid, err)
 	}
@@ -56,7 +58,10 @@ func (s *session) act() error {
 			}
 		}()
 		var why string
-		if dir, why, err = s.handInEmptyDir(inj); err != nil {
+		var ours []int
+		dir, why, ours, err = s.handInEmptyDir(inj)
+		defer s.closeOurs(inj, ours, "")
+		if err != nil {
 			return err
 		}
 		if why != "" {
@@ -73,14 +78,6 @@ func (s *session) act() error {
 			if s.t.Placeholder {
 				fds = nil
 			}
-		} else {
-			defer func() {
-				if !inj.gone && !inj.reap {
-					if _, err := s.call(inj, unix.SYS_CLOSE, uintptr(dir)); err != nil {
-						s.fail("closing the empty directory's fd %d: %v", dir, err)
-					}
-				}
-			}()
 		}
 	}
 	if err := s.takeFDs(inj, fds, dir); err != nil {
@@ -125,6 +122,36 @@ func (s *session) act() error {
 	return nil
 }
 
+// closeOurs closes the fds the revoke made in the fd table thread th uses
+// (the socketpair's ends, the empty directory's fd), while th is still
+// ours: by one close_range(2) (Linux 5.9) when they are consecutive
+// numbers, as they usually are (the lowest free numbers, open(2)), so
+// that only fds made here are in the range; else, or if close_range is
+// refused, one close(2) each. in names the table for a failure ("" for
+// the process's, " in thread N" for a thread's own).
+func (s *session) closeOurs(th *thread, fds []int, in string) {
+	if len(fds) == 0 || th.gone || th.reap {
+		return
+	}
+	lo, hi := slices.Min(fds), slices.Max(fds)
+	if len(fds) > 1 && hi-lo+1 == len(fds) {
+		ret, err := s.call(th, unix.SYS_CLOSE_RANGE, uintptr(lo), uintptr(hi), 0)
+		if err != nil {
+			s.fail("closing our fds %d-%d%s: %v", lo, hi, in, err)
+			return
+		}
+		if errnoOf(ret) == 0 {
+			return
+		}
+	}
+	for _, fd := range fds {
+		if _, err := s.call(th, unix.SYS_CLOSE, uintptr(fd)); err != nil {
+			s.fail("closing our fd %d%s: %v", fd, in, err)
+			return
+		}
+	}
+}
+
 const pageSize = 4096
 
 // injector picks the thread the process-wide syscalls (fds and memory are
@@ -154,7 +181,7 @@ func (s *session) checkSeccomp() error {
 		tids = append(tids, g.TID)
 	}
 	for _, tid := range tids {
-		if st, err := threadStatus(s.pid, tid); err == nil && st.seccomp != 0 {
+		if st, err := s.proc.threadStatus(s.pid, tid); err == nil && st.seccomp != 0 {
 			return s.seccompRefusal()
 		}
 	}
@@ -163,7 +190,7 @@ func (s *session) checkSeccomp() error {
 
 // takeFDs closes each fd, or with Targets.Placeholder covers it with dir,
 // the process's fd of the empty directory (dup3(2), keeping each fd's
-// FD_CLOEXEC).
+// FD_CLOEXEC as verify read it from fdinfo).
 func (s *session) takeFDs(inj *thread, fds []int, dir int) error {
 	for _, fd := range fds {
 		if !s.t.Placeholder {
@@ -187,7 +214,7 @@ func (s *session) takeFDs(inj *thread, fds []int, dir int) error {
 			continue
 		}
 		flags := 0
-		if taskFDCloexec(s.pid, inj.tid, fd) {
+		if s.fds[fdKey{inj.tid, fd}].Flags&unix.O_CLOEXEC != 0 {
 			flags = unix.O_CLOEXEC
 		}
 		ret, err := s.call(inj, unix.SYS_DUP3, uintptr(dir), uintptr(fd), uintptr(flags))
@@ -219,6 +246,25 @@ func (s *session) mapScratch(inj *thread) error {
 	return nil
 }
 
+// fdKey names an fd in the fd table thread tid uses.
+type fdKey struct{ tid, fd int }
+
+// openFD reads fd's fdinfo in the table of thread tid (the process
+// stopped, so it stays what is read here until the revoke's own calls)
+// and keeps it for takeFDs (its FD_CLOEXEC) and for a StuckError (its
+// mount); false if it is not open any more.
+func (s *session) openFD(tid, fd int) bool {
+	fi, err := s.proc.fdInfo(s.pid, tid, fd)
+	if err != nil {
+		return false
+	}
+	if s.fds == nil {
+		s.fds = map[fdKey]inspect.FDInfo{}
+	}
+	s.fds[fdKey{tid, fd}] = fi
+	return true
+}
+
 // verify drops the targets that are no longer what the caller saw: fds not
 // open any more, ranges that are not (only) file mappings now, threads that
 // are not ours, and with Targets.Mounts, anything now on another mount. The
@@ -226,12 +272,11 @@ func (s *session) mapScratch(inj *thread) error {
 func (s *session) verify(maps []mapping, inj int) (fds []int, ranges []Range, cwds []int) {
 	mapFilesNoted := false
 	for _, fd := range s.t.FDs {
-		link := fmt.Sprintf("/proc/%d/task/%d/fd/%d", s.pid, inj, fd)
-		if _, err := os.Lstat(link); err != nil {
+		if !s.openFD(inj, fd) {
 			s.fail("fd %d: not open any more", fd)
 			continue
 		}
-		if !s.onMount(link, fmt.Sprintf("fd %d", fd)) {
+		if !s.onMount(s.proc.fdLink(s.pid, inj, fd), fmt.Sprintf("fd %d", fd)) {
 			continue
 		}
 		fds = append(fds, fd)
@@ -249,7 +294,7 @@ func (s *session) verify(maps []mapping, inj int) (fds []int, ranges []Range, cw
 		ok := true
 		if s.checksMounts() {
 			for _, v := range vmas {
-				link := fmt.Sprintf("/proc/%d/map_files/%x-%x", s.pid, v.start, v.end)
+				link := s.proc.mapFile(s.pid, v.start, v.end)
 				_, _, err := mountOf(link)
 				if errors.Is(err, unix.EPERM) || errors.Is(err, unix.EACCES) {
 					if !mapFilesNoted {
@@ -283,7 +328,7 @@ func (s *session) verify(maps []mapping, inj int) (fds []int, ranges []Range, cw
 			s.fail("cwd of thread %d: no such thread of process %d", tid, s.pid)
 			continue
 		}
-		if !s.onMount(fmt.Sprintf("/proc/%d/task/%d/cwd", s.pid, tid), fmt.Sprintf("cwd of thread %d", tid)) {
+		if !s.onMount(s.proc.cwdLink(s.pid, tid), fmt.Sprintf("cwd of thread %d", tid)) {
 			continue
 		}
 		if !slices.Contains(cwds, tid) {
@@ -305,12 +350,11 @@ func (s *session) verifyThreadFDs() []ThreadFDs {
 		}
 		ok := ThreadFDs{TID: g.TID}
 		for _, fd := range g.FDs {
-			link := fmt.Sprintf("/proc/%d/task/%d/fd/%d", s.pid, g.TID, fd)
-			if _, err := os.Lstat(link); err != nil {
+			if !s.openFD(g.TID, fd) {
 				s.fail("fd %d of thread %d: not open any more", fd, g.TID)
 				continue
 			}
-			if s.onMount(link, fmt.Sprintf("fd %d of thread %d", fd, g.TID)) {
+			if s.onMount(s.proc.fdLink(s.pid, g.TID, fd), fmt.Sprintf("fd %d of thread %d", fd, g.TID)) {
 				ok.FDs = append(ok.FDs, fd)
 			}
 		}
@@ -329,7 +373,8 @@ func (s *session) takeThreadFDs(g ThreadFDs) error {
 	th := s.threads[g.TID]
 	dir := -1
 	if s.t.Placeholder {
-		d, why, err := s.handInEmptyDir(th)
+		d, why, ours, err := s.handInEmptyDir(th)
+		defer s.closeOurs(th, ours, fmt.Sprintf(" in thread %d", g.TID))
 		if err != nil {
 			return err
 		}
@@ -340,13 +385,6 @@ func (s *session) takeThreadFDs(g ThreadFDs) error {
 			return nil
 		}
 		dir = d
-		defer func() {
-			if !th.gone && !th.reap {
-				if _, err := s.call(th, unix.SYS_CLOSE, uintptr(dir)); err != nil {
-					s.fail("closing the empty directory's fd %d in thread %d: %v", dir, g.TID, err)
-				}
-			}
-		}()
 	}
 	return s.takeFDs(th, g.FDs, dir)
 }
@@ -448,7 +486,7 @@ func isSyscallAt(tid int, addr uint64) bool {
 // sit inside a longer instruction does not matter: the CPU decodes from rip,
 // and only this one instruction is executed.
 func (s *session) searchSyscall(tid int, m mapping) (uint64, error) {
-	f, err := os.Open(fmt.Sprintf("/proc/%d/task/%d/mem", s.pid, tid))
+	f, err := os.Open(s.proc.mem(s.pid, tid))
 	if err != nil {
 		return 0, err
 	}
@@ -493,7 +531,7 @@ func (s *session) call(th *thread, nr uintptr, args ...uintptr) (uintptr, error)
 	for i, v := range args {
 		a[i] = uint64(v)
 	}
-	in := describe(s.pid, nr, args)
+	in := s.describe(th, nr, args)
 	regs.Rip, regs.Rax, regs.Orig_rax = s.sysAddr, uint64(nr), ^uint64(0)
 	regs.Rdi, regs.Rsi, regs.Rdx, regs.R10, regs.R8, regs.R9 = a[0], a[1], a[2], a[3], a[4], a[5]
 	if err := unix.PtraceSetRegs(th.tid, &regs); err != nil {
@@ -545,7 +583,7 @@ func (s *session) call(th *thread, nr uintptr, args ...uintptr) (uintptr, error)
 // return into the step trap and die of SIGTRAP).
 func (s *session) waitInjected(th *thread, in injected) (unix.WaitStatus, error) {
 	deadline := time.Now().Add(s.injectTimeout())
-	b := backoff{}
+	b := backoff{wake: s.wake}
 	for {
 		ws, ok, err := poll(th.tid)
 		switch {

@@ -12,7 +12,35 @@ import (
 	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"mounttop/inspect"
 )
+
+// procFS is the /proc the tracer reads its tracees in (ProcRoot; "/proc"
+// by default), as inspect.New takes its root: tests point it elsewhere.
+// The file formats are parsed by inspect's parsers, so the revoke reads a
+// mapping or an fd's flags exactly as the scan that found it did.
+type procFS string
+
+// defaultProcRoot is the /proc of the tracer's own pid namespace.
+const defaultProcRoot = "/proc"
+
+func (p procFS) task(pid, tid int) string { return fmt.Sprintf("%s/%d/task/%d", p, pid, tid) }
+
+// fdLink is the magic link of fd in the fd table thread tid uses.
+func (p procFS) fdLink(pid, tid, fd int) string { return fmt.Sprintf("%s/fd/%d", p.task(pid, tid), fd) }
+
+func (p procFS) cwdLink(pid, tid int) string { return p.task(pid, tid) + "/cwd" }
+
+// mapFile is the magic link of a mapping's file: only in /proc/PID, it
+// reads the leader's mm (map_files needs CAP_SYS_ADMIN, proc(5)).
+func (p procFS) mapFile(pid int, start, end uint64) string {
+	return fmt.Sprintf("%s/%d/map_files/%x-%x", p, pid, start, end)
+}
+
+// mem is thread tid's memory: a leader that exited has no mm, so its own
+// /proc/PID/mem reads nothing; a live thread's reads the process's.
+func (p procFS) mem(pid, tid int) string { return p.task(pid, tid) + "/mem" }
 
 // taskStatus is what the tracer needs from /proc/PID[/task/TID]/status
 // (proc(5)).
@@ -51,31 +79,41 @@ func readStatus(path string) (taskStatus, error) {
 	return st, nil
 }
 
-func processStatus(pid int) (taskStatus, error) {
-	return readStatus(fmt.Sprintf("/proc/%d/status", pid))
+func (p procFS) processStatus(pid int) (taskStatus, error) {
+	return readStatus(fmt.Sprintf("%s/%d/status", p, pid))
 }
 
-func threadStatus(pid, tid int) (taskStatus, error) {
-	return readStatus(fmt.Sprintf("/proc/%d/task/%d/status", pid, tid))
+func (p procFS) threadStatus(pid, tid int) (taskStatus, error) {
+	return readStatus(p.task(pid, tid) + "/status")
+}
+
+// wchan is where thread tid sleeps in the kernel ("" when running or not
+// known).
+func (p procFS) wchan(pid, tid int) string {
+	b, err := os.ReadFile(p.task(pid, tid) + "/wchan")
+	if err != nil || string(b) == "0" {
+		return ""
+	}
+	return string(b)
 }
 
 // startTime is the start time of process pid: /proc/PID/stat field 22
-// (starttime, clock ticks after boot, proc(5)). The command name in field
-// 2 may hold spaces and parentheses, so fields are counted from the last
-// ')'.
-func startTime(pid int) (uint64, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+// (starttime, clock ticks after boot, proc(5)).
+func (p procFS) startTime(pid int) (uint64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("%s/%d/stat", p, pid))
 	if err != nil {
 		return 0, err
 	}
 	start, err := parseStartTime(b)
 	if err != nil {
-		return 0, fmt.Errorf("/proc/%d/stat: %w", pid, err)
+		return 0, fmt.Errorf("%s/%d/stat: %w", p, pid, err)
 	}
 	return start, nil
 }
 
-// parseStartTime reads starttime from the text of a /proc/PID/stat.
+// parseStartTime reads starttime from the text of a /proc/PID/stat. The
+// command name in field 2 may hold spaces and parentheses, so fields are
+// counted from the last ')'.
 func parseStartTime(b []byte) (uint64, error) {
 	i := bytes.LastIndexByte(b, ')')
 	if i < 0 {
@@ -88,9 +126,9 @@ func parseStartTime(b []byte) (uint64, error) {
 	return strconv.ParseUint(f[22-3], 10, 64)
 }
 
-// listThreads returns the TIDs in /proc/PID/task, lowest first.
-func listThreads(pid int) ([]int, error) {
-	ents, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+// threads returns the TIDs in /proc/PID/task, lowest first.
+func (p procFS) threads(pid int) ([]int, error) {
+	ents, err := os.ReadDir(fmt.Sprintf("%s/%d/task", p, pid))
 	if err != nil {
 		return nil, err
 	}
@@ -112,82 +150,53 @@ type mapping struct {
 	path       string
 }
 
-func readMaps(pid int) ([]mapping, error) {
-	return readTaskMaps(pid, pid)
-}
-
-// readTaskMaps reads the maps through thread tid of process pid: a leader
+// taskMaps reads the maps through thread tid of process pid: a leader
 // that exited has no mm any more (its /proc/PID/maps is empty), its live
 // threads share the process's.
-func readTaskMaps(pid, tid int) ([]mapping, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/maps", pid, tid))
+func (p procFS) taskMaps(pid, tid int) ([]mapping, error) {
+	b, err := os.ReadFile(p.task(pid, tid) + "/maps")
 	if err != nil {
 		return nil, err
 	}
 	return parseMaps(b), nil
 }
 
-// parseMaps parses /proc/PID/maps: "start-end perms offset dev inode",
-// then, padded with spaces, the path or pseudo-path ([vdso], [stack]) to
-// the end of the line, kept as the kernel wrote it. Lines it cannot read
-// are skipped.
+// parseMaps parses /proc/PID/maps line by line with inspect.ParseMapsLine:
+// the path or pseudo-path ([vdso], [stack]) is the rest of the line as
+// the kernel wrote it, spaces and tabs in a file's name kept. Lines it
+// cannot read are skipped.
 func parseMaps(b []byte) []mapping {
 	var maps []mapping
-	for _, raw := range bytes.Split(b, []byte("\n")) {
-		line := string(raw)
-		var f [5]string
-		for i := range f {
-			line = strings.TrimLeft(line, " ")
-			f[i], line, _ = strings.Cut(line, " ")
+	for len(b) > 0 {
+		line := b
+		if i := bytes.IndexByte(b, '\n'); i >= 0 {
+			line, b = b[:i], b[i+1:]
+		} else {
+			b = nil
 		}
-		if f[4] == "" {
-			continue
-		}
-		lo, hi, ok := strings.Cut(f[0], "-")
+		l, ok := inspect.ParseMapsLine(line)
 		if !ok {
 			continue
 		}
-		var m mapping
-		var err error
-		if m.start, err = strconv.ParseUint(lo, 16, 64); err != nil {
-			continue
-		}
-		if m.end, err = strconv.ParseUint(hi, 16, 64); err != nil {
-			continue
-		}
-		m.perms = f[1]
-		m.inode, _ = strconv.ParseUint(f[4], 10, 64)
-		m.path = strings.TrimLeft(line, " ")
-		maps = append(maps, m)
+		maps = append(maps, mapping{start: l.Start, end: l.End, perms: l.Perms, inode: l.Inode, path: l.Path})
 	}
 	return maps
 }
 
-// fdCloexec reports whether fd of pid has FD_CLOEXEC, from the flags line
-// of /proc/PID/fdinfo/FD (octal, O_CLOEXEC included: proc(5)).
-func fdCloexec(pid, fd int) bool {
-	return taskFDCloexec(pid, pid, fd)
-}
-
-// taskFDCloexec is fdCloexec for fd in the fd table of thread tid.
-func taskFDCloexec(pid, tid, fd int) bool {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/fdinfo/%d", pid, tid, fd))
+// fdInfo reads /proc/PID/task/TID/fdinfo/FD (proc(5)) with
+// inspect.ParseFDInfo: its open flags (O_CLOEXEC among them) and mount
+// ID, without touching the file. An error means the fd is not open.
+func (p procFS) fdInfo(pid, tid, fd int) (inspect.FDInfo, error) {
+	b, err := os.ReadFile(fmt.Sprintf("%s/fdinfo/%d", p.task(pid, tid), fd))
 	if err != nil {
-		return false
+		return inspect.FDInfo{}, err
 	}
-	flags, ok := fdFlags(b)
-	return ok && flags&unix.O_CLOEXEC != 0
+	return inspect.ParseFDInfo(b), nil
 }
 
-// fdFlags returns the open flags of an fdinfo file's "flags:" line.
-func fdFlags(b []byte) (uint64, bool) {
-	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "flags:"); ok {
-			flags, err := strconv.ParseUint(strings.TrimSpace(v), 8, 64)
-			return flags, err == nil
-		}
-	}
-	return 0, false
+// mountinfo is process pid's /proc/PID/mountinfo.
+func (p procFS) mountinfo(pid int) ([]byte, error) {
+	return os.ReadFile(fmt.Sprintf("%s/%d/mountinfo", p, pid))
 }
 
 // mountOf returns the unique mount ID of what the /proc magic link at path

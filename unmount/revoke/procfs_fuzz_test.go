@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"mounttop/inspect"
 )
 
 // statusText formats /proc/PID/status as fs/proc/array.c proc_pid_status
@@ -107,17 +109,18 @@ func FuzzMaps(f *testing.F) {
 	})
 }
 
-// FuzzFDFlags: the octal flags of an fdinfo file read back, whatever the
+// FuzzFDFlags: the octal flags of an fdinfo file (inspect.ParseFDInfo,
+// which the revoke reads an fd's FD_CLOEXEC with) read back, whatever the
 // lines around them; any text is read without a panic.
 func FuzzFDFlags(f *testing.F) {
 	f.Add(uint64(0o2100002), []byte("pos:\t0\nflags:\t02100002\nmnt_id:\t30\n"))
 	f.Add(uint64(0), []byte("flags:\t9\nflags: 1"))
 	f.Fuzz(func(t *testing.T, flags uint64, raw []byte) {
-		fdFlags(raw)
+		inspect.ParseFDInfo(raw)
 		flags &= 0o77777777
 		text := fmt.Sprintf("pos:\t4096\nflags:\t0%o\nmnt_id:\t41\nino:\t12\nlock:\t1: FLOCK  ADVISORY  WRITE 99 00:2f:12 0 EOF\n", flags)
-		if got, ok := fdFlags([]byte(text)); !ok || got != flags {
-			t.Fatalf("%q: flags %o (%v), want %o", text, got, ok, flags)
+		if fi := inspect.ParseFDInfo([]byte(text)); fi.Flags != flags || fi.MntID != 41 {
+			t.Fatalf("%q: flags %o, mnt_id %d, want %o, 41", text, fi.Flags, fi.MntID, flags)
 		}
 	})
 }

@@ -89,23 +89,46 @@ func poll(tid int) (ws unix.WaitStatus, ok bool, err error) {
 }
 
 // backoff paces a wait4(WNOHANG) loop. wait4 cannot time out and a blocked
-// tracer could not serve anyone, so the tracer polls: a few yields first
-// (a tracee stops within microseconds once it runs), then nanosleep(2)s
-// doubling from 20µs up to max. The tracer thread is locked and does
-// nothing else meanwhile, so it sleeps in the syscall itself, which is
-// exact where the Go timer would round a short sleep up.
+// tracer thread could not give up on a tracee, so the tracer polls, and in
+// between waits for wake: the Revoker's SIGCHLD wakeups (wakeups), which
+// the kernel sends the tracer for every ptrace stop and exit of a tracee
+// (do_notify_parent_cldstop, do_notify_parent in kernel/signal.c), so a
+// stop is seen as soon as it happens without spinning on the CPU the
+// tracees need. A timer doubling from 1ms up to max (5ms by default) is
+// the fallback for an exit announced with another signal than SIGCHLD
+// (clone(2)'s exit signal) or none. Without wake (nil) it polls as
+// before: a few yields, then nanosleep(2)s doubling from 20µs up to max.
 type backoff struct {
-	n   int
-	max time.Duration
+	n     int
+	max   time.Duration
+	wake  <-chan struct{}
+	timer *time.Timer
 }
 
 func (b *backoff) pause() {
 	b.n++
+	limit := b.max
+	if b.wake != nil {
+		if limit == 0 {
+			limit = 5 * time.Millisecond
+		}
+		d := min(time.Millisecond<<min(b.n-1, 16), limit)
+		if b.timer == nil {
+			b.timer = time.NewTimer(d)
+		} else {
+			b.timer.Reset(d)
+		}
+		select {
+		case <-b.wake:
+			b.timer.Stop()
+		case <-b.timer.C:
+		}
+		return
+	}
 	if b.n <= 16 {
 		_, _, _ = unix.RawSyscall(unix.SYS_SCHED_YIELD, 0, 0, 0)
 		return
 	}
-	limit := b.max
 	if limit == 0 {
 		limit = 2 * time.Millisecond
 	}

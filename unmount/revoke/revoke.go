@@ -33,8 +33,10 @@
 // it.
 //
 // ptrace requests are bound to the tracer thread (ptrace(2): "the tracer"
-// is a thread), so a Revoker owns one goroutine locked to one OS thread
-// that makes every ptrace call; requests reach it over a channel.
+// is a thread), so a Revoker owns goroutines each locked to an OS thread
+// (Workers, 8 by default), and every ptrace call to a process comes from
+// the one thread that seized it; requests reach them over a channel, and
+// several processes are revoked at once, each by one thread.
 //
 // mounttop does not trace from its own process: a Tracer runs the Revoker
 // in a tracer process, this program re-executed from /proc/self/exe
@@ -234,17 +236,38 @@ type Option func(*config)
 type config struct {
 	stopTimeout   time.Duration
 	injectTimeout time.Duration
+	workers       int
+	procRoot      string
 	restored      func(Restore)
 	log           *os.File // Tracer only: where the tracer process writes what it did
 }
 
 func newConfig(opts []Option) config {
-	c := config{stopTimeout: 2 * time.Second, injectTimeout: 10 * time.Second}
+	c := config{stopTimeout: 2 * time.Second, injectTimeout: 10 * time.Second, workers: DefaultWorkers, procRoot: defaultProcRoot}
 	for _, o := range opts {
 		o(&c)
 	}
+	c.workers = max(c.workers, 1)
 	return c
 }
+
+// DefaultWorkers is how many processes a Revoker revokes at once unless
+// told otherwise (Workers).
+const DefaultWorkers = 8
+
+// Workers is how many processes a Revoker revokes at once (default
+// DefaultWorkers, at least 1): each on a tracer thread of its own, since
+// ptrace requests are bound to the thread that seized the tracee
+// (ptrace(2)). A revoke spends most of its time waiting for its process
+// to run (to reach the stop, then once per injected syscall), so several
+// at once overlap those waits; each process is still revoked by one
+// thread from seize to detach, with the same checks, and one process is
+// never revoked by two at once.
+func Workers(n int) Option { return func(c *config) { c.workers = n } }
+
+// ProcRoot is the proc(5) filesystem the tracees are read in (default
+// /proc, the tracer's own pid namespace's), as inspect.New takes its root.
+func ProcRoot(dir string) Option { return func(c *config) { c.procRoot = dir } }
 
 // StopTimeout is how long every thread of a process gets to reach a ptrace
 // stop after PTRACE_INTERRUPT (default 2s). A thread in uninterruptible
@@ -278,9 +301,9 @@ func (r Restore) String() string {
 	return s
 }
 
-// Revoker revokes processes' use of a mount, one process at a time, from
-// one OS thread that makes every ptrace call. It is safe for concurrent use;
-// requests are served in turn. It runs in the process that calls it: if
+// Revoker revokes processes' use of a mount, up to Workers processes at a
+// time, each from one OS thread that makes every ptrace call to it. It is
+// safe for concurrent use; requests beyond that wait their turn. It runs in the process that calls it: if
 // that process dies while a tracee is inside an injected syscall, the
 // tracee dies too (of SIGTRAP, once the call returns). mounttop therefore
 // runs it in a tracer process of its own (Tracer, TracerMain).
@@ -292,19 +315,24 @@ type Revoker struct {
 	once   sync.Once
 	active sync.WaitGroup // tracer goroutines serving reqs
 
-	// mu guards busy and stuck. busy counts the revokes taken up and not
-	// yet ended (released, or left to the kernel by a retired thread's
-	// exit); stuck are the processes among them whose revoke was answered
-	// with a *StuckError.
-	mu    sync.Mutex
-	idle  *sync.Cond
-	busy  int
-	stuck map[int]*StuckError
+	// mu guards busy, serving and stuck. busy counts the revokes taken up
+	// and not yet ended (released, or left to the kernel by a retired
+	// thread's exit); serving are their processes, by pid, so that no two
+	// tracer threads revoke one process at once (the second waits for the
+	// first to end); stuck are the processes among them whose revoke was
+	// answered with a *StuckError.
+	mu      sync.Mutex
+	idle    *sync.Cond
+	busy    int
+	serving map[int]bool
+	stuck   map[int]*StuckError
 
 	// seccompSuspend remembers whether PTRACE_O_SUSPEND_SECCOMP is
 	// permitted (it needs CAP_SYS_ADMIN in the initial user namespace):
 	// 0 not yet known, 1 yes, 2 no.
 	seccompSuspend atomic.Int32
+
+	wakeups *wakeups // SIGCHLD, handed on to the sessions waiting for a stop
 
 	vdsoMu    sync.Mutex
 	vdsoCache map[uint64]uint64 // [vdso] size -> offset of a syscall instruction
@@ -325,17 +353,21 @@ type result struct {
 	err error
 }
 
-// New starts a Revoker's tracer thread.
+// New starts a Revoker's tracer threads (Workers).
 func New(opts ...Option) *Revoker {
 	r := &Revoker{
 		config:    newConfig(opts),
 		reqs:      make(chan *request),
 		done:      make(chan struct{}),
+		serving:   map[int]bool{},
 		stuck:     map[int]*StuckError{},
 		vdsoCache: map[uint64]uint64{},
 	}
 	r.idle = sync.NewCond(&r.mu)
-	r.startTracer()
+	r.wakeups = newWakeups()
+	for i := 0; i < r.workers; i++ {
+		r.startTracer()
+	}
 	return r
 }
 
@@ -352,6 +384,7 @@ func (r *Revoker) Close() {
 		r.idle.Wait()
 	}
 	r.mu.Unlock()
+	r.wakeups.stop()
 	r.emptyMu.Lock()
 	if r.emptyDir != nil {
 		r.emptyDir.Close()
@@ -371,13 +404,21 @@ func (r *Revoker) holding() (busy int, stuck []*StuckError) {
 }
 
 // begin counts a revoke taken up; a process still held inside an injected
-// syscall is not taken up again: its *StuckError is the answer.
+// syscall is not taken up again: its *StuckError is the answer. A process
+// another tracer thread is revoking is waited for first.
 func (r *Revoker) begin(pid int) *StuckError {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if e := r.stuck[pid]; e != nil {
-		return e
+	for {
+		if e := r.stuck[pid]; e != nil {
+			return e
+		}
+		if !r.serving[pid] {
+			break
+		}
+		r.idle.Wait()
 	}
+	r.serving[pid] = true
 	r.busy++
 	return nil
 }
@@ -393,6 +434,7 @@ func (r *Revoker) end(pid int, rep Report, err error) {
 	}
 	r.mu.Lock()
 	r.busy--
+	delete(r.serving, pid)
 	r.idle.Broadcast()
 	r.mu.Unlock()
 }
@@ -405,6 +447,7 @@ func (r *Revoker) markStuck(pid int, err error) {
 	}
 	r.mu.Lock()
 	r.stuck[pid] = e
+	r.idle.Broadcast() // a request for pid waiting in begin has its answer
 	r.mu.Unlock()
 }
 

@@ -92,7 +92,7 @@ func fdsOn(t *testing.T, pid int, dir string) []int {
 // mapsOn lists pid's mappings of files under dir.
 func mapsOn(t *testing.T, pid int, dir string) []Range {
 	t.Helper()
-	maps, err := readMaps(pid)
+	maps, err := testProc.taskMaps(pid, pid)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -412,7 +412,7 @@ func testRevokeTracedThread(t *testing.T) {
 	dir := testns.Tmpfs(t, "")
 	h := startHolder(t, testns.RoleThreads, mkfifo(t, dir), "2")
 	fds := fdsOn(t, h.pid, dir)
-	tids, err := listThreads(h.pid)
+	tids, err := testProc.threads(h.pid)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -424,7 +424,7 @@ func testRevokeTracedThread(t *testing.T) {
 	}
 	t.Logf("refused: %v", err)
 	for _, tid := range tids {
-		st, _ := threadStatus(h.pid, tid)
+		st, _ := testProc.threadStatus(h.pid, tid)
 		if tid != other && (st.tracerPid != 0 || st.state == 't') {
 			t.Errorf("thread %d left traced (tracer %d, state %c)", tid, st.tracerPid, st.state)
 		}
@@ -450,9 +450,9 @@ func seizeElsewhere(t *testing.T, pid int) (release func()) {
 	if err := <-seized; err != nil {
 		t.Fatalf("seizing %d from the test: %v", pid, err)
 	}
-	status := func() (taskStatus, error) { return processStatus(pid) }
-	if st, _ := processStatus(pid); st.tgid != pid { // a thread: its own status
-		status = func() (taskStatus, error) { return threadStatus(st.tgid, pid) }
+	status := func() (taskStatus, error) { return testProc.processStatus(pid) }
+	if st, _ := testProc.processStatus(pid); st.tgid != pid { // a thread: its own status
+		status = func() (taskStatus, error) { return testProc.threadStatus(st.tgid, pid) }
 	}
 	var once sync.Once
 	release = func() {
@@ -488,7 +488,7 @@ func TestRevokePlaceholder(t *testing.T) {
 	}
 	for _, fd := range fds {
 		requireInEmptyDir(t, r, fmt.Sprintf("/proc/%d/fd/%d", h.pid, fd))
-		if !fdCloexec(h.pid, fd) { // the victim opened it O_CLOEXEC
+		if fi, err := testProc.fdInfo(h.pid, h.pid, fd); err != nil || fi.Flags&unix.O_CLOEXEC == 0 { // the victim opened it O_CLOEXEC
 			t.Errorf("fd %d lost O_CLOEXEC", fd)
 		}
 	}
@@ -538,12 +538,12 @@ func TestRevokeNoStop(t *testing.T) {
 	if len(rep.Chdir) > 0 {
 		t.Errorf("acted although refused: %+v", rep)
 	}
-	tids, err := listThreads(h.pid)
+	tids, err := testProc.threads(h.pid)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, tid := range tids {
-		st, _ := threadStatus(h.pid, tid)
+		st, _ := testProc.threadStatus(h.pid, tid)
 		if st.tracerPid != 0 || st.state == 't' {
 			t.Errorf("thread %d left traced (tracer %d, state %c)", tid, st.tracerPid, st.state)
 		}
@@ -687,7 +687,7 @@ func TestRevokeGoneAndCancelled(t *testing.T) {
 	if _, err := r.Revoke(ctx, h.pid, Targets{CwdTIDs: []int{h.pid}}); !errors.Is(err, context.Canceled) {
 		t.Errorf("cancelled Revoke: %v", err)
 	}
-	if st, _ := processStatus(h.pid); st.tracerPid != 0 {
+	if st, _ := testProc.processStatus(h.pid); st.tracerPid != 0 {
 		t.Errorf("cancelled Revoke traced the process")
 	}
 	if err := unix.Kill(h.pid, unix.SIGKILL); err != nil {
@@ -778,7 +778,7 @@ func TestRevokeStuckInjection(t *testing.T) {
 		t.Fatalf("Revoke with a close that hangs: %v, want ErrStuck (report %+v)", err, rep)
 	}
 	t.Logf("stuck: %v", err)
-	if st, _ := processStatus(h.pid); st.tracerPid == 0 {
+	if st, _ := testProc.processStatus(h.pid); st.tracerPid == 0 {
 		t.Errorf("the stuck process is not traced any more while its syscall runs")
 	}
 
@@ -791,7 +791,7 @@ func TestRevokeStuckInjection(t *testing.T) {
 	fs.Cont(t)
 	deadline := time.Now().Add(5 * time.Second)
 	for {
-		st, _ := processStatus(h.pid)
+		st, _ := testProc.processStatus(h.pid)
 		_, ferr := os.Readlink(fmt.Sprintf("/proc/%d/fd/%d", h.pid, fds[0]))
 		if st.tracerPid == 0 && ferr != nil {
 			break
@@ -867,7 +867,7 @@ func TestRevokeSeccomp(t *testing.T) {
 	if line := h.v.WaitLine(t, "read:", 5*time.Second); line != "read: EBADF" {
 		t.Errorf("holder reported %q", line)
 	}
-	if st, _ := processStatus(h.pid); st.seccomp != 2 {
+	if st, _ := testProc.processStatus(h.pid); st.seccomp != 2 {
 		t.Errorf("Seccomp: %d after revoke, want 2 (filter back on)", st.seccomp)
 	}
 	h.requireAlive(t)
@@ -902,7 +902,7 @@ func TestRevokePidReused(t *testing.T) {
 		t.Fatal(err)
 	}
 	h := startHolder(t, testns.RoleFD, file, "r")
-	scanned, err := startTime(h.pid)
+	scanned, err := testProc.startTime(h.pid)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -926,7 +926,7 @@ func TestRevokePidReused(t *testing.T) {
 	if got := fdsOn(t, h2.pid, dir); !slices.Equal(got, targets.FDs) {
 		t.Errorf("the new process's fds on the mount: %v, want %v untouched", got, targets.FDs)
 	}
-	if st, _ := processStatus(h2.pid); st.tracerPid != 0 {
+	if st, _ := testProc.processStatus(h2.pid); st.tracerPid != 0 {
 		t.Errorf("the new process is traced by %d", st.tracerPid)
 	}
 	h2.requireAlive(t)

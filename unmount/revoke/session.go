@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"mounttop/inspect"
 )
 
 // testHookStopped, set by tests only, runs once every thread is stopped and
@@ -43,22 +45,28 @@ type session struct {
 	pid     int
 	t       Targets
 	me      int // our tracer thread's TID, which /proc shows as TracerPid
+	proc    procFS
 	threads map[int]*thread
 	order   []int // TIDs in the order seized
 	start   time.Time
 	rep     Report
 
+	// fds are the fdinfo of the targeted fds, read once the process is
+	// stopped (openFD).
+	fds map[fdKey]inspect.FDInfo
+
 	suspended bool // seized with PTRACE_O_SUSPEND_SECCOMP
 	sysAddr   uint64
 	scratch   uint64 // a page mapped in the process for path strings
 
-	retire  bool // some tracee could not be released by PTRACE_DETACH
-	replied bool // stuck was called: the caller has its answer
+	wake    chan struct{} // told of every SIGCHLD (wakeups); nil: poll on a timer
+	retire  bool          // some tracee could not be released by PTRACE_DETACH
+	replied bool          // stuck was called: the caller has its answer
 	stuck   func(error)
 }
 
 func newSession(r *Revoker, pid int, t Targets) *session {
-	return &session{r: r, pid: pid, t: t, me: unix.Gettid(), threads: map[int]*thread{},
+	return &session{r: r, pid: pid, t: t, me: unix.Gettid(), proc: procFS(r.procRoot), threads: map[int]*thread{},
 		start: time.Now(), rep: Report{PID: pid}}
 }
 
@@ -121,7 +129,7 @@ func (s *session) run() error {
 	if s.pid == os.Getpid() {
 		return fmt.Errorf("%w: process %d is mounttop itself", ErrPermission, s.pid)
 	}
-	st, err := processStatus(s.pid)
+	st, err := s.proc.processStatus(s.pid)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		return fmt.Errorf("process %d: %w", s.pid, ErrGone)
@@ -171,7 +179,7 @@ func (s *session) checkStarted() error {
 	if s.t.StartTime == 0 {
 		return nil
 	}
-	got, err := startTime(s.pid)
+	got, err := s.proc.startTime(s.pid)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		return fmt.Errorf("process %d: %w", s.pid, ErrGone)
@@ -191,7 +199,7 @@ func (s *session) checkStarted() error {
 // refuses an exiting task); the tracer pid is then read from each of them
 // as they are seized.
 func (s *session) liveThreads() bool {
-	tids, err := listThreads(s.pid)
+	tids, err := s.proc.threads(s.pid)
 	if err != nil {
 		return false
 	}
@@ -199,7 +207,7 @@ func (s *session) liveThreads() bool {
 		if tid == s.pid {
 			continue
 		}
-		if st, err := threadStatus(s.pid, tid); err == nil && st.state != 'Z' && st.state != 'X' {
+		if st, err := s.proc.threadStatus(s.pid, tid); err == nil && st.state != 'Z' && st.state != 'X' {
 			return true
 		}
 	}
@@ -253,7 +261,7 @@ func (s *session) stoppedCount() int {
 // seizeListed seizes and interrupts the threads in /proc/PID/task that are
 // not ours yet; it reports whether there were any.
 func (s *session) seizeListed() (fresh bool, err error) {
-	tids, err := listThreads(s.pid)
+	tids, err := s.proc.threads(s.pid)
 	if errors.Is(err, fs.ErrNotExist) {
 		return false, fmt.Errorf("process %d: %w", s.pid, ErrGone)
 	}
@@ -321,7 +329,7 @@ func (s *session) add(tid int) *thread {
 // already ours (auto-attached by PTRACE_O_TRACECLONE before we saw the
 // clone event), one traced by someone else, or no permission.
 func (s *session) seizeRefused(tid int) error {
-	st, err := threadStatus(s.pid, tid)
+	st, err := s.proc.threadStatus(s.pid, tid)
 	switch {
 	case err != nil, st.state == 'Z', st.state == 'X':
 		// Gone or exiting; a zombie leader whose threads run on stays
@@ -341,7 +349,7 @@ func (s *session) seizeRefused(tid int) error {
 // waitStopped polls every seized thread until each has reported a stop (or
 // its exit), adopting threads created meanwhile, until deadline.
 func (s *session) waitStopped(deadline time.Time) error {
-	b := backoff{}
+	b := backoff{wake: s.wake}
 	for {
 		pending := 0
 		for i := 0; i < len(s.order); i++ { // s.order grows with clone events
@@ -414,7 +422,7 @@ func (s *session) dropZombies() bool {
 		if th.stopped || th.gone || th.zombie {
 			continue
 		}
-		if st, err := threadStatus(s.pid, tid); err != nil || st.state == 'Z' || st.state == 'X' {
+		if st, err := s.proc.threadStatus(s.pid, tid); err != nil || st.state == 'Z' || st.state == 'X' {
 			th.zombie = true
 			found = true
 		}
@@ -430,10 +438,10 @@ func (s *session) noStop() error {
 		if th.stopped || th.gone || th.zombie {
 			continue
 		}
-		st, _ := threadStatus(s.pid, tid)
+		st, _ := s.proc.threadStatus(s.pid, tid)
 		w := fmt.Sprintf("thread %d (state %c", tid, st.state)
-		if wchan, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/wchan", s.pid, tid)); err == nil && len(wchan) > 0 && string(wchan) != "0" {
-			w += ", in " + string(wchan)
+		if wchan := s.proc.wchan(s.pid, tid); wchan != "" {
+			w += ", in " + wchan
 		}
 		late = append(late, w+")")
 	}
@@ -514,7 +522,7 @@ func (s *session) requeue(th *thread) {
 // (exit_notify), and would hold up its process's exit report to the parent.
 func (s *session) reapVanished() {
 	deadline := time.Now().Add(500 * time.Millisecond)
-	b := backoff{}
+	b := backoff{wake: s.wake}
 	for {
 		left := 0
 		for _, tid := range s.order {

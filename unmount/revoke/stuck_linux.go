@@ -7,7 +7,6 @@ import (
 	"bytes"
 	"fmt"
 	"mounttop/inspect"
-	"os"
 	"strconv"
 	"strings"
 
@@ -23,10 +22,12 @@ type injected struct {
 	mntID int // fdinfo mnt_id of the fd it closes; 0 when none
 }
 
-// describe is what call(nr, args) is about to do to process pid. For the
-// calls that close a file (close, and dup3 over a fd) it reads the fd's
-// mnt_id from /proc/PID/fdinfo (proc(5)), which does not touch the file.
-func describe(pid int, nr uintptr, args []uintptr) injected {
+// describe is what call(nr, args) is about to do in thread th. For the
+// calls that close a targeted file (close, and dup3 over a fd) the mount
+// is the fd's mnt_id as verify read it from fdinfo (proc(5)), which does
+// not touch the file; the revoke's own fds (the socketpair's, the empty
+// directory's) have none that matters.
+func (s *session) describe(th *thread, nr uintptr, args []uintptr) injected {
 	arg := func(i int) uintptr {
 		if i < len(args) {
 			return args[i]
@@ -40,6 +41,8 @@ func describe(pid int, nr uintptr, args []uintptr) injected {
 		fd = int(int32(arg(0)))
 	case unix.SYS_DUP3:
 		fd = int(int32(arg(1)))
+	case unix.SYS_CLOSE_RANGE:
+		in.arg = fmt.Sprintf("fds %d-%d", int32(arg(0)), int32(arg(1)))
 	case unix.SYS_MMAP, unix.SYS_MUNMAP:
 		in.arg = fmt.Sprintf("%#x, %d", arg(0), arg(1))
 	case unix.SYS_CHDIR, unix.SYS_OPENAT:
@@ -47,7 +50,7 @@ func describe(pid int, nr uintptr, args []uintptr) injected {
 	}
 	if fd >= 0 {
 		in.arg = fmt.Sprintf("fd %d", fd)
-		in.mntID = fdMountID(pid, fd)
+		in.mntID = s.fds[fdKey{th.tid, fd}].MntID
 	}
 	return in
 }
@@ -67,30 +70,17 @@ func syscallName(nr uintptr) string {
 		return "chdir"
 	case unix.SYS_OPENAT:
 		return "openat"
+	case unix.SYS_CLOSE_RANGE:
+		return "close_range"
 	}
 	return "syscall " + strconv.Itoa(int(nr))
-}
-
-// fdMountID is the mnt_id line of /proc/PID/fdinfo/FD, 0 if unreadable.
-func fdMountID(pid, fd int) int {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/fdinfo/%d", pid, fd))
-	if err != nil {
-		return 0
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "mnt_id:"); ok {
-			id, _ := strconv.Atoi(strings.TrimSpace(v))
-			return id
-		}
-	}
-	return 0
 }
 
 // mountByID finds mount id in process pid's /proc/PID/mountinfo (proc(5)):
 // its filesystem type and mount point. Reading mountinfo never touches a
 // filesystem. A mount detached since is not there: ok false.
-func mountByID(pid, id int) (fstype, mountpoint string, ok bool) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/mountinfo", pid))
+func (p procFS) mountByID(pid, id int) (fstype, mountpoint string, ok bool) {
+	b, err := p.mountinfo(pid)
 	if err != nil {
 		return "", "", false
 	}
@@ -115,7 +105,7 @@ func mountByID(pid, id int) (fstype, mountpoint string, ok bool) {
 func (s *session) stuckError(th *thread, in injected) *StuckError {
 	e := &StuckError{PID: s.pid, TID: th.tid, Syscall: syscallName(in.nr), Arg: in.arg, After: s.injectTimeout()}
 	if in.mntID != 0 {
-		e.FSType, e.Mount, _ = mountByID(s.pid, in.mntID)
+		e.FSType, e.Mount, _ = s.proc.mountByID(s.pid, in.mntID)
 	}
 	return e
 }

@@ -5,8 +5,10 @@ package revoke
 import (
 	"fmt"
 	"os"
+	"os/signal"
 	"runtime"
 	"strings"
+	"sync"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -85,6 +87,8 @@ func (r *Revoker) handle(req *request) (retire bool) {
 		return false
 	}
 	s := newSession(r, req.pid, req.targets)
+	s.wake = r.wakeups.add()
+	defer r.wakeups.remove(s.wake)
 	s.stuck = func(err error) {
 		// Called once, mid-injection, from this goroutine: tell the caller
 		// now and let a new tracer serve the others; this one stays with
@@ -131,4 +135,57 @@ func waitThreadExit(tid int, limit time.Duration) {
 		}
 		time.Sleep(time.Millisecond)
 	}
+}
+
+// wakeups hands SIGCHLD on to the sessions waiting for a tracee's stop
+// (backoff): the kernel sends the tracer's process SIGCHLD for every ptrace
+// stop and exit of a tracee, whichever thread traces it, so each waiting
+// session is told and polls its own threads (wait4 on their TIDs).
+type wakeups struct {
+	sig     chan os.Signal
+	once    sync.Once
+	mu      sync.Mutex
+	waiters map[chan struct{}]bool
+}
+
+func newWakeups() *wakeups {
+	w := &wakeups{sig: make(chan os.Signal, 1), waiters: map[chan struct{}]bool{}}
+	signal.Notify(w.sig, unix.SIGCHLD)
+	go func() {
+		for range w.sig {
+			w.mu.Lock()
+			for c := range w.waiters {
+				select {
+				case c <- struct{}{}:
+				default: // already told, not yet looked
+				}
+			}
+			w.mu.Unlock()
+		}
+	}()
+	return w
+}
+
+// add returns a channel told of every SIGCHLD from now on, until remove.
+func (w *wakeups) add() chan struct{} {
+	c := make(chan struct{}, 1)
+	w.mu.Lock()
+	w.waiters[c] = true
+	w.mu.Unlock()
+	return c
+}
+
+func (w *wakeups) remove(c chan struct{}) {
+	w.mu.Lock()
+	delete(w.waiters, c)
+	w.mu.Unlock()
+}
+
+// stop ends the forwarding; SIGCHLD goes back to what it was
+// (signal.Stop). Calls after the first do nothing.
+func (w *wakeups) stop() {
+	w.once.Do(func() {
+		signal.Stop(w.sig)
+		close(w.sig)
+	})
 }

@@ -97,7 +97,7 @@ func (s stuckSetup) ping(t *testing.T, word string) {
 // none (/proc/PID/status TracerPid names the tracer thread).
 func traced(t *testing.T, pid int) int {
 	t.Helper()
-	st, err := processStatus(pid)
+	st, err := testProc.processStatus(pid)
 	if err != nil {
 		t.Fatalf("status of %d: %v", pid, err)
 	}
@@ -285,6 +285,11 @@ func TestTracerRevokeHonoursContext(t *testing.T) {
 	s := newStuckSetup(t)
 	tr := NewTracer(InjectTimeout(time.Minute))
 	t.Cleanup(func() { _ = tr.Close() })
+	// The tracer process is started first: on a loaded machine its start
+	// alone can take longer than the deadline this test is about.
+	if _, err := tr.process(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 	s.fs.Stop(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel()
@@ -328,7 +333,7 @@ func TestTracerFUSEReadNoStop(t *testing.T) {
 	}
 	blocked := false
 	for deadline := time.Now().Add(10 * time.Second); !blocked && time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
-		tids, _ := listThreads(s.v.PID)
+		tids, _ := testProc.threads(s.v.PID)
 		for _, tid := range tids {
 			// Waiting for the page FUSE READ fills (folio_wait_bit), or
 			// for the answer itself: uninterruptible either way.
@@ -337,7 +342,7 @@ func TestTracerFUSEReadNoStop(t *testing.T) {
 	}
 	if !blocked {
 		var ws []string
-		tids, _ := listThreads(s.v.PID)
+		tids, _ := testProc.threads(s.v.PID)
 		for _, tid := range tids {
 			w, _ := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/wchan", s.v.PID, tid))
 			ws = append(ws, fmt.Sprintf("%d %c %s", tid, state(s.v.PID, tid), w))

@@ -101,7 +101,14 @@ func serveTracer() int {
 		return 2
 	}
 	s.parent = m.Hello.Parent
-	s.r = New(StopTimeout(m.Hello.StopTimeout), InjectTimeout(m.Hello.InjectTimeout), Restored(s.restored))
+	opts := []Option{StopTimeout(m.Hello.StopTimeout), InjectTimeout(m.Hello.InjectTimeout), Restored(s.restored)}
+	if m.Hello.Workers > 0 {
+		opts = append(opts, Workers(m.Hello.Workers))
+	}
+	if m.Hello.ProcRoot != "" {
+		opts = append(opts, ProcRoot(m.Hello.ProcRoot))
+	}
+	s.r = New(opts...)
 	s.send(message{Ready: true})
 	s.logf("serving mounttop (pid %d)", s.parent)
 

@@ -136,6 +136,10 @@ func (t *Tracer) Holding() []Held {
 	return out
 }
 
+// Workers is how many processes the tracer process revokes at once
+// (Workers): callers gain nothing from asking for more at a time.
+func (t *Tracer) Workers() int { return t.cfg.workers }
+
 // PID is the pid of the tracer process, 0 while there is none.
 func (t *Tracer) PID() int {
 	t.mu.Lock()
@@ -258,7 +262,8 @@ func startTracer(ctx context.Context, cfg *config) (*tracerProc, error) {
 		close(p.exited)
 	}()
 	go p.read()
-	err = p.send(message{Hello: &hello{Parent: os.Getpid(), StopTimeout: cfg.stopTimeout, InjectTimeout: cfg.injectTimeout}})
+	err = p.send(message{Hello: &hello{Parent: os.Getpid(), StopTimeout: cfg.stopTimeout, InjectTimeout: cfg.injectTimeout,
+		Workers: cfg.workers, ProcRoot: cfg.procRoot}})
 	if err == nil {
 		select {
 		case <-p.ready:

@@ -17,3 +17,8 @@ func (r *Revoker) serveUnsupported() {
 		}
 	}
 }
+
+type wakeups struct{}
+
+func newWakeups() *wakeups { return &wakeups{} }
+func (*wakeups) stop()     {}

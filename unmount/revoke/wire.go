@@ -24,6 +24,8 @@ type hello struct {
 	Parent        int // mounttop's pid, never revoked
 	StopTimeout   time.Duration
 	InjectTimeout time.Duration
+	Workers       int    // processes revoked at once (Workers); 0: the default
+	ProcRoot      string // ProcRoot; "": /proc
 }
 
 type revokeRequest struct {

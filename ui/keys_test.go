@@ -1,0 +1,85 @@
+package ui
+
+import (
+	"testing"
+
+	"github.com/charmbracelet/bubbles/key"
+	tea "github.com/charmbracelet/bubbletea"
+
+	"mounttop/unmount"
+)
+
+// TestTextsFollowTheKeymap: rebinding keys changes every text that names
+// them (the status bar's reminder and context keys, the help screen, the
+// dialog's choices and hint, the preview's hint), and the new keys act.
+func TestTextsFollowTheKeymap(t *testing.T) {
+	d := newDriver(t, Options{StartPath: "/mnt/projects"})
+	k := d.m.keys
+	rebind := func(b *key.Binding, to, desc string) {
+		*b = key.NewBinding(key.WithKeys(to), key.WithHelp(to, desc))
+	}
+	rebind(&k.Staged, "S", "staged: fence, revoke, drain")
+	rebind(&k.Expire, "E", "expire (now, or when idle)")
+	rebind(&k.Cancel, "c", "cancel the running unmount")
+	rebind(&k.Close, "z", "close")
+	rebind(&k.SignalInstead, "i", "signal instead of closing")
+	rebind(&k.Yes, "o", "yes")
+	rebind(&k.Help, "H", "help")
+	d.started()
+	d.settle()
+	d.mustSee("S staged", "E expire", "H help")
+	d.mustNotSee("F staged", "e expire", "? help")
+
+	d.send(tea.WindowSizeMsg{Width: 100, Height: 40}) // the whole help screen
+	d.key("H")
+	d.mustSee("S staged: fence, revoke, drain", "c cancel the running unmount", "c cancels it (rolled back")
+	d.key("j")
+
+	d.key("d")
+	d.until("the preview", func(m Model) bool { return m.progress.visible() })
+	d.mustSee("S, l, E or f acts on it (asking first); z closes this preview.", "z close")
+	d.key("z")
+	if d.m.progress.visible() {
+		t.Fatal("the rebound close key did not close the preview")
+	}
+
+	d.um.play = stagedScript(false)
+	d.key("S")
+	d.until("the staged dialog", func(m Model) bool { return m.dialog != nil })
+	d.mustSee("(o) Yes, revoke", "(i) Signal instead")
+	d.key("o")
+	d.until("the fence", func(m Model) bool { return m.progress.stage == unmount.StageFence })
+	d.mustSee("c cancel the run")
+	d.key("S")
+	d.mustSee("is still running: c cancels it")
+	d.key("c")
+	d.until("the end of the run", func(m Model) bool { return !m.progress.Active() })
+}
+
+// TestSignalInsteadPlansAgain: "Signal instead" asks the engine for the
+// signal policy's plan, and the dialog then shows that plan: what it
+// shows is what runs.
+func TestSignalInsteadPlansAgain(t *testing.T) {
+	d := newDriver(t, Options{StartPath: "/mnt/projects"})
+	d.started()
+	d.key("F")
+	d.until("the staged dialog", func(m Model) bool { return m.dialog != nil })
+	d.mustSee("Staged unmount (close) of /mnt/projects?", "(s) Signal instead")
+	d.key("s")
+	d.until("the signal dialog", func(m Model) bool {
+		return m.dialog != nil && m.dialog.title == "Staged unmount (signal) of /mnt/projects?"
+	})
+	d.um.mu.Lock()
+	planned := append([]unmount.Plan(nil), d.um.planned...)
+	d.um.mu.Unlock()
+	if len(planned) != 2 || planned[1].Policy != unmount.PolicySignal {
+		t.Fatalf("the engine was asked for %d plans (last %+v), want the signal policy's second", len(planned), planned[len(planned)-1].Policy)
+	}
+	d.mustSee("(y) Yes, signal", "SIGTERM, then SIGKILL after 5s")
+	d.mustNotSee("Signal instead")
+	d.key("y")
+	d.until("the run", func(m Model) bool { return d.um.runCount() == 1 })
+	if r := d.um.lastRun(); r.Policy != unmount.PolicySignal {
+		t.Fatalf("ran with policy %v, want signal", r.Policy)
+	}
+}

@@ -1,0 +1,164 @@
+package ui
+
+import (
+	"errors"
+	"fmt"
+
+	tea "github.com/charmbracelet/bubbletea"
+
+	"mounttop/inspect"
+	"mounttop/unmount"
+)
+
+// Releasing a kernel holder or a copy (R): the holders pane's row under
+// the cursor is looked up in the engine's plan for the mount, so the
+// engine alone decides what a release is and when it is refused; a dialog
+// guards it, and the outcome shows in the status bar after a rescan.
+
+// askRelease acts on the holders pane's row under the cursor: a loop
+// device, a swap file or a copy in another mount namespace is looked up in
+// the engine's plan for the mount (in a command), and comes back as a
+// dialog or as the engine's reason for refusing it; any other kernel
+// holder shows its advice. From the tree, R moves to the first such row.
+func (m Model) askRelease() (tea.Model, tea.Cmd) {
+	k := m.keys
+	mt, ok := m.selectedMount()
+	switch {
+	case !ok:
+		m.setError(errors.New("no mount selected"))
+		return m, nil
+	case m.progress.Active():
+		m.setError(m.stillRunning())
+		return m, nil
+	case m.releasing != "":
+		m.setError(fmt.Errorf("still releasing: %s", m.releasing))
+		return m, nil
+	case m.progress.visible():
+		m.bar.setStatus(k.name(k.Release) + " acts on the holders pane: " + k.name(k.Close) + " closes this one first")
+		return m, nil
+	}
+	if m.focus != focusLower {
+		if !m.holders.toReleasable() {
+			m.bar.setStatus(m.nothingToRelease(mt))
+			return m, nil
+		}
+		m.setFocus(focusLower)
+		if row, ok := m.holders.current(); ok && row.releasable() {
+			m.bar.setStatus("pick a loop device, swap file or copy, then " + k.name(k.Release) + " releases it")
+			return m, nil
+		}
+		// Only kernel holders mounttop has no action for: say what would
+		// release the first.
+	}
+	return m.releaseRow(mt)
+}
+
+// nothingToRelease says that no row of the holders pane is one R acts on.
+func (m Model) nothingToRelease(mt *inspect.Mount) string {
+	k := m.keys
+	s := "nothing to release on " + mountName(*mt) + ": no loop device, swap file or copy in another namespace holds it"
+	if n := len(m.snap.Descendants(mt.ID)); n > 0 {
+		// Submounts are kernel holders too, with no row of their own:
+		// the tree shows them.
+		s += "; its " + plural(n, "submount goes", "submounts go") + " first with " +
+			k.name(k.Staged) + ", " + k.name(k.Lazy) + " or " + k.name(k.Force)
+	}
+	return s
+}
+
+// releaseRow asks the engine how to release the row under the holders
+// pane's cursor, or says why it is not one R acts on.
+func (m Model) releaseRow(mt *inspect.Mount) (tea.Model, tea.Cmd) {
+	k := m.keys
+	row, ok := m.holders.current()
+	switch {
+	case !ok:
+		return m, nil
+	case row.releasable():
+		asked := unmount.Plan{Target: *mt, Mode: unmount.ModeStaged, Policy: unmount.PolicyClose, Recursive: true}
+		m.bar.setStatus("asking the engine how to release it…")
+		return m, releasePlanCmd(m.opts.Unmounter, m.snap, asked, row)
+	case row.kernel != nil && row.kernel.Action != "":
+		m.bar.setStatus("mounttop cannot release " + safe(row.kernel.Kind.String()) + " " + safe(row.kernel.Name) + " itself; to do it: " + safe(row.kernel.Action))
+	case row.kernel != nil:
+		m.bar.setStatus("mounttop cannot release " + safe(row.kernel.Kind.String()) + " " + safe(row.kernel.Name))
+	case row.kind == rowHolder || row.kind == rowUse:
+		m.bar.setStatus(k.name(k.Release) + " releases loop devices, swap files and copies; " + k.name(k.Staged) + " revokes processes")
+	default:
+		m.bar.setStatus(k.name(k.Release) + " releases the loop device, swap file or copy under the cursor; this line is none")
+	}
+	return m, nil
+}
+
+// onReleasePlan opens the release dialog for the row, or says why not.
+func (m Model) onReleasePlan(msg releasePlanMsg) (tea.Model, tea.Cmd) {
+	if m.dialog != nil {
+		return m, nil // another question came first; R again asks anew
+	}
+	if msg.err != nil {
+		m.setError(fmt.Errorf("asking how to release it from %s: %w", mountName(msg.asked.Target), msg.err))
+		if errors.Is(msg.err, unmount.ErrRefused) {
+			// The engine lists releases in the plan of a staged unmount
+			// of the mount, and it will not plan that one (the root, say).
+			hint := "the engine will not plan an unmount of " + mountName(msg.asked.Target) + ", so it offers no release there"
+			if k := msg.row.kernel; k != nil && k.Action != "" {
+				hint += "; by hand: " + safe(k.Action)
+			}
+			m.bar.setError(m.bar.err, hint)
+		}
+		return m, nil
+	}
+	r, ok := matchRelease(msg.plan.Releases, msg.row)
+	if !ok {
+		m.bar.setStatus("the engine offers no release for this any more (gone since the scan?); " + m.keys.name(m.keys.Refresh) + " refreshes")
+		return m, nil
+	}
+	what := releaseWhat(r, msg.snap)
+	if r.HostRefused() {
+		// The host's mount namespace: a question of its own, whose yes
+		// is not the usual y, so a reflex does not change what the whole
+		// machine sees.
+		r = r.ConfirmHost()
+		m.bar.setStatus("")
+		m.openDialog(&confirmDialog{styles: m.styles, keys: m.keys,
+			title: "Release in the HOST's mount namespace?", explicit: true,
+			lines: append(releaseLines(r, msg.snap),
+				fmt.Sprintf("mnt:[%d] is the host's mount namespace (pid 1's): unmounting there changes what the whole machine sees.", r.Namespace)),
+			choices: []choice{{label: "No"}, {label: "Yes, in the host's namespace", key: &m.keys.HostYes,
+				act: &action{kind: actRelease, snap: msg.snap, release: r, what: what}}}})
+		return m, nil
+	}
+	if r.Refused != "" {
+		m.bar.setStatus("cannot " + what + ": " + shown(r.Refused))
+		return m, nil
+	}
+	m.bar.setStatus("")
+	m.openDialog(&confirmDialog{styles: m.styles, keys: m.keys,
+		title: releaseTitle(r, msg.snap), lines: releaseLines(r, msg.snap),
+		choices: []choice{{label: "No"}, m.keys.yesChoice("Yes, release",
+			&action{kind: actRelease, snap: msg.snap, release: r, what: what})}})
+	return m, nil
+}
+
+// onReleaseDone shows a release's outcome and rescans to show its effect.
+func (m Model) onReleaseDone(msg releaseDoneMsg) (tea.Model, tea.Cmd) {
+	m.releasing = ""
+	if msg.err != nil {
+		m.bar.setError(fmt.Errorf("%s: %w", msg.what, msg.err), releaseHint(msg.err, msg.rel, m.snap))
+		m.bar.setStatus("")
+	} else {
+		m.bar.setStatus("released: " + msg.what)
+	}
+	return m.startScan()
+}
+
+// release carries out a confirmed release (in a command), one at a time.
+func (m Model) release(a action) (tea.Model, tea.Cmd) {
+	if m.progress.Active() {
+		m.setError(m.stillRunning())
+		return m, nil
+	}
+	m.releasing = a.what
+	m.bar.setStatus("releasing: " + a.what + "…")
+	return m, releaseCmd(m.opts.Unmounter, a.release, a.what)
+}

@@ -1,0 +1,138 @@
+package ui
+
+import (
+	"context"
+	"strconv"
+	"time"
+
+	tea "github.com/charmbracelet/bubbletea"
+
+	"mounttop/inspect"
+)
+
+// maxRefresh caps the adapted refresh interval: however slow the scan,
+// the screen is never older than this (r refreshes at once).
+const maxRefresh = 30 * time.Second
+
+// refreshFactor is how many times a scan's duration the view waits before
+// the next one: a scan of 0.6 s refreshes every 6 s, so the view spends at
+// most about a tenth of a core on scanning while the operator only looks
+// (issue 12: a full scan of 2,000 processes costs 0.5-1 s of CPU).
+const refreshFactor = 10
+
+// scanLoop is the background refresh's lifecycle: one scan at a time, each
+// of a new generation; a result of an older generation is stale and
+// dropped; the next tick is armed only when a result arrives, so scans
+// never overlap; and the interval adapts to what the last scan cost.
+// Scans run in tea.Cmds; scanLoop only keeps the bookkeeping (the root
+// model owns it and never reaches inside).
+type scanLoop struct {
+	gen     int // generation of the newest scan asked for
+	running bool
+	started time.Time
+	cancel  context.CancelFunc
+	first   context.Context // the first scan's, made by New for Init
+
+	timeout  time.Duration // a scan is abandoned after this long
+	base     time.Duration // the configured interval (Options.Interval)
+	interval time.Duration // the interval in force: base, or more after a costly scan
+	took     time.Duration // the last scan's duration
+}
+
+// newScanLoop sets up generation 1, which Init runs (Init cannot change
+// the model, so its context is made here).
+func newScanLoop(base, timeout time.Duration, now time.Time) scanLoop {
+	l := scanLoop{gen: 1, running: true, started: now, timeout: timeout, base: base, interval: base}
+	l.first, l.cancel = context.WithTimeout(context.Background(), timeout)
+	return l
+}
+
+// firstCmd runs generation 1.
+func (l *scanLoop) firstCmd(s Scanner, marks ExpiryReader) tea.Cmd {
+	return scanCmd(l.first, s, marks, 1)
+}
+
+// start begins a scan of a new generation, abandoning any scan still
+// running (its result will be stale).
+func (l *scanLoop) start(now time.Time, s Scanner, marks ExpiryReader) tea.Cmd {
+	if l.cancel != nil {
+		l.cancel()
+	}
+	l.gen++
+	ctx, cancel := context.WithTimeout(context.Background(), l.timeout)
+	l.cancel, l.running, l.started = cancel, true, now
+	return scanCmd(ctx, s, marks, l.gen)
+}
+
+// done takes a scan's result: false if it is stale. A fresh one ends the
+// scan and sets the next interval from its cost.
+func (l *scanLoop) done(msg scanDoneMsg) bool {
+	if msg.gen != l.gen {
+		return false
+	}
+	if l.cancel != nil {
+		l.cancel()
+		l.cancel = nil
+	}
+	l.running = false
+	l.took = msg.took
+	l.interval = adaptInterval(l.base, msg.took)
+	return true
+}
+
+// due reports whether a tick starts a scan: it must belong to the newest
+// generation (a manual refresh replaces the chain) and no scan may run.
+func (l *scanLoop) due(msg tickMsg) bool { return msg.gen == l.gen && !l.running }
+
+// adaptInterval is the refresh interval after a scan that took took:
+// refreshFactor times its duration (to the tenth of a second), never
+// less than base nor more than maxRefresh, so it comes back down to base
+// when scans get cheap again.
+func adaptInterval(base, took time.Duration) time.Duration {
+	d := (refreshFactor * took).Round(100 * time.Millisecond)
+	if d < base {
+		return base
+	}
+	return min(d, max(maxRefresh, base))
+}
+
+// adapted reports whether the interval is longer than the one configured.
+func (l *scanLoop) adapted() bool { return l.interval > l.base }
+
+// note is the status bar's word on the refresh when it is slowed down:
+// "refresh 6s (scan 0.6s)"; empty at the configured interval.
+func (l *scanLoop) note() string {
+	if !l.adapted() {
+		return ""
+	}
+	return "refresh " + seconds(l.interval) + " (scan " + seconds(l.took) + ")"
+}
+
+// seconds is a duration in seconds with at most one decimal: "6s", "0.6s".
+func seconds(d time.Duration) string {
+	return strconv.FormatFloat(d.Round(100*time.Millisecond).Seconds(), 'f', -1, 64) + "s"
+}
+
+// scanCmd runs one scan under ctx (cancelled by a refresh that replaces it,
+// and bounded by a deadline so a hung filesystem cannot keep it forever)
+// and reports it tagged with its generation and its duration, with the
+// expiry marks the engine holds for the mounts it found (marks may be nil).
+func scanCmd(ctx context.Context, s Scanner, marks ExpiryReader, gen int) tea.Cmd {
+	return func() tea.Msg {
+		start := time.Now()
+		snap, err := s.Scan(ctx)
+		msg := scanDoneMsg{gen: gen, snap: snap, err: err, took: time.Since(start)}
+		if err == nil && snap != nil && marks != nil {
+			msg.marks = marks.ExpiryMarks(mountIDs(snap))
+		}
+		return msg
+	}
+}
+
+func mountIDs(s *inspect.Snapshot) []inspect.MountID {
+	ids := make([]inspect.MountID, len(s.Mounts))
+	for i := range s.Mounts {
+		ids[i] = s.Mounts[i].ID
+	}
+	return ids
+}

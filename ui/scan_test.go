@@ -1,0 +1,100 @@
+package ui
+
+import (
+	"testing"
+	"time"
+
+	"mounttop/inspect"
+)
+
+func TestAdaptInterval(t *testing.T) {
+	for _, c := range []struct {
+		base, took, want time.Duration
+	}{
+		{2 * time.Second, 0, 2 * time.Second},
+		{2 * time.Second, 50 * time.Millisecond, 2 * time.Second},  // cheap: the configured interval
+		{2 * time.Second, 600 * time.Millisecond, 6 * time.Second}, // ten times the scan
+		{2 * time.Second, 640 * time.Millisecond, 6400 * time.Millisecond},
+		{2 * time.Second, 10 * time.Second, maxRefresh}, // capped
+		{time.Minute, 10 * time.Second, time.Minute},    // never below the configured interval
+		{time.Second, 150 * time.Millisecond, 1500 * time.Millisecond},
+	} {
+		if got := adaptInterval(c.base, c.took); got != c.want {
+			t.Errorf("adaptInterval(%v, %v) = %v, want %v", c.base, c.took, got, c.want)
+		}
+	}
+}
+
+// pendingTick is the interval of the armed background refresh.
+func (d *driver) pendingTick() time.Duration {
+	d.t.Helper()
+	for _, tm := range d.timers {
+		if isTick(tm.f(clock0)) {
+			return tm.d
+		}
+	}
+	d.t.Fatalf("no refresh armed; screen:\n%s", d.screen())
+	return 0
+}
+
+// TestRefreshAdaptsToScanCost: a scanner of known cost (300ms per scan)
+// slows the background refresh to ten times that, and the status bar says
+// so; when scans get cheap again the refresh comes back to the configured
+// interval and the note goes.
+func TestRefreshAdaptsToScanCost(t *testing.T) {
+	const cost = 300 * time.Millisecond
+	scan := &fakeScanner{snaps: []*inspect.Snapshot{fakeSnapshot()}, cost: cost}
+	d := newDriver(t, Options{Scanner: scan, Interval: 2 * time.Second, StartPath: "/mnt/projects"})
+	d.started()
+	d.settle()
+	took := d.m.scan.took
+	if took < cost {
+		t.Fatalf("the scan took %v, less than the scanner's cost %v", took, cost)
+	}
+	next := d.pendingTick()
+	if next != adaptInterval(2*time.Second, took) || next < 10*cost {
+		t.Fatalf("after a scan of %v the refresh is armed in %v, want 10x the scan (>= %v)", took, next, 10*cost)
+	}
+	d.mustSee("data 0.0s old · refresh " + seconds(next) + " (scan " + seconds(took) + ")")
+
+	scan.setCost(0)
+	d.fire(isTick)
+	d.until("the cheap scan", func(m Model) bool { return scan.count() == 2 && !m.scan.running })
+	d.settle()
+	if d.m.scan.took >= 200*time.Millisecond {
+		t.Skipf("a scan without cost took %v on this loaded machine: cannot show the way back", d.m.scan.took)
+	}
+	if next := d.pendingTick(); next != 2*time.Second {
+		t.Fatalf("after a cheap scan the refresh is armed in %v, want the configured 2s", next)
+	}
+	d.mustNotSee("refresh ")
+}
+
+// TestKeysAnsweredWhileScanning: a scan runs in a command, so a key is
+// answered while it is still running (here: blocked until the test lets
+// it go) and the scan's result arrives later.
+func TestKeysAnsweredWhileScanning(t *testing.T) {
+	scan := &fakeScanner{snaps: []*inspect.Snapshot{fakeSnapshot()}}
+	d := newDriver(t, Options{Scanner: scan, StartPath: "/mnt/projects"})
+	d.started()
+	d.settle()
+	scan.mu.Lock()
+	scan.gate = make(chan struct{})
+	scan.mu.Unlock()
+	d.key("r")
+	if !d.m.scan.running {
+		t.Fatal("r started no scan")
+	}
+	d.key("j")
+	if d.m.tree.selected != idCache {
+		t.Fatalf("j during a scan: selected %x, want /mnt/projects/cache (%x)", d.m.tree.selected, idCache)
+	}
+	d.key("?")
+	d.mustSee("any key closes")
+	d.key("esc")
+	scan.gate <- struct{}{}
+	d.until("the scan's result", func(m Model) bool { return !m.scan.running })
+	if d.m.tree.selected != idCache {
+		t.Fatalf("the refresh moved the selection to %x", d.m.tree.selected)
+	}
+}
