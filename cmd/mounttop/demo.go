@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 
+	"mounttop/internal/cli"
 	"mounttop/internal/demo"
 )
 
@@ -15,36 +16,21 @@ func init() {
 	}
 }
 
-const demoUsage = `usage: mounttop demo [--interval D]
-
-The interactive view in a private sandbox: a new mount namespace (and user
-namespace when not root, so no sudo is needed) with busy demo mounts under
-/mnt and demo holders of every kind: a blocked reader, a shell in a build
-directory, a media player mapping a file, a database holding a lock, two
-indexers re-opening files, and an idle mount to expire. Every action works
-for real, on the sandbox only. On exit nothing is left behind: the holders
-are killed and the namespace goes away.
-
-`
-
 // runDemo is `mounttop demo`: it re-executes itself inside a private
 // namespace, builds the sandbox there and runs the view on it.
-func runDemo(args []string) error {
-	f, err := parseTUIFlags("mounttop demo", args, demoUsage)
+func runDemo(_ *cli.Program, a *cli.Parsed) error {
+	f, err := viewFlags(a)
 	if err != nil {
-		if err == errHelp {
-			return nil
-		}
 		return err
 	}
 	if f.path != "" {
 		return usagef("demo takes no PATH (it opens on /mnt/projects)")
 	}
 	if !demo.Inside() {
-		if !isTerminal(os.Stdin) || !isTerminal(os.Stdout) {
+		if !cli.IsTerminal(os.Stdin) || !cli.IsTerminal(os.Stdout) {
 			return usagef("the demo needs a terminal")
 		}
-		code, err := demo.Enter(append([]string{"demo"}, args...))
+		code, err := demo.Enter([]string{"demo", "--interval", f.interval.String()})
 		if err != nil {
 			return err
 		}

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -13,6 +12,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"mounttop/inspect"
+	"mounttop/internal/cli"
 	"mounttop/internal/termsafe"
 	"mounttop/unmount"
 )
@@ -22,63 +22,35 @@ import (
 // the engine (unmount.RollbackLeftover): the filesystem is back at PATH
 // with its unique ID, the fence and its stash are gone. It plans, asks
 // (or --yes), supports --dry-run and journals, like every destructive act.
-func runRollbackFence(f *umountFlags, fs *flag.FlagSet, pos []string) error {
-	seen := map[string]bool{}
-	fs.Visit(func(fl *flag.Flag) { seen[fl.Name] = true })
-	switch {
-	case f.lazy || f.expire || f.force || f.staged:
-		return usagef("umount: --rollback-fence is an act of its own, not one with --lazy, --expire, --force or --staged")
-	case seen["id"]:
-		return usagef("umount: --rollback-fence takes the fenced PATH, not --id")
-	case len(seen) > countSeen(seen, "rollback-fence", "dry-run", "yes", "journal"):
-		return usagef("umount: --rollback-fence goes with --dry-run, --yes and --journal only")
-	case len(pos) != 1:
-		return usagef("umount: --rollback-fence needs the one PATH the fence covers (mounttop list names it)")
-	}
-	path, err := filepath.Abs(pos[0])
+func runRollbackFence(req *cli.Umount) error {
+	path, err := filepath.Abs(req.Path)
 	if err != nil {
 		return usagef("umount: %v", err)
 	}
-	in, err := inspect.New("/proc")
-	if err != nil {
-		return err
-	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, unix.SIGTERM, unix.SIGHUP)
 	defer stop()
-	table, err := in.Mounts(ctx)
+	table, left, err := findLeftover(ctx, path)
 	if err != nil {
 		return err
-	}
-	var left *unmount.Leftover
-	for _, l := range unmount.FindLeftovers(ctx, table) {
-		if l.Fence.Target == path {
-			left = &l
-			break
-		}
-	}
-	if left == nil {
-		return usagef("umount: no fence left by a killed run at %s (mounttop list names them)", termsafe.Quote(path))
 	}
 	out := os.Stdout
 	fmt.Fprintln(out, oneLine("plan: "+left.What()+"; the rollback will "+left.Plan()))
-	if f.dryRun {
+	if req.DryRun {
 		fmt.Fprintln(out, "dry run: nothing changed")
 		return nil
 	}
-	if !f.yes {
-		if err := askYes(os.Stdin, os.Stderr, fmt.Sprintf("roll back the fence at %s, as planned above: go ahead? [y/N] ", termsafe.Quote(path))); err != nil {
+	if !req.Yes {
+		if err := cli.AskYes(os.Stdin, os.Stderr, "umount", fmt.Sprintf("roll back the fence at %s, as planned above: go ahead? [y/N] ", termsafe.Quote(path))); err != nil {
 			return err
 		}
 	}
 	fence, _ := table.Mount(left.Fence.FenceID)
-	st, err := openState(f.journal, table, fence)
+	st, err := openState(req.Journal, table, fence)
 	if err != nil {
 		return stateError(err)
 	}
 	defer st.close()
-	if st.warn != "" {
-		fmt.Fprintln(os.Stderr, "mounttop: warning: "+oneLine(st.warn))
-	}
+	warnState(st)
 	u, err := unmount.Default(st.options()...)
 	if err != nil {
 		return err
@@ -95,15 +67,23 @@ func runRollbackFence(f *umountFlags, fs *flag.FlagSet, pos []string) error {
 	return nil
 }
 
-// countSeen counts the names among seen.
-func countSeen(seen map[string]bool, names ...string) int {
-	n := 0
-	for _, name := range names {
-		if seen[name] {
-			n++
+// findLeftover finds the fence a killed run left at path, by the mount
+// table alone; none there is bad input.
+func findLeftover(ctx context.Context, path string) (*inspect.Snapshot, *unmount.Leftover, error) {
+	in, err := inspect.New("/proc")
+	if err != nil {
+		return nil, nil, err
+	}
+	table, err := in.Mounts(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, l := range unmount.FindLeftovers(ctx, table) {
+		if l.Fence.Target == path {
+			return table, &l, nil
 		}
 	}
-	return n
+	return nil, nil, usagef("umount: no fence left by a killed run at %s (mounttop list names them)", termsafe.Quote(path))
 }
 
 // writeLeftoversText says, after the mount table, what killed runs left.

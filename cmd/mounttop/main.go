@@ -1,14 +1,19 @@
 // Command mounttop shows who holds each mount and gets a mount off the
 // system: `mounttop` opens the interactive view, `list`, `holders` and
 // `umount` serve scripts, `demo` runs the view in a private sandbox.
+// Every command and flag is declared once, in internal/cli's table; this
+// package wires each command to the packages that do the work.
 package main
 
 import (
 	"errors"
 	"fmt"
 	"os"
+	"reflect"
 	"runtime"
 
+	"mounttop/internal/cli"
+	"mounttop/internal/present"
 	"mounttop/internal/termsafe"
 	"mounttop/unmount"
 	"mounttop/unmount/revoke"
@@ -22,20 +27,21 @@ func init() {
 	runtime.LockOSThread()
 }
 
-// Exit codes shared by every subcommand.
+// version is the release, set at link time by the release build:
+// go build -ldflags "-X main.version=1.2.0". Empty for a plain build,
+// which says "devel" and the commit.
+var version string
+
+// Exit codes shared by every subcommand (cli's table documents them).
 const (
-	exitOK     = 0
-	exitFailed = 1
-	exitUsage  = 2 // bad usage or refused input: nothing was changed
-	exitMarked = 3 // umount --expire marked the mount, not yet unmounted
+	exitOK     = cli.ExitOK
+	exitFailed = cli.ExitFailed
+	exitUsage  = cli.ExitUsage
+	exitMarked = cli.ExitMarked
 )
 
-// usageError is bad input or a refusal: one line on stderr, exit 2.
-type usageError struct{ msg string }
-
-func (e *usageError) Error() string { return e.msg }
-
-func usagef(format string, a ...any) error { return &usageError{fmt.Sprintf(format, a...)} }
+// usagef is bad input or a refusal: one line on stderr, exit 2.
+func usagef(format string, a ...any) error { return cli.Usagef(format, a...) }
 
 // exitError carries a specific exit code with its message.
 type exitError struct {
@@ -46,32 +52,33 @@ type exitError struct {
 func (e *exitError) Error() string { return e.err.Error() }
 func (e *exitError) Unwrap() error { return e.err }
 
-type command struct {
-	name  string
-	brief string
-	run   func(args []string) error
+// errQuiet ends a command with exit 0 and nothing more to say (help
+// printed).
+var errQuiet = errors.New("nothing more to say")
+
+// program is mounttop's command line with the JSON documents its
+// commands print.
+func program() *cli.Program {
+	return cli.Mounttop(
+		cli.JSONDoc{Name: "mounttop list --json", What: "One object: the namespace, the mount table and what killed runs left.", Type: reflect.TypeFor[present.ListJSON]()},
+		cli.JSONDoc{Name: "mounttop holders --json", What: "One object: the mount, its holders and how they hold it, the kernel's holders, copies in other namespaces.", Type: reflect.TypeFor[present.HoldersJSON]()},
+		cli.JSONDoc{Name: "mounttop umount --json", What: "One object per line per event (the journal's lines too); the last, stage \"done\", has \"result\".", Type: present.EventJSONType()},
+		cli.JSONDoc{Name: "mounttop version --json", What: "One object: the build and the kernel features found.", Type: reflect.TypeFor[cli.Version]()},
+	)
 }
 
-func commands() []command {
-	return []command{
-		{"list", "the mount tree, one line per mount, with holder counts", runList},
-		{"holders", "who holds the mount at PATH, and how", runHolders},
-		{"umount", "unmount PATH: --lazy, --expire, --force or --staged", runUmount},
-		{"demo", "the interactive view in a private sandbox with busy demo mounts", runDemo},
-	}
+// runners are the commands' entry points, by name ("" the view).
+var runners = map[string]func(*cli.Program, *cli.Parsed) error{
+	"":           runTUI,
+	"list":       runList,
+	"holders":    runHolders,
+	"umount":     runUmount,
+	"demo":       runDemo,
+	"version":    runVersion,
+	"completion": runCompletion,
+	"man":        runMan,
+	"__complete": runComplete,
 }
-
-const mainUsage = `usage: mounttop [flags] [PATH]        interactive view (PATH: start on that mount)
-       mounttop list [--json]
-       mounttop holders [--json] PATH | --id ID
-       mounttop umount (--lazy|--expire|--force|--staged) [flags] PATH
-       mounttop umount --staged [--release] [flags] --id UNIQUE_ID
-       mounttop demo
-
-The view's flags: --interval D (refresh, default 2s), --proc DIR, --journal PATH|-;
-press ? in the view for its keys. Run "mounttop COMMAND --help" for a command's flags.
-Exit codes: 0 success, 1 failure, 2 bad usage or refused input, 3 expire marked the mount.
-`
 
 func main() {
 	// Started as the revoke tracer process (unmount/revoke.Tracer): serve
@@ -90,12 +97,12 @@ func closeUnmounter(u *unmount.Unmounter) {
 }
 
 func run(args []string) int {
-	err := dispatch(args)
-	if err == nil || errors.Is(err, errHelp) {
+	err := dispatch(program(), args)
+	if err == nil || errors.Is(err, errQuiet) {
 		return exitOK
 	}
 	fmt.Fprintln(os.Stderr, "mounttop: "+termsafe.Message(oneLine(err.Error())))
-	var ue *usageError
+	var ue *cli.UsageError
 	var ee *exitError
 	switch {
 	case errors.As(err, &ue):
@@ -106,25 +113,26 @@ func run(args []string) int {
 	return exitFailed
 }
 
-var errHelp = errors.New("help shown")
-
-func dispatch(args []string) error {
+// dispatch picks the command (the view when the first argument names
+// none), parses its flags by the table and runs it; --help prints the
+// command's help from the same table.
+func dispatch(p *cli.Program, args []string) error {
+	c := &p.Root
 	if len(args) > 0 {
-		switch args[0] {
-		case "help", "-h", "--help":
-			fmt.Print(mainUsage)
-			for _, c := range commands() {
-				fmt.Printf("  %-8s %s\n", c.name, c.brief)
-			}
-			return nil
-		}
-		for _, c := range commands() {
-			if c.name == args[0] {
-				return c.run(args[1:])
-			}
+		if sc, ok := p.Command(args[0]); ok {
+			c, args = sc, args[1:]
+		} else if args[0] == "help" {
+			return p.Help(os.Stdout, "")
 		}
 	}
-	return runTUI(args)
+	parsed, err := c.Parse(args)
+	if errors.Is(err, cli.ErrHelp) {
+		return p.Help(os.Stdout, c.Name)
+	}
+	if err != nil {
+		return err
+	}
+	return runners[c.Name](p, parsed)
 }
 
 // oneLine keeps an error message on one line (a path in it may hold a

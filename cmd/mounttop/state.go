@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 
@@ -25,6 +26,9 @@ type state struct {
 
 // options are the Unmounter options that carry the state.
 func (s *state) options() []unmount.Option {
+	if s == nil { // a dry run: nothing on disk
+		return nil
+	}
 	opts := []unmount.Option{unmount.WithExpiryBook(s.book), unmount.WithStateFallback(s.fallbacks...)}
 	if s.journal != nil {
 		opts = append(opts, unmount.WithJournal(s.journal))
@@ -33,8 +37,19 @@ func (s *state) options() []unmount.Option {
 }
 
 func (s *state) close() {
+	if s == nil {
+		return
+	}
 	if s.journal != nil {
 		s.journal.Close()
+	}
+}
+
+// warnState says on stderr that the journal was moved off the target, or
+// disabled.
+func warnState(s *state) {
+	if s != nil && s.warn != "" {
+		fmt.Fprintln(os.Stderr, "mounttop: warning: "+oneLine(s.warn))
 	}
 }
 

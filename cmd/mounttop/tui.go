@@ -3,9 +3,7 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
-	"io"
 	"os"
 	"os/signal"
 	"strings"
@@ -16,21 +14,13 @@ import (
 	"golang.org/x/sys/unix"
 
 	"mounttop/inspect"
+	"mounttop/internal/cli"
 	"mounttop/internal/termsafe"
 	"mounttop/ui"
 	"mounttop/unmount"
 )
 
-const tuiUsage = `usage: mounttop [--interval D] [--proc DIR] [--journal PATH] [PATH]
-
-The interactive view: the mount tree, who holds each mount and how, and the
-unmount actions (l lazy, e expire, f force, F staged, d dry run; ? for help).
-PATH opens the view with the mount at (or containing) PATH selected; it is
-looked up in the mount table and never walked.
-
-`
-
-// tuiFlags are the interactive view's flags; demo takes the same ones.
+// tuiFlags are the interactive view's settings; demo takes the same.
 type tuiFlags struct {
 	interval time.Duration
 	proc     string
@@ -38,42 +28,31 @@ type tuiFlags struct {
 	path     string
 }
 
-func parseTUIFlags(name string, args []string, usage string) (tuiFlags, error) {
-	var f tuiFlags
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
-	fs.DurationVar(&f.interval, "interval", 2*time.Second, "background refresh `interval`")
-	fs.StringVar(&f.proc, "proc", "/proc", "the proc filesystem to read (`DIR`)")
-	fs.StringVar(&f.journal, "journal", "", "append every unmount action to `PATH`, - for none (default: "+
-		unmount.DefaultJournalPath(0, func(string) string { return "" })+" for root, $XDG_STATE_HOME/mounttop/journal.jsonl otherwise)")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			fs.SetOutput(os.Stdout)
-			fmt.Print(usage)
-			fs.PrintDefaults()
-			return f, errHelp
-		}
-		return f, usagef("%v (see mounttop --help)", err)
+// viewFlags reads the view's flags (demo has --interval only).
+func viewFlags(a *cli.Parsed) (tuiFlags, error) {
+	f := tuiFlags{interval: a.Duration("interval"), proc: "/proc"}
+	if a.Root() {
+		f.proc, f.journal = a.String("proc"), a.String("journal")
 	}
-	if f.interval < 100*time.Millisecond {
-		return f, usagef("--interval %v is too short (at least 100ms)", f.interval)
+	if f.interval < cli.MinInterval {
+		return f, usagef("--interval %v is too short (at least %v)", f.interval, cli.MinInterval)
 	}
-	switch fs.NArg() {
+	switch len(a.Pos) {
 	case 0:
 	case 1:
-		f.path = fs.Arg(0)
+		f.path = a.Pos[0]
 	default:
-		return f, usagef("too many arguments: %s (one PATH at most)", termsafe.Quote(fs.Arg(1)))
+		return f, usagef("too many arguments: %s (one PATH at most)", termsafe.Quote(a.Pos[1]))
 	}
 	return f, nil
 }
 
-// runTUI is the interactive view.
-func runTUI(args []string) error {
-	f, err := parseTUIFlags("mounttop", args, tuiUsage)
-	if errors.Is(err, errHelp) {
-		return nil
+// runTUI is the interactive view (and --version).
+func runTUI(_ *cli.Program, a *cli.Parsed) error {
+	if a.Bool("version") {
+		return printVersion(false)
 	}
+	f, err := viewFlags(a)
 	if err != nil {
 		return err
 	}
@@ -84,7 +63,7 @@ func runTUI(args []string) error {
 // over, then runs the program until it quits. notice is shown in the
 // status bar first (the demo's greeting).
 func runView(f tuiFlags, notice string) error {
-	if !isTerminal(os.Stdin) || !isTerminal(os.Stdout) {
+	if !cli.IsTerminal(os.Stdin) || !cli.IsTerminal(os.Stdout) {
 		return usagef("the interactive view needs a terminal; for scripts use mounttop list, holders or umount")
 	}
 	in, err := inspect.New(f.proc)
@@ -185,9 +164,4 @@ func (p *panicScanner) Scan(ctx context.Context) (*inspect.Snapshot, error) {
 		panic(envTestPanic + " is set: panicking on purpose")
 	}
 	return p.Scanner.Scan(ctx)
-}
-
-func isTerminal(f *os.File) bool {
-	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
-	return err == nil
 }

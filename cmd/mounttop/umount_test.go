@@ -78,7 +78,7 @@ func TestUmountRefusals(t *testing.T) {
 		{"missing", "", []string{"--lazy", "--yes", filepath.Join(dir, "missing")}, "no such file or directory"},
 		{"symlink", "", []string{"--lazy", "--yes", link}, "is a symbolic link"},
 		{"symlink in the middle", "", []string{"--expire", "--yes", filepath.Join(linkDir, filepath.Base(dir))}, "is a symbolic link"},
-		{"bad policy", "", []string{"--staged", "--revoke=nice", dir}, "--revoke is close, close-plain or signal"},
+		{"bad policy", "", []string{"--staged", "--revoke=nice", dir}, `invalid value "nice" for --revoke: one of close, close-plain, signal`},
 		{"revoke without staged", "", []string{"--lazy", "--revoke=signal", dir}, "apply to --staged only"},
 		{"when-idle without expire", "", []string{"--lazy", "--expire-when-idle", dir}, "goes with --expire"},
 		{"unknown flag", "", []string{"--lazy", "--nope", dir}, "flag provided but not defined"},

@@ -69,8 +69,7 @@ func TestConfirmQuestion(t *testing.T) {
 }
 
 // TestPlanJSONServer: the plan event carries the probe's finding as
-// "server" (the JSON of `umount --dry-run --json` and the journal,
-// EventJSON).
+// "server" (the JSON of `umount --dry-run --json` and the journal).
 func TestPlanJSONServer(t *testing.T) {
 	p := unmount.Plan{Mode: unmount.ModeStaged, Policy: unmount.PolicyClose, Interval: time.Second, Timeout: time.Minute,
 		Target: inspect.Mount{ID: 7, Mountpoint: "/mnt/x", FSType: "fuse.sshfs"},
@@ -81,11 +80,11 @@ func TestPlanJSONServer(t *testing.T) {
 		t.Fatal(err)
 	}
 	var ev struct {
-		What   string `json:"what"`
+		What   string
 		Server struct {
-			Answering bool   `json:"answering"`
-			How       string `json:"how"`
-			Abort     string `json:"abort"`
+			Answering bool
+			How       string
+			Abort     string
 		}
 	}
 	if err := json.Unmarshal(b, &ev); err != nil {
