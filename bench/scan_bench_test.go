@@ -11,7 +11,6 @@ package bench
 
 import (
 	"context"
-	"fmt"
 	"os"
 	"testing"
 	"time"
@@ -92,22 +91,6 @@ func BenchmarkScan(b *testing.B) {
 					// latter far more.
 					b.ReportMetric(float64(cpuTime()-cpu0)/1e6/float64(b.N), "cpu-ms/op")
 					b.ReportMetric(float64(s.FDs)*float64(b.N)/b.Elapsed().Seconds(), "fds/s")
-				})
-			}
-			// The same list scan with other pool sizes (the default is
-			// twice the CPUs, at least 4): does parallelism pay here?
-			for _, n := range []int{1, 2, 8} {
-				b.Run(fmt.Sprintf("list-workers=%d", n), func(b *testing.B) {
-					in := mustInspector(b, inspect.WithDetail(inspect.DetailCounts), inspect.WithWorkers(n))
-					cpu0 := cpuTime()
-					for b.Loop() {
-						snap, err := in.Scan(context.Background())
-						if err != nil {
-							b.Fatal(err)
-						}
-						checkHolders(b, want, snap, target.ID)
-					}
-					b.ReportMetric(float64(cpuTime()-cpu0)/1e6/float64(b.N), "cpu-ms/op")
 				})
 			}
 		})

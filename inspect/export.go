@@ -2,7 +2,6 @@ package inspect
 
 import (
 	"bytes"
-	"strconv"
 
 	"golang.org/x/sys/unix"
 )
@@ -51,22 +50,22 @@ func splitMapsLine(line []byte) (MapsLine, []byte, bool) {
 		return f
 	}
 	rng, perms, _, dev, inode := field(), field(), field(), field(), field()
-	ino, err := strconv.ParseUint(string(inode), 10, 64)
-	if err != nil {
+	ino, ok := parseUint(inode, 10)
+	if !ok {
 		return m, nil, false
 	}
 	lo, hi, ok := bytes.Cut(rng, []byte("-"))
 	if !ok {
 		return m, nil, false
 	}
-	m.Start, _ = strconv.ParseUint(string(lo), 16, 64)
-	m.End, _ = strconv.ParseUint(string(hi), 16, 64)
+	m.Start, _ = parseUint(lo, 16)
+	m.End, _ = parseUint(hi, 16)
 	maj, min, ok := bytes.Cut(dev, []byte(":"))
 	if !ok {
 		return m, nil, false
 	}
-	ma, _ := strconv.ParseUint(string(maj), 16, 32)
-	mi, _ := strconv.ParseUint(string(min), 16, 32)
+	ma, _ := parseUint(maj, 16)
+	mi, _ := parseUint(min, 16)
 	m.Dev = unix.Mkdev(uint32(ma), uint32(mi))
 	m.Inode = ino
 	m.Perms = string(perms)

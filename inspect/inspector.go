@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"sync"
 	"time"
 )
 
@@ -25,6 +26,8 @@ type Inspector struct {
 	internal   map[uint64]bool // devices of internal kernel filesystems
 	anon       uint64          // anon_inodefs device
 	stuck      *stuckReads
+	boot       time.Time // boot time of procRoot's kernel (its stat's btime)
+	users      *sync.Map // uid -> user name, looked up once per Inspector
 }
 
 // Detail is how much a scan records about each use.
@@ -41,15 +44,6 @@ const (
 
 // Option configures an Inspector.
 type Option func(*Inspector)
-
-// WithWorkers bounds how many processes are read at once (default: twice
-// the CPUs, at least 4).
-func WithWorkers(n int) Option { return func(in *Inspector) { in.workers = n } }
-
-// WithProcessTimeout is how long one process may take before the scan
-// abandons it and reports it (a process stuck on a hung filesystem can
-// block reads of its /proc files). Default 2s.
-func WithProcessTimeout(d time.Duration) Option { return func(in *Inspector) { in.perProcess = d } }
 
 // WithDetail sets how much is recorded per use (default DetailFull).
 func WithDetail(d Detail) Option { return func(in *Inspector) { in.detail = d } }
@@ -68,7 +62,7 @@ func WithFocus(ids ...MountID) Option {
 // New returns an Inspector of the proc filesystem mounted at procRoot
 // (normally "/proc"). It checks that procRoot looks like procfs.
 func New(procRoot string, opts ...Option) (*Inspector, error) {
-	in := &Inspector{procRoot: filepath.Clean(procRoot), perProcess: 2 * time.Second, stuck: &stuckReads{}}
+	in := &Inspector{procRoot: filepath.Clean(procRoot), perProcess: 2 * time.Second, stuck: &stuckReads{}, users: &sync.Map{}}
 	in.workers = 2 * runtime.NumCPU()
 	if in.workers < 4 {
 		in.workers = 4
@@ -83,6 +77,7 @@ func New(procRoot string, opts ...Option) (*Inspector, error) {
 		return nil, fmt.Errorf("inspect: %s is not a proc filesystem: %w", procRoot, err)
 	}
 	in.internal, in.anon = probeInternalDevices()
+	in.boot = readBootTime(in.procRoot)
 	return in, nil
 }
 
@@ -105,6 +100,21 @@ func (in *Inspector) Scan(ctx context.Context) (*Snapshot, error) {
 		in.markAutomounts(s)
 	}
 	return s, err
+}
+
+// ScanFocus is Scan with full detail (paths, access modes, ranges,
+// locks) for the mounts ids only and counts for every other mount,
+// whatever the Inspector's own detail: what a view that shows one
+// mount's holders and every mount's count needs, at a fraction of the
+// memory of a full scan (every fd's path of every process). The
+// Inspector's state across scans (stuck reads, user names) is shared.
+func (in *Inspector) ScanFocus(ctx context.Context, ids ...MountID) (*Snapshot, error) {
+	c := *in
+	c.focus = make(map[MountID]bool, len(ids))
+	for _, id := range ids {
+		c.focus[id] = true
+	}
+	return c.Scan(ctx)
 }
 
 // Mounts reads the mount table only (no processes): cheap, and walks no

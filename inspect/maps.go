@@ -13,17 +13,49 @@ import (
 type mapping struct {
 	start, end uint64
 	dev, ino   uint64
-	path       string
+	// path is the mapped path, within the line read: a scan makes a
+	// string of it only where it is shown or needed (a python process
+	// maps hundreds of libraries on /, which a count-only scan never
+	// names).
+	path []byte
 }
 
 // parseMapsLine parses "START-END PERMS OFFSET MAJ:MIN INODE   PATH"
-// (proc(5)); ok is false for anonymous mappings.
+// (proc(5)); ok is false for anonymous mappings. It allocates nothing.
 func parseMapsLine(line []byte) (mapping, bool) {
 	l, path, ok := splitMapsLine(line)
 	if !ok || l.Inode == 0 {
 		return mapping{}, false
 	}
-	return mapping{start: l.Start, end: l.End, dev: l.Dev, ino: l.Inode, path: string(path)}, true
+	return mapping{start: l.Start, end: l.End, dev: l.Dev, ino: l.Inode, path: path}, true
+}
+
+// parseUint is strconv.ParseUint(string(b), base, 64) for base 10 or 16
+// without the string: 0 and false for an empty, malformed or overflowing
+// number.
+func parseUint(b []byte, base uint64) (uint64, bool) {
+	if len(b) == 0 {
+		return 0, false
+	}
+	var v uint64
+	for _, c := range b {
+		var d uint64
+		switch {
+		case c >= '0' && c <= '9':
+			d = uint64(c - '0')
+		case base == 16 && c >= 'a' && c <= 'f':
+			d = uint64(c-'a') + 10
+		case base == 16 && c >= 'A' && c <= 'F':
+			d = uint64(c-'A') + 10
+		default:
+			return 0, false
+		}
+		if v > (^uint64(0)-d)/base {
+			return 0, false
+		}
+		v = v*base + d
+	}
+	return v, true
 }
 
 // scanMaps attributes file mappings. The device in maps names a
@@ -68,7 +100,7 @@ func (p *proc) scanMaps() {
 				noMapFiles = errors.Is(err, unix.EPERM) || errors.Is(err, unix.EACCES)
 				continue
 			}
-			path, deleted := strings.CutSuffix(m.path, " (deleted)")
+			path, deleted := strings.CutSuffix(string(m.path), " (deleted)")
 			p.other(p.dirfd, name, Use{Kind: UseMmap, FD: -1, Inode: m.ino, Start: m.start, End: m.end, Path: path, Deleted: deleted}, t)
 			continue
 		}
@@ -92,17 +124,13 @@ func (p *proc) scanMaps() {
 				if p.foreign {
 					continue // another namespace's paths mean nothing in ours
 				}
-				id = p.byPath(cands, m.path)
+				id = p.byPath(cands, string(m.path))
 			}
 		}
-		deleted := false
-		path := m.path
-		if s, ok := bytes.CutSuffix([]byte(path), []byte(" (deleted)")); ok {
-			path, deleted = string(s), true
-		}
+		path, deleted := bytes.CutSuffix(m.path, []byte(" (deleted)"))
 		u := Use{Kind: UseMmap, FD: -1, Inode: m.ino, Start: m.start, End: m.end, Deleted: deleted}
 		if p.in.wantDetail(id) {
-			u.Path = path
+			u.Path = string(path)
 		}
 		p.add(id, u)
 	}

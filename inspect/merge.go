@@ -22,10 +22,10 @@ type merger struct {
 }
 
 func (m *merger) add(r *procResult) {
-	for id, uses := range r.uses {
+	for _, mu := range r.uses {
 		h := r.holder
-		h.Uses = uses
-		m.snap.Holders[id] = append(m.snap.Holders[id], h)
+		h.Uses = mu.uses
+		m.snap.Holders[mu.id] = append(m.snap.Holders[mu.id], h)
 	}
 	if r.ns != 0 {
 		i, ok := m.nsIndex[r.ns]

@@ -8,7 +8,6 @@ import (
 	"os/user"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -52,6 +51,7 @@ type proc struct {
 	ns      *nsTable // that namespace's table
 	// detailed: some use was recorded in full detail
 	detailed bool
+	lastUses int           // index in res.uses of the mount last added to
 	job      *job          // what the watchdog sees of this read
 	skip     map[read]bool // reads left out: an earlier one is stuck
 	// startTicks is the start time in clock ticks (proc(5) stat field
@@ -165,24 +165,41 @@ func (p *proc) warn(what string, err error) {
 }
 
 func (p *proc) add(id MountID, u Use) {
-	if p.res.uses == nil {
-		p.res.uses = map[MountID][]Use{}
-	}
+	list := p.usesOf(id)
 	if !p.in.wantDetail(id) {
 		// Count-only: collapse uses of one kind into one entry.
-		list := p.res.uses[id]
-		for i := range list {
-			if list[i].Kind == u.Kind {
-				list[i].Count++
+		for i := range *list {
+			if (*list)[i].Kind == u.Kind {
+				(*list)[i].Count++
 				return
 			}
 		}
-		p.res.uses[id] = append(list, Use{Kind: u.Kind, FD: -1, Count: 1})
+		*list = append(*list, Use{Kind: u.Kind, FD: -1, Count: 1})
 		return
 	}
 	u.Count = 1
 	p.detailed = true
-	p.res.uses[id] = append(p.res.uses[id], u)
+	*list = append(*list, u)
+}
+
+// usesOf returns the list of uses of mount id in the result, adding it
+// if new. Consecutive uses are mostly of one mount (a process's fds on
+// its own filesystems, its libraries on /): the last one found is looked
+// at first. The pointer is good until the next call.
+func (p *proc) usesOf(id MountID) *[]Use {
+	us := p.res.uses
+	if p.lastUses < len(us) && us[p.lastUses].id == id {
+		return &us[p.lastUses].uses
+	}
+	for i := range us {
+		if us[i].id == id {
+			p.lastUses = i
+			return &us[i].uses
+		}
+	}
+	p.res.uses = append(us, mountUses{id: id})
+	p.lastUses = len(p.res.uses) - 1
+	return &p.res.uses[p.lastUses].uses
 }
 
 // errLeftOut is the error of a read left out because an earlier read of the
@@ -247,11 +264,8 @@ func (p *proc) readStat() bool {
 	h.Comm, h.State, h.Threads = st.comm, st.state, st.threads
 	p.startTicks = st.start
 	h.StartTicks = st.start
-	h.Started = bootTime(p.in.procRoot).Add(time.Duration(st.start) * time.Second / clockTicks)
-	var dir unix.Stat_t
-	if err := unix.Fstat(p.dirfd, &dir); err == nil {
-		h.UID = int(dir.Uid)
-	}
+	h.Started = p.in.boot.Add(time.Duration(st.start) * time.Second / clockTicks)
+	h.UID = -1 // read with the identity, for holders shown in detail
 	return true
 }
 
@@ -274,66 +288,92 @@ func parseStat(b []byte) (procStat, error) {
 	if open < 0 || close < open {
 		return procStat{}, errors.New("malformed")
 	}
-	f := strings.Fields(string(b[close+1:]))
-	// f[0] is field 3 (state); field N is f[N-3].
-	if len(f) < 20 {
+	// The fields after the name, split at whitespace as strings.Fields
+	// does for this ASCII text, without making a string of each: field N
+	// is f[N-3], and only fields 3 to 22 are wanted.
+	var f [20][]byte
+	n := 0
+	for rest := b[close+1:]; n < len(f); n++ {
+		i := 0
+		for i < len(rest) && asciiSpace(rest[i]) {
+			i++
+		}
+		j := i
+		for j < len(rest) && !asciiSpace(rest[j]) {
+			j++
+		}
+		if i == j {
+			break
+		}
+		f[n], rest = rest[i:j], rest[j:]
+	}
+	if n < len(f) {
 		return procStat{}, errors.New("short")
 	}
 	st := procStat{comm: string(b[open+1 : close]), state: f[0][0]}
-	st.flags, _ = strconv.ParseUint(f[9-3], 10, 64)
-	st.threads, _ = strconv.Atoi(f[20-3])
-	st.start, _ = strconv.ParseUint(f[22-3], 10, 64)
+	st.flags, _ = parseUint(f[9-3], 10)
+	threads, _ := parseUint(f[20-3], 10)
+	st.threads = int(min(threads, 1<<31))
+	st.start, _ = parseUint(f[22-3], 10)
 	return st, nil
+}
+
+// asciiSpace is unicode.IsSpace for the ASCII bytes a stat file holds.
+func asciiSpace(c byte) bool {
+	return c == ' ' || c == '\t' || c == '\n' || c == '\v' || c == '\f' || c == '\r'
 }
 
 // clockTicks is USER_HZ, fixed at 100 on Linux for /proc's clock-tick units.
 const clockTicks = 100
 
-var (
-	bootOnce sync.Once
-	boot     time.Time
-)
-
-func bootTime(procRoot string) time.Time {
-	bootOnce.Do(func() {
-		b, err := readAll(procRoot + "/stat")
-		if err != nil {
-			return
-		}
-		for _, line := range strings.Split(string(b), "\n") {
-			if v, ok := strings.CutPrefix(line, "btime "); ok {
-				if s, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64); err == nil {
-					boot = time.Unix(s, 0)
-				}
+// readBootTime reads the boot time (the "btime" line of procRoot/stat,
+// proc(5)): the zero time when it cannot be read. Each Inspector reads its
+// own /proc's, once, in New: a fixture tree or another pid namespace's
+// /proc has its own.
+func readBootTime(procRoot string) time.Time {
+	b, err := readAll(procRoot + "/stat")
+	if err != nil {
+		return time.Time{}
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "btime "); ok {
+			if s, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64); err == nil {
+				return time.Unix(s, 0)
 			}
 		}
-	})
-	return boot
+	}
+	return time.Time{}
 }
 
-// readIdentity fills in what only holders need: command line and user.
+// readIdentity fills in what only holders need: command line and user
+// (the owner of /proc/PID is the process's effective uid, proc(5)).
 func (p *proc) readIdentity() {
 	h := &p.res.holder
+	var dir unix.Stat_t
+	if err := unix.Fstat(p.dirfd, &dir); err == nil {
+		h.UID = int(dir.Uid)
+	}
 	if b, err := p.readFile(readCmdline, 0); err == nil {
 		b = bytes.TrimRight(b, "\x00")
 		if len(b) > 0 {
 			h.Cmdline = strings.Split(string(b), "\x00")
 		}
 	}
-	h.User = userName(h.UID)
+	h.User = p.in.userName(h.UID)
 }
 
-var users sync.Map // uid -> name, for the life of the process
-
-func userName(uid int) string {
-	if v, ok := users.Load(uid); ok {
+// userName returns the name of uid (user.LookupId: /etc/passwd or NSS),
+// or the uid as text; names are kept for the Inspector's life (users), so
+// each uid is looked up once however many scans there are.
+func (in *Inspector) userName(uid int) string {
+	if v, ok := in.users.Load(uid); ok {
 		return v.(string)
 	}
 	name := strconv.Itoa(uid)
 	if u, err := user.LookupId(name); err == nil {
 		name = u.Username
 	}
-	users.Store(uid, name)
+	in.users.Store(uid, name)
 	return name
 }
 

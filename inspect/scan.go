@@ -45,8 +45,8 @@ func (in *Inspector) scan(ctx context.Context, withProcs bool) (*Snapshot, error
 	if err != nil {
 		return nil, err
 	}
-	snap := &Snapshot{Taken: start, UniqueIDs: uniqueOK, Mounts: mounts, Holders: map[MountID][]Holder{}, Warnings: warnings}
-	snap.buildIndex()
+	snap := NewSnapshot(mounts, nil, warnings)
+	snap.Taken, snap.UniqueIDs = start, uniqueOK
 	if withProcs {
 		tbl := &scanTable{byID: map[MountID]*Mount{}, byOld: map[int]MountID{}, byDev: map[uint64][]MountID{},
 			uniqueOK: uniqueOK, internal: in.internal, anon: in.anon}
@@ -75,8 +75,8 @@ func (in *Inspector) scan(ctx context.Context, withProcs bool) (*Snapshot, error
 // procResult is one process's contribution to a snapshot.
 type procResult struct {
 	pid         int
-	holder      Holder            // without Uses
-	uses        map[MountID][]Use // by mount
+	holder      Holder      // without Uses
+	uses        []mountUses // by mount, in the order first seen
 	warnings    []Warning
 	ns          uint64                    // another mount namespace's inode, 0 for ours
 	foreignUses map[int][]Use             // uses of mounts in that namespace, by reusable ID
@@ -84,8 +84,15 @@ type procResult struct {
 	uring       []KernelHolder            // io_uring registered files (path only)
 }
 
+// mountUses is one mount's uses in a procResult. A process holds a few
+// mounts: a list is smaller than a map and as quick to search.
+type mountUses struct {
+	id   MountID
+	uses []Use
+}
+
 // scanProcesses reads every process with a fixed pool of in.workers
-// goroutines that take pids in turn. Each pid has a deadline (perProcess):
+// goroutines that take pids in turn. Each read of a pid has a deadline (perProcess, from job.reading):
 // a watchdog abandons a worker stuck on one (a hung filesystem), records
 // the read it is stuck in with the Inspector (in.stuck), starts a fresh
 // worker in its place and queues the pid once more: the second look
@@ -104,7 +111,10 @@ func (in *Inspector) scanProcesses(ctx context.Context, tbl *scanTable, snap *Sn
 		return
 	}
 	self := os.Getpid()
-	results := make(chan procResult, len(pids))
+	// Room for every result, so that no worker ever blocks on a send,
+	// even one that finishes after the scan stopped waiting; pointers,
+	// so the buffer is 8 bytes a process.
+	results := make(chan *procResult, len(pids))
 	type next struct {
 		pid   int
 		retry bool
@@ -145,7 +155,7 @@ func (in *Inspector) scanProcesses(ctx context.Context, tbl *scanTable, snap *Sn
 				in.stuck.returned(j)
 				return
 			}
-			results <- r
+			results <- &r
 		}
 		workers.Done()
 	}
@@ -155,10 +165,32 @@ func (in *Inspector) scanProcesses(ctx context.Context, tbl *scanTable, snap *Sn
 	}
 	done := make(chan struct{})
 	go func() { workers.Wait(); close(done) }()
+	// Results are merged as they come, while the workers read on: a
+	// process's own result is garbage as soon as it is merged, so the
+	// scan never holds every process's result and the snapshot at once.
+	byCause := map[string][]int{}
+	var order []string
+	m := merger{snap: snap, tbl: tbl, nsIndex: map[uint64]int{}, unknown: map[MountID]int{}}
+	take := func(r *procResult) {
+		snap.Processes++
+		m.add(r)
+		for _, w := range r.warnings {
+			key := w.What
+			if w.Err != nil {
+				key += ": " + w.Err.Error()
+			}
+			if _, seen := byCause[key]; !seen {
+				order = append(order, key)
+			}
+			byCause[key] = append(byCause[key], r.pid)
+		}
+	}
 	tick := time.NewTicker(max(in.perProcess/4, time.Millisecond))
 	defer tick.Stop()
 	for waiting := true; waiting; {
 		select {
+		case r := <-results:
+			take(r)
 		case <-done:
 			waiting = false
 		case <-ctx.Done():
@@ -177,7 +209,7 @@ func (in *Inspector) scanProcesses(ctx context.Context, tbl *scanTable, snap *Sn
 		case now := <-tick.C:
 			mu.Lock()
 			for j := range active {
-				if now.Sub(j.start) >= in.perProcess && in.stuck.abandon(j) {
+				if now.Sub(j.idleSince()) >= in.perProcess && in.stuck.abandon(j) {
 					delete(active, j)
 					if j.retry {
 						timedOut = append(timedOut, j.pid)
@@ -195,24 +227,10 @@ func (in *Inspector) scanProcesses(ctx context.Context, tbl *scanTable, snap *Sn
 	mu.Lock()
 	notScanned := len(queue)
 	mu.Unlock()
-	n := len(results)
-	byCause := map[string][]int{}
-	var order []string
-	m := merger{snap: snap, tbl: tbl, nsIndex: map[uint64]int{}, unknown: map[MountID]int{}}
-	for i := 0; i < n; i++ {
-		r := <-results
-		snap.Processes++
-		m.add(&r)
-		for _, w := range r.warnings {
-			key := w.What
-			if w.Err != nil {
-				key += ": " + w.Err.Error()
-			}
-			if _, seen := byCause[key]; !seen {
-				order = append(order, key)
-			}
-			byCause[key] = append(byCause[key], r.pid)
-		}
+	// What was sent before the workers were done (or before the deadline)
+	// is in the buffer; a result sent later is not waited for.
+	for n := len(results); n > 0; n-- {
+		take(<-results)
 	}
 	for _, key := range order {
 		snap.Warnings = append(snap.Warnings, Warning{What: groupWarning(key, byCause[key])})

@@ -271,7 +271,7 @@ func TestHungFuseServer(t *testing.T) {
 
 	done := make(chan *Snapshot, 1)
 	go func() {
-		in, _ := New("/proc", WithProcessTimeout(2*time.Second))
+		in, _ := New("/proc", withProcessTimeout(2*time.Second))
 		snap, err := in.Scan(context.Background())
 		if err != nil {
 			t.Error(err)
@@ -332,7 +332,7 @@ func TestProcessDeadline(t *testing.T) {
 	for i := 0; i < 8; i++ {
 		testns.StartVictim(t, testns.RoleCwd, dir)
 	}
-	in, err := New("/proc", WithProcessTimeout(time.Microsecond), WithWorkers(2))
+	in, err := New("/proc", withProcessTimeout(time.Microsecond), withWorkers(2))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -356,5 +356,52 @@ func TestProcessDeadline(t *testing.T) {
 		t.Logf("%d processes scanned; abandoned some: %v", snap.Processes, gaveUp)
 	case <-time.After(60 * time.Second): // a hang guard, not a timing assertion
 		t.Fatal("scan with abandoned workers never ended")
+	}
+}
+
+// TestScanFocus: ScanFocus records the focused mount's uses in full (the
+// fd's path) and only counts on the others (the victim's executable on
+// its own mount), from an Inspector made for full detail.
+func TestScanFocus(t *testing.T) {
+	dir := testns.Tmpfs(t, "")
+	file := filepath.Join(dir, "r")
+	writeFile(t, file)
+	other := testns.Tmpfs(t, "")
+	v := testns.StartVictimExe(t, testns.CopySelf(t, other), testns.RoleFD, file, "r")
+	in, err := New("/proc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	table, err := in.Mounts(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	focus, exeMount := mountAt(t, table, dir), mountAt(t, table, other)
+	snap, err := in.ScanFocus(ctx, focus.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var fd, exe *Use
+	for _, h := range snap.HoldersOf(focus.ID) {
+		for i, u := range h.Uses {
+			if h.PID == v.PID && u.Kind == UseFD {
+				fd = &h.Uses[i]
+			}
+		}
+	}
+	for _, h := range snap.HoldersOf(exeMount.ID) {
+		for i, u := range h.Uses {
+			if h.PID == v.PID && u.Kind == UseExe {
+				exe = &h.Uses[i]
+			}
+		}
+	}
+	if fd == nil || fd.Path != file || fd.Access != AccessRead {
+		t.Errorf("focused mount: fd use %+v, want %s read-only with its path", fd, file)
+	}
+	if exe == nil || exe.Path != "" || exe.Count != 1 {
+		t.Errorf("other mount: exe use %+v, want counted only (no path, count 1)", exe)
 	}
 }

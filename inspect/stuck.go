@@ -97,7 +97,19 @@ type job struct {
 	procStart atomic.Uint64
 }
 
+// idleSince is when the read under way started (the job's start before
+// the first).
+func (j *job) idleSince() time.Time {
+	if ns := j.since.Load(); ns != 0 {
+		return time.Unix(0, ns)
+	}
+	return j.start
+}
+
 // reading records that the worker starts r (arg: the fd or thread, or 0).
+// The watchdog's deadline runs from here: one read that does not return,
+// not a process that has many to make (19,000 fds on a busy machine take
+// longer than the deadline, each read returning at once).
 func (j *job) reading(r read, arg int) {
 	if j == nil {
 		return

@@ -171,7 +171,7 @@ func TestScansStayBoundedNextToStuckProcess(t *testing.T) {
 		t.Fatal(err)
 	}
 	id := mountAt(t, table, fs.Dir).ID
-	in, err := New("/proc", WithProcessTimeout(perProcess), WithFocus(id))
+	in, err := New("/proc", withProcessTimeout(perProcess), WithFocus(id))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -189,7 +189,7 @@ func TestScansStayBoundedNextToStuckProcess(t *testing.T) {
 	// A scan cut short by its context while the read is out (the view's
 	// refresh gave up first) leaves it recorded too: the next scan does
 	// not wait for it, though the per-process deadline is a minute.
-	patient, err := New("/proc", WithProcessTimeout(time.Minute), WithFocus(id))
+	patient, err := New("/proc", withProcessTimeout(time.Minute), WithFocus(id))
 	if err != nil {
 		t.Fatal(err)
 	}

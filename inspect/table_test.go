@@ -148,7 +148,7 @@ func TestParsers(t *testing.T) {
 		t.Errorf("lockFile: %x %d %v", dev, ino, ok)
 	}
 	m, ok := parseMapsLine([]byte("7f0a00000000-7f0a00001000 r--s 00000000 00:2f 42                         /mnt/x y (deleted)"))
-	if !ok || m.start != 0x7f0a00000000 || m.end != 0x7f0a00001000 || m.ino != 42 || m.path != "/mnt/x y (deleted)" || m.dev != 0x2f {
+	if !ok || m.start != 0x7f0a00000000 || m.end != 0x7f0a00001000 || m.ino != 42 || string(m.path) != "/mnt/x y (deleted)" || m.dev != 0x2f {
 		t.Errorf("parseMapsLine = %+v %v", m, ok)
 	}
 	if _, ok := parseMapsLine([]byte("7ffd1000-7ffd2000 rw-p 00000000 00:00 0                          [stack]")); ok {

@@ -433,9 +433,8 @@ func TestEndToEndReleaseLoopDevice(t *testing.T) {
 	// If the release did not happen, LoopFile detaches it when the test
 	// ends (by the device it made), before the tmpfs unmount.
 	dev := testns.LoopFile(t, img, 1)
-	backing := "/sys/block/" + filepath.Base(dev) + "/loop/backing_file"
-	if b, err := os.ReadFile(backing); err != nil || strings.TrimSpace(string(b)) != img {
-		t.Fatalf("%s: %q, %v; want %s", backing, b, err, img)
+	if !testns.LoopAttachedTo(dev, img) {
+		t.Fatalf("%s is not attached to %s", dev, img)
 	}
 
 	term := newTerminal(t, 100, 30, bin+" --interval 500ms --journal - "+dir)
@@ -446,8 +445,8 @@ func TestEndToEndReleaseLoopDevice(t *testing.T) {
 	term.waitFor(30*time.Second, "Detach "+dev+"?", "Detach "+dev+" (backed by "+img+").", "[ No ]")
 	term.keys("n")
 	term.waitFor(30*time.Second, "cancelled: nothing was changed")
-	if _, err := os.Stat(backing); err != nil {
-		t.Fatalf("No detached the loop device: %v", err)
+	if !testns.LoopAttachedTo(dev, img) {
+		t.Fatalf("No detached %s from %s", dev, img)
 	}
 	term.keys("R")
 	term.waitFor(30*time.Second, "Detach "+dev+"?")
@@ -456,11 +455,10 @@ func TestEndToEndReleaseLoopDevice(t *testing.T) {
 	if strings.Contains(scr, "Error:") {
 		t.Fatalf("the release failed:\n%s", scr)
 	}
+	// Once free, the number may back another test's image at once: what
+	// must go is our file.
 	deadline := time.Now().Add(10 * time.Second)
-	for {
-		if _, err := os.Stat(backing); os.IsNotExist(err) {
-			break
-		}
+	for testns.LoopAttachedTo(dev, img) {
 		if time.Now().After(deadline) {
 			t.Fatalf("%s is still attached to %s after the release", dev, img)
 		}

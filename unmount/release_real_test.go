@@ -97,8 +97,8 @@ func TestDetachLoopRefusesMounted(t *testing.T) {
 	if !errors.Is(err, ErrRefused) || !strings.Contains(err.Error(), "itself mounted") {
 		t.Fatalf("DetachLoop of a mounted loop device: %v, want ErrRefused", err)
 	}
-	if _, err := os.Stat("/sys/block/" + filepath.Base(loop.Device) + "/loop/backing_file"); err != nil {
-		t.Fatalf("the loop device lost its backing file: %v", err)
+	if !testns.LoopAttachedTo(loop.Device, loop.Image) {
+		t.Fatalf("%s lost its backing file %s", loop.Device, loop.Image)
 	}
 	if !testns.IsMountPoint(loop.Dir) {
 		t.Fatal("the filesystem on it went away")

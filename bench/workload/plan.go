@@ -19,22 +19,55 @@ import (
 )
 
 // Size is one benchmark workload: Procs holder processes holding FDs open
-// fds in total, spread over Mounts tmpfs mounts.
+// fds in total, spread over Mounts tmpfs mounts, made of holders of one
+// Shape.
 type Size struct {
 	Name   string
 	Procs  int
 	FDs    int
 	Mounts int
+	Shape  Shape
 }
 
-// The two sizes of issue 2's benchmark.
-var (
-	Small = Size{Name: "small", Procs: 500, FDs: 50_000, Mounts: 20}
-	Large = Size{Name: "large", Procs: 2_000, FDs: 200_000, Mounts: 50}
+// Shape is what kind of processes the holders are.
+type Shape int
+
+const (
+	// Uniform: every holder is the generator binary in its holder role
+	// (issue 2's benchmark).
+	Uniform Shape = iota
+	// Mixed: a machine's mix (issue 12): a quarter of the holders exec
+	// sleep and a quarter bash after taking their fds, cwds and locks
+	// (which survive execve(2)); one in 20 execs python3, which imports
+	// modules with shared libraries on / and maps every map file of its
+	// home mount; one in 8 chroots into its home mount; the rest stay
+	// the Go holder (mappings, executables on mount 0).
+	Mixed
+	// Thin: every holder is /bin/sleep started directly by the
+	// generator with its few fds handed over (ExtraFiles) and one in 4
+	// with its cwd on its home mount: very many small processes.
+	Thin
 )
 
-// Sizes lists the named sizes, smallest first.
-var Sizes = []Size{Small, Large}
+func (s Shape) String() string { return [...]string{"uniform", "mixed", "thin"}[s] }
+
+// The sizes. small and large are issue 2's (Uniform); the others are
+// issue 12's three shapes at half and full size, so that growth can be
+// read off: mixed (2,000 processes / 200,000 fds / 50 mounts), fat (10
+// processes x 19,000 fds) and thin (20,000 processes x 5 fds).
+var (
+	Small     = Size{Name: "small", Procs: 500, FDs: 50_000, Mounts: 20}
+	Large     = Size{Name: "large", Procs: 2_000, FDs: 200_000, Mounts: 50}
+	MixedHalf = Size{Name: "mixed-half", Procs: 1_000, FDs: 100_000, Mounts: 50, Shape: Mixed}
+	MixedFull = Size{Name: "mixed", Procs: 2_000, FDs: 200_000, Mounts: 50, Shape: Mixed}
+	FatHalf   = Size{Name: "fat-half", Procs: 10, FDs: 95_000, Mounts: 10}
+	FatFull   = Size{Name: "fat", Procs: 10, FDs: 190_000, Mounts: 10}
+	ThinHalf  = Size{Name: "thin-half", Procs: 10_000, FDs: 50_000, Mounts: 50, Shape: Thin}
+	ThinFull  = Size{Name: "thin", Procs: 20_000, FDs: 100_000, Mounts: 50, Shape: Thin}
+)
+
+// Sizes lists the named sizes, smallest first within each shape.
+var Sizes = []Size{Small, Large, MixedHalf, MixedFull, FatHalf, FatFull, ThinHalf, ThinFull}
 
 // SizeByName finds a size by its name.
 func SizeByName(name string) (Size, bool) {
@@ -47,7 +80,7 @@ func SizeByName(name string) (Size, bool) {
 }
 
 func (s Size) String() string {
-	return fmt.Sprintf("%s: %d processes, %d fds, %d mounts", s.Name, s.Procs, s.FDs, s.Mounts)
+	return fmt.Sprintf("%s: %d %s processes, %d fds, %d mounts", s.Name, s.Procs, s.Shape, s.FDs, s.Mounts)
 }
 
 // Proportions of the workload. A holder's fds lie on its home mount and the
@@ -64,7 +97,25 @@ const (
 	lockEvery     = 10  // one holder in 10 holds a lock (flock, POSIX, OFD in turn)
 	deletedEvery  = 50  // one holder in 50 holds an fd on a deleted file
 	exeEvery      = 100 // one holder in 100 runs from a copy of the binary on mount 0
+	pythonEvery   = 20  // Mixed: one holder in 20 is python3
+	chrootEvery   = 8   // Mixed: one holder in 8 chroots into its home mount
 )
+
+// Role is the program a holder runs once it holds its fds.
+type Role int
+
+// Roles (Mixed and Thin shapes; Uniform holders are all RoleGo).
+const (
+	RoleGo     Role = iota // the generator binary, idle in pause(2)
+	RoleSleep              // execs /bin/sleep infinity
+	RoleBash               // execs bash, blocked in read on a pipe of its own
+	RolePython             // execs python3 (or, without one, the Go holder maps the files itself)
+)
+
+// Comm is the command name (/proc/PID/comm) the role's process shows
+// once it runs, "" for RoleGo and RolePython (which report ready
+// themselves).
+func (r Role) Comm() string { return [...]string{"", "sleep", "bash", ""}[r] }
 
 // LockKind is the kind of file lock a holder takes.
 type LockKind int
@@ -99,6 +150,9 @@ type Plan struct {
 	Lock    LockKind
 	Deleted bool // holds an fd on a file of Home it has unlinked
 	Exe     bool // runs from the copy of the binary on mount 0
+	Role    Role
+	Maps    []string // RolePython: files on Home it maps (fds closed after)
+	Chroot  string   // directory on Home to chroot into, or ""
 }
 
 // fdCount is how many fds holder i holds in all (F/P, the remainder going
@@ -126,6 +180,24 @@ const (
 func PlanFor(s Size, i int) Plan {
 	p := Plan{Index: i, Home: i % s.Mounts}
 	n := s.fdCount(i)
+	if s.Shape == Thin {
+		p.Role = RoleSleep
+		p.Opens = opens(s, i, p.Home, n)
+		if i%cwdEvery == 0 {
+			p.Cwd = "dir/sub"
+		}
+		return p
+	}
+	if s.Shape == Mixed {
+		switch {
+		case i%pythonEvery == 7:
+			p.Role = RolePython
+		case i%4 == 1:
+			p.Role = RoleSleep
+		case i%4 == 3:
+			p.Role = RoleBash
+		}
+	}
 	if i%lockEvery == 0 {
 		p.Lock = LockKind(1 + (i/lockEvery)%3)
 		n--
@@ -134,8 +206,32 @@ func PlanFor(s Size, i int) Plan {
 		p.Deleted = true
 		n--
 	}
+	p.Opens = opens(s, i, p.Home, n)
+	if i%cwdEvery == 0 {
+		p.Cwd = "dir/sub"
+	}
+	switch p.Role {
+	case RoleGo:
+		if i%mmapEvery == 0 {
+			p.Mmap = fmt.Sprintf("map/%02d", i%mapFiles)
+		}
+		p.Exe = i%exeEvery == 0
+		if s.Shape == Mixed && i%chrootEvery == 2 {
+			p.Chroot = "dir"
+		}
+	case RolePython:
+		for f := 0; f < mapFiles; f++ {
+			p.Maps = append(p.Maps, fmt.Sprintf("map/%02d", f))
+		}
+	}
+	return p
+}
+
+// opens is holder i's n fds, over its home mount and the next span-1.
+func opens(s Size, i, home, n int) []Open {
+	out := make([]Open, 0, n)
 	for k := 0; k < n; k++ {
-		o := Open{Mount: (p.Home + k%span) % s.Mounts}
+		o := Open{Mount: (home + k%span) % s.Mounts}
 		switch {
 		case k%dirEvery == dirEvery-1:
 			o.Name, o.Flags = "dir", oRDONLY|oDIRECTORY
@@ -143,16 +239,9 @@ func PlanFor(s Size, i int) Plan {
 			o.Name = fmt.Sprintf("f%03d", (i*31+k*7)%filesPerMount)
 			o.Flags = [...]int{oRDONLY, oRDONLY, oWRONLY, oRDWR}[k%4]
 		}
-		p.Opens = append(p.Opens, o)
+		out = append(out, o)
 	}
-	if i%cwdEvery == 0 {
-		p.Cwd = "dir/sub"
-	}
-	if i%mmapEvery == 0 {
-		p.Mmap = fmt.Sprintf("map/%02d", i%mapFiles)
-	}
-	p.Exe = i%exeEvery == 0
-	return p
+	return out
 }
 
 // Mounts returns the mounts holder i uses in any way.

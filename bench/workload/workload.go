@@ -12,6 +12,8 @@ import (
 	"os/signal"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -168,7 +170,11 @@ func (w *Workload) startHolders(ctx context.Context, exe string) error {
 		return err
 	}
 	defer r.Close()
-	env := []string{"GOMAXPROCS=1", "GOGC=off", envSpec + "=" + w.Size.spec(w.Layout)}
+	if w.Size.Shape == Thin {
+		wr.Close()
+		return w.startThin(ctx)
+	}
+	env := []string{"GOMAXPROCS=1", "GOGC=off", envSpec + "=" + w.Size.spec(w.Layout), EnvPython + "=" + Python()}
 	for i := 0; i < w.Size.Procs; i++ {
 		p := PlanFor(w.Size, i)
 		path := exe
@@ -209,7 +215,130 @@ func (w *Workload) startHolders(ctx context.Context, exe string) error {
 		}
 		ready++
 	}
+	return w.waitExecs(deadline)
+}
+
+// waitExecs waits until every holder that execs sleep or bash after
+// reporting ready shows that command's name (/proc/PID/comm): only then
+// is the machine what the plan says.
+func (w *Workload) waitExecs(deadline time.Time) error {
+	for i, c := range w.Holders {
+		want := PlanFor(w.Size, i).Role.Comm()
+		if want == "" {
+			continue
+		}
+		for {
+			b, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", c.Process.Pid))
+			if err != nil {
+				return fmt.Errorf("holder %d: %w", i, err)
+			}
+			if strings.TrimSpace(string(b)) == want {
+				break
+			}
+			if time.Now().After(deadline) {
+				return fmt.Errorf("holder %d is still %q, not %s", i, strings.TrimSpace(string(b)), want)
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
 	return nil
+}
+
+// startThin starts the Thin shape's holders: /bin/sleep, each started
+// with its plan's fds opened here and handed over (ExtraFiles, closed
+// here once it runs) and its cwd; exec.Cmd.Start returns once the exec
+// succeeded, so each holds everything when it returns. Eight goroutines
+// start them (20,000 one after the other took minutes on a busy machine);
+// stdin and stdout are one /dev/null shared by all.
+func (w *Workload) startThin(ctx context.Context) error {
+	null, err := os.Open(os.DevNull)
+	if err != nil {
+		return err
+	}
+	defer null.Close()
+	w.Holders = make([]*exec.Cmd, w.Size.Procs)
+	var next atomic.Int64
+	errs := make([]error, 8)
+	var wg sync.WaitGroup
+	for g := range errs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= w.Size.Procs {
+					return
+				}
+				if err := ctx.Err(); err != nil { // SIGINT/SIGTERM: stop starting
+					errs[g] = err
+					next.Store(int64(w.Size.Procs))
+					return
+				}
+				cmd, err := w.startSleep(i, null)
+				if err != nil {
+					errs[g] = err
+					next.Store(int64(w.Size.Procs)) // the others stop too
+					return
+				}
+				w.Holders[i] = cmd
+			}
+		}()
+	}
+	wg.Wait()
+	// Close and the checks expect every holder: keep the started ones
+	// only (in index order) when some failed.
+	started := w.Holders[:0]
+	for _, c := range w.Holders {
+		if c != nil {
+			started = append(started, c)
+		}
+	}
+	w.Holders = started
+	return errors.Join(errs...)
+}
+
+// startSleep starts Thin holder i.
+func (w *Workload) startSleep(i int, null *os.File) (*exec.Cmd, error) {
+	p := PlanFor(w.Size, i)
+	files := make([]*os.File, 0, len(p.Opens))
+	defer func() {
+		for _, f := range files {
+			f.Close()
+		}
+	}()
+	for _, o := range p.Opens {
+		f, err := os.OpenFile(w.Layout.Path(o.Mount, o.Name), o.Flags, 0)
+		if err != nil {
+			return nil, err
+		}
+		files = append(files, f)
+	}
+	dir := "/"
+	if p.Cwd != "" {
+		dir = w.Layout.Path(p.Home, p.Cwd)
+	}
+	cmd := &exec.Cmd{
+		Path: "/bin/sleep", Args: []string{"sleep", "infinity"}, Dir: dir,
+		Stdin: null, Stdout: null, Stderr: os.Stderr, ExtraFiles: files,
+		SysProcAttr: &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL},
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("starting holder %d: %w", i, err)
+	}
+	return cmd, nil
+}
+
+// Python returns the python3 binary RolePython holders exec: the
+// system's (/usr/bin/python3, which starts without a shim), else the
+// first on $PATH, else "" (the Go holder maps the files itself).
+func Python() string {
+	if _, err := os.Stat("/usr/bin/python3"); err == nil {
+		return "/usr/bin/python3"
+	}
+	if p, err := exec.LookPath("python3"); err == nil {
+		return p
+	}
+	return ""
 }
 
 // Alive returns how many holders are still running (not exited, not a
@@ -294,7 +423,8 @@ func (w *Workload) Close() (Teardown, error) {
 // re-executed process can prove it is elsewhere (CheckPrivate).
 const EnvParentNS = "MOUNTTOP_BENCH_PARENT_NS"
 
-// Enter re-executes this binary with args in a new mount namespace with
+// Enter re-executes this binary with args, as pid 1 of a new pid namespace
+// (the caller then mounts its /proc: MountProc), in a new mount namespace with
 // private propagation (Go's Unshareflags CLONE_NEWNS remounts / with
 // MS_REC|MS_PRIVATE before exec) and waits for it; the child dies with us
 // (Pdeathsig). SIGINT and SIGTERM sent to us are passed on to it, so it can
@@ -311,7 +441,10 @@ func Enter(args []string, env []string) (int, error) {
 	cmd := exec.Command(exe, args...)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
 	cmd.Env = append(append(os.Environ(), env...), EnvParentNS+"="+strconv.FormatUint(st.Ino, 10))
-	cmd.SysProcAttr = &syscall.SysProcAttr{Unshareflags: unix.CLONE_NEWNS, Pdeathsig: syscall.SIGKILL}
+	// A pid namespace of its own too: the tools measured see the
+	// workload's processes only, and a Thin workload's 20,000 pids are
+	// counted against its own pid_max (pid_namespaces(7)).
+	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: unix.CLONE_NEWPID, Unshareflags: unix.CLONE_NEWNS, Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		return 1, fmt.Errorf("entering a private mount namespace: %w", err)
 	}
@@ -332,6 +465,28 @@ func Enter(args []string, env []string) (int, error) {
 		return 1, err
 	}
 	return 0, nil
+}
+
+// MountProc mounts a proc filesystem of our pid namespace on /proc, once
+// CheckPrivate has said this mount namespace is ours alone, so that
+// every tool run here sees the workload's processes only. Raising the
+// namespace's pid_max to the top (kernel.pid_max is per pid namespace
+// since Linux 6.14, never above the parent's) is tried; it fails
+// harmlessly on older kernels.
+func MountProc() error {
+	if err := CheckPrivate(parentNS()); err != nil {
+		return err
+	}
+	if err := unix.Mount("proc", "/proc", "proc", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, ""); err != nil {
+		return fmt.Errorf("mounting /proc for our pid namespace: %w", err)
+	}
+	os.WriteFile("/proc/sys/kernel/pid_max", []byte("4194304"), 0)
+	return nil
+}
+
+func parentNS() uint64 {
+	n, _ := strconv.ParseUint(os.Getenv(EnvParentNS), 10, 64)
+	return n
 }
 
 // inChildUserNS reports whether we run in a user namespace other than the

@@ -19,6 +19,9 @@ func TestMain(m *testing.M) {
 // proportions, and each mount has about span*Procs/Mounts holders.
 func TestPlanTotals(t *testing.T) {
 	for _, s := range Sizes {
+		if s.Shape != Uniform || s.Procs < 100 {
+			continue // the proportions need many holders
+		}
 		fds, locks, cwds, maps := 0, map[LockKind]int{}, 0, 0
 		for i := 0; i < s.Procs; i++ {
 			p := PlanFor(s, i)
@@ -42,6 +45,47 @@ func TestPlanTotals(t *testing.T) {
 		}
 		if got, want := len(Expected(s, 0)), span*s.Procs/s.Mounts; got != want {
 			t.Errorf("%s: %d holders of mount 0, want %d", s.Name, got, want)
+		}
+	}
+}
+
+// TestShapes: issue 12's shapes add up to their totals and hold what they
+// say: the mixed one has sleep, bash and python3 holders (one in 20),
+// chroots and locks; the thin one is all sleeps with 5 fds each.
+func TestShapes(t *testing.T) {
+	for _, s := range Sizes {
+		if s.Shape == Uniform {
+			continue
+		}
+		fds, roles, chroots, locks, maps := 0, map[Role]int{}, 0, 0, 0
+		for i := 0; i < s.Procs; i++ {
+			p := PlanFor(s, i)
+			fds += p.FDs()
+			roles[p.Role]++
+			if p.Chroot != "" {
+				chroots++
+			}
+			if p.Lock != NoLock {
+				locks++
+			}
+			maps += len(p.Maps)
+			if p.Role != RoleGo && (p.Mmap != "" || p.Exe || p.Chroot != "") {
+				t.Errorf("%s: holder %d (role %d) plans what does not survive its exec: %+v", s.Name, i, p.Role, p)
+			}
+		}
+		if fds != s.FDs {
+			t.Errorf("%s: %d fds in the plans, want %d", s.Name, fds, s.FDs)
+		}
+		switch s.Shape {
+		case Mixed:
+			if roles[RolePython] != s.Procs/pythonEvery || roles[RoleSleep] == 0 || roles[RoleBash] == 0 || roles[RoleGo] == 0 ||
+				chroots == 0 || locks == 0 || maps != roles[RolePython]*mapFiles {
+				t.Errorf("%s: roles %v, %d chroots, %d locks, %d python maps", s.Name, roles, chroots, locks, maps)
+			}
+		case Thin:
+			if roles[RoleSleep] != s.Procs || fds != 5*s.Procs {
+				t.Errorf("%s: roles %v, %d fds", s.Name, roles, fds)
+			}
 		}
 	}
 }

@@ -183,7 +183,8 @@ func TestUmountReleasePrivateCopy(t *testing.T) {
 func TestUmountReleaseLoop(t *testing.T) {
 	testns.Require(t, testns.RealRoot)
 	dir := testns.Tmpfs(t, "")
-	dev := testns.LoopFile(t, filepath.Join(dir, "img"), 1)
+	img := filepath.Join(dir, "img")
+	dev := testns.LoopFile(t, img, 1)
 	r := runMounttop(t, "", nil, "umount", "--staged", "--dry-run", dir)
 	if !strings.Contains(r.stdout, "release loop  detach loop device "+dev) || !strings.Contains(r.stdout, "(with --release)") {
 		t.Fatalf("dry run:\n%s%s", r.stdout, r.stderr)
@@ -198,15 +199,12 @@ func TestUmountReleaseLoop(t *testing.T) {
 	// LOOP_CLR_FD completes when the device's last opener closes it: any
 	// scan running meanwhile (every scan opens each loop device for
 	// LOOP_GET_STATUS64, and other tests scan on this machine) defers it
-	// a moment.
+	// a moment. Once free, the number may back another test's image at
+	// once: what must go is our file.
 	deadline := time.Now().Add(10 * time.Second)
-	for {
-		b, err := os.ReadFile("/sys/block/" + filepath.Base(dev) + "/loop/backing_file")
-		if err != nil {
-			break
-		}
+	for testns.LoopAttachedTo(dev, img) {
 		if time.Now().After(deadline) {
-			t.Errorf("%s still has a backing file: %s", dev, b)
+			t.Errorf("%s is still attached to %s", dev, img)
 			break
 		}
 		time.Sleep(20 * time.Millisecond)
@@ -242,8 +240,8 @@ func TestUmountReleaseLoopMounted(t *testing.T) {
 	if !strings.Contains(r.stdout, "REFUSED: detach loop device "+dev) || !strings.Contains(r.stdout, "itself mounted (at "+mnt+")") {
 		t.Errorf("the plan does not refuse the mounted loop device:\n%s", r.stdout)
 	}
-	if _, err := os.Stat("/sys/block/" + filepath.Base(dev) + "/loop/backing_file"); err != nil {
-		t.Errorf("the mounted loop device was detached: %v", err)
+	if !testns.LoopAttachedTo(dev, img) {
+		t.Errorf("the mounted loop device %s was detached from %s", dev, img)
 	}
 }
 

@@ -158,8 +158,70 @@ func attachLoop(t testing.TB, losetup, file string) string {
 		t.Fatalf("losetup %s: %v", file, err)
 	}
 	dev := strings.TrimSpace(string(out))
-	t.Cleanup(func() { _ = exec.Command(losetup, "-d", dev).Run() }) // by the device we made, never a pattern
+	CleanupLoop(t, dev, file)
 	return dev
+}
+
+// Loop devices are machine-wide, not per mount namespace: once a test's
+// loop device is detached (by the test, or by mounttop under test), the
+// same number may be handed to another test's file at any moment (losetup
+// --find takes the first free one; packages' tests run in parallel). A
+// test therefore tells its own attachment by the backing file, never by
+// the device number alone.
+
+// CleanupLoop arranges for loop device dev to be detached when the test
+// ends if it is then still attached to one of files (the files the test
+// attached to it; each identified now by device and inode). The check and
+// the detach go through one fd of the device: LOOP_GET_STATUS64 gives the
+// backing file's device and inode, LOOP_CLR_FD detaches (loop(4)). A
+// device attached to anything else by then is another test's and is left
+// alone.
+func CleanupLoop(t testing.TB, dev string, files ...string) {
+	t.Helper()
+	type fileID struct{ dev, ino uint64 }
+	var ours []fileID
+	for _, f := range files {
+		var st unix.Stat_t
+		if err := unix.Stat(f, &st); err != nil {
+			t.Fatalf("stat %s: %v", f, err)
+		}
+		ours = append(ours, fileID{uint64(st.Dev), st.Ino})
+	}
+	t.Cleanup(func() {
+		fd, err := unix.Open(dev, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return
+		}
+		defer unix.Close(fd)
+		info, err := unix.IoctlLoopGetStatus64(fd)
+		if err != nil {
+			return // ENXIO: nothing attached any more
+		}
+		for _, id := range ours {
+			if info.Device == id.dev && info.Inode == id.ino {
+				// With the device still mounted or open elsewhere
+				// this only sets autoclear; the last close detaches.
+				_ = unix.IoctlSetInt(fd, unix.LOOP_CLR_FD, 0)
+				return
+			}
+		}
+	})
+}
+
+// LoopAttachedTo reports whether loop device dev is attached to the file
+// at path, as /sys/block/loopN/loop/backing_file names it (the path in
+// this namespace; " (deleted)" appended once it is unlinked). It opens
+// nothing: an open of the device would itself defer a detach that waits
+// for the last close. Poll this, not the mere existence of backing_file,
+// to see a test's own device let go: the number may already back another
+// test's file.
+func LoopAttachedTo(dev, path string) bool {
+	b, err := os.ReadFile("/sys/block/" + filepath.Base(dev) + "/loop/backing_file")
+	if err != nil {
+		return false
+	}
+	s := strings.TrimSuffix(string(b), "\n")
+	return s == path || s == path+" (deleted)"
 }
 
 // Fuse is a bindfs mount and its daemon.

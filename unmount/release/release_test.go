@@ -460,7 +460,9 @@ func TestDetachLoopRefusesAnotherBackingFile(t *testing.T) {
 		t.Fatalf("losetup: %v", err)
 	}
 	dev := strings.TrimSpace(string(out))
-	t.Cleanup(func() { _ = exec.Command(losetup, "-d", dev).Run() })
+	// Detached at the end only if still attached to one of our two files
+	// (the test detaches it itself; the number may be another's by then).
+	testns.CleanupLoop(t, dev, img, img+".new")
 	scanned := backingOf(t, dev)
 
 	if err := os.Rename(img+".new", img); err != nil {

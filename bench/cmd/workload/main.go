@@ -6,6 +6,7 @@
 //
 //	workload -size small,large -reps 7 -mounttop ./mounttop -out results.json
 //	workload -size small -exec 'perf record -g -- ./mounttop list --json >/dev/null'
+//	workload -table results.json        # the one table of a run's results
 //
 // It must run as root: it mounts tmpfs (only ever inside the namespace it
 // makes, which dies with it).
@@ -44,16 +45,29 @@ type options struct {
 	reps     int
 	warmup   int
 	mounttop string
+	floor    string
 	fuser    string
 	lsof     string
 	time     string
 	out      string
 	exec     string
 	timeout  time.Duration
+	view     map[string]bool // sizes at which the view's idle cost is measured
+	viewIdle time.Duration
+	viewKeys int
+	viewOnly bool
 }
 
 func main() {
 	workload.RunHolderIfAsked()
+	if len(os.Args) == 3 && os.Args[1] == "-table" {
+		// workload -table RESULTS.json: the one table of a run.
+		if err := printTable(os.Stdout, os.Args[2]); err != nil {
+			fmt.Fprintln(os.Stderr, "workload:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	opts, err := parseFlags(os.Args[1:])
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "workload:", err)
@@ -68,16 +82,22 @@ func main() {
 func parseFlags(args []string) (*options, error) {
 	fs := flag.NewFlagSet("workload", flag.ContinueOnError)
 	var o options
-	sizes := fs.String("size", "small,large", "workload sizes to run, comma-separated (small: 500 procs/50k fds/20 mounts; large: 2000/200k/50)")
+	sizes := fs.String("size", "small,large", "workload sizes to run, comma-separated: small, large (issue 2: 500 procs/50k fds/20 mounts; 2000/200k/50), "+
+		"mixed-half, mixed, fat-half, fat, thin-half, thin (issue 12's shapes at half and full size: see package workload)")
 	fs.IntVar(&o.reps, "reps", 7, "measured repetitions per tool (tools alternate within each)")
 	fs.IntVar(&o.warmup, "warmup", 1, "unrecorded rounds before measuring")
 	fs.StringVar(&o.mounttop, "mounttop", "mounttop", "the mounttop binary to time")
+	fs.StringVar(&o.floor, "floor", "floor", "the floor scanner (bench/cmd/floor)")
 	fs.StringVar(&o.fuser, "fuser", "fuser", "fuser (psmisc)")
 	fs.StringVar(&o.lsof, "lsof", "lsof", "lsof")
 	fs.StringVar(&o.time, "time", "/usr/bin/time", "GNU time, for each tool's own peak RSS (%M)")
 	fs.StringVar(&o.out, "out", "", "write every sample and the summary as JSON to this file (one object per size, appended)")
 	fs.StringVar(&o.exec, "exec", "", "instead of measuring, run this sh command inside the namespace with the workload up "+
 		"($WORKLOAD_TARGET: the measured mount, $WORKLOAD_BASE: where the mounts are)")
+	view := fs.String("view", "", "sizes at which to measure the interactive view idling on the measured mount (tmux), comma-separated")
+	fs.DurationVar(&o.viewIdle, "view-idle", time.Minute, "how long the view idles while its CPU is measured")
+	fs.BoolVar(&o.viewOnly, "view-only", false, "measure only the view (at every size given), not the scan commands")
+	fs.IntVar(&o.viewKeys, "view-keys", 5, "key presses (each opening and closing help) timed while the view is busy")
 	fs.DurationVar(&o.timeout, "timeout", 5*time.Minute, "give up on one tool run after this long")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -85,15 +105,25 @@ func parseFlags(args []string) (*options, error) {
 	for _, n := range strings.Split(*sizes, ",") {
 		s, ok := workload.SizeByName(strings.TrimSpace(n))
 		if !ok {
-			return nil, fmt.Errorf("unknown size %q (small, large)", n)
+			var names []string
+			for _, s := range workload.Sizes {
+				names = append(names, s.Name)
+			}
+			return nil, fmt.Errorf("unknown size %q (%s)", n, strings.Join(names, ", "))
 		}
 		o.sizes = append(o.sizes, s)
+	}
+	o.view = map[string]bool{}
+	for _, n := range strings.Split(*view, ",") {
+		if n = strings.TrimSpace(n); n != "" {
+			o.view[n] = true
+		}
 	}
 	if o.reps < 1 {
 		return nil, errors.New("-reps must be at least 1")
 	}
 	if o.exec == "" {
-		for _, p := range []*string{&o.mounttop, &o.fuser, &o.lsof, &o.time} {
+		for _, p := range []*string{&o.mounttop, &o.floor, &o.fuser, &o.lsof, &o.time} {
 			found, err := exec.LookPath(*p)
 			if err != nil {
 				return nil, err
@@ -129,13 +159,18 @@ func outside() int {
 	return code
 }
 
-// inside runs in the private namespace: each size in turn is built,
+// inside runs in the private namespaces (pid 1 of its own pid namespace,
+// with its own /proc): each size in turn is built,
 // measured (or handed to -exec) and torn down.
 func inside(o *options, base string) int {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	exe, err := os.Executable()
 	if err != nil {
+		fmt.Fprintln(os.Stderr, "workload:", err)
+		return 1
+	}
+	if err := workload.MountProc(); err != nil {
 		fmt.Fprintln(os.Stderr, "workload:", err)
 		return 1
 	}
