@@ -8,6 +8,7 @@ import (
 	tea "github.com/charmbracelet/bubbletea"
 
 	"mounttop/inspect"
+	"mounttop/internal/present"
 	"mounttop/unmount"
 )
 
@@ -42,7 +43,7 @@ func (m Model) ask(asked unmount.Plan, preview bool) (tea.Model, tea.Cmd) {
 	if asked.Mode == unmount.ModeExpire {
 		asked.Interval = m.opts.Interval // when idle: the retry interval
 	}
-	m.bar.setStatus("planning the " + modeName(asked) + " of " + mountName(*mt) + "…")
+	m.bar.setStatus("planning the " + present.ModeName(asked) + " of " + present.MountName(*mt) + "…")
 	return m, planCmd(m.opts.Unmounter, m.snap, asked, preview)
 }
 
@@ -55,18 +56,18 @@ func (m Model) notOffered(asked unmount.Plan) string {
 	if mt.Detached && asked.Mode != unmount.ModeStaged {
 		// A detached mount is already out of every mount table: umount2
 		// has no path to act on, and what keeps it alive is its holders.
-		return "no " + modeName(asked) + ": " + mountName(*mt) + " is in no mount table; " +
+		return "no " + present.ModeName(asked) + ": " + present.MountName(*mt) + " is in no mount table; " +
 			k.name(k.Staged) + " revokes its holders until it goes, " + k.name(k.DryRun) + " previews that"
 	}
 	if why := unmount.SystemMount(mt); why != "" {
-		return "no " + modeName(asked) + ": " + why + "; the view never unmounts it (" + unmount.AllowSystemHint + ")"
+		return "no " + present.ModeName(asked) + ": " + why + "; the view never unmounts it (" + unmount.AllowSystemHint + ")"
 	}
 	return ""
 }
 
 func (m Model) onPlan(msg planMsg) (tea.Model, tea.Cmd) {
 	if msg.err != nil {
-		m.setError(fmt.Errorf("planning the %s of %s: %w", modeName(msg.asked), mountName(msg.asked.Target), msg.err))
+		m.setError(fmt.Errorf("planning the %s of %s: %w", present.ModeName(msg.asked), present.MountName(msg.asked.Target), msg.err))
 		return m, nil
 	}
 	if msg.preview {
@@ -90,7 +91,7 @@ func (m Model) onPlan(msg planMsg) (tea.Model, tea.Cmd) {
 // run with the engine's plan for Release (as "when idle" is to expire),
 // and the processes in other namespaces that only that choice touches.
 func (d *confirmDialog) offerRelease(snap *inspect.Snapshot, plan unmount.Plan) {
-	n := releasable(plan.Releases)
+	n := present.Releasable(plan.Releases)
 	if n == 0 {
 		return
 	}
@@ -99,10 +100,7 @@ func (d *confirmDialog) offerRelease(snap *inspect.Snapshot, plan unmount.Plan) 
 		if a.Namespace == "" {
 			continue
 		}
-		what := a.Action
-		if a.Refused != "" {
-			what = "REFUSED, " + a.Refused
-		}
+		what := present.HolderPlanBrief(a, "REFUSED, ")
 		extra = append(extra, fmt.Sprintf("   pid %d %s in %s: %s", a.Holder.PID, safe(a.Holder.Comm), safe(a.Namespace), shown(what)))
 	}
 	if len(extra) > 0 {
@@ -118,10 +116,10 @@ func (d *confirmDialog) offerRelease(snap *inspect.Snapshot, plan unmount.Plan) 
 // or has the engine prepare the one it names.
 func (m *Model) unmountDialog(snap *inspect.Snapshot, asked, plan unmount.Plan) *confirmDialog {
 	k := m.keys
-	mp := mountName(plan.Target)
+	mp := present.MountName(plan.Target)
 	d := &confirmDialog{styles: m.styles, keys: k,
-		title: strings.ToUpper(modeName(plan)[:1]) + modeName(plan)[1:] + " of " + mp + "?",
-		lines: planLines(snap, plan, 6)}
+		title: strings.ToUpper(present.ModeName(plan)[:1]) + present.ModeName(plan)[1:] + " of " + mp + "?",
+		lines: present.PlanLines(snap, plan, 6)}
 	d.choices = []choice{{label: "No"}}
 	run := &action{kind: actRun, plan: plan, snap: snap}
 	switch plan.Mode {

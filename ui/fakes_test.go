@@ -214,11 +214,7 @@ func (f *fakeUnmounter) Prepare(ctx context.Context, req unmount.Plan) (unmount.
 		p.Interval = time.Second // as the engine's default
 	}
 	for _, h := range snap.HoldersOf(req.Target.ID) {
-		a := unmount.HolderAction{Holder: h, Action: "close " + summary(h.Uses)}
-		if h.State == 'D' {
-			a.Refused = "in D state (stuck in the kernel)"
-		}
-		p.Holders = append(p.Holders, a)
+		p.Holders = append(p.Holders, fakeAction(h))
 	}
 	// Releases as the engine lists them: loop devices and swap files on
 	// the mount, and its copies in other namespaces (lazily when held).
@@ -244,13 +240,32 @@ func (f *fakeUnmounter) Prepare(ctx context.Context, req unmount.Plan) (unmount.
 		// With Release, the holders of the copies are revoked too.
 		for _, c := range snap.Copies(req.Target.ID) {
 			for _, h := range c.Holders {
-				p.Holders = append(p.Holders, unmount.HolderAction{Holder: h, Action: "close " + summary(h.Uses),
-					Namespace: fmt.Sprintf("mnt:[%d]", c.Namespace.Inode)})
+				a := fakeAction(h)
+				a.Namespace, a.CopyAt = fmt.Sprintf("mnt:[%d]", c.Namespace.Inode), c.Mount.Mountpoint
+				p.Holders = append(p.Holders, a)
 			}
 		}
 		p.Warnings = append(p.Warnings, "planned with Release")
 	}
 	return p, f.planErr
+}
+
+// fakeAction is a close plan's action on h, as the engine plans it: its
+// fds closed, its mappings unmapped, its cwd moved (a holder in D state is
+// planned so too; the engine only warns that it may not stop).
+func fakeAction(h inspect.Holder) unmount.HolderAction {
+	a := unmount.HolderAction{Holder: h, Kind: unmount.ActionRevoke}
+	for _, u := range h.Uses {
+		switch u.Kind {
+		case inspect.UseFD:
+			a.Targets.FDs = append(a.Targets.FDs, u.FD)
+		case inspect.UseMmap:
+			a.Targets.Maps = append(a.Targets.Maps, unmount.Range{Start: u.Start, End: u.End})
+		case inspect.UseCwd:
+			a.Targets.CwdTIDs = append(a.Targets.CwdTIDs, h.PID)
+		}
+	}
+	return a
 }
 
 func (f *fakeUnmounter) Release(ctx context.Context, r unmount.Release) error {

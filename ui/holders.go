@@ -110,7 +110,7 @@ func (h *holdersPane) title() string {
 		return "Holders"
 	}
 	n := len(h.snap.HoldersOf(h.mount))
-	return fmt.Sprintf("Holders of %s (%s)", mountName(*m), plural(n, "process", "processes"))
+	return fmt.Sprintf("Holders of %s (%s)", present.MountName(*m), plural(n, "process", "processes"))
 }
 
 func (h *holdersPane) rebuild() {

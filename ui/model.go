@@ -24,6 +24,7 @@ import (
 	"github.com/charmbracelet/lipgloss"
 
 	"mounttop/inspect"
+	"mounttop/internal/present"
 	"mounttop/unmount"
 )
 
@@ -326,7 +327,7 @@ func (m *Model) setError(err error) {
 	if m.snap != nil {
 		holders = m.snap.HoldersOf(m.tree.Selected())
 	}
-	m.bar.setError(err, hintFor(err, holders))
+	m.bar.setError(err, present.HintFor(err, holders))
 }
 
 // stillRunning is the error of an action refused while a run goes.

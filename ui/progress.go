@@ -13,6 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"mounttop/inspect"
+	"mounttop/internal/present"
 	"mounttop/unmount"
 )
 
@@ -89,10 +90,12 @@ func (p *progressPane) Active() bool { return p.active }
 func (p *progressPane) targetID() inspect.MountID { return p.plan.Target.ID }
 
 // modeName is the run's mode in the operator's words.
-func (p *progressPane) modeName() string { return modeName(p.plan) }
+func (p *progressPane) modeName() string { return present.ModeName(p.plan) }
 
 // runName is "staged unmount (close) of /mnt/x".
-func (p *progressPane) runName() string { return modeName(p.plan) + " of " + mountName(p.plan.Target) }
+func (p *progressPane) runName() string {
+	return present.ModeName(p.plan) + " of " + present.MountName(p.plan.Target)
+}
 
 // cleared is the pane with nothing to show, at the same size and focus.
 func (p progressPane) cleared() progressPane {
@@ -355,9 +358,9 @@ func (p *progressPane) drainLine() string {
 // title is the pane's title line: what runs on which mount, the stage and
 // the elapsed time.
 func (p *progressPane) title() string {
-	mp := mountName(p.plan.Target)
+	mp := present.MountName(p.plan.Target)
 	if p.preview {
-		return fmt.Sprintf("Plan for %s of %s (dry run: nothing changed)", modeName(p.plan), mp)
+		return fmt.Sprintf("Plan for %s of %s (dry run: nothing changed)", present.ModeName(p.plan), mp)
 	}
 	end := p.now
 	if !p.active && !p.ended.IsZero() {
@@ -374,7 +377,7 @@ func (p *progressPane) title() string {
 	case !p.active:
 		state = "ended"
 	}
-	return fmt.Sprintf("%s of %s · %s · %s", strings.ToUpper(modeName(p.plan)[:1])+modeName(p.plan)[1:], mp, state, elapsed(end.Sub(p.started)))
+	return fmt.Sprintf("%s of %s · %s · %s", strings.ToUpper(present.ModeName(p.plan)[:1])+present.ModeName(p.plan)[1:], mp, state, elapsed(end.Sub(p.started)))
 }
 
 // paneLines collects a pane's lines, each clipped to the width and styled.
@@ -396,7 +399,7 @@ func (l *paneLines) add(s string, st func(...string) string) {
 func (p progressPane) View() string {
 	out := &paneLines{width: p.width}
 	if p.preview {
-		for _, l := range planLines(p.snap, p.plan, 1000) {
+		for _, l := range present.PlanLines(p.snap, p.plan, 1000) {
 			out.add("  "+l, nil)
 		}
 		out.add("", nil)
@@ -464,7 +467,7 @@ func (p *progressPane) holderLines(out *paneLines) {
 
 // holderLine is one holder's row and its style, by state.
 func (p *progressPane) holderLine(h unmount.HolderState) (string, func(...string) string) {
-	reason := shown(h.Reason)
+	reason := shown(present.HolderReasonBrief(h))
 	if h.Namespace != "" {
 		// A holder of a copy in another namespace (Plan.Release).
 		reason = "in " + safe(h.Namespace) + ": " + reason
@@ -488,7 +491,7 @@ func (p *progressPane) resultLines() []string {
 	}
 	tail := []string{"  Result: " + p.resultText()}
 	for _, h := range p.result.Remaining {
-		tail = append(tail, "    still held by "+holderBrief(h))
+		tail = append(tail, "    still held by "+present.HolderBrief(h))
 	}
 	return tail
 }

@@ -7,6 +7,7 @@ import (
 	tea "github.com/charmbracelet/bubbletea"
 
 	"mounttop/inspect"
+	"mounttop/internal/present"
 	"mounttop/unmount"
 )
 
@@ -56,7 +57,7 @@ func (m Model) askRelease() (tea.Model, tea.Cmd) {
 // nothingToRelease says that no row of the holders pane is one R acts on.
 func (m Model) nothingToRelease(mt *inspect.Mount) string {
 	k := m.keys
-	s := "nothing to release on " + mountName(*mt) + ": no loop device, swap file or copy in another namespace holds it"
+	s := "nothing to release on " + present.MountName(*mt) + ": no loop device, swap file or copy in another namespace holds it"
 	if n := len(m.snap.Descendants(mt.ID)); n > 0 {
 		// Submounts are kernel holders too, with no row of their own:
 		// the tree shows them.
@@ -96,11 +97,11 @@ func (m Model) onReleasePlan(msg releasePlanMsg) (tea.Model, tea.Cmd) {
 		return m, nil // another question came first; R again asks anew
 	}
 	if msg.err != nil {
-		m.setError(fmt.Errorf("asking how to release it from %s: %w", mountName(msg.asked.Target), msg.err))
+		m.setError(fmt.Errorf("asking how to release it from %s: %w", present.MountName(msg.asked.Target), msg.err))
 		if errors.Is(msg.err, unmount.ErrRefused) {
 			// The engine lists releases in the plan of a staged unmount
 			// of the mount, and it will not plan that one (the root, say).
-			hint := "the engine will not plan an unmount of " + mountName(msg.asked.Target) + ", so it offers no release there"
+			hint := "the engine will not plan an unmount of " + present.MountName(msg.asked.Target) + ", so it offers no release there"
 			if k := msg.row.kernel; k != nil && k.Action != "" {
 				hint += "; by hand: " + safe(k.Action)
 			}
@@ -113,7 +114,7 @@ func (m Model) onReleasePlan(msg releasePlanMsg) (tea.Model, tea.Cmd) {
 		m.bar.setStatus("the engine offers no release for this any more (gone since the scan?); " + m.keys.name(m.keys.Refresh) + " refreshes")
 		return m, nil
 	}
-	what := releaseWhat(r, msg.snap)
+	what := present.ReleaseWhat(r, msg.snap)
 	if r.HostRefused() {
 		// The host's mount namespace: a question of its own, whose yes
 		// is not the usual y, so a reflex does not change what the whole
@@ -122,7 +123,7 @@ func (m Model) onReleasePlan(msg releasePlanMsg) (tea.Model, tea.Cmd) {
 		m.bar.setStatus("")
 		m.openDialog(&confirmDialog{styles: m.styles, keys: m.keys,
 			title: "Release in the HOST's mount namespace?", explicit: true,
-			lines: append(releaseLines(r, msg.snap),
+			lines: append(present.ReleaseLines(r, msg.snap, func(s string) []string { return wrapLines(s, dialogText, 3) }),
 				fmt.Sprintf("mnt:[%d] is the host's mount namespace (pid 1's): unmounting there changes what the whole machine sees.", r.Namespace)),
 			choices: []choice{{label: "No"}, {label: "Yes, in the host's namespace", key: &m.keys.HostYes,
 				act: &action{kind: actRelease, snap: msg.snap, release: r, what: what}}}})
@@ -134,7 +135,7 @@ func (m Model) onReleasePlan(msg releasePlanMsg) (tea.Model, tea.Cmd) {
 	}
 	m.bar.setStatus("")
 	m.openDialog(&confirmDialog{styles: m.styles, keys: m.keys,
-		title: releaseTitle(r, msg.snap), lines: releaseLines(r, msg.snap),
+		title: present.ReleaseTitle(r, msg.snap), lines: present.ReleaseLines(r, msg.snap, func(s string) []string { return wrapLines(s, dialogText, 3) }),
 		choices: []choice{{label: "No"}, m.keys.yesChoice("Yes, release",
 			&action{kind: actRelease, snap: msg.snap, release: r, what: what})}})
 	return m, nil
@@ -144,7 +145,7 @@ func (m Model) onReleasePlan(msg releasePlanMsg) (tea.Model, tea.Cmd) {
 func (m Model) onReleaseDone(msg releaseDoneMsg) (tea.Model, tea.Cmd) {
 	m.releasing = ""
 	if msg.err != nil {
-		m.bar.setError(fmt.Errorf("%s: %w", msg.what, msg.err), releaseHint(msg.err, msg.rel, m.snap))
+		m.bar.setError(fmt.Errorf("%s: %w", msg.what, msg.err), present.ReleaseHint(msg.err, msg.rel, m.snap))
 		m.bar.setStatus("")
 	} else {
 		m.bar.setStatus("released: " + msg.what)

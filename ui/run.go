@@ -7,6 +7,7 @@ import (
 
 	tea "github.com/charmbracelet/bubbletea"
 
+	"mounttop/internal/present"
 	"mounttop/unmount"
 )
 
@@ -26,7 +27,7 @@ func (m Model) do(a action) (tea.Model, tea.Cmd) {
 		m.bar.setStatus(a.what + "…")
 		return m, rollbackFenceCmd(m.opts.Leftovers, a.leftover)
 	case actReplan:
-		m.bar.setStatus("planning the " + modeName(a.plan) + " of " + mountName(a.plan.Target) + "…")
+		m.bar.setStatus("planning the " + present.ModeName(a.plan) + " of " + present.MountName(a.plan.Target) + "…")
 		return m, planCmd(m.opts.Unmounter, a.snap, a.plan, false)
 	case actRun:
 		m.runs++

@@ -106,16 +106,89 @@ func (s Stage) String() string {
 	return "unknown"
 }
 
-// HolderAction is what the plan will do to one holder process.
+// ActionKind is what a run does to one holder process.
+type ActionKind int
+
+const (
+	// ActionKeepDetached (lazy): nothing; the process keeps using the
+	// detached filesystem until it lets go (umount2(2) MNT_DETACH).
+	ActionKeepDetached ActionKind = iota + 1
+	// ActionKeepBusy (expire, force): nothing; the process keeps the
+	// mount busy.
+	ActionKeepBusy
+	// ActionSignal (PolicySignal): SIGTERM, then SIGKILL after
+	// HolderAction.Grace.
+	ActionSignal
+	// ActionRevoke (PolicyClose, PolicyClosePlain): HolderAction.Targets
+	// revoked by ptrace injection.
+	ActionRevoke
+)
+
+// String is the kind's word.
+func (k ActionKind) String() string {
+	switch k {
+	case ActionKeepDetached:
+		return "keep-detached"
+	case ActionKeepBusy:
+		return "keep-busy"
+	case ActionSignal:
+		return "signal"
+	case ActionRevoke:
+		return "revoke"
+	}
+	return "unknown"
+}
+
+// Refusal is why a holder cannot be revoked by ptrace injection, only
+// stopped (PolicySignal): what of it lies on the mount that no injected
+// close(2), munmap(2) or fchdir(2) can take away.
+type Refusal int
+
+const (
+	RefusalNone Refusal = iota
+	// RefusalExe: its executable is on the mount: the kernel maps it and
+	// keeps it open (mm->exe_file) for as long as the process runs.
+	RefusalExe
+	// RefusalRoot: its root directory (chroot(2)) is on the mount: the
+	// root pins the mount, and a revoke moves cwds, not roots.
+	RefusalRoot
+)
+
+// String is the refusal's reason in the operator's words, as the plan, the
+// run's events and its summary say it.
+func (r Refusal) String() string {
+	switch r {
+	case RefusalExe:
+		return "its executable is on the mount: it cannot be revoked, only stopped (--revoke=signal)"
+	case RefusalRoot:
+		return "its root directory (chroot) is on the mount: it cannot be revoked, only stopped (--revoke=signal)"
+	}
+	return ""
+}
+
+// HolderAction is what the plan will do to one holder process: data, which
+// internal/present renders.
 type HolderAction struct {
-	Holder  inspect.Holder
-	Action  string // e.g. "put a placeholder on fd 3; unmap 1 mapping"; "SIGTERM, SIGKILL after 5s"
-	Refused string // non-empty: cannot be revoked, and why (exe on the mount, D state, traced, ...)
+	Holder inspect.Holder
+	Kind   ActionKind
+	// Targets (ActionRevoke): the fds, mappings and cwds taken away; with
+	// Holder.State 'D' the process may not stop for ptrace.
+	Targets RevokeTargets
+	Grace   time.Duration // ActionSignal: SIGTERM -> SIGKILL
+	// Refusal (ActionRevoke): set when the holder cannot be revoked, and
+	// why; RefusedPath is the path on the mount that makes it so (its
+	// executable, its root), as the scan found it.
+	Refusal     Refusal
+	RefusedPath string
 	// Namespace is "mnt:[N]" for a holder of a copy in another mount
 	// namespace that umount2 propagates to: listed, and revoked, only with
-	// Plan.Release.
+	// Plan.Release; CopyAt is where that copy is mounted there.
 	Namespace string
+	CopyAt    string
 }
+
+// Refused reports whether the holder cannot be revoked (Refusal).
+func (a HolderAction) Refused() bool { return a.Refusal != RefusalNone }
 
 // Plan is the staged unmount's plan: the target as inspected and what will
 // happen to each holder. It is shown (dry run) before anything changes.
@@ -270,13 +343,29 @@ func (k ReleaseKind) String() string { return string(k) }
 
 // HolderState is one holder's state during a run, for the progress pane.
 type HolderState struct {
-	PID    int
-	Comm   string
-	State  Status
+	PID   int
+	Comm  string
+	State Status
+	// Reason says what happened to it (what was revoked, the error, the
+	// signal); empty while it is as planned (Planned).
 	Reason string
+	// Planned is the plan's action for it, on the plan's picture
+	// (pending, or refused with HolderAction.Refusal): what internal/present
+	// shows while Reason is empty.
+	Planned *HolderAction
 	// Namespace is "mnt:[N]" for a holder of a copy in another mount
 	// namespace (Plan.Release revokes those too), "" for ours.
 	Namespace string
+}
+
+// reason is the engine's own word on the holder's state: Reason, or for a
+// holder of ours refused as planned, the refusal (a holder of a copy is
+// planned with its namespace, and so says it again when the run meets it).
+func (s *HolderState) reason() string {
+	if s.Reason == "" && s.Planned != nil && s.Planned.Refused() && s.Planned.Namespace == "" {
+		return s.Planned.Refusal.String()
+	}
+	return s.Reason
 }
 
 // Result is the outcome of a run, carried by the final StageDone event.

@@ -3,6 +3,7 @@ package unmount
 import (
 	"context"
 	"errors"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -305,7 +306,8 @@ func TestHolderPicture(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(p.Holders) != 2 || p.Holders[1].Refused == "" || p.Holders[0].Action != "put a placeholder on fd 3" {
+	if len(p.Holders) != 2 || p.Holders[1].Refusal != RefusalExe || p.Holders[0].Kind != ActionRevoke ||
+		!reflect.DeepEqual(p.Holders[0].Targets.FDs, []int{3}) || !p.Holders[0].Targets.Placeholder {
 		t.Fatalf("plan holders: %+v", p.Holders)
 	}
 	evs := collect(u.Run(context.Background(), p))

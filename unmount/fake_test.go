@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path"
+	"sort"
 	"strings"
 	"sync"
 
@@ -620,4 +621,44 @@ func fdUse(fd int) inspect.Use { return inspect.Use{Kind: inspect.UseFD, FD: fd}
 // numbers and unique IDs. Not recorded: it changes nothing.
 func (f *fakeSys) WatchRoot(m *inspect.Mount) (RootWatch, error) {
 	return nil, fmt.Errorf("no inotify in the fake")
+}
+
+// describeTargets is the fake revoker's word on what it took away, in the
+// plan's wording (internal/present.TargetsText renders the real one; this
+// package cannot import it).
+func describeTargets(t RevokeTargets) string {
+	verb := "close"
+	if t.Placeholder {
+		verb = "put a placeholder on"
+	}
+	var parts []string
+	if len(t.FDs) > 0 {
+		parts = append(parts, fmt.Sprintf("%s fd %s", verb, fdList(t.FDs)))
+	}
+	tids := make([]int, 0, len(t.ThreadFDs))
+	for tid := range t.ThreadFDs {
+		tids = append(tids, tid)
+	}
+	sort.Ints(tids)
+	for _, tid := range tids {
+		parts = append(parts, fmt.Sprintf("%s fd %s of thread %d", verb, fdList(t.ThreadFDs[tid]), tid))
+	}
+	if n := len(t.Maps); n > 0 {
+		parts = append(parts, fmt.Sprintf("unmap %d %s", n, plural(n, "mapping")))
+	}
+	if n := len(t.CwdTIDs); n > 0 {
+		parts = append(parts, fmt.Sprintf("cwd into an empty directory (%d %s)", n, plural(n, "thread")))
+	}
+	if len(parts) == 0 {
+		return "nothing to revoke"
+	}
+	return strings.Join(parts, "; ")
+}
+
+func fdList(fds []int) string {
+	s := make([]string, len(fds))
+	for i, fd := range fds {
+		s[i] = fmt.Sprint(fd)
+	}
+	return strings.Join(s, ", ")
 }

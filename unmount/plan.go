@@ -285,25 +285,18 @@ func holdersOf(snap *inspect.Snapshot, id inspect.MountID, subs []inspect.MountI
 // holderAction says what the plan does to one holder, or why it cannot.
 func (u *Unmounter) holderAction(p Plan, h inspect.Holder) HolderAction {
 	a := HolderAction{Holder: h}
-	switch p.Mode {
-	case ModeLazy:
-		a.Action = "nothing: it keeps using the detached filesystem until it lets go"
-		return a
-	case ModeExpire, ModeForce:
-		a.Action = "nothing: it keeps the mount busy"
-		return a
-	}
-	if p.Policy == PolicySignal {
-		a.Action = fmt.Sprintf("SIGTERM, SIGKILL after %v", p.Grace)
-		return a
-	}
-	if why := unrevocable(h); why != "" {
-		a.Refused = why
-		return a
-	}
-	a.Action = describeTargets(revokeTargets(h, p.Policy != PolicyClosePlain))
-	if h.State == 'D' {
-		a.Action += " (in D state: it may not stop for ptrace)"
+	switch {
+	case p.Mode == ModeLazy:
+		a.Kind = ActionKeepDetached
+	case p.Mode == ModeExpire || p.Mode == ModeForce:
+		a.Kind = ActionKeepBusy
+	case p.Policy == PolicySignal:
+		a.Kind, a.Grace = ActionSignal, p.Grace
+	default:
+		a.Kind = ActionRevoke
+		if a.Refusal, a.RefusedPath = refusalOf(h); !a.Refused() {
+			a.Targets = revokeTargets(h, p.Policy != PolicyClosePlain)
+		}
 	}
 	return a
 }
@@ -329,12 +322,7 @@ func (u *Unmounter) copyHolderActions(p Plan, snap *inspect.Snapshot, ids []insp
 				seen[h.PID] = true
 				a := u.holderAction(p, h)
 				a.Namespace = fmt.Sprintf("mnt:[%d]", c.Namespace.Inode)
-				where := "in mount namespace " + a.Namespace + ", holding its copy at " + termsafe.Quote(c.Mount.Mountpoint) + ": "
-				if a.Refused != "" {
-					a.Refused = where + a.Refused
-				} else {
-					a.Action = where + a.Action
-				}
+				a.CopyAt = c.Mount.Mountpoint
 				out = append(out, a)
 			}
 		}
@@ -342,20 +330,20 @@ func (u *Unmounter) copyHolderActions(p Plan, snap *inspect.Snapshot, ids []insp
 	return out
 }
 
-// unrevocable says why a holder cannot be revoked by ptrace injection: its
-// executable on the mount (the kernel maps it and keeps it open), its root
-// directory there (the root pins the mount; a revoke moves cwds, not
-// roots).
-func unrevocable(h inspect.Holder) string {
+// refusalOf says why a holder cannot be revoked by ptrace injection
+// (Refusal), and the path that makes it so: its executable on the mount
+// (the kernel maps it and keeps it open), its root directory there (the
+// root pins the mount; a revoke moves cwds, not roots).
+func refusalOf(h inspect.Holder) (Refusal, string) {
 	for _, use := range h.Uses {
 		switch use.Kind {
 		case inspect.UseExe:
-			return "its executable is on the mount: it cannot be revoked, only stopped (--revoke=signal)"
+			return RefusalExe, use.Path
 		case inspect.UseRoot:
-			return "its root directory (chroot) is on the mount: it cannot be revoked, only stopped (--revoke=signal)"
+			return RefusalRoot, use.Path
 		}
 	}
-	return ""
+	return RefusalNone, ""
 }
 
 // revokeTargets collects the fds, mappings and cwd threads of a holder.
@@ -400,49 +388,6 @@ func revokeTargets(h inspect.Holder, placeholder bool) RevokeTargets {
 	return t
 }
 
-// describeTargets renders targets as "close fd 3, 4; unmap 1 mapping;
-// cwd into an empty directory (1 thread)".
-func describeTargets(t RevokeTargets) string {
-	var parts []string
-	if len(t.FDs) > 0 {
-		s := make([]string, len(t.FDs))
-		for i, fd := range t.FDs {
-			s[i] = fmt.Sprint(fd)
-		}
-		verb := "close"
-		if t.Placeholder {
-			verb = "put a placeholder on"
-		}
-		parts = append(parts, fmt.Sprintf("%s fd %s", verb, strings.Join(s, ", ")))
-	}
-	tids := make([]int, 0, len(t.ThreadFDs))
-	for tid := range t.ThreadFDs {
-		tids = append(tids, tid)
-	}
-	sort.Ints(tids)
-	for _, tid := range tids {
-		s := make([]string, len(t.ThreadFDs[tid]))
-		for i, fd := range t.ThreadFDs[tid] {
-			s[i] = fmt.Sprint(fd)
-		}
-		verb := "close"
-		if t.Placeholder {
-			verb = "put a placeholder on"
-		}
-		parts = append(parts, fmt.Sprintf("%s fd %s of thread %d", verb, strings.Join(s, ", "), tid))
-	}
-	if n := len(t.Maps); n > 0 {
-		parts = append(parts, fmt.Sprintf("unmap %d %s", n, plural(n, "mapping")))
-	}
-	if n := len(t.CwdTIDs); n > 0 {
-		parts = append(parts, fmt.Sprintf("cwd into an empty directory (%d %s)", n, plural(n, "thread")))
-	}
-	if len(parts) == 0 {
-		return "nothing to revoke"
-	}
-	return strings.Join(parts, "; ")
-}
-
 func plural(n int, word string) string {
 	if n == 1 {
 		return word
@@ -475,7 +420,7 @@ func describePlan(p *Plan) string {
 	}
 	refused := 0
 	for _, h := range p.Holders {
-		if h.Refused != "" {
+		if h.Refused() {
 			refused++
 		}
 	}

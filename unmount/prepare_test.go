@@ -2,6 +2,7 @@ package unmount
 
 import (
 	"context"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -31,7 +32,7 @@ func TestPrepareAgainForAnotherPolicy(t *testing.T) {
 	if closePlan.Stale() {
 		t.Fatal("a plan just prepared is stale")
 	}
-	if a := closePlan.Holders; len(a) != 2 || a[0].Action != "put a placeholder on fd 3" || !strings.Contains(a[1].Refused, "executable") {
+	if a := closePlan.Holders; len(a) != 2 || a[0].Kind != ActionRevoke || !reflect.DeepEqual(a[0].Targets.FDs, []int{3}) || !a[0].Targets.Placeholder || a[1].Refusal != RefusalExe {
 		t.Fatalf("close plan holders: %+v", a)
 	}
 	warnings := len(closePlan.Warnings)
@@ -46,20 +47,20 @@ func TestPrepareAgainForAnotherPolicy(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, a := range sig.Holders {
-		if a.Refused != "" || a.Action != "SIGTERM, SIGKILL after 1s" {
-			t.Errorf("signal plan: pid %d: action %q, refused %q; want SIGTERM, SIGKILL after 1s and no refusal", a.Holder.PID, a.Action, a.Refused)
+		if a.Refused() || a.Kind != ActionSignal || a.Grace != time.Second {
+			t.Errorf("signal plan: pid %d: action %v after %v, refused %v; want SIGTERM, SIGKILL after 1s and no refusal", a.Holder.PID, a.Kind, a.Grace, a.Refusal)
 		}
 	}
 	if len(sig.Warnings) != warnings {
 		t.Errorf("prepared again: %d warnings, want %d (not doubled): %q", len(sig.Warnings), warnings, sig.Warnings)
 	}
-	if closePlan.Holders[1].Refused == "" || closePlan.Policy != PolicyClose {
+	if !closePlan.Holders[1].Refused() || closePlan.Policy != PolicyClose {
 		t.Errorf("preparing again changed the plan it came from: %+v", closePlan.Holders)
 	}
 
 	evs := collect(u.Run(context.Background(), sig))
 	pic := evs[0].Holders
-	if len(pic) != 2 || pic[0].State != "pending" || pic[1].State != "pending" || pic[1].Reason != "SIGTERM, SIGKILL after 1s" {
+	if len(pic) != 2 || pic[0].State != "pending" || pic[1].State != "pending" || pic[1].Reason != "" || pic[1].Planned == nil || pic[1].Planned.Kind != ActionSignal {
 		t.Fatalf("plan event picture: %+v", pic)
 	}
 	var sent int

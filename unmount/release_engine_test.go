@@ -3,6 +3,7 @@ package unmount
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -207,7 +208,7 @@ func TestReleaseSequence(t *testing.T) {
 			copyPlanned := false
 			for _, a := range p.Holders {
 				copyPlanned = copyPlanned || a.Holder.PID == 812 && a.Namespace == "mnt:[4026532000]" &&
-					strings.HasPrefix(a.Action, "in mount namespace mnt:[4026532000], holding its copy at /mnt/t: put a placeholder on fd 4")
+					a.CopyAt == "/mnt/t" && a.Kind == ActionRevoke && a.Targets.Placeholder && slices.Equal(a.Targets.FDs, []int{4})
 			}
 			if want := tc.release && tc.shared && len(tc.copyHeld) > 0; copyPlanned != want {
 				t.Errorf("plan lists the copy's holder: %v, want %v: %+v", copyPlanned, want, p.Holders)

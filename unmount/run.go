@@ -55,13 +55,13 @@ func PlanEvent(p *Plan) Event {
 }
 
 // planPicture is the per-holder picture before the run, in the plan's
-// order: pending with its action, or refused with why.
+// order: pending with its action, or refused with why (Planned).
 func planPicture(p *Plan) []HolderState {
 	var pic []HolderState
 	for _, a := range p.Holders {
-		st := HolderState{PID: a.Holder.PID, Comm: a.Holder.Comm, State: StatusPending, Reason: a.Action, Namespace: a.Namespace}
-		if a.Refused != "" {
-			st.State, st.Reason = StatusRefused, a.Refused
+		st := HolderState{PID: a.Holder.PID, Comm: a.Holder.Comm, State: StatusPending, Planned: &a, Namespace: a.Namespace}
+		if a.Refused() {
+			st.State = StatusRefused
 		}
 		pic = append(pic, st)
 	}

@@ -154,8 +154,8 @@ func (r *run) whyLeft(hs []inspect.Holder) string {
 		switch {
 		case h.State == 'D':
 			why = "in D state (uninterruptible sleep; it stops only when its I/O completes)"
-		case st.Reason != "" && st.State != StatusPending:
-			why = st.State.String() + ": " + st.Reason
+		case st.reason() != "" && st.State != StatusPending:
+			why = st.State.String() + ": " + st.reason()
 		}
 		kinds := map[string]bool{}
 		var ks []string

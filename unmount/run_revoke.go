@@ -50,8 +50,9 @@ func (r *run) act(stage Stage, h inspect.Holder) {
 // once), a revoke failed for good earlier, or it holds nothing revocable.
 func (r *run) prepareRevoke(stage Stage, h inspect.Holder) (RevokeTargets, bool) {
 	st := r.holders[h.PID]
-	if why := unrevocable(h); why != "" {
-		if st.State != StatusRefused || st.Reason != why {
+	if refusal, _ := refusalOf(h); refusal != RefusalNone {
+		why := refusal.String()
+		if st.State != StatusRefused || st.reason() != why {
 			st.State, st.Reason = StatusRefused, why
 			r.send(Event{Stage: stage, PID: h.PID, What: fmt.Sprintf("%s: not revoked: %s", r.who(h), why), Holders: r.changedPicture()})
 		}
@@ -183,8 +184,8 @@ func (r *run) signal(stage Stage, h inspect.Holder, st *HolderState) {
 		r.signalled++
 		st.State, st.Reason = StatusSignalled, name
 		why := ""
-		if u := unrevocable(h); u != "" {
-			why = " (" + u + ")"
+		if refusal, _ := refusalOf(h); refusal != RefusalNone {
+			why = " (" + refusal.String() + ")"
 		}
 		r.send(Event{Stage: stage, PID: h.PID, What: fmt.Sprintf("pid %d (%s): sent %s%s", h.PID, termsafe.Text(h.Comm), name, why), Holders: r.changedPicture()})
 	case errors.Is(err, unix.ESRCH):

@@ -67,7 +67,7 @@ func (v Version) WriteText(w io.Writer) error {
 	fmt.Fprintf(&b, "mounttop %s\n", v.Version)
 	commit := v.Commit
 	if commit == "" {
-		commit = "unknown (built outside a git checkout)"
+		commit = "unknown (no VCS stamp: built outside a git checkout, or with -buildvcs=false)"
 	}
 	fmt.Fprintf(&b, "commit   %s\n", commit)
 	if v.Time != "" {

@@ -19,10 +19,7 @@ func PlanText(w io.Writer, p *unmount.Plan) {
 	fmt.Fprintf(w, "plan: %s\n", termsafe.Message(unmount.PlanEvent(p).What))
 	for _, a := range p.Holders {
 		h := a.Holder
-		what := a.Action
-		if a.Refused != "" {
-			what = "REFUSED: " + a.Refused
-		}
+		what := HolderPlanText(a, "REFUSED: ")
 		fmt.Fprintf(w, "  pid %-7d %-16s %-10s %s\n", h.PID, termsafe.Text(h.Comm), termsafe.Text(h.User), termsafe.Message(what))
 	}
 	for _, r := range p.Releases {

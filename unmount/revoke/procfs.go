@@ -22,9 +22,6 @@ import (
 // mapping or an fd's flags exactly as the scan that found it did.
 type procFS string
 
-// defaultProcRoot is the /proc of the tracer's own pid namespace.
-const defaultProcRoot = "/proc"
-
 func (p procFS) task(pid, tid int) string { return fmt.Sprintf("%s/%d/task/%d", p, pid, tid) }
 
 // fdLink is the magic link of fd in the fd table thread tid uses.

@@ -109,6 +109,9 @@ import (
 // /proc/PID/maps (proc(5)).
 type Range struct{ Start, End uint64 }
 
+// defaultProcRoot is the /proc of the tracer's own pid namespace.
+const defaultProcRoot = "/proc"
+
 func (r Range) String() string { return fmt.Sprintf("%x-%x", r.Start, r.End) }
 
 // Targets is what to take away from one process. It is a plain value of
