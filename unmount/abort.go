@@ -324,6 +324,25 @@ func (r *run) deadHint() string {
 	return hint
 }
 
+// finalUmountLimit bounds the final umount2. Against a server that did
+// not answer the probe it is callLimit, as every call that can wait on it.
+// When the server answered, a slow umount2 is the kernel, not the server:
+// namespace_unlock waits for an RCU grace period (synchronize_rcu), and a
+// superblock's shutdown writes back its dirty pages, both of which take
+// seconds on a loaded machine. Abandoning it after callLimit would fail a
+// healthy run (and roll the fence back) for nothing, so it gets what is
+// left of the run's Timeout, and at least callLimit.
+func (r *run) finalUmountLimit() time.Duration {
+	limit := r.callLimit()
+	if r.server.Probed && !r.server.Answering {
+		return limit
+	}
+	if left := r.deadline.Sub(r.u.now()); left > limit {
+		return left
+	}
+	return limit
+}
+
 // finalUmount is the real unmount of m (Unmounter.umount), bounded. The
 // unmount of a filesystem's last mount shuts the superblock down on the
 // way out of umount2(2) (deactivate_super: the final writeback of dirty
@@ -333,13 +352,14 @@ func (r *run) deadHint() string {
 func (r *run) finalUmount(ctx context.Context, m *inspect.Mount, at *Anchor) error {
 	mm := *m
 	op := "umount2 of " + termsafe.Quote(mm.Mountpoint)
-	err := r.u.calls.Do(ctx, r.callLimit(), op, bounded.AnyThread, func() error { return r.u.umountAt(ctx, "umount", &mm, at, 0, true) })
+	limit := r.finalUmountLimit()
+	err := r.u.calls.Do(ctx, limit, op, bounded.AnyThread, func() error { return r.u.umountAt(ctx, "umount", &mm, at, 0, true) })
 	var ab *bounded.Abandoned
 	if !errors.As(err, &ab) {
 		return err
 	}
 	if r.u.verifyGone(m) == nil {
-		r.send(Event{Stage: StageUnmount, Err: err, What: fmt.Sprintf("%s did not return within %v: the mount is gone from the namespace (verified by statmount), the filesystem's shutdown (its last writeback) still waits on the server", op, r.callLimit())})
+		r.send(Event{Stage: StageUnmount, Err: err, What: fmt.Sprintf("%s did not return within %v: the mount is gone from the namespace (verified by statmount), the filesystem's shutdown (its last writeback) still waits on the server", op, limit)})
 		return nil
 	}
 	r.abandoned(StageUnmount, err, "")
