@@ -93,6 +93,10 @@ type Model struct {
 	// the selection has its detail), so a pause is armed once per move.
 	focusGen   int
 	focusAsked inspect.MountID
+	// countLine is the title's counts of snap, made once per scan: View
+	// runs after every message, and at 2,000 processes the count walks
+	// thousands of holders.
+	countLine string
 
 	quitting bool // waiting for a cancelled run to end before quitting
 	// releasing is the release being carried out (R), in the operator's
@@ -330,6 +334,7 @@ func (m Model) onScan(msg scanDoneMsg) (tea.Model, tea.Cmd) {
 	// The old snapshot goes with the last reference to it: the tree and
 	// the holders pane take the new one below.
 	m.snap, m.detail = msg.snap, msg.focus
+	m.countLine = m.counts()
 	if msg.marks != nil {
 		m.expiry.book = msg.marks
 	}
@@ -435,7 +440,7 @@ func (m Model) View() string {
 func (m Model) titleLine() string {
 	left := "mounttop"
 	if m.snap != nil {
-		left += m.counts()
+		left += m.countLine
 	}
 	right := m.keys.Help.Help().Key + " " + m.keys.Help.Help().Desc
 	gap := m.width - lipgloss.Width(left) - lipgloss.Width(right)
