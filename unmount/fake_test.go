@@ -617,6 +617,12 @@ func holder(pid int, comm string, uses ...inspect.Use) inspect.Holder {
 
 func fdUse(fd int) inspect.Use { return inspect.Use{Kind: inspect.UseFD, FD: fd} }
 
+// WatchRoot: the fake has no inotify; the check falls back to device
+// numbers and unique IDs. Not recorded: it changes nothing.
+func (f *fakeSys) WatchRoot(m *inspect.Mount) (RootWatch, error) {
+	return nil, fmt.Errorf("no inotify in the fake")
+}
+
 // describeTargets is the fake revoker's word on what it took away, in the
 // plan's wording (internal/present.TargetsText renders the real one; this
 // package cannot import it).

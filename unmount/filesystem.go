@@ -6,6 +6,9 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"sync"
+	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 
@@ -40,6 +43,12 @@ type Filesystem struct {
 	DeviceName string
 	// Note says why the check is incomplete ("" when it is not).
 	Note string
+
+	// newest is the highest unique mount ID the plan's scan saw (0: not
+	// known, or IDs were stand-ins): a mount with a higher ID was made
+	// after the plan (unique IDs only grow, statmount(2)), so it cannot be
+	// one the plan counted (see checkFilesystem).
+	newest inspect.MountID
 }
 
 // FilesystemUse is one thing that keeps a filesystem in use.
@@ -244,6 +253,11 @@ func planFilesystem(snap *inspect.Snapshot, p *Plan) Filesystem {
 		}
 	}
 	f := Filesystem{Checked: true, Device: m.Device()}
+	if snap.UniqueIDs {
+		for i := range snap.Mounts {
+			f.newest = max(f.newest, snap.Mounts[i].ID)
+		}
+	}
 	if hs := snap.HoldersOf(m.ID); p.Mode == ModeLazy && len(hs) > 0 {
 		f.InUseBy = append(f.InUseBy, FilesystemUse{Kind: "detached", PIDs: holderPIDs(hs, 3), mount: m.ID})
 	}
@@ -274,16 +288,86 @@ func planFilesystem(snap *inspect.Snapshot, p *Plan) Filesystem {
 	return f
 }
 
+// watchWait bounds how long checkFilesystem waits for IN_UNMOUNT once the
+// target is gone. The superblock goes with the last mntput, which umount2
+// leaves to task_work run as the calling thread returns to user space
+// (mntput_no_expire -> cleanup_mnt -> deactivate_super), so the event is
+// normally queued before umount2 returns; a release run on another thread
+// (a copy unmounted from its namespace, a revoked holder's last close)
+// may come a moment later.
+const watchWait = 200 * time.Millisecond
+
+// filesystemWatch is a run's watch on the target's root (System.WatchRoot),
+// set before the final umount2 so that the check after it knows whether
+// the superblock really died: device numbers cannot tell, since an
+// anonymous device number (0:N, get_anon_bdev) freed with a superblock is
+// handed to the next filesystem that asks (another tmpfs), at once.
+type filesystemWatch struct {
+	w   RootWatch // nil when none could be set
+	why string    // why there is none
+}
+
+// Close lets go of the watch (nil-safe).
+func (fw *filesystemWatch) Close() {
+	if fw != nil && fw.w != nil {
+		fw.w.Close()
+	}
+}
+
+// watchFilesystem sets the run's watch on the target's root, bounded by
+// the plan's CallTimeout (the lookup may reach a dead server; a watch
+// set after all by an abandoned call is closed). None on the expire path
+// (the lookup would clear the expiry mark: mntput) or for a detached
+// target (no path leads to it).
+func (u *Unmounter) watchFilesystem(ctx context.Context, p *Plan) *filesystemWatch {
+	m := p.Target
+	switch {
+	case p.Mode == ModeExpire:
+		return &filesystemWatch{why: "no inotify watch on the expire path (the lookup would clear the expiry mark)"}
+	case m.Detached:
+		return &filesystemWatch{why: "no inotify watch on a detached mount (no path leads to it)"}
+	}
+	w, err := bounded.Value(ctx, u.calls, p.CallTimeout, "inotify watch on the root of "+termsafe.Quote(m.Mountpoint), bounded.AnyThread, func() (RootWatch, error) {
+		return u.sys.WatchRoot(&m)
+	}, func(w RootWatch) { w.Close() })
+	if err != nil {
+		return &filesystemWatch{why: "no inotify watch on its root: " + oneLine(err.Error())}
+	}
+	return &filesystemWatch{w: w}
+}
+
 // checkFilesystem looks, after the target went, for what still uses its
-// filesystem: a fresh scan (filesystemUses; the target itself counts now
-// if it lives on detached), the overlays the plan saw using it as a layer
-// that are still mounted (once the target is gone, their layer paths lead
-// elsewhere, so only the plan could tell), and for a block device whether
-// it now opens exclusively (System.ClaimDevice, bounded: it should not
-// wait on anything, but nothing is trusted not to).
-func (u *Unmounter) checkFilesystem(ctx context.Context, p *Plan) *Filesystem {
+// filesystem. With the run's watch (fw): IN_UNMOUNT means the superblock
+// is gone, so the filesystem is released whatever mount now has its device
+// number; no IN_UNMOUNT means it lives, so the device number still names
+// it and the uses found by it are real. Then: a fresh scan
+// (filesystemUses; the target itself counts now if it lives on detached),
+// the overlays the plan saw using it as a layer that are still mounted
+// (once the target is gone, their layer paths lead elsewhere, so only the
+// plan could tell), and for a block device whether it now opens
+// exclusively (System.ClaimDevice, bounded: it should not wait on
+// anything, but nothing is trusted not to). Without a watch, a mount of
+// that device number made after the plan (unique ID above every one the
+// plan saw) may be another filesystem given the freed number: it is not
+// counted, and when it was the only match the answer is called uncertain.
+func (u *Unmounter) checkFilesystem(ctx context.Context, p *Plan, fw *filesystemWatch) *Filesystem {
 	m := &p.Target
 	f := &Filesystem{Device: m.Device()}
+	gone, lost := false, true
+	why := "no inotify watch on its root"
+	if fw != nil {
+		why = fw.why
+		if fw.w != nil {
+			gone, lost = fw.w.Unmounted(watchWait)
+			why = "its root's inotify watch was dropped without IN_UNMOUNT"
+		}
+	}
+	if gone {
+		f.Checked = true
+		u.claimDevice(ctx, p, f)
+		f.Released = len(f.InUseBy) == 0 && f.Note == ""
+		return f
+	}
 	snap, err := u.sys.Scan(ctx)
 	if err != nil {
 		f.Note = "could not scan: " + oneLine(err.Error())
@@ -293,6 +377,17 @@ func (u *Unmounter) checkFilesystem(ctx context.Context, p *Plan) *Filesystem {
 	skip := map[inspect.MountID]bool{}
 	for _, s := range p.Submounts {
 		skip[s.ID] = true
+	}
+	var newer []string
+	if lost && p.Filesystem.newest != 0 && snap.UniqueIDs {
+		// The superblock may be gone and its number reused: a mount made
+		// since the plan cannot be told from a new filesystem's.
+		for i := range snap.Mounts {
+			if n := &snap.Mounts[i]; n.ID > p.Filesystem.newest && n.Major == m.Major && n.Minor == m.Minor && !skip[n.ID] {
+				skip[n.ID] = true
+				newer = append(newer, termsafe.Quote(n.Mountpoint))
+			}
+		}
 	}
 	f.InUseBy = filesystemUses(snap, m.Major, m.Minor, skip, nil)
 	have := map[string]bool{}
@@ -305,23 +400,37 @@ func (u *Unmounter) checkFilesystem(ctx context.Context, p *Plan) *Filesystem {
 		}
 		f.InUseBy = append(f.InUseBy, use)
 	}
-	if len(f.InUseBy) == 0 && m.Major != 0 {
-		name, err := bounded.Value(ctx, u.calls, p.CallTimeout, "open O_EXCL of block device "+m.Device(), bounded.AnyThread, func() (string, error) {
-			return u.sys.ClaimDevice(m.Major, m.Minor)
-		}, nil)
-		f.DeviceName = name
-		switch {
-		case err == nil:
-			f.Exclusive = true
-		case errors.Is(err, ErrNotBlockDevice):
-		case errors.Is(err, unix.EBUSY):
-			f.InUseBy = append(f.InUseBy, FilesystemUse{Kind: "device", Where: name})
-		default:
-			f.Note = "could not open the block device " + m.Device() + " exclusively: " + oneLine(err.Error())
-		}
+	if len(f.InUseBy) == 0 && len(newer) > 0 {
+		f.Note = fmt.Sprintf("it is uncertain: the device number %s now names only mounts made after the plan (%s), which may be another filesystem given the freed number (%s)",
+			m.Device(), strings.Join(newer, ", "), why)
+	}
+	if len(f.InUseBy) == 0 && f.Note == "" {
+		u.claimDevice(ctx, p, f)
 	}
 	f.Released = len(f.InUseBy) == 0 && f.Note == ""
 	return f
+}
+
+// claimDevice tries, for a block device, whether it now opens exclusively
+// (System.ClaimDevice, bounded), and records the answer in f.
+func (u *Unmounter) claimDevice(ctx context.Context, p *Plan, f *Filesystem) {
+	m := &p.Target
+	if m.Major == 0 {
+		return
+	}
+	name, err := bounded.Value(ctx, u.calls, p.CallTimeout, "open O_EXCL of block device "+m.Device(), bounded.AnyThread, func() (string, error) {
+		return u.sys.ClaimDevice(m.Major, m.Minor)
+	}, nil)
+	f.DeviceName = name
+	switch {
+	case err == nil:
+		f.Exclusive = true
+	case errors.Is(err, ErrNotBlockDevice):
+	case errors.Is(err, unix.EBUSY):
+		f.InUseBy = append(f.InUseBy, FilesystemUse{Kind: "device", Where: name})
+	default:
+		f.Note = "could not open the block device " + m.Device() + " exclusively: " + oneLine(err.Error())
+	}
 }
 
 // stacking reports a use that is a stacking filesystem (not a mount, a
@@ -385,4 +494,110 @@ func stackedOn(snap *inspect.Snapshot, ids []inspect.MountID) []inspect.Mount {
 		}
 	}
 	return out
+}
+
+// WatchRoot (System): the mount point's directory anchored (openat2, no
+// symbolic links), its last component opened O_PATH from there (the
+// lookup crosses into the top mount, to that mount's root), checked by
+// statx(STATX_MNT_ID_UNIQUE) to be the mount m.ID, and the watch added
+// through /proc/self/fd/N of that fd: no path is walked again between
+// the check and the watch. The O_PATH fd is closed before returning: it
+// would pin the mount (umount2: EBUSY); the watch itself holds only the
+// inode (fsnotify marks take no reference on a vfsmount).
+func (k *kernel) WatchRoot(m *inspect.Mount) (RootWatch, error) {
+	a, err := k.Anchor(nil, m.Mountpoint)
+	if err != nil {
+		return nil, err
+	}
+	defer a.Close()
+	if a.fd < 0 {
+		return nil, errors.New("the anchor is closed")
+	}
+	fd, err := unix.Openat2(a.fd, a.Name, &unix.OpenHow{
+		Flags:   unix.O_PATH | unix.O_NOFOLLOW | unix.O_CLOEXEC,
+		Resolve: unix.RESOLVE_BENEATH | unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_NO_MAGICLINKS,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", termsafe.Quote(a.Path()), err)
+	}
+	defer unix.Close(fd)
+	id, err := fdMount(fd)
+	if err != nil {
+		return nil, err
+	}
+	if id != m.ID {
+		return nil, fmt.Errorf("%w: the mount at %s is another mount now", ErrChanged, termsafe.Quote(a.Path()))
+	}
+	ifd, err := unix.InotifyInit1(unix.IN_NONBLOCK | unix.IN_CLOEXEC)
+	if err != nil {
+		return nil, fmt.Errorf("inotify_init1: %w", err)
+	}
+	// IN_UNMOUNT and IN_IGNORED are sent whatever the mask; the mask asks
+	// for nothing else, so no event of the directory's use is queued.
+	if _, err := unix.InotifyAddWatch(ifd, fmt.Sprintf("/proc/self/fd/%d", fd), unix.IN_UNMOUNT); err != nil {
+		unix.Close(ifd)
+		return nil, fmt.Errorf("inotify_add_watch on the root of %s: %w", termsafe.Quote(a.Path()), err)
+	}
+	return &inotifyWatch{fd: ifd}, nil
+}
+
+// inotifyWatch is the kernel's RootWatch: an inotify fd (IN_NONBLOCK) with
+// one watch. What was read is remembered, since a read consumes it.
+type inotifyWatch struct {
+	mu        sync.Mutex
+	fd        int
+	unmounted bool
+	lost      bool
+}
+
+func (w *inotifyWatch) Unmounted(wait time.Duration) (unmounted, lost bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	deadline := time.Now().Add(wait)
+	buf := make([]byte, 4096)
+	for !w.unmounted && !w.lost && w.fd >= 0 {
+		n, err := unix.Read(w.fd, buf)
+		switch {
+		case err == unix.EINTR:
+			continue
+		case err == unix.EAGAIN:
+			left := time.Until(deadline)
+			if left <= 0 {
+				return w.unmounted, w.lost
+			}
+			ms := int(left.Milliseconds()) + 1
+			if _, err := unix.Poll([]unix.PollFd{{Fd: int32(w.fd), Events: unix.POLLIN}}, ms); err != nil && err != unix.EINTR {
+				w.lost = true
+			}
+			continue
+		case err != nil || n < unix.SizeofInotifyEvent:
+			w.lost = true
+			continue
+		}
+		for off := 0; off+unix.SizeofInotifyEvent <= n; {
+			ev := (*unix.InotifyEvent)(unsafe.Pointer(&buf[off]))
+			switch {
+			case ev.Mask&unix.IN_UNMOUNT != 0:
+				w.unmounted = true
+			case ev.Mask&(unix.IN_IGNORED|unix.IN_Q_OVERFLOW) != 0:
+				w.lost = true
+			}
+			off += unix.SizeofInotifyEvent + int(ev.Len)
+		}
+		if w.unmounted {
+			// IN_IGNORED follows IN_UNMOUNT (the watch is dropped as
+			// the superblock goes): not a loss.
+			w.lost = false
+		}
+	}
+	return w.unmounted, w.lost
+}
+
+func (w *inotifyWatch) Close() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.fd >= 0 {
+		unix.Close(w.fd)
+		w.fd = -1
+	}
 }

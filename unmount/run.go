@@ -24,6 +24,7 @@ func (u *Unmounter) Run(ctx context.Context, p Plan) <-chan Event {
 		defer close(ch)
 		r := &run{u: u, ctx: ctx, ch: ch, plan: &p, target: p.Target, deadline: u.now().Add(p.Timeout)}
 		defer r.closeProcesses()
+		defer func() { r.fsWatch.Close() }()
 		r.start()
 	}()
 	return ch
@@ -117,6 +118,9 @@ type run struct {
 	noAbortSaid bool      // the event "nothing can cut it off" was sent
 	forcedGone  bool      // an abort by MNT_FORCE unmounted the mount (nothing held it)
 	fenced      *Fence    // the fence, once up
+	// fsWatch is the inotify watch on the target's root, set before
+	// anything is unmounted: whether its superblock died (checkFilesystem).
+	fsWatch *filesystemWatch
 }
 
 // send delivers one event (and journals it). After cancellation it waits at
@@ -165,7 +169,7 @@ func (r *run) closeProcesses() {
 // summary.
 func (r *run) done(res Result, err error) {
 	if res.Gone && res.Filesystem == nil {
-		res.Filesystem = r.u.checkFilesystem(r.ctx, r.plan)
+		res.Filesystem = r.u.checkFilesystem(r.ctx, r.plan, r.fsWatch)
 		res.Summary += "; " + res.Filesystem.Text()
 	}
 	if len(r.order) > 0 {
@@ -237,6 +241,7 @@ func (r *run) start() {
 		r.stagedDetached()
 		return
 	}
+	r.fsWatch = r.u.watchFilesystem(r.ctx, p)
 	switch p.Mode {
 	case ModeLazy, ModeForce:
 		r.plain()

@@ -105,6 +105,35 @@ type System interface {
 	// wrapping EBUSY while something does, ErrNotBlockDevice when the
 	// filesystem has no block device. It returns the device node's path.
 	ClaimDevice(major, minor int) (string, error)
+	// WatchRoot puts an inotify watch (inotify(7), IN_UNMOUNT) on the
+	// root of the mount m, reached from its mount point's anchored
+	// directory and checked to be on the mount with unique ID m.ID, so
+	// that after the unmount the engine can tell whether the filesystem
+	// itself went (RootWatch). The watch pins no mount, so it does not
+	// make the unmount EBUSY. The lookup crosses into the mount (it
+	// clears an expiry mark: never on the expire path) and may reach its
+	// server: the engine runs it bounded.
+	WatchRoot(m *inspect.Mount) (RootWatch, error)
+}
+
+// RootWatch is an inotify watch on a mount's root inode. The kernel sends
+// IN_UNMOUNT ("filesystem containing watched object was unmounted",
+// inotify(7)) to every watch on a superblock when that superblock shuts
+// down (generic_shutdown_super -> fsnotify_sb_delete), followed by
+// IN_IGNORED as the watch is dropped; not when one of several mounts of it
+// goes, since the superblock lives on while any mount (a bind mount, a
+// copy in another namespace, a detached mount still held, an overlay's
+// private clone) or a kernel user (a loop device's backing file) keeps it.
+// So IN_UNMOUNT says the filesystem is released, whatever filesystem is
+// given its freed anonymous device number (0:N) afterwards.
+type RootWatch interface {
+	// Unmounted reads the events queued, waiting at most wait for one:
+	// unmounted when IN_UNMOUNT came; lost when the watch went away
+	// without it (IN_IGNORED alone, IN_Q_OVERFLOW) or could not be read,
+	// in which case nothing can be told from it.
+	Unmounted(wait time.Duration) (unmounted, lost bool)
+	// Close closes the inotify instance (and with it the watch).
+	Close()
 }
 
 // FenceKind is how a fence was put up.

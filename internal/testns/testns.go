@@ -19,6 +19,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"runtime"
 	"strings"
 	"syscall"
 	"testing"
@@ -35,6 +36,20 @@ const (
 	// revoke.TracerMain must not run its tests instead.
 	envTracer = "MOUNTTOP_REVOKE_TRACER"
 )
+
+// init keeps a victim's main goroutine on the main thread, the
+// thread-group leader. A role that unshares or enters a namespace
+// (unshare(2) CLONE_NEWNS, setns(2)) changes only the calling thread, while
+// /proc/PID/mountinfo and /proc/PID/root, which the tests read, follow the
+// leader: run on another thread, such a role leaves the leader in the
+// tests' namespace, and a test would then act on its own mount as if it
+// were the victim's copy. Only an init function is guaranteed to run on
+// the main thread (runtime.LockOSThread); TestMain may already have moved.
+func init() {
+	if os.Getenv(envVictim) != "" {
+		runtime.LockOSThread()
+	}
+}
 
 // Main runs a victim role if this process is one, otherwise the package's
 // tests inside a private mount namespace. It never returns.

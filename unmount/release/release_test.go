@@ -19,8 +19,8 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	runtime.LockOSThread() // as cmd/mounttop does: the main thread never moves namespace
-	testns.Main(m)
+	testns.Main(m) // a victim's main goroutine is locked to the main thread by testns's init
+
 }
 
 func init() {
