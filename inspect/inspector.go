@@ -59,6 +59,11 @@ func WithFocus(ids ...MountID) Option {
 	}
 }
 
+// WithWorkers sets how many goroutines read processes at once (default
+// 2 x the CPUs, at least 4). The interactive view scans with fewer, so
+// that a scan leaves a CPU to the goroutine that answers keys.
+func WithWorkers(n int) Option { return func(in *Inspector) { in.workers = n } }
+
 // New returns an Inspector of the proc filesystem mounted at procRoot
 // (normally "/proc"). It checks that procRoot looks like procfs.
 func New(procRoot string, opts ...Option) (*Inspector, error) {

@@ -57,6 +57,10 @@ type holdersPane struct {
 	snap   *inspect.Snapshot
 	mount  inspect.MountID
 	expiry expiryMark
+	// counts: the snapshot has this mount's holders as counts only (a
+	// focused scan reads their detail): the pane says so, and shows each
+	// holder's line without its uses until the operator opens it.
+	counts bool
 	// open records the operator's choice per pid (shown or hidden); pids
 	// without a choice are shown when everything fits.
 	open map[int]bool
@@ -89,14 +93,15 @@ func (h *holdersPane) SetSize(w, ht int) {
 	h.rebuild()
 }
 
-// show points the pane at a mount of a snapshot. The expanded state is
-// kept while the mount stays the same.
-func (h *holdersPane) show(s *inspect.Snapshot, id inspect.MountID, e expiryMark) {
+// show points the pane at a mount of a snapshot; detailed is false when
+// the snapshot has the mount's holders as counts only. The expanded state
+// is kept while the mount stays the same.
+func (h *holdersPane) show(s *inspect.Snapshot, id inspect.MountID, e expiryMark, detailed bool) {
 	if id != h.mount {
 		h.open = map[int]bool{}
 		h.cursor, h.offset = 0, 0
 	}
-	h.snap, h.mount, h.expiry = s, id, e
+	h.snap, h.mount, h.expiry, h.counts = s, id, e, !detailed
 	h.rebuild()
 }
 
@@ -133,6 +138,9 @@ func (h *holdersPane) rebuild() {
 	}
 	kernel := h.kernelHolders()
 	if holders := h.snap.HoldersOf(h.mount); len(holders) > 0 {
+		if h.counts {
+			h.add(rowNote, 0, "reading how each holds it…")
+		}
 		h.addProcesses(holders)
 	} else {
 		h.addNobody(m, len(kernel))
@@ -197,7 +205,7 @@ func (h *holdersPane) addProcesses(holders []inspect.Holder) {
 	for _, hd := range holders {
 		total += 1 + len(hd.Uses)
 	}
-	fits := total <= h.bodyHeight()
+	fits := total <= h.bodyHeight() && !h.counts
 	for i := range holders {
 		hd := &holders[i]
 		open, chosen := h.open[hd.PID]
@@ -205,7 +213,7 @@ func (h *holdersPane) addProcesses(holders []inspect.Holder) {
 			open = fits
 		}
 		h.rows = append(h.rows, holderRow{kind: rowHolder, pid: hd.PID, text: present.HolderLine(hd, open), key: fmt.Sprintf("pid:%d", hd.PID)})
-		if open {
+		if open && !h.counts { // count-only uses have no fd, path nor range to list
 			for _, u := range present.SortedUses(hd.Uses) {
 				h.add(rowUse, hd.PID, "    "+present.UseLine(u))
 			}

@@ -85,6 +85,19 @@ type Model struct {
 	runs    int
 	now     time.Time
 
+	// detail are the mounts snap has in full detail (paths, modes, ranges,
+	// locks); nil: every mount. The others have their holders' counts.
+	detail map[inspect.MountID]bool
+	// focusGen numbers the pauses armed when the selection moves to a
+	// mount without detail; focusAsked is the mount of the newest (0 when
+	// the selection has its detail), so a pause is armed once per move.
+	focusGen   int
+	focusAsked inspect.MountID
+	// countLine is the title's counts of snap, made once per scan: View
+	// runs after every message, and at 2,000 processes the count walks
+	// thousands of holders.
+	countLine string
+
 	quitting bool // waiting for a cancelled run to end before quitting
 	// releasing is the release being carried out (R), in the operator's
 	// words; empty when none is. One at a time.
@@ -141,9 +154,68 @@ func (m Model) Init() tea.Cmd {
 }
 
 // startScan begins a scan of a new generation, abandoning any scan still
-// running (its result will be stale).
+// running (its result will be stale). It reads the selected mount and a
+// run's target in full detail, the others' holders as counts.
 func (m Model) startScan() (Model, tea.Cmd) {
-	return m, m.scan.start(m.opts.Now(), m.opts.Scanner, m.marks())
+	return m, m.scan.start(m.opts.Now(), m.opts.Scanner, m.marks(), m.focusIDs())
+}
+
+// focusIDs are the mounts a scan reads in full detail: the selection, and
+// the target of the run or preview the progress pane shows.
+func (m Model) focusIDs() []inspect.MountID {
+	var ids []inspect.MountID
+	if sel := m.tree.Selected(); sel != 0 {
+		ids = append(ids, sel)
+	}
+	if t := m.progress.targetID(); m.progress.visible() && t != 0 && t != m.tree.Selected() {
+		ids = append(ids, t)
+	}
+	return ids
+}
+
+// detailed reports whether the snapshot has mount id's holders in full
+// detail (true, too, for a mount it does not have: nothing to read).
+func (m Model) detailed(id inspect.MountID) bool {
+	if m.detail == nil || m.detail[id] || m.snap == nil {
+		return true
+	}
+	_, ok := m.snap.Mount(id)
+	return !ok
+}
+
+// focusDelay is the pause between the selection moving to a mount whose
+// detail the snapshot lacks and the scan that reads it: holding a key
+// down moves past many mounts, and only the one the cursor stops on is
+// read.
+const focusDelay = 150 * time.Millisecond
+
+// wantDetail arms the pause when the selection has moved to a mount the
+// snapshot has counts of only; the scan starts when it ends (focusDueMsg),
+// if the selection is still there. It never blocks: the scan runs in a
+// tea.Cmd, and a newer move or refresh makes its result stale.
+func (m Model) wantDetail(cmd tea.Cmd) (Model, tea.Cmd) {
+	sel := m.tree.Selected()
+	if m.detailed(sel) {
+		m.focusAsked = 0
+		return m, cmd
+	}
+	if sel == m.focusAsked {
+		return m, cmd
+	}
+	m.focusGen++
+	m.focusAsked = sel
+	gen := m.focusGen
+	return m, tea.Batch(cmd, m.after(focusDelay, func(time.Time) tea.Msg { return focusDueMsg{gen: gen, id: sel} }))
+}
+
+// onFocusDue starts the scan that reads the selected mount in full
+// detail, unless the selection moved on, has its detail by now, or a
+// scan reading it is under way.
+func (m Model) onFocusDue(msg focusDueMsg) (tea.Model, tea.Cmd) {
+	if msg.gen != m.focusGen || m.tree.Selected() != msg.id || m.detailed(msg.id) || m.scan.reading(msg.id) {
+		return m, nil
+	}
+	return m.startScan()
 }
 
 // marks is the Unmounter as an ExpiryReader, if it is one.
@@ -155,7 +227,7 @@ func (m Model) marks() ExpiryReader {
 // Update routes one message; see the package comment for the order.
 func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 	nm, cmd := m.update(msg)
-	next := nm.(Model)
+	next, cmd := nm.(Model).wantDetail(cmd)
 	next.syncBar()
 	if next.bar.Height() != next.laidOut {
 		next.layout() // a long error takes a line more from the panes
@@ -185,6 +257,8 @@ func (m Model) onData(msg tea.Msg) (tea.Model, tea.Cmd) {
 		return m, m.clockCmd()
 	case scanDoneMsg:
 		return m.onScan(msg)
+	case focusDueMsg:
+		return m.onFocusDue(msg)
 	case tickMsg:
 		if !m.scan.due(msg) {
 			return m, nil // a refresh has replaced the chain this tick belonged to
@@ -257,7 +331,10 @@ func (m Model) onScan(msg scanDoneMsg) (tea.Model, tea.Cmd) {
 		m.setError(fmt.Errorf("scanning: %w", msg.err))
 		return m, next
 	}
-	m.snap = msg.snap
+	// The old snapshot goes with the last reference to it: the tree and
+	// the holders pane take the new one below.
+	m.snap, m.detail = msg.snap, msg.focus
+	m.countLine = m.counts()
 	if msg.marks != nil {
 		m.expiry.book = msg.marks
 	}
@@ -308,7 +385,8 @@ func (m *Model) selectPath(path string) {
 
 // showSelected points the holders pane at the tree's selection.
 func (m *Model) showSelected() {
-	m.holders.show(m.snap, m.tree.Selected(), m.expiry.of(m.tree.Selected()))
+	sel := m.tree.Selected()
+	m.holders.show(m.snap, sel, m.expiry.of(sel), m.detailed(sel))
 	m.progress.setMark(m.expiry.of(m.progress.targetID()))
 }
 
@@ -362,7 +440,7 @@ func (m Model) View() string {
 func (m Model) titleLine() string {
 	left := "mounttop"
 	if m.snap != nil {
-		left += m.counts()
+		left += m.countLine
 	}
 	right := m.keys.Help.Help().Key + " " + m.keys.Help.Help().Desc
 	gap := m.width - lipgloss.Width(left) - lipgloss.Width(right)

@@ -15,8 +15,19 @@ type scanDoneMsg struct {
 	gen   int
 	snap  *inspect.Snapshot
 	err   error
-	took  time.Duration
+	took  time.Duration // wall time
+	cpu   time.Duration // CPU time the process used meanwhile (0: unknown)
 	marks map[inspect.MountID]unmount.ExpiryMark
+	// focus are the mounts snap has in full detail; nil: all of them.
+	focus map[inspect.MountID]bool
+}
+
+// focusDueMsg ends the pause after the selection moved to mount id, whose
+// holders the snapshot has as counts only: if the selection is still
+// there (gen is the model's focusGen), a scan reads it in full detail.
+type focusDueMsg struct {
+	gen int
+	id  inspect.MountID
 }
 
 // marksMsg is a fresh read of the engine's expiry marks.

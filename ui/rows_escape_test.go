@@ -30,7 +30,7 @@ func TestPaneRowsEscapeOnce(t *testing.T) {
 	tree.setSnapshot(snap)
 	holders := newHoldersPane(&styles, &keys)
 	holders.SetSize(120, 10)
-	holders.show(snap, id, expiryMark{})
+	holders.show(snap, id, expiryMark{}, true)
 
 	for _, c := range []struct{ pane, view, want string }{
 		{"tree", tree.View(), `/mnt/a\nb\e[31mc`},

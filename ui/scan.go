@@ -6,6 +6,7 @@ import (
 	"time"
 
 	tea "github.com/charmbracelet/bubbletea"
+	"golang.org/x/sys/unix"
 
 	"mounttop/inspect"
 )
@@ -14,10 +15,12 @@ import (
 // the screen is never older than this (r refreshes at once).
 const maxRefresh = 30 * time.Second
 
-// refreshFactor is how many times a scan's duration the view waits before
+// refreshFactor is how many times a scan's cost the view waits before
 // the next one: a scan of 0.6 s refreshes every 6 s, so the view spends at
 // most about a tenth of a core on scanning while the operator only looks
-// (issue 12: a full scan of 2,000 processes costs 0.5-1 s of CPU).
+// (issue 12: a full scan of 2,000 processes costs 0.5-1 s of CPU). The
+// cost is the scan's duration or the CPU time it used, whichever is more:
+// a scan on two CPUs uses more CPU than wall time.
 const refreshFactor = 10
 
 // scanLoop is the background refresh's lifecycle: one scan at a time, each
@@ -36,7 +39,10 @@ type scanLoop struct {
 	timeout  time.Duration // a scan is abandoned after this long
 	base     time.Duration // the configured interval (Options.Interval)
 	interval time.Duration // the interval in force: base, or more after a costly scan
-	took     time.Duration // the last scan's duration
+	took     time.Duration // the last scan's cost: its duration, or the CPU it used if more
+	// focus is what the running (or last) scan reads in full detail: nil
+	// for every mount (a Scanner that is not a FocusScanner).
+	focus []inspect.MountID
 }
 
 // newScanLoop sets up generation 1, which Init runs (Init cannot change
@@ -47,21 +53,37 @@ func newScanLoop(base, timeout time.Duration, now time.Time) scanLoop {
 	return l
 }
 
-// firstCmd runs generation 1.
+// firstCmd runs generation 1. No mount is selected yet, so a
+// FocusScanner is asked for counts only; the selection's detail follows
+// at once in a focused scan (Model.wantDetail).
 func (l *scanLoop) firstCmd(s Scanner, marks ExpiryReader) tea.Cmd {
-	return scanCmd(l.first, s, marks, 1)
+	return scanCmd(l.first, s, marks, 1, nil)
 }
 
 // start begins a scan of a new generation, abandoning any scan still
-// running (its result will be stale).
-func (l *scanLoop) start(now time.Time, s Scanner, marks ExpiryReader) tea.Cmd {
+// running (its result will be stale). focus are the mounts to read in
+// full detail.
+func (l *scanLoop) start(now time.Time, s Scanner, marks ExpiryReader, focus []inspect.MountID) tea.Cmd {
 	if l.cancel != nil {
 		l.cancel()
 	}
 	l.gen++
 	ctx, cancel := context.WithTimeout(context.Background(), l.timeout)
-	l.cancel, l.running, l.started = cancel, true, now
-	return scanCmd(ctx, s, marks, l.gen)
+	l.cancel, l.running, l.started, l.focus = cancel, true, now, focus
+	return scanCmd(ctx, s, marks, l.gen, focus)
+}
+
+// reading reports whether the running scan reads mount id in full detail.
+func (l *scanLoop) reading(id inspect.MountID) bool {
+	if !l.running {
+		return false
+	}
+	for _, f := range l.focus {
+		if f == id {
+			return true
+		}
+	}
+	return false
 }
 
 // done takes a scan's result: false if it is stale. A fresh one ends the
@@ -75,8 +97,8 @@ func (l *scanLoop) done(msg scanDoneMsg) bool {
 		l.cancel = nil
 	}
 	l.running = false
-	l.took = msg.took
-	l.interval = adaptInterval(l.base, msg.took)
+	l.took = max(msg.took, msg.cpu)
+	l.interval = adaptInterval(l.base, l.took)
 	return true
 }
 
@@ -115,13 +137,33 @@ func seconds(d time.Duration) string {
 
 // scanCmd runs one scan under ctx (cancelled by a refresh that replaces it,
 // and bounded by a deadline so a hung filesystem cannot keep it forever)
-// and reports it tagged with its generation and its duration, with the
-// expiry marks the engine holds for the mounts it found (marks may be nil).
-func scanCmd(ctx context.Context, s Scanner, marks ExpiryReader, gen int) tea.Cmd {
+// and reports it tagged with its generation, its duration and the CPU
+// the process used meanwhile (getrusage(2): the scan's workers, and
+// whatever else ran), with the expiry marks the engine holds for the
+// mounts it found (marks may be nil). A FocusScanner reads the mounts
+// focus in full detail and counts the rest; any other Scanner reads all
+// in full detail (the message's focus is then nil: everything).
+func scanCmd(ctx context.Context, s Scanner, marks ExpiryReader, gen int, focus []inspect.MountID) tea.Cmd {
 	return func() tea.Msg {
-		start := time.Now()
-		snap, err := s.Scan(ctx)
-		msg := scanDoneMsg{gen: gen, snap: snap, err: err, took: time.Since(start)}
+		start, cpu0 := time.Now(), cpuTime()
+		var (
+			snap *inspect.Snapshot
+			err  error
+			msg  = scanDoneMsg{gen: gen}
+		)
+		if fs, ok := s.(FocusScanner); ok {
+			snap, err = fs.ScanFocus(ctx, focus...)
+			msg.focus = make(map[inspect.MountID]bool, len(focus))
+			for _, id := range focus {
+				msg.focus[id] = true
+			}
+		} else {
+			snap, err = s.Scan(ctx)
+		}
+		msg.snap, msg.err, msg.took = snap, err, time.Since(start)
+		if cpu0 > 0 {
+			msg.cpu = cpuTime() - cpu0
+		}
 		if err == nil && snap != nil && marks != nil {
 			msg.marks = marks.ExpiryMarks(mountIDs(snap))
 		}
@@ -135,4 +177,14 @@ func mountIDs(s *inspect.Snapshot) []inspect.MountID {
 		ids[i] = s.Mounts[i].ID
 	}
 	return ids
+}
+
+// cpuTime is the user and system CPU time this process has used so far
+// (getrusage(2), RUSAGE_SELF); 0 if it cannot be read.
+func cpuTime() time.Duration {
+	var ru unix.Rusage
+	if unix.Getrusage(unix.RUSAGE_SELF, &ru) != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

@@ -1,8 +1,12 @@
 package ui
 
 import (
+	"context"
+	"sync"
 	"testing"
 	"time"
+
+	tea "github.com/charmbracelet/bubbletea"
 
 	"mounttop/inspect"
 )
@@ -96,5 +100,74 @@ func TestKeysAnsweredWhileScanning(t *testing.T) {
 	d.until("the scan's result", func(m Model) bool { return !m.scan.running })
 	if d.m.tree.selected != idCache {
 		t.Fatalf("the refresh moved the selection to %x", d.m.tree.selected)
+	}
+}
+
+// focusScanner is a fakeScanner that is a FocusScanner: it records the
+// mounts each scan was asked to read in full detail.
+type focusScanner struct {
+	*fakeScanner
+	amu   sync.Mutex
+	asked [][]inspect.MountID
+}
+
+func (f *focusScanner) ScanFocus(ctx context.Context, ids ...inspect.MountID) (*inspect.Snapshot, error) {
+	f.amu.Lock()
+	f.asked = append(f.asked, append([]inspect.MountID(nil), ids...))
+	f.amu.Unlock()
+	return f.fakeScanner.Scan(ctx)
+}
+
+func (f *focusScanner) lastAsked() []inspect.MountID {
+	f.amu.Lock()
+	defer f.amu.Unlock()
+	return f.asked[len(f.asked)-1]
+}
+
+func isFocusDue(msg tea.Msg) bool { _, ok := msg.(focusDueMsg); return ok }
+
+// TestFocusedScans: with a FocusScanner the view asks for counts first,
+// then, after a short pause, for the selected mount's detail; meanwhile
+// the holders pane shows the counts and says it is reading. A move away
+// and back before the pause ends starts one scan, not two; the refresh
+// reads the selection in full detail.
+func TestFocusedScans(t *testing.T) {
+	scan := &focusScanner{fakeScanner: &fakeScanner{snaps: []*inspect.Snapshot{fakeSnapshot()}}}
+	d := newDriver(t, Options{Scanner: scan, StartPath: "/mnt/projects"})
+	d.started()
+	d.settle()
+	if got := scan.lastAsked(); len(got) != 0 {
+		t.Fatalf("the first scan asked for detail of %x, want counts only", got)
+	}
+	d.mustSee("Holders of /mnt/projects", "reading how each holds it…", "demo-reader")
+	if n := d.fire(isFocusDue); n != 1 {
+		t.Fatalf("%d focused scans armed after the first scan, want 1", n)
+	}
+	d.until("the focused scan", func(m Model) bool { return scan.count() == 2 && !m.scan.running })
+	if got := scan.lastAsked(); len(got) != 1 || got[0] != idProjects {
+		t.Fatalf("the focused scan asked for %x, want /mnt/projects (%x)", got, idProjects)
+	}
+	d.mustNotSee("reading how each holds it…")
+
+	d.key("j", "k", "j") // to cache, back, and to cache again
+	if d.m.tree.selected != idCache {
+		t.Fatalf("selected %x, want /mnt/projects/cache", d.m.tree.selected)
+	}
+	d.settle() // the timers come back as messages
+	if n := d.fire(isFocusDue); n != 2 {
+		t.Fatalf("%d pauses armed for two moves to cache, want 2", n)
+	}
+	d.until("the second focused scan", func(m Model) bool { return scan.count() == 3 && !m.scan.running })
+	d.settle()
+	if n := scan.count(); n != 3 {
+		t.Fatalf("%d scans, want 3: a stale pause started one", n)
+	}
+	if got := scan.lastAsked(); len(got) != 1 || got[0] != idCache {
+		t.Fatalf("the focused scan asked for %x, want cache (%x)", got, idCache)
+	}
+	d.fire(isTick)
+	d.until("the refresh", func(m Model) bool { return scan.count() == 4 && !m.scan.running })
+	if got := scan.lastAsked(); len(got) != 1 || got[0] != idCache {
+		t.Fatalf("the refresh asked for %x, want cache (%x)", got, idCache)
 	}
 }

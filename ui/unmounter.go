@@ -14,6 +14,17 @@ type Scanner interface {
 	Scan(ctx context.Context) (*inspect.Snapshot, error)
 }
 
+// FocusScanner is a Scanner that can read some mounts in full detail and
+// only count the holders of the rest (inspect.Inspector.ScanFocus): the
+// view shows one mount's holders and every mount's count, so it asks for
+// detail of the selected mount (and of a run's target) only, at a
+// fraction of a full scan's memory. A Scanner that is not one is asked
+// for everything in full detail.
+type FocusScanner interface {
+	Scanner
+	ScanFocus(ctx context.Context, ids ...inspect.MountID) (*inspect.Snapshot, error)
+}
+
 // Unmounter is everything the interface needs from unmount/. The view's
 // choices are an unmount.Plan (what to unmount, how), prepared by the
 // engine and run as prepared. Model tests use a fake that plays scripted

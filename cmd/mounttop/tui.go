@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime"
+	"runtime/debug"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -66,10 +68,11 @@ func runView(f tuiFlags, notice string) error {
 	if !cli.IsTerminal(os.Stdin) || !cli.IsTerminal(os.Stdout) {
 		return usagef("the interactive view needs a terminal; for scripts use mounttop list, holders or umount")
 	}
-	in, err := inspect.New(f.proc)
+	in, err := inspect.New(f.proc, inspect.WithWorkers(viewWorkers()))
 	if err != nil {
 		return err
 	}
+	viewMemory()
 	st, err := openState(f.journal, nil, nil)
 	switch {
 	case err != nil && f.journal != "":
@@ -101,6 +104,28 @@ func runView(f tuiFlags, notice string) error {
 		Notice:    notice,
 	})
 	return runProgram(model, u.Pending)
+}
+
+// viewWorkers is how many goroutines the view's scans read processes
+// with: half the CPUs (at least 1), so that a background scan leaves a
+// CPU to the goroutine that answers keys (issue 12: keys within 100 ms
+// while a scan runs). The refresh interval adapts to the scan's cost, so
+// a slower scan is not a costlier one.
+func viewWorkers() int { return max(runtime.NumCPU()/2, 1) }
+
+// viewMemory keeps the long-running view's heap near what it holds: each
+// refresh makes a new snapshot and drops the old one, and with Go's
+// default GOGC=100 the heap would grow to twice the live data between
+// collections. GOGC=50 and a soft limit of 40 MiB (debug.SetMemoryLimit;
+// the GC works harder near it, never fails) keep the resident memory
+// under issue 12's 48 MiB; GOGC or GOMEMLIMIT in the environment win.
+func viewMemory() {
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(50)
+	}
+	if os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(40 << 20)
+	}
 }
 
 func joinNotice(a, b string) string {
@@ -157,6 +182,14 @@ const envTestPanic = "MOUNTTOP_TEST_PANIC"
 type panicScanner struct {
 	ui.Scanner
 	calls atomic.Int32
+}
+
+// ScanFocus implements ui.FocusScanner, panicking as Scan does.
+func (p *panicScanner) ScanFocus(ctx context.Context, ids ...inspect.MountID) (*inspect.Snapshot, error) {
+	if p.calls.Add(1) > 1 {
+		panic(envTestPanic + " is set: panicking on purpose")
+	}
+	return p.Scanner.(ui.FocusScanner).ScanFocus(ctx, ids...)
 }
 
 func (p *panicScanner) Scan(ctx context.Context) (*inspect.Snapshot, error) {

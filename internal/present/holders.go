@@ -205,7 +205,7 @@ func SortedUses(uses []inspect.Use) []inspect.Use {
 func UseSummary(uses []inspect.Use) string {
 	counts := map[inspect.UseKind]int{}
 	for _, u := range uses {
-		counts[u.Kind]++
+		counts[u.Kind] += max(u.Count, 1) // a count-only entry stands for Count uses
 	}
 	var parts []string
 	for _, k := range []inspect.UseKind{inspect.UseFD, inspect.UseCwd, inspect.UseRoot, inspect.UseExe, inspect.UseMmap, inspect.UseLock} {
