@@ -324,23 +324,34 @@ func (r *run) deadHint() string {
 	return hint
 }
 
-// finalUmountLimit bounds the final umount2. Against a server that did
-// not answer the probe it is callLimit, as every call that can wait on it.
-// When the server answered, a slow umount2 is the kernel, not the server:
-// namespace_unlock waits for an RCU grace period (synchronize_rcu), and a
-// superblock's shutdown writes back its dirty pages, both of which take
-// seconds on a loaded machine. Abandoning it after callLimit would fail a
-// healthy run (and roll the fence back) for nothing, so it gets what is
-// left of the run's Timeout, and at least callLimit.
-func (r *run) finalUmountLimit() time.Duration {
-	limit := r.callLimit()
+// awaitGone says whether m has left the namespace after its umount2 was
+// abandoned. Against a server that did not answer the probe it looks once.
+// When the server answered, an umount2 still running is the kernel, not
+// the server: namespace_unlock waits for an RCU grace period
+// (synchronize_rcu), which takes seconds on a loaded machine, so it keeps
+// looking (statmount, which never reaches the filesystem) until the run's
+// deadline rather than fail a healthy run and roll the fence back.
+func (r *run) awaitGone(ctx context.Context, m *inspect.Mount) bool {
+	if r.u.verifyGone(m) == nil {
+		return true
+	}
 	if r.server.Probed && !r.server.Answering {
-		return limit
+		return false
 	}
-	if left := r.deadline.Sub(r.u.now()); left > limit {
-		return left
+	until := time.Now().Add(r.deadline.Sub(r.u.now())) // on the real clock: a fake one may stand still
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for time.Now().Before(until) {
+		select {
+		case <-ctx.Done():
+			return false
+		case <-tick.C:
+		}
+		if r.u.verifyGone(m) == nil {
+			return true
+		}
 	}
-	return limit
+	return false
 }
 
 // finalUmount is the real unmount of m (Unmounter.umount), bounded. The
@@ -352,13 +363,13 @@ func (r *run) finalUmountLimit() time.Duration {
 func (r *run) finalUmount(ctx context.Context, m *inspect.Mount, at *Anchor) error {
 	mm := *m
 	op := "umount2 of " + termsafe.Quote(mm.Mountpoint)
-	limit := r.finalUmountLimit()
+	limit := r.callLimit()
 	err := r.u.calls.Do(ctx, limit, op, bounded.AnyThread, func() error { return r.u.umountAt(ctx, "umount", &mm, at, 0, true) })
 	var ab *bounded.Abandoned
 	if !errors.As(err, &ab) {
 		return err
 	}
-	if r.u.verifyGone(m) == nil {
+	if r.awaitGone(ctx, m) {
 		r.send(Event{Stage: StageUnmount, Err: err, What: fmt.Sprintf("%s did not return within %v: the mount is gone from the namespace (verified by statmount), the filesystem's shutdown (its last writeback) still waits on the server", op, limit)})
 		return nil
 	}
