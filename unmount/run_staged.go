@@ -167,9 +167,7 @@ func (r *run) openRoot() *os.File {
 	case err == nil:
 		return root
 	case r.abandoned(StageFence, err, "no syncfs; written data may not be on disk"):
-		r.server.Answering = false
-		r.server.How = op + " did not return within " + r.callLimit().String()
-		r.cutOff(nil, "the server stopped answering")
+		r.serverStopped(nil, op)
 	case errors.Is(err, unix.ENOTCONN):
 		r.server.Answering, r.server.Aborted = false, true
 		r.send(Event{Stage: StageFence, What: "the connection to the server is aborted (ENOTCONN from the open of the root): nothing can be synced"})
@@ -177,6 +175,14 @@ func (r *run) openRoot() *os.File {
 		r.send(Event{Stage: StageFence, What: "opening the mount's root for syncfs failed: written data may not be on disk", Err: err})
 	}
 	return nil
+}
+
+// serverStopped records that op, a call to the server, was abandoned, and
+// cuts the filesystem off its server (cutOff) so the run can go on.
+func (r *run) serverStopped(f *Fence, op string) {
+	r.server.Answering = false
+	r.server.How = op + " did not return within " + r.callLimit().String()
+	r.cutOff(f, "the server stopped answering")
 }
 
 // syncfs flushes the fenced filesystem through root, bounded. One that
@@ -189,9 +195,7 @@ func (r *run) syncfs(f *Fence, root *os.File) {
 	case err == nil:
 		r.send(Event{Stage: StageFence, What: "syncfs: data written so far is on disk"})
 	case r.abandoned(StageFence, err, "written data may not be on disk"):
-		r.server.Answering = false
-		r.server.How = op + " did not return within " + r.callLimit().String()
-		r.cutOff(f, "the server stopped answering")
+		r.serverStopped(f, op)
 	case errors.Is(err, unix.ENOTCONN):
 		r.server.Answering, r.server.Aborted = false, true
 		r.send(Event{Stage: StageFence, What: "the connection to the server is aborted (syncfs: ENOTCONN): nothing can be synced"})
