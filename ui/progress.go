@@ -280,8 +280,8 @@ func (p *progressPane) apply(ev unmount.Event) {
 	if ev.Stage == unmount.StagePlan {
 		p.fromPlanEvent(ev)
 	}
-	if ev.What != "" || ev.Err != nil {
-		p.addLog(logLine{at: at, stage: ev.Stage, pid: ev.PID, what: ev.What, err: ev.Err})
+	if what := present.EventWhat(ev); what != "" || ev.Err != nil {
+		p.addLog(logLine{at: at, stage: ev.Stage, pid: ev.PID, what: what, err: ev.Err})
 	}
 	if ev.Stage == unmount.StageDone {
 		p.takeResult(ev, at)
@@ -314,7 +314,7 @@ func (p *progressPane) takeHolders(ev unmount.Event) {
 func (p *progressPane) takeResult(ev unmount.Event, at time.Time) {
 	p.result = ev.Result
 	if p.result == nil {
-		p.result = &unmount.Result{Summary: ev.What}
+		p.result = &unmount.Result{Summary: present.EventWhat(ev)}
 	}
 	p.ended = at
 	if p.result.Gone {

@@ -386,10 +386,14 @@ type Result struct {
 type Event struct {
 	Stage Stage
 	Mount inspect.MountID
-	PID   int    // the holder concerned, 0 for mount-level events
-	What  string // operator-readable description
-	Err   error
-	At    time.Time
+	PID   int // the holder concerned, 0 for mount-level events
+	// Note says what happened, as data (present.NoteText renders it).
+	Note Note
+	// What is the engine's old sentence, for events not yet turned into a
+	// Note (issue 11 retires it; present prefers Note).
+	What string
+	Err  error
+	At   time.Time
 	// Holders: on the StagePlan event, every holder; on the others, only
 	// the holders whose state changed since the previous event that
 	// carried any (ApplyHolders keeps the full picture).

@@ -19,7 +19,7 @@ import (
 // result.holders. Every name from the system goes through termsafe.Name
 // (exact bytes, terminal-safe).
 func EventJSON(e unmount.Event) ([]byte, error) {
-	out := runEventJSON{Stage: e.Stage.String(), Time: e.At, MountID: e.Mount, PID: e.PID, What: termsafe.Name(e.What)}
+	out := runEventJSON{Stage: e.Stage.String(), Time: e.At, MountID: e.Mount, PID: e.PID, What: termsafe.Name(EventWhat(e))}
 	if e.Err != nil {
 		out.Error = termsafe.Name(e.Err.Error())
 	}
@@ -164,8 +164,9 @@ type runResultJSON struct {
 // escapes only a control left raw (an error from elsewhere), never a name
 // a second time.
 func EventText(ev unmount.Event) string {
-	line := fmt.Sprintf("%-8s %s", ev.Stage, ev.What)
-	if ev.Err != nil && !strings.Contains(ev.What, ev.Err.Error()) {
+	what := EventWhat(ev)
+	line := fmt.Sprintf("%-8s %s", ev.Stage, what)
+	if ev.Err != nil && !strings.Contains(what, ev.Err.Error()) {
 		line += " [" + ev.Err.Error() + "]"
 	}
 	return termsafe.Message(oneLine(line))
