@@ -8,6 +8,7 @@ import (
 	tea "github.com/charmbracelet/bubbletea"
 
 	"mounttop/inspect"
+	"mounttop/internal/present"
 	"mounttop/unmount"
 )
 
@@ -69,7 +70,7 @@ func (m Model) leftoverBanner() string {
 	if !ok {
 		return ""
 	}
-	s := "! " + shown(l.Describe(m.keys.RollbackFence.Help().Key))
+	s := "! " + present.LeftoverDescribe(l, m.keys.RollbackFence.Help().Key)
 	if n := len(m.leftovers) - 1; n > 0 {
 		s += fmt.Sprintf(" (and %d more: mounttop list)", n)
 	}
@@ -102,7 +103,7 @@ func (m Model) askRollbackFence() (tea.Model, tea.Cmd) {
 		return m, nil
 	}
 	m.openDialog(&confirmDialog{styles: m.styles, keys: m.keys, title: "Roll back the fence at " + safe(l.Fence.Target) + "?",
-		lines: append(append(wrapLines(shown(l.What()), dialogText, 4), ""), wrapLines("Yes: "+shown(l.Plan())+".", dialogText, 5)...),
+		lines: append(append(wrapLines(present.LeftoverWhat(l), dialogText, 4), ""), wrapLines("Yes: "+present.LeftoverPlan(l)+".", dialogText, 5)...),
 		choices: []choice{{label: "No"}, m.keys.yesChoice("Yes, roll it back",
 			&action{kind: actRollbackFence, leftover: l, what: "roll back the fence at " + safe(l.Fence.Target)})}})
 	return m, nil

@@ -116,9 +116,9 @@ func PlanLines(snap *inspect.Snapshot, plan unmount.Plan, max int) []string {
 			out = append(out, "! The connection to the filesystem's server is aborted already:",
 				"  nothing can be synced; I/O on the mount fails (ENOTCONN).")
 		case dead:
-			out = append(out, "! The filesystem's server is not answering:", "  "+termsafe.Message(plan.Server.How),
+			out = append(out, "! The filesystem's server is not answering:", "  "+ServerHow(plan.Server),
 				"  Data not yet written cannot be synced (no syncfs). Instead, first:",
-				"  "+termsafe.Message(plan.Server.Abort.What),
+				"  "+AbortText(plan.Server.Abort),
 				"  Holders keep running; their I/O on the mount fails.")
 		}
 		switch {
@@ -193,13 +193,13 @@ func PlanLines(snap *inspect.Snapshot, plan unmount.Plan, max int) []string {
 		// Plan.Stacked: taken like a submount, before the mount.
 		out = append(out, fmt.Sprintf("First the %s at %s, which uses it as a layer, is unmounted (its holders are revoked too).", termsafe.Text(s.FSType), termsafe.Text(s.Mountpoint)))
 	}
-	if s := plan.Filesystem.PlanText(); s != "" {
+	if s := FilesystemPlanText(&plan.Filesystem); s != "" {
 		// Whether the filesystem itself goes, not only the mount
-		// (unmount.Filesystem): already escaped by the engine.
+		// (unmount.Filesystem).
 		out = append(out, strings.ToUpper(s[:1])+s[1:]+".")
 	}
 	for _, w := range plan.Warnings {
-		out = append(out, "! "+termsafe.Message(w))
+		out = append(out, "! "+PlanWarningText(w))
 	}
 	return out
 }
@@ -300,9 +300,6 @@ func describeRelease(r unmount.Release, snap *inspect.Snapshot, nsWord string) s
 		}
 		return s
 	}
-	if r.What != "" {
-		return termsafe.Message(r.What)
-	}
 	return r.Kind.String() + " " + termsafe.Text(r.Name)
 }
 
@@ -367,7 +364,7 @@ func ReleaseListLines(plan unmount.Plan, snap *inspect.Snapshot, max int) []stri
 			break
 		}
 		line := "   " + ReleaseBrief(r, snap)
-		if r.Kind == "copy" && r.Propagates && r.Refused == "" {
+		if r.Kind == "copy" && r.Propagates && !r.Refused() {
 			// The run does not unmount such a copy: umount2 of ours
 			// takes it along once its holders there are revoked.
 			line = "   revoke the holders of the copy at " + termsafe.Text(r.Mountpoint)
@@ -376,8 +373,8 @@ func ReleaseListLines(plan unmount.Plan, snap *inspect.Snapshot, max int) []stri
 			}
 			line += "; our unmount takes it along"
 		}
-		if r.Refused != "" {
-			line += ": REFUSED, " + termsafe.Message(r.Refused)
+		if r.Refused() {
+			line += ": REFUSED, " + ReleaseRefusalText(r)
 		}
 		out = append(out, line)
 	}
@@ -388,7 +385,7 @@ func ReleaseListLines(plan unmount.Plan, snap *inspect.Snapshot, max int) []stri
 func Releasable(rs []unmount.Release) int {
 	n := 0
 	for _, r := range rs {
-		if r.Refused == "" {
+		if !r.Refused() {
 			n++
 		}
 	}
