@@ -297,7 +297,7 @@ func (f *fakeUnmounter) Run(ctx context.Context, plan unmount.Plan) <-chan unmou
 		defer close(ended)
 		defer close(ch)
 		ev := unmount.PlanEvent(&plan)
-		ev.What = "" // the scripts' log lines are the test's
+		ev.What, ev.Note = "", nil // the scripts' log lines are the test's
 		send(ch, 0, ev)
 		if play != nil {
 			play(ctx, plan, ch)
