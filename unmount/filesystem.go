@@ -14,6 +14,9 @@ import (
 
 	"mounttop/inspect"
 	"mounttop/internal/bounded"
+	// termsafe only for errors and the call names bounded puts in its
+	// errors (an error is text: its names are escaped as it is built),
+	// and what each remaining use says.
 	"mounttop/internal/termsafe"
 )
 
@@ -313,6 +316,8 @@ func (u *Unmounter) checkFilesystem(ctx context.Context, p *Plan, fw *filesystem
 		for i := range snap.Mounts {
 			if n := &snap.Mounts[i]; n.ID > p.Filesystem.newest && n.Major == m.Major && n.Minor == m.Minor && !skip[n.ID] {
 				skip[n.ID] = true
+				// Note is a message (present shows it with termsafe.Message):
+				// its names are escaped as it is built.
 				newer = append(newer, termsafe.Quote(n.Mountpoint))
 			}
 		}

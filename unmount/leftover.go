@@ -16,6 +16,9 @@ import (
 
 	"mounttop/inspect"
 	"mounttop/internal/bounded"
+	// termsafe only for errors and the call names bounded puts in its
+	// errors (an error is text: its names are escaped as it is built),
+	// and what each remaining use says.
 	"mounttop/internal/termsafe"
 )
 
@@ -65,7 +68,7 @@ func running(pid int, start uint64) bool {
 // in the mount table links the fence at the target to the real mount in
 // the stash.
 type fenceOrigin struct {
-	Target  termsafe.Name   `json:"target"`
+	Target  termsafe.Name   `json:"target"` // exact bytes in JSON (termsafe.JSON), not for a terminal
 	FenceID inspect.MountID `json:"fence_id"`
 	RealID  inspect.MountID `json:"real_id"`
 	PID     int             `json:"pid"`

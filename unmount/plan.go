@@ -11,6 +11,9 @@ import (
 	"golang.org/x/sys/unix"
 
 	"mounttop/inspect"
+	// termsafe only for errors and the call names bounded puts in its
+	// errors (an error is text: its names are escaped as it is built),
+	// and what each remaining use says.
 	"mounttop/internal/termsafe"
 )
 
