@@ -13,7 +13,7 @@ import (
 	"mounttop/inspect"
 	// termsafe only for errors and the call names bounded puts in its
 	// errors (an error is text: its names are escaped as it is built),
-	// and what each remaining use says.
+	// and the uses that say why.
 	"mounttop/internal/termsafe"
 )
 
