@@ -149,7 +149,7 @@ func TestPlanNotesEscapeOnce(t *testing.T) {
 		Warnings: []unmount.PlanWarning{{Kind: unmount.WarnAlsoMounted, Mountpoint: hostileMount}, {Kind: unmount.WarnAutomount, Detail: hostileMount + " is a trigger"},
 			{Kind: unmount.WarnStacked, Mounts: []inspect.Mount{{Mountpoint: hostileMount}}}},
 		Filesystem: unmount.Filesystem{Checked: true, InUseBy: []unmount.FilesystemUse{{Kind: "mount", Where: hostileMount}}},
-		Server: unmount.Server{Probed: true, Probe: unmount.Probe{Outcome: unmount.ProbeTimedOut, Path: hostileMount, Limit: time.Second}}}
+		Server:     unmount.Server{Probed: true, Probe: unmount.Probe{Outcome: unmount.ProbeTimedOut, Path: hostileMount, Limit: time.Second}}}
 	fence := unmount.Leftover{Fence: unmount.Fence{Kind: unmount.FenceBeneath, Target: hostileMount, RealPath: hostileMount + "/stash"}}
 	var b strings.Builder
 	PlanText(&b, &plan)
