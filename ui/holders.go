@@ -67,7 +67,7 @@ type holdersPane struct {
 
 	rows          []holderRow
 	cursor        int
-	offset        int
+	window        rowWindow // the rows in view
 	width, height int
 	focused       bool
 }
@@ -99,7 +99,8 @@ func (h *holdersPane) SetSize(w, ht int) {
 func (h *holdersPane) show(s *inspect.Snapshot, id inspect.MountID, e expiryMark, detailed bool) {
 	if id != h.mount {
 		h.open = map[int]bool{}
-		h.cursor, h.offset = 0, 0
+		h.cursor = 0
+		h.window.home()
 	}
 	h.snap, h.mount, h.expiry, h.counts = s, id, e, !detailed
 	h.rebuild()
@@ -118,9 +119,19 @@ func (h *holdersPane) title() string {
 	return fmt.Sprintf("Holders of %s (%s)", present.MountName(*m), plural(n, "process", "processes"))
 }
 
+// rebuild lays the rows out again, keeping the cursor on the row it was
+// on.
 func (h *holdersPane) rebuild() {
 	want := h.cursorKey()
 	h.rows = h.rows[:0]
+	h.addRows()
+	h.cursorTo(want)
+}
+
+// addRows adds the pane's rows: notes, the processes and their uses, the
+// kernel holders, the copies, the other mounts of the filesystem and the
+// scan's warnings.
+func (h *holdersPane) addRows() {
 	if h.snap == nil {
 		h.add(rowNote, 0, "reading who holds what…")
 		return
@@ -149,7 +160,6 @@ func (h *holdersPane) rebuild() {
 	h.addCopies()
 	h.addSameFilesystem(m)
 	h.addWarnings()
-	h.cursorTo(want)
 }
 
 // cursorKey names the row under the cursor (a use by its process line),
@@ -174,7 +184,7 @@ func (h *holdersPane) cursorTo(want string) {
 			break
 		}
 	}
-	h.scroll()
+	h.window.setRows(len(h.rows), h.bodyHeight(), h.cursor)
 }
 
 // kernelHolders are what the kernel holds the mount for, but its
@@ -297,7 +307,7 @@ func (h *holdersPane) toReleasable() bool {
 		return false
 	}
 	h.cursor = first
-	h.scroll()
+	h.window.follow(h.cursor)
 	return true
 }
 
@@ -316,20 +326,10 @@ func (h *holdersPane) bodyHeight() int {
 	return h.height - 1
 }
 
-func (h *holdersPane) scroll() {
-	ht := h.bodyHeight()
-	if h.cursor >= len(h.rows) {
-		h.cursor = len(h.rows) - 1
-	}
-	if h.cursor < 0 {
-		h.cursor = 0
-	}
-	h.offset = keepVisible(h.cursor, h.offset, len(h.rows), ht)
-}
-
+// move moves the cursor n rows, within the rows, and scrolls to it.
 func (h *holdersPane) move(n int) {
-	h.cursor += n
-	h.scroll()
+	h.cursor = max(min(h.cursor+n, len(h.rows)-1), 0)
+	h.window.follow(h.cursor)
 }
 
 // holderAt is the pid of the process on the cursor's line, or 0.
@@ -374,7 +374,7 @@ func (h holdersPane) Update(msg tea.Msg) (holdersPane, tea.Cmd) {
 				h.cursor = i
 			}
 		}
-		h.scroll()
+		h.window.follow(h.cursor)
 	}
 	return h, nil
 }
@@ -394,7 +394,8 @@ func (h holdersPane) View() string {
 	var b strings.Builder
 	b.WriteString(h.styles.Header.Render(clip(present.HoldersPaneHeader(), h.width)))
 	lines := 1
-	for i := h.offset; i < len(h.rows) && lines < h.height; i++ {
+	from, to := h.window.shown(len(h.rows))
+	for i := from; i < to && lines < h.height; i++ {
 		r := h.rows[i]
 		gutter := "  "
 		if i == h.cursor {
