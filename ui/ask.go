@@ -119,7 +119,7 @@ func (m *Model) unmountDialog(snap *inspect.Snapshot, asked, plan unmount.Plan) 
 	mp := present.MountName(plan.Target)
 	d := &confirmDialog{styles: m.styles, keys: k,
 		title: strings.ToUpper(present.ModeName(plan)[:1]) + present.ModeName(plan)[1:] + " of " + mp + "?",
-		lines: present.PlanLines(snap, plan, 6)}
+		lines: present.PlanLines(snap, plan, 6, k.name(k.Cancel))}
 	d.choices = []choice{{label: "No"}}
 	run := &action{kind: actRun, plan: plan, snap: snap}
 	switch plan.Mode {

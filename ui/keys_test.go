@@ -46,7 +46,7 @@ func TestTextsFollowTheKeymap(t *testing.T) {
 	d.um.play = stagedScript(false)
 	d.key("S")
 	d.until("the staged dialog", func(m Model) bool { return m.dialog != nil })
-	d.mustSee("(o) Yes, revoke", "(i) Signal instead")
+	d.mustSee("(o) Yes, revoke", "(i) Signal instead", "c cancels; before revoke starts")
 	d.key("o")
 	d.until("the fence", func(m Model) bool { return m.progress.stage == unmount.StageFence })
 	d.mustSee("c cancel the run")

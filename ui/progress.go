@@ -399,7 +399,7 @@ func (l *paneLines) add(s string, st func(...string) string) {
 func (p progressPane) View() string {
 	out := &paneLines{width: p.width}
 	if p.preview {
-		for _, l := range present.PlanLines(p.snap, p.plan, 1000) {
+		for _, l := range present.PlanLines(p.snap, p.plan, 1000, p.keys.name(p.keys.Cancel)) {
 			out.add("  "+l, nil)
 		}
 		out.add("", nil)

@@ -57,9 +57,10 @@ func HolderBrief(h inspect.Holder) string {
 }
 
 // PlanLines states exactly what will happen to the mount and to which
-// processes. max bounds the per-process lines (the rest are counted).
-func PlanLines(snap *inspect.Snapshot, plan unmount.Plan, max int) []string {
-	t := planText{snap: snap, plan: plan, max: max, mp: MountName(plan.Target), holders: planHolders(snap, plan)}
+// processes. max bounds the per-process lines (the rest are counted);
+// cancelKey is the key that cancels a staged run, as the keymap names it.
+func PlanLines(snap *inspect.Snapshot, plan unmount.Plan, max int, cancelKey string) []string {
+	t := planText{snap: snap, plan: plan, max: max, cancelKey: cancelKey, mp: MountName(plan.Target), holders: planHolders(snap, plan)}
 	switch plan.Mode {
 	case unmount.ModeLazy:
 		t.lazy()
@@ -80,12 +81,13 @@ func PlanLines(snap *inspect.Snapshot, plan unmount.Plan, max int) []string {
 // planText is PlanLines at work: the plan, the holders it names, the
 // lines so far.
 type planText struct {
-	snap    *inspect.Snapshot
-	plan    unmount.Plan
-	max     int    // per-process lines at most (the rest are counted)
-	mp      string // the target's name, escaped
-	holders []inspect.Holder
-	out     []string
+	snap      *inspect.Snapshot
+	plan      unmount.Plan
+	max       int // per-process lines at most (the rest are counted)
+	cancelKey string
+	mp        string // the target's name, escaped
+	holders   []inspect.Holder
+	out       []string
 }
 
 // planHolders are the holders a plan acts on: the engine's, or else the
@@ -245,11 +247,11 @@ func (t *planText) drain(step int) {
 // does.
 func (t *planText) finish(step int) {
 	if t.plan.Target.Detached {
-		t.add("x cancels; holders already revoked stay revoked.")
+		t.add(t.cancelKey + " cancels; holders already revoked stay revoked.")
 		return
 	}
 	t.add(fmt.Sprintf("%d. Unmount it for real and check that it is gone.", step),
-		"x cancels; before revoke starts, the fence is rolled back.")
+		t.cancelKey+" cancels; before revoke starts, the fence is rolled back.")
 }
 
 // submounts says what happens to the mounts below the target.
