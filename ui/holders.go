@@ -109,14 +109,13 @@ func (h *holdersPane) show(s *inspect.Snapshot, id inspect.MountID, e expiryMark
 // title names the pane after its mount.
 func (h *holdersPane) title() string {
 	if h.snap == nil {
-		return "Holders"
+		return present.HoldersTitle(nil, 0)
 	}
 	m, ok := h.snap.Mount(h.mount)
 	if !ok {
-		return "Holders"
+		return present.HoldersTitle(nil, 0)
 	}
-	n := len(h.snap.HoldersOf(h.mount))
-	return fmt.Sprintf("Holders of %s (%s)", present.MountName(*m), plural(n, "process", "processes"))
+	return present.HoldersTitle(m, len(h.snap.HoldersOf(h.mount)))
 }
 
 // rebuild lays the rows out again, keeping the cursor on the row it was
@@ -133,24 +132,24 @@ func (h *holdersPane) rebuild() {
 // scan's warnings.
 func (h *holdersPane) addRows() {
 	if h.snap == nil {
-		h.add(rowNote, 0, "reading who holds what…")
+		h.add(rowNote, 0, present.ReadingHolders)
 		return
 	}
 	m, ok := h.snap.Mount(h.mount)
 	if !ok {
-		h.add(rowNote, 0, "no mount selected")
+		h.add(rowNote, 0, present.NoMountSelected)
 		return
 	}
 	if s := h.expiry.sentence(h.keys); s != "" {
 		h.add(rowNote, 0, s)
 	}
 	if m.Automount != nil {
-		h.add(rowNote, 0, "Automount: "+present.AutomountWarning(m))
+		h.add(rowNote, 0, present.AutomountNote(m))
 	}
 	kernel := h.kernelHolders()
 	if holders := h.snap.HoldersOf(h.mount); len(holders) > 0 {
 		if h.counts {
-			h.add(rowNote, 0, "reading how each holds it…")
+			h.add(rowNote, 0, present.ReadingHowHeld)
 		}
 		h.addProcesses(holders)
 	} else {
@@ -235,7 +234,7 @@ func (h *holdersPane) addProcesses(holders []inspect.Holder) {
 // files among them).
 func (h *holdersPane) addKernel(kernel []inspect.KernelHolder) {
 	if len(kernel) > 0 {
-		h.add(rowSection, 0, "Held by the kernel (no process to revoke):")
+		h.add(rowSection, 0, present.KernelSection)
 		for i := range kernel {
 			k := &kernel[i]
 			h.rows = append(h.rows, holderRow{kind: rowWarning, pid: k.PID, text: "  " + present.KernelLine(k), kernel: k,
@@ -248,7 +247,7 @@ func (h *holdersPane) addKernel(kernel []inspect.KernelHolder) {
 // releases them).
 func (h *holdersPane) addCopies() {
 	if copies := h.snap.Copies(h.mount); len(copies) > 0 {
-		h.add(rowSection, 0, "Also mounted in other mount namespaces:")
+		h.add(rowSection, 0, present.CopiesSection)
 		for i := range copies {
 			c := &copies[i]
 			h.rows = append(h.rows, holderRow{kind: rowOther, copy: c, key: fmt.Sprintf("copy:%d:%d", c.Namespace.Inode, c.Mount.OldID),
@@ -260,7 +259,7 @@ func (h *holdersPane) addCopies() {
 // addSameFilesystem lists the other mounts of the same filesystem.
 func (h *holdersPane) addSameFilesystem(m *inspect.Mount) {
 	if others := h.snap.SameFilesystem(h.mount); len(others) > 0 {
-		h.add(rowSection, 0, fmt.Sprintf("Same filesystem (dev %s) also mounted at:", m.Device()))
+		h.add(rowSection, 0, present.SameFilesystemSection(m))
 		for _, o := range others {
 			h.add(rowOther, 0, "  "+present.SameFilesystemLine(h.snap, o))
 		}
@@ -270,10 +269,10 @@ func (h *holdersPane) addSameFilesystem(m *inspect.Mount) {
 // addWarnings lists the scan's first warnings.
 func (h *holdersPane) addWarnings() {
 	if len(h.snap.Warnings) > 0 {
-		h.add(rowSection, 0, "Warnings from the last scan ("+fmt.Sprint(len(h.snap.Warnings))+"):")
+		h.add(rowSection, 0, present.WarningsSection(len(h.snap.Warnings)))
 		for i, w := range h.snap.Warnings {
 			if i == maxWarnings {
-				h.add(rowWarning, 0, fmt.Sprintf("  … and %d more", len(h.snap.Warnings)-i))
+				h.add(rowWarning, 0, "  "+present.MoreWarnings(len(h.snap.Warnings)-i))
 				break
 			}
 			h.add(rowWarning, w.PID, "  "+present.WarningText(w))

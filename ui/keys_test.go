@@ -1,6 +1,7 @@
 package ui
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/charmbracelet/bubbles/key"
@@ -82,4 +83,35 @@ func TestSignalInsteadPlansAgain(t *testing.T) {
 	if r := d.um.lastRun(); r.Policy != unmount.PolicySignal {
 		t.Fatalf("ran with policy %v, want signal", r.Policy)
 	}
+}
+
+// The release workflow's texts name the keys as the keymap binds them.
+func TestReleaseTextsFollowTheKeymap(t *testing.T) {
+	d := kernelDriver(t, "/mnt/scratch")
+	k := d.m.keys
+	rebind := func(b *key.Binding, to string) {
+		*b = key.NewBinding(key.WithKeys(to), key.WithHelp(to, b.Help().Desc))
+	}
+	rebind(&k.Release, "X")
+	rebind(&k.Staged, "S")
+	rebind(&k.Lazy, "L")
+	rebind(&k.Force, "Z")
+	rebind(&k.Close, "z")
+	d.key("X")
+	d.mustSee("pick a loop device, swap file or copy, then X releases it")
+	d.key("tab")
+	d.m.tree.selectID(idMnt)
+	d.m.showSelected()
+	d.key("X")
+	if want := "its 5 submounts go first with S, L or Z"; !strings.HasSuffix(d.m.bar.status, want) {
+		t.Fatalf("status %q, want it to end %q", d.m.bar.status, want)
+	}
+	d.m.tree.selectID(idProjects)
+	d.m.showSelected()
+	d.key("tab", "X")
+	d.mustSee("X releases loop devices, swap files and copies; S revokes processes")
+	d.key("d")
+	d.until("the preview", func(m Model) bool { return m.progress.preview })
+	d.key("X")
+	d.mustSee("X acts on the holders pane: z closes this one first")
 }

@@ -8,6 +8,7 @@ import (
 	tea "github.com/charmbracelet/bubbletea"
 
 	"mounttop/inspect"
+	"mounttop/internal/present"
 	"mounttop/unmount"
 )
 
@@ -95,16 +96,16 @@ func (m Model) askRollbackFence() (tea.Model, tea.Cmd) {
 	l, ok := m.leftoverAt()
 	switch {
 	case !ok:
-		m.bar.setStatus("no fence left by a killed run")
+		m.bar.setStatus(present.NoLeftoverFence)
 		return m, nil
 	case m.progress.Active():
 		m.setError(m.stillRunning())
 		return m, nil
 	}
-	m.openDialog(&confirmDialog{styles: m.styles, keys: m.keys, title: "Roll back the fence at " + safe(l.Fence.Target) + "?",
+	m.openDialog(&confirmDialog{styles: m.styles, keys: m.keys, title: present.RollbackFenceTitle(l.Fence.Target),
 		lines: append(append(wrapLines(shown(l.What()), dialogText, 4), ""), wrapLines("Yes: "+shown(l.Plan())+".", dialogText, 5)...),
 		choices: []choice{{label: "No"}, m.keys.yesChoice("Yes, roll it back",
-			&action{kind: actRollbackFence, leftover: l, what: "roll back the fence at " + safe(l.Fence.Target)})}})
+			&action{kind: actRollbackFence, leftover: l, what: present.RollbackFenceWhat(l.Fence.Target)})}})
 	return m, nil
 }
 

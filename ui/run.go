@@ -54,17 +54,9 @@ func (m Model) LeftRunning() string {
 // quitDialog asks before quitting while an unmount runs.
 func (m *Model) quitDialog() *confirmDialog {
 	p := &m.progress
-	lines := []string{
-		"A " + p.runName() + " is running (stage " + p.stage.String() + ").",
-		"Quitting cancels it and waits for it to stop:",
-	}
-	if p.revoking {
-		lines = append(lines, "revoke has started, so holders already revoked stay revoked.")
-	} else {
-		lines = append(lines, "revoke has not started: the fence is rolled back, no process is touched.")
-	}
-	return &confirmDialog{styles: m.styles, keys: m.keys, title: "Quit while an unmount runs?", lines: lines,
-		choices: []choice{{label: "No"}, m.keys.yesChoice("Yes, cancel and quit", &action{kind: actQuit})}}
+	title, lines := present.QuitWhileRunning(p.runName(), p.stage.String(), p.revoking)
+	return &confirmDialog{styles: m.styles, keys: m.keys, title: title, lines: lines,
+		choices: []choice{{label: "No"}, m.keys.yesChoice(present.QuitYes, &action{kind: actQuit})}}
 }
 
 // quit ends the program, first cancelling a running unmount and waiting

@@ -398,10 +398,10 @@ func (t treePane) View() string {
 	b.WriteString(t.styles.Header.Render(clip("  "+present.TreeColumns.Header(ws), t.width)))
 	lines := 1
 	if t.snap == nil {
-		b.WriteString("\n" + t.styles.Dim.Render("  reading the mount table…"))
+		b.WriteString("\n" + t.styles.Dim.Render("  "+present.ReadingMounts))
 		lines++
 	} else if len(t.rows) == 0 {
-		b.WriteString("\n" + t.styles.Dim.Render(clip("  no mount matches "+safe(t.filter), t.width)))
+		b.WriteString("\n" + t.styles.Dim.Render(clip("  "+present.NoMountMatches(t.filter), t.width)))
 		lines++
 	}
 	from, to := t.window.shown(len(t.rows))
@@ -444,11 +444,11 @@ func (t treePane) filterLine() string {
 		return ""
 	}
 	if !t.filtering {
-		return "filter: " + safe(t.filter)
+		return present.FilterPrompt(t.filter, "", "")
 	}
 	v := []rune(t.input.Value())
 	pos := min(t.input.Position(), len(v))
-	return "filter: " + safe(string(v[:pos])) + "█" + safe(string(v[pos:]))
+	return present.FilterPrompt(string(v[:pos]), "█", string(v[pos:]))
 }
 
 // load is how many hold a mount: its processes and its kernel holders
