@@ -6,6 +6,7 @@ import (
 
 	"github.com/charmbracelet/bubbles/key"
 	tea "github.com/charmbracelet/bubbletea"
+	"golang.org/x/sys/unix"
 
 	"mounttop/unmount"
 )
@@ -97,8 +98,27 @@ func TestReleaseTextsFollowTheKeymap(t *testing.T) {
 	rebind(&k.Lazy, "L")
 	rebind(&k.Force, "Z")
 	rebind(&k.Close, "z")
+	rebind(&k.Refresh, "u")
 	d.key("X")
 	d.mustSee("pick a loop device, swap file or copy, then X releases it")
+	// A release that fails names the keys that help (present.ReleaseHint).
+	d.um.releaseErr = unmount.ErrChanged
+	d.key("X")
+	d.until("the dialog", func(m Model) bool { return m.dialog != nil })
+	d.key("y")
+	d.until("the error", func(m Model) bool { return m.bar.err != nil })
+	if want := "nothing was done; u refreshes"; !strings.HasSuffix(d.m.bar.hint, want) {
+		t.Fatalf("hint %q, want it to end %q", d.m.bar.hint, want)
+	}
+	// So does an unmount that fails (present.HintFor).
+	d.m.setError(&unmount.Error{Op: "umount2", Target: "/mnt/scratch", Err: unix.EBUSY})
+	if want := "try S (staged) or L (lazy)"; !strings.HasSuffix(d.m.bar.hint, want) { // no process holds /mnt/scratch
+		t.Fatalf("hint %q, want it to end %q", d.m.bar.hint, want)
+	}
+	d.m.setError(unmount.ErrTimeout)
+	if want := "holders remain (see the log): S again"; !strings.HasPrefix(d.m.bar.hint, want) {
+		t.Fatalf("hint %q, want it to start %q", d.m.bar.hint, want)
+	}
 	d.key("tab")
 	d.m.tree.selectID(idMnt)
 	d.m.showSelected()

@@ -405,7 +405,7 @@ func (m *Model) setError(err error) {
 	if m.snap != nil {
 		holders = m.snap.HoldersOf(m.tree.Selected())
 	}
-	m.bar.setError(err, present.HintFor(err, holders))
+	m.bar.setError(err, present.HintFor(err, holders, m.keys.texts()))
 }
 
 // stillRunning is the error of an action refused while a run goes.

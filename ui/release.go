@@ -139,7 +139,7 @@ func (m Model) onReleasePlan(msg releasePlanMsg) (tea.Model, tea.Cmd) {
 func (m Model) onReleaseDone(msg releaseDoneMsg) (tea.Model, tea.Cmd) {
 	m.releasing = ""
 	if msg.err != nil {
-		m.bar.setError(fmt.Errorf("%s: %w", msg.what, msg.err), present.ReleaseHint(msg.err, msg.rel, m.snap))
+		m.bar.setError(fmt.Errorf("%s: %w", msg.what, msg.err), present.ReleaseHint(msg.err, msg.rel, m.snap, m.keys.texts()))
 		m.bar.setStatus("")
 	} else {
 		m.bar.setStatus("released: " + msg.what)

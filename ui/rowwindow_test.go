@@ -100,9 +100,13 @@ func TestLongListsKeepTheCursorInView(t *testing.T) {
 	inView("up five", body-5)
 	d.key("G")
 	inView("G", last)
+	holdersKeepTheCursorInView(t, d)
+}
 
-	// The holders pane, 40 processes long (their uses folded: they do not
-	// fit), scrolls the same way.
+// holdersKeepTheCursorInView: the holders pane, 40 processes long (their
+// uses folded: they do not fit), scrolls as the tree does.
+func holdersKeepTheCursorInView(t *testing.T, d *driver) {
+	t.Helper()
 	d.key("g", "j", "tab")
 	if d.m.holders.mount != idRoot+1 {
 		t.Fatalf("the holders pane shows %x, want /srv/vol00", d.m.holders.mount)

@@ -294,44 +294,70 @@ func (t *planText) warnings() {
 }
 
 // HintFor says what to do about an error, chosen by errors.Is, naming the
-// holders when the mount is busy.
-func HintFor(err error, holders []inspect.Holder) string {
+// holders when the mount is busy and the keys (k) that act on it.
+func HintFor(err error, holders []inspect.Holder, k Keys) string {
+	if err == nil {
+		return ""
+	}
+	if s := engineHint(err, k); s != "" {
+		return s
+	}
 	var ue *unmount.Error
 	switch {
-	case err == nil:
-		return ""
-	case errors.Is(err, unmount.ErrGone):
-		return "it is already gone; r refreshes"
-	case errors.Is(err, unmount.ErrChanged):
-		return "the path now names another mount: nothing was done; r refreshes, then look again"
-	case errors.Is(err, unmount.ErrTimeout):
-		return "holders remain (see the log): F again, or choose the signal policy (s) in its dialog"
 	case errors.As(err, &ue) && ue.Hint != "" && !errors.Is(err, unix.EBUSY):
 		return termsafe.Message(ue.Hint)
 	case errors.Is(err, unix.EBUSY):
-		if len(holders) == 0 {
-			return "busy: a submount, another namespace or the kernel holds it; try F (staged) or l (lazy)"
-		}
-		names := make([]string, 0, 3)
-		for i, h := range holders {
-			if i == 3 {
-				names = append(names, "…")
-				break
-			}
-			names = append(names, fmt.Sprintf("%d %s", h.PID, termsafe.Text(h.Comm)))
-		}
-		return fmt.Sprintf("held by %s: %s · F revokes them, l detaches lazily",
-			processes(len(holders)), strings.Join(names, ", "))
+		return busyHint(holders, k)
+	}
+	return errnoHint(err, k)
+}
+
+// engineHint is HintFor's hint for the engine's own errors: the mount
+// went or changed, or holders outlasted the drain.
+func engineHint(err error, k Keys) string {
+	switch {
+	case errors.Is(err, unmount.ErrGone):
+		return "it is already gone; " + k.Refresh + " refreshes"
+	case errors.Is(err, unmount.ErrChanged):
+		return "the path now names another mount: nothing was done; " + k.Refresh + " refreshes, then look again"
+	case errors.Is(err, unmount.ErrTimeout):
+		return "holders remain (see the log): " + k.Staged + " again, or choose the signal policy (" + k.SignalInstead + ") in its dialog"
+	}
+	return ""
+}
+
+// errnoHint is HintFor's hint for the errnos of umount2(2) other than
+// EBUSY.
+func errnoHint(err error, k Keys) string {
+	switch {
 	case errors.Is(err, unix.EPERM), errors.Is(err, unix.EACCES):
 		return "not permitted: unmounting needs root (CAP_SYS_ADMIN); run sudo mounttop, or try mounttop demo"
 	case errors.Is(err, unix.EINVAL):
-		return "not a mount point any more (already gone?); r refreshes"
+		return "not a mount point any more (already gone?); " + k.Refresh + " refreshes"
 	case errors.Is(err, unix.EAGAIN):
-		return "marked for expiry: e again unmounts it if nothing touches it first"
+		return "marked for expiry: " + k.Expire + " again unmounts it if nothing touches it first"
 	case errors.Is(err, unix.ENOENT):
-		return "the mount point is gone; r refreshes"
+		return "the mount point is gone; " + k.Refresh + " refreshes"
 	}
 	return ""
+}
+
+// busyHint names who holds a busy mount (EBUSY) and the keys that take
+// it anyway.
+func busyHint(holders []inspect.Holder, k Keys) string {
+	if len(holders) == 0 {
+		return "busy: a submount, another namespace or the kernel holds it; try " + k.Staged + " (staged) or " + k.Lazy + " (lazy)"
+	}
+	names := make([]string, 0, 3)
+	for i, h := range holders {
+		if i == 3 {
+			names = append(names, "…")
+			break
+		}
+		names = append(names, fmt.Sprintf("%d %s", h.PID, termsafe.Text(h.Comm)))
+	}
+	return fmt.Sprintf("held by %s: %s · %s revokes them, %s detaches lazily",
+		processes(len(holders)), strings.Join(names, ", "), k.Staged, k.Lazy)
 }
 
 // ReleaseWhat says what one release does, in the operator's words:
@@ -526,11 +552,12 @@ func namespaceOf(snap *inspect.Snapshot, pid int) (*inspect.Namespace, bool) {
 	return nil, false
 }
 
-// ReleaseHint says what to do about a failed release, chosen by errors.Is.
-func ReleaseHint(err error, r unmount.Release, snap *inspect.Snapshot) string {
+// ReleaseHint says what to do about a failed release, chosen by errors.Is;
+// k names the keys.
+func ReleaseHint(err error, r unmount.Release, snap *inspect.Snapshot, k Keys) string {
 	switch {
 	case errors.Is(err, release.ErrChanged), errors.Is(err, unmount.ErrChanged):
-		return "the mount there is no longer the one inspected: nothing was done; r refreshes"
+		return "the mount there is no longer the one inspected: nothing was done; " + k.Refresh + " refreshes"
 	case errors.Is(err, unix.EBUSY) && r.Kind == "copy":
 		var names []string
 		if ns, ok := namespaceOf(snap, r.PID); ok {
@@ -551,9 +578,9 @@ func ReleaseHint(err error, r unmount.Release, snap *inspect.Snapshot) string {
 	case errors.Is(err, unix.ENOMEM) && r.Kind == "swap":
 		return "not enough memory to take the swapped pages back: free some first"
 	case errors.Is(err, unix.ESRCH), errors.Is(err, unix.ENOENT) && r.Kind == "copy":
-		return "that namespace's process is gone (the namespace may be too); r refreshes"
+		return "that namespace's process is gone (the namespace may be too); " + k.Refresh + " refreshes"
 	}
-	return HintFor(err, nil)
+	return HintFor(err, nil, k)
 }
 
 // processes is "1 process", "3 processes".

@@ -11,6 +11,12 @@ import (
 // questions of the view's workflows. Keys are named by the caller, from
 // the view's keymap, so a text and the key it names cannot drift.
 
+// Keys are the keys a text names, as the view's keymap binds them (the
+// key typed: "r", "F"), so that a hint and the key it names cannot drift.
+type Keys struct {
+	Refresh, Staged, Lazy, Expire, SignalInstead string
+}
+
 // Headings of the holders pane's sections.
 const (
 	KernelSection = "Held by the kernel (no process to revoke):"
