@@ -24,7 +24,7 @@ import (
 func (m Model) ask(asked unmount.Plan, preview bool) (tea.Model, tea.Cmd) {
 	mt, ok := m.selectedMount()
 	if !ok {
-		m.setError(errors.New("no mount selected"))
+		m.setError(errors.New(present.NoMountSelected))
 		return m, nil
 	}
 	if m.progress.Active() && !preview {
@@ -43,7 +43,7 @@ func (m Model) ask(asked unmount.Plan, preview bool) (tea.Model, tea.Cmd) {
 	if asked.Mode == unmount.ModeExpire {
 		asked.Interval = m.opts.Interval // when idle: the retry interval
 	}
-	m.bar.setStatus("planning the " + present.ModeName(asked) + " of " + present.MountName(*mt) + "…")
+	m.bar.setStatus(present.Planning(asked))
 	return m, planCmd(m.opts.Unmounter, m.snap, asked, preview)
 }
 
@@ -56,22 +56,21 @@ func (m Model) notOffered(asked unmount.Plan) string {
 	if mt.Detached && asked.Mode != unmount.ModeStaged {
 		// A detached mount is already out of every mount table: umount2
 		// has no path to act on, and what keeps it alive is its holders.
-		return "no " + present.ModeName(asked) + ": " + present.MountName(*mt) + " is in no mount table; " +
-			k.name(k.Staged) + " revokes its holders until it goes, " + k.name(k.DryRun) + " previews that"
+		return present.NotOnDetached(asked, *mt, k.name(k.Staged), k.name(k.DryRun))
 	}
 	if why := unmount.SystemMount(mt); why != "" {
-		return "no " + present.ModeName(asked) + ": " + why + "; the view never unmounts it (" + unmount.AllowSystemHint + ")"
+		return present.NotOnSystemMount(asked, why)
 	}
 	return ""
 }
 
 func (m Model) onPlan(msg planMsg) (tea.Model, tea.Cmd) {
 	if msg.err != nil {
-		m.setError(fmt.Errorf("planning the %s of %s: %w", present.ModeName(msg.asked), present.MountName(msg.asked.Target), msg.err))
+		m.setError(present.PlanningFailed(msg.asked, msg.err))
 		return m, nil
 	}
 	if msg.preview {
-		m.bar.setStatus("dry run: nothing was changed")
+		m.bar.setStatus(present.DryRunDone)
 		m.progress.showPlan(msg.snap, msg.plan, m.now)
 		m.setFocus(m.focus)
 		return m, nil
@@ -80,7 +79,7 @@ func (m Model) onPlan(msg planMsg) (tea.Model, tea.Cmd) {
 	if msg.releasePlan != nil {
 		d.offerRelease(msg.snap, *msg.releasePlan)
 	} else if msg.releaseErr != nil {
-		d.lines = append(d.lines, "! releasing them could not be planned: "+shown(msg.releaseErr.Error()))
+		d.lines = append(d.lines, present.ReleaseNotPlanned(msg.releaseErr))
 	}
 	m.bar.setStatus("")
 	m.openDialog(d)

@@ -27,7 +27,7 @@ func (m Model) do(a action) (tea.Model, tea.Cmd) {
 		m.bar.setStatus(a.what + "…")
 		return m, rollbackFenceCmd(m.opts.Leftovers, a.leftover)
 	case actReplan:
-		m.bar.setStatus("planning the " + present.ModeName(a.plan) + " of " + present.MountName(a.plan.Target) + "…")
+		m.bar.setStatus(present.Planning(a.plan))
 		return m, planCmd(m.opts.Unmounter, a.snap, a.plan, false)
 	case actRun:
 		m.runs++
@@ -47,8 +47,7 @@ func (m Model) LeftRunning() string {
 	if !m.progress.Active() {
 		return ""
 	}
-	return fmt.Sprintf("the %s was cancelled but had not stopped when mounttop quit (stage %s); check it with: mounttop list",
-		m.progress.runName(), m.progress.stage)
+	return present.LeftRunning(m.progress.runName(), m.progress.stage.String())
 }
 
 // quitDialog asks before quitting while an unmount runs.
@@ -68,7 +67,7 @@ func (m Model) quit(why string) (tea.Model, tea.Cmd) {
 	}
 	m.progress.stop(m.now)
 	m.quitting = true
-	m.bar.setStatus(why + ": cancelling the " + m.progress.modeName() + " and waiting for it to stop…")
+	m.bar.setStatus(present.QuittingWhileRunning(why, m.progress.modeName()))
 	return m, m.quitTimeoutCmd()
 }
 

@@ -2,8 +2,11 @@ package present
 
 import (
 	"fmt"
+	"time"
 
 	"mounttop/inspect"
+	"mounttop/internal/termsafe"
+	"mounttop/unmount"
 )
 
 // The view's own sentences: pane titles, the holders pane's section
@@ -151,3 +154,112 @@ func QuitWhileRunning(runName, stage string, revoking bool) (title string, lines
 
 // QuitYes is the answer that quits during a run.
 const QuitYes = "Yes, cancel and quit"
+
+// Planning says the engine is preparing plan.
+func Planning(plan unmount.Plan) string {
+	return "planning the " + ModeName(plan) + " of " + MountName(plan.Target) + "…"
+}
+
+// PlanningFailed is the error of a plan the engine could not prepare.
+func PlanningFailed(plan unmount.Plan, err error) error {
+	return fmt.Errorf("planning the %s of %s: %w", ModeName(plan), MountName(plan.Target), err)
+}
+
+// NotOnDetached: asked (not staged) on detached m, which no umount2
+// reaches; stagedKey and dryRunKey are the keys that do act on it.
+func NotOnDetached(asked unmount.Plan, m inspect.Mount, stagedKey, dryRunKey string) string {
+	return "no " + ModeName(asked) + ": " + MountName(m) + " is in no mount table; " +
+		stagedKey + " revokes its holders until it goes, " + dryRunKey + " previews that"
+}
+
+// NotOnSystemMount: asked on a mount the system runs on (why, as
+// unmount.SystemMount says it).
+func NotOnSystemMount(asked unmount.Plan, why string) string {
+	return "no " + ModeName(asked) + ": " + why + "; the view never unmounts it (" + unmount.AllowSystemHint + ")"
+}
+
+// Status lines of a question answered, a dry run, a cancel.
+const (
+	DryRunDone     = "dry run: nothing was changed"
+	AnsweredNo     = "cancelled: nothing was changed"
+	Refreshing     = "refreshing…"
+	SystemMount    = "a system mount: no unmount here"
+	WaitingForRun  = "waiting for the run to stop"
+	CancelTheRun   = "cancel the run" // the cancel key's description while a run goes
+	ScannerNoSnap  = "the scanner returned no snapshot"
+	HelpClosesNote = "   (any key closes this help)"
+	HelpColumns    = "Mount tree columns"
+)
+
+// ReleaseNotPlanned is the staged dialog's line when the releases could
+// not be planned.
+func ReleaseNotPlanned(err error) string {
+	return "! releasing them could not be planned: " + termsafe.Message(err.Error())
+}
+
+// Cancelling says a cancel of the run (modeName) was asked.
+func Cancelling(modeName string) string { return "cancelling the " + modeName + "…" }
+
+// QuittingWhileRunning: the program quits (why) once the run (modeName)
+// stopped.
+func QuittingWhileRunning(why, modeName string) string {
+	return why + ": cancelling the " + modeName + " and waiting for it to stop…"
+}
+
+// LeftRunning: a run (runName, at stage) had not stopped when mounttop quit.
+func LeftRunning(runName, stage string) string {
+	return fmt.Sprintf("the %s was cancelled but had not stopped when mounttop quit (stage %s); check it with: mounttop list",
+		runName, stage)
+}
+
+// StillRunning is the error of an action refused while runName goes;
+// cancelKey stops it.
+func StillRunning(runName, cancelKey string) error {
+	return fmt.Errorf("a %s is still running: %s cancels it", runName, cancelKey)
+}
+
+// TooSmall is the whole screen on a terminal too small for the view.
+func TooSmall(width, height int) string {
+	return "mounttop: the terminal is too small (" + fmt.Sprint(width, "x", height) + ")"
+}
+
+// MountGone: the selected mount point went; the selection moved up.
+func MountGone(mountpoint string) string {
+	return Name(mountpoint) + " is no longer mounted; selected the mount above it"
+}
+
+// NoMountAt is the error of a start path no mount is found for.
+func NoMountAt(path string) error { return fmt.Errorf("%s: no mount found there", Name(path)) }
+
+// LiesOn says which mount the start path lies on.
+func LiesOn(path, mountpoint string) string { return Name(path) + " lies on " + Name(mountpoint) }
+
+// Counts is the title's " · 7 mounts · 3 busy · 4 holders" (and the note
+// on a kernel without unique mount IDs).
+func Counts(mounts, busy, holders int, uniqueIDs bool) string {
+	s := fmt.Sprintf(" · %s · %d busy · %s", Plural(mounts, "mount"), busy, Plural(holders, "holder"))
+	if !uniqueIDs {
+		s += " · no unique mount IDs (kernel < 6.8)"
+	}
+	return s
+}
+
+// ExpiryArmed is the holders pane's line about a mount's MNT_EXPIRE mark,
+// set at; expireKey unmounts it.
+func ExpiryArmed(at time.Time, expireKey string) string {
+	return "Expiry: marked at " + at.Format("15:04:05") + "; " + expireKey + " unmounts it if nothing touches it first."
+}
+
+// ExpiryCleared: an access cleared the mark, set again at.
+func ExpiryCleared(at time.Time) string {
+	return "Expiry: an access cleared the mark; marked again at " + at.Format("15:04:05") + "."
+}
+
+// ExpiryExpired: the mount expired at.
+func ExpiryExpired(at time.Time) string { return "Expiry: expired at " + at.Format("15:04:05") + "." }
+
+// HelpUnmounting is the help screen's closing note; cancelKey cancels.
+func HelpUnmounting(cancelKey string) []string {
+	return []string{"Every unmount asks first; the dialog starts on No. A staged unmount fences the",
+		"mount, revokes each holder, then drains; " + cancelKey + " cancels it (rolled back before revoke)."}
+}
