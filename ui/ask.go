@@ -103,10 +103,10 @@ func (d *confirmDialog) offerRelease(snap *inspect.Snapshot, plan unmount.Plan) 
 		extra = append(extra, fmt.Sprintf("   pid %d %s in %s: %s", a.Holder.PID, safe(a.Holder.Comm), safe(a.Namespace), shown(what)))
 	}
 	if len(extra) > 0 {
-		d.lines = append(d.lines, "("+d.keys.name(d.keys.AlsoRelease)+") also revokes these processes in other namespaces:")
+		d.lines = append(d.lines, present.AlsoRevokesElsewhere(d.keys.name(d.keys.AlsoRelease)))
 		d.lines = append(d.lines, extra...)
 	}
-	d.choices = append(d.choices, choice{label: fmt.Sprintf("Also release %d", n), key: &d.keys.AlsoRelease,
+	d.choices = append(d.choices, choice{label: present.AnswerAlsoRelease(n), key: &d.keys.AlsoRelease,
 		act: &action{kind: actRun, plan: plan, snap: snap}})
 }
 
@@ -119,7 +119,7 @@ func (m *Model) unmountDialog(snap *inspect.Snapshot, asked, plan unmount.Plan) 
 	d := &confirmDialog{styles: m.styles, keys: k,
 		title: strings.ToUpper(present.ModeName(plan)[:1]) + present.ModeName(plan)[1:] + " of " + mp + "?",
 		lines: present.PlanLines(snap, plan, 6, k.name(k.Cancel))}
-	d.choices = []choice{{label: "No"}}
+	d.choices = []choice{{label: present.AnswerNo}}
 	run := &action{kind: actRun, plan: plan, snap: snap}
 	switch plan.Mode {
 	case unmount.ModeExpire:
@@ -128,21 +128,21 @@ func (m *Model) unmountDialog(snap *inspect.Snapshot, asked, plan unmount.Plan) 
 		idle := plan
 		idle.ExpireWhenIdle = true
 		d.title = "Expire " + mp + "?"
-		d.choices = append(d.choices, k.yesChoice("Expire now", run),
-			choice{label: "When idle", key: &k.WhenIdle, act: &action{kind: actRun, plan: idle, snap: snap}})
+		d.choices = append(d.choices, k.yesChoice(present.AnswerExpireNow, run),
+			choice{label: present.AnswerWhenIdle, key: &k.WhenIdle, act: &action{kind: actRun, plan: idle, snap: snap}})
 	case unmount.ModeStaged:
 		if plan.Policy == unmount.PolicySignal {
-			d.choices = append(d.choices, k.yesChoice("Yes, signal", run))
+			d.choices = append(d.choices, k.yesChoice(present.AnswerSignal, run))
 			break
 		}
 		sig := asked
 		sig.Policy = unmount.PolicySignal
-		d.choices = append(d.choices, k.yesChoice("Yes, revoke", run),
+		d.choices = append(d.choices, k.yesChoice(present.AnswerRevoke, run),
 			// The engine prepares the signal policy anew: its holder
 			// actions and refusals differ from closing's.
-			choice{label: "Signal instead", key: &k.SignalInstead, act: &action{kind: actReplan, plan: sig}})
+			choice{label: present.AnswerSignalToo, key: &k.SignalInstead, act: &action{kind: actReplan, plan: sig}})
 	default:
-		d.choices = append(d.choices, k.yesChoice("Yes", run))
+		d.choices = append(d.choices, k.yesChoice(present.AnswerYes, run))
 	}
 	return d
 }

@@ -55,7 +55,7 @@ func (m *Model) quitDialog() *confirmDialog {
 	p := &m.progress
 	title, lines := present.QuitWhileRunning(p.runName(), p.stage.String(), p.revoking)
 	return &confirmDialog{styles: m.styles, keys: m.keys, title: title, lines: lines,
-		choices: []choice{{label: "No"}, m.keys.yesChoice(present.QuitYes, &action{kind: actQuit})}}
+		choices: []choice{{label: present.AnswerNo}, m.keys.yesChoice(present.QuitYes, &action{kind: actQuit})}}
 }
 
 // quit ends the program, first cancelling a running unmount and waiting

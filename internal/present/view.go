@@ -263,3 +263,85 @@ func HelpUnmounting(cancelKey string) []string {
 	return []string{"Every unmount asks first; the dialog starts on No. A staged unmount fences the",
 		"mount, revokes each holder, then drains; " + cancelKey + " cancels it (rolled back before revoke)."}
 }
+
+// PlanSummary is a staged plan in one line, for the progress pane: how
+// holders are revoked and how long the drain may take.
+func PlanSummary(p unmount.Plan) string {
+	s := "plan: revoke " + Plural(len(p.Holders), "holder")
+	if p.Policy == unmount.PolicySignal {
+		s += " by SIGTERM"
+		if p.Grace > 0 {
+			s += ", SIGKILL after " + p.Grace.String()
+		}
+	} else {
+		s += " by closing (ptrace)"
+	}
+	if p.Interval > 0 {
+		s += ", drain every " + p.Interval.String()
+	}
+	if p.Timeout > 0 {
+		s += ", give up after " + p.Timeout.String()
+	}
+	if n := len(p.Submounts); n > 0 {
+		s += ", " + Plural(n, "submount") + " first"
+	}
+	return s
+}
+
+// PreviewTitle is the progress pane's title over a dry run of p.
+func PreviewTitle(p unmount.Plan) string {
+	return fmt.Sprintf("Plan for %s of %s (dry run: nothing changed)", ModeName(p), MountName(p.Target))
+}
+
+// PreviewHint says which keys act on a previewed plan (actKeys: "F, l, e
+// or f") and which closes it.
+func PreviewHint(actKeys, closeKey string) string {
+	return actKeys + " acts on it (asking first); " + closeKey + " closes this preview."
+}
+
+// CancelRequested is the log's line when the operator cancels a run: before
+// revoke the fence is rolled back; after, what was revoked stays revoked.
+func CancelRequested(revoking bool) string {
+	if revoking {
+		return "cancel requested: stopping (holders already revoked stay revoked)"
+	}
+	return "cancel requested: rolling back"
+}
+
+// Lines of the progress pane.
+const (
+	EngineStoppedNoResult = "the engine stopped without a result"
+	ExpiryNotMarked       = "Expiry: not marked (yet)"
+	MoreInHoldersPane     = "… (the holders pane has the full list)"
+)
+
+// StillHeldBy is a result's line for a holder that still holds the mount.
+func StillHeldBy(h inspect.Holder) string { return "still held by " + HolderBrief(h) }
+
+// Answers of the view's questions.
+const (
+	AnswerNo        = "No"
+	AnswerYes       = "Yes"
+	AnswerRevoke    = "Yes, revoke"
+	AnswerSignal    = "Yes, signal"
+	AnswerSignalToo = "Signal instead"
+	AnswerExpireNow = "Expire now"
+	AnswerWhenIdle  = "When idle"
+	AnswerRollback  = "Yes, roll it back"
+)
+
+// AnswerAlsoRelease is the staged dialog's answer that also releases n
+// kernel holders and copies.
+func AnswerAlsoRelease(n int) string { return fmt.Sprintf("Also release %d", n) }
+
+// AlsoRevokesElsewhere heads the processes in other namespaces that the
+// answer keyed alsoKey revokes too.
+func AlsoRevokesElsewhere(alsoKey string) string {
+	return "(" + alsoKey + ") also revokes these processes in other namespaces:"
+}
+
+// DialogHint is a dialog's last line: noKey answers No, left/right and
+// choose take the highlighted answer.
+func DialogHint(noKey, leftKey, rightKey, chooseKey string) string {
+	return noKey + ": No · " + leftKey + "/" + rightKey + " and " + chooseKey + ": the highlighted one"
+}
