@@ -2,7 +2,6 @@ package ui
 
 import (
 	"context"
-	"fmt"
 	"time"
 
 	tea "github.com/charmbracelet/bubbletea"
@@ -72,7 +71,7 @@ func (m Model) leftoverBanner() string {
 	}
 	s := "! " + shown(l.Describe(m.keys.RollbackFence.Help().Key))
 	if n := len(m.leftovers) - 1; n > 0 {
-		s += fmt.Sprintf(" (and %d more: mounttop list)", n)
+		s += present.MoreLeftovers(n)
 	}
 	return s
 }
@@ -112,10 +111,10 @@ func (m Model) askRollbackFence() (tea.Model, tea.Cmd) {
 // onLeftoverDone shows a rollback's outcome and rescans.
 func (m Model) onLeftoverDone(msg leftoverDoneMsg) (tea.Model, tea.Cmd) {
 	if msg.err != nil {
-		m.setError(fmt.Errorf("rolling back the fence at %s: %w", safe(msg.l.Fence.Target), msg.err))
+		m.setError(present.RollbackFailed(msg.l.Fence.Target, msg.err))
 		m.bar.setStatus("")
 	} else {
-		m.bar.setStatus("rolled back: " + shown(msg.what))
+		m.bar.setStatus(present.RolledBack(msg.what))
 		// The fence goes from the tree: a selection on it moves to the
 		// filesystem it hid (which the rescan shows in its place), or,
 		// if that is gone too, to the mount beneath, so the rescan does

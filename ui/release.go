@@ -32,7 +32,7 @@ func (m Model) askRelease() (tea.Model, tea.Cmd) {
 		m.setError(m.stillRunning())
 		return m, nil
 	case m.releasing != "":
-		m.setError(fmt.Errorf("still releasing: %s", m.releasing))
+		m.setError(present.StillReleasing(m.releasing))
 		return m, nil
 	case m.progress.visible():
 		m.bar.setStatus(present.ReleaseFromProgress(k.name(k.Release), k.name(k.Close)))
@@ -91,7 +91,7 @@ func (m Model) onReleasePlan(msg releasePlanMsg) (tea.Model, tea.Cmd) {
 		return m, nil // another question came first; R again asks anew
 	}
 	if msg.err != nil {
-		m.setError(fmt.Errorf("asking how to release it from %s: %w", present.MountName(msg.asked.Target), msg.err))
+		m.setError(present.ReleaseAskFailed(msg.asked.Target, msg.err))
 		if errors.Is(msg.err, unmount.ErrRefused) {
 			// The engine lists releases in the plan of a staged unmount
 			// of the mount, and it will not plan that one (the root, say).

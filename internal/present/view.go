@@ -345,3 +345,25 @@ func AlsoRevokesElsewhere(alsoKey string) string {
 func DialogHint(noKey, leftKey, rightKey, chooseKey string) string {
 	return noKey + ": No · " + leftKey + "/" + rightKey + " and " + chooseKey + ": the highlighted one"
 }
+
+// MoreLeftovers counts the other fences killed runs left, after the
+// banner's first.
+func MoreLeftovers(n int) string { return fmt.Sprintf(" (and %d more: mounttop list)", n) }
+
+// RollbackFailed is the error of a failed rollback of the fence at target.
+func RollbackFailed(target string, err error) error {
+	return fmt.Errorf("rolling back the fence at %s: %w", Name(target), err)
+}
+
+// RolledBack says a rollback (what it did, as the engine said) is done.
+func RolledBack(what string) string { return "rolled back: " + termsafe.Message(what) }
+
+// StillReleasing is the error of a release asked while another (what)
+// goes.
+func StillReleasing(what string) error { return fmt.Errorf("still releasing: %s", what) }
+
+// ReleaseAskFailed is the error of the engine's plan asked for a release
+// on target.
+func ReleaseAskFailed(target inspect.Mount, err error) error {
+	return fmt.Errorf("asking how to release it from %s: %w", MountName(target), err)
+}
