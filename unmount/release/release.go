@@ -1,7 +1,7 @@
 // Package release frees a mount from holders that are not processes' uses:
 // a copy of it in another mount namespace, a loop device backed by a file on
-// it, a swap file on it. Each is the action inspect.KernelHolder and
-// inspect.Copy name.
+// it, a swap file on it: what present.KernelHolderAction tells the operator
+// to do for an inspect.KernelHolder, and the unmount of an inspect.Copy.
 package release
 
 import (
