@@ -25,6 +25,17 @@ func WriteHolders(w io.Writer, snap *inspect.Snapshot, m *inspect.Mount) error {
 	if a := m.Automount; a != nil {
 		fmt.Fprintln(w, "automount: "+AutomountWarning(m))
 	}
+	if err := writeProcesses(w, holders); err != nil {
+		return err
+	}
+	writeSameFilesystem(w, snap, m)
+	writeKernel(w, snap, m)
+	writeCopies(w, snap, m)
+	return nil
+}
+
+// writeProcesses writes the holder processes and their uses, one row each.
+func writeProcesses(w io.Writer, holders []inspect.Holder) error {
 	if len(holders) == 0 {
 		fmt.Fprintln(w, "no process holds it")
 	} else {
@@ -42,12 +53,21 @@ func WriteHolders(w io.Writer, snap *inspect.Snapshot, m *inspect.Mount) error {
 			return err
 		}
 	}
+	return nil
+}
+
+// writeSameFilesystem writes the other mounts of m's filesystem.
+func writeSameFilesystem(w io.Writer, snap *inspect.Snapshot, m *inspect.Mount) {
 	if others := snap.SameFilesystem(m.ID); len(others) > 0 {
 		fmt.Fprintln(w, "same filesystem also mounted at:")
 		for _, o := range others {
 			fmt.Fprintf(w, "  %s (mount %d, %d holders)\n", Name(o.Mountpoint), o.OldID, len(snap.HoldersOf(o.ID)))
 		}
 	}
+}
+
+// writeKernel writes what the kernel holds m for.
+func writeKernel(w io.Writer, snap *inspect.Snapshot, m *inspect.Mount) {
 	if ks := snap.Kernel[m.ID]; len(ks) > 0 {
 		fmt.Fprintln(w, "held by the kernel:")
 		for _, k := range ks {
@@ -61,6 +81,11 @@ func WriteHolders(w io.Writer, snap *inspect.Snapshot, m *inspect.Mount) error {
 			fmt.Fprintf(w, "  %s %s  %s  -> %s\n", Name(k.Kind.String()), Name(k.Name), held, KernelHolderAction(k))
 		}
 	}
+}
+
+// writeCopies writes m's copies in other mount namespaces and their
+// holders there.
+func writeCopies(w io.Writer, snap *inspect.Snapshot, m *inspect.Mount) {
 	for _, c := range snap.Copies(m.ID) {
 		why := "a private copy: our umount succeeds, but the filesystem stays alive while it is mounted there"
 		if c.Propagates {
@@ -74,7 +99,6 @@ func WriteHolders(w io.Writer, snap *inspect.Snapshot, m *inspect.Mount) error {
 			}
 		}
 	}
-	return nil
 }
 
 // AutomountWarning is the warning for an unmount of automounted m: an
