@@ -73,8 +73,8 @@ func (m Model) releaseRow(mt *inspect.Mount) (tea.Model, tea.Cmd) {
 		asked := unmount.Plan{Target: *mt, Mode: unmount.ModeStaged, Policy: unmount.PolicyClose, Recursive: true}
 		m.bar.setStatus(present.ReleaseAsking)
 		return m, releasePlanCmd(m.opts.Unmounter, m.snap, asked, row)
-	case row.kernel != nil && row.kernel.Action != "":
-		m.bar.setStatus("mounttop cannot release " + safe(row.kernel.Kind.String()) + " " + safe(row.kernel.Name) + " itself; to do it: " + safe(row.kernel.Action))
+	case row.kernel != nil && present.KernelHolderAction(*row.kernel) != "":
+		m.bar.setStatus("mounttop cannot release " + safe(row.kernel.Kind.String()) + " " + safe(row.kernel.Name) + " itself; to do it: " + present.KernelHolderAction(*row.kernel))
 	case row.kernel != nil:
 		m.bar.setStatus("mounttop cannot release " + safe(row.kernel.Kind.String()) + " " + safe(row.kernel.Name))
 	case row.kind == rowHolder || row.kind == rowUse:
@@ -96,8 +96,8 @@ func (m Model) onReleasePlan(msg releasePlanMsg) (tea.Model, tea.Cmd) {
 			// The engine lists releases in the plan of a staged unmount
 			// of the mount, and it will not plan that one (the root, say).
 			hint := present.ReleaseRefusedHere(msg.asked.Target)
-			if k := msg.row.kernel; k != nil && k.Action != "" {
-				hint += "; by hand: " + safe(k.Action)
+			if k := msg.row.kernel; k != nil && present.KernelHolderAction(*k) != "" {
+				hint += "; by hand: " + present.KernelHolderAction(*k)
 			}
 			m.bar.setError(m.bar.err, hint)
 		}

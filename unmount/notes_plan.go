@@ -55,7 +55,7 @@ type WarningKind int
 
 const (
 	// WarnAutomount: the mount is an automount or its trigger; Detail is
-	// inspect's sentence (Automount.Warning), names raw.
+	// scantext.AutomountWarning's sentence, names raw.
 	WarnAutomount WarningKind = iota + 1
 	// WarnForceIgnored: MNT_FORCE does nothing for FSType.
 	WarnForceIgnored

@@ -11,6 +11,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"mounttop/inspect"
+	"mounttop/internal/present/scantext"
 	// termsafe only for errors and the call names bounded puts in its
 	// errors (an error is text: its names are escaped as it is built),
 	// and the uses that say why.
@@ -69,7 +70,7 @@ func (u *Unmounter) Prepare(ctx context.Context, p Plan) (Plan, error) {
 		p.Holders = append(p.Holders, u.holderAction(p, h))
 	}
 	if a := m.Automount; a != nil {
-		p.Warnings = append(p.Warnings, PlanWarning{Kind: WarnAutomount, Detail: a.Warning(m.Mountpoint)})
+		p.Warnings = append(p.Warnings, PlanWarning{Kind: WarnAutomount, Detail: scantext.AutomountWarning(a, m.Mountpoint)})
 	}
 	if p.Mode == ModeForce && ForceIgnored(m.FSType) {
 		p.Warnings = append(p.Warnings, PlanWarning{Kind: WarnForceIgnored, FSType: m.FSType})
@@ -92,7 +93,7 @@ func (u *Unmounter) Prepare(ctx context.Context, p Plan) (Plan, error) {
 		p.Warnings = append(p.Warnings, PlanWarning{Kind: WarnAlsoMounted, Mountpoint: o.Mountpoint})
 	}
 	if n := len(snap.Warnings); n > 0 {
-		p.Warnings = append(p.Warnings, PlanWarning{Kind: WarnPartialScan, Count: n, Detail: snap.Warnings[0].String()})
+		p.Warnings = append(p.Warnings, PlanWarning{Kind: WarnPartialScan, Count: n, Detail: scantext.Warning(snap.Warnings[0])})
 	}
 	p.prepared = p.choices()
 	return p, nil

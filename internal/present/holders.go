@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"mounttop/inspect"
+	"mounttop/internal/present/scantext"
 )
 
 // WriteHolders writes `mounttop holders PATH`'s text: the mount, then who
@@ -77,7 +78,7 @@ func writeKernel(w io.Writer, snap *inspect.Snapshot, m *inspect.Mount) {
 			if k.Namespace != 0 {
 				held += fmt.Sprintf(" (in mount namespace mnt:[%d])", k.Namespace)
 			}
-			fmt.Fprintf(w, "  %s %s  %s  -> %s\n", Name(k.Kind.String()), Name(k.Name), held, Name(k.Action))
+			fmt.Fprintf(w, "  %s %s  %s  -> %s\n", Name(k.Kind.String()), Name(k.Name), held, KernelHolderAction(k))
 		}
 	}
 }
@@ -107,7 +108,7 @@ func AutomountWarning(m *inspect.Mount) string {
 	if m.Automount == nil {
 		return ""
 	}
-	return Name(m.Automount.Warning(m.Mountpoint))
+	return Name(scantext.AutomountWarning(m.Automount, m.Mountpoint))
 }
 
 func layers(ls []inspect.Layer) string {
@@ -323,8 +324,8 @@ func KernelLine(k *inspect.KernelHolder) string {
 	if k.PID != 0 {
 		line += fmt.Sprintf(" (pid %d)", k.PID)
 	}
-	if k.Action != "" {
-		line += " · release: " + Name(k.Action)
+	if action := KernelHolderAction(*k); action != "" {
+		line += " · release: " + action
 	}
 	return line
 }
@@ -381,4 +382,12 @@ func SameFilesystemLine(snap *inspect.Snapshot, o *inspect.Mount) string {
 
 // WarningText is one warning of a scan, escaped: a warning quotes paths
 // and other text from the system.
-func WarningText(w inspect.Warning) string { return Name(w.String()) }
+func WarningText(w inspect.Warning) string { return Name(scantext.Warning(w)) }
+
+// KernelHolderAction is what would release a kernel holder, escaped:
+// "swapoff", "detach loop device (losetup -d /dev/loop3)", ...; "" for a
+// kind with no known remedy. mounttop releases loop devices and swap files
+// itself (unmount's Release); the rest are for the operator to do.
+func KernelHolderAction(k inspect.KernelHolder) string {
+	return Name(scantext.KernelHolderAction(k))
+}
