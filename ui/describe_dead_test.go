@@ -15,20 +15,20 @@ import (
 // a connection aborted already, or nothing at all when it answers.
 func TestPlanLinesDeadServer(t *testing.T) {
 	target := inspect.Mount{ID: 7, Mountpoint: "/mnt/x", FSType: "fuse.sshfs"}
-	abort := unmount.Abort{Kind: unmount.AbortFuseConn, Conn: 45, Once: true, What: "abort FUSE connection 45 (/sys/fs/fuse/connections/45/abort)"}
+	abort := unmount.Abort{Kind: unmount.AbortFuseConn, Conn: 45, Once: true, FUSE: true}
 	cases := []struct {
 		name    string
 		server  unmount.Server
 		want    []string
 		notWant []string
 	}{
-		{"answering", unmount.Server{Probed: true, Answering: true, How: "the server answers (statfs took 1ms)", Abort: abort},
+		{"answering", unmount.Server{Probed: true, Answering: true, Probe: unmount.Probe{Outcome: unmount.ProbeAnswered, Path: "/mnt/x", Took: time.Millisecond}, Abort: abort},
 			[]string{"1. Fence /mnt/x: new opens by path fail, written data is synced."}, []string{"not answering", "abort FUSE"}},
-		{"not answering", unmount.Server{Probed: true, How: "statfs of /mnt/x did not return within 2s", Abort: abort},
+		{"not answering", unmount.Server{Probed: true, Probe: unmount.Probe{Outcome: unmount.ProbeTimedOut, Path: "/mnt/x", Limit: 2 * time.Second}, Abort: abort},
 			[]string{"! The filesystem's server is not answering:", "  statfs of /mnt/x did not return within 2s",
-				"  Data not yet written cannot be synced (no syncfs). Instead, first:", "  " + abort.What, "1. Fence /mnt/x: new opens by path fail."},
+				"  Data not yet written cannot be synced (no syncfs). Instead, first:", "  abort FUSE connection 45 (/sys/fs/fuse/connections/45/abort)", "1. Fence /mnt/x: new opens by path fail."},
 			[]string{"written data is synced"}},
-		{"aborted already", unmount.Server{Probed: true, Aborted: true, How: "ENOTCONN", Abort: abort},
+		{"aborted already", unmount.Server{Probed: true, Aborted: true, Probe: unmount.Probe{Outcome: unmount.ProbeAborted, Path: "/mnt/x"}, Abort: abort},
 			[]string{"! The connection to the filesystem's server is aborted already:"}, []string{"written data is synced", "Instead, first"}},
 	}
 	for _, tc := range cases {

@@ -4,6 +4,7 @@ import (
 	"context"
 
 	"mounttop/inspect"
+	"mounttop/internal/present"
 	"mounttop/unmount"
 )
 
@@ -66,5 +67,6 @@ func (e Engine) Leftovers(ctx context.Context, snap *inspect.Snapshot) []unmount
 
 // RollbackLeftover implements Leftovers.
 func (e Engine) RollbackLeftover(ctx context.Context, l unmount.Leftover) (string, error) {
-	return e.U.RollbackLeftover(ctx, l)
+	n, err := e.U.RollbackLeftover(ctx, l)
+	return present.NoteText(n), err
 }

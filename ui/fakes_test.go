@@ -194,7 +194,7 @@ type fakeUnmounter struct {
 
 	// refuse makes Plan refuse the release of a loop device or swap file
 	// of that name, or of a copy at that mount point, with that reason.
-	refuse     map[string]string
+	refuse     map[string]unmount.Release // its Refusal and RefusedAt
 	released   []unmount.Release
 	releaseErr error
 	releaseHit chan unmount.Release // if set, each Release is sent here
@@ -221,17 +221,17 @@ func (f *fakeUnmounter) Prepare(ctx context.Context, req unmount.Plan) (unmount.
 	for _, k := range snap.Kernel[req.Target.ID] {
 		switch k.Kind {
 		case "loop":
-			p.Releases = append(p.Releases, unmount.Release{Kind: "loop", Name: k.Name, What: "detach loop device " + k.Name, Refused: f.refuse[k.Name]})
+			p.Releases = append(p.Releases, unmount.Release{Kind: "loop", Name: k.Name, Refusal: f.refuse[k.Name].Refusal, RefusedAt: f.refuse[k.Name].RefusedAt})
 		case "swap":
-			p.Releases = append(p.Releases, unmount.Release{Kind: "swap", Name: k.Name, What: "swapoff " + k.Name, Refused: f.refuse[k.Name]})
+			p.Releases = append(p.Releases, unmount.Release{Kind: "swap", Name: k.Name, Refusal: f.refuse[k.Name].Refusal, RefusedAt: f.refuse[k.Name].RefusedAt})
 		}
 	}
 	for _, c := range snap.Copies(req.Target.ID) {
 		r := unmount.Release{Kind: "copy", PID: c.Namespace.PIDs[0], Mountpoint: c.Mount.Mountpoint,
-			OldID: c.Mount.OldID, Lazy: len(c.Holders) > 0, Refused: f.refuse[c.Mount.Mountpoint],
+			OldID: c.Mount.OldID, Lazy: len(c.Holders) > 0, Refusal: f.refuse[c.Mount.Mountpoint].Refusal,
 			Propagates: c.Propagates, Namespace: c.Namespace.Inode, Host: c.Namespace.Host}
-		if r.Host && r.Refused == "" {
-			r.Refused = unmount.HostRefusal // as the engine plans it without ReleaseHost
+		if r.Host && !r.Refused() {
+			r.Refusal = unmount.ReleaseHostNamespace // as the engine plans it without ReleaseHost
 		}
 		p.Releases = append(p.Releases, r)
 	}
@@ -245,7 +245,7 @@ func (f *fakeUnmounter) Prepare(ctx context.Context, req unmount.Plan) (unmount.
 				p.Holders = append(p.Holders, a)
 			}
 		}
-		p.Warnings = append(p.Warnings, "planned with Release")
+		p.Warnings = append(p.Warnings, unmount.PlanWarning{Kind: unmount.WarnAllowedSystem, Detail: "planned with Release"})
 	}
 	return p, f.planErr
 }
@@ -297,7 +297,7 @@ func (f *fakeUnmounter) Run(ctx context.Context, plan unmount.Plan) <-chan unmou
 		defer close(ended)
 		defer close(ch)
 		ev := unmount.PlanEvent(&plan)
-		ev.What = "" // the scripts' log lines are the test's
+		ev.What, ev.Note = "", nil // the scripts' log lines are the test's
 		send(ch, 0, ev)
 		if play != nil {
 			play(ctx, plan, ch)

@@ -69,7 +69,7 @@ func (m Model) leftoverBanner() string {
 	if !ok {
 		return ""
 	}
-	s := "! " + shown(l.Describe(m.keys.RollbackFence.Help().Key))
+	s := "! " + present.LeftoverDescribe(l, m.keys.RollbackFence.Help().Key)
 	if n := len(m.leftovers) - 1; n > 0 {
 		s += present.MoreLeftovers(n)
 	}
@@ -102,7 +102,7 @@ func (m Model) askRollbackFence() (tea.Model, tea.Cmd) {
 		return m, nil
 	}
 	m.openDialog(&confirmDialog{styles: m.styles, keys: m.keys, title: present.RollbackFenceTitle(l.Fence.Target),
-		lines: append(append(wrapLines(shown(l.What()), dialogText, 4), ""), wrapLines("Yes: "+shown(l.Plan())+".", dialogText, 5)...),
+		lines: append(append(wrapLines(present.LeftoverWhat(l), dialogText, 4), ""), wrapLines("Yes: "+present.LeftoverPlan(l)+".", dialogText, 5)...),
 		choices: []choice{{label: "No"}, m.keys.yesChoice("Yes, roll it back",
 			&action{kind: actRollbackFence, leftover: l, what: present.RollbackFenceWhat(l.Fence.Target)})}})
 	return m, nil

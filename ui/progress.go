@@ -424,7 +424,7 @@ func (p *progressPane) headLines(out *paneLines) {
 		out.add("  "+p.stageChain(), p.styles.ProgressHead.Render)
 		out.add("  "+present.PlanSummary(p.plan), nil)
 	}
-	if s := p.plan.Filesystem.PlanText(); s != "" && p.result == nil {
+	if s := present.FilesystemPlanText(&p.plan.Filesystem); s != "" && p.result == nil {
 		out.add("  "+s, nil)
 	}
 	if p.plan.Mode == unmount.ModeExpire {

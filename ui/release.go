@@ -123,8 +123,8 @@ func (m Model) onReleasePlan(msg releasePlanMsg) (tea.Model, tea.Cmd) {
 				act: &action{kind: actRelease, snap: msg.snap, release: r, what: what}}}})
 		return m, nil
 	}
-	if r.Refused != "" {
-		m.bar.setStatus("cannot " + what + ": " + shown(r.Refused))
+	if r.Refused() {
+		m.bar.setStatus("cannot " + what + ": " + present.ReleaseRefusalText(r))
 		return m, nil
 	}
 	m.bar.setStatus("")

@@ -167,12 +167,12 @@ func (r *run) probePath(f *Fence) string {
 // does not answer, or a probe that could not tell. An answering server is
 // said by the plan (Event.Server) and needs no event of its own.
 func (r *run) reportServer(s Server, stage Stage) {
-	if s.Answering && strings.HasPrefix(s.How, "the server answers") {
+	if s.Answering && s.Probe.Outcome == ProbeAnswered {
 		return
 	}
-	what := "probe: " + s.How
+	what := "probe: " + s.legacyHow()
 	if !s.Answering && !s.Aborted {
-		what = "probe: the server is not answering: " + s.How + "; data not yet written cannot be synced"
+		what = "probe: the server is not answering: " + s.legacyHow() + "; data not yet written cannot be synced"
 	}
 	r.send(Event{Stage: stage, What: what})
 }
@@ -195,7 +195,7 @@ func (r *run) cutOff(f *Fence, why string) (gone bool) {
 	case AbortNone:
 		if !r.noAbortSaid {
 			r.noAbortSaid = true
-			r.send(Event{Stage: stage, What: why + ": " + s.Abort.What + "; holders blocked on the server stay so until it answers"})
+			r.send(Event{Stage: stage, What: why + ": " + s.Abort.legacyWhat() + "; holders blocked on the server stay so until it answers"})
 		}
 		return false
 	case AbortFuseConn:
@@ -308,7 +308,7 @@ func stuckHolders(hs []inspect.Holder) int {
 // blocked) can pin the mount until they return.
 func (r *run) deadHint() string {
 	s := r.server
-	hint := "the filesystem's server is not answering (" + s.How + ")"
+	hint := "the filesystem's server is not answering (" + s.legacyHow() + ")"
 	if s.Aborted {
 		hint = "the connection to the server is aborted"
 	}

@@ -246,7 +246,7 @@ func TestStagedFinalUnmountRacesARedirect(t *testing.T) {
 // containsEvent reports whether some event of stage says what.
 func containsEvent(evs []Event, stage Stage, what string) bool {
 	for _, ev := range evs {
-		if ev.Stage == stage && strings.Contains(ev.What, what) {
+		if ev.Stage == stage && strings.Contains(EventWords(ev), what) {
 			return true
 		}
 	}

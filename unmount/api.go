@@ -154,14 +154,14 @@ const (
 	RefusalRoot
 )
 
-// String is the refusal's reason in the operator's words, as the plan, the
-// run's events and its summary say it.
+// String is the refusal's word ("exe", "root"; "" for none), for %v;
+// present.RefusalText says it in the operator's words.
 func (r Refusal) String() string {
 	switch r {
 	case RefusalExe:
-		return "its executable is on the mount: it cannot be revoked, only stopped (--revoke=signal)"
+		return "exe"
 	case RefusalRoot:
-		return "its root directory (chroot) is on the mount: it cannot be revoked, only stopped (--revoke=signal)"
+		return "root"
 	}
 	return ""
 }
@@ -223,7 +223,7 @@ type Plan struct {
 	// named (Filesystem, Warnings).
 	Stacked  []inspect.Mount
 	Holders  []HolderAction // with Release, also the holders of propagating copies (HolderAction.Namespace)
-	Warnings []string
+	Warnings []PlanWarning
 
 	// ExpireWhenIdle (ModeExpire): re-arm MNT_EXPIRE every Interval until
 	// the mount goes (or Timeout, if set), reporting each attempt.
@@ -285,20 +285,33 @@ func (p *Plan) Stale() bool { return p.prepared != p.choices() }
 
 // Release is one non-process holder the staged run can free, by the
 // operator's choice (Plan.Release), or the TUI on its own (Unmounter.Release).
+// It is data: internal/present says what it does (present.ReleaseText) and
+// why it is refused (present.ReleaseRefusalText).
 type Release struct {
 	Kind       ReleaseKind
-	What       string // operator words, e.g. "unmount its copy at /x in mount namespace mnt:[4026532] (pid 812), lazily"
 	PID        int    // copy: a process living in that namespace (the setns(2) target)
 	Mountpoint string // copy: where it is mounted there
 	OldID      int    // copy: its mount ID in that namespace, re-checked before acting
 	ParentOld  int    // copy: its parent's mount ID there, re-checked before acting
 	Dev        uint64 // copy: its filesystem (st_dev), re-checked before acting (release.Copy)
 	Name       string // loop: /dev/loopN; swap: the swap file path
+	// BackingFile (loop): the loop device's backing file, as the scan
+	// read it (/sys/block/loopN/loop/backing_file).
+	BackingFile string
 	// File (loop, swap): the backing file's or swap file's device and
 	// inode as the scan found them, re-checked before acting.
-	File    release.FileID
-	Lazy    bool   // copy: MNT_DETACH (its holders there keep it alive until they go) rather than a plain unmount
-	Refused string // cannot be done, and why (e.g. the loop device is itself mounted)
+	File release.FileID
+	Lazy bool // copy: MNT_DETACH (its holders there keep it alive until they go) rather than a plain unmount
+	// Holders (copy): the processes that held it there when the plan was
+	// made (why it is unmounted lazily); empty when it was idle.
+	Holders []inspect.Holder
+	// Refusal: it cannot be done, and why (ReleaseAllowed: it can);
+	// RefusedAt and RefusedIn say where the loop device is itself
+	// mounted (ReleaseLoopMounted): the mount point, and the mount
+	// namespace's inode when not ours.
+	Refusal   ReleaseRefusal
+	RefusedAt string
+	RefusedIn uint64
 
 	// Propagates (copy): umount2 of ours propagates to it
 	// (propagate_mount_busy, fs/pnode.c), so a staged run revokes its
@@ -308,8 +321,47 @@ type Release struct {
 	// Namespace (copy): the namespace's inode, mnt:[Namespace], re-checked
 	// before acting.
 	Namespace uint64
-	// Host (copy): Namespace is the host's mount namespace (pid 1's).
-	Host bool
+	// Host (copy): Namespace is the host's mount namespace (pid 1's);
+	// HostKnown: whether that could be told (pid 1's namespace readable).
+	Host      bool
+	HostKnown bool
+}
+
+// Refused reports whether the release cannot be done (Refusal).
+func (r Release) Refused() bool { return r.Refusal != ReleaseAllowed }
+
+// ReleaseRefusal is why a Release cannot be done.
+type ReleaseRefusal int
+
+const (
+	ReleaseAllowed ReleaseRefusal = iota
+	// ReleaseLoopMounted: the loop device is itself mounted (a filesystem
+	// on it, Release.RefusedAt): detaching it is refused (EBUSY) until
+	// that is unmounted.
+	ReleaseLoopMounted
+	// ReleaseNoEntry: no process of the copy's mount namespace is known
+	// to enter it through (setns(2) needs one).
+	ReleaseNoEntry
+	// ReleaseHostNamespace: the copy is in the host's mount namespace
+	// (pid 1's): lifted only by the operator's explicit confirmation
+	// (Plan.ReleaseHost, Release.ConfirmHost).
+	ReleaseHostNamespace
+)
+
+// String is the refusal in a few words, for %v and errors;
+// present.ReleaseRefusalText says it in full.
+func (k ReleaseRefusal) String() string {
+	switch k {
+	case ReleaseAllowed:
+		return ""
+	case ReleaseLoopMounted:
+		return "the loop device is itself mounted"
+	case ReleaseNoEntry:
+		return "no process of that namespace is known to enter it through"
+	case ReleaseHostNamespace:
+		return "it is the host's mount namespace (--release-host)"
+	}
+	return "refused"
 }
 
 // Status is one holder's state during a run.
@@ -363,7 +415,7 @@ type HolderState struct {
 // planned with its namespace, and so says it again when the run meets it).
 func (s *HolderState) reason() string {
 	if s.Reason == "" && s.Planned != nil && s.Planned.Refused() && s.Planned.Namespace == "" {
-		return s.Planned.Refusal.String()
+		return s.Planned.Refusal.legacyText()
 	}
 	return s.Reason
 }

@@ -23,7 +23,7 @@ func TestAutomountedPlanWarns(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%v: %v", mode, err)
 		}
-		w := strings.Join(p.Warnings, "\n")
+		w := warningsWords(&p)
 		if !strings.Contains(w, "the next access mounts it again") || !strings.Contains(w, "systemctl stop mnt-data.automount") {
 			t.Errorf("%v: plan warnings %q lack the automount warning", mode, w)
 		}

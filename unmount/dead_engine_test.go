@@ -159,7 +159,7 @@ func TestDeadServerSequence(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			plan := PlanEvent(&p).What
+			plan := PlanWords(&p)
 			for _, w := range tc.wantPlan {
 				if !strings.Contains(plan, w) {
 					t.Errorf("the plan does not say %q:\n%s", w, plan)
@@ -204,7 +204,7 @@ func TestPendingNamesAbandonedCalls(t *testing.T) {
 	f.stop()
 	u := New(f)
 	s := u.probe(context.Background(), &target, "/mnt/t", 30*time.Millisecond)
-	if s.Answering || !strings.Contains(s.How, "statfs of /mnt/t did not return within 30ms") {
+	if s.Answering || !strings.Contains(ServerWords(s), "statfs of /mnt/t did not return within 30ms") {
 		t.Fatalf("probe of a stopped server: %+v", s)
 	}
 	p := u.Pending()

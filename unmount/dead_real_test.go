@@ -106,7 +106,7 @@ func TestStagedDeadFUSE(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			plan := PlanEvent(&p).What
+			plan := PlanWords(&p)
 			if p.Server.Answering || !strings.Contains(plan, "the server is not answering") || !strings.Contains(plan, "cannot be synced") {
 				t.Fatalf("the plan does not say the server is dead: %+v\n%s", p.Server, plan)
 			}
@@ -195,8 +195,8 @@ func TestStagedAfterForce(t *testing.T) {
 	}
 	evs := staged(t, u, d.fs.Dir, Plan{Timeout: 20 * time.Second})
 	requireGone(t, evs, d.fs.Dir)
-	if !strings.Contains(evs[0].What, "aborted already") {
-		t.Errorf("the plan does not say the connection is aborted: %s", evs[0].What)
+	if !strings.Contains(EventWords(evs[0]), "aborted already") {
+		t.Errorf("the plan does not say the connection is aborted: %s", EventWords(evs[0]))
 	}
 	d.requireHolders(t, false)
 }

@@ -21,7 +21,7 @@ func testEncoder(e Event) ([]byte, error) {
 		What   string  `json:"what,omitempty"`
 		Error  string  `json:"error,omitempty"`
 		Result *result `json:"result,omitempty"`
-	}{Stage: e.Stage.String(), PID: e.PID, What: e.What}
+	}{Stage: e.Stage.String(), PID: e.PID, What: EventWords(e)}
 	if e.Err != nil {
 		v.Error = e.Err.Error()
 	}

@@ -240,7 +240,7 @@ func TestEventSequence(t *testing.T) {
 			if tc.wantWhat != "" {
 				found := false
 				for _, ev := range evs {
-					if strings.Contains(ev.What, tc.wantWhat) || ev.Err != nil && strings.Contains(ev.Err.Error(), tc.wantWhat) {
+					if strings.Contains(EventWords(ev), tc.wantWhat) || ev.Err != nil && strings.Contains(ev.Err.Error(), tc.wantWhat) {
 						found = true
 					}
 				}
@@ -249,8 +249,8 @@ func TestEventSequence(t *testing.T) {
 				}
 			}
 			for _, ev := range evs {
-				if tc.wantNot != "" && strings.Contains(ev.What, tc.wantNot) {
-					t.Errorf("event %s says %q: %s", ev.Stage, tc.wantNot, ev.What)
+				if tc.wantNot != "" && strings.Contains(EventWords(ev), tc.wantNot) {
+					t.Errorf("event %s says %q: %s", ev.Stage, tc.wantNot, EventWords(ev))
 				}
 			}
 			for i, ev := range evs {
@@ -279,7 +279,7 @@ func repeat(n int, h inspect.Holder) [][]inspect.Holder {
 func dumpEvents(evs []Event) string {
 	var b strings.Builder
 	for _, ev := range evs {
-		b.WriteString("  " + ev.Stage.String() + ": " + ev.What)
+		b.WriteString("  " + ev.Stage.String() + ": " + EventWords(ev))
 		if ev.Err != nil {
 			b.WriteString(" [err: " + ev.Err.Error() + "]")
 		}
@@ -319,7 +319,7 @@ func TestHolderPicture(t *testing.T) {
 		if ev.Stage == StageDrain {
 			drains++
 			if ev.Remaining != 1 {
-				t.Errorf("drain remaining = %d, want 1 (%s)", ev.Remaining, ev.What)
+				t.Errorf("drain remaining = %d, want 1 (%s)", ev.Remaining, EventWords(ev))
 			}
 		}
 		if ev.Holders != nil {
@@ -354,12 +354,12 @@ func TestPlanWarningsEscaped(t *testing.T) {
 	want := `the scan was partial (1 warnings, first: pids 7 hold a mount of 0:99 (tmpfs, as at /mnt/a\nb\e]0;pwned\x07) that is in no mount table)`
 	found := false
 	for _, w := range p.Warnings {
-		found = found || w == want
+		found = found || WarningWords(w) == want
 	}
 	if !found {
-		t.Fatalf("plan warnings %q lack %q", p.Warnings, want)
+		t.Fatalf("plan warnings %+v lack %+v", p.Warnings, want)
 	}
-	if what := PlanEvent(&p).What; strings.ContainsAny(what, "\n\x1b\x07") {
+	if what := PlanWords(&p); strings.ContainsAny(what, "\n\x1b\x07") {
 		t.Fatalf("the plan line carries a raw control: %q", what)
 	}
 }
@@ -469,7 +469,7 @@ func TestExpireSequence(t *testing.T) {
 		if got := stages(evs); got != "plan expire expire expire done" {
 			t.Fatalf("stages %q\n%s", got, dumpEvents(evs))
 		}
-		if !strings.Contains(evs[1].What, "held by pid 10 (cat)") || !evs[len(evs)-1].Result.Gone {
+		if !strings.Contains(EventWords(evs[1]), "held by pid 10 (cat)") || !evs[len(evs)-1].Result.Gone {
 			t.Fatalf("events:\n%s", dumpEvents(evs))
 		}
 	})
@@ -650,7 +650,7 @@ func TestStuckHolderRestored(t *testing.T) {
 	}
 	found := false
 	for _, ev := range evs {
-		if ev.PID == 14 && strings.Contains(ev.What, "pid 14 (cat): process 14 came out of close(fd 5) and was restored and released") {
+		if ev.PID == 14 && strings.Contains(EventWords(ev), "pid 14 (cat): process 14 came out of close(fd 5) and was restored and released") {
 			found = true
 			var st *HolderState
 			for i := range ev.Holders {

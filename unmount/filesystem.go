@@ -14,6 +14,9 @@ import (
 
 	"mounttop/inspect"
 	"mounttop/internal/bounded"
+	// termsafe only for errors and the call names bounded puts in its
+	// errors (an error is text: its names are escaped as it is built),
+	// and the uses that say why.
 	"mounttop/internal/termsafe"
 )
 
@@ -71,78 +74,6 @@ type FilesystemUse struct {
 	// ours), 0 when there is none: how the plan's list is told apart from
 	// what the target takes along.
 	mount inspect.MountID
-}
-
-// Text is the use in operator words: "the mount /y", "the overlay /z in
-// mount namespace mnt:[N]", "a detached mount held by pid 812".
-func (f FilesystemUse) Text() string {
-	var s string
-	switch f.Kind {
-	case "mount":
-		s = "the mount " + termsafe.Quote(f.Where)
-	case "detached":
-		s = "a detached mount"
-		if len(f.PIDs) > 0 {
-			ps := make([]string, len(f.PIDs))
-			for i, p := range f.PIDs {
-				ps[i] = fmt.Sprint(p)
-			}
-			s += " held by pid " + strings.Join(ps, ", ")
-		}
-	case "loop":
-		s = "the loop device " + termsafe.Quote(f.Where)
-	case "swap":
-		s = "the swap file " + termsafe.Quote(f.Where)
-	case "device":
-		s = "a claim on the block device " + termsafe.Quote(f.Where) + " (open O_EXCL: EBUSY)"
-	default:
-		s = "the " + termsafe.Text(f.Kind) + " " + termsafe.Quote(f.Where)
-	}
-	if f.Namespace != 0 {
-		s += fmt.Sprintf(" in mount namespace mnt:[%d]", f.Namespace)
-		if f.Host {
-			s += " (the host's)"
-		}
-	}
-	return s
-}
-
-// Text is the finding after an unmount: "filesystem released" or
-// "filesystem still in use by: ...".
-func (f *Filesystem) Text() string {
-	switch {
-	case !f.Checked:
-		return "whether the filesystem is released is unknown: " + f.Note
-	case len(f.InUseBy) > 0:
-		return "filesystem still in use by: " + f.uses()
-	case !f.Released:
-		return "no other use of the filesystem found, but " + f.Note
-	}
-	s := "filesystem released"
-	if f.Exclusive {
-		s += " (the block device " + termsafe.Quote(f.DeviceName) + " opens exclusively)"
-	}
-	return s
-}
-
-// PlanText is the plan's forecast: what will keep the filesystem in use
-// once the target (and its submounts) is unmounted.
-func (f *Filesystem) PlanText() string {
-	switch {
-	case !f.Checked:
-		return ""
-	case len(f.InUseBy) > 0:
-		return "after this unmount the filesystem stays in use by: " + f.uses()
-	}
-	return "after this unmount nothing mounttop can see uses the filesystem: it is released"
-}
-
-func (f *Filesystem) uses() string {
-	s := make([]string, len(f.InUseBy))
-	for i, u := range f.InUseBy {
-		s[i] = u.Text()
-	}
-	return strings.Join(s, "; ")
 }
 
 // filesystemUses lists what, in snap, uses the filesystem of device
@@ -264,7 +195,7 @@ func planFilesystem(snap *inspect.Snapshot, p *Plan) Filesystem {
 	released := map[string]bool{} // what a staged run with Release frees
 	if p.Release && p.Mode == ModeStaged {
 		for _, r := range p.Releases {
-			if r.Refused != "" {
+			if r.Refused() {
 				continue
 			}
 			switch r.Kind {
@@ -385,6 +316,8 @@ func (u *Unmounter) checkFilesystem(ctx context.Context, p *Plan, fw *filesystem
 		for i := range snap.Mounts {
 			if n := &snap.Mounts[i]; n.ID > p.Filesystem.newest && n.Major == m.Major && n.Minor == m.Minor && !skip[n.ID] {
 				skip[n.ID] = true
+				// Note is a message (present shows it with termsafe.Message):
+				// its names are escaped as it is built.
 				newer = append(newer, termsafe.Quote(n.Mountpoint))
 			}
 		}

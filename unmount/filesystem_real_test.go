@@ -43,7 +43,7 @@ func runMode(t *testing.T, dir string, mode Mode) (Plan, *Result) {
 func usesText(f *Filesystem) string {
 	var s []string
 	for _, u := range f.InUseBy {
-		s = append(s, u.Text())
+		s = append(s, u.legacyText())
 	}
 	return strings.Join(s, "; ")
 }
@@ -60,8 +60,8 @@ func TestFilesystemLazyHeld(t *testing.T) {
 	if p.Filesystem.Released || usesText(&p.Filesystem) != want {
 		t.Errorf("plan: %+v, want still in use by %q", p.Filesystem, want)
 	}
-	if !strings.Contains(PlanEvent(&p).What, "after this unmount the filesystem stays in use by: "+want) {
-		t.Errorf("plan text does not forecast it: %s", PlanEvent(&p).What)
+	if !strings.Contains(PlanWords(&p), "after this unmount the filesystem stays in use by: "+want) {
+		t.Errorf("plan text does not forecast it: %s", PlanWords(&p))
 	}
 	if res.Filesystem.Released || usesText(res.Filesystem) != want {
 		t.Errorf("result: %+v, want still in use by %q", res.Filesystem, want)
@@ -226,15 +226,15 @@ func TestStagedRecursiveOverlay(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(p.Stacked) != 0 || len(p.Holders) != 0 || !strings.Contains(strings.Join(p.Warnings, "\n"), "--recursive unmounts first what uses it as a layer: "+ov) {
-		t.Errorf("plan without Recursive: stacked %v, holders %v, warnings %q", p.Stacked, p.Holders, p.Warnings)
+	if len(p.Stacked) != 0 || len(p.Holders) != 0 || !strings.Contains(warningsWords(&p), "--recursive unmounts first what uses it as a layer: "+ov) {
+		t.Errorf("plan without Recursive: stacked %v, holders %v, warnings %+v", p.Stacked, p.Holders, p.Warnings)
 	}
 
 	evs := staged(t, u, dir, Plan{Recursive: true})
 	plan := evs[0]
-	if plan.Stage != StagePlan || !strings.Contains(plan.What, "before it, unmount what uses it as a layer: "+ov) ||
+	if plan.Stage != StagePlan || !strings.Contains(EventWords(plan), "before it, unmount what uses it as a layer: "+ov) ||
 		len(plan.Holders) != 1 || plan.Holders[0].PID != v.PID {
-		t.Errorf("plan event: %s, holders %v", plan.What, plan.Holders)
+		t.Errorf("plan event: %s, holders %v", EventWords(plan), plan.Holders)
 	}
 	requireGone(t, evs, dir)
 	if testns.IsMountPoint(ov) {
@@ -243,7 +243,7 @@ func TestStagedRecursiveOverlay(t *testing.T) {
 	order := []string{}
 	for _, ev := range evs {
 		if ev.Stage == StageUnmount && ev.Err == nil {
-			order = append(order, ev.What)
+			order = append(order, EventWords(ev))
 		}
 	}
 	if len(order) < 2 || !strings.Contains(order[0], "the overlay at "+ov+" (it uses the mount as a layer) unmounted first") {

@@ -19,7 +19,7 @@ func TestFilesystemText(t *testing.T) {
 		{Filesystem{Checked: true, Note: "could not open the block device 7:3 exclusively: EIO"}, "no other use of the filesystem found, but could not open the block device 7:3 exclusively: EIO"},
 		{Filesystem{Note: "could not scan: boom"}, "whether the filesystem is released is unknown: could not scan: boom"},
 	} {
-		if got := tc.f.Text(); got != tc.want {
+		if got := FilesystemText(&tc.f); got != tc.want {
 			t.Errorf("Text() = %q\nwant      %q", got, tc.want)
 		}
 	}

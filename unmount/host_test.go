@@ -36,23 +36,23 @@ func TestHostCopyNeedsConfirmation(t *testing.T) {
 	}
 	rs := byNS(findReleases(snap(host), []inspect.MountID{2}, false))
 	h, o := rs[host], rs[other]
-	if !h.Host || !h.HostRefused() || !strings.Contains(h.What, "mnt:[4026531841] (the host's: pid 1's)") {
+	if !h.Host || !h.HostRefused() || !strings.Contains(ReleaseWords(h), "mnt:[4026531841] (the host's: pid 1's)") {
 		t.Errorf("host copy = %+v, want refused and named the host's", h)
 	}
-	if o.Host || o.Refused != "" || strings.Contains(o.What, "host") {
+	if o.Host || o.Refused() || strings.Contains(ReleaseWords(o), "host") {
 		t.Errorf("other copy = %+v, want releasable and not the host's", o)
 	}
-	if c := h.ConfirmHost(); c.Refused != "" {
-		t.Errorf("ConfirmHost left %q", c.Refused)
+	if c := h.ConfirmHost(); c.Refused() {
+		t.Errorf("ConfirmHost left %v", c.Refusal)
 	}
-	if c := (Release{Refused: "no process of that namespace is known to enter it through"}).ConfirmHost(); c.Refused == "" {
+	if c := (Release{Refusal: ReleaseNoEntry}).ConfirmHost(); !c.Refused() {
 		t.Error("ConfirmHost lifted a refusal that is not about the host")
 	}
-	if h := byNS(findReleases(snap(host), []inspect.MountID{2}, true))[host]; h.Refused != "" || !h.Host {
+	if h := byNS(findReleases(snap(host), []inspect.MountID{2}, true))[host]; h.Refused() || !h.Host {
 		t.Errorf("with ReleaseHost: %+v, want not refused", h)
 	}
 	for ns, r := range byNS(findReleases(snap(0), []inspect.MountID{2}, false)) {
-		if r.Host || r.Refused != "" || !strings.Contains(r.What, "(the host's? unknown") {
+		if r.Host || r.Refused() || !strings.Contains(ReleaseWords(r), "(the host's? unknown") {
 			t.Errorf("pid 1's namespace unreadable: copy in mnt:[%d] = %+v, want the unknown said", ns, r)
 		}
 	}

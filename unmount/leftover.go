@@ -16,6 +16,9 @@ import (
 
 	"mounttop/inspect"
 	"mounttop/internal/bounded"
+	// termsafe only for errors and the call names bounded puts in its
+	// errors (an error is text: its names are escaped as it is built),
+	// and the uses that say why.
 	"mounttop/internal/termsafe"
 )
 
@@ -65,7 +68,7 @@ func running(pid int, start uint64) bool {
 // in the mount table links the fence at the target to the real mount in
 // the stash.
 type fenceOrigin struct {
-	Target  termsafe.Name   `json:"target"`
+	Target  termsafe.Name   `json:"target"` // exact bytes in JSON (termsafe.JSON), not for a terminal
 	FenceID inspect.MountID `json:"fence_id"`
 	RealID  inspect.MountID `json:"real_id"`
 	PID     int             `json:"pid"`
@@ -167,34 +170,6 @@ type Leftover struct {
 	// RealGone: the filesystem is no longer mounted (the run had
 	// unmounted it before it was killed); only the fence is left.
 	RealGone bool
-}
-
-// RollbackCommand is the command that rolls l back.
-func (l *Leftover) RollbackCommand() string {
-	return "mounttop umount --rollback-fence " + termsafe.Quote(l.Fence.Target)
-}
-
-// What says what is left and where the filesystem is.
-func (l *Leftover) What() string {
-	s := "a fence left by a killed run covers " + termsafe.Quote(l.Fence.Target)
-	switch {
-	case l.RealGone:
-		s += "; the filesystem was unmounted already"
-	case l.Fence.Kind == FenceBeneath:
-		s += "; the filesystem is at " + termsafe.Quote(l.Fence.RealPath)
-	default:
-		s += "; the filesystem is beneath it"
-	}
-	return s + fmt.Sprintf(" (mount %d)", l.Fence.RealID)
-}
-
-// Describe is What with how to roll it back (key is the view's key, ""
-// for the command alone).
-func (l *Leftover) Describe(key string) string {
-	if key != "" {
-		return l.What() + "; press " + key + " / run `" + l.RollbackCommand() + "`"
-	}
-	return l.What() + "; run `" + l.RollbackCommand() + "`"
 }
 
 // fenceShape: the mount looks like a fence in the table: a tmpfs with the
@@ -303,20 +278,20 @@ func findLeftovers(snap *inspect.Snapshot, origin func(*inspect.Mount) (fenceOri
 // mount at the target with its shape, and the real mount (by unique ID)
 // where the leftover said. The journal gets the line before the act (a
 // journal that cannot take it refuses the rollback) and the outcome after.
-func (u *Unmounter) RollbackLeftover(ctx context.Context, l Leftover) (string, error) {
+func (u *Unmounter) RollbackLeftover(ctx context.Context, l Leftover) (LeftoverRolledBack, error) {
 	f := l.Fence
 	snap, err := u.sys.Mounts(ctx)
 	if err != nil {
-		return "", err
+		return LeftoverRolledBack{}, err
 	}
 	fence, ok := snap.Mount(f.FenceID)
 	if top, tok := snap.MountAt(f.Target); !ok || !tok || top.ID != f.FenceID || !fenceShape(snap, fence) {
-		return "", fmt.Errorf("%w: %w: the fence (mount %d) is no longer the top mount at %s", ErrRefused, ErrChanged, f.FenceID, termsafe.Quote(f.Target))
+		return LeftoverRolledBack{}, fmt.Errorf("%w: %w: the fence (mount %d) is no longer the top mount at %s", ErrRefused, ErrChanged, f.FenceID, termsafe.Quote(f.Target))
 	}
 	if !l.RealGone {
 		real, ok := snap.Mount(f.RealID)
 		if !ok || real.Mountpoint != f.RealPath || (f.Kind == FenceOver && fence.ParentID != f.RealID) {
-			return "", fmt.Errorf("%w: %w: the filesystem (mount %d) is no longer at %s", ErrRefused, ErrChanged, f.RealID, termsafe.Quote(f.RealPath))
+			return LeftoverRolledBack{}, fmt.Errorf("%w: %w: the filesystem (mount %d) is no longer at %s", ErrRefused, ErrChanged, f.RealID, termsafe.Quote(f.RealPath))
 		}
 	}
 	record := func(ev Event) error {
@@ -327,22 +302,18 @@ func (u *Unmounter) RollbackLeftover(ctx context.Context, l Leftover) (string, e
 		return u.journal.record(f.Target, "rollback-fence", "", ev)
 	}
 	if err := u.anchorLeftover(&f); err != nil {
-		return "", fmt.Errorf("%w: %w", ErrRefused, err)
+		return LeftoverRolledBack{}, fmt.Errorf("%w: %w", ErrRefused, err)
 	}
 	defer f.Close()
-	if err := record(Event{Stage: StagePlan, What: l.Describe("")}); err != nil {
-		return "", fmt.Errorf("%w: the journal cannot be written: %w", ErrRefused, err)
+	if err := record(Event{Stage: StagePlan, Note: LeftoverIntent{Leftover: l}}); err != nil {
+		return LeftoverRolledBack{}, fmt.Errorf("%w: the journal cannot be written: %w", ErrRefused, err)
 	}
-	var what string
+	what := LeftoverRolledBack{Target: f.Target, Stash: f.Stash, FenceID: f.FenceID, RealID: f.RealID, RealGone: l.RealGone}
 	if l.RealGone || f.Kind == FenceOver {
 		err = u.sys.RemoveFence(&f)
-		what = fmt.Sprintf("the fence (mount %d) at %s is unmounted", f.FenceID, termsafe.Quote(f.Target))
-		if !l.RealGone {
-			what += fmt.Sprintf("; the filesystem (mount %d) shows there again", f.RealID)
-		}
 	} else {
 		err = u.sys.Rollback(&f)
-		what = fmt.Sprintf("the filesystem (mount %d) is back at %s; the fence and the stash %s are gone", f.RealID, termsafe.Quote(f.Target), termsafe.Quote(f.Stash))
+		what.Moved = true
 	}
 	if err == nil && !l.RealGone {
 		// Verify by the table: the real mount is the top mount again.
@@ -352,11 +323,9 @@ func (u *Unmounter) RollbackLeftover(ctx context.Context, l Leftover) (string, e
 			err = fmt.Errorf("%w: after the rollback %s does not show the filesystem (mount %d)", ErrStillThere, termsafe.Quote(f.Target), f.RealID)
 		}
 	}
-	if err != nil {
-		what = "rolling the fence back failed"
-	}
-	if jerr := record(Event{Stage: StageRollback, What: what, Err: err}); jerr != nil && err == nil {
-		what += " (the journal could not record it: " + oneLine(jerr.Error()) + ")"
+	what.Failed = err != nil
+	if jerr := record(Event{Stage: StageRollback, Note: what, Err: err}); jerr != nil && err == nil {
+		what.JournalErr = oneLine(jerr.Error())
 	}
 	return what, err
 }
@@ -388,18 +357,4 @@ func (u *Unmounter) anchorLeftover(f *Fence) error {
 		return err
 	}
 	return nil
-}
-
-// Plan says what RollbackLeftover will do, for the plan line and the
-// view's dialog.
-func (l *Leftover) Plan() string {
-	f := &l.Fence
-	switch {
-	case l.RealGone:
-		return fmt.Sprintf("unmount the fence (mount %d) at %s; the filesystem was unmounted already, so %s becomes a plain directory", f.FenceID, termsafe.Quote(f.Target), termsafe.Quote(f.Target))
-	case f.Kind == FenceBeneath:
-		return fmt.Sprintf("move the filesystem (mount %d) from %s back beneath the fence at %s, then unmount the fence (mount %d) and the stash; no process is touched",
-			f.RealID, termsafe.Quote(f.RealPath), termsafe.Quote(f.Target), f.FenceID)
-	}
-	return fmt.Sprintf("unmount the fence (mount %d) over %s, so the filesystem beneath it (mount %d) shows again; no process is touched", f.FenceID, termsafe.Quote(f.Target), f.RealID)
 }

@@ -52,7 +52,7 @@ func TestLeftoverFencesReal(t *testing.T) {
 				l.Fence.RealPath != f.RealPath || l.Fence.Stash != f.Stash || l.RealGone || l.Maker != os.Getpid() {
 				t.Fatalf("leftover %+v, fence %+v", l, f)
 			}
-			if d := l.Describe("K"); !strings.Contains(d, "a fence left by a killed run covers "+dir) || !strings.Contains(d, "mounttop umount --rollback-fence "+dir) {
+			if d := LeftoverWords(l, "K"); !strings.Contains(d, "a fence left by a killed run covers "+dir) || !strings.Contains(d, "mounttop umount --rollback-fence "+dir) {
 				t.Errorf("Describe: %s", d)
 			}
 			jdir := t.TempDir()
@@ -161,8 +161,8 @@ func TestLeftoverFenceRealGone(t *testing.T) {
 	if len(got) != 1 || !got[0].RealGone || got[0].Fence.Stash != f.Stash || got[0].Fence.FenceID != f.FenceID {
 		t.Fatalf("leftovers %+v, want the fence with RealGone and its stash %s", got, f.Stash)
 	}
-	if !strings.Contains(got[0].What(), "the filesystem was unmounted already") {
-		t.Errorf("What: %s", got[0].What())
+	if !strings.Contains(LeftoverWords(got[0], ""), "the filesystem was unmounted already") {
+		t.Errorf("What: %s", LeftoverWords(got[0], ""))
 	}
 	if _, err := New(sys).RollbackLeftover(context.Background(), got[0]); err != nil {
 		t.Fatal(err)

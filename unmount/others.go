@@ -61,22 +61,13 @@ func busyReasonList(snap *inspect.Snapshot, ids ...inspect.MountID) []busyReason
 // aliveWarnings names the copies in other namespaces that umount2 does not
 // reach: our unmount succeeds, but the filesystem (and its device) lives on
 // while they are mounted.
-func aliveWarnings(snap *inspect.Snapshot, id inspect.MountID) []string {
-	var out []string
+func aliveWarnings(snap *inspect.Snapshot, id inspect.MountID) []PlanWarning {
+	var out []PlanWarning
 	for _, c := range snap.Copies(id) {
 		if c.Propagates {
 			continue
 		}
-		pids := ""
-		if n := len(c.Namespace.PIDs); n > 0 {
-			pids = fmt.Sprintf(" (pid %d", c.Namespace.PIDs[0])
-			if n > 1 {
-				pids += fmt.Sprintf(" and %d more", n-1)
-			}
-			pids += ")"
-		}
-		out = append(out, fmt.Sprintf("the filesystem is also mounted in mount namespace mnt:[%d]%s at %s: it stays alive there after this unmount",
-			c.Namespace.Inode, pids, termsafe.Quote(c.Mount.Mountpoint)))
+		out = append(out, PlanWarning{Kind: WarnAliveElsewhere, Namespace: c.Namespace.Inode, PIDs: c.Namespace.PIDs, Mountpoint: c.Mount.Mountpoint})
 	}
 	return out
 }

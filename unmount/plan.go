@@ -6,13 +6,15 @@ import (
 	"fmt"
 	"slices"
 	"sort"
-	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
 
 	"mounttop/inspect"
 	"mounttop/internal/present/scantext"
+	// termsafe only for errors and the call names bounded puts in its
+	// errors (an error is text: its names are escaped as it is built),
+	// and the uses that say why.
 	"mounttop/internal/termsafe"
 )
 
@@ -68,10 +70,10 @@ func (u *Unmounter) Prepare(ctx context.Context, p Plan) (Plan, error) {
 		p.Holders = append(p.Holders, u.holderAction(p, h))
 	}
 	if a := m.Automount; a != nil {
-		p.Warnings = append(p.Warnings, termsafe.Text(scantext.AutomountWarning(a, m.Mountpoint)))
+		p.Warnings = append(p.Warnings, PlanWarning{Kind: WarnAutomount, Detail: scantext.AutomountWarning(a, m.Mountpoint)})
 	}
 	if p.Mode == ModeForce && ForceIgnored(m.FSType) {
-		p.Warnings = append(p.Warnings, ForceIgnoredNote(m.FSType))
+		p.Warnings = append(p.Warnings, PlanWarning{Kind: WarnForceIgnored, FSType: m.FSType})
 	}
 	ids := append([]inspect.MountID{m.ID}, subs...)
 	p.Releases = nil
@@ -88,10 +90,10 @@ func (u *Unmounter) Prepare(ctx context.Context, p Plan) (Plan, error) {
 	p.Filesystem = planFilesystem(snap, &p)
 	p.Warnings = append(p.Warnings, aliveWarnings(snap, m.ID)...)
 	for _, o := range snap.SameFilesystem(m.ID) {
-		p.Warnings = append(p.Warnings, fmt.Sprintf("the filesystem is also mounted at %s: it stays alive there", termsafe.Quote(o.Mountpoint)))
+		p.Warnings = append(p.Warnings, PlanWarning{Kind: WarnAlsoMounted, Mountpoint: o.Mountpoint})
 	}
 	if n := len(snap.Warnings); n > 0 {
-		p.Warnings = append(p.Warnings, fmt.Sprintf("the scan was partial (%d warnings, first: %s)", n, termsafe.Text(scantext.Warning(snap.Warnings[0]))))
+		p.Warnings = append(p.Warnings, PlanWarning{Kind: WarnPartialScan, Count: n, Detail: scantext.Warning(snap.Warnings[0])})
 	}
 	p.prepared = p.choices()
 	return p, nil
@@ -147,10 +149,10 @@ func (u *Unmounter) checkTarget(p *Plan, subs []inspect.MountID) error {
 		case why != "" && !p.AllowSystem:
 			return refusal(m, "%s", refusalText(why))
 		case why != "":
-			p.Warnings = append(p.Warnings, "allowed by --allow-system-mount: "+why)
+			p.Warnings = append(p.Warnings, PlanWarning{Kind: WarnAllowedSystem, Detail: why})
 		}
 	} else {
-		p.Warnings = append(p.Warnings, "could not check mounttop's own executable, cwd and /proc: "+err.Error())
+		p.Warnings = append(p.Warnings, PlanWarning{Kind: WarnSelfUnknown, Message: err.Error()})
 	}
 	if len(p.Submounts) == 0 {
 		return nil
@@ -187,6 +189,8 @@ func (u *Unmounter) planStacked(p *Plan, snap *inspect.Snapshot, subs []inspect.
 		}
 		switch {
 		case s.Mountpoint == "/" || s.ParentID == s.ID:
+			// An error's message: its names are escaped as it is built
+			// (as Error's own target is), since an error is text.
 			return nil, nil, refusal(m, "the %s at %s that uses it as a layer is the root of this mount namespace", termsafe.Text(s.FSType), termsafe.Quote(s.Mountpoint))
 		case SystemMount(&s) != "" && !p.AllowSystem:
 			return nil, nil, refusal(m, "%s", refusalText(SystemMount(&s)))
@@ -195,7 +199,7 @@ func (u *Unmounter) planStacked(p *Plan, snap *inspect.Snapshot, subs []inspect.
 		held = append(held, s.ID)
 	}
 	if len(stacked) > 0 && !p.Recursive {
-		p.Warnings = append(p.Warnings, fmt.Sprintf("--recursive unmounts first what uses it as a layer: %s", submountList(stacked, 5)))
+		p.Warnings = append(p.Warnings, PlanWarning{Kind: WarnStacked, Mounts: stacked})
 	}
 	if len(p.Stacked) > 0 {
 		if own, err := u.sys.Self(); err == nil {
@@ -209,32 +213,34 @@ func (u *Unmounter) planStacked(p *Plan, snap *inspect.Snapshot, subs []inspect.
 
 // busyWarnings names what else keeps the mounts ids busy (busyReasonList)
 // and whether the run can release it.
-func busyWarnings(p *Plan, snap *inspect.Snapshot, ids []inspect.MountID, stackedNames map[string]bool) []string {
+func busyWarnings(p *Plan, snap *inspect.Snapshot, ids []inspect.MountID, stackedNames map[string]bool) []PlanWarning {
 	refused := map[string]bool{}
 	for _, r := range p.Releases {
-		if r.Refused != "" && r.Name != "" {
+		if r.Refused() && r.Name != "" {
 			refused[r.Name] = true
 		}
 	}
-	var out []string
+	var out []PlanWarning
 	for _, r := range busyReasonList(snap, ids...) {
+		w := PlanWarning{Kind: WarnBusy, Message: r.text}
 		switch {
 		case len(p.Stacked) > 0 && stackedNames[r.name]:
 			continue // unmounted first (Plan.Stacked)
 		case !r.releasable || refused[r.name]:
-			out = append(out, "held by "+r.text+" (no revoke can release it)")
+			w.Busy = BusyNever
 		case p.Release && p.Mode == ModeStaged:
-			out = append(out, "held by "+r.text+" (released during the run)")
+			w.Busy = BusyReleased
 		default:
-			out = append(out, "held by "+r.text+" (no revoke of ours releases it; a staged run with --release does)")
+			w.Busy = BusyWithRelease
 		}
+		out = append(out, w)
 	}
 	return out
 }
 
 // probePlan asks, before anything changes, whether the filesystem's server
 // answers (Plan.Server); the plan says what the run does if not
-// (describePlan). A detached mount is probed through a holder's fd or cwd.
+// (present's plan note). A detached mount is probed through a holder's fd or cwd.
 func (u *Unmounter) probePlan(ctx context.Context, p *Plan) {
 	var hs []inspect.Holder
 	for _, a := range p.Holders {
@@ -394,57 +400,6 @@ func plural(n int, word string) string {
 		return word
 	}
 	return word + "s"
-}
-
-// describePlan is the one-paragraph plan shown before anything changes.
-func describePlan(p *Plan) string {
-	var b strings.Builder
-	m := &p.Target
-	fmt.Fprintf(&b, "%s unmount of %s (%s %s, mount %d)", p.Mode, termsafe.Quote(planTarget(m)),
-		termsafe.Text(m.FSType), termsafe.Text(m.Source), m.ID)
-	switch {
-	case p.Mode == ModeStaged && p.Server.Probed && !p.Server.Answering:
-		b.WriteString(deadServerPlan(p))
-	case p.Mode == ModeStaged && m.Detached:
-		fmt.Fprintf(&b, ": no fence and no syncfs (it is detached: in no mount table), revoke by %s, drain every %v for up to %v until no process holds it", p.Policy, p.Interval, p.Timeout)
-	case p.Mode == ModeStaged:
-		fmt.Fprintf(&b, ": fence, syncfs, revoke by %s, drain every %v for up to %v", p.Policy, p.Interval, p.Timeout)
-	}
-	if p.Mode == ModeExpire && p.ExpireWhenIdle {
-		fmt.Fprintf(&b, ": re-arm MNT_EXPIRE every %v until it goes", p.Interval)
-	}
-	if n := len(p.Submounts); n > 0 {
-		fmt.Fprintf(&b, "; %d %s first, deepest first: %s", n, plural(n, "submount"), submountList(p.Submounts, 5))
-	}
-	if n := len(p.Stacked); n > 0 {
-		fmt.Fprintf(&b, "; before it, unmount what uses it as a layer: %s", submountList(p.Stacked, 5))
-	}
-	refused := 0
-	for _, h := range p.Holders {
-		if h.Refused() {
-			refused++
-		}
-	}
-	fmt.Fprintf(&b, "; %d %s", len(p.Holders), plural(len(p.Holders), "holder"))
-	if refused > 0 {
-		fmt.Fprintf(&b, " (%d cannot be revoked)", refused)
-	}
-	if n := len(p.Releases); n > 0 && p.Mode == ModeStaged {
-		var what []string
-		for _, r := range p.Releases {
-			w := r.What
-			if r.Refused != "" {
-				w += " (cannot: " + r.Refused + ")"
-			}
-			what = append(what, w)
-		}
-		if p.Release {
-			fmt.Fprintf(&b, "; then %d %s: %s", n, plural(n, "release"), strings.Join(what, "; "))
-		} else {
-			fmt.Fprintf(&b, "; %d %s (with --release): %s", n, plural(n, "release"), strings.Join(what, "; "))
-		}
-	}
-	return b.String()
 }
 
 // isBusy reports an EBUSY.

@@ -52,7 +52,7 @@ func TestPrepareAgainForAnotherPolicy(t *testing.T) {
 		}
 	}
 	if len(sig.Warnings) != warnings {
-		t.Errorf("prepared again: %d warnings, want %d (not doubled): %q", len(sig.Warnings), warnings, sig.Warnings)
+		t.Errorf("prepared again: %d warnings, want %d (not doubled): %+v", len(sig.Warnings), warnings, sig.Warnings)
 	}
 	if !closePlan.Holders[1].Refused() || closePlan.Policy != PolicyClose {
 		t.Errorf("preparing again changed the plan it came from: %+v", closePlan.Holders)
@@ -65,7 +65,7 @@ func TestPrepareAgainForAnotherPolicy(t *testing.T) {
 	}
 	var sent int
 	for _, ev := range evs {
-		if strings.Contains(ev.What, "sent SIGTERM") {
+		if strings.Contains(EventWords(ev), "sent SIGTERM") {
 			sent++
 		}
 	}

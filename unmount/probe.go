@@ -11,6 +11,9 @@ import (
 
 	"mounttop/inspect"
 	"mounttop/internal/bounded"
+	// termsafe only for errors and the call names bounded puts in its
+	// errors (an error is text: its names are escaped as it is built),
+	// and the uses that say why.
 	"mounttop/internal/termsafe"
 )
 
@@ -27,9 +30,10 @@ const DefaultProbeTimeout = 2 * time.Second
 // Server is what a probe found out about a filesystem's server (FUSE
 // daemon, NFS or CIFS server), and what a staged run does about it.
 type Server struct {
-	Probed    bool   // a probe was made (staged runs only)
-	Answering bool   // it answered in time (or the probe could not tell: How says so)
-	How       string // what the probe saw, in the operator's words
+	Probed    bool // a probe was made (staged runs only)
+	Answering bool // it answered in time (or the probe could not tell: Probe says so)
+	// Probe is what the probe saw (present.ServerHow says it).
+	Probe Probe
 	// Aborted: the connection is cut already (ENOTCONN: `umount --force`
 	// or an earlier abort): no request reaches the server any more, every
 	// one fails at once, so nothing blocks and nothing can be synced.
@@ -60,11 +64,54 @@ const (
 	AbortForce
 )
 
-// Abort is the chosen way to cut a filesystem off its server.
+// ProbeOutcome is what a probe of a filesystem's server saw.
+type ProbeOutcome int
+
+const (
+	ProbeAnswered  ProbeOutcome = iota + 1 // statfs returned in Took
+	ProbeNoPath                            // not probed: no path leads to the detached mount
+	ProbeCancelled                         // the run was cancelled meanwhile (Err)
+	// ProbeTimedOut: the call did not return within Limit; Waiting
+	// requests wait on FUSE connection Conn (WaitingKnown).
+	ProbeTimedOut
+	ProbeAborted // ENOTCONN: the connection is aborted already
+	ProbeDown    // ETIMEDOUT, EHOSTDOWN, EHOSTUNREACH (Errno)
+	ProbeUnsure  // another error (Err): taken as answering
+)
+
+// Probe is what a probe, or a later call of the run to the server, saw.
+type Probe struct {
+	Outcome ProbeOutcome
+	// Path is what statfs(2) was asked through (the mount point, a
+	// holder's /proc magic link). Call, when set instead, is the run's
+	// own call that stopped answering (its words, names escaped as the
+	// run built them).
+	Path  string
+	Call  string
+	Took  time.Duration // ProbeAnswered
+	Limit time.Duration // ProbeTimedOut
+	// Waiting (ProbeTimedOut, FUSE): the requests waiting on connection
+	// Conn, when fusectl could tell (WaitingKnown).
+	Waiting      int
+	WaitingKnown bool
+	Conn         uint64
+	Errno        unix.Errno // ProbeDown
+	Err          string     // ProbeCancelled, ProbeUnsure: the error's message
+}
+
+// Abort is the chosen way to cut a filesystem off its server: data that
+// present.AbortText says ("abort FUSE connection 45
+// (/sys/fs/fuse/connections/45/abort)").
 type Abort struct {
 	Kind AbortKind
 	Conn uint64 // AbortFuseConn: the connection (the superblock's device number)
-	What string // in words: "abort FUSE connection 45 (/sys/fs/fuse/connections/45/abort)"
+	// FSType is the filesystem's type ("" for a detached mount, whose
+	// type no table names); FUSE and Network say which kind of server it
+	// has; Detached: no path names the mount (no MNT_FORCE).
+	FSType   string
+	FUSE     bool
+	Network  bool
+	Detached bool
 	// Once: an abort lasts (a FUSE connection aborted stays so), so it is
 	// done once; NFS and CIFS requests made after MNT_FORCE can block
 	// again, so there it is repeated while holders stay stuck.
@@ -97,28 +144,25 @@ func fuseConn(m *inspect.Mount) uint64 { return uint64(m.Major)<<20 | uint64(m.M
 // are unique among live superblocks.
 func (u *Unmounter) abortFor(m *inspect.Mount) Abort {
 	conn := fuseConn(m)
-	if isFUSE(m.FSType) || m.FSType == "" {
+	a := Abort{FSType: m.FSType, FUSE: isFUSE(m.FSType), Network: networkForce[m.FSType], Detached: m.Detached}
+	if a.FUSE || m.FSType == "" {
 		if _, err := u.sys.FuseWaiting(conn); err == nil {
-			return Abort{Kind: AbortFuseConn, Conn: conn, Once: true, What: fmt.Sprintf("abort FUSE connection %d (%s/%d/abort)", conn, fuseConnections, conn)}
+			a.Kind, a.Conn, a.Once = AbortFuseConn, conn, true
+			return a
 		}
-	}
-	fstype := termsafe.Text(m.FSType)
-	if fstype == "" {
-		fstype = "its filesystem (of a type no table names: it is detached)"
 	}
 	switch {
-	case isFUSE(m.FSType):
-		if !m.Detached {
-			return Abort{Kind: AbortForce, Once: true, What: "abort the FUSE connection by umount2(MNT_FORCE) (fuse_umount_begin; fusectl is not mounted at " + fuseConnections + ")"}
-		}
-		return Abort{What: "nothing can abort the FUSE connection: fusectl is not mounted at " + fuseConnections + " and no path names the detached mount for MNT_FORCE"}
-	case networkForce[m.FSType] && !m.Detached:
-		return Abort{Kind: AbortForce, What: fmt.Sprintf("abort the requests waiting on the %s server by umount2(MNT_FORCE) (umount_begin), again on each drain pass while holders stay stuck", termsafe.Text(m.FSType))}
-	case networkForce[m.FSType]:
-		return Abort{What: "nothing can abort the requests to the server: MNT_FORCE needs a path, and the mount is detached"}
+	case a.FUSE && !m.Detached:
+		a.Kind, a.Once = AbortForce, true
+	case a.Network && !m.Detached:
+		a.Kind = AbortForce
 	}
-	return Abort{What: fmt.Sprintf("nothing in userspace can cut %s off what it waits on", fstype)}
+	return a
 }
+
+// FuseConnections is where fusectl is mounted: a directory per FUSE
+// connection, with its abort and waiting files.
+const FuseConnections = fuseConnections
 
 // probe asks the filesystem of m, through path (the mount point, the
 // fenced mount in the stash, or a holder's /proc magic link), for
@@ -126,36 +170,36 @@ func (u *Unmounter) abortFor(m *inspect.Mount) Abort {
 // with AT_STATX_DONT_SYNC never reach the server; statfs does (FUSE
 // STATFS, NFS FSSTAT). An empty path: nothing to ask it by.
 func (u *Unmounter) probe(ctx context.Context, m *inspect.Mount, path string, limit time.Duration) Server {
-	s := Server{Probed: true, Answering: true, Abort: u.abortFor(m)}
+	s := Server{Probed: true, Answering: true, Abort: u.abortFor(m), Probe: Probe{Path: path}}
 	if path == "" {
-		s.How = "not probed: no path leads to the detached mount and no holder's fd or cwd does either"
+		s.Probe.Outcome = ProbeNoPath
 		return s
 	}
 	start := time.Now()
-	op := "statfs of " + termsafe.Quote(path)
+	op := "statfs of " + termsafe.Quote(path) // bounded's words for an abandoned call
 	err := u.calls.Do(ctx, limit, op, bounded.AnyThread, func() error { return u.sys.Statfs(path, m.ID) })
 	var ab *bounded.Abandoned
 	switch {
 	case err == nil:
-		s.How = fmt.Sprintf("the server answers (%s took %v)", op, time.Since(start).Round(100*time.Microsecond))
+		s.Probe.Outcome, s.Probe.Took = ProbeAnswered, time.Since(start).Round(100*time.Microsecond)
 	case errors.As(err, &ab) && ab.Cancelled:
-		s.How = "the probe was cancelled: " + ab.Error()
+		s.Probe.Outcome, s.Probe.Err = ProbeCancelled, ab.Error()
 	case errors.As(err, &ab):
 		s.Answering = false
-		s.How = fmt.Sprintf("%s did not return within %v", op, limit)
+		s.Probe.Outcome, s.Probe.Limit = ProbeTimedOut, limit
 		if isFUSE(m.FSType) || s.Abort.Kind == AbortFuseConn {
 			if n, werr := u.sys.FuseWaiting(fuseConn(m)); werr == nil {
-				s.How += fmt.Sprintf("; %d %s waiting on FUSE connection %d", n, plural(n, "request"), fuseConn(m))
+				s.Probe.Waiting, s.Probe.WaitingKnown, s.Probe.Conn = n, true, fuseConn(m)
 			}
 		}
 	case errors.Is(err, unix.ENOTCONN):
 		s.Answering, s.Aborted = false, true
-		s.How = op + ": ENOTCONN: the connection to the server is aborted already; every request fails at once"
+		s.Probe.Outcome = ProbeAborted
 	case errors.Is(err, unix.ETIMEDOUT), errors.Is(err, unix.EHOSTDOWN), errors.Is(err, unix.EHOSTUNREACH):
 		s.Answering = false
-		s.How = fmt.Sprintf("%s: %s (the server does not answer)", op, unix.ErrnoName(errnoOf(err)))
+		s.Probe.Outcome, s.Probe.Errno = ProbeDown, errnoOf(err)
 	default:
-		s.How = fmt.Sprintf("the probe could not tell (%s: %s); taken as answering", op, oneLine(err.Error()))
+		s.Probe.Outcome, s.Probe.Err = ProbeUnsure, oneLine(err.Error())
 	}
 	return s
 }
@@ -204,28 +248,4 @@ func probeLimit(p *Plan) time.Duration {
 		return p.CallTimeout
 	}
 	return DefaultProbeTimeout
-}
-
-// deadServerPlan is the plan's sentence for a server that does not answer:
-// what cannot be done and what the run does instead.
-func deadServerPlan(p *Plan) string {
-	s := &p.Server
-	var b strings.Builder
-	if s.Aborted {
-		fmt.Fprintf(&b, ": the connection to the server is aborted already (%s): data not yet written is lost; so: no syncfs", s.How)
-	} else {
-		fmt.Fprintf(&b, ": the server is not answering (%s): data not yet written cannot be synced; instead: ", s.How)
-		if s.Abort.Kind != AbortNone {
-			b.WriteString(s.Abort.What + " (holders' I/O on the mount then fails), ")
-		} else {
-			b.WriteString("(" + s.Abort.What + ") ")
-		}
-		b.WriteString("skip syncfs")
-	}
-	if p.Target.Detached {
-		fmt.Fprintf(&b, ", no fence (detached), revoke by %s, drain every %v for up to %v until no process holds it", p.Policy, p.Interval, p.Timeout)
-	} else {
-		fmt.Fprintf(&b, ", fence, revoke by %s, drain every %v for up to %v, unmount", p.Policy, p.Interval, p.Timeout)
-	}
-	return b.String()
 }

@@ -244,7 +244,7 @@ func TestExpireReal(t *testing.T) {
 		var evs []Event
 		for ev := range ch {
 			evs = append(evs, ev)
-			if ev.Stage == StageExpire && strings.Contains(ev.What, "busy") && v.Alive() {
+			if ev.Stage == StageExpire && strings.Contains(EventWords(ev), "busy") && v.Alive() {
 				_ = unix.Kill(v.PID, unix.SIGKILL)
 				v.Wait(5 * time.Second)
 			}
@@ -255,8 +255,8 @@ func TestExpireReal(t *testing.T) {
 		}
 		var busy, marked bool
 		for _, ev := range evs {
-			busy = busy || strings.Contains(ev.What, "busy")
-			marked = marked || strings.Contains(ev.What, "marked for expiry")
+			busy = busy || strings.Contains(EventWords(ev), "busy")
+			marked = marked || strings.Contains(EventWords(ev), "marked for expiry")
 		}
 		if !busy || !marked {
 			t.Fatalf("want a busy attempt, a marking attempt, then gone:\n%s", dumpEvents(evs))
@@ -351,8 +351,8 @@ func TestForceFUSE(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, w := range p.Warnings {
-		if strings.Contains(w, "ignored") {
-			t.Errorf("warning %q for %s", w, m.FSType)
+		if strings.Contains(WarningWords(w), "ignored") {
+			t.Errorf("warning %+v for %s", w, m.FSType)
 		}
 	}
 	if err := u.Force(context.Background(), &m); err != nil || testns.IsMountPoint(fs.Dir) {
@@ -377,8 +377,8 @@ func TestKernelHolder(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(strings.Join(p.Warnings, "\n"), "held by loop "+dev) {
-		t.Fatalf("plan warnings %q", p.Warnings)
+	if !strings.Contains(warningsWords(&p), "held by loop "+dev) {
+		t.Fatalf("plan warnings %+v", p.Warnings)
 	}
 	evs := collect(u.Run(context.Background(), p))
 	if !strings.Contains(dumpEvents(evs), "busy, but no process holds it: held by loop "+dev) {

@@ -184,14 +184,14 @@ func TestReleaseSequence(t *testing.T) {
 			for _, want := range tc.wantRelease {
 				found := false
 				for _, r := range p.Releases {
-					found = found || strings.Contains(r.What+" (cannot: "+r.Refused+")", want)
+					found = found || strings.Contains(ReleaseWords(r)+" (cannot: "+RefusedWords(r)+")", want)
 				}
 				if !found {
 					t.Errorf("plan releases %+v lack %q", p.Releases, want)
 				}
 			}
-			if len(p.Releases) > 0 && !strings.Contains(PlanEvent(&p).What, "release") {
-				t.Errorf("the plan does not mention its releases: %s", PlanEvent(&p).What)
+			if len(p.Releases) > 0 && !strings.Contains(PlanWords(&p), "release") {
+				t.Errorf("the plan does not mention its releases: %s", PlanWords(&p))
 			}
 			if len(tc.kernel) > 0 {
 				want := "(no revoke of ours releases it; a staged run with --release does)"
@@ -201,7 +201,7 @@ func TestReleaseSequence(t *testing.T) {
 				case tc.release:
 					want = "(released during the run)"
 				}
-				if w := strings.Join(p.Warnings, "\n"); !strings.Contains(w, want) {
+				if w := warningsWords(&p); !strings.Contains(w, want) {
 					t.Errorf("plan warnings %q lack %q", w, want)
 				}
 			}
@@ -240,7 +240,7 @@ func TestReleaseSequence(t *testing.T) {
 			for _, want := range tc.wantWhat {
 				found := strings.Contains(last.Result.Summary, want)
 				for _, ev := range evs {
-					found = found || strings.Contains(ev.What, want) || ev.Err != nil && strings.Contains(ev.Err.Error(), want)
+					found = found || strings.Contains(EventWords(ev), want) || ev.Err != nil && strings.Contains(ev.Err.Error(), want)
 				}
 				if !found {
 					t.Errorf("no event says %q:\n%s", want, dumpEvents(evs))
@@ -249,7 +249,7 @@ func TestReleaseSequence(t *testing.T) {
 			inNS := false
 			for _, ev := range evs {
 				if ev.Stage == StageRelease && !tc.release {
-					t.Errorf("a release without Plan.Release: %s", ev.What)
+					t.Errorf("a release without Plan.Release: %s", EventWords(ev))
 				}
 				for _, h := range ev.Holders {
 					inNS = inNS || h.PID == 812 && h.Namespace == "mnt:[4026532000]"
@@ -283,8 +283,8 @@ func TestDetachedSequence(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(p.Holders) != 2 || !strings.Contains(PlanEvent(&p).What, "no fence and no syncfs") {
-		t.Fatalf("plan: %+v\n%s", p.Holders, PlanEvent(&p).What)
+	if len(p.Holders) != 2 || !strings.Contains(PlanWords(&p), "no fence and no syncfs") {
+		t.Fatalf("plan: %+v\n%s", p.Holders, PlanWords(&p))
 	}
 	f.scans = 0
 	evs := collect(u.Run(context.Background(), p))
@@ -305,7 +305,7 @@ func TestDetachedSequence(t *testing.T) {
 	if !last.Result.Gone || last.Err != nil || !strings.Contains(last.Result.Summary, "detached mount 500 is gone") {
 		t.Errorf("result %+v %v", last.Result, last.Err)
 	}
-	if !strings.Contains(evs[1].What, "no fence") {
-		t.Errorf("no note about the fence: %s", evs[1].What)
+	if !strings.Contains(EventWords(evs[1]), "no fence") {
+		t.Errorf("no note about the fence: %s", EventWords(evs[1]))
 	}
 }

@@ -52,7 +52,7 @@ func TestReleaseCopyNow(t *testing.T) {
 	}
 
 	refused := *rel
-	refused.Refused = "just because"
+	refused.Refusal = ReleaseNoEntry
 	if err := u.Release(context.Background(), refused); !errors.Is(err, ErrRefused) || !copyMountedIn(t, v.PID, dir) {
 		t.Fatalf("refused release: %v", err)
 	}

@@ -7,7 +7,6 @@ import (
 	"golang.org/x/sys/unix"
 
 	"mounttop/inspect"
-	"mounttop/internal/termsafe"
 	"mounttop/unmount/release"
 )
 
@@ -31,15 +30,13 @@ func findReleases(snap *inspect.Snapshot, ids []inspect.MountID, releaseHost boo
 		for _, k := range snap.Kernel[id] {
 			switch k.Kind {
 			case inspect.KernelLoop:
-				r := Release{Kind: ReleaseLoop, Name: k.Name, File: release.FileID{Dev: k.Dev, Ino: k.Ino},
-					What: fmt.Sprintf("detach loop device %s (its backing file %s)", termsafe.Quote(k.Name), termsafe.Quote(k.Path))}
-				if at := loopMountedAt(snap, k.Name); at != "" {
-					r.Refused = "the loop device is itself mounted (" + at + "): unmount it first"
+				r := Release{Kind: ReleaseLoop, Name: k.Name, File: release.FileID{Dev: k.Dev, Ino: k.Ino}, BackingFile: k.Path}
+				if at, ns, ok := loopMountedAt(snap, k.Name); ok {
+					r.Refusal, r.RefusedAt, r.RefusedIn = ReleaseLoopMounted, at, ns
 				}
 				out = append(out, r)
 			case inspect.KernelSwap:
-				out = append(out, Release{Kind: ReleaseSwap, Name: k.Name, File: release.FileID{Dev: k.Dev, Ino: k.Ino},
-					What: fmt.Sprintf("swapoff %s (its pages move back to memory)", termsafe.Quote(k.Name))})
+				out = append(out, Release{Kind: ReleaseSwap, Name: k.Name, File: release.FileID{Dev: k.Dev, Ino: k.Ino}})
 			}
 		}
 		for _, c := range snap.Copies(id) {
@@ -47,88 +44,72 @@ func findReleases(snap *inspect.Snapshot, ids []inspect.MountID, releaseHost boo
 				Dev:  unix.Mkdev(uint32(c.Mount.Major), uint32(c.Mount.Minor)),
 				Lazy: len(c.Holders) > 0, Propagates: c.Propagates, Namespace: c.Namespace.Inode}
 			r.Host = c.Namespace.Host
+			_, r.HostKnown = snap.IsHost(c.Namespace.Inode)
+			if r.Lazy {
+				r.Holders = c.Holders
+			}
 			switch {
 			case len(c.Namespace.PIDs) == 0:
-				r.Refused = "no process of that namespace is known to enter it through"
+				r.Refusal = ReleaseNoEntry
 			case r.Host && !releaseHost:
-				r.PID, r.Refused = c.Namespace.PIDs[0], HostRefusal
+				r.PID, r.Refusal = c.Namespace.PIDs[0], ReleaseHostNamespace
 			default:
 				r.PID = c.Namespace.PIDs[0]
 			}
-			r.What = copyWhat(snap, r, c.Holders)
 			out = append(out, r)
 		}
 	}
 	return out
 }
 
-// HostRefusal is the refusal of a copy in the host's mount namespace,
-// lifted only by the operator's explicit confirmation (Plan.ReleaseHost,
-// ConfirmHost).
-const HostRefusal = "it is the host's mount namespace (pid 1's): releasing there needs an explicit confirmation (--release-host)"
-
 // HostRefused reports whether r is refused only because it would act in
 // the host's mount namespace.
-func (r Release) HostRefused() bool { return r.Refused == HostRefusal }
+func (r Release) HostRefused() bool { return r.Refusal == ReleaseHostNamespace }
 
 // ConfirmHost is r with the operator's explicit confirmation to act in
 // the host's mount namespace: that refusal, and no other, is lifted.
 func (r Release) ConfirmHost() Release {
 	if r.HostRefused() {
-		r.Refused = ""
+		r.Refusal = ReleaseAllowed
 	}
 	return r
 }
 
-// copyWhat says what releasing a copy does, in the operator's words.
-func copyWhat(snap *inspect.Snapshot, r Release, holders []inspect.Holder) string {
-	s := fmt.Sprintf("unmount its copy at %s in mount namespace %s (pid %d)", termsafe.Quote(r.Mountpoint), snap.NamespaceName(r.Namespace), r.PID)
-	if r.Lazy {
-		s += ", lazily (held there by " + holderList(holders, 3) + ", which keep it alive until they let go)"
-	}
-	if r.Propagates {
-		s += "; our unmount propagates to it: a staged run revokes its holders there instead and takes it along"
-	}
-	return s
-}
-
 // loopMountedAt says where the loop device dev is itself mounted (a
-// filesystem on it), in this or another namespace's table, or "".
-func loopMountedAt(snap *inspect.Snapshot, dev string) string {
+// filesystem on it): the mount point, and the mount namespace's inode
+// when it is another namespace's table (0: ours).
+func loopMountedAt(snap *inspect.Snapshot, dev string) (at string, ns uint64, ok bool) {
 	for _, m := range snap.Mounts {
 		if m.Source == dev && !m.Detached {
-			return "at " + termsafe.Quote(m.Mountpoint)
+			return m.Mountpoint, 0, true
 		}
 	}
-	for _, ns := range snap.Namespaces {
-		for _, m := range ns.Mounts {
+	for _, n := range snap.Namespaces {
+		for _, m := range n.Mounts {
 			if m.Source == dev {
-				return fmt.Sprintf("at %s in mount namespace mnt:[%d]", termsafe.Quote(m.Mountpoint), ns.Inode)
+				return m.Mountpoint, n.Inode, true
 			}
 		}
 	}
-	return ""
+	return "", 0, false
 }
 
 // Release frees one non-process holder now, outside a staged run (the
 // TUI's per-holder action), and journals it. A refused Release
-// (Release.Refused) is ErrRefused and changes nothing.
+// (Release.Refusal) is ErrRefused and changes nothing.
 //
 // The journal takes a line before the act (a journal that cannot take it
 // refuses the release: nothing is done that it would not show) and one
 // with the outcome; a failure of that one is returned with the outcome.
 func (u *Unmounter) Release(ctx context.Context, r Release) error {
 	if u.journal != nil {
-		intent := Event{Stage: StagePlan, PID: r.PID, What: r.What, At: u.now()}
+		intent := Event{Stage: StagePlan, PID: r.PID, Note: ReleaseIntent{Release: r}, At: u.now()}
 		if err := u.journal.record(releaseTarget(r), "release", "", intent); err != nil {
 			return fmt.Errorf("%w: the journal cannot be written: %w", ErrRefused, err)
 		}
 	}
 	err := u.release(ctx, r, r.Name)
-	ev := Event{Stage: StageRelease, PID: r.PID, What: r.What, Err: err, At: u.now()}
-	if err == nil {
-		ev.What = "done: " + r.What
-	}
+	ev := Event{Stage: StageRelease, PID: r.PID, Note: ReleaseOutcome{Release: r, Done: err == nil}, Err: err, At: u.now()}
 	if u.journal != nil {
 		if jerr := u.journal.record(releaseTarget(r), "release", "", ev); jerr != nil && err == nil {
 			return fmt.Errorf("done, but the journal could not record it: %w", jerr)
@@ -149,8 +130,8 @@ func releaseTarget(r Release) string {
 // (under a fence, in the stash).
 func (u *Unmounter) release(ctx context.Context, r Release, swapPath string) error {
 	op := "release " + r.Kind.String()
-	if r.Refused != "" {
-		return &Error{Op: op, Target: releaseTarget(r), Err: fmt.Errorf("%w: %s", ErrRefused, r.Refused)}
+	if r.Refused() {
+		return &Error{Op: op, Target: releaseTarget(r), Err: fmt.Errorf("%w: %v", ErrRefused, r.Refusal)}
 	}
 	if err := ctx.Err(); err != nil {
 		return &Error{Op: op, Target: releaseTarget(r), Err: ErrCancelled}

@@ -34,14 +34,7 @@ func (u *Unmounter) Run(ctx context.Context, p Plan) <-chan Event {
 // what will happen, with the per-holder picture (refused holders with
 // their reason). A dry run shows it and stops.
 func PlanEvent(p *Plan) Event {
-	what := describePlan(p)
-	if s := p.Filesystem.PlanText(); s != "" {
-		what += "; " + s
-	}
-	for _, w := range p.Warnings {
-		what += "; " + w
-	}
-	ev := Event{Stage: StagePlan, Mount: p.Target.ID, What: what, Holders: planPicture(p), At: time.Now(),
+	ev := Event{Stage: StagePlan, Mount: p.Target.ID, Note: PlanNote{Plan: *p}, Holders: planPicture(p), At: time.Now(),
 		Releases: append([]Release(nil), p.Releases...), Release: p.Release}
 	if p.Mode == ModeStaged && p.Server.Probed {
 		s := p.Server
@@ -170,7 +163,7 @@ func (r *run) closeProcesses() {
 func (r *run) done(res Result, err error) {
 	if res.Gone && res.Filesystem == nil {
 		res.Filesystem = r.u.checkFilesystem(r.ctx, r.plan, r.fsWatch)
-		res.Summary += "; " + res.Filesystem.Text()
+		res.Summary += "; " + res.Filesystem.legacyText()
 	}
 	if len(r.order) > 0 {
 		res.Holders = r.picture()
@@ -220,7 +213,9 @@ func (r *run) start() {
 		if err != nil {
 			warn = "could not check where the journal lies: " + oneLine(err.Error())
 		}
-		planEv.What += "; " + warn
+		n := planEv.Note.(PlanNote)
+		n.Later = append(n.Later, PlanWarning{Kind: WarnJournal, Message: warn})
+		planEv.Note = n
 	}
 	r.send(planEv)
 	if r.journalErr != nil {

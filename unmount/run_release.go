@@ -34,7 +34,7 @@ func (r *run) startReleases() {
 		return
 	}
 	for _, rel := range r.plan.Releases {
-		r.releases = append(r.releases, &releaseState{r: rel, retry: rel.Refused == ""})
+		r.releases = append(r.releases, &releaseState{r: rel, retry: !rel.Refused()})
 	}
 }
 
@@ -43,7 +43,7 @@ func (r *run) startReleases() {
 // a path), and a swap file is released the same before as after.
 func (r *run) releaseSwapsNow() {
 	for _, st := range r.releases {
-		if st.r.Kind == ReleaseSwap && !st.done && st.r.Refused == "" {
+		if st.r.Kind == ReleaseSwap && !st.done && !st.r.Refused() {
 			r.applyRelease(st, nil, " (before the fence: under an over-mount fence the file cannot be named)")
 		}
 	}
@@ -56,9 +56,9 @@ func (r *run) applyReleases(f *Fence, retry bool) {
 		switch {
 		case st.done:
 			continue
-		case st.r.Refused != "":
+		case st.r.Refused():
 			if !retry {
-				r.send(Event{Stage: StageRelease, What: "not done: " + st.r.What + ": " + st.r.Refused, Err: ErrRefused})
+				r.send(Event{Stage: StageRelease, What: "not done: " + st.r.legacyWhat() + ": " + st.r.legacyRefused(), Err: ErrRefused})
 				st.done = true
 			}
 			continue
@@ -78,7 +78,7 @@ func (r *run) applyReleases(f *Fence, retry bool) {
 			// Tried before the fence and failed: under the over-mount
 			// fence no path leads to the file any more.
 			st.done = true
-			r.send(Event{Stage: StageRelease, Err: st.err, What: "not done: " + st.r.What + ": under the over-mount fence the swap file cannot be named (swapoff(2) takes a path)"})
+			r.send(Event{Stage: StageRelease, Err: st.err, What: "not done: " + st.r.legacyWhat() + ": under the over-mount fence the swap file cannot be named (swapoff(2) takes a path)"})
 			continue
 		}
 		r.applyRelease(st, f, "")
@@ -102,7 +102,7 @@ func (r *run) applyRelease(st *releaseState, f *Fence, note string) {
 	if err == nil {
 		st.done, st.err = true, nil
 		r.released++
-		r.send(Event{Stage: StageRelease, PID: st.r.PID, What: "done: " + st.r.What + note})
+		r.send(Event{Stage: StageRelease, PID: st.r.PID, What: "done: " + st.r.legacyWhat() + note})
 		return
 	}
 	again := st.err != nil && st.err.Error() == err.Error()
@@ -111,7 +111,7 @@ func (r *run) applyRelease(st *releaseState, f *Fence, note string) {
 		st.done = true // failed for good: reported now, named in the drain
 	}
 	if !again {
-		r.send(Event{Stage: StageRelease, PID: st.r.PID, Err: err, What: "failed: " + st.r.What})
+		r.send(Event{Stage: StageRelease, PID: st.r.PID, Err: err, What: "failed: " + st.r.legacyWhat()})
 	}
 }
 
@@ -160,7 +160,7 @@ func (r *run) releasesLeft() string {
 	var parts []string
 	for _, st := range r.releases {
 		if st.err != nil && (!st.done || !errors.Is(st.err, ErrRefused)) {
-			parts = append(parts, st.r.What+": "+oneLine(st.err.Error()))
+			parts = append(parts, st.r.legacyWhat()+": "+oneLine(st.err.Error()))
 		}
 	}
 	if len(parts) == 0 {

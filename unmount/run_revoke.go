@@ -51,7 +51,7 @@ func (r *run) act(stage Stage, h inspect.Holder) {
 func (r *run) prepareRevoke(stage Stage, h inspect.Holder) (RevokeTargets, bool) {
 	st := r.holders[h.PID]
 	if refusal, _ := refusalOf(h); refusal != RefusalNone {
-		why := refusal.String()
+		why := refusal.legacyText()
 		if st.State != StatusRefused || st.reason() != why {
 			st.State, st.Reason = StatusRefused, why
 			r.send(Event{Stage: stage, PID: h.PID, What: fmt.Sprintf("%s: not revoked: %s", r.who(h), why), Holders: r.changedPicture()})
@@ -185,7 +185,7 @@ func (r *run) signal(stage Stage, h inspect.Holder, st *HolderState) {
 		st.State, st.Reason = StatusSignalled, name
 		why := ""
 		if refusal, _ := refusalOf(h); refusal != RefusalNone {
-			why = " (" + refusal.String() + ")"
+			why = " (" + refusal.legacyText() + ")"
 		}
 		r.send(Event{Stage: stage, PID: h.PID, What: fmt.Sprintf("pid %d (%s): sent %s%s", h.PID, termsafe.Text(h.Comm), name, why), Holders: r.changedPicture()})
 	case errors.Is(err, unix.ESRCH):

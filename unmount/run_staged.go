@@ -181,7 +181,7 @@ func (r *run) openRoot() *os.File {
 // cuts the filesystem off its server (cutOff) so the run can go on.
 func (r *run) serverStopped(f *Fence, op string) {
 	r.server.Answering = false
-	r.server.How = op + " did not return within " + r.callLimit().String()
+	r.server.Probe = Probe{Outcome: ProbeTimedOut, Call: op, Limit: r.callLimit()}
 	r.cutOff(f, "the server stopped answering")
 }
 

@@ -252,8 +252,8 @@ func TestStagedExeOnMountClose(t *testing.T) {
 		t.Fatalf("after the timeout %s has %v, want %d back", dir, ids, before.ID)
 	}
 	for _, ev := range evs {
-		if ev.PID == v.PID && strings.Contains(ev.What, "sent SIG") {
-			t.Fatalf("signalled: %s", ev.What)
+		if ev.PID == v.PID && strings.Contains(EventWords(ev), "sent SIG") {
+			t.Fatalf("signalled: %s", EventWords(ev))
 		}
 	}
 }

@@ -312,7 +312,7 @@ func fullJournal(t *testing.T) *Journal {
 func TestReleaseNeedsTheJournal(t *testing.T) {
 	f := newFake()
 	u := New(f, WithJournal(fullJournal(t)))
-	err := u.Release(context.Background(), Release{Kind: "loop", Name: "/dev/loop7", What: "detach loop device /dev/loop7"})
+	err := u.Release(context.Background(), Release{Kind: "loop", Name: "/dev/loop7"})
 	if !errors.Is(err, ErrRefused) || !errors.Is(err, unix.ENOSPC) {
 		t.Fatalf("release with a full journal: %v", err)
 	}
@@ -383,7 +383,7 @@ func TestJournalLostMidRun(t *testing.T) {
 	}
 	var lost []string
 	for _, ev := range evs {
-		if strings.Contains(ev.What, "the journal could not be written; it misses the lines from here on") {
+		if strings.Contains(EventWords(ev), "the journal could not be written; it misses the lines from here on") {
 			lost = append(lost, ev.Stage.String())
 			if !errors.Is(ev.Err, bounded.ErrAbandoned) {
 				t.Errorf("the journal event's error: %v", ev.Err)

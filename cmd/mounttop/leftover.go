@@ -13,6 +13,7 @@ import (
 
 	"mounttop/inspect"
 	"mounttop/internal/cli"
+	"mounttop/internal/present"
 	"mounttop/internal/termsafe"
 	"mounttop/unmount"
 )
@@ -34,7 +35,7 @@ func runRollbackFence(req *cli.Umount) error {
 		return err
 	}
 	out := os.Stdout
-	fmt.Fprintln(out, oneLine("plan: "+left.What()+"; the rollback will "+left.Plan()))
+	fmt.Fprintln(out, oneLine("plan: "+present.LeftoverWhat(*left)+"; the rollback will "+present.LeftoverPlan(*left)))
 	if req.DryRun {
 		fmt.Fprintln(out, "dry run: nothing changed")
 		return nil
@@ -63,7 +64,7 @@ func runRollbackFence(req *cli.Umount) error {
 	case err != nil:
 		return fmt.Errorf("rollback of the fence at %s: %w", termsafe.Quote(path), err)
 	}
-	fmt.Fprintln(out, oneLine("rollback "+what))
+	fmt.Fprintln(out, oneLine("rollback "+present.NoteText(what)))
 	return nil
 }
 
@@ -89,6 +90,6 @@ func findLeftover(ctx context.Context, path string) (*inspect.Snapshot, *unmount
 // writeLeftoversText says, after the mount table, what killed runs left.
 func writeLeftoversText(w io.Writer, ls []unmount.Leftover) {
 	for _, l := range ls {
-		fmt.Fprintln(w, oneLine("LEFTOVER: "+l.Describe("")))
+		fmt.Fprintln(w, oneLine("LEFTOVER: "+present.LeftoverDescribe(l, "")))
 	}
 }

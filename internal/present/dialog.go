@@ -174,9 +174,9 @@ func (t *planText) server(dead bool) {
 		t.add("! The connection to the filesystem's server is aborted already:",
 			"  nothing can be synced; I/O on the mount fails (ENOTCONN).")
 	case dead:
-		t.add("! The filesystem's server is not answering:", "  "+termsafe.Message(t.plan.Server.How),
+		t.add("! The filesystem's server is not answering:", "  "+ServerHow(t.plan.Server),
 			"  Data not yet written cannot be synced (no syncfs). Instead, first:",
-			"  "+termsafe.Message(t.plan.Server.Abort.What),
+			"  "+AbortText(t.plan.Server.Abort),
 			"  Holders keep running; their I/O on the mount fails.")
 	}
 }
@@ -279,9 +279,9 @@ func (t *planText) stacked() {
 }
 
 // filesystem says whether the filesystem itself goes, not only the mount
-// (unmount.Filesystem): already escaped by the engine.
+// (unmount.Filesystem).
 func (t *planText) filesystem() {
-	if s := t.plan.Filesystem.PlanText(); s != "" {
+	if s := FilesystemPlanText(&t.plan.Filesystem); s != "" {
 		t.add(strings.ToUpper(s[:1]) + s[1:] + ".")
 	}
 }
@@ -289,7 +289,7 @@ func (t *planText) filesystem() {
 // warnings are the engine's warnings about the plan.
 func (t *planText) warnings() {
 	for _, w := range t.plan.Warnings {
-		t.add("! " + termsafe.Message(w))
+		t.add("! " + PlanWarningText(w))
 	}
 }
 
@@ -415,9 +415,6 @@ func describeRelease(r unmount.Release, snap *inspect.Snapshot, nsWord string) s
 		}
 		return s
 	}
-	if r.What != "" {
-		return termsafe.Message(r.What)
-	}
 	return r.Kind.String() + " " + termsafe.Text(r.Name)
 }
 
@@ -482,7 +479,7 @@ func ReleaseListLines(plan unmount.Plan, snap *inspect.Snapshot, max int) []stri
 			break
 		}
 		line := "   " + ReleaseBrief(r, snap)
-		if r.Kind == "copy" && r.Propagates && r.Refused == "" {
+		if r.Kind == "copy" && r.Propagates && !r.Refused() {
 			// The run does not unmount such a copy: umount2 of ours
 			// takes it along once its holders there are revoked.
 			line = "   revoke the holders of the copy at " + termsafe.Text(r.Mountpoint)
@@ -491,8 +488,8 @@ func ReleaseListLines(plan unmount.Plan, snap *inspect.Snapshot, max int) []stri
 			}
 			line += "; our unmount takes it along"
 		}
-		if r.Refused != "" {
-			line += ": REFUSED, " + termsafe.Message(r.Refused)
+		if r.Refused() {
+			line += ": REFUSED, " + ReleaseRefusalText(r)
 		}
 		out = append(out, line)
 	}
@@ -503,7 +500,7 @@ func ReleaseListLines(plan unmount.Plan, snap *inspect.Snapshot, max int) []stri
 func Releasable(rs []unmount.Release) int {
 	n := 0
 	for _, r := range rs {
-		if r.Refused == "" {
+		if !r.Refused() {
 			n++
 		}
 	}

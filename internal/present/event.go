@@ -29,17 +29,17 @@ func EventJSON(e unmount.Event) ([]byte, error) {
 		out.Remaining = &n
 	}
 	for _, r := range e.Releases {
-		out.Releases = append(out.Releases, runReleaseJSON{Kind: r.Kind.String(), What: termsafe.Name(r.What), PID: r.PID, Namespace: r.Namespace,
-			Mountpoint: termsafe.Name(r.Mountpoint), Name: termsafe.Name(r.Name), Lazy: r.Lazy, Propagates: r.Propagates, Refused: termsafe.Name(r.Refused), Host: r.Host})
+		out.Releases = append(out.Releases, runReleaseJSON{Kind: r.Kind.String(), What: termsafe.Name(ReleaseText(r)), PID: r.PID, Namespace: r.Namespace,
+			Mountpoint: termsafe.Name(r.Mountpoint), Name: termsafe.Name(r.Name), Lazy: r.Lazy, Propagates: r.Propagates, Refused: termsafe.Name(ReleaseRefusalText(r)), Host: r.Host})
 	}
 	out.Release = e.Release
 	if e.Filesystem != nil {
 		out.Filesystem = newRunFilesystemJSON(e.Filesystem)
 	}
 	if s := e.Server; s != nil {
-		out.Server = &runServerJSON{Answering: s.Answering, Aborted: s.Aborted, How: termsafe.Name(s.How)}
+		out.Server = &runServerJSON{Answering: s.Answering, Aborted: s.Aborted, How: termsafe.Name(ServerHow(*s))}
 		if !s.Answering {
-			out.Server.Abort = termsafe.Name(s.Abort.What)
+			out.Server.Abort = termsafe.Name(AbortText(s.Abort))
 		}
 	}
 	if r := e.Result; r != nil {

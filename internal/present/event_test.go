@@ -73,8 +73,8 @@ func TestConfirmQuestion(t *testing.T) {
 func TestPlanJSONServer(t *testing.T) {
 	p := unmount.Plan{Mode: unmount.ModeStaged, Policy: unmount.PolicyClose, Interval: time.Second, Timeout: time.Minute,
 		Target: inspect.Mount{ID: 7, Mountpoint: "/mnt/x", FSType: "fuse.sshfs"},
-		Server: unmount.Server{Probed: true, How: "statfs of /mnt/x did not return within 2s",
-			Abort: unmount.Abort{Kind: unmount.AbortFuseConn, Conn: 45, What: "abort FUSE connection 45"}}}
+		Server: unmount.Server{Probed: true, Probe: unmount.Probe{Outcome: unmount.ProbeTimedOut, Path: "/mnt/x", Limit: 2 * time.Second},
+			Abort: unmount.Abort{Kind: unmount.AbortFuseConn, Conn: 45}}}
 	b, err := EventJSON(unmount.PlanEvent(&p))
 	if err != nil {
 		t.Fatal(err)
@@ -90,7 +90,7 @@ func TestPlanJSONServer(t *testing.T) {
 	if err := json.Unmarshal(b, &ev); err != nil {
 		t.Fatal(err)
 	}
-	if ev.Server.Answering || ev.Server.How != p.Server.How || ev.Server.Abort != "abort FUSE connection 45" ||
+	if ev.Server.Answering || ev.Server.How != "statfs of /mnt/x did not return within 2s" || ev.Server.Abort != "abort FUSE connection 45 (/sys/fs/fuse/connections/45/abort)" ||
 		!strings.Contains(ev.What, "the server is not answering") {
 		t.Fatalf("%s", b)
 	}

@@ -41,7 +41,7 @@ func HolderRefusalText(a unmount.HolderAction) string {
 	if !a.Refused() {
 		return ""
 	}
-	return copyPrefix(a) + a.Refusal.String()
+	return copyPrefix(a) + RefusalText(a.Refusal)
 }
 
 // HolderPlanText is the plan's word on one holder: its action, or
@@ -59,7 +59,7 @@ func HolderPlanText(a unmount.HolderAction, refusedPrefix string) string {
 // mnt:[N]: close fd 4").
 func HolderPlanBrief(a unmount.HolderAction, refusedPrefix string) string {
 	if a.Refused() {
-		return refusedPrefix + a.Refusal.String()
+		return refusedPrefix + RefusalText(a.Refusal)
 	}
 	return actionText(a)
 }

@@ -301,7 +301,7 @@ func Leftovers(ls []unmount.Leftover) []LeftoverJSON {
 	for _, l := range ls {
 		out = append(out, LeftoverJSON{Target: termsafe.Name(l.Fence.Target), Kind: l.Fence.Kind.String(), FenceID: uint64(l.Fence.FenceID),
 			RealID: uint64(l.Fence.RealID), RealPath: termsafe.Name(l.Fence.RealPath), Stash: termsafe.Name(l.Fence.Stash), RealGone: l.RealGone,
-			Maker: l.Maker, What: termsafe.Name(l.What()), Rollback: termsafe.Name("mounttop umount --rollback-fence " + l.Fence.Target)})
+			Maker: l.Maker, What: termsafe.Name(LeftoverWhat(l)), Rollback: termsafe.Name("mounttop umount --rollback-fence " + l.Fence.Target)})
 	}
 	return out
 }

@@ -10,23 +10,22 @@ import (
 )
 
 // PlanText writes the plan as `mounttop umount` prints it before anything
-// changes: the summary (unmount.PlanEvent's), then one line per holder with
-// what will happen to it or why it cannot be revoked, then one per
-// release. Every name from the system is escaped once: the engine's texts
-// carry their names escaped already, and termsafe.Message escapes only a
-// control left raw in them.
+// changes: the summary (unmount.PlanEvent's note, PlanSentence), then one
+// line per holder with what will happen to it or why it cannot be revoked,
+// then one per release. Every name from the system is escaped once, as it
+// is rendered here.
 func PlanText(w io.Writer, p *unmount.Plan) {
-	fmt.Fprintf(w, "plan: %s\n", termsafe.Message(unmount.PlanEvent(p).What))
+	fmt.Fprintf(w, "plan: %s\n", EventWhat(unmount.PlanEvent(p)))
 	for _, a := range p.Holders {
 		h := a.Holder
 		what := HolderPlanText(a, "REFUSED: ")
 		fmt.Fprintf(w, "  pid %-7d %-16s %-10s %s\n", h.PID, termsafe.Text(h.Comm), termsafe.Text(h.User), termsafe.Message(what))
 	}
 	for _, r := range p.Releases {
-		what := r.What
+		what := ReleaseText(r)
 		switch {
-		case r.Refused != "":
-			what = "REFUSED: " + what + ": " + r.Refused
+		case r.Refused():
+			what = "REFUSED: " + what + ": " + ReleaseRefusalText(r)
 		case !p.Release:
 			what += " (with --release)"
 		}
