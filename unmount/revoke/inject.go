@@ -15,30 +15,17 @@ import (
 	"mounttop/inspect"
 )
 
-// act runs the targets' syscalls inside the stopped process.
+// act runs the targets' syscalls inside the stopped process: it picks
+// the thread to inject into and checks it (injectInto), re-reads what the
+// targets still are (verify), hands in the empty directory when
+// placeholders or cwds need it (handInDir), then covers or closes the fds,
+// the threads' own tables' fds, the mappings and the cwds, in that order.
+// What act made in the process (the scratch page, its fds of the
+// socketpair and the directory) is taken back before it returns, also on
+// an error, while the thread is still ours.
 func (s *session) act() error {
-	inj := s.injector()
-	if inj == nil {
-		return fmt.Errorf("process %d: %w", s.pid, ErrGone)
-	}
-	var regs unix.PtraceRegs
-	if err := unix.PtraceGetRegs(inj.tid, &regs); err != nil {
-		return fmt.Errorf("reading registers of %d: %w", inj.tid, err)
-	}
-	if regs.Cs != userCS64 {
-		return fmt.Errorf("%w: process %d is not a 64-bit process (cs %#x)", ErrPermission, s.pid, regs.Cs)
-	}
-	if !s.suspended {
-		if err := s.checkSeccomp(); err != nil {
-			return err
-		}
-		s.note("seized without PTRACE_O_SUSPEND_SECCOMP (needs CAP_SYS_ADMIN in the initial user namespace); the process has no seccomp filter")
-	}
-	maps, err := s.proc.taskMaps(s.pid, inj.tid)
+	inj, maps, err := s.injectInto()
 	if err != nil {
-		return fmt.Errorf("reading maps of %d: %w", s.pid, err)
-	}
-	if s.sysAddr, err = s.findSyscall(inj.tid, maps); err != nil {
 		return err
 	}
 	fds, ranges, cwds := s.verify(maps, inj.tid)
@@ -46,38 +33,11 @@ func (s *session) act() error {
 
 	dir := -1 // the empty directory's fd in the process
 	if s.t.Placeholder && (len(fds) > 0 || len(threadFDs) > 0) || len(cwds) > 0 {
-		if err := s.mapScratch(inj); err != nil {
-			return err
-		}
-		defer func() {
-			// Also on an error path, while the thread is still ours.
-			if !inj.gone && !inj.reap {
-				if _, err := s.call(inj, unix.SYS_MUNMAP, uintptr(s.scratch), pageSize); err != nil {
-					s.fail("unmapping the scratch page at %#x: %v", s.scratch, err)
-				}
-			}
-		}()
-		var why string
-		var ours []int
-		dir, why, ours, err = s.handInEmptyDir(inj)
-		defer s.closeOurs(inj, ours, "")
+		var undo func()
+		dir, fds, cwds, undo, err = s.handInDir(inj, fds, cwds)
+		defer undo()
 		if err != nil {
 			return err
-		}
-		if why != "" {
-			// Without the empty directory there is nothing to put on
-			// an fd or move a cwd to: those uses are left alone and
-			// reported (plain closes still go ahead).
-			for _, fd := range fds {
-				s.fail("placeholder for fd %d: %s", fd, why)
-			}
-			for _, tid := range cwds {
-				s.fail("cwd of thread %d: %s", tid, why)
-			}
-			cwds = nil
-			if s.t.Placeholder {
-				fds = nil
-			}
 		}
 	}
 	if err := s.takeFDs(inj, fds, dir); err != nil {
@@ -88,6 +48,88 @@ func (s *session) act() error {
 			return err
 		}
 	}
+	if err := s.unmapRanges(inj, ranges); err != nil {
+		return err
+	}
+	return s.moveCwds(inj, cwds, dir)
+}
+
+// injectInto picks the thread the process-wide syscalls run in
+// (injector) and checks it can take them: a 64-bit process, and a seccomp
+// filter suspended or absent (checkSeccomp). It returns the thread, the
+// process's maps as that thread sees them, and finds a syscall
+// instruction in them (findSyscall).
+func (s *session) injectInto() (*thread, []mapping, error) {
+	inj := s.injector()
+	if inj == nil {
+		return nil, nil, fmt.Errorf("process %d: %w", s.pid, ErrGone)
+	}
+	var regs unix.PtraceRegs
+	if err := unix.PtraceGetRegs(inj.tid, &regs); err != nil {
+		return nil, nil, fmt.Errorf("reading registers of %d: %w", inj.tid, err)
+	}
+	if regs.Cs != userCS64 {
+		return nil, nil, fmt.Errorf("%w: process %d is not a 64-bit process (cs %#x)", ErrPermission, s.pid, regs.Cs)
+	}
+	if !s.suspended {
+		if err := s.checkSeccomp(); err != nil {
+			return nil, nil, err
+		}
+		s.note("seized without PTRACE_O_SUSPEND_SECCOMP (needs CAP_SYS_ADMIN in the initial user namespace); the process has no seccomp filter")
+	}
+	maps, err := s.proc.taskMaps(s.pid, inj.tid)
+	if err != nil {
+		return nil, nil, fmt.Errorf("reading maps of %d: %w", s.pid, err)
+	}
+	if s.sysAddr, err = s.findSyscall(inj.tid, maps); err != nil {
+		return nil, nil, err
+	}
+	return inj, maps, nil
+}
+
+// handInDir maps the scratch page in the process and hands in the empty
+// directory (handInEmptyDir), returning its fd there. undo takes back
+// what was made (the fds, then the page) and is to be called in any case
+// once dir is no longer needed, also when err is set. Without the
+// directory there is nothing to put on an fd or move a cwd to: those uses
+// are left alone and reported (plain closes still go ahead), and the fds
+// and cwds returned are what is still to be done.
+func (s *session) handInDir(inj *thread, fds, cwds []int) (dir int, fdsLeft, cwdsLeft []int, undo func(), err error) {
+	undo = func() {}
+	if err := s.mapScratch(inj); err != nil {
+		return -1, fds, cwds, undo, err
+	}
+	var ours []int
+	undo = func() {
+		s.closeOurs(inj, ours, "")
+		// Also on an error path, while the thread is still ours.
+		if !inj.gone && !inj.reap {
+			if _, err := s.call(inj, unix.SYS_MUNMAP, uintptr(s.scratch), pageSize); err != nil {
+				s.fail("unmapping the scratch page at %#x: %v", s.scratch, err)
+			}
+		}
+	}
+	var why string
+	dir, why, ours, err = s.handInEmptyDir(inj)
+	if err != nil || why == "" {
+		return dir, fds, cwds, undo, err
+	}
+	for _, fd := range fds {
+		s.fail("placeholder for fd %d: %s", fd, why)
+	}
+	for _, tid := range cwds {
+		s.fail("cwd of thread %d: %s", tid, why)
+	}
+	if s.t.Placeholder {
+		fds = nil
+	}
+	return dir, fds, nil, undo, nil
+}
+
+// unmapRanges covers each mapping of a targeted file with an anonymous
+// PROT_NONE mapping at the same address (mmap(2) MAP_FIXED): the file is
+// let go, and a later access faults (SIGSEGV) instead of reaching it.
+func (s *session) unmapRanges(inj *thread, ranges []Range) error {
 	for _, rg := range ranges {
 		ret, err := s.call(inj, unix.SYS_MMAP, uintptr(rg.Start), uintptr(rg.End-rg.Start), unix.PROT_NONE,
 			unix.MAP_FIXED|unix.MAP_PRIVATE|unix.MAP_ANONYMOUS|unix.MAP_NORESERVE, ^uintptr(0), 0)
@@ -104,6 +146,12 @@ func (s *session) act() error {
 		}
 		s.rep.Unmapped = append(s.rep.Unmapped, rg)
 	}
+	return nil
+}
+
+// moveCwds moves each thread's cwd to the empty directory dir (fchdir(2)
+// injected into that thread: cwd is per fs_struct).
+func (s *session) moveCwds(inj *thread, cwds []int, dir int) error {
 	for _, tid := range cwds {
 		ret, err := s.call(s.threads[tid], unix.SYS_FCHDIR, uintptr(dir))
 		if errors.Is(err, ErrGone) && tid != inj.tid {
