@@ -220,7 +220,7 @@ func TestStagedFinalUnmountRacesARedirect(t *testing.T) {
 			evs := staged(t, u, r.target, Plan{})
 			res, err := result(t, evs)
 			if err != nil || !res.Gone {
-				t.Fatalf("not gone: %v (%s)\n%s", err, res.Summary, dumpEvents(evs))
+				t.Fatalf("not gone: %v (%s)\n%s", err, summaryOf(res), dumpEvents(evs))
 			}
 			want := FenceBeneath.String()
 			if shared {
@@ -246,7 +246,7 @@ func TestStagedFinalUnmountRacesARedirect(t *testing.T) {
 // containsEvent reports whether some event of stage says what.
 func containsEvent(evs []Event, stage Stage, what string) bool {
 	for _, ev := range evs {
-		if ev.Stage == stage && strings.Contains(ev.What, what) {
+		if ev.Stage == stage && strings.Contains(whatOf(ev), what) {
 			return true
 		}
 	}

@@ -159,7 +159,7 @@ func TestDeadServerSequence(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			plan := PlanEvent(&p).What
+			plan := whatOf(PlanEvent(&p))
 			for _, w := range tc.wantPlan {
 				if !strings.Contains(plan, w) {
 					t.Errorf("the plan does not say %q:\n%s", w, plan)

@@ -21,12 +21,12 @@ func testEncoder(e Event) ([]byte, error) {
 		What   string  `json:"what,omitempty"`
 		Error  string  `json:"error,omitempty"`
 		Result *result `json:"result,omitempty"`
-	}{Stage: e.Stage.String(), PID: e.PID, What: e.What}
+	}{Stage: e.Stage.String(), PID: e.PID, What: whatOf(e)}
 	if e.Err != nil {
 		v.Error = e.Err.Error()
 	}
 	if r := e.Result; r != nil {
-		v.Result = &result{Gone: r.Gone, Summary: r.Summary}
+		v.Result = &result{Gone: r.Gone, Summary: summaryOf(r)}
 	}
 	return json.Marshal(v)
 }

@@ -229,7 +229,7 @@ func TestEventSequence(t *testing.T) {
 				t.Errorf("calls:\n  %s\nwant:\n  %s", strings.Join(calls, "\n  "), strings.Join(tc.wantCalls, "\n  "))
 			}
 			if last.Result.Gone != tc.wantGone {
-				t.Errorf("gone = %v, want %v (%s)", last.Result.Gone, tc.wantGone, last.Result.Summary)
+				t.Errorf("gone = %v, want %v (%s)", last.Result.Gone, tc.wantGone, summaryOf(last.Result))
 			}
 			if tc.wantErr != nil && !errors.Is(last.Err, tc.wantErr) {
 				t.Errorf("final error %v, want %v", last.Err, tc.wantErr)
@@ -240,7 +240,7 @@ func TestEventSequence(t *testing.T) {
 			if tc.wantWhat != "" {
 				found := false
 				for _, ev := range evs {
-					if strings.Contains(ev.What, tc.wantWhat) || ev.Err != nil && strings.Contains(ev.Err.Error(), tc.wantWhat) {
+					if strings.Contains(whatOf(ev), tc.wantWhat) || ev.Err != nil && strings.Contains(ev.Err.Error(), tc.wantWhat) {
 						found = true
 					}
 				}
@@ -249,8 +249,8 @@ func TestEventSequence(t *testing.T) {
 				}
 			}
 			for _, ev := range evs {
-				if tc.wantNot != "" && strings.Contains(ev.What, tc.wantNot) {
-					t.Errorf("event %s says %q: %s", ev.Stage, tc.wantNot, ev.What)
+				if tc.wantNot != "" && strings.Contains(whatOf(ev), tc.wantNot) {
+					t.Errorf("event %s says %q: %s", ev.Stage, tc.wantNot, whatOf(ev))
 				}
 			}
 			for i, ev := range evs {
@@ -279,7 +279,7 @@ func repeat(n int, h inspect.Holder) [][]inspect.Holder {
 func dumpEvents(evs []Event) string {
 	var b strings.Builder
 	for _, ev := range evs {
-		b.WriteString("  " + ev.Stage.String() + ": " + ev.What)
+		b.WriteString("  " + ev.Stage.String() + ": " + whatOf(ev))
 		if ev.Err != nil {
 			b.WriteString(" [err: " + ev.Err.Error() + "]")
 		}
@@ -319,7 +319,7 @@ func TestHolderPicture(t *testing.T) {
 		if ev.Stage == StageDrain {
 			drains++
 			if ev.Remaining != 1 {
-				t.Errorf("drain remaining = %d, want 1 (%s)", ev.Remaining, ev.What)
+				t.Errorf("drain remaining = %d, want 1 (%s)", ev.Remaining, whatOf(ev))
 			}
 		}
 		if ev.Holders != nil {
@@ -359,7 +359,7 @@ func TestPlanWarningsEscaped(t *testing.T) {
 	if !found {
 		t.Fatalf("plan warnings %q lack %q", p.Warnings, want)
 	}
-	if what := PlanEvent(&p).What; strings.ContainsAny(what, "\n\x1b\x07") {
+	if what := whatOf(PlanEvent(&p)); strings.ContainsAny(what, "\n\x1b\x07") {
 		t.Fatalf("the plan line carries a raw control: %q", what)
 	}
 }
@@ -469,7 +469,7 @@ func TestExpireSequence(t *testing.T) {
 		if got := stages(evs); got != "plan expire expire expire done" {
 			t.Fatalf("stages %q\n%s", got, dumpEvents(evs))
 		}
-		if !strings.Contains(evs[1].What, "held by pid 10 (cat)") || !evs[len(evs)-1].Result.Gone {
+		if !strings.Contains(whatOf(evs[1]), "held by pid 10 (cat)") || !evs[len(evs)-1].Result.Gone {
 			t.Fatalf("events:\n%s", dumpEvents(evs))
 		}
 	})
@@ -615,12 +615,12 @@ func TestStuckHolderNamedWhenBusy(t *testing.T) {
 		"the mount was still busy after 50ms: " + stuck + ", which holds the file until the call returns",
 		stuck + ": the tracer process restores it when the call returns",
 	} {
-		if !strings.Contains(last.Result.Summary, want) {
-			t.Errorf("summary %q does not say %q", last.Result.Summary, want)
+		if !strings.Contains(summaryOf(last.Result), want) {
+			t.Errorf("summary %q does not say %q", summaryOf(last.Result), want)
 		}
 	}
-	if strings.Contains(last.Result.Summary, "everything is as it was") || strings.Contains(last.Result.Summary, "a kernel holder") {
-		t.Errorf("summary %q", last.Result.Summary)
+	if strings.Contains(summaryOf(last.Result), "everything is as it was") || strings.Contains(summaryOf(last.Result), "a kernel holder") {
+		t.Errorf("summary %q", summaryOf(last.Result))
 	}
 }
 
@@ -650,7 +650,7 @@ func TestStuckHolderRestored(t *testing.T) {
 	}
 	found := false
 	for _, ev := range evs {
-		if ev.PID == 14 && strings.Contains(ev.What, "pid 14 (cat): process 14 came out of close(fd 5) and was restored and released") {
+		if ev.PID == 14 && strings.Contains(whatOf(ev), "pid 14 (cat): process 14 came out of close(fd 5) and was restored and released") {
 			found = true
 			var st *HolderState
 			for i := range ev.Holders {

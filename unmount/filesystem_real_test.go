@@ -31,7 +31,7 @@ func runMode(t *testing.T, dir string, mode Mode) (Plan, *Result) {
 	t.Logf("events:\n%s", dumpEvents(evs))
 	res, err := result(t, evs)
 	if err != nil || !res.Gone {
-		t.Fatalf("%s unmount of %s: %v (%s)", mode, dir, err, res.Summary)
+		t.Fatalf("%s unmount of %s: %v (%s)", mode, dir, err, summaryOf(res))
 	}
 	if res.Filesystem == nil || !res.Filesystem.Checked {
 		t.Fatalf("result has no filesystem check: %+v", res.Filesystem)
@@ -60,14 +60,14 @@ func TestFilesystemLazyHeld(t *testing.T) {
 	if p.Filesystem.Released || usesText(&p.Filesystem) != want {
 		t.Errorf("plan: %+v, want still in use by %q", p.Filesystem, want)
 	}
-	if !strings.Contains(PlanEvent(&p).What, "after this unmount the filesystem stays in use by: "+want) {
-		t.Errorf("plan text does not forecast it: %s", PlanEvent(&p).What)
+	if !strings.Contains(whatOf(PlanEvent(&p)), "after this unmount the filesystem stays in use by: "+want) {
+		t.Errorf("plan text does not forecast it: %s", whatOf(PlanEvent(&p)))
 	}
 	if res.Filesystem.Released || usesText(res.Filesystem) != want {
 		t.Errorf("result: %+v, want still in use by %q", res.Filesystem, want)
 	}
-	if !strings.HasSuffix(res.Summary, "filesystem still in use by: "+want) {
-		t.Errorf("summary %q does not say it", res.Summary)
+	if !strings.HasSuffix(summaryOf(res), "filesystem still in use by: "+want) {
+		t.Errorf("summary %q does not say it", summaryOf(res))
 	}
 }
 
@@ -98,7 +98,7 @@ func TestFilesystemBindElsewhere(t *testing.T) {
 			evs := collect(u.Run(context.Background(), p))
 			res, err := result(t, evs)
 			if err != nil || !res.Gone {
-				t.Fatalf("%v (%s)", err, res.Summary)
+				t.Fatalf("%v (%s)", err, summaryOf(res))
 			}
 			if res.Filesystem == nil || res.Filesystem.Released || usesText(res.Filesystem) != want {
 				t.Errorf("result: %+v, want in use by %q", res.Filesystem, want)
@@ -145,8 +145,8 @@ func TestFilesystemExt4Released(t *testing.T) {
 	if !f.Released || !f.Exclusive || f.DeviceName != l.Device {
 		t.Fatalf("result: %+v, want released with %s opened exclusively", f, l.Device)
 	}
-	if !strings.HasSuffix(res.Summary, "filesystem released (the block device "+l.Device+" opens exclusively)") {
-		t.Errorf("summary %q", res.Summary)
+	if !strings.HasSuffix(summaryOf(res), "filesystem released (the block device "+l.Device+" opens exclusively)") {
+		t.Errorf("summary %q", summaryOf(res))
 	}
 	fd, err := unix.Open(l.Device, unix.O_RDONLY|unix.O_EXCL|unix.O_CLOEXEC, 0)
 	if err != nil {
@@ -232,9 +232,9 @@ func TestStagedRecursiveOverlay(t *testing.T) {
 
 	evs := staged(t, u, dir, Plan{Recursive: true})
 	plan := evs[0]
-	if plan.Stage != StagePlan || !strings.Contains(plan.What, "before it, unmount what uses it as a layer: "+ov) ||
+	if plan.Stage != StagePlan || !strings.Contains(whatOf(plan), "before it, unmount what uses it as a layer: "+ov) ||
 		len(plan.Holders) != 1 || plan.Holders[0].PID != v.PID {
-		t.Errorf("plan event: %s, holders %v", plan.What, plan.Holders)
+		t.Errorf("plan event: %s, holders %v", whatOf(plan), plan.Holders)
 	}
 	requireGone(t, evs, dir)
 	if testns.IsMountPoint(ov) {
@@ -243,7 +243,7 @@ func TestStagedRecursiveOverlay(t *testing.T) {
 	order := []string{}
 	for _, ev := range evs {
 		if ev.Stage == StageUnmount && ev.Err == nil {
-			order = append(order, ev.What)
+			order = append(order, whatOf(ev))
 		}
 	}
 	if len(order) < 2 || !strings.Contains(order[0], "the overlay at "+ov+" (it uses the mount as a layer) unmounted first") {

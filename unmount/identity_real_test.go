@@ -103,7 +103,7 @@ func TestStagedFlippedFD(t *testing.T) {
 	}
 	said := false
 	for _, ev := range evs {
-		if ev.PID == flip.pid && strings.Contains(ev.What, "fd "+fd+": now on mount") && strings.Contains(ev.What, "left alone") {
+		if ev.PID == flip.pid && strings.Contains(whatOf(ev), "fd "+fd+": now on mount") && strings.Contains(whatOf(ev), "left alone") {
 			said = true
 		}
 	}

@@ -65,7 +65,7 @@ func TestPrepareAgainForAnotherPolicy(t *testing.T) {
 	}
 	var sent int
 	for _, ev := range evs {
-		if strings.Contains(ev.What, "sent SIGTERM") {
+		if strings.Contains(whatOf(ev), "sent SIGTERM") {
 			sent++
 		}
 	}

@@ -244,7 +244,7 @@ func TestExpireReal(t *testing.T) {
 		var evs []Event
 		for ev := range ch {
 			evs = append(evs, ev)
-			if ev.Stage == StageExpire && strings.Contains(ev.What, "busy") && v.Alive() {
+			if ev.Stage == StageExpire && strings.Contains(whatOf(ev), "busy") && v.Alive() {
 				_ = unix.Kill(v.PID, unix.SIGKILL)
 				v.Wait(5 * time.Second)
 			}
@@ -255,8 +255,8 @@ func TestExpireReal(t *testing.T) {
 		}
 		var busy, marked bool
 		for _, ev := range evs {
-			busy = busy || strings.Contains(ev.What, "busy")
-			marked = marked || strings.Contains(ev.What, "marked for expiry")
+			busy = busy || strings.Contains(whatOf(ev), "busy")
+			marked = marked || strings.Contains(whatOf(ev), "marked for expiry")
 		}
 		if !busy || !marked {
 			t.Fatalf("want a busy attempt, a marking attempt, then gone:\n%s", dumpEvents(evs))

@@ -190,8 +190,8 @@ func TestReleaseSequence(t *testing.T) {
 					t.Errorf("plan releases %+v lack %q", p.Releases, want)
 				}
 			}
-			if len(p.Releases) > 0 && !strings.Contains(PlanEvent(&p).What, "release") {
-				t.Errorf("the plan does not mention its releases: %s", PlanEvent(&p).What)
+			if len(p.Releases) > 0 && !strings.Contains(whatOf(PlanEvent(&p)), "release") {
+				t.Errorf("the plan does not mention its releases: %s", whatOf(PlanEvent(&p)))
 			}
 			if len(tc.kernel) > 0 {
 				want := "(no revoke of ours releases it; a staged run with --release does)"
@@ -232,15 +232,15 @@ func TestReleaseSequence(t *testing.T) {
 				t.Errorf("stages %q lack %q", stages(evs), tc.wantStages)
 			}
 			if last.Result.Gone != tc.wantGone {
-				t.Errorf("gone = %v (%s)", last.Result.Gone, last.Result.Summary)
+				t.Errorf("gone = %v (%s)", last.Result.Gone, summaryOf(last.Result))
 			}
 			if tc.wantErr != nil && !errors.Is(last.Err, tc.wantErr) || tc.wantErr == nil && last.Err != nil {
 				t.Errorf("final error %v, want %v", last.Err, tc.wantErr)
 			}
 			for _, want := range tc.wantWhat {
-				found := strings.Contains(last.Result.Summary, want)
+				found := strings.Contains(summaryOf(last.Result), want)
 				for _, ev := range evs {
-					found = found || strings.Contains(ev.What, want) || ev.Err != nil && strings.Contains(ev.Err.Error(), want)
+					found = found || strings.Contains(whatOf(ev), want) || ev.Err != nil && strings.Contains(ev.Err.Error(), want)
 				}
 				if !found {
 					t.Errorf("no event says %q:\n%s", want, dumpEvents(evs))
@@ -249,7 +249,7 @@ func TestReleaseSequence(t *testing.T) {
 			inNS := false
 			for _, ev := range evs {
 				if ev.Stage == StageRelease && !tc.release {
-					t.Errorf("a release without Plan.Release: %s", ev.What)
+					t.Errorf("a release without Plan.Release: %s", whatOf(ev))
 				}
 				for _, h := range ev.Holders {
 					inNS = inNS || h.PID == 812 && h.Namespace == "mnt:[4026532000]"
@@ -283,8 +283,8 @@ func TestDetachedSequence(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(p.Holders) != 2 || !strings.Contains(PlanEvent(&p).What, "no fence and no syncfs") {
-		t.Fatalf("plan: %+v\n%s", p.Holders, PlanEvent(&p).What)
+	if len(p.Holders) != 2 || !strings.Contains(whatOf(PlanEvent(&p)), "no fence and no syncfs") {
+		t.Fatalf("plan: %+v\n%s", p.Holders, whatOf(PlanEvent(&p)))
 	}
 	f.scans = 0
 	evs := collect(u.Run(context.Background(), p))
@@ -302,10 +302,10 @@ func TestDetachedSequence(t *testing.T) {
 		t.Errorf("stages %q\n%s", got, dumpEvents(evs))
 	}
 	last := evs[len(evs)-1]
-	if !last.Result.Gone || last.Err != nil || !strings.Contains(last.Result.Summary, "detached mount 500 is gone") {
+	if !last.Result.Gone || last.Err != nil || !strings.Contains(summaryOf(last.Result), "detached mount 500 is gone") {
 		t.Errorf("result %+v %v", last.Result, last.Err)
 	}
-	if !strings.Contains(evs[1].What, "no fence") {
-		t.Errorf("no note about the fence: %s", evs[1].What)
+	if !strings.Contains(whatOf(evs[1]), "no fence") {
+		t.Errorf("no note about the fence: %s", whatOf(evs[1]))
 	}
 }

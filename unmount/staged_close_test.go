@@ -104,7 +104,7 @@ func TestStagedClose(t *testing.T) {
 			requireGone(t, evs, dir)
 			revoked := false
 			for _, ev := range evs {
-				if ev.PID == h.pid && (ev.Stage == StageRevoke || ev.Stage == StageDrain) && ev.Err == nil && strings.Contains(ev.What, "stopped for") {
+				if ev.PID == h.pid && (ev.Stage == StageRevoke || ev.Stage == StageDrain) && ev.Err == nil && strings.Contains(whatOf(ev), "stopped for") {
 					revoked = true
 				}
 			}
