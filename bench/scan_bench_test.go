@@ -102,7 +102,7 @@ func BenchmarkScan(b *testing.B) {
 func expectedPIDs(w *workload.Workload) map[int]bool {
 	want := map[int]bool{}
 	for _, i := range workload.Expected(w.Size, 0) {
-		want[w.Holders[i].Process.Pid] = true
+		want[w.Holders[i].Pid] = true
 	}
 	return want
 }

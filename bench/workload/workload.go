@@ -24,9 +24,45 @@ import (
 type Workload struct {
 	Size    Size
 	Layout  Layout
-	Holders []*exec.Cmd // by index
+	Holders []Holder // by index
 	Setup   time.Duration
 	mounted []string // mount points, base first
+}
+
+// Holder is one holder process the workload started.
+type Holder struct {
+	Pid int
+	// cmd is the exec.Cmd of a holder started by os/exec, nil for one
+	// started by a bare fork (forkSleep: no pidfd kept).
+	cmd *exec.Cmd
+}
+
+// kill sends SIGKILL: through os/exec's pidfd, or by pid for a bare
+// fork, which is safe for our own child not yet reaped: its pid cannot
+// be reused until we wait for it (wait(2)).
+func (h Holder) kill() error {
+	if h.cmd != nil {
+		return h.cmd.Process.Kill()
+	}
+	return unix.Kill(h.Pid, unix.SIGKILL)
+}
+
+// wait reaps the holder; one killed by us exits with SIGKILL, which is
+// not an error here.
+func (h Holder) wait() error {
+	if h.cmd != nil {
+		var ee *exec.ExitError
+		if err := h.cmd.Wait(); err != nil && !errors.As(err, &ee) {
+			return err
+		}
+		return nil
+	}
+	for {
+		_, err := unix.Wait4(h.Pid, nil, 0, nil)
+		if err != unix.EINTR {
+			return err
+		}
+	}
 }
 
 // CheckPrivate returns an error unless mounting here is safe: this process
@@ -195,7 +231,7 @@ func (w *Workload) startHolders(ctx context.Context, exe string) error {
 			wr.Close()
 			return fmt.Errorf("starting holder %d: %w", i, err)
 		}
-		w.Holders = append(w.Holders, cmd)
+		w.Holders = append(w.Holders, Holder{Pid: cmd.Process.Pid, cmd: cmd})
 	}
 	wr.Close() // EOF once every holder has reported and closed its end
 	deadline := time.Now().Add(5 * time.Minute)
@@ -228,7 +264,7 @@ func (w *Workload) waitExecs(deadline time.Time) error {
 			continue
 		}
 		for {
-			b, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", c.Process.Pid))
+			b, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", c.Pid))
 			if err != nil {
 				return fmt.Errorf("holder %d: %w", i, err)
 			}
@@ -256,7 +292,7 @@ func (w *Workload) startThin(ctx context.Context) error {
 		return err
 	}
 	defer null.Close()
-	w.Holders = make([]*exec.Cmd, w.Size.Procs)
+	w.Holders = make([]Holder, w.Size.Procs)
 	var next atomic.Int64
 	errs := make([]error, 8)
 	var wg sync.WaitGroup
@@ -274,13 +310,13 @@ func (w *Workload) startThin(ctx context.Context) error {
 					next.Store(int64(w.Size.Procs))
 					return
 				}
-				cmd, err := w.startSleep(i, null)
+				pid, err := w.startSleep(i, null)
 				if err != nil {
 					errs[g] = err
 					next.Store(int64(w.Size.Procs)) // the others stop too
 					return
 				}
-				w.Holders[i] = cmd
+				w.Holders[i] = Holder{Pid: pid}
 			}
 		}()
 	}
@@ -289,7 +325,7 @@ func (w *Workload) startThin(ctx context.Context) error {
 	// only (in index order) when some failed.
 	started := w.Holders[:0]
 	for _, c := range w.Holders {
-		if c != nil {
+		if c.Pid != 0 {
 			started = append(started, c)
 		}
 	}
@@ -297,8 +333,14 @@ func (w *Workload) startThin(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// startSleep starts Thin holder i.
-func (w *Workload) startSleep(i int, null *os.File) (*exec.Cmd, error) {
+// startSleep starts Thin holder i: /bin/sleep with its plan's fds opened
+// here and handed over as fds 3 and up, and its cwd. It is a bare
+// fork+exec (syscall.ForkExec), returning once the exec succeeded: os/exec
+// keeps a pidfd for every child, and 20,000 of them do not fit under the
+// machine's hard RLIMIT_NOFILE of 20,000, which these machines' root may
+// not raise (no CAP_SYS_RESOURCE). Holder.kill and Holder.wait then act
+// by pid, safe for a child of ours not yet reaped.
+func (w *Workload) startSleep(i int, null *os.File) (int, error) {
 	p := PlanFor(w.Size, i)
 	files := make([]*os.File, 0, len(p.Opens))
 	defer func() {
@@ -309,7 +351,7 @@ func (w *Workload) startSleep(i int, null *os.File) (*exec.Cmd, error) {
 	for _, o := range p.Opens {
 		f, err := os.OpenFile(w.Layout.Path(o.Mount, o.Name), o.Flags, 0)
 		if err != nil {
-			return nil, err
+			return 0, err
 		}
 		files = append(files, f)
 	}
@@ -317,15 +359,18 @@ func (w *Workload) startSleep(i int, null *os.File) (*exec.Cmd, error) {
 	if p.Cwd != "" {
 		dir = w.Layout.Path(p.Home, p.Cwd)
 	}
-	cmd := &exec.Cmd{
-		Path: "/bin/sleep", Args: []string{"sleep", "infinity"}, Dir: dir,
-		Stdin: null, Stdout: null, Stderr: os.Stderr, ExtraFiles: files,
-		SysProcAttr: &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL},
+	fds := []uintptr{null.Fd(), null.Fd(), os.Stderr.Fd()}
+	for _, f := range files {
+		fds = append(fds, f.Fd())
 	}
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("starting holder %d: %w", i, err)
+	pid, err := syscall.ForkExec("/bin/sleep", []string{"sleep", "infinity"}, &syscall.ProcAttr{
+		Dir: dir, Env: os.Environ(), Files: fds,
+		Sys: &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL},
+	})
+	if err != nil {
+		return 0, fmt.Errorf("starting holder %d: %w", i, err)
 	}
-	return cmd, nil
+	return pid, nil
 }
 
 // Python returns the python3 binary RolePython holders exec: the
@@ -347,7 +392,7 @@ func Python() string {
 func (w *Workload) Alive() int {
 	n := 0
 	for _, c := range w.Holders {
-		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", c.Process.Pid))
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", c.Pid))
 		if err != nil {
 			continue
 		}
@@ -383,18 +428,15 @@ func (w *Workload) Close() (Teardown, error) {
 	var t Teardown
 	var errs []error
 	for _, c := range w.Holders {
-		if err := c.Process.Kill(); err == nil {
+		if err := c.kill(); err == nil {
 			t.Killed++
 		}
 	}
 	for _, c := range w.Holders {
-		// Wait reaps; a holder killed by us exits with "signal: killed".
-		err := c.Wait()
-		var ee *exec.ExitError
-		if err == nil || errors.As(err, &ee) {
+		if err := c.wait(); err == nil {
 			t.Reaped++
 		} else {
-			errs = append(errs, fmt.Errorf("reaping holder %d: %w", c.Process.Pid, err))
+			errs = append(errs, fmt.Errorf("reaping holder %d: %w", c.Pid, err))
 		}
 	}
 	t.Mounted = len(w.mounted)

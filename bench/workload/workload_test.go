@@ -1,6 +1,8 @@
 package workload
 
 import (
+	"golang.org/x/sys/unix"
+
 	"context"
 	"os"
 	"strconv"
@@ -94,13 +96,22 @@ func TestShapes(t *testing.T) {
 // namespace and tears it down: every holder alive while it runs, then all
 // killed and reaped, all mounts gone.
 func TestStartClose(t *testing.T) {
+	for _, s := range []Size{
+		{Name: "tiny", Procs: 120, FDs: 1200, Mounts: 4},
+		// The thin shape's bare forks (no os/exec, no pidfd).
+		{Name: "tiny-thin", Procs: 120, FDs: 600, Mounts: 4, Shape: Thin},
+	} {
+		t.Run(s.Name, func(t *testing.T) { testStartClose(t, s) })
+	}
+}
+
+func testStartClose(t *testing.T, s Size) {
 	testns.Require(t, testns.Namespace)
 	exe, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
 	}
 	base := t.TempDir()
-	s := Size{Name: "tiny", Procs: 120, FDs: 1200, Mounts: 4}
 	w, err := Start(context.Background(), s, base, exe)
 	if w == nil {
 		t.Fatal(err)
@@ -109,7 +120,7 @@ func TestStartClose(t *testing.T) {
 		if n := w.Alive(); n != s.Procs {
 			t.Errorf("%d of %d holders alive", n, s.Procs)
 		}
-		fds, err := os.ReadDir("/proc/" + strconv.Itoa(w.Holders[1].Process.Pid) + "/fd")
+		fds, err := os.ReadDir("/proc/" + strconv.Itoa(w.Holders[1].Pid) + "/fd")
 		if err != nil || len(fds) < PlanFor(s, 1).FDs() {
 			t.Errorf("holder 1 has %d fds (%v), want at least %d", len(fds), err, PlanFor(s, 1).FDs())
 		}
@@ -126,8 +137,9 @@ func TestStartClose(t *testing.T) {
 		t.Errorf("a mount under %s is left", base)
 	}
 	for _, c := range w.Holders {
-		if c.ProcessState == nil {
-			t.Errorf("holder %d was not reaped", c.Process.Pid)
+		// Reaped: no child of ours by that pid any more (ECHILD).
+		if _, err := unix.Wait4(c.Pid, nil, unix.WNOHANG, nil); err != unix.ECHILD {
+			t.Errorf("holder %d was not reaped (wait4: %v)", c.Pid, err)
 		}
 	}
 }

@@ -284,6 +284,16 @@ func runVictim(name string, args []string) int {
 		fmt.Fprintf(os.Stderr, "victim: bad role %q %q\n", name, args)
 		return 2
 	}
+	// The Go runtime makes its netpoll fds (an epoll and an eventfd) at
+	// its first timer (runtime netpollGenericInit), which a role's
+	// goroutine, the keep-alive or the scavenger may start at any time.
+	// Made here, before the role opens anything, they never take the
+	// number of an fd a test just closed in the victim: a close-plain
+	// revoke's restarted read(2) then finds the fd closed (EBADF), not the
+	// runtime's epoll (EINVAL), the flake of TestRevokeNoStop under load.
+	// An AfterFunc timer goes on the timer heap at once (a channel timer
+	// waits for a receiver).
+	time.AfterFunc(time.Hour, func() {})
 	if err := r.run(args); err != nil {
 		fmt.Fprintf(os.Stderr, "victim %s: %v\n", name, err)
 		return 1

@@ -272,7 +272,7 @@ func check(w *workload.Workload, samples map[string][]sample) error {
 	want := map[int]bool{}
 	var wantUses = map[string]int{}
 	for _, i := range workload.Expected(w.Size, 0) {
-		want[w.Holders[i].Process.Pid] = true
+		want[w.Holders[i].Pid] = true
 	}
 	for i := range w.Holders {
 		p := workload.PlanFor(w.Size, i)
