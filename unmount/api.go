@@ -349,7 +349,8 @@ type HolderState struct {
 	// Why says what happened to it, as data (HolderRevoked: what was
 	// revoked; HolderNotRevoked: the refusal or the error;
 	// HolderSignalled: the signal; ...); nil while it is as planned
-	// (Planned). present.HolderReason words it.
+	// (Planned). present.HolderReason words it. A comparable value (no
+	// slice or map): pictures are compared to send only what changed.
 	Why Note
 	// Reason is a reason in words that a view sets on a picture of its
 	// own (the engine sets Why); present.HolderReason shows it when Why

@@ -140,7 +140,7 @@ func TestRunNotesRendered(t *testing.T) {
 		if got := NoteText(tc.n); got != tc.want {
 			t.Errorf("%s:\n got  %q\n want %q", name, got, tc.want)
 		}
-		if k := NoteKind(tc.n); k == "" || strings.ToLower(strings.ReplaceAll(k, "-", "")) != strings.ToLower(name) {
+		if k := NoteKind(tc.n); k == "" || !strings.EqualFold(strings.ReplaceAll(k, "-", ""), name) {
 			t.Errorf("%s: kind %q", name, k)
 		}
 	}
