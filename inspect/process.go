@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"unsafe"
 
 	"os/user"
 	"strconv"
@@ -52,6 +53,7 @@ type proc struct {
 	// detailed: some use was recorded in full detail
 	detailed bool
 	lastUses int           // index in res.uses of the mount last added to
+	last     lastMount     // the mount ID statAtZ resolved last
 	job      *job          // what the watchdog sees of this read
 	skip     map[read]bool // reads left out: an earlier one is stuck
 	// startTicks is the start time in clock ticks (proc(5) stat field
@@ -384,17 +386,45 @@ func (p *proc) statLink(name string) (target, error) {
 }
 
 func (p *proc) statAt(dirfd int, name string) (target, error) {
+	path, err := unix.BytePtrFromString(name)
+	if err != nil {
+		return target{}, err
+	}
+	return p.statAtZ(dirfd, path)
+}
+
+// statAtZ is statAt of a NUL-terminated name already in memory (a
+// getdents64 entry's d_name is one): the hundreds of thousands of fd links
+// of a big machine are statx()ed without a string or a copy each (x/sys's
+// Statx copies its path to add the NUL). Consecutive links mostly lie on
+// the same mount, so the last mount ID looked up is remembered.
+func (p *proc) statAtZ(dirfd int, path *byte) (target, error) {
 	var stx unix.Statx_t
 	mask := unix.STATX_INO | unix.STATX_NLINK | unix.STATX_MNT_ID_UNIQUE
 	if !p.tbl.uniqueOK {
 		mask = unix.STATX_INO | unix.STATX_NLINK | unix.STATX_MNT_ID
 	}
-	if err := unix.Statx(dirfd, name, statxFlags, mask, &stx); err != nil {
-		return target{}, err
+	_, _, e := unix.Syscall6(unix.SYS_STATX, uintptr(dirfd), uintptr(unsafe.Pointer(path)), statxFlags, uintptr(mask), uintptr(unsafe.Pointer(&stx)), 0)
+	if e != 0 {
+		return target{}, e
 	}
 	t := target{dev: unix.Mkdev(stx.Dev_major, stx.Dev_minor), ino: stx.Ino, nlink: stx.Nlink}
+	if p.last.valid && p.last.id == stx.Mnt_id && p.last.mask == stx.Mask&(unix.STATX_MNT_ID_UNIQUE|unix.STATX_MNT_ID) {
+		t.mount, t.known = p.last.mount, p.last.known
+		return t, nil
+	}
 	t.mount, t.known = p.tbl.resolve(stx.Mnt_id, stx.Mask)
+	p.last = lastMount{valid: true, id: stx.Mnt_id, mask: stx.Mask & (unix.STATX_MNT_ID_UNIQUE | unix.STATX_MNT_ID), mount: t.mount, known: t.known}
 	return t, nil
+}
+
+// lastMount is the last mount ID statAtZ resolved (proc.last).
+type lastMount struct {
+	valid bool
+	id    uint64
+	mask  uint32
+	mount MountID
+	known bool
 }
 
 // resolve maps the mount ID statx returned to a mount of our table.
@@ -546,6 +576,14 @@ func (p *proc) scanThread(tasks int, name string, ref int, cwd, root target, tab
 // eachEntry calls fn for each name in an open directory (getdents64), with
 // the worker's buffer: no allocation per entry beyond the name.
 func (p *proc) eachEntry(dirfd int, fn func(name string)) {
+	p.eachEntryZ(dirfd, func(name []byte) { fn(string(name)) })
+}
+
+// eachEntryZ is eachEntry without the string: name is the entry's d_name
+// in the worker's getdents buffer, NUL-terminated (name[:len(name)+1]
+// ends in the NUL), valid only during the call, and fn must not read
+// another directory (the buffer is the worker's).
+func (p *proc) eachEntryZ(dirfd int, fn func(name []byte)) {
 	for {
 		n, err := unix.Getdents(dirfd, p.sc.dents)
 		if err != nil || n <= 0 {
@@ -555,15 +593,35 @@ func (p *proc) eachEntry(dirfd int, fn func(name string)) {
 		for len(buf) > 0 {
 			reclen := int(buf[16]) | int(buf[17])<<8
 			name := buf[19:reclen]
-			if i := bytes.IndexByte(name, 0); i >= 0 {
-				name = name[:i]
+			i := bytes.IndexByte(name, 0)
+			if i < 0 {
+				// Never from the kernel (d_name is NUL-terminated
+				// within d_reclen); skipped rather than trusted.
+				buf = buf[reclen:]
+				continue
 			}
+			name = name[:i]
 			if len(name) > 0 && name[0] != '.' {
-				fn(string(name))
+				fn(name)
 			}
 			buf = buf[reclen:]
 		}
 	}
+}
+
+// atoiBytes parses a decimal fd number (a /proc/PID/fd entry) without a
+// string; ok is false for anything else.
+func atoiBytes(b []byte) (n int, ok bool) {
+	if len(b) == 0 || len(b) > 10 {
+		return 0, false
+	}
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n = n*10 + int(c-'0')
+	}
+	return n, true
 }
 
 // scanFDs attributes each open fd by statx of /proc/PID/fd/N (mount ID,
@@ -584,13 +642,13 @@ func (p *proc) scanFDs(dir, tid int) {
 		return
 	}
 	defer unix.Close(fdDir)
-	p.eachEntry(fdDir, func(name string) {
-		fd, err := strconv.Atoi(name)
-		if err != nil {
+	p.eachEntryZ(fdDir, func(nameZ []byte) {
+		fd, ok := atoiBytes(nameZ)
+		if !ok {
 			return
 		}
 		p.job.reading(readFD, fd)
-		t, err := p.statAt(fdDir, name)
+		t, err := p.statAtZ(fdDir, &nameZ[:len(nameZ)+1][0])
 		if err != nil {
 			if gone(err) {
 				return
@@ -603,15 +661,17 @@ func (p *proc) scanFDs(dir, tid int) {
 		}
 		if !t.known {
 			if t.dev == p.tbl.anon && p.tbl.anon != 0 {
-				p.ioUring(dir, fdDir, name, fd)
+				p.ioUring(dir, fdDir, strconv.Itoa(fd), fd)
 				return
 			}
-			p.other(fdDir, name, Use{Kind: UseFD, FD: fd, TID: tid, Inode: t.ino, Deleted: t.nlink == 0}, t)
+			p.other(fdDir, strconv.Itoa(fd), Use{Kind: UseFD, FD: fd, TID: tid, Inode: t.ino, Deleted: t.nlink == 0}, t)
 			return
 		}
 		detail := p.in.wantDetail(t.mount)
 		u := Use{Kind: UseFD, FD: fd, TID: tid, Inode: t.ino, Deleted: t.nlink == 0}
 		if detail {
+			// The name as a string only here and for the rare kinds above.
+			name := strconv.Itoa(fd)
 			u.Path = strings.TrimSuffix(p.readlink(fdDir, name), " (deleted)")
 			var st unix.Stat_t
 			if unix.Fstatat(fdDir, name, &st, unix.AT_SYMLINK_NOFOLLOW) == nil {

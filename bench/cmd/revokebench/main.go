@@ -234,6 +234,7 @@ func inside(o *options, base string) int {
 			continue
 		}
 		results[n] = map[string][]sample{}
+	reps:
 		for r := 0; r < o.reps; r++ {
 			tools := []string{toolMounttop, toolFuser}
 			if r%2 == 1 {
@@ -242,8 +243,11 @@ func inside(o *options, base string) int {
 			for _, t := range tools {
 				s, err := round(ctx, o, base, n, t, r)
 				if err != nil {
+					// The size's other rounds are dropped, the other
+					// sizes still run: what was measured is reported.
 					fmt.Fprintf(os.Stderr, "revokebench: %d holders, %s: %v\n", n, t, err)
-					return 1
+					code = 1
+					break reps
 				}
 				results[n][t] = append(results[n][t], s)
 			}
@@ -287,7 +291,9 @@ func stagedClose(ctx context.Context, o *options, base, dir string, h *holders) 
 	defer os.Remove(journal)
 	var out counter
 	start := time.Now()
-	rss, code, stderr, err := timed(ctx, o, &out, o.mounttop, "umount", "--staged", "--yes", "--json", "--journal", journal, dir)
+	// --timeout as long as the benchmark's own limit: on a loaded machine
+	// the default 30 s can end a run of 2,000 holders that was going well.
+	rss, code, stderr, err := timed(ctx, o, &out, o.mounttop, "umount", "--staged", "--yes", "--json", "--timeout", o.timeout.String(), "--journal", journal, dir)
 	s := sample{Wall: time.Since(start), MaxRSS: rss, Out: out.n}
 	if err != nil {
 		return s, err
@@ -587,6 +593,10 @@ func report(o *options, results map[int]map[string][]sample) {
 	ratio := map[int]float64{}
 	for _, n := range o.sizes {
 		mt, fu := results[n][toolMounttop], results[n][toolFuser]
+		if len(mt) == 0 || len(fu) == 0 {
+			fmt.Printf("| %d holders | not measured: a round failed (above) | | |\n", n)
+			continue
+		}
 		m, f := time.Duration(median(mt, wall)), time.Duration(median(fu, wall))
 		med[n], ratio[n] = m, float64(m)/float64(f)
 		peak := func(ss []sample) float64 {
@@ -602,11 +612,17 @@ func report(o *options, results map[int]map[string][]sample) {
 	fmt.Println()
 	for _, n := range o.sizes {
 		mt := results[n][toolMounttop]
+		if _, ok := med[n]; !ok {
+			continue
+		}
 		fmt.Printf("%d holders: --json output %d bytes, journal %d bytes (medians)\n", n,
 			median(mt, func(s sample) int64 { return s.Out }), median(mt, func(s sample) int64 { return s.Journal }))
 	}
 	for i := 1; i < len(o.sizes); i++ {
 		a, b := o.sizes[i-1], o.sizes[i]
+		if med[a] == 0 || med[b] == 0 {
+			continue
+		}
 		fmt.Printf("growth %d -> %d holders (x%.2f): staged close x%.2f\n", a, b, float64(b)/float64(a), float64(med[b])/float64(med[a]))
 	}
 	if r, ok := ratio[1000]; ok {
