@@ -39,8 +39,11 @@ type Automount struct {
 	PGrp         int    // autofs: the daemon's process group (pgrp=)
 	Daemon       string // autofs: the command of that process group's leader, when readable
 	Unit         string // systemd: the .automount unit the mount point's path names
-	// Note says what cannot be told from the mount table.
-	Note string
+	// ParentFSType is, for By "kernel", the filesystem type of the mount
+	// it is a submount of: the table cannot tell whether the kernel
+	// mounted it on access or someone mounted it there by hand
+	// (present.AutomountNote says so).
+	ParentFSType string
 }
 
 // AutomountBy is who mounts a mount again on access (Automount.By). Its
@@ -67,55 +70,6 @@ const (
 )
 
 func (k AutomountKind) String() string { return string(k) }
-
-// Cell is the automount state in a few words, for a table column:
-// "autofs 5m0s", "systemd 2m0s", "kernel 8m20s", "autofs trigger".
-func (a *Automount) Cell() string {
-	s := a.By.String()
-	if a.Trigger {
-		return s + " trigger"
-	}
-	switch {
-	case !a.TimeoutKnown:
-		s += " ?"
-	case a.Timeout == 0:
-		s += " never"
-	default:
-		s += " " + a.Timeout.String()
-	}
-	return s
-}
-
-// Warning says, for an unmount of the mount at mountpoint, that an access
-// will mount it again and what the real fix is.
-func (a *Automount) Warning(mountpoint string) string {
-	expiry := ""
-	switch {
-	case !a.TimeoutKnown:
-	case a.Timeout == 0:
-		expiry = "; it never expires by itself"
-	default:
-		expiry = fmt.Sprintf("; it is also expired by itself after %v idle", a.Timeout)
-	}
-	switch {
-	case a.By == ByKernel:
-		return fmt.Sprintf("the kernel mounted %s on access (a %s): the next access to its path mounts it again%s; to keep it away, unmount the mount above it", mountpoint, a.Kind, expiry)
-	case a.Trigger && a.By == BySystemd:
-		return fmt.Sprintf("%s is the autofs trigger of systemd's %s: unmounting it under systemd leaves the unit failed; the real fix is systemctl stop %s", mountpoint, a.Unit, a.Unit)
-	case a.Trigger:
-		return fmt.Sprintf("%s is an autofs trigger (%s) of the automount daemon (process group %d%s): unmounting it under the daemon confuses it; the real fix is to remove the map entry and reload autofs, or stop the daemon", mountpoint, a.Kind, a.PGrp, daemonText(a.Daemon))
-	case a.By == BySystemd:
-		return fmt.Sprintf("%s is automounted by systemd's %s: the next access mounts it again%s; the real fix is systemctl stop %s (then unmount)", mountpoint, a.Unit, expiry, a.Unit)
-	}
-	return fmt.Sprintf("%s is automounted by autofs (%s map, daemon process group %d%s): the next access mounts it again%s; the real fix is to remove its map entry and reload autofs, or stop the daemon", mountpoint, a.Kind, a.PGrp, daemonText(a.Daemon), expiry)
-}
-
-func daemonText(d string) string {
-	if d == "" {
-		return ""
-	}
-	return ", " + d
-}
 
 // kernelExpiry is how long an idle submount the kernel mounted on access
 // stays, by filesystem type: NFS's is the sysctl fs.nfs.nfs_mountpoint_timeout
@@ -166,7 +120,7 @@ func (in *Inspector) markAutomounts(s *Snapshot) {
 		}
 		if k, ok := kernelExpiry[m.FSType]; ok && kernelExpiry[p.FSType].what == k.what && (p.Major != m.Major || p.Minor != m.Minor) {
 			a := &Automount{By: ByKernel, Kind: k.what, TriggerID: p.ID, Timeout: k.fixed, TimeoutKnown: k.fixed != 0,
-				Note: "a submount of a " + p.FSType + " mount: mounted on access by the kernel, unless someone mounted it there by hand (the table cannot tell)"}
+				ParentFSType: p.FSType}
 			if k.sysctl != "" {
 				if b, err := os.ReadFile(in.procRoot + "/" + k.sysctl); err == nil {
 					if n, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil {
@@ -199,7 +153,6 @@ func (in *Inspector) autofsTrigger(m *Mount) *Automount {
 	}
 	if a.PGrp == 1 {
 		a.By, a.Unit = BySystemd, systemdUnit(m.Mountpoint, "automount")
-		a.Note = "autofs mount of pid 1 (systemd); its idle timeout is the one systemd gave the kernel (TimeoutIdleSec=, x-systemd.idle-timeout=)"
 	} else if a.PGrp > 0 {
 		if b, err := os.ReadFile(fmt.Sprintf("%s/%d/comm", in.procRoot, a.PGrp)); err == nil {
 			a.Daemon = strings.TrimSpace(string(b))

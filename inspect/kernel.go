@@ -27,7 +27,7 @@ func (in *Inspector) kernelHolders(s *Snapshot) {
 	if b, err := os.ReadFile(in.procRoot + "/swaps"); err == nil {
 		for _, f := range parseSwaps(string(b)) {
 			if m, ok := s.MountContaining(f); ok {
-				k := KernelHolder{Kind: KernelSwap, Name: f, Path: f, Action: "swapoff"}
+				k := KernelHolder{Kind: KernelSwap, Name: f, Path: f}
 				k.Dev, k.Ino = swapFileID(f)
 				s.addKernel(m.ID, k)
 			}
@@ -36,7 +36,7 @@ func (in *Inspector) kernelHolders(s *Snapshot) {
 	if b, err := os.ReadFile(in.procRoot + "/fs/nfsd/exports"); err == nil {
 		for _, e := range parseExports(string(b)) {
 			if m, ok := s.MountContaining(e); ok {
-				s.addKernel(m.ID, KernelHolder{Kind: KernelNFSExport, Name: e, Path: e, Action: "exportfs -u"})
+				s.addKernel(m.ID, KernelHolder{Kind: KernelNFSExport, Name: e, Path: e})
 			}
 		}
 	}
@@ -53,7 +53,7 @@ func (in *Inspector) kernelHolders(s *Snapshot) {
 			if interp, ok := binfmtFixed(string(b)); ok {
 				if m, ok := s.MountContaining(interp); ok {
 					s.addKernel(m.ID, KernelHolder{Kind: KernelBinfmt, Name: e.Name(), Path: interp,
-						Action: "echo -1 > " + filepath.Join(dir, e.Name())})
+						Entry: filepath.Join(dir, e.Name())})
 				}
 			}
 		}
@@ -67,8 +67,7 @@ func (in *Inspector) kernelHolders(s *Snapshot) {
 			hdir := fmt.Sprintf("%s/dev/block/%d:%d/holders", sysRoot, m.Major, m.Minor)
 			if ents, err := os.ReadDir(hdir); err == nil {
 				for _, e := range ents {
-					s.addKernel(m.ID, KernelHolder{Kind: KernelBlockHolder, Name: e.Name(),
-						Action: "remove the " + e.Name() + " device (dmsetup remove / mdadm --stop)"})
+					s.addKernel(m.ID, KernelHolder{Kind: KernelBlockHolder, Name: e.Name()})
 				}
 			}
 		}
@@ -81,7 +80,7 @@ func (in *Inspector) kernelHolders(s *Snapshot) {
 			if cm.Mountpoint == m.Mountpoint {
 				kind = KernelOverMount
 			}
-			s.addKernel(m.ID, KernelHolder{Kind: kind, Name: cm.Mountpoint, Path: cm.Mountpoint, Action: "unmount it first (deepest first)"})
+			s.addKernel(m.ID, KernelHolder{Kind: kind, Name: cm.Mountpoint, Path: cm.Mountpoint})
 		}
 	}
 }
@@ -94,8 +93,8 @@ type loopHolder struct {
 // loopHolders reads /sys/block/loop*/loop/backing_file and attributes each
 // loop device to the mount its backing file lies on. The backing file's
 // device (LOOP_GET_STATUS64, loop(4)) picks among mounts when the path is
-// ambiguous. The action is "detach" only when the loop device itself is not
-// mounted.
+// ambiguous. MountedAt names where the loop device itself is mounted, if it
+// is: then it is unmounted before it can be detached.
 func loopHolders(s *Snapshot) []loopHolder {
 	var out []loopHolder
 	ents, _ := filepath.Glob(sysRoot + "/block/loop*/loop/backing_file")
@@ -127,17 +126,17 @@ func loopHolders(s *Snapshot) []loopHolder {
 			}
 			unix.Close(fd)
 		}
-		action := "detach loop device (losetup -d " + dev + ")"
+		var mountedAt string
 		var lst unix.Stat_t
 		if unix.Stat(dev, &lst) == nil {
 			for _, o := range s.Mounts {
 				if o.Major == int(unix.Major(lst.Rdev)) && o.Minor == int(unix.Minor(lst.Rdev)) {
-					action = "unmount " + o.Mountpoint + " (it mounts " + dev + "), then detach the loop device"
+					mountedAt = o.Mountpoint
 					break
 				}
 			}
 		}
-		out = append(out, loopHolder{KernelHolder{Kind: KernelLoop, Name: dev, Path: path, Action: action, Dev: backDev, Ino: backIno}, m.ID})
+		out = append(out, loopHolder{KernelHolder{Kind: KernelLoop, Name: dev, Path: path, MountedAt: mountedAt, Dev: backDev, Ino: backIno}, m.ID})
 	}
 	return out
 }

@@ -135,7 +135,7 @@ func (p *proc) scanMaps() {
 		p.add(id, u)
 	}
 	if noMapFiles {
-		p.warn("mappings attributed by path among bind mounts (map_files needs CAP_SYS_ADMIN)", nil)
+		p.res.warnings = append(p.res.warnings, Warning{Kind: WarnMapsByPath, PID: p.pid})
 	}
 }
 

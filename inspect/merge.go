@@ -2,7 +2,6 @@ package inspect
 
 import (
 	"errors"
-	"fmt"
 	"sort"
 
 	"golang.org/x/sys/unix"
@@ -101,9 +100,8 @@ func (m *merger) finish() {
 			for _, h := range s.Holders[id] {
 				pids = append(pids, h.PID)
 			}
-			s.Warnings = append(s.Warnings, Warning{What: fmt.Sprintf(
-				"%s hold a mount of %s (%s, as at %s) that is in no mount table mounttop could read: a copy in another mount namespace, or a detached mount; %s",
-				pidList(pids), mt.Device(), here.FSType, here.Mountpoint, unreadableAdvice())})
+			s.Warnings = append(s.Warnings, Warning{Kind: WarnUnreadableMount, PIDs: pids,
+				Device: mt.Device(), FSType: here.FSType, Path: here.Mountpoint, Advice: unreadableAdvice()})
 		}
 	}
 	if len(drop) > 0 {

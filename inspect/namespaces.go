@@ -232,15 +232,15 @@ func (s *Snapshot) NamespaceName(ino uint64) string {
 // (uid_map not the whole range), the initial user namespace, since a user
 // namespace may not look at its parent's processes' namespaces
 // (ptrace_may_access, user_namespaces(7)).
-func unreadableAdvice() string {
+func unreadableAdvice() Advice {
 	if os.Geteuid() != 0 {
-		return "run as root to tell"
+		return AdviceRoot
 	}
 	if b, err := os.ReadFile("/proc/self/uid_map"); err == nil && len(strings.Fields(string(b))) == 3 &&
 		strings.Join(strings.Fields(string(b)), " ") == "0 0 4294967295" {
-		return "even root may not read them here (a security module?)"
+		return AdviceSecurityModule
 	}
-	return "mounttop is root only inside a user namespace, which may not look at its parent's: run it from the initial user namespace to tell"
+	return AdviceInitialUserNS
 }
 
 var containerID = regexp.MustCompile(`[0-9a-f]{64}`)

@@ -1,7 +1,6 @@
 package inspect
 
 import (
-	"fmt"
 	"path"
 	"strings"
 )
@@ -131,15 +130,11 @@ func (s *Snapshot) addStacking(t *Snapshot, nsIno uint64) {
 		if len(layers) == 0 || ov.Detached {
 			continue
 		}
-		where := "overlay at " + ov.Mountpoint
-		if nsIno != 0 {
-			where += fmt.Sprintf(" in mount namespace mnt:[%d]", nsIno)
-		}
 		held := map[MountID]*KernelHolder{}
 		var order []MountID
 		for _, l := range layers {
 			if !path.IsAbs(l.Path) {
-				s.Warnings = append(s.Warnings, Warning{What: fmt.Sprintf("%s names its layer %s by a path relative to the mounter's cwd at mount time: which mount it lies on cannot be told", where, l)})
+				s.Warnings = append(s.Warnings, Warning{Kind: WarnRelativeLayer, Path: ov.Mountpoint, Namespace: nsIno, Layer: l})
 				continue
 			}
 			on, ok := t.MountContaining(path.Clean(l.Path))
@@ -149,8 +144,7 @@ func (s *Snapshot) addStacking(t *Snapshot, nsIno uint64) {
 			for _, id := range s.ourMountsOf(t, on, path.Clean(l.Path), nsIno) {
 				k := held[id]
 				if k == nil {
-					k = &KernelHolder{Kind: KernelKind(ov.FSType), Name: ov.Mountpoint, Path: l.Path, Namespace: nsIno,
-						Action: "unmount the " + where + " first"}
+					k = &KernelHolder{Kind: KernelKind(ov.FSType), Name: ov.Mountpoint, Path: l.Path, Namespace: nsIno}
 					if nsIno == 0 {
 						k.Mount = ov.ID
 					}

@@ -5,7 +5,6 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
-	"strings"
 	"testing"
 
 	"golang.org/x/sys/unix"
@@ -97,7 +96,7 @@ func TestOverlayIsKernelHolder(t *testing.T) {
 		t.Fatalf("kernel holders of %s = %+v, want the overlay at %s here and at %s in mnt:[%d]", tmp, snap.Kernel[T.ID], ovDir, elsewhere, st.Ino)
 	}
 	want := []Layer{{"lowerdir", tmp + "/lower"}, {"upperdir", tmp + "/upper"}, {"workdir", tmp + "/work"}}
-	if !reflect.DeepEqual(here.Layers, want) || here.Mount != ov.ID || here.Action != "unmount the overlay at "+ovDir+" first" {
+	if !reflect.DeepEqual(here.Layers, want) || here.Mount != ov.ID || here.Name != ovDir || here.Namespace != 0 {
 		t.Errorf("overlay here = %+v, want layers %v, mount %d", here, want, ov.ID)
 	}
 	if there.Mount != 0 || len(there.Layers) != 3 || there.Layers[1].Path != tmp+"/upper2" {
@@ -143,7 +142,7 @@ func TestStackingByTable(t *testing.T) {
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("kernel holders by mount:\n %v\nwant\n %v", got, want)
 	}
-	if len(s.Warnings) != 1 || !strings.Contains(s.Warnings[0].What, "upperdir=up by a path relative to the mounter's cwd") {
+	if len(s.Warnings) != 1 || s.Warnings[0].Kind != WarnRelativeLayer || s.Warnings[0].Layer != (Layer{LayerUpper, "up"}) {
 		t.Errorf("warnings = %v, want one about the relative upperdir", s.Warnings)
 	}
 }

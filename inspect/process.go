@@ -767,7 +767,7 @@ func (p *proc) ioUring(dir, fdDir int, name string, fd int) {
 	}
 	for _, f := range parseUserFiles(b) {
 		p.res.uring = append(p.res.uring, KernelHolder{Kind: KernelIOURing, Name: fmt.Sprintf("io_uring fd %d, file %d", fd, f.index),
-			Path: f.path, PID: p.pid, Action: "stop the process or unregister the file"})
+			Path: f.path, PID: p.pid})
 	}
 }
 

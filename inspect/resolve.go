@@ -13,6 +13,11 @@ import (
 
 // PathError says why a path given by the operator does not name a mount.
 // Every message is one line with the path escaped for a terminal.
+//
+// It escapes here, unlike the rest of inspect, because it is an error
+// value: its Error() text is what `mounttop umount PATH` and the view
+// print as the error, through %v and wrapping layers that cannot know
+// which part is a name (present renders data; an error carries its text).
 type PathError struct {
 	Path   string // as given
 	Reason string // "no such file or directory", "is a symbolic link", "is not a mount point"

@@ -3,11 +3,9 @@ package inspect
 import (
 	"context"
 	"errors"
-	"fmt"
 	"os"
 	"sort"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -59,7 +57,7 @@ func (in *Inspector) scan(ctx context.Context, withProcs bool) (*Snapshot, error
 		}
 		tbl.locks, err = readLockedFiles(in.procRoot + "/locks")
 		if err != nil {
-			snap.Warnings = append(snap.Warnings, Warning{What: "reading /proc/locks; locks are not shown", Err: err})
+			snap.Warnings = append(snap.Warnings, Warning{Kind: WarnLocks, Err: err})
 		}
 		var st unix.Stat_t
 		if err := unix.Stat(in.procRoot+"/self/ns/mnt", &st); err == nil {
@@ -107,7 +105,7 @@ type mountUses struct {
 func (in *Inspector) scanProcesses(ctx context.Context, tbl *scanTable, snap *Snapshot) {
 	pids, err := listPIDs(in.procRoot)
 	if err != nil {
-		snap.Warnings = append(snap.Warnings, Warning{What: "listing processes", Err: err})
+		snap.Warnings = append(snap.Warnings, Warning{Kind: WarnListPIDs, Err: err})
 		return
 	}
 	self := os.Getpid()
@@ -168,19 +166,16 @@ func (in *Inspector) scanProcesses(ctx context.Context, tbl *scanTable, snap *Sn
 	// Results are merged as they come, while the workers read on: a
 	// process's own result is garbage as soon as it is merged, so the
 	// scan never holds every process's result and the snapshot at once.
-	byCause := map[string][]int{}
-	var order []string
+	byCause := map[groupKey][]int{}
+	var order []Warning
 	m := merger{snap: snap, tbl: tbl, nsIndex: map[uint64]int{}, unknown: map[MountID]int{}}
 	take := func(r *procResult) {
 		snap.Processes++
 		m.add(r)
 		for _, w := range r.warnings {
-			key := w.What
-			if w.Err != nil {
-				key += ": " + w.Err.Error()
-			}
+			key := w.groupKey()
 			if _, seen := byCause[key]; !seen {
-				order = append(order, key)
+				order = append(order, w)
 			}
 			byCause[key] = append(byCause[key], r.pid)
 		}
@@ -194,7 +189,7 @@ func (in *Inspector) scanProcesses(ctx context.Context, tbl *scanTable, snap *Sn
 		case <-done:
 			waiting = false
 		case <-ctx.Done():
-			snap.Warnings = append(snap.Warnings, Warning{What: "scan cut short", Err: ctx.Err()})
+			snap.Warnings = append(snap.Warnings, Warning{Kind: WarnCutShort, Err: ctx.Err()})
 			// The workers still reading are left behind: record them, so
 			// that one stuck for good is not asked again by the next scan.
 			mu.Lock()
@@ -232,53 +227,23 @@ func (in *Inspector) scanProcesses(ctx context.Context, tbl *scanTable, snap *Sn
 	for n := len(results); n > 0; n-- {
 		take(<-results)
 	}
-	for _, key := range order {
-		snap.Warnings = append(snap.Warnings, Warning{What: groupWarning(key, byCause[key])})
+	for _, w := range order {
+		snap.Warnings = append(snap.Warnings, grouped(w, byCause[w.groupKey()]))
 	}
 	m.finish()
 	mu.Lock()
 	if len(timedOut) > 0 {
 		sort.Ints(timedOut)
-		snap.Warnings = append(snap.Warnings, Warning{What: fmt.Sprintf("gave up on %s after %v, twice (stuck in the kernel, e.g. on a hung filesystem; state D?); the reads that did not return are not asked again until they do",
-			pidList(timedOut), in.perProcess)})
+		snap.Warnings = append(snap.Warnings, Warning{Kind: WarnGaveUp, PIDs: timedOut, Limit: in.perProcess})
 	}
 	mu.Unlock()
 	if notScanned > 0 {
-		snap.Warnings = append(snap.Warnings, Warning{What: fmt.Sprintf("%d processes not scanned before the deadline", notScanned)})
+		snap.Warnings = append(snap.Warnings, Warning{Kind: WarnNotScanned, Count: notScanned})
 	}
 	for id := range snap.Holders {
 		hs := snap.Holders[id]
 		sort.Slice(hs, func(i, j int) bool { return hs[i].PID < hs[j].PID })
 	}
-}
-
-func groupWarning(key string, pids []int) string {
-	sort.Ints(pids)
-	if len(pids) == 1 {
-		return fmt.Sprintf("pid %d: %s", pids[0], key)
-	}
-	return fmt.Sprintf("%s (%s)", key, pidList(pids))
-}
-
-func pidList(pids []int) string {
-	const show = 8
-	var b strings.Builder
-	if len(pids) == 1 {
-		b.WriteString("pid ")
-	} else {
-		fmt.Fprintf(&b, "%d processes: pids ", len(pids))
-	}
-	for i, p := range pids {
-		if i == show {
-			fmt.Fprintf(&b, ", … %d more", len(pids)-show)
-			break
-		}
-		if i > 0 {
-			b.WriteString(", ")
-		}
-		b.WriteString(strconv.Itoa(p))
-	}
-	return b.String()
 }
 
 func listPIDs(procRoot string) ([]int, error) {

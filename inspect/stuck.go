@@ -215,21 +215,19 @@ func skipFor(stuck []stuckRead) map[read]bool {
 	return skip
 }
 
-// stuckWarning says which read of pid is stuck since when, and what the
-// scan leaves out because of it.
+// stuckWarning says which reads of pid are stuck since when, and what the
+// scan leaves out because of them (WarnStuck).
 func stuckWarning(pid int, stuck []stuckRead, skip map[read]bool, now time.Time) Warning {
 	sort.Slice(stuck, func(i, j int) bool { return stuck[i].since.Before(stuck[j].since) })
-	var reads []string
+	w := Warning{Kind: WarnStuck, PID: pid}
 	for _, r := range stuck {
-		reads = append(reads, fmt.Sprintf("/proc/%d/%s since %s (%v ago)", pid, r.what.name(r.arg),
-			r.since.Format("15:04:05"), now.Sub(r.since).Round(time.Second)))
+		w.Stuck = append(w.Stuck, StuckRead{File: fmt.Sprintf("/proc/%d/%s", pid, r.what.name(r.arg)),
+			Since: r.since, For: now.Sub(r.since).Round(time.Second)})
 	}
-	var left []string
 	for _, r := range []read{readCmdline, readMaps, readMapFiles, readCwd, readRoot, readExe, readTask, readFD, readFDInfo, readCgroup, readMountinfo, readNS} {
 		if skip[r] {
-			left = append(left, strings.TrimSuffix(strings.TrimSuffix(r.file(), "%d"), "/"))
+			w.LeftOut = append(w.LeftOut, strings.TrimSuffix(strings.TrimSuffix(r.file(), "%d"), "/"))
 		}
 	}
-	return Warning{PID: pid, What: fmt.Sprintf("stuck in the kernel (a page fault or I/O on a filesystem whose server does not answer?): reading %s has not returned; not read again until it does: %s",
-		strings.Join(reads, ", "), strings.Join(left, ", "))}
+	return w
 }

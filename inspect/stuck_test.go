@@ -132,9 +132,9 @@ func stuckVictim(t *testing.T) (*testns.Victim, *testns.Fuse) {
 	}
 }
 
-func hasWarning(s *Snapshot, what string) bool {
+func hasWarning(s *Snapshot, kind WarningKind) bool {
 	for _, w := range s.Warnings {
-		if strings.Contains(w.What, what) {
+		if w.Kind == kind {
 			return true
 		}
 	}
@@ -143,8 +143,8 @@ func hasWarning(s *Snapshot, what string) bool {
 
 func hasStuckWarning(s *Snapshot, pid int) bool {
 	for _, w := range s.Warnings {
-		if strings.Contains(w.What, fmt.Sprintf("pid %d: stuck in the kernel", pid)) &&
-			strings.Contains(w.What, fmt.Sprintf("reading /proc/%d/cmdline since", pid)) {
+		if w.Kind == WarnStuck && len(w.PIDs) == 1 && w.PIDs[0] == pid && len(w.Stuck) > 0 &&
+			w.Stuck[0].File == fmt.Sprintf("/proc/%d/cmdline", pid) {
 			return true
 		}
 	}
@@ -199,7 +199,7 @@ func TestScansStayBoundedNextToStuckProcess(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !hasWarning(snap, "scan cut short") {
+	if !hasWarning(snap, WarnCutShort) {
 		t.Fatalf("a scan whose context ended while a read was stuck: warnings %v", snap.Warnings)
 	}
 	start := time.Now()
@@ -293,8 +293,9 @@ func TestStuckReadsByStartTime(t *testing.T) {
 		}
 	}
 	w := stuckWarning(4242, got, skip, time.Now())
-	if !strings.Contains(w.What, "reading /proc/4242/cmdline since") || !strings.Contains(w.What, "cmdline, maps, map_files") {
-		t.Errorf("warning %q", w.What)
+	if w.Kind != WarnStuck || w.PID != 4242 || len(w.Stuck) != 1 || w.Stuck[0].File != "/proc/4242/cmdline" ||
+		!strings.HasPrefix(strings.Join(w.LeftOut, ", "), "cmdline, maps, map_files") {
+		t.Errorf("warning %+v", w)
 	}
 	s.returned(j)
 	if left := s.of(4242, 1000); len(left) != 0 {

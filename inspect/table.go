@@ -37,11 +37,11 @@ func (in *Inspector) readTable(ctx context.Context) ([]Mount, bool, []Warning, e
 	var warnings []Warning
 	unique, err := in.uniqueIDs(ctx)
 	if err != nil {
-		warnings = append(warnings, Warning{What: "unique mount IDs unavailable; using the reusable 32-bit IDs with device and root", Err: err})
+		warnings = append(warnings, Warning{Kind: WarnUniqueIDs, Err: err})
 	}
 	mounts, missing := buildTable(infos, unique)
 	if missing > 0 {
-		warnings = append(warnings, Warning{What: fmt.Sprintf("%d mounts changed while the table was read; their IDs are stand-ins until the next scan", missing)})
+		warnings = append(warnings, Warning{Kind: WarnTableChanged, Count: missing})
 	}
 	return mounts, unique != nil, warnings, nil
 }

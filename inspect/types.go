@@ -216,25 +216,6 @@ type Holder struct {
 	StartTicks uint64
 }
 
-// Warning is a partial failure of a scan: a process it could not read, one
-// that vanished or hung, a fallback taken. Partial results are normal.
-type Warning struct {
-	PID  int    // 0 when not about one process
-	What string // what was attempted
-	Err  error
-}
-
-func (w Warning) String() string {
-	s := w.What
-	if w.PID != 0 {
-		s = fmt.Sprintf("pid %d: %s", w.PID, s)
-	}
-	if w.Err != nil {
-		s += ": " + w.Err.Error()
-	}
-	return s
-}
-
 // Snapshot is the immutable result of one Scan.
 type Snapshot struct {
 	Taken     time.Time
@@ -453,11 +434,19 @@ func (k KernelKind) Mounted() bool { return k == KernelSubmount || k == KernelOv
 // KernelHolder is a holder that is not a process's use: the kernel itself
 // pins the mount on someone's behalf.
 type KernelHolder struct {
-	Kind   KernelKind
-	Name   string // /dev/loop3, the swap file, the binfmt entry, dm-0, the submount's path, the overlay's mount point
-	Path   string // the file on the mount that is held
-	PID    int    // io_uring: the owning process
-	Action string // what would release it: "detach loop device", "swapoff", ...
+	Kind KernelKind
+	Name string // /dev/loop3, the swap file, the binfmt entry, dm-0, the submount's path, the overlay's mount point
+	Path string // the file on the mount that is held
+	PID  int    // io_uring: the owning process
+	// MountedAt is, for a loop device, where the device itself is
+	// mounted ("" when it is not): that mount goes before the device
+	// can be detached. What releases a holder is said by
+	// present.KernelHolderAction, from Kind and these fields.
+	MountedAt string
+	// Entry is, for a binfmt_misc interpreter, the entry's file under
+	// the scan's /proc (/proc/sys/fs/binfmt_misc/NAME): writing -1 to it
+	// removes the entry and closes the interpreter.
+	Entry string
 	// Dev and Ino identify the held file (loop: the backing file, from
 	// LOOP_GET_STATUS64 on the device; swap: the swap file, by statx with
 	// AT_STATX_DONT_SYNC), so a release can check it acts on the same

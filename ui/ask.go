@@ -24,7 +24,7 @@ import (
 func (m Model) ask(asked unmount.Plan, preview bool) (tea.Model, tea.Cmd) {
 	mt, ok := m.selectedMount()
 	if !ok {
-		m.setError(errors.New("no mount selected"))
+		m.setError(errors.New(present.NoMountSelected))
 		return m, nil
 	}
 	if m.progress.Active() && !preview {
@@ -43,7 +43,7 @@ func (m Model) ask(asked unmount.Plan, preview bool) (tea.Model, tea.Cmd) {
 	if asked.Mode == unmount.ModeExpire {
 		asked.Interval = m.opts.Interval // when idle: the retry interval
 	}
-	m.bar.setStatus("planning the " + present.ModeName(asked) + " of " + present.MountName(*mt) + "…")
+	m.bar.setStatus(present.Planning(asked))
 	return m, planCmd(m.opts.Unmounter, m.snap, asked, preview)
 }
 
@@ -56,22 +56,21 @@ func (m Model) notOffered(asked unmount.Plan) string {
 	if mt.Detached && asked.Mode != unmount.ModeStaged {
 		// A detached mount is already out of every mount table: umount2
 		// has no path to act on, and what keeps it alive is its holders.
-		return "no " + present.ModeName(asked) + ": " + present.MountName(*mt) + " is in no mount table; " +
-			k.name(k.Staged) + " revokes its holders until it goes, " + k.name(k.DryRun) + " previews that"
+		return present.NotOnDetached(asked, *mt, k.name(k.Staged), k.name(k.DryRun))
 	}
 	if why := unmount.SystemMount(mt); why != "" {
-		return "no " + present.ModeName(asked) + ": " + why + "; the view never unmounts it (" + unmount.AllowSystemHint + ")"
+		return present.NotOnSystemMount(asked, why)
 	}
 	return ""
 }
 
 func (m Model) onPlan(msg planMsg) (tea.Model, tea.Cmd) {
 	if msg.err != nil {
-		m.setError(fmt.Errorf("planning the %s of %s: %w", present.ModeName(msg.asked), present.MountName(msg.asked.Target), msg.err))
+		m.setError(present.PlanningFailed(msg.asked, msg.err))
 		return m, nil
 	}
 	if msg.preview {
-		m.bar.setStatus("dry run: nothing was changed")
+		m.bar.setStatus(present.DryRunDone)
 		m.progress.showPlan(msg.snap, msg.plan, m.now)
 		m.setFocus(m.focus)
 		return m, nil
@@ -80,7 +79,7 @@ func (m Model) onPlan(msg planMsg) (tea.Model, tea.Cmd) {
 	if msg.releasePlan != nil {
 		d.offerRelease(msg.snap, *msg.releasePlan)
 	} else if msg.releaseErr != nil {
-		d.lines = append(d.lines, "! releasing them could not be planned: "+shown(msg.releaseErr.Error()))
+		d.lines = append(d.lines, present.ReleaseNotPlanned(msg.releaseErr))
 	}
 	m.bar.setStatus("")
 	m.openDialog(d)
@@ -104,10 +103,10 @@ func (d *confirmDialog) offerRelease(snap *inspect.Snapshot, plan unmount.Plan) 
 		extra = append(extra, fmt.Sprintf("   pid %d %s in %s: %s", a.Holder.PID, safe(a.Holder.Comm), safe(a.Namespace), shown(what)))
 	}
 	if len(extra) > 0 {
-		d.lines = append(d.lines, "("+d.keys.name(d.keys.AlsoRelease)+") also revokes these processes in other namespaces:")
+		d.lines = append(d.lines, present.AlsoRevokesElsewhere(d.keys.name(d.keys.AlsoRelease)))
 		d.lines = append(d.lines, extra...)
 	}
-	d.choices = append(d.choices, choice{label: fmt.Sprintf("Also release %d", n), key: &d.keys.AlsoRelease,
+	d.choices = append(d.choices, choice{label: present.AnswerAlsoRelease(n), key: &d.keys.AlsoRelease,
 		act: &action{kind: actRun, plan: plan, snap: snap}})
 }
 
@@ -119,8 +118,8 @@ func (m *Model) unmountDialog(snap *inspect.Snapshot, asked, plan unmount.Plan) 
 	mp := present.MountName(plan.Target)
 	d := &confirmDialog{styles: m.styles, keys: k,
 		title: strings.ToUpper(present.ModeName(plan)[:1]) + present.ModeName(plan)[1:] + " of " + mp + "?",
-		lines: present.PlanLines(snap, plan, 6)}
-	d.choices = []choice{{label: "No"}}
+		lines: present.PlanLines(snap, plan, 6, k.name(k.Cancel))}
+	d.choices = []choice{{label: present.AnswerNo}}
 	run := &action{kind: actRun, plan: plan, snap: snap}
 	switch plan.Mode {
 	case unmount.ModeExpire:
@@ -129,21 +128,21 @@ func (m *Model) unmountDialog(snap *inspect.Snapshot, asked, plan unmount.Plan) 
 		idle := plan
 		idle.ExpireWhenIdle = true
 		d.title = "Expire " + mp + "?"
-		d.choices = append(d.choices, k.yesChoice("Expire now", run),
-			choice{label: "When idle", key: &k.WhenIdle, act: &action{kind: actRun, plan: idle, snap: snap}})
+		d.choices = append(d.choices, k.yesChoice(present.AnswerExpireNow, run),
+			choice{label: present.AnswerWhenIdle, key: &k.WhenIdle, act: &action{kind: actRun, plan: idle, snap: snap}})
 	case unmount.ModeStaged:
 		if plan.Policy == unmount.PolicySignal {
-			d.choices = append(d.choices, k.yesChoice("Yes, signal", run))
+			d.choices = append(d.choices, k.yesChoice(present.AnswerSignal, run))
 			break
 		}
 		sig := asked
 		sig.Policy = unmount.PolicySignal
-		d.choices = append(d.choices, k.yesChoice("Yes, revoke", run),
+		d.choices = append(d.choices, k.yesChoice(present.AnswerRevoke, run),
 			// The engine prepares the signal policy anew: its holder
 			// actions and refusals differ from closing's.
-			choice{label: "Signal instead", key: &k.SignalInstead, act: &action{kind: actReplan, plan: sig}})
+			choice{label: present.AnswerSignalToo, key: &k.SignalInstead, act: &action{kind: actReplan, plan: sig}})
 	default:
-		d.choices = append(d.choices, k.yesChoice("Yes", run))
+		d.choices = append(d.choices, k.yesChoice(present.AnswerYes, run))
 	}
 	return d
 }

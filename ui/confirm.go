@@ -8,6 +8,7 @@ import (
 	"github.com/charmbracelet/lipgloss"
 
 	"mounttop/inspect"
+	"mounttop/internal/present"
 	"mounttop/unmount"
 )
 
@@ -135,7 +136,7 @@ func (d confirmDialog) box() string {
 	room := d.height - 7 // border, title, blank, choices, hint
 	for i, l := range d.lines {
 		if i == room-1 && len(d.lines) > room {
-			b.WriteString("\n" + clip("… (the holders pane has the full list)", inner))
+			b.WriteString("\n" + clip(present.MoreInHoldersPane, inner))
 			break
 		}
 		b.WriteString("\n" + clip(l, inner))
@@ -155,7 +156,7 @@ func (d confirmDialog) box() string {
 	}
 	b.WriteString(strings.Join(cs, " "))
 	k := d.keys
-	hint := k.No.Help().Key + ": No · " + k.Left.Help().Key + "/" + k.Right.Help().Key + " and " + k.Choose.Help().Key + ": the highlighted one"
+	hint := present.DialogHint(k.No.Help().Key, k.Left.Help().Key, k.Right.Help().Key, k.Choose.Help().Key)
 	b.WriteString("\n" + d.styles.Dim.Render(clip(hint, inner)))
 	return d.styles.Dialog.Width(w - 2).Render(b.String())
 }

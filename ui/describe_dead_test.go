@@ -35,7 +35,7 @@ func TestPlanLinesDeadServer(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			plan := unmount.Plan{Target: target, Mode: unmount.ModeStaged, Policy: unmount.PolicyClose,
 				Interval: time.Second, Timeout: 30 * time.Second, Server: tc.server}
-			text := strings.Join(present.PlanLines(nil, plan, 5), "\n")
+			text := strings.Join(present.PlanLines(nil, plan, 5, "x"), "\n")
 			for _, w := range tc.want {
 				if !strings.Contains(text, w) {
 					t.Errorf("lacks %q:\n%s", w, text)

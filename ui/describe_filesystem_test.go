@@ -30,7 +30,7 @@ func TestPlanLinesFilesystem(t *testing.T) {
 		for _, tc := range cases {
 			t.Run(mode.String()+"/"+tc.name, func(t *testing.T) {
 				plan := unmount.Plan{Target: target, Mode: mode, Policy: unmount.PolicyClose, Interval: time.Second, Filesystem: tc.fs}
-				text := strings.Join(present.PlanLines(nil, plan, 5), "\n")
+				text := strings.Join(present.PlanLines(nil, plan, 5, "x"), "\n")
 				if !strings.Contains(text, tc.want) {
 					t.Errorf("lacks %q:\n%s", tc.want, text)
 				}
@@ -38,11 +38,11 @@ func TestPlanLinesFilesystem(t *testing.T) {
 		}
 	}
 	staged := unmount.Plan{Target: target, Mode: unmount.ModeStaged, Stacked: []inspect.Mount{{ID: 9, Mountpoint: "/ov", FSType: "overlay"}}}
-	if text := strings.Join(present.PlanLines(nil, staged, 5), "\n"); !strings.Contains(text, "First the overlay at /ov, which uses it as a layer, is unmounted (its holders are revoked too).") {
+	if text := strings.Join(present.PlanLines(nil, staged, 5, "x"), "\n"); !strings.Contains(text, "First the overlay at /ov, which uses it as a layer, is unmounted (its holders are revoked too).") {
 		t.Errorf("the staged dialog does not name the overlay it unmounts first:\n%s", text)
 	}
 	plan := unmount.Plan{Target: target, Mode: unmount.ModeLazy}
-	if text := strings.Join(present.PlanLines(nil, plan, 5), "\n"); strings.Contains(text, "filesystem") {
+	if text := strings.Join(present.PlanLines(nil, plan, 5, "x"), "\n"); strings.Contains(text, "filesystem") {
 		t.Errorf("an unchecked plan claims something about the filesystem:\n%s", text)
 	}
 }

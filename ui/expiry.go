@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"mounttop/inspect"
+	"mounttop/internal/present"
 	"mounttop/unmount"
 )
 
@@ -67,11 +68,11 @@ func (e expiryMark) cell() string {
 func (e expiryMark) sentence(k *keyMap) string {
 	switch e.state {
 	case expiryArmed:
-		return "Expiry: marked at " + e.armed.Format("15:04:05") + "; " + k.name(k.Expire) + " unmounts it if nothing touches it first."
+		return present.ExpiryArmed(e.armed, k.name(k.Expire))
 	case expiryCleared:
-		return "Expiry: an access cleared the mark; marked again at " + e.armed.Format("15:04:05") + "."
+		return present.ExpiryCleared(e.armed)
 	case expiryExpired:
-		return "Expiry: expired at " + e.since.Format("15:04:05") + "."
+		return present.ExpiryExpired(e.since)
 	}
 	return ""
 }

@@ -430,7 +430,8 @@ func (d *driver) key(keys ...string) {
 func keyMsg(k string) tea.KeyMsg {
 	types := map[string]tea.KeyType{"enter": tea.KeyEnter, "esc": tea.KeyEsc, "tab": tea.KeyTab,
 		"up": tea.KeyUp, "down": tea.KeyDown, "left": tea.KeyLeft, "right": tea.KeyRight,
-		"backspace": tea.KeyBackspace, "ctrl+c": tea.KeyCtrlC, "space": tea.KeySpace, "pgdown": tea.KeyPgDown}
+		"backspace": tea.KeyBackspace, "ctrl+c": tea.KeyCtrlC, "space": tea.KeySpace, "pgdown": tea.KeyPgDown,
+		"pgup": tea.KeyPgUp, "home": tea.KeyHome, "end": tea.KeyEnd}
 	if t, ok := types[k]; ok {
 		return tea.KeyMsg{Type: t}
 	}
@@ -532,12 +533,12 @@ func kernelSnapshot() *inspect.Snapshot {
 	s := inspect.NewSnapshot(ms, hs, nil)
 	s.Kernel = map[inspect.MountID][]inspect.KernelHolder{
 		idScratch: {
-			{Kind: "loop", Name: "/dev/loop3", Path: "/mnt/scratch/disk.img", Action: "detach loop device (losetup -d /dev/loop3)"},
-			{Kind: "swap", Name: "/mnt/scratch/swapfile", Path: "/mnt/scratch/swapfile", Action: "swapoff"},
-			{Kind: "nfsd-export", Name: "/mnt/scratch", Path: "/mnt/scratch", Action: "exportfs -u"},
+			{Kind: "loop", Name: "/dev/loop3", Path: "/mnt/scratch/disk.img"},
+			{Kind: "swap", Name: "/mnt/scratch/swapfile", Path: "/mnt/scratch/swapfile"},
+			{Kind: "nfsd-export", Name: "/mnt/scratch", Path: "/mnt/scratch"},
 		},
 		idProjects: {
-			{Kind: "io_uring", Name: "io_uring fd 9, file 0", Path: "/mnt/projects/queue", PID: 4242, Action: "stop the process or unregister the file"},
+			{Kind: "io_uring", Name: "io_uring fd 9, file 0", Path: "/mnt/projects/queue", PID: 4242},
 		},
 	}
 	copyMount := mnt(0, 0, "/data", "tmpfs", "demo-projects", 41)

@@ -50,7 +50,7 @@ func (h helpScreen) FullHelp() [][]key.Binding { return h.keys.FullHelp() }
 func (h helpScreen) View() string {
 	s, k, width := h.styles, h.keys, h.width
 	var lines []string
-	lines = append(lines, s.Section.Render("Keys")+"   (any key closes this help)")
+	lines = append(lines, s.Section.Render("Keys")+present.HelpClosesNote)
 	for _, g := range k.helpGroups() {
 		var parts []string
 		for _, b := range g.Bindings {
@@ -58,13 +58,14 @@ func (h helpScreen) View() string {
 		}
 		lines = append(lines, wrapJoin(s.Section.Render(fit(g.Name, 8)), parts, " · ", width)...)
 	}
-	lines = append(lines, "", s.Section.Render("Mount tree columns"))
+	lines = append(lines, "", s.Section.Render(present.HelpColumns))
 	for _, c := range present.TreeColumns.Help() {
 		lines = append(lines, clip("  "+fit(c.Name, 7)+" "+c.Help, width))
 	}
-	lines = append(lines, "",
-		clip("Every unmount asks first; the dialog starts on No. A staged unmount fences the", width),
-		clip("mount, revokes each holder, then drains; "+k.name(k.Cancel)+" cancels it (rolled back before revoke).", width))
+	lines = append(lines, "")
+	for _, l := range present.HelpUnmounting(k.name(k.Cancel)) {
+		lines = append(lines, clip(l, width))
+	}
 	if len(lines) > h.height {
 		lines = lines[:h.height]
 	}

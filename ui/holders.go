@@ -67,7 +67,7 @@ type holdersPane struct {
 
 	rows          []holderRow
 	cursor        int
-	offset        int
+	window        rowWindow // the rows in view
 	width, height int
 	focused       bool
 }
@@ -99,7 +99,8 @@ func (h *holdersPane) SetSize(w, ht int) {
 func (h *holdersPane) show(s *inspect.Snapshot, id inspect.MountID, e expiryMark, detailed bool) {
 	if id != h.mount {
 		h.open = map[int]bool{}
-		h.cursor, h.offset = 0, 0
+		h.cursor = 0
+		h.window.home()
 	}
 	h.snap, h.mount, h.expiry, h.counts = s, id, e, !detailed
 	h.rebuild()
@@ -108,38 +109,47 @@ func (h *holdersPane) show(s *inspect.Snapshot, id inspect.MountID, e expiryMark
 // title names the pane after its mount.
 func (h *holdersPane) title() string {
 	if h.snap == nil {
-		return "Holders"
+		return present.HoldersTitle(nil, 0)
 	}
 	m, ok := h.snap.Mount(h.mount)
 	if !ok {
-		return "Holders"
+		return present.HoldersTitle(nil, 0)
 	}
-	n := len(h.snap.HoldersOf(h.mount))
-	return fmt.Sprintf("Holders of %s (%s)", present.MountName(*m), plural(n, "process", "processes"))
+	return present.HoldersTitle(m, len(h.snap.HoldersOf(h.mount)))
 }
 
+// rebuild lays the rows out again, keeping the cursor on the row it was
+// on.
 func (h *holdersPane) rebuild() {
 	want := h.cursorKey()
 	h.rows = h.rows[:0]
+	h.addRows()
+	h.cursorTo(want)
+}
+
+// addRows adds the pane's rows: notes, the processes and their uses, the
+// kernel holders, the copies, the other mounts of the filesystem and the
+// scan's warnings.
+func (h *holdersPane) addRows() {
 	if h.snap == nil {
-		h.add(rowNote, 0, "reading who holds what…")
+		h.add(rowNote, 0, present.ReadingHolders)
 		return
 	}
 	m, ok := h.snap.Mount(h.mount)
 	if !ok {
-		h.add(rowNote, 0, "no mount selected")
+		h.add(rowNote, 0, present.NoMountSelected)
 		return
 	}
 	if s := h.expiry.sentence(h.keys); s != "" {
 		h.add(rowNote, 0, s)
 	}
 	if m.Automount != nil {
-		h.add(rowNote, 0, "Automount: "+present.AutomountWarning(m))
+		h.add(rowNote, 0, present.AutomountNote(m))
 	}
 	kernel := h.kernelHolders()
 	if holders := h.snap.HoldersOf(h.mount); len(holders) > 0 {
 		if h.counts {
-			h.add(rowNote, 0, "reading how each holds it…")
+			h.add(rowNote, 0, present.ReadingHowHeld)
 		}
 		h.addProcesses(holders)
 	} else {
@@ -149,7 +159,6 @@ func (h *holdersPane) rebuild() {
 	h.addCopies()
 	h.addSameFilesystem(m)
 	h.addWarnings()
-	h.cursorTo(want)
 }
 
 // cursorKey names the row under the cursor (a use by its process line),
@@ -174,7 +183,7 @@ func (h *holdersPane) cursorTo(want string) {
 			break
 		}
 	}
-	h.scroll()
+	h.window.setRows(len(h.rows), h.bodyHeight(), h.cursor)
 }
 
 // kernelHolders are what the kernel holds the mount for, but its
@@ -225,7 +234,7 @@ func (h *holdersPane) addProcesses(holders []inspect.Holder) {
 // files among them).
 func (h *holdersPane) addKernel(kernel []inspect.KernelHolder) {
 	if len(kernel) > 0 {
-		h.add(rowSection, 0, "Held by the kernel (no process to revoke):")
+		h.add(rowSection, 0, present.KernelSection)
 		for i := range kernel {
 			k := &kernel[i]
 			h.rows = append(h.rows, holderRow{kind: rowWarning, pid: k.PID, text: "  " + present.KernelLine(k), kernel: k,
@@ -238,7 +247,7 @@ func (h *holdersPane) addKernel(kernel []inspect.KernelHolder) {
 // releases them).
 func (h *holdersPane) addCopies() {
 	if copies := h.snap.Copies(h.mount); len(copies) > 0 {
-		h.add(rowSection, 0, "Also mounted in other mount namespaces:")
+		h.add(rowSection, 0, present.CopiesSection)
 		for i := range copies {
 			c := &copies[i]
 			h.rows = append(h.rows, holderRow{kind: rowOther, copy: c, key: fmt.Sprintf("copy:%d:%d", c.Namespace.Inode, c.Mount.OldID),
@@ -250,7 +259,7 @@ func (h *holdersPane) addCopies() {
 // addSameFilesystem lists the other mounts of the same filesystem.
 func (h *holdersPane) addSameFilesystem(m *inspect.Mount) {
 	if others := h.snap.SameFilesystem(h.mount); len(others) > 0 {
-		h.add(rowSection, 0, fmt.Sprintf("Same filesystem (dev %s) also mounted at:", m.Device()))
+		h.add(rowSection, 0, present.SameFilesystemSection(m))
 		for _, o := range others {
 			h.add(rowOther, 0, "  "+present.SameFilesystemLine(h.snap, o))
 		}
@@ -260,10 +269,10 @@ func (h *holdersPane) addSameFilesystem(m *inspect.Mount) {
 // addWarnings lists the scan's first warnings.
 func (h *holdersPane) addWarnings() {
 	if len(h.snap.Warnings) > 0 {
-		h.add(rowSection, 0, "Warnings from the last scan ("+fmt.Sprint(len(h.snap.Warnings))+"):")
+		h.add(rowSection, 0, present.WarningsSection(len(h.snap.Warnings)))
 		for i, w := range h.snap.Warnings {
 			if i == maxWarnings {
-				h.add(rowWarning, 0, fmt.Sprintf("  … and %d more", len(h.snap.Warnings)-i))
+				h.add(rowWarning, 0, "  "+present.MoreWarnings(len(h.snap.Warnings)-i))
 				break
 			}
 			h.add(rowWarning, w.PID, "  "+present.WarningText(w))
@@ -297,7 +306,7 @@ func (h *holdersPane) toReleasable() bool {
 		return false
 	}
 	h.cursor = first
-	h.scroll()
+	h.window.follow(h.cursor)
 	return true
 }
 
@@ -316,20 +325,10 @@ func (h *holdersPane) bodyHeight() int {
 	return h.height - 1
 }
 
-func (h *holdersPane) scroll() {
-	ht := h.bodyHeight()
-	if h.cursor >= len(h.rows) {
-		h.cursor = len(h.rows) - 1
-	}
-	if h.cursor < 0 {
-		h.cursor = 0
-	}
-	h.offset = keepVisible(h.cursor, h.offset, len(h.rows), ht)
-}
-
+// move moves the cursor n rows, within the rows, and scrolls to it.
 func (h *holdersPane) move(n int) {
-	h.cursor += n
-	h.scroll()
+	h.cursor = max(min(h.cursor+n, len(h.rows)-1), 0)
+	h.window.follow(h.cursor)
 }
 
 // holderAt is the pid of the process on the cursor's line, or 0.
@@ -374,7 +373,7 @@ func (h holdersPane) Update(msg tea.Msg) (holdersPane, tea.Cmd) {
 				h.cursor = i
 			}
 		}
-		h.scroll()
+		h.window.follow(h.cursor)
 	}
 	return h, nil
 }
@@ -394,7 +393,8 @@ func (h holdersPane) View() string {
 	var b strings.Builder
 	b.WriteString(h.styles.Header.Render(clip(present.HoldersPaneHeader(), h.width)))
 	lines := 1
-	for i := h.offset; i < len(h.rows) && lines < h.height; i++ {
+	from, to := h.window.shown(len(h.rows))
+	for i := from; i < to && lines < h.height; i++ {
 		r := h.rows[i]
 		gutter := "  "
 		if i == h.cursor {

@@ -4,6 +4,8 @@ import (
 	"github.com/charmbracelet/bubbles/help"
 	"github.com/charmbracelet/bubbles/key"
 	tea "github.com/charmbracelet/bubbletea"
+
+	"mounttop/internal/present"
 )
 
 // keyMap is every key the interface answers to, in one place: Update
@@ -89,6 +91,12 @@ func (k *keyMap) name(b key.Binding) string {
 		return ks[0]
 	}
 	return b.Help().Key
+}
+
+// texts are the keys present's texts name (hints), as bound here.
+func (k *keyMap) texts() present.Keys {
+	return present.Keys{Refresh: k.name(k.Refresh), Staged: k.name(k.Staged), Lazy: k.name(k.Lazy),
+		Expire: k.name(k.Expire), SignalInstead: k.name(k.SignalInstead)}
 }
 
 // step is how far a movement key moves a cursor over n rows of which page

@@ -1,10 +1,12 @@
 package ui
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/charmbracelet/bubbles/key"
 	tea "github.com/charmbracelet/bubbletea"
+	"golang.org/x/sys/unix"
 
 	"mounttop/unmount"
 )
@@ -46,7 +48,7 @@ func TestTextsFollowTheKeymap(t *testing.T) {
 	d.um.play = stagedScript(false)
 	d.key("S")
 	d.until("the staged dialog", func(m Model) bool { return m.dialog != nil })
-	d.mustSee("(o) Yes, revoke", "(i) Signal instead")
+	d.mustSee("(o) Yes, revoke", "(i) Signal instead", "c cancels; before revoke starts")
 	d.key("o")
 	d.until("the fence", func(m Model) bool { return m.progress.stage == unmount.StageFence })
 	d.mustSee("c cancel the run")
@@ -82,4 +84,54 @@ func TestSignalInsteadPlansAgain(t *testing.T) {
 	if r := d.um.lastRun(); r.Policy != unmount.PolicySignal {
 		t.Fatalf("ran with policy %v, want signal", r.Policy)
 	}
+}
+
+// The release workflow's texts name the keys as the keymap binds them.
+func TestReleaseTextsFollowTheKeymap(t *testing.T) {
+	d := kernelDriver(t, "/mnt/scratch")
+	k := d.m.keys
+	rebind := func(b *key.Binding, to string) {
+		*b = key.NewBinding(key.WithKeys(to), key.WithHelp(to, b.Help().Desc))
+	}
+	rebind(&k.Release, "X")
+	rebind(&k.Staged, "S")
+	rebind(&k.Lazy, "L")
+	rebind(&k.Force, "Z")
+	rebind(&k.Close, "z")
+	rebind(&k.Refresh, "u")
+	d.key("X")
+	d.mustSee("pick a loop device, swap file or copy, then X releases it")
+	// A release that fails names the keys that help (present.ReleaseHint).
+	d.um.releaseErr = unmount.ErrChanged
+	d.key("X")
+	d.until("the dialog", func(m Model) bool { return m.dialog != nil })
+	d.key("y")
+	d.until("the error", func(m Model) bool { return m.bar.err != nil })
+	if want := "nothing was done; u refreshes"; !strings.HasSuffix(d.m.bar.hint, want) {
+		t.Fatalf("hint %q, want it to end %q", d.m.bar.hint, want)
+	}
+	// So does an unmount that fails (present.HintFor).
+	d.m.setError(&unmount.Error{Op: "umount2", Target: "/mnt/scratch", Err: unix.EBUSY})
+	if want := "try S (staged) or L (lazy)"; !strings.HasSuffix(d.m.bar.hint, want) { // no process holds /mnt/scratch
+		t.Fatalf("hint %q, want it to end %q", d.m.bar.hint, want)
+	}
+	d.m.setError(unmount.ErrTimeout)
+	if want := "holders remain (see the log): S again"; !strings.HasPrefix(d.m.bar.hint, want) {
+		t.Fatalf("hint %q, want it to start %q", d.m.bar.hint, want)
+	}
+	d.key("tab")
+	d.m.tree.selectID(idMnt)
+	d.m.showSelected()
+	d.key("X")
+	if want := "its 5 submounts go first with S, L or Z"; !strings.HasSuffix(d.m.bar.status, want) {
+		t.Fatalf("status %q, want it to end %q", d.m.bar.status, want)
+	}
+	d.m.tree.selectID(idProjects)
+	d.m.showSelected()
+	d.key("tab", "X")
+	d.mustSee("X releases loop devices, swap files and copies; S revokes processes")
+	d.key("d")
+	d.until("the preview", func(m Model) bool { return m.progress.preview })
+	d.key("X")
+	d.mustSee("X acts on the holders pane: z closes this one first")
 }

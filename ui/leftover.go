@@ -2,12 +2,12 @@ package ui
 
 import (
 	"context"
-	"fmt"
 	"time"
 
 	tea "github.com/charmbracelet/bubbletea"
 
 	"mounttop/inspect"
+	"mounttop/internal/present"
 	"mounttop/unmount"
 )
 
@@ -71,7 +71,7 @@ func (m Model) leftoverBanner() string {
 	}
 	s := "! " + shown(l.Describe(m.keys.RollbackFence.Help().Key))
 	if n := len(m.leftovers) - 1; n > 0 {
-		s += fmt.Sprintf(" (and %d more: mounttop list)", n)
+		s += present.MoreLeftovers(n)
 	}
 	return s
 }
@@ -95,26 +95,26 @@ func (m Model) askRollbackFence() (tea.Model, tea.Cmd) {
 	l, ok := m.leftoverAt()
 	switch {
 	case !ok:
-		m.bar.setStatus("no fence left by a killed run")
+		m.bar.setStatus(present.NoLeftoverFence)
 		return m, nil
 	case m.progress.Active():
 		m.setError(m.stillRunning())
 		return m, nil
 	}
-	m.openDialog(&confirmDialog{styles: m.styles, keys: m.keys, title: "Roll back the fence at " + safe(l.Fence.Target) + "?",
+	m.openDialog(&confirmDialog{styles: m.styles, keys: m.keys, title: present.RollbackFenceTitle(l.Fence.Target),
 		lines: append(append(wrapLines(shown(l.What()), dialogText, 4), ""), wrapLines("Yes: "+shown(l.Plan())+".", dialogText, 5)...),
 		choices: []choice{{label: "No"}, m.keys.yesChoice("Yes, roll it back",
-			&action{kind: actRollbackFence, leftover: l, what: "roll back the fence at " + safe(l.Fence.Target)})}})
+			&action{kind: actRollbackFence, leftover: l, what: present.RollbackFenceWhat(l.Fence.Target)})}})
 	return m, nil
 }
 
 // onLeftoverDone shows a rollback's outcome and rescans.
 func (m Model) onLeftoverDone(msg leftoverDoneMsg) (tea.Model, tea.Cmd) {
 	if msg.err != nil {
-		m.setError(fmt.Errorf("rolling back the fence at %s: %w", safe(msg.l.Fence.Target), msg.err))
+		m.setError(present.RollbackFailed(msg.l.Fence.Target, msg.err))
 		m.bar.setStatus("")
 	} else {
-		m.bar.setStatus("rolled back: " + shown(msg.what))
+		m.bar.setStatus(present.RolledBack(msg.what))
 		// The fence goes from the tree: a selection on it moves to the
 		// filesystem it hid (which the rescan shows in its place), or,
 		// if that is gone too, to the mount beneath, so the rescan does

@@ -325,7 +325,7 @@ func (m Model) onScan(msg scanDoneMsg) (tea.Model, tea.Cmd) {
 	m.now = m.opts.Now()
 	next := m.tickCmd()
 	if msg.err == nil && msg.snap == nil {
-		msg.err = errors.New("the scanner returned no snapshot")
+		msg.err = errors.New(present.ScannerNoSnap)
 	}
 	if msg.err != nil {
 		m.setError(fmt.Errorf("scanning: %w", msg.err))
@@ -348,7 +348,7 @@ func (m Model) onScan(msg scanDoneMsg) (tea.Model, tea.Cmd) {
 	// A mount that went away by our own run already has its result in
 	// the status bar; one that went otherwise is news.
 	if gone != "" && !(m.progress.visible() && m.progress.targetID() == goneID) {
-		m.bar.setStatus(safe(gone) + " is no longer mounted; selected the mount above it")
+		m.bar.setStatus(present.MountGone(gone))
 	}
 	m.showSelected()
 	if m.opts.Leftovers != nil {
@@ -375,11 +375,11 @@ func (m *Model) selectPath(path string) {
 		mt, ok = m.snap.MountContaining(p)
 	}
 	if !ok || !m.tree.selectID(mt.ID) {
-		m.setError(fmt.Errorf("%s: no mount found there", safe(path)))
+		m.setError(present.NoMountAt(path))
 		return
 	}
 	if mt.Mountpoint != p {
-		m.bar.setStatus(safe(path) + " lies on " + safe(mt.Mountpoint))
+		m.bar.setStatus(present.LiesOn(path, mt.Mountpoint))
 	}
 }
 
@@ -405,18 +405,18 @@ func (m *Model) setError(err error) {
 	if m.snap != nil {
 		holders = m.snap.HoldersOf(m.tree.Selected())
 	}
-	m.bar.setError(err, present.HintFor(err, holders))
+	m.bar.setError(err, present.HintFor(err, holders, m.keys.texts()))
 }
 
 // stillRunning is the error of an action refused while a run goes.
 func (m *Model) stillRunning() error {
-	return fmt.Errorf("a %s is still running: %s cancels it", m.progress.runName(), m.keys.name(m.keys.Cancel))
+	return present.StillRunning(m.progress.runName(), m.keys.name(m.keys.Cancel))
 }
 
 // View draws the whole screen: title, tree, lower pane, status.
 func (m Model) View() string {
 	if m.width < 20 || m.height < 8 {
-		return "mounttop: the terminal is too small (" + fmt.Sprint(m.width, "x", m.height) + ")"
+		return present.TooSmall(m.width, m.height)
 	}
 	parts := []string{m.titleLine()}
 	switch {
@@ -465,12 +465,7 @@ func (m Model) counts() string {
 			holders[h.PID] = true
 		}
 	}
-	s := fmt.Sprintf(" · %s · %d busy · %s", plural(len(m.snap.Mounts), "mount", "mounts"), busy,
-		plural(len(holders), "holder", "holders"))
-	if !m.snap.UniqueIDs {
-		s += " · no unique mount IDs (kernel < 6.8)"
-	}
-	return s
+	return present.Counts(len(m.snap.Mounts), busy, len(holders), m.snap.UniqueIDs)
 }
 
 // paneTitle is a pane's title line; the focused pane's starts with ▶.

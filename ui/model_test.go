@@ -615,7 +615,7 @@ func TestLayoutFitsEverySize(t *testing.T) {
 func TestHoldersBeyondProcesses(t *testing.T) {
 	s := fakeSnapshot()
 	s.Kernel = map[inspect.MountID][]inspect.KernelHolder{
-		idScratch: {{Kind: "loop", Name: "/dev/loop3", Path: "/mnt/scratch/disk.img", Action: "detach the loop device"}},
+		idScratch: {{Kind: "loop", Name: "/dev/loop3", Path: "/mnt/scratch/disk.img"}},
 	}
 	copyMount := mnt(0, 0, "/data", "tmpfs", "demo-projects", 41)
 	copyMount.OldID = 77
@@ -635,7 +635,7 @@ func TestHoldersBeyondProcesses(t *testing.T) {
 		"mnt:[4026532999] /data  1 holder · independent: keeps the filesystem alive after ours goes (pids 900, 901)")
 	d.key("/", "s", "c", "r", "enter")
 	d.mustSee("0+1", "No process holds /mnt/scratch; the kernel does (below).", "Held by the kernel (no process to revoke):",
-		"loop /dev/loop3: /mnt/scratch/disk.img · release: detach the loop device")
+		"loop /dev/loop3: /mnt/scratch/disk.img · release: detach loop device (losetup -d /dev/loop3)")
 	d.key("/", "d", "e", "t", "a", "c", "h", "enter")
 	d.mustSee("(detached)", "detached")
 }
@@ -791,7 +791,7 @@ func TestHiddenAndOverlayInTheView(t *testing.T) {
 	s.Taken = clock0
 	s.Kernel = map[inspect.MountID][]inspect.KernelHolder{idScratch: {{Kind: "overlay", Name: "/srv/ov", Path: "/mnt/scratch/up",
 		Layers:    []inspect.Layer{{Option: "upperdir", Path: "/mnt/scratch/up"}, {Option: "workdir", Path: "/mnt/scratch/wk"}},
-		Namespace: 4026532999, Action: "unmount the overlay at /srv/ov in mount namespace mnt:[4026532999] first"}}}
+		Namespace: 4026532999}}}
 	d := newDriver(t, Options{Scanner: &fakeScanner{snaps: []*inspect.Snapshot{s}}, StartPath: "/mnt/scratch"})
 	d.started()
 	d.send(tea.WindowSizeMsg{Width: 180, Height: 40})

@@ -167,11 +167,7 @@ func (p *progressPane) stop(now time.Time) bool {
 	}
 	p.cancelled = true
 	p.cancel()
-	what := "cancel requested: rolling back"
-	if p.revoking {
-		what = "cancel requested: stopping (holders already revoked stay revoked)"
-	}
-	p.addLog(logLine{at: now, stage: p.stage, what: what})
+	p.addLog(logLine{at: now, stage: p.stage, what: present.CancelRequested(p.revoking)})
 	return true
 }
 
@@ -216,7 +212,7 @@ func (p progressPane) onEvent(msg runEventMsg) (progressPane, tea.Cmd) {
 		p.cancel() // release the run's context
 	}
 	if p.result == nil {
-		p.addLog(logLine{at: p.now, stage: p.stage, what: "the engine stopped without a result"})
+		p.addLog(logLine{at: p.now, stage: p.stage, what: present.EngineStoppedNoResult})
 	}
 	return p, nil
 }
@@ -360,7 +356,7 @@ func (p *progressPane) drainLine() string {
 func (p *progressPane) title() string {
 	mp := present.MountName(p.plan.Target)
 	if p.preview {
-		return fmt.Sprintf("Plan for %s of %s (dry run: nothing changed)", present.ModeName(p.plan), mp)
+		return present.PreviewTitle(p.plan)
 	}
 	end := p.now
 	if !p.active && !p.ended.IsZero() {
@@ -399,7 +395,7 @@ func (l *paneLines) add(s string, st func(...string) string) {
 func (p progressPane) View() string {
 	out := &paneLines{width: p.width}
 	if p.preview {
-		for _, l := range present.PlanLines(p.snap, p.plan, 1000) {
+		for _, l := range present.PlanLines(p.snap, p.plan, 1000, p.keys.name(p.keys.Cancel)) {
 			out.add("  "+l, nil)
 		}
 		out.add("", nil)
@@ -426,7 +422,7 @@ func (p progressPane) View() string {
 func (p *progressPane) headLines(out *paneLines) {
 	if p.plan.Mode == unmount.ModeStaged {
 		out.add("  "+p.stageChain(), p.styles.ProgressHead.Render)
-		out.add("  "+p.planSummary(), nil)
+		out.add("  "+present.PlanSummary(p.plan), nil)
 	}
 	if s := p.plan.Filesystem.PlanText(); s != "" && p.result == nil {
 		out.add("  "+s, nil)
@@ -434,7 +430,7 @@ func (p *progressPane) headLines(out *paneLines) {
 	if p.plan.Mode == unmount.ModeExpire {
 		s := p.mark.sentence(p.keys)
 		if s == "" {
-			s = "Expiry: not marked (yet)"
+			s = present.ExpiryNotMarked
 		}
 		out.add("  "+s, p.styles.ProgressHead.Render)
 	}
@@ -491,7 +487,7 @@ func (p *progressPane) resultLines() []string {
 	}
 	tail := []string{"  Result: " + p.resultText()}
 	for _, h := range p.result.Remaining {
-		tail = append(tail, "    still held by "+present.HolderBrief(h))
+		tail = append(tail, "    "+present.StillHeldBy(h))
 	}
 	return tail
 }
@@ -530,7 +526,7 @@ func (p *progressPane) previewHint() string {
 	if !p.plan.Target.Detached {
 		acts += ", " + k.name(k.Lazy) + ", " + k.name(k.Expire) + " or " + k.name(k.Force)
 	}
-	return acts + " acts on it (asking first); " + k.name(k.Close) + " closes this preview."
+	return present.PreviewHint(acts, k.name(k.Close))
 }
 
 // isExpectedExpire: EAGAIN from MNT_EXPIRE means "marked", not a failure.
@@ -556,30 +552,6 @@ func (p *progressPane) resultText() string {
 		return "• " + s // half-way, as asked: not a failure
 	}
 	return "✗ " + s
-}
-
-// planSummary is the plan in one line: how holders are revoked and how
-// long the drain may take.
-func (p *progressPane) planSummary() string {
-	s := "plan: revoke " + plural(len(p.plan.Holders), "holder", "holders")
-	if p.plan.Policy == unmount.PolicySignal {
-		s += " by SIGTERM"
-		if p.plan.Grace > 0 {
-			s += ", SIGKILL after " + p.plan.Grace.String()
-		}
-	} else {
-		s += " by closing (ptrace)"
-	}
-	if p.plan.Interval > 0 {
-		s += ", drain every " + p.plan.Interval.String()
-	}
-	if p.plan.Timeout > 0 {
-		s += ", give up after " + p.plan.Timeout.String()
-	}
-	if n := len(p.plan.Submounts); n > 0 {
-		s += ", " + plural(n, "submount", "submounts") + " first"
-	}
-	return s
 }
 
 // stageChain is "fence > [revoke] > drain > unmount" with the current stage

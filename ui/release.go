@@ -26,16 +26,16 @@ func (m Model) askRelease() (tea.Model, tea.Cmd) {
 	mt, ok := m.selectedMount()
 	switch {
 	case !ok:
-		m.setError(errors.New("no mount selected"))
+		m.setError(errors.New(present.NoMountSelected))
 		return m, nil
 	case m.progress.Active():
 		m.setError(m.stillRunning())
 		return m, nil
 	case m.releasing != "":
-		m.setError(fmt.Errorf("still releasing: %s", m.releasing))
+		m.setError(present.StillReleasing(m.releasing))
 		return m, nil
 	case m.progress.visible():
-		m.bar.setStatus(k.name(k.Release) + " acts on the holders pane: " + k.name(k.Close) + " closes this one first")
+		m.bar.setStatus(present.ReleaseFromProgress(k.name(k.Release), k.name(k.Close)))
 		return m, nil
 	}
 	if m.focus != focusLower {
@@ -45,7 +45,7 @@ func (m Model) askRelease() (tea.Model, tea.Cmd) {
 		}
 		m.setFocus(focusLower)
 		if row, ok := m.holders.current(); ok && row.releasable() {
-			m.bar.setStatus("pick a loop device, swap file or copy, then " + k.name(k.Release) + " releases it")
+			m.bar.setStatus(present.ReleasePick(k.name(k.Release)))
 			return m, nil
 		}
 		// Only kernel holders mounttop has no action for: say what would
@@ -57,14 +57,8 @@ func (m Model) askRelease() (tea.Model, tea.Cmd) {
 // nothingToRelease says that no row of the holders pane is one R acts on.
 func (m Model) nothingToRelease(mt *inspect.Mount) string {
 	k := m.keys
-	s := "nothing to release on " + present.MountName(*mt) + ": no loop device, swap file or copy in another namespace holds it"
-	if n := len(m.snap.Descendants(mt.ID)); n > 0 {
-		// Submounts are kernel holders too, with no row of their own:
-		// the tree shows them.
-		s += "; its " + plural(n, "submount goes", "submounts go") + " first with " +
-			k.name(k.Staged) + ", " + k.name(k.Lazy) + " or " + k.name(k.Force)
-	}
-	return s
+	return present.NothingToRelease(*mt, len(m.snap.Descendants(mt.ID)),
+		k.name(k.Staged)+", "+k.name(k.Lazy)+" or "+k.name(k.Force))
 }
 
 // releaseRow asks the engine how to release the row under the holders
@@ -77,16 +71,16 @@ func (m Model) releaseRow(mt *inspect.Mount) (tea.Model, tea.Cmd) {
 		return m, nil
 	case row.releasable():
 		asked := unmount.Plan{Target: *mt, Mode: unmount.ModeStaged, Policy: unmount.PolicyClose, Recursive: true}
-		m.bar.setStatus("asking the engine how to release it…")
+		m.bar.setStatus(present.ReleaseAsking)
 		return m, releasePlanCmd(m.opts.Unmounter, m.snap, asked, row)
-	case row.kernel != nil && row.kernel.Action != "":
-		m.bar.setStatus("mounttop cannot release " + safe(row.kernel.Kind.String()) + " " + safe(row.kernel.Name) + " itself; to do it: " + safe(row.kernel.Action))
+	case row.kernel != nil && present.KernelHolderAction(*row.kernel) != "":
+		m.bar.setStatus("mounttop cannot release " + safe(row.kernel.Kind.String()) + " " + safe(row.kernel.Name) + " itself; to do it: " + present.KernelHolderAction(*row.kernel))
 	case row.kernel != nil:
 		m.bar.setStatus("mounttop cannot release " + safe(row.kernel.Kind.String()) + " " + safe(row.kernel.Name))
 	case row.kind == rowHolder || row.kind == rowUse:
-		m.bar.setStatus(k.name(k.Release) + " releases loop devices, swap files and copies; " + k.name(k.Staged) + " revokes processes")
+		m.bar.setStatus(present.ReleaseNotAProcess(k.name(k.Release), k.name(k.Staged)))
 	default:
-		m.bar.setStatus(k.name(k.Release) + " releases the loop device, swap file or copy under the cursor; this line is none")
+		m.bar.setStatus(present.ReleaseNotThisLine(k.name(k.Release)))
 	}
 	return m, nil
 }
@@ -97,13 +91,13 @@ func (m Model) onReleasePlan(msg releasePlanMsg) (tea.Model, tea.Cmd) {
 		return m, nil // another question came first; R again asks anew
 	}
 	if msg.err != nil {
-		m.setError(fmt.Errorf("asking how to release it from %s: %w", present.MountName(msg.asked.Target), msg.err))
+		m.setError(present.ReleaseAskFailed(msg.asked.Target, msg.err))
 		if errors.Is(msg.err, unmount.ErrRefused) {
 			// The engine lists releases in the plan of a staged unmount
 			// of the mount, and it will not plan that one (the root, say).
-			hint := "the engine will not plan an unmount of " + present.MountName(msg.asked.Target) + ", so it offers no release there"
-			if k := msg.row.kernel; k != nil && k.Action != "" {
-				hint += "; by hand: " + safe(k.Action)
+			hint := present.ReleaseRefusedHere(msg.asked.Target)
+			if k := msg.row.kernel; k != nil && present.KernelHolderAction(*k) != "" {
+				hint += "; by hand: " + present.KernelHolderAction(*k)
 			}
 			m.bar.setError(m.bar.err, hint)
 		}
@@ -111,7 +105,7 @@ func (m Model) onReleasePlan(msg releasePlanMsg) (tea.Model, tea.Cmd) {
 	}
 	r, ok := matchRelease(msg.plan.Releases, msg.row)
 	if !ok {
-		m.bar.setStatus("the engine offers no release for this any more (gone since the scan?); " + m.keys.name(m.keys.Refresh) + " refreshes")
+		m.bar.setStatus(present.ReleaseGone(m.keys.name(m.keys.Refresh)))
 		return m, nil
 	}
 	what := present.ReleaseWhat(r, msg.snap)
@@ -122,10 +116,10 @@ func (m Model) onReleasePlan(msg releasePlanMsg) (tea.Model, tea.Cmd) {
 		r = r.ConfirmHost()
 		m.bar.setStatus("")
 		m.openDialog(&confirmDialog{styles: m.styles, keys: m.keys,
-			title: "Release in the HOST's mount namespace?", explicit: true,
+			title: present.HostReleaseTitle, explicit: true,
 			lines: append(present.ReleaseLines(r, msg.snap, func(s string) []string { return wrapLines(s, dialogText, 3) }),
-				fmt.Sprintf("mnt:[%d] is the host's mount namespace (pid 1's): unmounting there changes what the whole machine sees.", r.Namespace)),
-			choices: []choice{{label: "No"}, {label: "Yes, in the host's namespace", key: &m.keys.HostYes,
+				present.HostNamespaceNote(r.Namespace)),
+			choices: []choice{{label: "No"}, {label: present.HostReleaseYes, key: &m.keys.HostYes,
 				act: &action{kind: actRelease, snap: msg.snap, release: r, what: what}}}})
 		return m, nil
 	}
@@ -145,7 +139,7 @@ func (m Model) onReleasePlan(msg releasePlanMsg) (tea.Model, tea.Cmd) {
 func (m Model) onReleaseDone(msg releaseDoneMsg) (tea.Model, tea.Cmd) {
 	m.releasing = ""
 	if msg.err != nil {
-		m.bar.setError(fmt.Errorf("%s: %w", msg.what, msg.err), present.ReleaseHint(msg.err, msg.rel, m.snap))
+		m.bar.setError(fmt.Errorf("%s: %w", msg.what, msg.err), present.ReleaseHint(msg.err, msg.rel, m.snap, m.keys.texts()))
 		m.bar.setStatus("")
 	} else {
 		m.bar.setStatus("released: " + msg.what)

@@ -4,6 +4,7 @@ import (
 	"github.com/charmbracelet/bubbles/key"
 	tea "github.com/charmbracelet/bubbletea"
 
+	"mounttop/internal/present"
 	"mounttop/unmount"
 )
 
@@ -66,7 +67,7 @@ func (m Model) dialogKey(km tea.KeyMsg) (tea.Model, tea.Cmd) {
 	}
 	m.dialog = nil
 	if d.chosen == nil {
-		m.bar.setStatus("cancelled: nothing was changed")
+		m.bar.setStatus(present.AnsweredNo)
 		return m, nil
 	}
 	return m.do(*d.chosen)
@@ -93,7 +94,7 @@ func (m Model) globalKeys() []globalKey {
 		{k.Quit, Model.quitKey},
 		{k.Help, func(m Model) (tea.Model, tea.Cmd) { m.help.open = true; return m, nil }},
 		{k.SwitchPane, Model.switchPane},
-		{k.Refresh, func(m Model) (tea.Model, tea.Cmd) { m.bar.setStatus("refreshing…"); return m.startScan() }},
+		{k.Refresh, func(m Model) (tea.Model, tea.Cmd) { m.bar.setStatus(present.Refreshing); return m.startScan() }},
 		{k.Cancel, Model.cancelKey},
 		{k.Close, Model.closeKey},
 		{k.Filter, Model.filterKey},
@@ -135,7 +136,7 @@ func (m Model) cancelKey() (tea.Model, tea.Cmd) {
 		return m.closeKey()
 	}
 	if m.progress.stop(m.now) {
-		m.bar.setStatus("cancelling the " + m.progress.modeName() + "…")
+		m.bar.setStatus(present.Cancelling(m.progress.modeName()))
 	}
 	return m, nil
 }

@@ -27,7 +27,7 @@ func (m Model) do(a action) (tea.Model, tea.Cmd) {
 		m.bar.setStatus(a.what + "…")
 		return m, rollbackFenceCmd(m.opts.Leftovers, a.leftover)
 	case actReplan:
-		m.bar.setStatus("planning the " + present.ModeName(a.plan) + " of " + present.MountName(a.plan.Target) + "…")
+		m.bar.setStatus(present.Planning(a.plan))
 		return m, planCmd(m.opts.Unmounter, a.snap, a.plan, false)
 	case actRun:
 		m.runs++
@@ -47,24 +47,15 @@ func (m Model) LeftRunning() string {
 	if !m.progress.Active() {
 		return ""
 	}
-	return fmt.Sprintf("the %s was cancelled but had not stopped when mounttop quit (stage %s); check it with: mounttop list",
-		m.progress.runName(), m.progress.stage)
+	return present.LeftRunning(m.progress.runName(), m.progress.stage.String())
 }
 
 // quitDialog asks before quitting while an unmount runs.
 func (m *Model) quitDialog() *confirmDialog {
 	p := &m.progress
-	lines := []string{
-		"A " + p.runName() + " is running (stage " + p.stage.String() + ").",
-		"Quitting cancels it and waits for it to stop:",
-	}
-	if p.revoking {
-		lines = append(lines, "revoke has started, so holders already revoked stay revoked.")
-	} else {
-		lines = append(lines, "revoke has not started: the fence is rolled back, no process is touched.")
-	}
-	return &confirmDialog{styles: m.styles, keys: m.keys, title: "Quit while an unmount runs?", lines: lines,
-		choices: []choice{{label: "No"}, m.keys.yesChoice("Yes, cancel and quit", &action{kind: actQuit})}}
+	title, lines := present.QuitWhileRunning(p.runName(), p.stage.String(), p.revoking)
+	return &confirmDialog{styles: m.styles, keys: m.keys, title: title, lines: lines,
+		choices: []choice{{label: present.AnswerNo}, m.keys.yesChoice(present.QuitYes, &action{kind: actQuit})}}
 }
 
 // quit ends the program, first cancelling a running unmount and waiting
@@ -76,7 +67,7 @@ func (m Model) quit(why string) (tea.Model, tea.Cmd) {
 	}
 	m.progress.stop(m.now)
 	m.quitting = true
-	m.bar.setStatus(why + ": cancelling the " + m.progress.modeName() + " and waiting for it to stop…")
+	m.bar.setStatus(present.QuittingWhileRunning(why, m.progress.modeName()))
 	return m, m.quitTimeoutCmd()
 }
 

@@ -9,6 +9,7 @@ import (
 	tea "github.com/charmbracelet/bubbletea"
 	"github.com/charmbracelet/lipgloss"
 
+	"mounttop/internal/present"
 	"mounttop/unmount"
 )
 
@@ -151,7 +152,7 @@ func (m *Model) syncBar() {
 	b.context, b.note = nil, ""
 	switch {
 	case m.progress.Active():
-		b.context = []key.Binding{named(k, k.Cancel, "cancel the run")}
+		b.context = []key.Binding{named(k, k.Cancel, present.CancelTheRun)}
 	case m.progress.visible():
 		b.context = []key.Binding{named(k, k.Close, "close")}
 	case m.focus == focusLower && m.dialog == nil:
@@ -162,7 +163,7 @@ func (m *Model) syncBar() {
 	system := false
 	if mt, ok := m.selectedMount(); ok && !m.progress.visible() && unmount.SystemMount(mt) != "" {
 		system = true
-		b.note = "a system mount: no unmount here"
+		b.note = present.SystemMount
 	}
 	b.reminder = k.reminder(system)
 	b.age = m.dataAge()
@@ -181,7 +182,7 @@ func (m Model) dataAge() string {
 	var s string
 	switch {
 	case m.quitting:
-		return "waiting for the run to stop"
+		return present.WaitingForRun
 	case m.scan.running && m.snap != nil && m.now.Sub(m.scan.started) >= time.Second:
 		s = "scanning " + age(m.now.Sub(m.scan.started)) + "… data " + age(m.now.Sub(m.snap.Taken)) + " old"
 	case m.snap != nil:

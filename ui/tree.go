@@ -34,7 +34,7 @@ type treePane struct {
 
 	rows     []treeRow
 	cursor   int
-	offset   int
+	window   rowWindow // the rows in view
 	selected inspect.MountID
 
 	width, height int // height includes the header line
@@ -81,7 +81,7 @@ func (t treePane) FullHelp() [][]key.Binding {
 // SetSize sets the pane's size: height counts the column header.
 func (t *treePane) SetSize(w, h int) {
 	t.width, t.height = w, h
-	t.scroll()
+	t.window.setRows(len(t.rows), t.bodyHeight(), t.cursor)
 }
 
 // setSnapshot shows a new scan, keeping the selection on the same mount.
@@ -139,8 +139,7 @@ func (t *treePane) selectID(id inspect.MountID) bool {
 	t.rebuild(id)
 	// Show the selection a third of the way down, with its submounts
 	// below it in view.
-	t.offset = t.cursor - t.bodyHeight()/3
-	t.scroll()
+	t.window.showAt(t.cursor, t.bodyHeight()/3)
 	return t.selected == id
 }
 
@@ -187,7 +186,7 @@ func (t *treePane) rebuild(want inspect.MountID) {
 	} else {
 		t.selected = 0
 	}
-	t.scroll()
+	t.window.setRows(len(t.rows), t.bodyHeight(), t.cursor)
 }
 
 func (t *treePane) visibleChildren(m *inspect.Mount, shown map[inspect.MountID]bool) []inspect.MountID {
@@ -269,26 +268,6 @@ func (t *treePane) bodyHeight() int {
 	return t.height - 1
 }
 
-func (t *treePane) scroll() {
-	t.offset = keepVisible(t.cursor, t.offset, len(t.rows), t.bodyHeight())
-}
-
-// keepVisible is the first row to show of n rows in a window of height
-// rows, moved as little as possible from offset so that cursor is in view,
-// and never past the end.
-func keepVisible(cursor, offset, n, height int) int {
-	if cursor < offset {
-		offset = cursor
-	}
-	if cursor >= offset+height {
-		offset = cursor - height + 1
-	}
-	if last := n - height; offset > last {
-		offset = last
-	}
-	return max(offset, 0)
-}
-
 func (t *treePane) move(n int) {
 	if len(t.rows) == 0 {
 		return
@@ -301,7 +280,7 @@ func (t *treePane) move(n int) {
 		t.cursor = len(t.rows) - 1
 	}
 	t.selected = t.rows[t.cursor].id
-	t.scroll()
+	t.window.follow(t.cursor)
 }
 
 // Update handles the keys of a focused tree (and of its filter prompt).
@@ -396,7 +375,7 @@ func (t *treePane) typeFilter(km tea.KeyMsg) {
 		for i, r := range t.rows {
 			if !r.context {
 				t.cursor, t.selected = i, r.id
-				t.scroll()
+				t.window.follow(t.cursor)
 				break
 			}
 		}
@@ -419,13 +398,14 @@ func (t treePane) View() string {
 	b.WriteString(t.styles.Header.Render(clip("  "+present.TreeColumns.Header(ws), t.width)))
 	lines := 1
 	if t.snap == nil {
-		b.WriteString("\n" + t.styles.Dim.Render("  reading the mount table…"))
+		b.WriteString("\n" + t.styles.Dim.Render("  "+present.ReadingMounts))
 		lines++
 	} else if len(t.rows) == 0 {
-		b.WriteString("\n" + t.styles.Dim.Render(clip("  no mount matches "+safe(t.filter), t.width)))
+		b.WriteString("\n" + t.styles.Dim.Render(clip("  "+present.NoMountMatches(t.filter), t.width)))
 		lines++
 	}
-	for i := t.offset; i < len(t.rows) && lines < t.height; i++ {
+	from, to := t.window.shown(len(t.rows))
+	for i := from; i < to && lines < t.height; i++ {
 		b.WriteString("\n" + t.rowLine(i, ws))
 		lines++
 	}
@@ -464,11 +444,11 @@ func (t treePane) filterLine() string {
 		return ""
 	}
 	if !t.filtering {
-		return "filter: " + safe(t.filter)
+		return present.FilterPrompt(t.filter, "", "")
 	}
 	v := []rune(t.input.Value())
 	pos := min(t.input.Position(), len(v))
-	return "filter: " + safe(string(v[:pos])) + "█" + safe(string(v[pos:]))
+	return present.FilterPrompt(string(v[:pos]), "█", string(v[pos:]))
 }
 
 // load is how many hold a mount: its processes and its kernel holders

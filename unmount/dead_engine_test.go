@@ -233,7 +233,7 @@ func TestSwapoffAbandoned(t *testing.T) {
 	f.addMount("/mnt", "ext4", false)
 	target := f.addMount("/mnt/t", "nfs4", false)
 	f.target = target.ID
-	f.kernel = []inspect.KernelHolder{{Kind: "swap", Name: "/mnt/t/swapfile", Path: "/mnt/t/swapfile", Action: "swapoff"}}
+	f.kernel = []inspect.KernelHolder{{Kind: "swap", Name: "/mnt/t/swapfile", Path: "/mnt/t/swapfile"}}
 	f.umountErr["/stash/mnt"] = errs(100000, unix.EBUSY)
 	f.swapBlock = make(chan struct{})
 	defer close(f.swapBlock)

@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"mounttop/inspect"
+	"mounttop/internal/present/scantext"
 	"mounttop/internal/termsafe"
 )
 
@@ -42,8 +43,8 @@ func busyReasonList(snap *inspect.Snapshot, ids ...inspect.MountID) []busyReason
 			if k.Path != "" && k.Path != k.Name {
 				s += " (" + termsafe.Quote(k.Path) + ")"
 			}
-			if k.Action != "" {
-				s += ": " + termsafe.Text(k.Action)
+			if action := scantext.KernelHolderAction(k); action != "" {
+				s += ": " + termsafe.Text(action)
 			}
 			out = append(out, busyReason{s, k.Kind == inspect.KernelLoop || k.Kind == inspect.KernelSwap, k.Name})
 		}

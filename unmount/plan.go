@@ -12,6 +12,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"mounttop/inspect"
+	"mounttop/internal/present/scantext"
 	"mounttop/internal/termsafe"
 )
 
@@ -67,7 +68,7 @@ func (u *Unmounter) Prepare(ctx context.Context, p Plan) (Plan, error) {
 		p.Holders = append(p.Holders, u.holderAction(p, h))
 	}
 	if a := m.Automount; a != nil {
-		p.Warnings = append(p.Warnings, termsafe.Text(a.Warning(m.Mountpoint)))
+		p.Warnings = append(p.Warnings, termsafe.Text(scantext.AutomountWarning(a, m.Mountpoint)))
 	}
 	if p.Mode == ModeForce && ForceIgnored(m.FSType) {
 		p.Warnings = append(p.Warnings, ForceIgnoredNote(m.FSType))
@@ -90,7 +91,7 @@ func (u *Unmounter) Prepare(ctx context.Context, p Plan) (Plan, error) {
 		p.Warnings = append(p.Warnings, fmt.Sprintf("the filesystem is also mounted at %s: it stays alive there", termsafe.Quote(o.Mountpoint)))
 	}
 	if n := len(snap.Warnings); n > 0 {
-		p.Warnings = append(p.Warnings, fmt.Sprintf("the scan was partial (%d warnings, first: %s)", n, termsafe.Text(snap.Warnings[0].String())))
+		p.Warnings = append(p.Warnings, fmt.Sprintf("the scan was partial (%d warnings, first: %s)", n, termsafe.Text(scantext.Warning(snap.Warnings[0]))))
 	}
 	p.prepared = p.choices()
 	return p, nil

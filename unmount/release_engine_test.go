@@ -19,8 +19,8 @@ import (
 // only named.
 func TestReleaseSequence(t *testing.T) {
 	const nsIno = 4026532000
-	loop := inspect.KernelHolder{Kind: "loop", Name: "/dev/loop7", Path: "/mnt/t/img", Action: "detach loop device"}
-	swap := inspect.KernelHolder{Kind: "swap", Name: "/mnt/t/swapfile", Path: "/mnt/t/swapfile", Action: "swapoff"}
+	loop := inspect.KernelHolder{Kind: "loop", Name: "/dev/loop7", Path: "/mnt/t/img"}
+	swap := inspect.KernelHolder{Kind: "swap", Name: "/mnt/t/swapfile", Path: "/mnt/t/swapfile"}
 	busy := func(n int) []error {
 		out := make([]error, n)
 		for i := range out {

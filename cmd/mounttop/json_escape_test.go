@@ -111,7 +111,7 @@ func TestKernelHolderActionIsEscaped(t *testing.T) {
 	snap := inspect.NewSnapshot([]inspect.Mount{{ID: 1, ParentID: 1, Mountpoint: "/"}}, nil,
 		[]inspect.Warning{{PID: 7, What: "reading " + hostile}})
 	snap.Kernel = map[inspect.MountID][]inspect.KernelHolder{1: {{Kind: "binfmt_misc", Name: "e" + hostile,
-		Path: "/usr/bin/x", Action: "echo -1 > /proc/sys/fs/binfmt_misc/e" + hostile}}}
+		Path: "/usr/bin/x", Entry: "/proc/sys/fs/binfmt_misc/e" + hostile}}}
 	m, _ := snap.Mount(1)
 	var b bytes.Buffer
 	if err := present.WriteJSON(&b, present.HoldersOf(snap, m)); err != nil {

@@ -10,6 +10,7 @@ import (
 	"github.com/charmbracelet/x/ansi"
 
 	"mounttop/inspect"
+	"mounttop/internal/present/scantext"
 )
 
 // Flags say how a column's cells are laid out, as findmnt's infos[] flags
@@ -266,7 +267,7 @@ func automountCell(m *inspect.Mount) string {
 	if m.Automount == nil {
 		return "-"
 	}
-	return Name(m.Automount.Cell())
+	return Name(scantext.AutomountCell(m.Automount))
 }
 
 // KernelHolders counts what the kernel holds a mount for, leaving out its

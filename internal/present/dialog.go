@@ -57,13 +57,45 @@ func HolderBrief(h inspect.Holder) string {
 }
 
 // PlanLines states exactly what will happen to the mount and to which
-// processes. max bounds the per-process lines (the rest are counted).
-func PlanLines(snap *inspect.Snapshot, plan unmount.Plan, max int) []string {
-	req := plan // what was asked is what the engine prepared
-	mp := MountName(req.Target)
+// processes. max bounds the per-process lines (the rest are counted);
+// cancelKey is the key that cancels a staged run, as the keymap names it.
+func PlanLines(snap *inspect.Snapshot, plan unmount.Plan, max int, cancelKey string) []string {
+	t := planText{snap: snap, plan: plan, max: max, cancelKey: cancelKey, mp: MountName(plan.Target), holders: planHolders(snap, plan)}
+	switch plan.Mode {
+	case unmount.ModeLazy:
+		t.lazy()
+	case unmount.ModeForce:
+		t.force()
+	case unmount.ModeExpire:
+		t.expire()
+	case unmount.ModeStaged:
+		t.staged()
+	}
+	t.submounts()
+	t.stacked()
+	t.filesystem()
+	t.warnings()
+	return t.out
+}
+
+// planText is PlanLines at work: the plan, the holders it names, the
+// lines so far.
+type planText struct {
+	snap      *inspect.Snapshot
+	plan      unmount.Plan
+	max       int // per-process lines at most (the rest are counted)
+	cancelKey string
+	mp        string // the target's name, escaped
+	holders   []inspect.Holder
+	out       []string
+}
+
+// planHolders are the holders a plan acts on: the engine's, or else the
+// scan's.
+func planHolders(snap *inspect.Snapshot, plan unmount.Plan) []inspect.Holder {
 	var holders []inspect.Holder
 	if snap != nil {
-		holders = snap.HoldersOf(req.Target.ID)
+		holders = snap.HoldersOf(plan.Target.ID)
 	}
 	if len(plan.Holders) > 0 {
 		holders = holders[:0:0]
@@ -71,178 +103,261 @@ func PlanLines(snap *inspect.Snapshot, plan unmount.Plan, max int) []string {
 			holders = append(holders, a.Holder)
 		}
 	}
-	var out []string
-	listHolders := func(prefix string, f func(i int, h inspect.Holder) string) {
-		for i, h := range holders {
-			if i == max && len(holders) > max+1 {
-				out = append(out, fmt.Sprintf("%s… and %d more (see the holders pane)", prefix, len(holders)-max))
-				break
-			}
-			out = append(out, prefix+f(i, h))
+	return holders
+}
+
+func (t *planText) add(lines ...string) { t.out = append(t.out, lines...) }
+
+// listHolders adds a line per holder, f's, after prefix; past max the
+// rest are counted.
+func (t *planText) listHolders(prefix string, f func(h inspect.Holder) string) {
+	for i, h := range t.holders {
+		if i == t.max && len(t.holders) > t.max+1 {
+			t.add(fmt.Sprintf("%s… and %d more (see the holders pane)", prefix, len(t.holders)-t.max))
+			break
+		}
+		t.add(prefix + f(h))
+	}
+}
+
+// lazy: umount2(MNT_DETACH), and the holders it leaves alone.
+func (t *planText) lazy() {
+	t.add("Detach " + t.mp + " from the tree now (umount2 MNT_DETACH).")
+	if len(t.holders) == 0 {
+		t.add("Nobody holds it.")
+		return
+	}
+	t.add("These processes are NOT touched and keep using it, unseen:")
+	t.listHolders("  ", HolderBrief)
+	t.add("The filesystem lives on until the last of them lets go,",
+		"and errors on it will no longer be reported.")
+}
+
+// force: umount2(MNT_FORCE), what it does per filesystem type.
+func (t *planText) force() {
+	t.add(fmt.Sprintf("umount2(MNT_FORCE) on %s (%s). No process is touched.", t.mp, termsafe.Text(t.plan.Target.FSType)))
+	t.add("nfs, cifs, fuse, 9p, ceph: in-flight requests are aborted (EIO).",
+		"tmpfs, ext4 and most others: a busy mount still fails with EBUSY.")
+	if len(t.holders) > 0 {
+		t.add("Held by:")
+		t.listHolders("  ", HolderBrief)
+	}
+}
+
+// expire: umount2(MNT_EXPIRE), now or when idle.
+func (t *planText) expire() {
+	t.add("umount2(MNT_EXPIRE) on "+t.mp+": no process is touched.",
+		"Now: mark it, then unmount it if nothing touched it in between.",
+		fmt.Sprintf("When idle: mark it and try again every %s until it stays idle.", t.plan.Interval))
+	if len(t.holders) > 0 {
+		t.add("It is busy now (the attempt fails with EBUSY while these hold it):")
+		t.listHolders("  ", HolderBrief)
+	}
+}
+
+// staged: the server's state, then the numbered steps fence, revoke,
+// drain, unmount, and the releases.
+func (t *planText) staged() {
+	dead := t.plan.Server.Probed && !t.plan.Server.Answering
+	t.server(dead)
+	step := t.fence(dead)
+	t.revoke(step)
+	t.drain(step + 1)
+	t.finish(step + 2)
+	t.add(ReleaseListLines(t.plan, t.snap, t.max)...)
+}
+
+// server warns when the filesystem's server did not answer the probe.
+func (t *planText) server(dead bool) {
+	switch {
+	case dead && t.plan.Server.Aborted:
+		t.add("! The connection to the filesystem's server is aborted already:",
+			"  nothing can be synced; I/O on the mount fails (ENOTCONN).")
+	case dead:
+		t.add("! The filesystem's server is not answering:", "  "+termsafe.Message(t.plan.Server.How),
+			"  Data not yet written cannot be synced (no syncfs). Instead, first:",
+			"  "+termsafe.Message(t.plan.Server.Abort.What),
+			"  Holders keep running; their I/O on the mount fails.")
+	}
+}
+
+// fence is step 1 (none on a detached mount); it returns the next step's
+// number.
+func (t *planText) fence(dead bool) (next int) {
+	switch {
+	case t.plan.Target.Detached:
+		// No path reaches a detached mount: there is nothing to fence
+		// and nothing left to unmount; it goes with its last holder.
+		t.add("Revoke every holder of "+t.mp,
+			"until nothing holds it. It is in no mount table: no fence, no unmount;",
+			"it goes with its last holder.")
+		return 1
+	case dead:
+		t.add("1. Fence " + t.mp + ": new opens by path fail.")
+	default:
+		t.add("1. Fence " + t.mp + ": new opens by path fail, written data is synced.")
+	}
+	return 2
+}
+
+// revoke is the step that revokes each holder, with what the engine plans
+// for it (or its refusal).
+func (t *planText) revoke(step int) {
+	if len(t.holders) == 0 {
+		t.add(fmt.Sprintf("%d. Revoke: nobody holds it.", step))
+		return
+	}
+	verb := "by ptrace: close fds, unmap files, chdir / (processes keep running)"
+	if t.plan.Policy == unmount.PolicySignal {
+		verb = "SIGTERM, then SIGKILL"
+		if t.plan.Grace > 0 {
+			verb += fmt.Sprintf(" after %s", t.plan.Grace)
 		}
 	}
-	switch req.Mode {
-	case unmount.ModeLazy:
-		out = append(out, "Detach "+mp+" from the tree now (umount2 MNT_DETACH).")
-		if len(holders) == 0 {
-			out = append(out, "Nobody holds it.")
-		} else {
-			out = append(out, "These processes are NOT touched and keep using it, unseen:")
-			listHolders("  ", func(_ int, h inspect.Holder) string { return HolderBrief(h) })
-			out = append(out, "The filesystem lives on until the last of them lets go,",
-				"and errors on it will no longer be reported.")
-		}
-	case unmount.ModeForce:
-		out = append(out, fmt.Sprintf("umount2(MNT_FORCE) on %s (%s). No process is touched.", mp, termsafe.Text(req.Target.FSType)))
-		out = append(out, "nfs, cifs, fuse, 9p, ceph: in-flight requests are aborted (EIO).",
-			"tmpfs, ext4 and most others: a busy mount still fails with EBUSY.")
-		if len(holders) > 0 {
-			out = append(out, "Held by:")
-			listHolders("  ", func(_ int, h inspect.Holder) string { return HolderBrief(h) })
-		}
-	case unmount.ModeExpire:
-		out = append(out, "umount2(MNT_EXPIRE) on "+mp+": no process is touched.",
-			"Now: mark it, then unmount it if nothing touched it in between.",
-			fmt.Sprintf("When idle: mark it and try again every %s until it stays idle.", req.Interval))
-		if len(holders) > 0 {
-			out = append(out, "It is busy now (the attempt fails with EBUSY while these hold it):")
-			listHolders("  ", func(_ int, h inspect.Holder) string { return HolderBrief(h) })
-		}
-	case unmount.ModeStaged:
-		step := 1
-		dead := plan.Server.Probed && !plan.Server.Answering
-		switch {
-		case dead && plan.Server.Aborted:
-			out = append(out, "! The connection to the filesystem's server is aborted already:",
-				"  nothing can be synced; I/O on the mount fails (ENOTCONN).")
-		case dead:
-			out = append(out, "! The filesystem's server is not answering:", "  "+termsafe.Message(plan.Server.How),
-				"  Data not yet written cannot be synced (no syncfs). Instead, first:",
-				"  "+termsafe.Message(plan.Server.Abort.What),
-				"  Holders keep running; their I/O on the mount fails.")
-		}
-		switch {
-		case req.Target.Detached:
-			// No path reaches a detached mount: there is nothing to fence
-			// and nothing left to unmount; it goes with its last holder.
-			out = append(out, "Revoke every holder of "+mp,
-				"until nothing holds it. It is in no mount table: no fence, no unmount;",
-				"it goes with its last holder.")
-		case dead:
-			out = append(out, "1. Fence "+mp+": new opens by path fail.")
-			step++
-		default:
-			out = append(out, "1. Fence "+mp+": new opens by path fail, written data is synced.")
-			step++
-		}
-		verb := "by ptrace: close fds, unmap files, chdir / (processes keep running)"
-		if req.Policy == unmount.PolicySignal {
-			verb = "SIGTERM, then SIGKILL"
-			if plan.Grace > 0 {
-				verb += fmt.Sprintf(" after %s", plan.Grace)
-			}
-		}
-		if len(holders) == 0 {
-			out = append(out, fmt.Sprintf("%d. Revoke: nobody holds it.", step))
-		} else {
-			out = append(out, fmt.Sprintf("%d. Revoke %s:", step, verb))
-			byPID := map[int]unmount.HolderAction{}
-			for _, a := range plan.Holders {
-				byPID[a.Holder.PID] = a
-			}
-			listHolders("   ", func(_ int, h inspect.Holder) string {
-				a, ok := byPID[h.PID]
-				switch {
-				case ok && a.Kind != 0:
-					return fmt.Sprintf("pid %d %s: %s", h.PID, termsafe.Text(h.Comm), termsafe.Message(HolderPlanText(a, "REFUSED, ")))
-				}
-				return HolderBrief(h)
-			})
-		}
-		drain := fmt.Sprintf("%d. Drain: rescan", step+1)
-		if plan.Interval > 0 {
-			drain += " every " + plan.Interval.String()
-		}
-		drain += ", revoke stragglers"
-		if req.Target.Detached {
-			drain += " until nothing holds it"
-		}
-		if plan.Timeout > 0 {
-			drain += ", give up after " + plan.Timeout.String()
-		}
-		out = append(out, drain+".")
-		if req.Target.Detached {
-			out = append(out, "x cancels; holders already revoked stay revoked.")
-		} else {
-			out = append(out, fmt.Sprintf("%d. Unmount it for real and check that it is gone.", step+2),
-				"x cancels; before revoke starts, the fence is rolled back.")
-		}
-		out = append(out, ReleaseListLines(plan, snap, max)...)
+	t.add(fmt.Sprintf("%d. Revoke %s:", step, verb))
+	byPID := map[int]unmount.HolderAction{}
+	for _, a := range t.plan.Holders {
+		byPID[a.Holder.PID] = a
 	}
-	if n := len(plan.Submounts); n > 0 && req.Mode != unmount.ModeExpire {
-		switch {
-		case req.Mode == unmount.ModeLazy:
-			out = append(out, pluralWords(n, "submount goes", "submounts go")+" with it.")
-		case n == 1:
-			out = append(out, "The submount below it goes first: "+termsafe.Text(plan.Submounts[0].Mountpoint))
-		default:
-			out = append(out, fmt.Sprintf("The %d submounts below it go first, deepest first.", n))
+	t.listHolders("   ", func(h inspect.Holder) string {
+		if a, ok := byPID[h.PID]; ok && a.Kind != 0 {
+			return fmt.Sprintf("pid %d %s: %s", h.PID, termsafe.Text(h.Comm), termsafe.Message(HolderPlanText(a, "REFUSED, ")))
 		}
+		return HolderBrief(h)
+	})
+}
+
+// drain is the step that rescans and revokes stragglers.
+func (t *planText) drain(step int) {
+	drain := fmt.Sprintf("%d. Drain: rescan", step)
+	if t.plan.Interval > 0 {
+		drain += " every " + t.plan.Interval.String()
 	}
-	for _, s := range plan.Stacked {
-		// Plan.Stacked: taken like a submount, before the mount.
-		out = append(out, fmt.Sprintf("First the %s at %s, which uses it as a layer, is unmounted (its holders are revoked too).", termsafe.Text(s.FSType), termsafe.Text(s.Mountpoint)))
+	drain += ", revoke stragglers"
+	if t.plan.Target.Detached {
+		drain += " until nothing holds it"
 	}
-	if s := plan.Filesystem.PlanText(); s != "" {
-		// Whether the filesystem itself goes, not only the mount
-		// (unmount.Filesystem): already escaped by the engine.
-		out = append(out, strings.ToUpper(s[:1])+s[1:]+".")
+	if t.plan.Timeout > 0 {
+		drain += ", give up after " + t.plan.Timeout.String()
 	}
-	for _, w := range plan.Warnings {
-		out = append(out, "! "+termsafe.Message(w))
+	t.add(drain + ".")
+}
+
+// finish is the unmount step (none on a detached mount) and what cancel
+// does.
+func (t *planText) finish(step int) {
+	if t.plan.Target.Detached {
+		t.add(t.cancelKey + " cancels; holders already revoked stay revoked.")
+		return
 	}
-	return out
+	t.add(fmt.Sprintf("%d. Unmount it for real and check that it is gone.", step),
+		t.cancelKey+" cancels; before revoke starts, the fence is rolled back.")
+}
+
+// submounts says what happens to the mounts below the target.
+func (t *planText) submounts() {
+	n := len(t.plan.Submounts)
+	if n == 0 || t.plan.Mode == unmount.ModeExpire {
+		return
+	}
+	switch {
+	case t.plan.Mode == unmount.ModeLazy:
+		t.add(pluralWords(n, "submount goes", "submounts go") + " with it.")
+	case n == 1:
+		t.add("The submount below it goes first: " + termsafe.Text(t.plan.Submounts[0].Mountpoint))
+	default:
+		t.add(fmt.Sprintf("The %d submounts below it go first, deepest first.", n))
+	}
+}
+
+// stacked names the mounts that use the target as a layer
+// (Plan.Stacked: taken like a submount, before the mount).
+func (t *planText) stacked() {
+	for _, s := range t.plan.Stacked {
+		t.add(fmt.Sprintf("First the %s at %s, which uses it as a layer, is unmounted (its holders are revoked too).", termsafe.Text(s.FSType), termsafe.Text(s.Mountpoint)))
+	}
+}
+
+// filesystem says whether the filesystem itself goes, not only the mount
+// (unmount.Filesystem): already escaped by the engine.
+func (t *planText) filesystem() {
+	if s := t.plan.Filesystem.PlanText(); s != "" {
+		t.add(strings.ToUpper(s[:1]) + s[1:] + ".")
+	}
+}
+
+// warnings are the engine's warnings about the plan.
+func (t *planText) warnings() {
+	for _, w := range t.plan.Warnings {
+		t.add("! " + termsafe.Message(w))
+	}
 }
 
 // HintFor says what to do about an error, chosen by errors.Is, naming the
-// holders when the mount is busy.
-func HintFor(err error, holders []inspect.Holder) string {
+// holders when the mount is busy and the keys (k) that act on it.
+func HintFor(err error, holders []inspect.Holder, k Keys) string {
+	if err == nil {
+		return ""
+	}
+	if s := engineHint(err, k); s != "" {
+		return s
+	}
 	var ue *unmount.Error
 	switch {
-	case err == nil:
-		return ""
-	case errors.Is(err, unmount.ErrGone):
-		return "it is already gone; r refreshes"
-	case errors.Is(err, unmount.ErrChanged):
-		return "the path now names another mount: nothing was done; r refreshes, then look again"
-	case errors.Is(err, unmount.ErrTimeout):
-		return "holders remain (see the log): F again, or choose the signal policy (s) in its dialog"
 	case errors.As(err, &ue) && ue.Hint != "" && !errors.Is(err, unix.EBUSY):
 		return termsafe.Message(ue.Hint)
 	case errors.Is(err, unix.EBUSY):
-		if len(holders) == 0 {
-			return "busy: a submount, another namespace or the kernel holds it; try F (staged) or l (lazy)"
-		}
-		names := make([]string, 0, 3)
-		for i, h := range holders {
-			if i == 3 {
-				names = append(names, "…")
-				break
-			}
-			names = append(names, fmt.Sprintf("%d %s", h.PID, termsafe.Text(h.Comm)))
-		}
-		return fmt.Sprintf("held by %s: %s · F revokes them, l detaches lazily",
-			processes(len(holders)), strings.Join(names, ", "))
+		return busyHint(holders, k)
+	}
+	return errnoHint(err, k)
+}
+
+// engineHint is HintFor's hint for the engine's own errors: the mount
+// went or changed, or holders outlasted the drain.
+func engineHint(err error, k Keys) string {
+	switch {
+	case errors.Is(err, unmount.ErrGone):
+		return "it is already gone; " + k.Refresh + " refreshes"
+	case errors.Is(err, unmount.ErrChanged):
+		return "the path now names another mount: nothing was done; " + k.Refresh + " refreshes, then look again"
+	case errors.Is(err, unmount.ErrTimeout):
+		return "holders remain (see the log): " + k.Staged + " again, or choose the signal policy (" + k.SignalInstead + ") in its dialog"
+	}
+	return ""
+}
+
+// errnoHint is HintFor's hint for the errnos of umount2(2) other than
+// EBUSY.
+func errnoHint(err error, k Keys) string {
+	switch {
 	case errors.Is(err, unix.EPERM), errors.Is(err, unix.EACCES):
 		return "not permitted: unmounting needs root (CAP_SYS_ADMIN); run sudo mounttop, or try mounttop demo"
 	case errors.Is(err, unix.EINVAL):
-		return "not a mount point any more (already gone?); r refreshes"
+		return "not a mount point any more (already gone?); " + k.Refresh + " refreshes"
 	case errors.Is(err, unix.EAGAIN):
-		return "marked for expiry: e again unmounts it if nothing touches it first"
+		return "marked for expiry: " + k.Expire + " again unmounts it if nothing touches it first"
 	case errors.Is(err, unix.ENOENT):
-		return "the mount point is gone; r refreshes"
+		return "the mount point is gone; " + k.Refresh + " refreshes"
 	}
 	return ""
+}
+
+// busyHint names who holds a busy mount (EBUSY) and the keys that take
+// it anyway.
+func busyHint(holders []inspect.Holder, k Keys) string {
+	if len(holders) == 0 {
+		return "busy: a submount, another namespace or the kernel holds it; try " + k.Staged + " (staged) or " + k.Lazy + " (lazy)"
+	}
+	names := make([]string, 0, 3)
+	for i, h := range holders {
+		if i == 3 {
+			names = append(names, "…")
+			break
+		}
+		names = append(names, fmt.Sprintf("%d %s", h.PID, termsafe.Text(h.Comm)))
+	}
+	return fmt.Sprintf("held by %s: %s · %s revokes them, %s detaches lazily",
+		processes(len(holders)), strings.Join(names, ", "), k.Staged, k.Lazy)
 }
 
 // ReleaseWhat says what one release does, in the operator's words:
@@ -437,11 +552,12 @@ func namespaceOf(snap *inspect.Snapshot, pid int) (*inspect.Namespace, bool) {
 	return nil, false
 }
 
-// ReleaseHint says what to do about a failed release, chosen by errors.Is.
-func ReleaseHint(err error, r unmount.Release, snap *inspect.Snapshot) string {
+// ReleaseHint says what to do about a failed release, chosen by errors.Is;
+// k names the keys.
+func ReleaseHint(err error, r unmount.Release, snap *inspect.Snapshot, k Keys) string {
 	switch {
 	case errors.Is(err, release.ErrChanged), errors.Is(err, unmount.ErrChanged):
-		return "the mount there is no longer the one inspected: nothing was done; r refreshes"
+		return "the mount there is no longer the one inspected: nothing was done; " + k.Refresh + " refreshes"
 	case errors.Is(err, unix.EBUSY) && r.Kind == "copy":
 		var names []string
 		if ns, ok := namespaceOf(snap, r.PID); ok {
@@ -462,9 +578,9 @@ func ReleaseHint(err error, r unmount.Release, snap *inspect.Snapshot) string {
 	case errors.Is(err, unix.ENOMEM) && r.Kind == "swap":
 		return "not enough memory to take the swapped pages back: free some first"
 	case errors.Is(err, unix.ESRCH), errors.Is(err, unix.ENOENT) && r.Kind == "copy":
-		return "that namespace's process is gone (the namespace may be too); r refreshes"
+		return "that namespace's process is gone (the namespace may be too); " + k.Refresh + " refreshes"
 	}
-	return HintFor(err, nil)
+	return HintFor(err, nil, k)
 }
 
 // processes is "1 process", "3 processes".

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"mounttop/inspect"
+	"mounttop/internal/present/scantext"
 )
 
 // WriteHolders writes `mounttop holders PATH`'s text: the mount, then who
@@ -24,6 +25,17 @@ func WriteHolders(w io.Writer, snap *inspect.Snapshot, m *inspect.Mount) error {
 	if a := m.Automount; a != nil {
 		fmt.Fprintln(w, "automount: "+AutomountWarning(m))
 	}
+	if err := writeProcesses(w, holders); err != nil {
+		return err
+	}
+	writeSameFilesystem(w, snap, m)
+	writeKernel(w, snap, m)
+	writeCopies(w, snap, m)
+	return nil
+}
+
+// writeProcesses writes the holder processes and their uses, one row each.
+func writeProcesses(w io.Writer, holders []inspect.Holder) error {
 	if len(holders) == 0 {
 		fmt.Fprintln(w, "no process holds it")
 	} else {
@@ -41,12 +53,21 @@ func WriteHolders(w io.Writer, snap *inspect.Snapshot, m *inspect.Mount) error {
 			return err
 		}
 	}
+	return nil
+}
+
+// writeSameFilesystem writes the other mounts of m's filesystem.
+func writeSameFilesystem(w io.Writer, snap *inspect.Snapshot, m *inspect.Mount) {
 	if others := snap.SameFilesystem(m.ID); len(others) > 0 {
 		fmt.Fprintln(w, "same filesystem also mounted at:")
 		for _, o := range others {
 			fmt.Fprintf(w, "  %s (mount %d, %d holders)\n", Name(o.Mountpoint), o.OldID, len(snap.HoldersOf(o.ID)))
 		}
 	}
+}
+
+// writeKernel writes what the kernel holds m for.
+func writeKernel(w io.Writer, snap *inspect.Snapshot, m *inspect.Mount) {
 	if ks := snap.Kernel[m.ID]; len(ks) > 0 {
 		fmt.Fprintln(w, "held by the kernel:")
 		for _, k := range ks {
@@ -57,9 +78,14 @@ func WriteHolders(w io.Writer, snap *inspect.Snapshot, m *inspect.Mount) error {
 			if k.Namespace != 0 {
 				held += fmt.Sprintf(" (in mount namespace mnt:[%d])", k.Namespace)
 			}
-			fmt.Fprintf(w, "  %s %s  %s  -> %s\n", Name(k.Kind.String()), Name(k.Name), held, Name(k.Action))
+			fmt.Fprintf(w, "  %s %s  %s  -> %s\n", Name(k.Kind.String()), Name(k.Name), held, KernelHolderAction(k))
 		}
 	}
+}
+
+// writeCopies writes m's copies in other mount namespaces and their
+// holders there.
+func writeCopies(w io.Writer, snap *inspect.Snapshot, m *inspect.Mount) {
 	for _, c := range snap.Copies(m.ID) {
 		why := "a private copy: our umount succeeds, but the filesystem stays alive while it is mounted there"
 		if c.Propagates {
@@ -73,7 +99,6 @@ func WriteHolders(w io.Writer, snap *inspect.Snapshot, m *inspect.Mount) error {
 			}
 		}
 	}
-	return nil
 }
 
 // AutomountWarning is the warning for an unmount of automounted m: an
@@ -83,7 +108,7 @@ func AutomountWarning(m *inspect.Mount) string {
 	if m.Automount == nil {
 		return ""
 	}
-	return Name(m.Automount.Warning(m.Mountpoint))
+	return Name(scantext.AutomountWarning(m.Automount, m.Mountpoint))
 }
 
 func layers(ls []inspect.Layer) string {
@@ -299,8 +324,8 @@ func KernelLine(k *inspect.KernelHolder) string {
 	if k.PID != 0 {
 		line += fmt.Sprintf(" (pid %d)", k.PID)
 	}
-	if k.Action != "" {
-		line += " · release: " + Name(k.Action)
+	if action := KernelHolderAction(*k); action != "" {
+		line += " · release: " + action
 	}
 	return line
 }
@@ -357,4 +382,12 @@ func SameFilesystemLine(snap *inspect.Snapshot, o *inspect.Mount) string {
 
 // WarningText is one warning of a scan, escaped: a warning quotes paths
 // and other text from the system.
-func WarningText(w inspect.Warning) string { return Name(w.String()) }
+func WarningText(w inspect.Warning) string { return Name(scantext.Warning(w)) }
+
+// KernelHolderAction is what would release a kernel holder, escaped:
+// "swapoff", "detach loop device (losetup -d /dev/loop3)", ...; "" for a
+// kind with no known remedy. mounttop releases loop devices and swap files
+// itself (unmount's Release); the rest are for the operator to do.
+func KernelHolderAction(k inspect.KernelHolder) string {
+	return Name(scantext.KernelHolderAction(k))
+}

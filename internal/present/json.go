@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"mounttop/inspect"
+	"mounttop/internal/present/scantext"
 	"mounttop/internal/termsafe"
 	"mounttop/unmount"
 )
@@ -226,7 +227,7 @@ func automount(m *inspect.Mount) *AutomountJSON {
 		return nil
 	}
 	j := &AutomountJSON{By: a.By.String(), Kind: a.Kind.String(), Trigger: a.Trigger, TriggerID: uint64(a.TriggerID), PGrp: a.PGrp,
-		Daemon: termsafe.Name(a.Daemon), Unit: termsafe.Name(a.Unit), Note: a.Note, Warning: termsafe.Name(a.Warning(m.Mountpoint))}
+		Daemon: termsafe.Name(a.Daemon), Unit: termsafe.Name(a.Unit), Note: scantext.AutomountNote(a), Warning: termsafe.Name(scantext.AutomountWarning(a, m.Mountpoint))}
 	if a.TimeoutKnown {
 		secs := a.Timeout.Seconds()
 		j.TimeoutS = &secs
@@ -240,7 +241,7 @@ func automount(m *inspect.Mount) *AutomountJSON {
 func Warnings(ws []inspect.Warning) []termsafe.Name {
 	out := []termsafe.Name{}
 	for _, w := range ws {
-		out = append(out, termsafe.Name(w.String()))
+		out = append(out, termsafe.Name(scantext.Warning(w)))
 	}
 	return out
 }
@@ -248,7 +249,7 @@ func Warnings(ws []inspect.Warning) []termsafe.Name {
 // Kernel is a kernel holder's JSON.
 func Kernel(k inspect.KernelHolder) KernelJSON {
 	j := KernelJSON{Kind: k.Kind.String(), Name: termsafe.Name(k.Name), Path: termsafe.Name(k.Path), PID: k.PID,
-		Action: termsafe.Name(k.Action), Namespace: k.Namespace}
+		Action: termsafe.Name(scantext.KernelHolderAction(k)), Namespace: k.Namespace}
 	for _, l := range k.Layers {
 		j.Layers = append(j.Layers, termsafe.Name(l.String()))
 	}

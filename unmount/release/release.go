@@ -1,7 +1,7 @@
 // Package release frees a mount from holders that are not processes' uses:
 // a copy of it in another mount namespace, a loop device backed by a file on
-// it, a swap file on it. Each is the action inspect.KernelHolder and
-// inspect.Copy name.
+// it, a swap file on it: what present.KernelHolderAction tells the operator
+// to do for an inspect.KernelHolder, and the unmount of an inspect.Copy.
 package release
 
 import (
@@ -83,72 +83,163 @@ type Copy struct {
 func UnmountInNamespace(c Copy, flags int) error {
 	op := "unmount in the namespace of pid " + fmt.Sprint(c.PID)
 	fail := func(err error) error { return &Error{op, c.Mountpoint, err} }
-	dir, name := path.Split(c.Mountpoint)
+	dir, name, err := c.identified()
+	if err != nil {
+		return fail(err)
+	}
+	ns, err := openNamespace(c.PID)
+	if err != nil {
+		return fail(err)
+	}
+	defer ns.close()
+	if err := ns.isTheOneInspected(c.PID, c.Namespace); err != nil {
+		return fail(err)
+	}
+	parentfd, err := ns.findParent(dir)
+	if err != nil {
+		return fail(err)
+	}
+	defer unix.Close(parentfd)
+	if err := c.isAtParent(parentfd, dir, name); err != nil {
+		return fail(err)
+	}
+	if err := ns.unmount(parentfd, name, flags); err != nil {
+		return fail(err)
+	}
+	return nil
+}
+
+// identified splits the copy's mount point into its parent directory and
+// last component, the name umount2 is given from the parent, and checks
+// that the scan identified the copy fully: both mount IDs, its filesystem
+// and its namespace. A mount point that is not absolute and clean, or
+// has no last component ("/"), cannot be unmounted that way.
+func (c Copy) identified() (dir, name string, err error) {
+	dir, name = path.Split(c.Mountpoint)
 	if !path.IsAbs(c.Mountpoint) || name == "" || name == "." || name == ".." || path.Clean(c.Mountpoint) != c.Mountpoint {
-		return fail(fmt.Errorf("%s has no last component to unmount by", termsafe.Quote(c.Mountpoint)))
+		return "", "", fmt.Errorf("%s has no last component to unmount by", termsafe.Quote(c.Mountpoint))
 	}
 	if c.OldID == 0 || c.ParentOldID == 0 || c.Namespace == 0 || c.Dev == 0 {
-		return fail(errors.New("the copy was not fully identified when inspected (mount IDs, filesystem and namespace needed)"))
+		return "", "", errors.New("the copy was not fully identified when inspected (mount IDs, filesystem and namespace needed)")
 	}
-	pidfd, err := unix.PidfdOpen(c.PID, 0)
-	if err != nil {
-		return fail(fmt.Errorf("%w: pid %d: %w", ErrChanged, c.PID, err))
+	return dir, name, nil
+}
+
+// namespace is the way into another mount namespace through one process
+// living there: a pidfd of it, its /proc/PID/ns/mnt and its root.
+type namespace struct {
+	pidfd, nsfd, rootfd int
+}
+
+// openNamespace opens the way into pid's mount namespace: a pidfd first,
+// then /proc/PID/ns/mnt and /proc/PID/root, then asks the pidfd whether
+// the process still lives (pidfd_send_signal(2), signal 0). If it does,
+// both files belong to that very process, not to a later one given its
+// pid.
+func openNamespace(pid int) (*namespace, error) {
+	ns := &namespace{pidfd: -1, nsfd: -1, rootfd: -1}
+	var err error
+	if ns.pidfd, err = unix.PidfdOpen(pid, 0); err != nil {
+		return nil, fmt.Errorf("%w: pid %d: %w", ErrChanged, pid, err)
 	}
-	defer unix.Close(pidfd)
-	nsfd, err := unix.Open(fmt.Sprintf("/proc/%d/ns/mnt", c.PID), unix.O_RDONLY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return fail(err)
+	if ns.nsfd, err = unix.Open(fmt.Sprintf("/proc/%d/ns/mnt", pid), unix.O_RDONLY|unix.O_CLOEXEC, 0); err != nil {
+		ns.close()
+		return nil, err
 	}
-	defer unix.Close(nsfd)
-	rootfd, err := unix.Open(fmt.Sprintf("/proc/%d/root", c.PID), unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return fail(err)
+	if ns.rootfd, err = unix.Open(fmt.Sprintf("/proc/%d/root", pid), unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0); err != nil {
+		ns.close()
+		return nil, err
 	}
-	defer unix.Close(rootfd)
-	if err := unix.PidfdSendSignal(pidfd, 0, nil, 0); err != nil {
-		return fail(fmt.Errorf("%w: pid %d exited (%w)", ErrChanged, c.PID, err))
+	if err := unix.PidfdSendSignal(ns.pidfd, 0, nil, 0); err != nil {
+		ns.close()
+		return nil, fmt.Errorf("%w: pid %d exited (%w)", ErrChanged, pid, err)
 	}
+	return ns, nil
+}
+
+func (ns *namespace) close() {
+	for _, fd := range []int{ns.rootfd, ns.nsfd, ns.pidfd} {
+		if fd >= 0 {
+			unix.Close(fd)
+		}
+	}
+}
+
+// isTheOneInspected checks that the namespace opened is the one the scan
+// saw the copy in: the ns file's inode is its mnt:[inode] (namespaces(7)).
+// The process may have moved to another namespace since (setns, unshare).
+func (ns *namespace) isTheOneInspected(pid int, want uint64) error {
 	var st unix.Stat_t
-	if err := unix.Fstat(nsfd, &st); err != nil {
-		return fail(err)
+	if err := unix.Fstat(ns.nsfd, &st); err != nil {
+		return err
 	}
-	if st.Ino != c.Namespace {
-		return fail(fmt.Errorf("%w: pid %d is in mount namespace mnt:[%d] now, not mnt:[%d]", ErrChanged, c.PID, st.Ino, c.Namespace))
+	if st.Ino != want {
+		return fmt.Errorf("%w: pid %d is in mount namespace mnt:[%d] now, not mnt:[%d]", ErrChanged, pid, st.Ino, want)
 	}
+	return nil
+}
+
+// findParent opens the copy's parent directory dir from the namespace's
+// root, O_PATH, with openat2(2) RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS |
+// RESOLVE_NO_MAGICLINKS: the namespace's owner controls every component
+// on the way, and a symbolic link or a ".." out of its root is refused
+// rather than followed.
+func (ns *namespace) findParent(dir string) (int, error) {
 	rel := strings.TrimPrefix(strings.TrimSuffix(dir, "/"), "/")
 	if rel == "" {
 		rel = "."
 	}
-	parentfd, err := unix.Openat2(rootfd, rel, &unix.OpenHow{Flags: unix.O_PATH | unix.O_DIRECTORY | unix.O_CLOEXEC,
+	parentfd, err := unix.Openat2(ns.rootfd, rel, &unix.OpenHow{Flags: unix.O_PATH | unix.O_DIRECTORY | unix.O_CLOEXEC,
 		Resolve: unix.RESOLVE_BENEATH | unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_NO_MAGICLINKS})
 	switch {
 	case errors.Is(err, unix.ELOOP):
-		return fail(fmt.Errorf("%w: a component of %s is a symbolic link there now (ELOOP)", ErrChanged, termsafe.Quote(dir)))
+		return -1, fmt.Errorf("%w: a component of %s is a symbolic link there now (ELOOP)", ErrChanged, termsafe.Quote(dir))
 	case errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ENOTDIR) || errors.Is(err, unix.EXDEV):
-		return fail(fmt.Errorf("%w: %s: %w", ErrChanged, termsafe.Quote(dir), err))
+		return -1, fmt.Errorf("%w: %s: %w", ErrChanged, termsafe.Quote(dir), err)
 	case err != nil:
-		return fail(err)
+		return -1, err
 	}
-	defer unix.Close(parentfd)
+	return parentfd, nil
+}
+
+// isAtParent checks the mount IDs and the filesystem against the scan's:
+// the parent directory (open in parentfd, which pins it, so its ID cannot
+// be reused meanwhile) lies on the copy's parent mount, and the top mount
+// at name is the copy (statx STATX_MNT_ID) with the copy's filesystem
+// (st_dev): the copy may have been unmounted since and its 32-bit ID given
+// to a masking mount made there, which never has its filesystem.
+func (c Copy) isAtParent(parentfd int, dir, name string) error {
 	if id, _, err := oldMountID(parentfd, "", unix.AT_EMPTY_PATH); err != nil {
-		return fail(err)
+		return err
 	} else if id != c.ParentOldID {
-		return fail(fmt.Errorf("%w: %s lies on mount %d there now, not on the copy's parent %d (something was mounted over the way)",
-			ErrChanged, termsafe.Quote(dir), id, c.ParentOldID))
+		return fmt.Errorf("%w: %s lies on mount %d there now, not on the copy's parent %d (something was mounted over the way)",
+			ErrChanged, termsafe.Quote(dir), id, c.ParentOldID)
 	}
-	if id, dev, err := oldMountID(parentfd, name, unix.AT_SYMLINK_NOFOLLOW|unix.AT_NO_AUTOMOUNT); err != nil {
-		return fail(fmt.Errorf("%w: %s: %w", ErrChanged, termsafe.Quote(c.Mountpoint), err))
-	} else if id != c.OldID {
-		return fail(fmt.Errorf("%w: the top mount at %s there is mount %d, not the copy %d", ErrChanged, termsafe.Quote(c.Mountpoint), id, c.OldID))
-	} else if dev != c.Dev {
-		return fail(fmt.Errorf("%w: mount %d at %s there is another filesystem (%d:%d) than the copy's (%d:%d): its ID was reused",
-			ErrChanged, id, termsafe.Quote(c.Mountpoint), unix.Major(dev), unix.Minor(dev), unix.Major(c.Dev), unix.Minor(c.Dev)))
+	id, dev, err := oldMountID(parentfd, name, unix.AT_SYMLINK_NOFOLLOW|unix.AT_NO_AUTOMOUNT)
+	switch {
+	case err != nil:
+		return fmt.Errorf("%w: %s: %w", ErrChanged, termsafe.Quote(c.Mountpoint), err)
+	case id != c.OldID:
+		return fmt.Errorf("%w: the top mount at %s there is mount %d, not the copy %d", ErrChanged, termsafe.Quote(c.Mountpoint), id, c.OldID)
+	case dev != c.Dev:
+		return fmt.Errorf("%w: mount %d at %s there is another filesystem (%d:%d) than the copy's (%d:%d): its ID was reused",
+			ErrChanged, id, termsafe.Quote(c.Mountpoint), unix.Major(dev), unix.Minor(dev), unix.Major(c.Dev), unix.Minor(c.Dev))
 	}
-	err = onThrownAwayThread(func() error {
+	return nil
+}
+
+// unmount unmounts name in parentfd inside the namespace, on a thread
+// thrown away afterwards (onThrownAwayThread): unshare(CLONE_FS), since
+// setns(2) into a mount namespace refuses a thread sharing its fs_struct;
+// setns, which moves the thread's root and cwd to the namespace's root;
+// fchdir to the checked parent; umount2(2) of the last component with
+// UMOUNT_NOFOLLOW, so no path the owner controls is walked.
+func (ns *namespace) unmount(parentfd int, name string, flags int) error {
+	return onThrownAwayThread(func() error {
 		if err := unix.Unshare(unix.CLONE_FS); err != nil {
 			return fmt.Errorf("unshare(CLONE_FS): %w", err)
 		}
-		if err := unix.Setns(nsfd, unix.CLONE_NEWNS); err != nil {
+		if err := unix.Setns(ns.nsfd, unix.CLONE_NEWNS); err != nil {
 			return fmt.Errorf("setns: %w", err)
 		}
 		if err := unix.Fchdir(parentfd); err != nil {
@@ -156,10 +247,6 @@ func UnmountInNamespace(c Copy, flags int) error {
 		}
 		return unix.Unmount(name, flags|unix.UMOUNT_NOFOLLOW)
 	})
-	if err != nil {
-		return fail(err)
-	}
-	return nil
 }
 
 // oldMountID is the reusable mount ID (statx STATX_MNT_ID, the one
