@@ -536,7 +536,7 @@ func isExpectedExpire(l logLine) bool {
 
 func (p *progressPane) resultText() string {
 	r := p.result
-	s := shown(r.Summary)
+	s := shown(present.ResultSummary(*r))
 	switch {
 	case r.Gone && s == "":
 		s = "gone"

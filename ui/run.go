@@ -128,8 +128,8 @@ func (m *Model) onRunDone(ev unmount.Event) {
 	default:
 		s += "not unmounted"
 	}
-	if r != nil && r.Summary != "" {
-		s += " (" + shown(r.Summary) + ")"
+	if r != nil && present.ResultSummary(*r) != "" {
+		s += " (" + shown(present.ResultSummary(*r)) + ")"
 	}
 	m.bar.setStatus(s)
 	if ev.Err != nil && !errors.Is(ev.Err, unmount.ErrCancelled) {

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"sort"
-	"strings"
 	"sync"
 	"time"
 
@@ -13,7 +12,6 @@ import (
 
 	"mounttop/inspect"
 	"mounttop/internal/bounded"
-	"mounttop/internal/termsafe"
 )
 
 // A staged run against a server that does not answer (DESIGN.md, "Dead
@@ -32,11 +30,11 @@ type revoking struct {
 }
 
 type revokeInFlight struct {
-	who   string
+	who   Who
 	since time.Time
 }
 
-func (v *revoking) begin(pid int, who string) {
+func (v *revoking) begin(pid int, who Who) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	if v.now == nil {
@@ -71,7 +69,7 @@ func (u *Unmounter) Pending() []string {
 	sort.Ints(pids)
 	for _, pid := range pids {
 		r := u.revoking.now[pid]
-		out = append(out, fmt.Sprintf("revoke of %s: in progress for %v (ptrace: seizing its threads or injecting into them)", r.who, now.Sub(r.since).Round(time.Second)))
+		out = append(out, fmt.Sprintf("revoke of %s: in progress for %v (ptrace: seizing its threads or injecting into them)", whoText(r.who), now.Sub(r.since).Round(time.Second)))
 	}
 	u.revoking.mu.Unlock()
 	if hr, ok := u.sys.(HeldReporter); ok {
@@ -122,21 +120,15 @@ func (r *run) cleanupCtx() context.Context { return context.WithoutCancel(r.ctx)
 
 // abandoned sends the event naming a call that did not return in time,
 // and reports whether err was one.
-func (r *run) abandoned(stage Stage, err error, consequence string) bool {
+func (r *run) abandoned(stage Stage, err error, consequence Consequence) bool {
 	var ab *bounded.Abandoned
 	if !errors.As(err, &ab) {
 		return false
 	}
 	// Said with the deadline it was given (the wait itself overshoots
 	// it by a scheduling delay).
-	what := fmt.Sprintf("%s did not return within %v; abandoned (the call stays blocked in the kernel until the server answers or the connection is aborted)", ab.Op, r.callLimit())
-	if ab.Cancelled {
-		what = fmt.Sprintf("%s: cancelled after %v; abandoned (the call stays blocked in the kernel)", ab.Op, ab.After.Round(time.Millisecond))
-	}
-	if consequence != "" {
-		what += ": " + consequence
-	}
-	r.send(Event{Stage: stage, What: what, Err: err})
+	r.send(Event{Stage: stage, Err: err, Note: CallAbandoned{CallText: ab.Op, Limit: r.callLimit(), Cancelled: ab.Cancelled,
+		After: ab.After.Round(time.Millisecond), Consequence: consequence}})
 	return true
 }
 
@@ -170,11 +162,7 @@ func (r *run) reportServer(s Server, stage Stage) {
 	if s.Answering && s.Probe.Outcome == ProbeAnswered {
 		return
 	}
-	what := "probe: " + s.legacyHow()
-	if !s.Answering && !s.Aborted {
-		what = "probe: the server is not answering: " + s.legacyHow() + "; data not yet written cannot be synced"
-	}
-	r.send(Event{Stage: stage, What: what})
+	r.send(Event{Stage: stage, Note: ProbeFinding{Server: s, NotAnswering: !s.Answering && !s.Aborted}})
 }
 
 // cutOff aborts the filesystem's connection to a server that does not
@@ -182,7 +170,7 @@ func (r *run) reportServer(s Server, stage Stage) {
 // abandoned calls of this run, the holders blocked in I/O, the injected
 // close(2) of a revoke. It reports whether the mount is gone: MNT_FORCE
 // unmounts a mount that nothing holds.
-func (r *run) cutOff(f *Fence, why string) (gone bool) {
+func (r *run) cutOff(f *Fence, why CutCause) (gone bool) {
 	s := &r.server
 	stage := StageRevoke
 	if f == nil && !r.target.Detached {
@@ -195,23 +183,22 @@ func (r *run) cutOff(f *Fence, why string) (gone bool) {
 	case AbortNone:
 		if !r.noAbortSaid {
 			r.noAbortSaid = true
-			r.send(Event{Stage: stage, What: why + ": " + s.Abort.legacyWhat() + "; holders blocked on the server stay so until it answers"})
+			r.send(Event{Stage: stage, Note: CannotCutOff{Cause: why, Abort: s.Abort}})
 		}
 		return false
 	case AbortFuseConn:
 		conn := s.Abort.Conn
 		op := fmt.Sprintf("abort of FUSE connection %d", conn)
 		err := r.u.calls.Do(r.cleanupCtx(), r.callLimit(), op, bounded.AnyThread, func() error { return r.u.sys.AbortFuse(conn) })
-		if r.abandoned(stage, err, "") {
+		if r.abandoned(stage, err, ConsequenceNone) {
 			return false
 		}
 		if err != nil {
-			r.send(Event{Stage: stage, What: why + ": aborting FUSE connection " + fmt.Sprint(conn) + " failed", Err: err})
+			r.send(Event{Stage: stage, Note: FuseAbortFailed{Cause: why, Conn: conn}, Err: err})
 			return false
 		}
 		s.Aborted = true
-		r.send(Event{Stage: stage, What: fmt.Sprintf("%s: aborted FUSE connection %d (%s/%d/abort): every request now fails at once (ENOTCONN), blocked callers return; holders keep running, their I/O on the mount fails",
-			why, conn, fuseConnections, conn)})
+		r.send(Event{Stage: stage, Note: FuseConnAborted{Cause: why, Conn: conn, Dir: fuseConnections}})
 		return false
 	}
 	// AbortForce: umount2(MNT_FORCE) on the mount as a path names it now.
@@ -221,12 +208,12 @@ func (r *run) cutOff(f *Fence, why string) (gone bool) {
 	var at *Anchor
 	switch {
 	case f != nil && f.Kind == FenceOver:
-		r.send(Event{Stage: stage, What: why + ": umount2(MNT_FORCE) cannot reach the mount under the over-mount fence; holders blocked on the server stay so until it answers"})
+		r.send(Event{Stage: stage, Note: ForceUnreachable{Cause: why}})
 		return false
 	case f != nil:
 		m.Mountpoint, at = f.RealPath, f.Real
 	}
-	op := "umount2(MNT_FORCE) of " + termsafe.Quote(m.Mountpoint)
+	op := callOn("umount2(MNT_FORCE) of", m.Mountpoint)
 	var gotGone bool
 	err := r.u.calls.Do(r.cleanupCtx(), r.callLimit(), op, bounded.AnyThread, func() error {
 		a := at
@@ -246,19 +233,19 @@ func (r *run) cutOff(f *Fence, why string) (gone bool) {
 		}
 		return err
 	})
-	if r.abandoned(stage, err, "") {
+	if r.abandoned(stage, err, ConsequenceNone) {
 		return false
 	}
 	switch {
 	case err == nil && gotGone:
 		s.Aborted, r.forcedGone = true, true
-		r.send(Event{Stage: StageUnmount, What: fmt.Sprintf("%s: %s aborted the requests to the server (umount_begin) and, nothing holding the mount, unmounted it (verified by statmount)", why, op)})
+		r.send(Event{Stage: StageUnmount, Note: ForceAborted{Cause: why, Mountpoint: m.Mountpoint, Gone: true}})
 		return true
 	case err == nil || isBusy(err):
 		s.Aborted = true
-		r.send(Event{Stage: stage, What: fmt.Sprintf("%s: %s aborted the requests to the server (umount_begin); the mount stays while held (EBUSY), blocked callers return", why, op)})
+		r.send(Event{Stage: stage, Note: ForceAborted{Cause: why, Mountpoint: m.Mountpoint}})
 	default:
-		r.send(Event{Stage: stage, What: why + ": " + op + " failed", Err: err})
+		r.send(Event{Stage: stage, Note: ForceFailed{Cause: why, Mountpoint: m.Mountpoint}, Err: err})
 	}
 	return false
 }
@@ -271,7 +258,7 @@ func (r *run) cutOff(f *Fence, why string) (gone bool) {
 // (Abort.Once: FUSE), else again on each call while the server does not
 // answer (MNT_FORCE kills only the NFS or CIFS requests in flight). It
 // reports whether the mount is gone.
-func (r *run) serverCheck(f *Fence, why string) (gone bool) {
+func (r *run) serverCheck(f *Fence, why CutCause) (gone bool) {
 	s := &r.server
 	if s.Abort.Kind == AbortNone && r.noAbortSaid {
 		return false
@@ -306,22 +293,12 @@ func stuckHolders(hs []inspect.Holder) int {
 // deadHint explains an EBUSY with no process holding the mount when the
 // server does not answer: calls of mounttop's own (abandoned, still
 // blocked) can pin the mount until they return.
-func (r *run) deadHint() string {
-	s := r.server
-	hint := "the filesystem's server is not answering (" + s.legacyHow() + ")"
-	if s.Aborted {
-		hint = "the connection to the server is aborted"
-	}
-	var own []string
+func (r *run) deadHint() *DeadServer {
+	d := &DeadServer{Server: r.server}
 	for _, p := range r.u.calls.Pending() {
-		own = append(own, p.Op)
+		d.OwnCalls = append(d.OwnCalls, p.Op)
 	}
-	if len(own) > 0 {
-		hint += "; calls of mounttop's own still blocked on it hold it until they return: " + strings.Join(own, ", ")
-	} else {
-		hint += "; a request in flight to it (a page being written back, a holder that just left) may hold it a moment longer"
-	}
-	return hint
+	return d
 }
 
 // awaitGone says whether m has left the namespace after its umount2 was
@@ -362,7 +339,7 @@ func (r *run) awaitGone(ctx context.Context, m *inspect.Mount) bool {
 // the mount is a success, said so.
 func (r *run) finalUmount(ctx context.Context, m *inspect.Mount, at *Anchor) error {
 	mm := *m
-	op := "umount2 of " + termsafe.Quote(mm.Mountpoint)
+	op := callOn("umount2 of", mm.Mountpoint)
 	limit := r.callLimit()
 	err := r.u.calls.Do(ctx, limit, op, bounded.AnyThread, func() error { return r.u.umountAt(ctx, "umount", &mm, at, 0, true) })
 	var ab *bounded.Abandoned
@@ -370,9 +347,9 @@ func (r *run) finalUmount(ctx context.Context, m *inspect.Mount, at *Anchor) err
 		return err
 	}
 	if r.awaitGone(ctx, m) {
-		r.send(Event{Stage: StageUnmount, Err: err, What: fmt.Sprintf("%s did not return within %v: the mount is gone from the namespace (verified by statmount), the filesystem's shutdown (its last writeback) still waits on the server", op, limit)})
+		r.send(Event{Stage: StageUnmount, Err: err, Note: UmountAbandonedGone{Mountpoint: mm.Mountpoint, Limit: limit}})
 		return nil
 	}
-	r.abandoned(StageUnmount, err, "")
+	r.abandoned(StageUnmount, err, ConsequenceNone)
 	return err
 }

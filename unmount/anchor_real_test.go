@@ -220,7 +220,7 @@ func TestStagedFinalUnmountRacesARedirect(t *testing.T) {
 			evs := staged(t, u, r.target, Plan{})
 			res, err := result(t, evs)
 			if err != nil || !res.Gone {
-				t.Fatalf("not gone: %v (%s)\n%s", err, res.Summary, dumpEvents(evs))
+				t.Fatalf("not gone: %v (%s)\n%s", err, summaryOf(res), dumpEvents(evs))
 			}
 			want := FenceBeneath.String()
 			if shared {

@@ -398,8 +398,15 @@ type HolderState struct {
 	PID   int
 	Comm  string
 	State Status
-	// Reason says what happened to it (what was revoked, the error, the
-	// signal); empty while it is as planned (Planned).
+	// Why says what happened to it, as data (HolderRevoked: what was
+	// revoked; HolderNotRevoked: the refusal or the error;
+	// HolderSignalled: the signal; ...); nil while it is as planned
+	// (Planned). present.HolderReason words it. A comparable value (no
+	// slice or map): pictures are compared to send only what changed.
+	Why Note
+	// Reason is a reason in words that a view sets on a picture of its
+	// own (the engine sets Why); present.HolderReason shows it when Why
+	// is nil.
 	Reason string
 	// Planned is the plan's action for it, on the plan's picture
 	// (pending, or refused with HolderAction.Refusal): what internal/present
@@ -410,21 +417,28 @@ type HolderState struct {
 	Namespace string
 }
 
-// reason is the engine's own word on the holder's state: Reason, or for a
-// holder of ours refused as planned, the refusal (a holder of a copy is
-// planned with its namespace, and so says it again when the run meets it).
-func (s *HolderState) reason() string {
-	if s.Reason == "" && s.Planned != nil && s.Planned.Refused() && s.Planned.Namespace == "" {
-		return s.Planned.Refusal.legacyText()
+// refusedFor says whether the holder's state already says refusal: said
+// by the run (Why), or for a holder of ours refused as planned, by the
+// plan (a holder of a copy is planned with its namespace, and so says it
+// again when the run meets it).
+func (s *HolderState) refusedFor(refusal Refusal) bool {
+	if n, ok := s.Why.(HolderNotRevoked); ok {
+		return n.ErrText == "" && n.Refusal == refusal
 	}
-	return s.Reason
+	return s.Why == nil && s.Reason == "" && s.Planned != nil && s.Planned.Refusal == refusal && s.Planned.Namespace == ""
 }
 
 // Result is the outcome of a run, carried by the final StageDone event.
 type Result struct {
-	Gone      bool   // verified: the target is no longer in the mount table
-	Marked    bool   // expire: the mount is marked, call again to unmount
-	Summary   string // one line for the operator
+	Gone   bool // verified: the target is no longer in the mount table
+	Marked bool // expire: the mount is marked, call again to unmount
+	// Outcome is how the run ended, as data: present.ResultSummary
+	// words it as the one line for the operator.
+	Outcome Note
+	// Summary is a result line in words that a view sets on a result of
+	// its own (the engine sets Outcome); present.ResultSummary shows it
+	// when Outcome is nil.
+	Summary   string
 	Remaining []inspect.Holder
 	// Holders is the per-holder picture at the end of the run, in full
 	// (the events between the plan and the result carry only changes).

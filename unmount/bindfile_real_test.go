@@ -97,7 +97,7 @@ func bindFileStaged(t *testing.T, shared bool) {
 	evs := staged(t, New(sys), path, Plan{})
 	res, err := result(t, evs)
 	if err != nil || !res.Gone {
-		t.Fatalf("not gone: %v (%s)", err, res.Summary)
+		t.Fatalf("not gone: %v (%s)", err, summaryOf(res))
 	}
 	if readErr != nil || len(fenced) != 0 {
 		t.Errorf("under the fence %s reads %q (%v), want the empty file", path, fenced, readErr)

@@ -227,7 +227,7 @@ func TestStagedDetachedDeadFUSE(t *testing.T) {
 	t.Logf("events:\n%s", dumpEvents(evs))
 	res, err := result(t, evs)
 	if err != nil || !res.Gone {
-		t.Fatalf("not gone: %v %s", err, res.Summary)
+		t.Fatalf("not gone: %v %s", err, summaryOf(res))
 	}
 	if !strings.Contains(dumpEvents(evs), "aborted FUSE connection") {
 		t.Error("no abort event")
@@ -309,8 +309,8 @@ func TestStagedFUSEDiesBeforeTheCloseShortTimeout(t *testing.T) {
 	if !strings.Contains(dump, "aborted FUSE connection") {
 		t.Error("no abort event")
 	}
-	if !res.Gone && strings.Contains(res.Summary, "everything is as it was") {
-		t.Errorf("the result says everything is as it was: %s", res.Summary)
+	if !res.Gone && strings.Contains(summaryOf(res), "everything is as it was") {
+		t.Errorf("the result says everything is as it was: %s", summaryOf(res))
 	}
 	if released, why := testns.Released(h.pid, 10*time.Second); !released || !alive(h.pid) {
 		t.Fatalf("the holder: alive %v, %s; it said %q", alive(h.pid), why, h.v.Seen())
@@ -318,8 +318,8 @@ func TestStagedFUSEDiesBeforeTheCloseShortTimeout(t *testing.T) {
 	if _, ok := fdOn(h.pid, filepath.Join(fs.Dir, "file")); ok && res.Gone {
 		t.Error("the mount is gone but the holder still has its fd on the file")
 	}
-	if res.Gone && !strings.Contains(res.Summary, "1 holder revoked") && !strings.Contains(res.Summary, "was left inside dup3(fd") {
-		t.Errorf("the result neither counts the holder revoked nor says it was left inside its injected call: %s", res.Summary)
+	if res.Gone && !strings.Contains(summaryOf(res), "1 holder revoked") && !strings.Contains(summaryOf(res), "was left inside dup3(fd") {
+		t.Errorf("the result neither counts the holder revoked nor says it was left inside its injected call: %s", summaryOf(res))
 	}
 	fs.Cont(t)
 	time.Sleep(300 * time.Millisecond)
@@ -371,13 +371,13 @@ func TestStagedCancelledInsideTheClose(t *testing.T) {
 	t.Logf("took %v; events:\n%s", took, dumpEvents(evs))
 	res, err := result(t, evs)
 	if !errors.Is(err, ErrCancelled) || res.Gone {
-		t.Fatalf("want a cancelled run, rolled back: %v, %s", err, res.Summary)
+		t.Fatalf("want a cancelled run, rolled back: %v, %s", err, summaryOf(res))
 	}
-	if strings.Contains(res.Summary, "everything is as it was") {
-		t.Errorf("the result says everything is as it was while the holder is inside its injected call: %s", res.Summary)
+	if strings.Contains(summaryOf(res), "everything is as it was") {
+		t.Errorf("the result says everything is as it was while the holder is inside its injected call: %s", summaryOf(res))
 	}
-	if want := fmt.Sprintf("pid %d", h.pid); !strings.Contains(res.Summary, want) {
-		t.Errorf("the result does not name %s, whose revoke was under way: %s", want, res.Summary)
+	if want := fmt.Sprintf("pid %d", h.pid); !strings.Contains(summaryOf(res), want) {
+		t.Errorf("the result does not name %s, whose revoke was under way: %s", want, summaryOf(res))
 	}
 	fs.Cont(t)
 	if released, why := testns.Released(h.pid, 10*time.Second); !released || !alive(h.pid) {

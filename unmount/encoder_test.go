@@ -26,7 +26,7 @@ func testEncoder(e Event) ([]byte, error) {
 		v.Error = e.Err.Error()
 	}
 	if r := e.Result; r != nil {
-		v.Result = &result{Gone: r.Gone, Summary: r.Summary}
+		v.Result = &result{Gone: r.Gone, Summary: summaryOf(r)}
 	}
 	return json.Marshal(v)
 }

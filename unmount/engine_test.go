@@ -229,7 +229,7 @@ func TestEventSequence(t *testing.T) {
 				t.Errorf("calls:\n  %s\nwant:\n  %s", strings.Join(calls, "\n  "), strings.Join(tc.wantCalls, "\n  "))
 			}
 			if last.Result.Gone != tc.wantGone {
-				t.Errorf("gone = %v, want %v (%s)", last.Result.Gone, tc.wantGone, last.Result.Summary)
+				t.Errorf("gone = %v, want %v (%s)", last.Result.Gone, tc.wantGone, summaryOf(last.Result))
 			}
 			if tc.wantErr != nil && !errors.Is(last.Err, tc.wantErr) {
 				t.Errorf("final error %v, want %v", last.Err, tc.wantErr)
@@ -615,12 +615,12 @@ func TestStuckHolderNamedWhenBusy(t *testing.T) {
 		"the mount was still busy after 50ms: " + stuck + ", which holds the file until the call returns",
 		stuck + ": the tracer process restores it when the call returns",
 	} {
-		if !strings.Contains(last.Result.Summary, want) {
-			t.Errorf("summary %q does not say %q", last.Result.Summary, want)
+		if !strings.Contains(summaryOf(last.Result), want) {
+			t.Errorf("summary %q does not say %q", summaryOf(last.Result), want)
 		}
 	}
-	if strings.Contains(last.Result.Summary, "everything is as it was") || strings.Contains(last.Result.Summary, "a kernel holder") {
-		t.Errorf("summary %q", last.Result.Summary)
+	if strings.Contains(summaryOf(last.Result), "everything is as it was") || strings.Contains(summaryOf(last.Result), "a kernel holder") {
+		t.Errorf("summary %q", summaryOf(last.Result))
 	}
 }
 

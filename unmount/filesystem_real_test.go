@@ -31,7 +31,7 @@ func runMode(t *testing.T, dir string, mode Mode) (Plan, *Result) {
 	t.Logf("events:\n%s", dumpEvents(evs))
 	res, err := result(t, evs)
 	if err != nil || !res.Gone {
-		t.Fatalf("%s unmount of %s: %v (%s)", mode, dir, err, res.Summary)
+		t.Fatalf("%s unmount of %s: %v (%s)", mode, dir, err, summaryOf(res))
 	}
 	if res.Filesystem == nil || !res.Filesystem.Checked {
 		t.Fatalf("result has no filesystem check: %+v", res.Filesystem)
@@ -43,7 +43,7 @@ func runMode(t *testing.T, dir string, mode Mode) (Plan, *Result) {
 func usesText(f *Filesystem) string {
 	var s []string
 	for _, u := range f.InUseBy {
-		s = append(s, u.legacyText())
+		s = append(s, FilesystemUseWords(u))
 	}
 	return strings.Join(s, "; ")
 }
@@ -66,8 +66,8 @@ func TestFilesystemLazyHeld(t *testing.T) {
 	if res.Filesystem.Released || usesText(res.Filesystem) != want {
 		t.Errorf("result: %+v, want still in use by %q", res.Filesystem, want)
 	}
-	if !strings.HasSuffix(res.Summary, "filesystem still in use by: "+want) {
-		t.Errorf("summary %q does not say it", res.Summary)
+	if !strings.HasSuffix(summaryOf(res), "filesystem still in use by: "+want) {
+		t.Errorf("summary %q does not say it", summaryOf(res))
 	}
 }
 
@@ -98,7 +98,7 @@ func TestFilesystemBindElsewhere(t *testing.T) {
 			evs := collect(u.Run(context.Background(), p))
 			res, err := result(t, evs)
 			if err != nil || !res.Gone {
-				t.Fatalf("%v (%s)", err, res.Summary)
+				t.Fatalf("%v (%s)", err, summaryOf(res))
 			}
 			if res.Filesystem == nil || res.Filesystem.Released || usesText(res.Filesystem) != want {
 				t.Errorf("result: %+v, want in use by %q", res.Filesystem, want)
@@ -145,8 +145,8 @@ func TestFilesystemExt4Released(t *testing.T) {
 	if !f.Released || !f.Exclusive || f.DeviceName != l.Device {
 		t.Fatalf("result: %+v, want released with %s opened exclusively", f, l.Device)
 	}
-	if !strings.HasSuffix(res.Summary, "filesystem released (the block device "+l.Device+" opens exclusively)") {
-		t.Errorf("summary %q", res.Summary)
+	if !strings.HasSuffix(summaryOf(res), "filesystem released (the block device "+l.Device+" opens exclusively)") {
+		t.Errorf("summary %q", summaryOf(res))
 	}
 	fd, err := unix.Open(l.Device, unix.O_RDONLY|unix.O_EXCL|unix.O_CLOEXEC, 0)
 	if err != nil {

@@ -84,13 +84,13 @@ func reuseRun(t *testing.T, mode Mode, noWatch bool) (*Result, *reuseSystem, boo
 	evs := collect(u.Run(ctx, p))
 	res, err := result(t, evs)
 	if err != nil || !res.Gone || res.Filesystem == nil {
-		t.Fatalf("%s unmount of %s: %v (%s)", mode, dir, err, res.Summary)
+		t.Fatalf("%s unmount of %s: %v (%s)", mode, dir, err, summaryOf(res))
 	}
 	if sys.dir == "" {
 		t.Fatalf("no new tmpfs was mounted after the unmount:\n%s", dumpEvents(evs))
 	}
 	reused := sys.dev == unix.Mkdev(uint32(m.Major), uint32(m.Minor))
-	t.Logf("target %s, new tmpfs %d:%d (reused: %v): %s", m.Device(), unix.Major(sys.dev), unix.Minor(sys.dev), reused, res.Summary)
+	t.Logf("target %s, new tmpfs %d:%d (reused: %v): %s", m.Device(), unix.Major(sys.dev), unix.Minor(sys.dev), reused, summaryOf(res))
 	return res, sys, reused
 }
 
@@ -107,10 +107,10 @@ func TestFilesystemReleasedDeviceReused(t *testing.T) {
 			for try := 1; try <= 5; try++ {
 				res, _, reused := reuseRun(t, mode, false)
 				if f := res.Filesystem; !f.Released || len(f.InUseBy) != 0 || f.Note != "" {
-					t.Fatalf("try %d (reused %v): %+v, want released: %s", try, reused, f, res.Summary)
+					t.Fatalf("try %d (reused %v): %+v, want released: %s", try, reused, f, summaryOf(res))
 				}
-				if !strings.HasSuffix(res.Summary, "; filesystem released") {
-					t.Errorf("summary %q", res.Summary)
+				if !strings.HasSuffix(summaryOf(res), "; filesystem released") {
+					t.Errorf("summary %q", summaryOf(res))
 				}
 				if reused {
 					return

@@ -232,13 +232,13 @@ func TestReleaseSequence(t *testing.T) {
 				t.Errorf("stages %q lack %q", stages(evs), tc.wantStages)
 			}
 			if last.Result.Gone != tc.wantGone {
-				t.Errorf("gone = %v (%s)", last.Result.Gone, last.Result.Summary)
+				t.Errorf("gone = %v (%s)", last.Result.Gone, summaryOf(last.Result))
 			}
 			if tc.wantErr != nil && !errors.Is(last.Err, tc.wantErr) || tc.wantErr == nil && last.Err != nil {
 				t.Errorf("final error %v, want %v", last.Err, tc.wantErr)
 			}
 			for _, want := range tc.wantWhat {
-				found := strings.Contains(last.Result.Summary, want)
+				found := strings.Contains(summaryOf(last.Result), want)
 				for _, ev := range evs {
 					found = found || strings.Contains(EventWords(ev), want) || ev.Err != nil && strings.Contains(ev.Err.Error(), want)
 				}
@@ -302,7 +302,7 @@ func TestDetachedSequence(t *testing.T) {
 		t.Errorf("stages %q\n%s", got, dumpEvents(evs))
 	}
 	last := evs[len(evs)-1]
-	if !last.Result.Gone || last.Err != nil || !strings.Contains(last.Result.Summary, "detached mount 500 is gone") {
+	if !last.Result.Gone || last.Err != nil || !strings.Contains(summaryOf(last.Result), "detached mount 500 is gone") {
 		t.Errorf("result %+v %v", last.Result, last.Err)
 	}
 	if !strings.Contains(EventWords(evs[1]), "no fence") {

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"mounttop/inspect"
-	"mounttop/internal/termsafe"
 )
 
 // Run carries out a prepared plan (Prepare) and reports every step as an
@@ -96,15 +95,15 @@ type run struct {
 	released int             // releases done
 	inCopy   map[int]string  // holders of a propagating copy: pid -> "mnt:[N]"
 	// stuck are the holders left inside an injected syscall that did not
-	// return in time: pid -> what it is inside, in words. The tracer
+	// return in time: pid -> who, and what it is inside. The tracer
 	// process restores each when its call returns; until then nothing is
 	// "as it was".
-	stuck map[int]string
+	stuck map[int]Stuck
 	// underWay are the holders whose revoke the run stopped waiting for
 	// when it was cancelled: pid -> who. The tracer process finishes
 	// such a revoke, or drops it untouched if it had not begun; either
 	// way nothing may be called "as it was".
-	underWay map[int]string
+	underWay map[int]Who
 
 	deadline    time.Time // start + Plan.Timeout: the drain gives up then
 	server      Server    // the last probe's finding, and whether the connection is aborted
@@ -131,7 +130,7 @@ func (r *run) send(ev Event) {
 				// Past the plan line the run goes on (stopping halfway
 				// would leave more undone than an incomplete journal):
 				// say so once, on the terminal and in the events.
-				r.send(Event{Stage: ev.Stage, Err: err, What: "the journal could not be written; it misses the lines from here on: " + oneLine(err.Error())})
+				r.send(Event{Stage: ev.Stage, Err: err, Note: JournalFailed{ErrText: oneLine(err.Error())}})
 			}
 		}
 	}
@@ -157,25 +156,26 @@ func (r *run) closeProcesses() {
 	}
 }
 
-// done ends the run with res. When the mount is gone, it first checks
-// whether the filesystem itself is (checkFilesystem) and says so in the
-// summary.
+// done ends the run with res, how it ended (Outcome) as data. When the
+// mount is gone, it first checks whether the filesystem itself is
+// (checkFilesystem): the result line says that too.
 func (r *run) done(res Result, err error) {
 	if res.Gone && res.Filesystem == nil {
 		res.Filesystem = r.u.checkFilesystem(r.ctx, r.plan, r.fsWatch)
-		res.Summary += "; " + res.Filesystem.legacyText()
 	}
 	if len(r.order) > 0 {
 		res.Holders = r.picture()
 	}
-	r.send(Event{Stage: StageDone, What: res.Summary, Err: err, Result: &res})
+	r.send(Event{Stage: StageDone, Note: res.Outcome, Err: err, Result: &res})
 }
 
-func (r *run) fail(stage Stage, err error, summary string) {
+// fail ends the run after step failed with err: the step's event (unless
+// the run is done already), then the result line "step: err".
+func (r *run) fail(stage Stage, err error, step Note) {
 	if stage != StageDone {
-		r.send(Event{Stage: stage, What: summary, Err: err})
+		r.send(Event{Stage: stage, Note: step, Err: err})
 	}
-	r.done(Result{Summary: summary + ": " + oneLine(err.Error())}, err)
+	r.done(Result{Outcome: Failed{Step: step, ErrText: oneLine(err.Error())}}, err)
 }
 
 func (r *run) start() {
@@ -221,16 +221,16 @@ func (r *run) start() {
 	if r.journalErr != nil {
 		// The plan line is the journal's first: if it cannot be
 		// written, nothing is done that the journal would not show.
-		r.fail(StageDone, fmt.Errorf("%w: the journal cannot be written: %w", ErrRefused, r.journalErr), "nothing changed")
+		r.fail(StageDone, fmt.Errorf("%w: the journal cannot be written: %w", ErrRefused, r.journalErr), NothingChanged{})
 		return
 	}
 	if r.ctx.Err() != nil {
-		r.done(Result{Summary: "cancelled before anything changed"}, ErrCancelled)
+		r.done(Result{Outcome: CancelledEarly{}}, ErrCancelled)
 		return
 	}
 	switch {
 	case p.Target.Detached && p.Mode != ModeStaged:
-		r.fail(StageDone, fmt.Errorf("%w: %s", ErrRefused, detachedRefusal(p.Mode)), "nothing done")
+		r.fail(StageDone, fmt.Errorf("%w: %s", ErrRefused, detachedRefusal(p.Mode)), NothingDone{})
 		return
 	case p.Target.Detached:
 		r.stagedDetached()
@@ -245,7 +245,7 @@ func (r *run) start() {
 	case ModeStaged:
 		r.staged()
 	default:
-		r.fail(StageDone, fmt.Errorf("%w: unknown mode", ErrRefused), "nothing done")
+		r.fail(StageDone, fmt.Errorf("%w: unknown mode", ErrRefused), NothingDone{})
 	}
 }
 
@@ -274,7 +274,7 @@ func (r *run) scanHolders() ([]inspect.Holder, error) {
 	}
 	for pid, st := range r.holders {
 		if !present[pid] && st.State != StatusRevoked && st.State != StatusGone {
-			st.State, st.Reason = StatusGone, "no longer holds the mount"
+			st.State, st.Why = StatusGone, HolderLetGo{Who: r.whoOf(pid, st.Comm)}
 		}
 	}
 	return hs, nil
@@ -308,14 +308,12 @@ func (r *run) changedPicture() []HolderState {
 	return out
 }
 
-// who names a holder: "pid 12 (cat)", with its mount namespace when it
-// holds a copy there.
-func (r *run) who(h inspect.Holder) string {
-	s := fmt.Sprintf("pid %d (%s)", h.PID, termsafe.Text(h.Comm))
-	if ns := r.inCopy[h.PID]; ns != "" {
-		s += " in mount namespace " + ns
-	}
-	return s
+// who names a holder (Who), with its mount namespace when it holds a
+// copy there.
+func (r *run) who(h inspect.Holder) Who { return r.whoOf(h.PID, h.Comm) }
+
+func (r *run) whoOf(pid int, comm string) Who {
+	return Who{PID: pid, Comm: comm, Namespace: r.inCopy[pid]}
 }
 
 // mergeHolders appends more to hs, merging the uses of a pid in both.

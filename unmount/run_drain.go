@@ -2,12 +2,9 @@ package unmount
 
 import (
 	"errors"
-	"fmt"
-	"strings"
 	"time"
 
 	"mounttop/inspect"
-	"mounttop/internal/termsafe"
 )
 
 // drain rescans every Interval, revokes stragglers and reports what is
@@ -17,8 +14,8 @@ import (
 func (r *run) drain(f *Fence) bool {
 	return r.drainLoop(drainEnds{
 		fence:     f,
-		timedOut:  func() { r.rollback(f, r.timeoutSummary(), ErrTimeout) },
-		cancelled: func() { r.rollback(f, "cancelled during the drain", ErrCancelled) },
+		timedOut:  func() { r.rollback(f, RollbackWhy{Timeout: r.drainTimeout()}, ErrTimeout) },
+		cancelled: func() { r.rollback(f, RollbackWhy{Cancelled: true, Drain: true}, ErrCancelled) },
 		empty:     func() drainStep { return r.unmountWhenEmpty(f) },
 	})
 }
@@ -79,11 +76,11 @@ func (r *run) drainLoop(ends drainEnds) bool {
 			return false
 		}
 		if err != nil {
-			r.send(Event{Stage: StageDrain, What: "rescan failed", Err: err})
+			r.send(Event{Stage: StageDrain, Note: DrainRescanFailed{}, Err: err})
 			continue
 		}
 		r.remaining = hs
-		if n := stuckHolders(hs); n > 0 && r.serverCheck(f, fmt.Sprintf("%d %s in D state", n, plural(n, "holder"))) && f != nil {
+		if n := stuckHolders(hs); n > 0 && r.serverCheck(f, CutCause{Kind: CauseDState, Count: n}) && f != nil {
 			return true
 		}
 		if len(r.releases) > 0 {
@@ -100,7 +97,7 @@ func (r *run) drainLoop(ends drainEnds) bool {
 			}
 		}
 		r.actAll(StageDrain, hs)
-		r.send(Event{Stage: StageDrain, Remaining: len(hs), What: fmt.Sprintf("%d %s left: %s", len(hs), plural(len(hs), "holder"), r.whyLeft(hs)) + r.releasesLeft(), Holders: r.changedPicture()})
+		r.send(Event{Stage: StageDrain, Remaining: len(hs), Note: DrainLeft{Left: r.whyLeft(hs), NotReleased: r.releasesLeft()}, Holders: r.changedPicture()})
 	}
 }
 
@@ -108,13 +105,13 @@ func (r *run) drainLoop(ends drainEnds) bool {
 // mount: the real unmount (gone), or, still busy, why (the drain goes
 // on), or a failure, which rolls the fence back (the run ended).
 func (r *run) unmountWhenEmpty(f *Fence) drainStep {
-	r.send(Event{Stage: StageDrain, What: "nothing holds the mount any more; unmounting", Holders: r.changedPicture()})
+	r.send(Event{Stage: StageDrain, Note: NothingHolds{}, Holders: r.changedPicture()})
 	err := r.unmountReal(f)
 	if err == nil {
 		return drainGone
 	}
 	if !isBusy(err) {
-		r.rollback(f, "the unmount failed: "+oneLine(err.Error()), err)
+		r.rollback(f, RollbackWhy{UnmountText: oneLine(err.Error())}, err)
 		return drainEnded
 	}
 	ids := []inspect.MountID{r.target.ID}
@@ -125,38 +122,27 @@ func (r *run) unmountWhenEmpty(f *Fence) drainStep {
 	if r.server.Probed && !r.server.Answering && errors.As(err, &ue) {
 		ue.Hint = "" // not a loop device or swap file: the server (busyHint)
 	}
-	r.send(Event{Stage: StageDrain, What: "busy, but no process holds it: " + r.busyReason(ids...) + r.releasesLeft(), Err: err, Holders: r.changedPicture()})
+	r.send(Event{Stage: StageDrain, Note: BusyNoHolder{Why: r.busyReason(ids...), NotReleased: r.releasesLeft()}, Err: err, Holders: r.changedPicture()})
 	return drainNext
 }
 
 // busyHint explains an EBUSY with no process holding the mount: a server
 // that does not answer, or what else holds it (busyHint).
-func (r *run) busyHint(ids []inspect.MountID) string {
+func (r *run) busyHint(ids []inspect.MountID) BusyWhy {
 	if r.server.Probed && !r.server.Answering {
-		return r.deadHint()
+		return BusyWhy{Dead: r.deadHint()}
 	}
-	return busyHint(r.lastSnap, ids...)
+	return BusyWhy{HintText: busyHint(r.lastSnap, ids...)}
 }
 
 // remainingHolders are the holders of the last scan.
 func (r *run) remainingHolders() []inspect.Holder { return r.remaining }
 
-// whyLeft explains each remaining holder: refused (why), signalled, D state.
-func (r *run) whyLeft(hs []inspect.Holder) string {
-	var parts []string
-	for i, h := range hs {
-		if i == 5 {
-			parts = append(parts, fmt.Sprintf("and %d more", len(hs)-5))
-			break
-		}
-		st := r.holders[h.PID]
-		why := st.State.String()
-		switch {
-		case h.State == 'D':
-			why = "in D state (uninterruptible sleep; it stops only when its I/O completes)"
-		case st.reason() != "" && st.State != StatusPending:
-			why = st.State.String() + ": " + st.reason()
-		}
+// whyLeft explains each remaining holder: how it holds the mount (the
+// kinds of its uses) and its state (refused and why, signalled, D state).
+func (r *run) whyLeft(hs []inspect.Holder) []LeftHolder {
+	out := make([]LeftHolder, 0, len(hs))
+	for _, h := range hs {
 		kinds := map[string]bool{}
 		var ks []string
 		for _, use := range h.Uses {
@@ -165,23 +151,27 @@ func (r *run) whyLeft(hs []inspect.Holder) string {
 				ks = append(ks, k)
 			}
 		}
-		parts = append(parts, fmt.Sprintf("%s by %s, %s", r.who(h), strings.Join(ks, "+"), why))
+		out = append(out, LeftHolder{Who: r.who(h), Kinds: ks, DState: h.State == 'D', State: *r.holders[h.PID]})
 	}
-	return strings.Join(parts, "; ")
+	return out
 }
 
-// timeoutSummary says why the drain gave up: the holders left and why, or,
+// drainTimeout says why the drain gave up: the holders left and why, or,
 // with none left, what else keeps the mount busy.
-func (r *run) timeoutSummary() string {
+func (r *run) drainTimeout() *DrainTimeout {
+	t := &DrainTimeout{Timeout: r.plan.Timeout, NotReleased: r.releasesLeft()}
 	left := r.remainingHolders()
 	if len(left) == 0 && r.lastSnap != nil {
 		ids := []inspect.MountID{r.target.ID}
 		for _, s := range r.plan.Submounts {
 			ids = append(ids, s.ID)
 		}
-		return fmt.Sprintf("the mount was still busy after %v: %s%s", r.plan.Timeout, r.busyReason(ids...), r.releasesLeft())
+		busy := r.busyReason(ids...)
+		t.Busy = &busy
+		return t
 	}
-	return fmt.Sprintf("%d %s still held the mount after %v: %s%s", len(left), plural(len(left), "holder"), r.plan.Timeout, r.whyLeft(left), r.releasesLeft())
+	t.Left = r.whyLeft(left)
+	return t
 }
 
 // noteRestored reports the holders left inside an injected syscall that
@@ -193,7 +183,7 @@ func (r *run) noteRestored() {
 		return
 	}
 	for _, pid := range r.order {
-		if r.stuck[pid] == "" {
+		if _, ok := r.stuck[pid]; !ok {
 			continue
 		}
 		if what, ok := rr.Restored(pid); ok {
@@ -201,8 +191,8 @@ func (r *run) noteRestored() {
 			delete(r.retry, pid)
 			r.revoked++
 			st := r.holders[pid]
-			st.State, st.Reason = StatusRevoked, what
-			r.send(Event{Stage: StageRevoke, PID: pid, What: fmt.Sprintf("pid %d (%s): %s", pid, termsafe.Text(st.Comm), what), Holders: r.changedPicture()})
+			st.State, st.Why = StatusRevoked, HolderRestored{Who: Who{PID: pid, Comm: st.Comm}, WhatText: what}
+			r.send(Event{Stage: StageRevoke, PID: pid, Note: st.Why, Holders: r.changedPicture()})
 		}
 	}
 }
@@ -211,15 +201,15 @@ func (r *run) noteRestored() {
 // it: a holder left inside an injected close(2) no longer has the fd in
 // its table, but the call holds the file until it returns; otherwise
 // busyHint.
-func (r *run) busyReason(ids ...inspect.MountID) string {
-	var ws []string
+func (r *run) busyReason(ids ...inspect.MountID) BusyWhy {
+	var ws []Stuck
 	for _, pid := range r.order {
-		if w := r.stuck[pid]; w != "" {
+		if w, ok := r.stuck[pid]; ok {
 			ws = append(ws, w)
 		}
 	}
 	if len(ws) > 0 {
-		return strings.Join(ws, "; ") + ", which holds the file until the call returns"
+		return BusyWhy{Stuck: ws}
 	}
 	return r.busyHint(ids)
 }

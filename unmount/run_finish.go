@@ -3,13 +3,11 @@ package unmount
 import (
 	"context"
 	"errors"
-	"fmt"
 	"path"
 	"strings"
 
 	"mounttop/inspect"
 	"mounttop/internal/bounded"
-	"mounttop/internal/termsafe"
 )
 
 // stackedIDs are the unique IDs of the plan's stacked filesystems
@@ -37,12 +35,11 @@ func (r *run) unmountStacked(ctx context.Context) error {
 		if errors.Is(err, ErrGone) {
 			continue
 		}
-		what := fmt.Sprintf("the %s at %s (it uses the mount as a layer)", termsafe.Text(m.FSType), termsafe.Quote(m.Mountpoint))
 		if err != nil {
-			r.send(Event{Stage: StageUnmount, Mount: m.ID, Err: err, What: what})
+			r.send(Event{Stage: StageUnmount, Mount: m.ID, Err: err, Note: StackedUnmounted{FSType: m.FSType, Mountpoint: m.Mountpoint, Failed: true}})
 			return err
 		}
-		r.send(Event{Stage: StageUnmount, Mount: m.ID, What: what + " unmounted first"})
+		r.send(Event{Stage: StageUnmount, Mount: m.ID, Note: StackedUnmounted{FSType: m.FSType, Mountpoint: m.Mountpoint}})
 	}
 	return nil
 }
@@ -66,7 +63,7 @@ func (r *run) unmountReal(f *Fence) error {
 		if err := u.sys.RemoveFence(f); err != nil {
 			return err
 		}
-		r.send(Event{Stage: StageUnmount, What: "fence removed (over-mount); unmounting the mount beneath it"})
+		r.send(Event{Stage: StageUnmount, Note: OverFenceRemoved{}})
 	}
 	for _, sub := range r.plan.Submounts {
 		m := sub
@@ -81,10 +78,10 @@ func (r *run) unmountReal(f *Fence) error {
 			if errors.Is(err, ErrGone) {
 				continue
 			}
-			r.send(Event{Stage: StageUnmount, Mount: sub.ID, Err: err, What: "submount " + termsafe.Quote(sub.Mountpoint)})
+			r.send(Event{Stage: StageUnmount, Mount: sub.ID, Err: err, Note: SubmountUnmounted{Mountpoint: sub.Mountpoint, Failed: true}})
 			return err
 		}
-		r.send(Event{Stage: StageUnmount, Mount: sub.ID, What: fmt.Sprintf("submount %s unmounted", termsafe.Quote(sub.Mountpoint))})
+		r.send(Event{Stage: StageUnmount, Mount: sub.ID, Note: SubmountUnmounted{Mountpoint: sub.Mountpoint}})
 	}
 	m := r.target
 	m.Mountpoint = f.RealPath
@@ -101,43 +98,34 @@ func (r *run) unmountReal(f *Fence) error {
 	if f.Kind == FenceOver {
 		f.Close() // the fence went first; nothing is left to do from its fds
 	}
-	r.send(Event{Stage: StageUnmount, What: fmt.Sprintf("umount2 of %s (not lazy): unmounted, verified by statmount", termsafe.Quote(f.RealPath))})
+	r.send(Event{Stage: StageUnmount, Note: RealUnmounted{Path: f.RealPath}})
 	return nil
 }
 
 // finish removes a FenceBeneath and ends the run.
 func (r *run) finish(f *Fence) {
 	if f.Kind == FenceBeneath {
-		op := "removing the fence at " + termsafe.Quote(f.Target)
+		op := callOn("removing the fence at", f.Target)
 		if err := r.u.calls.Do(r.cleanupCtx(), r.callLimit(), op, bounded.AnyThread, func() error { return r.u.sys.RemoveFence(f) }); err != nil {
-			r.abandoned(StageUnmount, err, "")
-			r.send(Event{Stage: StageUnmount, Err: err, What: "the filesystem is unmounted, but removing the fence failed: " + termsafe.Quote(f.Target) + " still shows an empty read-only tmpfs"})
-			r.done(Result{Gone: true, Summary: "unmounted; the fence is left at " + termsafe.Quote(f.Target)}, err)
+			r.abandoned(StageUnmount, err, ConsequenceNone)
+			r.send(Event{Stage: StageUnmount, Err: err, Note: FenceLeft{Target: f.Target}})
+			r.done(Result{Gone: true, Outcome: FenceStays{Target: f.Target}}, err)
 			return
 		}
-		again := " is a plain directory again"
-		if f.File {
-			again = " is the file underneath again"
-		}
-		r.send(Event{Stage: StageUnmount, What: "fence removed: " + termsafe.Quote(f.Target) + again})
+		r.send(Event{Stage: StageUnmount, Note: FenceRemoved{Target: f.Target, File: f.File}})
 	}
 	r.noteRestored()
-	summary := fmt.Sprintf("%s is unmounted (verified): %d %s revoked, %d signalled",
-		termsafe.Quote(r.target.Mountpoint), r.revoked, plural(r.revoked, "holder"), r.signalled)
-	// Not restored yet: the call may have returned (the connection was
-	// cut) without the tracer process having let the holder go.
-	summary += r.unsettled()
-	if r.server.Aborted && !r.plan.Server.Aborted {
-		summary += "; the server was not answering: the connection was cut, data not yet written is lost"
-	}
-	if r.released > 0 {
-		summary += fmt.Sprintf(", %d %s", r.released, plural(r.released, "release"))
-	}
+	// Unsettled: not restored yet: the call may have returned (the
+	// connection was cut) without the tracer process having let the
+	// holder go.
+	gone := StagedGone{Mountpoint: r.target.Mountpoint, Revoked: r.revoked, Signalled: r.signalled, Released: r.released,
+		Unsettled: r.unsettled(), CutOff: r.cutByRun()}
 	if err := r.releaseFailures(); err != nil {
 		// The mount is gone, but not what the operator asked to free
 		// with it: the result line says so first, and the run fails.
-		r.done(Result{Gone: true, Summary: "NOT released" + strings.TrimPrefix(r.releasesLeft(), "; not released") + "; " + summary}, err)
+		gone.NotReleased = r.releasesLeft()
+		r.done(Result{Gone: true, Outcome: gone}, err)
 		return
 	}
-	r.done(Result{Gone: true, Summary: summary}, nil)
+	r.done(Result{Gone: true, Outcome: gone}, nil)
 }

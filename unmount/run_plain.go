@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"mounttop/inspect"
-	"mounttop/internal/termsafe"
 )
 
 // plain runs Lazy or Force, submounts first (deepest first) when the plan
@@ -15,7 +14,7 @@ import (
 func (r *run) plain() {
 	p := r.plan
 	if p.Mode == ModeForce && ForceIgnored(p.Target.FSType) {
-		r.send(Event{Stage: StageUnmount, What: ForceIgnoredNote(p.Target.FSType)})
+		r.send(Event{Stage: StageUnmount, Note: ForceIgnoredFS{FSType: p.Target.FSType}})
 	}
 	list := []inspect.Mount{p.Target}
 	if p.Mode == ModeForce {
@@ -34,16 +33,12 @@ func (r *run) plain() {
 			err = r.u.Force(r.ctx, m)
 		}
 		if err != nil {
-			r.fail(StageUnmount, err, fmt.Sprintf("umount2(%s) of %s failed", flag, termsafe.Quote(m.Mountpoint)))
+			r.fail(StageUnmount, err, PlainUnmounted{Flag: flag, Mountpoint: m.Mountpoint, Failed: true})
 			return
 		}
-		r.send(Event{Stage: StageUnmount, Mount: m.ID, What: fmt.Sprintf("umount2(%s) of %s: gone (verified by statmount)", flag, termsafe.Quote(m.Mountpoint))})
+		r.send(Event{Stage: StageUnmount, Mount: m.ID, Note: PlainUnmounted{Flag: flag, Mountpoint: m.Mountpoint}})
 	}
-	summary := fmt.Sprintf("%s is unmounted", termsafe.Quote(p.Target.Mountpoint))
-	if p.Mode == ModeLazy && len(p.Holders) > 0 {
-		summary += fmt.Sprintf(" (detached: the filesystem lives on until its %d %s let go)", len(p.Holders), plural(len(p.Holders), "holder"))
-	}
-	r.done(Result{Gone: true, Summary: summary}, nil)
+	r.done(Result{Gone: true, Outcome: PlainGone{Mountpoint: p.Target.Mountpoint, Lazy: p.Mode == ModeLazy, Holders: len(p.Holders)}}, nil)
 }
 
 // expire makes the MNT_EXPIRE attempt, or with ExpireWhenIdle re-arms it
@@ -62,46 +57,44 @@ func (r *run) expire() {
 	defer tick.Stop()
 	for attempt := 1; ; attempt++ {
 		res, err := r.u.Expire(r.ctx, m)
-		var what string
+		what := ExpireAttempt{Attempt: attempt}
 		switch {
 		case err != nil && p.ExpireWhenIdle && attempt > 1 && errors.Is(err, ErrGone):
 			// Gone between two attempts (statmount: ENOENT): something else
 			// unmounted it, or our mark expired it through another path.
-			r.send(Event{Stage: StageExpire, What: fmt.Sprintf("attempt %d: the mount is gone (unmounted by something else)", attempt)})
-			r.done(Result{Gone: true, Summary: fmt.Sprintf("%s is no longer mounted", termsafe.Quote(m.Mountpoint))}, nil)
+			what.Step = ExpireElsewhere
+			r.send(Event{Stage: StageExpire, Note: what})
+			r.done(Result{Gone: true, Outcome: Expired{Mountpoint: m.Mountpoint, How: ExpiredElsewhere}}, nil)
 			return
 		case err != nil && !(p.ExpireWhenIdle && isBusy(err)):
-			r.fail(StageExpire, err, fmt.Sprintf("attempt %d", attempt))
+			what.Step = ExpireFailed
+			r.fail(StageExpire, err, what)
 			return
 		case err != nil:
-			what = fmt.Sprintf("attempt %d: %s", attempt, oneLine(err.Error()))
+			what.Step, what.ErrText = ExpireBusy, oneLine(err.Error())
 		case res.Gone:
-			since := ""
-			if !res.PrevMarkedAt.IsZero() {
-				since = " since " + res.PrevMarkedAt.Format(time.TimeOnly)
-			}
-			r.send(Event{Stage: StageExpire, What: fmt.Sprintf("attempt %d: untouched and still marked%s, so umount2(MNT_EXPIRE) unmounted it", attempt, since)})
-			r.done(Result{Gone: true, Summary: fmt.Sprintf("%s expired and is unmounted", termsafe.Quote(m.Mountpoint))}, nil)
+			what.Step, what.MarkedAt = ExpireGone, res.PrevMarkedAt
+			r.send(Event{Stage: StageExpire, Note: what})
+			r.done(Result{Gone: true, Outcome: Expired{Mountpoint: m.Mountpoint, How: ExpiredGone}}, nil)
 			return
 		case res.Cleared:
-			what = fmt.Sprintf("attempt %d: the mark set at %s was cleared by an access since (%d %s so far); marked again",
-				attempt, res.PrevMarkedAt.Format(time.TimeOnly), res.Mark.Cleared, plural(res.Mark.Cleared, "time"))
+			what.Step, what.MarkedAt, what.Cleared = ExpireCleared, res.PrevMarkedAt, res.Mark.Cleared
 		default:
-			what = fmt.Sprintf("attempt %d: idle, now marked for expiry (EAGAIN)", attempt)
+			what.Step = ExpireMarked
 		}
 		if !p.ExpireWhenIdle {
-			r.send(Event{Stage: StageExpire, What: what})
-			r.done(Result{Marked: true, Summary: fmt.Sprintf("%s is marked for expiry: the same command again unmounts it if nothing touches it meanwhile", termsafe.Quote(m.Mountpoint))}, nil)
+			r.send(Event{Stage: StageExpire, Note: what})
+			r.done(Result{Marked: true, Outcome: Expired{Mountpoint: m.Mountpoint, How: ExpiredMarked}}, nil)
 			return
 		}
-		r.send(Event{Stage: StageExpire, What: what, Err: err})
+		r.send(Event{Stage: StageExpire, Note: what, Err: err})
 		select {
 		case <-tick.C:
 		case <-deadline:
-			r.done(Result{Marked: err == nil, Summary: fmt.Sprintf("%s did not become idle within %v", termsafe.Quote(m.Mountpoint), p.Timeout)}, ErrTimeout)
+			r.done(Result{Marked: err == nil, Outcome: Expired{Mountpoint: m.Mountpoint, How: ExpiredNotIdle, Timeout: p.Timeout}}, ErrTimeout)
 			return
 		case <-r.ctx.Done():
-			r.done(Result{Marked: err == nil, Summary: "cancelled; the mount is still there"}, ErrCancelled)
+			r.done(Result{Marked: err == nil, Outcome: Expired{Mountpoint: m.Mountpoint, How: ExpiredCancelled}}, ErrCancelled)
 			return
 		}
 	}

@@ -11,7 +11,6 @@ import (
 
 	"mounttop/inspect"
 	"mounttop/internal/bounded"
-	"mounttop/internal/termsafe"
 )
 
 // transientRelease reports a release failure that may pass: a copy that
@@ -44,7 +43,7 @@ func (r *run) startReleases() {
 func (r *run) releaseSwapsNow() {
 	for _, st := range r.releases {
 		if st.r.Kind == ReleaseSwap && !st.done && !st.r.Refused() {
-			r.applyRelease(st, nil, " (before the fence: under an over-mount fence the file cannot be named)")
+			r.applyRelease(st, nil, true)
 		}
 	}
 }
@@ -58,7 +57,7 @@ func (r *run) applyReleases(f *Fence, retry bool) {
 			continue
 		case st.r.Refused():
 			if !retry {
-				r.send(Event{Stage: StageRelease, What: "not done: " + st.r.legacyWhat() + ": " + st.r.legacyRefused(), Err: ErrRefused})
+				r.send(Event{Stage: StageRelease, Note: ReleaseNotDone{Release: st.r}, Err: ErrRefused})
 				st.done = true
 			}
 			continue
@@ -70,39 +69,38 @@ func (r *run) applyReleases(f *Fence, retry bool) {
 			// its holders were revoked with ours, and the final umount2
 			// propagates to it.
 			st.done = true
-			r.send(Event{Stage: StageRelease, What: fmt.Sprintf("its copy at %s in mount namespace mnt:[%d] goes with our unmount (it propagates there); its holders there are revoked like ours",
-				termsafe.Quote(st.r.Mountpoint), st.r.Namespace)})
+			r.send(Event{Stage: StageRelease, Note: CopyGoesAlong{Mountpoint: st.r.Mountpoint, Namespace: st.r.Namespace}})
 			continue
 		}
 		if st.r.Kind == ReleaseSwap && f != nil && f.Kind == FenceOver {
 			// Tried before the fence and failed: under the over-mount
 			// fence no path leads to the file any more.
 			st.done = true
-			r.send(Event{Stage: StageRelease, Err: st.err, What: "not done: " + st.r.legacyWhat() + ": under the over-mount fence the swap file cannot be named (swapoff(2) takes a path)"})
+			r.send(Event{Stage: StageRelease, Err: st.err, Note: ReleaseNotDone{Release: st.r, SwapCovered: true}})
 			continue
 		}
-		r.applyRelease(st, f, "")
+		r.applyRelease(st, f, false)
 	}
 }
 
 // applyRelease carries out one release and reports it. A copy found busy
 // when a plain unmount was planned (something there holds it now) is
 // unmounted lazily instead.
-func (r *run) applyRelease(st *releaseState, f *Fence, note string) {
+func (r *run) applyRelease(st *releaseState, f *Fence, beforeFence bool) {
 	err := r.boundedRelease(st.r, r.swapPath(st.r.Name, f))
 	if err != nil && st.r.Kind == ReleaseCopy && !st.r.Lazy && errors.Is(err, unix.EBUSY) {
-		r.send(Event{Stage: StageRelease, PID: st.r.PID, Err: err, What: "the copy is busy now; unmounting it lazily instead"})
+		r.send(Event{Stage: StageRelease, PID: st.r.PID, Err: err, Note: CopyBusyLazy{}})
 		st.r.Lazy = true
 		err = r.boundedRelease(st.r, "")
 	}
-	if r.abandoned(StageRelease, err, "it goes on in the kernel (swapoff reads every swapped page back: from a server that does not answer, never); not tried again") {
+	if r.abandoned(StageRelease, err, ConsequenceRelease) {
 		st.done, st.err = true, err
 		return
 	}
 	if err == nil {
 		st.done, st.err = true, nil
 		r.released++
-		r.send(Event{Stage: StageRelease, PID: st.r.PID, What: "done: " + st.r.legacyWhat() + note})
+		r.send(Event{Stage: StageRelease, PID: st.r.PID, Note: Released{Release: st.r, BeforeFence: beforeFence}})
 		return
 	}
 	again := st.err != nil && st.err.Error() == err.Error()
@@ -111,7 +109,7 @@ func (r *run) applyRelease(st *releaseState, f *Fence, note string) {
 		st.done = true // failed for good: reported now, named in the drain
 	}
 	if !again {
-		r.send(Event{Stage: StageRelease, PID: st.r.PID, Err: err, What: "failed: " + st.r.legacyWhat()})
+		r.send(Event{Stage: StageRelease, PID: st.r.PID, Err: err, Note: ReleaseFailed{Release: st.r}})
 	}
 }
 
@@ -120,9 +118,9 @@ func (r *run) applyRelease(st *releaseState, f *Fence, note string) {
 // copy can wait on the filesystem too, and none of them may hold the run
 // up past its deadline (bounded).
 func (r *run) boundedRelease(rel Release, swapPath string) error {
-	op := fmt.Sprintf("release %s %s", rel.Kind, termsafe.Quote(releaseTarget(rel)))
+	op := callOn("release "+rel.Kind.String(), releaseTarget(rel))
 	if rel.Kind == ReleaseSwap {
-		op = "swapoff of " + termsafe.Quote(swapPath)
+		op = callOn("swapoff of", swapPath)
 	}
 	ctx := context.WithoutCancel(r.ctx) // checked by Do; once begun, the call is the kernel's
 	if err := r.ctx.Err(); err != nil {
@@ -156,17 +154,14 @@ func (r *run) releaseFailures() error {
 }
 
 // releasesLeft names the releases that failed, for the drain's report.
-func (r *run) releasesLeft() string {
-	var parts []string
+func (r *run) releasesLeft() []ReleaseLeft {
+	var out []ReleaseLeft
 	for _, st := range r.releases {
 		if st.err != nil && (!st.done || !errors.Is(st.err, ErrRefused)) {
-			parts = append(parts, st.r.legacyWhat()+": "+oneLine(st.err.Error()))
+			out = append(out, ReleaseLeft{Release: st.r, ErrText: oneLine(st.err.Error())})
 		}
 	}
-	if len(parts) == 0 {
-		return ""
-	}
-	return "; not released: " + strings.Join(parts, "; ")
+	return out
 }
 
 // copyHolders are the holders of the copies in other namespaces that

@@ -2,13 +2,11 @@ package unmount
 
 import (
 	"errors"
-	"fmt"
 	"time"
 
 	"golang.org/x/sys/unix"
 
 	"mounttop/inspect"
-	"mounttop/internal/termsafe"
 	"mounttop/unmount/revoke"
 )
 
@@ -20,11 +18,11 @@ func (r *run) revoke(f *Fence) bool {
 		return false
 	}
 	if err != nil {
-		r.send(Event{Stage: StageRevoke, What: "scan failed; the drain will retry", Err: err})
+		r.send(Event{Stage: StageRevoke, Note: RevokeScanFailed{}, Err: err})
 		return true
 	}
 	if len(hs) == 0 {
-		r.send(Event{Stage: StageRevoke, What: "no process holds the mount", Holders: r.changedPicture()})
+		r.send(Event{Stage: StageRevoke, Note: NoHolder{}, Holders: r.changedPicture()})
 		return true
 	}
 	r.actAll(StageRevoke, hs) // stops early if cancelled or past the deadline: the drain rolls back, finishes or times out
@@ -51,10 +49,10 @@ func (r *run) act(stage Stage, h inspect.Holder) {
 func (r *run) prepareRevoke(stage Stage, h inspect.Holder) (RevokeTargets, bool) {
 	st := r.holders[h.PID]
 	if refusal, _ := refusalOf(h); refusal != RefusalNone {
-		why := refusal.legacyText()
-		if st.State != StatusRefused || st.reason() != why {
-			st.State, st.Reason = StatusRefused, why
-			r.send(Event{Stage: stage, PID: h.PID, What: fmt.Sprintf("%s: not revoked: %s", r.who(h), why), Holders: r.changedPicture()})
+		why := HolderNotRevoked{Who: r.who(h), Refusal: refusal}
+		if st.State != StatusRefused || !st.refusedFor(refusal) {
+			st.State, st.Why = StatusRefused, why
+			r.send(Event{Stage: stage, PID: h.PID, Note: why, Holders: r.changedPicture()})
 		}
 		return RevokeTargets{}, false
 	}
@@ -78,43 +76,42 @@ func (r *run) applyRevoke(stage Stage, h inspect.Holder, did string, err error) 
 	case err == nil:
 		delete(r.retry, h.PID)
 		r.revoked++
-		st.State, st.Reason = StatusRevoked, did
-		r.send(Event{Stage: stage, PID: h.PID, What: fmt.Sprintf("%s: %s", r.who(h), did), Holders: r.changedPicture()})
+		st.State, st.Why = StatusRevoked, HolderRevoked{Who: r.who(h), DidText: did}
+		r.send(Event{Stage: stage, PID: h.PID, Note: st.Why, Holders: r.changedPicture()})
 	case errors.Is(err, ErrHolderGone):
-		st.State, st.Reason = StatusGone, "exited"
-		what := fmt.Sprintf("%s exited", r.who(h))
+		st.State, st.Why = StatusGone, HolderExited{Who: r.who(h)}
 		if err != ErrHolderGone { // its pid names another process now
-			st.Reason = oneLine(err.Error())
-			what = fmt.Sprintf("%s: not revoked: %s", r.who(h), st.Reason)
+			st.Why = HolderNotRevoked{Who: r.who(h), ErrText: oneLine(err.Error())}
 		}
-		r.send(Event{Stage: stage, PID: h.PID, What: what, Holders: r.changedPicture()})
+		r.send(Event{Stage: stage, PID: h.PID, Note: st.Why, Holders: r.changedPicture()})
 	default:
 		if r.ctx.Err() != nil && errors.Is(err, r.ctx.Err()) {
 			if r.underWay == nil {
-				r.underWay = map[int]string{}
+				r.underWay = map[int]Who{}
 			}
 			r.underWay[h.PID] = r.who(h)
 		}
 		var se *revoke.StuckError
 		if errors.As(err, &se) {
 			if r.stuck == nil {
-				r.stuck = map[int]string{}
+				r.stuck = map[int]Stuck{}
 			}
-			r.stuck[h.PID] = fmt.Sprintf("%s was left inside %s", r.who(h), se.Inside())
+			r.stuck[h.PID] = Stuck{Who: r.who(h), InsideText: se.Inside()}
 		}
-		again := st.State == StatusRefused && st.Reason == oneLine(err.Error())
-		st.State, st.Reason = StatusRefused, oneLine(err.Error())
+		why := HolderNotRevoked{Who: r.who(h), ErrText: oneLine(err.Error())}
+		again := st.State == StatusRefused && st.Why == Note(why)
+		st.State, st.Why = StatusRefused, why
 		// A holder that did not stop (D state) or whose injected call
 		// hung may come out of it: try it again on the next drain pass.
 		r.retry[h.PID] = errors.Is(err, ErrTransient)
 		if !again {
-			r.send(Event{Stage: stage, PID: h.PID, Err: err, What: fmt.Sprintf("%s: not revoked: %s", r.who(h), oneLine(err.Error())), Holders: r.changedPicture()})
+			r.send(Event{Stage: stage, PID: h.PID, Err: err, Note: why, Holders: r.changedPicture()})
 		}
 		if r.retry[h.PID] {
 			// It did not stop, or its injected call hung: on a dead
 			// server both wait on the server. Cut it off, then the next
 			// pass finds it free.
-			r.serverCheck(r.fenced, fmt.Sprintf("%s could not be revoked in time", r.who(h)))
+			r.serverCheck(r.fenced, CutCause{Kind: CauseRevokeHung, Who: r.who(h)})
 		}
 	}
 }
@@ -151,15 +148,15 @@ func (r *run) signal(stage Stage, h inspect.Holder, st *HolderState) {
 	}
 	proc, err := r.process(h)
 	if err != nil {
-		state, why := StatusGone, oneLine(err.Error())
+		state, why := StatusGone, HolderNotSignalled{Who: Who{PID: h.PID, Comm: h.Comm}, ErrText: oneLine(err.Error()), Gone: true}
 		if !errors.Is(err, ErrHolderGone) {
-			state = StatusRefused
+			state, why.Gone = StatusRefused, false
 		}
-		if st.State == state && st.Reason == why {
+		if st.State == state && st.Why == Note(why) {
 			return // said on an earlier pass
 		}
-		st.State, st.Reason = state, why
-		r.send(Event{Stage: stage, PID: h.PID, Err: err, What: fmt.Sprintf("pid %d (%s): not signalled: %s", h.PID, termsafe.Text(h.Comm), why), Holders: r.changedPicture()})
+		st.State, st.Why = state, why
+		r.send(Event{Stage: stage, PID: h.PID, Err: err, Note: why, Holders: r.changedPicture()})
 		return
 	}
 	at, termed := r.termAt[h.PID]
@@ -182,17 +179,15 @@ func (r *run) signal(stage Stage, h inspect.Holder, st *HolderState) {
 	switch {
 	case err == nil:
 		r.signalled++
-		st.State, st.Reason = StatusSignalled, name
-		why := ""
-		if refusal, _ := refusalOf(h); refusal != RefusalNone {
-			why = " (" + refusal.legacyText() + ")"
-		}
-		r.send(Event{Stage: stage, PID: h.PID, What: fmt.Sprintf("pid %d (%s): sent %s%s", h.PID, termsafe.Text(h.Comm), name, why), Holders: r.changedPicture()})
+		refusal, _ := refusalOf(h)
+		sent := HolderSignalled{Who: Who{PID: h.PID, Comm: h.Comm}, Signal: name, Refusal: refusal}
+		st.State, st.Why = StatusSignalled, sent
+		r.send(Event{Stage: stage, PID: h.PID, Note: sent, Holders: r.changedPicture()})
 	case errors.Is(err, unix.ESRCH):
-		st.State, st.Reason = StatusGone, "exited"
-		r.send(Event{Stage: stage, PID: h.PID, What: fmt.Sprintf("pid %d exited", h.PID), Holders: r.changedPicture()})
+		st.State, st.Why = StatusGone, SignalledExited{PID: h.PID}
+		r.send(Event{Stage: stage, PID: h.PID, Note: st.Why, Holders: r.changedPicture()})
 	default:
-		r.send(Event{Stage: stage, PID: h.PID, Err: err, What: fmt.Sprintf("pid %d (%s): %s failed", h.PID, termsafe.Text(h.Comm), name), Holders: r.changedPicture()})
+		r.send(Event{Stage: stage, PID: h.PID, Err: err, Note: SignalFailed{Who: Who{PID: h.PID, Comm: h.Comm}, Signal: name}, Holders: r.changedPicture()})
 	}
 }
 

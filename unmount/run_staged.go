@@ -2,13 +2,11 @@ package unmount
 
 import (
 	"errors"
-	"fmt"
 	"os"
 
 	"golang.org/x/sys/unix"
 
 	"mounttop/internal/bounded"
-	"mounttop/internal/termsafe"
 )
 
 // staged is the fumount design in userspace: probe -> (a server that does
@@ -19,7 +17,7 @@ import (
 func (r *run) staged() {
 	u := r.u
 	if err := u.check(r.ctx, &r.target, true); err != nil {
-		r.fail(StageFence, &Error{Op: "fence", Target: r.target.Mountpoint, Err: err}, "nothing changed")
+		r.fail(StageFence, &Error{Op: "fence", Target: r.target.Mountpoint, Err: err}, NothingChanged{})
 		return
 	}
 	// The probe, before anything changes. A plan that found the server
@@ -32,11 +30,11 @@ func (r *run) staged() {
 	}
 	r.reportServer(r.server, StageFence)
 	if r.ctx.Err() != nil {
-		r.done(Result{Summary: "cancelled before anything changed"}, ErrCancelled)
+		r.done(Result{Outcome: CancelledEarly{}}, ErrCancelled)
 		return
 	}
-	if !r.server.Answering && r.cutOff(nil, "the server is not answering") {
-		r.done(Result{Gone: true, Summary: fmt.Sprintf("%s is unmounted (verified): umount2(MNT_FORCE) cut it off its dead server, and nothing held it", termsafe.Quote(r.target.Mountpoint))}, nil)
+	if !r.server.Answering && r.cutOff(nil, CutCause{Kind: CauseNotAnswering}) {
+		r.done(Result{Gone: true, Outcome: ForcedGone{Mountpoint: r.target.Mountpoint}}, nil)
 		return
 	}
 	// The fd syncfs needs, opened before the fence (under an over-mount
@@ -63,15 +61,15 @@ func (r *run) staged() {
 	if root != nil {
 		r.syncfs(f, root)
 	} else if r.server.Answering {
-		r.send(Event{Stage: StageFence, What: "no syncfs: the mount's root could not be opened; written data may not be on disk"})
+		r.send(Event{Stage: StageFence, Note: Synced{Step: SyncfsNoRoot}})
 	}
 	closeRoot()
 	if r.ctx.Err() != nil {
-		r.rollback(f, "cancelled before revoke", ErrCancelled)
+		r.rollback(f, RollbackWhy{Cancelled: true}, ErrCancelled)
 		return
 	}
 	if !r.revoke(f) {
-		r.rollback(f, "cancelled before revoke", ErrCancelled)
+		r.rollback(f, RollbackWhy{Cancelled: true}, ErrCancelled)
 		return
 	}
 	if len(r.releases) > 0 && r.ctx.Err() == nil && !r.forcedGone {
@@ -103,7 +101,7 @@ func (r *run) fenceUp() (*Fence, error) {
 	if err != nil && !over && errors.Is(err, unix.EINVAL) {
 		// move_mount refuses MOVE_MOUNT_BENEATH under a shared parent
 		// (and in a few other layouts): the over-mount fence still works.
-		r.send(Event{Stage: StageFence, What: "mount beneath refused (EINVAL); over-mounting instead", Err: err})
+		r.send(Event{Stage: StageFence, Note: BeneathRefused{}, Err: err})
 		r.releaseSwapsNow()
 		f, err = r.putFence(true)
 	}
@@ -117,38 +115,28 @@ func (e tableError) Error() string { return e.err.Error() }
 func (e tableError) Unwrap() error { return e.err }
 
 // fenceFailure is the run's summary when fenceUp failed.
-func (r *run) fenceFailure(err error) string {
+func (r *run) fenceFailure(err error) Note {
 	var te tableError
 	if errors.As(err, &te) {
-		return "nothing changed" + r.abortedNote()
+		return NothingChanged{Aborted: r.cutByRun()}
 	}
-	return "could not fence" + r.abortedNote()
+	return CouldNotFence{Aborted: r.cutByRun()}
 }
 
 // sayFenced reports the fence that is up and what it does to new opens.
 func (r *run) sayFenced(f *Fence) {
-	fence, effect := "an empty read-only tmpfs", "new opens: ENOENT, creates: EROFS"
-	if f.File {
-		fence, effect = "an empty read-only file", "reads: nothing, writes: EROFS"
-	}
-	if f.Kind == FenceBeneath {
-		r.send(Event{Stage: StageFence, What: fmt.Sprintf("fenced by beneath-swap: %s now shows %s (%s); the mount itself is at %s",
-			termsafe.Quote(f.Target), fence, effect, termsafe.Quote(f.RealPath))})
-		return
-	}
-	r.send(Event{Stage: StageFence, What: fmt.Sprintf("fenced by over-mount (the parent is shared): %s covers %s and its peers",
-		fence, termsafe.Quote(f.Target))})
+	r.send(Event{Stage: StageFence, Note: Fenced{Over: f.Kind != FenceBeneath, File: f.File, Target: f.Target, RealPath: f.RealPath}})
 }
 
 // putFence puts the fence up, bounded: a fence call that returns after it was
 // abandoned is rolled back at once, so no fence is left behind unknown.
 func (r *run) putFence(over bool) (*Fence, error) {
 	t := r.target
-	op := "fencing " + termsafe.Quote(t.Mountpoint)
+	op := callOn("fencing", t.Mountpoint)
 	f, err := bounded.Value(r.ctx, r.u.calls, r.callLimit(), op, bounded.AnyThread,
 		func() (*Fence, error) { return r.u.sys.Fence(&t, over) },
 		func(f *Fence) { _ = r.u.sys.Rollback(f) })
-	r.abandoned(StageFence, err, "if it completes after all, the fence is rolled back at once")
+	r.abandoned(StageFence, err, ConsequenceFenceLater)
 	return f, err
 }
 
@@ -159,20 +147,20 @@ func (r *run) putFence(over bool) (*Fence, error) {
 // nil comes back.
 func (r *run) openRoot() *os.File {
 	t := r.target
-	op := "open of the root of " + termsafe.Quote(t.Mountpoint) + " (for syncfs)"
+	op := callOn("open of the root of", t.Mountpoint) + " (for syncfs)"
 	root, err := bounded.Value(r.ctx, r.u.calls, r.callLimit(), op, bounded.AnyThread,
 		func() (*os.File, error) { return r.u.sys.OpenRoot(t.Mountpoint, t.ID) },
 		func(f *os.File) { f.Close() })
 	switch {
 	case err == nil:
 		return root
-	case r.abandoned(StageFence, err, "no syncfs; written data may not be on disk"):
+	case r.abandoned(StageFence, err, ConsequenceNoSyncfs):
 		r.serverStopped(nil, op)
 	case errors.Is(err, unix.ENOTCONN):
 		r.server.Answering, r.server.Aborted = false, true
-		r.send(Event{Stage: StageFence, What: "the connection to the server is aborted (ENOTCONN from the open of the root): nothing can be synced"})
+		r.send(Event{Stage: StageFence, Note: Synced{Step: SyncfsAbortedAtOpen}})
 	default:
-		r.send(Event{Stage: StageFence, What: "opening the mount's root for syncfs failed: written data may not be on disk", Err: err})
+		r.send(Event{Stage: StageFence, Note: Synced{Step: SyncfsOpenFailed}, Err: err})
 	}
 	return nil
 }
@@ -182,71 +170,57 @@ func (r *run) openRoot() *os.File {
 func (r *run) serverStopped(f *Fence, op string) {
 	r.server.Answering = false
 	r.server.Probe = Probe{Outcome: ProbeTimedOut, Call: op, Limit: r.callLimit()}
-	r.cutOff(f, "the server stopped answering")
+	r.cutOff(f, CutCause{Kind: CauseStopped})
 }
 
 // syncfs flushes the fenced filesystem through root, bounded. One that
 // does not return in time means the server stopped answering: the
 // filesystem is cut off it.
 func (r *run) syncfs(f *Fence, root *os.File) {
-	op := "syncfs of " + termsafe.Quote(r.target.Mountpoint)
+	op := callOn("syncfs of", r.target.Mountpoint)
 	err := r.u.calls.Do(r.ctx, r.callLimit(), op, bounded.AnyThread, func() error { return r.u.sys.Syncfs(root) })
 	switch {
 	case err == nil:
-		r.send(Event{Stage: StageFence, What: "syncfs: data written so far is on disk"})
-	case r.abandoned(StageFence, err, "written data may not be on disk"):
+		r.send(Event{Stage: StageFence, Note: Synced{Step: SyncfsDone}})
+	case r.abandoned(StageFence, err, ConsequenceUnsynced):
 		r.serverStopped(f, op)
 	case errors.Is(err, unix.ENOTCONN):
 		r.server.Answering, r.server.Aborted = false, true
-		r.send(Event{Stage: StageFence, What: "the connection to the server is aborted (syncfs: ENOTCONN): nothing can be synced"})
+		r.send(Event{Stage: StageFence, Note: Synced{Step: SyncfsAborted}})
 	default:
-		r.send(Event{Stage: StageFence, What: "syncfs failed: written data may not be on disk", Err: err})
+		r.send(Event{Stage: StageFence, Note: Synced{Step: SyncfsFailed}, Err: err})
 	}
 }
 
-// abortedNote says, after a failure, that the connection was cut: that
-// stays so whatever else is undone.
-func (r *run) abortedNote() string {
-	if r.server.Aborted && !r.plan.Server.Aborted {
-		return "; the connection to the server was aborted and stays so (I/O on the mount fails)"
-	}
-	return ""
-}
+// cutByRun says whether this run cut the connection to the server: after
+// a failure, that stays so whatever else is undone.
+func (r *run) cutByRun() bool { return r.server.Aborted && !r.plan.Server.Aborted }
 
 // rollback undoes the fence and ends the run.
-func (r *run) rollback(f *Fence, why string, cause error) {
-	op := "rolling back the fence at " + termsafe.Quote(f.Target)
+func (r *run) rollback(f *Fence, why RollbackWhy, cause error) {
+	op := callOn("rolling back the fence at", f.Target)
 	err := r.u.calls.Do(r.cleanupCtx(), r.callLimit(), op, bounded.AnyThread, func() error { return r.u.sys.Rollback(f) })
 	if err != nil {
-		r.abandoned(StageRollback, err, "")
-		r.send(Event{Stage: StageRollback, Err: err, What: "rolling back the fence failed: " + r.fenceState(f) + r.abortedNote()})
-		r.done(Result{Summary: why + "; rolling back the fence failed: " + r.fenceState(f) + r.abortedNote()}, errors.Join(cause, err))
+		r.abandoned(StageRollback, err, ConsequenceNone)
+		failed := RollbackFailed{Fence: r.fenceState(f), Aborted: r.cutByRun()}
+		r.send(Event{Stage: StageRollback, Err: err, Note: failed})
+		r.done(Result{Outcome: RolledBack{Why: why, Failed: &failed}}, errors.Join(cause, err))
 		return
 	}
-	what := fmt.Sprintf("fence removed: the mount (%d) is back at %s", r.target.ID, termsafe.Quote(f.Target))
+	back := FenceRolledBack{MountID: r.target.ID, Target: f.Target, Unsettled: r.unsettled(), Aborted: r.cutByRun()}
 	switch {
 	case r.revoked+r.signalled+r.released > 0:
-		what += fmt.Sprintf("; %d holders were revoked and %d signalled before that and stay so", r.revoked, r.signalled)
-		if r.released > 0 {
-			what += fmt.Sprintf("; %d %s done stay so", r.released, plural(r.released, "release"))
-		}
-	case len(r.stuck)+len(r.underWay) == 0 && (!r.server.Aborted || r.plan.Server.Aborted):
-		what += "; everything is as it was"
+		back.Revoked, back.Signalled, back.Released = r.revoked, r.signalled, r.released
+	case len(r.stuck)+len(r.underWay) == 0 && !r.cutByRun():
+		back.AsItWas = true
 	}
-	what += r.unsettled()
-	what += r.abortedNote()
-	r.send(Event{Stage: StageRollback, What: what})
-	r.done(Result{Summary: why + "; " + what, Remaining: r.remainingHolders()}, cause)
+	r.send(Event{Stage: StageRollback, Note: back})
+	r.done(Result{Outcome: RolledBack{Why: why, Done: &back}, Remaining: r.remainingHolders()}, cause)
 }
 
 // fenceState says where things are while fenced, for a failure report.
-func (r *run) fenceState(f *Fence) string {
-	if f.Kind == FenceBeneath {
-		return fmt.Sprintf("%s shows an empty read-only tmpfs (the fence, mount %d); the filesystem is still mounted at %s (mount %d)",
-			termsafe.Quote(f.Target), f.FenceID, termsafe.Quote(f.RealPath), r.target.ID)
-	}
-	return fmt.Sprintf("an empty read-only tmpfs (mount %d) covers %s, the filesystem is still mounted beneath it (mount %d)",
-		f.FenceID, termsafe.Quote(f.Target), r.target.ID)
+func (r *run) fenceState(f *Fence) FenceState {
+	return FenceState{Over: f.Kind != FenceBeneath, Target: f.Target, RealPath: f.RealPath, FenceID: f.FenceID, MountID: r.target.ID}
 }
 
 // stagedDetached finishes what a lazy unmount started: the target is a
@@ -257,7 +231,7 @@ func (r *run) fenceState(f *Fence) string {
 // unique ID, or the timeout.
 func (r *run) stagedDetached() {
 	p := r.plan
-	r.send(Event{Stage: StageFence, What: fmt.Sprintf("no fence: detached mount %d is in no mount table, so no path can open anything on it; no syncfs either (no path to it): the kernel syncs the filesystem when it lets go of it", r.target.ID)})
+	r.send(Event{Stage: StageFence, Note: DetachedNoFence{MountID: r.target.ID}})
 	// The probe goes through a holder's fd or cwd (no path names the
 	// mount); a server that does not answer is cut off before revoking.
 	r.server = p.Server
@@ -266,55 +240,48 @@ func (r *run) stagedDetached() {
 	}
 	r.reportServer(r.server, StageFence)
 	if !r.server.Answering && r.ctx.Err() == nil {
-		r.cutOff(nil, "the server is not answering")
+		r.cutOff(nil, CutCause{Kind: CauseNotAnswering})
 	}
 	if !r.revoke(nil) || r.ctx.Err() != nil {
-		r.done(Result{Summary: r.detachedCancelled()}, ErrCancelled)
+		r.done(Result{Outcome: r.detachedCancelled()}, ErrCancelled)
 		return
 	}
 	r.drainLoop(drainEnds{
 		timedOut: func() {
 			left := r.remainingHolders()
-			r.done(Result{Summary: fmt.Sprintf("%d %s still held detached mount %d after %v: %s", len(left), plural(len(left), "holder"), r.target.ID, p.Timeout, r.whyLeft(left)),
-				Remaining: left}, ErrTimeout)
+			r.done(Result{Outcome: DetachedEnd{MountID: r.target.ID, TimedOut: true, Timeout: p.Timeout, Left: r.whyLeft(left)}, Remaining: left}, ErrTimeout)
 		},
 		cancelled: func() {
-			r.done(Result{Summary: r.detachedCancelled(), Remaining: r.remainingHolders()}, ErrCancelled)
+			r.done(Result{Outcome: r.detachedCancelled(), Remaining: r.remainingHolders()}, ErrCancelled)
 		},
 		empty: func() drainStep {
 			if _, still := r.lastSnap.Mount(r.target.ID); still {
 				return drainReport
 			}
-			r.send(Event{Stage: StageUnmount, What: fmt.Sprintf("no process holds detached mount %d any more (verified by a scan): the kernel releases it", r.target.ID), Holders: r.changedPicture()})
-			r.done(Result{Gone: true, Summary: fmt.Sprintf("detached mount %d is gone (no holder left, verified): %d %s revoked, %d signalled",
-				r.target.ID, r.revoked, plural(r.revoked, "holder"), r.signalled)}, nil)
+			r.send(Event{Stage: StageUnmount, Note: DetachedReleased{MountID: r.target.ID}, Holders: r.changedPicture()})
+			r.done(Result{Gone: true, Outcome: DetachedEnd{MountID: r.target.ID, Gone: true, Revoked: r.revoked, Signalled: r.signalled}}, nil)
 			return drainGone
 		},
 	})
 }
 
-func (r *run) detachedCancelled() string {
-	if r.revoked+r.signalled > 0 {
-		return fmt.Sprintf("cancelled; %d holders were revoked and %d signalled and stay so; the detached mount lives on while the rest hold it", r.revoked, r.signalled) + r.unsettled()
-	}
-	if u := r.unsettled(); u != "" {
-		return "cancelled" + u
-	}
-	return "cancelled; nothing changed"
+// detachedCancelled is how a cancelled run on a detached mount ended.
+func (r *run) detachedCancelled() DetachedEnd {
+	return DetachedEnd{MountID: r.target.ID, Revoked: r.revoked, Signalled: r.signalled, Unsettled: r.unsettled()}
 }
 
-// unsettled lists, "; " first, the holders the tracer process still has:
-// left inside an injected syscall (stuck), or with a revoke the run
-// stopped waiting for (underWay). Empty when there are none.
-func (r *run) unsettled() string {
-	var out string
+// unsettled lists, in the run's order, the holders the tracer process
+// still has: left inside an injected syscall (stuck), or with a revoke the
+// run stopped waiting for (underWay).
+func (r *run) unsettled() Unsettled {
+	var u Unsettled
 	for _, pid := range r.order {
-		if w := r.stuck[pid]; w != "" {
-			out += "; " + w + ": the tracer process restores it when the call returns"
+		if w, ok := r.stuck[pid]; ok {
+			u = append(u, UnsettledHolder{Who: w.Who, InsideText: w.InsideText})
 		}
-		if w := r.underWay[pid]; w != "" {
-			out += "; the revoke of " + w + " was under way when the run was cancelled: the tracer process finishes it (what it took stays taken) or, had it not begun, leaves the process untouched"
+		if w, ok := r.underWay[pid]; ok {
+			u = append(u, UnsettledHolder{Who: w, UnderWay: true})
 		}
 	}
-	return out
+	return u
 }

@@ -58,7 +58,7 @@ func requireGone(t *testing.T, evs []Event, dir string) {
 	t.Helper()
 	res, err := result(t, evs)
 	if err != nil || !res.Gone {
-		t.Fatalf("not gone: %v (%s)", err, res.Summary)
+		t.Fatalf("not gone: %v (%s)", err, summaryOf(res))
 	}
 	if testns.IsMountPoint(dir) {
 		t.Fatalf("%s is still a mount point (the fence?)", dir)
@@ -242,8 +242,8 @@ func TestStagedExeOnMountClose(t *testing.T) {
 	if len(res.Remaining) != 1 || res.Remaining[0].PID != v.PID {
 		t.Fatalf("remaining %+v", res.Remaining)
 	}
-	if !strings.Contains(res.Summary, "its executable is on the mount") || !strings.Contains(res.Summary, "is back at") {
-		t.Fatalf("summary %q", res.Summary)
+	if !strings.Contains(summaryOf(res), "its executable is on the mount") || !strings.Contains(summaryOf(res), "is back at") {
+		t.Fatalf("summary %q", summaryOf(res))
 	}
 	if !v.Alive() {
 		t.Fatal("the close policy signalled an exe-on-mount holder")
@@ -383,8 +383,8 @@ func TestStagedChrootClose(t *testing.T) {
 	v := testns.StartVictim(t, testns.RoleRoot, dir)
 	evs := staged(t, realUnmounter(t), dir, Plan{Policy: PolicyClose, Timeout: 300 * time.Millisecond})
 	res, err := result(t, evs)
-	if !errors.Is(err, ErrTimeout) || !strings.Contains(res.Summary, "its root directory (chroot) is on the mount") {
-		t.Fatalf("%v %q", err, res.Summary)
+	if !errors.Is(err, ErrTimeout) || !strings.Contains(summaryOf(res), "its root directory (chroot) is on the mount") {
+		t.Fatalf("%v %q", err, summaryOf(res))
 	}
 	if !v.Alive() || !testns.IsMountPoint(dir) {
 		t.Fatal("the holder or the mount is gone")

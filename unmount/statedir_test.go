@@ -175,8 +175,8 @@ func TestJournalWriteErrorStopsTheRun(t *testing.T) {
 		t.Fatalf("stages %q, want plan done", got)
 	}
 	res, rerr := result(t, evs)
-	if !errors.Is(rerr, ErrRefused) || !errors.Is(rerr, unix.ENOSPC) || !strings.Contains(res.Summary, "nothing changed") {
-		t.Fatalf("result %v: %s", rerr, res.Summary)
+	if !errors.Is(rerr, ErrRefused) || !errors.Is(rerr, unix.ENOSPC) || !strings.Contains(summaryOf(res), "nothing changed") {
+		t.Fatalf("result %v: %s", rerr, summaryOf(res))
 	}
 	if after := mountIDs(t, dir); len(after) != 1 || after[0] != before[0] || !v.Alive() {
 		t.Fatalf("something changed: mounts %v -> %v, holder alive %v", before, after, v.Alive())
@@ -379,7 +379,7 @@ func TestJournalLostMidRun(t *testing.T) {
 	evs := collect(u.Run(ctx, p))
 	res, rerr := result(t, evs)
 	if rerr != nil || !res.Gone {
-		t.Fatalf("the run did not finish: %v %s", rerr, res.Summary)
+		t.Fatalf("the run did not finish: %v %s", rerr, summaryOf(res))
 	}
 	var lost []string
 	for _, ev := range evs {

@@ -1,20 +1,31 @@
 package unmount
 
-// The operator's words for the plan, its warnings, releases, the server's
-// probe, the filesystem and leftovers are internal/present's, which this
-// package cannot import; present_words_test.go (package unmount_test)
-// sets these before any test runs, so that the tests here check what the
+// The engine returns data (Event.Note, Result.Outcome, PlanWarning,
+// Release, Server, Filesystem, Leftover); the operator's words for it are
+// internal/present's, which this package cannot import (present imports
+// unmount). present_words_test.go (package unmount_test, which can) sets
+// these before any test runs, so that the tests here check what the
 // operator reads.
 var (
-	EventWords     func(Event) string
-	PlanWords      func(*Plan) string
-	WarningWords   func(PlanWarning) string
-	ReleaseWords   func(Release) string
-	RefusedWords   func(Release) string
-	ServerWords    func(Server) string
-	FilesystemText func(*Filesystem) string
-	LeftoverWords  func(Leftover, string) string
+	EventWords         func(Event) string
+	ResultWords        func(Result) string
+	PlanWords          func(*Plan) string
+	WarningWords       func(PlanWarning) string
+	ReleaseWords       func(Release) string
+	RefusedWords       func(Release) string
+	ServerWords        func(Server) string
+	FilesystemText     func(*Filesystem) string
+	FilesystemUseWords func(FilesystemUse) string
+	LeftoverWords      func(Leftover, string) string
 )
+
+// summaryOf is a result's line in present's words ("" for no result).
+func summaryOf(r *Result) string {
+	if r == nil {
+		return ""
+	}
+	return ResultWords(*r)
+}
 
 // warningsWords is every warning of p in words, one a line.
 func warningsWords(p *Plan) string {

@@ -175,15 +175,15 @@ func outcome(sig os.Signal, last unmount.Event) error {
 	s, signalled := sig.(unix.Signal)
 	switch {
 	case signalled && !res.Gone:
-		return &exitError{128 + int(s), errors.New(res.Summary)}
+		return &exitError{128 + int(s), errors.New(present.ResultSummary(*res))}
 	case res.Gone && last.Err == nil:
 		return nil
 	case res.Marked && last.Err == nil:
-		return &exitError{exitMarked, errors.New(res.Summary)}
+		return &exitError{exitMarked, errors.New(present.ResultSummary(*res))}
 	case errors.Is(last.Err, unmount.ErrChanged) || errors.Is(last.Err, unmount.ErrRefused):
-		return &exitError{exitUsage, errors.New(res.Summary)}
+		return &exitError{exitUsage, errors.New(present.ResultSummary(*res))}
 	}
-	return &exitError{exitFailed, errors.New(res.Summary)}
+	return &exitError{exitFailed, errors.New(present.ResultSummary(*res))}
 }
 
 func writeEvent(w io.Writer, ev unmount.Event) error {

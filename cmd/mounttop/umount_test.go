@@ -196,6 +196,10 @@ func TestUmountLazyJSON(t *testing.T) {
 	if res["gone"] != true || testns.IsMountPoint(dir) {
 		t.Fatalf("result %v", res)
 	}
+	// Each step says its kind ("note") for a script to switch on.
+	if evs[1]["note"] != "plain-unmounted" || evs[2]["note"] != "plain-gone" {
+		t.Errorf("notes %v, %v; want plain-unmounted, plain-gone", evs[1]["note"], evs[2]["note"])
+	}
 }
 
 // TestUmountExpire: exit 3 when marked, 0 when the second invocation

@@ -19,7 +19,7 @@ import (
 // result.holders. Every name from the system goes through termsafe.Name
 // (exact bytes, terminal-safe).
 func EventJSON(e unmount.Event) ([]byte, error) {
-	out := runEventJSON{Stage: e.Stage.String(), Time: e.At, MountID: e.Mount, PID: e.PID, What: termsafe.Name(EventWhat(e))}
+	out := runEventJSON{Stage: e.Stage.String(), Time: e.At, MountID: e.Mount, PID: e.PID, Note: NoteKind(e.Note), What: termsafe.Name(EventWhat(e))}
 	if e.Err != nil {
 		out.Error = termsafe.Name(e.Err.Error())
 	}
@@ -43,7 +43,7 @@ func EventJSON(e unmount.Event) ([]byte, error) {
 		}
 	}
 	if r := e.Result; r != nil {
-		out.Result = &runResultJSON{Gone: r.Gone, Marked: r.Marked, Summary: termsafe.Name(r.Summary), Holders: runHolders(r.Holders)}
+		out.Result = &runResultJSON{Gone: r.Gone, Marked: r.Marked, Summary: termsafe.Name(ResultSummary(*r)), Holders: runHolders(r.Holders)}
 		if r.Filesystem != nil {
 			out.Result.Filesystem = newRunFilesystemJSON(r.Filesystem)
 		}
@@ -64,10 +64,13 @@ func runHolders(hs []unmount.HolderState) []runHolderJSON {
 
 // runEventJSON is the wire form of an unmount.Event.
 type runEventJSON struct {
-	Stage     string           `json:"stage"`
-	Time      time.Time        `json:"time"`
-	MountID   inspect.MountID  `json:"mount_id,omitempty"`
-	PID       int              `json:"pid,omitempty"`
+	Stage   string          `json:"stage"`
+	Time    time.Time       `json:"time"`
+	MountID inspect.MountID `json:"mount_id,omitempty"`
+	PID     int             `json:"pid,omitempty"`
+	// Note is the kind of what the event says (NoteKind:
+	// "fuse-conn-aborted", "drain-left", ...), for a script to switch on.
+	Note      string           `json:"note,omitempty"`
 	What      termsafe.Name    `json:"what,omitempty"`
 	Error     termsafe.Name    `json:"error,omitempty"`
 	Holders   []runHolderJSON  `json:"holders,omitempty"`

@@ -65,9 +65,13 @@ func HolderPlanBrief(a unmount.HolderAction, refusedPrefix string) string {
 }
 
 // HolderReason is the reason of one holder's state during a run (the
-// "reason" of `umount --json` and the journal): what happened to it, or
-// while it is as planned, the plan's action or refusal (HolderPlanText).
+// "reason" of `umount --json` and the journal): what happened to it
+// (HolderState.Why, or a view's own Reason), or while it is as planned,
+// the plan's action or refusal (HolderPlanText).
 func HolderReason(st unmount.HolderState) string {
+	if st.Why != nil {
+		return holderWhy(st.Why)
+	}
 	if st.Reason != "" || st.Planned == nil {
 		return st.Reason
 	}
@@ -78,6 +82,9 @@ func HolderReason(st unmount.HolderState) string {
 // HolderPlanBrief: the progress pane's ACTION / REASON, which names a
 // copy's namespace itself.
 func HolderReasonBrief(st unmount.HolderState) string {
+	if st.Why != nil {
+		return holderWhy(st.Why)
+	}
 	if st.Reason != "" || st.Planned == nil {
 		return st.Reason
 	}

@@ -2,6 +2,9 @@ package present
 
 import (
 	"fmt"
+	"reflect"
+	"strings"
+	"unicode"
 
 	"mounttop/unmount"
 )
@@ -25,11 +28,44 @@ func NoteText(n unmount.Note) string {
 	return fmt.Sprintf("%T %+v", n, n)
 }
 
-// EventWhat is what an event says: its Note rendered, or the engine's
-// old sentence while one is left.
+// EventWhat is what an event says: its Note rendered (the last event's:
+// the result line, ResultSummary), or the engine's old sentence while one
+// is left.
 func EventWhat(e unmount.Event) string {
+	if e.Result != nil && e.Result.Outcome != nil {
+		return ResultSummary(*e.Result)
+	}
 	if e.Note != nil {
 		return NoteText(e.Note)
 	}
 	return e.What
+}
+
+// NoteKind is the kind of a note, in kebab case from its type's name
+// (unmount.FuseConnAborted: "fuse-conn-aborted"): the "note" of an event
+// in `umount --json` and the journal, so a script switches on kinds
+// rather than parse the words. "" for no note.
+func NoteKind(n unmount.Note) string {
+	if n == nil {
+		return ""
+	}
+	t := reflect.TypeOf(n)
+	if t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	name := []rune(t.Name())
+	var b strings.Builder
+	for i, r := range name {
+		if unicode.IsUpper(r) {
+			// A word starts at an upper-case letter after a lower-case
+			// one, or at the last capital of an acronym ("FS" in
+			// "ForceIgnoredFS" stays one word).
+			if i > 0 && (unicode.IsLower(name[i-1]) || i+1 < len(name) && unicode.IsLower(name[i+1]) && unicode.IsUpper(name[i-1])) {
+				b.WriteByte('-')
+			}
+			r = unicode.ToLower(r)
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
 }
