@@ -87,7 +87,6 @@ const (
 	// by a path relative to the mounter's cwd at mount time.
 	WarnRelativeLayer
 
-	warningKinds // the number of kinds, for tests that cover each
 )
 
 var warningKindNames = [...]string{
@@ -102,16 +101,6 @@ func (k WarningKind) String() string {
 		return warningKindNames[k]
 	}
 	return fmt.Sprintf("WarningKind(%d)", int(k))
-}
-
-// WarningKinds lists every kind, for renderers' tests: a kind added
-// without a sentence fails them.
-func WarningKinds() []WarningKind {
-	out := make([]WarningKind, warningKinds)
-	for i := range out {
-		out[i] = WarningKind(i)
-	}
-	return out
 }
 
 // PerProcess reports whether warnings of this kind are made by one

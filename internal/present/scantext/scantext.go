@@ -48,13 +48,6 @@ func Warning(w inspect.Warning) string {
 	return s
 }
 
-// Known reports whether kind has a sentence of its own (tests: a kind
-// added without one fails them).
-func Known(kind inspect.WarningKind) bool {
-	_, ok := warningBody(inspect.Warning{Kind: kind})
-	return ok
-}
-
 // warningBody is what happened, without the error and the processes.
 func warningBody(w inspect.Warning) (string, bool) {
 	switch w.Kind {
