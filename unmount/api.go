@@ -455,8 +455,10 @@ type Event struct {
 	PID   int // the holder concerned, 0 for mount-level events
 	// Note says what happened, as data (present.NoteText renders it).
 	Note Note
-	// What is the engine's old sentence, for events not yet turned into a
-	// Note (issue 11 retires it; present prefers Note).
+	// What is a sentence instead of a Note. The engine sets it nowhere
+	// any more (every event it sends has a Note); only the view's and the
+	// journal's tests still build events with it, and present shows it
+	// when Note is nil. To be deleted with those fakes.
 	What string
 	Err  error
 	At   time.Time
