@@ -52,9 +52,19 @@ dist=$(cd "$dist" && pwd)
 work=$(mktemp -d "${TMPDIR:-/tmp}/mounttop-release.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 
+# The commit is stamped when git can read the checkout. A checkout that
+# git refuses (owned by another user: "dubious ownership", exit 128, as
+# in a container building a mounted tree) fails -buildvcs=auto outright,
+# so the binary is then built without it, and the script says so.
+buildvcs=auto
+if [ -d "$root/.git" ] && ! git -C "$root" rev-parse HEAD >/dev/null 2>&1; then
+  echo "release/build.sh: git cannot read $root (another owner? see git's safe.directory): building without the commit" >&2
+  buildvcs=false
+fi
+
 build() { # build GOARCH OUT
   (cd "$root" && CGO_ENABLED=0 GOOS=linux GOARCH=$1 \
-    go build -trimpath -buildvcs=auto -ldflags "-s -w -X $versionvar=$version" -o "$2" ./cmd/mounttop)
+    go build -trimpath -buildvcs=$buildvcs -ldflags "-s -w -X $versionvar=$version" -o "$2" ./cmd/mounttop)
   if command -v file >/dev/null; then
     local what; what=$(file -b "$2")
     case $what in
