@@ -523,6 +523,18 @@ func MountProc() error {
 		return fmt.Errorf("mounting /proc for our pid namespace: %w", err)
 	}
 	os.WriteFile("/proc/sys/kernel/pid_max", []byte("4194304"), 0)
+	return PrivateRun()
+}
+
+// PrivateRun mounts a tmpfs of this namespace's own on /run: a staged
+// unmount keeps its fence's stash and its fallback journal under /run,
+// which is one tmpfs shared by every mount namespace, so a benchmark's
+// runs left their directories in the machine's /run. Called once
+// CheckPrivate has said this mount namespace is ours alone.
+func PrivateRun() error {
+	if err := unix.Mount("mounttop-bench-run", "/run", "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, "mode=0755"); err != nil {
+		return fmt.Errorf("mounting a private /run: %w", err)
+	}
 	return nil
 }
 

@@ -215,6 +215,10 @@ func inside(o *options, base string) int {
 		fmt.Fprintln(os.Stderr, "revokebench: mounting /proc for the pid namespace:", err)
 		return 1
 	}
+	if err := workload.PrivateRun(); err != nil {
+		fmt.Fprintln(os.Stderr, "revokebench:", err)
+		return 1
+	}
 	if err := unix.Mount("mounttop-revokebench", base, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, "size=64m,mode=0755"); err != nil {
 		fmt.Fprintln(os.Stderr, "revokebench: mounting the base tmpfs:", err)
 		return 1
