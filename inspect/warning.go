@@ -86,7 +86,6 @@ const (
 	// WarnRelativeLayer: the overlay at Path (in Namespace) names Layer
 	// by a path relative to the mounter's cwd at mount time.
 	WarnRelativeLayer
-
 )
 
 var warningKindNames = [...]string{
