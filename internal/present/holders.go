@@ -91,7 +91,7 @@ func writeCopies(w io.Writer, snap *inspect.Snapshot, m *inspect.Mount) {
 		if c.Propagates {
 			why = "a propagation peer: our umount propagates there, and fails with EBUSY while the copy is busy"
 		}
-		fmt.Fprintf(w, "also mounted in mount namespace %s at %s (%s); processes there: %s\n", snap.NamespaceName(c.Namespace.Inode),
+		fmt.Fprintf(w, "also mounted in mount namespace %s at %s (%s); processes there: %s\n", NamespaceName(snap, c.Namespace.Inode),
 			Name(c.Mount.Mountpoint), why, intsText(c.Namespace.PIDs, 10))
 		for _, h := range c.Holders {
 			for _, u := range h.Uses {
