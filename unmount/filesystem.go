@@ -14,6 +14,7 @@ import (
 
 	"mounttop/inspect"
 	"mounttop/internal/bounded"
+	"mounttop/internal/present/scantext"
 	// termsafe only for errors and the call names bounded puts in its
 	// errors (an error is text: its names are escaped as it is built),
 	// and the uses that say why.
@@ -139,7 +140,7 @@ func filesystemUses(snap *inspect.Snapshot, major, minor int, skip map[inspect.M
 			default:
 				continue
 			}
-			add(FilesystemUse{Kind: k.Kind.String(), Where: k.Name, Namespace: k.Namespace, Host: k.Namespace != 0 && k.Namespace == snap.HostNS, mount: k.Mount})
+			add(FilesystemUse{Kind: k.Kind.String(), Where: scantext.KernelName(k), Namespace: k.Namespace, Host: k.Namespace != 0 && k.Namespace == snap.HostNS, mount: k.Mount})
 		}
 	}
 	return out

@@ -39,8 +39,8 @@ func busyReasonList(snap *inspect.Snapshot, ids ...inspect.MountID) []busyReason
 			if k.Kind.Mounted() {
 				continue
 			}
-			s := fmt.Sprintf("%s %s", termsafe.Text(k.Kind.String()), termsafe.Quote(k.Name))
-			if k.Path != "" && k.Path != k.Name {
+			s := fmt.Sprintf("%s %s", termsafe.Text(k.Kind.String()), termsafe.Quote(scantext.KernelName(k)))
+			if k.Path != "" && k.Path != scantext.KernelName(k) {
 				s += " (" + termsafe.Quote(k.Path) + ")"
 			}
 			if action := scantext.KernelHolderAction(k); action != "" {
