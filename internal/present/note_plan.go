@@ -309,16 +309,16 @@ func filesystemUses(f *unmount.Filesystem) string {
 }
 
 // FilesystemText is the finding after an unmount: "filesystem released"
-// or "filesystem still in use by: ...". Filesystem.Note is the engine's
-// sentence (its names escaped as it was built).
+// or "filesystem still in use by: ...", or why that is unknown
+// (DoubtText).
 func FilesystemText(f *unmount.Filesystem) string {
 	switch {
 	case !f.Checked:
-		return "whether the filesystem is released is unknown: " + termsafe.Message(f.Note)
+		return "whether the filesystem is released is unknown: " + DoubtText(f.Doubt)
 	case len(f.InUseBy) > 0:
 		return "filesystem still in use by: " + filesystemUses(f)
 	case !f.Released:
-		return "no other use of the filesystem found, but " + termsafe.Message(f.Note)
+		return "no other use of the filesystem found, but " + DoubtText(f.Doubt)
 	}
 	s := "filesystem released"
 	if f.Exclusive {

@@ -1,0 +1,46 @@
+package present
+
+import (
+	"strings"
+
+	"mounttop/internal/termsafe"
+	"mounttop/unmount"
+)
+
+// DoubtText says why the check of a filesystem after an unmount is
+// incomplete (unmount.Filesystem.Doubt); "" when it is complete. Names
+// are escaped here, once (termsafe.Quote); an error's text was escaped
+// when the error was made, so only a control left raw in it is escaped
+// (termsafe.Message).
+func DoubtText(d unmount.Doubt) string {
+	switch d.Kind {
+	case unmount.DoubtScan:
+		return "could not scan: " + termsafe.Message(d.ErrText)
+	case unmount.DoubtReused:
+		newer := make([]string, len(d.Newer))
+		for i, p := range d.Newer {
+			newer[i] = termsafe.Quote(p)
+		}
+		return "it is uncertain: the device number " + termsafe.Text(d.Device) + " now names only mounts made after the plan (" +
+			strings.Join(newer, ", ") + "), which may be another filesystem given the freed number (" + WatchLossText(d.Watch) + ")"
+	case unmount.DoubtClaim:
+		return "could not open the block device " + termsafe.Text(d.Device) + " exclusively: " + termsafe.Message(d.ErrText)
+	}
+	return ""
+}
+
+// WatchLossText says why a run had no inotify watch on the target's root
+// to tell whether its superblock died (unmount.WatchLoss).
+func WatchLossText(w unmount.WatchLoss) string {
+	switch w.Kind {
+	case unmount.WatchExpire:
+		return "no inotify watch on the expire path (the lookup would clear the expiry mark)"
+	case unmount.WatchDetached:
+		return "no inotify watch on a detached mount (no path leads to it)"
+	case unmount.WatchFailed:
+		return "no inotify watch on its root: " + termsafe.Message(w.ErrText)
+	case unmount.WatchDropped:
+		return "its root's inotify watch was dropped without IN_UNMOUNT"
+	}
+	return "no inotify watch on its root"
+}
