@@ -3,6 +3,8 @@ package present
 import (
 	"strings"
 
+	"mounttop/inspect"
+	"mounttop/internal/present/scantext"
 	"mounttop/internal/termsafe"
 	"mounttop/unmount"
 )
@@ -43,4 +45,15 @@ func WatchLossText(w unmount.WatchLoss) string {
 		return "its root's inotify watch was dropped without IN_UNMOUNT"
 	}
 	return "no inotify watch on its root"
+}
+
+// SystemMountText says why m is a mount the system runs on, for the
+// reason k (unmount.SystemMount); "" for SystemNone. Its names are escaped
+// once (scantext.SystemMount, whose words the engine's refusal,
+// unmount.SystemRefused, shares).
+func SystemMountText(k unmount.SystemKind, m inspect.Mount) string {
+	if k == unmount.SystemNone {
+		return ""
+	}
+	return scantext.SystemMount(k == unmount.SystemAPI, m.Mountpoint, m.FSType)
 }
