@@ -222,7 +222,7 @@ func busyWarnings(p *Plan, snap *inspect.Snapshot, ids []inspect.MountID, stacke
 	}
 	var out []PlanWarning
 	for _, r := range busyReasonList(snap, ids...) {
-		w := PlanWarning{Kind: WarnBusy, Message: r.text}
+		w := PlanWarning{Kind: WarnBusy, Reason: r.BusyReason}
 		switch {
 		case len(p.Stacked) > 0 && stackedNames[r.name]:
 			continue // unmounted first (Plan.Stacked)

@@ -57,3 +57,32 @@ func SystemMountText(k unmount.SystemKind, m inspect.Mount) string {
 	}
 	return scantext.SystemMount(k == unmount.SystemAPI, m.Mountpoint, m.FSType)
 }
+
+// BusyReasonText is one thing besides a process of ours that keeps a
+// mount busy (unmount.BusyReason): a kernel holder and what releases it,
+// or a copy in another mount namespace held there. Its names are escaped
+// once (scantext.BusyKernel, BusyCopy, whose words an unmount.Error with
+// the reason shares).
+func BusyReasonText(r unmount.BusyReason) string {
+	if r.Kernel != nil {
+		return scantext.BusyKernel(*r.Kernel)
+	}
+	return scantext.BusyCopy(r.Namespace, r.Mountpoint, r.Holders)
+}
+
+// BusyOthersText says what holds a mount no process of ours holds: "held
+// by" the reasons, or, none seen, what else can (scantext.NoProcessHolder).
+func BusyOthersText(rs []unmount.BusyReason) string {
+	if len(rs) == 0 {
+		return scantext.NoProcessHolder
+	}
+	s := make([]string, len(rs))
+	for i, r := range rs {
+		s[i] = BusyReasonText(r)
+	}
+	return "held by " + strings.Join(s, "; ")
+}
+
+// ForceIgnoredText is the plain statement shown before a force on a
+// filesystem whose umount_begin does nothing (unmount.ForceIgnored).
+func ForceIgnoredText(fstype string) string { return scantext.ForceIgnored(fstype) }

@@ -166,7 +166,7 @@ func PlanWarningText(w unmount.PlanWarning) string {
 	case unmount.WarnStacked:
 		return "--recursive unmounts first what uses it as a layer: " + mountList(w.Mounts, 5)
 	case unmount.WarnBusy:
-		held := "held by " + termsafe.Message(w.Message)
+		held := "held by " + BusyReasonText(w.Reason)
 		switch w.Busy {
 		case unmount.BusyReleased:
 			return held + " (released during the run)"
@@ -193,12 +193,6 @@ func PlanWarningText(w unmount.PlanWarning) string {
 		return termsafe.Message(w.Message)
 	}
 	return termsafe.Text(w.Detail) + termsafe.Message(w.Message)
-}
-
-// ForceIgnoredText is the plain statement shown before a force on a
-// filesystem whose umount_begin does nothing (unmount.ForceIgnored).
-func ForceIgnoredText(fstype string) string {
-	return fmt.Sprintf("MNT_FORCE is ignored by %s: a busy mount stays busy; --staged revokes its holders instead", termsafe.Text(fstype))
 }
 
 // RefusalText is why a holder cannot be revoked by ptrace injection.

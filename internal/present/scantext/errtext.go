@@ -1,6 +1,12 @@
 package scantext
 
-import "mounttop/internal/termsafe"
+import (
+	"fmt"
+	"strings"
+
+	"mounttop/inspect"
+	"mounttop/internal/termsafe"
+)
 
 // The sentences below are shown inside unmount's errors as well as by
 // present: an error is text, so, unlike the rest of this package, they
@@ -19,3 +25,50 @@ func SystemMount(api bool, mountpoint, fstype string) string {
 
 // AllowSystem is how to lift the refusal of a mount the system runs on.
 const AllowSystem = "mounttop umount --allow-system-mount overrides this"
+
+// ForceIgnored is the plain statement shown before, and in the EBUSY of,
+// a force on a filesystem of type fstype whose umount_begin does nothing
+// (unmount.ForceIgnored).
+func ForceIgnored(fstype string) string {
+	return "MNT_FORCE is ignored by " + termsafe.Text(fstype) + ": a busy mount stays busy; --staged revokes its holders instead"
+}
+
+// BusyKernel names a kernel holder that keeps a mount busy, the file it
+// holds and what would release it: "loop /dev/loop3 (/mnt/disk.img):
+// detach loop device (losetup -d /dev/loop3)".
+func BusyKernel(k inspect.KernelHolder) string {
+	name := KernelName(k)
+	s := termsafe.Text(k.Kind.String()) + " " + termsafe.Quote(name)
+	if k.Path != "" && k.Path != name {
+		s += " (" + termsafe.Quote(k.Path) + ")"
+	}
+	if action := KernelHolderAction(k); action != "" {
+		s += ": " + termsafe.Text(action)
+	}
+	return s
+}
+
+// BusyCopy names a copy of a mount in mount namespace ns, at mountpoint
+// there, that umount2 propagates to and that holders hold: the unmount
+// fails with EBUSY while it is busy (propagate_mount_busy, fs/pnode.c).
+func BusyCopy(ns uint64, mountpoint string, holders []inspect.Holder) string {
+	return fmt.Sprintf("its copy in mount namespace mnt:[%d] at %s, held there by %s", ns, termsafe.Quote(mountpoint), holderList(holders, 3))
+}
+
+// holderList renders "pid 12 (cat), pid 40 (bash) and 3 more", each
+// command escaped.
+func holderList(hs []inspect.Holder, max int) string {
+	var parts []string
+	for i, h := range hs {
+		if i == max {
+			parts = append(parts, fmt.Sprintf("and %d more", len(hs)-max))
+			break
+		}
+		parts = append(parts, fmt.Sprintf("pid %d (%s)", h.PID, termsafe.Text(h.Comm)))
+	}
+	return strings.Join(parts, ", ")
+}
+
+// NoProcessHolder is what EBUSY means when no process holds the mount and
+// nothing else the scan sees does.
+const NoProcessHolder = "no process holds it: a kernel holder (loop device or swap file on it, nfsd export, io_uring, fd in flight) or a copy in another mount namespace"
