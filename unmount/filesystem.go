@@ -15,8 +15,7 @@ import (
 	"mounttop/internal/bounded"
 	"mounttop/internal/present/scantext"
 	// termsafe only for errors and the call names bounded puts in its
-	// errors (an error is text: its names are escaped as it is built),
-	// and the uses that say why.
+	// errors (an error is text: its names are escaped as it is built).
 	"mounttop/internal/termsafe"
 )
 
