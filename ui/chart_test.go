@@ -64,11 +64,11 @@ func TestDrainSparkline(t *testing.T) {
 		hs = append([]unmount.HolderState(nil), hs...)
 		hs[0].State = "revoked"
 		send(ch, 2, unmount.Event{Stage: unmount.StageRevoke, PID: 1, Note: unmount.HolderRevoked{Who: unmount.Who{PID: 1, Comm: "a"}, DidText: "closed fd 3"}, Holders: hs})
-		send(ch, 3, unmount.Event{Stage: unmount.StageDrain, Remaining: 2, Note: unmount.DrainLeft{Left: []unmount.LeftHolder{left(2, "b"), left(3, "c")}}})
+		send(ch, 3, unmount.Event{Stage: unmount.StageDrain, Remaining: 2, Note: unmount.DrainLeft{Left: []unmount.LeftHolder{leftHolder(2, "b"), leftHolder(3, "c")}}})
 		hs = append([]unmount.HolderState(nil), hs...)
 		hs[1].State = "revoked"
 		send(ch, 4, unmount.Event{Stage: unmount.StageDrain, PID: 2, Note: unmount.HolderRevoked{Who: unmount.Who{PID: 2, Comm: "b"}, DidText: "closed fd 4"}, Holders: hs})
-		send(ch, 4, unmount.Event{Stage: unmount.StageDrain, Remaining: 1, Note: unmount.DrainLeft{Left: []unmount.LeftHolder{left(3, "c")}}})
+		send(ch, 4, unmount.Event{Stage: unmount.StageDrain, Remaining: 1, Note: unmount.DrainLeft{Left: []unmount.LeftHolder{leftHolder(3, "c")}}})
 		<-step
 		hs = append([]unmount.HolderState(nil), hs...)
 		hs[2].State = "refused"
@@ -101,7 +101,7 @@ func TestProgressLogScrolls(t *testing.T) {
 	step := make(chan int)
 	d.um.play = func(ctx context.Context, plan unmount.Plan, ch chan<- unmount.Event) {
 		for n := range step {
-			send(ch, n, unmount.Event{Stage: unmount.StageDrain, Remaining: 1, Note: unmount.DrainLeft{Left: []unmount.LeftHolder{left(roundPID(n), "reader")}}})
+			send(ch, n, unmount.Event{Stage: unmount.StageDrain, Remaining: 1, Note: unmount.DrainLeft{Left: []unmount.LeftHolder{leftHolder(roundPID(n), "reader")}}})
 		}
 		<-ctx.Done()
 	}

@@ -330,9 +330,9 @@ func (f *fakeUnmounter) lastRun() unmount.Plan {
 	return f.runs[len(f.runs)-1]
 }
 
-// left is a holder a drain event says is left: pid (comm) holding the
+// leftHolder is a holder a drain event says is left: pid (comm) holding the
 // mount by an fd, still pending.
-func left(pid int, comm string) unmount.LeftHolder {
+func leftHolder(pid int, comm string) unmount.LeftHolder {
 	return unmount.LeftHolder{Who: unmount.Who{PID: pid, Comm: comm}, Kinds: []string{"fd"},
 		State: unmount.HolderState{PID: pid, Comm: comm, State: unmount.StatusPending}}
 }

@@ -294,7 +294,7 @@ func stagedScript(revoke bool) script {
 			hs = append([]unmount.HolderState(nil), hs...)
 			hs[1].State, hs[1].Reason = "refused", "traced by another process"
 			send(ch, 2, unmount.Event{Stage: unmount.StageRevoke, PID: 4250, Note: unmount.HolderNotRevoked{Who: unmount.Who{PID: 4250, Comm: "shell"}, ErrText: "traced by another process"}, Err: syscall.EPERM, Holders: hs})
-			shell := left(4250, "shell")
+			shell := leftHolder(4250, "shell")
 			shell.State = hs[1]
 			send(ch, 3, unmount.Event{Stage: unmount.StageDrain, Note: unmount.DrainLeft{Left: []unmount.LeftHolder{shell}}, Remaining: 1})
 		}
