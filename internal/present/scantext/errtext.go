@@ -2,7 +2,6 @@ package scantext
 
 import (
 	"fmt"
-	"strings"
 
 	"mounttop/inspect"
 	"mounttop/internal/termsafe"
@@ -52,21 +51,7 @@ func BusyKernel(k inspect.KernelHolder) string {
 // there, that umount2 propagates to and that holders hold: the unmount
 // fails with EBUSY while it is busy (propagate_mount_busy, fs/pnode.c).
 func BusyCopy(ns uint64, mountpoint string, holders []inspect.Holder) string {
-	return fmt.Sprintf("its copy in mount namespace mnt:[%d] at %s, held there by %s", ns, termsafe.Quote(mountpoint), holderList(holders, 3))
-}
-
-// holderList renders "pid 12 (cat), pid 40 (bash) and 3 more", each
-// command escaped.
-func holderList(hs []inspect.Holder, max int) string {
-	var parts []string
-	for i, h := range hs {
-		if i == max {
-			parts = append(parts, fmt.Sprintf("and %d more", len(hs)-max))
-			break
-		}
-		parts = append(parts, fmt.Sprintf("pid %d (%s)", h.PID, termsafe.Text(h.Comm)))
-	}
-	return strings.Join(parts, ", ")
+	return fmt.Sprintf("its copy in mount namespace mnt:[%d] at %s, held there by %s", ns, termsafe.Quote(mountpoint), HolderList(holders, 3))
 }
 
 // NoProcessHolder is what EBUSY means when no process holds the mount and
