@@ -197,6 +197,20 @@ func waitStage(t *testing.T, stages <-chan string, want string, timeout time.Dur
 	}
 }
 
+// waitTraced waits until pid is traced (a revoke has seized it), at most
+// limit.
+func waitTraced(t *testing.T, pid int, limit time.Duration) {
+	t.Helper()
+	for end := time.Now().Add(limit); ; time.Sleep(5 * time.Millisecond) {
+		if stopped, why := testns.Stopped(pid); stopped && strings.HasPrefix(why, "traced") {
+			return
+		}
+		if time.Now().After(end) {
+			t.Fatalf("pid %d was not seized again within %v", pid, limit)
+		}
+	}
+}
+
 // exitWithin waits for cmd to exit, at most limit; its exit code and how
 // long it took.
 func exitWithin(t *testing.T, cmd *exec.Cmd, limit time.Duration) (int, time.Duration) {
@@ -326,9 +340,12 @@ func TestUmountSecondSignalExitsAtOnce(t *testing.T) {
 	before := mountTable(t)
 	cmd, stages, stderr := startUmount(t, append([]string{"--staged", "--interval", "50ms", "--timeout", "1m", dir}, journalArgs(t)...)...)
 	// The first drain event follows a revoke that gave up after 2s; the
-	// next revoke starts 50ms later and lasts 2s: signal inside it.
+	// next revoke starts after the next round's scan (which takes long on
+	// a loaded machine) and lasts 2s: signal inside it, once the tracer
+	// has seized the holder again (TracerPid, PTRACE_SEIZE).
 	waitStage(t, stages, "drain", 30*time.Second)
-	time.Sleep(300 * time.Millisecond)
+	waitTraced(t, v.PID, 30*time.Second)
+	time.Sleep(100 * time.Millisecond)
 	if err := cmd.Process.Signal(unix.SIGINT); err != nil {
 		t.Fatal(err)
 	}
