@@ -197,20 +197,6 @@ func waitStage(t *testing.T, stages <-chan string, want string, timeout time.Dur
 	}
 }
 
-// waitTraced waits until pid is traced (a revoke has seized it), at most
-// limit.
-func waitTraced(t *testing.T, pid int, limit time.Duration) {
-	t.Helper()
-	for end := time.Now().Add(limit); ; time.Sleep(5 * time.Millisecond) {
-		if stopped, why := testns.Stopped(pid); stopped && strings.HasPrefix(why, "traced") {
-			return
-		}
-		if time.Now().After(end) {
-			t.Fatalf("pid %d was not seized again within %v", pid, limit)
-		}
-	}
-}
-
 // exitWithin waits for cmd to exit, at most limit; its exit code and how
 // long it took.
 func exitWithin(t *testing.T, cmd *exec.Cmd, limit time.Duration) (int, time.Duration) {
@@ -344,7 +330,9 @@ func TestUmountSecondSignalExitsAtOnce(t *testing.T) {
 	// a loaded machine) and lasts 2s: signal inside it, once the tracer
 	// has seized the holder again (TracerPid, PTRACE_SEIZE).
 	waitStage(t, stages, "drain", 30*time.Second)
-	waitTraced(t, v.PID, 30*time.Second)
+	if !testns.Seized(v.PID, 30*time.Second) {
+		t.Fatalf("pid %d was not seized again within 30s", v.PID)
+	}
 	time.Sleep(100 * time.Millisecond)
 	if err := cmd.Process.Signal(unix.SIGINT); err != nil {
 		t.Fatal(err)
