@@ -175,13 +175,14 @@ func Stopped(pid int) (bool, string) {
 	return false, ""
 }
 
-// Seized waits up to d for pid to be traced (TracerPid set: a revoke has
-// seized it with PTRACE_SEIZE), and reports whether it was. Tests that
-// must act while a revoke is under way wait for it so, not for a fixed
-// time: the run's scan before the revoke takes long on a loaded machine.
+// Seized waits up to d for pid to be seized (Stopped: in a tracing stop,
+// or TracerPid set, as PTRACE_SEIZE leaves a thread that has not stopped
+// yet), and reports whether it was. Tests that must act while a revoke
+// is under way wait for it so, not for a fixed time: the run's scan
+// before the revoke takes long on a loaded machine.
 func Seized(pid int, d time.Duration) bool {
 	for deadline := time.Now().Add(d); ; time.Sleep(5 * time.Millisecond) {
-		if stopped, why := Stopped(pid); stopped && strings.HasPrefix(why, "traced") {
+		if stopped, _ := Stopped(pid); stopped {
 			return true
 		}
 		if time.Now().After(deadline) {
