@@ -72,12 +72,19 @@ type run struct {
 	plan   *Plan
 	target inspect.Mount
 
+	// holders is each holder's state; what may change it is reached by
+	// holder (which marks it touched), what only reads it directly.
 	holders map[int]*HolderState
 	order   []int
 	// shown is each holder's state as the events have said it so far
-	// (the plan event, then each event's changes): changedHolders sends
+	// (the plan event, then each event's changes): changedPicture sends
 	// only what differs from it.
-	shown     map[int]HolderState
+	shown map[int]HolderState
+	// touched are the holders whose state may have changed since the
+	// last changedPicture: only they are compared with shown, so an
+	// event costs what changed, not the number of holders (a run of N
+	// holders sends about N events).
+	touched   map[int]bool
 	revoked   int
 	signalled int
 	termAt    map[int]time.Time
@@ -270,10 +277,12 @@ func (r *run) scanHolders() ([]inspect.Holder, error) {
 		if _, ok := r.holders[h.PID]; !ok {
 			r.holders[h.PID] = &HolderState{PID: h.PID, Comm: h.Comm, State: StatusPending, Namespace: r.inCopy[h.PID]}
 			r.order = append(r.order, h.PID)
+			r.touch(h.PID)
 		}
 	}
 	for pid, st := range r.holders {
 		if !present[pid] && st.State != StatusRevoked && st.State != StatusGone {
+			st = r.holder(pid)
 			st.State, st.Why = StatusGone, HolderLetGo{Who: r.whoOf(pid, st.Comm)}
 		}
 	}
@@ -291,18 +300,45 @@ func (r *run) picture() []HolderState {
 	return out
 }
 
+// holder is the state of holder pid, to change: it is marked touched, so
+// the next changedPicture compares it with what the events said.
+func (r *run) holder(pid int) *HolderState {
+	r.touch(pid)
+	return r.holders[pid]
+}
+
+// touch marks holder pid's state as possibly changed (holder).
+func (r *run) touch(pid int) {
+	if r.touched == nil {
+		r.touched = map[int]bool{}
+	}
+	r.touched[pid] = true
+}
+
 // changedPicture returns the holders whose state changed since the last
 // event that carried them (issue 12: an event says what changed, so a run's
 // events and journal grow with the number of holders, not its square), by
 // pid; nil when none did. Consumers keep the full picture by applying each
-// event's changes to the plan event's (ApplyHolders).
+// event's changes to the plan event's (ApplyHolders). Only the touched
+// holders are compared: comparing (and copying, sorting) every holder per
+// event made a run of N holders cost N^2 (issue 12 point 3, bench/README.md).
 func (r *run) changedPicture() []HolderState {
+	if len(r.touched) == 0 {
+		return nil
+	}
+	pids := make([]int, 0, len(r.touched))
+	for pid := range r.touched {
+		pids = append(pids, pid)
+	}
+	clear(r.touched)
+	sort.Ints(pids)
 	var out []HolderState
-	for _, st := range r.picture() {
-		if prev, ok := r.shown[st.PID]; ok && prev == st {
+	for _, pid := range pids {
+		st := *r.holders[pid]
+		if prev, ok := r.shown[pid]; ok && prev == st {
 			continue
 		}
-		r.shown[st.PID] = st
+		r.shown[pid] = st
 		out = append(out, st)
 	}
 	return out
