@@ -60,19 +60,19 @@ func TestDrainSparkline(t *testing.T) {
 	d.um.play = func(ctx context.Context, plan unmount.Plan, ch chan<- unmount.Event) {
 		hs := []unmount.HolderState{{PID: 1, Comm: "a", State: "pending"}, {PID: 2, Comm: "b", State: "pending"}, {PID: 3, Comm: "c", State: "pending"}}
 		send(ch, 0, unmount.Event{Stage: unmount.StagePlan, Holders: hs})
-		send(ch, 1, unmount.Event{Stage: unmount.StageFence, What: "fenced"})
+		send(ch, 1, unmount.Event{Stage: unmount.StageFence, Note: unmount.Fenced{Target: "/mnt/projects", RealPath: "/run/mounttop-fence-1/mnt"}})
 		hs = append([]unmount.HolderState(nil), hs...)
 		hs[0].State = "revoked"
-		send(ch, 2, unmount.Event{Stage: unmount.StageRevoke, PID: 1, What: "closed fd 3", Holders: hs})
-		send(ch, 3, unmount.Event{Stage: unmount.StageDrain, Remaining: 2, What: "2 holders left"})
+		send(ch, 2, unmount.Event{Stage: unmount.StageRevoke, PID: 1, Note: unmount.HolderRevoked{Who: unmount.Who{PID: 1, Comm: "a"}, DidText: "closed fd 3"}, Holders: hs})
+		send(ch, 3, unmount.Event{Stage: unmount.StageDrain, Remaining: 2, Note: unmount.DrainLeft{Left: []unmount.LeftHolder{leftHolder(2, "b"), leftHolder(3, "c")}}})
 		hs = append([]unmount.HolderState(nil), hs...)
 		hs[1].State = "revoked"
-		send(ch, 4, unmount.Event{Stage: unmount.StageDrain, PID: 2, What: "closed fd 4", Holders: hs})
-		send(ch, 4, unmount.Event{Stage: unmount.StageDrain, Remaining: 1, What: "1 holder left"})
+		send(ch, 4, unmount.Event{Stage: unmount.StageDrain, PID: 2, Note: unmount.HolderRevoked{Who: unmount.Who{PID: 2, Comm: "b"}, DidText: "closed fd 4"}, Holders: hs})
+		send(ch, 4, unmount.Event{Stage: unmount.StageDrain, Remaining: 1, Note: unmount.DrainLeft{Left: []unmount.LeftHolder{leftHolder(3, "c")}}})
 		<-step
 		hs = append([]unmount.HolderState(nil), hs...)
 		hs[2].State = "refused"
-		send(ch, 5, unmount.Event{Stage: unmount.StageDrain, What: "nothing holds the mount any more; unmounting", Holders: hs})
+		send(ch, 5, unmount.Event{Stage: unmount.StageDrain, Note: unmount.NothingHolds{}, Holders: hs})
 		send(ch, 6, unmount.Event{Stage: unmount.StageDone, Result: &unmount.Result{Gone: true, Summary: "gone"}})
 	}
 	d.key("F")
@@ -85,6 +85,13 @@ func TestDrainSparkline(t *testing.T) {
 	d.mustSee("drain #=-_ 3→0 · revoked 2 · refused 1")
 }
 
+// roundPID is the pid of the one holder left in drain round n of
+// TestProgressLogScrolls, so that each round's log line differs;
+// roundText is how that line names it.
+func roundPID(n int) int { return 4200 + n }
+
+func roundText(n int) string { return fmt.Sprintf("pid %d (reader)", roundPID(n)) }
+
 // TestProgressLogScrolls: the progress pane's log follows its end; up
 // scrolls back (and stays there while events arrive), G goes back to the
 // end and follows again.
@@ -94,7 +101,7 @@ func TestProgressLogScrolls(t *testing.T) {
 	step := make(chan int)
 	d.um.play = func(ctx context.Context, plan unmount.Plan, ch chan<- unmount.Event) {
 		for n := range step {
-			send(ch, n, unmount.Event{Stage: unmount.StageDrain, Remaining: 1, What: fmt.Sprintf("round %02d", n)})
+			send(ch, n, unmount.Event{Stage: unmount.StageDrain, Remaining: 1, Note: unmount.DrainLeft{Left: []unmount.LeftHolder{leftHolder(roundPID(n), "reader")}}})
 		}
 		<-ctx.Done()
 	}
@@ -103,23 +110,23 @@ func TestProgressLogScrolls(t *testing.T) {
 	d.key("y")
 	for n := 1; n <= 30; n++ {
 		step <- n
-		d.until("the round", func(m Model) bool { return strings.Contains(d.screen(), fmt.Sprintf("round %02d", n)) })
+		d.until("the round", func(m Model) bool { return strings.Contains(d.screen(), roundText(n)) })
 	}
-	d.mustNotSee("round 01")
+	d.mustNotSee(roundText(1))
 	d.key("tab") // the progress pane has focus already; tab goes to the tree
 	d.key("tab")
 	for i := 0; i < 40; i++ {
 		d.key("up")
 	}
-	d.mustSee("round 01")
+	d.mustSee(roundText(1))
 	step <- 31
 	d.until("the event", func(m Model) bool { return len(m.progress.log) > 31 })
-	d.mustSee("round 01")
-	d.mustNotSee("round 31")
+	d.mustSee(roundText(1))
+	d.mustNotSee(roundText(31))
 	d.key("G")
-	d.mustSee("round 31")
+	d.mustSee(roundText(31))
 	step <- 32
-	d.until("the next round", func(m Model) bool { return strings.Contains(d.screen(), "round 32") })
+	d.until("the next round", func(m Model) bool { return strings.Contains(d.screen(), roundText(32)) })
 	close(step)
 	d.key("x")
 	d.until("the end of the run", func(m Model) bool { return !m.progress.Active() })

@@ -297,7 +297,7 @@ func (f *fakeUnmounter) Run(ctx context.Context, plan unmount.Plan) <-chan unmou
 		defer close(ended)
 		defer close(ch)
 		ev := unmount.PlanEvent(&plan)
-		ev.What, ev.Note = "", nil // the scripts' log lines are the test's
+		ev.Note = nil // the scripts' log lines are the test's
 		send(ch, 0, ev)
 		if play != nil {
 			play(ctx, plan, ch)
@@ -328,6 +328,13 @@ func (f *fakeUnmounter) lastRun() unmount.Plan {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.runs[len(f.runs)-1]
+}
+
+// leftHolder is a holder a drain event says is left: pid (comm) holding the
+// mount by an fd, still pending.
+func leftHolder(pid int, comm string) unmount.LeftHolder {
+	return unmount.LeftHolder{Who: unmount.Who{PID: pid, Comm: comm}, Kinds: []string{"fd"},
+		State: unmount.HolderState{PID: pid, Comm: comm, State: unmount.StatusPending}}
 }
 
 // send delivers one event, stamped at clock0 + at seconds.

@@ -257,8 +257,8 @@ func TestLazyUnmountReportsTheResultAndRefreshes(t *testing.T) {
 	d := newDriver(t, Options{StartPath: "/mnt/scratch"})
 	d.started()
 	d.um.play = func(ctx context.Context, plan unmount.Plan, ch chan<- unmount.Event) {
-		send(ch, 0, unmount.Event{Stage: unmount.StagePlan, What: "lazy unmount of /mnt/scratch"})
-		send(ch, 0, unmount.Event{Stage: unmount.StageUnmount, What: "umount2(MNT_DETACH) of /mnt/scratch: gone"})
+		send(ch, 0, unmount.PlanEvent(&plan))
+		send(ch, 0, unmount.Event{Stage: unmount.StageUnmount, Note: unmount.PlainUnmounted{Flag: "MNT_DETACH", Mountpoint: "/mnt/scratch"}})
 		send(ch, 0, unmount.Event{Stage: unmount.StageDone, Result: &unmount.Result{Gone: true, Summary: "/mnt/scratch is unmounted"}})
 	}
 	d.scan.set(snapshotWithout(idScratch))
@@ -285,16 +285,18 @@ func stagedScript(revoke bool) script {
 	return func(ctx context.Context, plan unmount.Plan, ch chan<- unmount.Event) {
 		hs := []unmount.HolderState{{PID: 4242, Comm: "reader", State: "pending", Reason: "close fd 5"},
 			{PID: 4250, Comm: "shell", State: "pending", Reason: "close 2 fds, chdir /"}}
-		send(ch, 0, unmount.Event{Stage: unmount.StagePlan, What: "staged unmount of /mnt/projects: 2 holders", Holders: hs})
-		send(ch, 1, unmount.Event{Stage: unmount.StageFence, What: "fenced: an empty tmpfs beneath, the mount moved to a stash"})
+		send(ch, 0, unmount.Event{Stage: unmount.StagePlan, Note: unmount.PlanNote{Plan: plan}, Holders: hs})
+		send(ch, 1, unmount.Event{Stage: unmount.StageFence, Note: unmount.Fenced{Target: "/mnt/projects", RealPath: "/run/mounttop-fence-1/mnt"}})
 		if revoke {
 			hs = append([]unmount.HolderState(nil), hs...)
 			hs[0].State, hs[0].Reason = "revoked", "closed fd 5"
-			send(ch, 2, unmount.Event{Stage: unmount.StageRevoke, PID: 4242, What: "closed fd 5", Holders: hs})
+			send(ch, 2, unmount.Event{Stage: unmount.StageRevoke, PID: 4242, Note: unmount.HolderRevoked{Who: unmount.Who{PID: 4242, Comm: "reader"}, DidText: "closed fd 5"}, Holders: hs})
 			hs = append([]unmount.HolderState(nil), hs...)
 			hs[1].State, hs[1].Reason = "refused", "traced by another process"
-			send(ch, 2, unmount.Event{Stage: unmount.StageRevoke, PID: 4250, What: "not revoked", Err: syscall.EPERM, Holders: hs})
-			send(ch, 3, unmount.Event{Stage: unmount.StageDrain, What: "1 holder left: pid 4250 (shell)", Remaining: 1})
+			send(ch, 2, unmount.Event{Stage: unmount.StageRevoke, PID: 4250, Note: unmount.HolderNotRevoked{Who: unmount.Who{PID: 4250, Comm: "shell"}, ErrText: "traced by another process"}, Err: syscall.EPERM, Holders: hs})
+			shell := leftHolder(4250, "shell")
+			shell.State = hs[1]
+			send(ch, 3, unmount.Event{Stage: unmount.StageDrain, Note: unmount.DrainLeft{Left: []unmount.LeftHolder{shell}}, Remaining: 1})
 		}
 		<-ctx.Done()
 		if revoke {
@@ -302,7 +304,7 @@ func stagedScript(revoke bool) script {
 				Result: &unmount.Result{Summary: "cancelled during the drain; the fence stays"}})
 			return
 		}
-		send(ch, 4, unmount.Event{Stage: unmount.StageRollback, What: "fence removed: the mount is back at /mnt/projects"})
+		send(ch, 4, unmount.Event{Stage: unmount.StageRollback, Note: unmount.FenceRolledBack{MountID: idProjects, Target: "/mnt/projects", AsItWas: true}})
 		send(ch, 4, unmount.Event{Stage: unmount.StageDone, Err: unmount.ErrCancelled,
 			Result: &unmount.Result{Summary: "cancelled before revoke; everything is as it was"}})
 	}
@@ -343,7 +345,7 @@ func TestStagedRunHolderStatesAndRefusalHint(t *testing.T) {
 	d.until("the drain", func(m Model) bool { return m.progress.stage == unmount.StageDrain })
 	d.mustSee("[DRAIN]", "4242 reader         revoked    closed fd 5",
 		"4250 shell          refused    traced by another process", "remaining: 1 holder",
-		"pid 4250: not revoked: operation not permitted")
+		"pid 4250 (shell): not revoked: traced by another process")
 	// While it runs, another unmount is refused, and q asks first.
 	d.key("l")
 	d.mustSee("Error: a staged unmount (close) of /mnt/projects is still running: x cancels it")
@@ -399,7 +401,7 @@ func TestQuitGivesUpOnARunThatDoesNotStop(t *testing.T) {
 	stuck := make(chan struct{})
 	t.Cleanup(func() { close(stuck) })
 	d.um.play = func(ctx context.Context, plan unmount.Plan, ch chan<- unmount.Event) {
-		send(ch, 0, unmount.Event{Stage: unmount.StageRevoke, What: "revoking pid 4242"})
+		send(ch, 0, unmount.Event{Stage: unmount.StageRevoke, PID: 4242, Note: unmount.HolderRevoked{Who: unmount.Who{PID: 4242, Comm: "reader"}, DidText: "closed fd 5"}})
 		<-stuck
 	}
 	d.key("F")
@@ -430,13 +432,13 @@ func TestExpireOffersWhenIdleAndShowsMarks(t *testing.T) {
 		d.um.mu.Lock()
 		d.um.marks = map[inspect.MountID]unmount.ExpiryMark{idScratch: {ID: idScratch, MarkedAt: clock0.Add(time.Second), Attempts: 1}}
 		d.um.mu.Unlock()
-		send(ch, 1, unmount.Event{Stage: unmount.StageExpire, What: "attempt 1: idle, now marked for expiry (EAGAIN)"})
+		send(ch, 1, unmount.Event{Stage: unmount.StageExpire, Note: unmount.ExpireAttempt{Attempt: 1, Step: unmount.ExpireMarked}})
 		<-step
 		d.um.mu.Lock()
 		d.um.marks[idScratch] = unmount.ExpiryMark{ID: idScratch, MarkedAt: clock0.Add(4 * time.Second), Attempts: 2,
 			Cleared: 1, ClearedAt: clock0.Add(4 * time.Second)}
 		d.um.mu.Unlock()
-		send(ch, 4, unmount.Event{Stage: unmount.StageExpire, What: "attempt 2: the mark set at 03:00:01 was cleared by an access since; marked again"})
+		send(ch, 4, unmount.Event{Stage: unmount.StageExpire, Note: unmount.ExpireAttempt{Attempt: 2, Step: unmount.ExpireCleared, MarkedAt: clock0.Add(time.Second), Cleared: 1}})
 		<-ctx.Done()
 		send(ch, 5, unmount.Event{Stage: unmount.StageDone, Err: unmount.ErrCancelled, Result: &unmount.Result{Marked: true, Summary: "cancelled; the mount is still there"}})
 	}
@@ -928,7 +930,7 @@ func TestStagedDialogOffersRelease(t *testing.T) {
 		"[ No ]", "(y) Yes, revoke", "(a) Also release 1")
 	step := make(chan struct{})
 	d.um.play = func(ctx context.Context, plan unmount.Plan, ch chan<- unmount.Event) {
-		send(ch, 1, unmount.Event{Stage: unmount.StageRelease, What: "done: detach loop device /dev/loop3"})
+		send(ch, 1, unmount.Event{Stage: unmount.StageRelease, Note: unmount.Released{Release: unmount.Release{Kind: unmount.ReleaseLoop, Name: "/dev/loop3", BackingFile: "/mnt/scratch/disk.img"}}})
 		<-step
 		send(ch, 2, unmount.Event{Stage: unmount.StageDone, Result: &unmount.Result{Gone: true, Summary: "/mnt/scratch is unmounted"}})
 	}
@@ -1047,25 +1049,26 @@ func TestStagedReleaseChoiceCarriesTheEnginesReleasePlan(t *testing.T) {
 	d.mustSee("900 app            pending    in mnt:[4026532999]: close fd")
 }
 
-// TestEscapedOnceOnScreen: unmount's texts arrive with their names escaped
-// (termsafe.Quote, as the engine builds them): the progress log, its
+// TestEscapedOnceOnScreen: an event's note carries its names raw and
+// present escapes them (termsafe.Quote); a result's own summary and an
+// error's text arrive with theirs escaped already: the progress log, its
 // result, the status bar and an error show a name with a newline as
 // /mnt/a\nb, never escaped a second time (/mnt/a\\nb), while a raw control
 // that slipped into a text is still escaped.
 func TestEscapedOnceOnScreen(t *testing.T) {
-	nl, sp := termsafe.Quote("/mnt/a\nb"), termsafe.Quote("/mnt/c d\ne")
+	nl := termsafe.Quote("/mnt/a\nb")
 	d := newDriver(t, Options{StartPath: "/mnt/scratch"})
 	d.started()
 	d.um.play = func(ctx context.Context, plan unmount.Plan, ch chan<- unmount.Event) {
-		send(ch, 0, unmount.Event{Stage: unmount.StagePlan, What: "lazy unmount of " + nl})
-		send(ch, 0, unmount.Event{Stage: unmount.StageUnmount, What: "umount2 of " + sp, Err: fmt.Errorf("%s: raw\x1b[2J", nl)})
+		send(ch, 0, unmount.Event{Stage: unmount.StagePlan, Note: unmount.PlanNote{Plan: unmount.Plan{Mode: unmount.ModeLazy, Target: inspect.Mount{Mountpoint: "/mnt/a\nb"}}}})
+		send(ch, 0, unmount.Event{Stage: unmount.StageUnmount, Note: unmount.SubmountUnmounted{Mountpoint: "/mnt/c d\ne", Failed: true}, Err: fmt.Errorf("%s: raw\x1b[2J", nl)})
 		send(ch, 0, unmount.Event{Stage: unmount.StageDone, Err: unmount.ErrChanged, Result: &unmount.Result{Summary: nl + " changed; nothing done"}})
 	}
 	d.key("l")
 	d.until("the dialog", func(m Model) bool { return m.dialog != nil })
 	d.key("y")
 	d.until("the result", func(m Model) bool { return m.progress.result != nil && !m.progress.active })
-	d.mustSee(`lazy unmount of /mnt/a\nb`, `umount2 of "/mnt/c d\ne": `, `/mnt/a\nb: raw\e[2J`, `Result: ✗ /mnt/a\nb changed; nothing done`)
+	d.mustSee(`lazy unmount of /mnt/a\nb`, `submount "/mnt/c d\ne": `, `/mnt/a\nb: raw\e[2J`, `Result: ✗ /mnt/a\nb changed; nothing done`)
 	if s := d.screen(); strings.Contains(s, `\\`) || strings.Contains(s, "\x1b[2J") {
 		t.Fatalf("a name escaped twice, or a raw control, on screen:\n%s", s)
 	}

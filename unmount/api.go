@@ -455,11 +455,6 @@ type Event struct {
 	PID   int // the holder concerned, 0 for mount-level events
 	// Note says what happened, as data (present.NoteText renders it).
 	Note Note
-	// What is a sentence instead of a Note. The engine sets it nowhere
-	// any more (every event it sends has a Note); only the view's and the
-	// journal's tests still build events with it, and present shows it
-	// when Note is nil. To be deleted with those fakes.
-	What string
 	Err  error
 	At   time.Time
 	// Holders: on the StagePlan event, every holder; on the others, only

@@ -8,6 +8,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"mounttop/inspect"
+	"mounttop/internal/present/scantext"
 	"mounttop/internal/termsafe"
 )
 
@@ -60,10 +61,10 @@ func (e *Error) Error() string {
 	b.WriteString(": ")
 	b.WriteString(explain(e.Err))
 	if len(e.Holders) > 0 {
-		b.WriteString("; held by " + holderList(e.Holders, 5))
+		b.WriteString("; held by " + scantext.HolderList(e.Holders, 5))
 	}
 	if len(e.Submounts) > 0 {
-		b.WriteString("; submounts: " + submountList(e.Submounts, 5))
+		b.WriteString("; submounts: " + scantext.MountList(e.Submounts, 5))
 	}
 	if e.Hint != "" {
 		b.WriteString(" (" + e.Hint + ")")
@@ -96,31 +97,6 @@ func explain(err error) string {
 		return "not supported by this kernel (ENOSYS)"
 	}
 	return fmt.Sprintf("%v (%s)", errno.Error(), unix.ErrnoName(errno))
-}
-
-// holderList renders "pid 12 (cat), pid 40 (bash) and 3 more".
-func holderList(hs []inspect.Holder, max int) string {
-	var parts []string
-	for i, h := range hs {
-		if i == max {
-			parts = append(parts, fmt.Sprintf("and %d more", len(hs)-max))
-			break
-		}
-		parts = append(parts, fmt.Sprintf("pid %d (%s)", h.PID, termsafe.Text(h.Comm)))
-	}
-	return strings.Join(parts, ", ")
-}
-
-func submountList(ms []inspect.Mount, max int) string {
-	var parts []string
-	for i, m := range ms {
-		if i == max {
-			parts = append(parts, fmt.Sprintf("and %d more", len(ms)-max))
-			break
-		}
-		parts = append(parts, termsafe.Quote(m.Mountpoint))
-	}
-	return strings.Join(parts, ", ")
 }
 
 // ErrHolderGone is what a Revoker returns for a process that exited.

@@ -51,7 +51,7 @@ func busyReasonList(snap *inspect.Snapshot, ids ...inspect.MountID) []busyReason
 		for _, c := range snap.Copies(id) {
 			if c.Propagates && len(c.Holders) > 0 {
 				out = append(out, busyReason{fmt.Sprintf("its copy in mount namespace mnt:[%d] at %s, held there by %s",
-					c.Namespace.Inode, termsafe.Quote(c.Mount.Mountpoint), holderList(c.Holders, 3)), true, ""})
+					c.Namespace.Inode, termsafe.Quote(c.Mount.Mountpoint), scantext.HolderList(c.Holders, 3)), true, ""})
 			}
 		}
 	}

@@ -333,13 +333,13 @@ func TestStateOnADeadServer(t *testing.T) {
 	}
 	book := OpenExpiryBook(filepath.Join(dir, "expire.json"))
 	p := &Plan{Mode: ModeLazy, Target: inspect.Mount{Mountpoint: "/x"}}
-	if err := j.Record(p, Event{Stage: StagePlan, What: "alive"}); err != nil {
+	if err := j.Record(p, PlanEvent(p)); err != nil {
 		t.Fatal(err)
 	}
 	fs.Stop(t)
 	t.Cleanup(func() { fs.Cont(t); j.Close() }) // the abandoned calls return
 	start := time.Now()
-	err = j.Record(p, Event{Stage: StageUnmount, What: "dead"})
+	err = j.Record(p, Event{Stage: StageUnmount, Note: PlainUnmounted{Flag: "MNT_DETACH", Mountpoint: "/x"}})
 	if took := time.Since(start); !errors.Is(err, bounded.ErrAbandoned) || took > journalWait+10*time.Second {
 		t.Fatalf("a line on a dead server: %v after %v", err, took)
 	}

@@ -193,18 +193,18 @@ func TestUmountJSONAsREADMESays(t *testing.T) {
 }
 
 // TestEventTextEscapedOnce: umount's text output shows a name that the
-// event's text carries escaped as it is (/mnt/a\nb, not /mnt/a\\nb), and
+// event's note carries raw escaped once (/mnt/a\nb, not /mnt/a\\nb), and
 // escapes a control that an error text carries raw (an error from
 // elsewhere that quoted nothing).
 func TestEventTextEscapedOnce(t *testing.T) {
 	var b bytes.Buffer
-	writeEventText(&b, unmount.Event{Stage: unmount.StageUnmount, What: "umount2 of " + termsafe.Quote("/mnt/a\nb"),
+	writeEventText(&b, unmount.Event{Stage: unmount.StageUnmount, Note: unmount.PlainUnmounted{Flag: "MNT_DETACH", Mountpoint: "/mnt/a\nb", Failed: true},
 		Err: errors.New("open /mnt/c" + hostile + ": EIO")})
 	got := b.String()
 	if raw := rawControls([]byte(got)); len(raw) > 0 {
 		t.Errorf("raw controls %U in %q", raw, got)
 	}
-	if want := `umount2 of /mnt/a\nb [open /mnt/c` + termsafe.Text(hostile) + `: EIO]`; !strings.Contains(got, want) {
+	if want := `umount2(MNT_DETACH) of /mnt/a\nb failed [open /mnt/c` + termsafe.Text(hostile) + `: EIO]`; !strings.Contains(got, want) {
 		t.Errorf("got %q, want it to hold %q", got, want)
 	}
 }

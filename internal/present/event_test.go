@@ -8,17 +8,16 @@ import (
 	"time"
 
 	"mounttop/inspect"
-	"mounttop/internal/termsafe"
 	"mounttop/unmount"
 )
 
-// TestEventTextEscapesOnce: a name the engine's text carries escaped shows
-// as it is (/mnt/a\nb, not /mnt/a\\nb); a control an error carries raw is
-// escaped; the line stays one line.
+// TestEventTextEscapesOnce: a name the event's note carries raw shows
+// escaped once (/mnt/a\nb, not /mnt/a\\nb); a control an error carries raw
+// is escaped; the line stays one line.
 func TestEventTextEscapesOnce(t *testing.T) {
-	got := EventText(unmount.Event{Stage: unmount.StageUnmount, What: "umount2 of " + termsafe.Quote("/mnt/a\nb"),
+	got := EventText(unmount.Event{Stage: unmount.StageUnmount, Note: unmount.PlainUnmounted{Flag: "MNT_DETACH", Mountpoint: "/mnt/a\nb", Failed: true},
 		Err: errors.New("open /mnt/c\x1b[2J\n: EIO")})
-	if want := `unmount  umount2 of /mnt/a\nb [open /mnt/c\e[2J : EIO]`; got != want {
+	if want := `unmount  umount2(MNT_DETACH) of /mnt/a\nb failed [open /mnt/c\e[2J : EIO]`; got != want {
 		t.Errorf("got  %q\nwant %q", got, want)
 	}
 }

@@ -28,17 +28,13 @@ func NoteText(n unmount.Note) string {
 	return fmt.Sprintf("%T %+v", n, n)
 }
 
-// EventWhat is what an event says: its Note rendered (the last event's:
-// the result line, ResultSummary), or the engine's old sentence while one
-// is left.
+// EventWhat is what an event says: its Note rendered, or for the last
+// event, the result line (ResultSummary).
 func EventWhat(e unmount.Event) string {
 	if e.Result != nil && e.Result.Outcome != nil {
 		return ResultSummary(*e.Result)
 	}
-	if e.Note != nil {
-		return NoteText(e.Note)
-	}
-	return e.What
+	return NoteText(e.Note)
 }
 
 // NoteKind is the kind of a note, in kebab case from its type's name

@@ -7,6 +7,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"mounttop/inspect"
+	"mounttop/internal/present/scantext"
 	"mounttop/internal/termsafe"
 	"mounttop/unmount"
 )
@@ -54,10 +55,10 @@ func PlanSentence(p *unmount.Plan, later ...unmount.PlanWarning) string {
 		fmt.Fprintf(&b, ": re-arm MNT_EXPIRE every %v until it goes", p.Interval)
 	}
 	if n := len(p.Submounts); n > 0 {
-		fmt.Fprintf(&b, "; %s first, deepest first: %s", Plural(n, "submount"), mountList(p.Submounts, 5))
+		fmt.Fprintf(&b, "; %s first, deepest first: %s", Plural(n, "submount"), scantext.MountList(p.Submounts, 5))
 	}
 	if len(p.Stacked) > 0 {
-		fmt.Fprintf(&b, "; before it, unmount what uses it as a layer: %s", mountList(p.Stacked, 5))
+		fmt.Fprintf(&b, "; before it, unmount what uses it as a layer: %s", scantext.MountList(p.Stacked, 5))
 	}
 	refused := 0
 	for _, h := range p.Holders {
@@ -126,32 +127,6 @@ func deadServerPlan(p *unmount.Plan) string {
 	return b.String()
 }
 
-// mountList renders "/a, /b and 3 more": the mount points, the first max.
-func mountList(ms []inspect.Mount, max int) string {
-	var parts []string
-	for i, m := range ms {
-		if i == max {
-			parts = append(parts, fmt.Sprintf("and %d more", len(ms)-max))
-			break
-		}
-		parts = append(parts, termsafe.Quote(m.Mountpoint))
-	}
-	return strings.Join(parts, ", ")
-}
-
-// holderList renders "pid 12 (cat), pid 40 (bash) and 3 more".
-func holderList(hs []inspect.Holder, max int) string {
-	var parts []string
-	for i, h := range hs {
-		if i == max {
-			parts = append(parts, fmt.Sprintf("and %d more", len(hs)-max))
-			break
-		}
-		parts = append(parts, fmt.Sprintf("pid %d (%s)", h.PID, termsafe.Text(h.Comm)))
-	}
-	return strings.Join(parts, ", ")
-}
-
 // PlanWarningText is one warning of a plan in the operator's words.
 func PlanWarningText(w unmount.PlanWarning) string {
 	switch w.Kind {
@@ -164,7 +139,7 @@ func PlanWarningText(w unmount.PlanWarning) string {
 	case unmount.WarnSelfUnknown:
 		return "could not check mounttop's own executable, cwd and /proc: " + termsafe.Message(w.Message)
 	case unmount.WarnStacked:
-		return "--recursive unmounts first what uses it as a layer: " + mountList(w.Mounts, 5)
+		return "--recursive unmounts first what uses it as a layer: " + scantext.MountList(w.Mounts, 5)
 	case unmount.WarnBusy:
 		held := "held by " + termsafe.Message(w.Message)
 		switch w.Busy {
@@ -360,7 +335,7 @@ func ReleaseText(r unmount.Release) string {
 	}
 	s := fmt.Sprintf("unmount its copy at %s in mount namespace %s (pid %d)", termsafe.Quote(r.Mountpoint), ns, r.PID)
 	if len(r.Holders) > 0 {
-		s += ", lazily (held there by " + holderList(r.Holders, 3) + ", which keep it alive until they let go)"
+		s += ", lazily (held there by " + scantext.HolderList(r.Holders, 3) + ", which keep it alive until they let go)"
 	}
 	if r.Propagates {
 		s += "; our unmount propagates to it: a staged run revokes its holders there instead and takes it along"

@@ -98,9 +98,24 @@ func who(w unmount.Who) string {
 	return s
 }
 
-// stepNoteText renders the steps of a run: revoke and drain, fence and
-// syncfs, the unmounts, the releases.
+// stepNoteText renders the steps of a run, each group by a renderer of
+// its own: revoke and drain, fence and syncfs, the unmounts, the releases.
 func stepNoteText(n unmount.Note) (string, bool) {
+	if s, ok := drainNoteText(n); ok {
+		return s, true
+	}
+	if s, ok := fenceNoteText(n); ok {
+		return s, true
+	}
+	if s, ok := unmountNoteText(n); ok {
+		return s, true
+	}
+	return releaseNoteText(n)
+}
+
+// drainNoteText renders what the revoke and the drain find: no holder, a
+// failed scan, the holders left, a mount busy with none.
+func drainNoteText(n unmount.Note) (string, bool) {
 	switch n := n.(type) {
 	case unmount.RevokeScanFailed:
 		return "scan failed; the drain will retry", true
@@ -114,6 +129,14 @@ func stepNoteText(n unmount.Note) (string, bool) {
 		return "nothing holds the mount any more; unmounting", true
 	case unmount.BusyNoHolder:
 		return "busy, but no process holds it: " + busyWhy(n.Why) + releasesLeft(n.NotReleased), true
+	}
+	return "", false
+}
+
+// fenceNoteText renders the fence and syncfs steps and the fence's
+// rollback, and a detached mount's steps instead of them.
+func fenceNoteText(n unmount.Note) (string, bool) {
+	switch n := n.(type) {
 	case unmount.BeneathRefused:
 		return "mount beneath refused (EINVAL); over-mounting instead", true
 	case unmount.Fenced:
@@ -128,6 +151,15 @@ func stepNoteText(n unmount.Note) (string, bool) {
 		return fmt.Sprintf("no fence: detached mount %d is in no mount table, so no path can open anything on it; no syncfs either (no path to it): the kernel syncs the filesystem when it lets go of it", n.MountID), true
 	case unmount.DetachedReleased:
 		return fmt.Sprintf("no process holds detached mount %d any more (verified by a scan): the kernel releases it", n.MountID), true
+	}
+	return "", false
+}
+
+// unmountNoteText renders the unmounts (stacked filesystems, submounts,
+// the mount itself, lazy, forced or expired) and the fence's removal
+// after them.
+func unmountNoteText(n unmount.Note) (string, bool) {
+	switch n := n.(type) {
 	case unmount.StackedUnmounted:
 		s := fmt.Sprintf("the %s at %s (it uses the mount as a layer)", termsafe.Text(n.FSType), termsafe.Quote(n.Mountpoint))
 		if !n.Failed {
@@ -161,6 +193,14 @@ func stepNoteText(n unmount.Note) (string, bool) {
 		return fmt.Sprintf("umount2(%s) of %s: gone (verified by statmount)", n.Flag, termsafe.Quote(n.Mountpoint)), true
 	case unmount.ExpireAttempt:
 		return expireText(n), true
+	}
+	return "", false
+}
+
+// releaseNoteText renders the releases (loop devices, swap files, copies
+// in other mount namespaces) and a journal that could not be written.
+func releaseNoteText(n unmount.Note) (string, bool) {
+	switch n := n.(type) {
 	case unmount.ReleaseNotDone:
 		why := ReleaseRefusalText(n.Release)
 		if n.SwapCovered {
