@@ -37,8 +37,8 @@ type EventEncoder func(Event) ([]byte, error)
 // one fdatasync for every line written while the one before ran, within
 // about two fdatasyncs of being written. An fdatasync per line on the
 // run's goroutine, about 0.8-1.7 ms each on this machine's disk, was
-// 40% of a staged close of 1,000 holders (bench/README.md), which is
-// what the revokes waited for.
+// 40% of the revoke stage of a staged close of 1,000 holders, which the
+// revokes waited for (bench/README.md, revoke run H).
 type Journal struct {
 	mu   sync.Mutex
 	dir  *StateDir
