@@ -27,16 +27,13 @@ func TestHostNamespaceNamed(t *testing.T) {
 		}
 		if ns.Host {
 			hosts++
-			if name := snap.NamespaceName(ns.Inode); name != "mnt:["+itoa(int(ns.Inode))+"] (the host's: pid 1's)" {
-				t.Errorf("NamespaceName = %q", name)
-			}
 		}
 	}
 	if hosts > 1 {
 		t.Errorf("%d namespaces marked the host's", hosts)
 	}
 	s := NewSnapshot(nil, nil, nil)
-	if host, known := s.IsHost(7); host || known || s.NamespaceName(7) != "mnt:[7] (the host's? unknown: pid 1's namespace is unreadable)" {
-		t.Errorf("unknown host: %v %v %q", host, known, s.NamespaceName(7))
+	if host, known := s.IsHost(7); host || known {
+		t.Errorf("unknown host: IsHost = %v, %v", host, known)
 	}
 }

@@ -2,7 +2,6 @@ package inspect
 
 import (
 	"bytes"
-	"fmt"
 	"os"
 	"regexp"
 	"strconv"
@@ -211,20 +210,6 @@ func rootMountID(path string) (int, bool) {
 // whether that could be told at all.
 func (s *Snapshot) IsHost(ino uint64) (host, known bool) {
 	return s.HostNS != 0 && ino == s.HostNS, s.HostNS != 0 && ino != 0
-}
-
-// NamespaceName names mount namespace ino for the operator: "mnt:[N]",
-// with "(the host's)" for the initial one, or "(the host's? unknown)" when
-// pid 1's namespace could not be read.
-func (s *Snapshot) NamespaceName(ino uint64) string {
-	name := fmt.Sprintf("mnt:[%d]", ino)
-	switch host, known := s.IsHost(ino); {
-	case !known:
-		return name + " (the host's? unknown: pid 1's namespace is unreadable)"
-	case host:
-		return name + " (the host's: pid 1's)"
-	}
-	return name
 }
 
 // unreadableAdvice is what would let the scan read the mount namespaces it

@@ -766,7 +766,7 @@ func (p *proc) ioUring(dir, fdDir int, name string, fd int) {
 		return
 	}
 	for _, f := range parseUserFiles(b) {
-		p.res.uring = append(p.res.uring, KernelHolder{Kind: KernelIOURing, Name: fmt.Sprintf("io_uring fd %d, file %d", fd, f.index),
+		p.res.uring = append(p.res.uring, KernelHolder{Kind: KernelIOURing, FD: fd, Index: f.index,
 			Path: f.path, PID: p.pid})
 	}
 }

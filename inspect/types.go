@@ -435,9 +435,13 @@ func (k KernelKind) Mounted() bool { return k == KernelSubmount || k == KernelOv
 // pins the mount on someone's behalf.
 type KernelHolder struct {
 	Kind KernelKind
-	Name string // /dev/loop3, the swap file, the binfmt entry, dm-0, the submount's path, the overlay's mount point
+	Name string // /dev/loop3, the swap file, the binfmt entry, dm-0, the submount's path, the overlay's mount point; "" for io_uring
 	Path string // the file on the mount that is held
 	PID  int    // io_uring: the owning process
+	// FD and Index name an io_uring's registered file: the ring's fd in
+	// PID and the file's index in its table (the "N:" of the fdinfo's
+	// UserFiles:, io_uring/fdinfo.c). scantext.KernelName words them.
+	FD, Index int
 	// MountedAt is, for a loop device, where the device itself is
 	// mounted ("" when it is not): that mount goes before the device
 	// can be detached. What releases a holder is said by

@@ -58,8 +58,8 @@ func (m Model) notOffered(asked unmount.Plan) string {
 		// has no path to act on, and what keeps it alive is its holders.
 		return present.NotOnDetached(asked, *mt, k.name(k.Staged), k.name(k.DryRun))
 	}
-	if why := unmount.SystemMount(mt); why != "" {
-		return present.NotOnSystemMount(asked, why)
+	if k := unmount.SystemMount(mt); k != unmount.SystemNone {
+		return present.NotOnSystemMount(asked, k, *mt)
 	}
 	return ""
 }

@@ -130,6 +130,11 @@ func TestEndToEndQuitWhileARunIsStuck(t *testing.T) {
 	term.waitFor(30*time.Second, "Staged unmount (close) of "+dir+"?", "[ No ]")
 	term.keys("y")
 	term.waitFor(30*time.Second, "did not stop in time")
+	// Quit while the next revoke of it is under way (after the drain's
+	// rescan, which takes long on a loaded machine).
+	if !testns.Seized(stuck.PID, 30*time.Second) {
+		t.Fatalf("pid %d was not seized again within 30s", stuck.PID)
+	}
 	term.answered("q (while stuck)", []string{"Quit while an unmount runs?"}, "q")
 	// The cancel ends the run's wait for the revoke at once (the tracer
 	// process goes on with it), so the view may quit before it could say

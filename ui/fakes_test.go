@@ -545,7 +545,7 @@ func kernelSnapshot() *inspect.Snapshot {
 			{Kind: "nfsd-export", Name: "/mnt/scratch", Path: "/mnt/scratch"},
 		},
 		idProjects: {
-			{Kind: "io_uring", Name: "io_uring fd 9, file 0", Path: "/mnt/projects/queue", PID: 4242},
+			{Kind: "io_uring", FD: 9, Path: "/mnt/projects/queue", PID: 4242},
 		},
 	}
 	copyMount := mnt(0, 0, "/data", "tmpfs", "demo-projects", 41)

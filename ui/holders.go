@@ -238,7 +238,7 @@ func (h *holdersPane) addKernel(kernel []inspect.KernelHolder) {
 		for i := range kernel {
 			k := &kernel[i]
 			h.rows = append(h.rows, holderRow{kind: rowWarning, pid: k.PID, text: "  " + present.KernelLine(k), kernel: k,
-				key: "kernel:" + k.Kind.String() + ":" + k.Name + ":" + k.Path})
+				key: "kernel:" + k.Kind.String() + ":" + present.KernelName(*k) + ":" + k.Path})
 		}
 	}
 }

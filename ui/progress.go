@@ -511,10 +511,15 @@ func (p *progressPane) logLine(l logLine) (string, func(...string) string) {
 	}
 	s += shown(l.what)
 	if l.err != nil && !isExpectedExpire(l) {
-		if l.what != "" {
-			s += ": "
+		// A note that words its error already (a holder not revoked)
+		// does not get it twice (as present.EventText).
+		if !strings.Contains(l.what, l.err.Error()) {
+			if l.what != "" {
+				s += ": "
+			}
+			s += shown(l.err.Error())
 		}
-		return s + shown(l.err.Error()), p.styles.Error.Render
+		return s, p.styles.Error.Render
 	}
 	return s, nil
 }

@@ -161,7 +161,7 @@ func (m *Model) syncBar() {
 		}
 	}
 	system := false
-	if mt, ok := m.selectedMount(); ok && !m.progress.visible() && unmount.SystemMount(mt) != "" {
+	if mt, ok := m.selectedMount(); ok && !m.progress.visible() && unmount.SystemMount(mt) != unmount.SystemNone {
 		system = true
 		b.note = present.SystemMount
 	}

@@ -48,6 +48,10 @@ type Error struct {
 	Holders   []inspect.Holder // EBUSY: who holds the mount (from a scan)
 	Submounts []inspect.Mount  // mounts below the target
 	Hint      string           // what to try instead ("use --staged")
+	// Busy (EBUSY): what else holds it (kernel holders, held copies).
+	Busy []BusyReason
+	// ForceIgnored (EBUSY of a force): the filesystem ignores MNT_FORCE.
+	ForceIgnored *ForceIgnoredFS
 }
 
 func (e *Error) Unwrap() error { return e.Err }
@@ -66,8 +70,8 @@ func (e *Error) Error() string {
 	if len(e.Submounts) > 0 {
 		b.WriteString("; submounts: " + scantext.MountList(e.Submounts, 5))
 	}
-	if e.Hint != "" {
-		b.WriteString(" (" + e.Hint + ")")
+	if h := e.hints(); h != "" {
+		b.WriteString(" (" + h + ")")
 	}
 	return b.String()
 }

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"sort"
-	"strings"
 	"sync"
 	"time"
 	"unsafe"
@@ -14,9 +13,9 @@ import (
 
 	"mounttop/inspect"
 	"mounttop/internal/bounded"
+	"mounttop/internal/present/scantext"
 	// termsafe only for errors and the call names bounded puts in its
-	// errors (an error is text: its names are escaped as it is built),
-	// and the uses that say why.
+	// errors (an error is text: its names are escaped as it is built).
 	"mounttop/internal/termsafe"
 )
 
@@ -32,7 +31,7 @@ type Filesystem struct {
 	// Checked: the uses were looked for (a scan could be made).
 	Checked bool
 	// Released: nothing mounttop can see uses the filesystem any more
-	// and, for a block device, it opened exclusively (false, with Note,
+	// and, for a block device, it opened exclusively (false, with Doubt,
 	// when that open could not be tried or failed otherwise than EBUSY).
 	Released bool
 	// InUseBy is what still uses it, each named once.
@@ -44,8 +43,9 @@ type Filesystem struct {
 	// so it can be detached, checked or mounted again.
 	Exclusive  bool
 	DeviceName string
-	// Note says why the check is incomplete ("" when it is not).
-	Note string
+	// Doubt says why the check is incomplete (its Kind DoubtNone when it
+	// is not); present.DoubtText words it.
+	Doubt Doubt
 
 	// newest is the highest unique mount ID the plan's scan saw (0: not
 	// known, or IDs were stand-ins): a mount with a higher ID was made
@@ -139,7 +139,7 @@ func filesystemUses(snap *inspect.Snapshot, major, minor int, skip map[inspect.M
 			default:
 				continue
 			}
-			add(FilesystemUse{Kind: k.Kind.String(), Where: k.Name, Namespace: k.Namespace, Host: k.Namespace != 0 && k.Namespace == snap.HostNS, mount: k.Mount})
+			add(FilesystemUse{Kind: k.Kind.String(), Where: scantext.KernelName(k), Namespace: k.Namespace, Host: k.Namespace != 0 && k.Namespace == snap.HostNS, mount: k.Mount})
 		}
 	}
 	return out
@@ -235,7 +235,7 @@ const watchWait = 200 * time.Millisecond
 // handed to the next filesystem that asks (another tmpfs), at once.
 type filesystemWatch struct {
 	w   RootWatch // nil when none could be set
-	why string    // why there is none
+	why WatchLoss // why there is none
 }
 
 // Close lets go of the watch (nil-safe).
@@ -254,15 +254,15 @@ func (u *Unmounter) watchFilesystem(ctx context.Context, p *Plan) *filesystemWat
 	m := p.Target
 	switch {
 	case p.Mode == ModeExpire:
-		return &filesystemWatch{why: "no inotify watch on the expire path (the lookup would clear the expiry mark)"}
+		return &filesystemWatch{why: WatchLoss{Kind: WatchExpire}}
 	case m.Detached:
-		return &filesystemWatch{why: "no inotify watch on a detached mount (no path leads to it)"}
+		return &filesystemWatch{why: WatchLoss{Kind: WatchDetached}}
 	}
 	w, err := bounded.Value(ctx, u.calls, p.CallTimeout, "inotify watch on the root of "+termsafe.Quote(m.Mountpoint), bounded.AnyThread, func() (RootWatch, error) {
 		return u.sys.WatchRoot(&m)
 	}, func(w RootWatch) { w.Close() })
 	if err != nil {
-		return &filesystemWatch{why: "no inotify watch on its root: " + oneLine(err.Error())}
+		return &filesystemWatch{why: WatchLoss{Kind: WatchFailed, ErrText: oneLine(err.Error())}}
 	}
 	return &filesystemWatch{w: w}
 }
@@ -285,23 +285,23 @@ func (u *Unmounter) checkFilesystem(ctx context.Context, p *Plan, fw *filesystem
 	m := &p.Target
 	f := &Filesystem{Device: m.Device()}
 	gone, lost := false, true
-	why := "no inotify watch on its root"
+	why := WatchLoss{Kind: WatchNone}
 	if fw != nil {
 		why = fw.why
 		if fw.w != nil {
 			gone, lost = fw.w.Unmounted(watchWait)
-			why = "its root's inotify watch was dropped without IN_UNMOUNT"
+			why = WatchLoss{Kind: WatchDropped}
 		}
 	}
 	if gone {
 		f.Checked = true
 		u.claimDevice(ctx, p, f)
-		f.Released = len(f.InUseBy) == 0 && f.Note == ""
+		f.Released = len(f.InUseBy) == 0 && f.Doubt.Kind == DoubtNone
 		return f
 	}
 	snap, err := u.sys.Scan(ctx)
 	if err != nil {
-		f.Note = "could not scan: " + oneLine(err.Error())
+		f.Doubt = Doubt{Kind: DoubtScan, Device: f.Device, ErrText: oneLine(err.Error())}
 		return f
 	}
 	f.Checked = true
@@ -316,9 +316,7 @@ func (u *Unmounter) checkFilesystem(ctx context.Context, p *Plan, fw *filesystem
 		for i := range snap.Mounts {
 			if n := &snap.Mounts[i]; n.ID > p.Filesystem.newest && n.Major == m.Major && n.Minor == m.Minor && !skip[n.ID] {
 				skip[n.ID] = true
-				// Note is a message (present shows it with termsafe.Message):
-				// its names are escaped as it is built.
-				newer = append(newer, termsafe.Quote(n.Mountpoint))
+				newer = append(newer, n.Mountpoint)
 			}
 		}
 	}
@@ -334,13 +332,12 @@ func (u *Unmounter) checkFilesystem(ctx context.Context, p *Plan, fw *filesystem
 		f.InUseBy = append(f.InUseBy, use)
 	}
 	if len(f.InUseBy) == 0 && len(newer) > 0 {
-		f.Note = fmt.Sprintf("it is uncertain: the device number %s now names only mounts made after the plan (%s), which may be another filesystem given the freed number (%s)",
-			m.Device(), strings.Join(newer, ", "), why)
+		f.Doubt = Doubt{Kind: DoubtReused, Device: m.Device(), Newer: newer, Watch: why}
 	}
-	if len(f.InUseBy) == 0 && f.Note == "" {
+	if len(f.InUseBy) == 0 && f.Doubt.Kind == DoubtNone {
 		u.claimDevice(ctx, p, f)
 	}
-	f.Released = len(f.InUseBy) == 0 && f.Note == ""
+	f.Released = len(f.InUseBy) == 0 && f.Doubt.Kind == DoubtNone
 	return f
 }
 
@@ -362,7 +359,7 @@ func (u *Unmounter) claimDevice(ctx context.Context, p *Plan, f *Filesystem) {
 	case errors.Is(err, unix.EBUSY):
 		f.InUseBy = append(f.InUseBy, FilesystemUse{Kind: "device", Where: name})
 	default:
-		f.Note = "could not open the block device " + m.Device() + " exclusively: " + oneLine(err.Error())
+		f.Doubt = Doubt{Kind: DoubtClaim, Device: m.Device(), ErrText: oneLine(err.Error())}
 	}
 }
 

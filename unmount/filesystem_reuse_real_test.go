@@ -106,7 +106,7 @@ func TestFilesystemReleasedDeviceReused(t *testing.T) {
 		t.Run(mode.String(), func(t *testing.T) {
 			for try := 1; try <= 5; try++ {
 				res, _, reused := reuseRun(t, mode, false)
-				if f := res.Filesystem; !f.Released || len(f.InUseBy) != 0 || f.Note != "" {
+				if f := res.Filesystem; !f.Released || len(f.InUseBy) != 0 || f.Doubt.Kind != DoubtNone {
 					t.Fatalf("try %d (reused %v): %+v, want released: %s", try, reused, f, summaryOf(res))
 				}
 				if !strings.HasSuffix(summaryOf(res), "; filesystem released") {
@@ -138,7 +138,8 @@ func TestFilesystemReuseNoWatch(t *testing.T) {
 			}
 			continue
 		}
-		if f.Released || !strings.Contains(f.Note, "uncertain") || !strings.Contains(f.Note, sys.dir) || !strings.Contains(f.Note, "EACCES") && !strings.Contains(f.Note, "permission denied") {
+		text := FilesystemText(f)
+		if f.Released || f.Doubt.Kind != DoubtReused || !strings.Contains(text, "uncertain") || !strings.Contains(text, sys.dir) || !strings.Contains(text, "EACCES") && !strings.Contains(text, "permission denied") {
 			t.Fatalf("%+v: want uncertain, naming %s and why there is no watch", f, sys.dir)
 		}
 		return

@@ -16,8 +16,8 @@ func TestFilesystemText(t *testing.T) {
 			{Kind: "swap", Where: "/t/swap"}, {Kind: "device", Where: "/dev/loop3"}}},
 			`filesystem still in use by: the mount /a\nb; a detached mount held by pid 7, 8; the mount /x in mount namespace mnt:[42] (the host's); ` +
 				"the overlay /ov; the loop device /dev/loop1; the swap file /t/swap; a claim on the block device /dev/loop3 (open O_EXCL: EBUSY)"},
-		{Filesystem{Checked: true, Note: "could not open the block device 7:3 exclusively: EIO"}, "no other use of the filesystem found, but could not open the block device 7:3 exclusively: EIO"},
-		{Filesystem{Note: "could not scan: boom"}, "whether the filesystem is released is unknown: could not scan: boom"},
+		{Filesystem{Checked: true, Doubt: Doubt{Kind: DoubtClaim, Device: "7:3", ErrText: "EIO"}}, "no other use of the filesystem found, but could not open the block device 7:3 exclusively: EIO"},
+		{Filesystem{Doubt: Doubt{Kind: DoubtScan, ErrText: "boom"}}, "whether the filesystem is released is unknown: could not scan: boom"},
 	} {
 		if got := FilesystemText(&tc.f); got != tc.want {
 			t.Errorf("Text() = %q\nwant      %q", got, tc.want)

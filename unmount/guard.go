@@ -1,11 +1,10 @@
 package unmount
 
 import (
-	"fmt"
 	"strings"
 
 	"mounttop/inspect"
-	"mounttop/internal/termsafe"
+	"mounttop/internal/present/scantext"
 )
 
 // systemPaths are the mount points the running system stands on: the root,
@@ -35,24 +34,50 @@ var apiTypes = map[string]bool{
 	"selinuxfs": true, "smackfs": true,
 }
 
-// SystemMount says why m is a mount the system runs on, or "" if it is
-// not: one of systemPaths by where it is mounted, or an API filesystem by
-// type (apiTypes). Such a mount is refused unless the plan allows it
-// (Plan.AllowSystem, `mounttop umount --allow-system-mount`).
-func SystemMount(m *inspect.Mount) string {
+// SystemKind says why a mount is one the system runs on (SystemMount).
+type SystemKind int
+
+const (
+	// SystemNone: it is not.
+	SystemNone SystemKind = iota
+	// SystemPath: it is mounted at one of systemPaths.
+	SystemPath
+	// SystemAPI: it is a kernel API filesystem by type (apiTypes).
+	SystemAPI
+)
+
+// SystemMount says why m is a mount the system runs on, or SystemNone if
+// it is not: one of systemPaths by where it is mounted, or an API
+// filesystem by type (apiTypes). Such a mount is refused unless the plan
+// allows it (Plan.AllowSystem, `mounttop umount --allow-system-mount`);
+// present.SystemMountText words it.
+func SystemMount(m *inspect.Mount) SystemKind {
 	switch {
 	case m.Detached:
-		return "" // in no mount table: nothing stands on it any more
+		return SystemNone // in no mount table: nothing stands on it any more
 	case systemPaths[m.Mountpoint]:
-		return fmt.Sprintf("%s is a mount the system runs on", termsafe.Quote(m.Mountpoint))
+		return SystemPath
 	case apiTypes[m.FSType]:
-		return fmt.Sprintf("%s is a kernel API filesystem (%s), not storage", termsafe.Quote(m.Mountpoint), termsafe.Text(m.FSType))
+		return SystemAPI
 	}
-	return ""
+	return SystemNone
 }
 
-// AllowSystemHint is how to lift a SystemMount refusal, for messages.
-const AllowSystemHint = "mounttop umount --allow-system-mount overrides this"
+// SystemRefused is the refusal (errors.Is ErrRefused) of Mount, a mount
+// the system runs on for the reason Kind: the target itself, or a
+// stacking filesystem --recursive would unmount with it. Its text is
+// scantext's (present.SystemMountText words the same reason).
+type SystemRefused struct {
+	Kind  SystemKind
+	Mount inspect.Mount
+}
+
+func (e *SystemRefused) Error() string {
+	return ErrRefused.Error() + ": " + scantext.SystemMount(e.Kind == SystemAPI, e.Mount.Mountpoint, e.Mount.FSType) +
+		" (" + scantext.AllowSystem + ")"
+}
+
+func (e *SystemRefused) Unwrap() error { return ErrRefused }
 
 // ownMountReason says why the mounts ids (the target and its submounts)
 // hold something mounttop stands on: its executable, its cwd, the /proc
@@ -78,5 +103,5 @@ func ownMountReason(own Own, journal inspect.MountID, ids []inspect.MountID) (wh
 
 // refusalText joins a refusal with the way to override it.
 func refusalText(why string) string {
-	return strings.TrimSpace(why) + " (" + AllowSystemHint + ")"
+	return strings.TrimSpace(why) + " (" + scantext.AllowSystem + ")"
 }

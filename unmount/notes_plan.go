@@ -69,8 +69,7 @@ const (
 	// unmounts them first.
 	WarnStacked
 	// WarnBusy: something that is not a process of ours keeps the mount
-	// busy; Message says what (names escaped already: the busy reasons
-	// are shared with the run's drain); Busy says whether a run releases it.
+	// busy: Reason; Busy says whether a run releases it.
 	WarnBusy
 	// WarnAliveElsewhere: the filesystem is mounted in mount namespace
 	// Namespace (PIDs live there) at Mountpoint, where umount2 does not
@@ -104,11 +103,12 @@ type PlanWarning struct {
 	PIDs       []int
 	Count      int
 	Busy       BusyRelease
+	Reason     BusyReason // WarnBusy
 	// Detail is a sentence or reason from elsewhere with its names raw
 	// (escaped by present as it renders it).
 	Detail string
 	// Message is a text whose names were escaped when it was built (an
-	// error's message, the busy reasons): present escapes only a control
+	// error's message): present escapes only a control
 	// left raw in it (termsafe.Message).
 	Message string
 }

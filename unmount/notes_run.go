@@ -119,12 +119,12 @@ type Stuck struct {
 
 // BusyWhy says why a mount no process holds is busy: holders left inside
 // an injected call (Stuck), else a server that does not answer (Dead),
-// else what else holds it (HintText, the engine's account of kernel
-// holders: loop devices, swap files, ...).
+// else what else holds it (Others: kernel holders, held copies; none
+// seen: something no scan shows, such as an fd in flight).
 type BusyWhy struct {
-	Stuck    []Stuck
-	Dead     *DeadServer
-	HintText string
+	Stuck  []Stuck
+	Dead   *DeadServer
+	Others []BusyReason
 }
 
 // DeadServer: the filesystem's server does not answer (Server.Probe: the

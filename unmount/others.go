@@ -1,25 +1,42 @@
 package unmount
 
 import (
-	"fmt"
-	"strings"
-
 	"mounttop/inspect"
 	"mounttop/internal/present/scantext"
-	"mounttop/internal/termsafe"
 )
 
-// busyReasons names what keeps the mounts busy besides processes of this
-// namespace, so that an EBUSY with no process holder still explains
-// itself: kernel holders (a loop device or swap file backed by a file on
-// it, an nfsd export, io_uring registered files, ...; submounts are
-// listed on their own) and copies in other mount namespaces that umount2
-// propagates to and that are held there (propagate_mount_busy, fs/pnode.c).
-// No revoke can release these; each says what would.
-func busyReasons(snap *inspect.Snapshot, ids ...inspect.MountID) []string {
-	var out []string
+// BusyReason is one thing besides the processes of this namespace that
+// keeps a mount busy, so that an EBUSY with no process holder still
+// explains itself: a kernel holder (a loop device or swap file backed by a
+// file on it, an nfsd export, io_uring registered files, ...; submounts
+// are listed on their own), or a copy in another mount namespace that
+// umount2 propagates to and that is held there (propagate_mount_busy,
+// fs/pnode.c). No revoke can release these. As data: present words it
+// (present.BusyReasonText), and so does an Error that carries it.
+type BusyReason struct {
+	// Kernel is the kernel holder, when it is one.
+	Kernel *inspect.KernelHolder
+	// Else the held copy: its mount namespace's inode, its mount point
+	// there (raw) and its holders there.
+	Namespace  uint64
+	Mountpoint string
+	Holders    []inspect.Holder
+}
+
+// text is the reason in scantext's words (its names escaped once), for
+// an Error's message.
+func (r BusyReason) text() string {
+	if r.Kernel != nil {
+		return scantext.BusyKernel(*r.Kernel)
+	}
+	return scantext.BusyCopy(r.Namespace, r.Mountpoint, r.Holders)
+}
+
+// busyReasons are the BusyReasons of the mounts ids.
+func busyReasons(snap *inspect.Snapshot, ids ...inspect.MountID) []BusyReason {
+	var out []BusyReason
 	for _, r := range busyReasonList(snap, ids...) {
-		out = append(out, r.text)
+		out = append(out, r.BusyReason)
 	}
 	return out
 }
@@ -27,7 +44,7 @@ func busyReasons(snap *inspect.Snapshot, ids ...inspect.MountID) []string {
 // busyReason is one of busyReasons, and whether Plan.Release frees it (a
 // loop device, a swap file, a held copy that umount2 propagates to).
 type busyReason struct {
-	text       string
+	BusyReason
 	releasable bool
 	name       string // a kernel holder's name (/dev/loop3, the swap file)
 }
@@ -39,19 +56,11 @@ func busyReasonList(snap *inspect.Snapshot, ids ...inspect.MountID) []busyReason
 			if k.Kind.Mounted() {
 				continue
 			}
-			s := fmt.Sprintf("%s %s", termsafe.Text(k.Kind.String()), termsafe.Quote(k.Name))
-			if k.Path != "" && k.Path != k.Name {
-				s += " (" + termsafe.Quote(k.Path) + ")"
-			}
-			if action := scantext.KernelHolderAction(k); action != "" {
-				s += ": " + termsafe.Text(action)
-			}
-			out = append(out, busyReason{s, k.Kind == inspect.KernelLoop || k.Kind == inspect.KernelSwap, k.Name})
+			out = append(out, busyReason{BusyReason{Kernel: &k}, k.Kind == inspect.KernelLoop || k.Kind == inspect.KernelSwap, k.Name})
 		}
 		for _, c := range snap.Copies(id) {
 			if c.Propagates && len(c.Holders) > 0 {
-				out = append(out, busyReason{fmt.Sprintf("its copy in mount namespace mnt:[%d] at %s, held there by %s",
-					c.Namespace.Inode, termsafe.Quote(c.Mount.Mountpoint), scantext.HolderList(c.Holders, 3)), true, ""})
+				out = append(out, busyReason{BusyReason{Namespace: c.Namespace.Inode, Mountpoint: c.Mount.Mountpoint, Holders: c.Holders}, true, ""})
 			}
 		}
 	}
@@ -70,12 +79,4 @@ func aliveWarnings(snap *inspect.Snapshot, id inspect.MountID) []PlanWarning {
 		out = append(out, PlanWarning{Kind: WarnAliveElsewhere, Namespace: c.Namespace.Inode, PIDs: c.Namespace.PIDs, Mountpoint: c.Mount.Mountpoint})
 	}
 	return out
-}
-
-// busyHint is the EBUSY hint when no process of ours holds the mount.
-func busyHint(snap *inspect.Snapshot, ids ...inspect.MountID) string {
-	if r := busyReasons(snap, ids...); len(r) > 0 {
-		return "held by " + strings.Join(r, "; ")
-	}
-	return noProcessHolder
 }

@@ -12,6 +12,7 @@ import (
 	"mounttop/inspect"
 	"mounttop/internal/bounded"
 	"mounttop/internal/mountapi"
+	"mounttop/internal/present/scantext"
 	"mounttop/internal/termsafe"
 )
 
@@ -65,12 +66,6 @@ func ForceIgnored(fstype string) bool {
 	return !forceHonoured[fstype] && !strings.HasPrefix(fstype, "fuse.")
 }
 
-// ForceIgnoredNote is the plain statement shown before a force on such a
-// filesystem.
-func ForceIgnoredNote(fstype string) string {
-	return fmt.Sprintf("MNT_FORCE is ignored by %s: a busy mount stays busy; --staged revokes its holders instead", termsafe.Text(fstype))
-}
-
 // Lazy detaches the mount (umount2(2) MNT_DETACH): it is gone from the
 // namespace at once, and the filesystem lives on, with no error reporting,
 // until its last holder leaves. Submounts go with it.
@@ -85,11 +80,7 @@ func (u *Unmounter) Force(ctx context.Context, m *inspect.Mount) error {
 	err := u.umount(ctx, "umount --force", m, unix.MNT_FORCE, true)
 	var e *Error
 	if errors.As(err, &e) && errors.Is(err, unix.EBUSY) && ForceIgnored(m.FSType) {
-		if e.Hint != "" {
-			e.Hint = e.Hint + "; " + ForceIgnoredNote(m.FSType)
-		} else {
-			e.Hint = ForceIgnoredNote(m.FSType)
-		}
+		e.ForceIgnored = &ForceIgnoredFS{FSType: m.FSType}
 	}
 	return err
 }
@@ -220,19 +211,11 @@ func (u *Unmounter) explainFailure(ctx context.Context, op string, m *inspect.Mo
 			e.Submounts = append(e.Submounts, *sub)
 		}
 	}
-	if r := busyReasons(snap, m.ID); len(r) > 0 {
-		e.Hint = "also held by " + strings.Join(r, "; ")
-		if len(e.Holders) == 0 {
-			e.Hint = "held by " + strings.Join(r, "; ")
-		}
-	} else if len(e.Holders) == 0 && len(e.Submounts) == 0 {
-		e.Hint = noProcessHolder
+	if e.Busy = busyReasons(snap, m.ID); len(e.Busy) == 0 && len(e.Holders) == 0 && len(e.Submounts) == 0 {
+		e.Hint = scantext.NoProcessHolder
 	}
 	return e
 }
-
-// noProcessHolder is what EBUSY means when no process holds the mount.
-const noProcessHolder = "no process holds it: a kernel holder (loop device or swap file on it, nfsd export, io_uring, fd in flight) or a copy in another mount namespace"
 
 // recheck makes sure the anchor still leads to the inspected mount, right
 // before acting. statmount(2) by unique ID: ENOENT is gone. The mount

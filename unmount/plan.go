@@ -138,8 +138,8 @@ func (u *Unmounter) checkTarget(p *Plan, subs []inspect.MountID) error {
 	case !m.Detached && (m.Mountpoint == "/" || m.ParentID == m.ID):
 		return refusal(m, "it is the root of this mount namespace")
 	}
-	if why := SystemMount(m); why != "" && !p.AllowSystem {
-		return refusal(m, "%s", refusalText(why))
+	if k := SystemMount(m); k != SystemNone && !p.AllowSystem {
+		return &Error{Op: "umount", Target: planTarget(m), Err: &SystemRefused{Kind: k, Mount: *m}}
 	}
 	if own, err := u.sys.Self(); err == nil {
 		why, hard := ownMountReason(own, u.journalMount(), append([]inspect.MountID{m.ID}, subs...))
@@ -192,8 +192,8 @@ func (u *Unmounter) planStacked(p *Plan, snap *inspect.Snapshot, subs []inspect.
 			// An error's message: its names are escaped as it is built
 			// (as Error's own target is), since an error is text.
 			return nil, nil, refusal(m, "the %s at %s that uses it as a layer is the root of this mount namespace", termsafe.Text(s.FSType), termsafe.Quote(s.Mountpoint))
-		case SystemMount(&s) != "" && !p.AllowSystem:
-			return nil, nil, refusal(m, "%s", refusalText(SystemMount(&s)))
+		case SystemMount(&s) != SystemNone && !p.AllowSystem:
+			return nil, nil, &Error{Op: "umount", Target: planTarget(m), Err: &SystemRefused{Kind: SystemMount(&s), Mount: s}}
 		}
 		p.Stacked = append(p.Stacked, s)
 		held = append(held, s.ID)
@@ -222,7 +222,7 @@ func busyWarnings(p *Plan, snap *inspect.Snapshot, ids []inspect.MountID, stacke
 	}
 	var out []PlanWarning
 	for _, r := range busyReasonList(snap, ids...) {
-		w := PlanWarning{Kind: WarnBusy, Message: r.text}
+		w := PlanWarning{Kind: WarnBusy, Reason: r.BusyReason}
 		switch {
 		case len(p.Stacked) > 0 && stackedNames[r.name]:
 			continue // unmounted first (Plan.Stacked)

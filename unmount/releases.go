@@ -23,7 +23,7 @@ import (
 // releaseHost: unmounting there changes what the whole machine sees, which
 // a run from inside a container or an unshare'd shell must not do by a
 // plain --release. When pid 1's namespace cannot be read, no namespace is
-// known to be the host's: the plan's words say so (NamespaceName).
+// known to be the host's: the plan's words say so (present.NamespaceName).
 func findReleases(snap *inspect.Snapshot, ids []inspect.MountID, releaseHost bool) []Release {
 	var out []Release
 	for _, id := range ids {

@@ -120,7 +120,7 @@ func (r *run) unmountWhenEmpty(f *Fence) drainStep {
 	}
 	var ue *Error
 	if r.server.Probed && !r.server.Answering && errors.As(err, &ue) {
-		ue.Hint = "" // not a loop device or swap file: the server (busyHint)
+		ue.Hint, ue.Busy = "", nil // not a loop device or swap file: the server (busyHint)
 	}
 	r.send(Event{Stage: StageDrain, Note: BusyNoHolder{Why: r.busyReason(ids...), NotReleased: r.releasesLeft()}, Err: err, Holders: r.changedPicture()})
 	return drainNext
@@ -132,7 +132,7 @@ func (r *run) busyHint(ids []inspect.MountID) BusyWhy {
 	if r.server.Probed && !r.server.Answering {
 		return BusyWhy{Dead: r.deadHint()}
 	}
-	return BusyWhy{HintText: busyHint(r.lastSnap, ids...)}
+	return BusyWhy{Others: busyReasons(r.lastSnap, ids...)}
 }
 
 // remainingHolders are the holders of the last scan.

@@ -326,9 +326,14 @@ func TestUmountSecondSignalExitsAtOnce(t *testing.T) {
 	before := mountTable(t)
 	cmd, stages, stderr := startUmount(t, append([]string{"--staged", "--interval", "50ms", "--timeout", "1m", dir}, journalArgs(t)...)...)
 	// The first drain event follows a revoke that gave up after 2s; the
-	// next revoke starts 50ms later and lasts 2s: signal inside it.
+	// next revoke starts after the next round's scan (which takes long on
+	// a loaded machine) and lasts 2s: signal inside it, once the tracer
+	// has seized the holder again (TracerPid, PTRACE_SEIZE).
 	waitStage(t, stages, "drain", 30*time.Second)
-	time.Sleep(300 * time.Millisecond)
+	if !testns.Seized(v.PID, 30*time.Second) {
+		t.Fatalf("pid %d was not seized again within 30s", v.PID)
+	}
+	time.Sleep(100 * time.Millisecond)
 	if err := cmd.Process.Signal(unix.SIGINT); err != nil {
 		t.Fatal(err)
 	}

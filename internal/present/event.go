@@ -106,7 +106,7 @@ type runFilesystemUseJSON struct {
 
 func newRunFilesystemJSON(f *unmount.Filesystem) *runFilesystemJSON {
 	out := &runFilesystemJSON{Released: f.Released, Checked: f.Checked, Device: f.Device, InUseBy: []runFilesystemUseJSON{},
-		Exclusive: f.Exclusive, DeviceName: termsafe.Name(f.DeviceName), Note: termsafe.Name(f.Note)}
+		Exclusive: f.Exclusive, DeviceName: termsafe.Name(f.DeviceName), Note: termsafe.Name(DoubtText(f.Doubt))}
 	for _, u := range f.InUseBy {
 		j := runFilesystemUseJSON{Kind: u.Kind, Where: termsafe.Name(u.Where), Host: u.Host, PIDs: u.PIDs}
 		if u.Namespace != 0 {

@@ -78,7 +78,7 @@ func writeKernel(w io.Writer, snap *inspect.Snapshot, m *inspect.Mount) {
 			if k.Namespace != 0 {
 				held += fmt.Sprintf(" (in mount namespace mnt:[%d])", k.Namespace)
 			}
-			fmt.Fprintf(w, "  %s %s  %s  -> %s\n", Name(k.Kind.String()), Name(k.Name), held, KernelHolderAction(k))
+			fmt.Fprintf(w, "  %s %s  %s  -> %s\n", Name(k.Kind.String()), Name(scantext.KernelName(k)), held, KernelHolderAction(k))
 		}
 	}
 }
@@ -91,7 +91,7 @@ func writeCopies(w io.Writer, snap *inspect.Snapshot, m *inspect.Mount) {
 		if c.Propagates {
 			why = "a propagation peer: our umount propagates there, and fails with EBUSY while the copy is busy"
 		}
-		fmt.Fprintf(w, "also mounted in mount namespace %s at %s (%s); processes there: %s\n", snap.NamespaceName(c.Namespace.Inode),
+		fmt.Fprintf(w, "also mounted in mount namespace %s at %s (%s); processes there: %s\n", NamespaceName(snap, c.Namespace.Inode),
 			Name(c.Mount.Mountpoint), why, intsText(c.Namespace.PIDs, 10))
 		for _, h := range c.Holders {
 			for _, u := range h.Uses {
@@ -311,11 +311,12 @@ func HolderLine(h *inspect.Holder, open bool) string {
 // KernelLine is a kernel holder in the view's holders pane:
 // "loop /dev/loop3: /mnt/disk.img · release: detach loop device ...".
 func KernelLine(k *inspect.KernelHolder) string {
-	line := Name(k.Kind.String()) + " " + Name(k.Name)
+	name := scantext.KernelName(*k)
+	line := Name(k.Kind.String()) + " " + Name(name)
 	switch {
 	case len(k.Layers) > 0:
 		line += ": layers " + layers(k.Layers)
-	case k.Path != "" && k.Path != k.Name:
+	case k.Path != "" && k.Path != name:
 		line += ": " + Name(k.Path)
 	}
 	if k.Namespace != 0 {
@@ -391,3 +392,8 @@ func WarningText(w inspect.Warning) string { return Name(scantext.Warning(w)) }
 func KernelHolderAction(k inspect.KernelHolder) string {
 	return Name(scantext.KernelHolderAction(k))
 }
+
+// KernelName names a kernel holder, raw (scantext.KernelName): its device
+// or file, or an io_uring's ring fd and file index. For keys and
+// comparisons; show it with Name.
+func KernelName(k inspect.KernelHolder) string { return scantext.KernelName(k) }

@@ -248,7 +248,7 @@ func Warnings(ws []inspect.Warning) []termsafe.Name {
 
 // Kernel is a kernel holder's JSON.
 func Kernel(k inspect.KernelHolder) KernelJSON {
-	j := KernelJSON{Kind: k.Kind.String(), Name: termsafe.Name(k.Name), Path: termsafe.Name(k.Path), PID: k.PID,
+	j := KernelJSON{Kind: k.Kind.String(), Name: termsafe.Name(scantext.KernelName(k)), Path: termsafe.Name(k.Path), PID: k.PID,
 		Action: termsafe.Name(scantext.KernelHolderAction(k)), Namespace: k.Namespace}
 	for _, l := range k.Layers {
 		j.Layers = append(j.Layers, termsafe.Name(l.String()))

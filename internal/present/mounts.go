@@ -41,7 +41,7 @@ func NamespaceLine(snap *inspect.Snapshot) string {
 	case snap.MountNS == 0:
 		return "unknown (/proc/self/ns/mnt unreadable)"
 	case !known || host:
-		return snap.NamespaceName(snap.MountNS)
+		return NamespaceName(snap, snap.MountNS)
 	}
 	return fmt.Sprintf("mnt:[%d], not the host's (pid 1's is mnt:[%d])", snap.MountNS, snap.HostNS)
 }

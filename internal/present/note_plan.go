@@ -141,7 +141,7 @@ func PlanWarningText(w unmount.PlanWarning) string {
 	case unmount.WarnStacked:
 		return "--recursive unmounts first what uses it as a layer: " + scantext.MountList(w.Mounts, 5)
 	case unmount.WarnBusy:
-		held := "held by " + termsafe.Message(w.Message)
+		held := "held by " + BusyReasonText(w.Reason)
 		switch w.Busy {
 		case unmount.BusyReleased:
 			return held + " (released during the run)"
@@ -168,12 +168,6 @@ func PlanWarningText(w unmount.PlanWarning) string {
 		return termsafe.Message(w.Message)
 	}
 	return termsafe.Text(w.Detail) + termsafe.Message(w.Message)
-}
-
-// ForceIgnoredText is the plain statement shown before a force on a
-// filesystem whose umount_begin does nothing (unmount.ForceIgnored).
-func ForceIgnoredText(fstype string) string {
-	return fmt.Sprintf("MNT_FORCE is ignored by %s: a busy mount stays busy; --staged revokes its holders instead", termsafe.Text(fstype))
 }
 
 // RefusalText is why a holder cannot be revoked by ptrace injection.
@@ -284,16 +278,16 @@ func filesystemUses(f *unmount.Filesystem) string {
 }
 
 // FilesystemText is the finding after an unmount: "filesystem released"
-// or "filesystem still in use by: ...". Filesystem.Note is the engine's
-// sentence (its names escaped as it was built).
+// or "filesystem still in use by: ...", or why that is unknown
+// (DoubtText).
 func FilesystemText(f *unmount.Filesystem) string {
 	switch {
 	case !f.Checked:
-		return "whether the filesystem is released is unknown: " + termsafe.Message(f.Note)
+		return "whether the filesystem is released is unknown: " + DoubtText(f.Doubt)
 	case len(f.InUseBy) > 0:
 		return "filesystem still in use by: " + filesystemUses(f)
 	case !f.Released:
-		return "no other use of the filesystem found, but " + termsafe.Message(f.Note)
+		return "no other use of the filesystem found, but " + DoubtText(f.Doubt)
 	}
 	s := "filesystem released"
 	if f.Exclusive {

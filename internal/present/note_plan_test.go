@@ -44,6 +44,7 @@ func TestPlanNotesRender(t *testing.T) {
 
 // TestPlanWarningsRender: each kind of plan warning in its words.
 func TestPlanWarningsRender(t *testing.T) {
+	loop1 := unmount.BusyReason{Kernel: &inspect.KernelHolder{Kind: inspect.KernelLoop, Name: "/dev/loop1", Path: "/t/img"}}
 	for _, tc := range []struct {
 		w    unmount.PlanWarning
 		want string
@@ -53,9 +54,9 @@ func TestPlanWarningsRender(t *testing.T) {
 		{unmount.PlanWarning{Kind: unmount.WarnAllowedSystem, Detail: "it is the /proc mounttop reads"}, "allowed by --allow-system-mount: it is the /proc mounttop reads"},
 		{unmount.PlanWarning{Kind: unmount.WarnSelfUnknown, Message: "EACCES"}, "could not check mounttop's own executable, cwd and /proc: EACCES"},
 		{unmount.PlanWarning{Kind: unmount.WarnStacked, Mounts: []inspect.Mount{{Mountpoint: "/o1"}, {Mountpoint: "/o 2"}}}, `--recursive unmounts first what uses it as a layer: /o1, "/o 2"`},
-		{unmount.PlanWarning{Kind: unmount.WarnBusy, Message: "loop /dev/loop1"}, "held by loop /dev/loop1 (no revoke can release it)"},
-		{unmount.PlanWarning{Kind: unmount.WarnBusy, Message: "loop /dev/loop1", Busy: unmount.BusyReleased}, "held by loop /dev/loop1 (released during the run)"},
-		{unmount.PlanWarning{Kind: unmount.WarnBusy, Message: "loop /dev/loop1", Busy: unmount.BusyWithRelease}, "held by loop /dev/loop1 (no revoke of ours releases it; a staged run with --release does)"},
+		{unmount.PlanWarning{Kind: unmount.WarnBusy, Reason: loop1}, "held by loop /dev/loop1 (/t/img): detach loop device (losetup -d /dev/loop1) (no revoke can release it)"},
+		{unmount.PlanWarning{Kind: unmount.WarnBusy, Reason: loop1, Busy: unmount.BusyReleased}, "held by loop /dev/loop1 (/t/img): detach loop device (losetup -d /dev/loop1) (released during the run)"},
+		{unmount.PlanWarning{Kind: unmount.WarnBusy, Reason: loop1, Busy: unmount.BusyWithRelease}, "held by loop /dev/loop1 (/t/img): detach loop device (losetup -d /dev/loop1) (no revoke of ours releases it; a staged run with --release does)"},
 		{unmount.PlanWarning{Kind: unmount.WarnAliveElsewhere, Namespace: 42, PIDs: []int{7, 8, 9}, Mountpoint: "/c"}, "the filesystem is also mounted in mount namespace mnt:[42] (pid 7 and 2 more) at /c: it stays alive there after this unmount"},
 		{unmount.PlanWarning{Kind: unmount.WarnAlsoMounted, Mountpoint: "/b"}, "the filesystem is also mounted at /b: it stays alive there"},
 		{unmount.PlanWarning{Kind: unmount.WarnPartialScan, Count: 2, Detail: "pid 7: EACCES"}, "the scan was partial (2 warnings, first: pid 7: EACCES)"},
@@ -121,8 +122,8 @@ func TestFilesystemText(t *testing.T) {
 			{Kind: "swap", Where: "/t/swap"}, {Kind: "device", Where: "/dev/loop3"}}},
 			`filesystem still in use by: the mount /a\nb; a detached mount held by pid 7, 8; the mount /x in mount namespace mnt:[42] (the host's); ` +
 				"the overlay /ov; the loop device /dev/loop1; the swap file /t/swap; a claim on the block device /dev/loop3 (open O_EXCL: EBUSY)"},
-		{unmount.Filesystem{Checked: true, Note: "could not open the block device 7:3 exclusively: EIO"}, "no other use of the filesystem found, but could not open the block device 7:3 exclusively: EIO"},
-		{unmount.Filesystem{Note: "could not scan: boom"}, "whether the filesystem is released is unknown: could not scan: boom"},
+		{unmount.Filesystem{Checked: true, Doubt: unmount.Doubt{Kind: unmount.DoubtClaim, Device: "7:3", ErrText: "EIO"}}, "no other use of the filesystem found, but could not open the block device 7:3 exclusively: EIO"},
+		{unmount.Filesystem{Doubt: unmount.Doubt{Kind: unmount.DoubtScan, ErrText: "boom"}}, "whether the filesystem is released is unknown: could not scan: boom"},
 	} {
 		if got := FilesystemText(&tc.f); got != tc.want {
 			t.Errorf("got  %q\nwant %q", got, tc.want)

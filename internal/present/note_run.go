@@ -185,7 +185,7 @@ func unmountNoteText(n unmount.Note) (string, bool) {
 		}
 		return "fence removed: " + termsafe.Quote(n.Target) + again, true
 	case unmount.ForceIgnoredFS:
-		return fmt.Sprintf("MNT_FORCE is ignored by %s: a busy mount stays busy; --staged revokes its holders instead", termsafe.Text(n.FSType)), true
+		return ForceIgnoredText(n.FSType), true
 	case unmount.PlainUnmounted:
 		if n.Failed {
 			return fmt.Sprintf("umount2(%s) of %s failed", n.Flag, termsafe.Quote(n.Mountpoint)), true
@@ -287,7 +287,7 @@ func busyWhy(b unmount.BusyWhy) string {
 	case b.Dead != nil:
 		return deadHint(*b.Dead)
 	}
-	return b.HintText
+	return BusyOthersText(b.Others)
 }
 
 func stuckText(w unmount.Who, inside string) string { return who(w) + " was left inside " + inside }

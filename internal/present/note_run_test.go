@@ -96,7 +96,7 @@ func runNotes() []struct {
 		{unmount.RealUnmounted{Path: "/stash/mnt"}, "umount2 of /stash/mnt (not lazy): unmounted, verified by statmount"},
 		{unmount.FenceLeft{Target: "/mnt/t"}, "the filesystem is unmounted, but removing the fence failed: /mnt/t still shows an empty read-only tmpfs"},
 		{unmount.FenceRemoved{Target: "/mnt/t"}, "fence removed: /mnt/t is a plain directory again"},
-		{unmount.ForceIgnoredFS{FSType: "tmpfs"}, unmount.ForceIgnoredNote("tmpfs")},
+		{unmount.ForceIgnoredFS{FSType: "tmpfs"}, "MNT_FORCE is ignored by tmpfs: a busy mount stays busy; --staged revokes its holders instead"},
 		{unmount.PlainUnmounted{Flag: "MNT_DETACH", Mountpoint: "/mnt/t"}, "umount2(MNT_DETACH) of /mnt/t: gone (verified by statmount)"},
 		{unmount.ExpireAttempt{Attempt: 3, Step: unmount.ExpireCleared, MarkedAt: at, Cleared: 2},
 			"attempt 3: the mark set at 03:04:05 was cleared by an access since (2 times so far); marked again"},

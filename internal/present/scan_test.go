@@ -135,7 +135,7 @@ func TestKernelHolderAction(t *testing.T) {
 		{inspect.KernelHolder{Kind: inspect.KernelLoop, Name: "/dev/loop3", MountedAt: "/mnt/img"}, "unmount /mnt/img (it mounts /dev/loop3), then detach the loop device"},
 		{inspect.KernelHolder{Kind: inspect.KernelSwap, Name: "/mnt/t/swapfile"}, "swapoff"},
 		{inspect.KernelHolder{Kind: inspect.KernelNFSExport, Name: "/srv"}, "exportfs -u"},
-		{inspect.KernelHolder{Kind: inspect.KernelIOURing, Name: "io_uring fd 9, file 0", PID: 4}, "stop the process or unregister the file"},
+		{inspect.KernelHolder{Kind: inspect.KernelIOURing, FD: 9, PID: 4}, "stop the process or unregister the file"},
 		{inspect.KernelHolder{Kind: inspect.KernelBinfmt, Name: "qemu", Entry: "/proc/sys/fs/binfmt_misc/qemu"}, "echo -1 > /proc/sys/fs/binfmt_misc/qemu"},
 		{inspect.KernelHolder{Kind: inspect.KernelBlockHolder, Name: "dm-0"}, "remove the dm-0 device (dmsetup remove / mdadm --stop)"},
 		{inspect.KernelHolder{Kind: inspect.KernelSubmount, Name: "/mnt/t/sub"}, "unmount it first (deepest first)"},

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"mounttop/inspect"
+	"mounttop/internal/present/scantext"
 	"mounttop/internal/termsafe"
 	"mounttop/unmount"
 )
@@ -172,10 +173,10 @@ func NotOnDetached(asked unmount.Plan, m inspect.Mount, stagedKey, dryRunKey str
 		stagedKey + " revokes its holders until it goes, " + dryRunKey + " previews that"
 }
 
-// NotOnSystemMount: asked on a mount the system runs on (why, as
-// unmount.SystemMount says it).
-func NotOnSystemMount(asked unmount.Plan, why string) string {
-	return "no " + ModeName(asked) + ": " + why + "; the view never unmounts it (" + unmount.AllowSystemHint + ")"
+// NotOnSystemMount: asked on m, a mount the system runs on for the
+// reason k (unmount.SystemMount).
+func NotOnSystemMount(asked unmount.Plan, k unmount.SystemKind, m inspect.Mount) string {
+	return "no " + ModeName(asked) + ": " + SystemMountText(k, m) + "; the view never unmounts it (" + scantext.AllowSystem + ")"
 }
 
 // Status lines of a question answered, a dry run, a cancel.

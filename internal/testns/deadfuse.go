@@ -175,6 +175,21 @@ func Stopped(pid int) (bool, string) {
 	return false, ""
 }
 
+// Seized waits up to d for pid to be traced (TracerPid set: a revoke has
+// seized it with PTRACE_SEIZE), and reports whether it was. Tests that
+// must act while a revoke is under way wait for it so, not for a fixed
+// time: the run's scan before the revoke takes long on a loaded machine.
+func Seized(pid int, d time.Duration) bool {
+	for deadline := time.Now().Add(d); ; time.Sleep(5 * time.Millisecond) {
+		if stopped, why := Stopped(pid); stopped && strings.HasPrefix(why, "traced") {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+	}
+}
+
 // Released waits up to d for pid to be neither stopped nor traced: the
 // tracer process finishes a revoke that mounttop stopped waiting for (a
 // cancelled run, a quit) on its own, and gives up a holder that never

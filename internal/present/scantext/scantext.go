@@ -138,6 +138,16 @@ func PIDList(pids []int) string {
 	return b.String()
 }
 
+// KernelName names a kernel holder: its Name (/dev/loop3, the swap file,
+// ...), or, for an io_uring registered file, which has none, the ring's fd
+// and the file's index ("io_uring fd 5, file 0"). Raw, like Name.
+func KernelName(k inspect.KernelHolder) string {
+	if k.Kind == inspect.KernelIOURing {
+		return "io_uring fd " + strconv.Itoa(k.FD) + ", file " + strconv.Itoa(k.Index)
+	}
+	return k.Name
+}
+
 // KernelHolderAction is what would release a kernel holder, for the
 // operator to do by hand: "swapoff", "detach loop device (losetup -d
 // /dev/loop3)", ...; "" for a kind with no known remedy.

@@ -1,0 +1,59 @@
+package scantext
+
+import (
+	"fmt"
+
+	"mounttop/inspect"
+	"mounttop/internal/termsafe"
+)
+
+// The sentences below are shown inside unmount's errors as well as by
+// present: an error is text, so, unlike the rest of this package, they
+// escape the names they carry as they are built (termsafe.Quote, Text),
+// once; whoever shows them passes them through termsafe.Message, which
+// leaves those escapes as they are.
+
+// SystemMount says why a mount is one the system runs on: by where it is
+// mounted (api false) or because its type is a kernel API filesystem.
+func SystemMount(api bool, mountpoint, fstype string) string {
+	if api {
+		return termsafe.Quote(mountpoint) + " is a kernel API filesystem (" + termsafe.Text(fstype) + "), not storage"
+	}
+	return termsafe.Quote(mountpoint) + " is a mount the system runs on"
+}
+
+// AllowSystem is how to lift the refusal of a mount the system runs on.
+const AllowSystem = "mounttop umount --allow-system-mount overrides this"
+
+// ForceIgnored is the plain statement shown before, and in the EBUSY of,
+// a force on a filesystem of type fstype whose umount_begin does nothing
+// (unmount.ForceIgnored).
+func ForceIgnored(fstype string) string {
+	return "MNT_FORCE is ignored by " + termsafe.Text(fstype) + ": a busy mount stays busy; --staged revokes its holders instead"
+}
+
+// BusyKernel names a kernel holder that keeps a mount busy, the file it
+// holds and what would release it: "loop /dev/loop3 (/mnt/disk.img):
+// detach loop device (losetup -d /dev/loop3)".
+func BusyKernel(k inspect.KernelHolder) string {
+	name := KernelName(k)
+	s := termsafe.Text(k.Kind.String()) + " " + termsafe.Quote(name)
+	if k.Path != "" && k.Path != name {
+		s += " (" + termsafe.Quote(k.Path) + ")"
+	}
+	if action := KernelHolderAction(k); action != "" {
+		s += ": " + termsafe.Text(action)
+	}
+	return s
+}
+
+// BusyCopy names a copy of a mount in mount namespace ns, at mountpoint
+// there, that umount2 propagates to and that holders hold: the unmount
+// fails with EBUSY while it is busy (propagate_mount_busy, fs/pnode.c).
+func BusyCopy(ns uint64, mountpoint string, holders []inspect.Holder) string {
+	return fmt.Sprintf("its copy in mount namespace mnt:[%d] at %s, held there by %s", ns, termsafe.Quote(mountpoint), HolderList(holders, 3))
+}
+
+// NoProcessHolder is what EBUSY means when no process holds the mount and
+// nothing else the scan sees does.
+const NoProcessHolder = "no process holds it: a kernel holder (loop device or swap file on it, nfsd export, io_uring, fd in flight) or a copy in another mount namespace"
