@@ -57,6 +57,12 @@ type SystemOption func(*kernel)
 func (k *kernel) Scan(ctx context.Context) (*inspect.Snapshot, error)   { return k.in.Scan(ctx) }
 func (k *kernel) Mounts(ctx context.Context) (*inspect.Snapshot, error) { return k.in.Mounts(ctx) }
 
+// ScanFocus (FocusScanner): full detail for the mounts ids, counts for the
+// rest.
+func (k *kernel) ScanFocus(ctx context.Context, ids ...inspect.MountID) (*inspect.Snapshot, error) {
+	return k.in.ScanFocus(ctx, ids...)
+}
+
 func (k *kernel) StatMount(id inspect.MountID) (inspect.MountID, error) {
 	st, err := mountapi.StatMount(uint64(id))
 	if err != nil {

@@ -72,12 +72,19 @@ type run struct {
 	plan   *Plan
 	target inspect.Mount
 
+	// holders is each holder's state; what may change it is reached by
+	// holder (which marks it touched), what only reads it directly.
 	holders map[int]*HolderState
 	order   []int
 	// shown is each holder's state as the events have said it so far
-	// (the plan event, then each event's changes): changedHolders sends
+	// (the plan event, then each event's changes): changedPicture sends
 	// only what differs from it.
-	shown     map[int]HolderState
+	shown map[int]HolderState
+	// touched are the holders whose state may have changed since the
+	// last changedPicture: only they are compared with shown, so an
+	// event costs what changed, not the number of holders (a run of N
+	// holders sends about N events).
+	touched   map[int]bool
 	revoked   int
 	signalled int
 	termAt    map[int]time.Time
@@ -254,7 +261,7 @@ func (r *run) start() {
 // scan is "gone" (unless it was revoked, which is why it left).
 func (r *run) scanHolders() ([]inspect.Holder, error) {
 	r.noteRestored()
-	snap, err := r.u.sys.Scan(r.ctx)
+	snap, err := r.scanFocused()
 	if err != nil {
 		return nil, err
 	}
@@ -270,14 +277,76 @@ func (r *run) scanHolders() ([]inspect.Holder, error) {
 		if _, ok := r.holders[h.PID]; !ok {
 			r.holders[h.PID] = &HolderState{PID: h.PID, Comm: h.Comm, State: StatusPending, Namespace: r.inCopy[h.PID]}
 			r.order = append(r.order, h.PID)
+			r.touch(h.PID)
 		}
 	}
 	for pid, st := range r.holders {
 		if !present[pid] && st.State != StatusRevoked && st.State != StatusGone {
+			st = r.holder(pid)
 			st.State, st.Why = StatusGone, HolderLetGo{Who: r.whoOf(pid, st.Comm)}
 		}
 	}
 	return hs, nil
+}
+
+// FocusScanner is a System that can scan with full detail for some mounts
+// and counts for the rest (inspect.Inspector.ScanFocus). The real System is
+// one; a System that is not is scanned in full.
+type FocusScanner interface {
+	ScanFocus(ctx context.Context, ids ...inspect.MountID) (*inspect.Snapshot, error)
+}
+
+// focusRetries bounds the focused rescans of one scan for the run, when
+// mounts the run acts on appear that the focus did not name.
+const focusRetries = 2
+
+// scanFocused is the scan of a revoke pass or a drain round: every process
+// is read (each holder of any mount is found), but the uses are read in
+// full (fd numbers, paths, ranges: what a revoke needs) only on the mounts
+// the run acts on, the target, its submounts and the stacked filesystems,
+// and counted on the rest. A full scan resolved every use of every process
+// on every mount, a third of a staged run's CPU (issue 12 point 3,
+// bench/README.md). A mount the run acts on that the focus did not name (a
+// submount made during the run) gets a rescan that names it; after
+// focusRetries such rescans, a full scan. The plan's scan and the
+// filesystem check at the end stay full scans: they look at everything.
+func (r *run) scanFocused() (*inspect.Snapshot, error) {
+	fs, ok := r.u.sys.(FocusScanner)
+	if !ok {
+		return r.u.sys.Scan(r.ctx)
+	}
+	focus := map[inspect.MountID]bool{r.target.ID: true}
+	for _, s := range r.plan.Submounts {
+		focus[s.ID] = true
+	}
+	for _, id := range r.stackedIDs() {
+		focus[id] = true
+	}
+	if r.lastSnap != nil {
+		for _, id := range r.lastSnap.Descendants(r.target.ID) {
+			focus[id] = true
+		}
+	}
+	for range focusRetries + 1 {
+		ids := make([]inspect.MountID, 0, len(focus))
+		for id := range focus {
+			ids = append(ids, id)
+		}
+		snap, err := fs.ScanFocus(r.ctx, ids...)
+		if err != nil {
+			return nil, err
+		}
+		missed := false
+		for _, id := range snap.Descendants(r.target.ID) {
+			if !focus[id] {
+				focus[id], missed = true, true
+			}
+		}
+		if !missed {
+			return snap, nil
+		}
+	}
+	return r.u.sys.Scan(r.ctx)
 }
 
 // picture is a copy of the per-holder states, by pid.
@@ -291,18 +360,45 @@ func (r *run) picture() []HolderState {
 	return out
 }
 
+// holder is the state of holder pid, to change: it is marked touched, so
+// the next changedPicture compares it with what the events said.
+func (r *run) holder(pid int) *HolderState {
+	r.touch(pid)
+	return r.holders[pid]
+}
+
+// touch marks holder pid's state as possibly changed (holder).
+func (r *run) touch(pid int) {
+	if r.touched == nil {
+		r.touched = map[int]bool{}
+	}
+	r.touched[pid] = true
+}
+
 // changedPicture returns the holders whose state changed since the last
 // event that carried them (issue 12: an event says what changed, so a run's
 // events and journal grow with the number of holders, not its square), by
 // pid; nil when none did. Consumers keep the full picture by applying each
-// event's changes to the plan event's (ApplyHolders).
+// event's changes to the plan event's (ApplyHolders). Only the touched
+// holders are compared: comparing (and copying, sorting) every holder per
+// event made a run of N holders cost N^2 (issue 12 point 3, bench/README.md).
 func (r *run) changedPicture() []HolderState {
+	if len(r.touched) == 0 {
+		return nil
+	}
+	pids := make([]int, 0, len(r.touched))
+	for pid := range r.touched {
+		pids = append(pids, pid)
+	}
+	clear(r.touched)
+	sort.Ints(pids)
 	var out []HolderState
-	for _, st := range r.picture() {
-		if prev, ok := r.shown[st.PID]; ok && prev == st {
+	for _, pid := range pids {
+		st := *r.holders[pid]
+		if prev, ok := r.shown[pid]; ok && prev == st {
 			continue
 		}
-		r.shown[st.PID] = st
+		r.shown[pid] = st
 		out = append(out, st)
 	}
 	return out

@@ -190,7 +190,7 @@ func (r *run) noteRestored() {
 			delete(r.stuck, pid)
 			delete(r.retry, pid)
 			r.revoked++
-			st := r.holders[pid]
+			st := r.holder(pid)
 			st.State, st.Why = StatusRevoked, HolderRestored{Who: Who{PID: pid, Comm: st.Comm}, WhatText: what}
 			r.send(Event{Stage: StageRevoke, PID: pid, Note: st.Why, Holders: r.changedPicture()})
 		}

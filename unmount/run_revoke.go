@@ -34,7 +34,7 @@ func (r *run) revoke(f *Fence) bool {
 // holding for close (a straggler that reopened through a cwd or dirfd).
 func (r *run) act(stage Stage, h inspect.Holder) {
 	if r.plan.Policy == PolicySignal {
-		r.signal(stage, h, r.holders[h.PID])
+		r.signal(stage, h, r.holder(h.PID))
 		return
 	}
 	if t, ok := r.prepareRevoke(stage, h); ok {
@@ -47,7 +47,7 @@ func (r *run) act(stage Stage, h inspect.Holder) {
 // policy, or false when there is nothing to do: it cannot be revoked (said
 // once), a revoke failed for good earlier, or it holds nothing revocable.
 func (r *run) prepareRevoke(stage Stage, h inspect.Holder) (RevokeTargets, bool) {
-	st := r.holders[h.PID]
+	st := r.holder(h.PID)
 	if refusal, _ := refusalOf(h); refusal != RefusalNone {
 		why := HolderNotRevoked{Who: r.who(h), Refusal: refusal}
 		if st.State != StatusRefused || !st.refusedFor(refusal) {
@@ -71,7 +71,7 @@ func (r *run) prepareRevoke(stage Stage, h inspect.Holder) (RevokeTargets, bool)
 
 // applyRevoke records how the revoke of holder h went and says so.
 func (r *run) applyRevoke(stage Stage, h inspect.Holder, did string, err error) {
-	st := r.holders[h.PID]
+	st := r.holder(h.PID)
 	switch {
 	case err == nil:
 		delete(r.retry, h.PID)
