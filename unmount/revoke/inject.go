@@ -585,8 +585,8 @@ func (s *session) call(th *thread, nr uintptr, args ...uintptr) (uintptr, error)
 	if err := unix.PtraceSetRegs(th.tid, &regs); err != nil {
 		return 0, s.lost(th, err)
 	}
-	if testHookInject != nil {
-		testHookInject(s.pid, th.tid)
+	if s.r.hooks.inject != nil {
+		s.r.hooks.inject(s.pid, th.tid)
 	}
 	for step := 0; ; step++ {
 		if step > 64 {

@@ -337,6 +337,8 @@ type Revoker struct {
 
 	wakeups *wakeups // SIGCHLD, handed on to the sessions waiting for a stop
 
+	hooks testHooks // tests only
+
 	vdsoMu    sync.Mutex
 	vdsoCache map[uint64]uint64 // [vdso] size -> offset of a syscall instruction
 

@@ -579,9 +579,9 @@ func TestRevokeNoStop(t *testing.T) {
 func TestRevokeHeldSignal(t *testing.T) {
 	dir := testns.Tmpfs(t, "")
 	h := startHolder(t, testns.RoleRevokeSignal, mkfifo(t, dir))
-	testHookStopped = func(pid int) { _ = unix.Kill(pid, unix.SIGUSR1) }
-	t.Cleanup(func() { testHookStopped = nil })
-	revoke(t, newRevoker(t), h.pid, Targets{FDs: fdsOn(t, h.pid, dir)})
+	r := newRevoker(t)
+	r.hooks.stopped = func(pid int) { _ = unix.Kill(pid, unix.SIGUSR1) }
+	revoke(t, r, h.pid, Targets{FDs: fdsOn(t, h.pid, dir)})
 	h.v.WaitLine(t, "signal: user defined signal 1", 5*time.Second)
 	if line := h.v.WaitLine(t, "read:", 5*time.Second); line != "read: EBADF" {
 		t.Errorf("holder reported %q", line)
@@ -954,7 +954,8 @@ func TestRevokeSiginfoKept(t *testing.T) {
 	h := startHolder(t, testns.RoleRevokeSiginfo, mkfifo(t, dir))
 	values := []uint64{0x5151, 0x7272}
 	var sent bool
-	testHookInject = func(pid, tid int) {
+	r := newRevoker(t)
+	r.hooks.inject = func(pid, tid int) {
 		if sent || pid != h.pid {
 			return
 		}
@@ -965,8 +966,7 @@ func TestRevokeSiginfoKept(t *testing.T) {
 			}
 		}
 	}
-	t.Cleanup(func() { testHookInject = nil })
-	revoke(t, newRevoker(t), h.pid, Targets{FDs: fdsOn(t, h.pid, dir)})
+	revoke(t, r, h.pid, Targets{FDs: fdsOn(t, h.pid, dir)})
 	if !sent {
 		t.Fatal("nothing was injected")
 	}

@@ -15,13 +15,16 @@ import (
 	"mounttop/inspect"
 )
 
-// testHookStopped, set by tests only, runs once every thread is stopped and
-// before anything is injected (to send a signal into that window).
-var testHookStopped func(pid int)
-
-// testHookInject, set by tests only, runs before each injected syscall in
-// thread tid (to send signals that arrive while it is being stepped).
-var testHookInject func(pid, tid int)
+// testHooks are set by tests only, on their own Revoker before its first
+// Revoke (the request's send orders the write before the tracer's read).
+type testHooks struct {
+	// stopped runs once every thread is stopped and before anything is
+	// injected (to send a signal into that window).
+	stopped func(pid int)
+	// inject runs before each injected syscall in thread tid (to send
+	// signals that arrive while it is being stepped).
+	inject func(pid, tid int)
+}
 
 // thread is one seized thread of the process being revoked.
 type thread struct {
@@ -157,8 +160,8 @@ func (s *session) run() error {
 	}
 	switch {
 	case err == nil:
-		if testHookStopped != nil {
-			testHookStopped(s.pid)
+		if s.r.hooks.stopped != nil {
+			s.r.hooks.stopped(s.pid)
 		}
 		err = s.act()
 	case !errors.Is(err, ErrNoStop):
