@@ -63,11 +63,11 @@ func TestDrainSparkline(t *testing.T) {
 		send(ch, 1, unmount.Event{Stage: unmount.StageFence, Note: unmount.Fenced{Target: "/mnt/projects", RealPath: "/run/mounttop-fence-1/mnt"}})
 		hs = append([]unmount.HolderState(nil), hs...)
 		hs[0].State = "revoked"
-		send(ch, 2, unmount.Event{Stage: unmount.StageRevoke, PID: 1, Note: unmount.HolderRevoked{Who: unmount.Who{PID: 1, Comm: "a"}, DidText: "closed fd 3"}, Holders: hs})
+		send(ch, 2, unmount.Event{Stage: unmount.StageRevoke, PID: 1, Note: unmount.HolderRevoked{Who: unmount.Who{PID: 1, Comm: "a"}, Did: &unmount.Revoked{Closed: []int{3}}}, Holders: hs})
 		send(ch, 3, unmount.Event{Stage: unmount.StageDrain, Remaining: 2, Note: unmount.DrainLeft{Left: []unmount.LeftHolder{leftHolder(2, "b"), leftHolder(3, "c")}}})
 		hs = append([]unmount.HolderState(nil), hs...)
 		hs[1].State = "revoked"
-		send(ch, 4, unmount.Event{Stage: unmount.StageDrain, PID: 2, Note: unmount.HolderRevoked{Who: unmount.Who{PID: 2, Comm: "b"}, DidText: "closed fd 4"}, Holders: hs})
+		send(ch, 4, unmount.Event{Stage: unmount.StageDrain, PID: 2, Note: unmount.HolderRevoked{Who: unmount.Who{PID: 2, Comm: "b"}, Did: &unmount.Revoked{Closed: []int{4}}}, Holders: hs})
 		send(ch, 4, unmount.Event{Stage: unmount.StageDrain, Remaining: 1, Note: unmount.DrainLeft{Left: []unmount.LeftHolder{leftHolder(3, "c")}}})
 		<-step
 		hs = append([]unmount.HolderState(nil), hs...)

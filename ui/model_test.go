@@ -290,7 +290,7 @@ func stagedScript(revoke bool) script {
 		if revoke {
 			hs = append([]unmount.HolderState(nil), hs...)
 			hs[0].State, hs[0].Reason = "revoked", "closed fd 5"
-			send(ch, 2, unmount.Event{Stage: unmount.StageRevoke, PID: 4242, Note: unmount.HolderRevoked{Who: unmount.Who{PID: 4242, Comm: "reader"}, DidText: "closed fd 5"}, Holders: hs})
+			send(ch, 2, unmount.Event{Stage: unmount.StageRevoke, PID: 4242, Note: unmount.HolderRevoked{Who: unmount.Who{PID: 4242, Comm: "reader"}, Did: &unmount.Revoked{Closed: []int{5}}}, Holders: hs})
 			hs = append([]unmount.HolderState(nil), hs...)
 			hs[1].State, hs[1].Reason = "refused", "traced by another process"
 			send(ch, 2, unmount.Event{Stage: unmount.StageRevoke, PID: 4250, Note: unmount.HolderNotRevoked{Who: unmount.Who{PID: 4250, Comm: "shell"}, ErrText: "traced by another process"}, Err: syscall.EPERM, Holders: hs})
@@ -401,7 +401,7 @@ func TestQuitGivesUpOnARunThatDoesNotStop(t *testing.T) {
 	stuck := make(chan struct{})
 	t.Cleanup(func() { close(stuck) })
 	d.um.play = func(ctx context.Context, plan unmount.Plan, ch chan<- unmount.Event) {
-		send(ch, 0, unmount.Event{Stage: unmount.StageRevoke, PID: 4242, Note: unmount.HolderRevoked{Who: unmount.Who{PID: 4242, Comm: "reader"}, DidText: "closed fd 5"}})
+		send(ch, 0, unmount.Event{Stage: unmount.StageRevoke, PID: 4242, Note: unmount.HolderRevoked{Who: unmount.Who{PID: 4242, Comm: "reader"}, Did: &unmount.Revoked{Closed: []int{5}}}})
 		<-stuck
 	}
 	d.key("F")

@@ -55,11 +55,11 @@ func (v *revoking) end(pid int) {
 // on (ptrace: seizing its threads or injecting into them). A process that exits now leaves the
 // abandoned calls to the kernel (they end with it) and a holder mid-revoke
 // in the state the revoker documents. Safe to call from any goroutine.
-func (u *Unmounter) Pending() []string {
+func (u *Unmounter) Pending() []Pending {
 	now := time.Now()
-	var out []string
+	var out []Pending
 	for _, p := range u.calls.Pending() {
-		out = append(out, fmt.Sprintf("%s: blocked in the kernel for %v (abandoned)", p.Op, now.Sub(p.Since).Round(time.Second)))
+		out = append(out, Pending{Kind: PendingCall, CallText: p.Op, For: now.Sub(p.Since)})
 	}
 	u.revoking.mu.Lock()
 	pids := make([]int, 0, len(u.revoking.now))
@@ -69,7 +69,7 @@ func (u *Unmounter) Pending() []string {
 	sort.Ints(pids)
 	for _, pid := range pids {
 		r := u.revoking.now[pid]
-		out = append(out, fmt.Sprintf("revoke of %s: in progress for %v (ptrace: seizing its threads or injecting into them)", whoText(r.who), now.Sub(r.since).Round(time.Second)))
+		out = append(out, Pending{Kind: PendingRevoke, Who: r.who, For: now.Sub(r.since)})
 	}
 	u.revoking.mu.Unlock()
 	if hr, ok := u.sys.(HeldReporter); ok {
@@ -79,7 +79,7 @@ func (u *Unmounter) Pending() []string {
 }
 
 // revokeHolder is System.Revoke, listed in Pending while it works.
-func (r *run) revokeHolder(h inspect.Holder, t RevokeTargets) (string, error) {
+func (r *run) revokeHolder(h inspect.Holder, t RevokeTargets) (Revoked, error) {
 	r.u.revoking.begin(h.PID, r.who(h))
 	defer r.u.revoking.end(h.PID)
 	return r.u.sys.Revoke(r.ctx, h.PID, t)

@@ -207,7 +207,7 @@ func TestPendingNamesAbandonedCalls(t *testing.T) {
 	if s.Answering || !strings.Contains(ServerWords(s), "statfs of /mnt/t did not return within 30ms") {
 		t.Fatalf("probe of a stopped server: %+v", s)
 	}
-	p := u.Pending()
+	p := PendingWords(u.Pending())
 	if len(p) != 1 || !strings.HasPrefix(p[0], "statfs of /mnt/t: blocked in the kernel for") {
 		t.Fatalf("Pending = %q", p)
 	}
@@ -220,7 +220,7 @@ func TestPendingNamesAbandonedCalls(t *testing.T) {
 		time.Sleep(time.Millisecond)
 	}
 	if late := u.calls.Late(); !errors.Is(late[0].Err, unix.ENOTCONN) || len(u.Pending()) != 0 {
-		t.Fatalf("late %+v, pending %q", late, u.Pending())
+		t.Fatalf("late %+v, pending %q", late, PendingWords(u.Pending()))
 	}
 }
 
@@ -292,7 +292,7 @@ func TestFinalUnmountWaitsOnTheServer(t *testing.T) {
 	if !strings.Contains(dump, "umount2 of /stash/mnt did not return within 50ms: the mount is gone from the namespace") {
 		t.Errorf("the abandoned unmount is not named:\n%s", dump)
 	}
-	if p := u.Pending(); len(p) != 1 || !strings.HasPrefix(p[0], "umount2 of /stash/mnt") {
+	if p := PendingWords(u.Pending()); len(p) != 1 || !strings.HasPrefix(p[0], "umount2 of /stash/mnt") {
 		t.Errorf("Pending = %q", p)
 	}
 }

@@ -337,7 +337,7 @@ type cancelDuringRevoke struct {
 	after  time.Duration
 }
 
-func (s *cancelDuringRevoke) Revoke(ctx context.Context, pid int, t RevokeTargets) (string, error) {
+func (s *cancelDuringRevoke) Revoke(ctx context.Context, pid int, t RevokeTargets) (Revoked, error) {
 	time.AfterFunc(s.after, s.cancel)
 	return s.System.Revoke(ctx, pid, t)
 }

@@ -42,7 +42,7 @@ func TestEventSequence(t *testing.T) {
 			wantStages: "plan fence fence revoke drain unmount unmount done",
 			wantCalls:  []string{"fence beneath /mnt/t", "syncfs", "revoke 10 put a placeholder on fd 3; cwd into an empty directory (1 thread)", "umount2 /stash/mnt NOFOLLOW", "remove-fence"},
 			wantGone:   true,
-			wantWhat:   "pid 10 (cat): did put a placeholder on fd 3; cwd into an empty directory (1 thread)",
+			wantWhat:   "pid 10 (cat): put a placeholder on fd 3; moved the cwd of 1 thread into an empty read-only directory (1 thread stopped for 0s)",
 		},
 		{
 			name: "straggler reopening through its cwd is revoked again in the drain",
@@ -639,7 +639,7 @@ func TestStuckHolderRestored(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.revokeSeq[14] = []error{&revoke.StuckError{PID: 14, TID: 14, Syscall: "close", Arg: "fd 5", FSType: "fuse.sshfs", Mount: "/mnt/t", After: 10 * time.Second}}
-	f.restored[14] = "process 14 came out of close(fd 5) and was restored and released: closed fd 5"
+	f.restored[14] = Restore{PID: 14, Syscall: "close", Arg: "fd 5", Did: &Revoked{Closed: []int{5}, Threads: 1}}
 	evs := collect(u.Run(ctx, p))
 	last := evs[len(evs)-1]
 	if last.Result == nil || !last.Result.Gone || last.Err != nil {

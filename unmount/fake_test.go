@@ -4,8 +4,10 @@ import (
 	"context"
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
 	"path"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -73,13 +75,13 @@ type fakeSys struct {
 
 	// restored: what the tracer process did to a pid it held inside an
 	// injected syscall, once it released it (RestoreReporter), taken once.
-	restored map[int]string
+	restored map[int]Restore
 
 	// scanWarnings are the scan's warnings (inspect's raw texts).
 	scanWarnings []inspect.Warning
 }
 
-func (f *fakeSys) Restored(pid int) (string, bool) {
+func (f *fakeSys) Restored(pid int) (Restore, bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	what, ok := f.restored[pid]
@@ -88,7 +90,7 @@ func (f *fakeSys) Restored(pid int) (string, bool) {
 }
 
 func newFake() *fakeSys {
-	f := &fakeSys{nextID: 100, umountErr: map[string][]error{}, revokeErr: map[int]error{}, revokeSeq: map[int][]error{}, releaseErr: map[string][]error{}, restored: map[int]string{},
+	f := &fakeSys{nextID: 100, umountErr: map[string][]error{}, revokeErr: map[int]error{}, revokeSeq: map[int][]error{}, releaseErr: map[string][]error{}, restored: map[int]Restore{},
 		aborted: make(chan struct{}), fuseConns: map[uint64]bool{}}
 	f.mounts = []inspect.Mount{{ID: 1, ParentID: 1, Mountpoint: "/", FSType: "ext4", Major: 8, Minor: 1}}
 	return f
@@ -547,7 +549,7 @@ func (f *fakeSys) dropMount(id inspect.MountID) {
 	}
 }
 
-func (f *fakeSys) Revoke(ctx context.Context, pid int, t RevokeTargets) (string, error) {
+func (f *fakeSys) Revoke(ctx context.Context, pid int, t RevokeTargets) (Revoked, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.record("revoke %d %s", pid, describeTargets(t))
@@ -555,20 +557,30 @@ func (f *fakeSys) Revoke(ctx context.Context, pid int, t RevokeTargets) (string,
 		select {
 		case <-f.aborted:
 		default:
-			return "", transient{fmt.Errorf("process %d: an injected syscall did not return: close(fd) waits on the server", pid)}
+			return Revoked{}, transient{fmt.Errorf("process %d: an injected syscall did not return: close(fd) waits on the server", pid)}
 		}
 	}
 	if seq := f.revokeSeq[pid]; len(seq) > 0 {
 		f.revokeSeq[pid] = seq[1:]
 		if seq[0] != nil {
-			return "", seq[0]
+			return Revoked{}, seq[0]
 		}
-		return "did " + describeTargets(t), nil
+		return revokedAll(t), nil
 	}
 	if err := f.revokeErr[pid]; err != nil {
-		return "", err
+		return Revoked{}, err
 	}
-	return "did " + describeTargets(t), nil
+	return revokedAll(t), nil
+}
+
+// revokedAll is a revoke that took every target away, one thread stopped.
+func revokedAll(t RevokeTargets) Revoked {
+	d := Revoked{Closed: slices.Clone(t.FDs), Placeholder: t.Placeholder, Unmapped: len(t.Maps), Chdir: len(t.CwdTIDs), Threads: 1}
+	tids := slices.Sorted(maps.Keys(t.ThreadFDs))
+	for _, tid := range tids {
+		d.Closed = append(d.Closed, t.ThreadFDs[tid]...)
+	}
+	return d
 }
 
 func (f *fakeSys) OpenProcess(pid int, startTicks uint64) (Process, error) {

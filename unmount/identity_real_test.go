@@ -122,7 +122,7 @@ type revokeHook struct {
 	hook func(pid int)
 }
 
-func (r *revokeHook) Revoke(ctx context.Context, pid int, t RevokeTargets) (string, error) {
+func (r *revokeHook) Revoke(ctx context.Context, pid int, t RevokeTargets) (Revoked, error) {
 	r.hook(pid)
 	return r.System.Revoke(ctx, pid, t)
 }

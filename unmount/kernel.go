@@ -37,7 +37,7 @@ type kernel struct {
 // Revoker takes a holder's uses away (see System.Revoke). The real one
 // injects system calls with ptrace (unmount/revoke).
 type Revoker interface {
-	Revoke(ctx context.Context, pid int, t RevokeTargets) (string, error)
+	Revoke(ctx context.Context, pid int, t RevokeTargets) (Revoked, error)
 }
 
 // NewSystem returns the real System: in reads the mount table and the
@@ -586,9 +586,9 @@ func (k *kernel) RemoveFence(f *Fence) error {
 }
 
 // Revoke hands the holder to the Revoker.
-func (k *kernel) Revoke(ctx context.Context, pid int, t RevokeTargets) (string, error) {
+func (k *kernel) Revoke(ctx context.Context, pid int, t RevokeTargets) (Revoked, error) {
 	if k.revoker == nil {
-		return "", ErrNoRevoker
+		return Revoked{}, ErrNoRevoker
 	}
 	return k.revoker.Revoke(ctx, pid, t)
 }
@@ -603,7 +603,7 @@ func (k *kernel) RevokeWorkers() int {
 }
 
 // Held says what the Revoker's tracer process still holds (HeldReporter).
-func (k *kernel) Held() []string {
+func (k *kernel) Held() []Pending {
 	if hr, ok := k.revoker.(HeldReporter); ok {
 		return hr.Held()
 	}
@@ -612,11 +612,11 @@ func (k *kernel) Held() []string {
 
 // Restored takes the word that the Revoker's tracer process restored and
 // released pid after an injected syscall that was stuck (RestoreReporter).
-func (k *kernel) Restored(pid int) (string, bool) {
+func (k *kernel) Restored(pid int) (Restore, bool) {
 	if rr, ok := k.revoker.(RestoreReporter); ok {
 		return rr.Restored(pid)
 	}
-	return "", false
+	return Restore{}, false
 }
 
 // ErrNoRevoker: this build has no ptrace revoker; only signals can move a

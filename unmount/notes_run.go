@@ -23,18 +23,69 @@ type Who struct {
 
 // --- what happened to one holder (HolderState.Why and its events) ---
 
-// HolderRevoked: the revoke took away the holder's uses; DidText is the
-// revoker's account ("did put a placeholder on fd 3; ...").
+// HolderRevoked: the revoke took away the holder's uses (Did: what it did;
+// a pointer, so that the note stays comparable, see HolderState.Why).
 type HolderRevoked struct {
-	Who     Who
-	DidText string
+	Who Who
+	Did *Revoked
+}
+
+// Revoked is what a revoke did to one process: revoke.Report's figures.
+// It is not changed once made.
+type Revoked struct {
+	Closed      []int // fds taken away (closed, or covered by a placeholder)
+	Placeholder bool  // the fds in Closed got a placeholder, not a plain close
+	Unmapped    int   // mappings now PROT_NONE anonymous memory
+	Chdir       int   // threads whose cwd moved into the empty read-only directory
+	// FailedText and NotesText are the revoker's words, per item ("close
+	// fd 7: EBADF"), passed on as they are.
+	FailedText []string
+	NotesText  []string
+	Threads    int           // threads stopped for the revoke
+	Stopped    time.Duration // for how long
 }
 
 // HolderRestored: a holder left inside an injected syscall came out of
-// it; the tracer process restored and released it (WhatText: its words).
+// it; the tracer process restored and released it.
 type HolderRestored struct {
-	Who      Who
-	WhatText string
+	Who     Who
+	Restore Restore
+}
+
+// Restore is the late end of a revoke whose injected Syscall(Arg) did not
+// return in time (revoke.Restore): Did is everything done to the process,
+// the stuck call included; ErrText the revoke's error once the call
+// returned ("": it completed).
+type Restore struct {
+	PID     int
+	Syscall string // "close"
+	Arg     string // "fd 7"
+	ErrText string
+	Did     *Revoked
+}
+
+// PendingKind says what a Pending is.
+type PendingKind int
+
+const (
+	PendingCall   PendingKind = iota // an abandoned call still blocked in the kernel (CallText)
+	PendingRevoke                    // a revoke of Who in progress in this process
+	PendingHeld                      // the tracer process (Tracer) holds Who
+)
+
+// Pending is what mounttop has not finished (Unmounter.Pending), For so
+// long: an abandoned call, a revoke in progress, or a holder the tracer
+// process still holds, a revoke under way or, InsideText set, left inside
+// an injected syscall (in the revoker's words, terminal-safe); the tracer
+// process finishes that revoke or restores the process and releases it on
+// its own, also after mounttop exits.
+type Pending struct {
+	Kind       PendingKind
+	CallText   string // PendingCall: the call as bounded names it
+	Who        Who    // PendingRevoke, PendingHeld
+	Tracer     int    // PendingHeld: the tracer process's pid
+	InsideText string // PendingHeld
+	For        time.Duration
 }
 
 // HolderExited: the holder exited before or while it was acted on.

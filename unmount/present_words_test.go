@@ -18,4 +18,5 @@ func init() {
 	unmount.FilesystemText = present.FilesystemText
 	unmount.FilesystemUseWords = present.FilesystemUseText
 	unmount.LeftoverWords = present.LeftoverDescribe
+	unmount.PendingWords = present.PendingLines
 }

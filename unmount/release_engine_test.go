@@ -143,7 +143,7 @@ func TestReleaseSequence(t *testing.T) {
 			wantCalls:  []string{"fence over /mnt/t", "syncfs", "revoke 812 put a placeholder on fd 4", "remove-fence", "umount2 /mnt/t NOFOLLOW"},
 			wantStages: "revoke release",
 			wantGone:   true,
-			wantWhat:   []string{"pid 812 (sleep) in mount namespace mnt:[4026532000]: did put a placeholder on fd 4", "goes with our unmount"},
+			wantWhat:   []string{"pid 812 (sleep) in mount namespace mnt:[4026532000]: put a placeholder on fd 4 (1 thread stopped for 0s)", "goes with our unmount"},
 		},
 		{
 			name:   "propagating held copy without Release: its holder is left alone and named",

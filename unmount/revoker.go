@@ -21,7 +21,7 @@ import (
 // dies meanwhile. The tracer process writes what it does to journal j
 // (nil: nowhere), also after mounttop is gone.
 func defaultRevoker(j *Journal) *ptraceRevoker {
-	p := &ptraceRevoker{restored: map[int]string{}}
+	p := &ptraceRevoker{restored: map[int]Restore{}}
 	opts := []revoke.Option{revoke.Restored(p.restore)}
 	if j != nil {
 		opts = append(opts, revoke.TracerLog(j.f))
@@ -34,7 +34,7 @@ type ptraceRevoker struct {
 	t *revoke.Tracer
 
 	mu       sync.Mutex
-	restored map[int]string // pid -> what its late restore did, until taken
+	restored map[int]Restore // pid -> its late restore, until taken
 }
 
 // Close ends the connection to the tracer process. It waits a short while
@@ -50,30 +50,36 @@ func (p *ptraceRevoker) RevokeWorkers() int { return p.t.Workers() }
 // RestoreReporter is a Revoker (or System) that says when a holder left
 // inside an injected syscall has been restored and released since.
 type RestoreReporter interface {
-	// Restored takes the news for pid: what was done, in words, and
-	// whether there was any.
-	Restored(pid int) (string, bool)
+	// Restored takes the news for pid: what was done, and whether there
+	// was any.
+	Restored(pid int) (Restore, bool)
 }
 
 func (p *ptraceRevoker) restore(r revoke.Restore) {
-	what := r.String() + ": " + describeReport(r.Report)
+	did := revokedOf(r.Report)
+	got := Restore{PID: r.PID, Did: &did}
+	if r.Stuck != nil {
+		got.Syscall, got.Arg = r.Stuck.Syscall, r.Stuck.Arg
+	}
+	if r.Err != nil {
+		got.ErrText = r.Err.Error()
+	}
 	p.mu.Lock()
-	p.restored[r.PID] = what
+	p.restored[r.PID] = got
 	p.mu.Unlock()
 }
 
 // Held implements HeldReporter: what the tracer process still holds or
-// works on, one line each.
-func (p *ptraceRevoker) Held() []string {
-	var out []string
+// works on (PendingHeld).
+func (p *ptraceRevoker) Held() []Pending {
+	var out []Pending
 	pid := p.t.PID()
 	for _, h := range p.t.Holding() {
-		what := "a revoke under way"
+		held := Pending{Kind: PendingHeld, Who: Who{PID: h.PID}, Tracer: pid, For: time.Since(h.Since)}
 		if h.Stuck != nil {
-			what = "left inside " + h.Stuck.Inside()
+			held.InsideText = h.Stuck.Inside()
 		}
-		out = append(out, fmt.Sprintf("the tracer process (pid %d) holds pid %d: %s for %v; it finishes the revoke or restores the process and releases it on its own",
-			pid, h.PID, what, time.Since(h.Since).Round(time.Second)))
+		out = append(out, held)
 	}
 	return out
 }
@@ -82,11 +88,11 @@ func (p *ptraceRevoker) Held() []string {
 // own (the tracer process) and can say which processes it still holds:
 // what goes on after mounttop exits.
 type HeldReporter interface {
-	Held() []string
+	Held() []Pending
 }
 
 // Restored implements RestoreReporter.
-func (p *ptraceRevoker) Restored(pid int) (string, bool) {
+func (p *ptraceRevoker) Restored(pid int) (Restore, bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	what, ok := p.restored[pid]
@@ -97,7 +103,7 @@ func (p *ptraceRevoker) Restored(pid int) (string, bool) {
 // Revoke hands the targets to the revoker and says what was done. A
 // process that exited is ErrHolderGone; a revoke that did nothing but fail
 // item by item is an error with those failures.
-func (p *ptraceRevoker) Revoke(ctx context.Context, pid int, t RevokeTargets) (string, error) {
+func (p *ptraceRevoker) Revoke(ctx context.Context, pid int, t RevokeTargets) (Revoked, error) {
 	rt := revoke.Targets{FDs: t.FDs, CwdTIDs: t.CwdTIDs, Placeholder: t.Placeholder, StartTime: t.StartTime, CopyIDs: t.CopyIDs, InjectTimeout: t.InjectTimeout}
 	for _, m := range t.Maps {
 		rt.Maps = append(rt.Maps, revoke.Range{Start: m.Start, End: m.End})
@@ -112,11 +118,11 @@ func (p *ptraceRevoker) Revoke(ctx context.Context, pid int, t RevokeTargets) (s
 	rep, err := p.t.Revoke(ctx, pid, rt)
 	switch {
 	case errors.Is(err, revoke.ErrGone):
-		return "", ErrHolderGone
+		return Revoked{}, ErrHolderGone
 	case errors.Is(err, revoke.ErrReused):
-		return "", fmt.Errorf("%w: %w", ErrHolderGone, err)
+		return Revoked{}, fmt.Errorf("%w: %w", ErrHolderGone, err)
 	}
-	did := describeReport(rep)
+	did := revokedOf(rep)
 	if errors.Is(err, revoke.ErrNoStop) || errors.Is(err, revoke.ErrStuck) {
 		return did, transient{err}
 	}
@@ -131,32 +137,16 @@ func (p *ptraceRevoker) Revoke(ctx context.Context, pid int, t RevokeTargets) (s
 	return did, nil
 }
 
-// describeReport renders a revoke.Report in the operator's words.
-func describeReport(rep revoke.Report) string {
-	var parts []string
-	if n := len(rep.Closed); n > 0 {
-		s := make([]string, n)
-		for i, fd := range rep.Closed {
-			s[i] = fmt.Sprint(fd)
-		}
-		verb := "closed fd "
-		if rep.Placeholder {
-			verb = "put a placeholder on fd "
-		}
-		parts = append(parts, verb+strings.Join(s, ", "))
+// revokedOf takes the figures of a revoke.Report.
+func revokedOf(rep revoke.Report) Revoked {
+	return Revoked{
+		Closed:      rep.Closed,
+		Placeholder: rep.Placeholder,
+		Unmapped:    len(rep.Unmapped),
+		Chdir:       len(rep.Chdir),
+		FailedText:  rep.Failed,
+		NotesText:   rep.Notes,
+		Threads:     rep.Threads,
+		Stopped:     rep.Duration,
 	}
-	if n := len(rep.Unmapped); n > 0 {
-		parts = append(parts, fmt.Sprintf("unmapped %d %s (PROT_NONE)", n, plural(n, "mapping")))
-	}
-	if n := len(rep.Chdir); n > 0 {
-		parts = append(parts, fmt.Sprintf("moved the cwd of %d %s into an empty read-only directory", n, plural(n, "thread")))
-	}
-	if len(rep.Failed) > 0 {
-		parts = append(parts, "failed: "+strings.Join(rep.Failed, "; "))
-	}
-	parts = append(parts, rep.Notes...)
-	if len(parts) == 0 {
-		return "nothing left to revoke"
-	}
-	return strings.Join(parts, "; ") + fmt.Sprintf(" (%d %s stopped for %v)", rep.Threads, plural(rep.Threads, "thread"), rep.Duration.Round(10e3))
 }

@@ -24,7 +24,7 @@ func (r *run) revokeWorkers() int {
 // revokeOutcome is how the revoke of one holder went.
 type revokeOutcome struct {
 	h   inspect.Holder
-	did string
+	did Revoked
 	err error
 }
 

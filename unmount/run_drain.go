@@ -186,12 +186,12 @@ func (r *run) noteRestored() {
 		if _, ok := r.stuck[pid]; !ok {
 			continue
 		}
-		if what, ok := rr.Restored(pid); ok {
+		if got, ok := rr.Restored(pid); ok {
 			delete(r.stuck, pid)
 			delete(r.retry, pid)
 			r.revoked++
 			st := r.holder(pid)
-			st.State, st.Why = StatusRevoked, HolderRestored{Who: Who{PID: pid, Comm: st.Comm}, WhatText: what}
+			st.State, st.Why = StatusRevoked, HolderRestored{Who: Who{PID: pid, Comm: st.Comm}, Restore: got}
 			r.send(Event{Stage: StageRevoke, PID: pid, Note: st.Why, Holders: r.changedPicture()})
 		}
 	}

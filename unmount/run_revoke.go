@@ -70,13 +70,13 @@ func (r *run) prepareRevoke(stage Stage, h inspect.Holder) (RevokeTargets, bool)
 }
 
 // applyRevoke records how the revoke of holder h went and says so.
-func (r *run) applyRevoke(stage Stage, h inspect.Holder, did string, err error) {
+func (r *run) applyRevoke(stage Stage, h inspect.Holder, did Revoked, err error) {
 	st := r.holder(h.PID)
 	switch {
 	case err == nil:
 		delete(r.retry, h.PID)
 		r.revoked++
-		st.State, st.Why = StatusRevoked, HolderRevoked{Who: r.who(h), DidText: did}
+		st.State, st.Why = StatusRevoked, HolderRevoked{Who: r.who(h), Did: &did}
 		r.send(Event{Stage: stage, PID: h.PID, Note: st.Why, Holders: r.changedPicture()})
 	case errors.Is(err, ErrHolderGone):
 		st.State, st.Why = StatusGone, HolderExited{Who: r.who(h)}

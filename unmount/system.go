@@ -80,8 +80,8 @@ type System interface {
 	// Revoke takes a holder's uses of the mount away by ptrace syscall
 	// injection (placeholders or close, PROT_NONE mappings, cwd into an empty
 	// directory), keeping it running.
-	// It returns what was done, in words.
-	Revoke(ctx context.Context, pid int, t RevokeTargets) (string, error)
+	// It returns what was done (Revoked: figures, worded by internal/present).
+	Revoke(ctx context.Context, pid int, t RevokeTargets) (Revoked, error)
 	// OpenProcess opens a pidfd (pidfd_open(2)) on the process pid that
 	// the scan saw start at startTicks (inspect.Holder.StartTicks), for
 	// signals that reach that process or none. An error wrapping

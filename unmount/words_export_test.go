@@ -17,6 +17,7 @@ var (
 	FilesystemText     func(*Filesystem) string
 	FilesystemUseWords func(FilesystemUse) string
 	LeftoverWords      func(Leftover, string) string
+	PendingWords       func([]Pending) []string
 )
 
 // summaryOf is a result's line in present's words ("" for no result).

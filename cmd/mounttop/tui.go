@@ -17,6 +17,7 @@ import (
 
 	"mounttop/inspect"
 	"mounttop/internal/cli"
+	"mounttop/internal/present"
 	"mounttop/internal/termsafe"
 	"mounttop/ui"
 	"mounttop/unmount"
@@ -103,7 +104,7 @@ func runView(f tuiFlags, notice string) error {
 		StartPath: f.path,
 		Notice:    notice,
 	})
-	return runProgram(model, u.Pending)
+	return runProgram(model, func() []string { return present.PendingLines(u.Pending()) })
 }
 
 // viewWorkers is how many goroutines the view's scans read processes

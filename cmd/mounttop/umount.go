@@ -129,7 +129,7 @@ func showPlan(out io.Writer, req *cli.Umount, plan *unmount.Plan) error {
 // watchdog.
 func runPlan(ctx context.Context, ctl *umountControl, u *unmount.Unmounter, plan unmount.Plan, req *cli.Umount) (unmount.Event, error) {
 	out := os.Stdout
-	ctl.started(u.Pending, req.Plan.Timeout)
+	ctl.started(func() []string { return present.PendingLines(u.Pending()) }, req.Plan.Timeout)
 	var last unmount.Event
 	for ev := range u.Run(ctx, plan) {
 		last = ev

@@ -2,6 +2,7 @@ package present
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -32,9 +33,9 @@ func runNoteText(n unmount.Note) (string, bool) {
 func holderNoteText(n unmount.Note) (string, bool) {
 	switch n := n.(type) {
 	case unmount.HolderRevoked:
-		return who(n.Who) + ": " + n.DidText, true
+		return who(n.Who) + ": " + RevokedText(n.Did), true
 	case unmount.HolderRestored:
-		return who(n.Who) + ": " + n.WhatText, true
+		return who(n.Who) + ": " + restoreText(n.Restore), true
 	case unmount.HolderExited:
 		return who(n.Who) + " exited", true
 	case unmount.HolderLetGo:
@@ -62,9 +63,9 @@ func holderNoteText(n unmount.Note) (string, bool) {
 func holderWhy(n unmount.Note) string {
 	switch n := n.(type) {
 	case unmount.HolderRevoked:
-		return n.DidText
+		return RevokedText(n.Did)
 	case unmount.HolderRestored:
-		return n.WhatText
+		return restoreText(n.Restore)
 	case unmount.HolderExited, unmount.SignalledExited:
 		return "exited"
 	case unmount.HolderLetGo:
@@ -588,4 +589,81 @@ func ResultSummary(r unmount.Result) string {
 		s += "; " + FilesystemText(r.Filesystem)
 	}
 	return s
+}
+
+// RevokedText says what a revoke did to one process: "put a placeholder on
+// fd 3; moved the cwd of 1 thread into an empty read-only directory (2
+// threads stopped for 1.2ms)"; the part in brackets only where threads
+// were stopped.
+func RevokedText(d *unmount.Revoked) string {
+	if d == nil {
+		return "nothing left to revoke"
+	}
+	var parts []string
+	if len(d.Closed) > 0 {
+		fds := make([]string, len(d.Closed))
+		for i, fd := range d.Closed {
+			fds[i] = strconv.Itoa(fd)
+		}
+		verb := "closed fd "
+		if d.Placeholder {
+			verb = "put a placeholder on fd "
+		}
+		parts = append(parts, verb+strings.Join(fds, ", "))
+	}
+	if d.Unmapped > 0 {
+		parts = append(parts, "unmapped "+Plural(d.Unmapped, "mapping")+" (PROT_NONE)")
+	}
+	if d.Chdir > 0 {
+		parts = append(parts, "moved the cwd of "+Plural(d.Chdir, "thread")+" into an empty read-only directory")
+	}
+	if len(d.FailedText) > 0 {
+		parts = append(parts, "failed: "+strings.Join(d.FailedText, "; "))
+	}
+	parts = append(parts, d.NotesText...)
+	if len(parts) == 0 {
+		return "nothing left to revoke"
+	}
+	if d.Threads == 0 { // no thread was stopped: no figures to give
+		return strings.Join(parts, "; ")
+	}
+	return strings.Join(parts, "; ") + fmt.Sprintf(" (%s stopped for %v)", Plural(d.Threads, "thread"), d.Stopped.Round(10*time.Microsecond))
+}
+
+// restoreText says how a revoke left inside an injected syscall ended:
+// the process came out of it, was restored and released.
+func restoreText(r unmount.Restore) string {
+	s := fmt.Sprintf("process %d came out of %s(%s) and was restored and released", r.PID, r.Syscall, r.Arg)
+	if r.ErrText != "" {
+		s += ": " + r.ErrText
+	}
+	return s + ": " + RevokedText(r.Did)
+}
+
+// PendingText says what mounttop has not finished (Unmounter.Pending),
+// one line: what a second signal or a view quit while a run goes on
+// leaves behind.
+func PendingText(p unmount.Pending) string {
+	since := p.For.Round(time.Second)
+	switch p.Kind {
+	case unmount.PendingRevoke:
+		return fmt.Sprintf("revoke of %s: in progress for %v (ptrace: seizing its threads or injecting into them)", who(p.Who), since)
+	case unmount.PendingHeld:
+		what := "a revoke under way"
+		if p.InsideText != "" {
+			what = "left inside " + p.InsideText
+		}
+		return fmt.Sprintf("the tracer process (pid %d) holds pid %d: %s for %v; it finishes the revoke or restores the process and releases it on its own",
+			p.Tracer, p.Who.PID, what, since)
+	}
+	return fmt.Sprintf("%s: blocked in the kernel for %v (abandoned)", p.CallText, since)
+}
+
+// PendingLines is PendingText of each.
+func PendingLines(ps []unmount.Pending) []string {
+	out := make([]string, len(ps))
+	for i, p := range ps {
+		out[i] = PendingText(p)
+	}
+	return out
 }

@@ -40,8 +40,18 @@ func runNotes() []struct {
 		n    unmount.Note
 		want string
 	}{
-		{unmount.HolderRevoked{Who: cat, DidText: "did close fd 3"}, "pid 10 (cat): did close fd 3"},
-		{unmount.HolderRestored{Who: cat, WhatText: "process 10 came out of close(fd 5) and was restored and released"}, "pid 10 (cat): process 10 came out of close(fd 5) and was restored and released"},
+		{unmount.HolderRevoked{Who: cat, Did: &unmount.Revoked{Closed: []int{3}}}, "pid 10 (cat): closed fd 3"},
+		{unmount.HolderRevoked{Who: cat, Did: &unmount.Revoked{Closed: []int{3, 4}, Placeholder: true, Unmapped: 2, Chdir: 1, Threads: 3, Stopped: 1234567 * time.Nanosecond}},
+			"pid 10 (cat): put a placeholder on fd 3, 4; unmapped 2 mappings (PROT_NONE); moved the cwd of 1 thread into an empty read-only directory (3 threads stopped for 1.23ms)"},
+		{unmount.HolderRevoked{Who: cat, Did: &unmount.Revoked{Unmapped: 1, Chdir: 2, Threads: 1, Stopped: 5 * time.Microsecond}},
+			"pid 10 (cat): unmapped 1 mapping (PROT_NONE); moved the cwd of 2 threads into an empty read-only directory (1 thread stopped for 10µs)"},
+		{unmount.HolderRevoked{Who: cat, Did: &unmount.Revoked{FailedText: []string{"close fd 7: EBADF", "munmap: EINVAL"}, NotesText: []string{"fd 9 had changed: left alone"}, Threads: 2}},
+			"pid 10 (cat): failed: close fd 7: EBADF; munmap: EINVAL; fd 9 had changed: left alone (2 threads stopped for 0s)"},
+		{unmount.HolderRevoked{Who: cat, Did: &unmount.Revoked{Threads: 1}}, "pid 10 (cat): nothing left to revoke"},
+		{unmount.HolderRestored{Who: cat, Restore: unmount.Restore{PID: 10, Syscall: "close", Arg: "fd 5", Did: &unmount.Revoked{Closed: []int{5}, Threads: 1, Stopped: time.Second}}},
+			"pid 10 (cat): process 10 came out of close(fd 5) and was restored and released: closed fd 5 (1 thread stopped for 1s)"},
+		{unmount.HolderRestored{Who: cat, Restore: unmount.Restore{PID: 10, Syscall: "close", Arg: "fd 5", ErrText: "close fd 5: EIO", Did: &unmount.Revoked{Threads: 1}}},
+			"pid 10 (cat): process 10 came out of close(fd 5) and was restored and released: close fd 5: EIO: nothing left to revoke"},
 		{unmount.HolderExited{Who: cp}, "pid 11 (sh) in mount namespace mnt:[4026532000] exited"},
 		{unmount.HolderLetGo{Who: cat}, "pid 10 (cat): no longer holds the mount"},
 		{unmount.HolderNotRevoked{Who: cat, Refusal: unmount.RefusalExe}, "pid 10 (cat): not revoked: " + RefusalText(unmount.RefusalExe)},
@@ -202,7 +212,7 @@ func TestRunNotesEscapedOnce(t *testing.T) {
 	for _, ev := range []unmount.Event{
 		{Stage: unmount.StageUnmount, Note: unmount.SubmountUnmounted{Mountpoint: hostileMount}},
 		{Stage: unmount.StageFence, Note: unmount.Fenced{Target: hostileMount, RealPath: hostileMount + "/s"}},
-		{Stage: unmount.StageRevoke, PID: 4242, Note: unmount.HolderRevoked{Who: w, DidText: "did close fd 5"}},
+		{Stage: unmount.StageRevoke, PID: 4242, Note: unmount.HolderRevoked{Who: w, Did: &unmount.Revoked{Closed: []int{5}}}},
 		{Stage: unmount.StageDrain, Note: unmount.DrainLeft{Left: []unmount.LeftHolder{{Who: w, Kinds: []string{"fd"}, State: unmount.HolderState{State: unmount.StatusPending}}}}},
 		{Stage: unmount.StageRevoke, Note: unmount.ForceFailed{Cause: unmount.CutCause{Kind: unmount.CauseRevokeHung, Who: w}, Mountpoint: hostileMount},
 			Err: errors.New("umount2: device busy")},
@@ -239,4 +249,31 @@ func TestRunNotesEscapedOnce(t *testing.T) {
 			checkShownOnce(t, kind+" result", ResultSummary(*ev.Result), shownMount)
 		}
 	}
+}
+
+// TestPendingText: what mounttop leaves unfinished, one line each, a
+// holder's command escaped once.
+func TestPendingText(t *testing.T) {
+	for _, tc := range []struct {
+		p    unmount.Pending
+		want string
+	}{
+		{unmount.Pending{Kind: unmount.PendingCall, CallText: "statfs of /mnt/t", For: 2400 * time.Millisecond},
+			"statfs of /mnt/t: blocked in the kernel for 2s (abandoned)"},
+		{unmount.Pending{Kind: unmount.PendingRevoke, Who: unmount.Who{PID: 10, Comm: "cat"}, For: time.Second},
+			"revoke of pid 10 (cat): in progress for 1s (ptrace: seizing its threads or injecting into them)"},
+		{unmount.Pending{Kind: unmount.PendingHeld, Who: unmount.Who{PID: 10}, Tracer: 99, For: 3 * time.Second},
+			"the tracer process (pid 99) holds pid 10: a revoke under way for 3s; it finishes the revoke or restores the process and releases it on its own"},
+		{unmount.Pending{Kind: unmount.PendingHeld, Who: unmount.Who{PID: 10}, Tracer: 99, InsideText: "close(fd 7)", For: 0},
+			"the tracer process (pid 99) holds pid 10: left inside close(fd 7) for 0s; it finishes the revoke or restores the process and releases it on its own"},
+	} {
+		if got := PendingText(tc.p); got != tc.want {
+			t.Errorf("PendingText(%+v)\n got %q\nwant %q", tc.p, got, tc.want)
+		}
+	}
+	lines := PendingLines([]unmount.Pending{{Kind: unmount.PendingRevoke, Who: unmount.Who{PID: 4242, Comm: hostileComm}}})
+	if len(lines) != 1 {
+		t.Fatalf("PendingLines = %q", lines)
+	}
+	checkShownOnce(t, "pending revoke", lines[0], shownComm)
 }
