@@ -17,6 +17,7 @@ import (
 	"mounttop/inspect"
 	"mounttop/internal/bounded"
 	"mounttop/internal/mountapi"
+	"mounttop/internal/present/scantext"
 	"mounttop/internal/termsafe"
 	"mounttop/unmount/release"
 )
@@ -279,7 +280,7 @@ func (k *kernel) Fence(target *inspect.Mount, over bool) (*Fence, error) {
 		// name it; it shows only once the mount is gone. Say so.
 		k.removeStash(st)
 		return nil, &Error{Op: "fence: move to stash", Target: target.Mountpoint, Flags: unix.MOVE_MOUNT_F_EMPTY_PATH, Err: err,
-			Hint: "an empty read-only tmpfs is left beneath the mount; it shows only once the mount is gone"}
+			Hint: scantext.HintFenceLeftBeneath}
 	}
 	f.Real, f.stashAt = st.inner, st.at
 	keep = true

@@ -202,7 +202,7 @@ func (u *Unmounter) explainFailure(ctx context.Context, op string, m *inspect.Mo
 	}
 	snap, serr := u.sys.Scan(ctx)
 	if serr != nil {
-		e.Hint = "could not scan for holders: " + serr.Error()
+		e.Hint = scantext.HintScanFailed(serr)
 		return e
 	}
 	e.Holders = snap.HoldersOf(m.ID)

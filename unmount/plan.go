@@ -134,7 +134,7 @@ func (u *Unmounter) checkTarget(p *Plan, subs []inspect.MountID) error {
 	m := &p.Target
 	switch {
 	case m.Detached && p.Mode != ModeStaged:
-		return refusal(m, "%s", detachedRefusal(p.Mode))
+		return refusal(m, "%s", scantext.DetachedRefused(p.Mode.String()))
 	case !m.Detached && (m.Mountpoint == "/" || m.ParentID == m.ID):
 		return refusal(m, "it is the root of this mount namespace")
 	}
@@ -159,11 +159,11 @@ func (u *Unmounter) checkTarget(p *Plan, subs []inspect.MountID) error {
 	}
 	if p.Mode == ModeExpire {
 		return &Error{Op: "umount --expire", Target: m.Mountpoint, Submounts: p.Submounts,
-			Err: fmt.Errorf("%w: a mount with submounts is never idle", ErrRefused), Hint: "expire the submounts first"}
+			Err: fmt.Errorf("%w: a mount with submounts is never idle", ErrRefused), Hint: scantext.HintExpireSubmounts}
 	}
 	if !p.Recursive {
 		return &Error{Op: "umount", Target: m.Mountpoint, Submounts: p.Submounts,
-			Err: fmt.Errorf("%w: it has submounts", ErrRefused), Hint: "--recursive unmounts them too, deepest first"}
+			Err: fmt.Errorf("%w: it has submounts", ErrRefused), Hint: scantext.HintRecursive}
 	}
 	return nil
 }

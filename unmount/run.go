@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"mounttop/inspect"
+	"mounttop/internal/present/scantext"
 )
 
 // Run carries out a prepared plan (Prepare) and reports every step as an
@@ -237,7 +238,7 @@ func (r *run) start() {
 	}
 	switch {
 	case p.Target.Detached && p.Mode != ModeStaged:
-		r.fail(StageDone, fmt.Errorf("%w: %s", ErrRefused, detachedRefusal(p.Mode)), NothingDone{})
+		r.fail(StageDone, fmt.Errorf("%w: %s", ErrRefused, scantext.DetachedRefused(p.Mode.String())), NothingDone{})
 		return
 	case p.Target.Detached:
 		r.stagedDetached()

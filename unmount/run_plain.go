@@ -2,7 +2,6 @@ package unmount
 
 import (
 	"errors"
-	"fmt"
 	"time"
 
 	"mounttop/inspect"
@@ -98,9 +97,4 @@ func (r *run) expire() {
 			return
 		}
 	}
-}
-
-// detachedRefusal says why a plain mode cannot take a detached mount.
-func detachedRefusal(m Mode) string {
-	return fmt.Sprintf("the mount is detached (lazily unmounted: in no mount table), so umount2 (%s) cannot name it; --staged revokes its holders so that the kernel lets it go", m)
 }

@@ -57,3 +57,27 @@ func BusyCopy(ns uint64, mountpoint string, holders []inspect.Holder) string {
 // NoProcessHolder is what EBUSY means when no process holds the mount and
 // nothing else the scan sees does.
 const NoProcessHolder = "no process holds it: a kernel holder (loop device or swap file on it, nfsd export, io_uring, fd in flight) or a copy in another mount namespace"
+
+// DetachedRefused says why a plain mode ("lazy", "force", "expire")
+// cannot take a detached mount: umount2(2) names a mount by a path, and a
+// detached mount is in no mount table.
+func DetachedRefused(mode string) string {
+	return "the mount is detached (lazily unmounted: in no mount table), so umount2 (" + mode + ") cannot name it; --staged revokes its holders so that the kernel lets it go"
+}
+
+// The hints of unmount's errors (Error.Hint): what to try instead, or
+// what is left behind.
+const (
+	// HintExpireSubmounts: a mount with submounts is never idle
+	// (MNT_EXPIRE), its submounts are.
+	HintExpireSubmounts = "expire the submounts first"
+	// HintRecursive: a mount with submounts is refused without --recursive.
+	HintRecursive = "--recursive unmounts them too, deepest first"
+	// HintFenceLeftBeneath: the fence could not be moved to its stash and
+	// sits beneath the real mount, where no path names it.
+	HintFenceLeftBeneath = "an empty read-only tmpfs is left beneath the mount; it shows only once the mount is gone"
+)
+
+// HintScanFailed: the scan for the holders of a busy mount failed (err:
+// its error, whose names it escaped).
+func HintScanFailed(err error) string { return "could not scan for holders: " + err.Error() }
