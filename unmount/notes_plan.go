@@ -80,7 +80,7 @@ const (
 	// WarnPartialScan: the scan had Count warnings, the first Detail (raw).
 	WarnPartialScan
 	// WarnJournal: where the journal and the expiry state go, found when
-	// the run started (Message: names escaped already, or an error).
+	// the run started (State).
 	WarnJournal
 )
 
@@ -104,6 +104,7 @@ type PlanWarning struct {
 	Count      int
 	Busy       BusyRelease
 	Reason     BusyReason // WarnBusy
+	State      StateMove  // WarnJournal
 	// Detail is a sentence or reason from elsewhere with its names raw
 	// (escaped by present as it renders it).
 	Detail string

@@ -19,4 +19,5 @@ func init() {
 	unmount.FilesystemUseWords = present.FilesystemUseText
 	unmount.LeftoverWords = present.LeftoverDescribe
 	unmount.PendingWords = present.PendingLines
+	unmount.StateWords = present.StateMoveText
 }

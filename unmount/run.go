@@ -217,12 +217,12 @@ func (r *run) start() {
 	// The plan is run as given: a warning found now goes on the plan
 	// event (after the plan's own, as one more), not into the plan.
 	planEv := PlanEvent(p)
-	if warn, err := r.u.MoveStateOff(r.ctx, &p.Target); err != nil || warn != "" {
+	if move, err := r.u.MoveStateOff(r.ctx, &p.Target); err != nil || move.Kind != StateStays {
 		if err != nil {
-			warn = "could not check where the journal lies: " + oneLine(err.Error())
+			move = StateMove{Kind: StateUnknown, ErrText: err.Error()}
 		}
 		n := planEv.Note.(PlanNote)
-		n.Later = append(n.Later, PlanWarning{Kind: WarnJournal, Message: warn})
+		n.Later = append(n.Later, PlanWarning{Kind: WarnJournal, State: move})
 		planEv.Note = n
 	}
 	r.send(planEv)

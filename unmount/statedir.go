@@ -242,16 +242,39 @@ func WithStateFallback(dirs ...string) Option {
 	return func(u *Unmounter) { u.stateFallback = append([]string(nil), dirs...) }
 }
 
+// StateMoveKind says what became of the journal and the expiry state of a
+// run whose state directory lies on its target (StateMove).
+type StateMoveKind int
+
+const (
+	StateStays      StateMoveKind = iota // nothing had to move
+	StateMoved                           // the journal and the expiry state go to To instead of From
+	StateNoPlace                         // From lies on the target and no other place is left: no journal
+	StateCannotMove                      // the journal in From cannot move to To (ErrText): no journal
+	StateUnknown                         // where the journal lies could not be checked (ErrText)
+)
+
+// StateMove is what became of the journal and the expiry state of a run,
+// whose directory From lies on the mount to unmount (they would keep it
+// busy, and a write into it would clear an expiry mark): the paths raw,
+// ErrText an error's text (its names escaped once already).
+// internal/present (StateMoveText) words it.
+type StateMove struct {
+	Kind     StateMoveKind
+	From, To string
+	ErrText  string
+}
+
 // StatePlace says where the state of a run on target goes: dir itself, or,
 // when dir lies on target or on a mount below it, the first of fallbacks
 // that does not; "" when none is left (the run goes without a journal).
-// warn says what was moved where, for the operator.
+// move says what was moved where, for the operator.
 //
 // It decides by the mount table alone (the mount containing the path),
 // walking no path: a walk into the target would clear an MNT_EXPIRE mark
 // (DESIGN.md). The table answers truly because OpenStateDir follows no
 // symbolic link, so the path's text is where it leads.
-func StatePlace(snap *inspect.Snapshot, target *inspect.Mount, dir string, fallbacks []string) (place, warn string) {
+func StatePlace(snap *inspect.Snapshot, target *inspect.Mount, dir string, fallbacks []string) (place string, move StateMove) {
 	gone := map[inspect.MountID]bool{target.ID: true}
 	for _, id := range snap.Descendants(target.ID) {
 		gone[id] = true
@@ -261,25 +284,24 @@ func StatePlace(snap *inspect.Snapshot, target *inspect.Mount, dir string, fallb
 		return ok && gone[m.ID]
 	}
 	if !on(dir) {
-		return dir, ""
+		return dir, StateMove{}
 	}
 	for _, fb := range fallbacks {
 		if !on(fb) {
-			return fb, fmt.Sprintf("the journal and the expiry state in %s lie on the mount to unmount (they would keep it busy): written to %s instead",
-				termsafe.Quote(dir), termsafe.Quote(fb))
+			return fb, StateMove{Kind: StateMoved, From: dir, To: fb}
 		}
 	}
-	return "", fmt.Sprintf("the journal and the expiry state in %s lie on the mount to unmount (they would keep it busy) and no other place is left: this run goes without a journal",
-		termsafe.Quote(dir))
+	return "", StateMove{Kind: StateNoPlace, From: dir}
 }
 
 // MoveStateOff moves the journal and the expiry book off the run's target
 // (and the mounts below it) before anything is done to it: an open
 // journal keeps a mount busy, and a write into it would clear an expiry
 // mark. They go to the first usable directory of WithStateFallback, or are
-// disabled. warn is empty when nothing had to move. Run calls it first;
+// disabled. move says what became of them (StateStays: nothing had to
+// move). Run calls it first;
 // `mounttop umount` picks the place before opening anything (StatePlace).
-func (u *Unmounter) MoveStateOff(ctx context.Context, target *inspect.Mount) (warn string, err error) {
+func (u *Unmounter) MoveStateOff(ctx context.Context, target *inspect.Mount) (move StateMove, err error) {
 	jdir, bdir := "", u.expiry.dir()
 	if u.journal != nil {
 		if p := u.journal.Path(); p != "" {
@@ -287,11 +309,11 @@ func (u *Unmounter) MoveStateOff(ctx context.Context, target *inspect.Mount) (wa
 		}
 	}
 	if (jdir == "" && bdir == "") || target.Detached {
-		return "", nil
+		return StateMove{}, nil
 	}
 	snap, err := u.sys.Mounts(ctx)
 	if err != nil {
-		return "", err
+		return StateMove{}, err
 	}
 	gone := map[inspect.MountID]bool{target.ID: true}
 	for _, id := range snap.Descendants(target.ID) {
@@ -300,13 +322,13 @@ func (u *Unmounter) MoveStateOff(ctx context.Context, target *inspect.Mount) (wa
 	jOn := jdir != "" && (gone[u.journal.Mount()] || isOn(snap, gone, jdir))
 	bOn := bdir != "" && isOn(snap, gone, bdir)
 	if !jOn && !bOn {
-		return "", nil
+		return StateMove{}, nil
 	}
 	from := jdir
 	if !jOn {
 		from = bdir
 	}
-	place, warn := StatePlace(snap, target, from, u.stateFallback)
+	place, move := StatePlace(snap, target, from, u.stateFallback)
 	for place != "" {
 		if !jOn {
 			break
@@ -325,8 +347,7 @@ func (u *Unmounter) MoveStateOff(ctx context.Context, target *inspect.Mount) (wa
 		if err == nil {
 			break
 		}
-		warn = fmt.Sprintf("the journal in %s lies on the mount to unmount and cannot move to %s (%v): this run goes without a journal",
-			termsafe.Quote(jdir), termsafe.Quote(place), oneLine(err.Error()))
+		move = StateMove{Kind: StateCannotMove, From: jdir, To: place, ErrText: err.Error()}
 		place = ""
 	}
 	switch {
@@ -340,7 +361,7 @@ func (u *Unmounter) MoveStateOff(ctx context.Context, target *inspect.Mount) (wa
 	case bOn || bdir == jdir:
 		u.expiry.moveTo(place)
 	}
-	return warn, nil
+	return move, nil
 }
 
 // isOn: path lies on one of the mounts in ids, by the table.

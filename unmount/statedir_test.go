@@ -212,7 +212,8 @@ func TestJournalMovedOffTheTarget(t *testing.T) {
 	// As `mounttop umount` does before Prepare, which refuses the mount
 	// the journal lies on (ownMountReason).
 	target := mountAt(t, dir)
-	warn, err := u.MoveStateOff(context.Background(), &target)
+	move, err := u.MoveStateOff(context.Background(), &target)
+	warn := StateWords(move)
 	if err != nil || !strings.Contains(warn, "written to "+fallback+" instead") {
 		t.Fatalf("MoveStateOff: %q %v", warn, err)
 	}
@@ -242,8 +243,8 @@ func TestJournalMovedOffTheTarget(t *testing.T) {
 	defer j2.Close()
 	u2 := realUnmounter(t, WithJournal(j2))
 	target2 := mountAt(t, dir2)
-	if warn, err := u2.MoveStateOff(context.Background(), &target2); err != nil || !strings.Contains(warn, "this run goes without a journal") || j2.Path() != "" {
-		t.Fatalf("MoveStateOff: %q %v; journal at %q", warn, err, j2.Path())
+	if move, err := u2.MoveStateOff(context.Background(), &target2); err != nil || !strings.Contains(StateWords(move), "this run goes without a journal") || j2.Path() != "" {
+		t.Fatalf("MoveStateOff: %+v %v; journal at %q", move, err, j2.Path())
 	}
 	evs = staged(t, u2, dir2, Plan{Policy: PolicySignal})
 	requireGone(t, evs, dir2)
@@ -268,13 +269,13 @@ func TestStatePlace(t *testing.T) {
 		{"/var/lib/mounttop", "/var/tmp/x", "/run/mounttop", true},
 	}
 	for _, c := range cases {
-		got, warn := StatePlace(snap, target, c.dir, []string{c.fb1, "/run/mounttop"})
-		if got != c.want || (warn != "") != c.warned {
-			t.Errorf("StatePlace(%s) = %q, %q", c.dir, got, warn)
+		got, move := StatePlace(snap, target, c.dir, []string{c.fb1, "/run/mounttop"})
+		if got != c.want || (move.Kind != StateStays) != c.warned {
+			t.Errorf("StatePlace(%s) = %q, %+v", c.dir, got, move)
 		}
 	}
-	if got, warn := StatePlace(snap, target, "/var/log/x", []string{"/var/tmp"}); got != "" || !strings.Contains(warn, "without a journal") {
-		t.Errorf("no fallback: %q %q", got, warn)
+	if got, move := StatePlace(snap, target, "/var/log/x", []string{"/var/tmp"}); got != "" || move.Kind != StateNoPlace || !strings.Contains(StateWords(move), "without a journal") {
+		t.Errorf("no fallback: %q %+v", got, move)
 	}
 	if _, err := OpenStateDir(context.Background(), "relative/dir"); err == nil {
 		t.Error("a relative state directory was accepted")

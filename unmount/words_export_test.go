@@ -18,6 +18,7 @@ var (
 	FilesystemUseWords func(FilesystemUse) string
 	LeftoverWords      func(Leftover, string) string
 	PendingWords       func([]Pending) []string
+	StateWords         func(StateMove) string
 )
 
 // summaryOf is a result's line in present's words ("" for no result).

@@ -21,7 +21,7 @@ type state struct {
 	journal   *unmount.Journal
 	book      *unmount.ExpiryBook
 	fallbacks []string
-	warn      string // the journal was moved off the target, or disabled
+	move      unmount.StateMove // the journal was moved off the target, or disabled
 }
 
 // options are the Unmounter options that carry the state.
@@ -48,8 +48,8 @@ func (s *state) close() {
 // warnState says on stderr that the journal was moved off the target, or
 // disabled.
 func warnState(s *state) {
-	if s != nil && s.warn != "" {
-		fmt.Fprintln(os.Stderr, "mounttop: warning: "+oneLine(s.warn))
+	if s != nil && s.move.Kind != unmount.StateStays {
+		fmt.Fprintln(os.Stderr, "mounttop: warning: "+present.StateMoveText(s.move))
 	}
 }
 
@@ -76,7 +76,7 @@ func openState(flag string, table *inspect.Snapshot, target *inspect.Mount) (*st
 	dir, name := filepath.Dir(abs), filepath.Base(abs)
 	if target != nil && table != nil {
 		var place string
-		place, s.warn = unmount.StatePlace(table, target, dir, s.fallbacks)
+		place, s.move = unmount.StatePlace(table, target, dir, s.fallbacks)
 		if place == "" {
 			return s, nil
 		}

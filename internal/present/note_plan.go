@@ -165,7 +165,7 @@ func PlanWarningText(w unmount.PlanWarning) string {
 	case unmount.WarnPartialScan:
 		return fmt.Sprintf("the scan was partial (%d warnings, first: %s)", w.Count, termsafe.Text(w.Detail))
 	case unmount.WarnJournal:
-		return termsafe.Message(w.Message)
+		return StateMoveText(w.State)
 	}
 	return termsafe.Text(w.Detail) + termsafe.Message(w.Message)
 }
@@ -414,4 +414,22 @@ func leftoverRolledBackText(n unmount.LeftoverRolledBack) string {
 		what += " (the journal could not record it: " + termsafe.Message(n.JournalErr) + ")"
 	}
 	return what
+}
+
+// StateMoveText says what became of the journal and the expiry state of a
+// run whose state directory lies on its target; "" when nothing moved.
+func StateMoveText(m unmount.StateMove) string {
+	const on = "lie on the mount to unmount (they would keep it busy)"
+	switch m.Kind {
+	case unmount.StateMoved:
+		return "the journal and the expiry state in " + termsafe.Quote(m.From) + " " + on + ": written to " + termsafe.Quote(m.To) + " instead"
+	case unmount.StateNoPlace:
+		return "the journal and the expiry state in " + termsafe.Quote(m.From) + " " + on + " and no other place is left: this run goes without a journal"
+	case unmount.StateCannotMove:
+		return "the journal in " + termsafe.Quote(m.From) + " lies on the mount to unmount and cannot move to " + termsafe.Quote(m.To) +
+			" (" + termsafe.Message(oneLine(m.ErrText)) + "): this run goes without a journal"
+	case unmount.StateUnknown:
+		return "could not check where the journal lies: " + termsafe.Message(oneLine(m.ErrText))
+	}
+	return ""
 }

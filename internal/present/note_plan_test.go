@@ -23,9 +23,9 @@ func TestPlanNotesRender(t *testing.T) {
 		note unmount.Note
 		want string
 	}{
-		{unmount.PlanNote{Plan: plan, Later: []unmount.PlanWarning{{Kind: unmount.WarnJournal, Message: "the journal moved"}}},
+		{unmount.PlanNote{Plan: plan, Later: []unmount.PlanWarning{{Kind: unmount.WarnJournal, State: unmount.StateMove{Kind: unmount.StateNoPlace, From: "/mnt/x/s"}}}},
 			"staged unmount of /mnt/x (ext4 /dev/sdb1, mount 80): fence, syncfs, revoke by close, drain every 1s for up to 30s; 0 holders; " +
-				"1 release (with --release): detach loop device /dev/loop3 (its backing file /mnt/x/disk.img); the journal moved"},
+				"1 release (with --release): detach loop device /dev/loop3 (its backing file /mnt/x/disk.img); the journal and the expiry state in /mnt/x/s lie on the mount to unmount (they would keep it busy) and no other place is left: this run goes without a journal"},
 		{unmount.ReleaseIntent{Release: loop}, "detach loop device /dev/loop3 (its backing file /mnt/x/disk.img)"},
 		{unmount.ReleaseOutcome{Release: loop, Done: true}, "done: detach loop device /dev/loop3 (its backing file /mnt/x/disk.img)"},
 		{unmount.ReleaseOutcome{Release: loop}, "detach loop device /dev/loop3 (its backing file /mnt/x/disk.img)"},
@@ -60,7 +60,7 @@ func TestPlanWarningsRender(t *testing.T) {
 		{unmount.PlanWarning{Kind: unmount.WarnAliveElsewhere, Namespace: 42, PIDs: []int{7, 8, 9}, Mountpoint: "/c"}, "the filesystem is also mounted in mount namespace mnt:[42] (pid 7 and 2 more) at /c: it stays alive there after this unmount"},
 		{unmount.PlanWarning{Kind: unmount.WarnAlsoMounted, Mountpoint: "/b"}, "the filesystem is also mounted at /b: it stays alive there"},
 		{unmount.PlanWarning{Kind: unmount.WarnPartialScan, Count: 2, Detail: "pid 7: EACCES"}, "the scan was partial (2 warnings, first: pid 7: EACCES)"},
-		{unmount.PlanWarning{Kind: unmount.WarnJournal, Message: "no journal"}, "no journal"},
+		{unmount.PlanWarning{Kind: unmount.WarnJournal, State: unmount.StateMove{Kind: unmount.StateUnknown, ErrText: "EIO"}}, "could not check where the journal lies: EIO"},
 	} {
 		if got := PlanWarningText(tc.w); got != tc.want {
 			t.Errorf("kind %d:\ngot  %q\nwant %q", tc.w.Kind, got, tc.want)
@@ -170,4 +170,29 @@ func TestPlanNotesEscapeOnce(t *testing.T) {
 		checkShownOnce(t, what, text, shownMount)
 	}
 	checkShownOnce(t, "copy holders", ReleaseText(cp), shownComm)
+}
+
+// TestStateMoveText: what became of the journal and the expiry state, word
+// for word, and a hostile path escaped once (the plan's warning too).
+func TestStateMoveText(t *testing.T) {
+	for _, c := range []struct {
+		m    unmount.StateMove
+		want string
+	}{
+		{unmount.StateMove{}, ""},
+		{unmount.StateMove{Kind: unmount.StateMoved, From: "/mnt/t/state", To: "/run/mounttop"},
+			"the journal and the expiry state in /mnt/t/state lie on the mount to unmount (they would keep it busy): written to /run/mounttop instead"},
+		{unmount.StateMove{Kind: unmount.StateNoPlace, From: "/mnt/t/state"},
+			"the journal and the expiry state in /mnt/t/state lie on the mount to unmount (they would keep it busy) and no other place is left: this run goes without a journal"},
+		{unmount.StateMove{Kind: unmount.StateCannotMove, From: "/mnt/t/state", To: "/run/mounttop", ErrText: "open /run/mounttop:\npermission denied"},
+			"the journal in /mnt/t/state lies on the mount to unmount and cannot move to /run/mounttop (open /run/mounttop: permission denied): this run goes without a journal"},
+		{unmount.StateMove{Kind: unmount.StateUnknown, ErrText: "mountinfo: EIO"}, "could not check where the journal lies: mountinfo: EIO"},
+	} {
+		if got := StateMoveText(c.m); got != c.want {
+			t.Errorf("StateMoveText(%+v)\n got %q\nwant %q", c.m, got, c.want)
+		}
+	}
+	hostile := unmount.StateMove{Kind: unmount.StateCannotMove, From: hostileMount, To: hostileMount + "/x", ErrText: "open " + shownMount + "/x: EACCES"}
+	checkShownOnce(t, "state move", StateMoveText(hostile), shownMount)
+	checkShownOnce(t, "journal warning", PlanWarningText(unmount.PlanWarning{Kind: unmount.WarnJournal, State: hostile}), shownMount)
 }
