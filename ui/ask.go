@@ -96,11 +96,11 @@ func (d *confirmDialog) offerRelease(snap *inspect.Snapshot, plan unmount.Plan) 
 	}
 	var extra []string
 	for _, a := range plan.Holders {
-		if a.Namespace == "" {
+		if a.Namespace == 0 {
 			continue
 		}
 		what := present.HolderPlanBrief(a, "REFUSED, ")
-		extra = append(extra, fmt.Sprintf("   pid %d %s in %s: %s", a.Holder.PID, safe(a.Holder.Comm), safe(a.Namespace), shown(what)))
+		extra = append(extra, fmt.Sprintf("   pid %d %s in %s: %s", a.Holder.PID, safe(a.Holder.Comm), present.NamespaceID(a.Namespace), shown(what)))
 	}
 	if len(extra) > 0 {
 		d.lines = append(d.lines, present.AlsoRevokesElsewhere(d.keys.name(d.keys.AlsoRelease)))

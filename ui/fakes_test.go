@@ -2,7 +2,6 @@ package ui
 
 import (
 	"context"
-	"fmt"
 	"strings"
 	"sync"
 	"syscall"
@@ -241,7 +240,7 @@ func (f *fakeUnmounter) Prepare(ctx context.Context, req unmount.Plan) (unmount.
 		for _, c := range snap.Copies(req.Target.ID) {
 			for _, h := range c.Holders {
 				a := fakeAction(h)
-				a.Namespace, a.CopyAt = fmt.Sprintf("mnt:[%d]", c.Namespace.Inode), c.Mount.Mountpoint
+				a.Namespace, a.CopyAt = c.Namespace.Inode, c.Mount.Mountpoint
 				p.Holders = append(p.Holders, a)
 			}
 		}

@@ -1043,7 +1043,7 @@ func TestStagedReleaseChoiceCarriesTheEnginesReleasePlan(t *testing.T) {
 	// The pane shows the holders from the run's first event, the plan.
 	d.until("the plan event", func(m Model) bool { return d.um.runCount() == 1 && len(m.progress.holders) == 3 })
 	p := d.m.progress.plan
-	if !p.Release || len(p.Holders) != 3 || p.Holders[2].Namespace != "mnt:[4026532999]" {
+	if !p.Release || len(p.Holders) != 3 || p.Holders[2].Namespace != 4026532999 {
 		t.Fatalf("(a) ran a plan with Release %v and holders %+v, want the engine's plan with the copy's holder", p.Release, p.Holders)
 	}
 	d.mustSee("900 app            pending    in mnt:[4026532999]: close fd")

@@ -464,9 +464,9 @@ func (p *progressPane) holderLines(out *paneLines) {
 // holderLine is one holder's row and its style, by state.
 func (p *progressPane) holderLine(h unmount.HolderState) (string, func(...string) string) {
 	reason := shown(present.HolderReasonBrief(h))
-	if h.Namespace != "" {
+	if h.Namespace != 0 {
 		// A holder of a copy in another namespace (Plan.Release).
-		reason = "in " + safe(h.Namespace) + ": " + reason
+		reason = "in " + present.NamespaceID(h.Namespace) + ": " + reason
 	}
 	line := fmt.Sprintf("  %7d %-14s %-10s %s", h.PID, clip(safe(h.Comm), 14), h.State, reason)
 	switch h.State {

@@ -146,7 +146,7 @@ func (r *run) probePath(f *Fence) string {
 		}
 		skip := map[int]bool{}
 		for pid, ns := range r.inCopy {
-			skip[pid] = ns != ""
+			skip[pid] = ns != 0
 		}
 		return holderLink(hs, skip)
 	case f != nil:

@@ -180,10 +180,11 @@ type HolderAction struct {
 	// executable, its root), as the scan found it.
 	Refusal     Refusal
 	RefusedPath string
-	// Namespace is "mnt:[N]" for a holder of a copy in another mount
-	// namespace that umount2 propagates to: listed, and revoked, only with
-	// Plan.Release; CopyAt is where that copy is mounted there.
-	Namespace string
+	// Namespace is the inode N of mnt:[N] for a holder of a copy in
+	// another mount namespace that umount2 propagates to (0: ours):
+	// listed, and revoked, only with Plan.Release; CopyAt is where that
+	// copy is mounted there.
+	Namespace uint64
 	CopyAt    string
 }
 
@@ -412,9 +413,9 @@ type HolderState struct {
 	// (pending, or refused with HolderAction.Refusal): what internal/present
 	// shows while Reason is empty.
 	Planned *HolderAction
-	// Namespace is "mnt:[N]" for a holder of a copy in another mount
-	// namespace (Plan.Release revokes those too), "" for ours.
-	Namespace string
+	// Namespace is the inode N of mnt:[N] for a holder of a copy in
+	// another mount namespace (Plan.Release revokes those too), 0 for ours.
+	Namespace uint64
 }
 
 // refusedFor says whether the holder's state already says refusal: said
@@ -425,7 +426,7 @@ func (s *HolderState) refusedFor(refusal Refusal) bool {
 	if n, ok := s.Why.(HolderNotRevoked); ok {
 		return n.ErrText == "" && n.Refusal == refusal
 	}
-	return s.Why == nil && s.Reason == "" && s.Planned != nil && s.Planned.Refusal == refusal && s.Planned.Namespace == ""
+	return s.Why == nil && s.Reason == "" && s.Planned != nil && s.Planned.Refusal == refusal && s.Planned.Namespace == 0
 }
 
 // Result is the outcome of a run, carried by the final StageDone event.

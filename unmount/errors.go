@@ -127,13 +127,3 @@ var ErrReleaseFailed = errors.New("a release failed")
 // error (bounded.Abandoned) and Unmounter.Pending say it: error text, so
 // the name is escaped here, where the text is made, like every error's.
 func callOn(call, path string) string { return call + " " + termsafe.Quote(path) }
-
-// whoText names a holder in error text and Pending: "pid 12 (cat)", with
-// its mount namespace when it holds a copy there.
-func whoText(w Who) string {
-	s := fmt.Sprintf("pid %d (%s)", w.PID, termsafe.Text(w.Comm))
-	if w.Namespace != "" {
-		s += " in mount namespace " + w.Namespace
-	}
-	return s
-}

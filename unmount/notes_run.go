@@ -10,15 +10,17 @@ import (
 // each says what happened, with raw names and the figures;
 // internal/present (runNoteText) words them and escapes each name once.
 // Fields that end in Text carry words another part of the engine or the
-// revoker already wrote (an error's text, the revoker's account of what it
-// did, a probe's finding): they are passed on as they are, like an error.
+// revoker already wrote (an error's text, a per-item failure of a revoke,
+// the call a holder is stuck in): they are passed on as they are, like an
+// error.
 
 // Who names a holder process: its pid, its command and, for a holder of a
-// copy in another mount namespace, that namespace ("mnt:[N]").
+// copy in another mount namespace, that namespace's inode (mnt:[N]; 0:
+// ours).
 type Who struct {
 	PID       int
 	Comm      string
-	Namespace string
+	Namespace uint64
 }
 
 // --- what happened to one holder (HolderState.Why and its events) ---

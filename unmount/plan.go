@@ -244,7 +244,7 @@ func busyWarnings(p *Plan, snap *inspect.Snapshot, ids []inspect.MountID, stacke
 func (u *Unmounter) probePlan(ctx context.Context, p *Plan) {
 	var hs []inspect.Holder
 	for _, a := range p.Holders {
-		if a.Namespace == "" {
+		if a.Namespace == 0 {
 			hs = append(hs, a.Holder)
 		}
 	}
@@ -328,7 +328,7 @@ func (u *Unmounter) copyHolderActions(p Plan, snap *inspect.Snapshot, ids []insp
 				}
 				seen[h.PID] = true
 				a := u.holderAction(p, h)
-				a.Namespace = fmt.Sprintf("mnt:[%d]", c.Namespace.Inode)
+				a.Namespace = c.Namespace.Inode
 				a.CopyAt = c.Mount.Mountpoint
 				out = append(out, a)
 			}

@@ -207,7 +207,7 @@ func TestReleaseSequence(t *testing.T) {
 			}
 			copyPlanned := false
 			for _, a := range p.Holders {
-				copyPlanned = copyPlanned || a.Holder.PID == 812 && a.Namespace == "mnt:[4026532000]" &&
+				copyPlanned = copyPlanned || a.Holder.PID == 812 && a.Namespace == 4026532000 &&
 					a.CopyAt == "/mnt/t" && a.Kind == ActionRevoke && a.Targets.Placeholder && slices.Equal(a.Targets.FDs, []int{4})
 			}
 			if want := tc.release && tc.shared && len(tc.copyHeld) > 0; copyPlanned != want {
@@ -252,7 +252,7 @@ func TestReleaseSequence(t *testing.T) {
 					t.Errorf("a release without Plan.Release: %s", EventWords(ev))
 				}
 				for _, h := range ev.Holders {
-					inNS = inNS || h.PID == 812 && h.Namespace == "mnt:[4026532000]"
+					inNS = inNS || h.PID == 812 && h.Namespace == 4026532000
 				}
 			}
 			if want := tc.release && tc.shared && len(tc.copyHeld) > 0; inNS != want {

@@ -101,7 +101,7 @@ type run struct {
 
 	releases []*releaseState // Plan.Release: the plan's releases and how they went
 	released int             // releases done
-	inCopy   map[int]string  // holders of a propagating copy: pid -> "mnt:[N]"
+	inCopy   map[int]uint64  // holders of a propagating copy: pid -> N of mnt:[N]
 	// stuck are the holders left inside an injected syscall that did not
 	// return in time: pid -> who, and what it is inside. The tracer
 	// process restores each when its call returns; until then nothing is
@@ -191,9 +191,9 @@ func (r *run) start() {
 	r.holders = map[int]*HolderState{}
 	r.retry = map[int]bool{}
 	for i, st := range planPicture(p) {
-		if ns := p.Holders[i].Namespace; ns != "" {
+		if ns := p.Holders[i].Namespace; ns != 0 {
 			if r.inCopy == nil {
-				r.inCopy = map[int]string{}
+				r.inCopy = map[int]uint64{}
 			}
 			r.inCopy[st.PID] = ns
 		}

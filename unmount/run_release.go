@@ -178,9 +178,9 @@ func (r *run) copyHolders(snap *inspect.Snapshot, ids []inspect.MountID) []inspe
 			}
 			for _, h := range c.Holders {
 				if r.inCopy == nil {
-					r.inCopy = map[int]string{}
+					r.inCopy = map[int]uint64{}
 				}
-				r.inCopy[h.PID] = fmt.Sprintf("mnt:[%d]", c.Namespace.Inode)
+				r.inCopy[h.PID] = c.Namespace.Inode
 				out = append(out, h)
 			}
 		}

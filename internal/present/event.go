@@ -57,7 +57,11 @@ func EventJSON(e unmount.Event) ([]byte, error) {
 func runHolders(hs []unmount.HolderState) []runHolderJSON {
 	var out []runHolderJSON
 	for _, h := range hs {
-		out = append(out, runHolderJSON{PID: h.PID, Comm: termsafe.Name(h.Comm), State: h.State.String(), Reason: termsafe.Name(HolderReason(h)), Namespace: h.Namespace})
+		j := runHolderJSON{PID: h.PID, Comm: termsafe.Name(h.Comm), State: h.State.String(), Reason: termsafe.Name(HolderReason(h))}
+		if h.Namespace != 0 {
+			j.Namespace = NamespaceID(h.Namespace)
+		}
+		out = append(out, j)
 	}
 	return out
 }

@@ -94,10 +94,10 @@ func HolderReasonBrief(st unmount.HolderState) string {
 // copyPrefix says where a holder of a copy in another mount namespace
 // holds it.
 func copyPrefix(a unmount.HolderAction) string {
-	if a.Namespace == "" {
+	if a.Namespace == 0 {
 		return ""
 	}
-	return "in mount namespace " + a.Namespace + ", holding its copy at " + termsafe.Quote(a.CopyAt) + ": "
+	return "in mount namespace " + NamespaceID(a.Namespace) + ", holding its copy at " + termsafe.Quote(a.CopyAt) + ": "
 }
 
 // TargetsText renders what a revoke takes away: "close fd 3, 4; unmap 1

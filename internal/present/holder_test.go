@@ -41,9 +41,9 @@ func TestHolderPlanText(t *testing.T) {
 			"put a placeholder on fd 3 (in D state: it may not stop for ptrace)"},
 		{unmount.HolderAction{Kind: unmount.ActionRevoke, Refusal: unmount.RefusalExe, RefusedPath: "/mnt/t/bin"},
 			"REFUSED: its executable is on the mount: it cannot be revoked, only stopped (--revoke=signal)"},
-		{unmount.HolderAction{Kind: unmount.ActionRevoke, Refusal: unmount.RefusalRoot, Namespace: "mnt:[4]", CopyAt: "/x\ny"},
+		{unmount.HolderAction{Kind: unmount.ActionRevoke, Refusal: unmount.RefusalRoot, Namespace: 4, CopyAt: "/x\ny"},
 			`REFUSED: in mount namespace mnt:[4], holding its copy at /x\ny: its root directory (chroot) is on the mount: it cannot be revoked, only stopped (--revoke=signal)`},
-		{unmount.HolderAction{Kind: unmount.ActionRevoke, Targets: unmount.RevokeTargets{FDs: []int{4}}, Namespace: "mnt:[4]", CopyAt: "/x"},
+		{unmount.HolderAction{Kind: unmount.ActionRevoke, Targets: unmount.RevokeTargets{FDs: []int{4}}, Namespace: 4, CopyAt: "/x"},
 			"in mount namespace mnt:[4], holding its copy at /x: close fd 4"},
 	} {
 		if got := HolderPlanText(tc.a, "REFUSED: "); got != tc.want {

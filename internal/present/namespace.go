@@ -12,7 +12,7 @@ import (
 // (inspect.Snapshot.IsHost). It carries no name from the system, only
 // numbers, so it needs no escaping.
 func NamespaceName(snap *inspect.Snapshot, ino uint64) string {
-	name := fmt.Sprintf("mnt:[%d]", ino)
+	name := NamespaceID(ino)
 	switch host, known := snap.IsHost(ino); {
 	case !known:
 		return name + " (the host's? unknown: pid 1's namespace is unreadable)"
@@ -21,3 +21,7 @@ func NamespaceName(snap *inspect.Snapshot, ino uint64) string {
 	}
 	return name
 }
+
+// NamespaceID names mount namespace ino as the kernel does in
+// /proc/PID/ns/mnt ("mnt:[4026531841]", namespaces(7)).
+func NamespaceID(ino uint64) string { return fmt.Sprintf("mnt:[%d]", ino) }

@@ -93,8 +93,8 @@ func notRevokedWhy(n unmount.HolderNotRevoked) string {
 // holds a copy there.
 func who(w unmount.Who) string {
 	s := fmt.Sprintf("pid %d (%s)", w.PID, termsafe.Text(w.Comm))
-	if w.Namespace != "" {
-		s += " in mount namespace " + w.Namespace
+	if w.Namespace != 0 {
+		s += " in mount namespace " + NamespaceID(w.Namespace)
 	}
 	return s
 }
@@ -257,7 +257,7 @@ func stateReason(st unmount.HolderState) string {
 	switch {
 	case st.Why != nil:
 		return holderWhy(st.Why)
-	case st.Reason == "" && st.Planned != nil && st.Planned.Refused() && st.Planned.Namespace == "":
+	case st.Reason == "" && st.Planned != nil && st.Planned.Refused() && st.Planned.Namespace == 0:
 		return RefusalText(st.Planned.Refusal)
 	}
 	return st.Reason

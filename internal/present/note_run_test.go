@@ -23,7 +23,7 @@ func runNotes() []struct {
 	want string
 } {
 	cat := unmount.Who{PID: 10, Comm: "cat"}
-	cp := unmount.Who{PID: 11, Comm: "sh", Namespace: "mnt:[4026532000]"}
+	cp := unmount.Who{PID: 11, Comm: "sh", Namespace: 4026532000}
 	loop := unmount.Release{Kind: unmount.ReleaseLoop, Name: "/dev/loop7", BackingFile: "/img"}
 	left := []unmount.LeftHolder{
 		{Who: cat, Kinds: []string{"fd", "cwd"}, State: unmount.HolderState{PID: 10, State: unmount.StatusRefused, Why: unmount.HolderNotRevoked{Who: cat, Refusal: unmount.RefusalExe}}},
