@@ -213,6 +213,7 @@ func TestRunNotesEscapedOnce(t *testing.T) {
 		{Stage: unmount.StageUnmount, Note: unmount.SubmountUnmounted{Mountpoint: hostileMount}},
 		{Stage: unmount.StageFence, Note: unmount.Fenced{Target: hostileMount, RealPath: hostileMount + "/s"}},
 		{Stage: unmount.StageRevoke, PID: 4242, Note: unmount.HolderRevoked{Who: w, Did: &unmount.Revoked{Closed: []int{5}}}},
+		{Stage: unmount.StageDrain, PID: 4242, Note: unmount.HolderRestored{Who: w, Restore: unmount.Restore{PID: 4242, Syscall: "close", Arg: "fd 5", Did: &unmount.Revoked{Closed: []int{5}, Threads: 1}}}},
 		{Stage: unmount.StageDrain, Note: unmount.DrainLeft{Left: []unmount.LeftHolder{{Who: w, Kinds: []string{"fd"}, State: unmount.HolderState{State: unmount.StatusPending}}}}},
 		{Stage: unmount.StageRevoke, Note: unmount.ForceFailed{Cause: unmount.CutCause{Kind: unmount.CauseRevokeHung, Who: w}, Mountpoint: hostileMount},
 			Err: errors.New("umount2: device busy")},
@@ -276,4 +277,23 @@ func TestPendingText(t *testing.T) {
 		t.Fatalf("PendingLines = %q", lines)
 	}
 	checkShownOnce(t, "pending revoke", lines[0], shownComm)
+}
+
+// TestHolderNamespaceJSON: a holder of a copy in another mount namespace
+// carries the namespace's inode; the JSON "namespace" field and the text
+// say mnt:[N] as before.
+func TestHolderNamespaceJSON(t *testing.T) {
+	w := unmount.Who{PID: 11, Comm: "sh", Namespace: 4026532000}
+	ev := unmount.Event{Stage: unmount.StageRevoke, PID: 11, Note: unmount.HolderRevoked{Who: w, Did: &unmount.Revoked{Closed: []int{4}}},
+		Holders: []unmount.HolderState{{PID: 11, Comm: "sh", State: unmount.StatusRevoked, Namespace: 4026532000}}}
+	doc, err := EventJSON(ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(doc), `"namespace":"mnt:[4026532000]"`) {
+		t.Errorf("JSON without the namespace: %s", doc)
+	}
+	if got, want := EventWhat(ev), "pid 11 (sh) in mount namespace mnt:[4026532000]: closed fd 4"; got != want {
+		t.Errorf("EventWhat = %q, want %q", got, want)
+	}
 }
