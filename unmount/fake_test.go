@@ -674,3 +674,12 @@ func fdList(fds []int) string {
 	}
 	return strings.Join(s, ", ")
 }
+
+// plural is the fake revoker's own wording's plural (the real wording is
+// present's: RevokedText).
+func plural(n int, word string) string {
+	if n == 1 {
+		return word
+	}
+	return word + "s"
+}

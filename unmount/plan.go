@@ -395,12 +395,5 @@ func revokeTargets(h inspect.Holder, placeholder bool) RevokeTargets {
 	return t
 }
 
-func plural(n int, word string) string {
-	if n == 1 {
-		return word
-	}
-	return word + "s"
-}
-
 // isBusy reports an EBUSY.
 func isBusy(err error) bool { return errors.Is(err, unix.EBUSY) }
