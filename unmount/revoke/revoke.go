@@ -488,3 +488,14 @@ func (r *Revoker) startTracer() {
 	r.active.Add(1)
 	r.serve()
 }
+
+// testHooks are set by tests only, on their own Revoker before its first
+// Revoke (the request's send orders the write before the tracer's read).
+type testHooks struct {
+	// stopped runs once every thread is stopped and before anything is
+	// injected (to send a signal into that window).
+	stopped func(pid int)
+	// inject runs before each injected syscall in thread tid (to send
+	// signals that arrive while it is being stepped).
+	inject func(pid, tid int)
+}

@@ -15,17 +15,6 @@ import (
 	"mounttop/inspect"
 )
 
-// testHooks are set by tests only, on their own Revoker before its first
-// Revoke (the request's send orders the write before the tracer's read).
-type testHooks struct {
-	// stopped runs once every thread is stopped and before anything is
-	// injected (to send a signal into that window).
-	stopped func(pid int)
-	// inject runs before each injected syscall in thread tid (to send
-	// signals that arrive while it is being stepped).
-	inject func(pid, tid int)
-}
-
 // thread is one seized thread of the process being revoked.
 type thread struct {
 	tid     int
