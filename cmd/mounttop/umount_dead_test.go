@@ -390,10 +390,17 @@ func TestUmountTimeoutWithAStuckHolder(t *testing.T) {
 	dir, v := stuckHolder(t)
 	before := mountTable(t)
 	start := time.Now()
-	r := runMounttop(t, "", nil, append([]string{"umount", "--staged", "--yes", "--interval", "50ms", "--timeout", "3s", dir}, journalArgs(t)...)...)
+	r := runMounttop(t, "", nil, append([]string{"umount", "--staged", "--yes", "--json", "--interval", "50ms", "--timeout", "3s", dir}, journalArgs(t)...)...)
 	took := time.Since(start)
-	t.Logf("exit %d after %v\n%s%s", r.code, took, r.stdout, r.stderr)
-	if r.code != exitFailed || !strings.Contains(r.stdout, "still held the mount after 3s") {
+	// Each event with its time since the start: where a slow run spent it.
+	var log strings.Builder
+	evs := jsonEvents(t, r.stdout)
+	for _, ev := range evs {
+		at, _ := time.Parse(time.RFC3339Nano, fmt.Sprint(ev["time"]))
+		fmt.Fprintf(&log, "%+8.3fs %-8v %v\n", at.Sub(start).Seconds(), ev["stage"], ev["what"])
+	}
+	t.Logf("exit %d after %v\n%s%s", r.code, took, log.String(), r.stderr)
+	if last := evs[len(evs)-1]; r.code != exitFailed || last["stage"] != "done" || !strings.Contains(fmt.Sprint(last["what"]), "still held the mount after 3s") {
 		t.Errorf("exit %d, want %d with the timeout's summary", r.code, exitFailed)
 	}
 	if took > 3*time.Second+5*time.Second {
