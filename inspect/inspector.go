@@ -161,3 +161,14 @@ func (s *Snapshot) buildIndex() {
 	}
 	s.markHidden()
 }
+
+// detailNames are the Detail values' names, for logs and tests (String).
+var detailNames = [...]string{DetailFull: "full", DetailCounts: "counts"}
+
+// String names the Detail.
+func (d Detail) String() string {
+	if d >= 0 && int(d) < len(detailNames) {
+		return detailNames[int(d)]
+	}
+	return fmt.Sprintf("Detail(%d)", int(d))
+}

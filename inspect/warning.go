@@ -160,3 +160,14 @@ func grouped(w Warning, pids []int) Warning {
 	w.PID, w.PIDs = 0, pids
 	return w
 }
+
+// adviceNames are the Advice values' names, for logs and tests (String).
+var adviceNames = [...]string{AdviceRoot - 1: "root", AdviceSecurityModule - 1: "security-module", AdviceInitialUserNS - 1: "initial-user-ns"}
+
+// String names the Advice.
+func (a Advice) String() string {
+	if a >= 1 && int(a)-1 < len(adviceNames) {
+		return adviceNames[int(a)-1]
+	}
+	return fmt.Sprintf("Advice(%d)", int(a))
+}

@@ -1,5 +1,7 @@
 package unmount
 
+import "fmt"
+
 // Doubt says why the check of a filesystem after an unmount is incomplete
 // (Filesystem.Doubt), as data: present.DoubtText words it. The zero value
 // is no doubt: the check is complete.
@@ -60,3 +62,25 @@ const (
 	// IN_IGNORED alone).
 	WatchDropped
 )
+
+// doubtKindNames are the DoubtKind values' names, for logs and tests (String).
+var doubtKindNames = [...]string{DoubtNone: "none", DoubtScan: "scan", DoubtReused: "reused", DoubtClaim: "claim"}
+
+// String names the DoubtKind.
+func (d DoubtKind) String() string {
+	if d >= 0 && int(d) < len(doubtKindNames) {
+		return doubtKindNames[int(d)]
+	}
+	return fmt.Sprintf("DoubtKind(%d)", int(d))
+}
+
+// watchLossKindNames are the WatchLossKind values' names, for logs and tests (String).
+var watchLossKindNames = [...]string{WatchNone: "none", WatchExpire: "expire", WatchDetached: "detached", WatchFailed: "failed", WatchDropped: "dropped"}
+
+// String names the WatchLossKind.
+func (w WatchLossKind) String() string {
+	if w >= 0 && int(w) < len(watchLossKindNames) {
+		return watchLossKindNames[int(w)]
+	}
+	return fmt.Sprintf("WatchLossKind(%d)", int(w))
+}

@@ -1,6 +1,7 @@
 package unmount
 
 import (
+	"fmt"
 	"strings"
 
 	"mounttop/inspect"
@@ -104,4 +105,15 @@ func ownMountReason(own Own, journal inspect.MountID, ids []inspect.MountID) (wh
 // refusalText joins a refusal with the way to override it.
 func refusalText(why string) string {
 	return strings.TrimSpace(why) + " (" + scantext.AllowSystem + ")"
+}
+
+// systemKindNames are the SystemKind values' names, for logs and tests (String).
+var systemKindNames = [...]string{SystemNone: "none", SystemPath: "path", SystemAPI: "api"}
+
+// String names the SystemKind.
+func (s SystemKind) String() string {
+	if s >= 0 && int(s) < len(systemKindNames) {
+		return systemKindNames[int(s)]
+	}
+	return fmt.Sprintf("SystemKind(%d)", int(s))
 }

@@ -1,6 +1,9 @@
 package unmount
 
-import "mounttop/inspect"
+import (
+	"fmt"
+	"mounttop/inspect"
+)
 
 // The notes of the plan, of releases and of leftover fences: data that
 // internal/present renders (present.NoteText), names raw.
@@ -112,4 +115,15 @@ type PlanWarning struct {
 	// error's message): present escapes only a control
 	// left raw in it (termsafe.Message).
 	Message string
+}
+
+// busyReleaseNames are the BusyRelease values' names, for logs and tests (String).
+var busyReleaseNames = [...]string{BusyNever: "never", BusyReleased: "released", BusyWithRelease: "with-release"}
+
+// String names the BusyRelease.
+func (b BusyRelease) String() string {
+	if b >= 0 && int(b) < len(busyReleaseNames) {
+		return busyReleaseNames[int(b)]
+	}
+	return fmt.Sprintf("BusyRelease(%d)", int(b))
 }

@@ -1,6 +1,7 @@
 package unmount
 
 import (
+	"fmt"
 	"time"
 
 	"mounttop/inspect"
@@ -634,3 +635,69 @@ func (RolledBack) note()          {}
 func (FenceStays) note()          {}
 func (StagedGone) note()          {}
 func (DetachedEnd) note()         {}
+
+// pendingKindNames are the PendingKind values' names, for logs and tests (String).
+var pendingKindNames = [...]string{PendingCall: "call", PendingRevoke: "revoke", PendingHeld: "held"}
+
+// String names the PendingKind.
+func (p PendingKind) String() string {
+	if p >= 0 && int(p) < len(pendingKindNames) {
+		return pendingKindNames[int(p)]
+	}
+	return fmt.Sprintf("PendingKind(%d)", int(p))
+}
+
+// consequenceNames are the Consequence values' names, for logs and tests (String).
+var consequenceNames = [...]string{ConsequenceNone: "none", ConsequenceFenceLater: "fence-later", ConsequenceNoSyncfs: "no-syncfs", ConsequenceUnsynced: "unsynced", ConsequenceRelease: "release"}
+
+// String names the Consequence.
+func (c Consequence) String() string {
+	if c >= 0 && int(c) < len(consequenceNames) {
+		return consequenceNames[int(c)]
+	}
+	return fmt.Sprintf("Consequence(%d)", int(c))
+}
+
+// cutCauseKindNames are the CutCauseKind values' names, for logs and tests (String).
+var cutCauseKindNames = [...]string{CauseNotAnswering: "not-answering", CauseStopped: "stopped", CauseDState: "state", CauseRevokeHung: "revoke-hung"}
+
+// String names the CutCauseKind.
+func (c CutCauseKind) String() string {
+	if c >= 0 && int(c) < len(cutCauseKindNames) {
+		return cutCauseKindNames[int(c)]
+	}
+	return fmt.Sprintf("CutCauseKind(%d)", int(c))
+}
+
+// syncfsStepNames are the SyncfsStep values' names, for logs and tests (String).
+var syncfsStepNames = [...]string{SyncfsDone: "done", SyncfsFailed: "failed", SyncfsNoRoot: "no-root", SyncfsOpenFailed: "open-failed", SyncfsAbortedAtOpen: "aborted-at-open", SyncfsAborted: "aborted"}
+
+// String names the SyncfsStep.
+func (s SyncfsStep) String() string {
+	if s >= 0 && int(s) < len(syncfsStepNames) {
+		return syncfsStepNames[int(s)]
+	}
+	return fmt.Sprintf("SyncfsStep(%d)", int(s))
+}
+
+// expireStepNames are the ExpireStep values' names, for logs and tests (String).
+var expireStepNames = [...]string{ExpireMarked: "marked", ExpireCleared: "cleared", ExpireGone: "gone", ExpireElsewhere: "elsewhere", ExpireBusy: "busy", ExpireFailed: "failed"}
+
+// String names the ExpireStep.
+func (e ExpireStep) String() string {
+	if e >= 0 && int(e) < len(expireStepNames) {
+		return expireStepNames[int(e)]
+	}
+	return fmt.Sprintf("ExpireStep(%d)", int(e))
+}
+
+// expireOutcomeNames are the ExpireOutcome values' names, for logs and tests (String).
+var expireOutcomeNames = [...]string{ExpiredGone: "gone", ExpiredElsewhere: "elsewhere", ExpiredMarked: "marked", ExpiredNotIdle: "not-idle", ExpiredCancelled: "cancelled"}
+
+// String names the ExpireOutcome.
+func (e ExpireOutcome) String() string {
+	if e >= 0 && int(e) < len(expireOutcomeNames) {
+		return expireOutcomeNames[int(e)]
+	}
+	return fmt.Sprintf("ExpireOutcome(%d)", int(e))
+}

@@ -249,3 +249,25 @@ func probeLimit(p *Plan) time.Duration {
 	}
 	return DefaultProbeTimeout
 }
+
+// abortKindNames are the AbortKind values' names, for logs and tests (String).
+var abortKindNames = [...]string{AbortNone: "none", AbortFuseConn: "fuse-conn", AbortForce: "force"}
+
+// String names the AbortKind.
+func (a AbortKind) String() string {
+	if a >= 0 && int(a) < len(abortKindNames) {
+		return abortKindNames[int(a)]
+	}
+	return fmt.Sprintf("AbortKind(%d)", int(a))
+}
+
+// probeOutcomeNames are the ProbeOutcome values' names, for logs and tests (String).
+var probeOutcomeNames = [...]string{ProbeAnswered - 1: "answered", ProbeNoPath - 1: "no-path", ProbeCancelled - 1: "cancelled", ProbeTimedOut - 1: "timed-out", ProbeAborted - 1: "aborted", ProbeDown - 1: "down", ProbeUnsure - 1: "unsure"}
+
+// String names the ProbeOutcome.
+func (p ProbeOutcome) String() string {
+	if p >= 1 && int(p)-1 < len(probeOutcomeNames) {
+		return probeOutcomeNames[int(p)-1]
+	}
+	return fmt.Sprintf("ProbeOutcome(%d)", int(p))
+}

@@ -369,3 +369,14 @@ func isOn(snap *inspect.Snapshot, ids map[inspect.MountID]bool, path string) boo
 	m, ok := snap.MountContaining(filepath.Clean(path))
 	return ok && ids[m.ID]
 }
+
+// stateMoveKindNames are the StateMoveKind values' names, for logs and tests (String).
+var stateMoveKindNames = [...]string{StateStays: "stays", StateMoved: "moved", StateNoPlace: "no-place", StateCannotMove: "cannot-move", StateUnknown: "unknown"}
+
+// String names the StateMoveKind.
+func (s StateMoveKind) String() string {
+	if s >= 0 && int(s) < len(stateMoveKindNames) {
+		return stateMoveKindNames[int(s)]
+	}
+	return fmt.Sprintf("StateMoveKind(%d)", int(s))
+}
