@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"mounttop/internal/kindname"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -165,10 +166,5 @@ func (s *Snapshot) buildIndex() {
 // detailNames are the Detail values' names, for logs and tests (String).
 var detailNames = [...]string{DetailFull: "full", DetailCounts: "counts"}
 
-// String names the Detail.
-func (d Detail) String() string {
-	if d >= 0 && int(d) < len(detailNames) {
-		return detailNames[int(d)]
-	}
-	return fmt.Sprintf("Detail(%d)", int(d))
-}
+// String names the Detail (kindname.Of).
+func (d Detail) String() string { return kindname.Of("Detail", detailNames[:], int(d), 0) }

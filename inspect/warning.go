@@ -1,7 +1,7 @@
 package inspect
 
 import (
-	"fmt"
+	"mounttop/internal/kindname"
 	"sort"
 	"time"
 )
@@ -96,10 +96,7 @@ var warningKindNames = [...]string{
 }
 
 func (k WarningKind) String() string {
-	if int(k) < len(warningKindNames) && warningKindNames[k] != "" {
-		return warningKindNames[k]
-	}
-	return fmt.Sprintf("WarningKind(%d)", int(k))
+	return kindname.Of("WarningKind", warningKindNames[:], int(k), 0)
 }
 
 // PerProcess reports whether warnings of this kind are made by one
@@ -164,10 +161,5 @@ func grouped(w Warning, pids []int) Warning {
 // adviceNames are the Advice values' names, for logs and tests (String).
 var adviceNames = [...]string{AdviceRoot - 1: "root", AdviceSecurityModule - 1: "security-module", AdviceInitialUserNS - 1: "initial-user-ns"}
 
-// String names the Advice.
-func (a Advice) String() string {
-	if a >= 1 && int(a)-1 < len(adviceNames) {
-		return adviceNames[int(a)-1]
-	}
-	return fmt.Sprintf("Advice(%d)", int(a))
-}
+// String names the Advice (kindname.Of).
+func (a Advice) String() string { return kindname.Of("Advice", adviceNames[:], int(a), 1) }

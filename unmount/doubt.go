@@ -1,6 +1,6 @@
 package unmount
 
-import "fmt"
+import "mounttop/internal/kindname"
 
 // Doubt says why the check of a filesystem after an unmount is incomplete
 // (Filesystem.Doubt), as data: present.DoubtText words it. The zero value
@@ -66,21 +66,13 @@ const (
 // doubtKindNames are the DoubtKind values' names, for logs and tests (String).
 var doubtKindNames = [...]string{DoubtNone: "none", DoubtScan: "scan", DoubtReused: "reused", DoubtClaim: "claim"}
 
-// String names the DoubtKind.
-func (d DoubtKind) String() string {
-	if d >= 0 && int(d) < len(doubtKindNames) {
-		return doubtKindNames[int(d)]
-	}
-	return fmt.Sprintf("DoubtKind(%d)", int(d))
-}
+// String names the DoubtKind (kindname.Of).
+func (d DoubtKind) String() string { return kindname.Of("DoubtKind", doubtKindNames[:], int(d), 0) }
 
 // watchLossKindNames are the WatchLossKind values' names, for logs and tests (String).
 var watchLossKindNames = [...]string{WatchNone: "none", WatchExpire: "expire", WatchDetached: "detached", WatchFailed: "failed", WatchDropped: "dropped"}
 
-// String names the WatchLossKind.
+// String names the WatchLossKind (kindname.Of).
 func (w WatchLossKind) String() string {
-	if w >= 0 && int(w) < len(watchLossKindNames) {
-		return watchLossKindNames[int(w)]
-	}
-	return fmt.Sprintf("WatchLossKind(%d)", int(w))
+	return kindname.Of("WatchLossKind", watchLossKindNames[:], int(w), 0)
 }

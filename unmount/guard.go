@@ -1,7 +1,7 @@
 package unmount
 
 import (
-	"fmt"
+	"mounttop/internal/kindname"
 	"strings"
 
 	"mounttop/inspect"
@@ -110,10 +110,5 @@ func refusalText(why string) string {
 // systemKindNames are the SystemKind values' names, for logs and tests (String).
 var systemKindNames = [...]string{SystemNone: "none", SystemPath: "path", SystemAPI: "api"}
 
-// String names the SystemKind.
-func (s SystemKind) String() string {
-	if s >= 0 && int(s) < len(systemKindNames) {
-		return systemKindNames[int(s)]
-	}
-	return fmt.Sprintf("SystemKind(%d)", int(s))
-}
+// String names the SystemKind (kindname.Of).
+func (s SystemKind) String() string { return kindname.Of("SystemKind", systemKindNames[:], int(s), 0) }

@@ -1,8 +1,8 @@
 package unmount
 
 import (
-	"fmt"
 	"mounttop/inspect"
+	"mounttop/internal/kindname"
 )
 
 // The notes of the plan, of releases and of leftover fences: data that
@@ -120,10 +120,7 @@ type PlanWarning struct {
 // busyReleaseNames are the BusyRelease values' names, for logs and tests (String).
 var busyReleaseNames = [...]string{BusyNever: "never", BusyReleased: "released", BusyWithRelease: "with-release"}
 
-// String names the BusyRelease.
+// String names the BusyRelease (kindname.Of).
 func (b BusyRelease) String() string {
-	if b >= 0 && int(b) < len(busyReleaseNames) {
-		return busyReleaseNames[int(b)]
-	}
-	return fmt.Sprintf("BusyRelease(%d)", int(b))
+	return kindname.Of("BusyRelease", busyReleaseNames[:], int(b), 0)
 }

@@ -1,7 +1,7 @@
 package unmount
 
 import (
-	"fmt"
+	"mounttop/internal/kindname"
 	"time"
 
 	"mounttop/inspect"
@@ -639,65 +639,43 @@ func (DetachedEnd) note()         {}
 // pendingKindNames are the PendingKind values' names, for logs and tests (String).
 var pendingKindNames = [...]string{PendingCall: "call", PendingRevoke: "revoke", PendingHeld: "held"}
 
-// String names the PendingKind.
+// String names the PendingKind (kindname.Of).
 func (p PendingKind) String() string {
-	if p >= 0 && int(p) < len(pendingKindNames) {
-		return pendingKindNames[int(p)]
-	}
-	return fmt.Sprintf("PendingKind(%d)", int(p))
+	return kindname.Of("PendingKind", pendingKindNames[:], int(p), 0)
 }
 
 // consequenceNames are the Consequence values' names, for logs and tests (String).
 var consequenceNames = [...]string{ConsequenceNone: "none", ConsequenceFenceLater: "fence-later", ConsequenceNoSyncfs: "no-syncfs", ConsequenceUnsynced: "unsynced", ConsequenceRelease: "release"}
 
-// String names the Consequence.
+// String names the Consequence (kindname.Of).
 func (c Consequence) String() string {
-	if c >= 0 && int(c) < len(consequenceNames) {
-		return consequenceNames[int(c)]
-	}
-	return fmt.Sprintf("Consequence(%d)", int(c))
+	return kindname.Of("Consequence", consequenceNames[:], int(c), 0)
 }
 
 // cutCauseKindNames are the CutCauseKind values' names, for logs and tests (String).
 var cutCauseKindNames = [...]string{CauseNotAnswering: "not-answering", CauseStopped: "stopped", CauseDState: "state", CauseRevokeHung: "revoke-hung"}
 
-// String names the CutCauseKind.
+// String names the CutCauseKind (kindname.Of).
 func (c CutCauseKind) String() string {
-	if c >= 0 && int(c) < len(cutCauseKindNames) {
-		return cutCauseKindNames[int(c)]
-	}
-	return fmt.Sprintf("CutCauseKind(%d)", int(c))
+	return kindname.Of("CutCauseKind", cutCauseKindNames[:], int(c), 0)
 }
 
 // syncfsStepNames are the SyncfsStep values' names, for logs and tests (String).
 var syncfsStepNames = [...]string{SyncfsDone: "done", SyncfsFailed: "failed", SyncfsNoRoot: "no-root", SyncfsOpenFailed: "open-failed", SyncfsAbortedAtOpen: "aborted-at-open", SyncfsAborted: "aborted"}
 
-// String names the SyncfsStep.
-func (s SyncfsStep) String() string {
-	if s >= 0 && int(s) < len(syncfsStepNames) {
-		return syncfsStepNames[int(s)]
-	}
-	return fmt.Sprintf("SyncfsStep(%d)", int(s))
-}
+// String names the SyncfsStep (kindname.Of).
+func (s SyncfsStep) String() string { return kindname.Of("SyncfsStep", syncfsStepNames[:], int(s), 0) }
 
 // expireStepNames are the ExpireStep values' names, for logs and tests (String).
 var expireStepNames = [...]string{ExpireMarked: "marked", ExpireCleared: "cleared", ExpireGone: "gone", ExpireElsewhere: "elsewhere", ExpireBusy: "busy", ExpireFailed: "failed"}
 
-// String names the ExpireStep.
-func (e ExpireStep) String() string {
-	if e >= 0 && int(e) < len(expireStepNames) {
-		return expireStepNames[int(e)]
-	}
-	return fmt.Sprintf("ExpireStep(%d)", int(e))
-}
+// String names the ExpireStep (kindname.Of).
+func (e ExpireStep) String() string { return kindname.Of("ExpireStep", expireStepNames[:], int(e), 0) }
 
 // expireOutcomeNames are the ExpireOutcome values' names, for logs and tests (String).
 var expireOutcomeNames = [...]string{ExpiredGone: "gone", ExpiredElsewhere: "elsewhere", ExpiredMarked: "marked", ExpiredNotIdle: "not-idle", ExpiredCancelled: "cancelled"}
 
-// String names the ExpireOutcome.
+// String names the ExpireOutcome (kindname.Of).
 func (e ExpireOutcome) String() string {
-	if e >= 0 && int(e) < len(expireOutcomeNames) {
-		return expireOutcomeNames[int(e)]
-	}
-	return fmt.Sprintf("ExpireOutcome(%d)", int(e))
+	return kindname.Of("ExpireOutcome", expireOutcomeNames[:], int(e), 0)
 }

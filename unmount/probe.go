@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"mounttop/internal/kindname"
 	"strings"
 	"time"
 
@@ -253,21 +254,13 @@ func probeLimit(p *Plan) time.Duration {
 // abortKindNames are the AbortKind values' names, for logs and tests (String).
 var abortKindNames = [...]string{AbortNone: "none", AbortFuseConn: "fuse-conn", AbortForce: "force"}
 
-// String names the AbortKind.
-func (a AbortKind) String() string {
-	if a >= 0 && int(a) < len(abortKindNames) {
-		return abortKindNames[int(a)]
-	}
-	return fmt.Sprintf("AbortKind(%d)", int(a))
-}
+// String names the AbortKind (kindname.Of).
+func (a AbortKind) String() string { return kindname.Of("AbortKind", abortKindNames[:], int(a), 0) }
 
 // probeOutcomeNames are the ProbeOutcome values' names, for logs and tests (String).
 var probeOutcomeNames = [...]string{ProbeAnswered - 1: "answered", ProbeNoPath - 1: "no-path", ProbeCancelled - 1: "cancelled", ProbeTimedOut - 1: "timed-out", ProbeAborted - 1: "aborted", ProbeDown - 1: "down", ProbeUnsure - 1: "unsure"}
 
-// String names the ProbeOutcome.
+// String names the ProbeOutcome (kindname.Of).
 func (p ProbeOutcome) String() string {
-	if p >= 1 && int(p)-1 < len(probeOutcomeNames) {
-		return probeOutcomeNames[int(p)-1]
-	}
-	return fmt.Sprintf("ProbeOutcome(%d)", int(p))
+	return kindname.Of("ProbeOutcome", probeOutcomeNames[:], int(p), 1)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"mounttop/internal/kindname"
 	"os"
 	"path/filepath"
 	"strings"
@@ -373,10 +374,7 @@ func isOn(snap *inspect.Snapshot, ids map[inspect.MountID]bool, path string) boo
 // stateMoveKindNames are the StateMoveKind values' names, for logs and tests (String).
 var stateMoveKindNames = [...]string{StateStays: "stays", StateMoved: "moved", StateNoPlace: "no-place", StateCannotMove: "cannot-move", StateUnknown: "unknown"}
 
-// String names the StateMoveKind.
+// String names the StateMoveKind (kindname.Of).
 func (s StateMoveKind) String() string {
-	if s >= 0 && int(s) < len(stateMoveKindNames) {
-		return stateMoveKindNames[int(s)]
-	}
-	return fmt.Sprintf("StateMoveKind(%d)", int(s))
+	return kindname.Of("StateMoveKind", stateMoveKindNames[:], int(s), 0)
 }
