@@ -67,6 +67,19 @@ func (r *run) drainLoop(ends drainEnds) bool {
 				ends.cancelled()
 				return false
 			}
+			// A round that outlasted the deadline (a revoke waits up to
+			// its stop timeout) finds the tick and the deadline both
+			// ready, and select picks at random: the deadline and a
+			// cancellation win, or one more round (a scan, on a loaded
+			// machine seconds) would run past --timeout.
+			switch {
+			case r.ctx.Err() != nil:
+				ends.cancelled()
+				return false
+			case !r.u.now().Before(r.deadline):
+				ends.timedOut()
+				return false
+			}
 		}
 		hs, err := r.scanHolders()
 		if r.ctx.Err() != nil {
