@@ -29,6 +29,7 @@ type Inspector struct {
 	stuck      *stuckReads
 	boot       time.Time // boot time of procRoot's kernel (its stat's btime)
 	users      *sync.Map // uid -> user name, looked up once per Inspector
+	files      *kernelFiles
 }
 
 // Detail is how much a scan records about each use.
@@ -68,10 +69,15 @@ func WithWorkers(n int) Option { return func(in *Inspector) { in.workers = n } }
 // New returns an Inspector of the proc filesystem mounted at procRoot
 // (normally "/proc"). It checks that procRoot looks like procfs.
 func New(procRoot string, opts ...Option) (*Inspector, error) {
-	in := &Inspector{procRoot: filepath.Clean(procRoot), perProcess: 2 * time.Second, stuck: &stuckReads{}, users: &sync.Map{}}
+	in := &Inspector{procRoot: filepath.Clean(procRoot), perProcess: 2 * time.Second, stuck: &stuckReads{}, users: &sync.Map{}, files: &kernelFiles{}}
 	in.workers = 2 * runtime.NumCPU()
 	if in.workers < 4 {
 		in.workers = 4
+	}
+	if os.Getenv("MOUNTTOP_OPEN_FILES") == "procfs" {
+		// The operator's way around the task_file iterator, for every
+		// command (README: troubleshooting).
+		in.files.off = true
 	}
 	for _, o := range opts {
 		o(in)

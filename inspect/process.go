@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"mounttop/internal/taskfiles"
 )
 
 // scratch is one worker's reusable buffers.
@@ -52,10 +54,13 @@ type proc struct {
 	ns      *nsTable // that namespace's table
 	// detailed: some use was recorded in full detail
 	detailed bool
-	lastUses int           // index in res.uses of the mount last added to
-	last     lastMount     // the mount ID statAtZ resolved last
-	job      *job          // what the watchdog sees of this read
-	skip     map[read]bool // reads left out: an earlier one is stuck
+	lastUses int       // index in res.uses of the mount last added to
+	last     lastMount // the mount ID statAtZ resolved last
+	job      *job      // what the watchdog sees of this read
+	// kernel: the fd tables the task_file iterator saw of this process
+	// (kernelTasks); nil: procfs.
+	kernel []*taskfiles.Task
+	skip   map[read]bool // reads left out: an earlier one is stuck
 	// startTicks is the start time in clock ticks (proc(5) stat field
 	// 22): with the pid, it names the process across scans.
 	startTicks uint64
@@ -94,6 +99,7 @@ func (in *Inspector) scanProcess(j *job, tbl *scanTable, sc *scratch) procResult
 		return p.res
 	}
 	j.procStart.Store(p.startTicks)
+	p.kernel = p.kernelTasks()
 	if stuck := in.stuck.of(pid, p.startTicks); len(stuck) > 0 {
 		p.skip = skipFor(stuck)
 		p.res.warnings = append(p.res.warnings, stuckWarning(pid, stuck, p.skip, time.Now()))
@@ -558,10 +564,8 @@ func (p *proc) scanThread(tasks int, name string, ref int, cwd, root target, tab
 				p.addLink(tasks, l.name, l.kind, tid, t)
 			}
 		}
-		for _, other := range *tables {
-			if sameAs(other, tid, kcmpFiles) {
-				return
-			}
+		if p.sharesTable(tid, *tables) {
+			return
 		}
 		*tables = append(*tables, tid)
 		dir, err := unix.Openat(tasks, name, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
@@ -629,9 +633,16 @@ func atoiBytes(b []byte) (n int, ok bool) {
 // and the access mode, which the kernel shows as the magic link's own
 // permission bits (proc(5): S_IRUSR for read, S_IWUSR for write).
 // dir is /proc/PID, or /proc/PID/task/TID for the fd table of thread tid
-// (0 for the process's own), whose uses then carry tid.
+// (0 for the process's own), whose uses then carry tid. Where the
+// task_file iterator saw this table, its files are used instead of the
+// statx of each link (useKernelFiles): the same uses, a fraction of the
+// cost.
 func (p *proc) scanFDs(dir, tid int) {
 	if !p.may(readFD, -1) {
+		return
+	}
+	if t := p.kernelTask(tid); t != nil {
+		p.useKernelFiles(dir, tid, t)
 		return
 	}
 	fdDir, err := unix.Openat(dir, "fd", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
@@ -642,6 +653,7 @@ func (p *proc) scanFDs(dir, tid int) {
 		return
 	}
 	defer unix.Close(fdDir)
+	fds := lazyDir{fd: fdDir, opened: true}
 	p.eachEntryZ(fdDir, func(nameZ []byte) {
 		fd, ok := atoiBytes(nameZ)
 		if !ok {
@@ -659,22 +671,41 @@ func (p *proc) scanFDs(dir, tid int) {
 				return
 			}
 		}
-		if !t.known {
-			if t.dev == p.tbl.anon && p.tbl.anon != 0 {
+		p.useFD(dir, &fds, fd, tid, t, AccessUnknown)
+	})
+}
+
+// useFD records fd (open on target t) as a use of its mount: in detail,
+// with its path and access mode, where the mount is shown in detail; an
+// io_uring's registered files; a file on a mount in another namespace's
+// table or in none (p.other). acc is the access mode where the caller
+// knows it (the iterator's f_mode), else AccessUnknown: it is read from
+// the link's permission bits, and only for a use shown in detail.
+func (p *proc) useFD(dir int, fds *lazyDir, fd, tid int, t target, acc Access) {
+	if !t.known {
+		if t.dev == p.tbl.anon && p.tbl.anon != 0 {
+			if fdDir, ok := fds.get(); ok {
 				p.ioUring(dir, fdDir, strconv.Itoa(fd), fd)
-				return
 			}
-			p.other(fdDir, strconv.Itoa(fd), Use{Kind: UseFD, FD: fd, TID: tid, Inode: t.ino, Deleted: t.nlink == 0}, t)
 			return
 		}
-		detail := p.in.wantDetail(t.mount)
-		u := Use{Kind: UseFD, FD: fd, TID: tid, Inode: t.ino, Deleted: t.nlink == 0}
-		if detail {
+		if p.tbl.internal[t.dev] && (p.ns == nil || !p.ns.byDev[t.dev]) {
+			return // a pipe, a socket: p.other would keep none of these
+		}
+		if fdDir, ok := fds.get(); ok {
+			p.other(fdDir, strconv.Itoa(fd), Use{Kind: UseFD, FD: fd, TID: tid, Inode: t.ino, Deleted: t.nlink == 0}, t)
+		}
+		return
+	}
+	u := Use{Kind: UseFD, FD: fd, TID: tid, Inode: t.ino, Deleted: t.nlink == 0}
+	if p.in.wantDetail(t.mount) {
+		u.Access = acc
+		if fdDir, ok := fds.get(); ok {
 			// The name as a string only here and for the rare kinds above.
 			name := strconv.Itoa(fd)
 			u.Path = strings.TrimSuffix(p.readlink(fdDir, name), " (deleted)")
 			var st unix.Stat_t
-			if unix.Fstatat(fdDir, name, &st, unix.AT_SYMLINK_NOFOLLOW) == nil {
+			if acc == AccessUnknown && unix.Fstatat(fdDir, name, &st, unix.AT_SYMLINK_NOFOLLOW) == nil {
 				switch st.Mode & (unix.S_IRUSR | unix.S_IWUSR) {
 				case unix.S_IRUSR:
 					u.Access = AccessRead
@@ -685,11 +716,45 @@ func (p *proc) scanFDs(dir, tid int) {
 				}
 			}
 		}
-		p.add(t.mount, u)
-		if p.tbl.locks[devIno{t.dev, t.ino}] {
-			p.addLocks(dir, fd, tid, t.mount, u.Path)
-		}
-	})
+	}
+	p.add(t.mount, u)
+	if p.tbl.locks[devIno{t.dev, t.ino}] {
+		p.addLocks(dir, fd, tid, t.mount, u.Path)
+	}
+}
+
+// lazyDir is a directory under parent (an fd directory) opened at its
+// first use and closed by whoever opened it.
+type lazyDir struct {
+	parent int
+	name   string
+	fd     int
+	opened bool // fd is open (or was given open)
+	failed bool
+	own    bool // close() closes fd
+}
+
+func (d *lazyDir) get() (int, bool) {
+	if d.opened {
+		return d.fd, true
+	}
+	if d.failed {
+		return -1, false
+	}
+	fd, err := unix.Openat(d.parent, d.name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		d.failed = true
+		return -1, false
+	}
+	d.fd, d.opened, d.own = fd, true, true
+	return fd, true
+}
+
+func (d *lazyDir) close() {
+	if d.own {
+		unix.Close(d.fd)
+		d.own, d.opened = false, false
+	}
 }
 
 // fdinfoTarget reads mnt_id and ino from /proc/PID/fdinfo/N, which never

@@ -10,6 +10,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"mounttop/internal/taskfiles"
+
 	"golang.org/x/sys/unix"
 )
 
@@ -21,11 +23,15 @@ type scanTable struct {
 	byOld    map[int]MountID
 	byDev    map[uint64][]MountID
 	locks    map[devIno]bool // files with a lock in /proc/locks
+	lockDevs map[uint64]bool // their devices
 	uniqueOK bool
 	ourNS    uint64          // inode of our mount namespace
 	foreign  sync.Map        // namespace inode -> *nsTable
 	internal map[uint64]bool // devices of the kernel's internal filesystems
 	anon     uint64          // anon_inodefs: io_uring, eventfd, epoll...
+	// kfiles: every task's open files from the task_file iterator, read
+	// once before the processes (nil: procfs only).
+	kfiles *taskfiles.Snapshot
 	// hiddenNS: some process's mount namespace could not be read (a user
 	// namespace may not look at its parent's), so a mount in no table we
 	// read is not necessarily detached.
@@ -59,9 +65,18 @@ func (in *Inspector) scan(ctx context.Context, withProcs bool) (*Snapshot, error
 		if err != nil {
 			snap.Warnings = append(snap.Warnings, Warning{Kind: WarnLocks, Err: err})
 		}
+		tbl.lockDevs = map[uint64]bool{}
+		for k := range tbl.locks {
+			tbl.lockDevs[k.dev] = true
+		}
 		var st unix.Stat_t
 		if err := unix.Stat(in.procRoot+"/self/ns/mnt", &st); err == nil {
 			tbl.ourNS = st.Ino
+		}
+		if ks, err := in.kernelSnapshot(ctx, tbl); err == nil {
+			tbl.kfiles, snap.FilesBy = ks, FilesIterator
+		} else {
+			snap.FilesWhy = err
 		}
 		in.scanProcesses(ctx, tbl, snap)
 		in.kernelHolders(snap)

@@ -225,6 +225,10 @@ type Snapshot struct {
 	Holders   map[MountID][]Holder // by mount, each holder listing only its uses of that mount
 	Warnings  []Warning
 	Processes int // processes scanned
+	// FilesBy says how the open files were read; FilesWhy, for
+	// FilesProcfs, why not through the task_file iterator.
+	FilesBy  FilesSource
+	FilesWhy error
 
 	// Namespaces are the other mount namespaces that processes live in,
 	// each with its own table and the holders of its mounts.

@@ -73,6 +73,7 @@ func runView(f tuiFlags, notice string) error {
 	if err != nil {
 		return err
 	}
+	defer in.Close()
 	viewMemory()
 	st, err := openState(f.journal, nil, nil)
 	switch {

@@ -66,10 +66,13 @@ type AutomountJSON struct {
 // ListJSON is `list --json`.
 type ListJSON struct {
 	NamespaceJSON
-	UniqueIDs bool            `json:"unique_ids"`
-	Mounts    []MountJSON     `json:"mounts"`
-	Processes int             `json:"processes_scanned"`
-	Warnings  []termsafe.Name `json:"warnings"`
+	UniqueIDs bool        `json:"unique_ids"`
+	Mounts    []MountJSON `json:"mounts"`
+	Processes int         `json:"processes_scanned"`
+	// OpenFilesBy is how the processes' open files were read: "task_file
+	// iterator" (one BPF pass) or "procfs" (a statx of each fd link).
+	OpenFilesBy string          `json:"open_files_by"`
+	Warnings    []termsafe.Name `json:"warnings"`
 	// Leftovers are the fences killed runs left (unmount.FindLeftovers).
 	Leftovers []LeftoverJSON `json:"leftovers"`
 }
@@ -172,7 +175,7 @@ func WriteJSON(w io.Writer, v any) error {
 // holders, kernel holders and copies in other namespaces, and the fences
 // killed runs left.
 func List(snap *inspect.Snapshot, left []unmount.Leftover) ListJSON {
-	out := ListJSON{NamespaceJSON: Namespace(snap), UniqueIDs: snap.UniqueIDs, Mounts: []MountJSON{}, Processes: snap.Processes,
+	out := ListJSON{NamespaceJSON: Namespace(snap), UniqueIDs: snap.UniqueIDs, Mounts: []MountJSON{}, Processes: snap.Processes, OpenFilesBy: snap.FilesBy.String(),
 		Warnings: Warnings(snap.Warnings), Leftovers: Leftovers(left)}
 	for i := range snap.Mounts {
 		m := &snap.Mounts[i]
