@@ -72,17 +72,7 @@ func TestLeaderExited(t *testing.T) {
 	writeFile(t, file)
 	v := testns.StartVictim(t, testns.RoleRevokeLeaderExit, sub, file)
 	fd := victimInt(t, v, "fd: ")
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		b, _ := os.ReadFile("/proc/" + strconv.Itoa(v.PID) + "/stat")
-		if i := strings.LastIndexByte(string(b), ')'); i > 0 && i+2 < len(b) && b[i+2] == 'Z' {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("leader of %d not a zombie: %s", v.PID, b)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	waitZombieLeader(t, v.PID)
 	snap := scan(t)
 	m := mountAt(t, snap, dir)
 	h := holder(snap, m.ID, v.PID)

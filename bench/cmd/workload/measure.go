@@ -55,11 +55,16 @@ type summary struct {
 }
 
 const (
-	floorT    = "floor"
-	mtList    = "mounttop list --json"
-	mtHolders = "mounttop holders --json M"
-	fuserM    = "fuser -m M"
-	lsofF     = "lsof +f -- M"
+	floorT = "floor"
+	mtList = "mounttop list --json"
+	// mtListProcfs is the same list through procfs, as an ordinary user's
+	// or an older kernel's scan runs (MOUNTTOP_OPEN_FILES=procfs): where
+	// mtList reads open files through the task_file iterator (root), this
+	// row keeps the statx-per-fd scan measured beside it.
+	mtListProcfs = "mounttop list --json (procfs)"
+	mtHolders    = "mounttop holders --json M"
+	fuserM       = "fuser -m M"
+	lsofF        = "lsof +f -- M"
 )
 
 func runTool(ctx context.Context, timeBin string, t tool, timeout time.Duration) (sample, error) {
@@ -127,6 +132,7 @@ func measure(ctx context.Context, o *options, w *workload.Workload) error {
 	tools := []tool{
 		{floorT, []string{o.floor}},
 		{mtList, []string{o.mounttop, "list", "--json"}},
+		{mtListProcfs, []string{"/usr/bin/env", "MOUNTTOP_OPEN_FILES=procfs", o.mounttop, "list", "--json"}},
 		{mtHolders, []string{o.mounttop, "holders", "--json", target}},
 		{fuserM, []string{o.fuser, "-m", target}},
 		{lsofF, []string{o.lsof, "+f", "--", target}},
@@ -366,6 +372,9 @@ func check(w *workload.Workload, samples map[string][]sample) error {
 	if listCount != len(want) {
 		problems = append(problems, fmt.Sprintf("mounttop list counts %d holders, the plan %d", listCount, len(want)))
 	}
+	if p := sameLists(last(mtList).out, last(mtListProcfs).out); p != "" {
+		problems = append(problems, p)
+	}
 	for _, k := range []string{"fd", "cwd", "root", "lock", "exe"} {
 		if gotUses[k] != wantUses[k] {
 			problems = append(problems, fmt.Sprintf("mounttop holders: %d %s uses, the plan %d", gotUses[k], k, wantUses[k]))
@@ -375,13 +384,45 @@ func check(w *workload.Workload, samples map[string][]sample) error {
 		problems = append(problems, fmt.Sprintf("mounttop holders: %d mmap uses, fewer than the plan's %d", gotUses["mmap"], plainMaps(w)))
 	}
 	if len(problems) == 0 {
-		fmt.Println("  all agree: mounttop holders = mounttop list = fuser -m = lsof = plan")
+		fmt.Println("  all agree: mounttop holders = mounttop list = mounttop list (procfs) = fuser -m = lsof = plan")
 		return nil
 	}
 	for _, p := range problems {
 		fmt.Println("  MISMATCH:", p)
 	}
 	return fmt.Errorf("%d correctness problems", len(problems))
+}
+
+// sameLists compares the list read through the task_file iterator with
+// the list read through procfs, mount by mount (every field, holders'
+// counts included): "" when they agree, else the first difference. The
+// workload holds still while it is measured, so the two scans must
+// agree exactly.
+func sameLists(iter, procfs []byte) string {
+	type list struct {
+		Mounts      []json.RawMessage `json:"mounts"`
+		OpenFilesBy string            `json:"open_files_by"`
+	}
+	var a, b list
+	if err := json.Unmarshal(iter, &a); err != nil {
+		return fmt.Sprintf("mounttop list: bad JSON: %v", err)
+	}
+	if err := json.Unmarshal(procfs, &b); err != nil {
+		return fmt.Sprintf("mounttop list (procfs): bad JSON: %v", err)
+	}
+	if b.OpenFilesBy != "procfs" {
+		return fmt.Sprintf("mounttop list (procfs) read open files by %q", b.OpenFilesBy)
+	}
+	fmt.Printf("  mounttop list read open files by %s\n", a.OpenFilesBy)
+	if len(a.Mounts) != len(b.Mounts) {
+		return fmt.Sprintf("mounttop list: %d mounts by %s, %d by procfs", len(a.Mounts), a.OpenFilesBy, len(b.Mounts))
+	}
+	for i := range a.Mounts {
+		if !bytes.Equal(a.Mounts[i], b.Mounts[i]) {
+			return fmt.Sprintf("mounttop list by %s and by procfs differ:\n    %s\n    %s", a.OpenFilesBy, a.Mounts[i], b.Mounts[i])
+		}
+	}
+	return ""
 }
 
 // plainMaps is how many mappings of files of mount 0 the holders make on purpose.

@@ -24,7 +24,7 @@ type record struct {
 }
 
 // tableOrder is the order of the tools in the table.
-var tableOrder = []string{floorT, mtList, mtHolders, fuserM, lsofF}
+var tableOrder = []string{floorT, mtList, mtListProcfs, mtHolders, fuserM, lsofF}
 
 // printTable prints the one table of a results file: per size, each
 // tool's median wall time, its ratios to the floor and to fuser -m, its
