@@ -33,7 +33,7 @@ type Options struct {
 	Scanner   Scanner   // required
 	Unmounter Unmounter // required
 	// Interval is the background refresh period and the drain/expire
-	// retry interval (default 2s). The refresh slows down to ten times a
+	// retry interval (default 2s). The refresh slows down to fifteen times a
 	// scan's duration when scans are costly (scanLoop).
 	Interval time.Duration
 	// StartPath selects the mount at (or containing) this path once the

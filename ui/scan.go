@@ -16,12 +16,15 @@ import (
 const maxRefresh = 30 * time.Second
 
 // refreshFactor is how many times a scan's cost the view waits before
-// the next one: a scan of 0.6 s refreshes every 6 s, so the view spends at
-// most about a tenth of a core on scanning while the operator only looks
-// (issue 12: a full scan of 2,000 processes costs 0.5-1 s of CPU). The
-// cost is the scan's duration or the CPU time it used, whichever is more:
-// a scan on two CPUs uses more CPU than wall time.
-const refreshFactor = 10
+// the next one: a scan of 0.6 s refreshes every 9 s, so the view spends
+// about a sixteenth of a core on scanning while the operator only looks
+// (issue 12: a full scan of 2,000 processes costs 0.5-1 s of CPU), and
+// the drawing, the ticks and the terminal stay within a tenth in all. At
+// 10 the scans alone took a tenth and the view 10.3% of a core (bench/
+// README.md, run J). The cost is the scan's duration or the CPU time it
+// used, whichever is more: a scan on two CPUs uses more CPU than wall
+// time.
+const refreshFactor = 15
 
 // scanLoop is the background refresh's lifecycle: one scan at a time, each
 // of a new generation; a result of an older generation is stale and
@@ -122,7 +125,7 @@ func adaptInterval(base, took time.Duration) time.Duration {
 func (l *scanLoop) adapted() bool { return l.interval > l.base }
 
 // note is the status bar's word on the refresh when it is slowed down:
-// "refresh 6s (scan 0.6s)"; empty at the configured interval.
+// "refresh 9s (scan 0.6s)"; empty at the configured interval.
 func (l *scanLoop) note() string {
 	if !l.adapted() {
 		return ""

@@ -17,11 +17,12 @@ func TestAdaptInterval(t *testing.T) {
 	}{
 		{2 * time.Second, 0, 2 * time.Second},
 		{2 * time.Second, 50 * time.Millisecond, 2 * time.Second},  // cheap: the configured interval
-		{2 * time.Second, 600 * time.Millisecond, 6 * time.Second}, // ten times the scan
-		{2 * time.Second, 640 * time.Millisecond, 6400 * time.Millisecond},
+		{2 * time.Second, 600 * time.Millisecond, 9 * time.Second}, // fifteen times the scan
+		{2 * time.Second, 640 * time.Millisecond, 9600 * time.Millisecond},
 		{2 * time.Second, 10 * time.Second, maxRefresh}, // capped
 		{time.Minute, 10 * time.Second, time.Minute},    // never below the configured interval
-		{time.Second, 150 * time.Millisecond, 1500 * time.Millisecond},
+		{time.Second, 100 * time.Millisecond, 1500 * time.Millisecond},
+		{time.Second, 150 * time.Millisecond, 2300 * time.Millisecond}, // 2.25 s, to the tenth
 	} {
 		if got := adaptInterval(c.base, c.took); got != c.want {
 			t.Errorf("adaptInterval(%v, %v) = %v, want %v", c.base, c.took, got, c.want)
@@ -42,7 +43,7 @@ func (d *driver) pendingTick() time.Duration {
 }
 
 // TestRefreshAdaptsToScanCost: a scanner of known cost (300ms per scan)
-// slows the background refresh to ten times that, and the status bar says
+// slows the background refresh to fifteen times that, and the status bar says
 // so; when scans get cheap again the refresh comes back to the configured
 // interval and the note goes.
 func TestRefreshAdaptsToScanCost(t *testing.T) {
@@ -56,8 +57,8 @@ func TestRefreshAdaptsToScanCost(t *testing.T) {
 		t.Fatalf("the scan took %v, less than the scanner's cost %v", took, cost)
 	}
 	next := d.pendingTick()
-	if next != adaptInterval(2*time.Second, took) || next < 10*cost {
-		t.Fatalf("after a scan of %v the refresh is armed in %v, want 10x the scan (>= %v)", took, next, 10*cost)
+	if next != adaptInterval(2*time.Second, took) || next < refreshFactor*cost {
+		t.Fatalf("after a scan of %v the refresh is armed in %v, want %dx the scan (>= %v)", took, next, refreshFactor, refreshFactor*cost)
 	}
 	d.mustSee("data 0.0s old · refresh " + seconds(next) + " (scan " + seconds(took) + ")")
 

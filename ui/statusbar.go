@@ -177,7 +177,7 @@ func named(k *keyMap, b key.Binding, desc string) key.Binding {
 
 // dataAge says how old the data on screen is, and whether a scan is
 // taking long. When scans are costly the refresh slows down, and it says
-// so: "data 1.2s old · refresh 6s (scan 0.6s)".
+// so: "data 1.2s old · refresh 9s (scan 0.6s)".
 func (m Model) dataAge() string {
 	var s string
 	switch {

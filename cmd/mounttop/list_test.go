@@ -216,3 +216,63 @@ func TestListJSON(t *testing.T) {
 		t.Errorf("mount %s not listed (or no warnings array)", dir)
 	}
 }
+
+// TestListOpenFilesBy: as root, list reads open files through the
+// task_file iterator and says so; MOUNTTOP_OPEN_FILES=procfs makes it scan
+// procfs, and the two lists agree mount for mount.
+func TestListOpenFilesBy(t *testing.T) {
+	dir := testns.Tmpfs(t, "")
+	file := filepath.Join(dir, "f")
+	if err := os.WriteFile(file, []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	testns.StartVictim(t, testns.RoleFD, file, "rw")
+	testns.StartVictim(t, testns.RoleCwd, dir)
+	type list struct {
+		OpenFilesBy string            `json:"open_files_by"`
+		Mounts      []json.RawMessage `json:"mounts"`
+	}
+	read := func(env []string) list {
+		t.Helper()
+		r := runMounttop(t, "", env, "list", "--json")
+		if r.code != 0 {
+			t.Fatalf("exit %d: %s", r.code, r.stderr)
+		}
+		var l list
+		if err := json.Unmarshal([]byte(r.stdout), &l); err != nil {
+			t.Fatal(err)
+		}
+		return l
+	}
+	iter, procfs := read(nil), read([]string{"MOUNTTOP_OPEN_FILES=procfs"})
+	if procfs.OpenFilesBy != "procfs" {
+		t.Errorf("with MOUNTTOP_OPEN_FILES=procfs: open_files_by %q", procfs.OpenFilesBy)
+	}
+	if iter.OpenFilesBy != "task_file iterator" {
+		if testns.IsRealRoot() {
+			t.Fatalf("root listed with open_files_by %q, want the task_file iterator", iter.OpenFilesBy)
+		}
+		testns.Require(t, testns.RealRoot)
+	}
+	// The test's mount only: the machine's other mounts gain and lose
+	// holders as other tests run.
+	a, b := entryAt(t, iter.Mounts, dir), entryAt(t, procfs.Mounts, dir)
+	if a != b || !strings.Contains(a, `"holders":2`) {
+		t.Errorf("%s through the iterator:\n  %s\nthrough procfs:\n  %s\nwant the same, 2 holders", dir, a, b)
+	}
+}
+
+// entryAt is the JSON of the mount at dir among mounts.
+func entryAt(t *testing.T, mounts []json.RawMessage, dir string) string {
+	t.Helper()
+	for _, m := range mounts {
+		var e struct {
+			Mountpoint string `json:"mountpoint"`
+		}
+		if json.Unmarshal(m, &e) == nil && e.Mountpoint == dir {
+			return string(m)
+		}
+	}
+	t.Fatalf("no mount at %s listed", dir)
+	return ""
+}

@@ -346,8 +346,11 @@ type File struct {
 
 // Task is one task's fd table, as the iterator saw it: the process's
 // leader, and each other thread whose table is not its leader's
-// (unshare(CLONE_FILES); the iterator skips threads that share the
-// leader's).
+// (unshare(CLONE_FILES)). The iterator skips a thread only when its table
+// is the leader's (task_seq_get_next's skip_if_dup_files): threads that
+// share another table each come, with the same Table (verified on 6.18:
+// a leader that unshared its table leaves every other thread read, one
+// table among them), so callers tell tables apart by Table.
 type Task struct {
 	TGID, TID int
 	// Start is the process's start in ns since boot, which names it with
