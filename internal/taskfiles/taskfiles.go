@@ -46,7 +46,8 @@ import (
 const recordSize = 64
 
 // Iterator is a loaded task_file iterator: open it once, read it for every
-// scan. It is safe for one Read at a time.
+// scan. Reads may run at once: each is a pass of its own (BPF_ITER_CREATE
+// makes a new seq file from the link every time).
 type Iterator struct {
 	prog, link int // the program's and the link's fds
 }

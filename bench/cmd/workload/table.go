@@ -105,11 +105,13 @@ func printTable(out io.Writer, path string) error {
 	return nil
 }
 
-// suffix tells mounttop's two commands apart in the growth lines.
+// suffix tells mounttop's commands apart in the growth lines.
 func suffix(name string) string {
 	switch name {
 	case mtList:
 		return " list"
+	case mtListProcfs:
+		return " list (procfs)"
 	case mtHolders:
 		return " holders"
 	}
