@@ -155,7 +155,7 @@ func (r *run) openRoot() *os.File {
 	case err == nil:
 		return root
 	case r.abandoned(StageFence, err, ConsequenceNoSyncfs):
-		r.serverStopped(nil, op)
+		r.serverStopped(nil, op, err)
 	case errors.Is(err, unix.ENOTCONN):
 		r.server.Answering, r.server.Aborted = false, true
 		r.send(Event{Stage: StageFence, Note: Synced{Step: SyncfsAbortedAtOpen}})
@@ -166,8 +166,17 @@ func (r *run) openRoot() *os.File {
 }
 
 // serverStopped records that op, a call to the server, was abandoned, and
-// cuts the filesystem off its server (cutOff) so the run can go on.
-func (r *run) serverStopped(f *Fence, op string) {
+// cuts the filesystem off its server (cutOff) so the run can go on. A call
+// abandoned because the run was cancelled (err's Cancelled) says nothing
+// of the server: the operator asked to stop, and the run rolls back; it
+// must not abort the connection of a server that was merely slow (a
+// cancel during a long syncfs did, and the event log showed a revoke
+// stage before the rollback: TestEventSequence, once in a loaded suite).
+func (r *run) serverStopped(f *Fence, op string, err error) {
+	var ab *bounded.Abandoned
+	if errors.As(err, &ab) && ab.Cancelled {
+		return
+	}
 	r.server.Answering = false
 	r.server.Probe = Probe{Outcome: ProbeTimedOut, Call: op, Limit: r.callLimit()}
 	r.cutOff(f, CutCause{Kind: CauseStopped})
@@ -183,7 +192,7 @@ func (r *run) syncfs(f *Fence, root *os.File) {
 	case err == nil:
 		r.send(Event{Stage: StageFence, Note: Synced{Step: SyncfsDone}})
 	case r.abandoned(StageFence, err, ConsequenceUnsynced):
-		r.serverStopped(f, op)
+		r.serverStopped(f, op, err)
 	case errors.Is(err, unix.ENOTCONN):
 		r.server.Answering, r.server.Aborted = false, true
 		r.send(Event{Stage: StageFence, Note: Synced{Step: SyncfsAborted}})
