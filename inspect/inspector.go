@@ -76,8 +76,8 @@ func New(procRoot string, opts ...Option) (*Inspector, error) {
 	}
 	if os.Getenv("MOUNTTOP_OPEN_FILES") == "procfs" {
 		// The operator's way around the task_file iterator, for every
-		// command (README: troubleshooting).
-		in.files.off = true
+		// command (README: "How it works").
+		WithoutIterator()(in)
 	}
 	for _, o := range opts {
 		o(in)
