@@ -214,9 +214,44 @@ func exitWithin(t *testing.T, cmd *exec.Cmd, limit time.Duration) (int, time.Dur
 		}
 		return code, time.Since(start)
 	case <-time.After(limit):
-		t.Fatalf("mounttop did not exit within %v", limit)
+		// Where each thread is, in the kernel, before it is killed: a
+		// thread in uninterruptible sleep keeps the process from exiting.
+		where := threadStates(cmd.Process.Pid)
+		_ = cmd.Process.Kill()
+		select {
+		case <-done: // Wait returned: the cleanup's Wait does not race it
+		case <-time.After(10 * time.Second):
+			where += " (and not gone 10s after SIGKILL)"
+		}
+		t.Fatalf("mounttop did not exit within %v; its threads: %s", limit, where)
 	}
 	return 0, 0
+}
+
+// threadStates is each thread of pid with its state, wait channel and
+// kernel stack (proc(5): task/TID/stat, wchan, stack; the stack needs
+// root), for a failure message.
+func threadStates(pid int) string {
+	tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	if err != nil {
+		return err.Error()
+	}
+	var b strings.Builder
+	for _, task := range tasks {
+		dir := fmt.Sprintf("/proc/%d/task/%s/", pid, task.Name())
+		stat, _ := os.ReadFile(dir + "stat")
+		state := "?"
+		if i := strings.LastIndexByte(string(stat), ')'); i > 0 && i+2 < len(stat) {
+			state = string(stat[i+2])
+		}
+		wchan, _ := os.ReadFile(dir + "wchan")
+		fmt.Fprintf(&b, "\n  %s %s %s", task.Name(), state, wchan)
+		if state == "D" {
+			stack, _ := os.ReadFile(dir + "stack")
+			b.WriteString("\n    " + strings.ReplaceAll(strings.TrimSpace(string(stack)), "\n", "\n    "))
+		}
+	}
+	return b.String()
 }
 
 // TestUmountCancelledOnADeadServer: SIGTERM or SIGINT during the drain of
