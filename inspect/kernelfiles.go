@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"mounttop/internal/kindname"
 	"mounttop/internal/taskfiles"
 )
 
@@ -24,12 +25,10 @@ const (
 
 var filesSourceNames = [...]string{FilesProcfs: "procfs", FilesIterator: "task_file iterator"}
 
-// String names the source, as `list --json` and the README say it.
+// String names the source, as `list --json` and the README say it
+// (kindname.Of, as every kind's).
 func (f FilesSource) String() string {
-	if f < 0 || int(f) >= len(filesSourceNames) {
-		return "FilesSource(" + strconv.Itoa(int(f)) + ")"
-	}
-	return filesSourceNames[f]
+	return kindname.Of("FilesSource", filesSourceNames[:], int(f), 0)
 }
 
 // WithoutIterator makes the Inspector read open files through procfs
